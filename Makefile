@@ -1,0 +1,31 @@
+# The one test command: `make test` installs lamina with its test extras, builds and runs the
+# C++ unit tests with CTest, then runs pytest against the installed package.
+PYTHON ?= python3
+BUILD ?= build/tests
+JOBS ?= 2
+
+.PHONY: test install ctest pytest dev clean
+
+test: install ctest pytest
+
+install:
+	$(PYTHON) -m pip install --upgrade pip >/dev/null
+	$(PYTHON) -m pip install ".[test,viz]"
+	# PyTorch is only an oracle for the tests; the CPU wheel on this machine kind is local.
+	-$(PYTHON) -m pip install torch==2.13.0 || echo "torch not installed: PyTorch comparisons will be skipped"
+
+ctest:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DLAMINA_BUILD_TESTS=ON -DLAMINA_BUILD_PYTHON=OFF
+	cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+pytest:
+	# Run from tests/ against the installed package (not the source tree); exit 5 = no tests.
+	cd tests && $(PYTHON) -m pytest -q -p no:cacheprovider . ; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# Developer loop: build the extension in place so PYTHONPATH=python picks it up.
+dev:
+	bash tools/dev_build.sh build/dev
+
+clean:
+	rm -rf build

@@ -1,0 +1,43 @@
+// lamina._C: one pybind11 module; each kernel family registers its functions from its own
+// bind_<family>.cpp so the families stay independent.
+#include <pybind11/pybind11.h>
+
+#include "cpu.h"
+
+namespace py = pybind11;
+
+void bind_gemm(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_activation(py::module_& m);
+void bind_loss(py::module_& m);
+void bind_optim(py::module_& m);
+
+#ifndef LAMINA_COMPILER
+#define LAMINA_COMPILER "unknown"
+#endif
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "lamina's compiled kernels";
+  m.attr("__version__") = LAMINA_VERSION;
+  m.attr("compiler") = LAMINA_COMPILER;
+  m.def("get_num_threads", &lamina::get_num_threads, "Threads lamina's kernels may use.");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("num_threads: expected a positive integer, got " + std::to_string(n));
+    lamina::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("isa", []() { return std::string(lamina::isa_name(lamina::active_isa())); },
+        "The instruction-set path the kernels dispatch to at run time.");
+  m.def("cpu_supports_avx2_fma", &lamina::cpu_supports_avx2_fma);
+  m.def("set_isa", [](const std::string& name) {
+    if (name == "portable") return lamina::set_isa(lamina::Isa::portable);
+    if (name == "avx2" || name == "avx2+fma") return lamina::set_isa(lamina::Isa::avx2);
+    throw py::value_error("isa: expected 'portable' or 'avx2', got '" + name + "'");
+  }, py::arg("name"), "Force a kernel path (for testing); returns False if the CPU lacks it.");
+  bind_gemm(m);
+  bind_conv(m);
+  bind_pool(m);
+  bind_activation(m);
+  bind_loss(m);
+  bind_optim(m);
+}

@@ -1,0 +1,44 @@
+// GEMM: C = alpha * op(A) @ op(B) + beta * C, row-major with leading dimensions (strides in
+// elements between rows), op = identity or transpose per operand, with an optional fused
+// epilogue (bias add + activation) applied while the C tile is still in cache.
+#pragma once
+#include <cstdint>
+
+namespace lamina {
+
+enum class Act : int { identity = 0, relu = 1, sigmoid = 2, tanh = 3 };
+enum class BiasAxis : int { none = 0, per_row = 1, per_col = 2 };
+
+// After C = alpha*op(A)op(B) + beta*C: C[i,j] = act(C[i,j] + bias[i or j]).
+template <class T>
+struct Epilogue {
+  const T* bias = nullptr;            // length M (per_row) or N (per_col)
+  BiasAxis bias_axis = BiasAxis::none;
+  Act act = Act::identity;
+};
+
+// op(A) is M x K, op(B) is K x N, C is M x N.
+// transA: A is stored K x M (lda >= M); else M x K (lda >= K). Likewise for B.
+// beta == 0 overwrites C without reading it (NaN in C does not propagate), as BLAS defines.
+// M, N, K may be 0. K == 0 gives C = beta*C (then the epilogue).
+template <class T>
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+          const Epilogue<T>* epilogue = nullptr);
+
+// Strided batch: for b in [0, batch): C + b*strideC = op(A + b*strideA) @ op(B + b*strideB) ...
+// (used by grouped convolution). The epilogue bias pointer is advanced by b*bias_stride.
+template <class T>
+void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha,
+                          const T* A, int64_t lda, int64_t strideA, const T* B, int64_t ldb,
+                          int64_t strideB, T beta, T* C, int64_t ldc, int64_t strideC,
+                          int64_t batch, const Epilogue<T>* epilogue = nullptr,
+                          int64_t bias_stride = 0);
+
+// The reference triple loop, used by tests and as the definition of the semantics.
+template <class T>
+void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha,
+                    const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                    const Epilogue<T>* epilogue = nullptr);
+
+}  // namespace lamina
