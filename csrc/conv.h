@@ -1,0 +1,62 @@
+// Convolution (cross-correlation, as deep-learning frameworks define it) for NCHW / NCL tensors,
+// lowered to GEMM through im2col:
+//   forward       y_n[g]  = W[g] @ col(x_n)[g]            (+ bias, fused in the GEMM epilogue)
+//   backward-data dx_n    = col2im( W[g]^T @ dy_n[g] )
+//   backward-wt   dW[g]  += dy_n[g] @ col(x_n)[g]^T         (summed over images)
+//   bias          db[k]   = sum_{n, p} dy[n, k, p]
+// 1-D convolution is the 2-D one with H = KH = 1.
+//
+// Peak extra memory per conv call (the im2col workspace, thread_local, grown on demand and
+// reused across calls, never freed while the thread lives):
+//   forward:  nt * (C*KH*KW) * (OH*OW) * sizeof(T)      (0 for 1x1 / stride 1 / pad 0)
+//   backward: nt * (C*KH*KW) * (OH*OW) * sizeof(T)
+//             + P * K * (C/groups)*KH*KW * sizeof(T)    (weight-gradient partials, P <= max(4, nt))
+// where nt = threads used (one buffer per worker thread).
+#pragma once
+#include <cstdint>
+
+namespace lamina {
+
+struct ConvParams {
+  int64_t N = 1, C = 1, H = 1, W = 1;    // input (N, C, H, W)
+  int64_t K = 1;                         // output channels
+  int64_t KH = 1, KW = 1;                // kernel extent
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;          // zero padding on each side
+  int64_t dil_h = 1, dil_w = 1;
+  int64_t groups = 1;
+  // Output extent: floor((H + 2p - d*(k-1) - 1) / s) + 1.
+  int64_t OH() const { return (H + 2 * pad_h - dil_h * (KH - 1) - 1) / stride_h + 1; }
+  int64_t OW() const { return (W + 2 * pad_w - dil_w * (KW - 1) - 1) / stride_w + 1; }
+};
+
+// Empty string if p is a valid convolution, else a message naming the bad field.
+const char* conv_params_error(const ConvParams& p);
+
+// One image x (C, H, W) -> col (C*KH*KW, OH*OW); rows ordered (c, kh, kw) like W's last three
+// dims, so W (K, C*KH*KW) @ col is the convolution. Out-of-image taps are zeros.
+template <class T>
+void im2col(const ConvParams& p, const T* x, T* col);
+
+// The adjoint of im2col: dx (C, H, W) += scatter of col (C*KH*KW, OH*OW). Serial by design
+// (several col entries add into one dx element).
+template <class T>
+void col2im(const ConvParams& p, const T* col, T* dx);
+
+// x (N, C, H, W), w (K, C/groups, KH, KW), b (K) or nullptr, y (N, K, OH, OW).
+template <class T>
+void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y);
+
+// Any of dx (N, C, H, W), dw (K, C/groups, KH, KW), db (K) may be nullptr (not wanted).
+// Outputs are overwritten, not accumulated.
+template <class T>
+void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
+
+// Naive direct loops: the definition the tests check the fast path against.
+template <class T>
+void conv2d_forward_reference(const ConvParams& p, const T* x, const T* w, const T* b, T* y);
+template <class T>
+void conv2d_backward_reference(const ConvParams& p, const T* x, const T* w, const T* dy, T* dx,
+                               T* dw, T* db);
+
+}  // namespace lamina

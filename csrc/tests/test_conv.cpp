@@ -1,0 +1,134 @@
+// Convolution: the im2col+GEMM path against the naive direct loops, over a grid of shapes,
+// strides, paddings, dilations and groups, in float and double; im2col/col2im adjointness.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "conv.h"
+#include "cpu.h"
+
+using namespace lamina;
+
+template <class T>
+static std::vector<T> randv(size_t n, std::mt19937& g) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> v(n);
+  for (auto& e : v) e = static_cast<T>(u(g));
+  return v;
+}
+
+template <class T>
+static double max_rel_err(const std::vector<T>& a, const std::vector<T>& b) {
+  double m = 0, scale = 1;
+  for (size_t i = 0; i < b.size(); ++i) scale = std::max(scale, std::fabs(double(b[i])));
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  return m / scale;
+}
+
+template <class T>
+static void check_case(const ConvParams& p, bool with_bias, std::mt19937& g) {
+  const double tol = sizeof(T) == 4 ? 2e-5 : 1e-12;
+  const int64_t OH = p.OH(), OW = p.OW(), Cg = p.C / p.groups;
+  const size_t nx = p.N * p.C * p.H * p.W, nw = p.K * Cg * p.KH * p.KW, ny = p.N * p.K * OH * OW;
+  auto x = randv<T>(nx, g), w = randv<T>(nw, g), b = randv<T>(p.K, g), dy = randv<T>(ny, g);
+  const T* bp = with_bias ? b.data() : nullptr;
+  std::vector<T> y(ny, T(7)), y_ref(ny);
+  conv2d_forward(p, x.data(), w.data(), bp, y.data());
+  conv2d_forward_reference(p, x.data(), w.data(), bp, y_ref.data());
+  std::vector<T> dx(nx, T(7)), dw(nw, T(7)), db(p.K, T(7)), dx_r(nx), dw_r(nw), db_r(p.K);
+  conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+  conv2d_backward_reference(p, x.data(), w.data(), dy.data(), dx_r.data(), dw_r.data(), db_r.data());
+  const double ey = max_rel_err(y, y_ref), ex = max_rel_err(dx, dx_r), ew = max_rel_err(dw, dw_r),
+               eb = max_rel_err(db, db_r);
+  CHECK_MSG(ey <= tol && ex <= tol && ew <= tol && eb <= tol,
+            "%s N=%lld C=%lld H=%lld W=%lld K=%lld k=%lldx%lld s=%lld,%lld p=%lld,%lld d=%lld,%lld g=%lld: "
+            "y %g dx %g dw %g db %g",
+            sizeof(T) == 4 ? "f32" : "f64", (long long)p.N, (long long)p.C, (long long)p.H,
+            (long long)p.W, (long long)p.K, (long long)p.KH, (long long)p.KW, (long long)p.stride_h,
+            (long long)p.stride_w, (long long)p.pad_h, (long long)p.pad_w, (long long)p.dil_h,
+            (long long)p.dil_w, (long long)p.groups, ey, ex, ew, eb);
+  // Only dw wanted, only dx wanted: the same values.
+  std::vector<T> dw2(nw, T(3)), dx2(nx, T(3));
+  conv2d_backward<T>(p, x.data(), w.data(), dy.data(), nullptr, dw2.data(), nullptr);
+  conv2d_backward<T>(p, x.data(), w.data(), dy.data(), dx2.data(), nullptr, nullptr);
+  CHECK(max_rel_err(dw2, dw_r) <= tol);
+  CHECK(max_rel_err(dx2, dx_r) <= tol);
+}
+
+template <class T>
+static void grid(std::mt19937& g) {
+  int cases = 0;
+  for (int64_t N : {1, 3})
+    for (int64_t groups : {1, 2, 3})
+      for (int64_t k : {1, 3, 5})
+        for (int64_t s : {1, 2, 3})
+          for (int64_t pad : {0, 1, 2})
+            for (int64_t d : {1, 2}) {
+              ConvParams p;
+              p.N = N;
+              p.C = groups == 2 ? 4 : 3;
+              p.K = groups == 3 ? 3 : (groups == 2 ? 6 : 5);  // groups == 3: depthwise
+              p.H = 9;
+              p.W = 11;  // non-square, odd
+              p.KH = k;
+              p.KW = k == 5 ? 3 : k;  // non-square kernel too
+              p.stride_h = s;
+              p.stride_w = s == 3 ? 2 : s;
+              p.pad_h = pad;
+              p.pad_w = pad == 2 ? 1 : pad;
+              p.dil_h = d;
+              p.dil_w = d;
+              p.groups = groups;
+              if (conv_params_error(p)[0] != '\0') continue;
+              check_case<T>(p, (cases & 1) == 0, g);
+              ++cases;
+            }
+  CHECK(cases > 200);
+}
+
+template <class T>
+static void adjoint(std::mt19937& g) {
+  // <im2col(x), c> == <x, col2im(c)>: col2im is the exact transpose of im2col.
+  ConvParams p;
+  p.C = 2; p.H = 7; p.W = 10; p.KH = 3; p.KW = 4; p.stride_h = 2; p.stride_w = 3;
+  p.pad_h = 1; p.pad_w = 2; p.dil_h = 2; p.dil_w = 1;
+  const size_t ncol = p.C * p.KH * p.KW * p.OH() * p.OW(), nx = p.C * p.H * p.W;
+  auto x = randv<T>(nx, g), c = randv<T>(ncol, g);
+  std::vector<T> col(ncol), dx(nx, T(0));
+  im2col(p, x.data(), col.data());
+  col2im(p, c.data(), dx.data());
+  double a = 0, b = 0;
+  for (size_t i = 0; i < ncol; ++i) a += double(col[i]) * double(c[i]);
+  for (size_t i = 0; i < nx; ++i) b += double(x[i]) * double(dx[i]);
+  CHECK_NEAR(a, b, 1e-4 * (1 + std::fabs(a)));
+}
+
+int main() {
+  std::mt19937 g(1234);
+  adjoint<float>(g);
+  adjoint<double>(g);
+  grid<double>(g);
+  grid<float>(g);
+  // Larger shapes that exercise the threaded paths (several images, chunked weight grads),
+  // a pointwise conv (no im2col) and a batch smaller than the thread count.
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    ConvParams p;
+    p.N = 7; p.C = 6; p.H = 14; p.W = 13; p.K = 16; p.KH = 5; p.KW = 5;
+    check_case<float>(p, true, g);
+    p.KH = p.KW = 1;
+    check_case<float>(p, true, g);
+    check_case<double>(p, false, g);
+    p.N = 1; p.KH = p.KW = 3; p.pad_h = p.pad_w = 1; p.groups = 2;
+    check_case<float>(p, true, g);
+  }
+  // Bad parameters are reported, not run.
+  ConvParams bad;
+  bad.C = 3; bad.groups = 2;
+  CHECK(conv_params_error(bad)[0] != '\0');
+  bad.groups = 1; bad.H = 2; bad.KH = 5;
+  CHECK(conv_params_error(bad)[0] != '\0');
+  TEST_MAIN_END();
+}
