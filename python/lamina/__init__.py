@@ -1,4 +1,11 @@
-"""lamina: a neural-network engine whose hot paths are compiled C++ kernels."""
+"""lamina: a neural-network engine whose hot paths are compiled C++ kernels.
+
+>>> import lamina
+>>> x = lamina.tensor([1.0, 2.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad.tolist()
+[2.0, 4.0]
+"""
 import os as _os
 
 # Threads that wait for work spin briefly (~10 us) then sleep, instead of spinning for ms:
@@ -7,5 +14,74 @@ import os as _os
 _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from . import _C  # noqa: E402
+from .tensor import (Tensor, bool_, enable_grad, float32, float64, get_default_dtype,  # noqa: E402,F401
+                     int64, is_grad_enabled, no_grad, set_default_dtype)
+from .factory import (arange, empty, eye, from_numpy, full, full_like, linspace, ones,  # noqa: E402,F401
+                      ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like)
+from .random import get_rng_state, manual_seed, set_rng_state  # noqa: E402,F401
+from .ops import cat, matmul, stack  # noqa: E402,F401
+from . import autograd, nn, optim, models  # noqa: E402,F401
 
 __version__ = _C.__version__
+
+float = float32  # noqa: A001  (PyTorch aliases)
+double = float64
+long = int64
+
+
+def exp(x):
+    return x.exp()
+
+
+def log(x):
+    return x.log()
+
+
+def sum(x, dim=None, keepdim=False):  # noqa: A001
+    return x.sum(dim, keepdim)
+
+
+def mean(x, dim=None, keepdim=False):
+    return x.mean(dim, keepdim)
+
+
+def relu(x):
+    return x.relu()
+
+
+def sigmoid(x):
+    return x.sigmoid()
+
+
+def tanh(x):
+    return x.tanh()
+
+
+def get_num_threads():
+    """Threads lamina's kernels use (separate from NumPy's BLAS threads)."""
+    return _C.get_num_threads()
+
+
+def set_num_threads(n):
+    """Set the threads lamina's kernels may use; each kernel still uses fewer when the work is
+    too small to pay for a fork/join. Does not touch NumPy's or PyTorch's own thread pools."""
+    _C.set_num_threads(int(n))
+
+
+def show_config(file=None):
+    """Print version, compiler, the ISA path chosen at run time and the thread count."""
+    import platform
+    import sys
+
+    import numpy as np
+    lines = [
+        f"lamina {__version__}",
+        f"  compiler:    {_C.compiler}",
+        f"  isa:         {_C.isa()} (cpu avx2+fma: {_C.cpu_supports_avx2_fma()})",
+        f"  threads:     {_C.get_num_threads()} (OpenMP; GOMP_SPINCOUNT={_os.environ.get('GOMP_SPINCOUNT')})",
+        f"  python:      {platform.python_version()} on {platform.machine()}",
+        f"  numpy:       {np.__version__}",
+    ]
+    text = "\n".join(lines)
+    print(text, file=file or sys.stdout)
+    return text

@@ -1,0 +1,131 @@
+"""Tensor constructors with PyTorch names: tensor, from_numpy, zeros, ones, full, rand, randn, ..."""
+import numpy as np
+
+from . import random as _random
+from .tensor import Tensor, _FLOATS, _SUPPORTED, get_default_dtype
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    size = tuple(int(s) for s in size)
+    for i, s in enumerate(size):
+        if s < 0:
+            raise ValueError(f"size: dimension {i} must be non-negative, got {s}")
+    return size
+
+
+def _dtype(dtype, default=None):
+    d = np.dtype(dtype) if dtype is not None else (default or get_default_dtype())
+    if d not in _SUPPORTED:
+        raise TypeError(f"dtype: expected float32, float64 or int64, got {d}")
+    return d
+
+
+def _make(arr, requires_grad):
+    t = Tensor._wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A new tensor holding a copy of `data` (lists, scalars, arrays, tensors).
+
+    >>> import lamina
+    >>> lamina.tensor([1, 2]).dtype, lamina.tensor([1.5]).dtype
+    (dtype('int64'), dtype('float32'))
+    """
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def from_numpy(a):
+    """A tensor sharing memory with NumPy array `a` (C-contiguous float32/float64/int64).
+
+    >>> import numpy as np, lamina
+    >>> a = np.zeros(3, dtype=np.float32); t = lamina.from_numpy(a); a[0] = 5
+    >>> float(t[0])
+    5.0
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in _SUPPORTED or a.dtype == np.bool_:
+        raise ValueError(f"from_numpy: dtype {a.dtype} is not supported (float32, float64, int64); "
+                         "use lamina.tensor(a) to make a converted copy")
+    if not a.flags.c_contiguous:
+        raise ValueError("from_numpy: the array is not C-contiguous, so memory cannot be shared; "
+                         "use lamina.tensor(a) to make a contiguous copy")
+    return Tensor._wrap(a)
+
+
+def zeros(*size, dtype=None, requires_grad=False):
+    return _make(np.zeros(_shape(size), dtype=_dtype(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False):
+    return _make(np.ones(_shape(size), dtype=_dtype(dtype)), requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad=False):
+    return _make(np.empty(_shape(size), dtype=_dtype(dtype)), requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False):
+    if dtype is None and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
+        dtype = np.int64
+    return _make(np.full(_shape((size,)), fill_value, dtype=_dtype(dtype)), requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False):
+    d = _dtype(dtype)
+    if d not in _FLOATS:
+        raise TypeError(f"rand: dtype must be floating point, got {d}")
+    return _make(_random.default_generator().random(_shape(size), dtype=d), requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad=False):
+    d = _dtype(dtype)
+    if d not in _FLOATS:
+        raise TypeError(f"randn: dtype must be floating point, got {d}")
+    return _make(_random.default_generator().standard_normal(_shape(size), dtype=d), requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None):
+    if high is None:
+        low, high = 0, low
+    arr = _random.default_generator().integers(low, high, size=_shape((size,)))
+    return Tensor._wrap(arr.astype(_dtype(dtype, np.dtype(np.int64))))
+
+
+def randperm(n):
+    return Tensor._wrap(_random.default_generator().permutation(int(n)).astype(np.int64))
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("step: must be non-zero")
+    is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+    d = _dtype(dtype, np.dtype(np.int64) if is_int else None)
+    return _make(np.arange(start, end, step).astype(d), requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False):
+    return _make(np.linspace(start, end, int(steps)).astype(_dtype(dtype)), requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    return _make(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)

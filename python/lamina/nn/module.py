@@ -1,0 +1,281 @@
+"""Module and Parameter, PyTorch-shaped: attributes register parameters and children."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ..tensor import Tensor, _FLOATS
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as trainable (requires_grad=True by default)."""
+
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = np.empty(0, dtype=np.float32)
+        arr = data.data if isinstance(data, Tensor) else np.ascontiguousarray(data)
+        if arr.dtype not in _FLOATS:
+            arr = arr.astype(np.float32)
+        self.data = arr
+        self.grad = None
+        self._node = None
+        self.requires_grad = bool(requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class ModuleShapeError(ValueError):
+    """A shape mismatch inside a module; the outermost module call adds the dotted name."""
+
+    def __init__(self, module, message):
+        super().__init__(message)
+        self.module = module
+        self.message = message
+        self.named = False
+
+
+class _CallState(threading.local):
+    depth = 0
+
+
+_call_state = _CallState()
+
+
+class Module:
+    """Base class of all layers and models.
+
+    >>> import lamina
+    >>> class Net(lamina.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = lamina.nn.Linear(3, 2)
+    ...     def forward(self, x):
+    ...         return self.fc(x)
+    >>> [n for n, _ in Net().named_parameters()]
+    ['fc.weight', 'fc.bias']
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ---- registration
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign attributes before Module.__init__() is called")
+        params, modules, buffers = self._parameters, self._modules, self._buffers
+        for d in (params, modules, buffers):
+            d.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        elif name in self.__dict__.get("_buffer_names", ()):
+            buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for key in ("_parameters", "_modules", "_buffers"):
+            if key in d and name in d[key]:
+                return d[key][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for key in ("_parameters", "_modules", "_buffers"):
+            if name in self.__dict__[key]:
+                del self.__dict__[key][name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        if param is None:
+            self._parameters[name] = None
+        else:
+            setattr(self, name, param)
+
+    def register_buffer(self, name, tensor):
+        self.__dict__.setdefault("_buffer_names", set()).add(name)
+        self._buffers[name] = tensor
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{name}: expected a Module, got {type(module).__name__}")
+        self._modules[name] = module
+
+    # ---- calling
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args, **kwargs):
+        depth = _call_state.depth
+        _call_state.depth = depth + 1
+        try:
+            return self.forward(*args, **kwargs)
+        except ModuleShapeError as e:
+            if depth == 0 and not e.named:
+                name = next((n for n, m in self.named_modules() if m is e.module), None)
+                where = f"{type(e.module).__name__} '{name}'" if name else type(e.module).__name__
+                e.named = True
+                err = ModuleShapeError(e.module, f"{where}: {e.message}")
+                err.named = True
+                raise err from None
+            raise
+        finally:
+            _call_state.depth = depth
+
+    # ---- traversal
+    def named_modules(self, memo=None, prefix=""):
+        memo = set() if memo is None else memo
+        stack = [(prefix, self)]
+        while stack:
+            p, m = stack.pop()
+            if id(m) in memo:
+                continue
+            memo.add(id(m))
+            yield p, m
+            children = [(f"{p}.{n}" if p else n, c) for n, c in m._modules.items() if c is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        for n, m in self._modules.items():
+            if m is not None:
+                yield n, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(self, prefix="", recurse=True):
+        seen = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mp, m in mods:
+            for n, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue  # a weight shared by two layers is listed once
+                seen.add(id(p))
+                yield (f"{mp}.{n}" if mp else n), p
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self):
+        for mp, m in self.named_modules():
+            for n, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mp}.{n}" if mp else n), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    # ---- state
+    def state_dict(self):
+        sd = OrderedDict()
+        for mp, m in self.named_modules():
+            for n, p in m._parameters.items():
+                if p is not None:
+                    sd[f"{mp}.{n}" if mp else n] = p.detach()
+            for n, b in m._buffers.items():
+                if b is not None:
+                    sd[f"{mp}.{n}" if mp else n] = b.detach() if isinstance(b, Tensor) else b
+        return sd
+
+    def load_state_dict(self, state_dict, strict=True):
+        own = self.state_dict()
+        targets = {}
+        for mp, m in self.named_modules():
+            for n, p in list(m._parameters.items()) + list(m._buffers.items()):
+                if p is not None:
+                    targets[f"{mp}.{n}" if mp else n] = p
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for k, v in state_dict.items():
+            if k not in targets:
+                continue
+            dst = targets[k]
+            src = v.data if isinstance(v, Tensor) else np.asarray(v)
+            if tuple(src.shape) != tuple(dst.shape):
+                raise ValueError(f"load_state_dict: {k}: expected shape {tuple(dst.shape)}, got {tuple(src.shape)}")
+            if src.dtype != dst.dtype:
+                raise TypeError(f"load_state_dict: {k}: expected dtype {dst.dtype}, got {src.dtype}")
+            dst.data[...] = src
+        return missing, unexpected
+
+    # ---- modes, grads, dtype
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
+
+    def to(self, dtype):
+        dtype = np.dtype(dtype)
+        if dtype not in _FLOATS:
+            raise TypeError(f"dtype: modules hold float32 or float64 parameters, got {dtype}")
+        for m in self.modules():
+            for n, p in m._parameters.items():
+                if p is not None and p.dtype != dtype:
+                    p.data = p.data.astype(dtype)
+                    p.grad = None
+            for n, b in m._buffers.items():
+                if isinstance(b, Tensor) and b.dtype in _FLOATS and b.dtype != dtype:
+                    b.data = b.data.astype(dtype)
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def apply(self, fn):
+        for m in list(self.modules())[::-1]:
+            fn(m)
+        return self
+
+    # ---- printing
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = []
+        for n, m in self._modules.items():
+            body = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({n}): {body}")
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
+        return head + "\n" + "\n".join(lines) + "\n)"
