@@ -1,0 +1,310 @@
+"""IDX reader, MNIST data set, and the mirror-fallback download (against a local HTTP server)."""
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lamina import _download
+from lamina.datasets import MNIST, MNISTNotFoundError, parse_idx, read_idx, resolve_data_root
+
+DATA = Path(os.environ.get("LAMINA_DATA", "/work/shared/data"))
+HAVE_MNIST = (DATA / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"real MNIST not found under {DATA}/mnist")
+
+
+def idx_bytes(arr: np.ndarray, code: int) -> bytes:
+    be = arr.astype(arr.dtype.newbyteorder(">"))
+    return bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + be.tobytes()
+
+
+# ---- IDX reader ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dtype,code", [(np.uint8, 0x08), (np.int8, 0x09), (np.int16, 0x0B),
+                                        (np.int32, 0x0C), (np.float32, 0x0D), (np.float64, 0x0E)])
+def test_idx_roundtrip_raw_and_gz(tmp_path, gz, dtype, code):
+    arr = (np.arange(2 * 3 * 4) - 7).astype(dtype).reshape(2, 3, 4)
+    if dtype == np.uint8:
+        arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    data = idx_bytes(arr, code)
+    path = tmp_path / ("a.idx" + (".gz" if gz else ""))
+    path.write_bytes(gzip.compress(data) if gz else data)
+    out = read_idx(path)
+    assert out.dtype == np.dtype(dtype) and out.dtype.isnative
+    assert out.shape == (2, 3, 4)
+    np.testing.assert_array_equal(out, arr)
+    out[0, 0, 0] = 1  # own, writeable memory
+
+
+def test_idx_truncated_names_file_and_sizes(tmp_path):
+    data = idx_bytes(np.zeros((5, 4, 4), np.uint8), 0x08)
+    path = tmp_path / "trunc-idx3-ubyte"
+    path.write_bytes(data[:-3])
+    with pytest.raises(ValueError, match=r"trunc-idx3-ubyte.*truncated.*need 80 data bytes, file has 77"):
+        read_idx(path)
+    path.write_bytes(data[:2])
+    with pytest.raises(ValueError, match="truncated IDX file: expected at least 4 header bytes, got 2"):
+        read_idx(path)
+    path.write_bytes(data[:9])   # header says 3 dims = 16 bytes
+    with pytest.raises(ValueError, match="truncated IDX header: expected 16 bytes"):
+        read_idx(path)
+
+
+def test_idx_trailing_bytes_rejected(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(idx_bytes(np.zeros(3, np.uint8), 0x08) + b"\x00")
+    with pytest.raises(ValueError, match="trailing bytes.*need 3 data bytes, file has 4"):
+        read_idx(path)
+
+
+def test_idx_wrong_magic_and_type(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"\x1f\x8b\x08\x01" + bytes(8))   # e.g. a gzip file without .gz suffix
+    with pytest.raises(ValueError, match="wrong IDX magic: expected first two bytes 0x00 0x00, got 0x1f 0x8b"):
+        read_idx(path)
+    path.write_bytes(bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]))
+    with pytest.raises(ValueError, match="unknown IDX type code 0x07"):
+        read_idx(path)
+    path.write_bytes(bytes([0, 0, 0x08, 0]))
+    with pytest.raises(ValueError, match="0 dimensions"):
+        read_idx(path)
+
+
+def test_idx_oversized_header(tmp_path):
+    path = tmp_path / "big"
+    # 4 dims of 2^32-1: ~3e38 bytes claimed; must be refused before any allocation.
+    path.write_bytes(bytes([0, 0, 0x0E, 4]) + b"\xff" * 16 + bytes(8))
+    with pytest.raises(ValueError, match="oversized IDX header"):
+        read_idx(path)
+    # Plausible size but far more than the file holds.
+    path.write_bytes(bytes([0, 0, 0x08, 1]) + struct.pack(">I", 1_000_000) + bytes(10))
+    with pytest.raises(ValueError, match="need 1000000 data bytes, file has 10"):
+        read_idx(path)
+
+
+def test_idx_bad_gzip(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=r"x\.gz: not a valid gzip file"):
+        read_idx(path)
+    good = gzip.compress(idx_bytes(np.zeros(100, np.uint8), 0x08))
+    path.write_bytes(good[:-10])
+    with pytest.raises(ValueError, match="not a valid gzip file"):
+        read_idx(path)
+
+
+def _check_consistent(arr, buf):
+    assert isinstance(arr, np.ndarray)
+    ndim = buf[3]
+    assert arr.ndim == ndim
+    assert arr.nbytes == len(buf) - 4 - 4 * ndim
+
+
+def test_idx_fuzz_raw():
+    rng = np.random.default_rng(1234)
+    images = idx_bytes(rng.integers(0, 256, (3, 4, 5)).astype(np.uint8), 0x08)
+    labels = idx_bytes(np.arange(7, dtype=np.int32), 0x0C)
+    outcomes = {"ok": 0, "ValueError": 0}
+    for trial in range(3000):
+        buf = bytearray(images if trial % 2 else labels)
+        kind = rng.integers(0, 4)
+        if kind == 0:           # flip a few bytes, biased toward the header
+            for _ in range(rng.integers(1, 4)):
+                pos = int(rng.integers(0, min(len(buf), 24))) if rng.random() < 0.7 else int(rng.integers(0, len(buf)))
+                buf[pos] = int(rng.integers(0, 256))
+        elif kind == 1:         # truncate
+            del buf[int(rng.integers(0, len(buf))):]
+        elif kind == 2:         # extend
+            buf += bytes(rng.integers(0, 256, int(rng.integers(1, 9))).astype(np.uint8))
+        else:                   # set a dim byte to something large
+            buf[int(rng.integers(4, 8))] = 0xFF
+        buf = bytes(buf)
+        try:
+            arr = parse_idx(buf, "fuzz")
+        except ValueError as e:
+            assert str(e).startswith("fuzz: ")
+            outcomes["ValueError"] += 1
+        else:
+            _check_consistent(arr, buf)
+            outcomes["ok"] += 1
+    assert outcomes["ok"] > 50 and outcomes["ValueError"] > 500   # both paths exercised
+
+
+def test_idx_fuzz_gz(tmp_path):
+    rng = np.random.default_rng(99)
+    data = gzip.compress(idx_bytes(np.arange(60, dtype=np.uint8).reshape(3, 20), 0x08))
+    path = tmp_path / "f.gz"
+    errors = 0
+    for _ in range(800):
+        buf = bytearray(data)
+        for _ in range(rng.integers(1, 3)):
+            buf[int(rng.integers(0, len(buf)))] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(buf))
+        try:
+            arr = read_idx(path)
+        except ValueError:
+            errors += 1
+        else:
+            assert arr.ndim >= 1 and arr.size * arr.itemsize == arr.nbytes
+    assert errors > 100
+
+
+# ---- data root and MNIST ---------------------------------------------------------------------
+
+def test_resolve_data_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAMINA_DATA", str(tmp_path / "env"))
+    assert resolve_data_root(tmp_path / "arg") == tmp_path / "arg"
+    assert resolve_data_root() == tmp_path / "env"
+    monkeypatch.delenv("LAMINA_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_data_root() == tmp_path / ".cache" / "lamina"
+
+
+@needs_mnist
+def test_mnist_test_split():
+    ds = MNIST(DATA, train=False, download=False)
+    assert len(ds) == 10000
+    assert ds.data.shape == (10000, 28, 28) and ds.data.dtype == np.uint8
+    assert ds.targets.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(ds.targets, minlength=10),
+                                  [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    image, label = ds[0]
+    assert image.shape == (1, 28, 28) and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0 and image.max() == 1.0
+    assert label == int(ds.targets[0]) and isinstance(label, int)
+    x, y = ds.arrays()
+    assert x.shape == (10000, 1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[123], ds[123][0])         # fast path == item path
+    np.testing.assert_array_equal(y, ds.targets)
+
+
+@needs_mnist
+def test_mnist_transform_and_env(monkeypatch):
+    monkeypatch.setenv("LAMINA_DATA", str(DATA))
+    ds = MNIST(train=False, transform=lambda im: im.sum(), download=False)
+    image, _ = ds[5]
+    assert image == int(ds.data[5].sum())
+
+
+@needs_mnist
+def test_mnist_raw_files_and_inconsistent_counts(tmp_path):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    (d / "t10k-images-idx3-ubyte").write_bytes(gzip.decompress((DATA / "mnist/t10k-images-idx3-ubyte.gz").read_bytes()))
+    (d / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(9999, np.uint8), 0x08))
+    with pytest.raises(ValueError, match="10000 images but .* 9999 labels"):
+        MNIST(tmp_path, train=False, download=False)
+    (d / "t10k-labels-idx1-ubyte").write_bytes(gzip.decompress((DATA / "mnist/t10k-labels-idx1-ubyte.gz").read_bytes()))
+    ds = MNIST(tmp_path, train=False, download=False)   # raw (uncompressed) files work too
+    assert len(ds) == 10000
+
+
+def test_mnist_missing_without_download(tmp_path):
+    with pytest.raises(MNISTNotFoundError) as err:
+        MNIST(tmp_path, train=True, download=False)
+    msg = str(err.value)
+    assert "\n" not in msg and "--data DIR" in msg and "LAMINA_DATA" in msg
+    assert "train-images-idx3-ubyte" in msg
+
+
+# ---- download: mirror fallback against a local server ---------------------------------------
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _closed_port_url():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()   # nothing listens there now: connection refused
+    return f"http://127.0.0.1:{port}/"
+
+
+def _serve(root, mirror, name, content: bytes):
+    d = root / mirror
+    d.mkdir(exist_ok=True)
+    (d / (name + ".gz")).write_bytes(content)
+
+
+@needs_mnist
+def test_download_falls_back_past_404_and_dead_mirror(server, tmp_path):
+    root, base = server
+    name = "t10k-labels-idx1-ubyte"
+    (root / "empty").mkdir()                                          # serves 404
+    _serve(root, "good", name, (DATA / "mnist" / (name + ".gz")).read_bytes())
+    dest = tmp_path / "data" / "mnist"
+    written = _download.download_mnist(dest, names=[name], progress=False, timeout=5,
+                                       mirrors=[_closed_port_url(), base + "/empty/", base + "/good/"])
+    assert written == [dest / (name + ".gz")]
+    raw = gzip.decompress(written[0].read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == _download.MNIST_SHA256[name]
+    assert [p.name for p in dest.iterdir()] == [name + ".gz"]         # no temp files left
+    # Present now: a second call downloads nothing even with no mirrors at all.
+    assert _download.download_mnist(dest, names=[name], mirrors=[], progress=False) == []
+
+
+@needs_mnist
+def test_download_rejects_corrupt_then_uses_next_mirror(server, tmp_path):
+    root, base = server
+    name = "t10k-labels-idx1-ubyte"
+    raw = bytearray(gzip.decompress((DATA / "mnist" / (name + ".gz")).read_bytes()))
+    raw[100] ^= 1                                                     # one label changed
+    _serve(root, "corrupt", name, gzip.compress(bytes(raw)))
+    _serve(root, "notgzip", name, b"<html>captive portal</html>")
+    dest = tmp_path / "mnist"
+    with pytest.raises(MNISTNotFoundError) as err:
+        _download.download_mnist(dest, names=[name], progress=False, timeout=5,
+                                 mirrors=[base + "/corrupt/", base + "/notgzip/"])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "SHA-256" in msg and "not a valid gzip" in msg and "--data DIR" in msg
+    assert not dest.exists() or list(dest.iterdir()) == []           # nothing half-written
+    _serve(root, "good", name, (DATA / "mnist" / (name + ".gz")).read_bytes())
+    _download.download_mnist(dest, names=[name], progress=False, timeout=5,
+                             mirrors=[base + "/corrupt/", base + "/good/"])
+    assert (dest / (name + ".gz")).exists()
+
+
+@needs_mnist
+def test_mnist_downloads_via_env_mirrors(server, tmp_path, monkeypatch):
+    root, base = server
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        _serve(root, "m", name, (DATA / "mnist" / (name + ".gz")).read_bytes())
+    monkeypatch.setenv("LAMINA_MNIST_MIRRORS", f"{base}/missing/, {base}/m/")
+    ds = MNIST(tmp_path / "cache", train=False, download=True)
+    assert len(ds) == 10000 and int(ds.targets[0]) == 7
+
+
+def test_offline_error_is_one_line_and_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAMINA_MNIST_MIRRORS", _closed_port_url() + "," + _closed_port_url())
+    with pytest.raises(MNISTNotFoundError) as err:
+        MNIST(tmp_path, train=True, download=True)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "--data DIR" in msg and "LAMINA_DATA" in msg and "offline?" in msg
+    assert str(tmp_path / "mnist") in msg
+    assert isinstance(err.value, FileNotFoundError)
