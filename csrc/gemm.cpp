@@ -1,7 +1,27 @@
-// Placeholder GEMM: correct reference loops. Replaced by the blocked/packed implementation.
+// BLIS-style GEMM: five loops (jc, pc, ic, jr, ir) around a register-blocked micro-kernel
+// (contract in gemm_kernel.h), packed operands with zero-padded edges, a fused bias +
+// activation epilogue on each C tile once its full K is accumulated, and OpenMP over many
+// small (ic, jr) tasks with dynamic scheduling so a descheduled thread does not stall the other.
+//
+// Loop structure (per call):
+//   jc: N in steps of NC       -> pack_b: K x NC panel of op(B), shared by all threads (L3)
+//     task (parallel, dynamic): an (mc x nc) block of C, computed over the full K
+//       pc: K in steps of KC     -> beta for the first block, 1 after; epilogue on the last
+//         ic: pack_a: mc x KC block of op(A) into the thread's buffer (L2)
+//           jr: NR-wide columns  -> B micro-panel KC x NR stays in L1 across the ir loop
+//             ir: MR-tall rows   -> micro-kernel on one MR x NR tile in registers
 #include "gemm.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "cpu.h"
+#include "gemm_kernel.h"
 
 namespace lamina {
 
@@ -15,6 +35,7 @@ static inline T apply_act(T v, Act act) {
   }
 }
 
+// ---- the reference: definition of the semantics, used by the tests ---------------------
 template <class T>
 void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha,
                     const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -38,10 +59,354 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
     }
 }
 
+namespace {
+
+// ---- blocking constants (Zen 3: 32 KiB L1d, 512 KiB-1 MiB L2 per core, 32 MiB L3) -------
+// MR x NR come from the micro-kernel (GemmKernel::mr/nr): 6 x 16 f32 / 6 x 8 f64 on AVX2,
+// i.e. 12 ymm accumulators + 2 B vectors + 1 A broadcast = 15 of the 16 ymm registers.
+template <class T> struct Blocking;
+template <> struct Blocking<float> {
+  static constexpr int64_t KC = 256;   // B micro-panel KC x NR x 4 B = 16 KiB: half of L1d, A's micro-panel beside it
+  static constexpr int64_t MC = 144;   // A block MC x KC x 4 B = 144 KiB: resident in L2 while jr sweeps B
+  static constexpr int64_t NC = 4080;  // packed B panel K x NC, further capped at kBPanelBytes: stays in L3
+};
+template <> struct Blocking<double> {
+  static constexpr int64_t KC = 256;   // B micro-panel KC x NR x 8 B = 16 KiB: half of L1d
+  static constexpr int64_t MC = 72;    // A block MC x KC x 8 B = 144 KiB: resident in L2
+  static constexpr int64_t NC = 2040;  // packed B panel K x NC, capped at kBPanelBytes: stays in L3
+};
+constexpr int64_t kBPanelBytes = int64_t(4) << 20;  // 4 MiB of the 32 MiB L3 for packed B (shared with other work)
+constexpr double kMinFlopsPerThread = 1.5e6;       // below this a fork/join (~5 us) is not worth a second thread
+constexpr double kMinFlopsPerTask = 4e6;           // tasks of >= ~40 us keep scheduling overhead < 1%
+constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
+constexpr int kMaxTile = 16 * 16;                  // largest MR * NR of any kernel (scratch edge tile)
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// A 64-byte aligned buffer that only grows: packing buffers are reused across calls and tiles.
+struct AlignedBuffer {
+  void* ptr = nullptr;
+  size_t cap = 0;
+  ~AlignedBuffer() { std::free(ptr); }
+  void* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(ptr);
+      cap = static_cast<size_t>(round_up(static_cast<int64_t>(bytes), 4096));
+      ptr = std::aligned_alloc(64, cap);
+      if (!ptr) { cap = 0; throw std::bad_alloc(); }
+    }
+    return ptr;
+  }
+};
+thread_local AlignedBuffer tl_pack_a;  // each thread's mc x KC block of A
+thread_local AlignedBuffer tl_pack_b;  // the calling thread's K x NC panel of B, shared with its team
+
+// ---- portable micro-kernels: plain loops the compiler vectorizes (SSE2 on x86-64) -------
+template <class T, int MR, int NR, bool kPacked>
+void portable_ukernel(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp, T* C,
+                      int64_t ldc, T alpha, T beta) {
+  const int64_t rs = kPacked ? 1 : a_rs;
+  const int64_t cs = kPacked ? MR : a_cs;
+  T acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  for (int64_t k = 0; k < kc; ++k, A += cs, Bp += NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const T a = A[i * rs];
+#pragma GCC unroll 16
+      for (int j = 0; j < NR; ++j) acc[i][j] += a * Bp[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    T* c = C + i * ldc;
+    if (beta == T(0))
+      for (int j = 0; j < NR; ++j) c[j] = alpha * acc[i][j];
+    else
+      for (int j = 0; j < NR; ++j) c[j] = alpha * acc[i][j] + beta * c[j];
+  }
+}
+
+template <class T> GemmKernel<T> portable_kernel();
+template <> GemmKernel<float> portable_kernel<float>() {
+  return {6, 8, portable_ukernel<float, 6, 8, true>, portable_ukernel<float, 6, 8, false>,
+          "portable 6x8 f32"};
+}
+template <> GemmKernel<double> portable_kernel<double>() {
+  return {6, 4, portable_ukernel<double, 6, 4, true>, portable_ukernel<double, 6, 4, false>,
+          "portable 6x4 f64"};
+}
+
+GemmPathOverride g_override;
+
+// The kernel for this N: the 16-wide AVX2 tile unless a narrower one wastes clearly fewer lanes.
+template <class T>
+GemmKernel<T> choose_kernel(int64_t N) {
+#if defined(LAMINA_X86)
+  if (active_isa() == Isa::avx2) {
+    GemmKernel<T> main, narrow;
+    if constexpr (sizeof(T) == 4) { main = gemm_kernel_avx2_f32_main(); narrow = gemm_kernel_avx2_f32_narrow(); }
+    else { main = gemm_kernel_avx2_f64_main(); narrow = gemm_kernel_avx2_f64_narrow(); }
+    if (g_override.kernel == 0) return main;
+    if (g_override.kernel == 1) return narrow;
+    const double eff_main = double(N) / double(round_up(N, main.nr));
+    const double eff_narrow = double(N) / double(round_up(N, narrow.nr));
+    return eff_narrow > eff_main + 0.1 ? narrow : main;
+  }
+#endif
+  (void)N;
+  return portable_kernel<T>();
+}
+
+// ---- packing ------------------------------------------------------------------------------
+// pack_b: NR columns [j0, j0+nv) of op(B) over the full K into dst[k*NR + j]; columns >= nv
+// are zero so the kernel's full-width tile is exact. B points at op(B)(0, j0).
+template <class T>
+void pack_b(bool transB, int64_t K, int64_t nv, int NR, const T* B, int64_t ldb, T* dst) {
+  if (!transB) {
+    for (int64_t k = 0; k < K; ++k) {
+      const T* src = B + k * ldb;
+      T* d = dst + k * NR;
+      int64_t j = 0;
+      for (; j < nv; ++j) d[j] = src[j];
+      for (; j < NR; ++j) d[j] = T(0);
+    }
+  } else {
+    // B stored N x K: read each column of op(B) contiguously, in k chunks that stay in L1.
+    constexpr int64_t KB = 64;
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+      const int64_t k1 = std::min(K, k0 + KB);
+      for (int64_t j = 0; j < NR; ++j) {
+        if (j < nv) {
+          const T* src = B + j * ldb;
+          for (int64_t k = k0; k < k1; ++k) dst[k * NR + j] = src[k];
+        } else {
+          for (int64_t k = k0; k < k1; ++k) dst[k * NR + j] = T(0);
+        }
+      }
+    }
+  }
+}
+
+// pack_a: rows [0, mv) of an MR-row micro-panel of op(A), k in [0, kc), into dst[k*MR + i];
+// rows >= mv are zero. A points at op(A)(i0, pc).
+template <class T>
+void pack_a(bool transA, int64_t kc, int64_t mv, int MR, const T* A, int64_t lda, T* dst) {
+  if (transA) {
+    // A stored K x M: the MR values of one k are contiguous.
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* src = A + k * lda;
+      T* d = dst + k * MR;
+      int64_t i = 0;
+      for (; i < mv; ++i) d[i] = src[i];
+      for (; i < MR; ++i) d[i] = T(0);
+    }
+  } else {
+    for (int64_t i = 0; i < MR; ++i) {
+      if (i < mv) {
+        const T* src = A + i * lda;
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
+      }
+    }
+  }
+}
+
+// ---- epilogue -------------------------------------------------------------------------------
+// C tile (mv x nv at C, rows i0.., columns j0.. of the whole matrix) += bias, then act.
+template <class T>
+void epilogue_tile(const Epilogue<T>& ep, T* C, int64_t ldc, int64_t i0, int64_t j0, int64_t mv,
+                   int64_t nv) {
+  for (int64_t i = 0; i < mv; ++i) {
+    T* c = C + i * ldc;
+    if (ep.bias_axis == BiasAxis::per_row) {
+      const T b = ep.bias[i0 + i];
+      for (int64_t j = 0; j < nv; ++j) c[j] += b;
+    } else if (ep.bias_axis == BiasAxis::per_col) {
+      const T* b = ep.bias + j0;
+      for (int64_t j = 0; j < nv; ++j) c[j] += b[j];
+    }
+    switch (ep.act) {
+      case Act::relu:
+        for (int64_t j = 0; j < nv; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);
+        break;
+      case Act::sigmoid:
+        for (int64_t j = 0; j < nv; ++j) c[j] = T(1) / (T(1) + std::exp(-c[j]));
+        break;
+      case Act::tanh:
+        for (int64_t j = 0; j < nv; ++j) c[j] = std::tanh(c[j]);
+        break;
+      default: break;
+    }
+  }
+}
+
+// ---- the driver ----------------------------------------------------------------------------
+template <class T>
+struct Problem {
+  bool transA, transB;
+  int64_t M, N, K;
+  T alpha, beta;
+  const T* A; int64_t lda;
+  const T* B; int64_t ldb;
+  T* C; int64_t ldc;
+  const Epilogue<T>* ep;
+  GemmKernel<T> kern;
+  int64_t kc;     // K block (KC balanced so the last block is not a sliver)
+  bool packA;     // pack A, or let the kernel read it in place (skinny N)
+
+  const T* a_at(int64_t i, int64_t k) const { return transA ? A + k * lda + i : A + i * lda + k; }
+  const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
+};
+
+// One task: C rows [i0, i0+mlen), columns [jc+j0, jc+j0+nlen), over the full K.
+// Bp: packed panel of columns [jc, jc+ncols), NR-column panels each K x NR.
+template <class T>
+void run_task(const Problem<T>& p, const T* Bp, int64_t jc, int64_t ncols, int64_t i0,
+              int64_t mlen, int64_t j0, int64_t nlen) {
+  const int MR = p.kern.mr, NR = p.kern.nr;
+  alignas(64) T tile[kMaxTile];
+  const int64_t npan_a = ceil_div(mlen, MR);
+  T* Ap = static_cast<T*>(tl_pack_a.get(sizeof(T) * size_t(npan_a * MR * p.kc)));
+  const int64_t a_rs = p.transA ? 1 : p.lda, a_cs = p.transA ? p.lda : 1;
+
+  for (int64_t pc = 0; pc < p.K; pc += p.kc) {
+    const int64_t kcur = std::min(p.kc, p.K - pc);
+    const T beta = pc == 0 ? p.beta : T(1);
+    const bool last = pc + kcur == p.K;
+    if (p.packA) {
+      for (int64_t ir = 0; ir < mlen; ir += MR)
+        pack_a(p.transA, kcur, std::min<int64_t>(MR, mlen - ir), MR, p.a_at(i0 + ir, pc), p.lda,
+               Ap + (ir / MR) * kcur * MR);
+    } else if (mlen % MR) {
+      // Strided A: only the ragged last micro-panel is packed (zero rows keep the tile exact).
+      const int64_t ir = mlen - mlen % MR;
+      pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + (ir / MR) * kcur * MR);
+    }
+    for (int64_t jr = j0; jr < j0 + nlen; jr += NR) {
+      const T* b = Bp + (jr / NR) * p.K * NR + pc * NR;
+      const int64_t nv = std::min<int64_t>(NR, ncols - jr);
+      for (int64_t ir = 0; ir < mlen; ir += MR) {
+        const int64_t mv = std::min<int64_t>(MR, mlen - ir);
+        T* c = p.C + (i0 + ir) * p.ldc + jc + jr;
+        const bool packed = p.packA || mv < MR;
+        const T* a = packed ? Ap + (ir / MR) * kcur * MR : p.a_at(i0 + ir, pc);
+        GemmUkernel<T> uk = packed ? p.kern.packed : p.kern.strided;
+        if (mv == MR && nv == NR) {
+          uk(kcur, a, a_rs, a_cs, b, c, p.ldc, p.alpha, beta);
+        } else {
+          uk(kcur, a, a_rs, a_cs, b, tile, NR, p.alpha, T(0));
+          for (int64_t i = 0; i < mv; ++i) {
+            T* ci = c + i * p.ldc;
+            const T* ti = tile + i * NR;
+            if (beta == T(0))
+              for (int64_t j = 0; j < nv; ++j) ci[j] = ti[j];
+            else
+              for (int64_t j = 0; j < nv; ++j) ci[j] = ti[j] + beta * ci[j];
+          }
+        }
+        if (last && p.ep) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);
+      }
+    }
+  }
+}
+
+// Task tile (mc x nc): at least `target` tasks when the work allows, A-repacking amortized.
+struct TaskGrid {
+  int64_t mc, nc, tm, tn;
+};
+TaskGrid partition(int64_t M, int64_t ncols, int64_t K, int MR, int NR, int64_t MC, int nt) {
+  int64_t mc = std::min(MC, round_up(M, MR));
+  int64_t nc = round_up(ncols, NR);
+  if (nt > 1) {
+    const double flops = 2.0 * double(M) * double(ncols) * double(K);
+    const int64_t target = std::clamp<int64_t>(int64_t(flops / kMinFlopsPerTask), 2 * nt, 16 * nt);
+    while (ceil_div(M, mc) * ceil_div(ncols, nc) < target) {
+      if (nc >= 2 * kMinTaskCols) nc = round_up(ceil_div(nc, 2), NR);
+      else if (mc >= 2 * MR) mc = round_up(ceil_div(mc, 2), MR);
+      else if (nc >= 2 * NR) nc = round_up(ceil_div(nc, 2), NR);
+      else break;
+    }
+  }
+  return {mc, nc, ceil_div(M, mc), ceil_div(ncols, nc)};
+}
+
+template <class T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc, const Epilogue<T>* ep) {
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    if (beta == T(0))
+      for (int64_t j = 0; j < N; ++j) c[j] = T(0);
+    else if (beta != T(1))
+      for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+  }
+  if (ep) epilogue_tile(*ep, C, ldc, 0, 0, M, N);
+}
+
+template <class T>
+void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+               const Epilogue<T>* ep, int max_threads) {
+  if (M <= 0 || N <= 0) return;
+  if (ep && ep->bias_axis == BiasAxis::none && ep->act == Act::identity) ep = nullptr;
+  // As BLAS: with K == 0 or alpha == 0, A and B are not read.
+  if (K <= 0 || alpha == T(0)) { scale_c(M, N, beta, C, ldc, ep); return; }
+
+  Problem<T> p{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ep,
+               choose_kernel<T>(N), 0, true};
+  const int MR = p.kern.mr, NR = p.kern.nr;
+  p.kc = ceil_div(K, ceil_div(K, Blocking<T>::KC));
+  // Each A micro-panel meets at most a few B micro-panels: packing it would cost more than
+  // the strided reads it saves.
+  p.packA = g_override.pack_a >= 0 ? g_override.pack_a != 0 : N > 4 * NR;
+
+  const int64_t nc_budget = std::max<int64_t>(NR, kBPanelBytes / (K * int64_t(sizeof(T))) / NR * NR);
+  const int64_t NC = std::min<int64_t>(Blocking<T>::NC, nc_budget);
+  const int64_t ncols_max = std::min<int64_t>(N, NC);
+  T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * size_t(round_up(ncols_max, NR) * K)));
+
+  int nt = threads_for(2.0 * double(M) * double(N) * double(K), kMinFlopsPerThread);
+  nt = std::min(nt, max_threads);
+  if (omp_in_parallel()) nt = 1;  // called from inside another kernel's parallel loop
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    for (int64_t jc = 0; jc < N; jc += NC) {
+      const int64_t ncols = std::min(NC, N - jc);
+      const int64_t npanels = ceil_div(ncols, NR);
+#pragma omp for schedule(dynamic, 2)
+      for (int64_t q = 0; q < npanels; ++q)
+        pack_b(transB, K, std::min<int64_t>(NR, ncols - q * NR), NR, p.b_at(0, jc + q * NR), ldb,
+               Bp + q * K * NR);
+      // (implicit barrier: the whole panel is packed before any task reads it)
+      const TaskGrid g = partition(M, ncols, K, MR, NR, Blocking<T>::MC, nt);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < g.tm * g.tn; ++t) {
+        const int64_t ti = t / g.tn, tj = t % g.tn;
+        const int64_t i0 = ti * g.mc, j0 = tj * g.nc;
+        run_task(p, Bp, jc, ncols, i0, std::min(g.mc, M - i0), j0, std::min(g.nc, ncols - j0));
+      }
+      // (implicit barrier: no thread repacks B while another still reads it)
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_set_path_override(GemmPathOverride o) { g_override = o; }
+GemmPathOverride gemm_get_path_override() { return g_override; }
+
+template <class T>
+const char* gemm_kernel_name(int64_t N) {
+  return choose_kernel<T>(N).name;
+}
+
 template <class T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const Epilogue<T>* ep) {
-  gemm_reference(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+  gemm_impl(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, 1 << 20);
 }
 
 template <class T>
@@ -49,11 +414,22 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
                           const T* A, int64_t lda, int64_t strideA, const T* B, int64_t ldb,
                           int64_t strideB, T beta, T* C, int64_t ldc, int64_t strideC,
                           int64_t batch, const Epilogue<T>* ep, int64_t bias_stride) {
-  for (int64_t b = 0; b < batch; ++b) {
+  if (batch <= 0) return;
+  auto one = [&](int64_t b, int max_threads) {
     Epilogue<T> e;
     if (ep) { e = *ep; if (e.bias) e.bias += b * bias_stride; }
-    gemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
-         C + b * strideC, ldc, ep ? &e : nullptr);
+    gemm_impl(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+              C + b * strideC, ldc, ep ? &e : nullptr, max_threads);
+  };
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  // Small GEMMs: one thread each, the batch spread over threads; big ones: threads inside each.
+  const int nt_each = threads_for(flops, kMinFlopsPerThread);
+  const int nt_batch = std::min<int64_t>(batch, threads_for(flops * double(batch), kMinFlopsPerThread));
+  if (nt_each == 1 && nt_batch > 1 && !omp_in_parallel()) {
+#pragma omp parallel for num_threads(nt_batch) schedule(dynamic, 1)
+    for (int64_t b = 0; b < batch; ++b) one(b, 1);
+  } else {
+    for (int64_t b = 0; b < batch; ++b) one(b, 1 << 20);
   }
 }
 
@@ -64,7 +440,8 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
                                   const T*, int64_t, T, T*, int64_t, const Epilogue<T>*);       \
   template void gemm_strided_batched<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*,     \
                                         int64_t, int64_t, const T*, int64_t, int64_t, T, T*,    \
-                                        int64_t, int64_t, int64_t, const Epilogue<T>*, int64_t);
+                                        int64_t, int64_t, int64_t, const Epilogue<T>*, int64_t); \
+  template const char* gemm_kernel_name<T>(int64_t);
 LAMINA_INSTANTIATE_GEMM(float)
 LAMINA_INSTANTIATE_GEMM(double)
 

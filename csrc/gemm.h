@@ -41,4 +41,18 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
                     const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                     const Epilogue<T>* epilogue = nullptr);
 
+// ---- testing / tuning hooks (not needed for normal use) ----
+// Forces a GEMM path so tests cover every code path regardless of shape: pack_a = 1 always
+// packs A, 0 lets the micro-kernel read A in place, -1 chooses by shape; kernel = 0 forces the
+// main (6 x 16 / 6 x 8) AVX2 tile, 1 the narrow (12 x 8 / 12 x 4) one, -1 chooses by N.
+struct GemmPathOverride {
+  int pack_a = -1;
+  int kernel = -1;
+};
+void gemm_set_path_override(GemmPathOverride o);
+GemmPathOverride gemm_get_path_override();
+// Name of the micro-kernel gemm<T> uses for this N under the active ISA (for benchmarks).
+template <class T>
+const char* gemm_kernel_name(int64_t N);
+
 }  // namespace lamina

@@ -1,3 +1,178 @@
-#include "common.h"
+// Python bindings for the GEMM family: _C.gemm, _C.gemm_batched, _C.gemm_reference.
+// Every argument is checked here (dtype, ndim, shapes that must agree, row-contiguity,
+// writeability, overlap) so the kernel only ever sees valid pointers and leading dimensions.
+#include <string>
 
-void bind_gemm(pybind11::module_& m) {}
+#include "common.h"
+#include "gemm.h"
+
+namespace py = pybind11;
+using namespace lamina_py;
+
+namespace {
+
+// A 2-D operand whose rows may be strided (leading dimension = strides[0] / itemsize) but
+// whose elements within a row are contiguous.
+struct Mat2 {
+  const char* lo;   // first byte the matrix touches
+  const char* hi;   // one past the last byte it touches
+  int64_t rows, cols, ld;
+};
+
+Mat2 view_2d(const py::array& x, const char* name, bool is_output) {
+  check_ndim(x, name, 2);
+  const int64_t rows = x.shape(0), cols = x.shape(1), item = x.itemsize();
+  const int64_t s0 = x.strides(0), s1 = x.strides(1);
+  if (cols > 1 && s1 != item)
+    value_error(name, ": expected the last stride to equal the itemsize (", item, " bytes), got ", s1,
+                "; rows may be strided but each row must be contiguous (use numpy.ascontiguousarray)");
+  int64_t ld = cols;
+  if (rows > 1) {
+    if (s0 < 0 || s0 % item != 0)
+      value_error(name, ": expected a non-negative row stride that is a multiple of the itemsize (",
+                  item, " bytes), got ", s0);
+    ld = s0 / item;
+    if (is_output && ld < cols)
+      value_error(name, ": expected rows that do not overlap (row stride >= ", cols * item,
+                  " bytes), got ", s0);
+  }
+  const char* lo = static_cast<const char*>(x.data());
+  const int64_t span = (rows && cols) ? ((rows - 1) * ld + cols) * item : 0;
+  return {lo, lo + span, rows, cols, ld};
+}
+
+void check_disjoint(const Mat2& out, const char* on, const Mat2& in, const char* in_name) {
+  if (out.hi > out.lo && in.hi > in.lo && out.lo < in.hi && in.lo < out.hi)
+    value_error(on, ": output must not overlap input ", in_name);
+}
+
+lamina::Act parse_act(const std::string& s) {
+  if (s == "identity") return lamina::Act::identity;
+  if (s == "relu") return lamina::Act::relu;
+  if (s == "sigmoid") return lamina::Act::sigmoid;
+  if (s == "tanh") return lamina::Act::tanh;
+  value_error("act: expected one of 'identity', 'relu', 'sigmoid', 'tanh', got '", s, "'");
+}
+
+// Shared by gemm and gemm_reference: validates, then calls fn(...) with the GIL released.
+template <bool kReference>
+void gemm_py(const py::array& a, const py::array& b, const py::array& c, bool trans_a,
+             bool trans_b, double alpha, double beta, const py::object& bias,
+             const std::string& bias_axis, const std::string& act_name) {
+  const lamina::Act act = parse_act(act_name);
+  if (bias_axis != "col" && bias_axis != "row")
+    value_error("bias_axis: expected 'col' (bias of length N) or 'row' (length M), got '", bias_axis, "'");
+  dispatch_float(a, "a", [&](auto tag) {
+    using T = decltype(tag);
+    check_same_dtype(a, "a", b, "b");
+    check_same_dtype(a, "a", c, "c");
+    const Mat2 A = view_2d(a, "a", false), B = view_2d(b, "b", false), C = view_2d(c, "c", true);
+    const int64_t M = trans_a ? A.cols : A.rows, K = trans_a ? A.rows : A.cols;
+    const int64_t Kb = trans_b ? B.cols : B.rows, N = trans_b ? B.rows : B.cols;
+    if (Kb != K) {
+      if (trans_b)
+        value_error("b: expected shape (*, ", K, ") (trans_b=True) to match a's K=", K, ", got ", shape_str(b));
+      value_error("b: expected shape (", K, ", *) to match a's K=", K, ", got ", shape_str(b));
+    }
+    if (C.rows != M || C.cols != N)
+      value_error("c: expected shape (", M, ", ", N, ") for op(a) ", M, "x", K, " @ op(b) ", K, "x", N,
+                  ", got ", shape_str(c));
+    if (!c.writeable()) value_error("c: expected a writeable array");
+    check_disjoint(C, "c", A, "a");
+    check_disjoint(C, "c", B, "b");
+    lamina::Epilogue<T> ep;
+    ep.act = act;
+    py::array bias_arr;
+    if (!bias.is_none()) {
+      if (!py::isinstance<py::array>(bias))
+        type_error("bias: expected a numpy array or None, got ", py::str(py::type::handle_of(bias).attr("__name__")).cast<std::string>());
+      bias_arr = bias.cast<py::array>();
+      check_ndim(bias_arr, "bias", 1);
+      ep.bias = data_of<T>(bias_arr, "bias");
+      const bool per_row = bias_axis == "row";
+      ep.bias_axis = per_row ? lamina::BiasAxis::per_row : lamina::BiasAxis::per_col;
+      check_shape(bias_arr, "bias", {per_row ? M : N});
+      const Mat2 bv{static_cast<const char*>(bias_arr.data()),
+                    static_cast<const char*>(bias_arr.data()) + bias_arr.nbytes(), 1, 0, 0};
+      check_disjoint(C, "c", bv, "bias");
+    }
+    const lamina::Epilogue<T>* e =
+        (ep.bias_axis != lamina::BiasAxis::none || act != lamina::Act::identity) ? &ep : nullptr;
+    const T* pa = reinterpret_cast<const T*>(A.lo);
+    const T* pb = reinterpret_cast<const T*>(B.lo);
+    T* pc = reinterpret_cast<T*>(const_cast<char*>(C.lo));
+    py::gil_scoped_release nogil;
+    if (kReference)
+      lamina::gemm_reference<T>(trans_a, trans_b, M, N, K, T(alpha), pa, A.ld, pb, B.ld, T(beta), pc, C.ld, e);
+    else
+      lamina::gemm<T>(trans_a, trans_b, M, N, K, T(alpha), pa, A.ld, pb, B.ld, T(beta), pc, C.ld, e);
+  });
+}
+
+void gemm_batched_py(const py::array& a, const py::array& b, const py::array& c, bool trans_a,
+                     bool trans_b, double alpha, double beta) {
+  dispatch_float(a, "a", [&](auto tag) {
+    using T = decltype(tag);
+    check_same_dtype(a, "a", b, "b");
+    check_same_dtype(a, "a", c, "c");
+    check_ndim(a, "a", 3);
+    check_ndim(b, "b", 3);
+    check_ndim(c, "c", 3);
+    const int64_t batch = a.shape(0);
+    const int64_t M = trans_a ? a.shape(2) : a.shape(1), K = trans_a ? a.shape(1) : a.shape(2);
+    const int64_t N = trans_b ? b.shape(1) : b.shape(2);
+    if (trans_b) check_shape(b, "b", {batch, N, K});
+    else check_shape(b, "b", {batch, K, N});
+    check_shape(c, "c", {batch, M, N});
+    const T* pa = data_of<T>(a, "a");
+    const T* pb = data_of<T>(b, "b");
+    T* pc = data_of<T>(c, "c", true);
+    check_no_alias(c, "c", a, "a");
+    check_no_alias(c, "c", b, "b");
+    const int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
+    py::gil_scoped_release nogil;
+    lamina::gemm_strided_batched<T>(trans_a, trans_b, M, N, K, T(alpha), pa, lda, M * K, pb, ldb,
+                                    K * N, T(beta), pc, N, M * N, batch);
+  });
+}
+
+const char* kGemmDoc = R"(gemm(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, bias_axis="col", act="identity") -> None
+
+c = act(alpha * op(a) @ op(b) + beta * c + bias), written into c in place.
+a: (M, K), or (K, M) if trans_a; b: (K, N), or (N, K) if trans_b; c: (M, N); all float32 or all
+float64. Rows may be strided but each row must be contiguous. beta=0 ignores c's old contents.
+bias: 1-D of length N (bias_axis="col") or M ("row"). act: identity, relu, sigmoid, tanh.
+
+>>> import numpy as np; from lamina import _C
+>>> a = np.ones((2, 3), np.float32); b = np.ones((3, 4), np.float32); c = np.empty((2, 4), np.float32)
+>>> _C.gemm(a, b, c); float(c[0, 0])
+3.0
+)";
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+  m.def("gemm", &gemm_py<false>, kGemmDoc, py::arg("a"), py::arg("b"), py::arg("c"),
+        py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0, py::arg("bias") = py::none(), py::arg("bias_axis") = "col",
+        py::arg("act") = "identity");
+  m.def("gemm_reference", &gemm_py<true>,
+        "Same as gemm, computed by the naive triple loop (the definition, for tests).", py::arg("a"),
+        py::arg("b"), py::arg("c"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("bias") = py::none(),
+        py::arg("bias_axis") = "col", py::arg("act") = "identity");
+  m.def("gemm_batched", &gemm_batched_py,
+        "gemm_batched(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0): for each i, "
+        "c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i]; 3-D C-contiguous arrays, batch first.",
+        py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0);
+  m.def("_gemm_set_path_override", [](int pack_a, int kernel) {
+    lamina::gemm_set_path_override({pack_a, kernel});
+  }, py::arg("pack_a") = -1, py::arg("kernel") = -1,
+        "Testing/tuning hook: force packing of A (1/0) and the AVX2 tile (0 main, 1 narrow); -1 = auto.");
+  m.def("_gemm_kernel_name", [](int64_t n, const std::string& dtype) {
+    if (dtype == "float32") return std::string(lamina::gemm_kernel_name<float>(n));
+    if (dtype == "float64") return std::string(lamina::gemm_kernel_name<double>(n));
+    value_error("dtype: expected 'float32' or 'float64', got '", dtype, "'");
+  }, py::arg("n"), py::arg("dtype") = "float32", "The micro-kernel gemm uses for N=n.");
+}

@@ -1,0 +1,139 @@
+// AVX2 + FMA GEMM micro-kernels (contract in gemm_kernel.h). Compiled with -mavx2 -mfma;
+// gemm.cpp calls these only when active_isa() == Isa::avx2.
+#include "gemm_kernel.h"
+
+#if defined(LAMINA_X86)
+#include <immintrin.h>
+
+namespace lamina {
+namespace {
+
+// One ymm register's worth of T, so one template serves float and double.
+template <class T> struct V;
+template <> struct V<float> {
+  using R = __m256;
+  static constexpr int W = 8;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(float x) { return _mm256_set1_ps(x); }
+  static R bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static R load(const float* p) { return _mm256_load_ps(p); }
+  static R loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, R x) { _mm256_storeu_ps(p, x); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+};
+template <> struct V<double> {
+  using R = __m256d;
+  static constexpr int W = 4;
+  static R zero() { return _mm256_setzero_pd(); }
+  static R set1(double x) { return _mm256_set1_pd(x); }
+  static R bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static R load(const double* p) { return _mm256_load_pd(p); }
+  static R loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static void storeu(double* p, R x) { _mm256_storeu_pd(p, x); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+};
+
+// MR rows x NV vectors: MR*NV accumulators live in registers for the whole k loop (the
+// loops over i and v are fully unrolled, so acc[][] never touches memory).
+// kPacked: a_rs = 1, a_cs = MR known at compile time.
+template <class T, int MR, int NV, bool kPacked>
+__attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64_t a_rs,
+                                                   int64_t a_cs, const T* Bp, T* C,
+                                                   int64_t ldc, T alpha, T beta) {
+  using X = V<T>;
+  constexpr int W = X::W;
+  constexpr int NR = NV * W;
+  const int64_t rs = kPacked ? 1 : a_rs;
+  const int64_t cs = kPacked ? MR : a_cs;
+  typename X::R acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = X::zero();
+
+  // Touch the C tile early so its lines are on the way while the k loop runs.
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
+
+  auto step = [&](const T* a, const T* b) __attribute__((always_inline)) {
+    typename X::R bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = X::load(b + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const typename X::R ai = X::bcast(a + i * rs);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = X::fma(ai, bv[v], acc[i][v]);
+    }
+  };
+
+  int64_t k = 0;
+  // Unrolled by 4 so loop overhead and pointer bumps are amortized over 4 rank-1 updates.
+  for (; k + 4 <= kc; k += 4) {
+    _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * NR), _MM_HINT_T0);
+    step(A, Bp);
+    step(A + cs, Bp + NR);
+    step(A + 2 * cs, Bp + 2 * NR);
+    step(A + 3 * cs, Bp + 3 * NR);
+    A += 4 * cs;
+    Bp += 4 * NR;
+  }
+  for (; k < kc; ++k) {
+    step(A, Bp);
+    A += cs;
+    Bp += NR;
+  }
+
+  const typename X::R va = X::set1(alpha);
+  if (beta == T(0)) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) X::storeu(C + i * ldc + v * W, X::mul(acc[i][v], va));
+  } else {
+    const typename X::R vb = X::set1(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        T* c = C + i * ldc + v * W;
+        X::storeu(c, X::fma(acc[i][v], va, X::mul(vb, X::loadu(c))));
+      }
+  }
+}
+
+#define LAMINA_UKERNEL(NAME, T, MR, NV)                                                       \
+  void NAME##_packed(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp, T* C,   \
+                     int64_t ldc, T alpha, T beta) {                                          \
+    ukernel<T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, C, ldc, alpha, beta);                     \
+  }                                                                                           \
+  void NAME##_strided(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp, T* C,  \
+                      int64_t ldc, T alpha, T beta) {                                         \
+    ukernel<T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, C, ldc, alpha, beta);                    \
+  }
+
+LAMINA_UKERNEL(f32_6x16, float, 6, 2)
+LAMINA_UKERNEL(f32_12x8, float, 12, 1)
+LAMINA_UKERNEL(f64_6x8, double, 6, 2)
+LAMINA_UKERNEL(f64_12x4, double, 12, 1)
+#undef LAMINA_UKERNEL
+
+}  // namespace
+
+GemmKernel<float> gemm_kernel_avx2_f32_main() {
+  return {6, 16, f32_6x16_packed, f32_6x16_strided, "avx2 6x16 f32"};
+}
+GemmKernel<float> gemm_kernel_avx2_f32_narrow() {
+  return {12, 8, f32_12x8_packed, f32_12x8_strided, "avx2 12x8 f32"};
+}
+GemmKernel<double> gemm_kernel_avx2_f64_main() {
+  return {6, 8, f64_6x8_packed, f64_6x8_strided, "avx2 6x8 f64"};
+}
+GemmKernel<double> gemm_kernel_avx2_f64_narrow() {
+  return {12, 4, f64_12x4_packed, f64_12x4_strided, "avx2 12x4 f64"};
+}
+
+}  // namespace lamina
+#endif  // LAMINA_X86

@@ -1,0 +1,150 @@
+// gemm vs gemm_reference at the tile edges (MR, NR, KC +- 1), primes, odd leading dims, every
+// transpose combination, alpha/beta variants, beta = 0 over NaN, epilogues, both ISA paths,
+// both A paths (packed / read in place), both AVX2 tiles, and 1 vs 2 threads.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "cpu.h"
+#include "gemm.h"
+
+using namespace lamina;
+
+struct Shape { int64_t M, N, K; };
+
+template <class T>
+struct Runner {
+  std::mt19937 rng{1234};
+  int cases = 0;
+
+  void fill(std::vector<T>& v) {
+    std::uniform_real_distribution<double> d(-1.0, 1.0);
+    for (auto& x : v) x = T(d(rng));
+  }
+
+  // One comparison. pad > 0 gives non-default leading dims; C's pad columns hold a sentinel
+  // that must survive (no writes outside the M x N window).
+  void run(bool tA, bool tB, Shape s, T alpha, T beta, int pad, int ep_kind, const char* tag) {
+    const int64_t M = s.M, N = s.N, K = s.K;
+    const int64_t lda = (tA ? M : K) + pad, ldb = (tB ? K : N) + pad, ldc = N + pad;
+    std::vector<T> A(size_t((tA ? K : M) * lda) + 1), B(size_t((tB ? N : K) * ldb) + 1);
+    std::vector<T> C(size_t(M * ldc) + 1), R;
+    fill(A); fill(B); fill(C);
+    const T sentinel = T(12345.0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = N; j < ldc; ++j) C[i * ldc + j] = sentinel;
+    if (beta == T(0))
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = NAN;  // must not propagate
+    R = C;
+    std::vector<T> bias(size_t(std::max<int64_t>(M, N)) + 1);
+    fill(bias);
+    Epilogue<T> ep;
+    ep.bias = bias.data();
+    switch (ep_kind) {
+      case 1: ep.bias_axis = BiasAxis::per_row; ep.act = Act::relu; break;
+      case 2: ep.bias_axis = BiasAxis::per_col; ep.act = Act::sigmoid; break;
+      case 3: ep.bias_axis = BiasAxis::per_col; ep.act = Act::tanh; break;
+      case 4: ep.bias_axis = BiasAxis::none; ep.act = Act::relu; break;
+      case 5: ep.bias_axis = BiasAxis::per_row; ep.act = Act::identity; break;
+      default: break;
+    }
+    const Epilogue<T>* e = ep_kind ? &ep : nullptr;
+    gemm<T>(tA, tB, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, e);
+    gemm_reference<T>(tA, tB, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, R.data(), ldc, e);
+    const double tol = (sizeof(T) == 4 ? 2e-6 : 1e-14) * double(K + 8);
+    int bad = 0;
+    for (int64_t i = 0; i < M && bad < 3; ++i)
+      for (int64_t j = 0; j < ldc && bad < 3; ++j) {
+        const T c = C[i * ldc + j], r = R[i * ldc + j];
+        const bool ok = j < N ? (std::isfinite(double(c)) && std::fabs(double(c) - double(r)) <= tol)
+                              : c == sentinel;
+        if (!ok) ++bad;
+        CHECK_MSG(ok, "%s %s tA=%d tB=%d M=%lld N=%lld K=%lld alpha=%g beta=%g pad=%d ep=%d isa=%s thr=%d: "
+                  "C[%lld,%lld]=%.9g ref=%.9g", tag, sizeof(T) == 4 ? "f32" : "f64", tA, tB,
+                  (long long)M, (long long)N, (long long)K, double(alpha), double(beta), pad, ep_kind,
+                  isa_name(active_isa()), get_num_threads(), (long long)i, (long long)j, double(c), double(r));
+      }
+    ++cases;
+  }
+
+  void batched() {
+    const int64_t M = 13, N = 21, K = 17, batch = 5;
+    std::vector<T> A(size_t(batch * M * K)), B(size_t(batch * K * N)), C(size_t(batch * M * N)),
+        bias(size_t(batch * N));
+    fill(A); fill(B); fill(bias);
+    for (auto& x : C) x = NAN;
+    std::vector<T> R = C;
+    Epilogue<T> ep{bias.data(), BiasAxis::per_col, Act::tanh};
+    gemm_strided_batched<T>(false, false, M, N, K, T(1), A.data(), K, M * K, B.data(), N, K * N,
+                            T(0), C.data(), N, M * N, batch, &ep, N);
+    for (int64_t b = 0; b < batch; ++b) {
+      Epilogue<T> eb{bias.data() + b * N, BiasAxis::per_col, Act::tanh};
+      gemm_reference<T>(false, false, M, N, K, T(1), A.data() + b * M * K, K, B.data() + b * K * N,
+                        N, T(0), R.data() + b * M * N, N, &eb);
+    }
+    for (size_t i = 0; i < C.size(); ++i)
+      CHECK_MSG(std::fabs(double(C[i]) - double(R[i])) <= 1e-5, "batched %zu: %g vs %g", i,
+                double(C[i]), double(R[i]));
+  }
+
+  void all() {
+    // Edge shapes: 0..3, MR+-1 (6, 12), NR+-1 (4, 8, 16), KC+-1 (256), multiples, primes.
+    const std::vector<Shape> shapes = {
+        {0, 5, 3},    {5, 0, 3},     {4, 5, 0},     {1, 1, 1},     {2, 3, 1},    {3, 2, 3},
+        {5, 7, 9},    {6, 16, 8},    {7, 17, 15},   {11, 15, 4},   {12, 8, 5},   {13, 9, 33},
+        {25, 6, 50},  {100, 6, 25},  {40, 16, 150}, {18, 33, 255}, {6, 16, 256}, {7, 31, 257},
+        {37, 5, 513}, {48, 64, 64},  {97, 131, 67}, {61, 300, 33}, {130, 47, 97}, {211, 293, 19},
+        {50, 4, 3},   {1, 300, 20},  {300, 1, 20},  {64, 100, 300},
+        // big enough for 2 threads and several tasks (tile and task edges, K > KC)
+        {150, 200, 300}, {257, 67, 129}, {1000, 6, 25}, {64, 500, 70}};
+    const T ab[][2] = {{1, 0}, {-1, 1}, {T(0.5), -1}, {1, T(0.5)}, {0, T(0.5)}, {-1, 0}};
+    int idx = 0;
+    for (const Shape& s : shapes)
+      for (int tA = 0; tA < 2; ++tA)
+        for (int tB = 0; tB < 2; ++tB) {
+          const T* c = ab[idx % 6];
+          run(tA, tB, s, c[0], c[1], (idx % 3 == 1) ? 3 : 0, idx % 6, "auto");
+          ++idx;
+        }
+    // Every path forced on a few shapes that cross tile edges, including K > KC.
+    const std::vector<Shape> few = {{13, 9, 33}, {17, 37, 300}, {7, 20, 5}, {64, 70, 130}};
+    for (int pa = 0; pa < 2; ++pa)
+      for (int kern = 0; kern < 2; ++kern) {
+        gemm_set_path_override({pa, kern});
+        for (const Shape& s : few)
+          for (int tA = 0; tA < 2; ++tA)
+            for (int tB = 0; tB < 2; ++tB) {
+              const T* c = ab[idx % 6];
+              run(tA, tB, s, c[0], c[1], (idx % 2) ? 5 : 0, idx % 6, "forced");
+              ++idx;
+            }
+      }
+    gemm_set_path_override({});
+    batched();
+  }
+};
+
+int main() {
+  std::vector<Isa> isas = {Isa::portable};
+  if (cpu_supports_avx2_fma()) isas.push_back(Isa::avx2);
+  int cases = 0;
+  for (Isa isa : isas)
+    for (int thr : {1, 2}) {
+      CHECK(set_isa(isa));
+      set_num_threads(thr);
+      Runner<float> rf;
+      rf.all();
+      Runner<double> rd;
+      rd.all();
+      cases += rf.cases + rd.cases;
+      std::printf("isa=%s threads=%d: kernel f32 N=300 '%s', N=6 '%s'; f64 N=300 '%s'\n",
+                  isa_name(isa), thr, gemm_kernel_name<float>(300), gemm_kernel_name<float>(6),
+                  gemm_kernel_name<double>(300));
+    }
+  set_num_threads(0);
+  std::printf("%d gemm cases\n", cases);
+  TEST_MAIN_END();
+}
