@@ -1,3 +1,126 @@
-#include "common.h"
+// _C.conv2d_forward / conv2d_backward: checks every array and parameter, then runs the
+// im2col+GEMM kernels with the GIL released. Python allocates y / dx / dw / db.
+// 1-D convolution is called as 2-D with H = KH = 1 (a free reshape on the Python side).
+#include <pybind11/stl.h>
 
-void bind_conv(pybind11::module_& m) {}
+#include <array>
+
+#include "common.h"
+#include "conv.h"
+
+namespace py = pybind11;
+using namespace lamina_py;
+using Pair = std::array<int64_t, 2>;
+
+namespace {
+
+std::string pair_str(const Pair& v) { return "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")"; }
+
+lamina::ConvParams make_params(const py::array& x, const py::array& w, Pair stride, Pair padding,
+                               Pair dilation, int64_t groups) {
+  check_ndim(x, "input", 4);
+  check_ndim(w, "weight", 4);
+  if (stride[0] <= 0 || stride[1] <= 0) value_error("stride: expected positive integers, got ", pair_str(stride));
+  if (padding[0] < 0 || padding[1] < 0) value_error("padding: expected non-negative integers, got ", pair_str(padding));
+  if (dilation[0] <= 0 || dilation[1] <= 0) value_error("dilation: expected positive integers, got ", pair_str(dilation));
+  if (groups <= 0) value_error("groups: expected a positive integer, got ", groups);
+  lamina::ConvParams p;
+  p.N = x.shape(0); p.C = x.shape(1); p.H = x.shape(2); p.W = x.shape(3);
+  p.K = w.shape(0); p.KH = w.shape(2); p.KW = w.shape(3);
+  p.stride_h = stride[0]; p.stride_w = stride[1];
+  p.pad_h = padding[0]; p.pad_w = padding[1];
+  p.dil_h = dilation[0]; p.dil_w = dilation[1];
+  p.groups = groups;
+  if (p.C == 0 || p.H == 0 || p.W == 0) value_error("input: expected non-empty (C, H, W), got shape ", shape_str(x));
+  if (p.K == 0 || p.KH == 0 || p.KW == 0) value_error("weight: expected non-empty shape, got ", shape_str(w));
+  if (p.C % groups) value_error("groups: input channels ", p.C, " are not divisible by groups=", groups);
+  if (p.K % groups) value_error("groups: output channels ", p.K, " (weight.shape[0]) are not divisible by groups=", groups);
+  if (w.shape(1) * groups != p.C)
+    value_error("weight: expected shape[1] == in_channels/groups = ", p.C / groups, ", got weight shape ",
+                shape_str(w), " for input shape ", shape_str(x), " and groups=", groups);
+  if (p.H + 2 * p.pad_h < p.dil_h * (p.KH - 1) + 1 || p.W + 2 * p.pad_w < p.dil_w * (p.KW - 1) + 1)
+    value_error("weight: kernel ", p.KH, "x", p.KW, " (dilation ", pair_str(dilation),
+                ") is larger than the padded input ", p.H + 2 * p.pad_h, "x", p.W + 2 * p.pad_w);
+  const char* err = lamina::conv_params_error(p);
+  if (err[0]) value_error(err);
+  return p;
+}
+
+void conv2d_forward(const py::array& x, const py::array& w, const py::object& b, const py::array& y,
+                    Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  const auto p = make_params(x, w, stride, padding, dilation, groups);
+  check_same_dtype(x, "input", w, "weight");
+  check_same_dtype(x, "input", y, "out");
+  check_shape(y, "out", {p.N, p.K, p.OH(), p.OW()});
+  check_no_alias(y, "out", x, "input");
+  check_no_alias(y, "out", w, "weight");
+  py::array barr;
+  if (!b.is_none()) {
+    if (!py::isinstance<py::array>(b)) type_error("bias: expected a numpy array or None");
+    barr = b.cast<py::array>();
+    check_same_dtype(x, "input", barr, "bias");
+    check_shape(barr, "bias", {p.K});
+    check_no_alias(y, "out", barr, "bias");
+  }
+  dispatch_float(x, "input", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = data_of<T>(x, "input");
+    const T* wp = data_of<T>(w, "weight");
+    const T* bp = b.is_none() ? nullptr : data_of<T>(barr, "bias");
+    T* yp = data_of<T>(y, "out", true);
+    py::gil_scoped_release nogil;
+    lamina::conv2d_forward<T>(p, xp, wp, bp, yp);
+  });
+}
+
+void conv2d_backward(const py::array& x, const py::array& w, const py::array& dy, const py::object& dx,
+                     const py::object& dw, const py::object& db, Pair stride, Pair padding,
+                     Pair dilation, int64_t groups) {
+  const auto p = make_params(x, w, stride, padding, dilation, groups);
+  check_same_dtype(x, "input", w, "weight");
+  check_same_dtype(x, "input", dy, "grad_output");
+  check_shape(dy, "grad_output", {p.N, p.K, p.OH(), p.OW()});
+  auto out_arg = [&](const py::object& o, const char* name, std::vector<int64_t> shape) -> py::array {
+    if (o.is_none()) return py::array();
+    if (!py::isinstance<py::array>(o)) type_error(name, ": expected a numpy array or None");
+    py::array a = o.cast<py::array>();
+    check_same_dtype(x, "input", a, name);
+    check_shape(a, name, shape);
+    check_no_alias(a, name, x, "input");
+    check_no_alias(a, name, w, "weight");
+    check_no_alias(a, name, dy, "grad_output");
+    return a;
+  };
+  py::array dxa = out_arg(dx, "grad_input", {p.N, p.C, p.H, p.W});
+  py::array dwa = out_arg(dw, "grad_weight", {p.K, p.C / p.groups, p.KH, p.KW});
+  py::array dba = out_arg(db, "grad_bias", {p.K});
+  if (!dx.is_none() && !dw.is_none()) check_no_alias(dxa, "grad_input", dwa, "grad_weight");
+  dispatch_float(x, "input", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = data_of<T>(x, "input");
+    const T* wp = data_of<T>(w, "weight");
+    const T* dyp = data_of<T>(dy, "grad_output");
+    T* dxp = dx.is_none() ? nullptr : data_of<T>(dxa, "grad_input", true);
+    T* dwp = dw.is_none() ? nullptr : data_of<T>(dwa, "grad_weight", true);
+    T* dbp = db.is_none() ? nullptr : data_of<T>(dba, "grad_bias", true);
+    py::gil_scoped_release nogil;
+    lamina::conv2d_backward<T>(p, xp, wp, dyp, dxp, dwp, dbp);
+  });
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def("conv2d_forward", &conv2d_forward, py::arg("input"), py::arg("weight"), py::arg("bias"),
+        py::arg("out"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        "out (N, K, OH, OW) = conv2d(input (N, C, H, W), weight (K, C/groups, KH, KW)) + bias (K,) or None.\n"
+        "stride, padding, dilation are (h, w) pairs; out is written in place.");
+  m.def("conv2d_backward", &conv2d_backward, py::arg("input"), py::arg("weight"), py::arg("grad_output"),
+        py::arg("grad_input"), py::arg("grad_weight"), py::arg("grad_bias"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        "Writes the gradients of conv2d into grad_input / grad_weight / grad_bias (each may be None).");
+  m.def("conv_output_size", [](int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+  }, py::arg("size"), py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+     "floor((size + 2*padding - dilation*(kernel-1) - 1) / stride) + 1");
+}

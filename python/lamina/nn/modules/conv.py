@@ -1,0 +1,106 @@
+"""Conv1d / Conv2d layers with PyTorch's constructor signatures and default initialization."""
+import math
+
+import numpy as np
+
+from .. import _conv
+from .. import init
+from ..module import Module, ModuleShapeError, Parameter
+from ...tensor import get_default_dtype
+
+
+class _ConvNd(Module):
+    _nd = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", dtype=None):
+        super().__init__()
+        nd = self._nd
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not _conv._is_int(v) or v <= 0:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if in_channels % groups:
+            raise ValueError(f"groups: in_channels ({in_channels}) must be divisible by groups ({groups})")
+        if out_channels % groups:
+            raise ValueError(f"groups: out_channels ({out_channels}) must be divisible by groups ({groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size = _conv._tuple(kernel_size, nd, "kernel_size", 1)
+        self.stride = _conv._tuple(stride, nd, "stride", 1)
+        self.dilation = _conv._tuple(dilation, nd, "dilation", 1)
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"padding: expected an int, a tuple, 'valid' or 'same', got {padding!r}")
+            _conv._string_padding(padding, self.kernel_size, self.dilation, self.stride)  # validate now
+            self.padding = padding
+        else:
+            self.padding = _conv._tuple(padding, nd, "padding", 0)
+        self.padding_mode = padding_mode
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dt))
+        if bias:
+            self.bias = Parameter(np.empty((out_channels,), dtype=dt))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b.
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = (self.in_channels // self.groups) * int(np.prod(self.kernel_size))
+            bound = 1.0 / math.sqrt(fan_in)
+            init.uniform_(self.bias, -bound, bound)
+
+    def _check(self, x):
+        nd = self._nd
+        if x.ndim not in (nd + 1, nd + 2):
+            want = "(C, L) or (N, C, L)" if nd == 1 else "(C, H, W) or (N, C, H, W)"
+            raise ModuleShapeError(self, f"expected a {nd + 1}-D or {nd + 2}-D input {want}, "
+                                         f"got shape {tuple(x.shape)}")
+        c = x.shape[-nd - 1]
+        if c != self.in_channels:
+            raise ModuleShapeError(self, f"expected {self.in_channels} input channels, got {c} "
+                                         f"(input shape {tuple(x.shape)})")
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,) * self._nd:
+            s += f", padding={self.padding!r}"
+        if self.dilation != (1,) * self._nd:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over (N, C, H, W) or (C, H, W), PyTorch's ``nn.Conv2d``.
+
+    >>> import lamina
+    >>> conv = lamina.nn.Conv2d(1, 6, 5, padding=2)
+    >>> tuple(conv(lamina.zeros(4, 1, 28, 28)).shape)
+    (4, 6, 28, 28)
+    """
+    _nd = 2
+
+    def forward(self, x):
+        self._check(x)
+        return _conv.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L) or (C, L), PyTorch's ``nn.Conv1d``.
+
+    >>> import lamina
+    >>> tuple(lamina.nn.Conv1d(2, 4, 3)(lamina.zeros(5, 2, 10)).shape)
+    (5, 4, 8)
+    """
+    _nd = 1
+
+    def forward(self, x):
+        self._check(x)
+        return _conv.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
