@@ -1,6 +1,7 @@
 // Python bindings for the GEMM family: _C.gemm, _C.gemm_batched, _C.gemm_reference.
 // Every argument is checked here (dtype, ndim, shapes that must agree, row-contiguity,
 // writeability, overlap) so the kernel only ever sees valid pointers and leading dimensions.
+#include <algorithm>
 #include <string>
 
 #include "common.h"
@@ -23,6 +24,10 @@ Mat2 view_2d(const py::array& x, const char* name, bool is_output) {
   check_ndim(x, name, 2);
   const int64_t rows = x.shape(0), cols = x.shape(1), item = x.itemsize();
   const int64_t s0 = x.strides(0), s1 = x.strides(1);
+  if (rows == 0 || cols == 0) {  // empty: numpy may report any strides; nothing is touched
+    const char* p = static_cast<const char*>(x.data());
+    return {p, p, rows, cols, std::max<int64_t>(cols, 1)};
+  }
   if (cols > 1 && s1 != item)
     value_error(name, ": expected the last stride to equal the itemsize (", item, " bytes), got ", s1,
                 "; rows may be strided but each row must be contiguous (use numpy.ascontiguousarray)");

@@ -1,0 +1,199 @@
+"""GEMM benchmark: lamina vs NumPy (OpenBLAS) vs PyTorch, side by side in one run.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=python python3 benchmarks/bench_gemm.py [--quick]
+    ... bench_gemm.py --under-load     # 2 threads with a busy loop on one core vs 1 thread
+
+Prints GFLOP/s (median of several timed reps after a warm-up) for float32 and float64 at
+1 and 2 threads. Every result is checked against numpy outside the timed region.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from lamina import _C  # noqa: E402
+
+try:
+    import torch  # oracle / comparison only; lamina itself never imports torch
+except Exception:  # pragma: no cover
+    torch = None
+
+try:
+    from threadpoolctl import threadpool_limits
+except Exception:  # pragma: no cover
+    threadpool_limits = None
+
+# (name, M, K, N, trans_a, trans_b): C = op(A) @ op(B), op(A) is M x K, op(B) is K x N.
+NETWORK = [
+    ("mlp fwd 64x784x300", 64, 784, 300),
+    ("mlp fwd 256x784x300", 256, 784, 300),
+    ("mlp fwd 64x300x100", 64, 300, 100),
+    ("lenet fc 256x400x120", 256, 400, 120),
+    ("conv1 im2col 50176x25x6", 50176, 25, 6),
+    ("conv2 im2col 6400x150x16", 6400, 150, 16),
+]
+
+
+def variants(name, M, K, N):
+    """NN forward plus the backward shapes: dX = dY @ W^T (NT), dW = X^T @ dY (TN)."""
+    yield (name + " NN", M, K, N, False, False)
+    yield (name + " NT dX", M, N, K, False, True)   # dY (M x N) @ W^T, W stored K x N -> (K x N)^T
+    yield (name + " TN dW", K, M, N, True, False)   # X^T (K x M) @ dY (M x N)
+
+
+def operands(M, K, N, ta, tb, dtype, rng):
+    a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    return a, b
+
+
+def median_time(fn, reps, min_time=0.02):
+    fn()  # warm-up
+    # choose an inner loop count so each timed sample is >= min_time
+    t0 = time.perf_counter(); fn(); one = time.perf_counter() - t0
+    inner = max(1, int(min_time / max(one, 1e-7)))
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples)
+
+
+class Limits:
+    """Thread count for all three libraries at once."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        _C.set_num_threads(self.n)
+        if torch is not None:
+            self._torch = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        self._tp = threadpool_limits(self.n) if threadpool_limits else None
+        return self
+
+    def __exit__(self, *exc):
+        if self._tp is not None:
+            self._tp.restore_original_limits()
+        if torch is not None:
+            torch.set_num_threads(self._torch)
+
+
+def bench_case(M, K, N, ta, tb, dtype, reps, rng):
+    a, b = operands(M, K, N, ta, tb, dtype, rng)
+    oa = a.T if ta else a
+    ob = b.T if tb else b
+    c = np.empty((M, N), dtype)
+    ref = oa @ ob
+    out = {}
+    f_lamina = lambda: _C.gemm(a, b, c, trans_a=ta, trans_b=tb)  # noqa: E731
+    f_lamina()
+    tol = 1e-3 if dtype == np.float32 else 1e-10
+    err = np.abs(c - ref).max() / max(1.0, np.abs(ref).max())
+    if not err <= tol:
+        raise AssertionError(f"lamina result wrong for {M}x{K}x{N} ta={ta} tb={tb}: rel err {err}")
+    cn = np.empty((M, N), dtype)
+    f_numpy = lambda: np.matmul(oa, ob, out=cn)  # noqa: E731
+    flops = 2.0 * M * N * K
+    out["lamina"] = flops / median_time(f_lamina, reps) / 1e9
+    out["numpy"] = flops / median_time(f_numpy, reps) / 1e9
+    if torch is not None:
+        ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
+        ota = ta_.t() if ta else ta_
+        otb = tb_.t() if tb else tb_
+        tc = torch.empty((M, N), dtype=ota.dtype)
+        f_torch = lambda: torch.matmul(ota, otb, out=tc)  # noqa: E731
+        f_torch()
+        assert np.abs(tc.numpy() - ref).max() / max(1.0, np.abs(ref).max()) <= tol
+        out["torch"] = flops / median_time(f_torch, reps) / 1e9
+    return out
+
+
+def cases(quick):
+    squares = [64, 128, 256, 512] if quick else [64, 128, 256, 512, 1024, 2048]
+    out = [(f"square {n}", n, n, n, False, False) for n in squares]
+    for name, M, K, N in (NETWORK[:1] + NETWORK[4:] if quick else NETWORK):
+        out += list(variants(name, M, K, N)) if not quick else [(name + " NN", M, K, N, False, False)]
+    return out
+
+
+def run_table(quick, dtypes, threads, reps):
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        for nt in threads:
+            print(f"\n== {np.dtype(dtype).name}, {nt} thread(s), GFLOP/s (median of {reps}) ==")
+            hdr = f"{'case':38s} {'lamina':>8s} {'numpy':>8s} {'torch':>8s} {'l/np':>6s} {'l/torch':>7s}"
+            print(hdr)
+            with Limits(nt):
+                for name, M, K, N, ta, tb in cases(quick):
+                    if not quick and M * N * K > 3e9 and dtype == np.float64:
+                        pass
+                    r = bench_case(M, K, N, ta, tb, dtype, reps, rng)
+                    t = r.get("torch", float("nan"))
+                    print(f"{name:38s} {r['lamina']:8.1f} {r['numpy']:8.1f} {t:8.1f} "
+                          f"{r['lamina'] / r['numpy']:6.2f} {r['lamina'] / t:7.2f}", flush=True)
+
+
+SPIN = "import time\nt=time.time()\nwhile time.time()-t<{s}: pass\n"
+
+
+def under_load(reps):
+    """2 threads with a busy process competing for one core vs 1 thread on an idle machine."""
+    rng = np.random.default_rng(0)
+    shapes = [(512, 512, 512), (256, 784, 300), (6400, 150, 16), (1024, 1024, 1024)]
+    print("\n== under load: float32, seconds (median) ==")
+    print(f"{'shape':22s} {'1 thr idle':>11s} {'2 thr idle':>11s} {'2 thr + spin':>13s} {'ratio vs 1thr':>14s}")
+    for M, K, N in shapes:
+        a, b = operands(M, K, N, False, False, np.float32, rng)
+        c = np.empty((M, N), np.float32)
+        f = lambda: _C.gemm(a, b, c)  # noqa: E731
+        _C.set_num_threads(1); t1 = median_time(f, reps)
+        _C.set_num_threads(2); t2 = median_time(f, reps)
+        spin = subprocess.Popen([sys.executable, "-c", SPIN.format(s=60)])
+        try:
+            time.sleep(0.3)
+            tl = median_time(f, reps)
+        finally:
+            spin.kill(); spin.wait()
+        assert np.allclose(c, a @ b, rtol=1e-3, atol=1e-3)
+        print(f"{M}x{K}x{N:<12d} {t1:11.5f} {t2:11.5f} {tl:13.5f} {tl / t1:14.2f}")
+    _C.set_num_threads(2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer shapes and reps")
+    ap.add_argument("--under-load", action="store_true", help="only the under-load comparison")
+    ap.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
+    ap.add_argument("--threads", default="2,1", help="comma list of thread counts")
+    ap.add_argument("--reps", type=int, default=0)
+    args = ap.parse_args()
+    if threadpool_limits is None:
+        if os.environ.get("_LAMINA_BENCH_CHILD") is None:
+            # No threadpoolctl: re-run one child per thread count with OpenBLAS's env set.
+            for nt in args.threads.split(","):
+                env = dict(os.environ, OPENBLAS_NUM_THREADS=nt, OMP_NUM_THREADS=nt, _LAMINA_BENCH_CHILD="1")
+                argv = [a for a in sys.argv[1:] if not a.startswith("--threads")]
+                subprocess.run([sys.executable, __file__, *argv, f"--threads={nt}"], env=env, check=True)
+            return
+    reps = args.reps or (5 if args.quick else 7)
+    print(f"lamina {_C.__version__} isa={_C.isa()} numpy {np.__version__}"
+          f" torch {torch.__version__ if torch else 'n/a'}"
+          f" OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}")
+    if args.under_load:
+        under_load(reps)
+        return
+    dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
+    run_table(args.quick, dtypes, [int(t) for t in args.threads.split(",")], reps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""lamina._C.gemm / gemm_batched vs numpy: transposes, strided views, alpha/beta, epilogues,
+threads, both ISA paths, and the error messages for bad input."""
+import numpy as np
+import pytest
+
+from lamina import _C
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 2e-4, np.float64: 1e-11}
+
+
+def rand(rng, shape, dtype):
+    return rng.uniform(-1, 1, shape).astype(dtype)
+
+
+def ref(a, b, ta, tb, alpha=1.0, beta=0.0, c0=None, bias=None, axis="col", act="identity"):
+    x = alpha * ((a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64))
+    if beta != 0:
+        x = x + beta * c0
+    if bias is not None:
+        x = x + (bias[None, :] if axis == "col" else bias[:, None])
+    if act == "relu":
+        x = np.maximum(x, 0)
+    elif act == "sigmoid":
+        x = 1 / (1 + np.exp(-x))
+    elif act == "tanh":
+        x = np.tanh(x)
+    return x
+
+
+def check(c, r, dtype, K):
+    np.testing.assert_allclose(c, r, rtol=TOL[dtype], atol=TOL[dtype] * max(1, K) ** 0.5)
+
+
+@pytest.fixture(params=["avx2", "portable"])
+def isa(request):
+    if request.param == "avx2" and not _C.cpu_supports_avx2_fma():
+        pytest.skip("no AVX2")
+    before = _C.isa()
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa("avx2" if before.startswith("avx2") else "portable")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (7, 5, 17), (64, 784, 30), (97, 257, 131), (300, 25, 6),
+                                   (6400 // 16, 150, 16), (0, 3, 4), (3, 0, 4)])
+def test_gemm_matches_numpy(isa, dtype, ta, tb, M, K, N):
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    a = rand(rng, (K, M) if ta else (M, K), dtype)
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    c = np.full((M, N), np.nan, dtype)  # beta=0 must ignore old contents, NaN included
+    _C.gemm(a, b, c, trans_a=ta, trans_b=tb)
+    check(c, ref(a, b, ta, tb), dtype, K)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (-1.0, 0.5), (0.5, -1.0), (0.0, 0.5)])
+def test_alpha_beta(dtype, alpha, beta):
+    rng = np.random.default_rng(1)
+    a, b, c0 = rand(rng, (37, 300), dtype), rand(rng, (300, 41), dtype), rand(rng, (37, 41), dtype)
+    c = c0.copy()
+    _C.gemm(a, b, c, alpha=alpha, beta=beta)
+    check(c, ref(a, b, False, False, alpha, beta, c0), dtype, 300)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", ["col", "row"])
+@pytest.mark.parametrize("act", ["identity", "relu", "sigmoid", "tanh"])
+def test_epilogue(dtype, axis, act):
+    rng = np.random.default_rng(2)
+    M, K, N = 45, 70, 33
+    a, b = rand(rng, (M, K), dtype), rand(rng, (K, N), dtype)
+    bias = rand(rng, (N if axis == "col" else M,), dtype)
+    c = np.empty((M, N), dtype)
+    _C.gemm(a, b, c, bias=bias, bias_axis=axis, act=act)
+    check(c, ref(a, b, False, False, bias=bias, axis=axis, act=act), dtype, K)
+    r = np.empty_like(c)
+    _C.gemm_reference(a, b, r, bias=bias, bias_axis=axis, act=act)
+    check(c, r, dtype, K)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views(dtype):
+    """Row-strided views for a, b and c: leading dims differ from the widths; c's gaps untouched."""
+    rng = np.random.default_rng(3)
+    big_a, big_b = rand(rng, (90, 90), dtype), rand(rng, (160, 70), dtype)
+    a = big_a[3:40, 5:80]           # (37, 75), lda = 90
+    b = big_b[::2, 2:45][:75]       # (75, 43), ldb = 140
+    big_c = np.full((37, 60), 7.0, dtype)
+    c = big_c[:, 10:53]             # (37, 43), ldc = 60
+    _C.gemm(a, b, c, beta=0.0)
+    check(c, ref(a, b, False, False), dtype, 75)
+    assert (big_c[:, :10] == 7).all() and (big_c[:, 53:] == 7).all()
+    # transposed operands given as views of the transposed storage
+    at = big_a[5:80, 3:40]          # (75, 37) stored, op(a) = at.T
+    c2 = np.empty((37, 43), dtype)
+    _C.gemm(at, b, c2, trans_a=True)
+    check(c2, ref(at, b, True, False), dtype, 75)
+
+
+def test_threads_agree():
+    rng = np.random.default_rng(4)
+    a, b = rand(rng, (300, 200), np.float32), rand(rng, (200, 250), np.float32)
+    n0 = _C.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            _C.set_num_threads(n)
+            c = np.empty((300, 250), np.float32)
+            _C.gemm(a, b, c)
+            outs.append(c)
+    finally:
+        _C.set_num_threads(n0)
+    # K is never split across threads, so results are bitwise identical.
+    assert np.array_equal(outs[0], outs[1])
+    check(outs[0], ref(a, b, False, False), np.float32, 200)
+
+
+@pytest.mark.parametrize("pack_a", [0, 1])
+@pytest.mark.parametrize("kernel", [0, 1])
+def test_forced_paths(pack_a, kernel):
+    rng = np.random.default_rng(5)
+    a, b = rand(rng, (53, 300), np.float32), rand(rng, (300, 29), np.float32)
+    c = np.empty((53, 29), np.float32)
+    _C._gemm_set_path_override(pack_a, kernel)
+    try:
+        _C.gemm(a, b, c)
+    finally:
+        _C._gemm_set_path_override(-1, -1)
+    check(c, ref(a, b, False, False), np.float32, 300)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_batched(dtype, ta, tb):
+    rng = np.random.default_rng(6)
+    B, M, K, N = 4, 13, 21, 9
+    a = rand(rng, (B, K, M) if ta else (B, M, K), dtype)
+    b = rand(rng, (B, N, K) if tb else (B, K, N), dtype)
+    c0 = rand(rng, (B, M, N), dtype)
+    c = c0.copy()
+    _C.gemm_batched(a, b, c, trans_a=ta, trans_b=tb, alpha=0.5, beta=2.0)
+    r = np.stack([ref(a[i], b[i], ta, tb, 0.5, 2.0, c0[i]) for i in range(B)])
+    check(c, r, dtype, K)
+
+
+def test_errors():
+    f32 = np.float32
+    a, b, c = np.ones((4, 784), f32), np.ones((300, 100), f32), np.empty((4, 100), f32)
+    with pytest.raises(ValueError, match=r"b: expected shape \(784, \*\) to match a's K=784, got \(300, 100\)"):
+        _C.gemm(a, b, c)
+    b = np.ones((784, 100), f32)
+    with pytest.raises(ValueError, match=r"c: expected shape \(4, 100\)"):
+        _C.gemm(a, b, np.empty((5, 100), f32))
+    with pytest.raises(TypeError, match="b: expected dtype float32"):
+        _C.gemm(a, b.astype(np.float64), c)
+    with pytest.raises(TypeError, match="a: expected dtype float32 or float64"):
+        _C.gemm(a.astype(np.int32), b, c)
+    with pytest.raises(ValueError, match="a: expected 2-D"):
+        _C.gemm(np.ones(4, f32), b, c)
+    with pytest.raises(ValueError, match="a: expected the last stride"):
+        _C.gemm(np.ones((4, 1568), f32)[:, ::2], b, c)
+    ro = np.empty((4, 100), f32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="c: expected a writeable"):
+        _C.gemm(a, b, ro)
+    sq = np.ones((8, 8), f32)
+    with pytest.raises(ValueError, match="c: output must not overlap input a"):
+        _C.gemm(sq, np.ones((8, 8), f32), sq)
+    with pytest.raises(ValueError, match=r"bias: expected shape \(100,\)"):
+        _C.gemm(a, b, c, bias=np.ones(4, f32))
+    with pytest.raises(ValueError, match=r"bias: expected shape \(4,\)"):
+        _C.gemm(a, b, c, bias=np.ones(100, f32), bias_axis="row")
+    with pytest.raises(TypeError, match="bias: expected dtype float32"):
+        _C.gemm(a, b, c, bias=np.ones(100))
+    with pytest.raises(ValueError, match="act: expected one of"):
+        _C.gemm(a, b, c, act="gelu")
+    with pytest.raises(ValueError, match="bias_axis: expected"):
+        _C.gemm(a, b, c, bias_axis="diag")
+    with pytest.raises(ValueError, match="b: expected shape"):
+        _C.gemm_batched(np.ones((2, 3, 4), f32), np.ones((3, 4, 5), f32), np.empty((2, 3, 5), f32))
+    with pytest.raises(ValueError, match="c: expected a C-contiguous"):
+        _C.gemm_batched(np.ones((2, 3, 4), f32), np.ones((2, 4, 5), f32), np.empty((2, 5, 3), f32).transpose(0, 2, 1))
