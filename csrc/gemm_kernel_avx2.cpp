@@ -57,32 +57,28 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
 
-  auto step = [&](const T* a, const T* b) __attribute__((always_inline)) {
+  // A rows in groups of 3: base pointers a0 (rows 0-2), a1 (rows 3-5), ... addressed as
+  // base + {0, 1, 2} * rs with one stride register, so the loop needs few integer registers.
+  constexpr int G = (MR + 2) / 3;
+  const T* ag[G];
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) ag[g] = A + 3 * g * rs;
+
+  // One rank-1 update per iteration; no manual unrolling, which makes GCC interleave
+  // iterations and spill accumulators.
+#pragma GCC unroll 1
+  for (int64_t k = 0; k < kc; ++k) {
     typename X::R bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = X::load(b + v * W);
+    for (int v = 0; v < NV; ++v) bv[v] = X::load(Bp + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const typename X::R ai = X::bcast(a + i * rs);
+      const typename X::R ai = X::bcast(ag[i / 3] + (i % 3) * rs);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = X::fma(ai, bv[v], acc[i][v]);
     }
-  };
-
-  int64_t k = 0;
-  // Unrolled by 4 so loop overhead and pointer bumps are amortized over 4 rank-1 updates.
-  for (; k + 4 <= kc; k += 4) {
-    _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * NR), _MM_HINT_T0);
-    step(A, Bp);
-    step(A + cs, Bp + NR);
-    step(A + 2 * cs, Bp + 2 * NR);
-    step(A + 3 * cs, Bp + 3 * NR);
-    A += 4 * cs;
-    Bp += 4 * NR;
-  }
-  for (; k < kc; ++k) {
-    step(A, Bp);
-    A += cs;
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) ag[g] += cs;
     Bp += NR;
   }
 
