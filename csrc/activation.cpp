@@ -1,0 +1,237 @@
+// Activation family: dispatch (AVX2 or portable), the portable loops, bias broadcasts and
+// their gradient reductions. See activation.h for the conventions.
+#include "activation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cpu.h"
+
+namespace lamina {
+namespace {
+
+// Elementwise work below this many elements per thread stays on one thread (fork/join ~ us).
+constexpr int64_t kElemsPerThread = 32768;
+// Dynamic chunks (multiple of 8 lanes) so a thread that lost its core does not stall the rest.
+constexpr int64_t kChunk = 16384;
+
+template <class F>
+void parallel_ranges(int64_t n, F&& f) {
+  const int nt = threads_for(static_cast<double>(n), static_cast<double>(kElemsPerThread));
+  if (nt <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t c = 0; c < nchunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
+}
+
+// Non-temporal stores pay once the output is well past the last-level cache, and only when
+// the output is a separate buffer (in place, the line is already in cache from the load).
+template <class T>
+bool stream_stores(int64_t n, const T* in, const T* out) {
+  return in != out && static_cast<double>(n) * sizeof(T) >= 16.0 * 1024 * 1024;
+}
+
+template <class T> T sigmoid_ref(T x) {
+  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);  // x < 0: e^x / (1 + e^x) never overflows
+  return e / (T(1) + e);
+}
+
+template <class T> constexpr T softplus_threshold() { return T(20); }
+
+template <class T>
+void forward_portable(Activation kind, int64_t i0, int64_t i1, const T* x, T* y, T slope) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  switch (kind) {
+    case Activation::identity:
+      if (x != y) std::copy(x + i0, x + i1, y + i0);
+      break;
+    case Activation::relu:  // x < 0 is false for NaN, so NaN passes through
+      for (int64_t i = i0; i < i1; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
+      break;
+    case Activation::leaky_relu:
+      for (int64_t i = i0; i < i1; ++i) {
+        const T v = x[i];
+        y[i] = v > T(0) ? v : v * slope;
+      }
+      break;
+    case Activation::softplus:
+      for (int64_t i = i0; i < i1; ++i) {
+        const T v = x[i];
+        y[i] = v > softplus_threshold<T>() ? v : std::max(v, T(0)) + std::log1p(std::exp(-std::fabs(v)));
+        if (v != v) y[i] = v;
+      }
+      break;
+    case Activation::sigmoid:
+      for (int64_t i = i0; i < i1; ++i) y[i] = sigmoid_ref(x[i]);
+      break;
+    case Activation::tanh:
+      for (int64_t i = i0; i < i1; ++i) y[i] = std::tanh(x[i]);
+      break;
+    case Activation::step:
+      for (int64_t i = i0; i < i1; ++i) y[i] = x[i] > T(0) ? T(1) : (x[i] <= T(0) ? T(0) : nan);
+      break;
+  }
+}
+
+template <class T>
+void backward_portable(Activation kind, int64_t i0, int64_t i1, const T* v, const T* dy, T* dx, T slope) {
+  switch (kind) {
+    case Activation::identity:
+      if (dy != dx) std::copy(dy + i0, dy + i1, dx + i0);
+      break;
+    case Activation::relu:  // NOTE: relu'(0) = 0
+      for (int64_t i = i0; i < i1; ++i) {
+        const T g = dy[i];  // unconditional load: lets the compiler vectorize the select
+        dx[i] = v[i] <= T(0) ? T(0) : g;
+      }
+      break;
+    case Activation::leaky_relu:  // leaky_relu'(0) = slope
+      for (int64_t i = i0; i < i1; ++i) {
+        const T g = dy[i];
+        dx[i] = v[i] > T(0) ? g : g * slope;
+      }
+      break;
+    case Activation::softplus:
+      for (int64_t i = i0; i < i1; ++i)
+        dx[i] = v[i] > softplus_threshold<T>() ? dy[i] : dy[i] * sigmoid_ref(v[i]);
+      break;
+    case Activation::sigmoid:  // v is y
+      for (int64_t i = i0; i < i1; ++i) dx[i] = dy[i] * (v[i] * (T(1) - v[i]));
+      break;
+    case Activation::tanh:  // v is y
+      for (int64_t i = i0; i < i1; ++i) dx[i] = dy[i] * (T(1) - v[i] * v[i]);
+      break;
+    case Activation::step:  // NOTE: zero gradient everywhere, step'(0) included
+      std::fill(dx + i0, dx + i1, T(0));
+      break;
+  }
+}
+
+}  // namespace
+
+bool act_backward_reads_y(Activation kind) {
+  return kind == Activation::sigmoid || kind == Activation::tanh;
+}
+
+const char* activation_name(Activation kind) {
+  switch (kind) {
+    case Activation::identity: return "identity";
+    case Activation::relu: return "relu";
+    case Activation::leaky_relu: return "leaky_relu";
+    case Activation::softplus: return "softplus";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::tanh: return "tanh";
+    case Activation::step: return "step";
+  }
+  return "?";
+}
+
+template <class T>
+void act_forward(Activation kind, int64_t n, const T* x, T* y, T negative_slope) {
+  if (n <= 0) return;
+  const bool avx2 = active_isa() == Isa::avx2;
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+#if defined(LAMINA_X86)
+    if (avx2) return detail::act_forward_avx2(kind, i0, i1, x, y, negative_slope, stream_stores<T>(n, x, y));
+#endif
+    forward_portable(kind, i0, i1, x, y, negative_slope);
+  });
+  (void)avx2;
+}
+
+template <class T>
+void act_backward(Activation kind, int64_t n, const T* x_or_y, const T* dy, T* dx, T negative_slope) {
+  if (n <= 0) return;
+  const bool avx2 = active_isa() == Isa::avx2;
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+#if defined(LAMINA_X86)
+    if (avx2) return detail::act_backward_avx2(kind, i0, i1, x_or_y, dy, dx, negative_slope,
+                                               stream_stores<T>(n, x_or_y, dx) && dx != dy);
+#endif
+    backward_portable(kind, i0, i1, x_or_y, dy, dx, negative_slope);
+  });
+  (void)avx2;
+}
+
+template <class T>
+void bias_add_rows(int64_t N, int64_t F, T* y, const T* b) {
+  if (N <= 0 || F <= 0) return;
+  const int nt = threads_for(static_cast<double>(N) * F, kElemsPerThread);
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+  for (int64_t n = 0; n < N; ++n) {
+    T* row = y + n * F;
+    for (int64_t j = 0; j < F; ++j) row[j] += b[j];
+  }
+}
+
+template <class T>
+void bias_add_channels(int64_t N, int64_t C, int64_t S, T* y, const T* b) {
+  if (N <= 0 || C <= 0 || S <= 0) return;
+  const int nt = threads_for(static_cast<double>(N) * C * S, kElemsPerThread);
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const T bc = b[nc % C];
+    T* plane = y + nc * S;
+    for (int64_t s = 0; s < S; ++s) plane[s] += bc;
+  }
+}
+
+template <class T>
+void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db) {
+  if (F <= 0) return;
+  // Parallel over column blocks: each thread owns db[j0, j1) and walks all rows (row-major,
+  // so every thread streams contiguous pieces of each row).
+  constexpr int64_t kCols = 256;
+  const int64_t nblocks = (F + kCols - 1) / kCols;
+  const int nt = std::min<int64_t>(threads_for(static_cast<double>(N) * F, kElemsPerThread), nblocks);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t jb = 0; jb < nblocks; ++jb) {
+    const int64_t j0 = jb * kCols, j1 = std::min(F, j0 + kCols);
+    T acc[kCols];
+    for (int64_t j = j0; j < j1; ++j) acc[j - j0] = T(0);
+    for (int64_t n = 0; n < N; ++n) {
+      const T* row = dy + n * F;
+      for (int64_t j = j0; j < j1; ++j) acc[j - j0] += row[j];
+    }
+    for (int64_t j = j0; j < j1; ++j) db[j] = acc[j - j0];
+  }
+}
+
+template <class T>
+void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db) {
+  if (C <= 0) return;
+  const int nt = std::min<int64_t>(threads_for(static_cast<double>(N) * C * S, kElemsPerThread), C);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t c = 0; c < C; ++c) {
+    // Sum in T with 8 independent partial sums (vectorizable, better rounding than one chain).
+    T part[8] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const T* plane = dy + (n * C + c) * S;
+      int64_t s = 0;
+      for (; s + 8 <= S; s += 8)
+        for (int k = 0; k < 8; ++k) part[k] += plane[s + k];
+      for (; s < S; ++s) part[s & 7] += plane[s];
+    }
+    T total = T(0);
+    for (int k = 0; k < 8; ++k) total += part[k];
+    db[c] = total;
+  }
+}
+
+#define LAMINA_INSTANTIATE(T)                                                                  \
+  template void act_forward<T>(Activation, int64_t, const T*, T*, T);                         \
+  template void act_backward<T>(Activation, int64_t, const T*, const T*, T*, T);              \
+  template void bias_add_rows<T>(int64_t, int64_t, T*, const T*);                             \
+  template void bias_add_channels<T>(int64_t, int64_t, int64_t, T*, const T*);                \
+  template void bias_grad_rows<T>(int64_t, int64_t, const T*, T*);                            \
+  template void bias_grad_channels<T>(int64_t, int64_t, int64_t, const T*, T*);
+LAMINA_INSTANTIATE(float)
+LAMINA_INSTANTIATE(double)
+#undef LAMINA_INSTANTIATE
+
+}  // namespace lamina

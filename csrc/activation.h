@@ -1,0 +1,65 @@
+// Elementwise activations and bias broadcasts, forward and backward side by side.
+//
+// act_forward(kind, n, x, y):           y[i] = f(x[i])
+// act_backward(kind, n, x, y, dy, dx):  dx[i] = dy[i] * f'(.)
+// Which saved tensor a backward reads (the other pointer may be null):
+//   identity, relu, leaky_relu, softplus, step -> x (the input)
+//   sigmoid, tanh                            -> y (the output: f' = y(1-y), 1-y^2)
+// Kinks: relu'(0) = 0, leaky_relu'(0) = negative_slope, step'(z) = 0 everywhere.
+// step(z) = 1 if z > 0 else 0, so step(0) = 0.
+// softplus(z) = log(1 + e^z), with PyTorch's beta = 1, threshold = 20 (z > 20 returns z).
+// NaN inputs give NaN outputs for every kind (as NumPy: relu(NaN) = NaN, step(NaN) = NaN).
+// NOTE: relu backward passes dy where x is NaN (x <= 0 is false), as PyTorch does.
+// In place: y may equal x, and dx may equal dy (or x/y); partial overlap is not allowed.
+// Sizes may be 0. Arrays above ~32K elements per thread are split over OpenMP threads.
+#pragma once
+#include <cstdint>
+
+namespace lamina {
+
+// Not `Act`: gemm.h's Act is the short list of activations its epilogue can fuse.
+enum class Activation : int {
+  identity = 0, relu = 1, leaky_relu = 2, softplus = 3, sigmoid = 4, tanh = 5, step = 6
+};
+
+// True when act_backward reads y (the forward output) instead of x.
+bool act_backward_reads_y(Activation kind);
+const char* activation_name(Activation kind);
+
+template <class T>
+void act_forward(Activation kind, int64_t n, const T* x, T* y, T negative_slope = T(0.01));
+// x_or_y: x or y as act_backward_reads_y(kind) says.
+template <class T>
+void act_backward(Activation kind, int64_t n, const T* x_or_y, const T* dy, T* dx,
+                  T negative_slope = T(0.01));
+
+// y[n, j] += b[j] over an N x F row-major matrix.
+template <class T> void bias_add_rows(int64_t N, int64_t F, T* y, const T* b);
+// y[n, c, s] += b[c] over N x C x S (NCHW with S = H*W).
+template <class T> void bias_add_channels(int64_t N, int64_t C, int64_t S, T* y, const T* b);
+// db[j] = sum_n dy[n, j] (overwrites db). Parallel over j: each db element has one writer.
+template <class T> void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db);
+// db[c] = sum_{n,s} dy[n, c, s] (overwrites db). Parallel over c.
+template <class T> void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db);
+
+namespace detail {
+// Vector math used by the activation and loss kernels (AVX2 only; call when active_isa() is avx2).
+// Range [i0, i1) lets the callers split work across threads; stream = non-temporal stores
+// (for outputs much larger than the caches).
+void act_forward_avx2(Activation kind, int64_t i0, int64_t i1, const float* x, float* y, float negative_slope,
+                      bool stream);
+void act_forward_avx2(Activation kind, int64_t i0, int64_t i1, const double* x, double* y, double negative_slope,
+                      bool stream);
+void act_backward_avx2(Activation kind, int64_t i0, int64_t i1, const float* x_or_y, const float* dy, float* dx,
+                       float negative_slope, bool stream);
+void act_backward_avx2(Activation kind, int64_t i0, int64_t i1, const double* x_or_y, const double* dy,
+                       double* dx, double negative_slope, bool stream);
+// y[i] = exp(x[i] - shift), returns sum_i y[i] (accumulated in double); softmax's inner loop.
+double exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y);
+double exp_shift_sum_avx2(int64_t n, const double* x, double shift, double* y);
+// Vector exp over an array (tests compare it with std::exp).
+void exp_avx2(int64_t n, const float* x, float* y);
+void exp_avx2(int64_t n, const double* x, double* y);
+}  // namespace detail
+
+}  // namespace lamina

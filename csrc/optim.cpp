@@ -1,0 +1,129 @@
+// Optimizer kernels (see optim.h). The per-element branches are on loop-invariant flags;
+// each combination becomes its own loop through template parameters, which the compiler
+// vectorizes.
+#include "optim.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cpu.h"
+
+namespace lamina {
+namespace {
+
+constexpr int64_t kElemsPerThread = 32768;
+constexpr int64_t kChunk = 16384;
+
+template <class F>
+void parallel_ranges(int64_t n, F&& f) {
+  const int nt = threads_for(static_cast<double>(n), static_cast<double>(kElemsPerThread));
+  if (nt <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t c = 0; c < nchunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
+}
+
+template <class T, bool kDecay, int kMomentum /*0 none, 1 first step, 2 later*/, bool kNesterov>
+void sgd_range(int64_t i0, int64_t i1, T* __restrict p, const T* __restrict grad, T* __restrict buf,
+               T lr, T momentum, T one_minus_dampening, T wd) {
+  for (int64_t i = i0; i < i1; ++i) {
+    T g = grad[i];
+    if (kDecay) g = g + wd * p[i];
+    if (kMomentum != 0) {
+      const T b = kMomentum == 1 ? g : momentum * buf[i] + one_minus_dampening * g;
+      buf[i] = b;
+      g = kNesterov ? g + momentum * b : b;
+    }
+    p[i] = p[i] - lr * g;
+  }
+}
+
+template <class T, bool kDecay>
+void sgd_dispatch(int64_t i0, int64_t i1, T* p, const T* g, T* buf, T lr, T mom, T omd, T wd,
+                  bool has_momentum, bool first, bool nesterov) {
+  if (!has_momentum) return sgd_range<T, kDecay, 0, false>(i0, i1, p, g, buf, lr, mom, omd, wd);
+  if (first) {
+    if (nesterov) return sgd_range<T, kDecay, 1, true>(i0, i1, p, g, buf, lr, mom, omd, wd);
+    return sgd_range<T, kDecay, 1, false>(i0, i1, p, g, buf, lr, mom, omd, wd);
+  }
+  if (nesterov) return sgd_range<T, kDecay, 2, true>(i0, i1, p, g, buf, lr, mom, omd, wd);
+  sgd_range<T, kDecay, 2, false>(i0, i1, p, g, buf, lr, mom, omd, wd);
+}
+
+template <class T, int kDecay /*0 none, 1 L2 into grad, 2 decoupled*/, bool kAmsgrad>
+void adam_range(int64_t i0, int64_t i1, T* __restrict p, const T* __restrict grad, T* __restrict m,
+                T* __restrict v, T* __restrict vmax, T lr_wd, T wd, T one_minus_beta1, T beta2,
+                T one_minus_beta2, T inv_bc2_sqrt, T eps, T step_size) {
+  for (int64_t i = i0; i < i1; ++i) {
+    T g = grad[i];
+    T pi = p[i];
+    if (kDecay == 2) pi = pi * (T(1) - lr_wd);
+    if (kDecay == 1) g = g + wd * pi;
+    const T mi = m[i] + one_minus_beta1 * (g - m[i]);
+    const T vi = v[i] * beta2 + one_minus_beta2 * (g * g);
+    m[i] = mi;
+    v[i] = vi;
+    T vh = vi;
+    if (kAmsgrad) {
+      vh = std::max(vmax[i], vi);
+      vmax[i] = vh;
+    }
+    const T denom = std::sqrt(vh) * inv_bc2_sqrt + eps;
+    p[i] = pi - step_size * (mi / denom);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void sgd_step(int64_t n, T* param, const T* grad, T* momentum_buf, double lr, double momentum,
+              double dampening, double weight_decay, bool nesterov, bool first_step) {
+  if (n <= 0) return;
+  const T lr_t = static_cast<T>(lr), mom = static_cast<T>(momentum);
+  const T omd = static_cast<T>(1.0 - dampening), wd = static_cast<T>(weight_decay);
+  const bool has_momentum = momentum != 0.0;
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+    if (weight_decay != 0.0)
+      sgd_dispatch<T, true>(i0, i1, param, grad, momentum_buf, lr_t, mom, omd, wd, has_momentum, first_step, nesterov);
+    else
+      sgd_dispatch<T, false>(i0, i1, param, grad, momentum_buf, lr_t, mom, omd, wd, has_momentum, first_step, nesterov);
+  });
+}
+
+template <class T>
+void adam_step(int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq,
+               int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+               bool decoupled, bool amsgrad) {
+  if (n <= 0) return;
+  const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+  // PyTorch divides by sqrt(bc2); multiplying by its reciprocal differs by <= 1 ulp.
+  const T step_size = static_cast<T>(lr / bc1);
+  const T inv_bc2_sqrt = static_cast<T>(1.0 / std::sqrt(bc2));
+  const T lr_wd = static_cast<T>(lr * weight_decay), wd = static_cast<T>(weight_decay);
+  const T omb1 = static_cast<T>(1.0 - beta1), b2 = static_cast<T>(beta2), omb2 = static_cast<T>(1.0 - beta2);
+  const T eps_t = static_cast<T>(eps);
+  const int decay = weight_decay == 0.0 ? 0 : (decoupled ? 2 : 1);
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+#define LAMINA_ADAM(D, A) adam_range<T, D, A>(i0, i1, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, \
+                                              lr_wd, wd, omb1, b2, omb2, inv_bc2_sqrt, eps_t, step_size)
+    if (amsgrad) {
+      if (decay == 0) LAMINA_ADAM(0, true); else if (decay == 1) LAMINA_ADAM(1, true); else LAMINA_ADAM(2, true);
+    } else {
+      if (decay == 0) LAMINA_ADAM(0, false); else if (decay == 1) LAMINA_ADAM(1, false); else LAMINA_ADAM(2, false);
+    }
+#undef LAMINA_ADAM
+  });
+}
+
+template void sgd_step<float>(int64_t, float*, const float*, float*, double, double, double, double, bool, bool);
+template void sgd_step<double>(int64_t, double*, const double*, double*, double, double, double, double, bool, bool);
+template void adam_step<float>(int64_t, float*, const float*, float*, float*, float*, int64_t, double, double,
+                               double, double, double, bool, bool);
+template void adam_step<double>(int64_t, double*, const double*, double*, double*, double*, int64_t, double,
+                                double, double, double, double, bool, bool);
+
+}  // namespace lamina
