@@ -1,0 +1,259 @@
+// Graph executor (see graph.h): a switch over op codes calling the kernel families directly.
+#include "graph.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+#include "activation.h"
+#include "gemm.h"
+#include "loss.h"
+#include "optim.h"
+
+namespace lamina {
+namespace graph {
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::gemm: return "gemm";
+    case Op::act_forward: return "act_forward";
+    case Op::act_backward: return "act_backward";
+    case Op::bias_grad_rows: return "bias_grad_rows";
+    case Op::ce_forward: return "ce_forward";
+    case Op::ce_backward: return "ce_backward";
+    case Op::fill: return "fill";
+    case Op::add: return "add";
+    case Op::sub: return "sub";
+    case Op::mul: return "mul";
+    case Op::scale: return "scale";
+    case Op::copy: return "copy";
+    case Op::accumulate: return "accumulate";
+    case Op::sgd: return "sgd";
+    case Op::adam: return "adam";
+    case Op::callback: return "callback";
+  }
+  return "?";
+}
+
+namespace {
+
+int64_t itemsize(DType d) { return d == DType::f32 ? 4 : 8; }
+
+// Bytes each slot of `in` must hold (0: slot unused or optional), and how many slots it uses.
+struct Need {
+  int64_t bytes[kSlots] = {0, 0, 0, 0, 0, 0};
+  bool required[kSlots] = {false, false, false, false, false, false};
+  int scalars = 0;
+};
+
+Need needs_of(const Instr& in) {
+  Need nd;
+  const int64_t t = itemsize(in.dtype);
+  auto req = [&](int k, int64_t elems, int64_t size) { nd.bytes[k] = elems * size; nd.required[k] = true; };
+  auto opt = [&](int k, int64_t elems, int64_t size) { nd.bytes[k] = elems * size; };
+  const int64_t* a = in.i;
+  switch (in.op) {
+    case Op::gemm: {
+      const int64_t M = a[2], N = a[3], K = a[4];
+      req(0, M * K, t); req(1, K * N, t); req(2, M * N, t);
+      opt(3, a[6] == static_cast<int64_t>(BiasAxis::per_row) ? M : N, t);
+      break;
+    }
+    case Op::act_forward: req(0, a[0], t); req(1, a[0], t); break;
+    case Op::act_backward: req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); break;
+    case Op::bias_grad_rows: req(0, a[0] * a[1], t); req(1, a[1], t); break;
+    case Op::ce_forward:
+      req(0, a[0] * a[1], t); req(1, a[0], 8); req(2, 1, t); req(3, a[0] * a[1], t); req(4, 1, 8);
+      break;
+    case Op::ce_backward:
+      req(0, a[0] * a[1], t); req(1, a[0], 8); req(2, 1, t); req(3, 1, 8); req(4, a[0] * a[1], t);
+      break;
+    case Op::fill: req(0, a[0], t); break;
+    case Op::add: case Op::sub: case Op::mul: req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); break;
+    case Op::scale: case Op::copy: case Op::accumulate: req(0, a[0], t); req(1, a[0], t); break;
+    case Op::sgd: req(0, a[0], t); req(1, a[0], t); opt(2, a[0], t); nd.scalars = 6; break;
+    case Op::adam:
+      req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); req(3, a[0], t); opt(4, a[0], t);
+      nd.scalars = 6;
+      break;
+    case Op::callback: break;
+  }
+  return nd;
+}
+
+template <class T> T* P(void* const* s, int32_t k) { return k < 0 ? nullptr : static_cast<T*>(s[k]); }
+
+template <class T>
+int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* err) {
+  const int64_t* a = in.i;
+  switch (in.op) {
+    case Op::gemm: {
+      Epilogue<T> ep;
+      ep.act = static_cast<Act>(a[5]);
+      ep.bias_axis = in.slot[3] >= 0 ? static_cast<BiasAxis>(a[6]) : BiasAxis::none;
+      ep.bias = P<const T>(s, in.slot[3]);
+      const bool use_ep = ep.bias_axis != BiasAxis::none || ep.act != Act::identity;
+      const int64_t M = a[2], N = a[3], K = a[4];
+      gemm<T>(a[0] != 0, a[1] != 0, M, N, K, T(in.f[0]), P<const T>(s, in.slot[0]), a[0] ? M : K,
+              P<const T>(s, in.slot[1]), a[1] ? K : N, T(in.f[1]), P<T>(s, in.slot[2]), N,
+              use_ep ? &ep : nullptr);
+      return -1;
+    }
+    case Op::act_forward:
+      act_forward<T>(static_cast<Activation>(a[1]), a[0], P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]), T(in.f[0]));
+      return -1;
+    case Op::act_backward:
+      act_backward<T>(static_cast<Activation>(a[1]), a[0], P<const T>(s, in.slot[0]),
+                      P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]), T(in.f[0]));
+      return -1;
+    case Op::bias_grad_rows:
+      bias_grad_rows<T>(a[0], a[1], P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]));
+      return -1;
+    case Op::ce_forward: {
+      double sum = 0;
+      int64_t count = 0;
+      const int64_t bad = cross_entropy_forward<T>(a[0], a[1], P<const T>(s, in.slot[0]),
+                                                   P<const int64_t>(s, in.slot[1]), P<T>(s, in.slot[3]),
+                                                   a[2], nullptr, &sum, &count);
+      if (bad >= 0) {
+        const int64_t tv = P<const int64_t>(s, in.slot[1])[bad];
+        std::ostringstream m;
+        m << "target: class index " << tv << " at row " << bad << " is out of range [0, " << a[1] << ")";
+        *err = m.str();
+        return bad;
+      }
+      const bool mean = a[3] != 0;
+      double scale = 1.0, loss = sum;
+      if (mean) {
+        if (count > 0) { scale = 1.0 / static_cast<double>(count); loss = sum * scale; }
+        else loss = std::numeric_limits<double>::quiet_NaN();
+      }
+      *P<T>(s, in.slot[2]) = static_cast<T>(loss);
+      *P<double>(s, in.slot[4]) = scale;
+      return -1;
+    }
+    case Op::ce_backward: {
+      // Same scalar as eager: float(dy) * scale, cast to T once.
+      const double scale = static_cast<double>(*P<const T>(s, in.slot[2])) * *P<const double>(s, in.slot[3]);
+      const int64_t bad = cross_entropy_backward<T>(a[0], a[1], P<const T>(s, in.slot[0]),
+                                                    P<const int64_t>(s, in.slot[1]), static_cast<T>(scale),
+                                                    a[2], P<T>(s, in.slot[4]));
+      if (bad >= 0) {
+        *err = "target: class index out of range at row " + std::to_string(bad);
+        return bad;
+      }
+      return -1;
+    }
+    case Op::fill: {
+      T* y = P<T>(s, in.slot[0]);
+      const T v = T(in.f[0]);
+      for (int64_t k = 0; k < a[0]; ++k) y[k] = v;
+      return -1;
+    }
+    case Op::add: case Op::sub: case Op::mul: {
+      const T* x0 = P<const T>(s, in.slot[0]);
+      const T* x1 = P<const T>(s, in.slot[1]);
+      T* y = P<T>(s, in.slot[2]);
+      const int64_t n = a[0];
+      if (in.op == Op::add) for (int64_t k = 0; k < n; ++k) y[k] = x0[k] + x1[k];
+      else if (in.op == Op::sub) for (int64_t k = 0; k < n; ++k) y[k] = x0[k] - x1[k];
+      else for (int64_t k = 0; k < n; ++k) y[k] = x0[k] * x1[k];
+      return -1;
+    }
+    case Op::scale: {
+      const T* x = P<const T>(s, in.slot[0]);
+      T* y = P<T>(s, in.slot[1]);
+      const T al = T(in.f[0]);
+      for (int64_t k = 0; k < a[0]; ++k) y[k] = al * x[k];
+      return -1;
+    }
+    case Op::copy:
+      std::memmove(P<T>(s, in.slot[1]), P<const T>(s, in.slot[0]), static_cast<size_t>(a[0]) * sizeof(T));
+      return -1;
+    case Op::accumulate: {
+      const T* x = P<const T>(s, in.slot[0]);
+      T* y = P<T>(s, in.slot[1]);
+      for (int64_t k = 0; k < a[0]; ++k) y[k] += x[k];
+      return -1;
+    }
+    case Op::sgd:
+      sgd_step<T>(a[0], P<T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]), sc[in.sc[0]],
+                  sc[in.sc[1]], sc[in.sc[2]], sc[in.sc[3]], sc[in.sc[4]] != 0.0, sc[in.sc[5]] != 0.0);
+      return -1;
+    case Op::adam:
+      adam_step<T>(a[0], P<T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]),
+                   P<T>(s, in.slot[3]), P<T>(s, in.slot[4]), static_cast<int64_t>(sc[in.sc[5]]),
+                   sc[in.sc[0]], sc[in.sc[1]], sc[in.sc[2]], sc[in.sc[3]], sc[in.sc[4]], a[1] != 0,
+                   a[2] != 0);
+      return -1;
+    case Op::callback:
+      return -1;
+  }
+  *err = "unknown op";
+  return 0;
+}
+
+}  // namespace
+
+std::string validate(const std::vector<Instr>& program, const std::vector<int64_t>& slot_bytes,
+                     int64_t n_scalars) {
+  const int64_t nslots = static_cast<int64_t>(slot_bytes.size());
+  for (size_t idx = 0; idx < program.size(); ++idx) {
+    const Instr& in = program[idx];
+    std::ostringstream where;
+    where << "instruction " << idx << " (" << op_name(in.op) << "): ";
+    if (static_cast<int32_t>(in.op) < 0 || static_cast<int32_t>(in.op) > static_cast<int32_t>(Op::callback))
+      return where.str() + "unknown op code " + std::to_string(static_cast<int32_t>(in.op));
+    if (in.dtype != DType::f32 && in.dtype != DType::f64)
+      return where.str() + "dtype: expected f32 or f64";
+    for (int k = 0; k < kInts; ++k)
+      if ((in.op != Op::ce_forward && in.op != Op::ce_backward) || k != 2)
+        if (k < 5 && in.i[k] < 0 && in.op != Op::callback)
+          return where.str() + "i[" + std::to_string(k) + "]: expected a non-negative size, got " + std::to_string(in.i[k]);
+    const Need nd = needs_of(in);
+    for (int k = 0; k < kSlots; ++k) {
+      const int32_t sl = in.slot[k];
+      if (sl < -1 || sl >= nslots)
+        return where.str() + "slot[" + std::to_string(k) + "]: index " + std::to_string(sl) + " out of range";
+      if (sl < 0) {
+        if (nd.required[k]) return where.str() + "slot[" + std::to_string(k) + "]: required buffer missing";
+        continue;
+      }
+      if (slot_bytes[sl] < nd.bytes[k])
+        return where.str() + "slot[" + std::to_string(k) + "]: buffer holds " + std::to_string(slot_bytes[sl]) +
+               " bytes, the op touches " + std::to_string(nd.bytes[k]);
+    }
+    for (int k = 0; k < nd.scalars; ++k)
+      if (in.sc[k] < 0 || in.sc[k] >= n_scalars)
+        return where.str() + "sc[" + std::to_string(k) + "]: scalar index " + std::to_string(in.sc[k]) + " out of range";
+    if (in.op == Op::gemm && (in.i[5] < 0 || in.i[5] > 3 || in.i[6] < 0 || in.i[6] > 2))
+      return where.str() + "act/bias_axis out of range";
+    if ((in.op == Op::act_forward || in.op == Op::act_backward) && (in.i[1] < 0 || in.i[1] > 6))
+      return where.str() + "activation kind out of range";
+  }
+  return "";
+}
+
+int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
+            Callback callback, void* user, std::string* error) {
+  std::string local;
+  std::string* err = error ? error : &local;
+  for (size_t idx = 0; idx < program.size(); ++idx) {
+    const Instr& in = program[idx];
+    if (in.op == Op::callback) {
+      if (!callback || !callback(user, in.i[0])) {
+        if (err->empty()) *err = "callback " + std::to_string(in.i[0]) + " failed";
+        return static_cast<int64_t>(idx);
+      }
+      continue;
+    }
+    const int64_t bad = in.dtype == DType::f64 ? run_one<double>(in, slots, scalars, err)
+                                               : run_one<float>(in, slots, scalars, err);
+    if (bad >= 0) return static_cast<int64_t>(idx);
+  }
+  return -1;
+}
+
+}  // namespace graph
+}  // namespace lamina

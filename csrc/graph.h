@@ -1,0 +1,71 @@
+// Graph executor: runs a planned training (or inference) step -- a flat list of kernel calls
+// over buffer slots -- in one call, with no Python in the loop.
+//
+// A program is a vector of Instr. Every buffer an instruction touches is a slot index into a
+// pointer table the caller fills (arena base + planned offset, or an external array such as a
+// parameter); slot -1 means "none" (e.g. no bias). Integer attributes (sizes, flags) live in
+// i[], constant floats in f[], and hyperparameters that may change between steps (learning
+// rate, Adam's step count) are read from the runtime scalar table through sc[].
+// Slot layout per op (T = the instruction's dtype; "n" = element count):
+//   gemm            slot A, B, C, bias | i: transA, transB, M, N, K, Act, BiasAxis | f: alpha, beta
+//                   (contiguous operands: lda = transA ? M : K, ldb = transB ? K : N, ldc = N)
+//   act_forward     x, y              | i: n, Activation | f: negative_slope
+//   act_backward    x_or_y, dy, dx    | i: n, Activation | f: negative_slope
+//   bias_grad_rows  dy, db            | i: N, F
+//   ce_forward      logits, target(i64), loss(T scalar), probs, scale(f64 scalar)
+//                                     | i: N, C, ignore_index, mean
+//   ce_backward     probs, target, dloss(T scalar), scale(f64 scalar), dlogits | i: N, C, ignore_index
+//   fill            y                 | i: n | f: value
+//   add, sub, mul   a, b, y           | i: n            (y = a op b, elementwise)
+//   scale           x, y              | i: n | f: alpha (y = alpha x)
+//   copy            x, y              | i: n
+//   accumulate      x, y              | i: n            (y += x: in-place gradient accumulation)
+//   sgd             param, grad, momentum_buf | i: n | sc: lr, momentum, dampening, weight_decay,
+//                                                          nesterov, first_step
+//   adam            param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq | i: n, decoupled, amsgrad
+//                                     | sc: lr, beta1, beta2, eps, weight_decay, step
+//   callback        (none)            | i: callback id (the caller runs it, e.g. under the GIL)
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lamina {
+namespace graph {
+
+enum class Op : int32_t {
+  gemm = 0, act_forward = 1, act_backward = 2, bias_grad_rows = 3, ce_forward = 4,
+  ce_backward = 5, fill = 6, add = 7, sub = 8, mul = 9, scale = 10, copy = 11,
+  accumulate = 12, sgd = 13, adam = 14, callback = 15
+};
+enum class DType : int32_t { f32 = 0, f64 = 1, i64 = 2 };
+
+constexpr int kSlots = 6, kInts = 8, kFloats = 2, kScalars = 6;
+
+struct Instr {
+  Op op = Op::fill;
+  DType dtype = DType::f32;
+  int32_t slot[kSlots] = {-1, -1, -1, -1, -1, -1};
+  int64_t i[kInts] = {0, 0, 0, 0, 0, 0, 0, 0};
+  double f[kFloats] = {0, 0};
+  int32_t sc[kScalars] = {-1, -1, -1, -1, -1, -1};
+};
+
+const char* op_name(Op op);
+
+// Checks every instruction against the slot table before anything runs: slot indices in
+// range, each buffer large enough for what the op touches (slot_bytes[k]), scalar indices in
+// range, attribute values valid. Returns "" or a message naming the instruction and field.
+std::string validate(const std::vector<Instr>& program, const std::vector<int64_t>& slot_bytes,
+                     int64_t n_scalars);
+
+// Called for Op::callback; returns false to abort the run (the caller keeps its own error).
+using Callback = bool (*)(void* user, int64_t callback_id);
+
+// Runs the program. slots[k] = base pointer of slot k. Returns -1 on success, else the index
+// of the failing instruction, with a message in *error.
+int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
+            Callback callback, void* user, std::string* error);
+
+}  // namespace graph
+}  // namespace lamina
