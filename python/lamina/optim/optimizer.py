@@ -1,0 +1,153 @@
+"""Optimizer base class: parameter groups, zero_grad, state_dict, with PyTorch's names.
+
+Each concrete optimizer updates ``p.data`` (a C-contiguous numpy array) IN PLACE through a
+``lamina._C`` kernel, so views of the parameter elsewhere (modules, checkpoints) stay valid.
+"""
+import copy
+
+import numpy as np
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _array(x, name):
+    """The numpy array behind a lamina Tensor (``.data``) or an array itself."""
+    arr = x if isinstance(x, np.ndarray) else getattr(x, "data", None)
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name}: expected a lamina Tensor or numpy array, got {type(x).__name__}")
+    return arr
+
+
+class Optimizer:
+    """Base class: ``params`` is an iterable of Tensors or of dicts (parameter groups).
+
+    >>> import numpy as np, lamina
+    >>> w = lamina.nn.Parameter(np.ones(2))
+    >>> opt = lamina.optim.SGD([w], lr=0.5)
+    >>> w.grad = lamina.tensor(np.ones(2)); opt.step(); w.data.tolist()
+    [0.5, 0.5]
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}  # id(param) -> dict of numpy buffers / scalars
+        self.param_groups = []
+        if isinstance(params, (np.ndarray,)) or hasattr(params, "data") and not isinstance(params, (list, tuple, dict)):
+            raise TypeError("params: expected an iterable of Tensors or dicts, got a single "
+                            f"{type(params).__name__}")
+        groups = list(params)
+        if not groups:
+            raise ValueError("params: optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, param_group):
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group: expected a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group["params"]
+        params = [params] if hasattr(params, "data") and not isinstance(params, (list, tuple)) else list(params)
+        for p in params:
+            arr = _array(p, "params")
+            if arr.dtype not in _FLOATS:
+                raise TypeError(f"params: expected float32 or float64 parameters, got {arr.dtype}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("params: some parameters appear in more than one parameter group")
+        group["params"] = params
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's gradient (``None`` by default, else fill with zeros in place)."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    _array(p.grad, "grad")[...] = 0
+
+    def _params_with_grad(self, group):
+        """(param, param array, contiguous grad array) for the parameters that have a gradient."""
+        out = []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            arr = _array(p, "param")
+            if not arr.flags.c_contiguous or not arr.flags.writeable:
+                raise ValueError("param: expected a writeable C-contiguous array to update in place, "
+                                 f"got shape {arr.shape} strides {arr.strides}")
+            g = _array(p.grad, "grad")
+            if g.shape != arr.shape:
+                raise ValueError(f"grad: expected shape {arr.shape} (the parameter's), got {g.shape}")
+            if g.dtype != arr.dtype or not g.flags.c_contiguous:
+                g = np.ascontiguousarray(g, dtype=arr.dtype)
+            out.append((p, arr, g))
+        return out
+
+    def step(self, closure=None):
+        raise NotImplementedError
+
+    # ---- state dict in PyTorch's layout: params replaced by their index in group order ----
+    def state_dict(self):
+        index = {}
+        groups = []
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            ids = []
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            packed["params"] = ids
+            groups.append(packed)
+        state = {}
+        for g in self.param_groups:
+            for p in g["params"]:
+                if id(p) in self.state:
+                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                           for k, v in self.state[id(p)].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"state_dict: expected {len(self.param_groups)} parameter groups, got {len(groups)}")
+        params = [p for g in self.param_groups for p in g["params"]]
+        for mine, saved in zip(self.param_groups, groups):
+            if len(mine["params"]) != len(saved["params"]):
+                raise ValueError("state_dict: a parameter group has a different number of parameters "
+                                 f"({len(saved['params'])} saved, {len(mine['params'])} here)")
+        self.state = {}
+        for idx, entry in state_dict["state"].items():
+            p = params[int(idx)]
+            arr = _array(p, "param")
+            loaded = {}
+            for k, v in entry.items():
+                if k == "step":
+                    loaded[k] = int(np.asarray(_array(v, k) if not np.isscalar(v) else v))
+                elif isinstance(v, np.ndarray) or hasattr(v, "data"):
+                    a = _array(v, k)
+                    if a.shape != arr.shape:
+                        raise ValueError(f"state_dict: {k} of parameter {idx}: expected shape {arr.shape}, got {a.shape}")
+                    loaded[k] = np.array(a, dtype=arr.dtype, order="C", copy=True)
+                else:
+                    loaded[k] = v
+            self.state[id(p)] = loaded
+        for mine, saved in zip(self.param_groups, groups):
+            for k, v in saved.items():
+                if k != "params":
+                    mine[k] = copy.deepcopy(v)
+
+    def __repr__(self):
+        lines = [type(self).__name__ + " ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(g):
+                if k != "params":
+                    lines.append(f"    {k}: {g[k]}")
+        return "\n".join(lines) + "\n)"

@@ -1,0 +1,47 @@
+"""Stochastic gradient descent with PyTorch's momentum / dampening / Nesterov / weight decay."""
+import numpy as np
+
+from .. import _C
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: ``buf = momentum*buf + (1-dampening)*g`` (buf = g on the first step),
+    ``p -= lr * (g + momentum*buf if nesterov else buf)``, with ``g = grad + weight_decay*p``.
+
+    >>> import numpy as np, lamina
+    >>> w = lamina.nn.Parameter(np.array([1.0]))
+    >>> opt = lamina.optim.SGD([w], lr=0.1, momentum=0.9)
+    >>> for _ in range(2):
+    ...     w.grad = lamina.tensor(np.array([1.0])); opt.step()
+    >>> round(float(w.data[0]), 6)   # 1 - 0.1*1 - 0.1*(0.9 + 1)
+    0.71
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+        if lr < 0:
+            raise ValueError(f"lr: expected a value >= 0, got {lr}")
+        if momentum < 0:
+            raise ValueError(f"momentum: expected a value >= 0, got {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay: expected a value >= 0, got {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov: requires momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            momentum = float(group["momentum"])
+            for p, arr, g in self._params_with_grad(group):
+                state = self.state.setdefault(id(p), {})
+                buf = state.get("momentum_buffer")
+                first = buf is None
+                if momentum != 0 and first:
+                    buf = state["momentum_buffer"] = np.empty_like(arr)
+                _C.sgd_step(arr, g, buf if momentum != 0 else None, float(group["lr"]), momentum,
+                            float(group["dampening"]), float(group["weight_decay"]), bool(group["nesterov"]),
+                            first)
+        return loss
