@@ -2,6 +2,8 @@
 // its slot table (arena regions and external arrays, each kept alive here), and runs a whole
 // step per call with the GIL released. Only `callback` instructions (ops without a C++ kernel)
 // take the GIL back, to run their Python function.
+#include <pybind11/stl.h>
+
 #include <string>
 #include <vector>
 

@@ -1,0 +1,347 @@
+"""Lowering: recorded Function calls -> kernel nodes, forward then backward then update.
+
+Each supported Function class has a forward emitter and a backward emitter side by side (the
+same pairing as ops.py, at kernel level). The backward graph is built here the way
+tensor.run_backward builds it at run time: one reverse sweep over the recorded (topological)
+order, starting from a `fill 1` seed on the loss, visiting only calls whose output received a
+gradient; a second contribution to a gradient accumulates in place (GEMM with beta = 1, or an
+`accumulate` node), and broadcast gradients are reduced back to the input's shape.
+
+A Function without an emitter is not an error: it becomes a `pycall` node that runs the class's
+own forward (and, in the backward sweep, its own backward rule) on arena views, so every op is
+capturable; only those nodes need the GIL in the C++ executor.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor, reduce_to_shape
+from .ir import Node
+
+_GEMM_ACTS = ("identity", "relu", "sigmoid", "tanh")
+_ACT_READS_Y = ("sigmoid", "tanh")
+
+
+class Lowering:
+    def __init__(self, graph, fnodes, requires_grad_params):
+        self.g = graph
+        self.fnodes = fnodes
+        self.grad_of = {}            # forward Value id -> gradient Value
+        self.grad_written = set()    # gradient Value ids that hold a first contribution
+        self.param_grads = {}        # param Value id -> persistent grad Value
+        self.rg = set()              # Value ids that require grad
+        for v in requires_grad_params:
+            self.rg.add(v.id)
+
+    # ---- forward ----------------------------------------------------------------------
+    def forward(self):
+        for fn in self.fnodes:
+            ins = fn.inputs()
+            if any(v.id in self.rg for v in ins):
+                self.rg.add(fn.out.id)
+            emit = _FORWARD.get(fn.cls.__name__)
+            if emit is None or not emit(self, fn):
+                self._pycall_forward(fn)
+
+    def _pycall_forward(self, fn):
+        fn.ctx_slot = None
+        self.g.add(Node("pycall", fn.inputs(), [fn.out],
+                        {"fn": fn.op, "_fnode": fn, "_kind": "forward"}, src=fn.op))
+
+    # ---- backward ---------------------------------------------------------------------
+    def backward(self, loss, param_grad_buffers):
+        """param_grad_buffers: param Value id -> (grad Value) persistent buffers."""
+        self.param_grads = param_grad_buffers
+        seed = self.g.value((), loss.dtype, "temp", "dloss")
+        self.g.add(Node("fill", [], [seed], {"value": 1.0}, src="seed"))
+        self.grad_of[loss.id] = seed
+        self.grad_written.add(seed.id)
+        for fn in reversed(self.fnodes):
+            dy = self.grad_of.get(fn.out.id)
+            if dy is None:
+                continue
+            wants = [self._wants(fn, i) for i in fn.tensor_pos]
+            if not any(wants):
+                continue
+            emit = _BACKWARD.get(fn.cls.__name__)
+            if getattr(fn, "lowered_by", None) is None or emit is None:
+                self._pycall_backward(fn, dy)
+            else:
+                emit(self, fn, dy)
+
+    def _wants(self, fn, pos):
+        v = fn.args[pos]
+        need = fn.needs[pos] if pos < len(fn.needs) else False
+        return bool(need) and v.id in self.rg
+
+    def wants(self, fn, pos):
+        return fn.tensor_pos.count(pos) > 0 and self._wants(fn, pos)
+
+    def grad_target(self, v):
+        """(gradient Value for v, accumulate?) -- the first contribution overwrites."""
+        g = self.grad_of.get(v.id)
+        if g is None:
+            if v.id in self.param_grads:
+                g = self.param_grads[v.id]
+            else:
+                g = self.g.value(v.shape, v.dtype, "temp", "grad")
+            self.grad_of[v.id] = g
+        acc = g.id in self.grad_written
+        self.grad_written.add(g.id)
+        return g, acc
+
+    def contribute(self, v, src, make):
+        """make(out Value) emits a node writing the gradient into `out` (overwrite)."""
+        g, acc = self.grad_target(v)
+        if not acc:
+            make(g)
+            return
+        tmp = self.g.value(v.shape, v.dtype, "temp", "grad_part")
+        make(tmp)
+        self.g.add(Node("accumulate", [tmp], [g], inplace=[g], src=src))
+
+    def contribute_view(self, v, dy, src):
+        """Gradient that is dy reshaped (Reshape's rule): a view when possible, else a copy."""
+        g = self.grad_of.get(v.id)
+        if g is None and v.id not in self.param_grads:
+            view = self.g.view(dy, v.shape, "grad")
+            self.grad_of[v.id] = view
+            self.grad_written.add(view.id)
+            return
+        flat = self.g.view(dy, v.shape)
+        self.contribute(v, src, lambda out: self.g.add(Node("copy", [flat], [out], src=src)))
+
+    def _pycall_backward(self, fn, dy):
+        ins = fn.inputs()
+        outs, wanted = [], []
+        for p in fn.tensor_pos:
+            if self._wants(fn, p):
+                wanted.append(p)
+        parts = []
+        for p in wanted:
+            v = fn.args[p]
+            g, acc = self.grad_target(v)
+            if acc:
+                tmp = self.g.value(v.shape, v.dtype, "temp", "grad_part")
+                parts.append((g, tmp))
+                outs.append(tmp)
+            else:
+                outs.append(g)
+        # Reads the forward inputs and output too: the rule's ctx may have saved them.
+        self.g.add(Node("pycall", [dy] + ins + [fn.out], outs,
+                        {"fn": fn.op + ".backward", "_fnode": fn, "_kind": "backward",
+                         "_wanted": tuple(wanted)}, src=fn.op))
+        for g, tmp in parts:
+            self.g.add(Node("accumulate", [tmp], [g], inplace=[g], src=fn.op))
+
+
+# ---------------------------------------------------------------------------- emitters
+def _fwd_reshape(L, fn):
+    (x,) = fn.inputs()
+    fn.out.base = x
+    fn.out.home = x.home if x.home != "temp" else "temp"
+    fn.lowered_by = "view"
+    return True
+
+
+def _bwd_reshape(L, fn, dy):
+    x = fn.args[0]
+    L.contribute_view(x, dy, fn.op)
+
+
+def _fwd_linear(L, fn):
+    x, w = fn.args[0], fn.args[1]
+    b = fn.args[2] if 2 in fn.tensor_pos else None
+    act = fn.args[3]
+    if x.dtype not in (np.float32, np.float64) or act not in _GEMM_ACTS or len(x.shape) != 2:
+        return False
+    M, K = x.shape
+    N = w.shape[0]
+    L.g.add(Node("gemm", [x, w, b], [fn.out],
+                 {"ta": False, "tb": True, "M": M, "N": N, "K": K, "alpha": 1.0, "beta": 0.0,
+                  "bias_axis": "col", "act": act}, src=fn.op))
+    fn.lowered_by = "gemm"
+    return True
+
+
+def _bwd_linear(L, fn, dy):
+    x, w = fn.args[0], fn.args[1]
+    act = fn.args[3]
+    M, K = x.shape
+    N = w.shape[0]
+    src = fn.op
+    if act != "identity":
+        dz = L.g.value(dy.shape, dy.dtype, "temp", "dz")
+        # sigmoid/tanh/relu' all read the output y (relu: y > 0 iff z > 0).
+        L.g.add(Node("act_bwd", [fn.out, dy], [dz], {"kind": act, "slope": 0.01, "n": dy.size}, src=src))
+        dy = dz
+    if L.wants(fn, 0):
+        g, acc = L.grad_target(x)
+        L.g.add(Node("gemm", [dy, w, None], [g],            # dX = dY W
+                     {"ta": False, "tb": False, "M": M, "N": K, "K": N, "alpha": 1.0,
+                      "beta": 1.0 if acc else 0.0, "bias_axis": "col", "act": "identity"},
+                     inplace=[g] if acc else (), src=src))
+    if L.wants(fn, 1):
+        g, acc = L.grad_target(w)
+        L.g.add(Node("gemm", [dy, x, None], [g],            # dW = dY^T X
+                     {"ta": True, "tb": False, "M": N, "N": K, "K": M, "alpha": 1.0,
+                      "beta": 1.0 if acc else 0.0, "bias_axis": "col", "act": "identity"},
+                     inplace=[g] if acc else (), src=src))
+    if 2 in fn.tensor_pos and L.wants(fn, 2):
+        b = fn.args[2]
+        L.contribute(b, src, lambda out: L.g.add(
+            Node("bias_grad_rows", [dy], [out], {"N": M, "F": N}, src=src)))
+
+
+def _fwd_matmul(L, fn):
+    a, b = fn.inputs()
+    if a.dtype not in (np.float32, np.float64):
+        return False
+    M, K = a.shape
+    N = b.shape[1]
+    L.g.add(Node("gemm", [a, b, None], [fn.out],
+                 {"ta": False, "tb": False, "M": M, "N": N, "K": K, "alpha": 1.0, "beta": 0.0,
+                  "bias_axis": "col", "act": "identity"}, src=fn.op))
+    fn.lowered_by = "gemm"
+    return True
+
+
+def _bwd_matmul(L, fn, dy):
+    a, b = fn.args[0], fn.args[1]
+    M, K = a.shape
+    N = b.shape[1]
+    if L.wants(fn, 0):
+        g, acc = L.grad_target(a)
+        L.g.add(Node("gemm", [dy, b, None], [g],            # dA = dY B^T
+                     {"ta": False, "tb": True, "M": M, "N": K, "K": N, "alpha": 1.0,
+                      "beta": 1.0 if acc else 0.0, "bias_axis": "col", "act": "identity"},
+                     inplace=[g] if acc else (), src=fn.op))
+    if L.wants(fn, 1):
+        g, acc = L.grad_target(b)
+        L.g.add(Node("gemm", [a, dy, None], [g],            # dB = A^T dY
+                     {"ta": True, "tb": False, "M": K, "N": N, "K": M, "alpha": 1.0,
+                      "beta": 1.0 if acc else 0.0, "bias_axis": "col", "act": "identity"},
+                     inplace=[g] if acc else (), src=fn.op))
+
+
+def _fwd_activation(L, fn):
+    (x,) = fn.inputs()
+    kind, slope = fn.args[1], fn.args[2]
+    if x.dtype not in (np.float32, np.float64):
+        return False
+    L.g.add(Node("act_fwd", [x], [fn.out], {"kind": kind, "slope": float(slope), "n": x.size}, src=fn.op))
+    fn.lowered_by = "act"
+    return True
+
+
+def _bwd_activation(L, fn, dy):
+    x = fn.args[0]
+    kind, slope = fn.args[1], fn.args[2]
+    saved = fn.out if kind in _ACT_READS_Y else x
+    L.contribute(x, fn.op, lambda out: L.g.add(
+        Node("act_bwd", [saved, dy], [out], {"kind": kind, "slope": float(slope), "n": x.size}, src=fn.op)))
+
+
+def _fwd_cross_entropy(L, fn):
+    logits, target = fn.args[0], fn.args[1]
+    if target.dtype != np.int64 or len(logits.shape) != 2:
+        return False
+    N, C = logits.shape
+    probs = L.g.value(logits.shape, logits.dtype, "temp", "probs")
+    scale = L.g.value((), np.float64, "temp", "ce_scale")
+    fn.saved = (probs, scale)
+    L.g.add(Node("ce_fwd", [logits, target], [fn.out, probs, scale],
+                 {"N": N, "C": C, "ignore_index": int(fn.args[2]), "mean": bool(fn.args[3])}, src=fn.op))
+    fn.lowered_by = "ce"
+    return True
+
+
+def _bwd_cross_entropy(L, fn, dy):
+    logits, target = fn.args[0], fn.args[1]
+    probs, scale = fn.saved
+    N, C = logits.shape
+    L.contribute(logits, fn.op, lambda out: L.g.add(
+        Node("ce_bwd", [probs, target, dy, scale], [out],
+             {"N": N, "C": C, "ignore_index": int(fn.args[2])}, src=fn.op)))
+
+
+def _same_shape_binary(op):
+    def fwd(L, fn):
+        a, b = fn.inputs() if len(fn.tensor_pos) == 2 else (None, None)
+        if a is None or a.shape != b.shape or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+            return False
+        L.g.add(Node(op, [a, b], [fn.out], {"n": a.size}, src=fn.op))
+        fn.lowered_by = op
+        return True
+    return fwd
+
+
+def _bwd_add(L, fn, dy):
+    for p in (0, 1):
+        if L.wants(fn, p):
+            v = fn.args[p]
+            L.contribute(v, fn.op, lambda out: L.g.add(Node("copy", [dy], [out], src=fn.op)))
+
+
+def _bwd_sub(L, fn, dy):
+    if L.wants(fn, 0):
+        L.contribute(fn.args[0], fn.op, lambda out: L.g.add(Node("copy", [dy], [out], src=fn.op)))
+    if L.wants(fn, 1):
+        L.contribute(fn.args[1], fn.op, lambda out: L.g.add(
+            Node("scale", [dy], [out], {"alpha": -1.0, "n": dy.size}, src=fn.op)))
+
+
+def _bwd_mul(L, fn, dy):
+    a, b = fn.args[0], fn.args[1]
+    if L.wants(fn, 0):
+        L.contribute(a, fn.op, lambda out: L.g.add(Node("mul", [dy, b], [out], {"n": dy.size}, src=fn.op)))
+    if L.wants(fn, 1):
+        L.contribute(b, fn.op, lambda out: L.g.add(Node("mul", [dy, a], [out], {"n": dy.size}, src=fn.op)))
+
+
+_FORWARD = {
+    "Reshape": _fwd_reshape, "Linear": _fwd_linear, "MatMul2D": _fwd_matmul,
+    "Activation": _fwd_activation, "CrossEntropy": _fwd_cross_entropy,
+    "Add": _same_shape_binary("add"), "Sub": _same_shape_binary("sub"), "Mul": _same_shape_binary("mul"),
+}
+_BACKWARD = {
+    "Reshape": _bwd_reshape, "Linear": _bwd_linear, "MatMul2D": _bwd_matmul,
+    "Activation": _bwd_activation, "CrossEntropy": _bwd_cross_entropy,
+    "Add": _bwd_add, "Sub": _bwd_sub, "Mul": _bwd_mul,
+}
+
+
+def run_pycall_forward(fn, arrays):
+    """Execute a fallback forward: a fresh ctx each step (the rule may save state in it)."""
+    ctx = fn.cls()
+    if fn.needs is not None:
+        ctx.needs_input_grad = fn.needs
+    args = list(fn.args)
+    for p, a in zip(fn.tensor_pos, arrays):
+        args[p] = a
+    out = fn.cls.forward(ctx, *args, **fn.kwargs)
+    fn.live_ctx = ctx
+    return out
+
+
+def run_pycall_backward(fn, dy, wanted):
+    ctx = getattr(fn, "live_ctx", None)
+    if ctx is None:
+        raise RuntimeError(f"{fn.op}: backward ran before its forward in the compiled schedule")
+    grads = fn.cls.backward(ctx, dy)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    out = []
+    for p in wanted:
+        gi = grads[p] if p < len(grads) else None
+        if gi is None:
+            raise RuntimeError(f"no gradient rule for input {p} of {fn.op}")
+        shape = fn.args[p].shape
+        gi = np.asarray(gi)
+        if gi.shape != shape:
+            gi = reduce_to_shape(gi, shape)
+        out.append(gi)
+    return out
+
+
+__all__ = ["Lowering", "run_pycall_forward", "run_pycall_backward", "Tensor"]

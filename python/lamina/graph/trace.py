@@ -1,0 +1,145 @@
+"""Tracing: run one real eager step while recording every `Function.apply` call.
+
+While a `Tracer` is active, `Function.apply` is wrapped (and restored on exit) so each call
+appends an `FNode(cls, args, kwargs, ctx, out)` in execution order -- already a topological
+order. Tensor arguments become Values: the step inputs, model parameters (leaves that require
+grad), results of earlier recorded calls, or constants captured by value (Python scalars turned
+into tensors, constant arrays). Reading a traced tensor's value in Python (`.item()`, `bool()`,
+`float()`, `.tolist()`) raises `CaptureError` naming the op that produced it: the step's
+control flow would depend on the data, which one recorded schedule cannot follow.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Function, Tensor
+
+
+class CaptureError(RuntimeError):
+    """Something in the step cannot be captured into a static graph (names the op)."""
+
+
+class FNode:
+    """One recorded Function call. `args` holds Values for tensor/array arguments, raw objects
+    otherwise; `tensor_pos` lists which positions hold Values."""
+    def __init__(self, cls, args, kwargs, ctx, out, tensor_pos, needs, index):
+        self.cls, self.args, self.kwargs, self.ctx, self.out = cls, args, kwargs, ctx, out
+        self.tensor_pos, self.needs, self.index = tensor_pos, needs, index
+
+    @property
+    def op(self):
+        return self.cls.__name__
+
+    def inputs(self):
+        return [self.args[i] for i in self.tensor_pos]
+
+
+class Tracer:
+    """Context manager recording Function calls into `self.fnodes` over `graph` Values."""
+
+    _active = None
+
+    def __init__(self, graph, inputs):
+        self.graph = graph
+        self.fnodes = []
+        self.by_tensor = {}       # id(Tensor) -> Value
+        self.by_array = {}        # id(ndarray) -> Value (the inputs' arrays, for raw-array args)
+        self.keep = []            # keeps traced objects alive so their ids stay unique
+        self.params = {}          # id(param Tensor) -> Value
+        for t, v in inputs:
+            self.by_tensor[id(t)] = v
+            self.by_array[id(t.data)] = v
+            self.keep.append(t)
+        self.producer_of = {}     # Value id -> FNode
+
+    # ---- Values for arguments
+    def value_of_tensor(self, t):
+        v = self.by_tensor.get(id(t))
+        if v is not None:
+            return v
+        if t._node is None and t.requires_grad:
+            v = self.graph.value(t.shape, t.dtype, "param", array=t.data)
+            v.name = "param"
+            self.params[id(t)] = (t, v)
+        else:
+            v = self.graph.value(t.shape, t.dtype, "const", array=t.data)
+        self.by_tensor[id(t)] = v
+        self.keep.append(t)
+        return v
+
+    def value_of_array(self, a):
+        v = self.by_array.get(id(a))
+        if v is not None:
+            return v
+        v = self.graph.value(a.shape, a.dtype, "const", array=a)
+        self.by_array[id(a)] = v
+        self.keep.append(a)
+        return v
+
+    # ---- the hooks
+    def __enter__(self):
+        if Tracer._active is not None:
+            raise CaptureError("lamina.compile: nested tracing is not supported")
+        Tracer._active = self
+        self._saved = {"apply": Function.__dict__["apply"]}
+        tracer = self
+        orig_apply = Function.__dict__["apply"].__func__
+
+        def traced_apply(cls, *args, **kwargs):
+            out = orig_apply(cls, *args, **kwargs)
+            tracer.record(cls, args, kwargs, out)
+            return out
+
+        Function.apply = classmethod(traced_apply)
+        for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
+            self._saved[name] = Tensor.__dict__[name]
+            setattr(Tensor, name, _guard(name, Tensor.__dict__[name], tracer))
+        return self
+
+    def __exit__(self, *exc):
+        Function.apply = self._saved.pop("apply")
+        for name, f in self._saved.items():
+            setattr(Tensor, name, f)
+        Tracer._active = None
+        return False
+
+    def record(self, cls, args, kwargs, out):
+        ctx = out._node
+        vals, pos = [], []
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                vals.append(self.value_of_tensor(a))
+                pos.append(i)
+            elif isinstance(a, np.ndarray):
+                vals.append(self.value_of_array(a))
+                pos.append(i)
+            else:
+                vals.append(a)
+        for k, a in kwargs.items():
+            if isinstance(a, (Tensor, np.ndarray)):
+                raise CaptureError(f"lamina.compile: {cls.__name__} got tensor keyword argument {k!r}; "
+                                   "pass tensors positionally to Function.apply")
+        v = self.graph.value(out.shape, out.dtype, "temp")
+        needs = getattr(ctx, "needs_input_grad", None) if ctx is not None else None
+        if needs is None:
+            needs = tuple(False for _ in args)
+        fn = FNode(cls, vals, dict(kwargs), ctx, v, pos, tuple(needs), len(self.fnodes))
+        self.fnodes.append(fn)
+        self.producer_of[v.id] = fn
+        self.by_tensor[id(out)] = v
+        self.keep.append(out)
+
+
+def _guard(name, f, tracer):
+    def guarded(self, *a, **k):
+        v = tracer.by_tensor.get(id(self))
+        if v is not None and v.home != "const":
+            fn = tracer.producer_of.get(v.id)
+            what = f"the output of {fn.op} (traced call #{fn.index})" if fn else f"a step {v.home}"
+            raise CaptureError(
+                f"lamina.compile: Tensor.{name}() on {what} reads a value during tracing; the "
+                "step's Python control flow would depend on the data, which a captured graph "
+                "cannot follow. Move it out of the model/loss, or run eagerly (--eager).")
+        return f(self, *a, **k)
+    guarded.__name__ = name
+    return guarded
