@@ -15,10 +15,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <thread>
+#include <vector>
 
 #include "cpu.h"
 #include "gemm_kernel.h"
@@ -261,10 +264,17 @@ struct Problem {
   const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
 };
 
+// Spin (politely) until another thread has finished packing this B panel.
+inline void wait_ready(const std::atomic<int>& r) {
+  for (int spins = 0; r.load(std::memory_order_acquire) == 0; ++spins)
+    if (spins > 64) std::this_thread::yield();
+}
+
 // One task: C rows [i0, i0+mlen), columns [jc+j0, jc+j0+nlen), over the full K.
 // Bp: packed panel of columns [jc, jc+ncols), NR-column panels each K x NR.
 template <class T>
-void run_task(const Problem<T>& p, const T* Bp, int64_t jc, int64_t ncols, int64_t i0,
+void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, int64_t jc,
+              int64_t ncols, int64_t i0,
               int64_t mlen, int64_t j0, int64_t nlen) {
   const int MR = p.kern.mr, NR = p.kern.nr;
   alignas(64) T tile[kMaxTile];
@@ -286,6 +296,7 @@ void run_task(const Problem<T>& p, const T* Bp, int64_t jc, int64_t ncols, int64
       pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + (ir / MR) * kcur * MR);
     }
     for (int64_t jr = j0; jr < j0 + nlen; jr += NR) {
+      if (pc == 0) wait_ready(ready[jr / NR]);
       const T* b = Bp + (jr / NR) * p.K * NR + pc * NR;
       const int64_t nv = std::min<int64_t>(NR, ncols - jr);
       for (int64_t ir = 0; ir < mlen; ir += MR) {
@@ -371,24 +382,39 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   nt = std::min(nt, max_threads);
   if (omp_in_parallel()) nt = 1;  // called from inside another kernel's parallel loop
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    for (int64_t jc = 0; jc < N; jc += NC) {
-      const int64_t ncols = std::min(NC, N - jc);
-      const int64_t npanels = ceil_div(ncols, NR);
-#pragma omp for schedule(dynamic, 2)
-      for (int64_t q = 0; q < npanels; ++q)
-        pack_b(transB, K, std::min<int64_t>(NR, ncols - q * NR), NR, p.b_at(0, jc + q * NR), ldb,
-               Bp + q * K * NR);
-      // (implicit barrier: the whole panel is packed before any task reads it)
-      const TaskGrid g = partition(M, ncols, K, MR, NR, Blocking<T>::MC, nt);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t t = 0; t < g.tm * g.tn; ++t) {
-        const int64_t ti = t / g.tn, tj = t % g.tn;
-        const int64_t i0 = ti * g.mc, j0 = tj * g.nc;
-        run_task(p, Bp, jc, ncols, i0, std::min(g.mc, M - i0), j0, std::min(g.nc, ncols - j0));
+  // One parallel region per jc step with a single shared task list: first the B-panel packs,
+  // then the C blocks. Threads claim tasks with an atomic counter, so there is no barrier
+  // between packing and computing (a compute task waits only for the panels it reads); a
+  // thread that starts late or is descheduled simply claims fewer tasks.
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t ncols = std::min(NC, N - jc);
+    const int64_t npanels = ceil_div(ncols, NR);
+    const TaskGrid g = partition(M, ncols, K, MR, NR, Blocking<T>::MC, nt);
+    const int64_t ntasks = npanels + g.tm * g.tn;
+    std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));
+    for (auto& r : ready) r.store(0, std::memory_order_relaxed);
+    std::atomic<int64_t> next{0};
+    auto worker = [&]() {
+      for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
+        if (t < npanels) {
+          pack_b(transB, K, std::min<int64_t>(NR, ncols - t * NR), NR, p.b_at(0, jc + t * NR), ldb,
+                 Bp + t * K * NR);
+          ready[size_t(t)].store(1, std::memory_order_release);
+        } else {
+          const int64_t u = t - npanels, ti = u / g.tn, tj = u % g.tn;
+          const int64_t i0 = ti * g.mc, j0 = tj * g.nc;
+          run_task(p, Bp, ready.data(), jc, ncols, i0, std::min(g.mc, M - i0), j0,
+                   std::min(g.nc, ncols - j0));
+        }
       }
-      // (implicit barrier: no thread repacks B while another still reads it)
+    };
+    const int nt_jc = static_cast<int>(std::min<int64_t>(nt, ntasks));
+    if (nt_jc <= 1) {
+      worker();
+    } else {
+#pragma omp parallel num_threads(nt_jc)
+      worker();
+      // (end of the region: no thread repacks B for the next jc while another still reads it)
     }
   }
 }
