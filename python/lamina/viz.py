@@ -230,7 +230,12 @@ def curves(history: Union[Sequence[dict], Dict[str, Sequence[float]]],
             ys = [100.0 * v for v in cols[k]] if percent else cols[k]
             ax.plot(epochs, ys, marker="o", markersize=3, label=k)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)  # one tick per epoch
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
         ax.set_ylabel(label + (" (%)" if percent else ""))
         ax.grid(True, alpha=0.3)
         ax.legend()
