@@ -42,7 +42,8 @@ def test_activation_values_vs_numpy():
     np.testing.assert_allclose(F.relu(t).numpy(), np.maximum(x, 0))
     np.testing.assert_allclose(F.sigmoid(t).numpy(), 1 / (1 + np.exp(-x)), rtol=1e-12)
     np.testing.assert_allclose(F.tanh(t).numpy(), np.tanh(x), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(F.softplus(t).numpy(), np.logaddexp(0, x), rtol=1e-12)
+    # PyTorch's threshold: softplus(x) = x for x > 20
+    np.testing.assert_allclose(F.softplus(t).numpy(), np.where(x > 20, x, np.logaddexp(0, x)), rtol=1e-12)
     np.testing.assert_allclose(F.step(t).numpy(), (x > 0).astype(np.float64))
     np.testing.assert_allclose(F.leaky_relu(t, 0.2).numpy(), np.where(x > 0, x, 0.2 * x))
 
@@ -84,7 +85,9 @@ def test_matmul_gradcheck_and_errors():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_linear_vs_torch(n, i, o, bias, dtype):
     shapes = [(n, i), (o, i)] + ([(o,)] if bias else [])
-    helper_test_op(shapes, lambda *a: F.linear(*a), lambda *a: torch.nn.functional.linear(*a), dtype=dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else None  # K=784 float32 sums
+    helper_test_op(shapes, lambda *a: F.linear(*a), lambda *a: torch.nn.functional.linear(*a), dtype=dtype,
+                   tol=tol)
 
 
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])

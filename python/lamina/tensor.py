@@ -129,6 +129,8 @@ class Function:
         if requires:
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         out = cls.forward(ctx, *raw, **kwargs)
+        if type(out) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
+            out = np.asarray(out)
         t = Tensor.__new__(Tensor)
         t.data = out
         t.grad = None
@@ -211,6 +213,8 @@ def run_backward(root, grad=None, retain_graph=False):
         dy = grads.pop(id(node), None)
         if dy is None:
             continue
+        if type(dy) is not np.ndarray or not dy.flags.c_contiguous:
+            dy = np.ascontiguousarray(dy)  # kernels read C-contiguous arrays, not views or scalars
         in_grads = type(node).backward(node, dy)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)

@@ -227,7 +227,7 @@ class MSE(Function):
     def backward(ctx, dy):
         x, t = ctx.saved_tensors
         dx = np.empty_like(x)
-        _C.mse_backward(x, t, float(dy) * ctx.scale, dx)   # dx = scale * 2 (x - t)
+        _C.mse_backward(x, t, 2.0 * float(dy) * ctx.scale, dx)   # d/dx (x - t)^2 = 2 (x - t)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
 
