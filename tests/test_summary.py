@@ -356,3 +356,41 @@ def test_render_and_types():
     assert "Total" in full and "8,094" in full and "61,470" in full
     assert repr(s).startswith("Summary(Sequential")
     assert s.to_dicts()[0]["name"] == "C1"
+
+
+def test_an_instance_level_forward_is_kept():
+    net = lamina.models.mlp((4, 3, 2))
+    calls = []
+    original = net.fc2.forward
+
+    def spy(x):
+        calls.append(tuple(x.shape))
+        return original(x)
+
+    object.__setattr__(net.fc2, "forward", spy)
+    s = summary(net, (4,))
+    assert calls == [(1, 3)] and s.row("fc2").units == 2
+    assert net.fc2.__dict__["forward"] is spy
+
+
+def test_public_docstrings_run():
+    import doctest
+    import sys
+    import lamina.viz
+    for mod in (sys.modules["lamina.summary"], sys.modules["lamina.models.alexnet"], lamina.viz):
+        result = doctest.testmod(mod)
+        assert result.failed == 0 and result.attempted > 0, mod.__name__
+
+
+@pytest.mark.parametrize("K, D", [(1, 1), (3, 1), (3, 2), (5, 3)])  # lamina: odd extents only
+def test_same_padding_counts_match_brute_force(K, D):
+    conv = nn.Conv2d(2, 4, K, padding="same", dilation=D, groups=2)
+    row, = summary(conv, (2, 6, 7)).rows
+    before = D * (K - 1) // 2  # "same" pads total // 2 before, the rest (one more if odd) after
+    links = 0
+    for co, y, x in itertools.product(range(4), range(6), range(7)):
+        for ky, kx in itertools.product(range(K), range(K)):
+            iy, ix = y - before + ky * D, x - before + kx * D
+            links += 1 if (0 <= iy < 6 and 0 <= ix < 7) else 0  # one input channel per group
+    assert row.output_shape == (4, 6, 7) and row.units == 4 * 6 * 7
+    assert row.connections == links

@@ -35,6 +35,8 @@ import numpy as np
 
 __all__ = ["summary", "Summary", "LayerRow"]
 
+_MISSING = object()
+
 
 @dataclass
 class LayerRow:
@@ -412,25 +414,25 @@ def summary(model, input_shape: Sequence[int], dtype=None) -> Summary:
             return y
         return _forward_act
 
-    patched = []
+    patched = []  # (module, attribute, previous instance value or _MISSING)
     modes = [(m, m.training) for _, m in named]
     try:
         for m in recorded:
-            if "forward" in m.__dict__ or "_forward_act" in m.__dict__:
-                raise RuntimeError(f"model: module {names[id(m)]!r} already has an instance-level "
-                                   f"forward (is summary() running on it in another thread?)")
-            object.__setattr__(m, "forward", wrap_forward(m, m.forward))
-            patched.append((m, "forward"))
-            if hasattr(type(m), "_forward_act"):
-                object.__setattr__(m, "_forward_act", wrap_forward_act(m, m._forward_act))
-                patched.append((m, "_forward_act"))
+            for attr, wrap in (("forward", wrap_forward), ("_forward_act", wrap_forward_act)):
+                if attr == "_forward_act" and not hasattr(type(m), "_forward_act"):
+                    continue
+                patched.append((m, attr, m.__dict__.get(attr, _MISSING)))
+                object.__setattr__(m, attr, wrap(m, getattr(m, attr)))
         model.eval()
         x = zeros(1, *shape, dtype=dtype)
         with no_grad():
             model(x)
     finally:
-        for m, attr in patched:
-            m.__dict__.pop(attr, None)
+        for m, attr, previous in reversed(patched):
+            if previous is _MISSING:
+                m.__dict__.pop(attr, None)
+            else:
+                m.__dict__[attr] = previous
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
 
