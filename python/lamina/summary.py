@@ -19,7 +19,8 @@ A layer whose type has no counting rule is listed with its units and parameters 
 connections and macs unknown (`None`, shown as "?"), left out of those totals.
 
 >>> import lamina
->>> s = lamina.summary.summary(lamina.models.mlp((4, 3, 2)), (4,))
+>>> from lamina.summary import summary
+>>> s = summary(lamina.models.mlp((4, 3, 2)), (4,))
 >>> [(r.name, r.units, r.connections, r.weights, r.biases) for r in s.rows if r.units]
 [('fc1', 3, 12, 12, 3), ('fc2', 2, 6, 6, 2)]
 >>> s.total_connections, 3 * s.total_connections == s.training_macs
@@ -323,7 +324,8 @@ def summary(model, input_shape: Sequence[int], dtype=None) -> Summary:
     defaults to the dtype of the model's first parameter.
 
     >>> import lamina
-    >>> s = lamina.summary.summary(lamina.models.mlp((784, 300, 10)), (1, 28, 28))
+    >>> from lamina.summary import summary
+    >>> s = summary(lamina.models.mlp((784, 300, 10)), (1, 28, 28))
     >>> s.total_units, s.total_weights, s.total_biases
     (310, 238200, 310)
     >>> print(s.render(show_passthrough=False).splitlines()[0])
