@@ -339,11 +339,11 @@ class Permute(Function):
     def forward(ctx, x, perm):
         ctx.inv = tuple(np.argsort(perm))
         # Kernels need C-contiguous buffers, so a permutation materializes once here.
-        return np.ascontiguousarray(x.transpose(perm))
+        return np.array(x.transpose(perm), order="C")
 
     @staticmethod
     def backward(ctx, dy):
-        return np.ascontiguousarray(dy.transpose(ctx.inv)), None
+        return np.array(dy.transpose(ctx.inv), order="C"), None
 
 
 class Expand(Function):
@@ -360,7 +360,7 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, idx):
         ctx.shape, ctx.idx, ctx.dtype = x.shape, idx, x.dtype
-        return np.ascontiguousarray(x[idx])
+        return np.array(x[idx], order="C")  # a copy: outputs never alias inputs
 
     @staticmethod
     def backward(ctx, dy):

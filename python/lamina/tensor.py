@@ -214,7 +214,7 @@ def run_backward(root, grad=None, retain_graph=False):
         if dy is None:
             continue
         if type(dy) is not np.ndarray or not dy.flags.c_contiguous:
-            dy = np.ascontiguousarray(dy)  # kernels read C-contiguous arrays, not views or scalars
+            dy = np.array(dy, order="C")  # kernels read C-contiguous arrays, not views or scalars
         in_grads = type(node).backward(node, dy)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
