@@ -277,10 +277,16 @@ def _same_shape_binary(op):
 
 
 def _bwd_add(L, fn, dy):
+    aliased = False
     for p in (0, 1):
         if L.wants(fn, p):
             v = fn.args[p]
-            L.contribute(v, fn.op, lambda out: L.g.add(Node("copy", [dy], [out], src=fn.op)))
+            if not aliased and v.id not in L.grad_of and v.id not in L.param_grads:
+                # dy itself becomes this input's gradient (no copy); only one input may alias it.
+                L.contribute_view(v, dy, fn.op)
+                aliased = True
+            else:
+                L.contribute(v, fn.op, lambda out: L.g.add(Node("copy", [dy], [out], src=fn.op)))
 
 
 def _bwd_sub(L, fn, dy):

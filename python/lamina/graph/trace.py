@@ -51,6 +51,7 @@ class Tracer:
             self.by_array[id(t.data)] = v
             self.keep.append(t)
         self.producer_of = {}     # Value id -> FNode
+        self.derived = {}         # id(Tensor) -> description, for untraced results (comparisons)
 
     # ---- Values for arguments
     def value_of_tensor(self, t):
@@ -91,6 +92,18 @@ class Tracer:
             return out
 
         Function.apply = classmethod(traced_apply)
+        orig_cmp = Tensor.__dict__["_cmp"]
+        self._saved["_cmp"] = orig_cmp
+
+        def traced_cmp(t, o, f):
+            out = orig_cmp(t, o, f)
+            what = tracer.describe(t)
+            if what is not None:   # a comparison of a traced value is data too
+                tracer.derived[id(out)] = f"{f.__name__} of {what}"
+                tracer.keep.append(out)
+            return out
+
+        Tensor._cmp = traced_cmp
         for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
             self._saved[name] = Tensor.__dict__[name]
             setattr(Tensor, name, _guard(name, Tensor.__dict__[name], tracer))
@@ -130,12 +143,22 @@ class Tracer:
         self.keep.append(out)
 
 
+    def describe(self, t):
+        """What a traced tensor is, or None for constants and untraced tensors."""
+        d = self.derived.get(id(t))
+        if d is not None:
+            return d
+        v = self.by_tensor.get(id(t))
+        if v is None or v.home == "const":
+            return None
+        fn = self.producer_of.get(v.id)
+        return f"the output of {fn.op} (traced call #{fn.index})" if fn else f"a step {v.home}"
+
+
 def _guard(name, f, tracer):
     def guarded(self, *a, **k):
-        v = tracer.by_tensor.get(id(self))
-        if v is not None and v.home != "const":
-            fn = tracer.producer_of.get(v.id)
-            what = f"the output of {fn.op} (traced call #{fn.index})" if fn else f"a step {v.home}"
+        what = tracer.describe(self)
+        if what is not None:
             raise CaptureError(
                 f"lamina.compile: Tensor.{name}() on {what} reads a value during tracing; the "
                 "step's Python control flow would depend on the data, which a captured graph "

@@ -1,0 +1,313 @@
+"""lamina.graph: compiled training steps against the eager step, the passes, the executors."""
+import numpy as np
+import pytest
+
+import lamina
+import lamina.nn.functional as F
+from lamina import _C, nn
+from lamina.graph import CaptureError, check_plan, compile
+
+TOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+def _pair(make_model, dtype, make_opt):
+    lamina.manual_seed(0)
+    m1 = make_model().to(dtype)
+    lamina.manual_seed(0)
+    m2 = make_model().to(dtype)
+    return m1, make_opt(m1.parameters()), m2, make_opt(m2.parameters())
+
+
+def _eager_step(model, opt, x, y, loss_fn=F.cross_entropy):
+    opt.zero_grad()
+    loss = loss_fn(model(lamina.from_numpy(x)), lamina.from_numpy(y))
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def _max_rel_err(m1, m2):
+    return max(float(np.abs(a.data - b.data).max() / max(np.abs(a.data).max(), 1e-30))
+               for a, b in zip(m1.parameters(), m2.parameters()))
+
+
+def _compare(make_model, dtype, make_opt, steps=10, batch=8, executor="native", shape=(1, 28, 28),
+             classes=10, loss_fn=F.cross_entropy, lr_change=None):
+    m1, o1, m2, o2 = _pair(make_model, dtype, make_opt)
+    step = compile(m2, loss_fn, o2, executor=executor)
+    rng = np.random.default_rng(1)
+    for i in range(steps):
+        if lr_change is not None and i == lr_change:
+            for o in (o1, o2):
+                for g in o.param_groups:
+                    g["lr"] = g["lr"] * 0.1
+        x = rng.standard_normal((batch,) + shape).astype(dtype)
+        y = rng.integers(0, classes, batch)
+        l1 = _eager_step(m1, o1, x, y, loss_fn)
+        l2 = step(x, y)
+        assert isinstance(l2, float)
+        assert abs(l1 - l2) <= TOL[dtype] * max(1.0, abs(l1)), (i, l1, l2)
+    err = _max_rel_err(m1, m2)
+    assert err <= TOL[dtype], err
+    assert step.traces == 1
+    return step
+
+
+SGD = lambda ps: lamina.optim.SGD(ps, lr=0.05, momentum=0.9)            # noqa: E731
+ADAM = lambda ps: lamina.optim.Adam(ps, lr=1e-3)                        # noqa: E731
+ADAMW = lambda ps: lamina.optim.AdamW(ps, lr=1e-3, weight_decay=0.1)    # noqa: E731
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("make_opt", [SGD, ADAM, ADAMW], ids=["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_mlp_matches_eager(dtype, make_opt, executor):
+    step = _compare(lamina.models.mlp, dtype, make_opt, executor=executor)
+    # Every MLP node runs in C++: no Python callback in the schedule.
+    assert all(n.op != "pycall" for n in step.graph.nodes)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lenet5_matches_eager(dtype):
+    _compare(lamina.models.lenet5, dtype, SGD, batch=4)
+
+
+def test_resnet_matches_eager():
+    step = _compare(lamina.models.resnet_mnist, np.float64, SGD, batch=2)
+    # The residual Add's gradient reaches both branches; one of them reuses dy without a copy.
+    assert sum(n.op == "accumulate" for n in step.graph.nodes) >= 2
+    check_plan(step.graph)
+
+
+def test_learning_rate_change_is_seen():
+    _compare(lamina.models.mlp, np.float64, SGD, lr_change=4)
+
+
+def test_run_contract_returns_loss_and_logits():
+    lamina.manual_seed(0)
+    m = lamina.models.mlp((6, 5, 3)).to(np.float64)
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.1))
+    x = np.random.default_rng(0).standard_normal((4, 6))
+    y = np.array([0, 1, 2, 0])
+    step(x, y)
+    loss, logits = step.run(x, y)
+    with lamina.no_grad():
+        ref = m(lamina.from_numpy(x)).numpy()  # params moved after the step; recompute before it
+    assert logits.shape == (4, 3) and np.isfinite(loss)
+    assert not np.allclose(logits.numpy(), ref)   # logits are from before the update
+    # p.grad is the live gradient buffer the compiled backward writes in place.
+    g = m[1].weight.grad.numpy().copy()
+    step(x, y)
+    assert not np.array_equal(g, m[1].weight.grad.numpy())
+
+
+def test_fallback_ops_run_as_callbacks():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 4)
+
+        def forward(self, x):
+            h = self.fc(x)
+            return (0.5 * h).exp() - h.sin()  # Exp, Sin: no C++ node -> Python callbacks
+    step = _compare(Net, np.float64, SGD, shape=(5,), classes=4)
+    ops = {n.attrs.get("fn") for n in step.graph.nodes if n.op == "pycall"}
+    assert {"Exp", "Sin", "Exp.backward", "Sin.backward"} <= ops
+
+
+# ---------------------------------------------------------------- passes
+class _Unfused(nn.Module):
+    """Linear then relu as separate calls (eager runs two kernels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 8)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = F.relu(F.linear(x, self.fc1.weight, self.fc1.bias))
+        _unused = F.tanh(h) * 3.0         # a dead branch: nothing reads it
+        return self.fc2(h)
+
+
+def test_fusion_and_dead_node_removal():
+    step = _compare(_Unfused, np.float64, SGD, shape=(6,), classes=3)
+    g = step.graph
+    text = str(g)
+    assert "fused relu into the GEMM epilogue" in text
+    assert any(n.op == "gemm" and n.attrs["act"] == "relu" for n in g.nodes)
+    assert not any(n.op == "act_fwd" for n in g.nodes)        # tanh was dead, relu fused
+    assert "dead-node removal" in text
+    assert "softmax+cross-entropy: one fused kernel already" in text
+
+
+def test_memory_plan_reuses_buffers():
+    lamina.manual_seed(0)
+    m = lamina.models.lenet5()
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.01))
+    x = np.random.default_rng(0).standard_normal((16, 1, 28, 28)).astype(np.float32)
+    step(x, np.arange(16) % 10)
+    g = step.graph
+    check_plan(g)
+    temps = [v for v in g.values if v.home == "temp" and v.base is None and v.offset is not None]
+    assert g.arena_bytes < sum(v.nbytes for v in temps)       # some buffer was reused
+    offsets = [v.offset for v in temps]
+    assert len(set(offsets)) < len(offsets)
+    assert all(o % 64 == 0 for o in offsets)
+
+
+def test_check_plan_detects_overlap():
+    lamina.manual_seed(0)
+    m = lamina.models.mlp((6, 5, 3))
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.1))
+    step(np.ones((2, 6), np.float32), np.array([0, 1]))
+    g = step.graph
+    temps = [v for v in g.values if v.home == "temp" and v.base is None and v.offset is not None]
+    for v in temps:
+        v.offset = 0
+    with pytest.raises(AssertionError, match="arena overlap"):
+        check_plan(g)
+
+
+# ---------------------------------------------------------------- printing, retrace, errors
+def test_graph_print_and_dot():
+    lamina.manual_seed(0)
+    m = lamina.models.mlp((6, 5, 3))
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.1))
+    with pytest.raises(RuntimeError, match="call the compiled function once"):
+        step.graph
+    step(np.ones((2, 6), np.float32), np.array([0, 1]))
+    text = str(step.graph)
+    lines = [ln for ln in text.splitlines() if ln.strip()[:1].isdigit()]
+    assert len(lines) == len(step.graph.nodes)
+    assert "gemm(" in text and "float32[2x5] @" in text and "ce_fwd(" in text and "sgd(" in text
+    dot = step.graph.to_dot()
+    assert dot.startswith("digraph lamina {") and dot.rstrip().endswith("}")
+    assert dot.count("shape=box") == len(step.graph.nodes)
+
+
+def test_retrace_on_new_shape_and_dtype():
+    lamina.manual_seed(0)
+    m1, o1, m2, o2 = _pair(lambda: lamina.models.mlp((6, 5, 3)), np.float64, SGD)
+    step = compile(m2, F.cross_entropy, o2)
+    rng = np.random.default_rng(0)
+    for batch in (4, 4, 7, 4, 7, 1):
+        x = rng.standard_normal((batch, 6))
+        y = rng.integers(0, 3, batch)
+        assert abs(_eager_step(m1, o1, x, y) - step(x, y)) < 1e-12
+    assert step.traces == 3                      # batches 4, 7, 1: one trace each, then cached
+    assert _max_rel_err(m1, m2) < 1e-10
+
+
+def test_retrace_when_parameters_are_replaced():
+    lamina.manual_seed(0)
+    m = lamina.models.mlp((6, 5, 3))
+    opt = lamina.optim.SGD(m.parameters(), lr=0.1)
+    step = compile(m, F.cross_entropy, opt)
+    x, y = np.ones((2, 6), np.float32), np.array([0, 1])
+    step(x, y)
+    step(x, y)
+    m.to(np.float64)                             # new arrays: the old plan's pointers are stale
+    step(x.astype(np.float64), y)
+    assert step.traces == 2
+
+
+def test_capture_error_names_the_op():
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = self.fc(x)
+            if h.sum() > 0:                      # Python control flow on a traced value
+                h = h * 2.0
+            return h
+
+    m = DataDependent()
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.1))
+    with pytest.raises(CaptureError, match=r"__bool__\(\) on greater of the output of Sum \(traced call #1\)"):
+        step(np.ones((2, 4), np.float32), np.array([0, 1]))
+
+    class ItemCall(DataDependent):
+        def forward(self, x):
+            h = self.fc(x)
+            return h * float(h.mean().item())
+
+    m = ItemCall()
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.1))
+    with pytest.raises(CaptureError, match=r"item\(\) on the output of Mean"):
+        step(np.ones((2, 4), np.float32), np.array([0, 1]))
+    # Tracing restored the hooks: eager code works again.
+    assert lamina.tensor([2.0]).item() == 2.0 and bool(lamina.tensor([1.0]))
+
+
+def test_bad_target_raises_value_error():
+    lamina.manual_seed(0)
+    m = lamina.models.mlp((6, 5, 3))
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.1))
+    step(np.ones((2, 6), np.float32), np.array([0, 1]))
+    with pytest.raises(ValueError, match="class index 7"):
+        step(np.ones((2, 6), np.float32), np.array([0, 7]))
+
+
+def test_compile_argument_errors():
+    m = lamina.models.mlp((6, 5, 3))
+    with pytest.raises(ValueError, match="needs both loss_fn and optimizer"):
+        compile(m, F.cross_entropy)
+    with pytest.raises(ValueError, match="executor"):
+        compile(m, executor="jit")
+
+
+# ---------------------------------------------------------------- inference
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_inference_compile(executor):
+    lamina.manual_seed(0)
+    m = lamina.models.lenet5().to(np.float64)
+    f = compile(m, executor=executor)
+    rng = np.random.default_rng(0)
+    for batch in (3, 3, 5):
+        x = rng.standard_normal((batch, 1, 28, 28))
+        with lamina.no_grad():
+            ref = m(lamina.from_numpy(x)).numpy()
+        np.testing.assert_allclose(f(x).numpy(), ref, rtol=1e-12, atol=1e-12)
+    assert f.traces == 2
+    assert not any(n.op in ("sgd", "act_bwd") for n in f.graph.nodes)
+
+
+# ---------------------------------------------------------------- the C++ program directly
+def test_graph_program_validates_and_checks_inputs():
+    ops = _C.GRAPH_OPS
+    # y = relu(x) over 4 floats: slot 0 input, slot 1 arena.
+    prog = _C.GraphProgram([(ops["act_forward"], "float32", [0, 1], [4, 1], [0.01], [])], 2, 0)
+    arena = np.zeros(64, np.uint8)
+    prog.set_arena(arena, [1], [0], [16])
+    prog.set_inputs([0], ["float32"], [16])
+    prog.run([np.array([-1, 2, -3, 4], np.float32)], np.zeros(0), None)
+    assert arena[:16].view(np.float32).tolist() == [0, 2, 0, 4]
+    with pytest.raises(TypeError, match=r"inputs\[0\]: expected dtype float32, got float64"):
+        prog.run([np.zeros(4)], np.zeros(0), None)
+    with pytest.raises(ValueError, match="expected 16 bytes"):
+        prog.run([np.zeros(5, np.float32)], np.zeros(0), None)
+    # A buffer too small for what the op touches is refused before anything runs.
+    bad = _C.GraphProgram([(ops["act_forward"], "float32", [0, 1], [8, 1], [0.01], [])], 2, 0)
+    bad.set_arena(arena, [1], [0], [16])
+    bad.set_inputs([0], ["float32"], [32])
+    with pytest.raises(ValueError, match=r"instruction 0 \(act_forward\): slot\[1\]: buffer holds 16 bytes"):
+        bad.run([np.zeros(8, np.float32)], np.zeros(0), None)
+    with pytest.raises(ValueError, match="outside the arena"):
+        prog.set_arena(arena, [1], [60], [16])
+
+
+def test_graph_program_callback_errors_propagate():
+    ops = _C.GRAPH_OPS
+    prog = _C.GraphProgram([(ops["callback"], "float32", [], [0], [], [])], 0, 0)
+    prog.set_inputs([], [], [])
+    seen = []
+    prog.run([], np.zeros(0), seen.append)
+    assert seen == [0]
+
+    def boom(i):
+        raise KeyError("from the callback")
+    with pytest.raises(KeyError, match="from the callback"):
+        prog.run([], np.zeros(0), boom)
