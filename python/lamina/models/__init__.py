@@ -1,12 +1,6 @@
 """Ready-made networks: the lecture's MLP, LeNet-5, a small ResNet, AlexNet (definition)."""
 from .mlp import mlp  # noqa: F401
 
-try:
-    from .lenet import lenet5  # noqa: F401
-    from .resnet import BasicBlock, resnet_mnist  # noqa: F401
-except ImportError:  # pragma: no cover - during bring-up only
-    pass
-try:
-    from .alexnet import alexnet  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+from .lenet import lenet5  # noqa: F401
+from .resnet import BasicBlock, resnet_mnist  # noqa: F401
+from .alexnet import alexnet  # noqa: F401

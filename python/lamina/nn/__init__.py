@@ -7,9 +7,6 @@ from .modules.container import ModuleDict, ModuleList, Sequential  # noqa: F401
 from .modules.linear import Dropout, Flatten, Identity, Linear  # noqa: F401
 from .modules.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 
-try:  # convolution and pooling modules (their own kernel family)
-    from .modules.conv import Conv1d, Conv2d  # noqa: F401
-    from .modules.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
-                                  MaxPool2d)
-except ImportError:  # pragma: no cover - during bring-up only
-    pass
+from .modules.conv import Conv1d, Conv2d  # noqa: F401
+from .modules.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
+                              MaxPool2d)

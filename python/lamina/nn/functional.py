@@ -275,8 +275,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 
 # Convolution and pooling live in _conv.py (their own kernels).
-try:
-    from ._conv import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, conv1d, conv2d,  # noqa: F401
-                        max_pool1d, max_pool2d)
-except ImportError:  # pragma: no cover - during bring-up only
-    pass
+from ._conv import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, conv1d, conv2d,  # noqa: E402,F401
+                    max_pool1d, max_pool2d)
