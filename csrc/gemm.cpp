@@ -82,6 +82,7 @@ constexpr int64_t kBPanelBytes = int64_t(4) << 20;  // 4 MiB of the 32 MiB L3 fo
 constexpr double kMinFlopsPerThread = 1.5e6;       // below this a fork/join (~5 us) is not worth a second thread
 constexpr double kMinFlopsPerTask = 4e6;           // tasks of >= ~40 us keep scheduling overhead < 1%
 constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
+constexpr int64_t kMaxMInPlaceB = 512;  // up to this M, row-major B is read in place (packing would not pay off)
 constexpr int kMaxTile = 16 * 16;                  // largest MR * NR of any kernel (scratch edge tile)
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -107,14 +108,14 @@ thread_local AlignedBuffer tl_pack_b;  // the calling thread's K x NC panel of B
 
 // ---- portable micro-kernels: plain loops the compiler vectorizes (SSE2 on x86-64) -------
 template <class T, int MR, int NR, bool kPacked>
-void portable_ukernel(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp, T* C,
-                      int64_t ldc, T alpha, T beta) {
+void portable_ukernel(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
+                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta) {
   const int64_t rs = kPacked ? 1 : a_rs;
   const int64_t cs = kPacked ? MR : a_cs;
   T acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
-  for (int64_t k = 0; k < kc; ++k, A += cs, Bp += NR) {
+  for (int64_t k = 0; k < kc; ++k, A += cs, Bp += b_rs) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const T a = A[i * rs];
@@ -258,7 +259,8 @@ struct Problem {
   const Epilogue<T>* ep;
   GemmKernel<T> kern;
   int64_t kc;     // K block (KC balanced so the last block is not a sliver)
-  bool packA;     // pack A, or let the kernel read it in place (skinny N)
+  bool packA;     // pack A, or let the kernel read it in place
+  bool packB;     // pack B, or let the kernel read full NR-wide columns in place (small M)
 
   const T* a_at(int64_t i, int64_t k) const { return transA ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
@@ -297,8 +299,10 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
     }
     for (int64_t jr = j0; jr < j0 + nlen; jr += NR) {
       if (pc == 0) wait_ready(ready[jr / NR]);
-      const T* b = Bp + (jr / NR) * p.K * NR + pc * NR;
       const int64_t nv = std::min<int64_t>(NR, ncols - jr);
+      const bool b_in_place = !p.packB && nv == NR;
+      const T* b = b_in_place ? p.b_at(pc, jc + jr) : Bp + (jr / NR) * p.K * NR + pc * NR;
+      const int64_t b_rs = b_in_place ? p.ldb : NR;
       for (int64_t ir = 0; ir < mlen; ir += MR) {
         const int64_t mv = std::min<int64_t>(MR, mlen - ir);
         T* c = p.C + (i0 + ir) * p.ldc + jc + jr;
@@ -306,9 +310,9 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
         const T* a = packed ? Ap + (ir / MR) * kcur * MR : p.a_at(i0 + ir, pc);
         GemmUkernel<T> uk = packed ? p.kern.packed : p.kern.strided;
         if (mv == MR && nv == NR) {
-          uk(kcur, a, a_rs, a_cs, b, c, p.ldc, p.alpha, beta);
+          uk(kcur, a, a_rs, a_cs, b, b_rs, c, p.ldc, p.alpha, beta);
         } else {
-          uk(kcur, a, a_rs, a_cs, b, tile, NR, p.alpha, T(0));
+          uk(kcur, a, a_rs, a_cs, b, b_rs, tile, NR, p.alpha, T(0));
           for (int64_t i = 0; i < mv; ++i) {
             T* ci = c + i * p.ldc;
             const T* ti = tile + i * NR;
@@ -366,13 +370,23 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   if (K <= 0 || alpha == T(0)) { scale_c(M, N, beta, C, ldc, ep); return; }
 
   Problem<T> p{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ep,
-               choose_kernel<T>(N), 0, true};
+               choose_kernel<T>(N), 0, true, true};
   const int MR = p.kern.mr, NR = p.kern.nr;
   p.kc = ceil_div(K, ceil_div(K, Blocking<T>::KC));
-  // Each A micro-panel meets at most a few B micro-panels: packing it would cost more than
-  // the strided reads it saves.
-  p.packA = g_override.pack_a >= 0 ? g_override.pack_a != 0 : N > 4 * NR;
+  // Row-major A is read in place: its MR rows are MR contiguous streams the kernel broadcasts
+  // from, and skipping the (transposing) pack measured faster on every shape here, unless the
+  // row stride is a multiple of 2 KiB (the MR rows crowd into one or two L1 sets). Transposed A (a column of
+  // op(A) per cache line, kc lines per micro-panel) is packed once K and the B reuse are big.
+  const bool aliased = (lda * int64_t(sizeof(T))) % 2048 == 0;
+  p.packA = g_override.pack_a >= 0 ? g_override.pack_a != 0
+            : transA ? (K >= 128 && N > 2 * NR) : (aliased && N > 4 * NR && M > MR);
 
+  // Packing B costs a visible share of the math unless M is large (each B micro-panel then
+  // meets many A micro-panels); a row-major B is read in place instead, unless its row
+  // stride is a multiple of 4 cache lines (the kc rows then crowd into few L1 sets).
+  const bool b_aliased = (ldb * int64_t(sizeof(T))) % 256 == 0;
+  p.packB = transB || (g_override.pack_b >= 0 ? g_override.pack_b != 0
+                                              : b_aliased || M > kMaxMInPlaceB);
   const int64_t nc_budget = std::max<int64_t>(NR, kBPanelBytes / (K * int64_t(sizeof(T))) / NR * NR);
   const int64_t NC = std::min<int64_t>(Blocking<T>::NC, nc_budget);
   const int64_t ncols_max = std::min<int64_t>(N, NC);
@@ -397,8 +411,9 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     auto worker = [&]() {
       for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
         if (t < npanels) {
-          pack_b(transB, K, std::min<int64_t>(NR, ncols - t * NR), NR, p.b_at(0, jc + t * NR), ldb,
-                 Bp + t * K * NR);
+          if (p.packB || ncols - t * NR < NR)  // in-place B still packs its ragged last panel
+              pack_b(transB, K, std::min<int64_t>(NR, ncols - t * NR), NR, p.b_at(0, jc + t * NR),
+                   ldb, Bp + t * K * NR);
           ready[size_t(t)].store(1, std::memory_order_release);
         } else {
           const int64_t u = t - npanels, ti = u / g.tn, tj = u % g.tn;

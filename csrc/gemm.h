@@ -44,10 +44,12 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
 // ---- testing / tuning hooks (not needed for normal use) ----
 // Forces a GEMM path so tests cover every code path regardless of shape: pack_a = 1 always
 // packs A, 0 lets the micro-kernel read A in place, -1 chooses by shape; kernel = 0 forces the
-// main (6 x 16 / 6 x 8) AVX2 tile, 1 the narrow (12 x 8 / 12 x 4) one, -1 chooses by N.
+// main (6 x 16 / 6 x 8) AVX2 tile, 1 the narrow (12 x 8 / 12 x 4) one, -1 chooses by N;
+// pack_b likewise (transposed B is always packed).
 struct GemmPathOverride {
   int pack_a = -1;
   int kernel = -1;
+  int pack_b = -1;  // 1 always packs B, 0 reads a row-major B's full panels in place
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();

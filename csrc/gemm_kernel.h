@@ -1,11 +1,12 @@
 // GEMM micro-kernels: the innermost piece of the BLIS five-loop GEMM in gemm.cpp.
 //
 // Micro-kernel contract (every ISA's kernel obeys it; gemm.cpp relies on nothing else):
-//   C[0:MR, 0:NR] = alpha * sum_{k < kc} a(i, k) * Bp[k*NR + j]  +  beta * C[0:MR, 0:NR]
+//   C[0:MR, 0:NR] = alpha * sum_{k < kc} a(i, k) * Bp[k*b_rs + j]  +  beta * C[0:MR, 0:NR]
 // - Tile shape: MR x NR, fixed per kernel (GemmKernel::mr / nr). The kernel always computes
 //   the FULL tile; edges are handled by the caller (see below), never inside the kernel.
-// - B: a packed kc x NR micro-panel, row k at Bp + k*NR, 64-byte aligned, columns past the
-//   matrix edge zero-padded by pack_b.
+// - B: a packed kc x NR micro-panel, row k at Bp + k*NR (b_rs = NR), 64-byte aligned, columns
+//   past the matrix edge zero-padded by pack_b; or, for small M where packing B would cost more
+//   than it saves, NR full columns of a row-major B read in place (b_rs = ldb, any alignment).
 // - A: element a(i, k) is read at A[i*a_rs + k*a_cs]. A packed micro-panel (pack_a, rows past
 //   the edge zero-padded) has a_rs = 1, a_cs = MR; the `strided` entry point reads A in place
 //   from the caller's matrix (a_rs = lda, a_cs = 1, or a_rs = 1, a_cs = lda when transposed),
@@ -23,7 +24,7 @@ namespace lamina {
 
 template <class T>
 using GemmUkernel = void (*)(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
-                             T* C, int64_t ldc, T alpha, T beta);
+                             int64_t b_rs, T* C, int64_t ldc, T alpha, T beta);
 
 template <class T>
 struct GemmKernel {

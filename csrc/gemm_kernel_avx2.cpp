@@ -40,11 +40,10 @@ template <> struct V<double> {
 // kPacked: a_rs = 1, a_cs = MR known at compile time.
 template <class T, int MR, int NV, bool kPacked>
 __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64_t a_rs,
-                                                   int64_t a_cs, const T* Bp, T* C,
-                                                   int64_t ldc, T alpha, T beta) {
+                                                   int64_t a_cs, const T* Bp, int64_t b_rs,
+                                                   T* C, int64_t ldc, T alpha, T beta) {
   using X = V<T>;
   constexpr int W = X::W;
-  constexpr int NR = NV * W;
   const int64_t rs = kPacked ? 1 : a_rs;
   const int64_t cs = kPacked ? MR : a_cs;
   typename X::R acc[MR][NV];
@@ -70,7 +69,7 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
   for (int64_t k = 0; k < kc; ++k) {
     typename X::R bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = X::load(Bp + v * W);
+    for (int v = 0; v < NV; ++v) bv[v] = X::loadu(Bp + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const typename X::R ai = X::bcast(ag[i / 3] + (i % 3) * rs);
@@ -79,7 +78,7 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
     }
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g) ag[g] += cs;
-    Bp += NR;
+    Bp += b_rs;
   }
 
   const typename X::R va = X::set1(alpha);
@@ -101,13 +100,13 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
 }
 
 #define LAMINA_UKERNEL(NAME, T, MR, NV)                                                       \
-  void NAME##_packed(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp, T* C,   \
-                     int64_t ldc, T alpha, T beta) {                                          \
-    ukernel<T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, C, ldc, alpha, beta);                     \
+  void NAME##_packed(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,        \
+                     int64_t b_rs, T* C, int64_t ldc, T alpha, T beta) {                      \
+    ukernel<T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta);               \
   }                                                                                           \
-  void NAME##_strided(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp, T* C,  \
-                      int64_t ldc, T alpha, T beta) {                                         \
-    ukernel<T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, C, ldc, alpha, beta);                    \
+  void NAME##_strided(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,       \
+                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta) {                     \
+    ukernel<T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta);              \
   }
 
 LAMINA_UKERNEL(f32_6x16, float, 6, 2)

@@ -112,8 +112,9 @@ struct Runner {
     // Every path forced on a few shapes that cross tile edges, including K > KC.
     const std::vector<Shape> few = {{13, 9, 33}, {17, 37, 300}, {7, 20, 5}, {64, 70, 130}};
     for (int pa = 0; pa < 2; ++pa)
-      for (int kern = 0; kern < 2; ++kern) {
-        gemm_set_path_override({pa, kern});
+      for (int kern = 0; kern < 2; ++kern)
+        for (int pb = 0; pb < 2; ++pb) {
+        gemm_set_path_override({pa, kern, pb});
         for (const Shape& s : few)
           for (int tA = 0; tA < 2; ++tA)
             for (int tB = 0; tB < 2; ++tB) {
