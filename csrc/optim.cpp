@@ -71,7 +71,7 @@ void adam_range(int64_t i0, int64_t i1, T* __restrict p, const T* __restrict gra
       vh = std::max(vmax[i], vi);
       vmax[i] = vh;
     }
-    const T denom = std::sqrt(vh) * inv_bc2_sqrt + eps;
+    const T denom = std::sqrt(vh) * inv_bc2_sqrt + eps;  // TODO: scalar under -fmath-errno
     p[i] = pi - step_size * (mi / denom);
   }
 }
