@@ -328,6 +328,23 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
   }
 }
 
+// Load awareness. OpenMP's join waits for every thread to arrive, so when another process
+// holds a core, a worker that is only scheduled milliseconds later stalls the whole call even
+// though the master already did all the work. After such a call (the master waited at the join
+// longer than it worked, and > 50 us) GEMMs run single-threaded for a while, the window doubling
+// on each repeat (20 ms .. 1.3 s) and shrinking back once a parallel call goes well.
+std::atomic<double> g_single_until{0.0};
+std::atomic<int> g_backoff_level{0};
+void note_join_wait(double work_s, double wait_s) {
+  if (wait_s > 50e-6 && wait_s > work_s) {
+    const int level = std::min(g_backoff_level.load(std::memory_order_relaxed) + 1, 6);
+    g_backoff_level.store(level, std::memory_order_relaxed);
+    g_single_until.store(omp_get_wtime() + 0.01 * double(1 << level), std::memory_order_relaxed);
+  } else if (wait_s < 0.25 * work_s) {
+    g_backoff_level.store(0, std::memory_order_relaxed);
+  }
+}
+
 // Task tile (mc x nc): at least `target` tasks when the work allows, A-repacking amortized.
 struct TaskGrid {
   int64_t mc, nc, tm, tn;
@@ -395,6 +412,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   int nt = threads_for(2.0 * double(M) * double(N) * double(K), kMinFlopsPerThread);
   nt = std::min(nt, max_threads);
   if (omp_in_parallel()) nt = 1;  // called from inside another kernel's parallel loop
+  if (nt > 1 && omp_get_wtime() < g_single_until.load(std::memory_order_relaxed)) nt = 1;
 
   // One parallel region per jc step with a single shared task list: first the B-panel packs,
   // then the C blocks. Threads claim tasks with an atomic counter, so there is no barrier
@@ -427,9 +445,15 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     if (nt_jc <= 1) {
       worker();
     } else {
+      const double t0 = omp_get_wtime();
+      double t_master_done = t0;
 #pragma omp parallel num_threads(nt_jc)
-      worker();
+      {
+        worker();
+        if (omp_get_thread_num() == 0) t_master_done = omp_get_wtime();
+      }
       // (end of the region: no thread repacks B for the next jc while another still reads it)
+      note_join_wait(t_master_done - t0, omp_get_wtime() - t_master_done);
     }
   }
 }
