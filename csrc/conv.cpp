@@ -32,7 +32,7 @@ const char* conv_params_error(const ConvParams& p) {
   return "";
 }
 
-// Each thread keeps one growable im2col buffer across calls: no allocation per image.
+// Each thread keeps one growable workspace across calls: no allocation per image.
 template <class T>
 static T* thread_workspace(int64_t n) {
   static thread_local std::vector<T> buf;
@@ -60,58 +60,61 @@ static inline bool is_pointwise(const ConvParams& p) {
   return p.KH == 1 && p.KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
 }
 
+// im2col into rows that are `ld` apart (ld >= OH*OW): several images side by side share one
+// column matrix, so one GEMM covers them all. Plain loops (no memcpy calls): rows are short.
 template <class T>
-void im2col(const ConvParams& p, const T* x, T* col) {
-  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W;
+static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld) {
+  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
   for (int64_t c = 0; c < p.C; ++c) {
     const T* xc = x + c * H * W;
     for (int64_t kh = 0; kh < p.KH; ++kh) {
       for (int64_t kw = 0; kw < p.KW; ++kw) {
-        T* row = col + ((c * p.KH + kh) * p.KW + kw) * OH * OW;  // row (c, kh, kw): (OH, OW)
+        T* row = col + ((c * p.KH + kh) * p.KW + kw) * ld;  // row (c, kh, kw): (OH, OW)
         int64_t lo, hi;
-        valid_range(W, p.pad_w, kw, p.dil_w, p.stride_w, OW, &lo, &hi);
-        const int64_t iw0 = lo * p.stride_w - p.pad_w + kw * p.dil_w;
+        valid_range(W, p.pad_w, kw, p.dil_w, sw, OW, &lo, &hi);
+        const int64_t iw0 = lo * sw - p.pad_w + kw * p.dil_w;
         for (int64_t oh = 0; oh < OH; ++oh) {
-          T* r = row + oh * OW;
+          T* __restrict r = row + oh * OW;
           const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
           if (ih < 0 || ih >= H) {
-            std::fill(r, r + OW, T(0));
+            for (int64_t ow = 0; ow < OW; ++ow) r[ow] = T(0);
             continue;
           }
-          std::fill(r, r + lo, T(0));
-          const T* xr = xc + ih * W + iw0;
-          if (p.stride_w == 1) {
-            std::memcpy(r + lo, xr, sizeof(T) * (hi - lo));
+          for (int64_t ow = 0; ow < lo; ++ow) r[ow] = T(0);
+          const T* __restrict xr = xc + ih * W + iw0 - lo * sw;  // xr[ow*sw] is the tap of ow
+          if (sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow];
           } else {
-            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[(ow - lo) * p.stride_w];
+            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * sw];
           }
-          std::fill(r + hi, r + OW, T(0));
+          for (int64_t ow = hi; ow < OW; ++ow) r[ow] = T(0);
         }
       }
     }
   }
 }
 
+// dx (C, H, W) += scatter of col rows `ld` apart (the adjoint of im2col_ld).
 template <class T>
-void col2im(const ConvParams& p, const T* col, T* dx) {
-  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W;
+static void col2im_ld(const ConvParams& p, const T* col, int64_t ld, T* dx) {
+  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
   for (int64_t c = 0; c < p.C; ++c) {
     T* dxc = dx + c * H * W;
     for (int64_t kh = 0; kh < p.KH; ++kh) {
       for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const T* row = col + ((c * p.KH + kh) * p.KW + kw) * OH * OW;
+        const T* row = col + ((c * p.KH + kh) * p.KW + kw) * ld;
         int64_t lo, hi;
-        valid_range(W, p.pad_w, kw, p.dil_w, p.stride_w, OW, &lo, &hi);
-        const int64_t iw0 = lo * p.stride_w - p.pad_w + kw * p.dil_w;
+        valid_range(W, p.pad_w, kw, p.dil_w, sw, OW, &lo, &hi);
+        const int64_t iw0 = lo * sw - p.pad_w + kw * p.dil_w;
         for (int64_t oh = 0; oh < OH; ++oh) {
           const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
           if (ih < 0 || ih >= H) continue;
-          const T* r = row + oh * OW;
-          T* d = dxc + ih * W + iw0;
-          if (p.stride_w == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) d[ow - lo] += r[ow];
+          const T* __restrict r = row + oh * OW;
+          T* __restrict d = dxc + ih * W + iw0 - lo * sw;
+          if (sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) d[ow] += r[ow];
           } else {
-            for (int64_t ow = lo; ow < hi; ++ow) d[(ow - lo) * p.stride_w] += r[ow];
+            for (int64_t ow = lo; ow < hi; ++ow) d[ow * sw] += r[ow];
           }
         }
       }
@@ -120,57 +123,96 @@ void col2im(const ConvParams& p, const T* col, T* dx) {
 }
 
 template <class T>
+void im2col(const ConvParams& p, const T* x, T* col) { im2col_ld(p, x, col, p.OH() * p.OW()); }
+
+template <class T>
+void col2im(const ConvParams& p, const T* col, T* dx) { col2im_ld(p, col, p.OH() * p.OW(), dx); }
+
+namespace {
+// How the batch is cut: blocks of `nb` images share one column matrix (CKK, nb*P) so small
+// feature maps still give the GEMM >= ~512 columns; the block's column matrix stays <= 1 MiB.
+struct Blocking {
+  int64_t P, CKK, CKKg, Kg, nb, nblocks;
+};
+template <class T>
+Blocking block_images(const ConvParams& p) {
+  Blocking b;
+  b.P = p.OH() * p.OW();
+  b.CKK = p.C * p.KH * p.KW;
+  b.CKKg = b.CKK / p.groups;
+  b.Kg = p.K / p.groups;
+  int64_t nb = b.P >= 512 ? 1 : (512 + b.P - 1) / b.P;
+  const int64_t cap = std::max<int64_t>(1, (int64_t(1) << 20) / (sizeof(T) * b.CKK * std::max<int64_t>(b.P, 1)));
+  b.nb = std::max<int64_t>(1, std::min({nb, cap, p.N}));
+  b.nblocks = p.N == 0 ? 0 : (p.N + b.nb - 1) / b.nb;
+  return b;
+}
+}  // namespace
+
+template <class T>
 void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
-  const int64_t OH = p.OH(), OW = p.OW(), P = OH * OW;
-  const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, CKKg = Cg * p.KH * p.KW;
-  const int64_t CKK = p.C * p.KH * p.KW;
+  const Blocking bl = block_images<T>(p);
+  const int64_t P = bl.P, G = p.groups, Kg = bl.Kg, CKKg = bl.CKKg, CHW = p.C * p.H * p.W;
   if (p.N == 0 || P == 0) return;
   const bool pointwise = is_pointwise(p);
   Epilogue<T> ep;
   ep.bias = b;
   ep.bias_axis = b ? BiasAxis::per_row : BiasAxis::none;
 
-  auto one_image = [&](int64_t n) {
-    const T* xn = x + n * p.C * p.H * p.W;
-    const T* col = xn;  // pointwise: x_n (C, H*W) already is the column matrix
-    if (!pointwise) {
-      T* ws = thread_workspace<T>(CKK * P);
-      im2col(p, xn, ws);
+  auto run_block = [&](int64_t blk) {
+    const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0), ld = nb * P;
+    const T* col = x + n0 * CHW;  // pointwise, one image: x_n (C, H*W) is the column matrix
+    T* out = y + n0 * p.K * P;    // one image: the GEMM writes y_n (K, P) directly
+    T* ws = nullptr;
+    if (!(pointwise && nb == 1)) {
+      ws = thread_workspace<T>(bl.CKK * ld + (nb > 1 ? p.K * ld : 0));
+      for (int64_t j = 0; j < nb; ++j) im2col_ld(p, x + (n0 + j) * CHW, ws + j * P, ld);  // (CKK, nb*P)
       col = ws;
+      if (nb > 1) out = ws + bl.CKK * ld;  // (K, nb*P), unpacked to y below
     }
-    // per group g: y_n[g] (Kg, P) = W[g] (Kg, CKKg) @ col[g] (CKKg, P) + b[g]
-    gemm_strided_batched<T>(false, false, Kg, P, CKKg, T(1), w, CKKg, Kg * CKKg, col, P, CKKg * P,
-                            T(0), y + n * p.K * P, P, Kg * P, G, b ? &ep : nullptr, Kg);
+    // per group g: out[g] (Kg, nb*P) = W[g] (Kg, CKKg) @ col[g] (CKKg, nb*P) + b[g]
+    gemm_strided_batched<T>(false, false, Kg, ld, CKKg, T(1), w, CKKg, Kg * CKKg, col, ld, CKKg * ld,
+                            T(0), out, ld, Kg * ld, G, b ? &ep : nullptr, Kg);
+    if (nb > 1) {
+      // (K, nb, P) -> y[n0 + j] (K, P)
+      for (int64_t j = 0; j < nb; ++j)
+        for (int64_t k = 0; k < p.K; ++k)
+          std::memcpy(y + ((n0 + j) * p.K + k) * P, out + k * ld + j * P, sizeof(T) * P);
+    }
   };
 
-  const double flops_per_image = 2.0 * p.K * CKKg * P;
-  const int nt = std::min<int64_t>(threads_for(flops_per_image * p.N, 2e5), p.N);
+  const double flops = 2.0 * p.K * CKKg * P * p.N;
+  const int nt = std::min<int64_t>(threads_for(flops, 2e5), bl.nblocks);
   if (nt <= 1) {
-    for (int64_t n = 0; n < p.N; ++n) one_image(n);
+    for (int64_t blk = 0; blk < bl.nblocks; ++blk) run_block(blk);
   } else {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t n = 0; n < p.N; ++n) one_image(n);
+    for (int64_t blk = 0; blk < bl.nblocks; ++blk) run_block(blk);
   }
 }
 
 template <class T>
 void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
-  const int64_t OH = p.OH(), OW = p.OW(), P = OH * OW;
-  const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, CKKg = Cg * p.KH * p.KW;
-  const int64_t CKK = p.C * p.KH * p.KW, WSZ = p.K * CKKg;
+  const Blocking bl = block_images<T>(p);
+  const int64_t P = bl.P, G = p.groups, Kg = bl.Kg, CKKg = bl.CKKg, CHW = p.C * p.H * p.W;
+  const int64_t WSZ = p.K * CKKg;
   const bool pointwise = is_pointwise(p);
 
   if (db) {
-    // db[k] = sum over images and positions; one thread per channel range, images in order.
+    // db[k] = sum over images and positions; threads take channels, images summed in order.
     const int ntb = threads_for(double(p.N) * p.K * P, 1e5);
 #pragma omp parallel for num_threads(ntb) schedule(static)
     for (int64_t k = 0; k < p.K; ++k) {
-      double acc = 0;  // NOTE: double accumulator so float bias grads of big maps stay accurate
+      double acc = 0;  // NOTE: double across images so float bias grads of big maps stay accurate
       for (int64_t n = 0; n < p.N; ++n) {
         const T* d = dy + (n * p.K + k) * P;
-        T s = 0;
-        for (int64_t i = 0; i < P; ++i) s += d[i];
-        acc += s;
+        T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // 8 independent sums: vectorizes, no add-latency chain
+        int64_t i = 0;
+        for (; i + 8 <= P; i += 8)
+          for (int l = 0; l < 8; ++l) s[l] += d[i + l];
+        T tail = 0;
+        for (; i < P; ++i) tail += d[i];
+        acc += double((s[0] + s[1]) + (s[2] + s[3])) + double((s[4] + s[5]) + (s[6] + s[7])) + double(tail);
       }
       db[k] = static_cast<T>(acc);
     }
@@ -178,44 +220,54 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
   if (!dx && !dw) return;
   if (p.N == 0 || P == 0) {
     if (dw) std::fill(dw, dw + WSZ, T(0));
-    if (dx) std::fill(dx, dx + p.N * p.C * p.H * p.W, T(0));
+    if (dx) std::fill(dx, dx + p.N * CHW, T(0));
     return;
   }
 
-  const double flops_per_image = 2.0 * p.K * CKKg * P * ((dx ? 1 : 0) + (dw ? 1 : 0));
-  const int nt = std::min<int64_t>(threads_for(flops_per_image * p.N, 2e5), p.N);
-  // Images are split into a fixed number of contiguous chunks; chunk c sums its images'
+  const double flops = 2.0 * p.K * CKKg * P * p.N * ((dx ? 1 : 0) + (dw ? 1 : 0));
+  const int nt = std::min<int64_t>(threads_for(flops, 2e5), bl.nblocks);
+  // Blocks are grouped into a fixed number of contiguous chunks; chunk c sums its images'
   // weight gradients into its own partial, and partials are added in chunk order, so the
   // result does not depend on which thread ran which chunk.
-  const int64_t nchunks = nt <= 1 ? 1 : std::min<int64_t>(p.N, std::max(4, nt));
+  const int64_t nchunks = nt <= 1 ? 1 : std::min<int64_t>(bl.nblocks, std::max(4, nt));
   std::vector<T> partials(dw ? static_cast<size_t>((nchunks - 1) * WSZ) : 0);
 
   auto run_chunk = [&](int64_t c) {
-    const int64_t n0 = p.N * c / nchunks, n1 = p.N * (c + 1) / nchunks;
+    const int64_t b0 = bl.nblocks * c / nchunks, b1 = bl.nblocks * (c + 1) / nchunks;
     T* dwc = dw ? (c == 0 ? dw : partials.data() + (c - 1) * WSZ) : nullptr;
-    T* ws = pointwise ? nullptr : thread_workspace<T>(CKK * P);
-    for (int64_t n = n0; n < n1; ++n) {
-      const T* xn = x + n * p.C * p.H * p.W;
-      const T* dyn = dy + n * p.K * P;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0), ld = nb * P;
+      const bool direct = pointwise && nb == 1;  // x_n and dx_n are the column matrices
+      T* ws = direct ? nullptr : thread_workspace<T>(bl.CKK * ld + (nb > 1 ? p.K * ld : 0));
+      const T* dyb = dy + n0 * p.K * P;  // one image: dy_n (K, P) as is
+      if (nb > 1) {
+        T* packed = ws + bl.CKK * ld;  // dy[n0:n0+nb] (nb, K, P) -> (K, nb*P)
+        for (int64_t j = 0; j < nb; ++j)
+          for (int64_t k = 0; k < p.K; ++k)
+            std::memcpy(packed + k * ld + j * P, dy + ((n0 + j) * p.K + k) * P, sizeof(T) * P);
+        dyb = packed;
+      }
       if (dwc) {
-        const T* col = xn;
-        if (!pointwise) {
-          im2col(p, xn, ws);
+        const T* col = x + n0 * CHW;
+        if (!direct) {
+          for (int64_t j = 0; j < nb; ++j) im2col_ld(p, x + (n0 + j) * CHW, ws + j * P, ld);
           col = ws;
         }
-        // per group: dW[g] (Kg, CKKg) (+)= dy_n[g] (Kg, P) @ col[g]^T (P, CKKg)
-        gemm_strided_batched<T>(false, true, Kg, CKKg, P, T(1), dyn, P, Kg * P, col, P, CKKg * P,
-                                n == n0 ? T(0) : T(1), dwc, CKKg, Kg * CKKg, G);
+        // per group: dW[g] (Kg, CKKg) (+)= dy[g] (Kg, nb*P) @ col[g]^T (nb*P, CKKg)
+        gemm_strided_batched<T>(false, true, Kg, CKKg, ld, T(1), dyb, ld, Kg * ld, col, ld, CKKg * ld,
+                                blk == b0 ? T(0) : T(1), dwc, CKKg, Kg * CKKg, G);
       }
       if (dx) {
-        T* dxn = dx + n * p.C * p.H * p.W;
-        // per group: dcol[g] (CKKg, P) = W[g]^T (CKKg, Kg) @ dy_n[g] (Kg, P)
-        T* dcol = pointwise ? dxn : ws;
-        gemm_strided_batched<T>(true, false, CKKg, P, Kg, T(1), w, CKKg, Kg * CKKg, dyn, P, Kg * P,
-                                T(0), dcol, P, CKKg * P, G);
-        if (!pointwise) {
-          std::fill(dxn, dxn + p.C * p.H * p.W, T(0));
-          col2im(p, ws, dxn);
+        // per group: dcol[g] (CKKg, nb*P) = W[g]^T (CKKg, Kg) @ dy[g] (Kg, nb*P)
+        T* dcol = direct ? dx + n0 * CHW : ws;
+        gemm_strided_batched<T>(true, false, CKKg, ld, Kg, T(1), w, CKKg, Kg * CKKg, dyb, ld, Kg * ld,
+                                T(0), dcol, ld, CKKg * ld, G);
+        if (!direct) {
+          for (int64_t j = 0; j < nb; ++j) {
+            T* dxn = dx + (n0 + j) * CHW;
+            std::fill(dxn, dxn + CHW, T(0));
+            col2im_ld(p, ws + j * P, ld, dxn);
+          }
         }
       }
     }
