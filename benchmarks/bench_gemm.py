@@ -134,8 +134,6 @@ def run_table(quick, dtypes, threads, reps):
             print(hdr)
             with Limits(nt):
                 for name, M, K, N, ta, tb in cases(quick):
-                    if not quick and M * N * K > 3e9 and dtype == np.float64:
-                        pass
                     r = bench_case(M, K, N, ta, tb, dtype, reps, rng)
                     t = r.get("torch", float("nan"))
                     print(f"{name:38s} {r['lamina']:8.1f} {r['numpy']:8.1f} {t:8.1f} "
@@ -187,7 +185,9 @@ def main():
     reps = args.reps or (5 if args.quick else 7)
     print(f"lamina {_C.__version__} isa={_C.isa()} numpy {np.__version__}"
           f" torch {torch.__version__ if torch else 'n/a'}"
-          f" OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}")
+          f" OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}"
+          f" loadavg={os.getloadavg()[0]:.2f} kernels: f32 N=300 '{_C._gemm_kernel_name(300, 'float32')}',"
+          f" N=6 '{_C._gemm_kernel_name(6, 'float32')}', f64 N=300 '{_C._gemm_kernel_name(300, 'float64')}'")
     if args.under_load:
         under_load(reps)
         return

@@ -80,7 +80,7 @@ template <> struct Blocking<double> {
 };
 constexpr int64_t kBPanelBytes = int64_t(4) << 20;  // 4 MiB of the 32 MiB L3 for packed B (shared with other work)
 constexpr double kMinFlopsPerThread = 1.5e6;       // below this a fork/join (~5 us) is not worth a second thread
-constexpr double kMinFlopsPerTask = 4e6;           // tasks of >= ~40 us keep scheduling overhead < 1%
+constexpr double kMinFlopsPerTask = 1e6;           // tasks of >= ~10 us keep claiming overhead < 1%
 constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
 constexpr int64_t kMaxMInPlaceB = 512;  // up to this M, row-major B is read in place (packing would not pay off)
 constexpr int kMaxTile = 16 * 16;                  // largest MR * NR of any kernel (scratch edge tile)
@@ -349,18 +349,28 @@ void note_join_wait(double work_s, double wait_s) {
 struct TaskGrid {
   int64_t mc, nc, tm, tn;
 };
-TaskGrid partition(int64_t M, int64_t ncols, int64_t K, int MR, int NR, int64_t MC, int nt) {
+TaskGrid partition(int64_t M, int64_t ncols, int64_t K, int MR, int NR, int64_t MC, int nt,
+                   bool packA) {
   int64_t mc = std::min(MC, round_up(M, MR));
   int64_t nc = round_up(ncols, NR);
   if (nt > 1) {
     const double flops = 2.0 * double(M) * double(ncols) * double(K);
-    const int64_t target = std::clamp<int64_t>(int64_t(flops / kMinFlopsPerTask), 2 * nt, 16 * nt);
+    const int64_t target = std::clamp<int64_t>(int64_t(flops / kMinFlopsPerTask), 4 * nt, 16 * nt);
+    // Packed A is repacked by every task of a row block, so columns are split only down to
+    // kMinTaskCols; A read in place costs nothing to share, so columns go first (each task then
+    // streams its own slice of B once, and the whole A block stays in L2).
+    const int64_t min_cols = packA ? kMinTaskCols : 2 * NR;
     while (ceil_div(M, mc) * ceil_div(ncols, nc) < target) {
-      if (nc >= 2 * kMinTaskCols) nc = round_up(ceil_div(nc, 2), NR);
+      if (nc >= 2 * min_cols) nc = round_up(ceil_div(nc, 2), NR);
       else if (mc >= 2 * MR) mc = round_up(ceil_div(mc, 2), MR);
       else if (nc >= 2 * NR) nc = round_up(ceil_div(nc, 2), NR);
       else break;
     }
+    // Skinny N with A read in place (im2col shapes like 50176 x 25 x 6): MC-row tasks would be
+    // ~1 us each and the shared task counter would bounce between cores; use ~8 per thread.
+    const int64_t want = std::max<int64_t>(target, 8 * nt);
+    if (!packA && ceil_div(ncols, nc) == 1 && ceil_div(M, mc) > want)
+      mc = round_up(ceil_div(M, want), MR);
   }
   return {mc, nc, ceil_div(M, mc), ceil_div(ncols, nc)};
 }
@@ -421,7 +431,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t ncols = std::min(NC, N - jc);
     const int64_t npanels = ceil_div(ncols, NR);
-    const TaskGrid g = partition(M, ncols, K, MR, NR, Blocking<T>::MC, nt);
+    const TaskGrid g = partition(M, ncols, K, MR, NR, Blocking<T>::MC, nt, p.packA);
     const int64_t ntasks = npanels + g.tm * g.tn;
     std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));
     for (auto& r : ready) r.store(0, std::memory_order_relaxed);
