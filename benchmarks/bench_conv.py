@@ -2,8 +2,8 @@
 
     PYTHONPATH=python python3 benchmarks/bench_conv.py [--quick] [--threads 2]
 
-Every case runs the three on the same float32 inputs after a warm-up, with the same thread
-count (lamina and PyTorch set to --threads; NumPy's BLAS uses its default pool), and checks
+Every case runs the three on the same float32 inputs after a warm-up, timed round-robin
+(so background load hits all alike), with the same thread count (lamina and PyTorch set to --threads; NumPy's BLAS uses its default pool), and checks
 lamina's results against PyTorch (or NumPy) outside the timed region. Times are medians in ms;
 the ratio columns are other/lamina (> 1 means lamina is faster). "bwd" computes dx, dw and db.
 """
@@ -14,9 +14,10 @@ import sys
 import time
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy_ref as R  # noqa: E402
 from lamina import _C  # noqa: E402
 
 try:
@@ -40,67 +41,33 @@ POOL_CASES = [
 ]
 
 
-def median_ms(fn, min_time=0.25, max_reps=200):
-    fn()  # warm-up (also grows lamina's im2col workspace)
-    t0 = time.perf_counter()
-    fn()
-    one = time.perf_counter() - t0
-    reps = int(min(max_reps, max(5, min_time / max(one, 1e-6))))
-    samples = []
-    for _ in range(reps):
+def interleaved_ms(fns, min_time=0.3, max_reps=200):
+    """Median ms of each fn, timed round-robin (A B C A B C ...) so that load from other
+    processes hits every library alike and the ratios stay meaningful on a shared machine."""
+    one = []
+    for fn in fns:
+        fn()  # warm-up (also grows lamina's im2col workspace)
         t0 = time.perf_counter()
         fn()
-        samples.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(samples)
+        one.append(time.perf_counter() - t0)
+    reps = int(min(max_reps, max(7, min_time / max(sum(one), 1e-6))))
+    samples = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, acc in zip(fns, samples):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return [1e3 * statistics.median(a) for a in samples]
 
 
-# ---- NumPy im2col reference (stride tricks + one tensordot each way) ----------------------
+# ---- NumPy reference: benchmarks/numpy_ref.py (im2col as a strided view, reshape pooling) ----
 
 def np_conv_forward(x, w, b, pad):
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    cols = sliding_window_view(xp, w.shape[2:], axis=(2, 3))  # (N, C, OH, OW, KH, KW), a view
-    y = np.tensordot(cols, w, axes=([1, 4, 5], [1, 2, 3]))    # (N, OH, OW, K)
-    y += b
-    return y.transpose(0, 3, 1, 2)
+    return R.conv2d_forward(x, w, b, (1, 1), (pad, pad))
 
 
 def np_conv_backward(x, w, dy, pad):
-    N, C, H, W = x.shape
-    K, _, KH, KW = w.shape
-    OH, OW = dy.shape[2:]
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    cols = sliding_window_view(xp, (KH, KW), axis=(2, 3))
-    dw = np.tensordot(dy, cols, axes=([0, 2, 3], [0, 2, 3]))      # (K, C, KH, KW)
-    db = dy.sum(axis=(0, 2, 3))
-    dcols = np.tensordot(dy, w, axes=([1], [0]))                   # (N, OH, OW, C, KH, KW)
-    dxp = np.zeros_like(xp)
-    for kh in range(KH):  # col2im: scatter each tap back
-        for kw in range(KW):
-            dxp[:, :, kh:kh + OH, kw:kw + OW] += dcols[:, :, :, :, kh, kw].transpose(0, 3, 1, 2)
-    return dxp[:, :, pad:pad + H, pad:pad + W], dw, db
-
-
-def np_pool_max(x):
-    N, C, H, W = x.shape
-    return x[:, :, :H // 2 * 2, :W // 2 * 2].reshape(N, C, H // 2, 2, W // 2, 2).max(axis=(3, 5))
-
-
-def np_pool_max_backward(x, y, dy):
-    # Route dy to every position equal to its window max (first-max bookkeeping skipped: the
-    # reference only needs a comparable amount of work).
-    N, C, H, W = x.shape
-    xr = x.reshape(N, C, H // 2, 2, W // 2, 2)
-    mask = xr == y[:, :, :, None, :, None]
-    return (mask * dy[:, :, :, None, :, None]).reshape(N, C, H, W)
-
-
-def np_pool_avg(x):
-    N, C, H, W = x.shape
-    return x.reshape(N, C, H // 2, 2, W // 2, 2).mean(axis=(3, 5))
-
-
-def np_pool_avg_backward(x, dy):
-    return np.repeat(np.repeat(dy, 2, axis=2), 2, axis=3) * 0.25
+    return R.conv2d_backward(x, w, dy, (1, 1), (pad, pad))
 
 
 # ---- cases ---------------------------------------------------------------------------------
@@ -132,12 +99,13 @@ def torch_conv_fns(x, w, b, dy, pad):
 
 
 def check_conv(x, w, b, dy, pad, outs):
+    """lamina's (y, dx, dw, db) against the float64 NumPy reference."""
     y, dx, dw, db = outs
-    ref_y = np_conv_forward(x.astype(np.float64), w.astype(np.float64), b, pad)
-    rdx, rdw, rdb = np_conv_backward(x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64), pad)
+    x64, w64, dy64 = x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64)
+    ref_y = np_conv_forward(x64, w64, b.astype(np.float64), pad)
+    rdx, rdw, rdb = np_conv_backward(x64, w64, dy64, pad)
     for got, ref, name in ((y, ref_y, "y"), (dx, rdx, "dx"), (dw, rdw, "dw"), (db, rdb, "db")):
-        err = np.abs(got - ref).max() / max(1.0, np.abs(ref).max())
-        assert err < 1e-4, f"{name} mismatch {err}"
+        R.check_equal(got, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())), name=f"conv {name}")
 
 
 def run_conv(cases, threads, rng, rows):
@@ -147,13 +115,17 @@ def run_conv(cases, threads, rng, rows):
         fwd(); bwd()
         check_conv(x, w, b, dy, pad, outs)
         flops = 2.0 * N * K * C * k * k * dy.shape[2] * dy.shape[3]
-        r = {"name": name, "lamina": (median_ms(fwd), median_ms(bwd)),
-             "numpy": (median_ms(lambda: np.ascontiguousarray(np_conv_forward(x, w, b, pad))),
-                       median_ms(lambda: np_conv_backward(x, w, dy, pad))),
-             "gflops": flops}
+        nf = lambda: np_conv_forward(x, w, b, pad)  # noqa: E731
+        nb = lambda: np_conv_backward(x, w, dy, pad)  # noqa: E731
         if torch is not None:
             tf, tbw = torch_conv_fns(x, w, b, dy, pad)
-            r["torch"] = (median_ms(tf), median_ms(tbw))
+            t = interleaved_ms([fwd, nf, tf]) + interleaved_ms([bwd, nb, tbw])
+        else:
+            t = interleaved_ms([fwd, nf]) + interleaved_ms([bwd, nb])
+        k = len(t) // 2
+        r = {"name": name, "lamina": (t[0], t[k]), "numpy": (t[1], t[k + 1]), "gflops": flops}
+        if torch is not None:
+            r["torch"] = (t[2], t[k + 2])
         rows.append(r)
 
 
@@ -172,14 +144,18 @@ def run_pool(cases, threads, rng, rows):
         af = lambda: _C.avg_pool2d_forward(x, ya, k, k, (0, 0), False, True)  # noqa: E731
         ab = lambda: _C.avg_pool2d_backward(dy, dx, k, k, (0, 0), False, True)  # noqa: E731
         mf(); af()
-        assert np.array_equal(y, np_pool_max(x)) and np.allclose(ya, np_pool_avg(x), atol=1e-6)
-        ny = np_pool_max(x)
+        R.check_equal(y, R.max_pool2d(x), rtol=0, atol=0, name="max_pool y")
+        R.check_equal(ya, R.avg_pool2d(x), name="avg_pool y")
+        mb()
+        R.check_equal(dx, R.max_pool2d_backward(x, dy), rtol=0, atol=0, name="max_pool dx")
+        ab()
+        R.check_equal(dx, R.avg_pool2d_backward(x, dy), name="avg_pool dx")
         for kind, lf, lb, nf, nb, tf, tb in (
-            ("max", mf, mb, lambda: np_pool_max(x), lambda: np_pool_max_backward(x, ny, dy),
+            ("max", mf, mb, lambda: R.max_pool2d(x), lambda: R.max_pool2d_backward(x, dy),
              "max", "max"),
-            ("avg", af, ab, lambda: np_pool_avg(x), lambda: np_pool_avg_backward(x, dy), "avg", "avg")):
-            r = {"name": f"{kind}{name[4:]} 2x2/2", "lamina": (median_ms(lf), median_ms(lb)),
-                 "numpy": (median_ms(nf), median_ms(nb)), "gflops": None}
+            ("avg", af, ab, lambda: R.avg_pool2d(x), lambda: R.avg_pool2d_backward(x, dy), "avg", "avg")):
+            r = {"name": f"{kind}{name[4:]} 2x2/2", "gflops": None}
+            t_f = t_b = None
             if torch is not None:
                 tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
                 if kind == "max":
@@ -192,7 +168,11 @@ def run_pool(cases, threads, rng, rows):
                     t_f = lambda: torch.nn.functional.avg_pool2d(tx, 2)  # noqa: E731
                     t_b = lambda: torch.ops.aten.avg_pool2d_backward(  # noqa: E731
                         tdy, tx, [2, 2], [2, 2], [0, 0], False, True, None)
-                r["torch"] = (median_ms(t_f), median_ms(t_b))
+            fw = interleaved_ms([lf, nf] + ([t_f] if t_f else []))
+            bw = interleaved_ms([lb, nb] + ([t_b] if t_b else []))
+            r["lamina"], r["numpy"] = (fw[0], bw[0]), (fw[1], bw[1])
+            if t_f:
+                r["torch"] = (fw[2], bw[2])
             rows.append(r)
 
 

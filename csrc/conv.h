@@ -6,12 +6,18 @@
 //   bias          db[k]   = sum_{n, p} dy[n, k, p]
 // 1-D convolution is the 2-D one with H = KH = 1.
 //
-// Peak extra memory per conv call (the im2col workspace, thread_local, grown on demand and
-// reused across calls, never freed while the thread lives):
-//   forward:  nt * (C*KH*KW) * (OH*OW) * sizeof(T)      (0 for 1x1 / stride 1 / pad 0)
-//   backward: nt * (C*KH*KW) * (OH*OW) * sizeof(T)
-//             + P * K * (C/groups)*KH*KW * sizeof(T)    (weight-gradient partials, P <= max(4, nt))
-// where nt = threads used (one buffer per worker thread).
+// Batching: images are processed in blocks of nb; nb = 1 when OH*OW >= 512, else enough images
+// that one GEMM sees >= 512 columns (col block capped at 1 MiB). Threads take whole blocks.
+//
+// Peak extra memory per conv call (thread_local workspace, grown on demand and reused across
+// calls, kept while the thread lives), with nt = worker threads, CKK = C*KH*KW, P = OH*OW:
+//   forward:  nt * CKK * nb*P * sizeof(T)            (+ nt * K * nb*P * sizeof(T) when nb > 1;
+//             0 for a 1x1 / stride 1 / pad 0 conv with nb = 1: x itself is the column matrix)
+//   backward: the same workspace (reused for the im2col of x, then W^T dy),
+//             + (chunks - 1) * K * (C/groups)*KH*KW * sizeof(T) for weight-gradient partials
+//             (chunks = 1 single-threaded, else min(blocks, max(4, nt)); freed on return).
+// E.g. LeNet C1 (1x28x28, 6@5x5 pad 2), float: 25*784*4 B = 78 KiB per thread; the "wide"
+// layer (128x56x56, 3x3 pad 1): 1152*3136*4 B = 14.4 MiB per thread.
 #pragma once
 #include <cstdint>
 

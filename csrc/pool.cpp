@@ -126,12 +126,40 @@ static inline AvgWindow avg_window(const PoolParams& p, int64_t oh, int64_t ow, 
   return {h0, h1, w0, w1, div};
 }
 
+// No padding and every window inside the input: one constant divisor, no clipping.
+static inline bool avg_inside(const PoolParams& p) {
+  return p.pad_h == 0 && p.pad_w == 0 && (p.OH() - 1) * p.stride_h + p.KH <= p.H &&
+         (p.OW() - 1) * p.stride_w + p.KW <= p.W;
+}
+
 template <class T>
 void avg_pool2d_forward(const PoolParams& p, const T* x, T* y, bool include_pad, int64_t divisor_override) {
   const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W;
+  const bool inside = avg_inside(p);
+  const T scale = T(1) / static_cast<T>(divisor_override > 0 ? divisor_override : p.KH * p.KW);
   for_each_plane(p.N * p.C, double(OH * OW * p.KH * p.KW), [&](int64_t pl) {
     const T* xp = x + pl * H * W;
     T* yp = y + pl * OH * OW;
+    if (inside && p.KH == 2 && p.KW == 2 && p.stride_h == 2 && p.stride_w == 2) {
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const T* r0 = xp + 2 * oh * W;
+        const T* r1 = r0 + W;
+        for (int64_t ow = 0; ow < OW; ++ow)
+          yp[oh * OW + ow] = ((r0[2 * ow] + r0[2 * ow + 1]) + (r1[2 * ow] + r1[2 * ow + 1])) * scale;
+      }
+      return;
+    }
+    if (inside) {
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const T* xw = xp + oh * p.stride_h * W + ow * p.stride_w;
+          T s = 0;
+          for (int64_t kh = 0; kh < p.KH; ++kh)
+            for (int64_t kw = 0; kw < p.KW; ++kw) s += xw[kh * W + kw];
+          yp[oh * OW + ow] = s * scale;
+        }
+      return;
+    }
     for (int64_t oh = 0; oh < OH; ++oh)
       for (int64_t ow = 0; ow < OW; ++ow) {
         const AvgWindow a = avg_window(p, oh, ow, include_pad, divisor_override);
@@ -150,10 +178,42 @@ void avg_pool2d_forward(const PoolParams& p, const T* x, T* y, bool include_pad,
 template <class T>
 void avg_pool2d_backward(const PoolParams& p, const T* dy, T* dx, bool include_pad, int64_t divisor_override) {
   const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W;
+  const bool inside = avg_inside(p);
+  const bool tiled = inside && p.KH == p.stride_h && p.KW == p.stride_w;  // windows partition a prefix
+  const T scale = T(1) / static_cast<T>(divisor_override > 0 ? divisor_override : p.KH * p.KW);
   for_each_plane(p.N * p.C, double(OH * OW * p.KH * p.KW + H * W), [&](int64_t pl) {
     T* dxp = dx + pl * H * W;
     const T* dyp = dy + pl * OH * OW;
+    if (tiled) {
+      // Each input cell belongs to at most one window: write, no zero-fill + accumulate.
+      for (int64_t ih = 0; ih < H; ++ih) {
+        T* d = dxp + ih * W;
+        const int64_t oh = ih / p.KH;
+        if (oh >= OH) {
+          std::fill(d, d + W, T(0));
+          continue;
+        }
+        const T* g = dyp + oh * OW;
+        const int64_t covered = OW * p.KW;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const T v = g[ow] * scale;
+          for (int64_t kw = 0; kw < p.KW; ++kw) d[ow * p.KW + kw] = v;
+        }
+        std::fill(d + covered, d + W, T(0));
+      }
+      return;
+    }
     std::fill(dxp, dxp + H * W, T(0));
+    if (inside) {
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          T* dw = dxp + oh * p.stride_h * W + ow * p.stride_w;
+          const T g = dyp[oh * OW + ow] * scale;
+          for (int64_t kh = 0; kh < p.KH; ++kh)
+            for (int64_t kw = 0; kw < p.KW; ++kw) dw[kh * W + kw] += g;
+        }
+      return;
+    }
     for (int64_t oh = 0; oh < OH; ++oh)
       for (int64_t ow = 0; ow < OW; ++ow) {
         const AvgWindow a = avg_window(p, oh, ow, include_pad, divisor_override);

@@ -19,10 +19,11 @@ static void check_grid(std::mt19937& g) {
     for (int64_t s : {1, 2, 3})
       for (int64_t pad : {0, 1})
         for (int64_t d : {1, 2})
-          for (bool ceil_mode : {false, true}) {
+          for (bool ceil_mode : {false, true})
+          for (bool square : {false, true}) {  // square k == s: the tiled fast paths
             PoolParams p;
             p.N = 2; p.C = 3; p.H = 7; p.W = 10;
-            p.KH = k; p.KW = k + 1; p.stride_h = s; p.stride_w = s;
+            p.KH = k; p.KW = square ? k : k + 1; p.stride_h = s; p.stride_w = s;
             p.pad_h = pad; p.pad_w = pad; p.dil_h = d; p.dil_w = d; p.ceil_mode = ceil_mode;
             if (pool_params_error(p)[0] != '\0') continue;
             ++cases;
@@ -91,7 +92,7 @@ static void check_grid(std::mt19937& g) {
                         (long long)s, (long long)pad, int(ceil_mode), int(inc), err);
             }
           }
-  CHECK(cases > 40);
+  CHECK(cases > 80);
 }
 
 int main() {
