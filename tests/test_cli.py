@@ -69,9 +69,11 @@ def _train(argv, capsys):
 
 
 @needs_mnist
-def test_resume_matches_uninterrupted_run(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resume_matches_uninterrupted_run(tmp_path, capsys, monkeypatch, optimizer):
     common = ["--model", "mlp", "--limit-train", "1000", "--limit-test", "300", "--data", str(DATA),
-              "--seed", "5", "--batch-size", "50", "--epochs", "3"]
+              "--seed", "5", "--batch-size", "50", "--epochs", "3", "--optimizer", optimizer,
+              "--weight-decay", "0.01"]
     full = _train(common + ["--out", str(tmp_path / "full")], capsys)
 
     # The same run, interrupted (Ctrl-C) right after its epoch-1 checkpoint is written.

@@ -208,6 +208,12 @@ def test_mnist_raw_files_and_inconsistent_counts(tmp_path):
     assert len(ds) == 10000
 
 
+@needs_mnist
+def test_mnist_root_may_be_the_mnist_folder_itself():
+    ds = MNIST(DATA / "mnist", train=False, download=False)
+    assert len(ds) == 10000 and ds.mnist_dir == DATA / "mnist"
+
+
 def test_mnist_missing_without_download(tmp_path):
     with pytest.raises(MNISTNotFoundError) as err:
         MNIST(tmp_path, train=True, download=False)

@@ -22,7 +22,7 @@ MODEL_DEFAULTS: Dict[str, Dict] = {
 }
 ADAM_LR = 1e-3
 EVAL_BATCH = 1000
-INPUT_SHAPE = (1, 1, 28, 28)
+INPUT_SHAPE = (1, 28, 28)   # per example: lamina.summary excludes the batch dimension
 
 
 def _positive_int(text: str) -> int:

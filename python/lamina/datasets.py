@@ -151,11 +151,14 @@ class MNIST:
         self.root = resolve_data_root(root)
         self.train = bool(train)
         self.transform = transform
-        self.mnist_dir = self.root / "mnist"
         prefix = "train" if self.train else "t10k"
         images_name = f"{prefix}-images-idx3-ubyte"
         labels_name = f"{prefix}-labels-idx1-ubyte"
         needed = [images_name, labels_name]
+        self.mnist_dir = self.root / "mnist"
+        if (any(_find_file(self.mnist_dir, n) is None for n in needed)
+                and all(_find_file(self.root, n) is not None for n in needed)):
+            self.mnist_dir = self.root          # `root` is the mnist folder itself: accept it
         missing = [n for n in needed if _find_file(self.mnist_dir, n) is None]
         if missing:
             if not download:
