@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "activation.h"
 #include "cpu.h"
 #include "gemm_kernel.h"
 
@@ -223,6 +224,8 @@ void pack_a(bool transA, int64_t kc, int64_t mv, int MR, const T* A, int64_t lda
 template <class T>
 void epilogue_tile(const Epilogue<T>& ep, T* C, int64_t ldc, int64_t i0, int64_t j0, int64_t mv,
                    int64_t nv) {
+  const bool vector_act = active_isa() == Isa::avx2;
+  (void)vector_act;
   for (int64_t i = 0; i < mv; ++i) {
     T* c = C + i * ldc;
     if (ep.bias_axis == BiasAxis::per_row) {
@@ -237,10 +240,20 @@ void epilogue_tile(const Epilogue<T>& ep, T* C, int64_t ldc, int64_t i0, int64_t
         for (int64_t j = 0; j < nv; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);
         break;
       case Act::sigmoid:
-        for (int64_t j = 0; j < nv; ++j) c[j] = T(1) / (T(1) + std::exp(-c[j]));
-        break;
       case Act::tanh:
-        for (int64_t j = 0; j < nv; ++j) c[j] = std::tanh(c[j]);
+#if defined(LAMINA_X86)
+        // The activation family's AVX2 exp (in place) instead of a scalar libm call per element,
+        // which would cost as much as the GEMM itself for K of a few hundred.
+        if (vector_act) {
+          detail::act_forward_avx2(ep.act == Act::sigmoid ? Activation::sigmoid : Activation::tanh,
+                                   0, nv, c, c, T(0), false);
+          break;
+        }
+#endif
+        if (ep.act == Act::sigmoid)
+          for (int64_t j = 0; j < nv; ++j) c[j] = T(1) / (T(1) + std::exp(-c[j]));
+        else
+          for (int64_t j = 0; j < nv; ++j) c[j] = std::tanh(c[j]);
         break;
       default: break;
     }
