@@ -62,9 +62,10 @@ static inline bool is_pointwise(const ConvParams& p) {
 
 // im2col into rows that are `ld` apart (ld >= OH*OW): several images side by side share one
 // column matrix, so one GEMM covers them all. Plain loops (no memcpy calls): rows are short.
+// Only output rows [oh0, oh1) are written (a row chunk of a big map stays cache-resident).
 template <class T>
-static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld) {
-  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
+static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld, int64_t oh0, int64_t oh1) {
+  const int64_t OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
   for (int64_t c = 0; c < p.C; ++c) {
     const T* xc = x + c * H * W;
     for (int64_t kh = 0; kh < p.KH; ++kh) {
@@ -73,8 +74,8 @@ static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld) {
         int64_t lo, hi;
         valid_range(W, p.pad_w, kw, p.dil_w, sw, OW, &lo, &hi);
         const int64_t iw0 = lo * sw - p.pad_w + kw * p.dil_w;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          T* __restrict r = row + oh * OW;
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          T* __restrict r = row + (oh - oh0) * OW;
           const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
           if (ih < 0 || ih >= H) {
             for (int64_t ow = 0; ow < OW; ++ow) r[ow] = T(0);
@@ -94,10 +95,11 @@ static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld) {
   }
 }
 
-// dx (C, H, W) += scatter of col rows `ld` apart (the adjoint of im2col_ld).
+// dx (C, H, W) += scatter of col rows `ld` apart holding output rows [oh0, oh1)
+// (the adjoint of im2col_ld).
 template <class T>
-static void col2im_ld(const ConvParams& p, const T* col, int64_t ld, T* dx) {
-  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
+static void col2im_ld(const ConvParams& p, const T* col, int64_t ld, T* dx, int64_t oh0, int64_t oh1) {
+  const int64_t OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
   for (int64_t c = 0; c < p.C; ++c) {
     T* dxc = dx + c * H * W;
     for (int64_t kh = 0; kh < p.KH; ++kh) {
@@ -106,10 +108,10 @@ static void col2im_ld(const ConvParams& p, const T* col, int64_t ld, T* dx) {
         int64_t lo, hi;
         valid_range(W, p.pad_w, kw, p.dil_w, sw, OW, &lo, &hi);
         const int64_t iw0 = lo * sw - p.pad_w + kw * p.dil_w;
-        for (int64_t oh = 0; oh < OH; ++oh) {
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
           const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
           if (ih < 0 || ih >= H) continue;
-          const T* __restrict r = row + oh * OW;
+          const T* __restrict r = row + (oh - oh0) * OW;
           T* __restrict d = dxc + ih * W + iw0 - lo * sw;
           if (sw == 1) {
             for (int64_t ow = lo; ow < hi; ++ow) d[ow] += r[ow];
@@ -123,16 +125,19 @@ static void col2im_ld(const ConvParams& p, const T* col, int64_t ld, T* dx) {
 }
 
 template <class T>
-void im2col(const ConvParams& p, const T* x, T* col) { im2col_ld(p, x, col, p.OH() * p.OW()); }
+void im2col(const ConvParams& p, const T* x, T* col) { im2col_ld(p, x, col, p.OH() * p.OW(), 0, p.OH()); }
 
 template <class T>
-void col2im(const ConvParams& p, const T* col, T* dx) { col2im_ld(p, col, p.OH() * p.OW(), dx); }
+void col2im(const ConvParams& p, const T* col, T* dx) { col2im_ld(p, col, p.OH() * p.OW(), dx, 0, p.OH()); }
 
 namespace {
 // How the batch is cut: blocks of `nb` images share one column matrix (CKK, nb*P) so small
 // feature maps still give the GEMM >= ~512 columns; the block's column matrix stays <= 1 MiB.
+// A single big image is cut instead into chunks of `rows` output rows (column matrix
+// <= kColBytes, >= ~256 columns) so im2col's output is still in cache when the GEMM reads it.
+constexpr size_t kColBytes = size_t(2) << 20;
 struct Blocking {
-  int64_t P, CKK, CKKg, Kg, nb, nblocks;
+  int64_t P, CKK, CKKg, Kg, nb, nblocks, rows;
 };
 template <class T>
 Blocking block_images(const ConvParams& p) {
@@ -145,6 +150,12 @@ Blocking block_images(const ConvParams& p) {
   const int64_t cap = std::max<int64_t>(1, (int64_t(1) << 20) / (sizeof(T) * b.CKK * std::max<int64_t>(b.P, 1)));
   b.nb = std::max<int64_t>(1, std::min({nb, cap, p.N}));
   b.nblocks = p.N == 0 ? 0 : (p.N + b.nb - 1) / b.nb;
+  const int64_t OH = p.OH(), OW = std::max<int64_t>(p.OW(), 1);
+  b.rows = OH;
+  if (b.nb == 1) {
+    const int64_t cols = static_cast<int64_t>(kColBytes / (sizeof(T) * b.CKK));
+    b.rows = std::min(OH, std::max({cols / OW, (256 + OW - 1) / OW, int64_t(1)}));
+  }
   return b;
 }
 }  // namespace
@@ -160,25 +171,38 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
   ep.bias_axis = b ? BiasAxis::per_row : BiasAxis::none;
 
   auto run_block = [&](int64_t blk) {
-    const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0), ld = nb * P;
-    const T* col = x + n0 * CHW;  // pointwise, one image: x_n (C, H*W) is the column matrix
-    T* out = y + n0 * p.K * P;    // one image: the GEMM writes y_n (K, P) directly
-    T* ws = nullptr;
-    if (!(pointwise && nb == 1)) {
-      ws = thread_workspace<T>(bl.CKK * ld + (nb > 1 ? p.K * ld : 0));
-      for (int64_t j = 0; j < nb; ++j) im2col_ld(p, x + (n0 + j) * CHW, ws + j * P, ld);  // (CKK, nb*P)
-      col = ws;
-      if (nb > 1) out = ws + bl.CKK * ld;  // (K, nb*P), unpacked to y below
+    const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0);
+    if (pointwise && nb == 1) {
+      // x_n (C, H*W) is the column matrix: y_n (K, P) = W @ x_n, per group
+      gemm_strided_batched<T>(false, false, Kg, P, CKKg, T(1), w, CKKg, Kg * CKKg, x + n0 * CHW, P,
+                              CKKg * P, T(0), y + n0 * p.K * P, P, Kg * P, G, b ? &ep : nullptr, Kg);
+      return;
     }
+    if (nb == 1) {
+      // One image in row chunks: col (CKK, rows*OW), the GEMM writes columns of y_n (ldc = P).
+      const int64_t OH = p.OH(), OW = p.OW();
+      T* ws = thread_workspace<T>(bl.CKK * bl.rows * OW);
+      for (int64_t oh0 = 0; oh0 < OH; oh0 += bl.rows) {
+        const int64_t oh1 = std::min(OH, oh0 + bl.rows), cols = (oh1 - oh0) * OW;
+        im2col_ld(p, x + n0 * CHW, ws, cols, oh0, oh1);
+        // per group g: y_n[g][:, chunk] (Kg, cols) = W[g] (Kg, CKKg) @ col[g] (CKKg, cols) + b[g]
+        gemm_strided_batched<T>(false, false, Kg, cols, CKKg, T(1), w, CKKg, Kg * CKKg, ws, cols,
+                                CKKg * cols, T(0), y + n0 * p.K * P + oh0 * OW, P, Kg * P, G,
+                                b ? &ep : nullptr, Kg);
+      }
+      return;
+    }
+    // Several small images side by side: col (CKK, nb*P), out (K, nb*P) unpacked to y below.
+    const int64_t ld = nb * P;
+    T* ws = thread_workspace<T>((bl.CKK + p.K) * ld);
+    T* out = ws + bl.CKK * ld;
+    for (int64_t j = 0; j < nb; ++j) im2col_ld(p, x + (n0 + j) * CHW, ws + j * P, ld, 0, p.OH());
     // per group g: out[g] (Kg, nb*P) = W[g] (Kg, CKKg) @ col[g] (CKKg, nb*P) + b[g]
-    gemm_strided_batched<T>(false, false, Kg, ld, CKKg, T(1), w, CKKg, Kg * CKKg, col, ld, CKKg * ld,
+    gemm_strided_batched<T>(false, false, Kg, ld, CKKg, T(1), w, CKKg, Kg * CKKg, ws, ld, CKKg * ld,
                             T(0), out, ld, Kg * ld, G, b ? &ep : nullptr, Kg);
-    if (nb > 1) {
-      // (K, nb, P) -> y[n0 + j] (K, P)
-      for (int64_t j = 0; j < nb; ++j)
-        for (int64_t k = 0; k < p.K; ++k)
-          std::memcpy(y + ((n0 + j) * p.K + k) * P, out + k * ld + j * P, sizeof(T) * P);
-    }
+    for (int64_t j = 0; j < nb; ++j)  // (K, nb, P) -> y[n0 + j] (K, P)
+      for (int64_t k = 0; k < p.K; ++k)
+        std::memcpy(y + ((n0 + j) * p.K + k) * P, out + k * ld + j * P, sizeof(T) * P);
   };
 
   const double flops = 2.0 * p.K * CKKg * P * p.N;
@@ -236,38 +260,46 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     const int64_t b0 = bl.nblocks * c / nchunks, b1 = bl.nblocks * (c + 1) / nchunks;
     T* dwc = dw ? (c == 0 ? dw : partials.data() + (c - 1) * WSZ) : nullptr;
     for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0), ld = nb * P;
+      const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0);
       const bool direct = pointwise && nb == 1;  // x_n and dx_n are the column matrices
+      // Row chunks of one image (nb == 1), or the whole maps of nb images side by side.
+      const int64_t rows = nb == 1 && !direct ? bl.rows : p.OH(), OW = p.OW();
+      const int64_t ld = nb == 1 ? rows * OW : nb * P;
       T* ws = direct ? nullptr : thread_workspace<T>(bl.CKK * ld + (nb > 1 ? p.K * ld : 0));
-      const T* dyb = dy + n0 * p.K * P;  // one image: dy_n (K, P) as is
+      const T* dyb = dy + n0 * p.K * P;  // one image: dy_n (K, P) as is, lddy = P
+      int64_t lddy = P;
       if (nb > 1) {
         T* packed = ws + bl.CKK * ld;  // dy[n0:n0+nb] (nb, K, P) -> (K, nb*P)
         for (int64_t j = 0; j < nb; ++j)
           for (int64_t k = 0; k < p.K; ++k)
             std::memcpy(packed + k * ld + j * P, dy + ((n0 + j) * p.K + k) * P, sizeof(T) * P);
         dyb = packed;
+        lddy = ld;
       }
-      if (dwc) {
-        const T* col = x + n0 * CHW;
-        if (!direct) {
-          for (int64_t j = 0; j < nb; ++j) im2col_ld(p, x + (n0 + j) * CHW, ws + j * P, ld);
-          col = ws;
-        }
-        // per group: dW[g] (Kg, CKKg) (+)= dy[g] (Kg, nb*P) @ col[g]^T (nb*P, CKKg)
-        gemm_strided_batched<T>(false, true, Kg, CKKg, ld, T(1), dyb, ld, Kg * ld, col, ld, CKKg * ld,
-                                blk == b0 ? T(0) : T(1), dwc, CKKg, Kg * CKKg, G);
-      }
-      if (dx) {
-        // per group: dcol[g] (CKKg, nb*P) = W[g]^T (CKKg, Kg) @ dy[g] (Kg, nb*P)
-        T* dcol = direct ? dx + n0 * CHW : ws;
-        gemm_strided_batched<T>(true, false, CKKg, ld, Kg, T(1), w, CKKg, Kg * CKKg, dyb, ld, Kg * ld,
-                                T(0), dcol, ld, CKKg * ld, G);
-        if (!direct) {
-          for (int64_t j = 0; j < nb; ++j) {
-            T* dxn = dx + (n0 + j) * CHW;
-            std::fill(dxn, dxn + CHW, T(0));
-            col2im_ld(p, ws + j * P, ld, dxn);
+      if (dx && !direct)
+        for (int64_t j = 0; j < nb; ++j) std::fill(dx + (n0 + j) * CHW, dx + (n0 + j + 1) * CHW, T(0));
+      for (int64_t oh0 = 0; oh0 < p.OH(); oh0 += rows) {
+        const int64_t oh1 = std::min(p.OH(), oh0 + rows);
+        const int64_t cols = nb == 1 ? (oh1 - oh0) * OW : ld;  // GEMM columns in this chunk
+        const T* dyc = dyb + oh0 * OW;                         // dy columns of this chunk
+        if (dwc) {
+          const T* col = x + n0 * CHW;
+          if (!direct) {
+            for (int64_t j = 0; j < nb; ++j) im2col_ld(p, x + (n0 + j) * CHW, ws + j * P, cols, oh0, oh1);
+            col = ws;
           }
+          // per group: dW[g] (Kg, CKKg) (+)= dy[g] (Kg, cols) @ col[g]^T (cols, CKKg)
+          gemm_strided_batched<T>(false, true, Kg, CKKg, cols, T(1), dyc, lddy, Kg * lddy, col, cols,
+                                  CKKg * cols, (blk == b0 && oh0 == 0) ? T(0) : T(1), dwc, CKKg,
+                                  Kg * CKKg, G);
+        }
+        if (dx) {
+          // per group: dcol[g] (CKKg, cols) = W[g]^T (CKKg, Kg) @ dy[g] (Kg, cols)
+          T* dcol = direct ? dx + n0 * CHW : ws;
+          gemm_strided_batched<T>(true, false, CKKg, cols, Kg, T(1), w, CKKg, Kg * CKKg, dyc, lddy,
+                                  Kg * lddy, T(0), dcol, cols, CKKg * cols, G);
+          if (!direct)
+            for (int64_t j = 0; j < nb; ++j) col2im_ld(p, ws + j * P, cols, dx + (n0 + j) * CHW, oh0, oh1);
         }
       }
     }

@@ -124,6 +124,17 @@ int main() {
     p.N = 1; p.KH = p.KW = 3; p.pad_h = p.pad_w = 1; p.groups = 2;
     check_case<float>(p, true, g);
   }
+  // A map big enough to be cut into row chunks (col > 2 MiB), odd stride/padding/dilation.
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    ConvParams p;
+    p.N = 2; p.C = 64; p.H = 41; p.W = 38; p.K = 5; p.KH = 3; p.KW = 3;
+    p.pad_h = p.pad_w = 1;
+    check_case<float>(p, true, g);
+    check_case<double>(p, false, g);
+    p.stride_h = 2; p.dil_w = 2; p.pad_w = 2; p.groups = 2; p.K = 4;
+    check_case<double>(p, true, g);
+  }
   // Bad parameters are reported, not run.
   ConvParams bad;
   bad.C = 3; bad.groups = 2;
