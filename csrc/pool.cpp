@@ -77,10 +77,11 @@ void max_pool2d_forward(const PoolParams& p, const T* x, T* y, int64_t* indices)
     }
     for (int64_t oh = 0; oh < OH; ++oh) {
       int64_t h0 = oh * p.stride_h - p.pad_h, h1 = std::min(h0 + (p.KH - 1) * p.dil_h + 1, H);
-      while (h0 < 0) h0 += p.dil_h;  // first tap inside the input
+      // First tap inside the input, in O(1): a loop stepping through the padding hung on huge pads.
+      if (h0 < 0) h0 += (-h0 + p.dil_h - 1) / p.dil_h * p.dil_h;
       for (int64_t ow = 0; ow < OW; ++ow) {
         int64_t w0 = ow * p.stride_w - p.pad_w, w1 = std::min(w0 + (p.KW - 1) * p.dil_w + 1, W);
-        while (w0 < 0) w0 += p.dil_w;
+        if (w0 < 0) w0 += (-w0 + p.dil_w - 1) / p.dil_w * p.dil_w;
         T m = -std::numeric_limits<T>::infinity();
         int64_t mi = h0 * W + w0;  // an all -inf window points at its first tap, like PyTorch
         for (int64_t ih = h0; ih < h1; ih += p.dil_h)
