@@ -81,12 +81,21 @@ first_step=True initialises buf to the gradient as PyTorch does).
           check_no_alias(param, "param", grad, "grad");
           T* mp = state_of<T>(param, exp_avg, "exp_avg");
           T* vp = state_of<T>(param, exp_avg_sq, "exp_avg_sq");
-          check_no_alias(py::reinterpret_borrow<py::array>(exp_avg), "exp_avg",
-                         py::reinterpret_borrow<py::array>(exp_avg_sq), "exp_avg_sq");
+          // Every buffer the step writes must be disjoint from the others and from grad: a shared
+          // buffer would silently mix the moments (a wrong update, no error).
+          const auto m_arr = py::reinterpret_borrow<py::array>(exp_avg);
+          const auto v_arr = py::reinterpret_borrow<py::array>(exp_avg_sq);
+          check_no_alias(m_arr, "exp_avg", grad, "grad");
+          check_no_alias(v_arr, "exp_avg_sq", grad, "grad");
+          check_no_alias(v_arr, "exp_avg_sq", m_arr, "exp_avg");
           T* vmaxp = nullptr;
           if (amsgrad) {
             if (max_exp_avg_sq.is_none()) value_error("max_exp_avg_sq: amsgrad=True needs a buffer, got None");
             vmaxp = state_of<T>(param, max_exp_avg_sq, "max_exp_avg_sq");
+            const auto vmax_arr = py::reinterpret_borrow<py::array>(max_exp_avg_sq);
+            check_no_alias(vmax_arr, "max_exp_avg_sq", grad, "grad");
+            check_no_alias(vmax_arr, "max_exp_avg_sq", m_arr, "exp_avg");
+            check_no_alias(vmax_arr, "max_exp_avg_sq", v_arr, "exp_avg_sq");
           }
           const int64_t n = static_cast<int64_t>(param.size());
           py::gil_scoped_release nogil;
