@@ -47,27 +47,34 @@ struct Need {
   int scalars = 0;
 };
 
+// a * b for non-negative sizes, saturating at INT64_MAX: an overflowed product (M*K = 2^64 -> 0)
+// would let a tiny buffer pass the size check.
+int64_t mul_sat(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+}
+
 Need needs_of(const Instr& in) {
   Need nd;
   const int64_t t = itemsize(in.dtype);
-  auto req = [&](int k, int64_t elems, int64_t size) { nd.bytes[k] = elems * size; nd.required[k] = true; };
-  auto opt = [&](int k, int64_t elems, int64_t size) { nd.bytes[k] = elems * size; };
+  auto req = [&](int k, int64_t elems, int64_t size) { nd.bytes[k] = mul_sat(elems, size); nd.required[k] = true; };
+  auto opt = [&](int k, int64_t elems, int64_t size) { nd.bytes[k] = mul_sat(elems, size); };
   const int64_t* a = in.i;
   switch (in.op) {
     case Op::gemm: {
       const int64_t M = a[2], N = a[3], K = a[4];
-      req(0, M * K, t); req(1, K * N, t); req(2, M * N, t);
+      req(0, mul_sat(M, K), t); req(1, mul_sat(K, N), t); req(2, mul_sat(M, N), t);
       opt(3, a[6] == static_cast<int64_t>(BiasAxis::per_row) ? M : N, t);
       break;
     }
     case Op::act_forward: req(0, a[0], t); req(1, a[0], t); break;
     case Op::act_backward: req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); break;
-    case Op::bias_grad_rows: req(0, a[0] * a[1], t); req(1, a[1], t); break;
+    case Op::bias_grad_rows: req(0, mul_sat(a[0], a[1]), t); req(1, a[1], t); break;
     case Op::ce_forward:
-      req(0, a[0] * a[1], t); req(1, a[0], 8); req(2, 1, t); req(3, a[0] * a[1], t); req(4, 1, 8);
+      req(0, mul_sat(a[0], a[1]), t); req(1, a[0], 8); req(2, 1, t); req(3, mul_sat(a[0], a[1]), t); req(4, 1, 8);
       break;
     case Op::ce_backward:
-      req(0, a[0] * a[1], t); req(1, a[0], 8); req(2, 1, t); req(3, 1, 8); req(4, a[0] * a[1], t);
+      req(0, mul_sat(a[0], a[1]), t); req(1, a[0], 8); req(2, 1, t); req(3, 1, 8); req(4, mul_sat(a[0], a[1]), t);
       break;
     case Op::fill: req(0, a[0], t); break;
     case Op::add: case Op::sub: case Op::mul: req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); break;

@@ -26,9 +26,8 @@ lg::DType parse_dtype(const std::string& s, const char* name) {
 class GraphProgram {
  public:
   GraphProgram(const py::list& instrs, int64_t n_slots, int64_t n_scalars)
-      : slots_(static_cast<size_t>(n_slots), nullptr), bytes_(static_cast<size_t>(n_slots), 0),
+      : slots_(checked_count(n_slots, "n_slots"), nullptr), bytes_(static_cast<size_t>(n_slots), 0),
         keep_(static_cast<size_t>(n_slots)), n_scalars_(n_scalars) {
-    if (n_slots < 0) value_error("n_slots: expected >= 0, got ", n_slots);
     if (n_scalars < 0) value_error("n_scalars: expected >= 0, got ", n_scalars);
     for (size_t k = 0; k < instrs.size(); ++k) {
       auto t = instrs[k].cast<py::tuple>();
@@ -57,7 +56,8 @@ class GraphProgram {
     char* base = static_cast<char*>(const_cast<void*>(arena.data()));
     for (size_t k = 0; k < slots.size(); ++k) {
       check_slot(slots[k]);
-      if (offsets[k] < 0 || sizes[k] < 0 || offsets[k] + sizes[k] > arena.nbytes())
+      // Written so that offset + size cannot overflow (2^62 + 2^62 wrapped negative and passed).
+      if (offsets[k] < 0 || sizes[k] < 0 || offsets[k] > arena.nbytes() || sizes[k] > arena.nbytes() - offsets[k])
         value_error("offsets[", k, "]: region [", offsets[k], ", ", offsets[k] + sizes[k],
                     ") lies outside the arena of ", arena.nbytes(), " bytes");
       slots_[slots[k]] = base + offsets[k];
@@ -159,10 +159,21 @@ class GraphProgram {
     }
   };
 
+  // Checked before the slot vectors are sized: a negative count became a huge size_t.
+  static size_t checked_count(int64_t n, const char* name) {
+    if (n < 0) value_error(name, ": expected >= 0, got ", n);
+    return static_cast<size_t>(n);
+  }
+
   template <class D>
   static void fill(const std::vector<int64_t>& v, D* dst, int cap, size_t k, const char* what) {
     if (static_cast<int>(v.size()) > cap) value_error("instrs[", k, "].", what, ": at most ", cap, " values");
-    for (size_t j = 0; j < v.size(); ++j) dst[j] = static_cast<D>(v[j]);
+    for (size_t j = 0; j < v.size(); ++j) {
+      // A slot index that does not fit the narrower field would wrap into a valid-looking one.
+      if (static_cast<int64_t>(static_cast<D>(v[j])) != v[j])
+        value_error("instrs[", k, "].", what, "[", j, "]: value ", v[j], " out of range");
+      dst[j] = static_cast<D>(v[j]);
+    }
   }
 
   void check_slot(int64_t s) const {
