@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-# Per-model defaults, chosen by measurement (see the report in the commit message / README).
+# Per-model defaults (SGD momentum 0.9, lr cosine-decayed per batch), measured on full MNIST, seeds 0-2:
+#   mlp    3 epochs -> 97.90 / 97.90 / 98.00 % test accuracy;  lenet5 10 epochs -> 99.10 % (seed 0).
+# resnet's defaults are not yet measured.
 MODEL_DEFAULTS: Dict[str, Dict] = {
     "mlp":    {"epochs": 3,  "batch_size": 64, "lr": 0.05, "momentum": 0.9},
     "lenet5": {"epochs": 10, "batch_size": 64, "lr": 0.05, "momentum": 0.9},
