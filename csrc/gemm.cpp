@@ -32,7 +32,7 @@ namespace lamina {
 template <class T>
 static inline T apply_act(T v, Act act) {
   switch (act) {
-    case Act::relu: return v > T(0) ? v : T(0);
+    case Act::relu: return v < T(0) ? T(0) : v;  // NaN passes through, as in act_forward / PyTorch
     case Act::sigmoid: return T(1) / (T(1) + std::exp(-v));
     case Act::tanh: return std::tanh(v);
     default: return v;
@@ -84,7 +84,6 @@ constexpr double kMinFlopsPerThread = 1.5e6;       // below this a fork/join (~5
 constexpr double kMinFlopsPerTask = 1e6;           // tasks of >= ~10 us keep claiming overhead < 1%
 constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
 constexpr int64_t kMaxMInPlaceB = 512;  // up to this M, row-major B is read in place (packing would not pay off)
-constexpr int kMaxTile = 16 * 16;                  // largest MR * NR of any kernel (scratch edge tile)
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -110,7 +109,7 @@ thread_local AlignedBuffer tl_pack_b;  // the calling thread's K x NC panel of B
 // ---- portable micro-kernels: plain loops the compiler vectorizes (SSE2 on x86-64) -------
 template <class T, int MR, int NR, bool kPacked>
 void portable_ukernel(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
-                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta) {
+                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv, int64_t nv) {
   const int64_t rs = kPacked ? 1 : a_rs;
   const int64_t cs = kPacked ? MR : a_cs;
   T acc[MR][NR];
@@ -124,12 +123,12 @@ void portable_ukernel(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const 
       for (int j = 0; j < NR; ++j) acc[i][j] += a * Bp[j];
     }
   }
-  for (int i = 0; i < MR; ++i) {
+  for (int64_t i = 0; i < mv; ++i) {
     T* c = C + i * ldc;
     if (beta == T(0))
-      for (int j = 0; j < NR; ++j) c[j] = alpha * acc[i][j];
+      for (int64_t j = 0; j < nv; ++j) c[j] = alpha * acc[i][j];
     else
-      for (int j = 0; j < NR; ++j) c[j] = alpha * acc[i][j] + beta * c[j];
+      for (int64_t j = 0; j < nv; ++j) c[j] = alpha * acc[i][j] + beta * c[j];
   }
 }
 
@@ -157,7 +156,11 @@ GemmKernel<T> choose_kernel(int64_t N) {
     if (g_override.kernel == 1) return narrow;
     const double eff_main = double(N) / double(round_up(N, main.nr));
     const double eff_narrow = double(N) / double(round_up(N, narrow.nr));
-    return eff_narrow > eff_main + 0.1 ? narrow : main;
+    // Measured: f32 12x8 wins for N = 6 (0.75 vs 0.375 of the lanes) but loses at equal or
+    // slightly better lane use (small K: more tiles, more stores); f64 12x4 lost on every shape
+    // tried (N = 6, 25; K = 6 .. 50176), so f64 uses it only when forced.
+    if (sizeof(T) == 8) return main;
+    return eff_narrow > eff_main + 0.2 ? narrow : main;
   }
 #endif
   (void)N;
@@ -237,7 +240,7 @@ void epilogue_tile(const Epilogue<T>& ep, T* C, int64_t ldc, int64_t i0, int64_t
     }
     switch (ep.act) {
       case Act::relu:
-        for (int64_t j = 0; j < nv; ++j) c[j] = c[j] > T(0) ? c[j] : T(0);
+        for (int64_t j = 0; j < nv; ++j) c[j] = c[j] < T(0) ? T(0) : c[j];  // NaN stays NaN
         break;
       case Act::sigmoid:
       case Act::tanh:
@@ -292,7 +295,6 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
               int64_t ncols, int64_t i0,
               int64_t mlen, int64_t j0, int64_t nlen) {
   const int MR = p.kern.mr, NR = p.kern.nr;
-  alignas(64) T tile[kMaxTile];
   const int64_t npan_a = ceil_div(mlen, MR);
   T* Ap = static_cast<T*>(tl_pack_a.get(sizeof(T) * size_t(npan_a * MR * p.kc)));
   const int64_t a_rs = p.transA ? 1 : p.lda, a_cs = p.transA ? p.lda : 1;
@@ -322,19 +324,7 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
         const bool packed = p.packA || mv < MR;
         const T* a = packed ? Ap + (ir / MR) * kcur * MR : p.a_at(i0 + ir, pc);
         GemmUkernel<T> uk = packed ? p.kern.packed : p.kern.strided;
-        if (mv == MR && nv == NR) {
-          uk(kcur, a, a_rs, a_cs, b, b_rs, c, p.ldc, p.alpha, beta);
-        } else {
-          uk(kcur, a, a_rs, a_cs, b, b_rs, tile, NR, p.alpha, T(0));
-          for (int64_t i = 0; i < mv; ++i) {
-            T* ci = c + i * p.ldc;
-            const T* ti = tile + i * NR;
-            if (beta == T(0))
-              for (int64_t j = 0; j < nv; ++j) ci[j] = ti[j];
-            else
-              for (int64_t j = 0; j < nv; ++j) ci[j] = ti[j] + beta * ci[j];
-          }
-        }
+        uk(kcur, a, a_rs, a_cs, b, b_rs, c, p.ldc, p.alpha, beta, mv, nv);
         if (last && p.ep) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);
       }
     }

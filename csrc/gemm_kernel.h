@@ -3,7 +3,7 @@
 // Micro-kernel contract (every ISA's kernel obeys it; gemm.cpp relies on nothing else):
 //   C[0:MR, 0:NR] = alpha * sum_{k < kc} a(i, k) * Bp[k*b_rs + j]  +  beta * C[0:MR, 0:NR]
 // - Tile shape: MR x NR, fixed per kernel (GemmKernel::mr / nr). The kernel always computes
-//   the FULL tile; edges are handled by the caller (see below), never inside the kernel.
+//   the FULL tile in registers (A and B are readable, zero-padded, for all MR x NR).
 // - B: a packed kc x NR micro-panel, row k at Bp + k*NR (b_rs = NR), 64-byte aligned, columns
 //   past the matrix edge zero-padded by pack_b; or, for small M where packing B would cost more
 //   than it saves, NR full columns of a row-major B read in place (b_rs = ldb, any alignment).
@@ -11,11 +11,10 @@
 //   the edge zero-padded) has a_rs = 1, a_cs = MR; the `strided` entry point reads A in place
 //   from the caller's matrix (a_rs = lda, a_cs = 1, or a_rs = 1, a_cs = lda when transposed),
 //   which skips packing for skinny N where each A panel is used only once.
-// - C: row-major tile at C with row stride ldc (column stride 1), full MR x NR valid memory.
+// - C: row-major tile at C with row stride ldc (column stride 1). Only its top-left mv x nv
+//   part (1 <= mv <= MR, 1 <= nv <= NR) is read or written: edge tiles store with masked
+//   partial vectors, no scratch tile and no scalar tail.
 // - beta == 0: C is written without being read (NaN/garbage in C does not propagate).
-// - Edges: for a partial tile (fewer than MR rows or NR columns in the matrix) the caller runs
-//   the kernel with beta = 0 into an MR x NR scratch tile and copies the valid part, so the
-//   kernel never needs a scalar tail.
 // - kc may be 0 (then C = beta * C, computed as 0*alpha + beta*C).
 #pragma once
 #include <cstdint>
@@ -24,7 +23,8 @@ namespace lamina {
 
 template <class T>
 using GemmUkernel = void (*)(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,
-                             int64_t b_rs, T* C, int64_t ldc, T alpha, T beta);
+                             int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,
+                             int64_t nv);
 
 template <class T>
 struct GemmKernel {

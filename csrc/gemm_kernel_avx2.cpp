@@ -21,6 +21,13 @@ template <> struct V<float> {
   static void storeu(float* p, R x) { _mm256_storeu_ps(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  // First `lanes` lanes set (0 < lanes < 8).
+  static __m256i mask(int64_t lanes) {
+    alignas(32) static const int32_t t[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8 - lanes));
+  }
+  static R maskload(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+  static void maskstore(float* p, __m256i m, R x) { _mm256_maskstore_ps(p, m, x); }
 };
 template <> struct V<double> {
   using R = __m256d;
@@ -33,6 +40,12 @@ template <> struct V<double> {
   static void storeu(double* p, R x) { _mm256_storeu_pd(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  static __m256i mask(int64_t lanes) {  // first `lanes` lanes set (0 < lanes < 4)
+    alignas(32) static const int64_t t[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 4 - lanes));
+  }
+  static R maskload(const double* p, __m256i m) { return _mm256_maskload_pd(p, m); }
+  static void maskstore(double* p, __m256i m, R x) { _mm256_maskstore_pd(p, m, x); }
 };
 
 // MR rows x NV vectors: MR*NV accumulators live in registers for the whole k loop (the
@@ -41,7 +54,8 @@ template <> struct V<double> {
 template <class T, int MR, int NV, bool kPacked>
 __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64_t a_rs,
                                                    int64_t a_cs, const T* Bp, int64_t b_rs,
-                                                   T* C, int64_t ldc, T alpha, T beta) {
+                                                   T* C, int64_t ldc, T alpha, T beta,
+                                                   int64_t mv, int64_t nv) {
   using X = V<T>;
   constexpr int W = X::W;
   const int64_t rs = kPacked ? 1 : a_rs;
@@ -82,31 +96,56 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
   }
 
   const typename X::R va = X::set1(alpha);
-  if (beta == T(0)) {
+  const typename X::R vb = X::set1(beta);
+  if (mv == MR && nv == NV * W) {
+    if (beta == T(0)) {
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
+      for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) X::storeu(C + i * ldc + v * W, X::mul(acc[i][v], va));
-  } else {
-    const typename X::R vb = X::set1(beta);
+        for (int v = 0; v < NV; ++v) X::storeu(C + i * ldc + v * W, X::mul(acc[i][v], va));
+    } else {
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
+      for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
-        T* c = C + i * ldc + v * W;
-        X::storeu(c, X::fma(acc[i][v], va, X::mul(vb, X::loadu(c))));
+        for (int v = 0; v < NV; ++v) {
+          T* c = C + i * ldc + v * W;
+          X::storeu(c, X::fma(acc[i][v], va, X::mul(vb, X::loadu(c))));
+        }
+    }
+    return;
+  }
+  // Edge tile: only rows < mv and columns < nv are read or written (masked partial vectors).
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int64_t lanes = nv - v * W;
+      T* c = C + i * ldc + v * W;
+      if (lanes >= W) {
+        typename X::R r = X::mul(acc[i][v], va);
+        if (beta != T(0)) r = X::fma(vb, X::loadu(c), r);
+        X::storeu(c, r);
+      } else if (lanes > 0) {
+        const __m256i m = X::mask(lanes);
+        typename X::R r = X::mul(acc[i][v], va);
+        if (beta != T(0)) r = X::fma(vb, X::maskload(c, m), r);
+        X::maskstore(c, m, r);
       }
+    }
   }
 }
 
 #define LAMINA_UKERNEL(NAME, T, MR, NV)                                                       \
   void NAME##_packed(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,        \
-                     int64_t b_rs, T* C, int64_t ldc, T alpha, T beta) {                      \
-    ukernel<T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta);               \
+                     int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,            \
+                     int64_t nv) {                                                            \
+    ukernel<T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);       \
   }                                                                                           \
   void NAME##_strided(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,       \
-                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta) {                     \
-    ukernel<T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta);              \
+                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,           \
+                      int64_t nv) {                                                           \
+    ukernel<T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);      \
   }
 
 LAMINA_UKERNEL(f32_6x16, float, 6, 2)
