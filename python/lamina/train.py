@@ -28,9 +28,20 @@ __all__ = ["make_step", "evaluate", "fit", "cosine_lr", "save_checkpoint", "load
 def make_step(model, loss_fn, optimizer, eager: bool = True) -> Callable:
     """One training step `step(x, y) -> (loss, logits)`: forward, loss, backward, update.
 
-    This is the hook a graph compiler replaces: it may trace `model`/`loss_fn` once and
-    return a compiled `step` with the same contract. Today both modes run eagerly.
+    By default the step is compiled (`lamina.compile`): traced once per input shape, planned
+    into one arena and replayed by the C++ executor. `eager=True` runs op by op in Python.
     """
+    if not eager:
+        from .graph import compile as _compile
+        from .tensor import Tensor
+        compiled = _compile(model, loss_fn, optimizer)
+
+        def compiled_step(x, y):
+            loss, logits = compiled.run(x, y)
+            return Tensor._wrap(np.asarray(loss, dtype=logits.dtype)), logits
+
+        return compiled_step
+
     def step(x, y):
         optimizer.zero_grad()
         logits = model(x)
