@@ -425,7 +425,9 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   int nt = threads_for(2.0 * double(M) * double(N) * double(K), kMinFlopsPerThread);
   nt = std::min(nt, max_threads);
   if (omp_in_parallel()) nt = 1;  // called from inside another kernel's parallel loop
-  if (nt > 1 && omp_get_wtime() < g_single_until.load(std::memory_order_relaxed)) nt = 1;
+  if (nt > 1 && g_override.load_backoff &&
+      omp_get_wtime() < g_single_until.load(std::memory_order_relaxed))
+    nt = 1;
 
   // One parallel region per jc step with a single shared task list: first the B-panel packs,
   // then the C blocks. Threads claim tasks with an atomic counter, so there is no barrier

@@ -50,6 +50,7 @@ struct GemmPathOverride {
   int pack_a = -1;
   int kernel = -1;
   int pack_b = -1;  // 1 always packs B, 0 reads a row-major B's full panels in place
+  int load_backoff = 1;  // 0 disables the fall-back to one thread after a slow OpenMP join
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();

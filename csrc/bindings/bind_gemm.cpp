@@ -171,10 +171,12 @@ void bind_gemm(py::module_& m) {
         "c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i]; 3-D C-contiguous arrays, batch first.",
         py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0);
-  m.def("_gemm_set_path_override", [](int pack_a, int kernel, int pack_b) {
-    lamina::gemm_set_path_override({pack_a, kernel, pack_b});
+  m.def("_gemm_set_path_override", [](int pack_a, int kernel, int pack_b, bool load_backoff) {
+    lamina::gemm_set_path_override({pack_a, kernel, pack_b, load_backoff ? 1 : 0});
   }, py::arg("pack_a") = -1, py::arg("kernel") = -1, py::arg("pack_b") = -1,
-        "Testing/tuning hook: force packing of A / B (1/0) and the AVX2 tile (0 main, 1 narrow); -1 = auto.");
+        py::arg("load_backoff") = true,
+        "Testing/tuning hook: force packing of A / B (1/0) and the AVX2 tile (0 main, 1 narrow); -1 = auto. "
+        "load_backoff=False keeps 2 threads even after slow joins.");
   m.def("_gemm_kernel_name", [](int64_t n, const std::string& dtype) {
     if (dtype == "float32") return std::string(lamina::gemm_kernel_name<float>(n));
     if (dtype == "float64") return std::string(lamina::gemm_kernel_name<double>(n));
