@@ -63,32 +63,37 @@ static inline bool is_pointwise(const ConvParams& p) {
 // im2col into rows that are `ld` apart (ld >= OH*OW): several images side by side share one
 // column matrix, so one GEMM covers them all. Plain loops (no memcpy calls): rows are short.
 // Only output rows [oh0, oh1) are written (a row chunk of a big map stays cache-resident).
+// The in-image row range and column range of each tap are computed once, so the inner loop
+// is a plain copy (rows are short: per-row branches would cost more than the copy).
 template <class T>
 static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld, int64_t oh0, int64_t oh1) {
-  const int64_t OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
+  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W, sh = p.stride_h, sw = p.stride_w;
   for (int64_t c = 0; c < p.C; ++c) {
     const T* xc = x + c * H * W;
     for (int64_t kh = 0; kh < p.KH; ++kh) {
+      int64_t hlo, hhi;  // output rows whose tap kh lands inside [0, H)
+      valid_range(H, p.pad_h, kh, p.dil_h, sh, OH, &hlo, &hhi);
+      hlo = std::min(std::max(hlo, oh0), oh1);
+      hhi = std::max(std::min(hhi, oh1), hlo);
       for (int64_t kw = 0; kw < p.KW; ++kw) {
-        T* row = col + ((c * p.KH + kh) * p.KW + kw) * ld;  // row (c, kh, kw): (OH, OW)
+        T* row = col + ((c * p.KH + kh) * p.KW + kw) * ld;  // row (c, kh, kw): (oh1-oh0, OW)
         int64_t lo, hi;
         valid_range(W, p.pad_w, kw, p.dil_w, sw, OW, &lo, &hi);
-        const int64_t iw0 = lo * sw - p.pad_w + kw * p.dil_w;
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          T* __restrict r = row + (oh - oh0) * OW;
-          const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
-          if (ih < 0 || ih >= H) {
-            for (int64_t ow = 0; ow < OW; ++ow) r[ow] = T(0);
-            continue;
+        std::fill(row, row + (hlo - oh0) * OW, T(0));                   // rows above the image
+        std::fill(row + (hhi - oh0) * OW, row + (oh1 - oh0) * OW, T(0));  // rows below
+        if (hlo == hhi) continue;
+        // src[(ow - lo) * sw] is the tap of output (hlo, ow)
+        const T* __restrict src = xc + (hlo * sh - p.pad_h + kh * p.dil_h) * W + lo * sw - p.pad_w + kw * p.dil_w;
+        T* __restrict r = row + (hlo - oh0) * OW;
+        if (sw == 1 && lo == 0 && hi == OW) {
+          for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, src += sh * W)
+            for (int64_t ow = 0; ow < OW; ++ow) r[ow] = src[ow];
+        } else {
+          for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, src += sh * W) {
+            for (int64_t ow = 0; ow < lo; ++ow) r[ow] = T(0);
+            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = src[(ow - lo) * sw];
+            for (int64_t ow = hi; ow < OW; ++ow) r[ow] = T(0);
           }
-          for (int64_t ow = 0; ow < lo; ++ow) r[ow] = T(0);
-          const T* __restrict xr = xc + ih * W + iw0 - lo * sw;  // xr[ow*sw] is the tap of ow
-          if (sw == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * sw];
-          }
-          for (int64_t ow = hi; ow < OW; ++ow) r[ow] = T(0);
         }
       }
     }
@@ -99,25 +104,28 @@ static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld, int64
 // (the adjoint of im2col_ld).
 template <class T>
 static void col2im_ld(const ConvParams& p, const T* col, int64_t ld, T* dx, int64_t oh0, int64_t oh1) {
-  const int64_t OW = p.OW(), H = p.H, W = p.W, sw = p.stride_w;
+  const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W, sh = p.stride_h, sw = p.stride_w;
   for (int64_t c = 0; c < p.C; ++c) {
     T* dxc = dx + c * H * W;
     for (int64_t kh = 0; kh < p.KH; ++kh) {
+      int64_t hlo, hhi;
+      valid_range(H, p.pad_h, kh, p.dil_h, sh, OH, &hlo, &hhi);
+      hlo = std::min(std::max(hlo, oh0), oh1);
+      hhi = std::max(std::min(hhi, oh1), hlo);
+      if (hlo == hhi) continue;
       for (int64_t kw = 0; kw < p.KW; ++kw) {
         const T* row = col + ((c * p.KH + kh) * p.KW + kw) * ld;
         int64_t lo, hi;
         valid_range(W, p.pad_w, kw, p.dil_w, sw, OW, &lo, &hi);
-        const int64_t iw0 = lo * sw - p.pad_w + kw * p.dil_w;
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dil_h;
-          if (ih < 0 || ih >= H) continue;
-          const T* __restrict r = row + (oh - oh0) * OW;
-          T* __restrict d = dxc + ih * W + iw0 - lo * sw;
-          if (sw == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) d[ow] += r[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) d[ow * sw] += r[ow];
-          }
+        T* __restrict d = dxc + (hlo * sh - p.pad_h + kh * p.dil_h) * W + lo * sw - p.pad_w + kw * p.dil_w;
+        const T* __restrict r = row + (hlo - oh0) * OW + lo;
+        const int64_t n = hi - lo;
+        if (sw == 1) {
+          for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, d += sh * W)
+            for (int64_t i = 0; i < n; ++i) d[i] += r[i];
+        } else {
+          for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, d += sh * W)
+            for (int64_t i = 0; i < n; ++i) d[i * sw] += r[i];
         }
       }
     }
