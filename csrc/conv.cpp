@@ -262,11 +262,13 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
   // weight gradients into its own partial, and partials are added in chunk order, so the
   // result does not depend on which thread ran which chunk.
   const int64_t nchunks = nt <= 1 ? 1 : std::min<int64_t>(bl.nblocks, std::max(4, nt));
-  std::vector<T> partials(dw ? static_cast<size_t>((nchunks - 1) * WSZ) : 0);
+  // Chunk c accumulates the transposed weight gradient dW^T[g] (CKKg, Kg) = col[g] @ dy[g]^T:
+  // the GEMM then packs only dy^T (Kg x cols), not col^T (CKKg x cols, the big operand).
+  std::vector<T> partials(dw ? static_cast<size_t>(nchunks * WSZ) : 0);
 
   auto run_chunk = [&](int64_t c) {
     const int64_t b0 = bl.nblocks * c / nchunks, b1 = bl.nblocks * (c + 1) / nchunks;
-    T* dwc = dw ? (c == 0 ? dw : partials.data() + (c - 1) * WSZ) : nullptr;
+    T* dwc = dw ? partials.data() + c * WSZ : nullptr;
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0);
       const bool direct = pointwise && nb == 1;  // x_n and dx_n are the column matrices
@@ -296,9 +298,9 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
             for (int64_t j = 0; j < nb; ++j) im2col_ld(p, x + (n0 + j) * CHW, ws + j * P, cols, oh0, oh1);
             col = ws;
           }
-          // per group: dW[g] (Kg, CKKg) (+)= dy[g] (Kg, cols) @ col[g]^T (cols, CKKg)
-          gemm_strided_batched<T>(false, true, Kg, CKKg, cols, T(1), dyc, lddy, Kg * lddy, col, cols,
-                                  CKKg * cols, (blk == b0 && oh0 == 0) ? T(0) : T(1), dwc, CKKg,
+          // per group: dW^T[g] (CKKg, Kg) (+)= col[g] (CKKg, cols) @ dy[g]^T (cols, Kg)
+          gemm_strided_batched<T>(false, true, CKKg, Kg, cols, T(1), col, cols, CKKg * cols, dyc,
+                                  lddy, Kg * lddy, (blk == b0 && oh0 == 0) ? T(0) : T(1), dwc, Kg,
                                   Kg * CKKg, G);
         }
         if (dx) {
@@ -319,14 +321,17 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
   }
-  if (dw && nchunks > 1) {
-    // Deterministic reduction: each weight element adds the partials in chunk order.
+  if (dw) {
+    // dw[g][k][j] = sum over chunks, in chunk order (deterministic), of dW^T_c[g][j][k].
     const int ntr = threads_for(double(WSZ) * nchunks, 1e5);
 #pragma omp parallel for num_threads(ntr) schedule(static)
-    for (int64_t i = 0; i < WSZ; ++i) {
-      T s = dw[i];
-      for (int64_t c = 1; c < nchunks; ++c) s += partials[(c - 1) * WSZ + i];
-      dw[i] = s;
+    for (int64_t gk = 0; gk < p.K; ++gk) {
+      const int64_t g = gk / Kg, k = gk % Kg;
+      const T* src = partials.data() + g * Kg * CKKg + k;  // dW^T[g] (CKKg, Kg), column k
+      T* d = dw + gk * CKKg;
+      for (int64_t j = 0; j < CKKg; ++j) d[j] = src[j * Kg];
+      for (int64_t c = 1; c < nchunks; ++c)
+        for (int64_t j = 0; j < CKKg; ++j) d[j] += src[c * WSZ + j * Kg];
     }
   }
 }

@@ -2,7 +2,7 @@
 // lowered to GEMM through im2col:
 //   forward       y_n[g]  = W[g] @ col(x_n)[g]            (+ bias, fused in the GEMM epilogue)
 //   backward-data dx_n    = col2im( W[g]^T @ dy_n[g] )
-//   backward-wt   dW[g]  += dy_n[g] @ col(x_n)[g]^T         (summed over images)
+//   backward-wt   dW[g]^T += col(x_n)[g] @ dy_n[g]^T        (summed over images, transposed once at the end)
 //   bias          db[k]   = sum_{n, p} dy[n, k, p]
 // 1-D convolution is the 2-D one with H = KH = 1.
 //
@@ -14,7 +14,7 @@
 //   forward:  nt * CKK * nb*P * sizeof(T)            (+ nt * K * nb*P * sizeof(T) when nb > 1;
 //             0 for a 1x1 / stride 1 / pad 0 conv with nb = 1: x itself is the column matrix)
 //   backward: the same workspace (reused for the im2col of x, then W^T dy),
-//             + (chunks - 1) * K * (C/groups)*KH*KW * sizeof(T) for weight-gradient partials
+//             + chunks * K * (C/groups)*KH*KW * sizeof(T) for transposed weight-gradient partials
 //             (chunks = 1 single-threaded, else min(blocks, max(4, nt)); freed on return).
 // E.g. LeNet C1 (1x28x28, 6@5x5 pad 2), float: 25*784*4 B = 78 KiB per thread; the "wide"
 // layer (128x56x56, 3x3 pad 1): 1152*3136*4 B = 14.4 MiB per thread.
