@@ -7,9 +7,11 @@
 #include <sstream>
 
 #include "activation.h"
+#include "conv.h"
 #include "gemm.h"
 #include "loss.h"
 #include "optim.h"
+#include "pool.h"
 
 namespace lamina {
 namespace graph {
@@ -32,6 +34,14 @@ const char* op_name(Op op) {
     case Op::sgd: return "sgd";
     case Op::adam: return "adam";
     case Op::callback: return "callback";
+    case Op::conv2d_forward: return "conv2d_forward";
+    case Op::conv2d_backward: return "conv2d_backward";
+    case Op::max_pool2d_forward: return "max_pool2d_forward";
+    case Op::max_pool2d_backward: return "max_pool2d_backward";
+    case Op::avg_pool2d_forward: return "avg_pool2d_forward";
+    case Op::avg_pool2d_backward: return "avg_pool2d_backward";
+    case Op::adaptive_avg_pool2d_forward: return "adaptive_avg_pool2d_forward";
+    case Op::adaptive_avg_pool2d_backward: return "adaptive_avg_pool2d_backward";
   }
   return "?";
 }
@@ -52,6 +62,60 @@ struct Need {
 int64_t mul_sat(int64_t a, int64_t b) {
   int64_t r;
   return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+}
+
+int64_t mul_sat(int64_t a, int64_t b, int64_t c, int64_t d) { return mul_sat(mul_sat(a, b), mul_sat(c, d)); }
+
+// Window and size attributes are bounded like the _C conv/pool bindings bound them: H + 2*pad,
+// dil*(K-1) and products of sizes stay far from int64 overflow.
+constexpr int64_t kMaxAttr = (int64_t(1) << 31) - 1;
+
+ConvParams conv_of(const int64_t* a) {
+  ConvParams p;
+  p.N = a[0]; p.C = a[1]; p.H = a[2]; p.W = a[3]; p.K = a[4]; p.KH = a[5]; p.KW = a[6];
+  p.stride_h = a[7]; p.stride_w = a[8]; p.pad_h = a[9]; p.pad_w = a[10];
+  p.dil_h = a[11]; p.dil_w = a[12]; p.groups = a[13];
+  return p;
+}
+
+PoolParams pool_of(const int64_t* a) {
+  PoolParams p;
+  p.N = a[0]; p.C = a[1]; p.H = a[2]; p.W = a[3]; p.KH = a[4]; p.KW = a[5];
+  p.stride_h = a[6]; p.stride_w = a[7]; p.pad_h = a[8]; p.pad_w = a[9];
+  p.dil_h = a[10]; p.dil_w = a[11]; p.ceil_mode = a[12] != 0;
+  return p;
+}
+
+bool is_conv(Op op) { return op == Op::conv2d_forward || op == Op::conv2d_backward; }
+bool is_pool(Op op) {
+  return op == Op::max_pool2d_forward || op == Op::max_pool2d_backward || op == Op::avg_pool2d_forward ||
+         op == Op::avg_pool2d_backward;
+}
+bool is_adaptive(Op op) { return op == Op::adaptive_avg_pool2d_forward || op == Op::adaptive_avg_pool2d_backward; }
+
+// Conv / pool attributes must be checked before needs_of: OH() divides by the stride.
+std::string window_error(const Instr& in) {
+  const int64_t* a = in.i;
+  const int count = is_conv(in.op) ? 14 : is_pool(in.op) ? 15 : is_adaptive(in.op) ? 6 : 0;
+  for (int k = 0; k < count; ++k)
+    if (a[k] < 0 || a[k] > kMaxAttr)
+      return "i[" + std::to_string(k) + "]: expected a value in [0, 2^31), got " + std::to_string(a[k]);
+  if (is_conv(in.op)) {
+    const char* e = conv_params_error(conv_of(a));
+    if (e[0]) return std::string("conv params: ") + e;
+    if (in.op == Op::conv2d_forward && a[14] > 6)
+      return "i[14]: activation kind out of range, got " + std::to_string(a[14]);
+  } else if (is_pool(in.op)) {
+    const char* e = pool_params_error(pool_of(a));
+    if (e[0]) return std::string("pool params: ") + e;
+    if (a[12] > 1 || a[13] > 1) return "i[12], i[13]: ceil_mode and count_include_pad must be 0 or 1";
+    const bool avg = in.op == Op::avg_pool2d_forward || in.op == Op::avg_pool2d_backward;
+    if (avg && (a[10] != 1 || a[11] != 1)) return "i[10], i[11]: average pooling takes dilation 1";
+  } else if (is_adaptive(in.op)) {
+    for (int k = 1; k < 6; ++k)
+      if (a[k] == 0) return "i[" + std::to_string(k) + "]: expected C, H, W, OH, OW > 0";
+  }
+  return "";
 }
 
 Need needs_of(const Instr& in) {
@@ -85,6 +149,31 @@ Need needs_of(const Instr& in) {
       nd.scalars = 6;
       break;
     case Op::callback: break;
+    case Op::conv2d_forward: case Op::conv2d_backward: {
+      const ConvParams p = conv_of(a);
+      const int64_t xs = mul_sat(p.N, p.C, p.H, p.W), ws = mul_sat(p.K, p.C / p.groups, p.KH, p.KW);
+      const int64_t ys = mul_sat(p.N, p.K, p.OH(), p.OW());
+      req(0, xs, t); req(1, ws, t);
+      if (in.op == Op::conv2d_forward) { opt(2, p.K, t); req(3, ys, t); }
+      else { req(2, ys, t); opt(3, xs, t); opt(4, ws, t); opt(5, p.K, t); }
+      break;
+    }
+    case Op::max_pool2d_forward: case Op::max_pool2d_backward:
+    case Op::avg_pool2d_forward: case Op::avg_pool2d_backward: {
+      const PoolParams p = pool_of(a);
+      const int64_t xs = mul_sat(p.N, p.C, p.H, p.W), ys = mul_sat(p.N, p.C, p.OH(), p.OW());
+      if (in.op == Op::max_pool2d_forward) { req(0, xs, t); req(1, ys, t); req(2, ys, 8); }
+      else if (in.op == Op::max_pool2d_backward) { req(0, ys, t); req(1, ys, 8); req(2, xs, t); }
+      else if (in.op == Op::avg_pool2d_forward) { req(0, xs, t); req(1, ys, t); }
+      else { req(0, ys, t); req(1, xs, t); }
+      break;
+    }
+    case Op::adaptive_avg_pool2d_forward: case Op::adaptive_avg_pool2d_backward: {
+      const int64_t xs = mul_sat(a[0], a[1], a[2], a[3]), ys = mul_sat(a[0], a[1], a[4], a[5]);
+      if (in.op == Op::adaptive_avg_pool2d_forward) { req(0, xs, t); req(1, ys, t); }
+      else { req(0, ys, t); req(1, xs, t); }
+      break;
+    }
   }
   return nd;
 }
@@ -196,6 +285,37 @@ int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* 
       return -1;
     case Op::callback:
       return -1;
+    case Op::conv2d_forward: {
+      const ConvParams p = conv_of(a);
+      T* y = P<T>(s, in.slot[3]);
+      conv2d_forward<T>(p, P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<const T>(s, in.slot[2]), y);
+      // A fused activation runs in place on the conv output: no separate pre-activation buffer.
+      if (a[14] != 0)
+        act_forward<T>(static_cast<Activation>(a[14]), p.N * p.K * p.OH() * p.OW(), y, y, T(in.f[0]));
+      return -1;
+    }
+    case Op::conv2d_backward:
+      conv2d_backward<T>(conv_of(a), P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]),
+                         P<const T>(s, in.slot[2]), P<T>(s, in.slot[3]), P<T>(s, in.slot[4]), P<T>(s, in.slot[5]));
+      return -1;
+    case Op::max_pool2d_forward:
+      max_pool2d_forward<T>(pool_of(a), P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]), P<int64_t>(s, in.slot[2]));
+      return -1;
+    case Op::max_pool2d_backward:
+      max_pool2d_backward<T>(pool_of(a), P<const T>(s, in.slot[0]), P<const int64_t>(s, in.slot[1]), P<T>(s, in.slot[2]));
+      return -1;
+    case Op::avg_pool2d_forward:
+      avg_pool2d_forward<T>(pool_of(a), P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]), a[13] != 0, a[14]);
+      return -1;
+    case Op::avg_pool2d_backward:
+      avg_pool2d_backward<T>(pool_of(a), P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]), a[13] != 0, a[14]);
+      return -1;
+    case Op::adaptive_avg_pool2d_forward:
+      adaptive_avg_pool2d_forward<T>(a[0], a[1], a[2], a[3], a[4], a[5], P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]));
+      return -1;
+    case Op::adaptive_avg_pool2d_backward:
+      adaptive_avg_pool2d_backward<T>(a[0], a[1], a[2], a[3], a[4], a[5], P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]));
+      return -1;
   }
   *err = "unknown op";
   return 0;
@@ -210,10 +330,12 @@ std::string validate(const std::vector<Instr>& program, const std::vector<int64_
     const Instr& in = program[idx];
     std::ostringstream where;
     where << "instruction " << idx << " (" << op_name(in.op) << "): ";
-    if (static_cast<int32_t>(in.op) < 0 || static_cast<int32_t>(in.op) > static_cast<int32_t>(Op::callback))
+    if (static_cast<int32_t>(in.op) < 0 || static_cast<int32_t>(in.op) > kLastOp)
       return where.str() + "unknown op code " + std::to_string(static_cast<int32_t>(in.op));
     if (in.dtype != DType::f32 && in.dtype != DType::f64)
       return where.str() + "dtype: expected f32 or f64";
+    const std::string werr = window_error(in);
+    if (!werr.empty()) return where.str() + werr;
     for (int k = 0; k < kInts; ++k)
       if ((in.op != Op::ce_forward && in.op != Op::ce_backward) || k != 2)
         if (k < 5 && in.i[k] < 0 && in.op != Op::callback)

@@ -25,6 +25,19 @@
 //   adam            param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq | i: n, decoupled, amsgrad
 //                                     | sc: lr, beta1, beta2, eps, weight_decay, step
 //   callback        (none)            | i: callback id (the caller runs it, e.g. under the GIL)
+// Convolution and pooling (NCHW; 1-D ops are the 2-D ones with H = KH = 1). "conv" ints are
+// i[0..13] = N, C, H, W, K, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+// "pool" ints are i[0..14] = N, C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+// ceil_mode, count_include_pad, divisor_override (the last two: average pooling only).
+//   conv2d_forward  x, w, b, y        | i: conv, [14] Activation applied in place on y (0: none)
+//                                     | f: negative_slope
+//   conv2d_backward x, w, dy, dx, dw, db | i: conv  (dx, dw, db optional; each is overwritten)
+//   max_pool2d_forward  x, y, indices(i64)  | i: pool
+//   max_pool2d_backward dy, indices, dx     | i: pool
+//   avg_pool2d_forward  x, y          | i: pool (dil = 1)
+//   avg_pool2d_backward dy, dx        | i: pool (dil = 1)
+//   adaptive_avg_pool2d_forward  x, y | i: N, C, H, W, OH, OW
+//   adaptive_avg_pool2d_backward dy, dx | i: N, C, H, W, OH, OW
 #pragma once
 #include <cstdint>
 #include <string>
@@ -36,17 +49,20 @@ namespace graph {
 enum class Op : int32_t {
   gemm = 0, act_forward = 1, act_backward = 2, bias_grad_rows = 3, ce_forward = 4,
   ce_backward = 5, fill = 6, add = 7, sub = 8, mul = 9, scale = 10, copy = 11,
-  accumulate = 12, sgd = 13, adam = 14, callback = 15
+  accumulate = 12, sgd = 13, adam = 14, callback = 15, conv2d_forward = 16, conv2d_backward = 17,
+  max_pool2d_forward = 18, max_pool2d_backward = 19, avg_pool2d_forward = 20, avg_pool2d_backward = 21,
+  adaptive_avg_pool2d_forward = 22, adaptive_avg_pool2d_backward = 23
 };
+constexpr int32_t kLastOp = 23;
 enum class DType : int32_t { f32 = 0, f64 = 1, i64 = 2 };
 
-constexpr int kSlots = 6, kInts = 8, kFloats = 2, kScalars = 6;
+constexpr int kSlots = 6, kInts = 16, kFloats = 2, kScalars = 6;
 
 struct Instr {
   Op op = Op::fill;
   DType dtype = DType::f32;
   int32_t slot[kSlots] = {-1, -1, -1, -1, -1, -1};
-  int64_t i[kInts] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i[kInts] = {};
   double f[kFloats] = {0, 0};
   int32_t sc[kScalars] = {-1, -1, -1, -1, -1, -1};
 };

@@ -58,8 +58,8 @@ class GraphProgram {
       check_slot(slots[k]);
       // Written so that offset + size cannot overflow (2^62 + 2^62 wrapped negative and passed).
       if (offsets[k] < 0 || sizes[k] < 0 || offsets[k] > arena.nbytes() || sizes[k] > arena.nbytes() - offsets[k])
-        value_error("offsets[", k, "]: region [", offsets[k], ", ", offsets[k] + sizes[k],
-                    ") lies outside the arena of ", arena.nbytes(), " bytes");
+        value_error("offsets[", k, "]: region of ", sizes[k], " bytes at offset ", offsets[k],
+                    " lies outside the arena of ", arena.nbytes(), " bytes");
       slots_[slots[k]] = base + offsets[k];
       bytes_[slots[k]] = sizes[k];
       keep_[slots[k]] = arena;
@@ -210,5 +210,8 @@ void bind_graph(py::module_& m) {
       py::arg("bias_grad_rows") = 3, py::arg("ce_forward") = 4, py::arg("ce_backward") = 5,
       py::arg("fill") = 6, py::arg("add") = 7, py::arg("sub") = 8, py::arg("mul") = 9,
       py::arg("scale") = 10, py::arg("copy") = 11, py::arg("accumulate") = 12, py::arg("sgd") = 13,
-      py::arg("adam") = 14, py::arg("callback") = 15);
+      py::arg("adam") = 14, py::arg("callback") = 15, py::arg("conv2d_forward") = 16,
+      py::arg("conv2d_backward") = 17, py::arg("max_pool2d_forward") = 18, py::arg("max_pool2d_backward") = 19,
+      py::arg("avg_pool2d_forward") = 20, py::arg("avg_pool2d_backward") = 21,
+      py::arg("adaptive_avg_pool2d_forward") = 22, py::arg("adaptive_avg_pool2d_backward") = 23);
 }

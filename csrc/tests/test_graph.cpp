@@ -1,4 +1,6 @@
-// Graph executor: a small Linear + ReLU + cross-entropy + SGD program must give exactly what
+// Graph executor: conv + ReLU + pooling programs (forward and backward) must match the conv/pool
+// kernels called directly, bit for bit; window attributes are validated before anything runs.
+// Also: a small Linear + ReLU + cross-entropy + SGD program must give exactly what
 // the same kernels called directly give; validate() must refuse bad slot sizes and indices.
 #include <cmath>
 #include <cstdint>
@@ -7,10 +9,12 @@
 
 #include "activation.h"
 #include "check.h"
+#include "conv.h"
 #include "gemm.h"
 #include "graph.h"
 #include "loss.h"
 #include "optim.h"
+#include "pool.h"
 
 using namespace lamina;
 using graph::Instr;
@@ -26,6 +30,104 @@ static Instr make(Op op, std::vector<int32_t> slots, std::vector<int64_t> ints, 
   for (size_t k = 0; k < fl.size(); ++k) in.f[k] = fl[k];
   for (size_t k = 0; k < sc.size(); ++k) in.sc[k] = sc[k];
   return in;
+}
+
+static void conv_pool_programs() {
+  ConvParams cp;
+  cp.N = 2; cp.C = 3; cp.H = 7; cp.W = 6; cp.K = 4; cp.KH = 3; cp.KW = 3; cp.pad_h = 1; cp.pad_w = 1;
+  const int64_t OH = cp.OH(), OW = cp.OW();
+  const int64_t xs = cp.N * cp.C * cp.H * cp.W, ws = cp.K * cp.C * cp.KH * cp.KW, ys = cp.N * cp.K * OH * OW;
+  PoolParams pp;
+  pp.N = cp.N; pp.C = cp.K; pp.H = OH; pp.W = OW; pp.KH = 2; pp.KW = 2; pp.stride_h = 2; pp.stride_w = 2;
+  pp.ceil_mode = true;   // 7x6 -> 4x3: the last row window is partial
+  const int64_t ps = pp.N * pp.C * pp.OH() * pp.OW();
+  std::vector<float> x(xs), w(ws), b(cp.K), dyp(ps);
+  for (int64_t i = 0; i < xs; ++i) x[i] = std::sin(0.37f * i);
+  for (int64_t i = 0; i < ws; ++i) w[i] = std::cos(0.21f * i) * 0.3f;
+  for (int64_t i = 0; i < cp.K; ++i) b[i] = 0.05f * i - 0.1f;
+  for (int64_t i = 0; i < ps; ++i) dyp[i] = std::cos(0.5f * i);
+
+  // reference: kernels called one by one (conv, relu, max-pool; back through them)
+  std::vector<float> y(ys), r(ys), p(ps), dr(ys), dz(ys), dx(xs), dw(ws), db(cp.K);
+  std::vector<int64_t> idx(ps);
+  conv2d_forward<float>(cp, x.data(), w.data(), b.data(), y.data());
+  act_forward<float>(Activation::relu, ys, y.data(), r.data());
+  max_pool2d_forward<float>(pp, r.data(), p.data(), idx.data());
+  max_pool2d_backward<float>(pp, dyp.data(), idx.data(), dr.data());
+  act_backward<float>(Activation::relu, ys, r.data(), dr.data(), dz.data());
+  conv2d_backward<float>(cp, x.data(), w.data(), dz.data(), dx.data(), dw.data(), db.data());
+
+  // the program: conv with ReLU applied in place, pool, back through them (act_bwd in place)
+  // slots: 0 x, 1 w, 2 b, 3 y, 4 p, 5 idx, 6 dyp, 7 dr, 8 dx, 9 dw, 10 db
+  std::vector<float> gy(ys), gp(ps), gdr(ys), gdx(xs), gdw(ws), gdb(cp.K);
+  std::vector<int64_t> gidx(ps);
+  std::vector<void*> slots = {x.data(), w.data(), b.data(), gy.data(), gp.data(), gidx.data(), dyp.data(),
+                              gdr.data(), gdx.data(), gdw.data(), gdb.data()};
+  std::vector<int64_t> bytes = {xs * 4, ws * 4, cp.K * 4, ys * 4, ps * 4, ps * 8, ps * 4, ys * 4, xs * 4, ws * 4, cp.K * 4};
+  const std::vector<int64_t> conv = {cp.N, cp.C, cp.H, cp.W, cp.K, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  const std::vector<int64_t> pool = {pp.N, pp.C, OH, OW, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0};
+  auto with = [](std::vector<int64_t> v, int64_t extra) { v.push_back(extra); return v; };
+  std::vector<Instr> prog = {
+      make(Op::conv2d_forward, {0, 1, 2, 3}, with(conv, static_cast<int64_t>(Activation::relu)), {0.01}),
+      make(Op::max_pool2d_forward, {3, 4, 5}, pool),
+      make(Op::max_pool2d_backward, {6, 5, 7}, pool),
+      make(Op::act_backward, {3, 7, 7}, {ys, static_cast<int64_t>(Activation::relu)}, {0.01}),
+      make(Op::conv2d_backward, {0, 1, 7, 8, 9, 10}, conv),
+  };
+  const std::string v = graph::validate(prog, bytes, 0);
+  CHECK_MSG(v.empty(), v.c_str());
+  std::string err;
+  CHECK(graph::run(prog, slots.data(), nullptr, nullptr, nullptr, &err) == -1);
+  bool same = true;
+  for (int64_t i = 0; i < ys; ++i) same = same && gy[i] == r[i];
+  for (int64_t i = 0; i < ps; ++i) same = same && gp[i] == p[i] && gidx[i] == idx[i];
+  for (int64_t i = 0; i < xs; ++i) same = same && gdx[i] == dx[i];
+  for (int64_t i = 0; i < ws; ++i) same = same && gdw[i] == dw[i];
+  for (int64_t i = 0; i < cp.K; ++i) same = same && gdb[i] == db[i];
+  CHECK_MSG(same, "conv/pool program differs from the kernels called directly");
+
+  // average and adaptive average pooling, forward and backward, on the relu output
+  std::vector<float> ya(ps), yad(cp.N * cp.K * 2), dxa(ys), dxad(ys), ga(ps), gad(cp.N * cp.K * 2), gdxa(ys), gdxad(ys);
+  avg_pool2d_forward<float>(pp, r.data(), ya.data(), false, 0);
+  avg_pool2d_backward<float>(pp, dyp.data(), dxa.data(), false, 0);
+  adaptive_avg_pool2d_forward<float>(cp.N, cp.K, OH, OW, 2, 1, r.data(), yad.data());
+  adaptive_avg_pool2d_backward<float>(cp.N, cp.K, OH, OW, 2, 1, dyp.data(), dxad.data());
+  std::vector<void*> s2 = {r.data(), ga.data(), gad.data(), dyp.data(), gdxa.data(), gdxad.data()};
+  std::vector<int64_t> b2 = {ys * 4, ps * 4, cp.N * cp.K * 2 * 4, ps * 4, ys * 4, ys * 4};
+  const std::vector<int64_t> ad = {cp.N, cp.K, OH, OW, 2, 1};
+  std::vector<Instr> p2 = {make(Op::avg_pool2d_forward, {0, 1}, pool), make(Op::avg_pool2d_backward, {3, 4}, pool),
+                           make(Op::adaptive_avg_pool2d_forward, {0, 2}, ad),
+                           make(Op::adaptive_avg_pool2d_backward, {3, 5}, ad)};
+  CHECK_MSG(graph::validate(p2, b2, 0).empty(), graph::validate(p2, b2, 0).c_str());
+  CHECK(graph::run(p2, s2.data(), nullptr, nullptr, nullptr, &err) == -1);
+  same = true;
+  for (int64_t i = 0; i < ps; ++i) same = same && ga[i] == ya[i];
+  for (int64_t i = 0; i < cp.N * cp.K * 2; ++i) same = same && gad[i] == yad[i];
+  for (int64_t i = 0; i < ys; ++i) same = same && gdxa[i] == dxa[i] && gdxad[i] == dxad[i];
+  CHECK_MSG(same, "avg / adaptive pooling program differs from the kernels");
+
+  // validation: every bad attribute is a message, never a crash (stride 0 would divide by 0)
+  auto msg = [&](std::vector<Instr> pr) { return graph::validate(pr, bytes, 0); };
+  std::vector<int64_t> c0 = with(conv, 0);
+  c0[7] = 0;
+  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, c0)}).find("stride") != std::string::npos);
+  c0 = with(conv, 0);
+  c0[9] = int64_t(1) << 40;
+  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, c0)}).find("i[9]") != std::string::npos);
+  c0 = with(conv, 0);
+  c0[0] = 3;   // one more image than x holds
+  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, c0)}).find("slot[0]: buffer holds") != std::string::npos);
+  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, with(conv, 9))}).find("activation") != std::string::npos);
+  CHECK(msg({make(Op::conv2d_forward, {-1, 1, 2, 3}, with(conv, 0))}).find("required") != std::string::npos);
+  std::vector<int64_t> q = pool;
+  q[4] = 1000;   // window larger than the input
+  CHECK(msg({make(Op::max_pool2d_forward, {3, 4, 5}, q)}).find("pool params") != std::string::npos);
+  // int64 indices need 8 bytes per output: a float-sized buffer (slot 6) is too small.
+  CHECK(msg({make(Op::max_pool2d_forward, {3, 4, 6}, pool)}).find("slot[2]: buffer holds") != std::string::npos);
+  q = pool;
+  q[10] = 2;
+  CHECK(msg({make(Op::avg_pool2d_forward, {3, 4}, q)}).find("dilation 1") != std::string::npos);
+  CHECK(msg({make(Op::adaptive_avg_pool2d_forward, {3, 4}, {cp.N, cp.K, OH, OW, 0, 1})}).find("OH") != std::string::npos);
 }
 
 int main() {
@@ -103,5 +205,6 @@ int main() {
   CHECK(seen == 7 && dloss == 3.0f);
   auto fail = [](void*, int64_t) { return false; };
   CHECK(graph::run(cb, slots.data(), scalars, fail, nullptr, &err) == 0);
+  conv_pool_programs();
   TEST_MAIN_END();
 }
