@@ -338,12 +338,13 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
 // Load awareness. OpenMP's join waits for every thread to arrive, so when another process
 // holds a core, a worker that is only scheduled milliseconds later stalls the whole call even
 // though the master already did all the work. After such a call (the master waited at the join
-// longer than it worked, and > 50 us) GEMMs run single-threaded for a while, the window doubling
-// on each repeat (20 ms .. 1.3 s) and shrinking back once a parallel call goes well.
+// longer than it worked, and > 200 us: a scheduling delay, not a futex wake-up) GEMMs run
+// single-threaded for a while, the window doubling on each repeat (20 ms .. 0.64 s) and
+// resetting once a parallel call goes well.
 std::atomic<double> g_single_until{0.0};
 std::atomic<int> g_backoff_level{0};
 void note_join_wait(double work_s, double wait_s) {
-  if (wait_s > 50e-6 && wait_s > work_s) {
+  if (wait_s > 200e-6 && wait_s > work_s) {
     const int level = std::min(g_backoff_level.load(std::memory_order_relaxed) + 1, 6);
     g_backoff_level.store(level, std::memory_order_relaxed);
     g_single_until.store(omp_get_wtime() + 0.01 * double(1 << level), std::memory_order_relaxed);
