@@ -68,15 +68,82 @@ def test_mlp_matches_eager(dtype, make_opt, executor):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_lenet5_matches_eager(dtype):
-    _compare(lamina.models.lenet5, dtype, SGD, batch=4)
+@pytest.mark.parametrize("make_opt", [SGD, ADAM], ids=["sgd", "adam"])
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_lenet5_matches_eager(dtype, make_opt, executor):
+    step = _compare(lamina.models.lenet5, dtype, make_opt, batch=4, executor=executor)
+    g = step.graph
+    # Conv, ReLU, max-pool forward and backward are all C++ instructions: no callback left.
+    assert g.callbacks == [] and "0 Python callback(s)" in str(g)
+    ops = [n.op for n in g.nodes]
+    assert ops.count("conv2d_fwd") == 2 and ops.count("conv2d_bwd") == 2 and ops.count("max_pool_bwd") == 2
+    # Both conv ReLUs are applied in place by the conv instruction (only the GEMMs' relu' remain).
+    assert all(n.attrs["act"] == "relu" for n in g.nodes if n.op == "conv2d_fwd")
+    assert "act_fwd" not in ops and str(g).count("into the conv instruction (in place)") == 2
+    check_plan(g)
 
 
-def test_resnet_matches_eager():
-    step = _compare(lamina.models.resnet_mnist, np.float64, SGD, batch=2)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_resnet_matches_eager(dtype):
+    step = _compare(lamina.models.resnet_mnist, dtype, SGD, batch=2)
     # The residual Add's gradient reaches both branches; one of them reuses dy without a copy.
     assert sum(n.op == "accumulate" for n in step.graph.nodes) >= 2
+    assert step.graph.callbacks == []          # conv, skip add, max-pool, global average pool
     check_plan(step.graph)
+
+
+class _ConvZoo(nn.Module):
+    """Every lowered conv/pool variant: conv1d + tanh (fused), avg_pool1d, strided/dilated/grouped
+    conv2d + sigmoid (fused), ceil-mode avg pool without padded cells, divisor override, a
+    max-pool with padding and dilation, adaptive pool to 2x3, and one conv weight used twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2)
+        self.shared = nn.Conv2d(6, 6, 1)
+        self.fc = nn.Linear(6 * 2 * 3 + 4 * 4, 5)
+
+    def forward(self, x):                        # x (N, 3, 8) reshaped from (N, 24)
+        n = x.shape[0]
+        h1 = F.avg_pool1d(F.tanh(self.c1(x.reshape(n, 3, 8))), 2)            # (N, 4, 4)
+        img = h1.reshape(n, 4, 4, 1) * h1.reshape(n, 4, 1, 4)                 # (N, 4, 4, 4)
+        h = F.sigmoid(self.c2(img))                                           # (N, 6, 3, 3)
+        h = self.shared(self.shared(h))                                       # shared weight
+        h = F.avg_pool2d(h, 2, stride=1, padding=1, ceil_mode=True, count_include_pad=False)
+        h = F.max_pool2d(h, 2, stride=1, padding=1, dilation=2) + F.avg_pool2d(h, 1, divisor_override=2)
+        h = F.adaptive_avg_pool2d(h, (2, 3))
+        return self.fc(lamina.cat([h.reshape(n, -1), h1.reshape(n, -1)], 1))
+
+
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_conv_pool_variants_match_eager(executor):
+    step = _compare(_ConvZoo, np.float64, ADAM, shape=(24,), classes=5, executor=executor)
+    g = step.graph
+    ops = [n.op for n in g.nodes]
+    for op in ("conv2d_fwd", "conv2d_bwd", "avg_pool_fwd", "avg_pool_bwd", "max_pool_fwd", "max_pool_bwd",
+               "adaptive_avg_pool_fwd", "adaptive_avg_pool_bwd"):
+        assert op in ops, op
+    acts = sorted(n.attrs["act"] for n in g.nodes if n.op == "conv2d_fwd")
+    assert acts == ["identity", "identity", "sigmoid", "tanh"]
+    check_plan(g)
+
+
+def test_max_pool_with_indices_stays_a_marked_callback():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(2 * 3 * 3, 4)
+
+        def forward(self, x):
+            y, _idx = F.max_pool2d(self.conv(x), 2, return_indices=True)    # indices go to Python
+            return self.fc(y.reshape(y.shape[0], -1))
+    step = _compare(Net, np.float64, SGD, shape=(1, 6, 6), classes=4)
+    assert step.graph.callbacks == ["MaxPool2dFn", "MaxPool2dFn.backward"]
+    text = str(step.graph)
+    assert "2 Python callback(s): MaxPool2dFn, MaxPool2dFn.backward" in text
+    assert text.count("[callback]") == 2
 
 
 def test_learning_rate_change_is_seen():
@@ -154,6 +221,20 @@ def test_memory_plan_reuses_buffers():
     offsets = [v.offset for v in temps]
     assert len(set(offsets)) < len(offsets)
     assert all(o % 64 == 0 for o in offsets)
+
+
+def test_relu_backward_masks_dy_in_place():
+    lamina.manual_seed(0)
+    m = lamina.models.lenet5().to(np.float64)
+    step = compile(m, F.cross_entropy, lamina.optim.SGD(m.parameters(), lr=0.01))
+    step(np.zeros((3, 1, 28, 28)), np.arange(3))
+    g = step.graph
+    bwd = [n for n in g.nodes if n.op == "act_bwd"]
+    assert len(bwd) == 4                       # 2 conv ReLUs + 2 Linear ReLUs
+    # dy dies at relu': the output is written over it (the same arena bytes).
+    assert all(n.outputs[0].root() is n.inputs[1].root() for n in bwd)
+    assert "in place: 4 elementwise node(s)" in str(g)
+    check_plan(g)
 
 
 def test_check_plan_detects_overlap():
@@ -297,6 +378,47 @@ def test_graph_program_validates_and_checks_inputs():
         bad.run([np.zeros(8, np.float32)], np.zeros(0), None)
     with pytest.raises(ValueError, match="outside the arena"):
         prog.set_arena(arena, [1], [60], [16])
+
+
+def _conv_prog(conv, act=0, x_bytes=None):
+    ops = _C.GRAPH_OPS
+    N, C, H, W, K, KH, KW = conv[:7]
+    prog = _C.GraphProgram([(ops["conv2d_forward"], "float32", [0, 1, -1, 2], list(conv) + [act], [0.0], [])], 3, 0)
+    arena = np.zeros(1 << 16, np.uint8)
+    prog.set_arena(arena, [2], [0], [4096])
+    prog.set_slot(1, np.ones((K, C, KH, KW), np.float32))
+    nb = N * C * H * W * 4 if x_bytes is None else x_bytes
+    prog.set_inputs([0], ["float32"], [nb])
+    return prog, np.ones(nb // 4, np.float32)
+
+
+def test_graph_program_rejects_bad_conv_and_pool_programs():
+    good = (2, 1, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1)
+    prog, x = _conv_prog(good, act=1)
+    prog.run([x], np.zeros(0), None)                              # sane program runs
+    bad = {7: (0, "stride"), 9: (1 << 40, r"i\[9\]: expected a value in \[0, 2\^31\)"),
+           5: (99, "kernel is larger than the padded input"), 13: (2, "divisible by groups")}
+    for k, (val, msg) in bad.items():
+        conv = list(good)
+        conv[k] = val
+        prog, x = _conv_prog(conv)
+        with pytest.raises(ValueError, match=r"instruction 0 \(conv2d_forward\): .*" + msg):
+            prog.run([x], np.zeros(0), None)
+    prog, x = _conv_prog(good, x_bytes=4 * 2 * 25 - 4)             # x one element short
+    with pytest.raises(ValueError, match=r"slot\[0\]: buffer holds 196 bytes, the op touches 200"):
+        prog.run([x], np.zeros(0), None)
+    prog, x = _conv_prog(good, act=12)
+    with pytest.raises(ValueError, match="activation kind out of range"):
+        prog.run([x], np.zeros(0), None)
+    # max-pool indices are int64: a float-sized index buffer is refused before anything runs.
+    ops = _C.GRAPH_OPS
+    pool = [1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, 0, 0, 0]
+    p = _C.GraphProgram([(ops["max_pool2d_forward"], "float32", [0, 1, 2], pool, [], [])], 3, 0)
+    arena = np.zeros(256, np.uint8)
+    p.set_arena(arena, [1, 2], [0, 64], [16, 16])
+    p.set_inputs([0], ["float32"], [64])
+    with pytest.raises(ValueError, match=r"slot\[2\]: buffer holds 16 bytes, the op touches 32"):
+        p.run([np.zeros(16, np.float32)], np.zeros(0), None)
 
 
 def test_graph_program_callback_errors_propagate():

@@ -33,8 +33,8 @@ from ..tensor import Tensor, no_grad
 from .executor import NATIVE_OPS, Memory, NativeExecutor, PythonExecutor
 from .ir import Graph, Node, Value
 from .lower import Lowering
-from .passes import (check_plan, find_softmax_ce, fuse_linear_activation, plan_memory,
-                     remove_dead_nodes)
+from .passes import (check_plan, find_softmax_ce, fuse_conv_activation, fuse_linear_activation,
+                     plan_memory, remove_dead_nodes, reuse_inplace)
 from .trace import CaptureError, Tracer
 
 __all__ = ["compile", "CompiledStep", "CompiledForward", "CaptureError", "Graph", "Node", "Value",
@@ -151,7 +151,7 @@ class CompiledForward(_Compiled):
         vout = tr.by_tensor.get(id(out))
         if vout is None or vout.home == "input":
             raise CaptureError("lamina.compile: the model's output is not computed by lamina ops")
-        fnodes, notes = fuse_linear_activation(tr.fnodes, keep_ids={vout.id})
+        fnodes, notes = _fuse(tr.fnodes, {vout.id})
         g.notes.extend(notes)
         L = Lowering(g, fnodes, [])
         L.forward()
@@ -215,7 +215,7 @@ class CompiledStep(_Compiled):
                                f"got shape {getattr(loss, 'shape', None)}")
         if vlogits is None:
             raise CaptureError("lamina.compile: the model's output is not computed by lamina ops")
-        fnodes, notes = fuse_linear_activation(tr.fnodes, keep_ids={vlogits.id, vloss.id})
+        fnodes, notes = _fuse(tr.fnodes, {vlogits.id, vloss.id})
         g.notes.extend(notes)
         g.notes.extend(find_softmax_ce(fnodes))
         params = [(t, v) for t, v in tr.params.values()]
@@ -243,10 +243,19 @@ class CompiledStep(_Compiled):
         return plan, loss, logits
 
 
+def _fuse(fnodes, keep_ids):
+    fnodes, notes = fuse_linear_activation(fnodes, keep_ids)
+    fnodes, more = fuse_conv_activation(fnodes, keep_ids)
+    return fnodes, notes + more
+
+
 def _finish(g):
     removed = remove_dead_nodes(g)
     if removed:
         g.notes.append(f"dead-node removal: {removed} node(s) removed")
+    inplace = reuse_inplace(g)
+    if inplace:
+        g.notes.append(f"in place: {inplace} elementwise node(s) write over an input that dies there")
     plan_memory(g)
     temps = [v for v in g.values if v.home == "temp" and v.base is None and v.offset is not None]
     g.notes.append(f"memory plan: {len(temps)} intermediates, {sum(v.nbytes for v in temps)} bytes "

@@ -15,7 +15,13 @@ _ACT = {"identity": 0, "relu": 1, "leaky_relu": 2, "softplus": 3, "sigmoid": 4, 
 _BIAS_AXIS = {"row": 1, "col": 2}
 # Ops the C++ executor runs itself; every other node is a Python callback.
 NATIVE_OPS = ("gemm", "act_fwd", "act_bwd", "bias_grad_rows", "ce_fwd", "ce_bwd", "fill", "add",
-              "sub", "mul", "scale", "copy", "accumulate", "sgd", "adam")
+              "sub", "mul", "scale", "copy", "accumulate", "sgd", "adam", "conv2d_fwd", "conv2d_bwd",
+              "max_pool_fwd", "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "adaptive_avg_pool_fwd",
+              "adaptive_avg_pool_bwd")
+_POOL_CODE = {"max_pool_fwd": "max_pool2d_forward", "max_pool_bwd": "max_pool2d_backward",
+              "avg_pool_fwd": "avg_pool2d_forward", "avg_pool_bwd": "avg_pool2d_backward",
+              "adaptive_avg_pool_fwd": "adaptive_avg_pool2d_forward",
+              "adaptive_avg_pool_bwd": "adaptive_avg_pool2d_backward"}
 
 
 class Memory:
@@ -120,9 +126,61 @@ def node_closure(node, mem, scalars):
         return lambda: _C.adam_step(A[p], A[gr], A[m], A[v], A[vmax] if vmax is not None else None,
                                     int(scalars[sc[5]]), scalars[sc[0]], scalars[sc[1]], scalars[sc[2]],
                                     scalars[sc[3]], scalars[sc[4]], dec, ams)
+    if op in ("conv2d_fwd", "conv2d_bwd"):
+        return _conv_closure(node, A, ins, outs)
+    if op in _POOL_CODE:
+        return _pool_closure(node, A, ins, outs)
     if op == "pycall":
         return _pycall_closure(node, A, ins, outs)
     raise NotImplementedError(f"no executor for node op {op!r}")
+
+
+def _conv_shapes(conv):
+    N, C, H, W, K, KH, KW, sh, sw, ph, pw, dh, dw, groups = conv
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    # x (N, C, H, W), w (K, C/groups, KH, KW), y (N, K, OH, OW): 4-D views of the (1-D conv's 3-D) buffers
+    return (N, C, H, W), (K, C // groups, KH, KW), (N, K, OH, OW), ((sh, sw), (ph, pw), (dh, dw), groups)
+
+
+def _conv_closure(node, A, ins, outs):
+    xs, ws, ys, conf = _conv_shapes(node.attrs["conv"])
+    if node.op == "conv2d_fwd":
+        act, slope = node.attrs["act"], node.attrs["slope"]
+        x, w, b = ins
+        o = outs[0]
+
+        def fwd():
+            y = A[o].reshape(ys)
+            _C.conv2d_forward(A[x].reshape(xs), A[w].reshape(ws), A[b] if b is not None else None, y, *conf)
+            if act != "identity":
+                _C.act_forward(act, y, y, slope)
+        return fwd
+    x, w, dy = ins
+    it = iter(outs)
+    dx, dw, db = (next(it) if h else None for h in node.attrs["has"])
+
+    def bwd():
+        _C.conv2d_backward(A[x].reshape(xs), A[w].reshape(ws), A[dy].reshape(ys),
+                           None if dx is None else A[dx].reshape(xs), None if dw is None else A[dw].reshape(ws),
+                           None if db is None else A[db], *conf)
+    return bwd
+
+
+def _pool_closure(node, A, ins, outs):
+    op = node.op
+    if op.startswith("adaptive"):
+        N, C, H, W, OH, OW = node.attrs["sizes"]
+        f = _C.adaptive_avg_pool2d_forward if op.endswith("fwd") else _C.adaptive_avg_pool2d_backward
+        return lambda: f(A[ins[0]], A[outs[0]])
+    N, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, ceil, cip, div = node.attrs["pool"]
+    k, s, p, d = (KH, KW), (sh, sw), (ph, pw), (dh, dw)
+    if op == "max_pool_fwd":
+        return lambda: _C.max_pool2d_forward(A[ins[0]], A[outs[0]], A[outs[1]], k, s, p, d, bool(ceil))
+    if op == "max_pool_bwd":
+        return lambda: _C.max_pool2d_backward(A[ins[0]], A[ins[1]], A[outs[0]], k, s, p, d, bool(ceil))
+    f = _C.avg_pool2d_forward if op == "avg_pool_fwd" else _C.avg_pool2d_backward
+    return lambda: f(A[ins[0]], A[outs[0]], k, s, p, bool(ceil), bool(cip), div)
 
 
 def _pycall_closure(node, A, ins, outs):
@@ -240,6 +298,15 @@ class NativeExecutor:
         if op == "adam":
             return (code["adam"], dt, [O[0], S[0], O[1], O[2], O[3] if len(O) > 3 else -1],
                     [a["n"], int(a["decoupled"]), int(a["amsgrad"])], [], list(a["sc"]))
+        if op == "conv2d_fwd":
+            return (code["conv2d_forward"], dt, S + O, list(a["conv"]) + [_ACT[a["act"]]], [a["slope"]], [])
+        if op == "conv2d_bwd":
+            it = iter(O)
+            return (code["conv2d_backward"], dt, S + [next(it) if h else -1 for h in a["has"]], list(a["conv"]),
+                    [], [])
+        if op in _POOL_CODE:
+            ints = list(a["sizes"] if op.startswith("adaptive") else a["pool"])
+            return (code[_POOL_CODE[op]], dt, S + O, ints, [], [])
         # Everything else runs its Python closure under the GIL.
         cid = len(self.callbacks)
         self.callbacks.append(node_closure(n, mem, scalars))

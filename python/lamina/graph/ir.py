@@ -129,10 +129,19 @@ class Graph:
         self.nodes.append(node)
         return node
 
+    @property
+    def callbacks(self):
+        """Names of the nodes that run as Python callbacks (ops with no C++ instruction; the
+        native executor takes the GIL back for each), in schedule order."""
+        return [n.attrs.get("fn", n.op) for n in self.nodes if n.op == "pycall"]
+
     def __str__(self):
-        lines = [f"graph: {len(self.nodes)} nodes, arena {self.arena_bytes} bytes"]
+        cbs = self.callbacks
+        lines = [f"graph: {len(self.nodes)} nodes, arena {self.arena_bytes} bytes, "
+                 f"{len(cbs)} Python callback(s){': ' + ', '.join(cbs) if cbs else ''}"]
         for i, n in enumerate(self.nodes):
-            lines.append(f"  {i:3d}  {n.line()}")
+            mark = "  [callback]" if n.op == "pycall" else ""
+            lines.append(f"  {i:3d}  {n.line()}{mark}")
         if self.notes:
             lines.append("passes:")
             lines.extend(f"  {s}" for s in self.notes)

@@ -305,15 +305,132 @@ def _bwd_mul(L, fn, dy):
         L.contribute(b, fn.op, lambda out: L.g.add(Node("mul", [dy, a], [out], {"n": dy.size}, src=fn.op)))
 
 
+# ---- convolution and pooling: conv ints are (N, C, H, W, K, KH, KW, sh, sw, ph, pw, dh, dw,
+# groups); Conv1dFn is the 2-D op with H = KH = 1 on the same bytes.
+def _float(*vs):
+    return all(v.dtype in (np.float32, np.float64) for v in vs)
+
+
+def _fwd_conv(L, fn):
+    x, w = fn.args[0], fn.args[1]
+    b = fn.args[2] if 2 in fn.tensor_pos else None
+    stride, padding, dilation, groups = fn.args[3:7]
+    if fn.op == "Conv1dFn":
+        if len(x.shape) != 3:
+            return False
+        (N, C, Wd), (K, _, KW) = x.shape, w.shape
+        conv = (N, C, 1, Wd, K, 1, KW, 1, stride, 0, padding, 1, dilation, groups)
+    else:
+        if len(x.shape) != 4:
+            return False
+        (N, C, H, Wd), (K, _, KH, KW) = x.shape, w.shape
+        conv = (N, C, H, Wd, K, KH, KW, *stride, *padding, *dilation, groups)
+    if not _float(x, w) or w.dtype != x.dtype:
+        return False
+    act = getattr(fn, "act", "identity")
+    fn.conv_attrs = conv = tuple(int(c) for c in conv)
+    L.g.add(Node("conv2d_fwd", [x, w, b], [fn.out], {"conv": conv, "act": act,
+                                                     "slope": 0.01}, src=fn.op))
+    fn.lowered_by = "conv"
+    return True
+
+
+def _bwd_conv(L, fn, dy):
+    x, w = fn.args[0], fn.args[1]
+    act = getattr(fn, "act", "identity")
+    if act != "identity":
+        dz = L.g.value(dy.shape, dy.dtype, "temp", "dz")
+        # The conv output holds act(z): relu/sigmoid/tanh' read it (relu: y > 0 iff z > 0).
+        L.g.add(Node("act_bwd", [fn.out, dy], [dz], {"kind": act, "slope": 0.01, "n": dy.size}, src=fn.op))
+        dy = dz
+    conv = fn.conv_attrs
+    wanted = (L.wants(fn, 0), L.wants(fn, 1), 2 in fn.tensor_pos and L.wants(fn, 2))
+    outs, parts = [], []
+    for p, want in enumerate(wanted):
+        if not want:
+            continue
+        v = fn.args[p]
+        g, acc = L.grad_target(v)
+        if acc:      # the kernel overwrites: a second contribution goes through a temp
+            tmp = L.g.value(v.shape, v.dtype, "temp", "grad_part")
+            parts.append((g, tmp))
+            g = tmp
+        outs.append(g)
+    L.g.add(Node("conv2d_bwd", [x, w, dy], outs, {"conv": conv, "has": wanted}, src=fn.op))
+    for g, tmp in parts:
+        L.g.add(Node("accumulate", [tmp], [g], inplace=[g], src=fn.op))
+
+
+def _pool_ints(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad=False, divisor=0):
+    N, C, H, W = x.shape
+    return tuple(int(v) for v in (N, C, H, W, *kernel, *stride, *padding, *dilation, ceil_mode,
+                                  count_include_pad, divisor))
+
+
+def _fwd_max_pool(L, fn):
+    x = fn.args[0]
+    kernel, stride, padding, dilation, ceil_mode, holder = fn.args[1:7]
+    if holder is not None or len(x.shape) != 4 or not _float(x):
+        return False      # return_indices hands the indices to Python: keep the eager call
+    idx = L.g.value(fn.out.shape, np.int64, "temp", "argmax")
+    pool = _pool_ints(x, kernel, stride, padding, dilation, ceil_mode)
+    fn.saved = (idx, pool)
+    L.g.add(Node("max_pool_fwd", [x], [fn.out, idx], {"pool": pool}, src=fn.op))
+    fn.lowered_by = "pool"
+    return True
+
+
+def _bwd_max_pool(L, fn, dy):
+    x, (idx, pool) = fn.args[0], fn.saved
+    L.contribute(x, fn.op, lambda out: L.g.add(Node("max_pool_bwd", [dy, idx], [out], {"pool": pool}, src=fn.op)))
+
+
+def _fwd_avg_pool(L, fn):
+    x = fn.args[0]
+    kernel, stride, padding, ceil_mode, count_include_pad, divisor = fn.args[1:7]
+    if len(x.shape) != 4 or not _float(x):
+        return False
+    pool = _pool_ints(x, kernel, stride, padding, (1, 1), ceil_mode, count_include_pad, divisor)
+    fn.saved = pool
+    L.g.add(Node("avg_pool_fwd", [x], [fn.out], {"pool": pool}, src=fn.op))
+    fn.lowered_by = "pool"
+    return True
+
+
+def _bwd_avg_pool(L, fn, dy):
+    x, pool = fn.args[0], fn.saved
+    L.contribute(x, fn.op, lambda out: L.g.add(Node("avg_pool_bwd", [dy], [out], {"pool": pool}, src=fn.op)))
+
+
+def _fwd_adaptive_avg_pool(L, fn):
+    x = fn.args[0]
+    if len(x.shape) != 4 or not _float(x):
+        return False
+    L.g.add(Node("adaptive_avg_pool_fwd", [x], [fn.out], {"sizes": x.shape + fn.out.shape[2:]}, src=fn.op))
+    fn.lowered_by = "pool"
+    return True
+
+
+def _bwd_adaptive_avg_pool(L, fn, dy):
+    x = fn.args[0]
+    sizes = x.shape + fn.out.shape[2:]
+    L.contribute(x, fn.op, lambda out: L.g.add(
+        Node("adaptive_avg_pool_bwd", [dy], [out], {"sizes": sizes}, src=fn.op)))
+
+
 _FORWARD = {
     "Reshape": _fwd_reshape, "Linear": _fwd_linear, "MatMul2D": _fwd_matmul,
     "Activation": _fwd_activation, "CrossEntropy": _fwd_cross_entropy,
     "Add": _same_shape_binary("add"), "Sub": _same_shape_binary("sub"), "Mul": _same_shape_binary("mul"),
+    "Conv2dFn": _fwd_conv, "Conv1dFn": _fwd_conv, "MaxPool2dFn": _fwd_max_pool,
+    "AvgPool2dFn": _fwd_avg_pool, "AdaptiveAvgPool2dFn": _fwd_adaptive_avg_pool,
 }
 _BACKWARD = {
     "Reshape": _bwd_reshape, "Linear": _bwd_linear, "MatMul2D": _bwd_matmul,
     "Activation": _bwd_activation, "CrossEntropy": _bwd_cross_entropy,
     "Add": _bwd_add, "Sub": _bwd_sub, "Mul": _bwd_mul,
+    "Conv2dFn": _bwd_conv, "Conv1dFn": _bwd_conv, "MaxPool2dFn": _bwd_max_pool,
+    "AvgPool2dFn": _bwd_avg_pool, "AdaptiveAvgPool2dFn": _bwd_adaptive_avg_pool,
 }
 
 

@@ -2,10 +2,14 @@
 
   fuse_linear_activation  Linear (identity) whose only reader is a relu/sigmoid/tanh Activation
                           becomes one Linear with the activation in the GEMM epilogue.
+  fuse_conv_activation    the same for Conv2dFn / Conv1dFn: the conv instruction applies the
+                          activation in place on its output.
   find_softmax_ce         reports softmax + cross-entropy pairs: eager already calls the fused
                           CrossEntropy kernel, so the pass finds and keeps it; a separate
                           log_softmax feeding nll_loss is reported as not fused.
   remove_dead_nodes       drops kernel nodes whose results nobody reads (no side effect).
+  reuse_inplace           an elementwise node (act fwd/bwd, add, sub, mul, scale) writes over
+                          an input whose buffer dies there (relu' masks dy in place).
   plan_memory             liveness over the schedule; each intermediate gets a byte offset in
                           one arena, and a buffer is reused once its last reader has run.
 """
@@ -24,11 +28,10 @@ def _readers(fnodes):
     return readers
 
 
-def fuse_linear_activation(fnodes, keep_ids=()):
-    """Fold Activation(relu|sigmoid|tanh) into the Linear producing its input.
-
-    Returns (new fnodes, notes). `keep_ids`: Value ids the caller reads (never fused away).
-    """
+def _fuse_activation(fnodes, keep_ids, ops, get_act, set_act, where):
+    """Fold an Activation(relu|sigmoid|tanh) into the producer (an op in `ops`, no activation
+    yet) of its input when the Activation is that input's only reader; the producer then
+    writes the activation's output. Returns (new fnodes, notes)."""
     readers = _readers(fnodes)
     producer = {fn.out.id: fn for fn in fnodes}
     dropped, notes = set(), []
@@ -36,19 +39,35 @@ def fuse_linear_activation(fnodes, keep_ids=()):
         if fn.op != "Activation" or fn.args[1] not in _FUSABLE:
             continue
         x = fn.args[0]
-        lin = producer.get(x.id)
-        if lin is None or lin.op != "Linear" or lin.args[3] != "identity":
+        prod = producer.get(x.id)
+        if prod is None or prod.op not in ops or get_act(prod) != "identity":
             continue
         if len(readers.get(x.id, ())) != 1 or x.id in keep_ids:
             continue
-        # The Linear now writes the activation's output directly.
-        lin.args = list(lin.args)
-        lin.args[3] = fn.args[1]
-        lin.out = fn.out
-        lin.needs = lin.needs
+        set_act(prod, fn.args[1])
+        prod.out = fn.out
         dropped.add(id(fn))
-        notes.append(f"fused {fn.args[1]} into the GEMM epilogue of Linear (call #{lin.index})")
+        notes.append(f"fused {fn.args[1]} into {where} of {prod.op} (call #{prod.index})")
     return [fn for fn in fnodes if id(fn) not in dropped], notes
+
+
+def _set_linear_act(fn, act):
+    fn.args = list(fn.args)
+    fn.args[3] = act
+
+
+def fuse_linear_activation(fnodes, keep_ids=()):
+    """Linear (identity) + relu/sigmoid/tanh -> one GEMM with the activation in its epilogue."""
+    return _fuse_activation(fnodes, keep_ids, ("Linear",), lambda fn: fn.args[3], _set_linear_act,
+                            "the GEMM epilogue")
+
+
+def fuse_conv_activation(fnodes, keep_ids=()):
+    """Conv2dFn/Conv1dFn + relu/sigmoid/tanh -> one conv instruction applying the activation in
+    place on its output: no pre-activation buffer; the backward reads the activation's output
+    (relu' is y > 0, sigmoid' and tanh' are functions of y)."""
+    return _fuse_activation(fnodes, keep_ids, ("Conv2dFn", "Conv1dFn"), lambda fn: getattr(fn, "act", "identity"),
+                            lambda fn, act: setattr(fn, "act", act), "the conv instruction (in place)")
 
 
 def find_softmax_ce(fnodes):
@@ -82,6 +101,42 @@ def remove_dead_nodes(graph):
     removed = len(graph.nodes) - len(live)
     graph.nodes = live
     return removed
+
+
+# Elementwise nodes and the inputs whose buffer their output may take over.
+_INPLACE_OK = {"act_fwd": (0,), "act_bwd": (1,), "add": (0, 1), "sub": (0, 1), "mul": (0, 1), "scale": (0,)}
+
+
+def reuse_inplace(graph):
+    """An elementwise node whose input buffer dies at that node writes its output over it (the
+    output becomes a view of the input's root): e.g. relu' masks dy in place. Returns how many.
+
+    Safe because each output element depends only on the same element of its inputs, and the
+    input's root has no reader after this node (the same size and dtype, not a graph output).
+    """
+    last = {}
+    for i, n in enumerate(graph.nodes):
+        for v in list(n.outputs) + n.reads():
+            last[v.root().id] = i
+    for v in graph.outputs:
+        last[v.root().id] = len(graph.nodes)
+    count = 0
+    for i, n in enumerate(graph.nodes):
+        pos = _INPLACE_OK.get(n.op)
+        if not pos or len(n.outputs) != 1:
+            continue
+        o = n.outputs[0]
+        if o.base is not None or o.home != "temp" or n.inplace:
+            continue
+        for p in pos:
+            r = n.inputs[p].root()
+            if r.home == "temp" and last.get(r.id) == i and r.nbytes == o.nbytes and r.dtype == o.dtype \
+                    and n.inputs[p].nbytes == o.nbytes:
+                o.base = n.inputs[p]
+                last[r.id] = last.get(o.id, i)
+                count += 1
+                break
+    return count
 
 
 def plan_memory(graph):
