@@ -398,25 +398,26 @@ ALL_FAMILIES = list(FAMILIES) + ["end_to_end"]
 # Timing
 # ============================================================================================
 
-def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3):
+def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=time.perf_counter):
     """Median seconds per call of each fn, timed round-robin (A B C A B C ...) so load from
-    other processes hits every library alike. Fast fns repeat inside a sample (>= min_sample)."""
+    other processes hits every library alike. Fast fns repeat inside a sample (>= min_sample).
+    clock=time.thread_time measures this thread's CPU time (valid when everything runs on it)."""
     est = []
     for fn in fns:
         fn()  # warm-up
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        est.append(max(time.perf_counter() - t0, 1e-7))
+        est.append(max(clock() - t0, 1e-7))
     inner = [max(1, math.ceil(min_sample / e)) for e in est]
     per_round = sum(e * k for e, k in zip(est, inner))
     reps = int(min(max_reps, max(min_reps, budget / per_round)))
     samples = [[] for _ in fns]
     for _ in range(reps):
         for fn, k, acc in zip(fns, inner, samples):
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(k):
                 fn()
-            acc.append((time.perf_counter() - t0) / k)
+            acc.append((clock() - t0) / k)
     return [statistics.median(a) for a in samples]
 
 
@@ -448,6 +449,7 @@ def measure_bandwidth(L, n, threads, prof):
     NumPy's copy is one memmove whatever the thread count, so the yardstick for the elementwise
     rows is the best over all of them (a busy neighbour only ever makes a copy slower)."""
     np = L["np"]
+    clock = L.get("clock", time.perf_counter)  # the kernels' clock: CPU time with --cpu-time
     src = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
     dst = np.empty_like(src)
     out = {}
@@ -456,9 +458,9 @@ def measure_bandwidth(L, n, threads, prof):
             best = float("inf")
             np.copyto(dst, src)  # fault the pages in
             for _ in range(max(10, prof["min_reps"] * 4)):
-                t0 = time.perf_counter()
+                t0 = clock()
                 np.copyto(dst, src)
-                best = min(best, time.perf_counter() - t0)
+                best = min(best, clock() - t0)
         L["R"].check_equal(dst, src, rtol=0, atol=0, name="copy")
         out[nt] = 2 * src.nbytes / best
     return out
@@ -496,7 +498,7 @@ def run_kernels(L, families, threads, prof, bandwidth, log):
                         log(f"  {fam} {case.name} t={nt}: WRONG: {e}")
                         continue
                     times = time_round_robin([case.fns[lib] for lib in libs], prof["budget"], prof["min_reps"],
-                                             prof["max_reps"])
+                                             prof["max_reps"], clock=L.get("clock", time.perf_counter))
                 t = dict(zip(libs, times))
                 row.update(lamina_s=t["lamina"], numpy_s=t.get("numpy"), torch_s=t.get("torch"))
                 for other in ("numpy", "torch"):
@@ -747,7 +749,8 @@ def print_header(meta, out):
         bw = "  ".join(f"{k} thread(s): {v / 1e9:.1f} GB/s" for k, v in meta["bandwidth"].items())
         w(f"memory bandwidth (best np.copyto of {meta['bw_n'] >> 20}M float32, read+write): {bw}; "
           f"BW% columns use the best, {max(meta['bandwidth'].values()) / 1e9:.1f} GB/s\n")
-    w("times: median per call; speedup = other time / lamina time (> 1: lamina faster)\n")
+    w(f"times: median per call ({meta.get('clock', 'wall (perf_counter)')}); "
+      "speedup = other time / lamina time (> 1: lamina faster)\n")
 
 
 def print_family(fam, rows, out):
@@ -760,7 +763,7 @@ def print_family(fam, rows, out):
         r0 = rows[0]
         what = ("one epoch" if r0["timed_batches"] + WARMUP_BATCHES == r0["epoch_batches"]
                 else f"{r0['timed_batches']} batches (a fraction of an epoch)")
-        w(f"MNIST training, SGD momentum, {r0['threads']} threads; {WARMUP_BATCHES} warm-up batches then {what}; "
+        w(f"MNIST training, SGD momentum, {r0['threads']} threads, wall time; {WARMUP_BATCHES} warm-up batches then {what}; "
           f"peak RSS = ru_maxrss of the config's own process; +train = peak above RSS at the start of timing\n")
         hdr = (f"{'case':26s} {'img/s':>9s} {'torch img/s':>11s} {'vs pt':>7s} | {'peak RSS':>9s} {'torch':>7s} "
                f"| {'+train':>7s} {'torch':>7s} | {'target':16s} status")
@@ -905,6 +908,8 @@ def parse_args(argv):
     g.add_argument("--quick", action="store_true", help="fewer shapes and reps, 50 training batches (< 3 min)")
     g.add_argument("--smoke", action="store_true", help="tiny shapes: checks the tooling, not the speed")
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts for the kernel tables")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="kernel tables at 1 thread timed by this thread's CPU time (robust on a loaded machine)")
     ap.add_argument("--e2e-threads", type=int, default=2, help="threads for end-to-end training (default 2)")
     ap.add_argument("--families", default=",".join(ALL_FAMILIES), help=f"subset of {','.join(ALL_FAMILIES)}")
     ap.add_argument("--data", default=None, help="data root holding mnist/ (default $LAMINA_DATA or /work/shared/data)")
@@ -925,6 +930,10 @@ def parse_args(argv):
         ap.error(f"--threads: expected a comma list of integers, got {args.threads!r}")
     if any(t < 1 for t in args.threads):
         ap.error(f"--threads: expected positive counts, got {args.threads}")
+    if args.cpu_time:
+        if args.threads not in ([1], [1, 2]):
+            ap.error(f"--cpu-time: CPU time of one thread only measures 1 thread, got --threads {args.threads}")
+        args.threads = [1]
     return args
 
 
@@ -961,9 +970,12 @@ def _measure(args, launcher):
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     prof = PROFILES[profile]
     L = load_libs(profile)
+    if args.cpu_time:
+        L["clock"] = time.thread_time  # lamina, NumPy's BLAS and PyTorch all run on this thread at 1 thread
     out = sys.stdout
     t_start = time.perf_counter()
     meta = collect_meta(L, profile, args.threads, prof)
+    meta["clock"] = "thread CPU time" if args.cpu_time else "wall (perf_counter)"
     kernel_fams = [f for f in args.families if f in FAMILIES]
     bandwidth = measure_bandwidth(L, prof["bw_n"], args.threads, prof) if kernel_fams else {}
     meta["bandwidth"] = {str(k): v for k, v in bandwidth.items()}

@@ -132,3 +132,13 @@ def test_bad_arguments_are_named():
     assert p.returncode != 0 and "--families" in p.stderr and "nope" in p.stderr
     p = _run("--threads", "0")
     assert p.returncode != 0 and "--threads" in p.stderr
+
+
+def test_cpu_time_mode_measures_one_thread_by_cpu_time():
+    p = _run("--smoke", "--cpu-time", "--families", "loss")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "thread CPU time" in p.stdout and "threads measured: [1]" in p.stdout
+    rows = [ln for ln in p.stdout.splitlines() if ln.startswith("softmax-CE")]
+    assert rows and all(ln.split()[3] == "1" for ln in rows)  # the thr column
+    p = _run("--cpu-time", "--threads", "2")
+    assert p.returncode != 0 and "--cpu-time" in p.stderr
