@@ -104,7 +104,10 @@ void max_pool2d_backward(const PoolParams& p, const T* dy, const int64_t* indice
     const T* dyp = dy + pl * OHW;
     const int64_t* ip = indices + pl * OHW;
     std::fill(dxp, dxp + HW, T(0));
-    for (int64_t i = 0; i < OHW; ++i) dxp[ip[i]] += dyp[i];  // overlapping windows add up
+    // Overlapping windows add up; a window wholly in the padding (index outside the plane)
+    // routes no gradient, as in PyTorch.
+    for (int64_t i = 0; i < OHW; ++i)
+      if (static_cast<uint64_t>(ip[i]) < static_cast<uint64_t>(HW)) dxp[ip[i]] += dyp[i];
   });
 }
 

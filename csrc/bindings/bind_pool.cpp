@@ -88,9 +88,23 @@ void max_pool2d_backward(const py::array& dy, const py::array& indices, const py
   check_no_alias(dx, "grad_input", indices, "indices");
   const int64_t* ip = data_of<int64_t>(indices, "indices");
   // Indices come from Python: check the range so a bad one cannot write out of bounds.
-  const int64_t n = p.N * p.C * p.OH() * p.OW(), HW = p.H * p.W;
-  for (int64_t i = 0; i < n; ++i)
-    if (ip[i] < 0 || ip[i] >= HW) value_error("indices: expected values in [0, ", HW, "), got ", ip[i]);
+  // The one exception: a (dilated) window with no tap inside the input has max -inf and an
+  // out-of-plane index, and routes no gradient, as in PyTorch.
+  const int64_t OH = p.OH(), OW = p.OW(), n = p.N * p.C * OH * OW, HW = p.H * p.W;
+  auto taps_inside = [](int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t k, int64_t size) {
+    for (int64_t t = 0; t < k; ++t) {
+      const int64_t i = o * stride - pad + t * dil;
+      if (i >= 0 && i < size) return true;
+    }
+    return false;
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    if (ip[i] >= 0 && ip[i] < HW) continue;
+    const int64_t oh = (i / OW) % OH, ow = i % OW;
+    if (taps_inside(oh, p.stride_h, p.pad_h, p.dil_h, p.KH, p.H) &&
+        taps_inside(ow, p.stride_w, p.pad_w, p.dil_w, p.KW, p.W))
+      value_error("indices: expected values in [0, ", HW, "), got ", ip[i]);
+  }
   dispatch_float(dx, "grad_input", [&](auto tag) {
     using T = decltype(tag);
     const T* dyp = data_of<T>(dy, "grad_output");
