@@ -4,9 +4,9 @@ PYTHON ?= python3
 BUILD ?= build/tests
 JOBS ?= 2
 
-.PHONY: test install ctest pytest dev clean
+.PHONY: test install ctest pytest sanitize dev clean
 
-test: install ctest pytest
+test: install ctest pytest sanitize
 
 install:
 	$(PYTHON) -m pip install --upgrade pip >/dev/null
@@ -22,6 +22,11 @@ ctest:
 pytest:
 	# Run from tests/ against the installed package (not the source tree); exit 5 = no tests.
 	cd tests && $(PYTHON) -m pytest -q -p no:cacheprovider . ; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# ASan+UBSan build of the C++ tests and the _C module in build/asan; runs ctest and the kernel-facing
+# pytest files against the instrumented module (tools/sanitize.sh; ~5 min from scratch on 2 cores).
+sanitize:
+	PYTHON=$(PYTHON) JOBS=$(JOBS) bash tools/sanitize.sh
 
 # Developer loop: build the extension in place so PYTHONPATH=python picks it up.
 dev:
