@@ -1,6 +1,11 @@
 """Training steps/s: eager lamina vs compiled lamina (lamina.graph) vs PyTorch, same thread count.
 
     PYTHONPATH=python python3 benchmarks/bench_compile.py [--threads 2] [--rounds 5] [--memory]
+        [--cpu-time] [--only mlp|lenet5] [--no-speed] [--overhead]
+
+--cpu-time: one thread for every library and process CPU time (time.process_time) per step, the
+stable figure on a shared, loaded machine (wall time measures the other processes too).
+--overhead: Python time per compiled step around the C++ run (batch-1 MLP), and its profile.
 
 Each case builds identical models (same seed), warms up, then times `rounds` rounds of a fixed
 number of steps and reports the median steps/s and images/s. Before timing, one compiled step
@@ -22,15 +27,18 @@ import lamina.nn.functional as F
 from lamina.graph import compile
 
 
+_CLOCK = time.perf_counter
+
+
 def _time(fn, steps, rounds):
     for _ in range(3):
         fn()
     per = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0 = _CLOCK()
         for _ in range(steps):
             fn()
-        per.append((time.perf_counter() - t0) / steps)
+        per.append((_CLOCK() - t0) / steps)
     return statistics.median(per)
 
 
@@ -74,7 +82,9 @@ def _torch_step(model_name, batch, threads):
 
 def bench(cases, threads, rounds):
     lamina.set_num_threads(threads)
-    print(f"lamina {lamina.__version__}, {threads} threads, isa {lamina._C.isa()}; median of {rounds} rounds")
+    clock = "process CPU time" if _CLOCK is time.process_time else "wall time"
+    print(f"lamina {lamina.__version__}, {threads} threads, isa {lamina._C.isa()}; {clock}, "
+          f"median of {rounds} rounds")
     print(f"{'model':6s} {'batch':>5s} | {'eager st/s':>10s} {'compiled':>10s} {'torch':>10s} | "
           f"{'comp img/s':>10s} {'torch img/s':>11s} | {'comp/eager':>10s} {'comp/torch':>10s}")
     rows = []
@@ -142,7 +152,7 @@ def memory(batch=256):
     print(f"LeNet-5 batch {batch}: parameters {params / 1e6:.2f} MB (+ same for grads, momentum)")
     print(f"  eager    peak allocated during a step: {out['eager'] / 1e6:.2f} MB (activations, grads, temporaries)")
     print(f"  compiled peak allocated during a step: {out['compiled'] / 1e6:.2f} MB (outside the arena: "
-          "callback temporaries of ops without a C++ node)")
+          f"callback temporaries of ops without a C++ node; callbacks: {g.callbacks or 'none'})")
     print(f"  compiled arena (planned, reused): {g.arena_bytes / 1e6:.2f} MB; "
           f"arena + parameters = {(g.arena_bytes + params) / 1e6:.2f} MB")
     print(f"  compiled total in use per step  = arena + callback peak + params = "
@@ -151,19 +161,53 @@ def memory(batch=256):
     return out, g.arena_bytes, params
 
 
+def overhead(steps=2000):
+    """Per-step time of the batch-1 MLP compiled step, split into the C++ run and the rest."""
+    model, opt, x, y = _lamina_case("mlp", 1)
+    step = compile(model, F.cross_entropy, opt)
+    step(x, y)
+    step(x, y)
+    plan = step._last
+    prog, scalars = plan.executor.prog, plan.scalars
+    inputs = [x, y]
+    t_full = _time(lambda: step(x, y), steps, 5)
+    t_run = _time(lambda: prog.run(inputs, scalars, None), steps, 5)
+    print(f"MLP batch 1: compiled step {t_full * 1e6:.1f} us, of which GraphProgram.run {t_run * 1e6:.1f} us "
+          f"-> Python around it {(t_full - t_run) * 1e6:.1f} us")
+    import cProfile
+    import pstats
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(steps):
+        step(x, y)
+    pr.disable()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(8)
+
+
 def main():
+    global _CLOCK
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true", help="1 thread, process CPU time")
+    ap.add_argument("--no-speed", action="store_true", help="skip the steps/s table")
+    ap.add_argument("--overhead", action="store_true", help="Python time around the C++ run (batch 1)")
     ap.add_argument("--only", choices=["mlp", "lenet5"], default=None)
     args = ap.parse_args()
+    if args.cpu_time:
+        _CLOCK = time.process_time
+        args.threads = 1
     cases = [("mlp", b) for b in (1, 16, 64, 256)] + [("lenet5", b) for b in (64, 256)]
     if args.only:
         cases = [c for c in cases if c[0] == args.only]
-    bench(cases, args.threads, args.rounds)
+    if not args.no_speed:
+        bench(cases, args.threads, args.rounds)
     if args.memory:
         memory()
+    if args.overhead:
+        lamina.set_num_threads(1)
+        overhead()
 
 
 if __name__ == "__main__":

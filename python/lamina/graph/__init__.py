@@ -72,7 +72,8 @@ def _as_array(a, name):
 
 
 def _key(arrays):
-    return tuple((a.shape, a.dtype.str) for a in arrays)
+    # dtype objects hash in C; dtype.str is a Python-level property (~1 us per array per step).
+    return tuple([(a.shape, a.dtype) for a in arrays])
 
 
 class _Plan:
@@ -267,10 +268,14 @@ def _state_of(optimizer, p):
     st = getattr(optimizer, "state", None)
     if st is None:
         return None
+    if isinstance(st, dict):          # lamina's optimizers key state by id(param): no exception
+        s = st.get(id(p))
+        if s is not None:
+            return s
     try:
         return st[p]
     except (KeyError, TypeError):
-        return st.get(id(p)) if isinstance(st, dict) else None
+        return None
 
 
 def _arr(x):
@@ -355,9 +360,10 @@ class _Optimizer:
                                              "_call": self._python_step}, src=self.kind, effect=True))
             g.notes.append(f"optimizer {self.kind}: no native lowering, runs optimizer.step() as a callback")
         self.native = native
-        # (state dict owner param, key, array) to notice a load_state_dict replacing them.
-        self.bound = [(t, v.name, v.array) for n in (nodes if native else []) for t, v in
-                      [(self._param_of(n), o) for o in n.outputs[1:]]]
+        # (param, its state dict, key, array) to notice a load_state_dict replacing them.
+        self._state_obj = getattr(opt, "state", None)
+        self.bound = [(t, _state_of(opt, t), v.name, v.array) for n in (nodes if native else [])
+                      for t, v in [(self._param_of(n), o) for o in n.outputs[1:]]]
         self.scalars = np.zeros(len(scal), dtype=np.float64)
 
     def _param_of(self, node):
@@ -367,9 +373,11 @@ class _Optimizer:
         return None
 
     def valid(self):
-        for t, key, arr in self.bound:
-            st = _state_of(self.opt, t)
-            if st is None or _arr(st.get(key)) is not arr:
+        # Runs before every step: identity checks only (load_state_dict replaces opt.state).
+        if getattr(self.opt, "state", None) is not self._state_obj:
+            return False
+        for t, st, key, arr in self.bound:
+            if _state_of(self.opt, t) is not st or _arr(st.get(key)) is not arr:
                 return False
         return True
 
