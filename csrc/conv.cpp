@@ -168,8 +168,21 @@ Blocking block_images(const ConvParams& p) {
 }
 }  // namespace
 
+// Winograd where it applies and the GEMMs are deep enough to pay for the tile transforms.
+static bool use_winograd(const ConvParams& p) {
+  const ConvAlgo a = conv_get_algo();
+  if (a == ConvAlgo::im2col || !conv_winograd_applicable(p)) return false;
+  return a == ConvAlgo::winograd || (p.C >= 16 && p.K >= 16);
+}
+
 template <class T>
 void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (use_winograd(p)) {
+    std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
+    winograd_weights(w, p.K, p.C, false, U.data());
+    conv2d_winograd(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, U.data(), b, y);
+    return;
+  }
   const Blocking bl = block_images<T>(p);
   const int64_t P = bl.P, G = p.groups, Kg = bl.Kg, CKKg = bl.CKKg, CHW = p.C * p.H * p.W;
   if (p.N == 0 || P == 0) return;
@@ -248,6 +261,14 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
       }
       db[k] = static_cast<T>(acc);
     }
+  }
+  if (dx && use_winograd(p)) {
+    // dx (N, C, H, W) = 3x3 conv of dy (N, K, OH, OW) with rotated, transposed filters, pad 2 - p
+    std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
+    winograd_weights(w, p.K, p.C, true, U.data());
+    conv2d_winograd(p.N, p.K, p.OH(), p.OW(), p.C, 2 - p.pad_h, 2 - p.pad_w, dy, U.data(),
+                    static_cast<const T*>(nullptr), dx);
+    dx = nullptr;  // done; the im2col path below computes only dw
   }
   if (!dx && !dw) return;
   if (p.N == 0 || P == 0) {

@@ -135,6 +135,44 @@ int main() {
     p.stride_h = 2; p.dil_w = 2; p.pad_w = 2; p.groups = 2; p.K = 4;
     check_case<double>(p, true, g);
   }
+  // Winograd F(2x2, 3x3), forced on small shapes: odd/even output sizes (partial edge tiles),
+  // every padding it takes (the data gradient runs with padding 2 - pad), one tile row and
+  // many, both ISAs, 1 and 2 threads; the automatic choice on a deep layer uses it too.
+  for (Isa isa : {Isa::avx2, Isa::portable}) {
+    if (!set_isa(isa)) continue;
+    conv_set_algo(ConvAlgo::winograd);
+    int wcases = 0;
+    for (int threads : {1, 2})
+      for (int64_t pad : {0, 1, 2})
+        for (int64_t H : {3, 4, 7, 10})
+          for (int64_t W : {3, 5, 8, 13}) {
+            set_num_threads(threads);
+            ConvParams p;
+            p.N = threads == 1 ? 1 : 3; p.C = 5; p.K = 7; p.H = H; p.W = W; p.KH = p.KW = 3;
+            p.pad_h = pad; p.pad_w = (pad + W) % 3;
+            CHECK(conv_winograd_applicable(p));
+            check_case<float>(p, (wcases & 1) == 0, g);
+            check_case<double>(p, (wcases & 1) == 1, g);
+            ++wcases;
+          }
+    CHECK(wcases == 96);
+    ConvParams q;  // not applicable: falls back to im2col even when forced
+    q.N = 2; q.C = 4; q.K = 4; q.H = 9; q.W = 9; q.KH = q.KW = 3; q.stride_h = 2;
+    CHECK(!conv_winograd_applicable(q));
+    check_case<float>(q, true, g);
+    q.stride_h = 1; q.pad_h = 3;
+    CHECK(!conv_winograd_applicable(q));
+    check_case<float>(q, true, g);
+    conv_set_algo(ConvAlgo::automatic);
+    ConvParams deep;  // auto picks Winograd here (C, K >= 16); a map cut into tile-row chunks
+    deep.N = 2; deep.C = 32; deep.K = 24; deep.H = 70; deep.W = 67; deep.KH = deep.KW = 3;
+    deep.pad_h = deep.pad_w = 1;
+    set_num_threads(2);
+    check_case<float>(deep, true, g);
+    check_case<double>(deep, false, g);
+  }
+  set_isa(cpu_supports_avx2_fma() ? Isa::avx2 : Isa::portable);
+  set_num_threads(0);
   // Bad parameters are reported, not run.
   ConvParams bad;
   bad.C = 3; bad.groups = 2;
