@@ -7,26 +7,10 @@
 #include <limits>
 
 #include "cpu.h"
+#include "parallel.h"
 
 namespace lamina {
 namespace {
-
-// Elementwise work below this many elements per thread stays on one thread (fork/join ~ us).
-constexpr int64_t kElemsPerThread = 32768;
-// Dynamic chunks (multiple of 8 lanes) so a thread that lost its core does not stall the rest.
-constexpr int64_t kChunk = 16384;
-
-template <class F>
-void parallel_ranges(int64_t n, F&& f) {
-  const int nt = threads_for(static_cast<double>(n), static_cast<double>(kElemsPerThread));
-  if (nt <= 1) {
-    f(int64_t{0}, n);
-    return;
-  }
-  const int64_t nchunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t c = 0; c < nchunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
-}
 
 // Non-temporal stores pay once the output is well past the last-level cache, and only when
 // the output is a separate buffer (in place, the line is already in cache from the load).

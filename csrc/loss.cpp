@@ -9,11 +9,11 @@
 
 #include "activation.h"
 #include "cpu.h"
+#include "parallel.h"
 
 namespace lamina {
 namespace {
 
-constexpr double kElemsPerThread = 32768;  // below this per thread, stay single-threaded
 constexpr int64_t kSumChunk = 8192;        // fixed reduction chunk: result independent of threads
 
 // Runs f(row) for every row, rows split over threads when the matrix is big enough.

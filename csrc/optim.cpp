@@ -7,24 +7,10 @@
 #include <cmath>
 
 #include "cpu.h"
+#include "parallel.h"
 
 namespace lamina {
 namespace {
-
-constexpr int64_t kElemsPerThread = 32768;
-constexpr int64_t kChunk = 16384;
-
-template <class F>
-void parallel_ranges(int64_t n, F&& f) {
-  const int nt = threads_for(static_cast<double>(n), static_cast<double>(kElemsPerThread));
-  if (nt <= 1) {
-    f(int64_t{0}, n);
-    return;
-  }
-  const int64_t nchunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t c = 0; c < nchunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk));
-}
 
 template <class T, bool kDecay, int kMomentum /*0 none, 1 first step, 2 later*/, bool kNesterov>
 void sgd_range(int64_t i0, int64_t i1, T* __restrict p, const T* __restrict grad, T* __restrict buf,

@@ -9,19 +9,8 @@ using namespace lamina_py;
 
 namespace {
 
-std::vector<int64_t> shape_of(const py::array& a) {
-  std::vector<int64_t> s(a.ndim());
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
-  return s;
-}
-
 // Elementwise kernels may write over an input element by element (same buffer), never a
 // partially overlapping one.
-void check_same_or_disjoint(const py::array& out, const char* on, const py::array& in, const char* in_name) {
-  if (out.data() == in.data() && out.nbytes() == in.nbytes()) return;
-  check_no_alias(out, on, in, in_name);
-}
-
 lamina::Activation parse_kind(const std::string& s) {
   using A = lamina::Activation;
   if (s == "identity") return A::identity;

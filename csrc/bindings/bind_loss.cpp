@@ -10,17 +10,6 @@ using namespace lamina_py;
 
 namespace {
 
-std::vector<int64_t> shape_of(const py::array& a) {
-  std::vector<int64_t> s(a.ndim());
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
-  return s;
-}
-
-void check_same_or_disjoint(const py::array& out, const char* on, const py::array& in, const char* in_name) {
-  if (out.data() == in.data() && out.nbytes() == in.nbytes()) return;
-  check_no_alias(out, on, in, in_name);
-}
-
 // Checks a 2-D input x and an output of the same shape/dtype; returns (N, C).
 template <class T>
 std::pair<int64_t, int64_t> rows_and_out(const py::array& x, const char* xn, const py::array& y, const char* yn) {

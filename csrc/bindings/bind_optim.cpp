@@ -9,12 +9,6 @@ using namespace lamina_py;
 
 namespace {
 
-std::vector<int64_t> shape_of(const py::array& a) {
-  std::vector<int64_t> s(a.ndim());
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
-  return s;
-}
-
 // A state buffer: same dtype and shape as param, writeable, C-contiguous, not overlapping.
 template <class T>
 T* state_of(const py::array& param, const py::object& obj, const char* name) {

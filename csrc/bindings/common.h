@@ -91,6 +91,18 @@ inline void check_no_alias(const py::array& out, const char* on, const py::array
     value_error(on, ": output must not overlap input ", in_name);
 }
 
+// In-place use is allowed (the very same buffer); any other overlap is an error.
+inline void check_same_or_disjoint(const py::array& out, const char* on, const py::array& in, const char* in_name) {
+  if (out.data() == in.data() && out.nbytes() == in.nbytes()) return;
+  check_no_alias(out, on, in, in_name);
+}
+
+inline std::vector<int64_t> shape_of(const py::array& a) {
+  std::vector<int64_t> s(a.ndim());
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
+  return s;
+}
+
 inline bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
 inline bool is_f64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
 
