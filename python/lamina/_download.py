@@ -20,6 +20,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
+from .serialization import _fsync_dir  # one copy of the durable-rename helper
 
 __all__ = ["MIRRORS", "MNIST_SHA256", "download_mnist", "download_file"]
 
@@ -55,19 +56,6 @@ def _sha256_of_gzip(path: Path) -> str:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def download_file(url: str, dest: Path, sha256: str, timeout: float = 30.0,
