@@ -603,16 +603,17 @@ def e2e_child(spec):
         rss_start = _rss_kib("VmRSS")
     except OSError:
         rss_start = None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(WARMUP_BATCHES, total):
         last = step(x_all[i * batch:(i + 1) * batch], y_all[i * batch:(i + 1) * batch])
-    elapsed = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    elapsed = cpu if spec.get("cpu_time") else wall
     peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     hwm = _rss_kib("VmHWM") if rss_start is not None else None
     timed = total - WARMUP_BATCHES
     print(json.dumps({
         "impl": impl, "version": version, "warmup_losses": losses, "last_loss": float(last),
-        "timed_batches": timed, "epoch_batches": nb, "seconds": elapsed,
+        "timed_batches": timed, "epoch_batches": nb, "seconds": elapsed, "wall_s": wall, "cpu_s": cpu,
         "images_per_s": timed * batch / elapsed, "step_s": elapsed / timed,
         "peak_rss_mb": max(peak_before, peak_after) / 1024,
         "train_peak_over_start_mb": (hwm - rss_start) / 1024 if rss_start is not None else None,
@@ -651,7 +652,7 @@ def launcher_loop():
         sys.stdout.flush()
 
 
-def run_end_to_end(L, prof, data_root, threads, log, launcher):
+def run_end_to_end(L, prof, data_root, threads, log, launcher, cpu_time=False):
     np, lamina = L["np"], L["lamina"]
     from lamina.datasets import MNIST
     configs = e2e_configs(L["profile"])
@@ -675,7 +676,7 @@ def run_end_to_end(L, prof, data_root, threads, log, launcher):
             res = {}
             for impl in ["eager", "compiled"] + (["torch"] if torch_ok else []):
                 spec = dict(impl=impl, model=model_name, batch=batch, threads=threads, batches=prof["e2e_batches"],
-                            epoch_images=len(x),
+                            epoch_images=len(x), cpu_time=cpu_time,
                             x=os.path.join(tmp, "x.npy"), y=os.path.join(tmp, "y.npy"), weights=wpath)
                 proc = launcher.run(spec)
                 if proc["rc"] != 0:
@@ -702,6 +703,7 @@ def run_end_to_end(L, prof, data_root, threads, log, launcher):
             for impl in ("eager", "compiled"):
                 r = res[impl]
                 row = {"family": "end_to_end", "case": f"{model_name} b={batch} {impl}", "threads": threads,
+                       "clock": "process CPU time" if cpu_time else "wall time",
                        "lamina_s": r["step_s"], "numpy_s": None, "torch_s": t["step_s"] if t else None,
                        "vs_numpy": None, "vs_torch": t["step_s"] / r["step_s"] if t else None,
                        "images_per_s": r["images_per_s"], "torch_images_per_s": t["images_per_s"] if t else None,
@@ -763,7 +765,8 @@ def print_family(fam, rows, out):
         r0 = rows[0]
         what = ("one epoch" if r0["timed_batches"] + WARMUP_BATCHES == r0["epoch_batches"]
                 else f"{r0['timed_batches']} batches (a fraction of an epoch)")
-        w(f"MNIST training, SGD momentum, {r0['threads']} threads, wall time; {WARMUP_BATCHES} warm-up batches then {what}; "
+        w(f"MNIST training, SGD momentum, {r0['threads']} thread(s), {r0.get('clock', 'wall time')}; "
+          f"{WARMUP_BATCHES} warm-up batches then {what}; "
           f"peak RSS = ru_maxrss of the config's own process; +train = peak above RSS at the start of timing\n")
         hdr = (f"{'case':26s} {'img/s':>9s} {'torch img/s':>11s} {'vs pt':>7s} | {'peak RSS':>9s} {'torch':>7s} "
                f"| {'+train':>7s} {'torch':>7s} | {'target':16s} status")
@@ -909,7 +912,8 @@ def parse_args(argv):
     g.add_argument("--smoke", action="store_true", help="tiny shapes: checks the tooling, not the speed")
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts for the kernel tables")
     ap.add_argument("--cpu-time", action="store_true",
-                    help="kernel tables at 1 thread timed by this thread's CPU time (robust on a loaded machine)")
+                    help="1 thread, timed by CPU time (kernels: this thread's; training: the process's): "
+                         "robust on a loaded machine")
     ap.add_argument("--e2e-threads", type=int, default=2, help="threads for end-to-end training (default 2)")
     ap.add_argument("--families", default=",".join(ALL_FAMILIES), help=f"subset of {','.join(ALL_FAMILIES)}")
     ap.add_argument("--data", default=None, help="data root holding mnist/ (default $LAMINA_DATA or /work/shared/data)")
@@ -988,7 +992,8 @@ def _measure(args, launcher):
     e2e = {}
     if "end_to_end" in args.families:
         root = args.data or os.environ.get("LAMINA_DATA") or "/work/shared/data"
-        e2e_rows, e2e = run_end_to_end(L, prof, root, args.e2e_threads, log, launcher)
+        e2e_rows, e2e = run_end_to_end(L, prof, root, 1 if args.cpu_time else args.e2e_threads, log, launcher,
+                                       cpu_time=args.cpu_time)
         rows += e2e_rows
     meta["load_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     meta["seconds"] = round(time.perf_counter() - t_start, 1)
