@@ -742,7 +742,7 @@ def print_header(meta, out):
     w(f"lamina {meta['lamina']}  isa={meta['isa']}  threads measured: {meta['threads']}  "
       f"profile: {meta['profile']}\n")
     w(f"numpy {meta['numpy']}  BLAS: {meta['blas']}\n")
-    w(f"torch {meta['torch'] or 'not installed'}\n")
+    w(f"torch {meta['torch'] or 'not used (not installed, or --no-torch)'}\n")
     w(f"cpu: {meta['cpu']}  ({meta['cpus']} cpus)  python {meta['python']}\n")
     w(f"OpenBLAS overrides unset for this run: {meta['openblas_unset'] or 'none were set'}\n")
     w(f"load average at start: {meta['load_start']}"
@@ -887,16 +887,18 @@ def collect_meta(L, profile, threads, prof):
     }
 
 
-def load_libs(profile):
+def load_libs(profile, use_torch=True):
     _add_paths()
     import numpy as np
     import lamina
     from lamina import _C
     import numpy_ref as R
-    try:
-        import torch  # comparison only; lamina itself never imports torch
-    except ImportError:
-        torch = None
+    torch = None
+    if use_torch:
+        try:
+            import torch  # comparison only; lamina itself never imports torch
+        except ImportError:
+            pass
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
@@ -916,6 +918,7 @@ def parse_args(argv):
                          "robust on a loaded machine")
     ap.add_argument("--e2e-threads", type=int, default=2, help="threads for end-to-end training (default 2)")
     ap.add_argument("--families", default=",".join(ALL_FAMILIES), help=f"subset of {','.join(ALL_FAMILIES)}")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     ap.add_argument("--data", default=None, help="data root holding mnist/ (default $LAMINA_DATA or /work/shared/data)")
     ap.add_argument("--json", metavar="OUT", help="write machine-readable results here")
     ap.add_argument("--compare", metavar="OLD", help="flag rows whose lamina time grew > 10%% vs this JSON")
@@ -973,7 +976,7 @@ def main(argv=None):
 def _measure(args, launcher):
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     prof = PROFILES[profile]
-    L = load_libs(profile)
+    L = load_libs(profile, use_torch=not args.no_torch)
     if args.cpu_time:
         L["clock"] = time.thread_time  # lamina, NumPy's BLAS and PyTorch all run on this thread at 1 thread
     out = sys.stdout

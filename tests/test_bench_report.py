@@ -103,7 +103,7 @@ def _load_report():
 
 def test_a_fast_wrong_answer_is_reported_wrong_not_timed(monkeypatch):
     report = _load_report()
-    L = report.load_libs("smoke")
+    L = report.load_libs("smoke", use_torch=False)
     R = L["R"]
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     y = np.empty_like(x)
@@ -135,10 +135,12 @@ def test_bad_arguments_are_named():
 
 
 def test_cpu_time_mode_measures_one_thread_by_cpu_time():
-    p = _run("--smoke", "--cpu-time", "--families", "loss")
+    p = _run("--smoke", "--cpu-time", "--no-torch", "--families", "loss")
     assert p.returncode == 0, p.stderr[-3000:]
     assert "thread CPU time" in p.stdout and "threads measured: [1]" in p.stdout
+    assert "torch not used" in p.stdout
     rows = [ln for ln in p.stdout.splitlines() if ln.startswith("softmax-CE")]
     assert rows and all(ln.split()[3] == "1" for ln in rows)  # the thr column
+    assert all(ln.split()[6] == "-" for ln in rows)  # no torch time without torch
     p = _run("--cpu-time", "--threads", "2")
     assert p.returncode != 0 and "--cpu-time" in p.stderr
