@@ -8,6 +8,7 @@
 
 #include "activation.h"
 #include "conv.h"
+#include "cpu.h"
 #include "gemm.h"
 #include "loss.h"
 #include "optim.h"
@@ -42,6 +43,8 @@ const char* op_name(Op op) {
     case Op::avg_pool2d_backward: return "avg_pool2d_backward";
     case Op::adaptive_avg_pool2d_forward: return "adaptive_avg_pool2d_forward";
     case Op::adaptive_avg_pool2d_backward: return "adaptive_avg_pool2d_backward";
+    case Op::broadcast: return "broadcast";
+    case Op::reduce_broadcast: return "reduce_broadcast";
   }
   return "?";
 }
@@ -114,6 +117,11 @@ std::string window_error(const Instr& in) {
   } else if (is_adaptive(in.op)) {
     for (int k = 1; k < 6; ++k)
       if (a[k] == 0) return "i[" + std::to_string(k) + "]: expected C, H, W, OH, OW > 0";
+  } else if (in.op == Op::broadcast || in.op == Op::reduce_broadcast) {
+    if (mul_sat(a[0], a[1]) == std::numeric_limits<int64_t>::max())   // outer*mid rows must not wrap
+      return "i[0], i[1]: outer * mid overflows";
+    if (in.op == Op::broadcast && (a[3] < 0 || a[3] > 3))
+      return "i[3]: broadcast kind out of range [0, 3], got " + std::to_string(a[3]);
   }
   return "";
 }
@@ -168,6 +176,13 @@ Need needs_of(const Instr& in) {
       else { req(0, ys, t); req(1, xs, t); }
       break;
     }
+    case Op::broadcast: case Op::reduce_broadcast: {
+      const int64_t n = mul_sat(a[0], a[1], a[2], 1);
+      req(0, n, t);
+      if (in.op == Op::broadcast) { req(1, a[1], t); req(2, n, t); }
+      else { opt(1, n, t); req(2, a[1], t); }
+      break;
+    }
     case Op::adaptive_avg_pool2d_forward: case Op::adaptive_avg_pool2d_backward: {
       const int64_t xs = mul_sat(a[0], a[1], a[2], a[3]), ys = mul_sat(a[0], a[1], a[4], a[5]);
       if (in.op == Op::adaptive_avg_pool2d_forward) { req(0, xs, t); req(1, ys, t); }
@@ -179,6 +194,42 @@ Need needs_of(const Instr& in) {
 }
 
 template <class T> T* P(void* const* s, int32_t k) { return k < 0 ? nullptr : static_cast<T*>(s[k]); }
+
+// y[o,m,i] = x[o,m,i] (op) s[m]; rows (o, m) are independent, so threads take whole rows.
+template <class T>
+void broadcast_rows(int64_t outer, int64_t mid, int64_t inner, int64_t kind, const T* x, const T* s, T* y) {
+  const int64_t rows = outer * mid;
+  const int nt = threads_for(static_cast<double>(rows) * inner, 1 << 15);
+#pragma omp parallel for num_threads(nt) schedule(static, 16)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T sv = s[r % mid];
+    const T* xr = x + r * inner;
+    T* yr = y + r * inner;
+    switch (kind) {
+      case 0: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] + sv; break;
+      case 1: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] - sv; break;
+      case 2: for (int64_t k = 0; k < inner; ++k) yr[k] = sv - xr[k]; break;
+      default: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] * sv; break;
+    }
+  }
+}
+
+// ds[m] = alpha * sum over (o, i) of dy (* x): one thread per m, so no output is shared;
+// a double accumulator keeps long sums (a scalar over a whole batch) accurate.
+template <class T>
+void reduce_rows(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds) {
+  const int nt = threads_for(static_cast<double>(outer) * mid * inner, 1 << 15);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (mid > 1)
+  for (int64_t m = 0; m < mid; ++m) {
+    double acc = 0;
+    for (int64_t o = 0; o < outer; ++o) {
+      const int64_t base = (o * mid + m) * inner;
+      if (x) for (int64_t k = 0; k < inner; ++k) acc += static_cast<double>(dy[base + k]) * x[base + k];
+      else for (int64_t k = 0; k < inner; ++k) acc += dy[base + k];
+    }
+    ds[m] = static_cast<T>(alpha * acc);
+  }
+}
 
 template <class T>
 int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* err) {
@@ -315,6 +366,12 @@ int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* 
       return -1;
     case Op::adaptive_avg_pool2d_backward:
       adaptive_avg_pool2d_backward<T>(a[0], a[1], a[2], a[3], a[4], a[5], P<const T>(s, in.slot[0]), P<T>(s, in.slot[1]));
+      return -1;
+    case Op::broadcast:
+      broadcast_rows<T>(a[0], a[1], a[2], a[3], P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]));
+      return -1;
+    case Op::reduce_broadcast:
+      reduce_rows<T>(a[0], a[1], a[2], in.f[0], P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]));
       return -1;
   }
   *err = "unknown op";

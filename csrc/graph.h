@@ -38,6 +38,12 @@
 //   avg_pool2d_backward dy, dx        | i: pool (dil = 1)
 //   adaptive_avg_pool2d_forward  x, y | i: N, C, H, W, OH, OW
 //   adaptive_avg_pool2d_backward dy, dx | i: N, C, H, W, OH, OW
+// Broadcasting elementwise ops: the full operand x and y are (outer, mid, inner), the small one
+// s is (mid) and repeats over outer and inner (a bias (F) on (N, F), (C, 1, 1) on (N, C, H, W),
+// a scalar with mid = 1).
+//   broadcast         x, s, y         | i: outer, mid, inner, kind (0: x + s, 1: x - s, 2: s - x, 3: x * s)
+//   reduce_broadcast  dy, x, ds       | i: outer, mid, inner | f: alpha
+//                                       ds[m] = alpha * sum_{o,i} dy[o,m,i] (* x[o,m,i] if x given)
 #pragma once
 #include <cstdint>
 #include <string>
@@ -51,9 +57,10 @@ enum class Op : int32_t {
   ce_backward = 5, fill = 6, add = 7, sub = 8, mul = 9, scale = 10, copy = 11,
   accumulate = 12, sgd = 13, adam = 14, callback = 15, conv2d_forward = 16, conv2d_backward = 17,
   max_pool2d_forward = 18, max_pool2d_backward = 19, avg_pool2d_forward = 20, avg_pool2d_backward = 21,
-  adaptive_avg_pool2d_forward = 22, adaptive_avg_pool2d_backward = 23
+  adaptive_avg_pool2d_forward = 22, adaptive_avg_pool2d_backward = 23, broadcast = 24,
+  reduce_broadcast = 25
 };
-constexpr int32_t kLastOp = 23;
+constexpr int32_t kLastOp = 25;
 enum class DType : int32_t { f32 = 0, f64 = 1, i64 = 2 };
 
 constexpr int kSlots = 6, kInts = 16, kFloats = 2, kScalars = 6;

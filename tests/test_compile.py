@@ -129,6 +129,47 @@ def test_conv_pool_variants_match_eager(executor):
     check_plan(g)
 
 
+class _Broadcasts(nn.Module):
+    """Bias-like broadcasting: (C, 1, 1) on a conv map, (F,) and (1, F) on rows, Python scalars
+    on both sides of -, and a per-feature scale; one parameter read twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, bias=False)
+        self.cbias = nn.Parameter(lamina.randn(3, 1, 1))
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+        self.scale = nn.Parameter(lamina.randn(5))
+        self.shift = nn.Parameter(lamina.randn(1, 5))
+
+    def forward(self, x):
+        h = F.relu(self.conv(x) + self.cbias)                       # (N, 3, 4, 4) + (3, 1, 1)
+        h = self.fc(h.reshape(h.shape[0], -1))
+        h = (h * self.scale - self.shift) * 0.5                     # (N, 5) with (5,), (1, 5), ()
+        return (1.0 - h) + h * self.scale
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_broadcasting_elementwise_is_native(dtype, executor):
+    step = _compare(_Broadcasts, dtype, ADAM, shape=(1, 6, 6), classes=5, executor=executor)
+    g = step.graph
+    assert g.callbacks == []
+    # x + s (cbias), x - s (shift), s - x (1.0 - h), x * s (scale, 0.5)
+    assert {n.attrs["kind"] for n in g.nodes if n.op == "broadcast"} == {0, 1, 2, 3}
+    assert sum(n.op == "reduce_broadcast" for n in g.nodes) >= 4      # cbias, scale (x2), shift
+
+
+def test_broadcast_split():
+    from lamina.graph.lower import _bcast_split
+    assert _bcast_split((8, 3, 4, 4), (3, 1, 1)) == (8, 3, 16)
+    assert _bcast_split((8, 5), (5,)) == (8, 5, 1)
+    assert _bcast_split((8, 5), (1, 5)) == (8, 5, 1)
+    assert _bcast_split((8, 5), (8, 1)) == (1, 8, 5)
+    assert _bcast_split((8, 5), ()) == (40, 1, 1)
+    assert _bcast_split((2, 3, 4), (2, 1, 4)) is None              # two separate blocks
+    assert _bcast_split((2, 3), (3, 3)) is None
+
+
 def test_max_pool_with_indices_stays_a_marked_callback():
     class Net(nn.Module):
         def __init__(self):

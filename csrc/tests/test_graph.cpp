@@ -130,6 +130,49 @@ static void conv_pool_programs() {
   CHECK(msg({make(Op::adaptive_avg_pool2d_forward, {3, 4}, {cp.N, cp.K, OH, OW, 0, 1})}).find("OH") != std::string::npos);
 }
 
+// Broadcasting ops against plain loops: x (2, 3, 4) with s (3) -- a per-channel term.
+static void broadcast_programs() {
+  const int64_t O = 2, M = 3, I = 4, n = O * M * I;
+  std::vector<double> x(n), dy(n), sv = {0.5, -1.25, 2.0};
+  for (int64_t k = 0; k < n; ++k) { x[k] = std::sin(0.9 * k); dy[k] = std::cos(0.4 * k); }
+  for (int64_t kind = 0; kind < 4; ++kind) {
+    std::vector<double> y(n), ds(M);
+    std::vector<void*> slots = {x.data(), sv.data(), y.data(), dy.data(), ds.data()};
+    std::vector<int64_t> bytes = {n * 8, M * 8, n * 8, n * 8, M * 8};
+    Instr b = make(Op::broadcast, {0, 1, 2}, {O, M, I, kind});
+    Instr r = make(Op::reduce_broadcast, {3, kind == 3 ? 0 : -1, 4}, {O, M, I}, {kind == 1 ? -1.0 : 1.0});
+    b.dtype = r.dtype = graph::DType::f64;
+    std::vector<Instr> prog = {b, r};
+    CHECK_MSG(graph::validate(prog, bytes, 0).empty(), graph::validate(prog, bytes, 0).c_str());
+    std::string err;
+    CHECK(graph::run(prog, slots.data(), nullptr, nullptr, nullptr, &err) == -1);
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t i = 0; i < I; ++i) {
+          const int64_t k = (o * M + m) * I + i;
+          const double want = kind == 0 ? x[k] + sv[m] : kind == 1 ? x[k] - sv[m] : kind == 2 ? sv[m] - x[k] : x[k] * sv[m];
+          CHECK(y[k] == want);
+        }
+    for (int64_t m = 0; m < M; ++m) {
+      double want = 0;
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t i = 0; i < I; ++i) want += dy[(o * M + m) * I + i] * (kind == 3 ? x[(o * M + m) * I + i] : 1.0);
+      CHECK_NEAR(ds[m], kind == 1 ? -want : want, 1e-12);
+    }
+    // a kind past mul, a short small operand, and rows that overflow are refused
+    Instr bad = b;
+    bad.i[3] = 4;
+    CHECK(graph::validate({bad}, bytes, 0).find("kind out of range") != std::string::npos);
+    bad = b;
+    bad.i[1] = 4;
+    bad.i[0] = 1;
+    CHECK(graph::validate({bad}, bytes, 0).find("slot[1]: buffer holds 24 bytes") != std::string::npos);
+    bad = r;
+    bad.i[0] = int64_t(1) << 40; bad.i[1] = int64_t(1) << 40; bad.i[2] = 0;
+    CHECK(graph::validate({bad}, bytes, 0).find("overflows") != std::string::npos);
+  }
+}
+
 int main() {
   const int64_t N = 5, K = 7, F = 3;
   std::vector<float> x(N * K), w(F * K), b(F);
@@ -206,5 +249,6 @@ int main() {
   auto fail = [](void*, int64_t) { return false; };
   CHECK(graph::run(cb, slots.data(), scalars, fail, nullptr, &err) == 0);
   conv_pool_programs();
+  broadcast_programs();
   TEST_MAIN_END();
 }

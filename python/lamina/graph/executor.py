@@ -17,7 +17,7 @@ _BIAS_AXIS = {"row": 1, "col": 2}
 NATIVE_OPS = ("gemm", "act_fwd", "act_bwd", "bias_grad_rows", "ce_fwd", "ce_bwd", "fill", "add",
               "sub", "mul", "scale", "copy", "accumulate", "sgd", "adam", "conv2d_fwd", "conv2d_bwd",
               "max_pool_fwd", "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "adaptive_avg_pool_fwd",
-              "adaptive_avg_pool_bwd")
+              "adaptive_avg_pool_bwd", "broadcast", "reduce_broadcast")
 _POOL_CODE = {"max_pool_fwd": "max_pool2d_forward", "max_pool_bwd": "max_pool2d_backward",
               "avg_pool_fwd": "avg_pool2d_forward", "avg_pool_bwd": "avg_pool2d_backward",
               "adaptive_avg_pool_fwd": "adaptive_avg_pool2d_forward",
@@ -130,6 +130,25 @@ def node_closure(node, mem, scalars):
         return _conv_closure(node, A, ins, outs)
     if op in _POOL_CODE:
         return _pool_closure(node, A, ins, outs)
+    if op == "broadcast":
+        o_, m_, i_ = a["split"]
+        f = (np.add, np.subtract, None, np.multiply)[a["kind"]]
+        x, sm = ins
+        if a["kind"] == 2:
+            return lambda: np.subtract(A[sm].reshape(1, m_, 1), A[x].reshape(o_, m_, i_),
+                                       out=A[outs[0]].reshape(o_, m_, i_))
+        return lambda: f(A[x].reshape(o_, m_, i_), A[sm].reshape(1, m_, 1), out=A[outs[0]].reshape(o_, m_, i_))
+    if op == "reduce_broadcast":
+        o_, m_, i_ = a["split"]
+        alpha = a["alpha"]
+        dy, x = ins
+
+        def reduce_bcast():
+            d = A[dy].reshape(o_, m_, i_).astype(np.float64)
+            if x is not None:
+                d = d * A[x].reshape(o_, m_, i_)
+            np.copyto(A[outs[0]], (alpha * d.sum(axis=(0, 2))).reshape(A[outs[0]].shape))
+        return reduce_bcast
     if op == "pycall":
         return _pycall_closure(node, A, ins, outs)
     raise NotImplementedError(f"no executor for node op {op!r}")
@@ -304,6 +323,10 @@ class NativeExecutor:
             it = iter(O)
             return (code["conv2d_backward"], dt, S + [next(it) if h else -1 for h in a["has"]], list(a["conv"]),
                     [], [])
+        if op == "broadcast":
+            return (code["broadcast"], dt, S + O, list(a["split"]) + [a["kind"]], [], [])
+        if op == "reduce_broadcast":
+            return (code["reduce_broadcast"], dt, S + O, list(a["split"]), [a["alpha"]], [])
         if op in _POOL_CODE:
             ints = list(a["sizes"] if op.startswith("adaptive") else a["pool"])
             return (code[_POOL_CODE[op]], dt, S + O, ints, [], [])

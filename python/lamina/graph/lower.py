@@ -265,18 +265,74 @@ def _bwd_cross_entropy(L, fn, dy):
              {"N": N, "C": C, "ignore_index": int(fn.args[2])}, src=fn.op)))
 
 
+def _bcast_split(out_shape, small_shape):
+    """(outer, mid, inner) when `small` broadcasts to `out` as one contiguous block of its
+    dims (a bias (F) on (N, F), (C, 1, 1) on (N, C, H, W), a scalar), else None."""
+    n = len(out_shape)
+    if len(small_shape) > n:
+        return None
+    s = (1,) * (n - len(small_shape)) + tuple(small_shape)
+    big = [d for d in range(n) if s[d] != 1]
+    if any(s[d] != out_shape[d] for d in big) or (big and big[-1] - big[0] + 1 != len(big)):
+        return None
+    d0, d1 = (big[0], big[-1] + 1) if big else (n, n)
+    prod = lambda dims: int(np.prod(dims, dtype=np.int64))   # noqa: E731
+    return prod(out_shape[:d0]), prod(out_shape[d0:d1]), prod(out_shape[d1:])
+
+
+# kinds of the `broadcast` node, with x the full operand and s the small one
+_BCAST_KIND = {("add", 0): 0, ("add", 1): 0, ("sub", 0): 1, ("sub", 1): 2, ("mul", 0): 3, ("mul", 1): 3}
+
+
 def _same_shape_binary(op):
     def fwd(L, fn):
-        a, b = fn.inputs() if len(fn.tensor_pos) == 2 else (None, None)
-        if a is None or a.shape != b.shape or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        if len(fn.tensor_pos) != 2:
             return False
-        L.g.add(Node(op, [a, b], [fn.out], {"n": a.size}, src=fn.op))
-        fn.lowered_by = op
+        a, b = fn.inputs()
+        if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+            return False
+        if a.shape == b.shape:
+            L.g.add(Node(op, [a, b], [fn.out], {"n": a.size}, src=fn.op))
+            fn.lowered_by = op
+            return True
+        # One operand has the output's shape, the other repeats over it (bias-like).
+        full = 0 if a.shape == fn.out.shape else 1 if b.shape == fn.out.shape else None
+        split = None if full is None else _bcast_split(fn.out.shape, fn.args[1 - full].shape)
+        if split is None:
+            return False
+        kind = _BCAST_KIND[(op, full)]
+        fn.bcast = (full, split, kind)
+        L.g.add(Node("broadcast", [fn.args[full], fn.args[1 - full]], [fn.out],
+                     {"split": split, "kind": kind}, src=fn.op))
+        fn.lowered_by = "broadcast"
         return True
     return fwd
 
 
+def _bwd_broadcast(L, fn, dy):
+    """x (op) s with s repeated: dx = dy (add, x - s), -dy (s - x) or dy * s (mul);
+    ds = the sum of dy (times x for mul) over the repeated dims, negated for x - s."""
+    full, split, kind = fn.bcast
+    x, sm = fn.args[full], fn.args[1 - full]
+    if L.wants(fn, full):
+        if kind in (0, 1):
+            L.contribute_view(x, dy, fn.op)      # dy itself (a copy if x already has a gradient)
+        elif kind == 2:
+            L.contribute(x, fn.op, lambda out: L.g.add(
+                Node("scale", [dy], [out], {"alpha": -1.0, "n": dy.size}, src=fn.op)))
+        else:
+            L.contribute(x, fn.op, lambda out: L.g.add(
+                Node("broadcast", [dy, sm], [out], {"split": split, "kind": 3}, src=fn.op)))
+    if L.wants(fn, 1 - full):
+        alpha = -1.0 if kind == 1 else 1.0
+        L.contribute(sm, fn.op, lambda out: L.g.add(
+            Node("reduce_broadcast", [dy, x if kind == 3 else None], [out], {"split": split, "alpha": alpha},
+                 src=fn.op)))
+
+
 def _bwd_add(L, fn, dy):
+    if getattr(fn, "bcast", None):
+        return _bwd_broadcast(L, fn, dy)
     aliased = False
     for p in (0, 1):
         if L.wants(fn, p):
@@ -290,6 +346,8 @@ def _bwd_add(L, fn, dy):
 
 
 def _bwd_sub(L, fn, dy):
+    if getattr(fn, "bcast", None):
+        return _bwd_broadcast(L, fn, dy)
     if L.wants(fn, 0):
         L.contribute(fn.args[0], fn.op, lambda out: L.g.add(Node("copy", [dy], [out], src=fn.op)))
     if L.wants(fn, 1):
@@ -298,6 +356,8 @@ def _bwd_sub(L, fn, dy):
 
 
 def _bwd_mul(L, fn, dy):
+    if getattr(fn, "bcast", None):
+        return _bwd_broadcast(L, fn, dy)
     a, b = fn.args[0], fn.args[1]
     if L.wants(fn, 0):
         L.contribute(a, fn.op, lambda out: L.g.add(Node("mul", [dy, b], [out], {"n": dy.size}, src=fn.op)))
