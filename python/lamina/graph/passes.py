@@ -11,7 +11,7 @@
   reuse_inplace           an elementwise node (act fwd/bwd, add, sub, mul, scale) writes over
                           an input whose buffer dies there (relu' masks dy in place).
   plan_memory             liveness over the schedule; each intermediate gets a byte offset in
-                          one arena, and a buffer is reused once its last reader has run.
+                          one arena (greedy by size), reusing bytes whose last reader has run.
 """
 from __future__ import annotations
 
@@ -144,21 +144,17 @@ def plan_memory(graph):
     """Give every temp root Value an arena offset; returns the arena size in bytes.
 
     A value is live from the node that first writes it to the last node that reads it (graph
-    outputs: to the end). Before a node runs its new outputs are placed (best fit among free
-    gaps, else at the top); after it runs, values whose last reader it was are freed. Outputs
-    are placed before inputs are freed, so no kernel ever sees its output overlap an input.
+    outputs: to the end), both inclusive, so a node's outputs never overlap its inputs.
+    Placement is greedy by size: the largest buffers are placed first, each at the lowest
+    offset that overlaps no already-placed buffer whose lifetime intersects its own. Placing
+    big, long-lived activations first avoids the holes that a schedule-order best fit leaves
+    between them (LeNet-5 at batch 256: 16.3 -> ~13 MB, near the sum of live bytes).
     """
     first, last = {}, {}
     roots = {}
     end = len(graph.nodes)
     for i, n in enumerate(graph.nodes):
-        for v in n.outputs:
-            r = v.root()
-            if r.home == "temp":
-                roots[r.id] = r
-                first.setdefault(r.id, i)
-                last[r.id] = max(last.get(r.id, i), i)
-        for v in n.reads():
+        for v in list(n.outputs) + n.reads():
             r = v.root()
             if r.home == "temp":
                 roots[r.id] = r
@@ -168,23 +164,21 @@ def plan_memory(graph):
         r = v.root()
         if r.home == "temp":
             last[r.id] = end
-    starts = {}
-    for vid, i in first.items():
-        starts.setdefault(i, []).append(vid)
-    ends = {}
-    for vid, i in last.items():
-        ends.setdefault(i, []).append(vid)
-    live = {}          # vid -> (offset, size)
+    order = sorted(roots, key=lambda vid: (-_aligned(max(roots[vid].nbytes, 1)), first[vid], vid))
+    placed = []        # (offset, size, first, last)
     top = 0
-    for i in range(end + 1):
-        for vid in starts.get(i, ()):
-            size = _aligned(max(roots[vid].nbytes, 1))
-            off = _best_fit(live, size, top)
-            live[vid] = (off, size)
-            roots[vid].offset = off
-            top = max(top, off + size)
-        for vid in ends.get(i, ()):
-            live.pop(vid, None)
+    for vid in order:
+        size = _aligned(max(roots[vid].nbytes, 1))
+        f, l = first[vid], last[vid]
+        busy = sorted((o, o + sz) for o, sz, f2, l2 in placed if f2 <= l and f <= l2)
+        off = 0
+        for lo, hi in busy:
+            if off + size <= lo:
+                break
+            off = max(off, hi)
+        placed.append((off, size, f, l))
+        roots[vid].offset = off
+        top = max(top, off + size)
     graph.arena_bytes = top
     return top
 
@@ -193,18 +187,21 @@ def _aligned(n):
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def _best_fit(live, size, top):
-    blocks = sorted(live.values())
-    best, best_gap = None, None
-    cur = 0
-    for off, sz in blocks:
-        gap = off - cur
-        if gap >= size and (best_gap is None or gap < best_gap):
-            best, best_gap = cur, gap
-        cur = max(cur, off + sz)
-    if best is not None:
-        return best
-    return cur
+def live_bytes_peak(graph):
+    """The most bytes of temps live at any one node: the lower bound for any arena plan."""
+    spans = {}
+    for i, n in enumerate(graph.nodes):
+        for v in list(n.outputs) + n.reads():
+            r = v.root()
+            if r.home == "temp":
+                spans[r.id] = (spans.get(r.id, (i, i))[0], i)
+    sizes = {v.id: _aligned(max(v.nbytes, 1)) for v in graph.values}
+    for v in graph.outputs:
+        r = v.root()
+        if r.id in spans:
+            spans[r.id] = (spans[r.id][0], len(graph.nodes))
+    return max((sum(sizes[vid] for vid, (a, b) in spans.items() if a <= i <= b)
+                for i in range(len(graph.nodes) + 1)), default=0)
 
 
 def check_plan(graph):
