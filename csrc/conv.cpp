@@ -60,6 +60,36 @@ static inline bool is_pointwise(const ConvParams& p) {
   return p.KH == 1 && p.KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
 }
 
+#if defined(LAMINA_X86)
+// conv_im2col_avx2.cpp: runs of n contiguous floats, `rows` times (row strides in elements).
+void copy_rows_f32_avx2(float* dst, int64_t dst_rs, const float* src, int64_t src_rs, int64_t n, int64_t rows);
+void add_rows_f32_avx2(float* dst, int64_t dst_rs, const float* src, int64_t src_rs, int64_t n, int64_t rows);
+#endif
+
+// dst rows (dst_rs apart) = src rows (src_rs apart), n elements each.
+template <class T>
+static inline void copy_rows(T* __restrict dst, int64_t dst_rs, const T* __restrict src, int64_t src_rs,
+                             int64_t n, int64_t rows) {
+#if defined(LAMINA_X86)
+  if constexpr (sizeof(T) == 4)
+    if (active_isa() == Isa::avx2) return copy_rows_f32_avx2(dst, dst_rs, src, src_rs, n, rows);
+#endif
+  for (int64_t i = 0; i < rows; ++i, dst += dst_rs, src += src_rs)
+    for (int64_t j = 0; j < n; ++j) dst[j] = src[j];
+}
+
+// dst rows += src rows, n elements each.
+template <class T>
+static inline void add_rows(T* __restrict dst, int64_t dst_rs, const T* __restrict src, int64_t src_rs,
+                            int64_t n, int64_t rows) {
+#if defined(LAMINA_X86)
+  if constexpr (sizeof(T) == 4)
+    if (active_isa() == Isa::avx2) return add_rows_f32_avx2(dst, dst_rs, src, src_rs, n, rows);
+#endif
+  for (int64_t i = 0; i < rows; ++i, dst += dst_rs, src += src_rs)
+    for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
+}
+
 // im2col into rows that are `ld` apart (ld >= OH*OW): several images side by side share one
 // column matrix, so one GEMM covers them all. Plain loops (no memcpy calls): rows are short.
 // Only output rows [oh0, oh1) are written (a row chunk of a big map stays cache-resident).
@@ -85,9 +115,14 @@ static void im2col_ld(const ConvParams& p, const T* x, T* col, int64_t ld, int64
         // src[(ow - lo) * sw] is the tap of output (hlo, ow)
         const T* __restrict src = xc + (hlo * sh - p.pad_h + kh * p.dil_h) * W + lo * sw - p.pad_w + kw * p.dil_w;
         T* __restrict r = row + (hlo - oh0) * OW;
-        if (sw == 1 && lo == 0 && hi == OW) {
-          for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, src += sh * W)
-            for (int64_t ow = 0; ow < OW; ++ow) r[ow] = src[ow];
+        if (sw == 1) {
+          if (lo > 0 || hi < OW)  // columns whose tap falls in the left / right padding
+            for (int64_t oh = hlo; oh < hhi; ++oh) {
+              T* ro = r + (oh - hlo) * OW;
+              for (int64_t ow = 0; ow < lo; ++ow) ro[ow] = T(0);
+              for (int64_t ow = hi; ow < OW; ++ow) ro[ow] = T(0);
+            }
+          copy_rows(r + lo, OW, src, sh * W, hi - lo, hhi - hlo);
         } else {
           for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, src += sh * W) {
             for (int64_t ow = 0; ow < lo; ++ow) r[ow] = T(0);
@@ -121,8 +156,7 @@ static void col2im_ld(const ConvParams& p, const T* col, int64_t ld, T* dx, int6
         const T* __restrict r = row + (hlo - oh0) * OW + lo;
         const int64_t n = hi - lo;
         if (sw == 1) {
-          for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, d += sh * W)
-            for (int64_t i = 0; i < n; ++i) d[i] += r[i];
+          add_rows(d, sh * W, r, OW, n, hhi - hlo);
         } else {
           for (int64_t oh = hlo; oh < hhi; ++oh, r += OW, d += sh * W)
             for (int64_t i = 0; i < n; ++i) d[i * sw] += r[i];
