@@ -616,7 +616,7 @@ def e2e_child(spec):
         "timed_batches": timed, "epoch_batches": nb, "seconds": elapsed, "wall_s": wall, "cpu_s": cpu,
         "images_per_s": timed * batch / elapsed, "step_s": elapsed / timed,
         "peak_rss_mb": max(peak_before, peak_after) / 1024,
-        "train_peak_over_start_mb": (hwm - rss_start) / 1024 if rss_start is not None else None,
+        "train_peak_over_start_mb": max(0, hwm - rss_start) / 1024 if rss_start is not None else None,
     }))
 
 
