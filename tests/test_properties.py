@@ -81,7 +81,8 @@ def assert_matches(got, ref, bound, what=""):
     assert (got[ri] == ref[ri]).all(), f"{what}: infinities differ: got {got[ri][:5]} ref {ref[ri][:5]}"
     assert not np.isinf(got[~ri & ~rn]).any(), f"{what}: inf where the reference is finite"
     fin = ~ri & ~rn
-    err = np.abs(got - ref)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(got - ref)
     b = np.broadcast_to(np.asarray(bound, np.float64), ref.shape)
     bad = fin & ~(err <= b)
     assert not bad.any(), (f"{what}: {bad.sum()} values off, worst at {np.argwhere(bad)[0].tolist()}: "
