@@ -559,14 +559,16 @@ def _rows(x, dim):
     """Move `dim` last and flatten the rest: softmax kernels work on (rows, C)."""
     nd = x.ndim
     d = dim % max(nd, 1)
-    if d != nd - 1:
+    if nd and d != nd - 1:
         x = np.moveaxis(x, d, -1)
-    return np.ascontiguousarray(x).reshape(-1, x.shape[-1] if nd else 1), d
+    c = x.shape[-1] if nd else 1
+    rows = int(np.prod(x.shape[:-1], dtype=np.int64)) if nd else 1  # explicit: -1 is ambiguous when c == 0
+    return np.ascontiguousarray(x).reshape(rows, c), d
 
 
 def _unrows(y2, shape, d):
     nd = len(shape)
-    if d != nd - 1:
+    if nd and d != nd - 1:
         moved = tuple(s for i, s in enumerate(shape) if i != d) + (shape[d],)
         return np.ascontiguousarray(np.moveaxis(y2.reshape(moved), -1, d))
     return y2.reshape(shape)
