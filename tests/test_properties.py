@@ -656,3 +656,16 @@ def test_adaptive_avg_pool_matches_reference(data, dtype, N, C, H, W, OH, OW):
 def test_examples_budget_is_recorded():
     """The per-kernel example counts are part of the report; keep them explicit."""
     assert sum(EXAMPLES.values()) >= 1000
+
+
+@pytest.mark.parametrize("shape,dim", [((0,), -1), ((2, 0), -1), ((0, 3), 0), ((3, 0, 2), 1), ((), 0), ((), -1)])
+def test_softmax_public_api_on_empty_and_0d_tensors(shape, dim):
+    """Empty and 0-d tensors: an empty result (or 1.0 / 0.0 for a 0-d input), gradients included."""
+    import lamina
+    x = lamina.zeros(*shape, requires_grad=True)
+    y, ly = x.softmax(dim), x.log_softmax(dim)
+    assert y.shape == shape and ly.shape == shape
+    np.testing.assert_array_equal(y.numpy(), np.ones(shape, np.float32))
+    np.testing.assert_array_equal(ly.numpy(), np.zeros(shape, np.float32))
+    (y.sum() + ly.sum()).backward()
+    assert x.grad.shape == shape and (x.grad.numpy() == 0).all()
