@@ -83,6 +83,8 @@ def show_config(file=None):
         f"  compiler:    {_C.compiler}",
         f"  isa:         {_C.isa()} (cpu avx2+fma: {_C.cpu_supports_avx2_fma()})",
         f"  threads:     {_C.get_num_threads()} (OpenMP; GOMP_SPINCOUNT={_os.environ.get('GOMP_SPINCOUNT')})",
+        f"  malloc:      {'freed buffers kept for reuse' if _C.malloc_tuned else 'system default'}"
+        " (LAMINA_MALLOC_TUNING=0 to leave it)",
         f"  python:      {platform.python_version()} on {platform.machine()}",
         f"  numpy:       {np.__version__}",
     ]
