@@ -41,6 +41,8 @@ def _tuple(v, n, name, minimum):
     if any(e < minimum for e in t):
         kind = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name}: expected {kind} values, got {v!r}")
+    if any(e >= 2 ** 31 for e in t):  # as the kernels' bound; checked before any allocation
+        raise ValueError(f"{name}: expected values below 2^31, got {v!r}")
     return t
 
 

@@ -237,6 +237,11 @@ def mse_loss(input, target, reduction="mean"):
         target = Tensor._wrap(np.asarray(target, dtype=input.dtype))
     if input.shape == target.shape and input.dtype == target.dtype and reduction in ("mean", "sum"):
         return MSE.apply(input, target, reduction == "mean")
+    try:
+        np.broadcast_shapes(input.shape, target.shape)
+    except ValueError:
+        raise ValueError(f"target: expected a shape broadcastable to the input's {tuple(input.shape)}, "
+                         f"got {tuple(target.shape)}") from None
     d = input - target
     return _reduce(d * d, reduction)
 
