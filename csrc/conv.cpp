@@ -296,13 +296,17 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
       db[k] = static_cast<T>(acc);
     }
   }
+  if (dw && use_winograd(p)) {
+    conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
+    dw = nullptr;  // done
+  }
   if (dx && use_winograd(p)) {
     // dx (N, C, H, W) = 3x3 conv of dy (N, K, OH, OW) with rotated, transposed filters, pad 2 - p
     std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
     winograd_weights(w, p.K, p.C, true, U.data());
     conv2d_winograd(p.N, p.K, p.OH(), p.OW(), p.C, 2 - p.pad_h, 2 - p.pad_w, dy, U.data(),
                     static_cast<const T*>(nullptr), dx);
-    dx = nullptr;  // done; the im2col path below computes only dw
+    dx = nullptr;  // done
   }
   if (!dx && !dw) return;
   if (p.N == 0 || P == 0) {

@@ -67,7 +67,8 @@ void conv2d_backward_reference(const ConvParams& p, const T* x, const T* w, cons
 
 // ---- Winograd F(2x2, 3x3) path (conv_winograd.cpp) ----
 // For 3x3 kernels, stride 1, dilation 1, groups 1, padding <= 2, the forward pass and the data
-// gradient run as 16 GEMMs over 4x4-transformed tiles: 2.25x fewer multiplies than im2col.
+// and weight gradients run as 16 GEMMs over 4x4-transformed tiles: 2.25x fewer multiplies
+// than im2col.
 // Extra memory per thread: 16 * (C + K) * tiles * sizeof(T), tiles chosen so 16*max(C,K)*tiles
 // *sizeof(T) <= 2 MiB (at least one row of 2x2 tiles); plus 16*K*C*sizeof(T) per call for U.
 enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2 };
@@ -83,5 +84,9 @@ void winograd_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T* 
 template <class T>
 void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
                      const T* x, const T* U, const T* bias, T* y);
+// dw (K, C, 3, 3) (overwritten) = the weight gradient of that convolution for dy (N, K, OH, OW).
+template <class T>
+void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h,
+                        int64_t pad_w, const T* x, const T* dy, T* dw);
 
 }  // namespace lamina

@@ -80,7 +80,19 @@ void winograd_input_transform_avx2(const float* x, int64_t C, int64_t H, int64_t
                                    float* rows);
 void winograd_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
                                     int64_t ty1, int64_t tw, const float* bias, float* y, float* rows);
+void winograd_dy_transform_avx2(const float* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
+                                int64_t ty1, int64_t tw, float* Mdy, float* rows);
 #endif
+
+template <class T>
+static void dy_transform(const T* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
+                         int64_t tw, T* Mdy, T* rows) {
+#if defined(LAMINA_X86)
+  if constexpr (sizeof(T) == 4)
+    if (active_isa() == Isa::avx2) return winograd_dy_transform_avx2(dy, K, OH, OW, ty0, ty1, tw, Mdy, rows);
+#endif
+  wino_portable::wino_dy_transform<T>(dy, K, OH, OW, ty0, ty1, tw, Mdy, rows);
+}
 
 template <class T>
 static void input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w,
@@ -114,7 +126,7 @@ void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int6
   const int64_t max_tiles = std::max<int64_t>(1, kWinoChunkBytes / (16 * std::max(C, K) * int64_t(sizeof(T))));
   const int64_t rpc = std::max<int64_t>(1, std::min(th, max_tiles / tw));
   const int64_t per_image = (th + rpc - 1) / rpc, jobs = N * per_image;
-  const int64_t Tmax = rpc * tw, scratch = 16 * (tw + 1);
+  const int64_t Tmax = rpc * tw, scratch = wino_portable::wino_scratch(tw);
 
   auto run_job = [&](int64_t job) {
     const int64_t n = job / per_image, ty0 = (job % per_image) * rpc, ty1 = std::min(th, ty0 + rpc);
@@ -139,10 +151,69 @@ void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int6
   }
 }
 
+// The weight gradient through the same transforms: y = A^T (U .* V) A per tile makes
+// dL/dU[e] = sum over tiles of (A dy A^T)[e] * V[e], i.e. dU[e] (K, C) = Mdy[e] (K, T) @ V[e]^T,
+// and dw = G^T dU G. Tiles are summed in a fixed chunk order (deterministic for any thread count).
+template <class T>
+void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h,
+                        int64_t pad_w, const T* x, const T* dy, T* dw) {
+  const int64_t OH = H + 2 * pad_h - 2, OW = W + 2 * pad_w - 2, USZ = 16 * K * C;
+  const int64_t th = (OH + 1) / 2, tw = (OW + 1) / 2;
+  const int64_t max_tiles = std::max<int64_t>(1, kWinoChunkBytes / (16 * std::max(C, K) * int64_t(sizeof(T))));
+  const int64_t rpc = std::max<int64_t>(1, std::min(th, max_tiles / tw));
+  const int64_t per_image = (th + rpc - 1) / rpc, jobs = N * per_image;
+  const int64_t Tmax = rpc * tw, scratch = wino_portable::wino_scratch(tw);
+  if (jobs == 0) {
+    std::fill(dw, dw + K * C * 9, T(0));
+    return;
+  }
+  const double flops = 2.0 * 16 * K * C * th * tw * N;
+  const int nt = std::min<int64_t>(threads_for(flops, 2e5), jobs);
+  const int64_t nchunks = nt <= 1 ? 1 : std::min<int64_t>(jobs, std::max(4, nt));
+  std::vector<T> dU(static_cast<size_t>(nchunks * USZ));  // dU_c[e] (K, C) per chunk
+
+  auto run_chunk = [&](int64_t c) {
+    const int64_t j0 = jobs * c / nchunks, j1 = jobs * (c + 1) / nchunks;
+    T* V = winograd_workspace<T>(16 * (C + K) * Tmax + scratch);
+    T* Mdy = V + 16 * C * Tmax;
+    T* rows = Mdy + 16 * K * Tmax;
+    for (int64_t job = j0; job < j1; ++job) {
+      const int64_t n = job / per_image, ty0 = (job % per_image) * rpc, ty1 = std::min(th, ty0 + rpc);
+      const int64_t Tc = (ty1 - ty0) * tw;
+      input_transform(x + n * C * H * W, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, rows);
+      dy_transform(dy + n * K * OH * OW, K, OH, OW, ty0, ty1, tw, Mdy, rows);
+      // per e: dU[e] (K, C) (+)= Mdy[e] (K, Tc) @ V[e]^T (Tc, C)
+      gemm_strided_batched<T>(false, true, K, C, Tc, T(1), Mdy, Tc, K * Tc, V, Tc, C * Tc,
+                              job == j0 ? T(0) : T(1), dU.data() + c * USZ, C, K * C, 16);
+    }
+  };
+  if (nchunks <= 1) {
+    run_chunk(0);
+  } else {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
+  }
+  for (int64_t c = 1; c < nchunks; ++c)  // chunk order: deterministic
+    for (int64_t i = 0; i < USZ; ++i) dU[i] += dU[c * USZ + i];
+  // dw[k][c] (3x3) = G^T dU[k][c] (4x4) G,  G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]
+  const T Gt[3][4] = {{1, 0.5, 0.5, 0}, {0, 0.5, -0.5, 0}, {0, 0.5, 0.5, 1}};
+  for (int64_t kc = 0; kc < K * C; ++kc) {
+    T u[4][4], t[3][4];
+    for (int e = 0; e < 16; ++e) u[e / 4][e % 4] = dU[e * K * C + kc];
+    for (int a = 0; a < 3; ++a)
+      for (int j = 0; j < 4; ++j) t[a][j] = Gt[a][0] * u[0][j] + Gt[a][1] * u[1][j] + Gt[a][2] * u[2][j] + Gt[a][3] * u[3][j];
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b)
+        dw[kc * 9 + a * 3 + b] = t[a][0] * Gt[b][0] + t[a][1] * Gt[b][1] + t[a][2] * Gt[b][2] + t[a][3] * Gt[b][3];
+  }
+}
+
 #define LAMINA_INSTANTIATE_WINOGRAD(T)                                                             \
   template void winograd_weights<T>(const T*, int64_t, int64_t, bool, T*);                          \
   template void conv2d_winograd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
-                                   const T*, const T*, const T*, T*);
+                                   const T*, const T*, const T*, T*);                  \
+  template void conv2d_winograd_dw<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
+                                      const T*, const T*, T*);
 LAMINA_INSTANTIATE_WINOGRAD(float)
 LAMINA_INSTANTIATE_WINOGRAD(double)
 

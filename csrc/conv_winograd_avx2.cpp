@@ -14,5 +14,9 @@ void winograd_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64
                                     int64_t ty1, int64_t tw, const float* bias, float* y, float* rows) {
   wino_avx2::wino_output_transform<float>(M, K, OH, OW, ty0, ty1, tw, bias, y, rows);
 }
+void winograd_dy_transform_avx2(const float* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
+                                int64_t ty1, int64_t tw, float* Mdy, float* rows) {
+  wino_avx2::wino_dy_transform<float>(dy, K, OH, OW, ty0, ty1, tw, Mdy, rows);
+}
 }  // namespace lamina
 #endif
