@@ -203,15 +203,20 @@ Blocking block_images(const ConvParams& p) {
 }  // namespace
 
 // Winograd where it applies and the GEMMs are deep enough to pay for the tile transforms.
-static bool use_winograd(const ConvParams& p) {
+// Measured (1 thread, 3x3 pad 1): forward wins from C = K = 16 on maps >= 8x8 (loses on 4x4
+// maps and for C = 3); the backward pair only from C = K = 64 on maps >= 14x14 (at C = K = 16
+// .. 32 or 8x8 maps it ties or loses to im2col).
+static bool use_winograd(const ConvParams& p, bool backward) {
   const ConvAlgo a = conv_get_algo();
   if (a == ConvAlgo::im2col || !conv_winograd_applicable(p)) return false;
-  return a == ConvAlgo::winograd || (p.C >= 16 && p.K >= 16);
+  if (a == ConvAlgo::winograd) return true;
+  if (backward) return p.C >= 64 && p.K >= 64 && p.OH() * p.OW() >= 196;
+  return p.C >= 16 && p.K >= 16 && p.OH() >= 8 && p.OW() >= 8;
 }
 
 template <class T>
 void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
-  if (use_winograd(p)) {
+  if (use_winograd(p, false)) {
     std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
     winograd_weights(w, p.K, p.C, false, U.data());
     conv2d_winograd(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, U.data(), b, y);
@@ -296,11 +301,11 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
       db[k] = static_cast<T>(acc);
     }
   }
-  if (dw && use_winograd(p)) {
+  if (dw && use_winograd(p, true)) {
     conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
     dw = nullptr;  // done
   }
-  if (dx && use_winograd(p)) {
+  if (dx && use_winograd(p, true)) {
     // dx (N, C, H, W) = 3x3 conv of dy (N, K, OH, OW) with rotated, transposed filters, pad 2 - p
     std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
     winograd_weights(w, p.K, p.C, true, U.data());

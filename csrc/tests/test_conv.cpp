@@ -190,8 +190,8 @@ int main() {
     CHECK(!conv_winograd_applicable(q));
     check_case<float>(q, true, g);
     conv_set_algo(ConvAlgo::automatic);
-    ConvParams deep;  // auto picks Winograd here (C, K >= 16); a map cut into tile-row chunks
-    deep.N = 2; deep.C = 32; deep.K = 24; deep.H = 70; deep.W = 67; deep.KH = deep.KW = 3;
+    ConvParams deep;  // auto picks Winograd here (C, K >= 64); a map cut into tile-row chunks
+    deep.N = 2; deep.C = 64; deep.K = 72; deep.H = 70; deep.W = 37; deep.KH = deep.KW = 3;
     deep.pad_h = deep.pad_w = 1;
     set_num_threads(2);
     check_case<float>(deep, true, g);
