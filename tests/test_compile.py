@@ -267,6 +267,26 @@ def test_memory_plan_reuses_buffers():
     assert live_bytes_peak(g) <= g.arena_bytes <= 1.02 * live_bytes_peak(g)
 
 
+def test_conv_activation_fusion_only_when_safe():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 2, 3)
+            self.c2 = nn.Conv2d(2, 2, 3)
+            self.fc = nn.Linear(2 * 2 * 2, 3)
+
+        def forward(self, x):
+            h = self.c1(x)
+            h = F.relu(h) + h                  # the conv output has a second reader: not fused
+            h = F.leaky_relu(self.c2(h))       # leaky_relu' reads the input: not fused
+            return self.fc(h.reshape(h.shape[0], -1))
+    step = _compare(Net, np.float64, SGD, shape=(1, 6, 6), classes=3)
+    g = step.graph
+    assert [n.attrs["act"] for n in g.nodes if n.op == "conv2d_fwd"] == ["identity", "identity"]
+    assert sorted(n.attrs["kind"] for n in g.nodes if n.op == "act_fwd") == ["leaky_relu", "relu"]
+    assert "into the conv instruction" not in str(g) and g.callbacks == []
+
+
 def test_relu_backward_masks_dy_in_place():
     lamina.manual_seed(0)
     m = lamina.models.lenet5().to(np.float64)
