@@ -5,6 +5,10 @@
 //   backward-wt   dW[g]^T += col(x_n)[g] @ dy_n[g]^T        (summed over images, transposed once at the end)
 //   bias          db[k]   = sum_{n, p} dy[n, k, p]
 // 1-D convolution is the 2-D one with H = KH = 1.
+// 3x3 / stride 1 / dilation 1 / groups 1 layers with enough channels run instead as Winograd
+// F(2x2, 3x3) (conv_winograd.cpp; declarations at the end of this file): forward from
+// C, K >= 16 on maps >= 8x8, the backward pair from C, K >= 64 on maps >= 14x14 (measured).
+// Small-map forwards with K <= 16 compute y^T = col^T W^T so K fills the GEMM's 16-wide tile.
 //
 // Batching: images are processed in blocks of nb; nb = 1 when OH*OW >= 512, else enough images
 // that one GEMM sees >= 512 columns (col block capped at 1 MiB). Threads take whole blocks.
@@ -16,8 +20,10 @@
 //   backward: the same workspace (reused for the im2col of x, then W^T dy),
 //             + chunks * K * (C/groups)*KH*KW * sizeof(T) for transposed weight-gradient partials
 //             (chunks = 1 single-threaded, else min(blocks, max(4, nt)); freed on return).
-// E.g. LeNet C1 (1x28x28, 6@5x5 pad 2), float: 25*784*4 B = 78 KiB per thread; the "wide"
-// layer (128x56x56, 3x3 pad 1): 1152*3136*4 B = 14.4 MiB per thread.
+// E.g. LeNet C1 (1x28x28, 6@5x5 pad 2), float: 25*784*4 B = 78 KiB per thread.
+// The im2col row chunking caps a big map's column matrix at ~2 MiB per thread. Winograd:
+// see its block below (~4 MiB per thread for the "wide" 128x56x56 layer, + 1 MiB for U,
+// + chunks * 16*K*C*sizeof(T) for the weight gradient's partial sums).
 #pragma once
 #include <cstdint>
 
