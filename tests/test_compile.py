@@ -68,6 +68,15 @@ def test_mlp_matches_eager(dtype, make_opt, executor):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_batch_one_linear_runs_as_w_times_x(dtype, executor):
+    step = _compare(lamina.models.mlp, dtype, ADAM, batch=1, executor=executor)
+    fwd = [n for n in step.graph.nodes if n.op == "gemm" and n.src == "Linear" and n.attrs["beta"] == 0.0
+           and n.attrs["bias_axis"] == "row"]
+    assert len(fwd) == 3 and all(n.attrs["N"] == 1 for n in fwd)      # y^T = W x^T, per-row bias
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("make_opt", [SGD, ADAM], ids=["sgd", "adam"])
 @pytest.mark.parametrize("executor", ["native", "python"])
 def test_lenet5_matches_eager(dtype, make_opt, executor):

@@ -69,8 +69,11 @@ def node_closure(node, mem, scalars):
     if op == "gemm":
         i0, i1, i2 = ins
         o = outs[0]
-        ta, tb, al, be, act = a["ta"], a["tb"], a["alpha"], a["beta"], a["act"]
-        return lambda: _C.gemm(A[i0], A[i1], A[o], ta, tb, al, be, A[i2] if i2 is not None else None, "col", act)
+        ta, tb, al, be, act, axis = a["ta"], a["tb"], a["alpha"], a["beta"], a["act"], a["bias_axis"]
+        M, N, K = a["M"], a["N"], a["K"]
+        sa, sb = (K, M) if ta else (M, K), (N, K) if tb else (K, N)     # op(A) (M, K), op(B) (K, N)
+        return lambda: _C.gemm(A[i0].reshape(sa), A[i1].reshape(sb), A[o].reshape(M, N), ta, tb, al, be,
+                               A[i2] if i2 is not None else None, axis, act)
     if op == "act_fwd":
         k, s = a["kind"], a["slope"]
         return lambda: _C.act_forward(k, A[ins[0]], A[outs[0]], s)

@@ -157,9 +157,16 @@ def _fwd_linear(L, fn):
         return False
     M, K = x.shape
     N = w.shape[0]
-    L.g.add(Node("gemm", [x, w, b], [fn.out],
-                 {"ta": False, "tb": True, "M": M, "N": N, "K": K, "alpha": 1.0, "beta": 0.0,
-                  "bias_axis": "col", "act": act}, src=fn.op))
+    if M == 1:
+        # One row: y^T = W x^T (same bytes as y) reads W in place; x W^T with M = 1 packs all
+        # of W^T first (MLP fc1 at batch 1: 178 -> 78 us).
+        L.g.add(Node("gemm", [w, x, b], [fn.out],
+                     {"ta": False, "tb": False, "M": N, "N": 1, "K": K, "alpha": 1.0, "beta": 0.0,
+                      "bias_axis": "row", "act": act}, src=fn.op))
+    else:
+        L.g.add(Node("gemm", [x, w, b], [fn.out],
+                     {"ta": False, "tb": True, "M": M, "N": N, "K": K, "alpha": 1.0, "beta": 0.0,
+                      "bias_axis": "col", "act": act}, src=fn.op))
     fn.lowered_by = "gemm"
     return True
 
