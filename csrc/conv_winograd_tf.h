@@ -54,6 +54,32 @@ inline void deinterleave(T* __restrict e, T* __restrict o, const T* __restrict s
   }
   for (; q < n; ++q) e[q] = o[q] = T(0);
 }
+// e[q] = row[2q - pad], o[q] = row[2q + 1 - pad] for q < n, zero where the index is outside
+// [0, len): the even / odd columns of a row padded by `pad` on the left, read in place (a
+// padded copy first made the loads wait on partly overlapping stores).
+template <class T>
+inline void deinterleave_padded(T* __restrict e, T* __restrict o, const T* __restrict row, int64_t len,
+                                int64_t pad, int64_t n) {
+  int64_t q_lo = (pad + 1) / 2, q_hi = (pad + len) / 2;  // both taps of q inside: q_lo <= q < q_hi
+  if (q_lo > n) q_lo = n;
+  if (q_hi < q_lo) q_hi = q_lo;
+  if (q_hi > n) q_hi = n;
+  for (int64_t q = 0; q < q_lo; ++q) {
+    const int64_t i0 = 2 * q - pad, i1 = i0 + 1;
+    e[q] = (i0 >= 0 && i0 < len) ? row[i0] : T(0);
+    o[q] = (i1 >= 0 && i1 < len) ? row[i1] : T(0);
+  }
+  const T* __restrict base = row + (2 * q_lo - pad);
+  for (int64_t q = q_lo; q < q_hi; ++q) {
+    e[q] = base[2 * (q - q_lo)];
+    o[q] = base[2 * (q - q_lo) + 1];
+  }
+  for (int64_t q = q_hi; q < n; ++q) {
+    const int64_t i0 = 2 * q - pad, i1 = i0 + 1;
+    e[q] = (i0 >= 0 && i0 < len) ? row[i0] : T(0);
+    o[q] = (i1 >= 0 && i1 < len) ? row[i1] : T(0);
+  }
+}
 // d[2q] = e[q], d[2q+1] = o[q], len elements of d.
 template <class T>
 inline void interleave(T* __restrict d, const T* __restrict e, const T* __restrict o, int64_t len) {
@@ -72,9 +98,9 @@ inline int64_t wino_scratch(int64_t tw) { return 24 * (tw + 2); }
 template <class T>
 void wino_input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w,
                           int64_t ty0, int64_t ty1, int64_t tw, T* V, T* rows) {
-  const int64_t Tc = (ty1 - ty0) * tw, n = tw + 1, Wp = 2 * n;  // Wp >= W + 2 pad_w
+  const int64_t Tc = (ty1 - ty0) * tw, n = tw + 1;
   // e[i] / o[i]: even / odd columns of padded input row 2ty + i (tile tx reads e[tx], o[tx],
-  // e[tx+1], o[tx+1]); te / to: the same after B^T along rows; padded: one zero-padded row.
+  // e[tx+1], o[tx+1]); te / to: the same after B^T along rows.
   T *e[4], *o[4], *te[4], *to[4];
   for (int i = 0; i < 4; ++i) {
     e[i] = rows + (2 * i) * n;
@@ -82,9 +108,6 @@ void wino_input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t p
     te[i] = rows + (8 + 2 * i) * n;
     to[i] = rows + (9 + 2 * i) * n;
   }
-  T* padded = rows + 16 * n;
-  const int64_t w_end = pad_w + W < Wp ? pad_w + W : Wp;
-  for (int64_t q = 0; q < Wp; ++q) padded[q] = T(0);  // the padding columns stay zero
   for (int64_t c = 0; c < C; ++c) {
     const T* xc = x + c * H * W;
     for (int64_t ty = ty0; ty < ty1; ++ty) {
@@ -94,8 +117,7 @@ void wino_input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t p
           for (int64_t q = 0; q < n; ++q) e[i][q] = o[i][q] = T(0);
           continue;
         }
-        std::memcpy(padded + pad_w, xc + ih * W, sizeof(T) * (w_end - pad_w));
-        deinterleave(e[i], o[i], padded, Wp, n);
+        deinterleave_padded(e[i], o[i], xc + ih * W, W, pad_w, n);
       }
       // B^T d along rows: (r0 - r2, r1 + r2, r2 - r1, r1 - r3)
       v_sub(te[0], e[0], e[2], n); v_sub(to[0], o[0], o[2], n);
