@@ -339,8 +339,9 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
   const int nt = std::min<int64_t>(threads_for(flops, 2e5), bl.nblocks);
   // Blocks are grouped into a fixed number of contiguous chunks; chunk c sums its images'
   // weight gradients into its own partial, and partials are added in chunk order, so the
-  // result does not depend on which thread ran which chunk.
-  const int64_t nchunks = nt <= 1 ? 1 : std::min<int64_t>(bl.nblocks, std::max(4, nt));
+  // result does not depend on which thread ran which chunk, nor (up to 4 threads) on how
+  // many threads there are: one thread runs the same 4 chunks in turn.
+  const int64_t nchunks = std::min<int64_t>(bl.nblocks, std::max(4, nt));
   // Chunk c accumulates the transposed weight gradient dW^T[g] (CKKg, Kg) = col[g] @ dy[g]^T:
   // the GEMM then packs only dy^T (Kg x cols), not col^T (CKKg x cols, the big operand).
   std::vector<T> partials(dw ? static_cast<size_t>(nchunks * WSZ) : 0);
@@ -394,8 +395,8 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     }
   };
 
-  if (nchunks <= 1) {
-    run_chunk(0);
+  if (nt <= 1) {
+    for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
   } else {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);

@@ -19,7 +19,7 @@
 //             0 for a 1x1 / stride 1 / pad 0 conv with nb = 1: x itself is the column matrix)
 //   backward: the same workspace (reused for the im2col of x, then W^T dy),
 //             + chunks * K * (C/groups)*KH*KW * sizeof(T) for transposed weight-gradient partials
-//             (chunks = 1 single-threaded, else min(blocks, max(4, nt)); freed on return).
+//             (chunks = min(blocks, max(4, nt)): the same sums at 1..4 threads; freed on return).
 // E.g. LeNet C1 (1x28x28, 6@5x5 pad 2), float: 25*784*4 B = 78 KiB per thread.
 // The im2col row chunking caps a big map's column matrix at ~2 MiB per thread. Winograd:
 // see its block below (~4 MiB per thread for the "wide" 128x56x56 layer, + 1 MiB for U,

@@ -169,7 +169,7 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
   }
   const double flops = 2.0 * 16 * K * C * th * tw * N;
   const int nt = std::min<int64_t>(threads_for(flops, 2e5), jobs);
-  const int64_t nchunks = nt <= 1 ? 1 : std::min<int64_t>(jobs, std::max(4, nt));
+  const int64_t nchunks = std::min<int64_t>(jobs, std::max(4, nt));  // fixed: same sums at 1..4 threads
   std::vector<T> dU(static_cast<size_t>(nchunks * USZ));  // dU_c[e] (K, C) per chunk
 
   auto run_chunk = [&](int64_t c) {
@@ -187,8 +187,8 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
                               job == j0 ? T(0) : T(1), dU.data() + c * USZ, C, K * C, 16);
     }
   };
-  if (nchunks <= 1) {
-    run_chunk(0);
+  if (nt <= 1) {
+    for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
   } else {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
