@@ -216,10 +216,15 @@ static bool use_winograd(const ConvParams& p, bool backward) {
 
 template <class T>
 void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y) {
+  conv2d_forward(p, x, w, b, y, Act::identity);
+}
+
+template <class T>
+void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, Act act) {
   if (use_winograd(p, false)) {
     std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
     winograd_weights(w, p.K, p.C, false, U.data());
-    conv2d_winograd(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, U.data(), b, y);
+    conv2d_winograd(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, U.data(), b, y, act);
     return;
   }
   const Blocking bl = block_images<T>(p);
@@ -229,13 +234,15 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
   Epilogue<T> ep;
   ep.bias = b;
   ep.bias_axis = b ? BiasAxis::per_row : BiasAxis::none;
+  ep.act = act;
+  const Epilogue<T>* epp = (b || act != Act::identity) ? &ep : nullptr;  // bias + activation, fused
 
   auto run_block = [&](int64_t blk) {
     const int64_t n0 = blk * bl.nb, nb = std::min(bl.nb, p.N - n0);
     if (pointwise && nb == 1) {
       // x_n (C, H*W) is the column matrix: y_n (K, P) = W @ x_n, per group
       gemm_strided_batched<T>(false, false, Kg, P, CKKg, T(1), w, CKKg, Kg * CKKg, x + n0 * CHW, P,
-                              CKKg * P, T(0), y + n0 * p.K * P, P, Kg * P, G, b ? &ep : nullptr, Kg);
+                              CKKg * P, T(0), y + n0 * p.K * P, P, Kg * P, G, epp, Kg);
       return;
     }
     if (nb == 1) {
@@ -248,7 +255,7 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
         // per group g: y_n[g][:, chunk] (Kg, cols) = W[g] (Kg, CKKg) @ col[g] (CKKg, cols) + b[g]
         gemm_strided_batched<T>(false, false, Kg, cols, CKKg, T(1), w, CKKg, Kg * CKKg, ws, cols,
                                 CKKg * cols, T(0), y + n0 * p.K * P + oh0 * OW, P, Kg * P, G,
-                                b ? &ep : nullptr, Kg);
+                                epp, Kg);
       }
       return;
     }
@@ -263,7 +270,8 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
       Epilogue<T> ept;
       ept.bias = b;
       ept.bias_axis = b ? BiasAxis::per_col : BiasAxis::none;
-      gemm<T>(true, true, ld, p.K, bl.CKK, T(1), ws, ld, w, bl.CKK, T(0), out, p.K, b ? &ept : nullptr);
+      ept.act = act;
+      gemm<T>(true, true, ld, p.K, bl.CKK, T(1), ws, ld, w, bl.CKK, T(0), out, p.K, epp ? &ept : nullptr);
       for (int64_t j = 0; j < nb; ++j)  // (nb, P, K) -> y[n0 + j] (K, P)
         for (int64_t k = 0; k < p.K; ++k) {
           T* yk = y + ((n0 + j) * p.K + k) * P;
@@ -274,7 +282,7 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
     }
     // per group g: out[g] (Kg, nb*P) = W[g] (Kg, CKKg) @ col[g] (CKKg, nb*P) + b[g]
     gemm_strided_batched<T>(false, false, Kg, ld, CKKg, T(1), w, CKKg, Kg * CKKg, ws, ld, CKKg * ld,
-                            T(0), out, ld, Kg * ld, G, b ? &ep : nullptr, Kg);
+                            T(0), out, ld, Kg * ld, G, epp, Kg);
     for (int64_t j = 0; j < nb; ++j)  // (K, nb, P) -> y[n0 + j] (K, P)
       for (int64_t k = 0; k < p.K; ++k)
         std::memcpy(y + ((n0 + j) * p.K + k) * P, out + k * ld + j * P, sizeof(T) * P);
@@ -325,7 +333,7 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
     winograd_weights(w, p.K, p.C, true, U.data());
     conv2d_winograd(p.N, p.K, p.OH(), p.OW(), p.C, 2 - p.pad_h, 2 - p.pad_w, dy, U.data(),
-                    static_cast<const T*>(nullptr), dx);
+                    static_cast<const T*>(nullptr), dx, Act::identity);
     dx = nullptr;  // done
   }
   if (!dx && !dw) return;
@@ -475,6 +483,7 @@ void conv2d_backward_reference(const ConvParams& p, const T* x, const T* w, cons
   template void im2col<T>(const ConvParams&, const T*, T*);                                        \
   template void col2im<T>(const ConvParams&, const T*, T*);                                        \
   template void conv2d_forward<T>(const ConvParams&, const T*, const T*, const T*, T*);            \
+  template void conv2d_forward<T>(const ConvParams&, const T*, const T*, const T*, T*, Act);       \
   template void conv2d_backward<T>(const ConvParams&, const T*, const T*, const T*, T*, T*, T*);   \
   template void conv2d_forward_reference<T>(const ConvParams&, const T*, const T*, const T*, T*);  \
   template void conv2d_backward_reference<T>(const ConvParams&, const T*, const T*, const T*, T*,  \

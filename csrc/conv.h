@@ -27,6 +27,8 @@
 #pragma once
 #include <cstdint>
 
+#include "gemm.h"  // Act: the activations a GEMM epilogue can fuse
+
 namespace lamina {
 
 struct ConvParams {
@@ -58,6 +60,11 @@ void col2im(const ConvParams& p, const T* col, T* dx);
 // x (N, C, H, W), w (K, C/groups, KH, KW), b (K) or nullptr, y (N, K, OH, OW).
 template <class T>
 void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y);
+// The same followed by y = act(y), fused into the GEMM epilogue / Winograd output rows while
+// they are in cache (act = identity is the overload above). E.g. a Conv2d + ReLU layer:
+//   conv2d_forward<float>(p, x, w, b, y, Act::relu);
+template <class T>
+void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, Act act);
 
 // Any of dx (N, C, H, W), dw (K, C/groups, KH, KW), db (K) may be nullptr (not wanted).
 // Outputs are overwritten, not accumulated.
@@ -89,7 +96,7 @@ void winograd_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T* 
 // y (N, K, H+2ph-2, W+2pw-2) = 3x3 conv of x (N, C, H, W) given U (16, K, C), + bias or nullptr.
 template <class T>
 void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
-                     const T* x, const T* U, const T* bias, T* y);
+                     const T* x, const T* U, const T* bias, T* y, Act act = Act::identity);
 // dw (K, C, 3, 3) (overwritten) = the weight gradient of that convolution for dy (N, K, OH, OW).
 template <class T>
 void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h,

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "activation.h"
 #include "conv.h"
 #include "cpu.h"
 #include "gemm.h"
@@ -118,7 +119,7 @@ static void output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int6
 
 template <class T>
 void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
-                     const T* x, const T* U, const T* bias, T* y) {
+                     const T* x, const T* U, const T* bias, T* y, Act act) {
   const int64_t OH = H + 2 * pad_h - 2, OW = W + 2 * pad_w - 2;
   if (N == 0 || OH <= 0 || OW <= 0) return;
   const int64_t th = (OH + 1) / 2, tw = (OW + 1) / 2;
@@ -139,6 +140,15 @@ void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int6
     gemm_strided_batched<T>(false, false, K, Tc, C, T(1), U, C, K * C, V, Tc, C * Tc, T(0), Mt, Tc,
                             K * Tc, 16);
     output_transform(Mt, K, OH, OW, ty0, ty1, tw, bias, y + n * K * OH * OW, rows);
+    if (act != Act::identity) {  // on the rows just written, while they are in cache
+      const Activation kind = act == Act::relu ? Activation::relu
+                              : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;
+      const int64_t r0 = 2 * ty0, r1 = std::min(OH, 2 * ty1);
+      for (int64_t k = 0; k < K; ++k) {
+        T* yk = y + (n * K + k) * OH * OW + r0 * OW;
+        act_forward<T>(kind, (r1 - r0) * OW, yk, yk);
+      }
+    }
   };
 
   const double flops = 2.0 * 16 * K * C * th * tw * N;
@@ -211,7 +221,7 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
 #define LAMINA_INSTANTIATE_WINOGRAD(T)                                                             \
   template void winograd_weights<T>(const T*, int64_t, int64_t, bool, T*);                          \
   template void conv2d_winograd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
-                                   const T*, const T*, const T*, T*);                  \
+                                   const T*, const T*, const T*, T*, Act);             \
   template void conv2d_winograd_dw<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                       const T*, const T*, T*);
 LAMINA_INSTANTIATE_WINOGRAD(float)

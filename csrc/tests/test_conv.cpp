@@ -130,8 +130,40 @@ static void isa_paths_agree(std::mt19937& g) {
   set_isa(Isa::avx2);
 }
 
+// conv2d_forward with a fused activation == reference conv, then the activation, on every
+// forward path: row-chunked im2col, several small images, y^T (K <= 16), pointwise, Winograd.
+static void fused_activation(std::mt19937& g) {
+  struct Shape { int64_t N, C, H, W, K, k, pad; ConvAlgo algo; };
+  const Shape shapes[] = {{2, 3, 30, 29, 7, 3, 1, ConvAlgo::im2col}, {5, 6, 9, 8, 16, 5, 2, ConvAlgo::im2col},
+                          {4, 4, 7, 7, 24, 3, 0, ConvAlgo::im2col}, {3, 5, 6, 7, 9, 1, 0, ConvAlgo::im2col}, {2, 5, 24, 24, 9, 1, 0, ConvAlgo::im2col},
+                          {2, 6, 11, 10, 8, 3, 1, ConvAlgo::winograd}};
+  for (const Shape& sh : shapes)
+    for (Act act : {Act::relu, Act::sigmoid, Act::tanh})
+      for (bool bias : {true, false}) {
+        ConvParams p;
+        p.N = sh.N; p.C = sh.C; p.H = sh.H; p.W = sh.W; p.K = sh.K; p.KH = p.KW = sh.k;
+        p.pad_h = p.pad_w = sh.pad;
+        conv_set_algo(sh.algo);
+        const size_t nx = p.N * p.C * p.H * p.W, nw = p.K * p.C * p.KH * p.KW, ny = p.N * p.K * p.OH() * p.OW();
+        auto x = randv<float>(nx, g), w = randv<float>(nw, g), b = randv<float>(p.K, g);
+        std::vector<float> y(ny, 7.f), ref(ny);
+        conv2d_forward<float>(p, x.data(), w.data(), bias ? b.data() : nullptr, y.data(), act);
+        conv2d_forward_reference<float>(p, x.data(), w.data(), bias ? b.data() : nullptr, ref.data());
+        double err = 0;
+        for (size_t i = 0; i < ny; ++i) {
+          const double r = ref[i];
+          const double f = act == Act::relu ? (r < 0 ? 0 : r) : act == Act::sigmoid ? 1 / (1 + std::exp(-r)) : std::tanh(r);
+          err = std::max(err, std::fabs(double(y[i]) - f) / std::max(1.0, std::fabs(f)));
+        }
+        CHECK_MSG(err <= 2e-5, "act %d K=%lld k=%lld algo %d: err %g", int(act), (long long)p.K,
+                  (long long)p.KH, int(sh.algo), err);
+      }
+  conv_set_algo(ConvAlgo::automatic);
+}
+
 int main() {
   std::mt19937 g(1234);
+  fused_activation(g);
   isa_paths_agree(g);
   adjoint<float>(g);
   adjoint<double>(g);
