@@ -7,8 +7,8 @@
 on a machine shared with other jobs it is far less disturbed by their load.
 
 Every case runs the three on the same float32 inputs after a warm-up, timed round-robin
-(so background load hits all alike), with the same thread count (lamina and PyTorch set to --threads; NumPy's BLAS uses its default pool), and checks
-lamina's results against PyTorch (or NumPy) outside the timed region. Times are medians in ms;
+(so background load hits all alike), with the same thread count (lamina, PyTorch and NumPy's
+BLAS pool set to --threads; 1 for --cpu-time), and checks lamina's results against PyTorch (or NumPy) outside the timed region. Times are medians in ms;
 the ratio columns are other/lamina (> 1 means lamina is faster). "bwd" computes dx, dw and db.
 """
 import argparse
@@ -17,7 +17,26 @@ import statistics
 import sys
 import time
 
-import numpy as np
+def _blas_threads(argv):
+    """NumPy's BLAS pool size: 1 for --cpu-time, else --threads (if given)."""
+    if "--cpu-time" in argv:
+        return "1"
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+# A BLAS pool busy-waiting after NumPy's call steals a core from whichever library runs next
+# (and process_time bills its spinning to that library: it doubled lamina's --cpu-time
+# figures), so it gets the same thread budget as lamina and PyTorch; set before numpy loads.
+if _blas_threads(sys.argv):
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _blas_threads(sys.argv)
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
