@@ -9,7 +9,8 @@ on a machine shared with other jobs it is far less disturbed by their load.
 Every case runs the three on the same float32 inputs after a warm-up, timed round-robin
 (so background load hits all alike), with the same thread count (lamina, PyTorch and NumPy's
 BLAS pool set to --threads; 1 for --cpu-time), and checks lamina's results against PyTorch
-(or NumPy) outside the timed region. Times are medians in ms; the ratio columns are other/lamina (> 1 means lamina is faster). "bwd" computes dx, dw and db.
+(or NumPy) outside the timed region. Times are medians in ms; the ratio columns are
+other/lamina (> 1 means lamina is faster). "bwd" computes dx, dw and db.
 """
 import argparse
 import os
