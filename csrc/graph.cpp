@@ -45,6 +45,8 @@ const char* op_name(Op op) {
     case Op::adaptive_avg_pool2d_backward: return "adaptive_avg_pool2d_backward";
     case Op::broadcast: return "broadcast";
     case Op::reduce_broadcast: return "reduce_broadcast";
+    case Op::div: return "div";
+    case Op::unary: return "unary";
   }
   return "?";
 }
@@ -120,8 +122,10 @@ std::string window_error(const Instr& in) {
   } else if (in.op == Op::broadcast || in.op == Op::reduce_broadcast) {
     if (mul_sat(a[0], a[1]) == std::numeric_limits<int64_t>::max())   // outer*mid rows must not wrap
       return "i[0], i[1]: outer * mid overflows";
-    if (in.op == Op::broadcast && (a[3] < 0 || a[3] > 3))
-      return "i[3]: broadcast kind out of range [0, 3], got " + std::to_string(a[3]);
+    if (in.op == Op::broadcast && (a[3] < 0 || a[3] > 4))
+      return "i[3]: broadcast kind out of range [0, 4], got " + std::to_string(a[3]);
+  } else if (in.op == Op::unary && (a[1] < 0 || a[1] > 6)) {
+    return "i[1]: unary kind out of range [0, 6], got " + std::to_string(a[1]);
   }
   return "";
 }
@@ -149,7 +153,8 @@ Need needs_of(const Instr& in) {
       req(0, mul_sat(a[0], a[1]), t); req(1, a[0], 8); req(2, 1, t); req(3, 1, 8); req(4, mul_sat(a[0], a[1]), t);
       break;
     case Op::fill: req(0, a[0], t); break;
-    case Op::add: case Op::sub: case Op::mul: req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); break;
+    case Op::add: case Op::sub: case Op::mul: case Op::div: req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); break;
+    case Op::unary: req(0, a[0], t); req(1, a[0], t); break;
     case Op::scale: case Op::copy: case Op::accumulate: req(0, a[0], t); req(1, a[0], t); break;
     case Op::sgd: req(0, a[0], t); req(1, a[0], t); opt(2, a[0], t); nd.scalars = 6; break;
     case Op::adam:
@@ -209,7 +214,8 @@ void broadcast_rows(int64_t outer, int64_t mid, int64_t inner, int64_t kind, con
       case 0: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] + sv; break;
       case 1: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] - sv; break;
       case 2: for (int64_t k = 0; k < inner; ++k) yr[k] = sv - xr[k]; break;
-      default: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] * sv; break;
+      case 3: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] * sv; break;
+      default: for (int64_t k = 0; k < inner; ++k) yr[k] = xr[k] / sv; break;
     }
   }
 }
@@ -298,14 +304,31 @@ int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* 
       for (int64_t k = 0; k < a[0]; ++k) y[k] = v;
       return -1;
     }
-    case Op::add: case Op::sub: case Op::mul: {
+    case Op::add: case Op::sub: case Op::mul: case Op::div: {
       const T* x0 = P<const T>(s, in.slot[0]);
       const T* x1 = P<const T>(s, in.slot[1]);
       T* y = P<T>(s, in.slot[2]);
       const int64_t n = a[0];
       if (in.op == Op::add) for (int64_t k = 0; k < n; ++k) y[k] = x0[k] + x1[k];
       else if (in.op == Op::sub) for (int64_t k = 0; k < n; ++k) y[k] = x0[k] - x1[k];
-      else for (int64_t k = 0; k < n; ++k) y[k] = x0[k] * x1[k];
+      else if (in.op == Op::mul) for (int64_t k = 0; k < n; ++k) y[k] = x0[k] * x1[k];
+      else for (int64_t k = 0; k < n; ++k) y[k] = x0[k] / x1[k];
+      return -1;
+    }
+    case Op::unary: {
+      const T* x = P<const T>(s, in.slot[0]);
+      T* y = P<T>(s, in.slot[1]);
+      const int64_t n = a[0];
+      switch (a[1]) {
+        case 0: for (int64_t k = 0; k < n; ++k) y[k] = -x[k]; break;
+        case 1: for (int64_t k = 0; k < n; ++k) y[k] = std::exp(x[k]); break;
+        case 2: for (int64_t k = 0; k < n; ++k) y[k] = std::log(x[k]); break;
+        case 3: for (int64_t k = 0; k < n; ++k) y[k] = std::sin(x[k]); break;
+        case 4: for (int64_t k = 0; k < n; ++k) y[k] = std::cos(x[k]); break;
+        case 5: for (int64_t k = 0; k < n; ++k) y[k] = std::fabs(x[k]); break;
+        // sign, as numpy: +-1, 0 for +-0, NaN for NaN
+        default: for (int64_t k = 0; k < n; ++k) y[k] = x[k] > T(0) ? T(1) : x[k] < T(0) ? T(-1) : x[k]; break;
+      }
       return -1;
     }
     case Op::scale: {

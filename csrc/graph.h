@@ -16,7 +16,8 @@
 //                                     | i: N, C, ignore_index, mean
 //   ce_backward     probs, target, dloss(T scalar), scale(f64 scalar), dlogits | i: N, C, ignore_index
 //   fill            y                 | i: n | f: value
-//   add, sub, mul   a, b, y           | i: n            (y = a op b, elementwise)
+//   add, sub, mul, div  a, b, y       | i: n            (y = a op b, elementwise)
+//   unary           x, y              | i: n, kind (0 neg, 1 exp, 2 log, 3 sin, 4 cos, 5 abs, 6 sign)
 //   scale           x, y              | i: n | f: alpha (y = alpha x)
 //   copy            x, y              | i: n
 //   accumulate      x, y              | i: n            (y += x: in-place gradient accumulation)
@@ -41,7 +42,8 @@
 // Broadcasting elementwise ops: the full operand x and y are (outer, mid, inner), the small one
 // s is (mid) and repeats over outer and inner (a bias (F) on (N, F), (C, 1, 1) on (N, C, H, W),
 // a scalar with mid = 1).
-//   broadcast         x, s, y         | i: outer, mid, inner, kind (0: x + s, 1: x - s, 2: s - x, 3: x * s)
+//   broadcast         x, s, y         | i: outer, mid, inner, kind (0: x + s, 1: x - s, 2: s - x,
+//                                                                     3: x * s, 4: x / s)
 //   reduce_broadcast  dy, x, ds       | i: outer, mid, inner | f: alpha
 //                                       ds[m] = alpha * sum_{o,i} dy[o,m,i] (* x[o,m,i] if x given)
 #pragma once
@@ -58,9 +60,9 @@ enum class Op : int32_t {
   accumulate = 12, sgd = 13, adam = 14, callback = 15, conv2d_forward = 16, conv2d_backward = 17,
   max_pool2d_forward = 18, max_pool2d_backward = 19, avg_pool2d_forward = 20, avg_pool2d_backward = 21,
   adaptive_avg_pool2d_forward = 22, adaptive_avg_pool2d_backward = 23, broadcast = 24,
-  reduce_broadcast = 25
+  reduce_broadcast = 25, div = 26, unary = 27
 };
-constexpr int32_t kLastOp = 25;
+constexpr int32_t kLastOp = 27;
 enum class DType : int32_t { f32 = 0, f64 = 1, i64 = 2 };
 
 constexpr int kSlots = 6, kInts = 16, kFloats = 2, kScalars = 6;

@@ -226,10 +226,49 @@ def test_fallback_ops_run_as_callbacks():
 
         def forward(self, x):
             h = self.fc(x)
-            return (0.5 * h).exp() - h.sin()  # Exp, Sin: no C++ node -> Python callbacks
+            return h ** 3 - h.clamp(-0.5, 0.5)     # Pow, Clamp: no C++ node -> Python callbacks
     step = _compare(Net, np.float64, SGD, shape=(5,), classes=4)
-    ops = {n.attrs.get("fn") for n in step.graph.nodes if n.op == "pycall"}
-    assert {"Exp", "Sin", "Exp.backward", "Sin.backward"} <= ops
+    assert set(step.graph.callbacks) == {"Pow", "Clamp", "Pow.backward", "Clamp.backward"}
+
+
+class _Unary(nn.Module):
+    """Neg, Exp, Log, Sin, Cos, Abs, Div (same shape, and by a Python scalar): all native."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 4)
+        self.fc2 = nn.Linear(5, 4)
+
+    def forward(self, x):
+        h, k = self.fc(x), self.fc2(x)
+        a = (0.5 * h).exp() - h.sin() + (-k).cos()
+        b = (h.abs() + 1.0).log() / 3.0
+        return a / (k * k + 1.0) + b
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_unary_and_div_are_native(dtype, executor):
+    step = _compare(_Unary, dtype, ADAM, shape=(5,), classes=4, executor=executor)
+    g = step.graph
+    assert g.callbacks == []
+    kinds = {n.attrs["kind"] for n in g.nodes if n.op == "unary"}
+    assert kinds == {"neg", "exp", "log", "sin", "cos", "abs", "sign"}     # sign: Abs' backward
+    assert any(n.op == "div" for n in g.nodes) and any(n.op == "broadcast" and n.attrs["kind"] == 4
+                                                       for n in g.nodes)
+
+
+def test_division_by_a_parameter_scalar_keeps_the_eager_rule():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 4)
+            self.t = nn.Parameter(lamina.tensor(2.0))
+
+        def forward(self, x):
+            return self.fc(x) / self.t               # s wants a gradient: Div runs eagerly
+    step = _compare(Net, np.float64, SGD, shape=(5,), classes=4)
+    assert step.graph.callbacks == ["Div", "Div.backward"]
 
 
 # ---------------------------------------------------------------- passes

@@ -135,7 +135,7 @@ static void broadcast_programs() {
   const int64_t O = 2, M = 3, I = 4, n = O * M * I;
   std::vector<double> x(n), dy(n), sv = {0.5, -1.25, 2.0};
   for (int64_t k = 0; k < n; ++k) { x[k] = std::sin(0.9 * k); dy[k] = std::cos(0.4 * k); }
-  for (int64_t kind = 0; kind < 4; ++kind) {
+  for (int64_t kind = 0; kind < 5; ++kind) {
     std::vector<double> y(n), ds(M);
     std::vector<void*> slots = {x.data(), sv.data(), y.data(), dy.data(), ds.data()};
     std::vector<int64_t> bytes = {n * 8, M * 8, n * 8, n * 8, M * 8};
@@ -150,7 +150,8 @@ static void broadcast_programs() {
       for (int64_t m = 0; m < M; ++m)
         for (int64_t i = 0; i < I; ++i) {
           const int64_t k = (o * M + m) * I + i;
-          const double want = kind == 0 ? x[k] + sv[m] : kind == 1 ? x[k] - sv[m] : kind == 2 ? sv[m] - x[k] : x[k] * sv[m];
+          const double want = kind == 0 ? x[k] + sv[m] : kind == 1 ? x[k] - sv[m] : kind == 2 ? sv[m] - x[k]
+                              : kind == 3 ? x[k] * sv[m] : x[k] / sv[m];
           CHECK(y[k] == want);
         }
     for (int64_t m = 0; m < M; ++m) {
@@ -161,7 +162,7 @@ static void broadcast_programs() {
     }
     // a kind past mul, a short small operand, and rows that overflow are refused
     Instr bad = b;
-    bad.i[3] = 4;
+    bad.i[3] = 5;
     CHECK(graph::validate({bad}, bytes, 0).find("kind out of range") != std::string::npos);
     bad = b;
     bad.i[1] = 4;
@@ -171,6 +172,33 @@ static void broadcast_programs() {
     bad.i[0] = int64_t(1) << 40; bad.i[1] = int64_t(1) << 40; bad.i[2] = 0;
     CHECK(graph::validate({bad}, bytes, 0).find("overflows") != std::string::npos);
   }
+}
+
+// Unary ops and div against the C library, element by element (sign as numpy: NaN stays NaN).
+static void unary_programs() {
+  std::vector<float> x = {-2.5f, -0.0f, 0.0f, 0.75f, 3.0f, std::nanf("")}, d = {1.f, 2.f, -4.f, 0.5f, 8.f, 1.f};
+  const int64_t n = static_cast<int64_t>(x.size());
+  float (*ref[])(float) = {[](float v) { return -v; }, [](float v) { return std::exp(v); },
+                           [](float v) { return std::log(v); }, [](float v) { return std::sin(v); },
+                           [](float v) { return std::cos(v); }, [](float v) { return std::fabs(v); },
+                           [](float v) { return v > 0 ? 1.f : v < 0 ? -1.f : v; }};
+  for (int64_t kind = 0; kind < 7; ++kind) {
+    std::vector<float> y(n), q(n);
+    std::vector<void*> slots = {x.data(), d.data(), y.data(), q.data()};
+    std::vector<int64_t> bytes(4, n * 4);
+    std::vector<Instr> prog = {make(Op::unary, {0, 2}, {n, kind}), make(Op::div, {0, 1, 3}, {n})};
+    CHECK_MSG(graph::validate(prog, bytes, 0).empty(), graph::validate(prog, bytes, 0).c_str());
+    std::string err;
+    CHECK(graph::run(prog, slots.data(), nullptr, nullptr, nullptr, &err) == -1);
+    for (int64_t k = 0; k < n; ++k) {
+      const float want = ref[kind](x[k]);
+      CHECK((std::isnan(want) && std::isnan(y[k])) || want == y[k]);
+      CHECK((std::isnan(x[k]) && std::isnan(q[k])) || q[k] == x[k] / d[k]);
+    }
+  }
+  std::vector<int64_t> bytes(4, n * 4);
+  CHECK(graph::validate({make(Op::unary, {0, 2}, {n, 7})}, bytes, 0).find("unary kind") != std::string::npos);
+  CHECK(graph::validate({make(Op::div, {0, 1, 3}, {n + 1})}, bytes, 0).find("slot[0]: buffer holds") != std::string::npos);
 }
 
 int main() {
@@ -250,5 +278,6 @@ int main() {
   CHECK(graph::run(cb, slots.data(), scalars, fail, nullptr, &err) == 0);
   conv_pool_programs();
   broadcast_programs();
+  unary_programs();
   TEST_MAIN_END();
 }

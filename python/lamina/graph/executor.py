@@ -17,7 +17,9 @@ _BIAS_AXIS = {"row": 1, "col": 2}
 NATIVE_OPS = ("gemm", "act_fwd", "act_bwd", "bias_grad_rows", "ce_fwd", "ce_bwd", "fill", "add",
               "sub", "mul", "scale", "copy", "accumulate", "sgd", "adam", "conv2d_fwd", "conv2d_bwd",
               "max_pool_fwd", "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "adaptive_avg_pool_fwd",
-              "adaptive_avg_pool_bwd", "broadcast", "reduce_broadcast")
+              "adaptive_avg_pool_bwd", "broadcast", "reduce_broadcast", "div", "unary")
+_UNARY = {"neg": (0, np.negative), "exp": (1, np.exp), "log": (2, np.log), "sin": (3, np.sin),
+          "cos": (4, np.cos), "abs": (5, np.abs), "sign": (6, np.sign)}
 _POOL_CODE = {"max_pool_fwd": "max_pool2d_forward", "max_pool_bwd": "max_pool2d_backward",
               "avg_pool_fwd": "avg_pool2d_forward", "avg_pool_bwd": "avg_pool2d_backward",
               "adaptive_avg_pool_fwd": "adaptive_avg_pool2d_forward",
@@ -101,9 +103,12 @@ def node_closure(node, mem, scalars):
         def fill():
             A[outs[0]][...] = val
         return fill
-    if op in ("add", "sub", "mul"):
-        f = {"add": np.add, "sub": np.subtract, "mul": np.multiply}[op]
+    if op in ("add", "sub", "mul", "div"):
+        f = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}[op]
         return lambda: f(A[ins[0]], A[ins[1]], out=A[outs[0]])
+    if op == "unary":
+        f = _UNARY[a["kind"]][1]
+        return lambda: f(A[ins[0]], out=A[outs[0]])
     if op == "scale":
         al = a["alpha"]
         return lambda: np.multiply(A[ins[0]], A[ins[0]].dtype.type(al), out=A[outs[0]])
@@ -135,7 +140,7 @@ def node_closure(node, mem, scalars):
         return _pool_closure(node, A, ins, outs)
     if op == "broadcast":
         o_, m_, i_ = a["split"]
-        f = (np.add, np.subtract, None, np.multiply)[a["kind"]]
+        f = (np.add, np.subtract, None, np.multiply, np.divide)[a["kind"]]
         x, sm = ins
         if a["kind"] == 2:
             return lambda: np.subtract(A[sm].reshape(1, m_, 1), A[x].reshape(o_, m_, i_),
@@ -309,8 +314,10 @@ class NativeExecutor:
             return (code["ce_backward"], dt, S + O, [a["N"], a["C"], a["ignore_index"]], [], [])
         if op == "fill":
             return (code["fill"], dt, O, [n.outputs[0].size], [a["value"]], [])
-        if op in ("add", "sub", "mul"):
+        if op in ("add", "sub", "mul", "div"):
             return (code[op], dt, S + O, [a["n"]], [], [])
+        if op == "unary":
+            return (code["unary"], dt, S + O, [a["n"], _UNARY[a["kind"]][0]], [], [])
         if op == "scale":
             return (code["scale"], dt, S + O, [a["n"]], [a["alpha"]], [])
         if op in ("copy", "accumulate"):

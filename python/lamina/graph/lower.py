@@ -288,7 +288,8 @@ def _bcast_split(out_shape, small_shape):
 
 
 # kinds of the `broadcast` node, with x the full operand and s the small one
-_BCAST_KIND = {("add", 0): 0, ("add", 1): 0, ("sub", 0): 1, ("sub", 1): 2, ("mul", 0): 3, ("mul", 1): 3}
+_BCAST_KIND = {("add", 0): 0, ("add", 1): 0, ("sub", 0): 1, ("sub", 1): 2, ("mul", 0): 3, ("mul", 1): 3,
+               ("div", 0): 4}
 
 
 def _same_shape_binary(op):
@@ -305,8 +306,10 @@ def _same_shape_binary(op):
         # One operand has the output's shape, the other repeats over it (bias-like).
         full = 0 if a.shape == fn.out.shape else 1 if b.shape == fn.out.shape else None
         split = None if full is None else _bcast_split(fn.out.shape, fn.args[1 - full].shape)
-        if split is None:
+        if split is None or (op, full) not in _BCAST_KIND:
             return False
+        if op == "div" and L._wants(fn, 1):
+            return False        # x / s with a gradient for s: no native rule (the eager one runs)
         kind = _BCAST_KIND[(op, full)]
         fn.bcast = (full, split, kind)
         L.g.add(Node("broadcast", [fn.args[full], fn.args[1 - full]], [fn.out],
@@ -324,13 +327,16 @@ def _bwd_broadcast(L, fn, dy):
     if L.wants(fn, full):
         if kind in (0, 1):
             L.contribute_view(x, dy, fn.op)      # dy itself (a copy if x already has a gradient)
+        elif kind == 4:
+            L.contribute(x, fn.op, lambda out: L.g.add(
+                Node("broadcast", [dy, sm], [out], {"split": split, "kind": 4}, src=fn.op)))
         elif kind == 2:
             L.contribute(x, fn.op, lambda out: L.g.add(
                 Node("scale", [dy], [out], {"alpha": -1.0, "n": dy.size}, src=fn.op)))
         else:
             L.contribute(x, fn.op, lambda out: L.g.add(
                 Node("broadcast", [dy, sm], [out], {"split": split, "kind": 3}, src=fn.op)))
-    if L.wants(fn, 1 - full):
+    if L.wants(fn, 1 - full):            # (never for x / s: the forward left that to eager)
         alpha = -1.0 if kind == 1 else 1.0
         L.contribute(sm, fn.op, lambda out: L.g.add(
             Node("reduce_broadcast", [dy, x if kind == 3 else None], [out], {"split": split, "alpha": alpha},
@@ -485,12 +491,70 @@ def _bwd_adaptive_avg_pool(L, fn, dy):
         Node("adaptive_avg_pool_bwd", [dy], [out], {"sizes": sizes}, src=fn.op)))
 
 
+# ---- unary elementwise ops and division: each backward rule is the eager rule's arithmetic,
+# in the same order (Cos: (-dy) * sin(x)), so results match eager.
+_UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sin": "sin", "Cos": "cos", "Abs": "abs"}
+
+
+def _fwd_unary(L, fn):
+    x = fn.args[0]
+    if fn.tensor_pos != [0] or not _float(x):
+        return False
+    L.g.add(Node("unary", [x], [fn.out], {"kind": _UNARY[fn.op], "n": x.size}, src=fn.op))
+    fn.lowered_by = "unary"
+    return True
+
+
+def _bwd_unary(L, fn, dy):
+    x, kind, src = fn.args[0], _UNARY[fn.op], fn.op
+    n = {"n": x.size}
+
+    def tmp(op, ins, attrs, name):
+        v = L.g.value(x.shape, x.dtype, "temp", name)
+        L.g.add(Node(op, ins, [v], attrs, src=src))
+        return v
+    if kind == "neg":
+        make = lambda out: L.g.add(Node("scale", [dy], [out], {"alpha": -1.0, **n}, src=src))   # noqa: E731
+    elif kind == "exp":
+        make = lambda out: L.g.add(Node("mul", [dy, fn.out], [out], n, src=src))               # noqa: E731
+    elif kind == "log":
+        make = lambda out: L.g.add(Node("div", [dy, x], [out], n, src=src))                    # noqa: E731
+    elif kind == "sin":
+        c = tmp("unary", [x], {"kind": "cos", **n}, "cos")
+        make = lambda out: L.g.add(Node("mul", [dy, c], [out], n, src=src))                    # noqa: E731
+    elif kind == "cos":
+        ndy = tmp("scale", [dy], {"alpha": -1.0, **n}, "neg_dy")
+        sn = tmp("unary", [x], {"kind": "sin", **n}, "sin")
+        make = lambda out: L.g.add(Node("mul", [ndy, sn], [out], n, src=src))                  # noqa: E731
+    else:
+        sg = tmp("unary", [x], {"kind": "sign", **n}, "sign")
+        make = lambda out: L.g.add(Node("mul", [dy, sg], [out], n, src=src))                   # noqa: E731
+    L.contribute(x, src, make)
+
+
+def _bwd_div(L, fn, dy):
+    if getattr(fn, "bcast", None):
+        return _bwd_broadcast(L, fn, dy)
+    a, b = fn.args[0], fn.args[1]
+    n = {"n": dy.size}
+    if L.wants(fn, 0):                    # da = dy / b
+        L.contribute(a, fn.op, lambda out: L.g.add(Node("div", [dy, b], [out], n, src=fn.op)))
+    if L.wants(fn, 1):                    # db = ((-dy) * a) / (b * b)
+        parts = []
+        for op, ins, attrs in (("scale", [dy], {"alpha": -1.0, **n}), ("mul", None, n), ("mul", [b, b], n)):
+            v = L.g.value(dy.shape, dy.dtype, "temp", "div_part")
+            L.g.add(Node(op, ins if ins is not None else [parts[0], a], [v], attrs, src=fn.op))
+            parts.append(v)
+        L.contribute(b, fn.op, lambda out: L.g.add(Node("div", [parts[1], parts[2]], [out], n, src=fn.op)))
+
+
 _FORWARD = {
     "Reshape": _fwd_reshape, "Linear": _fwd_linear, "MatMul2D": _fwd_matmul,
     "Activation": _fwd_activation, "CrossEntropy": _fwd_cross_entropy,
     "Add": _same_shape_binary("add"), "Sub": _same_shape_binary("sub"), "Mul": _same_shape_binary("mul"),
     "Conv2dFn": _fwd_conv, "Conv1dFn": _fwd_conv, "MaxPool2dFn": _fwd_max_pool,
     "AvgPool2dFn": _fwd_avg_pool, "AdaptiveAvgPool2dFn": _fwd_adaptive_avg_pool,
+    "Div": _same_shape_binary("div"), **{name: _fwd_unary for name in _UNARY},
 }
 _BACKWARD = {
     "Reshape": _bwd_reshape, "Linear": _bwd_linear, "MatMul2D": _bwd_matmul,
@@ -498,6 +562,7 @@ _BACKWARD = {
     "Add": _bwd_add, "Sub": _bwd_sub, "Mul": _bwd_mul,
     "Conv2dFn": _bwd_conv, "Conv1dFn": _bwd_conv, "MaxPool2dFn": _bwd_max_pool,
     "AvgPool2dFn": _bwd_avg_pool, "AdaptiveAvgPool2dFn": _bwd_adaptive_avg_pool,
+    "Div": _bwd_div, **{name: _bwd_unary for name in _UNARY},
 }
 
 

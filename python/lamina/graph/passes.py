@@ -104,8 +104,8 @@ def remove_dead_nodes(graph):
 
 
 # Elementwise nodes and the inputs whose buffer their output may take over.
-_INPLACE_OK = {"act_fwd": (0,), "act_bwd": (1,), "add": (0, 1), "sub": (0, 1), "mul": (0, 1), "scale": (0,),
-               "broadcast": (0,)}
+_INPLACE_OK = {"act_fwd": (0,), "act_bwd": (1,), "add": (0, 1), "sub": (0, 1), "mul": (0, 1), "div": (0, 1),
+               "scale": (0,), "unary": (0,), "broadcast": (0,)}
 
 
 def reuse_inplace(graph):
