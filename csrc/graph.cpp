@@ -47,6 +47,8 @@ const char* op_name(Op op) {
     case Op::reduce_broadcast: return "reduce_broadcast";
     case Op::div: return "div";
     case Op::unary: return "unary";
+    case Op::loss_forward: return "loss_forward";
+    case Op::loss_backward: return "loss_backward";
   }
   return "?";
 }
@@ -124,6 +126,8 @@ std::string window_error(const Instr& in) {
       return "i[0], i[1]: outer * mid overflows";
     if (in.op == Op::broadcast && (a[3] < 0 || a[3] > 4))
       return "i[3]: broadcast kind out of range [0, 4], got " + std::to_string(a[3]);
+  } else if ((in.op == Op::loss_forward || in.op == Op::loss_backward) && (a[1] < 0 || a[1] > 1)) {
+    return "i[1]: loss kind out of range [0, 1], got " + std::to_string(a[1]);
   } else if (in.op == Op::unary && (a[1] < 0 || a[1] > 6)) {
     return "i[1]: unary kind out of range [0, 6], got " + std::to_string(a[1]);
   }
@@ -155,6 +159,8 @@ Need needs_of(const Instr& in) {
     case Op::fill: req(0, a[0], t); break;
     case Op::add: case Op::sub: case Op::mul: case Op::div: req(0, a[0], t); req(1, a[0], t); req(2, a[0], t); break;
     case Op::unary: req(0, a[0], t); req(1, a[0], t); break;
+    case Op::loss_forward: req(0, a[0], t); req(1, a[0], t); req(2, 1, t); break;
+    case Op::loss_backward: req(0, a[0], t); req(1, a[0], t); req(2, 1, t); req(3, a[0], t); break;
     case Op::scale: case Op::copy: case Op::accumulate: req(0, a[0], t); req(1, a[0], t); break;
     case Op::sgd: req(0, a[0], t); req(1, a[0], t); opt(2, a[0], t); nd.scalars = 6; break;
     case Op::adam:
@@ -313,6 +319,21 @@ int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* 
       else if (in.op == Op::sub) for (int64_t k = 0; k < n; ++k) y[k] = x0[k] - x1[k];
       else if (in.op == Op::mul) for (int64_t k = 0; k < n; ++k) y[k] = x0[k] * x1[k];
       else for (int64_t k = 0; k < n; ++k) y[k] = x0[k] / x1[k];
+      return -1;
+    }
+    case Op::loss_forward: {
+      const T* x = P<const T>(s, in.slot[0]);
+      const T* tg = P<const T>(s, in.slot[1]);
+      const double sum = a[1] == 0 ? mse_forward<T>(a[0], x, tg) : bce_with_logits_forward<T>(a[0], x, tg);
+      *P<T>(s, in.slot[2]) = static_cast<T>(sum * in.f[0]);   // as eager: double sum * scale, cast once
+      return -1;
+    }
+    case Op::loss_backward: {
+      const T* x = P<const T>(s, in.slot[0]);
+      const T* tg = P<const T>(s, in.slot[1]);
+      const double dl = static_cast<double>(*P<const T>(s, in.slot[2]));
+      if (a[1] == 0) mse_backward<T>(a[0], x, tg, static_cast<T>(2.0 * dl * in.f[0]), P<T>(s, in.slot[3]));
+      else bce_with_logits_backward<T>(a[0], x, tg, static_cast<T>(dl * in.f[0]), P<T>(s, in.slot[3]));
       return -1;
     }
     case Op::unary: {

@@ -39,6 +39,10 @@
 //   avg_pool2d_backward dy, dx        | i: pool (dil = 1)
 //   adaptive_avg_pool2d_forward  x, y | i: N, C, H, W, OH, OW
 //   adaptive_avg_pool2d_backward dy, dx | i: N, C, H, W, OH, OW
+// Pointwise losses (kind 0: MSE, sum (x - t)^2; 1: BCE with logits), summed in double:
+//   loss_forward    x, t, loss(T scalar)          | i: n, kind | f: scale   loss = scale * sum
+//   loss_backward   x, t, dloss(T scalar), dx     | i: n, kind | f: scale
+//                   dx = T(2 dloss scale) (x - t) (MSE) or T(dloss scale) (sigmoid(x) - t) (BCE)
 // Broadcasting elementwise ops: the full operand x and y are (outer, mid, inner), the small one
 // s is (mid) and repeats over outer and inner (a bias (F) on (N, F), (C, 1, 1) on (N, C, H, W),
 // a scalar with mid = 1).
@@ -60,9 +64,9 @@ enum class Op : int32_t {
   accumulate = 12, sgd = 13, adam = 14, callback = 15, conv2d_forward = 16, conv2d_backward = 17,
   max_pool2d_forward = 18, max_pool2d_backward = 19, avg_pool2d_forward = 20, avg_pool2d_backward = 21,
   adaptive_avg_pool2d_forward = 22, adaptive_avg_pool2d_backward = 23, broadcast = 24,
-  reduce_broadcast = 25, div = 26, unary = 27
+  reduce_broadcast = 25, div = 26, unary = 27, loss_forward = 28, loss_backward = 29
 };
-constexpr int32_t kLastOp = 27;
+constexpr int32_t kLastOp = 29;
 enum class DType : int32_t { f32 = 0, f64 = 1, i64 = 2 };
 
 constexpr int kSlots = 6, kInts = 16, kFloats = 2, kScalars = 6;

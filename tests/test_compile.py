@@ -258,6 +258,43 @@ def test_unary_and_div_are_native(dtype, executor):
                                                        for n in g.nodes)
 
 
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("executor", ["native", "python"])
+def test_mse_and_bce_losses_are_native(loss, dtype, executor):
+    loss_fn = {"mse": F.mse_loss, "bce": F.binary_cross_entropy_with_logits}[loss]
+    make = lambda: lamina.models.mlp((6, 5, 3), activation="tanh")      # noqa: E731
+    m1, o1, m2, o2 = _pair(make, dtype, ADAM)
+    step = compile(m2, loss_fn, o2, executor=executor)
+    rng = np.random.default_rng(3)
+    for i in range(10):
+        x = rng.standard_normal((4, 6)).astype(dtype)
+        y = (rng.random((4, 3)) > 0.5).astype(dtype) if loss == "bce" else rng.standard_normal((4, 3)).astype(dtype)
+        l1, l2 = _eager_step(m1, o1, x, y, loss_fn), step(x, y)
+        assert abs(l1 - l2) <= TOL[dtype] * max(1.0, abs(l1)), (i, l1, l2)
+    assert _max_rel_err(m1, m2) <= TOL[dtype]
+    assert step.graph.callbacks == [] and any(n.op == "loss_bwd" for n in step.graph.nodes)
+
+
+def test_mse_gradient_reaches_a_learned_target():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+            self.target = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return F.mse_loss(self.fc(x), self.target(x))   # both sides need a gradient
+    m1, o1, m2, o2 = _pair(Net, np.float64, SGD)
+    ident = lambda out, y: out                               # noqa: E731
+    step = compile(m2, ident, o2)
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        x = rng.standard_normal((5, 4))
+        assert abs(_eager_step(m1, o1, x, np.zeros(5), ident) - step(x, np.zeros(5))) < 1e-12
+    assert _max_rel_err(m1, m2) < 1e-10 and step.graph.callbacks == []
+
+
 def test_division_by_a_parameter_scalar_keeps_the_eager_rule():
     class Net(nn.Module):
         def __init__(self):

@@ -218,5 +218,6 @@ void bind_graph(py::module_& m) {
       py::arg("conv2d_backward") = 17, py::arg("max_pool2d_forward") = 18, py::arg("max_pool2d_backward") = 19,
       py::arg("avg_pool2d_forward") = 20, py::arg("avg_pool2d_backward") = 21,
       py::arg("adaptive_avg_pool2d_forward") = 22, py::arg("adaptive_avg_pool2d_backward") = 23,
-      py::arg("broadcast") = 24, py::arg("reduce_broadcast") = 25, py::arg("div") = 26, py::arg("unary") = 27);
+      py::arg("broadcast") = 24, py::arg("reduce_broadcast") = 25, py::arg("div") = 26, py::arg("unary") = 27,
+      py::arg("loss_forward") = 28, py::arg("loss_backward") = 29);
 }

@@ -201,6 +201,32 @@ static void unary_programs() {
   CHECK(graph::validate({make(Op::div, {0, 1, 3}, {n + 1})}, bytes, 0).find("slot[0]: buffer holds") != std::string::npos);
 }
 
+// MSE and BCE-with-logits forward/backward against the loss kernels called directly.
+static void loss_programs() {
+  const int64_t n = 7;
+  std::vector<float> x(n), t(n);
+  for (int64_t k = 0; k < n; ++k) { x[k] = std::sin(1.3f * k); t[k] = k % 2 ? 1.f : 0.25f; }
+  for (int64_t kind = 0; kind < 2; ++kind) {
+    float loss = 0, dloss = 0.5f;
+    std::vector<float> dx(n), ref(n);
+    std::vector<void*> slots = {x.data(), t.data(), &loss, &dloss, dx.data()};
+    std::vector<int64_t> bytes = {n * 4, n * 4, 4, 4, n * 4};
+    const double scale = 1.0 / n;
+    std::vector<Instr> prog = {make(Op::loss_forward, {0, 1, 2}, {n, kind}, {scale}),
+                               make(Op::loss_backward, {0, 1, 3, 4}, {n, kind}, {scale})};
+    CHECK_MSG(graph::validate(prog, bytes, 0).empty(), graph::validate(prog, bytes, 0).c_str());
+    std::string err;
+    CHECK(graph::run(prog, slots.data(), nullptr, nullptr, nullptr, &err) == -1);
+    const double sum = kind == 0 ? mse_forward<float>(n, x.data(), t.data()) : bce_with_logits_forward<float>(n, x.data(), t.data());
+    CHECK(loss == static_cast<float>(sum * scale));
+    if (kind == 0) mse_backward<float>(n, x.data(), t.data(), static_cast<float>(2.0 * 0.5 * scale), ref.data());
+    else bce_with_logits_backward<float>(n, x.data(), t.data(), static_cast<float>(0.5 * scale), ref.data());
+    for (int64_t k = 0; k < n; ++k) CHECK(dx[k] == ref[k]);
+    CHECK(graph::validate({make(Op::loss_forward, {0, 1, 2}, {n, 2})}, bytes, 0).find("loss kind") != std::string::npos);
+    CHECK(graph::validate({make(Op::loss_backward, {0, 1, 2, 4}, {n + 1, kind})}, bytes, 0).find("buffer holds") != std::string::npos);
+  }
+}
+
 int main() {
   const int64_t N = 5, K = 7, F = 3;
   std::vector<float> x(N * K), w(F * K), b(F);
@@ -279,5 +305,6 @@ int main() {
   conv_pool_programs();
   broadcast_programs();
   unary_programs();
+  loss_programs();
   TEST_MAIN_END();
 }

@@ -17,7 +17,8 @@ _BIAS_AXIS = {"row": 1, "col": 2}
 NATIVE_OPS = ("gemm", "act_fwd", "act_bwd", "bias_grad_rows", "ce_fwd", "ce_bwd", "fill", "add",
               "sub", "mul", "scale", "copy", "accumulate", "sgd", "adam", "conv2d_fwd", "conv2d_bwd",
               "max_pool_fwd", "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "adaptive_avg_pool_fwd",
-              "adaptive_avg_pool_bwd", "broadcast", "reduce_broadcast", "div", "unary")
+              "adaptive_avg_pool_bwd", "broadcast", "reduce_broadcast", "div", "unary", "loss_fwd", "loss_bwd")
+_LOSS = {"mse": 0, "bce": 1}
 _UNARY = {"neg": (0, np.negative), "exp": (1, np.exp), "log": (2, np.log), "sin": (3, np.sin),
           "cos": (4, np.cos), "abs": (5, np.abs), "sign": (6, np.sign)}
 _POOL_CODE = {"max_pool_fwd": "max_pool2d_forward", "max_pool_bwd": "max_pool2d_backward",
@@ -106,6 +107,17 @@ def node_closure(node, mem, scalars):
     if op in ("add", "sub", "mul", "div"):
         f = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}[op]
         return lambda: f(A[ins[0]], A[ins[1]], out=A[outs[0]])
+    if op == "loss_fwd":
+        sc = a["scale"]
+        f = _C.mse_forward if a["kind"] == "mse" else _C.bce_with_logits_forward
+
+        def loss_fwd():
+            A[outs[0]][...] = f(A[ins[0]], A[ins[1]]) * sc
+        return loss_fwd
+    if op == "loss_bwd":
+        sc, mse = a["scale"], a["kind"] == "mse"
+        f = _C.mse_backward if mse else _C.bce_with_logits_backward
+        return lambda: f(A[ins[0]], A[ins[1]], (2.0 if mse else 1.0) * float(A[ins[2]]) * sc, A[outs[0]])
     if op == "unary":
         f = _UNARY[a["kind"]][1]
         return lambda: f(A[ins[0]], out=A[outs[0]])
@@ -318,6 +330,9 @@ class NativeExecutor:
             return (code[op], dt, S + O, [a["n"]], [], [])
         if op == "unary":
             return (code["unary"], dt, S + O, [a["n"], _UNARY[a["kind"]][0]], [], [])
+        if op in ("loss_fwd", "loss_bwd"):
+            return (code["loss_forward" if op == "loss_fwd" else "loss_backward"], dt, S + O,
+                    [a["n"], _LOSS[a["kind"]]], [a["scale"]], [])
         if op == "scale":
             return (code["scale"], dt, S + O, [a["n"]], [a["alpha"]], [])
         if op in ("copy", "accumulate"):

@@ -548,6 +548,39 @@ def _bwd_div(L, fn, dy):
         L.contribute(b, fn.op, lambda out: L.g.add(Node("div", [parts[1], parts[2]], [out], n, src=fn.op)))
 
 
+# ---- pointwise losses: MSE and BCE with logits (scale = 1/n for a mean, as eager)
+_LOSS_KIND = {"MSE": "mse", "BCEWithLogits": "bce"}
+
+
+def _fwd_pointwise_loss(L, fn):
+    x, t, mean = fn.args[0], fn.args[1], fn.args[2]
+    if fn.tensor_pos != [0, 1] or x.shape != t.shape or x.dtype != t.dtype or not _float(x):
+        return False
+    if fn.op == "BCEWithLogits" and L._wants(fn, 1):
+        return False            # a gradient for the target: the eager rule (-x * dy * scale) runs
+    scale = 1.0 / x.size if mean and x.size else 1.0
+    fn.saved = scale
+    L.g.add(Node("loss_fwd", [x, t], [fn.out], {"kind": _LOSS_KIND[fn.op], "n": x.size, "scale": scale},
+                 src=fn.op))
+    fn.lowered_by = "loss"
+    return True
+
+
+def _bwd_pointwise_loss(L, fn, dy):
+    x, t, scale = fn.args[0], fn.args[1], fn.saved
+    attrs = {"kind": _LOSS_KIND[fn.op], "n": x.size, "scale": scale}
+    if L.wants(fn, 1):          # MSE only: dt = -dx, so dx is made first, in a buffer of its own
+        dx = L.g.value(x.shape, x.dtype, "temp", "dx")
+        L.g.add(Node("loss_bwd", [x, t, dy], [dx], attrs, src=fn.op))
+        L.contribute(t, fn.op, lambda out: L.g.add(
+            Node("scale", [dx], [out], {"alpha": -1.0, "n": x.size}, src=fn.op)))
+        if L.wants(fn, 0):
+            L.contribute(x, fn.op, lambda out: L.g.add(Node("copy", [dx], [out], src=fn.op)))
+        return
+    if L.wants(fn, 0):
+        L.contribute(x, fn.op, lambda out: L.g.add(Node("loss_bwd", [x, t, dy], [out], attrs, src=fn.op)))
+
+
 _FORWARD = {
     "Reshape": _fwd_reshape, "Linear": _fwd_linear, "MatMul2D": _fwd_matmul,
     "Activation": _fwd_activation, "CrossEntropy": _fwd_cross_entropy,
@@ -555,6 +588,7 @@ _FORWARD = {
     "Conv2dFn": _fwd_conv, "Conv1dFn": _fwd_conv, "MaxPool2dFn": _fwd_max_pool,
     "AvgPool2dFn": _fwd_avg_pool, "AdaptiveAvgPool2dFn": _fwd_adaptive_avg_pool,
     "Div": _same_shape_binary("div"), **{name: _fwd_unary for name in _UNARY},
+    "MSE": _fwd_pointwise_loss, "BCEWithLogits": _fwd_pointwise_loss,
 }
 _BACKWARD = {
     "Reshape": _bwd_reshape, "Linear": _bwd_linear, "MatMul2D": _bwd_matmul,
@@ -563,6 +597,7 @@ _BACKWARD = {
     "Conv2dFn": _bwd_conv, "Conv1dFn": _bwd_conv, "MaxPool2dFn": _bwd_max_pool,
     "AvgPool2dFn": _bwd_avg_pool, "AdaptiveAvgPool2dFn": _bwd_adaptive_avg_pool,
     "Div": _bwd_div, **{name: _bwd_unary for name in _UNARY},
+    "MSE": _bwd_pointwise_loss, "BCEWithLogits": _bwd_pointwise_loss,
 }
 
 
