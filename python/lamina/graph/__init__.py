@@ -26,19 +26,19 @@ How a step is captured (see trace.py, lower.py, passes.py, executor.py):
             (executor="python" runs the same nodes from Python, for checking).
 A new input shape or dtype traces again (a small cache keyed by shapes and dtypes).
 
-Native (C++ instruction, no GIL): Linear, MatMul2D, Activation, CrossEntropy, Reshape/Flatten
-(free views), Add/Sub/Mul/Div of equal shapes or with one operand repeated over a contiguous
-block of dims (a bias (C, 1, 1) or (F,), a Python scalar; for Div only x / s with no gradient
-for s), Neg, Exp, Log, Sin, Cos, Abs, MSE and BCE-with-logits losses, Conv2d, Conv1d, max/avg pooling (1-D and 2-D), adaptive
-average pooling, and the SGD / Adam / AdamW updates. LeNet-5, resnet_mnist and the MLPs
-compile to no callback at all.
+Native (C++ instruction, no GIL): Linear, MatMul2D, Activation, CrossEntropy, MSE and
+BCE-with-logits losses, Reshape/Flatten (free views), Add/Sub/Mul/Div of equal shapes or with
+one operand repeated over a contiguous block of dims (a bias (C, 1, 1) or (F,), a Python
+scalar; for Div only x / s with no gradient for s), Neg, Exp, Log, Sin, Cos, Abs, Conv2d,
+Conv1d, max/avg pooling (1-D and 2-D), adaptive average pooling, and the SGD / Adam / AdamW
+updates. LeNet-5, resnet_mnist and the MLPs compile to no callback at all.
 Still Python callbacks (each takes the GIL back; `graph.callbacks` lists them and `str(graph)`
-marks them "[callback]"): Dropout, BCEWithLogits when its target needs a gradient, Pow, PowTensor, Clamp, Clone, Cast, Sum,
-Mean, MaxAll, MaxDim, Permute, Expand, GetItem, Cat, MatMulBatched, Softmax/log_softmax
-(outside cross-entropy), broadcasts of both operands ((N, 1) + (1, F)), s / x with s
-broadcast, x / s when s needs a gradient, max pooling with return_indices=True (the
-indices go back to Python), and optimizers other than SGD / Adam / AdamW (one callback running
-optimizer.step()).
+marks them "[callback]"): Dropout, Pow, PowTensor, Clamp, Clone, Cast, Sum, Mean, MaxAll,
+MaxDim, Permute, Expand, GetItem, Cat, MatMulBatched, Softmax/log_softmax (outside
+cross-entropy), broadcasts of both operands ((N, 1) + (1, F)), s / x with s broadcast, x / s
+when s needs a gradient, BCE-with-logits when its target needs a gradient, max pooling with
+return_indices=True (the indices go back to Python), and optimizers other than SGD / Adam /
+AdamW (one callback running optimizer.step()).
 """
 from __future__ import annotations
 
