@@ -221,3 +221,25 @@ def test_binding_validates_outputs():
     with pytest.raises(ValueError, match="contiguous"):
         _C.conv2d_forward(np.zeros((1, 2, 5, 10), np.float32)[..., ::2], w, None,
                           np.zeros((1, 3, 3, 3), np.float32), (1, 1), (0, 0), (1, 1), 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw,pad", [((16, 16), 1), ((15, 17), 0), ((14, 14), 2)])
+def test_winograd_route_matches_torch(hw, pad, dtype):
+    """Deep 3x3 stride-1 layers take the Winograd path (forward and both gradients)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 64, *hw))
+    w = rng.standard_normal((64, 64, 3, 3)) * 0.05
+    b = rng.standard_normal(64)
+    tol = dict(rtol=2e-3, atol=2e-3) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-10)
+    torch = pytest.importorskip("torch")
+    lt = [lamina.tensor(a.astype(dtype), requires_grad=True) for a in (x, w, b)]
+    tt = [torch.tensor(a.astype(dtype), requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*lt, padding=pad)
+    yt = torch.nn.functional.conv2d(*tt, padding=pad)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), **tol)
+    v = rng.standard_normal(y.shape).astype(dtype)
+    (y * lamina.tensor(v)).sum().backward()
+    (yt * torch.tensor(v)).sum().backward()
+    for a, t in zip(lt, tt):
+        np.testing.assert_allclose(a.grad.data, t.grad.numpy(), **tol)
