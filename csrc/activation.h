@@ -55,8 +55,22 @@ void act_backward_avx2(Activation kind, int64_t i0, int64_t i1, const float* x_o
 void act_backward_avx2(Activation kind, int64_t i0, int64_t i1, const double* x_or_y, const double* dy,
                        double* dx, double negative_slope, bool stream);
 // y[i] = exp(x[i] - shift), returns sum_i y[i] (accumulated in double); softmax's inner loop.
+// Requires x[i] - shift <= 0 or NaN (shift = the row max): the exp has no overflow side.
 double exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y);
 double exp_shift_sum_avx2(int64_t n, const double* x, double shift, double* y);
+// max of x[0, n) where any NaN makes the result NaN; -inf for n = 0 (softmax's row max).
+float max_avx2(int64_t n, const float* x);
+double max_avx2(int64_t n, const double* x);
+// y[i] = s * x[i]; y may equal x.
+void scale_avx2(int64_t n, const float* x, float s, float* y);
+void scale_avx2(int64_t n, const double* x, double s, double* y);
+// sum over [i0, i1) of max(x,0) - x t + log(1 + e^-|x|) (BCE on logits), accumulated in double.
+double bce_with_logits_sum_avx2(int64_t i0, int64_t i1, const float* x, const float* t);
+double bce_with_logits_sum_avx2(int64_t i0, int64_t i1, const double* x, const double* t);
+// dx[i] = scale * (sigmoid(x[i]) - t[i]) over [i0, i1); dx may equal x or t.
+void bce_with_logits_grad_avx2(int64_t i0, int64_t i1, const float* x, const float* t, float scale, float* dx);
+void bce_with_logits_grad_avx2(int64_t i0, int64_t i1, const double* x, const double* t, double scale,
+                               double* dx);
 // Vector exp over an array (tests compare it with std::exp).
 void exp_avx2(int64_t n, const float* x, float* y);
 void exp_avx2(int64_t n, const double* x, double* y);

@@ -42,6 +42,18 @@ struct F32 {
   static V lt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
   static V le(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
   static V isnan(V a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static V unord(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }  // a or b is NaN
+  static bool any(V m) { return _mm256_movemask_ps(m) != 0; }
+  // acc_lo/acc_hi (4 doubles each, held as __m256 bits) += v's 8 floats
+  static void add_to_double(V v, V& acc_lo, V& acc_hi) {
+    acc_lo = _mm256_castpd_ps(_mm256_add_pd(_mm256_castps_pd(acc_lo), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+    acc_hi = _mm256_castpd_ps(_mm256_add_pd(_mm256_castps_pd(acc_hi), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+  }
+  static double double_sum(V acc_lo, V acc_hi) {
+    __m256d a = _mm256_add_pd(_mm256_castps_pd(acc_lo), _mm256_castps_pd(acc_hi));
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
   static V select(V m, V a, V b) { return _mm256_blendv_ps(b, a, m); }  // m ? a : b
   static V select_by_sign(V m, V a, V b) { return _mm256_blendv_ps(b, a, m); }  // sign bit of m ? a : b
   static V andv(V a, V b) { return _mm256_and_ps(a, b); }
@@ -130,6 +142,10 @@ struct F64 {
   static V lt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
   static V le(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LE_OQ); }
   static V isnan(V a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+  static V unord(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
+  static bool any(V m) { return _mm256_movemask_pd(m) != 0; }
+  static void add_to_double(V v, V& acc_lo, V&) { acc_lo = _mm256_add_pd(acc_lo, v); }
+  static double double_sum(V acc_lo, V acc_hi) { return hsum_to_double(_mm256_add_pd(acc_lo, acc_hi)); }
   static V select(V m, V a, V b) { return _mm256_blendv_pd(b, a, m); }
   static V select_by_sign(V m, V a, V b) { return _mm256_blendv_pd(b, a, m); }
   static V andv(V a, V b) { return _mm256_and_pd(a, b); }
@@ -424,18 +440,95 @@ double exp_shift_sum_impl(int64_t n, const typename K::S* x, typename K::S shift
   V acc = K::zero();
   int64_t i = 0;
   for (; i + K::W <= n; i += K::W) {
-    V e = vexp<K>(K::sub(K::load(x + i), sh));
+    V e = vexp_nonpos<K>(K::sub(K::load(x + i), sh));  // x - row max <= 0
     K::store(y + i, e);
     acc = K::add(acc, e);
   }
   double sum = K::hsum_to_double(acc);
   if (i < n) {
-    V e = vexp<K>(K::sub(K::load(x + i, n - i), sh));
+    V e = vexp_nonpos<K>(K::sub(K::load(x + i, n - i), sh));
     K::store(y + i, e, n - i);
     // only the first n - i lanes are real (the masked-out ones hold exp(0 - shift))
     for (int64_t j = i; j < n; ++j) sum += y[j];
   }
   return sum;
+}
+
+// One pass: four running maxima (independent chains) and a sticky "saw a NaN" mask, since
+// vmaxps alone drops a NaN on the next compare.
+template <class K>
+typename K::S max_impl(int64_t n, const typename K::S* x) {
+  using V = typename K::V;
+  using S = typename K::S;
+  const V ninf = K::set(-__builtin_inf());
+  V m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf, bad = K::zero();
+  int64_t i = 0;
+  for (; i + 4 * K::W <= n; i += 4 * K::W) {
+    V a = K::load(x + i), b = K::load(x + i + K::W), c = K::load(x + i + 2 * K::W), d = K::load(x + i + 3 * K::W);
+    m0 = K::max(m0, a);
+    m1 = K::max(m1, b);
+    m2 = K::max(m2, c);
+    m3 = K::max(m3, d);
+    bad = K::orv(bad, K::orv(K::unord(a, b), K::unord(c, d)));
+  }
+  for (; i + K::W <= n; i += K::W) {
+    V a = K::load(x + i);
+    m0 = K::max(m0, a);
+    bad = K::orv(bad, K::isnan(a));
+  }
+  m0 = K::max(K::max(m0, m1), K::max(m2, m3));
+  alignas(32) S lanes[K::W];
+  K::store(lanes, m0);
+  S m = lanes[0];
+  for (int k = 1; k < K::W; ++k) m = lanes[k] > m ? lanes[k] : m;
+  for (; i < n; ++i) {
+    if (x[i] != x[i]) return x[i];
+    m = x[i] > m ? x[i] : m;
+  }
+  if (K::any(bad)) {
+    for (int64_t j = 0; j < n; ++j)
+      if (x[j] != x[j]) return x[j];
+  }
+  return m;
+}
+
+template <class K>
+void scale_impl(int64_t n, const typename K::S* x, typename K::S s, typename K::S* y) {
+  const typename K::V sv = K::set(s);
+  int64_t i = 0;
+  for (; i + K::W <= n; i += K::W) K::store(y + i, K::mul(sv, K::load(x + i)));
+  if (i < n) K::store(y + i, K::mul(sv, K::load(x + i, n - i)), n - i);
+}
+
+// max(x,0) - x t + log(1 + e^-|x|), the stable BCE on logits (NaN x gives NaN).
+template <class K>
+typename K::V vbce_term(typename K::V x, typename K::V t) {
+  typename K::V e = vexp_nonpos<K>(K::orv(x, K::signmask()));  // e^-|x| in [0, 1]
+  return K::add(K::fnma(x, t, K::max(x, K::zero())), vlog1p_unit<K>(e));
+}
+
+template <class K>
+double bce_sum_impl(int64_t i0, int64_t i1, const typename K::S* x, const typename K::S* t) {
+  using V = typename K::V;
+  V acc_lo = K::zero(), acc_hi = K::zero();  // double partial sums (K::add_to_double)
+  int64_t i = i0;
+  for (; i + K::W <= i1; i += K::W) K::add_to_double(vbce_term<K>(K::load(x + i), K::load(t + i)), acc_lo, acc_hi);
+  double sum = K::double_sum(acc_lo, acc_hi);
+  if (i < i1) {
+    alignas(32) typename K::S lanes[K::W];
+    K::store(lanes, vbce_term<K>(K::load(x + i, i1 - i), K::load(t + i, i1 - i)));
+    for (int64_t j = 0; j < i1 - i; ++j) sum += lanes[j];
+  }
+  return sum;
+}
+
+// dx = scale * (sigmoid(x) - t)
+template <class K>
+void bce_grad_impl(int64_t i0, int64_t i1, const typename K::S* x, const typename K::S* t, typename K::S scale,
+                   typename K::S* dx) {
+  using V = typename K::V;
+  const V sc = K::set(scale);
+  map_binary<K>(i0, i1, x, t, dx, [&](V xv, V tv) { return K::mul(sc, K::sub(vsigmoid<K>(xv), tv)); });
 }
 
 }  // namespace
@@ -458,6 +551,22 @@ void act_backward_avx2(Activation kind, int64_t i0, int64_t i1, const double* xy
   backward_impl<F64>(kind, i0, i1, xy, dy, dx, negative_slope, stream);
 }
 double exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y) { return exp_shift_sum_impl<F32>(n, x, shift, y); }
+float max_avx2(int64_t n, const float* x) { return max_impl<F32>(n, x); }
+double max_avx2(int64_t n, const double* x) { return max_impl<F64>(n, x); }
+void scale_avx2(int64_t n, const float* x, float s, float* y) { scale_impl<F32>(n, x, s, y); }
+void scale_avx2(int64_t n, const double* x, double s, double* y) { scale_impl<F64>(n, x, s, y); }
+double bce_with_logits_sum_avx2(int64_t i0, int64_t i1, const float* x, const float* t) {
+  return bce_sum_impl<F32>(i0, i1, x, t);
+}
+double bce_with_logits_sum_avx2(int64_t i0, int64_t i1, const double* x, const double* t) {
+  return bce_sum_impl<F64>(i0, i1, x, t);
+}
+void bce_with_logits_grad_avx2(int64_t i0, int64_t i1, const float* x, const float* t, float scale, float* dx) {
+  bce_grad_impl<F32>(i0, i1, x, t, scale, dx);
+}
+void bce_with_logits_grad_avx2(int64_t i0, int64_t i1, const double* x, const double* t, double scale, double* dx) {
+  bce_grad_impl<F64>(i0, i1, x, t, scale, dx);
+}
 double exp_shift_sum_avx2(int64_t n, const double* x, double shift, double* y) { return exp_shift_sum_impl<F64>(n, x, shift, y); }
 void exp_avx2(int64_t n, const float* x, float* y) { map_unary<F32>(0, n, x, y, [](__m256 v) { return vexp<F32>(v); }); }
 void exp_avx2(int64_t n, const double* x, double* y) { map_unary<F64>(0, n, x, y, [](__m256d v) { return vexp<F64>(v); }); }

@@ -1,5 +1,6 @@
-// Loss family kernels (see loss.h). The per-row exp goes through the AVX2 vector exp when
-// that path is active (detail::exp_shift_sum_avx2), otherwise std::exp.
+// Loss family kernels (see loss.h). With the AVX2 path active, the row max, the per-row exp
+// and scaling and the BCE terms go through the vector code in activation_avx2.cpp
+// (detail::max_avx2, exp_shift_sum_avx2, scale_avx2, bce_with_logits_*_avx2), else std::exp.
 #include "loss.h"
 
 #include <algorithm>
@@ -47,13 +48,29 @@ double chunked_sum(int64_t n, F&& partial) {
 }
 
 template <class T>
-T row_max(int64_t C, const T* x) {
+T row_max(int64_t C, const T* x, bool avx2) {
+#if defined(LAMINA_X86)
+  if (avx2) return detail::max_avx2(C, x);
+#endif
   T m = -std::numeric_limits<T>::infinity();
-  for (int64_t j = 0; j < C; ++j) m = x[j] > m ? x[j] : m;
-  // A NaN never wins the compare above; make it win so the row becomes NaN, not garbage.
-  for (int64_t j = 0; j < C; ++j)
-    if (x[j] != x[j]) return x[j];
+  bool nan = false;
+  for (int64_t j = 0; j < C; ++j) {
+    m = x[j] > m ? x[j] : m;
+    nan |= x[j] != x[j];  // a NaN never wins the compare; remember it (one pass, vectorizable)
+  }
+  if (nan)
+    for (int64_t j = 0; j < C; ++j)
+      if (x[j] != x[j]) return x[j];
   return m;
+}
+
+// y *= s
+template <class T>
+void scale_row(int64_t C, T* y, T s, bool avx2) {
+#if defined(LAMINA_X86)
+  if (avx2) return detail::scale_avx2(C, y, s, y);
+#endif
+  for (int64_t j = 0; j < C; ++j) y[j] *= s;
 }
 
 // y = exp(x - shift); returns the sum in double.
@@ -93,9 +110,8 @@ void softmax_forward(int64_t N, int64_t C, const T* x, T* y) {
   for_rows(N, C, [&](int64_t i) {
     const T* xr = x + i * C;
     T* yr = y + i * C;
-    const T m = row_max(C, xr);
-    const T inv = static_cast<T>(1.0 / exp_shift_sum(C, xr, m, yr, avx2));
-    for (int64_t j = 0; j < C; ++j) yr[j] *= inv;
+    const T m = row_max(C, xr, avx2);
+    scale_row(C, yr, static_cast<T>(1.0 / exp_shift_sum(C, xr, m, yr, avx2)), avx2);
   });
 }
 
@@ -118,7 +134,7 @@ void log_softmax_forward(int64_t N, int64_t C, const T* x, T* y) {
   for_rows(N, C, [&](int64_t i) {
     const T* xr = x + i * C;
     T* yr = y + i * C;
-    const T m = row_max(C, xr);
+    const T m = row_max(C, xr, avx2);
     const double s = exp_shift_sum(C, xr, m, yr, avx2);  // y used as scratch for the exps
     const T lse = static_cast<T>(std::log(s));
     for (int64_t j = 0; j < C; ++j) yr[j] = (xr[j] - m) - lse;
@@ -136,7 +152,9 @@ void log_softmax_backward(int64_t N, int64_t C, const T* y, const T* dy, T* dx) 
     for (int64_t j = 0; j < C; ++j) s += gr[j];
     const T st = static_cast<T>(s);
     if (avx2 && dr != gr && dr != yr) {
-      exp_shift_sum(C, yr, T(0), dr, avx2);  // dx = exp(y) first, then dy - exp(y) * s
+#if defined(LAMINA_X86)
+      detail::exp_avx2(C, yr, dr);  // dx = exp(y) first, then dy - exp(y) * s
+#endif
       for (int64_t j = 0; j < C; ++j) dr[j] = gr[j] - dr[j] * st;
     } else {
       for (int64_t j = 0; j < C; ++j) dr[j] = gr[j] - std::exp(yr[j]) * st;
@@ -154,13 +172,12 @@ int64_t cross_entropy_forward(int64_t N, int64_t C, const T* logits, const int64
   for_rows(N, C, [&](int64_t i) {
     const T* xr = logits + i * C;
     T* pr = probs + i * C;
-    const T m = row_max(C, xr);
+    const T m = row_max(C, xr, avx2);
     const int64_t t = target[i];
     // read x[t] before probs (which may alias logits) overwrite it
     const T xt = t == ignore_index ? T(0) : xr[t];
     const double s = exp_shift_sum(C, xr, m, pr, avx2);
-    const T inv = static_cast<T>(1.0 / s);
-    for (int64_t j = 0; j < C; ++j) pr[j] *= inv;
+    scale_row(C, pr, static_cast<T>(1.0 / s), avx2);
     // -log softmax(x)[t] = log(sum exp(x - m)) + m - x[t]
     row_loss[i] = t == ignore_index ? 0.0 : std::log(s) + static_cast<double>(m - xt);
     if (losses) losses[i] = static_cast<T>(row_loss[i]);
@@ -224,7 +241,11 @@ void mse_backward(int64_t n, const T* x, const T* t, T scale, T* dx) {
 
 template <class T>
 double bce_with_logits_forward(int64_t n, const T* x, const T* t) {
+  const bool avx2 = use_avx2();
   return chunked_sum(n, [&](int64_t i0, int64_t i1) {
+#if defined(LAMINA_X86)
+    if (avx2) return detail::bce_with_logits_sum_avx2(i0, i1, x, t);
+#endif
     double acc = 0.0;
     for (int64_t i = i0; i < i1; ++i) {
       const T v = x[i];
@@ -236,9 +257,13 @@ double bce_with_logits_forward(int64_t n, const T* x, const T* t) {
 
 template <class T>
 void bce_with_logits_backward(int64_t n, const T* x, const T* t, T scale, T* dx) {
-  const int nt = threads_for(static_cast<double>(n), kElemsPerThread / 4);  // exp: more work per element
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; ++i) dx[i] = scale * (sigmoid(x[i]) - t[i]);
+  const bool avx2 = use_avx2();
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+#if defined(LAMINA_X86)
+    if (avx2) return detail::bce_with_logits_grad_avx2(i0, i1, x, t, scale, dx);
+#endif
+    for (int64_t i = i0; i < i1; ++i) dx[i] = scale * (sigmoid(x[i]) - t[i]);
+  });
 }
 
 #define LAMINA_INSTANTIATE(T)                                                                          \

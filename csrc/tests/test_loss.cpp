@@ -1,4 +1,5 @@
 // Loss family vs long-double references, AVX2 vs portable, huge logits, ignore_index, bad targets.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -6,6 +7,7 @@
 
 #include "check.h"
 #include "cpu.h"
+#include "activation.h"
 #include "loss.h"
 
 using namespace lamina;
@@ -134,6 +136,71 @@ void check_pointwise(int64_t n, double tol, std::mt19937& rng) {
   CHECK(a == b);
 }
 
+// The row max (AVX2: four vector chains + a sticky NaN mask + a scalar tail) must see a NaN
+// wherever it sits, and +inf makes its row NaN, -inf is an ordinary (zero-probability) logit.
+template <class T>
+void check_row_max_nan() {
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  for (int64_t C : {1, 2, 7, 8, 9, 31, 32, 33, 39, 40, 41, 100}) {
+    std::vector<T> x(2 * C), y(2 * C);
+    for (int64_t pos = 0; pos < C; ++pos) {
+      for (int64_t j = 0; j < 2 * C; ++j) x[j] = static_cast<T>((j * 7) % 11) - T(5);
+      x[pos] = nan;
+      softmax_forward<T>(2, C, x.data(), y.data());
+      bool all_nan = true;
+      for (int64_t j = 0; j < C; ++j) all_nan = all_nan && std::isnan(y[j]);
+      CHECK_MSG(all_nan, "C=%lld NaN at %lld: row not NaN", (long long)C, (long long)pos);
+      LD s = 0;
+      for (int64_t j = C; j < 2 * C; ++j) s += y[j];
+      CHECK_NEAR(s, 1.0, 1e-5);
+#if defined(LAMINA_X86)
+      // the vector max itself returns the NaN (the softmax above would be NaN from exp(NaN) alone)
+      if (active_isa() == Isa::avx2) {
+        CHECK_MSG(std::isnan(detail::max_avx2(C, x.data())), "max_avx2 C=%lld lost the NaN at %lld", (long long)C,
+                  (long long)pos);
+        const T m = detail::max_avx2(C, x.data() + C);
+        T ref = -inf;
+        for (int64_t j = C; j < 2 * C; ++j) ref = std::max(ref, x[j]);
+        CHECK(m == ref);
+      }
+#endif
+      x[pos] = inf;  // +inf: inf - inf = NaN in its row, as PyTorch
+      softmax_forward<T>(2, C, x.data(), y.data());
+      CHECK(std::isnan(y[pos]));
+      if (C > 1) {
+        x[pos] = -inf;  // -inf: probability exactly 0, the rest still sums to 1
+        softmax_forward<T>(2, C, x.data(), y.data());
+        CHECK(y[pos] == T(0));
+        s = 0;
+        for (int64_t j = 0; j < C; ++j) s += y[j];
+        CHECK_NEAR(s, 1.0, 1e-5);
+      }
+    }
+  }
+}
+
+// BCE with logits at the edges of the stable formula, each element on its own (both ISAs
+// run this through main's loop): long-double reference, relative 2e-6 in float.
+template <class T>
+void check_bce_edges(double tol) {
+  const T xs[] = {T(0), T(-0.0), T(1e-30), T(-1e-8), T(0.5), T(-3), T(5), T(17), T(-20), T(20.5), T(-88), T(100),
+                  T(-100), T(1e4), T(-1e4)};
+  const T ts[] = {T(0), T(0.3), T(1)};
+  for (T xv : xs)
+    for (T tv : ts) {
+      const LD xl = xv;
+      const LD ref = std::max<LD>(xl, 0) - xl * tv + std::log1p(std::exp(-std::fabs(xl)));
+      const double got = bce_with_logits_forward<T>(1, &xv, &tv);
+      CHECK_MSG(std::fabs(got - (double)ref) <= tol * (1 + std::fabs((double)ref)), "bce(%g, %g) = %g ref %g",
+                (double)xv, (double)tv, got, (double)ref);
+      T g;
+      bce_with_logits_backward<T>(1, &xv, &tv, T(1), &g);
+      const LD gref = 1 / (1 + std::exp(-xl)) - tv;
+      CHECK_MSG(std::fabs((double)(g - gref)) <= tol * (1 + std::fabs((double)gref)), "bce'(%g, %g) = %g ref %g",
+                (double)xv, (double)tv, (double)g, (double)gref);
+    }
+}
+
 int main() {
   std::mt19937 rng(7);
   for (Isa isa : {Isa::portable, Isa::avx2}) {
@@ -146,6 +213,10 @@ int main() {
     check_softmax<float>(64, 100, 3e-6, rng, 300.0);  // wide logits
     check_special<float>();
     check_special<double>();
+    check_row_max_nan<float>();
+    check_row_max_nan<double>();
+    check_bce_edges<float>(2e-6);
+    check_bce_edges<double>(1e-13);
     for (int64_t n : {0, 1, 7, 9, 33, 100000}) {
       check_pointwise<float>(n, 2e-6, rng);
       check_pointwise<double>(n, 1e-13, rng);
