@@ -383,10 +383,19 @@ int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* 
     case Op::conv2d_forward: {
       const ConvParams p = conv_of(a);
       T* y = P<T>(s, in.slot[3]);
-      conv2d_forward<T>(p, P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<const T>(s, in.slot[2]), y);
-      // A fused activation runs in place on the conv output: no separate pre-activation buffer.
-      if (a[14] != 0)
-        act_forward<T>(static_cast<Activation>(a[14]), p.N * p.K * p.OH() * p.OW(), y, y, T(in.f[0]));
+      const T* x = P<const T>(s, in.slot[0]);
+      const T* w = P<const T>(s, in.slot[1]);
+      const T* b = P<const T>(s, in.slot[2]);
+      const auto act = static_cast<Activation>(a[14]);
+      // ReLU goes into the conv's GEMM epilogue (exact, so eager's conv-then-relu values);
+      // other activations run in place on y with the activation kernel eager uses. Either
+      // way there is no separate pre-activation buffer.
+      if (act == Activation::relu) {
+        conv2d_forward<T>(p, x, w, b, y, Act::relu);
+      } else {
+        conv2d_forward<T>(p, x, w, b, y);
+        if (act != Activation::identity) act_forward<T>(act, p.N * p.K * p.OH() * p.OW(), y, y, T(in.f[0]));
+      }
       return -1;
     }
     case Op::conv2d_backward:

@@ -30,7 +30,8 @@
 // i[0..13] = N, C, H, W, K, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
 // "pool" ints are i[0..14] = N, C, H, W, KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
 // ceil_mode, count_include_pad, divisor_override (the last two: average pooling only).
-//   conv2d_forward  x, w, b, y        | i: conv, [14] Activation applied in place on y (0: none)
+//   conv2d_forward  x, w, b, y        | i: conv, [14] Activation on y (0: none; relu in the conv's
+//                                       GEMM epilogue, others in place after it)
 //                                     | f: negative_slope
 //   conv2d_backward x, w, dy, dx, dw, db | i: conv  (dx, dw, db optional; each is overwritten)
 //   max_pool2d_forward  x, y, indices(i64)  | i: pool
