@@ -1,0 +1,123 @@
+// AVX2 Adam / AdamW update (see optim.h for the rule). The same operations in the same order
+// as the portable loop in optim.cpp, one rounding each: FMA contraction is switched off here,
+// so both ISAs give bit-identical parameters (test_optim_avx2 checks it). Tails use masked
+// loads/stores, so every element goes through the same vector arithmetic.
+#if defined(LAMINA_X86)
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace lamina {
+namespace {
+
+struct F32 {
+  using V = __m256;
+  using S = float;
+  static constexpr int W = 8;
+  static V set(float a) { return _mm256_set1_ps(a); }
+  static __m256i mask(int64_t k) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V load(const float* p, int64_t k) { return _mm256_maskload_ps(p, mask(k)); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static void store(float* p, V v, int64_t k) { _mm256_maskstore_ps(p, mask(k), v); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  static V sqrt(V a) { return _mm256_sqrt_ps(a); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }  // a > b ? a : b (b for NaN)
+};
+
+struct F64 {
+  using V = __m256d;
+  using S = double;
+  static constexpr int W = 4;
+  static V set(double a) { return _mm256_set1_pd(a); }
+  static __m256i mask(int64_t k) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3)); }
+  static V load(const double* p) { return _mm256_loadu_pd(p); }
+  static V load(const double* p, int64_t k) { return _mm256_maskload_pd(p, mask(k)); }
+  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static void store(double* p, V v, int64_t k) { _mm256_maskstore_pd(p, mask(k), v); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V div(V a, V b) { return _mm256_div_pd(a, b); }
+  static V sqrt(V a) { return _mm256_sqrt_pd(a); }
+  static V max(V a, V b) { return _mm256_max_pd(a, b); }
+};
+
+template <class K, int kDecay /*0 none, 1 L2 into grad, 2 decoupled*/, bool kAmsgrad>
+void adam_range(int64_t i0, int64_t i1, typename K::S* p, const typename K::S* grad, typename K::S* m,
+                typename K::S* v, typename K::S* vmax, typename K::S lr_wd, typename K::S wd,
+                typename K::S one_minus_beta1, typename K::S beta2, typename K::S one_minus_beta2,
+                typename K::S inv_bc2_sqrt, typename K::S eps, typename K::S step_size) {
+  using V = typename K::V;
+  using S = typename K::S;
+  const V keep = K::set(S(1) - lr_wd), wdv = K::set(wd), omb1 = K::set(one_minus_beta1), b2 = K::set(beta2),
+          omb2 = K::set(one_minus_beta2), ibc2 = K::set(inv_bc2_sqrt), epsv = K::set(eps), ss = K::set(step_size);
+  // k = lanes in this step (K::W, or the tail's count through masked loads/stores)
+  auto step = [&](int64_t i, int64_t k) {
+    auto ld = [&](const S* a) { return k == K::W ? K::load(a + i) : K::load(a + i, k); };
+    auto st = [&](S* a, V x) { k == K::W ? K::store(a + i, x) : K::store(a + i, x, k); };
+    V g = ld(grad), pi = ld(p), mo = ld(m), vo = ld(v);
+    if (kDecay == 2) pi = K::mul(pi, keep);
+    if (kDecay == 1) g = K::add(g, K::mul(wdv, pi));
+    const V mi = K::add(mo, K::mul(omb1, K::sub(g, mo)));
+    const V vi = K::add(K::mul(vo, b2), K::mul(omb2, K::mul(g, g)));
+    st(m, mi);
+    st(v, vi);
+    V vh = vi;
+    if (kAmsgrad) {
+      vh = K::max(vi, ld(vmax));  // = std::max(vmax, vi), NaN included
+      st(vmax, vh);
+    }
+    const V denom = K::add(K::mul(K::sqrt(vh), ibc2), epsv);
+    st(p, K::sub(pi, K::mul(ss, K::div(mi, denom))));
+  };
+  int64_t i = i0;
+  for (; i + K::W <= i1; i += K::W) step(i, K::W);
+  if (i < i1) step(i, i1 - i);
+}
+
+template <class K>
+void adam_dispatch(int64_t i0, int64_t i1, typename K::S* p, const typename K::S* g, typename K::S* m,
+                   typename K::S* v, typename K::S* vmax, int decay, bool amsgrad, typename K::S lr_wd,
+                   typename K::S wd, typename K::S omb1, typename K::S b2, typename K::S omb2,
+                   typename K::S inv_bc2_sqrt, typename K::S eps, typename K::S step_size) {
+#define LAMINA_ADAM(D, A) \
+  adam_range<K, D, A>(i0, i1, p, g, m, v, vmax, lr_wd, wd, omb1, b2, omb2, inv_bc2_sqrt, eps, step_size)
+  if (amsgrad) {
+    if (decay == 0) LAMINA_ADAM(0, true); else if (decay == 1) LAMINA_ADAM(1, true); else LAMINA_ADAM(2, true);
+  } else {
+    if (decay == 0) LAMINA_ADAM(0, false); else if (decay == 1) LAMINA_ADAM(1, false); else LAMINA_ADAM(2, false);
+  }
+#undef LAMINA_ADAM
+}
+
+}  // namespace
+
+namespace detail {
+// Declared in optim.cpp (its only caller).
+void adam_range_avx2(int64_t i0, int64_t i1, float* p, const float* g, float* m, float* v, float* vmax, int decay,
+                     bool amsgrad, float lr_wd, float wd, float omb1, float b2, float omb2, float inv_bc2_sqrt,
+                     float eps, float step_size) {
+  adam_dispatch<F32>(i0, i1, p, g, m, v, vmax, decay, amsgrad, lr_wd, wd, omb1, b2, omb2, inv_bc2_sqrt, eps,
+                     step_size);
+}
+void adam_range_avx2(int64_t i0, int64_t i1, double* p, const double* g, double* m, double* v, double* vmax,
+                     int decay, bool amsgrad, double lr_wd, double wd, double omb1, double b2, double omb2,
+                     double inv_bc2_sqrt, double eps, double step_size) {
+  adam_dispatch<F64>(i0, i1, p, g, m, v, vmax, decay, amsgrad, lr_wd, wd, omb1, b2, omb2, inv_bc2_sqrt, eps,
+                     step_size);
+}
+}  // namespace detail
+
+}  // namespace lamina
+#endif  // LAMINA_X86
