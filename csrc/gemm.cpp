@@ -395,6 +395,106 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc, const Epilogue<T>*
   if (ep) epilogue_tile(*ep, C, ldc, 0, 0, M, N);
 }
 
+// ---- skinny path: M == 1 or N == 1 (matrix-vector) --------------------------------------
+// The blocked path would pack the whole big operand to use each element once; here it is
+// read once, in place. Canonical form: out[o] (o < n, at C + o*incy) = alpha * sum_k
+// x[k*incx] * mat(o, k) + beta * out[o], then the epilogue, where mat(o, k) is
+// Mat[o*ldm + k] (dot: contiguous dot products) or Mat[k*ldm + o] (axpy: a sweep over rows).
+thread_local AlignedBuffer tl_skinny;  // raw sums (n) and, for a strided x in dot form, x (K)
+
+template <class T>
+void portable_gemv_dot(int64_t n, int64_t K, const T* x, const T* Mat, int64_t ldm, T* y) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T* r = Mat + j * ldm;
+    T s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains: the adds are not latency-bound
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      s0 += x[k] * r[k]; s1 += x[k + 1] * r[k + 1];
+      s2 += x[k + 2] * r[k + 2]; s3 += x[k + 3] * r[k + 3];
+    }
+    for (; k < K; ++k) s0 += x[k] * r[k];
+    y[j] = (s0 + s1) + (s2 + s3);
+  }
+}
+
+template <class T>
+void portable_gemv_axpy(int64_t n, int64_t K, const T* x, int64_t incx, const T* Mat,
+                        int64_t ldm, T* y) {
+  for (int64_t j = 0; j < n; ++j) y[j] = T(0);
+  for (int64_t k = 0; k < K; ++k) {
+    const T xk = x[k * incx];
+    const T* r = Mat + k * ldm;
+    for (int64_t j = 0; j < n; ++j) y[j] += xk * r[j];  // vectorized by the compiler
+  }
+}
+
+template <class T>
+void gemm_skinny(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                 const Epilogue<T>* ep, int max_threads) {
+  int64_t n, incx, incy, ldm;
+  const T *x, *Mat;
+  bool dot, bias_along_out;
+  const BiasAxis axis = ep ? ep->bias_axis : BiasAxis::none;
+  if (M == 1) {  // y (1 x N) = x (1 x K) @ op(B)
+    n = N; incy = 1; x = A; incx = transA ? lda : 1; Mat = B; ldm = ldb; dot = transB;
+    bias_along_out = axis == BiasAxis::per_col;
+  } else {       // y (M x 1) = op(A) @ b (K x 1)
+    n = M; incy = ldc; x = B; incx = transB ? 1 : ldb; Mat = A; ldm = lda; dot = !transA;
+    bias_along_out = axis == BiasAxis::per_row;
+  }
+  const bool gather_x = dot && incx != 1;  // dot kernels read x as one contiguous vector
+  T* t = static_cast<T*>(tl_skinny.get(sizeof(T) * size_t(n + (gather_x ? K : 0))));
+  if (gather_x) {
+    T* xc = t + n;
+    for (int64_t k = 0; k < K; ++k) xc[k] = x[k * incx];
+    x = xc; incx = 1;
+  }
+#if defined(LAMINA_X86)
+  const bool avx2 = active_isa() == Isa::avx2;
+#endif
+  const Epilogue<T> act_only{nullptr, BiasAxis::none, ep ? ep->act : Act::identity};
+  auto body = [&](int64_t o0, int64_t o1) {
+    const int64_t len = o1 - o0;
+#if defined(LAMINA_X86)
+    if (avx2) {
+      if (dot) gemv_dot_avx2(len, K, x, Mat + o0 * ldm, ldm, t + o0);
+      else gemv_axpy_avx2(len, K, x, incx, Mat + o0, ldm, t + o0);
+    } else
+#endif
+    {
+      if (dot) portable_gemv_dot(len, K, x, Mat + o0 * ldm, ldm, t + o0);
+      else portable_gemv_axpy(len, K, x, incx, Mat + o0, ldm, t + o0);
+    }
+    // Same order of operations as the blocked path: alpha*acc + beta*c, + bias, act.
+    for (int64_t o = o0; o < o1; ++o) {
+      T c = alpha * t[o];
+      if (beta != T(0)) c += beta * C[o * incy];  // beta == 0: C is not read
+      if (axis != BiasAxis::none) c += bias_along_out ? ep->bias[o] : ep->bias[0];
+      t[o] = c;
+    }
+    if (act_only.act != Act::identity) epilogue_tile(act_only, t + o0, 0, 0, 0, 1, len);
+    for (int64_t o = o0; o < o1; ++o) C[o * incy] = t[o];
+  };
+
+  int nt = std::min(threads_for(2.0 * double(n) * double(K), kMinFlopsPerThread), max_threads);
+  if (omp_in_parallel()) nt = 1;
+  if (nt > 1 && g_override.load_backoff &&
+      omp_get_wtime() < g_single_until.load(std::memory_order_relaxed))
+    nt = 1;
+  // Chunks of >= 64 outputs (whole cache lines of C and, in axpy form, of Mat's rows), about
+  // four per thread, claimed dynamically so a descheduled thread does not stall the other.
+  const int64_t chunk = std::max<int64_t>(64, round_up(ceil_div(n, 4 * int64_t(nt)), 64));
+  const int64_t nchunks = ceil_div(n, chunk);
+  if (nt <= 1 || nchunks <= 1) {
+    body(0, n);
+    return;
+  }
+  const int nt_use = static_cast<int>(std::min<int64_t>(nt, nchunks));
+#pragma omp parallel for num_threads(nt_use) schedule(dynamic, 1)
+  for (int64_t c = 0; c < nchunks; ++c) body(c * chunk, std::min(n, (c + 1) * chunk));
+}
+
 template <class T>
 void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -403,6 +503,10 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   if (ep && ep->bias_axis == BiasAxis::none && ep->act == Act::identity) ep = nullptr;
   // As BLAS: with K == 0 or alpha == 0, A and B are not read.
   if (K <= 0 || alpha == T(0)) { scale_c(M, N, beta, C, ldc, ep); return; }
+  if ((M == 1 || N == 1) && g_override.skinny) {
+    gemm_skinny(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, max_threads);
+    return;
+  }
 
   Problem<T> p{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ep,
                choose_kernel<T>(N), 0, true, true};

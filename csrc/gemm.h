@@ -51,6 +51,7 @@ struct GemmPathOverride {
   int kernel = -1;
   int pack_b = -1;  // 1 always packs B, 0 reads a row-major B's full panels in place
   int load_backoff = 1;  // 0 disables the fall-back to one thread after a slow OpenMP join
+  int skinny = 1;  // 0 sends M == 1 / N == 1 through the blocked path instead of the gemv path
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();

@@ -43,6 +43,17 @@ GemmKernel<float> gemm_kernel_avx2_f32_main();
 GemmKernel<float> gemm_kernel_avx2_f32_narrow();
 GemmKernel<double> gemm_kernel_avx2_f64_main();
 GemmKernel<double> gemm_kernel_avx2_f64_narrow();
+
+// Skinny (matrix-vector) kernels for M == 1 / N == 1, raw sums only (gemm.cpp applies alpha,
+// beta and the epilogue). x and y contiguous for dot; Mat rows at stride ldm.
+// dot:  y[j] = sum_{k < K} x[k] * Mat[j*ldm + k]         (j < n; rows of Mat, e.g. W of x @ W^T)
+// axpy: y[j] = sum_{k < K} x[k*incx] * Mat[k*ldm + j]    (j < n; a sweep over Mat's K rows)
+void gemv_dot_avx2(int64_t n, int64_t K, const float* x, const float* Mat, int64_t ldm, float* y);
+void gemv_dot_avx2(int64_t n, int64_t K, const double* x, const double* Mat, int64_t ldm, double* y);
+void gemv_axpy_avx2(int64_t n, int64_t K, const float* x, int64_t incx, const float* Mat,
+                    int64_t ldm, float* y);
+void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const double* Mat,
+                    int64_t ldm, double* y);
 #endif
 
 }  // namespace lamina

@@ -169,5 +169,124 @@ GemmKernel<double> gemm_kernel_avx2_f64_narrow() {
   return {12, 4, f64_12x4_packed, f64_12x4_strided, "avx2 12x4 f64"};
 }
 
+// ---- skinny (matrix-vector) kernels for M == 1 / N == 1, see gemm_kernel.h ----------------
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+inline double hsum(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+inline __m256 vadd(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+inline __m256d vadd(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+
+// y[j] = sum_k x[k] * Mat[j*ldm + k]: R rows at once, two chains per row (2R accumulators,
+// x loaded once per k step for all rows), the k tail by masked loads (no scalar loop).
+template <class T, int R>
+__attribute__((always_inline)) inline void dot_rows(int64_t K, const T* x, const T* Mat,
+                                                    int64_t ldm, T* y, __m256i m, int64_t rem) {
+  using X = V<T>;
+  constexpr int W = X::W;
+  typename X::R a[R], b[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) a[r] = b[r] = X::zero();
+  int64_t k = 0;
+  for (; k + 2 * W <= K; k += 2 * W) {
+    const typename X::R x0 = X::loadu(x + k), x1 = X::loadu(x + k + W);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      a[r] = X::fma(X::loadu(Mat + r * ldm + k), x0, a[r]);
+      b[r] = X::fma(X::loadu(Mat + r * ldm + k + W), x1, b[r]);
+    }
+  }
+  if (k + W <= K) {
+    const typename X::R x0 = X::loadu(x + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) a[r] = X::fma(X::loadu(Mat + r * ldm + k), x0, a[r]);
+    k += W;
+  }
+  if (rem) {
+    const typename X::R x0 = X::maskload(x + k, m);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) b[r] = X::fma(X::maskload(Mat + r * ldm + k, m), x0, b[r]);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) y[r] = hsum(vadd(a[r], b[r]));
+}
+
+template <class T>
+void gemv_dot(int64_t n, int64_t K, const T* x, const T* Mat, int64_t ldm, T* y) {
+  using X = V<T>;
+  const int64_t rem = K % X::W;
+  const __m256i m = rem ? X::mask(rem) : _mm256_setzero_si256();
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) dot_rows<T, 4>(K, x, Mat + j * ldm, ldm, y + j, m, rem);
+  for (; j < n; ++j) dot_rows<T, 1>(K, x, Mat + j * ldm, ldm, y + j, m, rem);
+}
+
+// y[j] = sum_k x[k*incx] * Mat[k*ldm + j]: NV vectors of columns stay in registers over the
+// whole k sweep (each row of Mat read once, contiguously); narrow blocks split k in two chains.
+template <class T, int NV>
+__attribute__((always_inline)) inline void axpy_cols(int64_t K, const T* x, int64_t incx,
+                                                     const T* Mat, int64_t ldm, T* y) {
+  using X = V<T>;
+  constexpr int W = X::W;
+  typename X::R c[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) c[v] = X::zero();
+  for (int64_t k = 0; k < K; ++k) {
+    const typename X::R xk = X::set1(x[k * incx]);
+    const T* row = Mat + k * ldm;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) c[v] = X::fma(X::loadu(row + v * W), xk, c[v]);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) X::storeu(y + v * W, c[v]);
+}
+
+template <class T>
+void gemv_axpy(int64_t n, int64_t K, const T* x, int64_t incx, const T* Mat, int64_t ldm, T* y) {
+  using X = V<T>;
+  constexpr int W = X::W;
+  int64_t j = 0;
+  for (; j + 8 * W <= n; j += 8 * W) axpy_cols<T, 8>(K, x, incx, Mat + j, ldm, y + j);
+  for (; j + 2 * W <= n; j += 2 * W) axpy_cols<T, 2>(K, x, incx, Mat + j, ldm, y + j);
+  if (j < n) {  // last < 2W columns: one vector and a masked one (or just a masked one)
+    const int64_t left = n - j;
+    const int64_t full = left >= W ? W : 0, rem = left - full;
+    const __m256i m = rem ? X::mask(rem) : _mm256_setzero_si256();
+    typename X::R c0 = X::zero(), c1 = X::zero();
+    for (int64_t k = 0; k < K; ++k) {
+      const typename X::R xk = X::set1(x[k * incx]);
+      const T* row = Mat + k * ldm + j;
+      if (full) c0 = X::fma(X::loadu(row), xk, c0);
+      if (rem) c1 = X::fma(X::maskload(row + full, m), xk, c1);
+    }
+    if (full) X::storeu(y + j, c0);
+    if (rem) X::maskstore(y + j + full, m, c1);
+  }
+}
+
+}  // namespace
+
+void gemv_dot_avx2(int64_t n, int64_t K, const float* x, const float* Mat, int64_t ldm, float* y) {
+  gemv_dot<float>(n, K, x, Mat, ldm, y);
+}
+void gemv_dot_avx2(int64_t n, int64_t K, const double* x, const double* Mat, int64_t ldm, double* y) {
+  gemv_dot<double>(n, K, x, Mat, ldm, y);
+}
+void gemv_axpy_avx2(int64_t n, int64_t K, const float* x, int64_t incx, const float* Mat,
+                    int64_t ldm, float* y) {
+  gemv_axpy<float>(n, K, x, incx, Mat, ldm, y);
+}
+void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const double* Mat,
+                    int64_t ldm, double* y) {
+  gemv_axpy<double>(n, K, x, incx, Mat, ldm, y);
+}
+
 }  // namespace lamina
 #endif  // LAMINA_X86

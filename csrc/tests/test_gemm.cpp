@@ -90,7 +90,49 @@ struct Runner {
                 double(C[i]), double(R[i]));
   }
 
+  // The skinny (matrix-vector) path: M == 1 and N == 1 with every transpose, K and the long
+  // side over vector-width edges, alpha/beta specials (beta = 0 over NaN in C), padded
+  // leading dims (strided x, strided C column), every epilogue; and the same cases with the
+  // skinny path disabled so the blocked path stays covered for them too.
+  void skinny() {
+    const int64_t sizes[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 300, 784};
+    const T ab[][2] = {{1, 0}, {-1, 1}, {T(0.5), -1}, {1, T(0.5)}, {0, T(0.5)}, {T(2), 0}};
+    int idx = 0;
+    for (int64_t K : sizes)
+      for (int64_t L : sizes)
+        for (int tA = 0; tA < 2; ++tA)
+          for (int tB = 0; tB < 2; ++tB)
+            for (int m1 = 0; m1 < 2; ++m1) {
+              const T* c = ab[idx % 6];
+              const Shape s = m1 ? Shape{1, L, K} : Shape{L, 1, K};
+              run(tA, tB, s, c[0], c[1], (idx % 3 == 1) ? 3 : (idx % 3 == 2 ? 1 : 0), idx % 6,
+                  "skinny");
+              ++idx;
+            }
+    GemmPathOverride o;
+    o.skinny = 0;
+    gemm_set_path_override(o);
+    for (int64_t K : {1, 9, 33, 300})
+      for (int64_t L : {1, 17, 300})
+        for (int tA = 0; tA < 2; ++tA)
+          for (int tB = 0; tB < 2; ++tB)
+            for (int m1 = 0; m1 < 2; ++m1) {
+              const T* c = ab[idx % 6];
+              run(tA, tB, m1 ? Shape{1, L, K} : Shape{L, 1, K}, c[0], c[1], idx % 2 ? 2 : 0,
+                  idx % 6, "blocked-1");
+              ++idx;
+            }
+    gemm_set_path_override({});
+    // Large enough for the 2-thread split of the output (chunks of 64, ragged last chunk).
+    for (int tA = 0; tA < 2; ++tA)
+      for (int tB = 0; tB < 2; ++tB) {
+        run(tA, tB, {1, 3001, 700}, T(1), T(0), 1, 1, "skinny-mt");
+        run(tA, tB, {2999, 1, 701}, T(0.5), T(-1), 2, 5, "skinny-mt");
+      }
+  }
+
   void all() {
+    skinny();
     // Edge shapes: 0..3, MR+-1 (6, 12), NR+-1 (4, 8, 16), KC+-1 (256), multiples, primes.
     const std::vector<Shape> shapes = {
         {0, 5, 3},    {5, 0, 3},     {4, 5, 0},     {1, 1, 1},     {2, 3, 1},    {3, 2, 3},
