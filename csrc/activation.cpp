@@ -168,22 +168,32 @@ void bias_add_channels(int64_t N, int64_t C, int64_t S, T* y, const T* b) {
 template <class T>
 void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db) {
   if (F <= 0) return;
-  // Parallel over column blocks: each thread owns db[j0, j1) and walks all rows (row-major,
-  // so every thread streams contiguous pieces of each row).
-  constexpr int64_t kCols = 256;
-  const int64_t nblocks = (F + kCols - 1) / kCols;
-  const int nt = std::min<int64_t>(threads_for(static_cast<double>(N) * F, kElemsPerThread), nblocks);
+  // Parallel over column blocks: each thread owns db[j0, j1) and walks all rows. Blocks are as
+  // wide as the threads allow (up to kMaxCols, whose sums stay in L1), so one thread reads the
+  // matrix front to back instead of in 1 KB pieces a row apart (4096x1000: 0.86 -> ~0.4 ms).
+  constexpr int64_t kMaxCols = 2048;
+  const int nt_want = threads_for(static_cast<double>(N) * F, kElemsPerThread);
+  const int64_t nblocks = std::max<int64_t>((F + kMaxCols - 1) / kMaxCols, std::min<int64_t>(nt_want, (F + 15) / 16));
+  const int64_t cols = ((F + nblocks - 1) / nblocks + 15) / 16 * 16;  // a multiple of 16 lanes
+  const int64_t nb = (F + cols - 1) / cols;
+  const int nt = static_cast<int>(std::min<int64_t>(nt_want, nb));
+  const bool avx2 = active_isa() == Isa::avx2;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t jb = 0; jb < nblocks; ++jb) {
-    const int64_t j0 = jb * kCols, j1 = std::min(F, j0 + kCols);
-    T acc[kCols];
-    for (int64_t j = j0; j < j1; ++j) acc[j - j0] = T(0);
+  for (int64_t jb = 0; jb < nb; ++jb) {
+    const int64_t j0 = jb * cols, j1 = std::min(F, j0 + cols);
+#if defined(LAMINA_X86)
+    if (avx2) {
+      detail::col_sum_avx2(N, F, j0, j1, dy, db);
+      continue;
+    }
+#endif
+    for (int64_t j = j0; j < j1; ++j) db[j] = T(0);
     for (int64_t n = 0; n < N; ++n) {
       const T* row = dy + n * F;
-      for (int64_t j = j0; j < j1; ++j) acc[j - j0] += row[j];
+      for (int64_t j = j0; j < j1; ++j) db[j] += row[j];
     }
-    for (int64_t j = j0; j < j1; ++j) db[j] = acc[j - j0];
   }
+  (void)avx2;
 }
 
 template <class T>

@@ -61,6 +61,15 @@ double exp_shift_sum_avx2(int64_t n, const double* x, double shift, double* y);
 // max of x[0, n) where any NaN makes the result NaN; -inf for n = 0 (softmax's row max).
 float max_avx2(int64_t n, const float* x);
 double max_avx2(int64_t n, const double* x);
+// sum_i a[i] * b[i] and sum_i a[i], accumulated in double (four chains: not one serial add per
+// element); softmax / log-softmax backward.
+double dot_avx2(int64_t n, const float* a, const float* b);
+double dot_avx2(int64_t n, const double* a, const double* b);
+double sum_avx2(int64_t n, const float* a);
+double sum_avx2(int64_t n, const double* a);
+// db[j] = sum_n dy[n * F + j] for j in [j0, j1) (overwrites db[j0, j1)); bias_grad_rows.
+void col_sum_avx2(int64_t N, int64_t F, int64_t j0, int64_t j1, const float* dy, float* db);
+void col_sum_avx2(int64_t N, int64_t F, int64_t j0, int64_t j1, const double* dy, double* db);
 // y[i] = s * x[i]; y may equal x.
 void scale_avx2(int64_t n, const float* x, float s, float* y);
 void scale_avx2(int64_t n, const double* x, double s, double* y);

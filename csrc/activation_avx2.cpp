@@ -49,6 +49,13 @@ struct F32 {
     acc_lo = _mm256_castpd_ps(_mm256_add_pd(_mm256_castps_pd(acc_lo), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
     acc_hi = _mm256_castpd_ps(_mm256_add_pd(_mm256_castps_pd(acc_hi), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
   }
+  // acc += a * b per lane, widened to double (a float product is exact in double)
+  static void fma_to_double(V a, V b, V& acc_lo, V& acc_hi) {
+    acc_lo = _mm256_castpd_ps(_mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),
+                                              _mm256_cvtps_pd(_mm256_castps256_ps128(b)), _mm256_castps_pd(acc_lo)));
+    acc_hi = _mm256_castpd_ps(_mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)),
+                                              _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)), _mm256_castps_pd(acc_hi)));
+  }
   static double double_sum(V acc_lo, V acc_hi) {
     __m256d a = _mm256_add_pd(_mm256_castps_pd(acc_lo), _mm256_castps_pd(acc_hi));
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
@@ -145,6 +152,7 @@ struct F64 {
   static V unord(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
   static bool any(V m) { return _mm256_movemask_pd(m) != 0; }
   static void add_to_double(V v, V& acc_lo, V&) { acc_lo = _mm256_add_pd(acc_lo, v); }
+  static void fma_to_double(V a, V b, V& acc_lo, V&) { acc_lo = _mm256_fmadd_pd(a, b, acc_lo); }
   static double double_sum(V acc_lo, V acc_hi) { return hsum_to_double(_mm256_add_pd(acc_lo, acc_hi)); }
   static V select(V m, V a, V b) { return _mm256_blendv_pd(b, a, m); }
   static V select_by_sign(V m, V a, V b) { return _mm256_blendv_pd(b, a, m); }
@@ -492,6 +500,67 @@ typename K::S max_impl(int64_t n, const typename K::S* x) {
   return m;
 }
 
+// Reductions in double with four independent accumulators (K::add_to_double widens floats).
+template <class K>
+double dot_impl(int64_t n, const typename K::S* a, const typename K::S* b) {
+  using V = typename K::V;
+  V lo0 = K::zero(), hi0 = K::zero(), lo1 = K::zero(), hi1 = K::zero();
+  int64_t i = 0;
+  for (; i + 2 * K::W <= n; i += 2 * K::W) {
+    K::fma_to_double(K::load(a + i), K::load(b + i), lo0, hi0);
+    K::fma_to_double(K::load(a + i + K::W), K::load(b + i + K::W), lo1, hi1);
+  }
+  double s = K::double_sum(lo0, hi0) + K::double_sum(lo1, hi1);
+  for (; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+template <class K>
+double sum_impl(int64_t n, const typename K::S* a) {
+  using V = typename K::V;
+  V lo0 = K::zero(), hi0 = K::zero(), lo1 = K::zero(), hi1 = K::zero();
+  int64_t i = 0;
+  for (; i + 2 * K::W <= n; i += 2 * K::W) {
+    K::add_to_double(K::load(a + i), lo0, hi0);
+    K::add_to_double(K::load(a + i + K::W), lo1, hi1);
+  }
+  double s = K::double_sum(lo0, hi0) + K::double_sum(lo1, hi1);
+  for (; i < n; ++i) s += a[i];
+  return s;
+}
+
+// Column sums of an N x F row-major block [j0, j1): eight rows added (as a tree) per pass over
+// the block, so the running sums (in db itself, L1-resident) are read and written once per
+// eight rows.
+template <class K>
+void col_sum_impl(int64_t N, int64_t F, int64_t j0, int64_t j1, const typename K::S* dy, typename K::S* db) {
+  using V = typename K::V;
+  using S = typename K::S;
+  for (int64_t j = j0; j < j1; ++j) db[j] = S(0);
+  int64_t n = 0;
+  for (; n + 8 <= N; n += 8) {
+    const S* r = dy + n * F;
+    int64_t j = j0;
+    for (; j + K::W <= j1; j += K::W) {
+      if (((j - j0) & (64 / sizeof(S) - 1)) == 0 && n + 16 <= N)
+        for (int k = 8; k < 16; ++k) _mm_prefetch(reinterpret_cast<const char*>(r + k * F + j), _MM_HINT_T0);
+      V a = K::add(K::add(K::load(r + j), K::load(r + F + j)), K::add(K::load(r + 2 * F + j), K::load(r + 3 * F + j)));
+      V b = K::add(K::add(K::load(r + 4 * F + j), K::load(r + 5 * F + j)),
+                   K::add(K::load(r + 6 * F + j), K::load(r + 7 * F + j)));
+      K::store(db + j, K::add(K::load(db + j), K::add(a, b)));
+    }
+    for (; j < j1; ++j)
+      db[j] += ((r[j] + r[F + j]) + (r[2 * F + j] + r[3 * F + j])) +
+               ((r[4 * F + j] + r[5 * F + j]) + (r[6 * F + j] + r[7 * F + j]));
+  }
+  for (; n < N; ++n) {
+    const S* r = dy + n * F;
+    int64_t j = j0;
+    for (; j + K::W <= j1; j += K::W) K::store(db + j, K::add(K::load(db + j), K::load(r + j)));
+    for (; j < j1; ++j) db[j] += r[j];
+  }
+}
+
 template <class K>
 void scale_impl(int64_t n, const typename K::S* x, typename K::S s, typename K::S* y) {
   const typename K::V sv = K::set(s);
@@ -554,6 +623,16 @@ double exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y) { re
 float max_avx2(int64_t n, const float* x) { return max_impl<F32>(n, x); }
 double max_avx2(int64_t n, const double* x) { return max_impl<F64>(n, x); }
 void scale_avx2(int64_t n, const float* x, float s, float* y) { scale_impl<F32>(n, x, s, y); }
+double dot_avx2(int64_t n, const float* a, const float* b) { return dot_impl<F32>(n, a, b); }
+double dot_avx2(int64_t n, const double* a, const double* b) { return dot_impl<F64>(n, a, b); }
+double sum_avx2(int64_t n, const float* a) { return sum_impl<F32>(n, a); }
+double sum_avx2(int64_t n, const double* a) { return sum_impl<F64>(n, a); }
+void col_sum_avx2(int64_t N, int64_t F, int64_t j0, int64_t j1, const float* dy, float* db) {
+  col_sum_impl<F32>(N, F, j0, j1, dy, db);
+}
+void col_sum_avx2(int64_t N, int64_t F, int64_t j0, int64_t j1, const double* dy, double* db) {
+  col_sum_impl<F64>(N, F, j0, j1, dy, db);
+}
 void scale_avx2(int64_t n, const double* x, double s, double* y) { scale_impl<F64>(n, x, s, y); }
 double bce_with_logits_sum_avx2(int64_t i0, int64_t i1, const float* x, const float* t) {
   return bce_sum_impl<F32>(i0, i1, x, t);
