@@ -9,6 +9,9 @@
 // step(z) = 1 if z > 0 else 0, so step(0) = 0.
 // softplus(z) = log(1 + e^z), with PyTorch's beta = 1, threshold = 20 (z > 20 returns z).
 // NaN inputs give NaN outputs for every kind (as NumPy: relu(NaN) = NaN, step(NaN) = NaN).
+// Accuracy (AVX2 path, float): sigmoid, softplus within ~2e-7 relative, tanh within 3.4e-7
+// (a rational approximation, checked on every float; <= 5.6 ulp just below 1); double within
+// a few ulp. The portable path uses the C library.
 // NOTE: relu backward passes dy where x is NaN (x <= 0 is false), as PyTorch does.
 // In place: y may equal x, and dx may equal dy (or x/y); partial overlap is not allowed.
 // Sizes may be 0. Arrays above ~32K elements per thread are split over OpenMP threads.

@@ -267,6 +267,7 @@ void mse_backward(int64_t n, const T* x, const T* t, T scale, T* dx) {
 template <class T>
 double bce_with_logits_forward(int64_t n, const T* x, const T* t) {
   const bool avx2 = use_avx2();
+  (void)avx2;  // unused without LAMINA_X86
   return chunked_sum(n, [&](int64_t i0, int64_t i1) {
 #if defined(LAMINA_X86)
     if (avx2) return detail::bce_with_logits_sum_avx2(i0, i1, x, t);
@@ -289,6 +290,7 @@ void bce_with_logits_backward(int64_t n, const T* x, const T* t, T scale, T* dx)
 #endif
     for (int64_t i = i0; i < i1; ++i) dx[i] = scale * (sigmoid(x[i]) - t[i]);
   });
+  (void)avx2;
 }
 
 #define LAMINA_INSTANTIATE(T)                                                                          \
