@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "cpu.h"
@@ -45,17 +46,44 @@ static void for_each_plane(int64_t planes, double work_per_plane, F&& f) {
   for (int64_t i = 0; i < planes; ++i) f(i);
 }
 
+// Same-width unsigned integer, for selects done on bits.
+template <class T> struct Bits;
+template <> struct Bits<float> { using U = uint32_t; };
+template <> struct Bits<double> { using U = uint64_t; };
+
+// "v replaces the running max": strictly greater (the first max keeps ties) or NaN (NaN wins).
+// Selected through masks on the bits: compilers turn ?: on floats into a data-dependent
+// branch here, which mispredicts about half the time on random data.
+template <class T>
+static inline void max_take(T v, int64_t vi, T& m, int64_t& mi) {
+  using U = typename Bits<T>::U;
+  const bool t = (v > m) | (v != v);
+  U vb, mb;
+  std::memcpy(&vb, &v, sizeof(T));
+  std::memcpy(&mb, &m, sizeof(T));
+  const U mask = U(0) - U(t);
+  mb ^= (mb ^ vb) & mask;
+  std::memcpy(&m, &mb, sizeof(T));
+  mi ^= (mi ^ vi) & -int64_t(t);
+}
+
 template <class T>
 void max_pool2d_forward(const PoolParams& p, const T* x, T* y, int64_t* indices) {
   const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W;
   const bool k2s2 = p.KH == 2 && p.KW == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 &&
                     p.pad_w == 0 && p.dil_h == 1 && p.dil_w == 1 && 2 * OH <= H && 2 * OW <= W;
+  const bool avx2 = active_isa() == Isa::avx2 && W < (int64_t(1) << 30);  // int32 window offsets
+  (void)avx2;
   for_each_plane(p.N * p.C, double(OH * OW * p.KH * p.KW), [&](int64_t pl) {
     const T* xp = x + pl * H * W;
     T* yp = y + pl * OH * OW;
     int64_t* ip = indices + pl * OH * OW;
     if (k2s2) {
-      // The common 2x2/2 window, always inside: four loads, row-major compare order.
+#if defined(LAMINA_X86)
+      if (avx2) return detail::max_pool2x2_plane_avx2(xp, W, OH, OW, yp, ip);
+#endif
+      // The common 2x2/2 window, always inside: four loads, row-major compare order, selects
+      // instead of branches (a data-dependent branch mispredicts about half the time).
       for (int64_t oh = 0; oh < OH; ++oh) {
         const T* r0 = xp + 2 * oh * W;
         const T* r1 = r0 + W;
@@ -63,12 +91,9 @@ void max_pool2d_forward(const PoolParams& p, const T* x, T* y, int64_t* indices)
           const int64_t i0 = 2 * oh * W + 2 * ow;
           T m = r0[2 * ow];
           int64_t mi = i0;
-          T v = r0[2 * ow + 1];
-          if (v > m || std::isnan(v)) { m = v; mi = i0 + 1; }
-          v = r1[2 * ow];
-          if (v > m || std::isnan(v)) { m = v; mi = i0 + W; }
-          v = r1[2 * ow + 1];
-          if (v > m || std::isnan(v)) { m = v; mi = i0 + W + 1; }
+          max_take(r0[2 * ow + 1], i0 + 1, m, mi);
+          max_take(r1[2 * ow], i0 + W, m, mi);
+          max_take(r1[2 * ow + 1], i0 + W + 1, m, mi);
           yp[oh * OW + ow] = m;
           ip[oh * OW + ow] = mi;
         }
@@ -86,8 +111,7 @@ void max_pool2d_forward(const PoolParams& p, const T* x, T* y, int64_t* indices)
         int64_t mi = h0 * W + w0;  // an all -inf window points at its first tap, like PyTorch
         for (int64_t ih = h0; ih < h1; ih += p.dil_h)
           for (int64_t iw = w0; iw < w1; iw += p.dil_w) {
-            const T v = xp[ih * W + iw];
-            if (v > m || std::isnan(v)) { m = v; mi = ih * W + iw; }
+            max_take(xp[ih * W + iw], ih * W + iw, m, mi);
           }
         yp[oh * OW + ow] = m;
         ip[oh * OW + ow] = mi;

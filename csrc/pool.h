@@ -49,4 +49,11 @@ template <class T>
 void adaptive_avg_pool2d_backward(int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH,
                                   int64_t OW, const T* dy, T* dx);
 
+namespace detail {
+// AVX2 2x2 stride-2 max pool of one plane (no padding / dilation, 2*OH <= H, 2*OW <= W,
+// W + 1 < 2^31); same ties / NaN rule as max_pool2d_forward. Call only when active_isa() is avx2.
+void max_pool2x2_plane_avx2(const float* xp, int64_t W, int64_t OH, int64_t OW, float* yp, int64_t* ip);
+void max_pool2x2_plane_avx2(const double* xp, int64_t W, int64_t OH, int64_t OW, double* yp, int64_t* ip);
+}  // namespace detail
+
 }  // namespace lamina

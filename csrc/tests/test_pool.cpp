@@ -95,12 +95,67 @@ static void check_grid(std::mt19937& g) {
   CHECK(cases > 80);
 }
 
+// The 2x2 stride-2 fast paths (AVX2 and portable) against a naive loop with the exact rule
+// (first max on ties, NaN wins, the last NaN of the window), on values from a tiny set so ties
+// and NaNs are frequent; widths 1..19 exercise vector blocks, overlapping tails and scalar tails.
+template <class T>
+static void check_2x2_fast(std::mt19937& g) {
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  const T pool_vals[] = {T(-1), T(0), T(0), T(1), T(1), T(2), -inf, inf, nan, T(-0.0)};
+  std::uniform_int_distribution<int> pick(0, 9);
+  std::vector<Isa> isas = {Isa::portable};
+  if (cpu_supports_avx2_fma()) isas.push_back(Isa::avx2);
+  const Isa saved = active_isa();
+  for (int64_t H : {2, 3, 5, 7, 8})
+    for (int64_t W = 1; W <= 19; ++W) {
+      PoolParams p;
+      p.N = 2; p.C = 3; p.H = H; p.W = W; p.KH = p.KW = 2; p.stride_h = p.stride_w = 2;
+      if (pool_params_error(p)[0] != '\0') continue;  // W = 1: kernel wider than the input
+      const int64_t OH = p.OH(), OW = p.OW(), HW = H * W, planes = p.N * p.C;
+      std::vector<T> x(planes * HW);
+      for (auto& v : x) v = pool_vals[pick(g)];
+      std::vector<T> y_ref(planes * OH * OW);
+      std::vector<int64_t> i_ref(y_ref.size());
+      for (int64_t pl = 0; pl < planes; ++pl)
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            T m = T(0);
+            int64_t mi = -1;
+            for (int64_t a = 0; a < 2; ++a)
+              for (int64_t b = 0; b < 2; ++b) {
+                const int64_t k = (2 * oh + a) * W + 2 * ow + b;
+                const T v = x[pl * HW + k];
+                if (mi < 0 || v > m || std::isnan(v)) { m = v; mi = k; }
+              }
+            y_ref[(pl * OH + oh) * OW + ow] = m;
+            i_ref[(pl * OH + oh) * OW + ow] = mi;
+          }
+      for (Isa isa : isas) {
+        set_isa(isa);
+        std::vector<T> y(y_ref.size(), T(7));
+        std::vector<int64_t> idx(y.size(), -5);
+        max_pool2d_forward(p, x.data(), y.data(), idx.data());
+        bool ok = true;
+        for (size_t o = 0; o < y.size(); ++o) {
+          const bool same = std::isnan(y_ref[o]) ? std::isnan(y[o])
+                                                 : (y[o] == y_ref[o] && std::signbit(y[o]) == std::signbit(y_ref[o]));
+          ok = ok && same && idx[o] == i_ref[o];
+        }
+        CHECK_MSG(ok, "2x2 fast path %s H=%lld W=%lld dtype=%d", isa_name(isa), (long long)H, (long long)W,
+                  int(sizeof(T)));
+      }
+    }
+  set_isa(saved);
+}
+
 int main() {
   std::mt19937 g(7);
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     check_grid<float>(g);
     check_grid<double>(g);
+    check_2x2_fast<float>(g);
+    check_2x2_fast<double>(g);
   }
   // Exact rules: ties to the first max; NaN beats numbers, and the last NaN wins (PyTorch).
   PoolParams p;

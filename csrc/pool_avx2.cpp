@@ -1,0 +1,135 @@
+// AVX2 path of the 2x2 stride-2 max pool (no padding / dilation): branch-free compares over
+// 8 (float) or 4 (double) output columns at once, values and int64 indices together.
+// Even/odd input columns are split with in-lane shuffles plus one cross-lane permute; the
+// window is scanned in row-major order with "take v if v > m or v is NaN", so the first max
+// wins ties and a NaN (the last one, as in the scalar rule) always wins.
+#if defined(LAMINA_X86)
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "pool.h"
+
+namespace lamina {
+namespace detail {
+
+// Scalar step of the same rule (row tails narrower than one vector).
+template <class T>
+static inline void take(T v, int64_t vi, T& m, int64_t& mi) {
+  const bool t = (v > m) | (v != v);
+  m = t ? v : m;
+  mi = t ? vi : mi;
+}
+
+void max_pool2x2_plane_avx2(const float* xp, int64_t W, int64_t OH, int64_t OW, float* yp, int64_t* ip) {
+  const __m256 c1 = _mm256_castsi256_ps(_mm256_set1_epi32(1));
+  const __m256 cW = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(W)));
+  const __m256 cW1 = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(W + 1)));
+  const __m256i lane_lo = _mm256_setr_epi64x(0, 2, 4, 6), lane_hi = _mm256_setr_epi64x(8, 10, 12, 14);
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const float* r0 = xp + 2 * oh * W;
+    const float* r1 = r0 + W;
+    float* yr = yp + oh * OW;
+    int64_t* ir = ip + oh * OW;
+    // 8 outputs (ow .. ow+7) from input columns 2*ow .. 2*ow+15 of both rows.
+    auto block = [&](int64_t ow) {
+      const __m256 a0 = _mm256_loadu_ps(r0 + 2 * ow), b0 = _mm256_loadu_ps(r0 + 2 * ow + 8);
+      const __m256 a1 = _mm256_loadu_ps(r1 + 2 * ow), b1 = _mm256_loadu_ps(r1 + 2 * ow + 8);
+      // shuffle gives [a0 a2 b0 b2 | a4 a6 b4 b6]; permute 0,2,1,3 puts the columns in order.
+      const __m256 e0 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, b0, 0x88)), 0xD8));
+      const __m256 o0 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, b0, 0xDD)), 0xD8));
+      const __m256 e1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, 0x88)), 0xD8));
+      const __m256 o1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, 0xDD)), 0xD8));
+      __m256 m = e0, off = _mm256_setzero_ps();  // off: 0, 1, W, W+1 as int32 bits
+      __m256 t = _mm256_or_ps(_mm256_cmp_ps(o0, m, _CMP_GT_OQ), _mm256_cmp_ps(o0, o0, _CMP_UNORD_Q));
+      m = _mm256_blendv_ps(m, o0, t);
+      off = _mm256_blendv_ps(off, c1, t);
+      t = _mm256_or_ps(_mm256_cmp_ps(e1, m, _CMP_GT_OQ), _mm256_cmp_ps(e1, e1, _CMP_UNORD_Q));
+      m = _mm256_blendv_ps(m, e1, t);
+      off = _mm256_blendv_ps(off, cW, t);
+      t = _mm256_or_ps(_mm256_cmp_ps(o1, m, _CMP_GT_OQ), _mm256_cmp_ps(o1, o1, _CMP_UNORD_Q));
+      m = _mm256_blendv_ps(m, o1, t);
+      off = _mm256_blendv_ps(off, cW1, t);
+      _mm256_storeu_ps(yr + ow, m);
+      const __m256i base = _mm256_set1_epi64x(2 * oh * W + 2 * ow);
+      const __m256i offi = _mm256_castps_si256(off);
+      const __m256i lo = _mm256_add_epi64(_mm256_add_epi64(base, lane_lo), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(offi)));
+      const __m256i hi = _mm256_add_epi64(_mm256_add_epi64(base, lane_hi), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(offi, 1)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow), lo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow + 4), hi);
+    };
+    int64_t ow = 0;
+    for (; ow + 8 <= OW; ow += 8) block(ow);
+    if (ow < OW && OW >= 8) {  // tail: one more block overlapping the last, same values rewritten
+      block(OW - 8);
+      ow = OW;
+    }
+    for (; ow < OW; ++ow) {
+      const int64_t i0 = 2 * oh * W + 2 * ow;
+      float m = r0[2 * ow];
+      int64_t mi = i0;
+      take(r0[2 * ow + 1], i0 + 1, m, mi);
+      take(r1[2 * ow], i0 + W, m, mi);
+      take(r1[2 * ow + 1], i0 + W + 1, m, mi);
+      yr[ow] = m;
+      ir[ow] = mi;
+    }
+  }
+}
+
+void max_pool2x2_plane_avx2(const double* xp, int64_t W, int64_t OH, int64_t OW, double* yp, int64_t* ip) {
+  const __m256d c1 = _mm256_castsi256_pd(_mm256_set1_epi64x(1));
+  const __m256d cW = _mm256_castsi256_pd(_mm256_set1_epi64x(W));
+  const __m256d cW1 = _mm256_castsi256_pd(_mm256_set1_epi64x(W + 1));
+  const __m256i lane = _mm256_setr_epi64x(0, 2, 4, 6);
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const double* r0 = xp + 2 * oh * W;
+    const double* r1 = r0 + W;
+    double* yr = yp + oh * OW;
+    int64_t* ir = ip + oh * OW;
+    // 4 outputs from input columns 2*ow .. 2*ow+7.
+    auto block = [&](int64_t ow) {
+      const __m256d a0 = _mm256_loadu_pd(r0 + 2 * ow), b0 = _mm256_loadu_pd(r0 + 2 * ow + 4);
+      const __m256d a1 = _mm256_loadu_pd(r1 + 2 * ow), b1 = _mm256_loadu_pd(r1 + 2 * ow + 4);
+      // unpacklo gives [a0 b0 | a2 b2]; permute 0,2,1,3 -> [a0 a2 b0 b2].
+      const __m256d e0 = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a0, b0), 0xD8);
+      const __m256d o0 = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a0, b0), 0xD8);
+      const __m256d e1 = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a1, b1), 0xD8);
+      const __m256d o1 = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a1, b1), 0xD8);
+      __m256d m = e0, off = _mm256_setzero_pd();  // off: 0, 1, W, W+1 as int64 bits
+      __m256d t = _mm256_or_pd(_mm256_cmp_pd(o0, m, _CMP_GT_OQ), _mm256_cmp_pd(o0, o0, _CMP_UNORD_Q));
+      m = _mm256_blendv_pd(m, o0, t);
+      off = _mm256_blendv_pd(off, c1, t);
+      t = _mm256_or_pd(_mm256_cmp_pd(e1, m, _CMP_GT_OQ), _mm256_cmp_pd(e1, e1, _CMP_UNORD_Q));
+      m = _mm256_blendv_pd(m, e1, t);
+      off = _mm256_blendv_pd(off, cW, t);
+      t = _mm256_or_pd(_mm256_cmp_pd(o1, m, _CMP_GT_OQ), _mm256_cmp_pd(o1, o1, _CMP_UNORD_Q));
+      m = _mm256_blendv_pd(m, o1, t);
+      off = _mm256_blendv_pd(off, cW1, t);
+      _mm256_storeu_pd(yr + ow, m);
+      const __m256i base = _mm256_set1_epi64x(2 * oh * W + 2 * ow);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow),
+                          _mm256_add_epi64(_mm256_add_epi64(base, lane), _mm256_castpd_si256(off)));
+    };
+    int64_t ow = 0;
+    for (; ow + 4 <= OW; ow += 4) block(ow);
+    if (ow < OW && OW >= 4) {
+      block(OW - 4);
+      ow = OW;
+    }
+    for (; ow < OW; ++ow) {
+      const int64_t i0 = 2 * oh * W + 2 * ow;
+      double m = r0[2 * ow];
+      int64_t mi = i0;
+      take(r0[2 * ow + 1], i0 + 1, m, mi);
+      take(r1[2 * ow], i0 + W, m, mi);
+      take(r1[2 * ow + 1], i0 + W + 1, m, mi);
+      yr[ow] = m;
+      ir[ow] = mi;
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace lamina
+#endif
