@@ -109,17 +109,30 @@ struct Runner {
                   "skinny");
               ++idx;
             }
+    // 2..4 rows (columns) of C: one matrix-vector pass each, bias offset per row (column).
+    for (int64_t m : {2, 3, 4})
+      for (int64_t K : {1, 7, 9, 17, 33, 300})
+        for (int64_t L : {1, 3, 8, 17, 31, 300})
+          for (int tA = 0; tA < 2; ++tA)
+            for (int tB = 0; tB < 2; ++tB)
+              for (int m1 = 0; m1 < 2; ++m1) {
+                const T* c = ab[idx % 6];
+                run(tA, tB, m1 ? Shape{m, L, K} : Shape{L, m, K}, c[0], c[1], idx % 2 ? 3 : 0,
+                    idx % 6, "small-m");
+                ++idx;
+              }
     GemmPathOverride o;
     o.skinny = 0;
     gemm_set_path_override(o);
+    for (int64_t m : {1, 3})
     for (int64_t K : {1, 9, 33, 300})
       for (int64_t L : {1, 17, 300})
         for (int tA = 0; tA < 2; ++tA)
           for (int tB = 0; tB < 2; ++tB)
             for (int m1 = 0; m1 < 2; ++m1) {
               const T* c = ab[idx % 6];
-              run(tA, tB, m1 ? Shape{1, L, K} : Shape{L, 1, K}, c[0], c[1], idx % 2 ? 2 : 0,
-                  idx % 6, "blocked-1");
+              run(tA, tB, m1 ? Shape{m, L, K} : Shape{L, m, K}, c[0], c[1], idx % 2 ? 2 : 0,
+                  idx % 6, "blocked-small");
               ++idx;
             }
     gemm_set_path_override({});
@@ -128,6 +141,7 @@ struct Runner {
       for (int tB = 0; tB < 2; ++tB) {
         run(tA, tB, {1, 3001, 700}, T(1), T(0), 1, 1, "skinny-mt");
         run(tA, tB, {2999, 1, 701}, T(0.5), T(-1), 2, 5, "skinny-mt");
+        run(tA, tB, {3, 2001, 500}, T(1), T(0.5), 0, 2, "skinny-mt");
       }
   }
 
