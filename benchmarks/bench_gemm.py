@@ -56,6 +56,9 @@ STAT = statistics.median  # --stat min: best of the reps, robust when other proc
 
 
 def median_time(fn, reps, min_time=0.02):
+    # Let the previous library's idle threads go to sleep first: OpenBLAS's workers yield-spin
+    # for ~0.1 s after a call and would otherwise sit on the core the next library needs.
+    time.sleep(0.15)
     fn()  # warm-up
     # choose an inner loop count so each timed sample is >= min_time
     t0 = time.perf_counter(); fn(); one = time.perf_counter() - t0
