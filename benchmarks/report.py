@@ -8,7 +8,8 @@
 
 Run from the repository root. For every case: each library runs once and its result is checked
 against the NumPy reference (benchmarks/numpy_ref.py, float64 where it matters) BEFORE timing; then
-lamina, NumPy and PyTorch are timed round-robin (so background load hits all alike) at the same
+lamina, NumPy and PyTorch are timed round-robin (so background load hits all alike; at 2 threads
+in blocks after an idle pause, so one pool's spinning workers do not slow the next) at the same
 thread count, and the median of the repetitions is reported, for 1 and 2 threads. Speedups are
 other_time / lamina_time (> 1: lamina faster). Targets (PASS/BELOW per row): every kernel >= 1.0x
 NumPy, elementwise activations >= 2x, GEMM >= 0.9x NumPy on large squares (n >= 512), conv2d and
@@ -398,10 +399,17 @@ ALL_FAMILIES = list(FAMILIES) + ["end_to_end"]
 # Timing
 # ============================================================================================
 
-def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=time.perf_counter):
+def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=time.perf_counter,
+                     idle_gap=0.0):
     """Median seconds per call of each fn, timed round-robin (A B C A B C ...) so load from
     other processes hits every library alike. Fast fns repeat inside a sample (>= min_sample).
-    clock=time.thread_time measures this thread's CPU time (valid when everything runs on it)."""
+    clock=time.thread_time measures this thread's CPU time (valid when everything runs on it).
+
+    idle_gap > 0 (multi-threaded wall-clock rows): libraries are timed in blocks (A.. B.. C..
+    A.. B.. C..) with an idle pause before each block, because a pool's idle workers keep
+    spinning after a call (OpenBLAS yield-spins ~0.1 s) and would sit on the core the next
+    library's second thread needs: interleaving call by call measured 2-thread GEMMs at half
+    speed for lamina and PyTorch alike."""
     est = []
     for fn in fns:
         fn()  # warm-up
@@ -412,6 +420,19 @@ def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=tim
     per_round = sum(e * k for e, k in zip(est, inner))
     reps = int(min(max_reps, max(min_reps, budget / per_round)))
     samples = [[] for _ in fns]
+    if idle_gap > 0:
+        cycles = 2
+        per_block = max(1, math.ceil(reps / cycles))
+        for _ in range(cycles):
+            for fn, k, acc in zip(fns, inner, samples):
+                time.sleep(idle_gap)
+                fn()  # re-warm after the pause
+                for _ in range(per_block):
+                    t0 = clock()
+                    for _ in range(k):
+                        fn()
+                    acc.append((clock() - t0) / k)
+        return [statistics.median(a) for a in samples]
     for _ in range(reps):
         for fn, k, acc in zip(fns, inner, samples):
             t0 = clock()
@@ -497,8 +518,10 @@ def run_kernels(L, families, threads, prof, bandwidth, log):
                         rows.append(row)
                         log(f"  {fam} {case.name} t={nt}: WRONG: {e}")
                         continue
+                    wall = L.get("clock", time.perf_counter) is time.perf_counter
                     times = time_round_robin([case.fns[lib] for lib in libs], prof["budget"], prof["min_reps"],
-                                             prof["max_reps"], clock=L.get("clock", time.perf_counter))
+                                             prof["max_reps"], clock=L.get("clock", time.perf_counter),
+                                             idle_gap=0.15 if (nt > 1 and wall) else 0.0)
                 t = dict(zip(libs, times))
                 row.update(lamina_s=t["lamina"], numpy_s=t.get("numpy"), torch_s=t.get("torch"))
                 for other in ("numpy", "torch"):
