@@ -186,6 +186,15 @@ void pack_b(bool transB, int64_t K, int64_t nv, int NR, const T* B, int64_t ldb,
       for (; j < NR; ++j) d[j] = T(0);
     }
   } else {
+#if defined(LAMINA_X86)
+    // Measured (f32 NT 64 x 300 x 784): 1 thread 82 -> 96 GF/s, 2 threads 132 -> 147.
+    if constexpr (sizeof(T) == 4) {
+      if (nv == 16 && NR == 16 && active_isa() == Isa::avx2) {
+        pack_b_trans16_avx2(K, B, ldb, dst);
+        return;
+      }
+    }
+#endif
     // B stored N x K: read each column of op(B) contiguously, in k chunks that stay in L1.
     constexpr int64_t KB = 64;
     for (int64_t k0 = 0; k0 < K; k0 += KB) {

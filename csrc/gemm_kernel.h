@@ -54,6 +54,9 @@ void gemv_axpy_avx2(int64_t n, int64_t K, const float* x, int64_t incx, const fl
                     int64_t ldm, float* y);
 void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const double* Mat,
                     int64_t ldm, double* y);
+// One 16-column panel of a transposed f32 B (stored N x K, row j at B + j*ldb) packed to
+// dst[k*16 + j], k < K: 8x8 register transposes instead of scalar strided stores.
+void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst);
 #endif
 
 }  // namespace lamina
