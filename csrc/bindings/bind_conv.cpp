@@ -6,40 +6,20 @@
 #include <array>
 
 #include "common.h"
+#include "window_params.h"
 #include "conv.h"
 
 namespace py = pybind11;
 using namespace lamina_py;
-using Pair = std::array<int64_t, 2>;
 
 namespace {
-
-std::string pair_str(const Pair& v) { return "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")"; }
-
-// Bound on stride / padding / dilation (kernel extents come from a real array): keeps H + 2*pad
-// and dil*(KH-1) far from int64 overflow (an overflowed size would pass the range checks as a negative number).
-constexpr int64_t kMaxParam = (int64_t(1) << 31) - 1;
-
-void check_bounded(const Pair& v, const char* name) {
-  if (v[0] > kMaxParam || v[1] > kMaxParam) value_error(name, ": expected values below 2^31, got ", pair_str(v));
-}
-
-void check_size_arg(int64_t v, const char* name, int64_t lo, int64_t hi) {
-  if (v < lo) value_error(name, ": expected a ", lo ? "positive" : "non-negative", " integer, got ", v);
-  if (v > hi) value_error(name, ": expected a value below ", hi == kMaxParam ? "2^31" : "2^62", ", got ", v);
-}
 
 lamina::ConvParams make_params(const py::array& x, const py::array& w, Pair stride, Pair padding,
                                Pair dilation, int64_t groups) {
   check_ndim(x, "input", 4);
   check_ndim(w, "weight", 4);
-  if (stride[0] <= 0 || stride[1] <= 0) value_error("stride: expected positive integers, got ", pair_str(stride));
-  if (padding[0] < 0 || padding[1] < 0) value_error("padding: expected non-negative integers, got ", pair_str(padding));
-  if (dilation[0] <= 0 || dilation[1] <= 0) value_error("dilation: expected positive integers, got ", pair_str(dilation));
+  check_stride_padding_dilation(stride, padding, dilation);
   if (groups <= 0) value_error("groups: expected a positive integer, got ", groups);
-  check_bounded(stride, "stride");
-  check_bounded(padding, "padding");
-  check_bounded(dilation, "dilation");
   lamina::ConvParams p;
   p.N = x.shape(0); p.C = x.shape(1); p.H = x.shape(2); p.W = x.shape(3);
   p.K = w.shape(0); p.KH = w.shape(2); p.KW = w.shape(3);

@@ -6,41 +6,21 @@
 #include <array>
 
 #include "common.h"
+#include "window_params.h"
 #include "pool.h"
 
 namespace py = pybind11;
 using namespace lamina_py;
-using Pair = std::array<int64_t, 2>;
 
 namespace {
-
-std::string pair_str(const Pair& v) { return "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")"; }
-
-// Bound on window parameters: keeps H + 2*pad, dil*(K-1) and the average divisor KH*KW far from
-// int64 overflow (an overflowed divisor of 0 turned averages into inf).
-constexpr int64_t kMaxParam = (int64_t(1) << 31) - 1;
-
-void check_bounded(const Pair& v, const char* name) {
-  if (v[0] > kMaxParam || v[1] > kMaxParam) value_error(name, ": expected values below 2^31, got ", pair_str(v));
-}
-
-void check_size_arg(int64_t v, const char* name, int64_t lo, int64_t hi) {
-  if (v < lo) value_error(name, ": expected a ", lo ? "positive" : "non-negative", " integer, got ", v);
-  if (v > hi) value_error(name, ": expected a value below ", hi == kMaxParam ? "2^31" : "2^62", ", got ", v);
-}
 
 // x_like: the (N, C, H, W) input (or grad_input) array that fixes the sizes.
 lamina::PoolParams make_params(const py::array& x_like, const char* xname, Pair kernel, Pair stride,
                                Pair padding, Pair dilation, bool ceil_mode) {
   check_ndim(x_like, xname, 4);
   if (kernel[0] <= 0 || kernel[1] <= 0) value_error("kernel_size: expected positive integers, got ", pair_str(kernel));
-  if (stride[0] <= 0 || stride[1] <= 0) value_error("stride: expected positive integers, got ", pair_str(stride));
-  if (padding[0] < 0 || padding[1] < 0) value_error("padding: expected non-negative integers, got ", pair_str(padding));
-  if (dilation[0] <= 0 || dilation[1] <= 0) value_error("dilation: expected positive integers, got ", pair_str(dilation));
   check_bounded(kernel, "kernel_size");
-  check_bounded(stride, "stride");
-  check_bounded(padding, "padding");
-  check_bounded(dilation, "dilation");
+  check_stride_padding_dilation(stride, padding, dilation);
   if (2 * padding[0] > kernel[0] || 2 * padding[1] > kernel[1])
     value_error("padding: expected at most half the kernel size ", pair_str(kernel), ", got ", pair_str(padding));
   lamina::PoolParams p;
