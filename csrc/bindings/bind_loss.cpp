@@ -1,5 +1,6 @@
 // _C.softmax_* / log_softmax_* / cross_entropy_* / mse_* / bce_with_logits_*.
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "common.h"
@@ -32,6 +33,27 @@ const int64_t* target_of(const py::array& target, int64_t N) {
   value_error("target: class index ", v, " out of range [0, ", C, ") at position ", row);
 }
 
+// softmax_backward and log_softmax_backward take the same (y, dy, dx) rows and checks.
+template <class KernelF, class KernelD>
+auto rowwise_backward(KernelF kernel_f32, KernelD kernel_f64) {
+  return [=](const py::array& y, const py::array& dy, const py::array& dx) {
+    dispatch_float(y, "y", [&](auto tag) {
+      using T = decltype(tag);
+      const T* yp = data_of<T>(y, "y");
+      auto [N, C] = rows_and_out<T>(y, "y", dx, "dx");
+      check_same_dtype(y, "y", dy, "dy");
+      check_shape(dy, "dy", shape_of(y));
+      const T* dyp = data_of<T>(dy, "dy");
+      check_same_or_disjoint(dx, "dx", y, "y");
+      check_same_or_disjoint(dx, "dx", dy, "dy");
+      T* dxp = data_of<T>(dx, "dx", true);
+      py::gil_scoped_release nogil;
+      if constexpr (std::is_same_v<T, float>) kernel_f32(N, C, yp, dyp, dxp);
+      else kernel_f64(N, C, yp, dyp, dxp);
+    });
+  };
+}
+
 }  // namespace
 
 void bind_loss(py::module_& m) {
@@ -57,22 +79,7 @@ void bind_loss(py::module_& m) {
 )doc");
 
   m.def(
-      "softmax_backward",
-      [](const py::array& y, const py::array& dy, const py::array& dx) {
-        dispatch_float(y, "y", [&](auto tag) {
-          using T = decltype(tag);
-          const T* yp = data_of<T>(y, "y");
-          auto [N, C] = rows_and_out<T>(y, "y", dx, "dx");
-          check_same_dtype(y, "y", dy, "dy");
-          check_shape(dy, "dy", shape_of(y));
-          const T* dyp = data_of<T>(dy, "dy");
-          check_same_or_disjoint(dx, "dx", y, "y");
-          check_same_or_disjoint(dx, "dx", dy, "dy");
-          T* dxp = data_of<T>(dx, "dx", true);
-          py::gil_scoped_release nogil;
-          lamina::softmax_backward<T>(N, C, yp, dyp, dxp);
-        });
-      },
+      "softmax_backward", rowwise_backward(&lamina::softmax_backward<float>, &lamina::softmax_backward<double>),
       py::arg("y"), py::arg("dy"), py::arg("dx").noconvert(),
       "dx = y * (dy - sum(dy * y, axis=1, keepdims=True)); dx may be dy or y itself.");
 
@@ -98,22 +105,7 @@ void bind_loss(py::module_& m) {
 )doc");
 
   m.def(
-      "log_softmax_backward",
-      [](const py::array& y, const py::array& dy, const py::array& dx) {
-        dispatch_float(y, "y", [&](auto tag) {
-          using T = decltype(tag);
-          const T* yp = data_of<T>(y, "y");
-          auto [N, C] = rows_and_out<T>(y, "y", dx, "dx");
-          check_same_dtype(y, "y", dy, "dy");
-          check_shape(dy, "dy", shape_of(y));
-          const T* dyp = data_of<T>(dy, "dy");
-          check_same_or_disjoint(dx, "dx", y, "y");
-          check_same_or_disjoint(dx, "dx", dy, "dy");
-          T* dxp = data_of<T>(dx, "dx", true);
-          py::gil_scoped_release nogil;
-          lamina::log_softmax_backward<T>(N, C, yp, dyp, dxp);
-        });
-      },
+      "log_softmax_backward", rowwise_backward(&lamina::log_softmax_backward<float>, &lamina::log_softmax_backward<double>),
       py::arg("y"), py::arg("dy"), py::arg("dx").noconvert(),
       "dx = dy - exp(y) * sum(dy, axis=1, keepdims=True); dx may be dy or y itself.");
 
