@@ -38,7 +38,8 @@ dtypes = st.sampled_from([np.float32, np.float64])
 
 
 def _settings(name):
-    return settings(max_examples=EXAMPLES[name], deadline=None, derandomize=False,
+    # CI replays a fixed example sequence (reproducible runs); local runs explore new examples.
+    return settings(max_examples=EXAMPLES[name], deadline=None, derandomize=bool(os.environ.get("CI")),
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -269,7 +270,8 @@ def test_softmax_and_log_softmax_forward(data, dtype, N, C):
     lref = log_softmax_ref(x.astype(np.float64))
     with np.errstate(all="ignore"):
         ref = np.exp(lref)
-    assert_matches(y, ref, 16 * EPS[dtype] * ref + SUBF[dtype] + 4 * EPS[dtype] * finite_max(ref), "softmax")
+    # y = e / sum(e): the row sum of C terms carries up to ~C eps relative error into every y.
+    assert_matches(y, ref, (16 + C) * EPS[dtype] * ref + SUBF[dtype] + 4 * EPS[dtype] * finite_max(ref), "softmax")
     # log-probabilities: error grows with the row's logit range (x - max - lse).
     with np.errstate(all="ignore"):
         span = np.abs(np.nan_to_num(x.astype(np.float64), posinf=0, neginf=0)).max(axis=1, keepdims=True) \
