@@ -54,6 +54,47 @@ auto rowwise_backward(KernelF kernel_f32, KernelD kernel_f64) {
   };
 }
 
+// mse and bce_with_logits: elementwise losses over same-shape (x, t).
+template <class KernelF, class KernelD>
+auto pointwise_loss_forward(KernelF kernel_f32, KernelD kernel_f64) {
+  return [=](const py::array& x, const py::array& t) {
+    return dispatch_float(x, "x", [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = data_of<T>(x, "x");
+      check_same_dtype(x, "x", t, "t");
+      check_shape(t, "t", shape_of(x));
+      const T* tp = data_of<T>(t, "t");
+      const int64_t n = static_cast<int64_t>(x.size());
+      py::gil_scoped_release nogil;
+      if constexpr (std::is_same_v<T, float>) return kernel_f32(n, xp, tp);
+      else return kernel_f64(n, xp, tp);
+    });
+  };
+}
+
+// dx = scale * d(loss)/dx for the losses above; dx may be x or t.
+template <class KernelF, class KernelD>
+auto pointwise_loss_backward(KernelF kernel_f32, KernelD kernel_f64) {
+  return [=](const py::array& x, const py::array& t, double scale, const py::array& dx) {
+    dispatch_float(x, "x", [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = data_of<T>(x, "x");
+      check_same_dtype(x, "x", t, "t");
+      check_shape(t, "t", shape_of(x));
+      const T* tp = data_of<T>(t, "t");
+      check_same_dtype(x, "x", dx, "dx");
+      check_shape(dx, "dx", shape_of(x));
+      T* dxp = data_of<T>(dx, "dx", true);
+      check_same_or_disjoint(dx, "dx", x, "x");
+      check_same_or_disjoint(dx, "dx", t, "t");
+      const int64_t n = static_cast<int64_t>(x.size());
+      py::gil_scoped_release nogil;
+      if constexpr (std::is_same_v<T, float>) kernel_f32(n, xp, tp, static_cast<T>(scale), dxp);
+      else kernel_f64(n, xp, tp, static_cast<T>(scale), dxp);
+    });
+  };
+}
+
 }  // namespace
 
 void bind_loss(py::module_& m) {
@@ -180,19 +221,7 @@ the mean loss is loss_sum / count. A target outside [0, C) raises ValueError.
 For a mean loss pass scale = dloss / count.)doc");
 
   m.def(
-      "mse_forward",
-      [](const py::array& x, const py::array& t) {
-        return dispatch_float(x, "x", [&](auto tag) {
-          using T = decltype(tag);
-          const T* xp = data_of<T>(x, "x");
-          check_same_dtype(x, "x", t, "t");
-          check_shape(t, "t", shape_of(x));
-          const T* tp = data_of<T>(t, "t");
-          const int64_t n = static_cast<int64_t>(x.size());
-          py::gil_scoped_release nogil;
-          return lamina::mse_forward<T>(n, xp, tp);
-        });
-      },
+      "mse_forward", pointwise_loss_forward(&lamina::mse_forward<float>, &lamina::mse_forward<double>),
       py::arg("x"), py::arg("t"),
       R"doc(Sum of squared differences sum((x - t)**2) as a Python float (divide by x.size for the mean).
 
@@ -202,41 +231,12 @@ For a mean loss pass scale = dloss / count.)doc");
 )doc");
 
   m.def(
-      "mse_backward",
-      [](const py::array& x, const py::array& t, double dy_scale, const py::array& dx) {
-        dispatch_float(x, "x", [&](auto tag) {
-          using T = decltype(tag);
-          const T* xp = data_of<T>(x, "x");
-          check_same_dtype(x, "x", t, "t");
-          check_shape(t, "t", shape_of(x));
-          const T* tp = data_of<T>(t, "t");
-          check_same_dtype(x, "x", dx, "dx");
-          check_shape(dx, "dx", shape_of(x));
-          T* dxp = data_of<T>(dx, "dx", true);
-          check_same_or_disjoint(dx, "dx", x, "x");
-          check_same_or_disjoint(dx, "dx", t, "t");
-          const int64_t n = static_cast<int64_t>(x.size());
-          py::gil_scoped_release nogil;
-          lamina::mse_backward<T>(n, xp, tp, static_cast<T>(dy_scale), dxp);
-        });
-      },
+      "mse_backward", pointwise_loss_backward(&lamina::mse_backward<float>, &lamina::mse_backward<double>),
       py::arg("x"), py::arg("t"), py::arg("dy_scale"), py::arg("dx").noconvert(),
       "dx = dy_scale * (x - t) (for a mean of squares pass 2 * dloss / x.size); dx may be x or t.");
 
   m.def(
-      "bce_with_logits_forward",
-      [](const py::array& x, const py::array& t) {
-        return dispatch_float(x, "x", [&](auto tag) {
-          using T = decltype(tag);
-          const T* xp = data_of<T>(x, "x");
-          check_same_dtype(x, "x", t, "t");
-          check_shape(t, "t", shape_of(x));
-          const T* tp = data_of<T>(t, "t");
-          const int64_t n = static_cast<int64_t>(x.size());
-          py::gil_scoped_release nogil;
-          return lamina::bce_with_logits_forward<T>(n, xp, tp);
-        });
-      },
+      "bce_with_logits_forward", pointwise_loss_forward(&lamina::bce_with_logits_forward<float>, &lamina::bce_with_logits_forward<double>),
       py::arg("x"), py::arg("t"),
       R"doc(Sum over elements of max(x, 0) - x*t + log(1 + exp(-|x|)) (stable BCE on logits).
 
@@ -246,24 +246,7 @@ For a mean loss pass scale = dloss / count.)doc");
 )doc");
 
   m.def(
-      "bce_with_logits_backward",
-      [](const py::array& x, const py::array& t, double scale, const py::array& dx) {
-        dispatch_float(x, "x", [&](auto tag) {
-          using T = decltype(tag);
-          const T* xp = data_of<T>(x, "x");
-          check_same_dtype(x, "x", t, "t");
-          check_shape(t, "t", shape_of(x));
-          const T* tp = data_of<T>(t, "t");
-          check_same_dtype(x, "x", dx, "dx");
-          check_shape(dx, "dx", shape_of(x));
-          T* dxp = data_of<T>(dx, "dx", true);
-          check_same_or_disjoint(dx, "dx", x, "x");
-          check_same_or_disjoint(dx, "dx", t, "t");
-          const int64_t n = static_cast<int64_t>(x.size());
-          py::gil_scoped_release nogil;
-          lamina::bce_with_logits_backward<T>(n, xp, tp, static_cast<T>(scale), dxp);
-        });
-      },
+      "bce_with_logits_backward", pointwise_loss_backward(&lamina::bce_with_logits_backward<float>, &lamina::bce_with_logits_backward<double>),
       py::arg("x"), py::arg("t"), py::arg("scale"), py::arg("dx").noconvert(),
       "dx = scale * (sigmoid(x) - t); dx may be x or t.");
 }
