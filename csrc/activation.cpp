@@ -118,7 +118,7 @@ const char* activation_name(Activation kind) {
 template <class T>
 void act_forward(Activation kind, int64_t n, const T* x, T* y, T negative_slope) {
   if (n <= 0) return;
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = active_isa() >= Isa::avx2;
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {
 #if defined(LAMINA_X86)
     if (avx2) return detail::act_forward_avx2(kind, i0, i1, x, y, negative_slope, stream_stores<T>(n, x, y));
@@ -131,7 +131,7 @@ void act_forward(Activation kind, int64_t n, const T* x, T* y, T negative_slope)
 template <class T>
 void act_backward(Activation kind, int64_t n, const T* x_or_y, const T* dy, T* dx, T negative_slope) {
   if (n <= 0) return;
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = active_isa() >= Isa::avx2;
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {
 #if defined(LAMINA_X86)
     if (avx2) return detail::act_backward_avx2(kind, i0, i1, x_or_y, dy, dx, negative_slope,
@@ -177,7 +177,7 @@ void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db) {
   const int64_t cols = ((F + nblocks - 1) / nblocks + 15) / 16 * 16;  // a multiple of 16 lanes
   const int64_t nb = (F + cols - 1) / cols;
   const int nt = static_cast<int>(std::min<int64_t>(nt_want, nb));
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = active_isa() >= Isa::avx2;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t jb = 0; jb < nb; ++jb) {
     const int64_t j0 = jb * cols, j1 = std::min(F, j0 + cols);

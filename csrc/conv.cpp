@@ -72,7 +72,7 @@ static inline void copy_rows(T* __restrict dst, int64_t dst_rs, const T* __restr
                              int64_t n, int64_t rows) {
 #if defined(LAMINA_X86)
   if constexpr (sizeof(T) == 4)
-    if (active_isa() == Isa::avx2) return copy_rows_f32_avx2(dst, dst_rs, src, src_rs, n, rows);
+    if (active_isa() >= Isa::avx2) return copy_rows_f32_avx2(dst, dst_rs, src, src_rs, n, rows);
 #endif
   for (int64_t i = 0; i < rows; ++i, dst += dst_rs, src += src_rs)
     for (int64_t j = 0; j < n; ++j) dst[j] = src[j];
@@ -84,7 +84,7 @@ static inline void add_rows(T* __restrict dst, int64_t dst_rs, const T* __restri
                             int64_t n, int64_t rows) {
 #if defined(LAMINA_X86)
   if constexpr (sizeof(T) == 4)
-    if (active_isa() == Isa::avx2) return add_rows_f32_avx2(dst, dst_rs, src, src_rs, n, rows);
+    if (active_isa() >= Isa::avx2) return add_rows_f32_avx2(dst, dst_rs, src, src_rs, n, rows);
 #endif
   for (int64_t i = 0; i < rows; ++i, dst += dst_rs, src += src_rs)
     for (int64_t j = 0; j < n; ++j) dst[j] += src[j];

@@ -90,7 +90,7 @@ static void dy_transform(const T* dy, int64_t K, int64_t OH, int64_t OW, int64_t
                          int64_t tw, T* Mdy, T* rows) {
 #if defined(LAMINA_X86)
   if constexpr (sizeof(T) == 4)
-    if (active_isa() == Isa::avx2) return winograd_dy_transform_avx2(dy, K, OH, OW, ty0, ty1, tw, Mdy, rows);
+    if (active_isa() >= Isa::avx2) return winograd_dy_transform_avx2(dy, K, OH, OW, ty0, ty1, tw, Mdy, rows);
 #endif
   wino_portable::wino_dy_transform<T>(dy, K, OH, OW, ty0, ty1, tw, Mdy, rows);
 }
@@ -100,7 +100,7 @@ static void input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t
                             int64_t ty0, int64_t ty1, int64_t tw, T* V, T* rows) {
 #if defined(LAMINA_X86)
   if constexpr (sizeof(T) == 4)
-    if (active_isa() == Isa::avx2)
+    if (active_isa() >= Isa::avx2)
       return winograd_input_transform_avx2(x, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, rows);
 #endif
   wino_portable::wino_input_transform<T>(x, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, rows);
@@ -111,7 +111,7 @@ static void output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int6
                              int64_t tw, const T* bias, T* y, T* rows) {
 #if defined(LAMINA_X86)
   if constexpr (sizeof(T) == 4)
-    if (active_isa() == Isa::avx2)
+    if (active_isa() >= Isa::avx2)
       return winograd_output_transform_avx2(M, K, OH, OW, ty0, ty1, tw, bias, y, rows);
 #endif
   wino_portable::wino_output_transform<T>(M, K, OH, OW, ty0, ty1, tw, bias, y, rows);

@@ -33,12 +33,28 @@ bool cpu_supports_avx2_fma() {
 #endif
 }
 
+bool cpu_supports_avx512() {
+#if defined(LAMINA_X86)
+  if (!cpu_supports_avx2_fma()) return false;
+  // XGETBV: opmask (bit 5), upper halves of zmm0-15 (bit 6) and zmm16-31 (bit 7) saved too.
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  if ((xlo & 0xE6u) != 0xE6u) return false;
+  unsigned a, b, c, d;
+  __cpuid_count(7, 0, a, b, c, d);
+  return b & (1u << 16);  // AVX512F
+#else
+  return false;
+#endif
+}
+
 static std::atomic<int> g_isa{-1};
 static std::atomic<int> g_threads{0};
 
 static Isa detect_isa() {
   const char* env = std::getenv("LAMINA_ISA");
   if (env && std::strcmp(env, "portable") == 0) return Isa::portable;
+  if (cpu_supports_avx512() && !(env && std::strcmp(env, "avx2") == 0)) return Isa::avx512;
   return cpu_supports_avx2_fma() ? Isa::avx2 : Isa::portable;
 }
 
@@ -53,11 +69,18 @@ Isa active_isa() {
 
 bool set_isa(Isa isa) {
   if (isa == Isa::avx2 && !cpu_supports_avx2_fma()) return false;
+  if (isa == Isa::avx512 && !cpu_supports_avx512()) return false;
   g_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
   return true;
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2+fma" : "portable"; }
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2+fma";
+    default: return "portable";
+  }
+}
 
 int get_num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);

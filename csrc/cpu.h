@@ -5,12 +5,17 @@
 
 namespace lamina {
 
-enum class Isa { portable = 0, avx2 = 1 };
+// Ordered: each level includes the one below it. Kernel families test `active_isa() >=
+// Isa::avx2`; only GEMM has AVX-512 micro-kernels, the other families run their AVX2 code
+// at the avx512 level.
+enum class Isa { portable = 0, avx2 = 1, avx512 = 2 };
 
 // CPUID says AVX2 + FMA are present and the OS saves ymm state.
 bool cpu_supports_avx2_fma();
+// ... and AVX-512F too, with the OS saving opmask and zmm state.
+bool cpu_supports_avx512();
 // The path kernels dispatch to. Starts as the best the CPU supports; LAMINA_ISA=portable
-// in the environment, or set_isa(), forces the portable path (tests compare the two).
+// or LAMINA_ISA=avx2 in the environment, or set_isa(), caps it (tests compare the paths).
 Isa active_isa();
 // Returns false (and changes nothing) if the CPU cannot run `isa`.
 bool set_isa(Isa isa);

@@ -88,7 +88,13 @@ constexpr double kMinFlopsPerThread = 1.5e6;       // below this a fork/join (~5
 constexpr double kMinFlopsPerTask = 1e6;           // tasks of >= ~10 us keep claiming overhead < 1%
 constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
 constexpr int64_t kMaxSkinny = 4;  // M or N up to this goes through the matrix-vector path
-constexpr int64_t kMaxMInPlaceB = 512;  // up to this M, row-major B is read in place (packing would not pay off)
+constexpr int64_t kMaxMInPlaceB = 512;
+// K-split: a small C over a long K (a conv weight gradient: Cout x Cin*kh*kw summed over
+// batch x pixels) has too few C tiles for two threads; such K is cut into fixed chunks whose
+// partial products are summed in a fixed order, so the result is the same for any thread count.
+constexpr int64_t kKSplitMinK = 8192;
+constexpr int64_t kKSplitChunk = 4096;   // < kKSplitMinK: a chunk never splits again
+constexpr double kKSplitMaxMN = 128 * 128;  // up to this M, row-major B is read in place (packing would not pay off)
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -149,27 +155,65 @@ template <> GemmKernel<double> portable_kernel<double>() {
 
 GemmPathOverride g_override;
 
-// The kernel for this N: the 16-wide AVX2 tile unless a narrower one wastes clearly fewer lanes.
+// The micro-kernels the active ISA offers, the general-purpose one first; returns how many.
+// _gemm_set_path_override(kernel=i) forces out[i] (tests run every one of them).
 template <class T>
-GemmKernel<T> choose_kernel(int64_t N) {
+int kernel_candidates(GemmKernel<T>* out) {
 #if defined(LAMINA_X86)
-  if (active_isa() == Isa::avx2) {
-    GemmKernel<T> main, narrow;
-    if constexpr (sizeof(T) == 4) { main = gemm_kernel_avx2_f32_main(); narrow = gemm_kernel_avx2_f32_narrow(); }
-    else { main = gemm_kernel_avx2_f64_main(); narrow = gemm_kernel_avx2_f64_narrow(); }
-    if (g_override.kernel == 0) return main;
-    if (g_override.kernel == 1) return narrow;
-    const double eff_main = double(N) / double(round_up(N, main.nr));
-    const double eff_narrow = double(N) / double(round_up(N, narrow.nr));
-    // Measured: f32 12x8 wins for N = 6 (0.75 vs 0.375 of the lanes) but loses at equal or
-    // slightly better lane use (small K: more tiles, more stores); f64 12x4 lost on every shape
-    // tried (N = 6, 25; K = 6 .. 50176), so f64 uses it only when forced.
-    if (sizeof(T) == 8) return main;
-    return eff_narrow > eff_main + 0.2 ? narrow : main;
+  const Isa isa = active_isa();
+  if constexpr (sizeof(T) == 4) {
+    if (isa == Isa::avx512) {
+      out[0] = gemm_kernel_avx512_f32(0); out[1] = gemm_kernel_avx2_f32_narrow();
+      out[2] = gemm_kernel_avx512_f32(1); out[3] = gemm_kernel_avx512_f32(2);
+      out[4] = gemm_kernel_avx2_f32_main();
+      return 5;
+    }
+    if (isa == Isa::avx2) { out[0] = gemm_kernel_avx2_f32_main(); out[1] = gemm_kernel_avx2_f32_narrow(); return 2; }
+  } else {
+    if (isa == Isa::avx512) {
+      out[0] = gemm_kernel_avx512_f64(0); out[1] = gemm_kernel_avx2_f64_narrow();
+      out[2] = gemm_kernel_avx512_f64(1); out[3] = gemm_kernel_avx512_f64(2);
+      out[4] = gemm_kernel_avx2_f64_main();
+      return 5;
+    }
+    if (isa == Isa::avx2) { out[0] = gemm_kernel_avx2_f64_main(); out[1] = gemm_kernel_avx2_f64_narrow(); return 2; }
   }
 #endif
-  (void)N;
-  return portable_kernel<T>();
+  out[0] = portable_kernel<T>();
+  return 1;
+}
+
+// The kernel for this problem: the one that wastes the fewest lanes and rows at the edges,
+// weighted by how close each tile runs to the FMA limit.
+template <class T>
+GemmKernel<T> choose_kernel(int64_t M, int64_t N, bool transA) {
+  GemmKernel<T> k[8];
+  const int n = kernel_candidates(k);
+  if (g_override.kernel >= 0 && g_override.kernel < n) return k[g_override.kernel];
+  if (n == 1) return k[0];
+  if (n == 2) {
+    // AVX2. Measured: f32 12x8 wins for N = 6 (0.75 vs 0.375 of the lanes) but loses at equal
+    // or slightly better lane use (small K: more tiles, more stores); f64 12x4 lost on every
+    // shape tried (N = 6, 25; K = 6 .. 50176), so f64 uses it only when forced.
+    if (sizeof(T) == 8) return k[0];
+    const double eff_main = double(N) / double(round_up(N, k[0].nr));
+    const double eff_narrow = double(N) / double(round_up(N, k[1].nr));
+    return eff_narrow > eff_main + 0.2 ? k[1] : k[0];
+  }
+  // AVX-512 (k: 12-row zmm, AVX2 narrow, 8-row zmm, 24 x 1 zmm, AVX2 6 x 16). Per-tile
+  // weights from 2-thread runs of the network shapes against OpenBLAS on Zen 4: the 8 x 32
+  // tile is the all-rounder (M = 64 batches fill it exactly); 24 x 16 wins for N <= 16 and
+  // for a transposed A, whose 24 broadcasts per k come from 1.5 contiguous cache lines; the
+  // AVX2 tiles only where a 16-lane vector would be mostly padding (N = 6).
+  const double weight[5] = {0.97, 0.85, 1.0, transA ? 1.05 : 0.97, 0.85};
+  int best = 2;
+  double best_score = -1;
+  for (int i = 0; i < n && i < 5; ++i) {
+    const double score = weight[i] * double(N) / double(round_up(N, k[i].nr)) *
+                         double(M) / double(round_up(M, k[i].mr));
+    if (score > best_score) { best_score = score; best = i; }
+  }
+  return k[best];
 }
 
 // ---- packing ------------------------------------------------------------------------------
@@ -189,8 +233,8 @@ void pack_b(bool transB, int64_t K, int64_t nv, int NR, const T* B, int64_t ldb,
 #if defined(LAMINA_X86)
     // Measured (f32 NT 64 x 300 x 784): 1 thread 82 -> 96 GF/s, 2 threads 132 -> 147.
     if constexpr (sizeof(T) == 4) {
-      if (nv == 16 && NR == 16 && active_isa() == Isa::avx2) {
-        pack_b_trans16_avx2(K, B, ldb, dst);
+      if (nv == NR && (NR == 16 || NR == 32) && active_isa() >= Isa::avx2) {
+        for (int h = 0; h < NR; h += 16) pack_b_trans16_avx2(K, B + h * ldb, ldb, dst + h, NR);
         return;
       }
     }
@@ -241,7 +285,7 @@ void pack_a(bool transA, int64_t kc, int64_t mv, int MR, const T* A, int64_t lda
 template <class T>
 void epilogue_tile(const Epilogue<T>& ep, T* C, int64_t ldc, int64_t i0, int64_t j0, int64_t mv,
                    int64_t nv) {
-  const bool vector_act = active_isa() == Isa::avx2;
+  const bool vector_act = active_isa() >= Isa::avx2;
   (void)vector_act;
   for (int64_t i = 0; i < mv; ++i) {
     T* c = C + i * ldc;
@@ -351,13 +395,22 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
 // longer than it worked, and > 200 us: a scheduling delay, not a futex wake-up) GEMMs run
 // single-threaded for a while, the window doubling on each repeat (20 ms .. 0.64 s) and
 // resetting once a parallel call goes well.
+// A call that starts cold -- more than kWarmGap after the previous parallel region, so the
+// workers have stopped spinning (GOMP_SPINCOUNT ~ 1 ms here) and sleep -- pays the wake-up of
+// a halted vCPU, measured 0.2-2 ms on this VM when quiet. Counting that as load put the first
+// 20 ms after every pause on one thread; a cold call backs off only for a longer wait.
+constexpr double kWarmGap = 2e-3;
+constexpr double kColdWakeWait = 5e-3;
 std::atomic<double> g_single_until{0.0};
 std::atomic<int> g_backoff_level{0};
-void note_join_wait(double work_s, double wait_s) {
-  if (wait_s > 200e-6 && wait_s > work_s) {
+std::atomic<double> g_last_join{0.0};  // when the last parallel GEMM region ended
+void note_join_wait(double start_s, double work_s, double wait_s) {
+  const double end_s = start_s + work_s + wait_s;
+  const bool cold = start_s - g_last_join.exchange(end_s, std::memory_order_relaxed) > kWarmGap;
+  if (wait_s > (cold ? kColdWakeWait : 200e-6) && wait_s > work_s) {
     const int level = std::min(g_backoff_level.load(std::memory_order_relaxed) + 1, 6);
     g_backoff_level.store(level, std::memory_order_relaxed);
-    g_single_until.store(omp_get_wtime() + 0.01 * double(1 << level), std::memory_order_relaxed);
+    g_single_until.store(end_s + 0.01 * double(1 << level), std::memory_order_relaxed);
   } else if (wait_s < 0.25 * work_s) {
     g_backoff_level.store(0, std::memory_order_relaxed);
   }
@@ -375,9 +428,10 @@ TaskGrid partition(int64_t M, int64_t ncols, int64_t K, int MR, int NR, int64_t 
     const double flops = 2.0 * double(M) * double(ncols) * double(K);
     const int64_t target = std::clamp<int64_t>(int64_t(flops / kMinFlopsPerTask), 4 * nt, 16 * nt);
     // Packed A is repacked by every task of a row block, so columns are split only down to
-    // kMinTaskCols; A read in place costs nothing to share, so columns go first (each task then
-    // streams its own slice of B once, and the whole A block stays in L2).
-    const int64_t min_cols = packA ? kMinTaskCols : 2 * NR;
+    // kMinTaskCols; A read in place costs nothing to share, so columns go first, down to 32
+    // (each task then streams its own slice of B once, every B micro-panel meets all of the
+    // block's rows while in L1, and the whole A block stays in L2).
+    const int64_t min_cols = packA ? kMinTaskCols : std::max<int64_t>(32, NR);
     while (ceil_div(M, mc) * ceil_div(ncols, nc) < target) {
       if (nc >= 2 * min_cols) nc = round_up(ceil_div(nc, 2), NR);
       else if (mc >= 2 * MR) mc = round_up(ceil_div(mc, 2), MR);
@@ -401,6 +455,58 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc, const Epilogue<T>*
       for (int64_t j = 0; j < N; ++j) c[j] = T(0);
     else if (beta != T(1))
       for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+  }
+  if (ep) epilogue_tile(*ep, C, ldc, 0, 0, M, N);
+}
+
+template <class T>
+void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+               const Epilogue<T>* ep, int max_threads);
+
+// ---- K-split path: small C, long K ---------------------------------------------------------
+thread_local AlignedBuffer tl_ksplit;  // the calling thread's partial products, chunk after chunk
+
+template <class T>
+void gemm_ksplit(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                 const Epilogue<T>* ep, int max_threads) {
+  const int64_t nchunks = ceil_div(K, kKSplitChunk), mn = M * N;
+  T* part = static_cast<T*>(tl_ksplit.get(sizeof(T) * size_t(nchunks * mn)));
+  auto chunk = [&](int64_t c) {  // part[c] = alpha * op(A)[:, k0:k1] @ op(B)[k0:k1, :]
+    const int64_t k0 = c * kKSplitChunk, kl = std::min(kKSplitChunk, K - k0);
+    gemm_impl(transA, transB, M, N, kl, alpha, transA ? A + k0 * lda : A + k0, lda,
+              transB ? B + k0 : B + k0 * ldb, ldb, T(0), part + c * mn, N,
+              static_cast<const Epilogue<T>*>(nullptr), 1);
+  };
+  int nt = std::min(threads_for(2.0 * double(mn) * double(K), kMinFlopsPerThread), max_threads);
+  nt = static_cast<int>(std::min<int64_t>(nt, nchunks));
+  if (omp_in_parallel()) nt = 1;
+  if (nt > 1 && g_override.load_backoff &&
+      omp_get_wtime() < g_single_until.load(std::memory_order_relaxed))
+    nt = 1;
+  if (nt <= 1) {
+    for (int64_t c = 0; c < nchunks; ++c) chunk(c);
+  } else {
+    const double t0 = omp_get_wtime();
+    double t_master_done = t0;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(dynamic, 1) nowait
+      for (int64_t c = 0; c < nchunks; ++c) chunk(c);
+      if (omp_get_thread_num() == 0) t_master_done = omp_get_wtime();
+    }
+    note_join_wait(t0, t_master_done - t0, omp_get_wtime() - t_master_done);
+  }
+  // Chunks summed in order 0, 1, 2, ...: the same bits whichever thread computed which chunk.
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    const T* p0 = part + i * N;
+    for (int64_t j = 0; j < N; ++j) {
+      T acc = p0[j];
+      for (int64_t ch = 1; ch < nchunks; ++ch) acc += p0[ch * mn + j];
+      c[j] = beta == T(0) ? acc : acc + beta * c[j];  // beta == 0: C is not read
+    }
   }
   if (ep) epilogue_tile(*ep, C, ldc, 0, 0, M, N);
 }
@@ -461,7 +567,7 @@ void gemm_skinny(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T al
     x = xc; incx = 1;
   }
 #if defined(LAMINA_X86)
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = active_isa() >= Isa::avx2;
 #endif
   const Epilogue<T> act_only{nullptr, BiasAxis::none, ep ? ep->act : Act::identity};
   auto body = [&](int64_t o0, int64_t o1) {
@@ -541,10 +647,18 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     return;
   }
 
+  if (g_override.ksplit && K >= kKSplitMinK && double(M) * double(N) <= kKSplitMaxMN) {
+    gemm_ksplit(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, max_threads);
+    return;
+  }
+
   Problem<T> p{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ep,
-               choose_kernel<T>(N), 0, true, true};
+               choose_kernel<T>(M, N, transA), 0, true, true};
   const int MR = p.kern.mr, NR = p.kern.nr;
-  p.kc = ceil_div(K, ceil_div(K, Blocking<T>::KC));
+  // KC: the B micro-panel (KC x NR) fills about half of L1d whatever the tile width.
+  const int64_t kc_max = g_override.kc > 0 ? g_override.kc
+                         : Blocking<T>::KC * 64 / std::max<int64_t>(64, NR * int64_t(sizeof(T)));
+  p.kc = ceil_div(K, ceil_div(K, kc_max));
   // Row-major A is read in place: its MR rows are MR contiguous streams the kernel broadcasts
   // from, and skipping the (transposing) pack measured faster on every shape here, unless the
   // row stride is a multiple of 2 KiB (the MR rows crowd into one or two L1 sets). Transposed A (a column of
@@ -578,7 +692,8 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t ncols = std::min(NC, N - jc);
     const int64_t npanels = ceil_div(ncols, NR);
-    const TaskGrid g = partition(M, ncols, K, MR, NR, Blocking<T>::MC, nt, p.packA);
+    const int64_t mc_max = g_override.mc > 0 ? g_override.mc : Blocking<T>::MC;
+    const TaskGrid g = partition(M, ncols, K, MR, NR, mc_max, nt, p.packA);
     const int64_t ntasks = npanels + g.tm * g.tn;
     std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));
     for (auto& r : ready) r.store(0, std::memory_order_relaxed);
@@ -610,7 +725,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
         if (omp_get_thread_num() == 0) t_master_done = omp_get_wtime();
       }
       // (end of the region: no thread repacks B for the next jc while another still reads it)
-      note_join_wait(t_master_done - t0, omp_get_wtime() - t_master_done);
+      note_join_wait(t0, t_master_done - t0, omp_get_wtime() - t_master_done);
     }
   }
 }
@@ -621,8 +736,14 @@ void gemm_set_path_override(GemmPathOverride o) { g_override = o; }
 GemmPathOverride gemm_get_path_override() { return g_override; }
 
 template <class T>
-const char* gemm_kernel_name(int64_t N) {
-  return choose_kernel<T>(N).name;
+const char* gemm_kernel_name(int64_t M, int64_t N, bool transA) {
+  return choose_kernel<T>(M, N, transA).name;
+}
+
+template <class T>
+int gemm_kernel_count() {
+  GemmKernel<T> k[8];
+  return kernel_candidates(k);
 }
 
 template <class T>
@@ -663,7 +784,8 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
   template void gemm_strided_batched<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*,     \
                                         int64_t, int64_t, const T*, int64_t, int64_t, T, T*,    \
                                         int64_t, int64_t, int64_t, const Epilogue<T>*, int64_t); \
-  template const char* gemm_kernel_name<T>(int64_t);
+  template const char* gemm_kernel_name<T>(int64_t, int64_t, bool);                                  \
+  template int gemm_kernel_count<T>();
 LAMINA_INSTANTIATE_GEMM(float)
 LAMINA_INSTANTIATE_GEMM(double)
 

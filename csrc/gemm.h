@@ -52,11 +52,18 @@ struct GemmPathOverride {
   int pack_b = -1;  // 1 always packs B, 0 reads a row-major B's full panels in place
   int load_backoff = 1;  // 0 disables the fall-back to one thread after a slow OpenMP join
   int skinny = 1;  // 0 sends M == 1 / N == 1 through the blocked path instead of the gemv path
+  int kc = 0;      // > 0 overrides the K block (tuning)
+  int mc = 0;      // > 0 overrides the M block (tuning)
+  int ksplit = 1;  // 0 keeps a small C with a long K on the tiled path instead of splitting K
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();
-// Name of the micro-kernel gemm<T> uses for this N under the active ISA (for benchmarks).
+// Name of the micro-kernel gemm<T> uses for an M x N result (op(A) transposed or not) under
+// the active ISA.
 template <class T>
-const char* gemm_kernel_name(int64_t N);
+const char* gemm_kernel_name(int64_t M, int64_t N, bool transA = false);
+// How many micro-kernels the active ISA offers (GemmPathOverride::kernel indexes them).
+template <class T>
+int gemm_kernel_count();
 
 }  // namespace lamina

@@ -56,7 +56,15 @@ void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const d
                     int64_t ldm, double* y);
 // One 16-column panel of a transposed f32 B (stored N x K, row j at B + j*ldb) packed to
 // dst[k*16 + j], k < K: 8x8 register transposes instead of scalar strided stores.
-void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst);
+// dst_ld: the packed panel's row length (16 for a 16-wide panel; 32 fills half of a 32-wide one).
+void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst, int64_t dst_ld);
+
+// gemm_kernel_avx512.cpp (compiled with -mavx512f; call only when active_isa() == avx512).
+// variant 0: 12 x 32 float / 12 x 16 double -- 24 zmm accumulators + 2 B vectors + 1 broadcast.
+// variant 1: 8 x 32 / 8 x 16 -- 16 accumulators, for M = 8k batches a 12-row tile would pad.
+// variant 2: 24 x 16 / 24 x 8 -- one vector per row, for N <= 16 (8).
+GemmKernel<float> gemm_kernel_avx512_f32(int variant);
+GemmKernel<double> gemm_kernel_avx512_f64(int variant);
 #endif
 
 }  // namespace lamina

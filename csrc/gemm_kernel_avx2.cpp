@@ -1,5 +1,5 @@
 // AVX2 + FMA GEMM micro-kernels (contract in gemm_kernel.h). Compiled with -mavx2 -mfma;
-// gemm.cpp calls these only when active_isa() == Isa::avx2.
+// gemm.cpp calls these only when active_isa() >= Isa::avx2.
 #include "gemm_kernel.h"
 
 #if defined(LAMINA_X86)
@@ -288,7 +288,7 @@ void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const d
   gemv_axpy<double>(n, K, x, incx, Mat, ldm, y);
 }
 
-void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst) {
+void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst, int64_t dst_ld) {
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
     for (int64_t h = 0; h < 16; h += 8) {  // rows h..h+7 of the stored B -> columns of dst
@@ -305,19 +305,19 @@ void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst) {
       const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
       const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
       const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      float* d = dst + k * 16 + h;  // u0..u3 hold k+0..3 (low lanes) and k+4..7 (high lanes)
-      _mm256_storeu_ps(d + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
-      _mm256_storeu_ps(d + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
-      _mm256_storeu_ps(d + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-      _mm256_storeu_ps(d + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
-      _mm256_storeu_ps(d + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
-      _mm256_storeu_ps(d + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
-      _mm256_storeu_ps(d + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
-      _mm256_storeu_ps(d + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+      float* d = dst + k * dst_ld + h;  // u0..u3 hold k+0..3 (low lanes) and k+4..7 (high lanes)
+      _mm256_storeu_ps(d + 0 * dst_ld, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(d + 1 * dst_ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(d + 2 * dst_ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(d + 3 * dst_ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(d + 4 * dst_ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(d + 5 * dst_ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(d + 6 * dst_ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(d + 7 * dst_ld, _mm256_permute2f128_ps(u3, u7, 0x31));
     }
   }
   for (; k < K; ++k)
-    for (int64_t j = 0; j < 16; ++j) dst[k * 16 + j] = B[j * ldb + k];
+    for (int64_t j = 0; j < 16; ++j) dst[k * dst_ld + j] = B[j * ldb + k];
 }
 
 }  // namespace lamina

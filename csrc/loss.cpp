@@ -115,7 +115,7 @@ double row_sum(int64_t C, const T* a, bool avx2) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-bool use_avx2() { return active_isa() == Isa::avx2; }
+bool use_avx2() { return active_isa() >= Isa::avx2; }
 
 template <class T>
 int64_t first_bad_target(int64_t N, int64_t C, const int64_t* target, int64_t ignore_index) {

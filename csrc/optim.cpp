@@ -105,7 +105,7 @@ void adam_step(int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T*
   const T omb1 = static_cast<T>(1.0 - beta1), b2 = static_cast<T>(beta2), omb2 = static_cast<T>(1.0 - beta2);
   const T eps_t = static_cast<T>(eps);
   const int decay = weight_decay == 0.0 ? 0 : (decoupled ? 2 : 1);
-  const bool avx2 = active_isa() == Isa::avx2;
+  const bool avx2 = active_isa() >= Isa::avx2;
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {
 #if defined(LAMINA_X86)
     // 8 lanes with sqrt/div per element: 27 -> 18 ms on 16M float32 (the SSE loop is compute bound)

@@ -72,7 +72,7 @@ void max_pool2d_forward(const PoolParams& p, const T* x, T* y, int64_t* indices)
   const int64_t OH = p.OH(), OW = p.OW(), H = p.H, W = p.W;
   const bool k2s2 = p.KH == 2 && p.KW == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 &&
                     p.pad_w == 0 && p.dil_h == 1 && p.dil_w == 1 && 2 * OH <= H && 2 * OW <= W;
-  const bool avx2 = active_isa() == Isa::avx2 && W < (int64_t(1) << 30);  // int32 window offsets
+  const bool avx2 = active_isa() >= Isa::avx2 && W < (int64_t(1) << 30);  // int32 window offsets
   (void)avx2;
   for_each_plane(p.N * p.C, double(OH * OW * p.KH * p.KW), [&](int64_t pl) {
     const T* xp = x + pl * H * W;

@@ -1,5 +1,5 @@
 """lamina._C.gemm / gemm_batched vs numpy: transposes, strided views, alpha/beta, epilogues,
-threads, both ISA paths, and the error messages for bad input."""
+threads, every ISA path the CPU has, and the error messages for bad input."""
 import numpy as np
 import pytest
 
@@ -32,14 +32,19 @@ def check(c, r, dtype, K):
     np.testing.assert_allclose(c, r, rtol=TOL[dtype], atol=TOL[dtype] * max(1, K) ** 0.5)
 
 
-@pytest.fixture(params=["avx2", "portable"])
+ISA_NAMES = {"portable": "portable", "avx2+fma": "avx2", "avx512": "avx512"}
+
+
+@pytest.fixture(params=["avx512", "avx2", "portable"])
 def isa(request):
     if request.param == "avx2" and not _C.cpu_supports_avx2_fma():
-        pytest.skip("no AVX2")
-    before = _C.isa()
-    _C.set_isa(request.param)
+        pytest.skip("no AVX2 on this CPU")
+    if request.param == "avx512" and not _C.cpu_supports_avx512():
+        pytest.skip("no AVX-512 on this CPU")
+    before = ISA_NAMES[_C.isa()]
+    assert _C.set_isa(request.param)
     yield request.param
-    _C.set_isa("avx2" if before.startswith("avx2") else "portable")
+    _C.set_isa(before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -101,26 +106,29 @@ def test_strided_views(dtype):
     check(c2, ref(at, b, True, False), dtype, 75)
 
 
-def test_threads_agree():
+@pytest.mark.parametrize("M,K,N,ta", [(300, 200, 250, False), (25, 20000, 6, True)])
+def test_threads_agree(M, K, N, ta):
     rng = np.random.default_rng(4)
-    a, b = rand(rng, (300, 200), np.float32), rand(rng, (200, 250), np.float32)
+    a = rand(rng, (K, M) if ta else (M, K), np.float32)
+    b = rand(rng, (K, N), np.float32)
     n0 = _C.get_num_threads()
     try:
         outs = []
         for n in (1, 2):
             _C.set_num_threads(n)
-            c = np.empty((300, 250), np.float32)
-            _C.gemm(a, b, c)
+            c = np.empty((M, N), np.float32)
+            _C.gemm(a, b, c, trans_a=ta)
             outs.append(c)
     finally:
         _C.set_num_threads(n0)
-    # K is never split across threads, so results are bitwise identical.
+    # Each C tile's K loop runs on one thread, and a long K (the second shape, a conv weight
+    # gradient) is cut into fixed chunks summed in a fixed order: bitwise identical results.
     assert np.array_equal(outs[0], outs[1])
-    check(outs[0], ref(a, b, False, False), np.float32, 200)
+    check(outs[0], ref(a, b, ta, False), np.float32, K)
 
 
 @pytest.mark.parametrize("pack_a", [0, 1])
-@pytest.mark.parametrize("kernel", [0, 1])
+@pytest.mark.parametrize("kernel", range(_C._gemm_kernel_count("float32")))
 def test_forced_paths(pack_a, kernel):
     rng = np.random.default_rng(5)
     a, b = rand(rng, (53, 300), np.float32), rand(rng, (300, 29), np.float32)

@@ -171,15 +171,23 @@ void bind_gemm(py::module_& m) {
         "c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i]; 3-D C-contiguous arrays, batch first.",
         py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0);
-  m.def("_gemm_set_path_override", [](int pack_a, int kernel, int pack_b, bool load_backoff) {
-    lamina::gemm_set_path_override({pack_a, kernel, pack_b, load_backoff ? 1 : 0});
+  m.def("_gemm_set_path_override", [](int pack_a, int kernel, int pack_b, bool load_backoff,
+                                       int kc, int mc, bool ksplit) {
+    lamina::gemm_set_path_override({pack_a, kernel, pack_b, load_backoff ? 1 : 0, 1, kc, mc,
+                                    ksplit ? 1 : 0});
   }, py::arg("pack_a") = -1, py::arg("kernel") = -1, py::arg("pack_b") = -1,
-        py::arg("load_backoff") = true,
-        "Testing/tuning hook: force packing of A / B (1/0) and the AVX2 tile (0 main, 1 narrow); -1 = auto. "
+        py::arg("load_backoff") = true, py::arg("kc") = 0, py::arg("mc") = 0, py::arg("ksplit") = true,
+        "Testing/tuning hook: force packing of A / B (1/0), the micro-kernel (index < _gemm_kernel_count()) and the K / M blocks (kc, mc > 0); -1 / 0 = auto; ksplit=False keeps a long-K small-C product on the tiled path. "
         "load_backoff=False keeps 2 threads even after slow joins.");
-  m.def("_gemm_kernel_name", [](int64_t n, const std::string& dtype) {
-    if (dtype == "float32") return std::string(lamina::gemm_kernel_name<float>(n));
-    if (dtype == "float64") return std::string(lamina::gemm_kernel_name<double>(n));
+  m.def("_gemm_kernel_name", [](int64_t n, const std::string& dtype, int64_t m) {
+    if (dtype == "float32") return std::string(lamina::gemm_kernel_name<float>(m, n));
+    if (dtype == "float64") return std::string(lamina::gemm_kernel_name<double>(m, n));
     value_error("dtype: expected 'float32' or 'float64', got '", dtype, "'");
-  }, py::arg("n"), py::arg("dtype") = "float32", "The micro-kernel gemm uses for N=n.");
+  }, py::arg("n"), py::arg("dtype") = "float32", py::arg("m") = 256,
+        "The micro-kernel gemm uses for an m x n result.");
+  m.def("_gemm_kernel_count", [](const std::string& dtype) {
+    if (dtype == "float32") return lamina::gemm_kernel_count<float>();
+    if (dtype == "float64") return lamina::gemm_kernel_count<double>();
+    value_error("dtype: expected 'float32' or 'float64', got '", dtype, "'");
+  }, py::arg("dtype") = "float32", "How many micro-kernels the active ISA offers.");
 }

@@ -52,10 +52,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("isa", []() { return std::string(lamina::isa_name(lamina::active_isa())); },
         "The instruction-set path the kernels dispatch to at run time.");
   m.def("cpu_supports_avx2_fma", &lamina::cpu_supports_avx2_fma);
+  m.def("cpu_supports_avx512", &lamina::cpu_supports_avx512);
   m.def("set_isa", [](const std::string& name) {
     if (name == "portable") return lamina::set_isa(lamina::Isa::portable);
     if (name == "avx2" || name == "avx2+fma") return lamina::set_isa(lamina::Isa::avx2);
-    throw py::value_error("isa: expected 'portable' or 'avx2', got '" + name + "'");
+    if (name == "avx512") return lamina::set_isa(lamina::Isa::avx512);
+    throw py::value_error("isa: expected 'portable', 'avx2' or 'avx512', got '" + name + "'");
   }, py::arg("name"), "Force a kernel path (for testing); returns False if the CPU lacks it.");
   bind_gemm(m);
   bind_conv(m);

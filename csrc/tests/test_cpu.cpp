@@ -14,5 +14,8 @@ int main() {
   CHECK(set_isa(Isa::portable));
   CHECK(active_isa() == Isa::portable);
   if (cpu_supports_avx2_fma()) CHECK(set_isa(Isa::avx2) && active_isa() == Isa::avx2);
+  CHECK(set_isa(Isa::avx512) == cpu_supports_avx512());
+  if (cpu_supports_avx512()) CHECK(active_isa() == Isa::avx512 && cpu_supports_avx2_fma());
+  else CHECK(active_isa() != Isa::avx512);
   TEST_MAIN_END();
 }

@@ -1,6 +1,6 @@
 // gemm vs gemm_reference at the tile edges (MR, NR, KC +- 1), primes, odd leading dims, every
-// transpose combination, alpha/beta variants, beta = 0 over NaN, epilogues, both ISA paths,
-// both A paths (packed / read in place), both AVX2 tiles, and 1 vs 2 threads.
+// transpose combination, alpha/beta variants, beta = 0 over NaN, epilogues, every ISA path the
+// CPU has, both A paths (packed / read in place), every micro-kernel of each ISA, 1 vs 2 threads.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -155,7 +155,9 @@ struct Runner {
         {37, 5, 513}, {48, 64, 64},  {97, 131, 67}, {61, 300, 33}, {130, 47, 97}, {211, 293, 19},
         {50, 4, 3},   {1, 300, 20},  {300, 1, 20},  {64, 100, 300},
         // big enough for 2 threads and several tasks (tile and task edges, K > KC)
-        {150, 200, 300}, {257, 67, 129}, {1000, 6, 25}, {64, 500, 70}};
+        {150, 200, 300}, {257, 67, 129}, {1000, 6, 25}, {64, 500, 70},
+        // the AVX-512 tiles: MR 8/12/24 +- 1, NR 16/32 +- 1, KC 128 +- 1
+        {23, 65, 127}, {25, 32, 128}, {11, 15, 129}, {13, 17, 64}, {9, 33, 31}};
     const T ab[][2] = {{1, 0}, {-1, 1}, {T(0.5), -1}, {1, T(0.5)}, {0, T(0.5)}, {-1, 0}};
     int idx = 0;
     for (const Shape& s : shapes)
@@ -168,7 +170,7 @@ struct Runner {
     // Every path forced on a few shapes that cross tile edges, including K > KC.
     const std::vector<Shape> few = {{13, 9, 33}, {17, 37, 300}, {7, 20, 5}, {64, 70, 130}};
     for (int pa = 0; pa < 2; ++pa)
-      for (int kern = 0; kern < 2; ++kern)
+      for (int kern = 0; kern < gemm_kernel_count<T>(); ++kern)
         for (int pb = 0; pb < 2; ++pb) {
         gemm_set_path_override({pa, kern, pb});
         for (const Shape& s : few)
@@ -180,6 +182,21 @@ struct Runner {
             }
       }
     gemm_set_path_override({});
+    // K-split (small C, K >= 8192): chunk edges, every transpose, epilogues, beta over NaN;
+    // and the same products on the tiled path (ksplit off) must agree with the reference too.
+    for (int ks = 1; ks >= 0; --ks) {
+      GemmPathOverride o;
+      o.ksplit = ks;
+      gemm_set_path_override(o);
+      for (const Shape& s : {Shape{25, 6, 9000}, Shape{7, 13, 8192}, Shape{16, 40, 12289}})
+        for (int tA = 0; tA < 2; ++tA)
+          for (int tB = 0; tB < 2; ++tB) {
+            const T* c = ab[idx % 6];
+            run(tA, tB, s, c[0], c[1], (idx % 3 == 1) ? 2 : 0, idx % 6, ks ? "ksplit" : "no-ksplit");
+            ++idx;
+          }
+    }
+    gemm_set_path_override({});
     batched();
   }
 };
@@ -187,6 +204,7 @@ struct Runner {
 int main() {
   std::vector<Isa> isas = {Isa::portable};
   if (cpu_supports_avx2_fma()) isas.push_back(Isa::avx2);
+  if (cpu_supports_avx512()) isas.push_back(Isa::avx512);
   int cases = 0;
   for (Isa isa : isas)
     for (int thr : {1, 2}) {
@@ -198,8 +216,8 @@ int main() {
       rd.all();
       cases += rf.cases + rd.cases;
       std::printf("isa=%s threads=%d: kernel f32 N=300 '%s', N=6 '%s'; f64 N=300 '%s'\n",
-                  isa_name(isa), thr, gemm_kernel_name<float>(300), gemm_kernel_name<float>(6),
-                  gemm_kernel_name<double>(300));
+                  isa_name(isa), thr, gemm_kernel_name<float>(256, 300), gemm_kernel_name<float>(256, 6),
+                  gemm_kernel_name<double>(256, 300));
     }
   set_num_threads(0);
   std::printf("%d gemm cases\n", cases);

@@ -81,7 +81,8 @@ def show_config(file=None):
     lines = [
         f"lamina {__version__}",
         f"  compiler:    {_C.compiler}",
-        f"  isa:         {_C.isa()} (cpu avx2+fma: {_C.cpu_supports_avx2_fma()})",
+        f"  isa:         {_C.isa()} (cpu avx2+fma: {_C.cpu_supports_avx2_fma()}, avx512f: {_C.cpu_supports_avx512()};"
+        " LAMINA_ISA=avx2 or portable caps it)",
         f"  threads:     {_C.get_num_threads()} (OpenMP; GOMP_SPINCOUNT={_os.environ.get('GOMP_SPINCOUNT')})",
         f"  malloc:      {'freed buffers kept for reuse' if _C.malloc_tuned else 'system default'}"
         " (LAMINA_MALLOC_TUNING=0 to leave it)",

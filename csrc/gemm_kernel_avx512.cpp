@@ -1,0 +1,171 @@
+// AVX-512F GEMM micro-kernels (contract in gemm_kernel.h). Compiled with -mavx512f -mfma;
+// gemm.cpp calls these only when active_isa() == Isa::avx512.
+//
+// Why a third ISA when the FMA peak per cycle is the same as AVX2 on a core that splits zmm
+// operations in two (Zen 4): 32 registers hold a 12 x 32 f32 tile (24 accumulators) instead
+// of 6 x 16, so each loaded B vector and each broadcast A value feed twice as many FMAs --
+// half the loads and half the instructions per flop, which is what keeps both cores at their
+// FMA limit when they share the L2/L3 traffic of one GEMM. Edges use mask registers.
+#include "gemm_kernel.h"
+
+#if defined(LAMINA_X86)
+#include <immintrin.h>
+
+namespace lamina {
+namespace {
+
+// One zmm register's worth of T, so one template serves float and double.
+template <class T> struct Z;
+template <> struct Z<float> {
+  using R = __m512;
+  using M = __mmask16;
+  static constexpr int W = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(float x) { return _mm512_set1_ps(x); }
+  static R bcast(const float* p) { return _mm512_set1_ps(*p); }  // vbroadcastss zmm, m32
+  static R loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, R x) { _mm512_storeu_ps(p, x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static M mask(int64_t lanes) { return M((1u << lanes) - 1u); }  // 0 < lanes < 16
+  static R maskload(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void maskstore(float* p, M m, R x) { _mm512_mask_storeu_ps(p, m, x); }
+};
+template <> struct Z<double> {
+  using R = __m512d;
+  using M = __mmask8;
+  static constexpr int W = 8;
+  static R zero() { return _mm512_setzero_pd(); }
+  static R set1(double x) { return _mm512_set1_pd(x); }
+  static R bcast(const double* p) { return _mm512_set1_pd(*p); }
+  static R loadu(const double* p) { return _mm512_loadu_pd(p); }
+  static void storeu(double* p, R x) { _mm512_storeu_pd(p, x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  static M mask(int64_t lanes) { return M((1u << lanes) - 1u); }  // 0 < lanes < 8
+  static R maskload(const double* p, M m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void maskstore(double* p, M m, R x) { _mm512_mask_storeu_pd(p, m, x); }
+};
+
+// MR rows x NV vectors: MR*NV accumulators stay in registers for the whole k loop (all loops
+// over i and v are unrolled). kPacked: a_rs = 1, a_cs = MR known at compile time.
+template <class T, int MR, int NV, bool kPacked>
+__attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64_t a_rs,
+                                                   int64_t a_cs, const T* Bp, int64_t b_rs,
+                                                   T* C, int64_t ldc, T alpha, T beta,
+                                                   int64_t mv, int64_t nv) {
+  using X = Z<T>;
+  constexpr int W = X::W;
+  const int64_t rs = kPacked ? 1 : a_rs;
+  const int64_t cs = kPacked ? MR : a_cs;
+  typename X::R acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = X::zero();
+
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
+
+  // A rows in groups of 3 (base + {0, 1, 2} * rs): few integer registers for a strided A.
+  constexpr int G = (MR + 2) / 3;
+  const T* ag[G];
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g) ag[g] = A + 3 * g * rs;
+
+#pragma GCC unroll 1
+  for (int64_t k = 0; k < kc; ++k) {
+    typename X::R bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = X::loadu(Bp + v * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const typename X::R ai = X::bcast(ag[i / 3] + (i % 3) * rs);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = X::fma(ai, bv[v], acc[i][v]);
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) ag[g] += cs;
+    Bp += b_rs;
+  }
+
+  const typename X::R va = X::set1(alpha);
+  const typename X::R vb = X::set1(beta);
+  if (mv == MR && nv == NV * W) {
+    if (beta == T(0)) {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) X::storeu(C + i * ldc + v * W, X::mul(acc[i][v], va));
+    } else {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          T* c = C + i * ldc + v * W;
+          X::storeu(c, X::fma(acc[i][v], va, X::mul(vb, X::loadu(c))));
+        }
+    }
+    return;
+  }
+  // Edge tile: only rows < mv and columns < nv are read or written (masked partial vectors).
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int64_t lanes = nv - v * W;
+      T* c = C + i * ldc + v * W;
+      if (lanes >= W) {
+        typename X::R r = X::mul(acc[i][v], va);
+        if (beta != T(0)) r = X::fma(vb, X::loadu(c), r);
+        X::storeu(c, r);
+      } else if (lanes > 0) {
+        const typename X::M m = X::mask(lanes);
+        typename X::R r = X::mul(acc[i][v], va);
+        if (beta != T(0)) r = X::fma(vb, X::maskload(c, m), r);
+        X::maskstore(c, m, r);
+      }
+    }
+  }
+}
+
+#define LAMINA_UKERNEL(NAME, T, MR, NV)                                                       \
+  void NAME##_packed(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,        \
+                     int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,            \
+                     int64_t nv) {                                                            \
+    ukernel<T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);       \
+  }                                                                                           \
+  void NAME##_strided(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,       \
+                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,           \
+                      int64_t nv) {                                                           \
+    ukernel<T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);      \
+  }
+
+LAMINA_UKERNEL(f32_12x32, float, 12, 2)
+LAMINA_UKERNEL(f32_8x32, float, 8, 2)
+LAMINA_UKERNEL(f32_24x16, float, 24, 1)
+LAMINA_UKERNEL(f64_12x16, double, 12, 2)
+LAMINA_UKERNEL(f64_8x16, double, 8, 2)
+LAMINA_UKERNEL(f64_24x8, double, 24, 1)
+#undef LAMINA_UKERNEL
+
+}  // namespace
+
+GemmKernel<float> gemm_kernel_avx512_f32(int variant) {
+  switch (variant) {
+    case 1: return {8, 32, f32_8x32_packed, f32_8x32_strided, "avx512 8x32 f32"};
+    case 2: return {24, 16, f32_24x16_packed, f32_24x16_strided, "avx512 24x16 f32"};
+    default: return {12, 32, f32_12x32_packed, f32_12x32_strided, "avx512 12x32 f32"};
+  }
+}
+GemmKernel<double> gemm_kernel_avx512_f64(int variant) {
+  switch (variant) {
+    case 1: return {8, 16, f64_8x16_packed, f64_8x16_strided, "avx512 8x16 f64"};
+    case 2: return {24, 8, f64_24x8_packed, f64_24x8_strided, "avx512 24x8 f64"};
+    default: return {12, 16, f64_12x16_packed, f64_12x16_strided, "avx512 12x16 f64"};
+  }
+}
+
+}  // namespace lamina
+#endif  // LAMINA_X86
