@@ -59,7 +59,12 @@ def median_time(fn, reps, min_time=0.02):
     # Let the previous library's idle threads go to sleep first: OpenBLAS's workers yield-spin
     # for ~0.1 s after a call and would otherwise sit on the core the next library needs.
     time.sleep(0.15)
-    fn()  # warm-up
+    # Then ~20 ms of untimed calls, so every library is timed in its steady state: the first
+    # calls after an idle pause wait for halted vCPUs to be rescheduled (0.2-1 ms on this VM).
+    t_warm = time.perf_counter()
+    fn()
+    while time.perf_counter() - t_warm < 0.02:
+        fn()
     # choose an inner loop count so each timed sample is >= min_time
     t0 = time.perf_counter(); fn(); one = time.perf_counter() - t0
     inner = max(1, int(min_time / max(one, 1e-7)))
@@ -204,8 +209,9 @@ def main():
     print(f"lamina {_C.__version__} isa={_C.isa()} numpy {np.__version__}"
           f" torch {torch.__version__ if torch else 'n/a'}"
           f" OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}"
-          f" loadavg={os.getloadavg()[0]:.2f} kernels: f32 N=300 '{_C._gemm_kernel_name(300, 'float32')}',"
-          f" N=6 '{_C._gemm_kernel_name(6, 'float32')}', f64 N=300 '{_C._gemm_kernel_name(300, 'float64')}'")
+          f" loadavg={os.getloadavg()[0]:.2f} kernels (M=64/256): f32 N=300 '{_C._gemm_kernel_name(300, 'float32', 64)}',"
+          f" N=6 '{_C._gemm_kernel_name(6, 'float32')}', N=16 '{_C._gemm_kernel_name(16, 'float32')}',"
+          f" f64 N=300 '{_C._gemm_kernel_name(300, 'float64', 64)}'")
     if args.under_load:
         under_load(reps)
         return

@@ -409,7 +409,9 @@ def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=tim
     A.. B.. C..) with an idle pause before each block, because a pool's idle workers keep
     spinning after a call (OpenBLAS yield-spins ~0.1 s) and would sit on the core the next
     library's second thread needs: interleaving call by call measured 2-thread GEMMs at half
-    speed for lamina and PyTorch alike."""
+    speed for lamina and PyTorch alike. After each pause every library runs ~20 ms of untimed
+    calls first, so all are timed in their steady state (the first calls after an idle pause
+    wait for halted vCPUs to be rescheduled, 0.2-1 ms each on this VM)."""
     est = []
     for fn in fns:
         fn()  # warm-up
@@ -426,7 +428,10 @@ def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=tim
         for _ in range(cycles):
             for fn, k, acc in zip(fns, inner, samples):
                 time.sleep(idle_gap)
+                t_warm = time.perf_counter()
                 fn()  # re-warm after the pause
+                while time.perf_counter() - t_warm < 0.02:
+                    fn()
                 for _ in range(per_block):
                     t0 = clock()
                     for _ in range(k):

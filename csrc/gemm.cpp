@@ -69,18 +69,22 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
 
 namespace {
 
-// ---- blocking constants (Zen 3: 32 KiB L1d, 512 KiB-1 MiB L2 per core, 32 MiB L3) -------
+// ---- blocking constants (Zen 3: 32 KiB L1d, 512 KiB L2 per core, 32 MiB L3; this box's
+// Zen 4: the same L1d and L3, 1 MiB L2) --------------------------------------------------
 // MR x NR come from the micro-kernel (GemmKernel::mr/nr): 6 x 16 f32 / 6 x 8 f64 on AVX2,
-// i.e. 12 ymm accumulators + 2 B vectors + 1 A broadcast = 15 of the 16 ymm registers.
+// i.e. 12 ymm accumulators + 2 B vectors + 1 A broadcast = 15 of the 16 ymm registers; on
+// AVX-512 8 x 32 / 12 x 32 / 24 x 16 f32 (half that width for f64) of the 32 zmm registers.
 template <class T> struct Blocking;
 template <> struct Blocking<float> {
   static constexpr int64_t KC = 256;   // B micro-panel KC x NR x 4 B = 16 KiB: half of L1d, A's micro-panel beside it
   static constexpr int64_t MC = 144;   // A block MC x KC x 4 B = 144 KiB: resident in L2 while jr sweeps B
+  static constexpr int64_t MC_zmm = 96;  // with a 32-wide zmm tile: 96 KiB (measured 1024^3 2 thr: 0.92 -> 0.96x OpenBLAS)
   static constexpr int64_t NC = 4080;  // packed B panel K x NC, further capped at kBPanelBytes: stays in L3
 };
 template <> struct Blocking<double> {
   static constexpr int64_t KC = 256;   // B micro-panel KC x NR x 8 B = 16 KiB: half of L1d
   static constexpr int64_t MC = 72;    // A block MC x KC x 8 B = 144 KiB: resident in L2
+  static constexpr int64_t MC_zmm = 48;  // with a 16-wide zmm tile: 96 KiB (2048^3 2 thr: 0.80 -> 0.88x)
   static constexpr int64_t NC = 2040;  // packed B panel K x NC, capped at kBPanelBytes: stays in L3
 };
 constexpr int64_t kBPanelBytes = int64_t(4) << 20;  // 4 MiB of the 32 MiB L3 for packed B (shared with other work)
@@ -232,11 +236,9 @@ void pack_b(bool transB, int64_t K, int64_t nv, int NR, const T* B, int64_t ldb,
   } else {
 #if defined(LAMINA_X86)
     // Measured (f32 NT 64 x 300 x 784): 1 thread 82 -> 96 GF/s, 2 threads 132 -> 147.
-    if constexpr (sizeof(T) == 4) {
-      if (nv == NR && (NR == 16 || NR == 32) && active_isa() >= Isa::avx2) {
-        for (int h = 0; h < NR; h += 16) pack_b_trans16_avx2(K, B + h * ldb, ldb, dst + h, NR);
-        return;
-      }
+    if (nv == NR && NR % (32 / sizeof(T)) == 0 && active_isa() >= Isa::avx2) {
+      pack_rows_trans_avx2(NR, K, B, ldb, dst, NR);
+      return;
     }
 #endif
     // B stored N x K: read each column of op(B) contiguously, in k chunks that stay in L1.
@@ -269,6 +271,14 @@ void pack_a(bool transA, int64_t kc, int64_t mv, int MR, const T* A, int64_t lda
       for (; i < MR; ++i) d[i] = T(0);
     }
   } else {
+#if defined(LAMINA_X86)
+    // Measured (f32 1024^3, A packed because its 4 KiB row stride aliases in L1): the scalar
+    // transposing copy cost ~10% of the GEMM at 2 threads.
+    if (mv == MR && MR % (32 / sizeof(T)) == 0 && active_isa() >= Isa::avx2) {
+      pack_rows_trans_avx2(MR, kc, A, lda, dst, MR);
+      return;
+    }
+#endif
     for (int64_t i = 0; i < MR; ++i) {
       if (i < mv) {
         const T* src = A + i * lda;
@@ -655,9 +665,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   Problem<T> p{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ep,
                choose_kernel<T>(M, N, transA), 0, true, true};
   const int MR = p.kern.mr, NR = p.kern.nr;
-  // KC: the B micro-panel (KC x NR) fills about half of L1d whatever the tile width.
-  const int64_t kc_max = g_override.kc > 0 ? g_override.kc
-                         : Blocking<T>::KC * 64 / std::max<int64_t>(64, NR * int64_t(sizeof(T)));
+  const int64_t kc_max = g_override.kc > 0 ? g_override.kc : Blocking<T>::KC;
   p.kc = ceil_div(K, ceil_div(K, kc_max));
   // Row-major A is read in place: its MR rows are MR contiguous streams the kernel broadcasts
   // from, and skipping the (transposing) pack measured faster on every shape here, unless the
@@ -692,7 +700,9 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t ncols = std::min(NC, N - jc);
     const int64_t npanels = ceil_div(ncols, NR);
-    const int64_t mc_max = g_override.mc > 0 ? g_override.mc : Blocking<T>::MC;
+    const int64_t mc_max = g_override.mc > 0                          ? g_override.mc
+                           : NR * int64_t(sizeof(T)) >= 128 ? Blocking<T>::MC_zmm
+                                                              : Blocking<T>::MC;
     const TaskGrid g = partition(M, ncols, K, MR, NR, mc_max, nt, p.packA);
     const int64_t ntasks = npanels + g.tm * g.tn;
     std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));

@@ -54,10 +54,13 @@ void gemv_axpy_avx2(int64_t n, int64_t K, const float* x, int64_t incx, const fl
                     int64_t ldm, float* y);
 void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const double* Mat,
                     int64_t ldm, double* y);
-// One 16-column panel of a transposed f32 B (stored N x K, row j at B + j*ldb) packed to
-// dst[k*16 + j], k < K: 8x8 register transposes instead of scalar strided stores.
-// dst_ld: the packed panel's row length (16 for a 16-wide panel; 32 fills half of a 32-wide one).
-void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst, int64_t dst_ld);
+// dst[k*dst_ld + r] = src[r*ld + k] for r < rows, k < K (rows a multiple of 8 for float, 4
+// for double): NR columns of a transposed B, or MR rows of a row-major A, into a packed
+// micro-panel by 8x8 (4x4) register transposes instead of scalar strided stores.
+void pack_rows_trans_avx2(int64_t rows, int64_t K, const float* src, int64_t ld, float* dst,
+                          int64_t dst_ld);
+void pack_rows_trans_avx2(int64_t rows, int64_t K, const double* src, int64_t ld, double* dst,
+                          int64_t dst_ld);
 
 // gemm_kernel_avx512.cpp (compiled with -mavx512f; call only when active_isa() == avx512).
 // variant 0: 12 x 32 float / 12 x 16 double -- 24 zmm accumulators + 2 B vectors + 1 broadcast.

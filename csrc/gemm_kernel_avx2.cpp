@@ -288,15 +288,20 @@ void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const d
   gemv_axpy<double>(n, K, x, incx, Mat, ldm, y);
 }
 
-void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst, int64_t dst_ld) {
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    for (int64_t h = 0; h < 16; h += 8) {  // rows h..h+7 of the stored B -> columns of dst
-      const float* src = B + h * ldb + k;
-      __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ldb);
-      __m256 r2 = _mm256_loadu_ps(src + 2 * ldb), r3 = _mm256_loadu_ps(src + 3 * ldb);
-      __m256 r4 = _mm256_loadu_ps(src + 4 * ldb), r5 = _mm256_loadu_ps(src + 5 * ldb);
-      __m256 r6 = _mm256_loadu_ps(src + 6 * ldb), r7 = _mm256_loadu_ps(src + 7 * ldb);
+// dst[k*dst_ld + r] = src[r*ld + k]: 8 rows (4 for double) at a time through register
+// transposes instead of scalar strided stores; the k tail by scalar copies.
+void pack_rows_trans_avx2(int64_t rows, int64_t K, const float* src, int64_t ld, float* dst,
+                          int64_t dst_ld) {
+  for (int64_t h = 0; h < rows; h += 8) {
+    const float* s = src + h * ld;
+    float* d0 = dst + h;
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+      const float* p = s + k;
+      const __m256 r0 = _mm256_loadu_ps(p), r1 = _mm256_loadu_ps(p + ld);
+      const __m256 r2 = _mm256_loadu_ps(p + 2 * ld), r3 = _mm256_loadu_ps(p + 3 * ld);
+      const __m256 r4 = _mm256_loadu_ps(p + 4 * ld), r5 = _mm256_loadu_ps(p + 5 * ld);
+      const __m256 r6 = _mm256_loadu_ps(p + 6 * ld), r7 = _mm256_loadu_ps(p + 7 * ld);
       const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
       const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
       const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
@@ -305,7 +310,7 @@ void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst, int
       const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
       const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
       const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      float* d = dst + k * dst_ld + h;  // u0..u3 hold k+0..3 (low lanes) and k+4..7 (high lanes)
+      float* d = d0 + k * dst_ld;  // u0..u3 hold k+0..3 (low lanes) and k+4..7 (high lanes)
       _mm256_storeu_ps(d + 0 * dst_ld, _mm256_permute2f128_ps(u0, u4, 0x20));
       _mm256_storeu_ps(d + 1 * dst_ld, _mm256_permute2f128_ps(u1, u5, 0x20));
       _mm256_storeu_ps(d + 2 * dst_ld, _mm256_permute2f128_ps(u2, u6, 0x20));
@@ -315,9 +320,32 @@ void pack_b_trans16_avx2(int64_t K, const float* B, int64_t ldb, float* dst, int
       _mm256_storeu_ps(d + 6 * dst_ld, _mm256_permute2f128_ps(u2, u6, 0x31));
       _mm256_storeu_ps(d + 7 * dst_ld, _mm256_permute2f128_ps(u3, u7, 0x31));
     }
+    for (; k < K; ++k)
+      for (int64_t r = 0; r < 8; ++r) d0[k * dst_ld + r] = s[r * ld + k];
   }
-  for (; k < K; ++k)
-    for (int64_t j = 0; j < 16; ++j) dst[k * dst_ld + j] = B[j * ldb + k];
+}
+
+void pack_rows_trans_avx2(int64_t rows, int64_t K, const double* src, int64_t ld, double* dst,
+                          int64_t dst_ld) {
+  for (int64_t h = 0; h < rows; h += 4) {
+    const double* s = src + h * ld;
+    double* d0 = dst + h;
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const double* p = s + k;
+      const __m256d r0 = _mm256_loadu_pd(p), r1 = _mm256_loadu_pd(p + ld);
+      const __m256d r2 = _mm256_loadu_pd(p + 2 * ld), r3 = _mm256_loadu_pd(p + 3 * ld);
+      const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+      const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+      double* d = d0 + k * dst_ld;  // t0: (k, k+2) of rows 0,1; t2: of rows 2,3
+      _mm256_storeu_pd(d + 0 * dst_ld, _mm256_permute2f128_pd(t0, t2, 0x20));
+      _mm256_storeu_pd(d + 1 * dst_ld, _mm256_permute2f128_pd(t1, t3, 0x20));
+      _mm256_storeu_pd(d + 2 * dst_ld, _mm256_permute2f128_pd(t0, t2, 0x31));
+      _mm256_storeu_pd(d + 3 * dst_ld, _mm256_permute2f128_pd(t1, t3, 0x31));
+    }
+    for (; k < K; ++k)
+      for (int64_t r = 0; r < 4; ++r) d0[k * dst_ld + r] = s[r * ld + k];
+  }
 }
 
 }  // namespace lamina
