@@ -64,8 +64,12 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = X::zero();
 
+  // Fetch the C tile for writing while the k loop runs: every line of it (one per vector),
+  // with write intent, since for short K (a conv's dX with K = 16) the C traffic is the cost.
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) __builtin_prefetch(C + i * ldc + v * W, 1, 3);
 
   // A rows in groups of 3 (base + {0, 1, 2} * rs): few integer registers for a strided A.
   constexpr int G = (MR + 2) / 3;
