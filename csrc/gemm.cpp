@@ -91,6 +91,7 @@ constexpr int64_t kBPanelBytes = int64_t(4) << 20;  // 4 MiB of the 32 MiB L3 fo
 constexpr double kMinFlopsPerThread = 1.5e6;       // below this a fork/join (~5 us) is not worth a second thread
 constexpr double kMinFlopsPerTask = 1e6;           // tasks of >= ~10 us keep claiming overhead < 1%
 constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
+constexpr int64_t kSmallBBytes = 24 << 10;  // a task's K x nc slice of B this small: C is walked row strip by row strip
 constexpr int64_t kMaxSkinny = 4;  // M or N up to this goes through the matrix-vector path
 constexpr int64_t kMaxMInPlaceB = 512;
 // K-split: a small C over a long K (a conv weight gradient: Cout x Cin*kh*kw summed over
@@ -380,21 +381,32 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
       const int64_t ir = mlen - mlen % MR;
       pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + (ir / MR) * kcur * MR);
     }
-    for (int64_t jr = j0; jr < j0 + nlen; jr += NR) {
-      if (pc == 0) wait_ready(ready[jr / NR]);
+    auto tile = [&](int64_t jr, int64_t ir) {
       const int64_t nv = std::min<int64_t>(NR, ncols - jr);
       const bool b_in_place = !p.packB && nv == NR;
       const T* b = b_in_place ? p.b_at(pc, jc + jr) : Bp + (jr / NR) * p.K * NR + pc * NR;
       const int64_t b_rs = b_in_place ? p.ldb : NR;
-      for (int64_t ir = 0; ir < mlen; ir += MR) {
-        const int64_t mv = std::min<int64_t>(MR, mlen - ir);
-        T* c = p.C + (i0 + ir) * p.ldc + jc + jr;
-        const bool packed = p.packA || mv < MR;
-        const T* a = packed ? Ap + (ir / MR) * kcur * MR : p.a_at(i0 + ir, pc);
-        GemmUkernel<T> uk = packed ? p.kern.packed : p.kern.strided;
-        uk(kcur, a, a_rs, a_cs, b, b_rs, c, p.ldc, p.alpha, beta, mv, nv);
-        if (last && p.ep) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);
-      }
+      const int64_t mv = std::min<int64_t>(MR, mlen - ir);
+      T* c = p.C + (i0 + ir) * p.ldc + jc + jr;
+      const bool packed = p.packA || mv < MR;
+      const T* a = packed ? Ap + (ir / MR) * kcur * MR : p.a_at(i0 + ir, pc);
+      GemmUkernel<T> uk = packed ? p.kern.packed : p.kern.strided;
+      uk(kcur, a, a_rs, a_cs, b, b_rs, c, p.ldc, p.alpha, beta, mv, nv);
+      if (last && p.ep) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);
+    };
+    if (pc == 0)
+      for (int64_t jr = j0; jr < j0 + nlen; jr += NR) wait_ready(ready[jr / NR]);
+    if (kcur * nlen * int64_t(sizeof(T)) <= kSmallBBytes) {
+      // Short K: the task's whole B slice sits in L1 anyway, and the cost is writing C, so
+      // each MR-row strip of C is written left to right in one pass instead of in NR-wide
+      // column stripes (measured 6400x16x150 NT, a conv's dX, 2 threads, vs OpenBLAS: f32
+      // 0.83 -> 1.10x, f64 0.73 -> 1.18x).
+      for (int64_t ir = 0; ir < mlen; ir += MR)
+        for (int64_t jr = j0; jr < j0 + nlen; jr += NR) tile(jr, ir);
+    } else {
+      // BLIS order: one KC x NR micro-panel of B stays in L1 while the A micro-panels stream.
+      for (int64_t jr = j0; jr < j0 + nlen; jr += NR)
+        for (int64_t ir = 0; ir < mlen; ir += MR) tile(jr, ir);
     }
   }
 }

@@ -43,8 +43,10 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
 
 // ---- testing / tuning hooks (not needed for normal use) ----
 // Forces a GEMM path so tests cover every code path regardless of shape: pack_a = 1 always
-// packs A, 0 lets the micro-kernel read A in place, -1 chooses by shape; kernel = 0 forces the
-// main (6 x 16 / 6 x 8) AVX2 tile, 1 the narrow (12 x 8 / 12 x 4) one, -1 chooses by N;
+// packs A, 0 lets the micro-kernel read A in place, -1 chooses by shape; kernel = i forces the
+// active ISA's i-th micro-kernel (i < gemm_kernel_count(): on AVX2 0 = 6 x 16 / 6 x 8,
+// 1 = 12 x 8 / 12 x 4; on AVX-512 0 = 12 x 32, 1 = AVX2 12 x 8, 2 = 8 x 32, 3 = 24 x 16,
+// 4 = AVX2 6 x 16, halved widths for double), -1 chooses by shape;
 // pack_b likewise (transposed B is always packed).
 struct GemmPathOverride {
   int pack_a = -1;
