@@ -136,19 +136,24 @@ def cases(quick):
     return out
 
 
-def run_table(quick, dtypes, threads, reps):
+def run_table(quick, dtypes, threads, reps, peak):
     rng = np.random.default_rng(0)
     for dtype in dtypes:
         for nt in threads:
-            print(f"\n== {np.dtype(dtype).name}, {nt} thread(s), GFLOP/s ({STAT.__name__} of {reps}) ==")
-            hdr = f"{'case':38s} {'lamina':>8s} {'numpy':>8s} {'torch':>8s} {'l/np':>6s} {'l/torch':>7s}"
+            # FMA limit of nt cores for this dtype (a float64 vector holds half as many lanes)
+            limit = peak * nt / (2 if dtype == np.float64 else 1)
+            print(f"\n== {np.dtype(dtype).name}, {nt} thread(s), GFLOP/s ({STAT.__name__} of {reps});"
+                  f" %peak: lamina vs {limit:.0f} GFLOP/s = {nt} x the measured FMA limit ==")
+            hdr = (f"{'case':38s} {'lamina':>8s} {'numpy':>8s} {'torch':>8s} {'l/np':>6s} {'l/torch':>7s}"
+                   f" {'%peak':>6s}")
             print(hdr)
             with Limits(nt):
                 for name, M, K, N, ta, tb in cases(quick):
                     r = bench_case(M, K, N, ta, tb, dtype, reps, rng)
                     t = r.get("torch", float("nan"))
+                    pct = 100 * r["lamina"] / limit if limit > 0 else float("nan")
                     print(f"{name:38s} {r['lamina']:8.1f} {r['numpy']:8.1f} {t:8.1f} "
-                          f"{r['lamina'] / r['numpy']:6.2f} {r['lamina'] / t:7.2f}", flush=True)
+                          f"{r['lamina'] / r['numpy']:6.2f} {r['lamina'] / t:7.2f} {pct:5.0f}%", flush=True)
 
 
 SPIN = "import time\nt=time.time()\nwhile time.time()-t<{s}: pass\n"
@@ -212,11 +217,14 @@ def main():
           f" loadavg={os.getloadavg()[0]:.2f} kernels (M=64/256): f32 N=300 '{_C._gemm_kernel_name(300, 'float32', 64)}',"
           f" N=6 '{_C._gemm_kernel_name(6, 'float32')}', N=16 '{_C._gemm_kernel_name(16, 'float32')}',"
           f" f64 N=300 '{_C._gemm_kernel_name(300, 'float64', 64)}'")
+    peak = _C.fma_peak_gflops(0.3)
+    print(f"FMA limit of one core (measured: FMA chains, no memory traffic): {peak:.1f} GFLOP/s float32"
+          f" = 32 flops/cycle at {peak / 32:.2f} GHz")
     if args.under_load:
         under_load(reps)
         return
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
-    run_table(args.quick, dtypes, [int(t) for t in args.threads.split(",")], reps)
+    run_table(args.quick, dtypes, [int(t) for t in args.threads.split(",")], reps, peak)
 
 
 if __name__ == "__main__":

@@ -759,6 +759,24 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
 
 }  // namespace
 
+double fma_peak_gflops(double seconds) {
+#if defined(LAMINA_X86)
+  if (!cpu_supports_avx2_fma()) return 0.0;
+  float sink = 0;
+  double best = 0;
+  const double t_end = omp_get_wtime() + seconds;
+  do {  // ~1 ms runs: the fastest is the one no other process interrupted
+    const double t0 = omp_get_wtime();
+    const double flops = fma_peak_probe_avx2(100000, &sink);
+    best = std::max(best, flops / (omp_get_wtime() - t0));
+  } while (omp_get_wtime() < t_end);
+  return best * 1e-9 + 0.0 * double(sink);
+#else
+  (void)seconds;
+  return 0.0;
+#endif
+}
+
 void gemm_set_path_override(GemmPathOverride o) { g_override = o; }
 GemmPathOverride gemm_get_path_override() { return g_override; }
 

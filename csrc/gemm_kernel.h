@@ -54,6 +54,8 @@ void gemv_axpy_avx2(int64_t n, int64_t K, const float* x, int64_t incx, const fl
                     int64_t ldm, float* y);
 void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const double* Mat,
                     int64_t ldm, double* y);
+// 12 independent ymm FMA chains for `iters` rounds (no memory traffic); returns flops done.
+double fma_peak_probe_avx2(int64_t iters, float* sink);
 // dst[k*dst_ld + r] = src[r*ld + k] for r < rows, k < K (rows a multiple of 8 for float, 4
 // for double): NR columns of a transposed B, or MR rows of a row-major A, into a packed
 // micro-panel by 8x8 (4x4) register transposes instead of scalar strided stores.

@@ -288,6 +288,22 @@ void gemv_axpy_avx2(int64_t n, int64_t K, const double* x, int64_t incx, const d
   gemv_axpy<double>(n, K, x, incx, Mat, ldm, y);
 }
 
+// The core's FMA limit: 12 independent ymm FMA chains (2 pipes x 4-cycle latency need >= 8
+// in flight), no loads. Returns the flops done; *sink keeps the result alive.
+double fma_peak_probe_avx2(int64_t iters, float* sink) {
+  __m256 acc[12];
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i));
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  *sink = _mm256_cvtss_f32(s);
+  return double(iters) * 12 * 8 * 2;
+}
+
 // dst[k*dst_ld + r] = src[r*ld + k]: 8 rows (4 for double) at a time through register
 // transposes instead of scalar strided stores; the k tail by scalar copies.
 void pack_rows_trans_avx2(int64_t rows, int64_t K, const float* src, int64_t ld, float* dst,

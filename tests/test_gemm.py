@@ -192,3 +192,15 @@ def test_errors():
         _C.gemm_batched(np.ones((2, 3, 4), f32), np.ones((3, 4, 5), f32), np.empty((2, 3, 5), f32))
     with pytest.raises(ValueError, match="c: expected a C-contiguous"):
         _C.gemm_batched(np.ones((2, 3, 4), f32), np.ones((2, 4, 5), f32), np.empty((2, 5, 3), f32).transpose(0, 2, 1))
+
+
+def test_fma_peak_probe():
+    # The yardstick bench_gemm.py divides by: this core's FMA limit (chains, no memory traffic).
+    peak = _C.fma_peak_gflops(0.02)
+    if _C.cpu_supports_avx2_fma():
+        assert 4.0 < peak < 1000.0, peak  # sanity: above 1 GHz x 4 flops/cycle, below any core made
+    else:
+        assert peak == 0.0
+    for bad in (0.0, -1.0, 61.0, float("nan")):
+        with pytest.raises(ValueError, match=r"^seconds: expected a number in \(0, 60\]"):
+            _C.fma_peak_gflops(bad)

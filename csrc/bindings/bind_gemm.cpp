@@ -185,6 +185,15 @@ void bind_gemm(py::module_& m) {
     value_error("dtype: expected 'float32' or 'float64', got '", dtype, "'");
   }, py::arg("n"), py::arg("dtype") = "float32", py::arg("m") = 256,
         "The micro-kernel gemm uses for an m x n result.");
+  m.def("fma_peak_gflops", [](double seconds) {
+    if (!(seconds > 0 && seconds <= 60))
+      value_error("seconds: expected a number in (0, 60], got ", seconds);
+    py::gil_scoped_release nogil;
+    return lamina::fma_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2,
+        "This core's measured float32 FMA limit in GFLOP/s (AVX2 FMA chains, no memory "
+        "traffic; best of ~1 ms runs): the yardstick for single-thread GEMM efficiency. 0.0 "
+        "without AVX2.");
   m.def("_gemm_kernel_count", [](const std::string& dtype) {
     if (dtype == "float32") return lamina::gemm_kernel_count<float>();
     if (dtype == "float64") return lamina::gemm_kernel_count<double>();
