@@ -413,24 +413,32 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
 
 // Load awareness. OpenMP's join waits for every thread to arrive, so when another process
 // holds a core, a worker that is only scheduled milliseconds later stalls the whole call even
-// though the master already did all the work. After such a call (the master waited at the join
-// longer than it worked, and > 200 us: a scheduling delay, not a futex wake-up) GEMMs run
-// single-threaded for a while, the window doubling on each repeat (20 ms .. 0.64 s) and
-// resetting once a parallel call goes well.
+// though the master already did all the work. A slow join: the master waited at the join
+// longer than it worked, and > 200 us (a scheduling delay, not a futex wake-up). After a
+// second slow join within kSlowJoinWindow of the previous one, GEMMs run single-threaded for
+// a while, the window doubling on each repeat (20 ms .. 80 ms: longer windows kept a noisy
+// but unloaded VM on one thread for most of a benchmark) and resetting once a parallel call
+// goes well. One slow join alone is not load: this VM's host stalls a vCPU now
+// and then, and backing off on each of those measured a 2-thread 64x784x300 GEMM at 1-thread
+// speed for whole benchmark runs. A busy neighbour on one core makes slow joins come every
+// few milliseconds (not necessarily back to back: the worker runs in time slices).
 // A call that starts cold -- more than kWarmGap after the previous parallel region, so the
 // workers have stopped spinning (GOMP_SPINCOUNT ~ 1 ms here) and sleep -- pays the wake-up of
-// a halted vCPU, measured 0.2-2 ms on this VM when quiet. Counting that as load put the first
-// 20 ms after every pause on one thread; a cold call backs off only for a longer wait.
+// a halted vCPU, measured 0.2-2 ms on this VM when quiet; it counts as slow only past kColdWakeWait.
 constexpr double kWarmGap = 2e-3;
 constexpr double kColdWakeWait = 5e-3;
+constexpr double kSlowJoinWindow = 0.1;
 std::atomic<double> g_single_until{0.0};
 std::atomic<int> g_backoff_level{0};
+std::atomic<double> g_last_slow_join{-1e9};
 std::atomic<double> g_last_join{0.0};  // when the last parallel GEMM region ended
 void note_join_wait(double start_s, double work_s, double wait_s) {
   const double end_s = start_s + work_s + wait_s;
   const bool cold = start_s - g_last_join.exchange(end_s, std::memory_order_relaxed) > kWarmGap;
   if (wait_s > (cold ? kColdWakeWait : 200e-6) && wait_s > work_s) {
-    const int level = std::min(g_backoff_level.load(std::memory_order_relaxed) + 1, 6);
+    if (end_s - g_last_slow_join.exchange(end_s, std::memory_order_relaxed) > kSlowJoinWindow)
+      return;  // the first in a while: a stall, not (yet) load
+    const int level = std::min(g_backoff_level.load(std::memory_order_relaxed) + 1, 3);
     g_backoff_level.store(level, std::memory_order_relaxed);
     g_single_until.store(end_s + 0.01 * double(1 << level), std::memory_order_relaxed);
   } else if (wait_s < 0.25 * work_s) {
