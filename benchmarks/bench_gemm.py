@@ -2,6 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=python python3 benchmarks/bench_gemm.py [--quick]
     ... bench_gemm.py --under-load     # 2 threads with a busy loop on one core vs 1 thread
+    ... bench_gemm.py --interleave --stat min   # alternating rounds, each library's best round
 
 Prints GFLOP/s (median of several timed reps after a warm-up) for float32 and float64 at
 1 and 2 threads. Every result is checked against numpy outside the timed region.
@@ -98,13 +99,36 @@ class Limits:
             torch.set_num_threads(self._torch)
 
 
-def bench_case(M, K, N, ta, tb, dtype, reps, rng):
+def interleaved_times(fns, rounds, min_time=0.02):
+    """STAT of per-call seconds for each fn, timed in rounds A B C A B C ...: one block of
+    >= min_time per library per round, each after an idle pause and ~20 ms of untimed calls.
+    A noisy phase of the shared machine then hits every library alike."""
+    inner = []
+    for fn in fns:
+        fn()
+        t0 = time.perf_counter(); fn(); one = time.perf_counter() - t0
+        inner.append(max(1, int(min_time / max(one, 1e-7))))
+    samples = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, k, acc in zip(fns, inner, samples):
+            time.sleep(0.15)
+            t_warm = time.perf_counter()
+            fn()
+            while time.perf_counter() - t_warm < 0.02:
+                fn()
+            t0 = time.perf_counter()
+            for _ in range(k):
+                fn()
+            acc.append((time.perf_counter() - t0) / k)
+    return [STAT(a) for a in samples]
+
+
+def bench_case(M, K, N, ta, tb, dtype, reps, rng, interleave=False):
     a, b = operands(M, K, N, ta, tb, dtype, rng)
     oa = a.T if ta else a
     ob = b.T if tb else b
     c = np.empty((M, N), dtype)
     ref = oa @ ob
-    out = {}
     f_lamina = lambda: _C.gemm(a, b, c, trans_a=ta, trans_b=tb)  # noqa: E731
     f_lamina()
     tol = 1e-3 if dtype == np.float32 else 1e-10
@@ -112,20 +136,21 @@ def bench_case(M, K, N, ta, tb, dtype, reps, rng):
     if not err <= tol:
         raise AssertionError(f"lamina result wrong for {M}x{K}x{N} ta={ta} tb={tb}: rel err {err}")
     cn = np.empty((M, N), dtype)
-    f_numpy = lambda: np.matmul(oa, ob, out=cn)  # noqa: E731
-    flops = 2.0 * M * N * K
-    out["lamina"] = flops / median_time(f_lamina, reps) / 1e9
-    out["numpy"] = flops / median_time(f_numpy, reps) / 1e9
+    fns = {"lamina": f_lamina, "numpy": lambda: np.matmul(oa, ob, out=cn)}
     if torch is not None:
         ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
         ota = ta_.t() if ta else ta_
         otb = tb_.t() if tb else tb_
         tc = torch.empty((M, N), dtype=ota.dtype)
-        f_torch = lambda: torch.matmul(ota, otb, out=tc)  # noqa: E731
-        f_torch()
+        fns["torch"] = lambda: torch.matmul(ota, otb, out=tc)  # noqa: E731
+        fns["torch"]()
         assert np.abs(tc.numpy() - ref).max() / max(1.0, np.abs(ref).max()) <= tol
-        out["torch"] = flops / median_time(f_torch, reps) / 1e9
-    return out
+    flops = 2.0 * M * N * K
+    if interleave:
+        times = dict(zip(fns, interleaved_times(list(fns.values()), reps)))
+    else:
+        times = {name: median_time(fn, reps) for name, fn in fns.items()}
+    return {name: flops / t / 1e9 for name, t in times.items()}
 
 
 def cases(quick):
@@ -136,20 +161,21 @@ def cases(quick):
     return out
 
 
-def run_table(quick, dtypes, threads, reps, peak):
+def run_table(quick, dtypes, threads, reps, peak, interleave=False):
     rng = np.random.default_rng(0)
     for dtype in dtypes:
         for nt in threads:
             # FMA limit of nt cores for this dtype (a float64 vector holds half as many lanes)
             limit = peak * nt / (2 if dtype == np.float64 else 1)
-            print(f"\n== {np.dtype(dtype).name}, {nt} thread(s), GFLOP/s ({STAT.__name__} of {reps});"
+            how = f"{STAT.__name__} of {reps} interleaved rounds" if interleave else f"{STAT.__name__} of {reps}"
+            print(f"\n== {np.dtype(dtype).name}, {nt} thread(s), GFLOP/s ({how});"
                   f" %peak: lamina vs {limit:.0f} GFLOP/s = {nt} x the measured FMA limit ==")
             hdr = (f"{'case':38s} {'lamina':>8s} {'numpy':>8s} {'torch':>8s} {'l/np':>6s} {'l/torch':>7s}"
                    f" {'%peak':>6s}")
             print(hdr)
             with Limits(nt):
                 for name, M, K, N, ta, tb in cases(quick):
-                    r = bench_case(M, K, N, ta, tb, dtype, reps, rng)
+                    r = bench_case(M, K, N, ta, tb, dtype, reps, rng, interleave)
                     t = r.get("torch", float("nan"))
                     pct = 100 * r["lamina"] / limit if limit > 0 else float("nan")
                     print(f"{name:38s} {r['lamina']:8.1f} {r['numpy']:8.1f} {t:8.1f} "
@@ -197,6 +223,9 @@ def main():
     ap.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     ap.add_argument("--threads", default="2,1", help="comma list of thread counts")
     ap.add_argument("--reps", type=int, default=0)
+    ap.add_argument("--interleave", action="store_true",
+                    help="time the libraries in alternating rounds (reps = rounds), so a noisy phase of a "
+                         "shared machine hits all alike; with --stat min: each library's least-disturbed round")
     ap.add_argument("--stat", choices=["median", "min"], default="median",
                     help="median of the timed reps (default) or min (best-case, for a busy machine)")
     args = ap.parse_args()
@@ -224,7 +253,7 @@ def main():
         under_load(reps)
         return
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
-    run_table(args.quick, dtypes, [int(t) for t in args.threads.split(",")], reps, peak)
+    run_table(args.quick, dtypes, [int(t) for t in args.threads.split(",")], reps, peak, args.interleave)
 
 
 if __name__ == "__main__":
