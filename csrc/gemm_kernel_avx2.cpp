@@ -5,6 +5,8 @@
 #if defined(LAMINA_X86)
 #include <immintrin.h>
 
+#include "gemm_ukernel.h"
+
 namespace lamina {
 namespace {
 
@@ -48,110 +50,10 @@ template <> struct V<double> {
   static void maskstore(double* p, __m256i m, R x) { _mm256_maskstore_pd(p, m, x); }
 };
 
-// MR rows x NV vectors: MR*NV accumulators live in registers for the whole k loop (the
-// loops over i and v are fully unrolled, so acc[][] never touches memory).
-// kPacked: a_rs = 1, a_cs = MR known at compile time.
-template <class T, int MR, int NV, bool kPacked>
-__attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64_t a_rs,
-                                                   int64_t a_cs, const T* Bp, int64_t b_rs,
-                                                   T* C, int64_t ldc, T alpha, T beta,
-                                                   int64_t mv, int64_t nv) {
-  using X = V<T>;
-  constexpr int W = X::W;
-  const int64_t rs = kPacked ? 1 : a_rs;
-  const int64_t cs = kPacked ? MR : a_cs;
-  typename X::R acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = X::zero();
-
-  // Touch the C tile early so its lines are on the way while the k loop runs.
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
-
-  // A rows in groups of 3: base pointers a0 (rows 0-2), a1 (rows 3-5), ... addressed as
-  // base + {0, 1, 2} * rs with one stride register, so the loop needs few integer registers.
-  constexpr int G = (MR + 2) / 3;
-  const T* ag[G];
-#pragma GCC unroll 4
-  for (int g = 0; g < G; ++g) ag[g] = A + 3 * g * rs;
-
-  // One rank-1 update per iteration; no manual unrolling, which makes GCC interleave
-  // iterations and spill accumulators.
-#pragma GCC unroll 1
-  for (int64_t k = 0; k < kc; ++k) {
-    typename X::R bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = X::loadu(Bp + v * W);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const typename X::R ai = X::bcast(ag[i / 3] + (i % 3) * rs);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = X::fma(ai, bv[v], acc[i][v]);
-    }
-#pragma GCC unroll 4
-    for (int g = 0; g < G; ++g) ag[g] += cs;
-    Bp += b_rs;
-  }
-
-  const typename X::R va = X::set1(alpha);
-  const typename X::R vb = X::set1(beta);
-  if (mv == MR && nv == NV * W) {
-    if (beta == T(0)) {
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) X::storeu(C + i * ldc + v * W, X::mul(acc[i][v], va));
-    } else {
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-          T* c = C + i * ldc + v * W;
-          X::storeu(c, X::fma(acc[i][v], va, X::mul(vb, X::loadu(c))));
-        }
-    }
-    return;
-  }
-  // Edge tile: only rows < mv and columns < nv are read or written (masked partial vectors).
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    if (i >= mv) break;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      const int64_t lanes = nv - v * W;
-      T* c = C + i * ldc + v * W;
-      if (lanes >= W) {
-        typename X::R r = X::mul(acc[i][v], va);
-        if (beta != T(0)) r = X::fma(vb, X::loadu(c), r);
-        X::storeu(c, r);
-      } else if (lanes > 0) {
-        const __m256i m = X::mask(lanes);
-        typename X::R r = X::mul(acc[i][v], va);
-        if (beta != T(0)) r = X::fma(vb, X::maskload(c, m), r);
-        X::maskstore(c, m, r);
-      }
-    }
-  }
-}
-
-#define LAMINA_UKERNEL(NAME, T, MR, NV)                                                       \
-  void NAME##_packed(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,        \
-                     int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,            \
-                     int64_t nv) {                                                            \
-    ukernel<T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);       \
-  }                                                                                           \
-  void NAME##_strided(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,       \
-                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,           \
-                      int64_t nv) {                                                           \
-    ukernel<T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);      \
-  }
-
-LAMINA_UKERNEL(f32_6x16, float, 6, 2)
-LAMINA_UKERNEL(f32_12x8, float, 12, 1)
-LAMINA_UKERNEL(f64_6x8, double, 6, 2)
-LAMINA_UKERNEL(f64_12x4, double, 12, 1)
+LAMINA_UKERNEL(V, f32_6x16, float, 6, 2)
+LAMINA_UKERNEL(V, f32_12x8, float, 12, 1)
+LAMINA_UKERNEL(V, f64_6x8, double, 6, 2)
+LAMINA_UKERNEL(V, f64_12x4, double, 12, 1)
 #undef LAMINA_UKERNEL
 
 }  // namespace

@@ -1,0 +1,117 @@
+// The register-blocked GEMM micro-kernel body shared by the ISA translation units
+// (gemm_kernel_avx2.cpp, gemm_kernel_avx512.cpp; contract in gemm_kernel.h). Each TU includes
+// it after <immintrin.h> and instantiates it with its own vector traits VT<T>, which give:
+//   R (register type), W (lanes), zero, set1, bcast, loadu, storeu, fma, mul,
+//   mask(lanes) for 0 < lanes < W, maskload(p, m), maskstore(p, m, x).
+// The anonymous namespace is deliberate: every TU gets its own copy, compiled with its own
+// ISA flags, so the linker can never hand one TU's instructions to a CPU that lacks them.
+#pragma once
+#include <cstdint>
+
+namespace lamina {
+namespace {
+
+// MR rows x NV vectors: MR*NV accumulators stay in registers for the whole k loop (all loops
+// over i and v are unrolled). kPacked: a_rs = 1, a_cs = MR known at compile time.
+template <template <class> class VT, class T, int MR, int NV, bool kPacked>
+__attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64_t a_rs,
+                                                   int64_t a_cs, const T* Bp, int64_t b_rs,
+                                                   T* C, int64_t ldc, T alpha, T beta,
+                                                   int64_t mv, int64_t nv) {
+  using X = VT<T>;
+  constexpr int W = X::W;
+  const int64_t rs = kPacked ? 1 : a_rs;
+  const int64_t cs = kPacked ? MR : a_cs;
+  typename X::R acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = X::zero();
+
+  // Fetch the C tile while the k loop runs: every 64-byte line of each row, with write intent
+  // where the TU's flags allow it (prefetchw), since for short K (a conv's dX with K = 16)
+  // the C traffic is the cost.
+  constexpr int kRowBytes = NV * W * int(sizeof(T));
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int off = 0; off < kRowBytes; off += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(C + i * ldc) + off, 1, 3);
+
+  // A rows in groups of 3 (base + {0, 1, 2} * rs): few integer registers for a strided A.
+  constexpr int G = (MR + 2) / 3;
+  const T* ag[G];
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g) ag[g] = A + 3 * g * rs;
+
+#pragma GCC unroll 1
+  for (int64_t k = 0; k < kc; ++k) {
+    typename X::R bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = X::loadu(Bp + v * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const typename X::R ai = X::bcast(ag[i / 3] + (i % 3) * rs);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = X::fma(ai, bv[v], acc[i][v]);
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) ag[g] += cs;
+    Bp += b_rs;
+  }
+
+  const typename X::R va = X::set1(alpha);
+  const typename X::R vb = X::set1(beta);
+  if (mv == MR && nv == NV * W) {
+    if (beta == T(0)) {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) X::storeu(C + i * ldc + v * W, X::mul(acc[i][v], va));
+    } else {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          T* c = C + i * ldc + v * W;
+          X::storeu(c, X::fma(acc[i][v], va, X::mul(vb, X::loadu(c))));
+        }
+    }
+    return;
+  }
+  // Edge tile: only rows < mv and columns < nv are read or written (masked partial vectors).
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int64_t lanes = nv - v * W;
+      T* c = C + i * ldc + v * W;
+      if (lanes >= W) {
+        typename X::R r = X::mul(acc[i][v], va);
+        if (beta != T(0)) r = X::fma(vb, X::loadu(c), r);
+        X::storeu(c, r);
+      } else if (lanes > 0) {
+        const auto m = X::mask(lanes);
+        typename X::R r = X::mul(acc[i][v], va);
+        if (beta != T(0)) r = X::fma(vb, X::maskload(c, m), r);
+        X::maskstore(c, m, r);
+      }
+    }
+  }
+}
+
+#define LAMINA_UKERNEL(VT, NAME, T, MR, NV)                                                     \
+  void NAME##_packed(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,        \
+                     int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,            \
+                     int64_t nv) {                                                            \
+    ukernel<VT, T, MR, NV, true>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);   \
+  }                                                                                           \
+  void NAME##_strided(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const T* Bp,       \
+                      int64_t b_rs, T* C, int64_t ldc, T alpha, T beta, int64_t mv,           \
+                      int64_t nv) {                                                           \
+    ukernel<VT, T, MR, NV, false>(kc, A, a_rs, a_cs, Bp, b_rs, C, ldc, alpha, beta, mv, nv);  \
+  }
+
+}  // namespace
+}  // namespace lamina
