@@ -430,6 +430,35 @@ void note_join_wait(double start_s, double work_s, double wait_s) {
   }
 }
 
+// Threads for `flops` of work: at most max_threads, and 1 inside another kernel's parallel
+// loop or while the load backoff holds.
+int gemm_threads(double flops, int max_threads) {
+  int nt = std::min(threads_for(flops, kMinFlopsPerThread), max_threads);
+  if (omp_in_parallel()) nt = 1;
+  if (nt > 1 && g_override.load_backoff &&
+      omp_get_wtime() < g_single_until.load(std::memory_order_relaxed))
+    nt = 1;
+  return nt;
+}
+
+// worker() on each of nt threads (inline for nt <= 1); the workers claim their own work, and
+// the join is timed for the load backoff.
+template <class F>
+void run_team(int nt, F&& worker) {
+  if (nt <= 1) {
+    worker();
+    return;
+  }
+  const double t0 = omp_get_wtime();
+  double t_master_done = t0;
+#pragma omp parallel num_threads(nt)
+  {
+    worker();
+    if (omp_get_thread_num() == 0) t_master_done = omp_get_wtime();
+  }
+  note_join_wait(t0, t_master_done - t0, omp_get_wtime() - t_master_done);
+}
+
 // Task tile (mc x nc): at least `target` tasks when the work allows, A-repacking amortized.
 struct TaskGrid {
   int64_t mc, nc, tm, tn;
@@ -493,25 +522,12 @@ void gemm_ksplit(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T al
               transB ? B + k0 : B + k0 * ldb, ldb, T(0), part + c * mn, N,
               static_cast<const Epilogue<T>*>(nullptr), 1);
   };
-  int nt = std::min(threads_for(2.0 * double(mn) * double(K), kMinFlopsPerThread), max_threads);
-  nt = static_cast<int>(std::min<int64_t>(nt, nchunks));
-  if (omp_in_parallel()) nt = 1;
-  if (nt > 1 && g_override.load_backoff &&
-      omp_get_wtime() < g_single_until.load(std::memory_order_relaxed))
-    nt = 1;
-  if (nt <= 1) {
-    for (int64_t c = 0; c < nchunks; ++c) chunk(c);
-  } else {
-    const double t0 = omp_get_wtime();
-    double t_master_done = t0;
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(dynamic, 1) nowait
-      for (int64_t c = 0; c < nchunks; ++c) chunk(c);
-      if (omp_get_thread_num() == 0) t_master_done = omp_get_wtime();
-    }
-    note_join_wait(t0, t_master_done - t0, omp_get_wtime() - t_master_done);
-  }
+  const int nt = static_cast<int>(
+      std::min<int64_t>(gemm_threads(2.0 * double(mn) * double(K), max_threads), nchunks));
+  std::atomic<int64_t> next{0};
+  run_team(nt, [&]() {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) chunk(c);
+  });
   // Chunks summed in order 0, 1, 2, ...: the same bits whichever thread computed which chunk.
   for (int64_t i = 0; i < M; ++i) {
     T* c = C + i * ldc;
@@ -607,11 +623,7 @@ void gemm_skinny(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T al
     for (int64_t o = o0; o < o1; ++o) C[o * incy] = t[o];
   };
 
-  int nt = std::min(threads_for(2.0 * double(n) * double(K), kMinFlopsPerThread), max_threads);
-  if (omp_in_parallel()) nt = 1;
-  if (nt > 1 && g_override.load_backoff &&
-      omp_get_wtime() < g_single_until.load(std::memory_order_relaxed))
-    nt = 1;
+  const int nt = gemm_threads(2.0 * double(n) * double(K), max_threads);
   // Chunks of >= 64 outputs (whole cache lines of C and, in axpy form, of Mat's rows), about
   // four per thread, claimed dynamically so a descheduled thread does not stall the other.
   const int64_t chunk = std::max<int64_t>(64, round_up(ceil_div(n, 4 * int64_t(nt)), 64));
@@ -695,12 +707,10 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   const int64_t ncols_max = std::min<int64_t>(N, NC);
   T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * size_t(round_up(ncols_max, NR) * K)));
 
-  int nt = threads_for(2.0 * double(M) * double(N) * double(K), kMinFlopsPerThread);
-  nt = std::min(nt, max_threads);
-  if (omp_in_parallel()) nt = 1;  // called from inside another kernel's parallel loop
-  if (nt > 1 && g_override.load_backoff &&
-      omp_get_wtime() < g_single_until.load(std::memory_order_relaxed))
-    nt = 1;
+  const int nt = gemm_threads(2.0 * double(M) * double(N) * double(K), max_threads);
+  const int64_t mc_max = g_override.mc > 0                          ? g_override.mc
+                         : NR * int64_t(sizeof(T)) >= 128 ? Blocking<T>::MC_zmm
+                                                            : Blocking<T>::MC;
 
   // One parallel region per jc step with a single shared task list: first the B-panel packs,
   // then the C blocks. Threads claim tasks with an atomic counter, so there is no barrier
@@ -709,9 +719,6 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t ncols = std::min(NC, N - jc);
     const int64_t npanels = ceil_div(ncols, NR);
-    const int64_t mc_max = g_override.mc > 0                          ? g_override.mc
-                           : NR * int64_t(sizeof(T)) >= 128 ? Blocking<T>::MC_zmm
-                                                              : Blocking<T>::MC;
     const TaskGrid g = partition(M, ncols, K, MR, NR, mc_max, nt, p.packA);
     const int64_t ntasks = npanels + g.tm * g.tn;
     std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));
@@ -732,20 +739,8 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
         }
       }
     };
-    const int nt_jc = static_cast<int>(std::min<int64_t>(nt, ntasks));
-    if (nt_jc <= 1) {
-      worker();
-    } else {
-      const double t0 = omp_get_wtime();
-      double t_master_done = t0;
-#pragma omp parallel num_threads(nt_jc)
-      {
-        worker();
-        if (omp_get_thread_num() == 0) t_master_done = omp_get_wtime();
-      }
-      // (end of the region: no thread repacks B for the next jc while another still reads it)
-      note_join_wait(t0, t_master_done - t0, omp_get_wtime() - t_master_done);
-    }
+    // (the join ends the step: no thread repacks B for the next jc while another reads it)
+    run_team(static_cast<int>(std::min<int64_t>(nt, ntasks)), worker);
   }
 }
 
