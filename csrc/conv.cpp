@@ -12,6 +12,7 @@
 
 #include "cpu.h"
 #include "gemm.h"
+#include "workspace.h"
 
 namespace lamina {
 
@@ -35,13 +36,8 @@ const char* conv_params_error(const ConvParams& p) {
 // Each thread keeps one growable workspace across calls: no allocation per image.
 template <class T>
 static T* thread_workspace(int64_t n) {
-  static thread_local std::vector<T> buf;
-  if (static_cast<int64_t>(buf.size()) < n) {
-    buf.clear();
-    buf.shrink_to_fit();
-    buf.resize(static_cast<size_t>(n));
-  }
-  return buf.data();
+  static thread_local AlignedBuffer buf;
+  return buf.elems<T>(n);
 }
 
 // Smallest o >= 0 with o*s >= a (a may be negative).

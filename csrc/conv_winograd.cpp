@@ -16,6 +16,7 @@
 #include "conv.h"
 #include "cpu.h"
 #include "gemm.h"
+#include "workspace.h"
 #define LAMINA_WINO_NS wino_portable
 #include "conv_winograd_tf.h"
 
@@ -25,14 +26,9 @@ namespace {
 std::atomic<int> g_algo{0};
 
 template <class T>
-T* winograd_workspace(int64_t n) {
-  static thread_local std::vector<T> buf;
-  if (static_cast<int64_t>(buf.size()) < n) {
-    buf.clear();
-    buf.shrink_to_fit();
-    buf.resize(static_cast<size_t>(n));
-  }
-  return buf.data();
+T* winograd_workspace(int64_t n) {  // its own buffer: the im2col path's may be live around it
+  static thread_local AlignedBuffer buf;
+  return buf.elems<T>(n);
 }
 
 constexpr int64_t kWinoChunkBytes = int64_t(2) << 20;  // V (16, C, tiles) per chunk; 0.25-2 MiB measured alike

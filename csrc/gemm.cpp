@@ -23,13 +23,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <thread>
 #include <vector>
 
 #include "activation.h"
 #include "cpu.h"
 #include "gemm_kernel.h"
+#include "workspace.h"
 
 namespace lamina {
 
@@ -93,32 +93,17 @@ constexpr double kMinFlopsPerTask = 1e6;           // tasks of >= ~10 us keep cl
 constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
 constexpr int64_t kSmallBBytes = 24 << 10;  // a task's K x nc slice of B this small: C is walked row strip by row strip
 constexpr int64_t kMaxSkinny = 4;  // M or N up to this goes through the matrix-vector path
-constexpr int64_t kMaxMInPlaceB = 512;
+constexpr int64_t kMaxMInPlaceB = 512;  // up to this M, row-major B is read in place (packing would not pay off)
 // K-split: a small C over a long K (a conv weight gradient: Cout x Cin*kh*kw summed over
 // batch x pixels) has too few C tiles for two threads; such K is cut into fixed chunks whose
 // partial products are summed in a fixed order, so the result is the same for any thread count.
 constexpr int64_t kKSplitMinK = 8192;
 constexpr int64_t kKSplitChunk = 4096;   // < kKSplitMinK: a chunk never splits again
-constexpr double kKSplitMaxMN = 128 * 128;  // up to this M, row-major B is read in place (packing would not pay off)
+constexpr double kKSplitMaxMN = 128 * 128;  // C elements: the partials stay in L1/L2
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// A 64-byte aligned buffer that only grows: packing buffers are reused across calls and tiles.
-struct AlignedBuffer {
-  void* ptr = nullptr;
-  size_t cap = 0;
-  ~AlignedBuffer() { std::free(ptr); }
-  void* get(size_t bytes) {
-    if (bytes > cap) {
-      std::free(ptr);
-      cap = static_cast<size_t>(round_up(static_cast<int64_t>(bytes), 4096));
-      ptr = std::aligned_alloc(64, cap);
-      if (!ptr) { cap = 0; throw std::bad_alloc(); }
-    }
-    return ptr;
-  }
-};
 thread_local AlignedBuffer tl_pack_a;  // each thread's mc x KC block of A
 thread_local AlignedBuffer tl_pack_b;  // the calling thread's K x NC panel of B, shared with its team
 
@@ -349,7 +334,7 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
               int64_t mlen, int64_t j0, int64_t nlen) {
   const int MR = p.kern.mr, NR = p.kern.nr;
   const int64_t npan_a = ceil_div(mlen, MR);
-  T* Ap = static_cast<T*>(tl_pack_a.get(sizeof(T) * size_t(npan_a * MR * p.kc)));
+  T* Ap = tl_pack_a.elems<T>(npan_a * MR * p.kc);
   const int64_t a_rs = p.transA ? 1 : p.lda, a_cs = p.transA ? p.lda : 1;
 
   for (int64_t pc = 0; pc < p.K; pc += p.kc) {
@@ -515,7 +500,7 @@ void gemm_ksplit(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T al
                  int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                  const Epilogue<T>* ep, int max_threads) {
   const int64_t nchunks = ceil_div(K, kKSplitChunk), mn = M * N;
-  T* part = static_cast<T*>(tl_ksplit.get(sizeof(T) * size_t(nchunks * mn)));
+  T* part = tl_ksplit.elems<T>(nchunks * mn);
   auto chunk = [&](int64_t c) {  // part[c] = alpha * op(A)[:, k0:k1] @ op(B)[k0:k1, :]
     const int64_t k0 = c * kKSplitChunk, kl = std::min(kKSplitChunk, K - k0);
     gemm_impl(transA, transB, M, N, kl, alpha, transA ? A + k0 * lda : A + k0, lda,
@@ -590,7 +575,7 @@ void gemm_skinny(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T al
     bias_along_out = axis == BiasAxis::per_row;
   }
   const bool gather_x = dot && incx != 1;  // dot kernels read x as one contiguous vector
-  T* t = static_cast<T*>(tl_skinny.get(sizeof(T) * size_t(n + (gather_x ? K : 0))));
+  T* t = tl_skinny.elems<T>(n + (gather_x ? K : 0));
   if (gather_x) {
     T* xc = t + n;
     for (int64_t k = 0; k < K; ++k) xc[k] = x[k * incx];
@@ -705,7 +690,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   const int64_t nc_budget = std::max<int64_t>(NR, kBPanelBytes / (K * int64_t(sizeof(T))) / NR * NR);
   const int64_t NC = std::min<int64_t>(Blocking<T>::NC, nc_budget);
   const int64_t ncols_max = std::min<int64_t>(N, NC);
-  T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * size_t(round_up(ncols_max, NR) * K)));
+  T* Bp = tl_pack_b.elems<T>(round_up(ncols_max, NR) * K);
 
   const int nt = gemm_threads(2.0 * double(M) * double(N) * double(K), max_threads);
   const int64_t mc_max = g_override.mc > 0                          ? g_override.mc
