@@ -74,17 +74,14 @@ namespace {
 // MR x NR come from the micro-kernel (GemmKernel::mr/nr): 6 x 16 f32 / 6 x 8 f64 on AVX2,
 // i.e. 12 ymm accumulators + 2 B vectors + 1 A broadcast = 15 of the 16 ymm registers; on
 // AVX-512 8 x 32 / 12 x 32 / 24 x 16 f32 (half that width for f64) of the 32 zmm registers.
+// MC, the rows of the A block a task keeps in L2, comes with the tile too (GemmKernel::mc).
 template <class T> struct Blocking;
 template <> struct Blocking<float> {
   static constexpr int64_t KC = 256;   // B micro-panel KC x NR x 4 B = 16 KiB: half of L1d, A's micro-panel beside it
-  static constexpr int64_t MC = 144;   // A block MC x KC x 4 B = 144 KiB: resident in L2 while jr sweeps B
-  static constexpr int64_t MC_zmm = 96;  // with a 32-wide zmm tile: 96 KiB (measured 1024^3 2 thr: 0.92 -> 0.96x OpenBLAS)
   static constexpr int64_t NC = 4080;  // packed B panel K x NC, further capped at kBPanelBytes: stays in L3
 };
 template <> struct Blocking<double> {
   static constexpr int64_t KC = 256;   // B micro-panel KC x NR x 8 B = 16 KiB: half of L1d
-  static constexpr int64_t MC = 72;    // A block MC x KC x 8 B = 144 KiB: resident in L2
-  static constexpr int64_t MC_zmm = 48;  // with a 16-wide zmm tile: 96 KiB (2048^3 2 thr: 0.80 -> 0.88x)
   static constexpr int64_t NC = 2040;  // packed B panel K x NC, capped at kBPanelBytes: stays in L3
 };
 constexpr int64_t kBPanelBytes = int64_t(4) << 20;  // 4 MiB of the 32 MiB L3 for packed B (shared with other work)
@@ -136,11 +133,11 @@ void portable_ukernel(int64_t kc, const T* A, int64_t a_rs, int64_t a_cs, const 
 template <class T> GemmKernel<T> portable_kernel();
 template <> GemmKernel<float> portable_kernel<float>() {
   return {6, 8, portable_ukernel<float, 6, 8, true>, portable_ukernel<float, 6, 8, false>,
-          "portable 6x8 f32"};
+          "portable 6x8 f32", 144, false};
 }
 template <> GemmKernel<double> portable_kernel<double>() {
   return {6, 4, portable_ukernel<double, 6, 4, true>, portable_ukernel<double, 6, 4, false>,
-          "portable 6x4 f64"};
+          "portable 6x4 f64", 72, false};
 }
 
 GemmPathOverride g_override;
@@ -672,14 +669,12 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   // from, and skipping the (transposing) pack measured faster on every shape here, unless the
   // row stride is a multiple of 2 KiB (the MR rows crowd into one or two L1 sets). Transposed A (a column of
   // op(A) per cache line, kc lines per micro-panel) is packed once K and the B reuse are big
-  // for the AVX2 tiles; the AVX-512 tiles read it in place too (MR values of one k are 1-2
-  // whole lines; measured f32 400x256x120 TN 0.87 -> 1.04x, f64 784x256x300 1.03 -> 1.08x
-  // OpenBLAS), again unless the stride aliases.
+  // for tiles that do not read it in place (GemmKernel::trans_a_in_place); the others pack
+  // it, like a row-major A, only when the stride aliases.
   const bool aliased = (lda * int64_t(sizeof(T))) % 2048 == 0;
-  const bool zmm_tile = active_isa() == Isa::avx512 && NR * int64_t(sizeof(T)) >= 64 && MR >= 8;
   p.packA = g_override.pack_a >= 0 ? g_override.pack_a != 0
-            : (transA && !zmm_tile) ? (K >= 128 && N > 2 * NR)
-                                    : (aliased && N > 4 * NR && M > MR);
+            : (transA && !p.kern.trans_a_in_place) ? (K >= 128 && N > 2 * NR)
+                                                   : (aliased && N > 4 * NR && M > MR);
 
   // Packing B costs a visible share of the math unless M is large (each B micro-panel then
   // meets many A micro-panels); a row-major B is read in place instead, unless its row
@@ -693,9 +688,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   T* Bp = tl_pack_b.elems<T>(round_up(ncols_max, NR) * K);
 
   const int nt = gemm_threads(2.0 * double(M) * double(N) * double(K), max_threads);
-  const int64_t mc_max = g_override.mc > 0                          ? g_override.mc
-                         : NR * int64_t(sizeof(T)) >= 128 ? Blocking<T>::MC_zmm
-                                                            : Blocking<T>::MC;
+  const int64_t mc_max = g_override.mc > 0 ? g_override.mc : p.kern.mc;
 
   // One parallel region per jc step with a single shared task list: first the B-panel packs,
   // then the C blocks. Threads claim tasks with an atomic counter, so there is no barrier

@@ -32,6 +32,8 @@ struct GemmKernel {
   GemmUkernel<T> packed;      // A packed (a_rs = 1, a_cs = mr): constant offsets, one pointer
   GemmUkernel<T> strided;     // A read in place with any (a_rs, a_cs)
   const char* name;
+  int mc;                     // rows of the A block a task keeps in L2 (a multiple of mr)
+  bool trans_a_in_place;      // reads a transposed A in place (else it is packed once K, N are big)
 };
 
 #if defined(LAMINA_X86)

@@ -59,16 +59,17 @@ LAMINA_UKERNEL(V, f64_12x4, double, 12, 1)
 }  // namespace
 
 GemmKernel<float> gemm_kernel_avx2_f32_main() {
-  return {6, 16, f32_6x16_packed, f32_6x16_strided, "avx2 6x16 f32"};
+  // A block 144 x KC x 4 B = 144 KiB (72 x KC x 8 B for double): resident in L2.
+  return {6, 16, f32_6x16_packed, f32_6x16_strided, "avx2 6x16 f32", 144, false};
 }
 GemmKernel<float> gemm_kernel_avx2_f32_narrow() {
-  return {12, 8, f32_12x8_packed, f32_12x8_strided, "avx2 12x8 f32"};
+  return {12, 8, f32_12x8_packed, f32_12x8_strided, "avx2 12x8 f32", 144, false};
 }
 GemmKernel<double> gemm_kernel_avx2_f64_main() {
-  return {6, 8, f64_6x8_packed, f64_6x8_strided, "avx2 6x8 f64"};
+  return {6, 8, f64_6x8_packed, f64_6x8_strided, "avx2 6x8 f64", 72, false};
 }
 GemmKernel<double> gemm_kernel_avx2_f64_narrow() {
-  return {12, 4, f64_12x4_packed, f64_12x4_strided, "avx2 12x4 f64"};
+  return {12, 4, f64_12x4_packed, f64_12x4_strided, "avx2 12x4 f64", 72, false};
 }
 
 // ---- skinny (matrix-vector) kernels for M == 1 / N == 1, see gemm_kernel.h ----------------
