@@ -56,16 +56,20 @@ def operands(M, K, N, ta, tb, dtype, rng):
 STAT = statistics.median  # --stat min: best of the reps, robust when other processes share the cores
 
 
-def median_time(fn, reps, min_time=0.02):
-    # Let the previous library's idle threads go to sleep first: OpenBLAS's workers yield-spin
-    # for ~0.1 s after a call and would otherwise sit on the core the next library needs.
-    time.sleep(0.15)
-    # Then ~20 ms of untimed calls, so every library is timed in its steady state: the first
-    # calls after an idle pause wait for halted vCPUs to be rescheduled (0.2-1 ms on this VM).
+def settle_and_warm(fn, pause=0.15, warm=0.02):
+    """Before timing a library: an idle pause, so the previous library's idle threads go to
+    sleep (OpenBLAS's workers yield-spin ~0.1 s after a call and would sit on the core the
+    next library needs); then `warm` seconds of untimed calls, so every library is timed in
+    its steady state (the first calls after a pause wait for halted vCPUs, 0.2-1 ms here)."""
+    time.sleep(pause)
     t_warm = time.perf_counter()
     fn()
-    while time.perf_counter() - t_warm < 0.02:
+    while time.perf_counter() - t_warm < warm:
         fn()
+
+
+def median_time(fn, reps, min_time=0.02):
+    settle_and_warm(fn)
     # choose an inner loop count so each timed sample is >= min_time
     t0 = time.perf_counter(); fn(); one = time.perf_counter() - t0
     inner = max(1, int(min_time / max(one, 1e-7)))
@@ -101,8 +105,7 @@ class Limits:
 
 def interleaved_times(fns, rounds, min_time=0.02):
     """STAT of per-call seconds for each fn, timed in rounds A B C A B C ...: one block of
-    >= min_time per library per round, each after an idle pause and ~20 ms of untimed calls.
-    A noisy phase of the shared machine then hits every library alike."""
+    >= min_time per library per round, each after settle_and_warm. A noisy phase of the shared machine then hits every library alike."""
     inner = []
     for fn in fns:
         fn()
@@ -111,11 +114,7 @@ def interleaved_times(fns, rounds, min_time=0.02):
     samples = [[] for _ in fns]
     for _ in range(rounds):
         for fn, k, acc in zip(fns, inner, samples):
-            time.sleep(0.15)
-            t_warm = time.perf_counter()
-            fn()
-            while time.perf_counter() - t_warm < 0.02:
-                fn()
+            settle_and_warm(fn)
             t0 = time.perf_counter()
             for _ in range(k):
                 fn()

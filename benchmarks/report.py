@@ -412,6 +412,7 @@ def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=tim
     speed for lamina and PyTorch alike. After each pause every library runs ~20 ms of untimed
     calls first, so all are timed in their steady state (the first calls after an idle pause
     wait for halted vCPUs to be rescheduled, 0.2-1 ms each on this VM)."""
+    from bench_gemm import settle_and_warm  # one idle-pause + warm-up rule for every benchmark
     est = []
     for fn in fns:
         fn()  # warm-up
@@ -427,11 +428,7 @@ def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=tim
         per_block = max(1, math.ceil(reps / cycles))
         for _ in range(cycles):
             for fn, k, acc in zip(fns, inner, samples):
-                time.sleep(idle_gap)
-                t_warm = time.perf_counter()
-                fn()  # re-warm after the pause
-                while time.perf_counter() - t_warm < 0.02:
-                    fn()
+                settle_and_warm(fn, pause=idle_gap)
                 for _ in range(per_block):
                     t0 = clock()
                     for _ in range(k):
