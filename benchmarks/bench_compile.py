@@ -76,14 +76,9 @@ def _torch_step(model_name, batch, threads):
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    import torch_ref
     nn = torch.nn
-    if model_name == "mlp":
-        net = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                            nn.Linear(100, 10))
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-                            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
-                            nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    net = torch_ref.model(model_name)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))

@@ -57,7 +57,7 @@ def _reexec_without_openblas_overrides():
 
 
 def _add_paths():
-    sys.path.insert(0, HERE)  # numpy_ref, bench_conv, bench_gemm
+    sys.path.insert(0, HERE)  # numpy_ref, torch_ref, bench_conv, bench_gemm
     try:
         import lamina  # noqa: F401
     except ImportError:  # a checkout without an install
@@ -566,14 +566,10 @@ def e2e_child(spec):
     if impl == "torch":
         import torch
         torch.set_num_threads(threads)
+        _add_paths()
+        import torch_ref
         nn = torch.nn
-        if model_name == "mlp":
-            net = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                                nn.Linear(100, 10))
-        else:
-            net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-                                nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
-                                nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        net = torch_ref.model(model_name)
         params = list(net.parameters())
         assert [tuple(p.shape) for p in params] == [w.shape for w in weights], "torch model != lamina model"
         with torch.no_grad():

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import numpy_ref as R
+import torch_ref
 import lamina
 import lamina.nn.functional as F
 
@@ -60,13 +61,7 @@ def make_step(impl, model_name):
     weights = _initial_weights(model_name)
     if impl == "torch":
         nn = torch.nn
-        if model_name == "mlp":
-            net = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                                nn.Linear(100, 10))
-        else:
-            net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-                                nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
-                                nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        net = torch_ref.model(model_name)
         with torch.no_grad():
             for p, w in zip(net.parameters(), weights, strict=True):
                 p.copy_(torch.from_numpy(w))
