@@ -12,12 +12,14 @@ file beside `path`, then renamed over it.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
-import uuid
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
+
+from .serialization import atomic_write_bytes
 
 __all__ = ["filters", "curves", "tile_filters"]
 
@@ -47,21 +49,11 @@ def _to_numpy(weight, name="weight") -> np.ndarray:
 
 def _save(fig, canvas_cls, path) -> str:
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     canvas_cls(fig)
-    # a unique temporary name beside `path` (same file system, so the rename is atomic)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    # readers see the old file or the new one, never half of one
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
