@@ -21,6 +21,18 @@ static inline void take(T v, int64_t vi, T& m, int64_t& mi) {
   mi = t ? vi : mi;
 }
 
+// Vector step of the same rule: where v > m or v is NaN, take v and its offset code.
+static inline void take(__m256 v, __m256 code, __m256& m, __m256& off) {
+  const __m256 t = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  m = _mm256_blendv_ps(m, v, t);
+  off = _mm256_blendv_ps(off, code, t);
+}
+static inline void take(__m256d v, __m256d code, __m256d& m, __m256d& off) {
+  const __m256d t = _mm256_or_pd(_mm256_cmp_pd(v, m, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+  m = _mm256_blendv_pd(m, v, t);
+  off = _mm256_blendv_pd(off, code, t);
+}
+
 void max_pool2x2_plane_avx2(const float* xp, int64_t W, int64_t OH, int64_t OW, float* yp, int64_t* ip) {
   const __m256 c1 = _mm256_castsi256_ps(_mm256_set1_epi32(1));
   const __m256 cW = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(W)));
@@ -41,15 +53,9 @@ void max_pool2x2_plane_avx2(const float* xp, int64_t W, int64_t OH, int64_t OW, 
       const __m256 e1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, 0x88)), 0xD8));
       const __m256 o1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a1, b1, 0xDD)), 0xD8));
       __m256 m = e0, off = _mm256_setzero_ps();  // off: 0, 1, W, W+1 as int32 bits
-      __m256 t = _mm256_or_ps(_mm256_cmp_ps(o0, m, _CMP_GT_OQ), _mm256_cmp_ps(o0, o0, _CMP_UNORD_Q));
-      m = _mm256_blendv_ps(m, o0, t);
-      off = _mm256_blendv_ps(off, c1, t);
-      t = _mm256_or_ps(_mm256_cmp_ps(e1, m, _CMP_GT_OQ), _mm256_cmp_ps(e1, e1, _CMP_UNORD_Q));
-      m = _mm256_blendv_ps(m, e1, t);
-      off = _mm256_blendv_ps(off, cW, t);
-      t = _mm256_or_ps(_mm256_cmp_ps(o1, m, _CMP_GT_OQ), _mm256_cmp_ps(o1, o1, _CMP_UNORD_Q));
-      m = _mm256_blendv_ps(m, o1, t);
-      off = _mm256_blendv_ps(off, cW1, t);
+      take(o0, c1, m, off);
+      take(e1, cW, m, off);
+      take(o1, cW1, m, off);
       _mm256_storeu_ps(yr + ow, m);
       const __m256i base = _mm256_set1_epi64x(2 * oh * W + 2 * ow);
       const __m256i offi = _mm256_castps_si256(off);
@@ -97,15 +103,9 @@ void max_pool2x2_plane_avx2(const double* xp, int64_t W, int64_t OH, int64_t OW,
       const __m256d e1 = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a1, b1), 0xD8);
       const __m256d o1 = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a1, b1), 0xD8);
       __m256d m = e0, off = _mm256_setzero_pd();  // off: 0, 1, W, W+1 as int64 bits
-      __m256d t = _mm256_or_pd(_mm256_cmp_pd(o0, m, _CMP_GT_OQ), _mm256_cmp_pd(o0, o0, _CMP_UNORD_Q));
-      m = _mm256_blendv_pd(m, o0, t);
-      off = _mm256_blendv_pd(off, c1, t);
-      t = _mm256_or_pd(_mm256_cmp_pd(e1, m, _CMP_GT_OQ), _mm256_cmp_pd(e1, e1, _CMP_UNORD_Q));
-      m = _mm256_blendv_pd(m, e1, t);
-      off = _mm256_blendv_pd(off, cW, t);
-      t = _mm256_or_pd(_mm256_cmp_pd(o1, m, _CMP_GT_OQ), _mm256_cmp_pd(o1, o1, _CMP_UNORD_Q));
-      m = _mm256_blendv_pd(m, o1, t);
-      off = _mm256_blendv_pd(off, cW1, t);
+      take(o0, c1, m, off);
+      take(e1, cW, m, off);
+      take(o1, cW1, m, off);
       _mm256_storeu_pd(yr + ow, m);
       const __m256i base = _mm256_set1_epi64x(2 * oh * W + 2 * ow);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + ow),
