@@ -10,33 +10,13 @@
 #include <cstdint>
 
 #include "activation.h"
+#include "simd_avx2.h"
 
 namespace lamina {
 namespace {
 
-// ---- one set of overloads per vector type, so the math below is written once -------------
-struct F32 {
-  using V = __m256;
-  using S = float;
-  static constexpr int W = 8;
-  static V set(float a) { return _mm256_set1_ps(a); }
-  static V zero() { return _mm256_setzero_ps(); }
-  static V load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static void stream(float* p, V v) { _mm256_stream_ps(p, v); }
-  static __m256i mask(int64_t k) {  // lanes [0, k) on
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static V load(const float* p, int64_t k) { return _mm256_maskload_ps(p, mask(k)); }
-  static void store(float* p, V v, int64_t k) { _mm256_maskstore_ps(p, mask(k), v); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V div(V a, V b) { return _mm256_div_ps(a, b); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V fnma(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }  // c - a*b
-  static V max(V a, V b) { return _mm256_max_ps(a, b); }  // b if either is NaN
-  static V min(V a, V b) { return _mm256_min_ps(a, b); }
+// ---- one set of overloads per vector type (simd_avx2.h's, plus the math below) -------------
+struct F32 : avx2::F32 {  // + the comparisons, selects and exp/log pieces below
   static V gt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
   static V ge(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
   static V lt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
@@ -122,28 +102,7 @@ struct F32 {
   }
 };
 
-struct F64 {
-  using V = __m256d;
-  using S = double;
-  static constexpr int W = 4;
-  static V set(double a) { return _mm256_set1_pd(a); }
-  static V zero() { return _mm256_setzero_pd(); }
-  static V load(const double* p) { return _mm256_loadu_pd(p); }
-  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
-  static void stream(double* p, V v) { _mm256_stream_pd(p, v); }
-  static __m256i mask(int64_t k) {
-    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
-  }
-  static V load(const double* p, int64_t k) { return _mm256_maskload_pd(p, mask(k)); }
-  static void store(double* p, V v, int64_t k) { _mm256_maskstore_pd(p, mask(k), v); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
-  static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
-  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static V div(V a, V b) { return _mm256_div_pd(a, b); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static V fnma(V a, V b, V c) { return _mm256_fnmadd_pd(a, b, c); }
-  static V max(V a, V b) { return _mm256_max_pd(a, b); }
-  static V min(V a, V b) { return _mm256_min_pd(a, b); }
+struct F64 : avx2::F64 {
   static V gt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
   static V ge(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_GE_OQ); }
   static V lt(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }

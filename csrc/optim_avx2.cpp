@@ -12,46 +12,13 @@
 
 #include <cstdint>
 
+#include "simd_avx2.h"
+
 namespace lamina {
 namespace {
 
-struct F32 {
-  using V = __m256;
-  using S = float;
-  static constexpr int W = 8;
-  static V set(float a) { return _mm256_set1_ps(a); }
-  static __m256i mask(int64_t k) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static V load(const float* p) { return _mm256_loadu_ps(p); }
-  static V load(const float* p, int64_t k) { return _mm256_maskload_ps(p, mask(k)); }
-  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static void store(float* p, V v, int64_t k) { _mm256_maskstore_ps(p, mask(k), v); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V div(V a, V b) { return _mm256_div_ps(a, b); }
-  static V sqrt(V a) { return _mm256_sqrt_ps(a); }
-  static V max(V a, V b) { return _mm256_max_ps(a, b); }  // a > b ? a : b (b for NaN)
-};
-
-struct F64 {
-  using V = __m256d;
-  using S = double;
-  static constexpr int W = 4;
-  static V set(double a) { return _mm256_set1_pd(a); }
-  static __m256i mask(int64_t k) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3)); }
-  static V load(const double* p) { return _mm256_loadu_pd(p); }
-  static V load(const double* p, int64_t k) { return _mm256_maskload_pd(p, mask(k)); }
-  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
-  static void store(double* p, V v, int64_t k) { _mm256_maskstore_pd(p, mask(k), v); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
-  static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
-  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static V div(V a, V b) { return _mm256_div_pd(a, b); }
-  static V sqrt(V a) { return _mm256_sqrt_pd(a); }
-  static V max(V a, V b) { return _mm256_max_pd(a, b); }
-};
+using F32 = avx2::F32;
+using F64 = avx2::F64;
 
 template <class K, int kDecay /*0 none, 1 L2 into grad, 2 decoupled*/, bool kAmsgrad>
 void adam_range(int64_t i0, int64_t i1, typename K::S* p, const typename K::S* grad, typename K::S* m,
