@@ -1,5 +1,6 @@
 // _C.sgd_step / _C.adam_step: in-place updates of a parameter's numpy buffer.
 #include <string>
+#include <utility>
 
 #include "common.h"
 #include "optim.h"
@@ -22,6 +23,17 @@ T* state_of(const py::array& param, const py::object& obj, const char* name) {
   return p;
 }
 
+// param (written in place) and its gradient: same dtype and shape, not overlapping.
+template <class T>
+std::pair<T*, const T*> param_and_grad(const py::array& param, const py::array& grad) {
+  T* pp = data_of<T>(param, "param", true);
+  check_same_dtype(param, "param", grad, "grad");
+  check_shape(grad, "grad", shape_of(param));
+  const T* gp = data_of<T>(grad, "grad");
+  check_no_alias(param, "param", grad, "grad");
+  return {pp, gp};
+}
+
 }  // namespace
 
 void bind_optim(py::module_& m) {
@@ -34,11 +46,7 @@ void bind_optim(py::module_& m) {
                       ", dampening=", dampening);
         dispatch_float(param, "param", [&](auto tag) {
           using T = decltype(tag);
-          T* pp = data_of<T>(param, "param", true);
-          check_same_dtype(param, "param", grad, "grad");
-          check_shape(grad, "grad", shape_of(param));
-          const T* gp = data_of<T>(grad, "grad");
-          check_no_alias(param, "param", grad, "grad");
+          const auto [pp, gp] = param_and_grad<T>(param, grad);
           T* bp = nullptr;
           if (momentum != 0) {
             if (buf.is_none()) value_error("buf: momentum=", momentum, " needs a momentum buffer, got None");
@@ -68,11 +76,7 @@ first_step=True initialises buf to the gradient as PyTorch does).
         if (step < 1) value_error("step: expected the step count after this update (>= 1), got ", step);
         dispatch_float(param, "param", [&](auto tag) {
           using T = decltype(tag);
-          T* pp = data_of<T>(param, "param", true);
-          check_same_dtype(param, "param", grad, "grad");
-          check_shape(grad, "grad", shape_of(param));
-          const T* gp = data_of<T>(grad, "grad");
-          check_no_alias(param, "param", grad, "grad");
+          const auto [pp, gp] = param_and_grad<T>(param, grad);
           T* mp = state_of<T>(param, exp_avg, "exp_avg");
           T* vp = state_of<T>(param, exp_avg_sq, "exp_avg_sq");
           // Every buffer the step writes must be disjoint from the others and from grad: a shared
