@@ -69,6 +69,18 @@ def _lamina_case(model_name, batch):
     return model, opt, x, y
 
 
+def _eager_step(model, opt, x, y):
+    """One eager lamina training step on the fixed batch (x, y), as a no-argument callable."""
+    xt, yt = lamina.from_numpy(x), lamina.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xt), yt)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def _torch_step(model_name, batch, threads):
     try:
         import torch
@@ -117,14 +129,7 @@ def bench(cases, threads, rounds):
         l_comp = cstep(x, y)
         assert abs(l_eager - l_comp) <= 1e-5 * max(1.0, abs(l_eager)), (l_eager, l_comp)
 
-        xt, yt = lamina.from_numpy(x), lamina.from_numpy(y)
-
-        def eager():
-            opt.zero_grad()
-            loss = F.cross_entropy(model(xt), yt)
-            loss.backward()
-            opt.step()
-
+        eager = _eager_step(model, opt, x, y)
         tstep = _torch_step(model_name, batch, threads)
         fns = [eager, lambda: cstep(x, y)] + ([tstep] if tstep else [])
         te, tc, *rest = _time_interleaved(fns, steps, rounds)
@@ -138,13 +143,7 @@ def bench(cases, threads, rounds):
 def memory(batch=256):
     """Peak bytes allocated during one LeNet-5 step (after warm-up), eager vs compiled."""
     model, opt, x, y = _lamina_case("lenet5", batch)
-    xt, yt = lamina.from_numpy(x), lamina.from_numpy(y)
-
-    def eager():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xt), yt)
-        loss.backward()
-        opt.step()
+    eager = _eager_step(model, opt, x, y)
 
     m2, o2, _, _ = _lamina_case("lenet5", batch)
     step = compile(m2, F.cross_entropy, o2)
