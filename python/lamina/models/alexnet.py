@@ -18,6 +18,15 @@ from .. import nn
 __all__ = ["alexnet"]
 
 
+def _classifier(num_classes, dropout):
+    """fc6-fc8, the same in both layouts: 256 x 6 x 6 -> 4096 -> 4096 -> classes."""
+    return nn.Sequential(OrderedDict([
+        ("drop6", nn.Dropout(dropout)), ("fc6", nn.Linear(256 * 6 * 6, 4096)), ("relu6", nn.ReLU()),
+        ("drop7", nn.Dropout(dropout)), ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()),
+        ("fc8", nn.Linear(4096, num_classes)),
+    ]))
+
+
 def _torchvision(num_classes, dropout):
     features = nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2)), ("relu1", nn.ReLU()),
@@ -29,11 +38,7 @@ def _torchvision(num_classes, dropout):
         ("conv5", nn.Conv2d(256, 256, kernel_size=3, padding=1)), ("relu5", nn.ReLU()),
         ("pool5", nn.MaxPool2d(kernel_size=3, stride=2)),                       # 13 -> 6
     ]))
-    classifier = nn.Sequential(OrderedDict([
-        ("drop6", nn.Dropout(dropout)), ("fc6", nn.Linear(256 * 6 * 6, 4096)), ("relu6", nn.ReLU()),
-        ("drop7", nn.Dropout(dropout)), ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()),
-        ("fc8", nn.Linear(4096, num_classes)),
-    ]))
+    classifier = _classifier(num_classes, dropout)
     return nn.Sequential(OrderedDict([
         ("features", features),
         ("avgpool", nn.AdaptiveAvgPool2d((6, 6))),  # any input size >= 63x63 -> 6x6 for fc6
@@ -53,11 +58,7 @@ def _paper(num_classes, dropout):
         ("conv5", nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2)), ("relu5", nn.ReLU()),
         ("pool5", nn.MaxPool2d(kernel_size=3, stride=2)),                       # 13 -> 6
     ]))
-    classifier = nn.Sequential(OrderedDict([
-        ("drop6", nn.Dropout(dropout)), ("fc6", nn.Linear(256 * 6 * 6, 4096)), ("relu6", nn.ReLU()),
-        ("drop7", nn.Dropout(dropout)), ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()),
-        ("fc8", nn.Linear(4096, num_classes)),
-    ]))
+    classifier = _classifier(num_classes, dropout)
     return nn.Sequential(OrderedDict([
         ("features", features), ("flatten", nn.Flatten()), ("classifier", classifier),
     ]))
