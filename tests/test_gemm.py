@@ -1,5 +1,7 @@
 """lamina._C.gemm / gemm_batched vs numpy: transposes, strided views, alpha/beta, epilogues,
 threads, every ISA path the CPU has, and the error messages for bad input."""
+import math
+
 import numpy as np
 import pytest
 
@@ -198,7 +200,9 @@ def test_fma_peak_probe():
     # The yardstick bench_gemm.py divides by: this core's FMA limit (chains, no memory traffic).
     peak = _C.fma_peak_gflops(0.02)
     if _C.cpu_supports_avx2_fma():
-        assert 4.0 < peak < 1000.0, peak  # sanity: above 1 GHz x 4 flops/cycle, below any core made
+        # Only that it measured something: a lower bound would be a timed assertion, and this shared
+        # machine (or the -O1 sanitizer build, which spills the chains) can make the probe slow.
+        assert math.isfinite(peak) and 0.0 < peak < 1000.0, peak
     else:
         assert peak == 0.0
     for bad in (0.0, -1.0, 61.0, float("nan")):

@@ -142,11 +142,13 @@ def test_gil_is_released_during_a_long_kernel():
     t.start()
     time.sleep(0.01)
     t0 = time.perf_counter()
-    for _ in range(3):
+    calls = 0
+    while calls < 3 or time.perf_counter() - t0 < 0.1:   # long enough for the counter to tick
         _C.gemm_reference(a, a, c)          # the naive loops: a long call with the GIL released
+        calls += 1
     t1 = time.perf_counter()
     done.set()
     t.join()
     during = [x for x in ticks if t0 < x < t1]
-    # With the GIL held the counter could not tick at all during the calls.
-    assert t1 - t0 > 0.05 and len(during) >= 3, (t1 - t0, len(during))
+    # With the GIL held the counter could tick only between calls, about once per call.
+    assert len(during) >= 10 * calls, (t1 - t0, calls, len(during))
