@@ -62,8 +62,16 @@ struct GemmPathOverride {
   int kc = 0;      // > 0 overrides the K block (tuning)
   int mc = 0;      // > 0 overrides the M block (tuning)
   int ksplit = 1;  // 0 keeps a small C with a long K on the tiled path instead of splitting K
+  int rows_first = -1;  // 1 / 0 forces splitting C into tasks by rows / by columns first (tuning)
 };
 void gemm_set_path_override(GemmPathOverride o);
+// Counters of the load-aware threading since the last reset (diagnostics for benchmarks):
+// parallel regions run, joins that waited on a late thread, backoffs started, and calls that
+// ran on one thread because a backoff held.
+struct GemmLoadStats {
+  int64_t parallel_regions = 0, slow_joins = 0, backoffs = 0, backoff_single_calls = 0;
+};
+GemmLoadStats gemm_load_stats(bool reset);
 GemmPathOverride gemm_get_path_override();
 // Name of the micro-kernel gemm<T> uses for an M x N result (op(A) transposed or not) under
 // the active ISA.

@@ -129,6 +129,31 @@ def test_threads_agree(M, K, N, ta):
     check(outs[0], ref(a, b, ta, False), np.float32, K)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,K,N,ta,tb", [(784, 64, 300, True, False), (301, 64, 100, False, False),
+                                         (300, 37, 129, False, True), (1024, 64, 512, False, False)])
+def test_task_grid_orders_agree(dtype, M, K, N, ta, tb):
+    # Short K picks row-first tasks (whole C rows) or column-first ones by B's size; each C
+    # tile's K loop is on one thread either way, so both orders, at 2 threads, give the same bits.
+    rng = np.random.default_rng(8)
+    a = rand(rng, (K, M) if ta else (M, K), dtype)
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    n0 = _C.get_num_threads()
+    outs = []
+    try:
+        _C.set_num_threads(2)
+        for rows_first in (1, 0, -1):
+            _C._gemm_set_path_override(rows_first=rows_first)
+            c = np.full((M, N), np.nan, dtype)
+            _C.gemm(a, b, c, trans_a=ta, trans_b=tb)
+            outs.append(c)
+    finally:
+        _C._gemm_set_path_override()
+        _C.set_num_threads(n0)
+    check(outs[0], ref(a, b, ta, tb), dtype, K)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
 @pytest.mark.parametrize("pack_a", [0, 1])
 @pytest.mark.parametrize("kernel", range(_C._gemm_kernel_count("float32")))
 def test_forced_paths(pack_a, kernel):

@@ -172,12 +172,13 @@ void bind_gemm(py::module_& m) {
         py::arg("a"), py::arg("b"), py::arg("c"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0);
   m.def("_gemm_set_path_override", [](int pack_a, int kernel, int pack_b, bool load_backoff,
-                                       int kc, int mc, bool ksplit) {
+                                       int kc, int mc, bool ksplit, int rows_first) {
     lamina::gemm_set_path_override({pack_a, kernel, pack_b, load_backoff ? 1 : 0, 1, kc, mc,
-                                    ksplit ? 1 : 0});
+                                    ksplit ? 1 : 0, rows_first});
   }, py::arg("pack_a") = -1, py::arg("kernel") = -1, py::arg("pack_b") = -1,
         py::arg("load_backoff") = true, py::arg("kc") = 0, py::arg("mc") = 0, py::arg("ksplit") = true,
-        "Testing/tuning hook: force packing of A / B (1/0), the micro-kernel (index < _gemm_kernel_count()) and the K / M blocks (kc, mc > 0); -1 / 0 = auto; ksplit=False keeps a long-K small-C product on the tiled path. "
+        py::arg("rows_first") = -1,
+        "Testing/tuning hook: force packing of A / B (1/0), the micro-kernel (index < _gemm_kernel_count()) and the K / M blocks (kc, mc > 0); -1 / 0 = auto; ksplit=False keeps a long-K small-C product on the tiled path; rows_first=1 / 0 splits C into tasks by rows / columns first. "
         "load_backoff=False keeps 2 threads even after slow joins.");
   m.def("_gemm_kernel_name", [](int64_t n, const std::string& dtype, int64_t m) {
     if (dtype == "float32") return std::string(lamina::gemm_kernel_name<float>(m, n));
@@ -194,6 +195,17 @@ void bind_gemm(py::module_& m) {
         "This core's measured float32 FMA limit in GFLOP/s (AVX2 FMA chains, no memory "
         "traffic; best of ~1 ms runs): the yardstick for single-thread GEMM efficiency. 0.0 "
         "without AVX2.");
+  m.def("_gemm_load_stats", [](bool reset) {
+    const lamina::GemmLoadStats s = lamina::gemm_load_stats(reset);
+    py::dict d;
+    d["parallel_regions"] = s.parallel_regions;
+    d["slow_joins"] = s.slow_joins;
+    d["backoffs"] = s.backoffs;
+    d["backoff_single_calls"] = s.backoff_single_calls;
+    return d;
+  }, py::arg("reset") = false,
+        "Diagnostics of the load-aware threading since the last reset: parallel regions, joins "
+        "that waited on a late thread, backoffs to one thread, and calls a backoff kept on one thread.");
   m.def("_gemm_kernel_count", [](const std::string& dtype) {
     if (dtype == "float32") return lamina::gemm_kernel_count<float>();
     if (dtype == "float64") return lamina::gemm_kernel_count<double>();
