@@ -103,26 +103,32 @@ class Limits:
             torch.set_num_threads(self._torch)
 
 
-def interleaved_times(fns, rounds, min_time=0.02):
-    """STAT of per-call seconds for each fn, timed in rounds A B C A B C ...: one block of
-    >= min_time per library per round, each after settle_and_warm. A noisy phase of the shared machine then hits every library alike."""
+def interleaved_cases(cases_fns, rounds, min_time=0.02):
+    """STAT of per-call seconds for each library of each case, timed in rounds: in each round
+    every case in turn, and within a case the libraries one after another (A B C), one block
+    of >= min_time each after settle_and_warm. A noisy phase of the shared machine then hits
+    every library alike, and hits a case in one round, not in all of them."""
     inner = []
-    for fn in fns:
-        fn()
-        t0 = time.perf_counter(); fn(); one = time.perf_counter() - t0
-        inner.append(max(1, int(min_time / max(one, 1e-7))))
-    samples = [[] for _ in fns]
+    for fns in cases_fns:
+        inner.append([])
+        for fn in fns:
+            fn()
+            t0 = time.perf_counter(); fn(); one = time.perf_counter() - t0
+            inner[-1].append(max(1, int(min_time / max(one, 1e-7))))
+    samples = [[[] for _ in fns] for fns in cases_fns]
     for _ in range(rounds):
-        for fn, k, acc in zip(fns, inner, samples):
-            settle_and_warm(fn)
-            t0 = time.perf_counter()
-            for _ in range(k):
-                fn()
-            acc.append((time.perf_counter() - t0) / k)
-    return [STAT(a) for a in samples]
+        for fns, ks, accs in zip(cases_fns, inner, samples):
+            for fn, k, acc in zip(fns, ks, accs):
+                settle_and_warm(fn)
+                t0 = time.perf_counter()
+                for _ in range(k):
+                    fn()
+                acc.append((time.perf_counter() - t0) / k)
+    return [[STAT(a) for a in accs] for accs in samples]
 
 
-def bench_case(M, K, N, ta, tb, dtype, reps, rng, interleave=False):
+def prepare_case(M, K, N, ta, tb, dtype, rng):
+    """{library: a callable computing op(a) @ op(b)}, each checked against numpy once."""
     a, b = operands(M, K, N, ta, tb, dtype, rng)
     oa = a.T if ta else a
     ob = b.T if tb else b
@@ -144,12 +150,13 @@ def bench_case(M, K, N, ta, tb, dtype, reps, rng, interleave=False):
         fns["torch"] = lambda: torch.matmul(ota, otb, out=tc)  # noqa: E731
         fns["torch"]()
         assert np.abs(tc.numpy() - ref).max() / max(1.0, np.abs(ref).max()) <= tol
-    flops = 2.0 * M * N * K
-    if interleave:
-        times = dict(zip(fns, interleaved_times(list(fns.values()), reps)))
-    else:
-        times = {name: median_time(fn, reps) for name, fn in fns.items()}
-    return {name: flops / t / 1e9 for name, t in times.items()}
+    return fns
+
+
+def bench_case(M, K, N, ta, tb, dtype, reps, rng):
+    fns = prepare_case(M, K, N, ta, tb, dtype, rng)
+    times = {name: median_time(fn, reps) for name, fn in fns.items()}
+    return {name: 2.0 * M * N * K / t / 1e9 for name, t in times.items()}
 
 
 def cases(quick):
@@ -173,8 +180,19 @@ def run_table(quick, dtypes, threads, reps, peak, interleave=False):
                    f" {'%peak':>6s}")
             print(hdr)
             with Limits(nt):
-                for name, M, K, N, ta, tb in cases(quick):
-                    r = bench_case(M, K, N, ta, tb, dtype, reps, rng, interleave)
+                table = cases(quick)
+                if interleave:
+                    # Every case's rounds spread over the whole section (case 1, 2, ..., n, then
+                    # again): a noisy phase of the VM, which can last seconds, then costs one
+                    # round of a case rather than all of them.
+                    fns = [prepare_case(M, K, N, ta, tb, dtype, rng) for _, M, K, N, ta, tb in table]
+                    times = interleaved_cases([list(f.values()) for f in fns], reps)
+                    results = [{lib: 2.0 * M * N * K / t / 1e9 for lib, t in zip(f, ts)}
+                               for f, ts, (_, M, K, N, _, _) in zip(fns, times, table)]
+                    del fns
+                else:
+                    results = [bench_case(M, K, N, ta, tb, dtype, reps, rng) for _, M, K, N, ta, tb in table]
+                for (name, M, K, N, ta, tb), r in zip(table, results):
                     t = r.get("torch", float("nan"))
                     pct = 100 * r["lamina"] / limit if limit > 0 else float("nan")
                     print(f"{name:38s} {r['lamina']:8.1f} {r['numpy']:8.1f} {t:8.1f} "

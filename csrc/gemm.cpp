@@ -401,6 +401,7 @@ std::atomic<int> g_backoff_level{0};
 std::atomic<double> g_last_slow_join{-1e9};
 std::atomic<double> g_last_join{0.0};  // when the last parallel GEMM region ended
 std::atomic<int64_t> g_stat_regions{0}, g_stat_slow{0}, g_stat_backoffs{0}, g_stat_single{0};
+std::atomic<int64_t> g_stat_worker_starts{0}, g_stat_worker_late_ns{0}, g_stat_worker_late20{0};
 void note_join_wait(double start_s, double work_s, double wait_s) {
   const double end_s = start_s + work_s + wait_s;
   const bool cold = start_s - g_last_join.exchange(end_s, std::memory_order_relaxed) > kWarmGap;
@@ -443,6 +444,12 @@ void run_team(int nt, F&& worker) {
   double t_master_done = t0;
 #pragma omp parallel num_threads(nt)
   {
+    if (omp_get_thread_num() != 0) {  // how late the workers join the region (diagnostics)
+      const int64_t late_ns = int64_t((omp_get_wtime() - t0) * 1e9);
+      g_stat_worker_late_ns.fetch_add(late_ns, std::memory_order_relaxed);
+      g_stat_worker_starts.fetch_add(1, std::memory_order_relaxed);
+      if (late_ns > 20000) g_stat_worker_late20.fetch_add(1, std::memory_order_relaxed);
+    }
     worker();
     if (omp_get_thread_num() == 0) t_master_done = omp_get_wtime();
   }
@@ -772,6 +779,9 @@ GemmLoadStats gemm_load_stats(bool reset) {
   s.slow_joins = take(g_stat_slow);
   s.backoffs = take(g_stat_backoffs);
   s.backoff_single_calls = take(g_stat_single);
+  s.worker_starts = take(g_stat_worker_starts);
+  s.worker_late_ns = take(g_stat_worker_late_ns);
+  s.worker_late_over_20us = take(g_stat_worker_late20);
   return s;
 }
 

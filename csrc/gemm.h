@@ -67,9 +67,10 @@ struct GemmPathOverride {
 void gemm_set_path_override(GemmPathOverride o);
 // Counters of the load-aware threading since the last reset (diagnostics for benchmarks):
 // parallel regions run, joins that waited on a late thread, backoffs started, and calls that
-// ran on one thread because a backoff held.
+// ran on one thread because a backoff held; and how late the worker threads entered the regions.
 struct GemmLoadStats {
   int64_t parallel_regions = 0, slow_joins = 0, backoffs = 0, backoff_single_calls = 0;
+  int64_t worker_starts = 0, worker_late_ns = 0, worker_late_over_20us = 0;  // workers joining a region late
 };
 GemmLoadStats gemm_load_stats(bool reset);
 GemmPathOverride gemm_get_path_override();

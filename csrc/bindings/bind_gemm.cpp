@@ -202,6 +202,9 @@ void bind_gemm(py::module_& m) {
     d["slow_joins"] = s.slow_joins;
     d["backoffs"] = s.backoffs;
     d["backoff_single_calls"] = s.backoff_single_calls;
+    d["worker_starts"] = s.worker_starts;
+    d["worker_late_us_mean"] = s.worker_starts ? 1e-3 * double(s.worker_late_ns) / double(s.worker_starts) : 0.0;
+    d["worker_late_over_20us"] = s.worker_late_over_20us;
     return d;
   }, py::arg("reset") = false,
         "Diagnostics of the load-aware threading since the last reset: parallel regions, joins "
