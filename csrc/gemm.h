@@ -71,6 +71,7 @@ void gemm_set_path_override(GemmPathOverride o);
 struct GemmLoadStats {
   int64_t parallel_regions = 0, slow_joins = 0, backoffs = 0, backoff_single_calls = 0;
   int64_t worker_starts = 0, worker_late_ns = 0, worker_late_over_20us = 0;  // workers joining a region late
+  int64_t master_work_ns = 0, join_wait_ns = 0;  // the calling thread's time in the regions, working / at the join
 };
 GemmLoadStats gemm_load_stats(bool reset);
 GemmPathOverride gemm_get_path_override();

@@ -34,6 +34,11 @@ struct GemmKernel {
   const char* name;
   int mc;                     // rows of the A block a task keeps in L2 (a multiple of mr)
   bool trans_a_in_place;      // reads a transposed A in place (else it is packed once K, N are big)
+  // A kernel with the same NR and fewer rows (tail_mr), for a ragged last row panel: it reads
+  // that panel from its MR-interleaved pack (a_rs = 1, a_cs = MR) in tail_mr-row steps, so
+  // 12 leftover rows of a 24-row tile cost two 6-row tiles instead of a 24-row one. nullptr: none.
+  GemmUkernel<T> tail = nullptr;
+  int tail_mr = 0;
 };
 
 #if defined(LAMINA_X86)

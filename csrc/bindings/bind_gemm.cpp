@@ -205,6 +205,8 @@ void bind_gemm(py::module_& m) {
     d["worker_starts"] = s.worker_starts;
     d["worker_late_us_mean"] = s.worker_starts ? 1e-3 * double(s.worker_late_ns) / double(s.worker_starts) : 0.0;
     d["worker_late_over_20us"] = s.worker_late_over_20us;
+    d["master_work_us"] = 1e-3 * double(s.master_work_ns);
+    d["join_wait_us"] = 1e-3 * double(s.join_wait_ns);
     return d;
   }, py::arg("reset") = false,
         "Diagnostics of the load-aware threading since the last reset: parallel regions, joins "
