@@ -86,7 +86,7 @@ template <> struct Blocking<double> {
   static constexpr int64_t NC = 2040;  // packed B panel K x NC, capped at kBPanelBytes: stays in L3
 };
 constexpr int64_t kBPanelBytes = int64_t(4) << 20;  // 4 MiB of the 32 MiB L3 for packed B (shared with other work)
-constexpr double kMinFlopsPerThread = 1.5e6;       // below this a fork/join (~5 us) is not worth a second thread
+constexpr double kMinFlopsPerThread = 0.6e6;  // per thread: a fork/join costs ~1-2 us (measured f32 2 threads vs 1: 96x64x100 TN 1.2 MFLOP 87 -> 129 GF/s, 64x150x100 NN 82 -> 118)
 constexpr double kMinFlopsPerTask = 1e6;           // tasks of >= ~10 us keep claiming overhead < 1%
 constexpr int64_t kMinTaskCols = 128;              // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
 constexpr int64_t kSmallBBytes = 24 << 10;  // a task's K x nc slice of B this small: C is walked row strip by row strip
