@@ -223,6 +223,12 @@ template <class T>
 void pack_panel(bool lines_contiguous_in_k, int64_t K, int64_t nv, int W, const T* src,
                 int64_t ld, T* dst) {
   if (!lines_contiguous_in_k) {
+#if defined(LAMINA_X86)
+    if (active_isa() >= Isa::avx2) {
+      pack_rows_masked_avx2(W, K, nv, src, ld, dst);
+      return;
+    }
+#endif
     for (int64_t k = 0; k < K; ++k) {
       const T* s = src + k * ld;
       T* d = dst + k * W;

@@ -70,6 +70,9 @@ void pack_rows_trans_avx2(int64_t rows, int64_t K, const float* src, int64_t ld,
                           int64_t dst_ld);
 void pack_rows_trans_avx2(int64_t rows, int64_t K, const double* src, int64_t ld, double* dst,
                           int64_t dst_ld);
+// dst[k*W + j] = src[k*ld + j] for j < nv, else 0 (masked loads: nothing past column nv is read).
+void pack_rows_masked_avx2(int W, int64_t K, int64_t nv, const float* src, int64_t ld, float* dst);
+void pack_rows_masked_avx2(int W, int64_t K, int64_t nv, const double* src, int64_t ld, double* dst);
 
 // gemm_kernel_avx512.cpp (compiled with -mavx512f; call only when active_isa() == avx512).
 // variant 0: 12 x 32 float / 12 x 16 double -- 24 zmm accumulators + 2 B vectors + 1 broadcast.
