@@ -380,7 +380,9 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
           p.kern.tail(kcur, a + r, 1, MR, b, b_rs, c + r * p.ldc, p.ldc, p.alpha, beta,
                       std::min<int64_t>(TMR, mv - r), nv);
       } else {
-        GemmUkernel<T> uk = packed ? p.kern.packed : p.kern.strided;
+        const bool half = p.kern.half_packed && nv <= NR / 2;  // ragged last column panel
+        GemmUkernel<T> uk = packed ? (half ? p.kern.half_packed : p.kern.packed)
+                                   : (half ? p.kern.half_strided : p.kern.strided);
         uk(kcur, a, a_rs, a_cs, b, b_rs, c, p.ldc, p.alpha, beta, mv, nv);
       }
       if (last && p.ep) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);

@@ -39,6 +39,9 @@ struct GemmKernel {
   // 12 leftover rows of a 24-row tile cost two 6-row tiles instead of a 24-row one. nullptr: none.
   GemmUkernel<T> tail = nullptr;
   int tail_mr = 0;
+  // The same MR with NR / 2 columns, for a last column panel at most half full (N = 100 on a
+  // 32-wide tile: 4 live columns cost 16 lanes, not 32), packed and in-place A. nullptr: none.
+  GemmUkernel<T> half_packed = nullptr, half_strided = nullptr;
 };
 
 #if defined(LAMINA_X86)

@@ -56,19 +56,27 @@ LAMINA_UKERNEL(V, f32_6x16, float, 6, 2)
 LAMINA_UKERNEL(V, f32_12x8, float, 12, 1)
 LAMINA_UKERNEL(V, f64_6x8, double, 6, 2)
 LAMINA_UKERNEL(V, f64_12x4, double, 12, 1)
+LAMINA_UKERNEL(V, f32_6x8, float, 6, 1)   // half-width siblings of 6x16 / 6x8 (GemmKernel::half_*)
+LAMINA_UKERNEL(V, f64_6x4, double, 6, 1)
 #undef LAMINA_UKERNEL
 
 }  // namespace
 
 GemmKernel<float> gemm_kernel_avx2_f32_main() {
   // A block 144 x KC x 4 B = 144 KiB (72 x KC x 8 B for double): resident in L2.
-  return {6, 16, f32_6x16_packed, f32_6x16_strided, "avx2 6x16 f32", 144, false};
+  GemmKernel<float> k{6, 16, f32_6x16_packed, f32_6x16_strided, "avx2 6x16 f32", 144, false};
+  k.half_packed = f32_6x8_packed;
+  k.half_strided = f32_6x8_strided;
+  return k;
 }
 GemmKernel<float> gemm_kernel_avx2_f32_narrow() {
   return {12, 8, f32_12x8_packed, f32_12x8_strided, "avx2 12x8 f32", 144, false};
 }
 GemmKernel<double> gemm_kernel_avx2_f64_main() {
-  return {6, 8, f64_6x8_packed, f64_6x8_strided, "avx2 6x8 f64", 72, false};
+  GemmKernel<double> k{6, 8, f64_6x8_packed, f64_6x8_strided, "avx2 6x8 f64", 72, false};
+  k.half_packed = f64_6x4_packed;
+  k.half_strided = f64_6x4_strided;
+  return k;
 }
 GemmKernel<double> gemm_kernel_avx2_f64_narrow() {
   return {12, 4, f64_12x4_packed, f64_12x4_strided, "avx2 12x4 f64", 72, false};

@@ -169,6 +169,28 @@ def test_forced_paths(pack_a, kernel):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_forced_kernels_at_ragged_edges(dtype):
+    # Every tile at every ragged row / column count: a last row panel goes to the smaller tile
+    # (24 -> 6 rows, 12 -> 8), a last column panel at most half full to the half-width one.
+    rng = np.random.default_rng(9)
+    name = np.dtype(dtype).name
+    for kernel in range(_C._gemm_kernel_count(name)):
+        for M in (1, 5, 7, 13, 25, 37):
+            for N in range(1, 70, 4):
+                for ta, tb in ((False, False), (True, False), (False, True)):
+                    K = 19
+                    a = rand(rng, (K, M) if ta else (M, K), dtype)
+                    b = rand(rng, (N, K) if tb else (K, N), dtype)
+                    c = np.full((M, N), np.nan, dtype)
+                    _C._gemm_set_path_override(kernel=kernel)
+                    try:
+                        _C.gemm(a, b, c, trans_a=ta, trans_b=tb)
+                    finally:
+                        _C._gemm_set_path_override()
+                    check(c, ref(a, b, ta, tb), dtype, K)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_batched(dtype, ta, tb):
     rng = np.random.default_rng(6)
