@@ -153,7 +153,7 @@ def gemm_cases(profile, L):
         a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
         b = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
         outs = {lib: np.full((M, N), np.nan, np.float32) for lib in ("lamina", "numpy", "torch")}
-        fns = {"lamina": (lambda a=a, b=b, c=outs["lamina"], ta=ta, tb=tb: _C.gemm(a, b, c, trans_a=ta, trans_b=tb)),
+        fns = {"lamina": (lambda a=a, b=b, c=outs["lamina"], ta=ta, tb=tb: _C.gemm(a, b, c, ta, tb)),  # positional, as ops.py calls it
                "numpy": (lambda a=a, b=b, c=outs["numpy"], ta=ta, tb=tb: R.gemm(a, b, out=c, trans_a=ta, trans_b=tb))}
         if torch is not None:
             A, B = torch.from_numpy(a), torch.from_numpy(b)
