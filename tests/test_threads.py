@@ -152,3 +152,29 @@ def test_gil_is_released_during_a_long_kernel():
     during = [x for x in ticks if t0 < x < t1]
     # With the GIL held the counter could tick only between calls, about once per call.
     assert len(during) >= 10 * calls, (t1 - t0, calls, len(during))
+
+
+def test_gemm_load_stats_count_parallel_regions():
+    """The load diagnostics count what they say: no region on one thread, one per 2-thread GEMM."""
+    a = np.random.default_rng(5).standard_normal((256, 256)).astype(np.float32)
+    c = np.empty((256, 256), np.float32)
+    n0 = _C.get_num_threads()
+    try:
+        _C.set_num_threads(1)
+        _C._gemm_load_stats(True)
+        for _ in range(5):
+            _C.gemm(a, a, c)
+        s = _C._gemm_load_stats(True)
+        assert s["parallel_regions"] == 0 and s["worker_starts"] == 0, s
+        _C.set_num_threads(2)
+        _C._gemm_set_path_override(load_backoff=False)   # a slow join must not drop calls to 1 thread
+        for _ in range(5):
+            _C.gemm(a, a, c)
+        s = _C._gemm_load_stats(False)
+        assert s["parallel_regions"] == 5 and s["backoff_single_calls"] == 0, s
+        assert s["worker_starts"] <= 5 and s["master_work_us"] > 0, s
+        assert _C._gemm_load_stats(True) == s and _C._gemm_load_stats()["parallel_regions"] == 0
+    finally:
+        _C._gemm_set_path_override()
+        _C.set_num_threads(n0)
+    np.testing.assert_allclose(c, a @ a, rtol=1e-4, atol=1e-3)
