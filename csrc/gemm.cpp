@@ -1,11 +1,12 @@
 // BLIS-style GEMM: five loops (jc, pc, ic, jr, ir) around a register-blocked micro-kernel
 // (contract in gemm_kernel.h), packed operands with zero-padded edges, a fused bias +
 // activation epilogue on each C tile once its full K is accumulated, and OpenMP over many
-// small (ic, jr) tasks with dynamic scheduling so a descheduled thread does not stall the other.
+// small (ic, jr) tasks: each thread owns a contiguous share and takes the others' unclaimed
+// tasks when done, so a descheduled thread does not stall the other (TaskShares).
 //
 // Loop structure (per call):
 //   jc: N in steps of NC       -> pack_b: K x NC panel of op(B), shared by all threads (L3)
-//     task (parallel, dynamic): an (mc x nc) block of C (the ic step), over the full K
+//     task (parallel, shares + stealing): an (mc x nc) block of C (the ic step), over the full K
 //       pc: K in steps of KC     -> beta for the first block, 1 after; epilogue on the last
 //         pack_a: mc x KC block of op(A) into the thread's buffer (L2)
 //           jr: NR-wide columns  -> B micro-panel KC x NR stays in L1 across the ir loop
@@ -460,8 +461,8 @@ int gemm_threads(double flops, int max_threads) {
   return nt;
 }
 
-// worker(thread index) on each of nt threads (inline, as thread 0, for nt <= 1); the workers claim their own work, and
-// the join is timed for the load backoff.
+// worker(thread index) on each of nt threads (inline, as thread 0, for nt <= 1); the workers
+// claim their own work, and the join is timed for the load backoff.
 template <class F>
 void run_team(int nt, F&& worker) {
   if (nt <= 1) {
