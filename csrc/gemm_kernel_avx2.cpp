@@ -25,7 +25,7 @@ template <> struct V<float> {
   static void storeu(float* p, R x) { _mm256_storeu_ps(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  // First `lanes` lanes set (0 < lanes < 8).
+  // First `lanes` lanes set (0 <= lanes <= 8).
   static __m256i mask(int64_t lanes) {
     alignas(32) static const int32_t t[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8 - lanes));
@@ -44,7 +44,7 @@ template <> struct V<double> {
   static void storeu(double* p, R x) { _mm256_storeu_pd(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
-  static __m256i mask(int64_t lanes) {  // first `lanes` lanes set (0 < lanes < 4)
+  static __m256i mask(int64_t lanes) {  // first `lanes` lanes set (0 <= lanes <= 4)
     alignas(32) static const int64_t t[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 4 - lanes));
   }
@@ -277,51 +277,40 @@ void pack_rows_trans_avx2(int64_t rows, int64_t K, const double* src, int64_t ld
   }
 }
 
-// dst[k*W + j] = j < nv ? src[k*ld + j] : 0 for W a multiple of 8 (4 for double): masked
-// loads, which never touch memory past column nv, instead of a scalar copy plus a memset call
-// per k (measured: that was half of conv1's weight gradient, 25x50176x6 TN, where every
-// 6-column panel of B is ragged).
-void pack_rows_masked_avx2(int W, int64_t K, int64_t nv, const float* src, int64_t ld,
-                           float* dst) {
-  alignas(32) static const int32_t kLane[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-  const __m256i lane = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLane));
-  int c = 0;
-  for (; c + 8 <= W; c += 8) {
-    const int32_t live = int32_t(std::clamp<int64_t>(nv - c, 0, 8));
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(live), lane);
+// dst[k*W + j] = j < nv ? src[k*ld + j] : 0, by masked loads, which never touch memory past
+// column nv, instead of a scalar copy plus a memset call per k (measured: that was half of
+// conv1's weight gradient, 25x50176x6 TN, where every 6-column panel of B is ragged). A W
+// that is not a multiple of the vector (MR = 12 for float, 6 for double) ends with a chunk
+// overlapping the one before: its lanes are written twice with the same values.
+template <class T>
+void pack_rows_masked(int W, int64_t K, int64_t nv, const T* src, int64_t ld, T* dst) {
+  using X = V<T>;
+  constexpr int L = X::W;
+  if (W < L) {  // the AVX2 6-row float tile: narrower than one vector
     for (int64_t k = 0; k < K; ++k)
-      _mm256_storeu_ps(dst + k * W + c, _mm256_maskload_ps(src + k * ld + c, mask));
+      for (int j = 0; j < W; ++j) dst[k * W + j] = j < nv ? src[k * ld + j] : T(0);
+    return;
   }
-  if (c + 4 <= W) {  // MR = 12: a 4-lane chunk
-    const int32_t live = int32_t(std::clamp<int64_t>(nv - c, 0, 4));
-    const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(live), _mm256_castsi256_si128(lane));
-    for (int64_t k = 0; k < K; ++k)
-      _mm_storeu_ps(dst + k * W + c, _mm_maskload_ps(src + k * ld + c, mask));
-    c += 4;
+  constexpr int kMaxChunks = 8;  // W <= 8 vectors: every tile's MR and NR
+  int off[kMaxChunks];
+  __m256i live[kMaxChunks];
+  int n = 0;
+  for (int c = 0;; c = std::min(c + L, W - L)) {
+    off[n] = c;
+    live[n++] = X::mask(std::clamp<int64_t>(nv - c, 0, L));
+    if (c == W - L || n == kMaxChunks) break;
   }
-  for (; c < W; ++c)  // MR = 6: the last 2 lanes
-    for (int64_t k = 0; k < K; ++k) dst[k * W + c] = c < nv ? src[k * ld + c] : 0.0f;
+  for (int64_t k = 0; k < K; ++k)  // k outermost: each source row is read from L1 once
+    for (int i = 0; i < n; ++i)
+      X::storeu(dst + k * W + off[i], X::maskload(src + k * ld + off[i], live[i]));
 }
 
+void pack_rows_masked_avx2(int W, int64_t K, int64_t nv, const float* src, int64_t ld, float* dst) {
+  pack_rows_masked(W, K, nv, src, ld, dst);
+}
 void pack_rows_masked_avx2(int W, int64_t K, int64_t nv, const double* src, int64_t ld,
                            double* dst) {
-  alignas(32) static const int64_t kLane[4] = {0, 1, 2, 3};
-  const __m256i lane = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLane));
-  int c = 0;
-  for (; c + 4 <= W; c += 4) {
-    const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(std::clamp<int64_t>(nv - c, 0, 4)), lane);
-    for (int64_t k = 0; k < K; ++k)
-      _mm256_storeu_pd(dst + k * W + c, _mm256_maskload_pd(src + k * ld + c, mask));
-  }
-  if (c + 2 <= W) {  // MR = 6: a 2-lane chunk
-    const __m128i mask = _mm_cmpgt_epi64(_mm_set1_epi64x(std::clamp<int64_t>(nv - c, 0, 2)),
-                                         _mm256_castsi256_si128(lane));
-    for (int64_t k = 0; k < K; ++k)
-      _mm_storeu_pd(dst + k * W + c, _mm_maskload_pd(src + k * ld + c, mask));
-    c += 2;
-  }
-  for (; c < W; ++c)
-    for (int64_t k = 0; k < K; ++k) dst[k * W + c] = c < nv ? src[k * ld + c] : 0.0;
+  pack_rows_masked(W, K, nv, src, ld, dst);
 }
 
 }  // namespace lamina
