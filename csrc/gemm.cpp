@@ -146,36 +146,24 @@ template <> GemmKernel<double> portable_kernel<double>() {
 
 GemmPathOverride g_override;
 
-template <class T>
-void set_tail(GemmKernel<T>& k, const GemmKernel<T>& smaller) {
-  k.tail = smaller.strided;  // reads the MR-interleaved pack with a_rs = 1, a_cs = MR
-  k.tail_mr = smaller.mr;
-}
-
 // The micro-kernels the active ISA offers, the general-purpose one first; returns how many.
 // _gemm_set_path_override(kernel=i) forces out[i] (tests run every one of them).
 template <class T>
 int kernel_candidates(GemmKernel<T>* out) {
 #if defined(LAMINA_X86)
   const Isa isa = active_isa();
-  if constexpr (sizeof(T) == 4) {
-    if (isa == Isa::avx512) {
-      out[0] = gemm_kernel_avx512_f32(0); out[1] = gemm_kernel_avx2_f32_narrow();
-      out[2] = gemm_kernel_avx512_f32(1); out[3] = gemm_kernel_avx512_f32(2);
-      out[4] = gemm_kernel_avx2_f32_main();
-      set_tail(out[0], out[2]); set_tail(out[3], out[4]);  // 12x32 -> 8x32, 24x16 -> 6x16
-      return 5;
-    }
-    if (isa == Isa::avx2) { out[0] = gemm_kernel_avx2_f32_main(); out[1] = gemm_kernel_avx2_f32_narrow(); return 2; }
-  } else {
-    if (isa == Isa::avx512) {
-      out[0] = gemm_kernel_avx512_f64(0); out[1] = gemm_kernel_avx2_f64_narrow();
-      out[2] = gemm_kernel_avx512_f64(1); out[3] = gemm_kernel_avx512_f64(2);
-      out[4] = gemm_kernel_avx2_f64_main();
-      set_tail(out[0], out[2]); set_tail(out[3], out[4]);  // 12x16 -> 8x16, 24x8 -> 6x8
-      return 5;
-    }
-    if (isa == Isa::avx2) { out[0] = gemm_kernel_avx2_f64_main(); out[1] = gemm_kernel_avx2_f64_narrow(); return 2; }
+  if (isa == Isa::avx512) {
+    out[1] = gemm_kernel_avx2_narrow<T>();
+    out[2] = gemm_kernel_avx512<T>(1);
+    out[4] = gemm_kernel_avx2_main<T>();
+    out[0] = gemm_kernel_avx512<T>(0).with_tail(out[2]);  // 12-row tile: ragged rows on 8-row
+    out[3] = gemm_kernel_avx512<T>(2).with_tail(out[4]);  // 24-row tile: ragged rows on 6-row
+    return 5;
+  }
+  if (isa == Isa::avx2) {
+    out[0] = gemm_kernel_avx2_main<T>();
+    out[1] = gemm_kernel_avx2_narrow<T>();
+    return 2;
   }
 #endif
   out[0] = portable_kernel<T>();

@@ -42,6 +42,19 @@ struct GemmKernel {
   // The same MR with NR / 2 columns, for a last column panel at most half full (N = 100 on a
   // 32-wide tile: 4 live columns cost 16 lanes, not 32), packed and in-place A. nullptr: none.
   GemmUkernel<T> half_packed = nullptr, half_strided = nullptr;
+
+  GemmKernel with_half(GemmUkernel<T> packed_half, GemmUkernel<T> strided_half) const {
+    GemmKernel k = *this;
+    k.half_packed = packed_half;
+    k.half_strided = strided_half;
+    return k;
+  }
+  GemmKernel with_tail(const GemmKernel& smaller) const {  // smaller: same NR, fewer rows
+    GemmKernel k = *this;
+    k.tail = smaller.strided;  // reads the MR-interleaved pack with a_rs = 1, a_cs = MR
+    k.tail_mr = smaller.mr;
+    return k;
+  }
 };
 
 #if defined(LAMINA_X86)
@@ -49,10 +62,12 @@ struct GemmKernel {
 // "main": 6 x 16 float / 6 x 8 double -- 12 ymm accumulators + 2 B vectors + 1 broadcast.
 // "narrow": 12 x 8 float / 12 x 4 double -- one vector per row, for N <= 8 (4) where a
 // 16-wide tile would waste lanes (im2col conv shapes with 6 or 16 output channels).
-GemmKernel<float> gemm_kernel_avx2_f32_main();
-GemmKernel<float> gemm_kernel_avx2_f32_narrow();
-GemmKernel<double> gemm_kernel_avx2_f64_main();
-GemmKernel<double> gemm_kernel_avx2_f64_narrow();
+template <class T> GemmKernel<T> gemm_kernel_avx2_main();
+template <class T> GemmKernel<T> gemm_kernel_avx2_narrow();
+template <> GemmKernel<float> gemm_kernel_avx2_main<float>();
+template <> GemmKernel<double> gemm_kernel_avx2_main<double>();
+template <> GemmKernel<float> gemm_kernel_avx2_narrow<float>();
+template <> GemmKernel<double> gemm_kernel_avx2_narrow<double>();
 
 // Skinny (matrix-vector) kernels for M == 1 / N == 1, raw sums only (gemm.cpp applies alpha,
 // beta and the epilogue). x and y contiguous for dot; Mat rows at stride ldm.
@@ -81,8 +96,9 @@ void pack_rows_masked_avx2(int W, int64_t K, int64_t nv, const double* src, int6
 // variant 0: 12 x 32 float / 12 x 16 double -- 24 zmm accumulators + 2 B vectors + 1 broadcast.
 // variant 1: 8 x 32 / 8 x 16 -- 16 accumulators, for M = 8k batches a 12-row tile would pad.
 // variant 2: 24 x 16 / 24 x 8 -- one vector per row, for N <= 16 (8).
-GemmKernel<float> gemm_kernel_avx512_f32(int variant);
-GemmKernel<double> gemm_kernel_avx512_f64(int variant);
+template <class T> GemmKernel<T> gemm_kernel_avx512(int variant);
+template <> GemmKernel<float> gemm_kernel_avx512<float>(int variant);
+template <> GemmKernel<double> gemm_kernel_avx512<double>(int variant);
 #endif
 
 }  // namespace lamina

@@ -62,23 +62,19 @@ LAMINA_UKERNEL(V, f64_6x4, double, 6, 1)
 
 }  // namespace
 
-GemmKernel<float> gemm_kernel_avx2_f32_main() {
+template <> GemmKernel<float> gemm_kernel_avx2_main<float>() {
   // A block 144 x KC x 4 B = 144 KiB (72 x KC x 8 B for double): resident in L2.
-  GemmKernel<float> k{6, 16, f32_6x16_packed, f32_6x16_strided, "avx2 6x16 f32", 144, false};
-  k.half_packed = f32_6x8_packed;
-  k.half_strided = f32_6x8_strided;
-  return k;
+  return GemmKernel<float>{6, 16, f32_6x16_packed, f32_6x16_strided, "avx2 6x16 f32", 144, false}
+      .with_half(f32_6x8_packed, f32_6x8_strided);
 }
-GemmKernel<float> gemm_kernel_avx2_f32_narrow() {
+template <> GemmKernel<float> gemm_kernel_avx2_narrow<float>() {
   return {12, 8, f32_12x8_packed, f32_12x8_strided, "avx2 12x8 f32", 144, false};
 }
-GemmKernel<double> gemm_kernel_avx2_f64_main() {
-  GemmKernel<double> k{6, 8, f64_6x8_packed, f64_6x8_strided, "avx2 6x8 f64", 72, false};
-  k.half_packed = f64_6x4_packed;
-  k.half_strided = f64_6x4_strided;
-  return k;
+template <> GemmKernel<double> gemm_kernel_avx2_main<double>() {
+  return GemmKernel<double>{6, 8, f64_6x8_packed, f64_6x8_strided, "avx2 6x8 f64", 72, false}
+      .with_half(f64_6x4_packed, f64_6x4_strided);
 }
-GemmKernel<double> gemm_kernel_avx2_f64_narrow() {
+template <> GemmKernel<double> gemm_kernel_avx2_narrow<double>() {
   return {12, 4, f64_12x4_packed, f64_12x4_strided, "avx2 12x4 f64", 72, false};
 }
 

@@ -68,29 +68,24 @@ LAMINA_UKERNEL(Z, f64_8x8, double, 8, 1)
 // threads: 0.92 -> 0.96x OpenBLAS; f64 2048^3 0.80 -> 0.88x), the 24-row ones with 144 KiB.
 // All of them read a transposed A in place: the MR values of one k lie on 1-2 whole lines
 // (measured f32 400x256x120 TN 0.87 -> 1.04x, f64 784x256x300 1.03 -> 1.08x OpenBLAS).
-template <class T>
-GemmKernel<T> with_half(GemmKernel<T> k, GemmUkernel<T> half_packed, GemmUkernel<T> half_strided) {
-  k.half_packed = half_packed;
-  k.half_strided = half_strided;
-  return k;
-}
-
-GemmKernel<float> gemm_kernel_avx512_f32(int variant) {
+template <> GemmKernel<float> gemm_kernel_avx512<float>(int variant) {
+  using K = GemmKernel<float>;
   switch (variant) {
-    case 1: return with_half<float>({8, 32, f32_8x32_packed, f32_8x32_strided, "avx512 8x32 f32", 96, true},
-                                    f32_8x16_packed, f32_8x16_strided);
-    case 2: return {24, 16, f32_24x16_packed, f32_24x16_strided, "avx512 24x16 f32", 144, true};
-    default: return with_half<float>({12, 32, f32_12x32_packed, f32_12x32_strided, "avx512 12x32 f32", 96, true},
-                                     f32_12x16_packed, f32_12x16_strided);
+    case 1: return K{8, 32, f32_8x32_packed, f32_8x32_strided, "avx512 8x32 f32", 96, true}
+                .with_half(f32_8x16_packed, f32_8x16_strided);
+    case 2: return K{24, 16, f32_24x16_packed, f32_24x16_strided, "avx512 24x16 f32", 144, true};
+    default: return K{12, 32, f32_12x32_packed, f32_12x32_strided, "avx512 12x32 f32", 96, true}
+                .with_half(f32_12x16_packed, f32_12x16_strided);
   }
 }
-GemmKernel<double> gemm_kernel_avx512_f64(int variant) {
+template <> GemmKernel<double> gemm_kernel_avx512<double>(int variant) {
+  using K = GemmKernel<double>;
   switch (variant) {
-    case 1: return with_half<double>({8, 16, f64_8x16_packed, f64_8x16_strided, "avx512 8x16 f64", 48, true},
-                                     f64_8x8_packed, f64_8x8_strided);
-    case 2: return {24, 8, f64_24x8_packed, f64_24x8_strided, "avx512 24x8 f64", 72, true};
-    default: return with_half<double>({12, 16, f64_12x16_packed, f64_12x16_strided, "avx512 12x16 f64", 48, true},
-                                      f64_12x8_packed, f64_12x8_strided);
+    case 1: return K{8, 16, f64_8x16_packed, f64_8x16_strided, "avx512 8x16 f64", 48, true}
+                .with_half(f64_8x8_packed, f64_8x8_strided);
+    case 2: return K{24, 8, f64_24x8_packed, f64_24x8_strided, "avx512 24x8 f64", 72, true};
+    default: return K{12, 16, f64_12x16_packed, f64_12x16_strided, "avx512 12x16 f64", 48, true}
+                .with_half(f64_12x8_packed, f64_12x8_strided);
   }
 }
 
