@@ -46,26 +46,7 @@ static void for_each_plane(int64_t planes, double work_per_plane, F&& f) {
   for (int64_t i = 0; i < planes; ++i) f(i);
 }
 
-// Same-width unsigned integer, for selects done on bits.
-template <class T> struct Bits;
-template <> struct Bits<float> { using U = uint32_t; };
-template <> struct Bits<double> { using U = uint64_t; };
-
-// "v replaces the running max": strictly greater (the first max keeps ties) or NaN (NaN wins).
-// Selected through masks on the bits: compilers turn ?: on floats into a data-dependent
-// branch here, which mispredicts about half the time on random data.
-template <class T>
-static inline void max_take(T v, int64_t vi, T& m, int64_t& mi) {
-  using U = typename Bits<T>::U;
-  const bool t = (v > m) | (v != v);
-  U vb, mb;
-  std::memcpy(&vb, &v, sizeof(T));
-  std::memcpy(&mb, &m, sizeof(T));
-  const U mask = U(0) - U(t);
-  mb ^= (mb ^ vb) & mask;
-  std::memcpy(&m, &mb, sizeof(T));
-  mi ^= (mi ^ vi) & -int64_t(t);
-}
+using detail::max_take;
 
 template <class T>
 void max_pool2d_forward(const PoolParams& p, const T* x, T* y, int64_t* indices) {
@@ -82,22 +63,10 @@ void max_pool2d_forward(const PoolParams& p, const T* x, T* y, int64_t* indices)
 #if defined(LAMINA_X86)
       if (avx2) return detail::max_pool2x2_plane_avx2(xp, W, OH, OW, yp, ip);
 #endif
-      // The common 2x2/2 window, always inside: four loads, row-major compare order, selects
-      // instead of branches (a data-dependent branch mispredicts about half the time).
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        const T* r0 = xp + 2 * oh * W;
-        const T* r1 = r0 + W;
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t i0 = 2 * oh * W + 2 * ow;
-          T m = r0[2 * ow];
-          int64_t mi = i0;
-          max_take(r0[2 * ow + 1], i0 + 1, m, mi);
-          max_take(r1[2 * ow], i0 + W, m, mi);
-          max_take(r1[2 * ow + 1], i0 + W + 1, m, mi);
-          yp[oh * OW + ow] = m;
-          ip[oh * OW + ow] = mi;
-        }
-      }
+      // The common 2x2/2 window, always inside: selects instead of branches.
+      for (int64_t oh = 0; oh < OH; ++oh)
+        detail::max_pool2x2_cols(xp + 2 * oh * W, xp + (2 * oh + 1) * W, W, oh, 0, OW,
+                                 yp + oh * OW, ip + oh * OW);
       return;
     }
     for (int64_t oh = 0; oh < OH; ++oh) {

@@ -5,6 +5,7 @@
 // Threads split the N*C planes; every plane is written by one thread, so no reduction is shared.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace lamina {
 
@@ -50,6 +51,45 @@ void adaptive_avg_pool2d_backward(int64_t N, int64_t C, int64_t H, int64_t W, in
                                   int64_t OW, const T* dy, T* dx);
 
 namespace detail {
+// Same-width unsigned integer, for selects done on bits.
+template <class T> struct Bits;
+template <> struct Bits<float> { using U = uint32_t; };
+template <> struct Bits<double> { using U = uint64_t; };
+
+// "v replaces the running max": strictly greater (the first max keeps ties) or NaN (NaN wins).
+// Selected through masks on the bits: compilers turn ?: on floats into a data-dependent
+// branch here, which mispredicts about half the time on random data. (static: each
+// translation unit, the AVX2 one included, keeps its own copy compiled with its own flags.)
+template <class T>
+static inline void max_take(T v, int64_t vi, T& m, int64_t& mi) {
+  using U = typename Bits<T>::U;
+  const bool t = (v > m) | (v != v);
+  U vb, mb;
+  std::memcpy(&vb, &v, sizeof(T));
+  std::memcpy(&mb, &m, sizeof(T));
+  const U mask = U(0) - U(t);
+  mb ^= (mb ^ vb) & mask;
+  std::memcpy(&m, &mb, sizeof(T));
+  mi ^= (mi ^ vi) & -int64_t(t);
+}
+
+// Outputs [ow0, ow1) of output row oh of the 2x2 stride-2 max pool (window always inside):
+// four loads, row-major compare order. r0, r1: the window's two input rows.
+template <class T>
+static inline void max_pool2x2_cols(const T* r0, const T* r1, int64_t W, int64_t oh, int64_t ow0,
+                                    int64_t ow1, T* yr, int64_t* ir) {
+  for (int64_t ow = ow0; ow < ow1; ++ow) {
+    const int64_t i0 = 2 * oh * W + 2 * ow;
+    T m = r0[2 * ow];
+    int64_t mi = i0;
+    max_take(r0[2 * ow + 1], i0 + 1, m, mi);
+    max_take(r1[2 * ow], i0 + W, m, mi);
+    max_take(r1[2 * ow + 1], i0 + W + 1, m, mi);
+    yr[ow] = m;
+    ir[ow] = mi;
+  }
+}
+
 // AVX2 2x2 stride-2 max pool of one plane (no padding / dilation, 2*OH <= H, 2*OW <= W,
 // W + 1 < 2^31); same ties / NaN rule as max_pool2d_forward. Call only when active_isa() is avx2.
 void max_pool2x2_plane_avx2(const float* xp, int64_t W, int64_t OH, int64_t OW, float* yp, int64_t* ip);
