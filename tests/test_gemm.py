@@ -1,5 +1,7 @@
 """lamina._C.gemm / gemm_batched vs numpy: transposes, strided views, alpha/beta, epilogues,
 threads, every ISA path the CPU has, and the error messages for bad input."""
+import contextlib
+import itertools
 import math
 
 import numpy as np
@@ -9,6 +11,21 @@ from lamina import _C
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 2e-4, np.float64: 1e-11}
+
+
+@contextlib.contextmanager
+def gemm_setup(threads=None, **override):
+    """The body runs with this thread count and these _gemm_set_path_override settings; the
+    previous thread count and the automatic paths come back afterwards, even on failure."""
+    n0 = _C.get_num_threads()
+    try:
+        if threads is not None:
+            _C.set_num_threads(threads)
+        _C._gemm_set_path_override(**override)
+        yield
+    finally:
+        _C._gemm_set_path_override()
+        _C.set_num_threads(n0)
 
 
 def rand(rng, shape, dtype):
@@ -113,16 +130,12 @@ def test_threads_agree(M, K, N, ta):
     rng = np.random.default_rng(4)
     a = rand(rng, (K, M) if ta else (M, K), np.float32)
     b = rand(rng, (K, N), np.float32)
-    n0 = _C.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2):
-            _C.set_num_threads(n)
+    outs = []
+    for n in (1, 2):
+        with gemm_setup(threads=n):
             c = np.empty((M, N), np.float32)
             _C.gemm(a, b, c, trans_a=ta)
             outs.append(c)
-    finally:
-        _C.set_num_threads(n0)
     # Each C tile's K loop runs on one thread, and a long K (the second shape, a conv weight
     # gradient) is cut into fixed chunks summed in a fixed order: bitwise identical results.
     assert np.array_equal(outs[0], outs[1])
@@ -138,18 +151,12 @@ def test_task_grid_orders_agree(dtype, M, K, N, ta, tb):
     rng = np.random.default_rng(8)
     a = rand(rng, (K, M) if ta else (M, K), dtype)
     b = rand(rng, (N, K) if tb else (K, N), dtype)
-    n0 = _C.get_num_threads()
     outs = []
-    try:
-        _C.set_num_threads(2)
-        for rows_first in (1, 0, -1):
-            _C._gemm_set_path_override(rows_first=rows_first)
+    for rows_first in (1, 0, -1):
+        with gemm_setup(threads=2, rows_first=rows_first):
             c = np.full((M, N), np.nan, dtype)
             _C.gemm(a, b, c, trans_a=ta, trans_b=tb)
             outs.append(c)
-    finally:
-        _C._gemm_set_path_override()
-        _C.set_num_threads(n0)
     check(outs[0], ref(a, b, ta, tb), dtype, K)
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 
@@ -160,11 +167,8 @@ def test_forced_paths(pack_a, kernel):
     rng = np.random.default_rng(5)
     a, b = rand(rng, (53, 300), np.float32), rand(rng, (300, 29), np.float32)
     c = np.empty((53, 29), np.float32)
-    _C._gemm_set_path_override(pack_a, kernel)
-    try:
+    with gemm_setup(pack_a=pack_a, kernel=kernel):
         _C.gemm(a, b, c)
-    finally:
-        _C._gemm_set_path_override(-1, -1)
     check(c, ref(a, b, False, False), np.float32, 300)
 
 
@@ -173,21 +177,16 @@ def test_forced_kernels_at_ragged_edges(dtype):
     # Every tile at every ragged row / column count: a last row panel goes to the smaller tile
     # (24 -> 6 rows, 12 -> 8), a last column panel at most half full to the half-width one.
     rng = np.random.default_rng(9)
-    name = np.dtype(dtype).name
-    for kernel in range(_C._gemm_kernel_count(name)):
-        for M in (1, 5, 7, 13, 25, 37):
-            for N in range(1, 70, 4):
-                for ta, tb in ((False, False), (True, False), (False, True)):
-                    K = 19
-                    a = rand(rng, (K, M) if ta else (M, K), dtype)
-                    b = rand(rng, (N, K) if tb else (K, N), dtype)
-                    c = np.full((M, N), np.nan, dtype)
-                    _C._gemm_set_path_override(kernel=kernel)
-                    try:
-                        _C.gemm(a, b, c, trans_a=ta, trans_b=tb)
-                    finally:
-                        _C._gemm_set_path_override()
-                    check(c, ref(a, b, ta, tb), dtype, K)
+    K = 19
+    kernels = range(_C._gemm_kernel_count(np.dtype(dtype).name))
+    transposes = ((False, False), (True, False), (False, True))
+    for kernel, M, N, (ta, tb) in itertools.product(kernels, (1, 5, 7, 13, 25, 37), range(1, 70, 4), transposes):
+        a = rand(rng, (K, M) if ta else (M, K), dtype)
+        b = rand(rng, (N, K) if tb else (K, N), dtype)
+        c = np.full((M, N), np.nan, dtype)
+        with gemm_setup(kernel=kernel):
+            _C.gemm(a, b, c, trans_a=ta, trans_b=tb)
+        check(c, ref(a, b, ta, tb), dtype, K)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
