@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build/dev}"
+# ccache, where installed, lets several checkouts share compiled objects.
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLAMINA_BUILD_TESTS=ON \
-  -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" >/dev/null
+  -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" "${launcher[@]}" >/dev/null
 cmake --build "$BUILD_DIR" -j 2
 so=$(ls "$BUILD_DIR"/_C*.so)
 tmp="python/lamina/.$(basename "$so").$$"
