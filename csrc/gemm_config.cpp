@@ -20,8 +20,8 @@ int64_t pow2_floor(int64_t v) {
 
 GemmPathOverride g_override;
 
-// Most columns of one packed B panel (a multiple of every NR): with the L3 share it bounds the
-// B panel for small K.
+// Most columns of one packed B panel: with the L3 share it bounds the B panel for small K
+// (rounded down to whole NR panels per kernel).
 template <class T> constexpr int64_t kMaxNC = 4080;
 template <> constexpr int64_t kMaxNC<double> = 2040;
 
@@ -58,7 +58,7 @@ const CacheBlocking& cache_blocking() {
 template <class T>
 int64_t nc_for(int64_t K, int NR) {
   const int64_t budget = cache_blocking().b_panel_bytes / (std::max<int64_t>(K, 1) * int64_t(sizeof(T)));
-  return std::min<int64_t>(kMaxNC<T>, std::max<int64_t>(NR, budget / NR * NR));
+  return std::max<int64_t>(NR, std::min<int64_t>(kMaxNC<T>, budget) / NR * NR);  // whole NR panels
 }
 
 template <class T>
