@@ -15,10 +15,10 @@ import lamina.train  # noqa: F401  (monkeypatched below)
 from lamina import cli
 from lamina.serialization import load, load_metadata
 
+from conftest import closed_port_url, needs_mnist
+
 DATA = Path(os.environ.get("LAMINA_DATA", "/work/shared/data"))
 PYTHON_DIR = str(Path(lamina.__file__).resolve().parent.parent)
-needs_mnist = pytest.mark.skipif(not (DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(),
-                                 reason=f"real MNIST not found under {DATA}/mnist")
 ACC = re.compile(r"^test accuracy: (\d+\.\d\d)%$", re.M)
 
 
@@ -128,18 +128,12 @@ def test_different_seed_differs(tmp_path, capsys):
     assert not np.array_equal(a["fc1.weight"].numpy(), b["fc1.weight"].numpy())
 
 
-def _closed_port_url():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}/"
 
 
 def test_offline_without_data_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lamina", "train", "--model", "mlp", "--data", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env=_env(LAMINA_MNIST_MIRRORS=_closed_port_url()))
+                          env=_env(LAMINA_MNIST_MIRRORS=closed_port_url()))
     assert proc.returncode == 2
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
