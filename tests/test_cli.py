@@ -15,7 +15,7 @@ import lamina.train  # noqa: F401  (monkeypatched below)
 from lamina import cli
 from lamina.serialization import load, load_metadata
 
-from conftest import closed_port_url, needs_mnist
+from conftest import IN_CI, closed_port_url, needs_mnist
 
 DATA = Path(os.environ.get("LAMINA_DATA", "/work/shared/data"))
 PYTHON_DIR = str(Path(lamina.__file__).resolve().parent.parent)
@@ -171,6 +171,25 @@ def test_model_defaults():
     assert args.lr == cli.ADAM_LR
 
 
-def test_write_pictures_tolerates_missing_viz(tmp_path):
-    written = cli._write_pictures(None, [], tmp_path)
-    assert isinstance(written, list)
+def test_write_pictures_tolerates_missing_viz(tmp_path, monkeypatch):
+    # Nothing to draw: nothing written.
+    assert cli._write_pictures(None, [], tmp_path) == []
+    # With matplotlib hidden, a finished run with history and a model writes no pictures and
+    # does not fail.
+    lamina.manual_seed(0)
+    model = lamina.models.mlp((784, 8, 10))
+    history = [dict(epoch=1, train_loss=1.0, test_accuracy=0.5)]
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli._write_pictures(model, history, tmp_path) == []
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_pictures_writes_curves_and_filters(tmp_path):
+    pytest.importorskip("matplotlib") if not IN_CI else None
+    lamina.manual_seed(0)
+    model = lamina.models.mlp((784, 8, 10))
+    history = [dict(epoch=1, train_loss=1.0, test_accuracy=0.5), dict(epoch=2, train_loss=0.5, test_accuracy=0.7)]
+    written = cli._write_pictures(model, history, tmp_path)
+    assert sorted(p.name for p in written) == ["curves.png", "filters.png"]
+    for p in written:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
