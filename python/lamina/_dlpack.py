@@ -11,13 +11,11 @@ module holds the protocol's argument rules.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from . import _C
 
-__all__ = ["from_dlpack", "export_capsule", "CPU_DEVICE"]
+__all__ = ["export_capsule", "CPU_DEVICE"]  # from_dlpack: lamina.factory
 
 CPU_DEVICE = (1, 0)   # (kDLCPU, device 0): the only device lamina has
 _LAMINA_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
@@ -57,35 +55,3 @@ def _capsule_from(obj):
         return obj.__dlpack__(max_version=(1, 0))
     except TypeError:                        # a producer from before DLPack 1.0
         return obj.__dlpack__()
-
-
-def from_dlpack(obj):
-    """A lamina tensor sharing memory with any DLPack producer (NumPy, PyTorch, JAX on CPU, ...).
-
-    No copy is made for C-contiguous float32, float64, int64 and bool data. Read-only producers
-    give a tensor whose in-place writes raise. A strided (non-contiguous) producer is copied into
-    a contiguous tensor, with a warning saying so, because lamina's kernels take dense rows.
-    Other dtypes are refused: convert them on the producer's side first.
-
-    >>> import numpy as np, lamina
-    >>> a = np.arange(3, dtype=np.float32)
-    >>> t = lamina.from_dlpack(a); a[0] = 7
-    >>> t.tolist()
-    [7.0, 1.0, 2.0]
-    """
-    from .tensor import Tensor
-
-    if isinstance(obj, Tensor):
-        return obj.detach()
-    array, read_only = _C.dlpack_import(_capsule_from(obj))
-    if array.dtype not in _LAMINA_DTYPES:
-        raise TypeError(f"obj: dtype {array.dtype} is not a lamina dtype (float32, float64, int64, bool); "
-                        f"convert it before from_dlpack (e.g. tensor.float() in PyTorch)")
-    if read_only:
-        array.flags.writeable = False
-    if not array.flags.c_contiguous:
-        warnings.warn(f"from_dlpack: input with shape {array.shape} and strides {array.strides} is not "
-                      "C-contiguous; lamina copied it (the tensor does not share memory with obj)",
-                      stacklevel=2)
-        array = np.ascontiguousarray(array) if array.ndim else array.copy()
-    return Tensor._wrap(array)

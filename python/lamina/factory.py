@@ -1,6 +1,9 @@
 """Tensor constructors with PyTorch names: tensor, from_numpy, zeros, ones, full, rand, randn, ..."""
+import warnings
+
 import numpy as np
 
+from . import _C, _dlpack
 from . import random as _random
 from .tensor import Tensor, _FLOATS, _SUPPORTED, get_default_dtype
 
@@ -129,3 +132,35 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
 
 def eye(n, m=None, dtype=None, requires_grad=False):
     return _make(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)
+
+
+# from_dlpack lives here, not in _dlpack.py, so that _dlpack never imports tensor.py (which
+# imports _dlpack for Tensor.__dlpack__).
+def from_dlpack(obj):
+    """A lamina tensor sharing memory with any DLPack producer (NumPy, PyTorch, JAX on CPU, ...).
+
+    No copy is made for C-contiguous float32, float64, int64 and bool data. Read-only producers
+    give a tensor whose in-place writes raise. A strided (non-contiguous) producer is copied into
+    a contiguous tensor, with a warning saying so, because lamina's kernels take dense rows.
+    Other dtypes are refused: convert them on the producer's side first.
+
+    >>> import numpy as np, lamina
+    >>> a = np.arange(3, dtype=np.float32)
+    >>> t = lamina.from_dlpack(a); a[0] = 7
+    >>> t.tolist()
+    [7.0, 1.0, 2.0]
+    """
+    if isinstance(obj, Tensor):
+        return obj.detach()
+    array, read_only = _C.dlpack_import(_dlpack._capsule_from(obj))
+    if array.dtype not in _dlpack._LAMINA_DTYPES:
+        raise TypeError(f"obj: dtype {array.dtype} is not a lamina dtype (float32, float64, int64, bool); "
+                        f"convert it before from_dlpack (e.g. tensor.float() in PyTorch)")
+    if read_only:
+        array.flags.writeable = False
+    if not array.flags.c_contiguous:
+        warnings.warn(f"from_dlpack: input with shape {array.shape} and strides {array.strides} is not "
+                      "C-contiguous; lamina copied it (the tensor does not share memory with obj)",
+                      stacklevel=2)
+        array = np.ascontiguousarray(array) if array.ndim else array.copy()
+    return Tensor._wrap(array)

@@ -25,6 +25,8 @@ from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ._checkpoint_error import CheckpointError  # shared with _torch_pickle (no circle)
+
 __all__ = ["save", "load", "load_arrays", "load_metadata", "atomic_write_bytes", "CheckpointError"]
 
 _ORDER_KEY = "__lamina_keys__"           # metadata entry keeping a flat dict's key order
@@ -39,10 +41,6 @@ _NP_TO_ST = {np.dtype(v): k for k, v in _ST_TO_NP.items()}
 _SUPPORTED = set(_NP_TO_ST)
 _ITEMSIZE = {"BF16": 2, **{k: np.dtype(v).itemsize for k, v in _ST_TO_NP.items()}}
 _MAX_HEADER = 100 << 20                  # safetensors' own limit on the JSON header
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is malformed, truncated, or not a format lamina reads."""
 
 
 # --------------------------------------------------------------------------- atomic writes
