@@ -1,9 +1,6 @@
 """Tensor constructors with PyTorch names: tensor, from_numpy, zeros, ones, full, rand, randn, ..."""
-import warnings
-
 import numpy as np
 
-from . import _C, _dlpack
 from . import random as _random
 from .tensor import Tensor, _FLOATS, _SUPPORTED, get_default_dtype
 
@@ -134,8 +131,6 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     return _make(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)
 
 
-# from_dlpack lives here, not in _dlpack.py, so that _dlpack never imports tensor.py (which
-# imports _dlpack for Tensor.__dlpack__).
 def from_dlpack(obj):
     """A lamina tensor sharing memory with any DLPack producer (NumPy, PyTorch, JAX on CPU, ...).
 
@@ -150,17 +145,8 @@ def from_dlpack(obj):
     >>> t.tolist()
     [7.0, 1.0, 2.0]
     """
+    from ._dlpack import import_array
+
     if isinstance(obj, Tensor):
         return obj.detach()
-    array, read_only = _C.dlpack_import(_dlpack._capsule_from(obj))
-    if array.dtype not in _dlpack._LAMINA_DTYPES:
-        raise TypeError(f"obj: dtype {array.dtype} is not a lamina dtype (float32, float64, int64, bool); "
-                        f"convert it before from_dlpack (e.g. tensor.float() in PyTorch)")
-    if read_only:
-        array.flags.writeable = False
-    if not array.flags.c_contiguous:
-        warnings.warn(f"from_dlpack: input with shape {array.shape} and strides {array.strides} is not "
-                      "C-contiguous; lamina copied it (the tensor does not share memory with obj)",
-                      stacklevel=2)
-        array = np.ascontiguousarray(array) if array.ndim else array.copy()
-    return Tensor._wrap(array)
+    return Tensor._wrap(import_array(obj))

@@ -25,7 +25,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ._checkpoint_error import CheckpointError  # shared with _torch_pickle (no circle)
+from ._torch_pickle import CheckpointError, load_torch_zip
 
 __all__ = ["save", "load", "load_arrays", "load_metadata", "atomic_write_bytes", "CheckpointError"]
 
@@ -319,7 +319,6 @@ def load(f, map_location=None, weights_only=True):
     _check_map_location(map_location)
     raw, where = _read_bytes(f)
     if raw[:4] == b"PK\x03\x04":
-        from ._torch_pickle import load_torch_zip
         return load_torch_zip(raw, where)
     if raw[:1] == b"\x80" and len(raw) > 1 and raw[1:2] in b"\x02\x03\x04\x05":
         raise CheckpointError(f"{where}: a bare pickle file is refused (unpickling can run any code); "
