@@ -90,6 +90,14 @@ class Optimizer:
             out.append((p, arr, g))
         return out
 
+    def _grads_for_update(self, group):
+        """_params_with_grad, with the gradient negated under ``maximize`` (PyTorch's order:
+        negate first, then weight decay and the rest of the update)."""
+        items = self._params_with_grad(group)
+        if group.get("maximize", False):
+            items = [(p, arr, np.negative(g)) for p, arr, g in items]
+        return items
+
     def step(self, closure=None):
         raise NotImplementedError
 
