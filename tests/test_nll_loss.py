@@ -165,3 +165,30 @@ def test_cross_entropy_spatial_none_keeps_the_target_shape():
     want = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t), reduction="none")
     assert got.shape == tuple(want.shape)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+
+
+def test_compiled_training_sees_each_batchs_labels():
+    """The validated target must stay the batch's own array: the compiler feeds new labels by
+    identity, and a copy or view would freeze the first batch's labels into the graph."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 16, 6)).astype(np.float32)
+    y = rng.integers(0, 4, (3, 16))
+
+    def run(compiled):
+        lamina.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+        opt = lamina.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        step = lamina.compile(m, F.cross_entropy, opt) if compiled else None
+        losses = []
+        for xb, yb in zip(x, y):
+            if compiled:
+                losses.append(float(step(lamina.tensor(xb), lamina.tensor(yb))))
+            else:
+                opt.zero_grad()
+                loss = F.cross_entropy(m(lamina.tensor(xb)), lamina.tensor(yb))
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+        return losses
+
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-5)
