@@ -220,3 +220,13 @@ def test_compiled_step_with_an_eager_only_optimizer_matches_eager(make):
         step(lamina.tensor(x), lamina.tensor(y))
     for a, b in zip(eager.parameters(), compiled.parameters()):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-9, atol=1e-12)
+
+
+def test_torch_only_keywords_are_accepted_and_differentiable_is_refused():
+    w = Parameter(np.ones(2))
+    optim.SGD([w], lr=0.1, foreach=False, fused=None)
+    optim.Adam([w], foreach=True, capturable=False)
+    optim.RMSprop([w], foreach=None)
+    for cls in (optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad, optim.Adadelta):
+        with pytest.raises(NotImplementedError, match="differentiable"):
+            cls([w], lr=0.1, differentiable=True)

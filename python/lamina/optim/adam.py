@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _C
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _refuse_differentiable
 
 
 class Adam(Optimizer):
@@ -19,7 +19,9 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
-                 maximize=False):
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None):
+        # foreach / fused / capturable pick torch's kernel strategy only; lamina has one kernel
+        _refuse_differentiable(differentiable)
         if lr < 0:
             raise ValueError(f"lr: expected a value >= 0, got {lr}")
         if eps < 0:
@@ -67,6 +69,6 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False):
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize)
+                         maximize=maximize, differentiable=differentiable)

@@ -7,7 +7,7 @@ square root, Adadelta adds it INSIDE both square roots.
 """
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _refuse_differentiable
 
 
 def _check_at_least(name, value, low=0.0):
@@ -36,6 +36,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False, differentiable=False):
+        _refuse_differentiable(differentiable)
         _check_at_least("lr", lr)
         _check_at_least("eps", eps)
         _check_at_least("momentum", momentum)
@@ -95,6 +96,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
+        _refuse_differentiable(differentiable)
         _check_at_least("lr", lr)
         _check_at_least("lr_decay", lr_decay)
         _check_at_least("weight_decay", weight_decay)
@@ -145,6 +147,7 @@ class Adadelta(Optimizer):
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False):
+        _refuse_differentiable(differentiable)
         _check_at_least("lr", lr)
         if not 0.0 <= rho <= 1.0:
             raise ValueError(f"rho: expected a value in [0, 1], got {rho}")

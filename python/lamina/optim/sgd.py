@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _C
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _refuse_differentiable
 
 
 class SGD(Optimizer):
@@ -20,7 +20,9 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False):
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        # foreach / fused pick torch's kernel strategy only; lamina has one kernel, so they are accepted
+        _refuse_differentiable(differentiable)
         if lr < 0:
             raise ValueError(f"lr: expected a value >= 0, got {lr}")
         if momentum < 0:
