@@ -432,3 +432,74 @@ class ReduceLROnPlateau(LRScheduler):
     @property
     def in_cooldown(self):
         return self.cooldown_counter > 0
+
+
+class ConstantLR(LRScheduler):
+    """lr * factor for the first ``total_iters`` epochs, then the base lr.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2)
+    >>> lrs = []
+    >>> for _ in range(3):
+    ...     lrs.append(s.get_last_lr()[0]); opt.step(); s.step()
+    >>> lrs
+    [0.5, 0.5, 1.0]
+    """
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"factor: expected a value in [0, 1], got {factor}")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [g["lr"] * self.factor for g in groups]
+        if self.last_epoch != self.total_iters:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * (1.0 / self.factor) for g in groups]
+
+    def _closed_form(self):
+        on = self.last_epoch >= self.total_iters
+        return [b * (self.factor + on * (1 - self.factor)) for b in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """The lr factor goes linearly from ``start_factor`` to ``end_factor`` over ``total_iters``
+    epochs (a warm-up when start_factor < 1).
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=3)
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     lrs.append(round(s.get_last_lr()[0], 6)); opt.step(); s.step()
+    >>> lrs
+    [0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if not 0.0 < start_factor <= 1.0:
+            raise ValueError(f"start_factor: expected a value in (0, 1], got {start_factor}")
+        if not 0.0 <= end_factor <= 1.0:
+            raise ValueError(f"end_factor: expected a value in [0, 1], got {end_factor}")
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [g["lr"] * self.start_factor for g in groups]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return [g["lr"] for g in groups]
+        # the ratio of consecutive factors, so changes made to the lr elsewhere are kept
+        span = self.end_factor - self.start_factor
+        ratio = 1.0 + span / (self.total_iters * self.start_factor + (self.last_epoch - 1) * span)
+        return [g["lr"] * ratio for g in groups]
+
+    def _closed_form(self):
+        span = self.end_factor - self.start_factor
+        return [b * (self.start_factor + span * min(self.total_iters, self.last_epoch) / self.total_iters)
+                for b in self.base_lrs]
