@@ -305,3 +305,79 @@ def test_clip_grad_norm_inside_a_training_loop():
     after = math.sqrt(sum(float((p.grad.data.astype(np.float64) ** 2).sum()) for p in model.parameters()))
     assert after == pytest.approx(1.0, rel=1e-5)
     opt.step()
+
+
+# ------------------------------------------------------------------ the registered records
+NN_OPS = ["elu", "gelu", "silu", "pad", "embedding", "binary_cross_entropy"]
+
+
+@pytest.mark.parametrize("name", NN_OPS)
+def test_registered_samples_match_torch_gradcheck_and_bad_samples_raise(name):
+    """Each op's registry record (what the OpInfo walk and the compiler read) is consistent:
+    its samples match torch in every dtype, pass float64 gradcheck, and its bad samples raise."""
+    from lamina.ops import registry
+    op = registry.get(name)
+    assert op.dtypes and op.samples and op.bad_samples and op.torch
+    for dt in op.dtypes:
+        for s in op.samples(dt):
+            args = [lamina.tensor(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else
+                    (lamina.tensor(a) if isinstance(a, np.ndarray) else a) for a in s.args]
+            got = op.call(*args, **s.kwargs)
+            targs = [torch.tensor(a) if isinstance(a, np.ndarray) else a for a in s.args]
+            want = op.torch(torch, *targs, **s.kwargs)
+            tol = dict(rtol=1e-5, atol=1e-6) if dt == np.float32 else dict(rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(got.numpy(), want.numpy(), **tol, err_msg=f"{name} {s.name} {dt}")
+            if op.reference is not None:
+                np.testing.assert_allclose(got.numpy(), op.reference(*s.args, **s.kwargs), **tol)
+            if dt == np.float64 and s.grad:
+                xs = [lamina.tensor(a, requires_grad=True) if isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                      else lamina.tensor(a) for a in s.args]
+                grads = [x for x in xs if x.requires_grad]
+                assert lamina.autograd.gradcheck(lambda *g: op.call(*_swap(xs, g), **s.kwargs), grads)
+    for b in op.bad_samples():
+        with pytest.raises(b.error, match=b.match):
+            op.call(*[lamina.tensor(a) if isinstance(a, np.ndarray) else a for a in b.args], **b.kwargs)
+
+
+def _swap(xs, new):
+    """xs with its requires_grad tensors replaced, in order, by `new`."""
+    it = iter(new)
+    return [next(it) if x.requires_grad else x for x in xs]
+
+
+def test_new_activations_train_the_same_compiled_and_eager():
+    import lamina.nn.functional as F
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 8, 4))
+    y = rng.integers(0, 3, (3, 8))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 3)
+
+        def forward(self, x):
+            h = nn.functional.gelu(self.a(x)) + nn.functional.silu(self.a(x)) + nn.functional.elu(self.a(x))
+            return self.b(nn.functional.pad(h, (1, -1), mode="constant"))
+
+    def run(compiled):
+        lamina.manual_seed(0)
+        m = Net().double()
+        opt = lamina.optim.SGD(m.parameters(), lr=0.1)
+        step = lamina.compile(m, F.cross_entropy, opt) if compiled else None
+        out = []
+        for xb, yb in zip(x, y):
+            if compiled:
+                out.append(float(step(lamina.tensor(xb), lamina.tensor(yb))))
+            else:
+                opt.zero_grad()
+                loss = F.cross_entropy(m(lamina.tensor(xb)), lamina.tensor(yb))
+                loss.backward()
+                opt.step()
+                out.append(loss.item())
+        return out, [p.data.copy() for p in m.parameters()]
+
+    (le, pe), (lc, pc) = run(False), run(True)
+    np.testing.assert_allclose(lc, le, rtol=1e-12)
+    for a, b in zip(pe, pc):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

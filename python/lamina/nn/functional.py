@@ -67,7 +67,8 @@ def step(input):
 
 
 # --------------------------------------------------------------------------- issue 13 additions
-from . import _extra_ops  # noqa: E402
+from ..ops.nn_extra import (_loss_target, binary_cross_entropy, elu, embedding, gelu, pad,  # noqa: E402,F401
+                            silu)
 
 
 def _float_input(input, fn):
@@ -75,85 +76,6 @@ def _float_input(input, fn):
         raise TypeError(f"input: {fn} expected a lamina Tensor, got {type(input).__name__}")
     if input.dtype not in (float32, float64):
         raise TypeError(f"input: {fn} expected dtype float32 or float64, got {input.dtype}")
-
-
-def elu(input, alpha=1.0, inplace=False):
-    """x if x > 0 else alpha * (exp(x) - 1).
-
-    >>> import lamina, lamina.nn.functional as F
-    >>> [round(v, 4) for v in F.elu(lamina.tensor([-1.0, 2.0])).tolist()]
-    [-0.6321, 2.0]
-    """
-    _float_input(input, "elu")
-    return _extra_ops.ELU.apply(input, float(alpha))
-
-
-def gelu(input, approximate="none"):
-    """x * Phi(x), Phi the standard normal CDF; ``approximate='tanh'`` is PyTorch's tanh form.
-
-    >>> import lamina, lamina.nn.functional as F
-    >>> round(F.gelu(lamina.tensor([1.0])).item(), 4)
-    0.8413
-    """
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
-    _float_input(input, "gelu")
-    return _extra_ops.GELU.apply(input, approximate)
-
-
-def silu(input, inplace=False):
-    """x * sigmoid(x).
-
-    >>> import lamina, lamina.nn.functional as F
-    >>> F.silu(lamina.tensor([0.0])).item()
-    0.0
-    """
-    _float_input(input, "silu")
-    return _extra_ops.SiLU.apply(input)
-
-
-def pad(input, pad, mode="constant", value=None):
-    """Pad the last ``len(pad) // 2`` dimensions: ``pad = (left, right, top, bottom, ...)``
-    starts from the LAST dimension, as in PyTorch. Modes: constant (negative pads crop),
-    reflect, replicate, circular.
-
-    >>> import lamina, lamina.nn.functional as F
-    >>> F.pad(lamina.tensor([[1.0, 2.0]]), (1, 2), value=9.0).tolist()
-    [[9.0, 1.0, 2.0, 9.0, 9.0]]
-    """
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input: expected a lamina Tensor, got {type(input).__name__}")
-    pad = tuple(pad)
-    if len(pad) % 2 or any(int(p) != p for p in pad):
-        raise ValueError(f"pad: expected an even number of integers (left, right, ...), got {pad}")
-    if len(pad) // 2 > input.ndim:
-        raise ValueError(f"pad: {len(pad)} values pad {len(pad) // 2} dimensions, but input has "
-                         f"{input.ndim} (shape {tuple(input.shape)})")
-    if mode not in ("constant", "reflect", "replicate", "circular"):
-        raise ValueError(f"mode: expected 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
-    if mode != "constant" and value not in (None, 0, 0.0):
-        raise ValueError(f"value: only mode='constant' fills with a value, got value={value} with mode={mode!r}")
-    plan = []
-    for i in range(len(pad) // 2):
-        dim = input.ndim - 1 - i
-        before, after = int(pad[2 * i]), int(pad[2 * i + 1])
-        size = input.shape[dim]
-        if mode == "constant":
-            if size + before + after < 0:
-                raise ValueError(f"pad: ({before}, {after}) crops dimension {dim} of size {size} below zero")
-        elif before < 0 or after < 0:
-            raise ValueError(f"pad: mode {mode!r} needs non-negative pads, got ({before}, {after}) for dimension {dim}")
-        elif mode == "reflect" and (before >= size or after >= size):
-            raise ValueError(f"pad: reflect padding ({before}, {after}) must be smaller than dimension {dim}'s "
-                             f"size {size}")
-        elif mode == "circular" and (before > size or after > size):
-            raise ValueError(f"pad: circular padding ({before}, {after}) must be at most dimension {dim}'s "
-                             f"size {size}")
-        elif mode == "replicate" and size == 0:
-            raise ValueError(f"pad: replicate padding of dimension {dim} needs a non-empty dimension")
-        if before or after:
-            plan.append((dim, before, after))
-    return _extra_ops.Pad.apply(input, tuple(plan), mode, 0.0 if value is None else float(value))
 
 
 def one_hot(tensor, num_classes=-1):
@@ -179,52 +101,6 @@ def one_hot(tensor, num_classes=-1):
     out = np.zeros(t.shape + (int(num_classes),), dtype=np.int64)
     np.put_along_axis(out, t.astype(np.int64)[..., None], 1, axis=-1)
     return Tensor._wrap(out)
-
-
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
-              sparse=False):
-    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``input``: shape input.shape + (dim,).
-
-    >>> import lamina, lamina.nn.functional as F
-    >>> F.embedding(lamina.tensor([2, 0]), lamina.tensor([[0.0], [1.0], [2.0]])).tolist()
-    [[2.0], [0.0]]
-    """
-    idx = _as_target(input)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"input: embedding expected integer indices, got dtype {idx.dtype}")
-    if weight.ndim != 2:
-        raise ValueError(f"weight: expected shape (num_embeddings, embedding_dim), got {tuple(weight.shape)}")
-    n = weight.shape[0]
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        bad = idx[(idx < 0) | (idx >= n)].flat[0]
-        raise TargetRangeError(f"input: index {int(bad)} out of range [0, {n}) (num_embeddings)")
-    if padding_idx is not None:
-        padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
-    if max_norm is not None:
-        _renorm_rows_(weight, idx, float(max_norm), float(norm_type))
-    if scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
-    return _extra_ops.Embedding.apply(weight, np.ascontiguousarray(idx, dtype=np.int64), padding_idx)
-
-
-def _renorm_rows_(weight, idx, max_norm, norm_type):
-    # PyTorch renormalizes the looked-up rows of the weight in place (outside autograd)
-    rows = np.unique(idx)
-    w = weight.data[rows]
-    norms = (np.abs(w) ** norm_type).sum(1) ** (1.0 / norm_type)
-    scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
-    weight.data[rows] = w * scale[:, None]
-
-
-def _loss_target(input, target, fn):
-    _float_input(input, fn)
-    if not isinstance(target, Tensor):
-        target = Tensor._wrap(np.asarray(target, dtype=input.dtype))
-    if target.shape != input.shape:
-        raise ValueError(f"target: {fn} expected the input's shape {tuple(input.shape)}, got {tuple(target.shape)}")
-    if target.dtype != input.dtype:
-        target = target.to(input.dtype)
-    return target
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
@@ -264,31 +140,6 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     a = (input - target).abs()
     m = a.clamp(max=float(delta))
     return _reduce(m * m * 0.5 + (a - m) * float(delta), reduction)
-
-
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
-    """-(t log p + (1 - t) log(1 - p)) on probabilities ``input`` in [0, 1] (logs clamped at
-    -100 as in PyTorch). Prefer binary_cross_entropy_with_logits on raw scores.
-
-    >>> import lamina, lamina.nn.functional as F
-    >>> round(F.binary_cross_entropy(lamina.tensor([0.5]), lamina.tensor([1.0])).item(), 4)
-    0.6931
-    """
-    target = _loss_target(input, target, "binary_cross_entropy")
-    x = input.data
-    if x.size and not (np.all(x >= 0) and np.all(x <= 1)):
-        raise ValueError("input: binary_cross_entropy expects probabilities in [0, 1] (apply sigmoid, or use "
-                         f"binary_cross_entropy_with_logits), got values in [{x.min()}, {x.max()}]")
-    w = None
-    if weight is not None:
-        w = np.asarray(_as_target(weight), dtype=input.dtype)
-        try:
-            w = np.ascontiguousarray(np.broadcast_to(w, input.shape))
-        except ValueError:
-            raise ValueError(f"weight: expected a shape broadcastable to the input's {tuple(input.shape)}, "
-                             f"got {w.shape}") from None
-    loss = _extra_ops.BinaryCrossEntropy.apply(input, target, w)
-    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction))
 
 
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
