@@ -381,3 +381,9 @@ def test_new_activations_train_the_same_compiled_and_eager():
     np.testing.assert_allclose(lc, le, rtol=1e-12)
     for a, b in zip(pe, pc):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_dropout_takes_torchs_inplace_keyword():
+    x = lamina.ones(4)
+    assert F.dropout(x, 0.5, training=False, inplace=False) is x
+    assert nn.Dropout(0.25, inplace=False).p == 0.25

@@ -69,7 +69,7 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
