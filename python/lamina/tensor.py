@@ -47,8 +47,60 @@ def is_grad_enabled():
     return _grad_mode.enabled
 
 
-class no_grad:
-    """Context manager (and decorator) that disables graph recording.
+class _GradModeContext:
+    """Base of the grad-mode switches: a context manager, and a decorator when called on a
+    function (with or without parentheses: `@no_grad` and `@no_grad()` both work)."""
+
+    _mode = True
+    _takes_function = True
+
+    def __new__(cls, *args, **kwargs):
+        # `@no_grad` without parentheses passes the decorated function as the only argument.
+        if cls._takes_function and len(args) == 1 and not kwargs and callable(args[0]):
+            return cls()(args[0])
+        return super().__new__(cls)
+
+    def __enter__(self):
+        self._prev = _grad_mode.enabled
+        _grad_mode.enabled = self._mode
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._prev
+
+    def _fresh(self):
+        return type(self)()
+
+    def __call__(self, fn):
+        import functools
+        import inspect
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                # Each resumption runs under the mode, as PyTorch's decorators do for generators.
+                gen = fn(*args, **kwargs)
+                with self._fresh():
+                    value = next(gen)
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        gen.close()
+                        raise
+                    with self._fresh():
+                        value = gen.send(sent)
+            return gen_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self._fresh():  # a fresh context per call, so recursion and threads nest
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Context manager and decorator that disables graph recording.
 
     >>> import lamina
     >>> x = lamina.ones(3, requires_grad=True)
@@ -58,28 +110,87 @@ class no_grad:
     False
     """
 
+    _mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Context manager and decorator that enables graph recording (inside `no_grad`).
+
+    >>> import lamina
+    >>> x = lamina.ones(3, requires_grad=True)
+    >>> with lamina.no_grad():
+    ...     with lamina.enable_grad():
+    ...         y = x * 2
+    >>> y.requires_grad
+    True
+    """
+
+    _mode = True
+
+
+class inference_mode(_GradModeContext):
+    """`inference_mode()` (or `inference_mode(False)`): like `no_grad` when mode is True.
+
+    >>> import lamina
+    >>> with lamina.inference_mode():
+    ...     y = lamina.ones(2, requires_grad=True) * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):
+            return cls()(mode)
+        return object.__new__(cls)
+
+    def __init__(self, mode=True):
+        self._inference = bool(mode)
+
     def __enter__(self):
         self._prev = _grad_mode.enabled
-        _grad_mode.enabled = False
+        _grad_mode.enabled = self._prev and not self._inference
+
+    def _fresh(self):
+        return type(self)(self._inference)
+
+
+class set_grad_enabled(_GradModeContext):
+    """`set_grad_enabled(mode)`: sets grad mode at once; as a context manager or decorator it
+    restores the previous mode on exit.
+
+    >>> import lamina
+    >>> with lamina.set_grad_enabled(False):
+    ...     lamina.is_grad_enabled()
+    False
+    >>> lamina.is_grad_enabled()
+    True
+    """
+
+    _takes_function = False
+
+    def __init__(self, mode):
+        if not isinstance(mode, (bool, int)):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
+        self._prev = _grad_mode.enabled
+        self._mode = bool(mode)
+        _grad_mode.enabled = self._mode
+
+    def __enter__(self):
+        pass
 
     def __exit__(self, *exc):
         _grad_mode.enabled = self._prev
 
+    def _fresh(self):
+        ctx = object.__new__(type(self))
+        ctx._mode = self._mode
+        ctx._prev = _grad_mode.enabled
+        _grad_mode.enabled = self._mode
+        return ctx
+
     def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-class enable_grad(no_grad):
-    def __enter__(self):
-        self._prev = _grad_mode.enabled
-        _grad_mode.enabled = True
+        _grad_mode.enabled = self._prev  # decorating does not change the mode now
+        return super().__call__(fn)
 
 
 # --------------------------------------------------------------------------- Function
@@ -115,6 +226,10 @@ class Function:
     def op(self):
         return type(self).__name__
 
+    # Ops that return views of their input (basic indexing) read strided arrays; the rest get
+    # C-contiguous copies of strided views, since the kernels read C-contiguous buffers.
+    _reads_strided = False
+
     @classmethod
     def apply(cls, *args, **kwargs):
         ctx = cls()
@@ -126,6 +241,10 @@ class Function:
                         requires = True
                         break
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        if not cls._reads_strided:
+            for i, r in enumerate(raw):
+                if type(r) is np.ndarray and not r.flags.c_contiguous:
+                    raw[i] = np.ascontiguousarray(r)
         if requires:
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         out = cls.forward(ctx, *raw, **kwargs)
@@ -133,14 +252,15 @@ class Function:
             out = np.asarray(out)
         t = Tensor.__new__(Tensor)
         t.data = out
-        t.grad = None
-        if requires:
+        if requires and out.dtype.kind == "f":  # integer and bool results never require grad
             t.requires_grad = True
             ctx.inputs = args
+            # The producer of each input now: a later in-place op may give the tensor a new one.
+            ctx.input_nodes = tuple(a._node if isinstance(a, Tensor) else None for a in args)
+            saved = getattr(ctx, "saved_tensors", None)
+            if saved:
+                ctx.saved_versions = _saved_versions(saved, raw, args, t)
             t._node = ctx
-        else:
-            t.requires_grad = False
-            t._node = None
         return t
 
     @staticmethod
@@ -150,6 +270,48 @@ class Function:
     @staticmethod
     def backward(ctx, dy):
         raise RuntimeError(f"no gradient rule for {type(ctx).__name__}")
+
+
+class _VersionCounter:
+    """How many in-place writes a tensor's storage has had; shared by a tensor and its views."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+def _version_counter(t):
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = _VersionCounter()
+    return vc
+
+
+def _saved_versions(saved, raw, args, out):
+    """(counter, version at save, which) for each saved array that is an input's or the output's
+    storage, so backward can refuse tensors modified in place since."""
+    found = []
+    for s in saved:
+        if s is out.data:
+            found.append((_version_counter(out), 0, "output 0"))
+            continue
+        for i, r in enumerate(raw):
+            if s is r and isinstance(args[i], Tensor):
+                vc = _version_counter(args[i])
+                found.append((vc, vc.value, f"input {i}"))
+                break
+    return found
+
+
+def _check_saved_versions(node):
+    for vc, version, which in node.saved_versions:
+        if vc.value != version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an "
+                f"in-place operation: {which} of {node.op}, saved at version {version}, is now at "
+                f"version {vc.value}. Use an out-of-place op or .clone() the tensor before "
+                "modifying it.")
 
 
 def reduce_to_shape(g, shape):
@@ -168,20 +330,18 @@ def _topological_order(root_node):
     """Nodes reachable from root_node, parents before children, without recursion."""
     order = []
     seen = {id(root_node)}
-    stack = [(root_node, iter(root_node.inputs))]
+    stack = [(root_node, iter(root_node.input_nodes))]
     while stack:
         node, it = stack[-1]
-        for t in it:
-            if isinstance(t, Tensor):
-                child = t._node
-                if child is not None and id(child) not in seen:
-                    if child.inputs is None:
-                        raise RuntimeError(
-                            f"trying to backward through the graph a second time ({child.op}); "
-                            "pass retain_graph=True to the first backward()")
-                    seen.add(id(child))
-                    stack.append((child, iter(child.inputs)))
-                    break
+        for child in it:
+            if child is not None and id(child) not in seen:
+                if child.inputs is None:
+                    raise RuntimeError(
+                        f"trying to backward through the graph a second time ({child.op}); "
+                        "pass retain_graph=True to the first backward()")
+                seen.add(id(child))
+                stack.append((child, iter(child.input_nodes)))
+                break
         else:
             stack.pop()
             order.append(node)
@@ -215,13 +375,15 @@ def run_backward(root, grad=None, retain_graph=False):
             continue
         if type(dy) is not np.ndarray or not dy.flags.c_contiguous:
             dy = np.array(dy, order="C")  # kernels read C-contiguous arrays, not views or scalars
+        if "saved_versions" in node.__dict__:
+            _check_saved_versions(node)
         in_grads = type(node).backward(node, dy)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         inputs = node.inputs
         if len(in_grads) < len(inputs):
             raise RuntimeError(f"{node.op}.backward returned {len(in_grads)} gradients for {len(inputs)} inputs")
-        for t, need, gi in zip(inputs, node.needs_input_grad, in_grads):
+        for t, child, need, gi in zip(inputs, node.input_nodes, node.needs_input_grad, in_grads):
             if not need:
                 continue
             if gi is None:
@@ -230,7 +392,6 @@ def run_backward(root, grad=None, retain_graph=False):
                 gi = reduce_to_shape(gi, t.data.shape)
             if gi.dtype != t.data.dtype:
                 gi = gi.astype(t.data.dtype)
-            child = t._node
             if child is None:
                 _accumulate_leaf(t, gi)
             else:
@@ -287,14 +448,26 @@ class Tensor:
     [[2.0, 4.0], [6.0, 8.0]]
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+    # _vc: the version counter (made on first use, shared with views and detach());
+    # _base/_view_fn: for a view, the tensor owning the storage and how to take this view of
+    # an array laid out like the base's (so in-place writes can rebase the base's history).
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_vc", "_base", "_view_fn",
+                 "__weakref__")
     __array_priority__ = 1000  # so ndarray OP Tensor defers to Tensor's reflected operator
+
+    def __new__(cls, *args, **kwargs):
+        # Every construction path (including Tensor.__new__(Tensor)) gets all fields set.
+        t = object.__new__(cls)
+        t.grad = None
+        t.requires_grad = False
+        t._node = None
+        t._vc = None
+        t._base = None
+        t._view_fn = None
+        return t
 
     def __init__(self, data, dtype=None, requires_grad=False):
         self.data = _as_array(data, dtype)
-        self.grad = None
-        self._node = None
-        self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -302,9 +475,7 @@ class Tensor:
     def _wrap(arr, requires_grad=False):
         t = Tensor.__new__(Tensor)
         t.data = arr
-        t.grad = None
         t.requires_grad = requires_grad
-        t._node = None
         return t
 
     # ---- properties
