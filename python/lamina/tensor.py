@@ -431,6 +431,9 @@ def _as_array(data, dtype):
             return arr
         return arr.astype(_default_dtype if not isinstance(data, np.ndarray) else float32)
     if k in "iu":
+        if k == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise OverflowError(f"data: value {arr.max()} does not fit in int64, the integer dtype "
+                                "lamina tensors hold")
         return arr.astype(int64)
     if k == "b":
         return arr
@@ -555,8 +558,20 @@ class Tensor:
     def backward(self, grad=None, retain_graph=False):
         run_backward(self, grad, retain_graph)
 
+    @property
+    def _version(self):
+        """How many in-place writes this tensor's storage has had (shared with its views)."""
+        return 0 if self._vc is None else self._vc.value
+
+    @property
+    def _is_view(self):
+        return self._base is not None
+
     def detach(self):
-        return Tensor._wrap(self.data)
+        """A tensor sharing storage and version counter, outside the graph."""
+        t = Tensor._wrap(self.data)
+        t._vc = _version_counter(self)
+        return t
 
     def detach_(self):
         self._node = None
@@ -564,19 +579,37 @@ class Tensor:
         return self
 
     def zero_(self):
-        self.data[...] = 0
-        return self
+        return _inplace.overwrite(self, 0, "zero_")
+
+    def fill_(self, value):
+        return _inplace.overwrite(self, value, "fill_")
 
     def clone(self):
         return _ops.Clone.apply(self)
 
     def copy_(self, src):
-        self.data[...] = src.data if isinstance(src, Tensor) else src
-        return self
+        """Copy src (broadcast, cast to this dtype) into this tensor; recorded in the graph."""
+        return _inplace.overwrite(self, src, "copy_")
+
+    def add_(self, other, alpha=1):
+        return _inplace.binary_inplace(self, other if alpha == 1 else other * alpha, "add_",
+                                       np.add, Tensor.__add__)
+
+    def sub_(self, other, alpha=1):
+        return _inplace.binary_inplace(self, other if alpha == 1 else other * alpha, "sub_",
+                                       np.subtract, Tensor.__sub__)
+
+    def mul_(self, other):
+        return _inplace.binary_inplace(self, other, "mul_", np.multiply, Tensor.__mul__)
+
+    def div_(self, other):
+        return _inplace.binary_inplace(self, other, "div_", np.true_divide, Tensor.__truediv__)
 
     # ---- dtype
     def to(self, dtype):
         dtype = np.dtype(dtype)
+        if dtype not in _SUPPORTED:
+            raise TypeError(f"to(): dtype must be one of float32, float64, int64, bool, got {dtype}")
         if dtype == self.dtype:
             return self
         return _ops.Cast.apply(self, dtype)
@@ -595,28 +628,28 @@ class Tensor:
 
     # ---- arithmetic (NumPy broadcasting; gradients reduced back in reduce_to_shape)
     def __add__(self, o):
-        return _ops.Add.apply(self, _coerce(o, self))
+        return _ops.Add.apply(*_operands(self, o))
 
     def __radd__(self, o):
-        return _ops.Add.apply(_coerce(o, self), self)
+        return _ops.Add.apply(*_operands(o, self))
 
     def __sub__(self, o):
-        return _ops.Sub.apply(self, _coerce(o, self))
+        return _ops.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
-        return _ops.Sub.apply(_coerce(o, self), self)
+        return _ops.Sub.apply(*_operands(o, self))
 
     def __mul__(self, o):
-        return _ops.Mul.apply(self, _coerce(o, self))
+        return _ops.Mul.apply(*_operands(self, o))
 
     def __rmul__(self, o):
-        return _ops.Mul.apply(_coerce(o, self), self)
+        return _ops.Mul.apply(*_operands(o, self))
 
     def __truediv__(self, o):
-        return _ops.Div.apply(self, _coerce(o, self))
+        return _ops.Div.apply(*_operands(self, o, divide=True))
 
     def __rtruediv__(self, o):
-        return _ops.Div.apply(_coerce(o, self), self)
+        return _ops.Div.apply(*_operands(o, self, divide=True))
 
     def __neg__(self):
         return _ops.Neg.apply(self)
@@ -626,11 +659,14 @@ class Tensor:
 
     def __pow__(self, p):
         if isinstance(p, Tensor):
-            return _ops.PowTensor.apply(self, p)
-        return _ops.Pow.apply(self, float(p))
+            return _ops.PowTensor.apply(*_operands(self, p))
+        x = self
+        if isinstance(p, (float, np.floating)) and self.data.dtype.kind != "f":
+            x = _ops.Cast.apply(self, _default_dtype)  # int ** 0.5 is a float, as in PyTorch
+        return _ops.Pow.apply(x, float(p))
 
     def __rpow__(self, base):
-        return _ops.PowTensor.apply(_coerce(base, self), self)
+        return _ops.PowTensor.apply(*_operands(base, self))
 
     def __matmul__(self, o):
         return _ops.matmul(self, o if isinstance(o, Tensor) else Tensor(o, dtype=self.dtype))
@@ -639,29 +675,19 @@ class Tensor:
         return _ops.matmul(Tensor(o, dtype=self.dtype), self)
 
     def __iadd__(self, o):
-        self._check_inplace()
-        self.data += o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "add_", np.add, Tensor.__add__)
 
     def __isub__(self, o):
-        self._check_inplace()
-        self.data -= o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "sub_", np.subtract, Tensor.__sub__)
 
     def __imul__(self, o):
-        self._check_inplace()
-        self.data *= o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "mul_", np.multiply, Tensor.__mul__)
 
     def __itruediv__(self, o):
-        self._check_inplace()
-        self.data /= o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "div_", np.true_divide, Tensor.__truediv__)
 
     def _check_inplace(self):
-        if self.requires_grad and _grad_mode.enabled:
-            raise RuntimeError("a leaf tensor that requires grad is being used in an in-place "
-                               "operation; wrap it in `with lamina.no_grad():`")
+        _inplace.check_inplace(self, "in-place operation")
 
     # comparisons: no gradient, bool tensors
     def _cmp(self, o, f):
@@ -704,11 +730,12 @@ class Tensor:
         return int(self.item())
 
     def __getitem__(self, idx):
-        return _ops.GetItem.apply(self, _unwrap_index(idx))
+        """Basic indexing (ints, slices, None, Ellipsis) gives a view sharing storage; advanced
+        indexing (tensors, lists, bools) gives a copy, as in PyTorch."""
+        return _inplace.getitem(self, _unwrap_index(idx))
 
     def __setitem__(self, idx, value):
-        self._check_inplace()
-        self.data[_unwrap_index(idx)] = value.data if isinstance(value, Tensor) else value
+        _inplace.setitem(self, _unwrap_index(idx), value)
 
     def __iter__(self):
         for i in range(len(self)):
@@ -777,7 +804,13 @@ class Tensor:
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _ops.Reshape.apply(self, shape)
+        shape = _check_shape(shape, "reshape")
+        contiguous = self.data.flags.c_contiguous
+        out = _ops.Reshape.apply(self, shape)
+        if contiguous:  # NumPy reshaped the storage itself: a view, as in PyTorch
+            target = out.data.shape
+            _inplace.mark_view(out, self, lambda a: a.reshape(target))
+        return out
 
     view = reshape
 
@@ -865,14 +898,53 @@ def _unwrap_index(idx):
     return idx
 
 
-def _coerce(o, like):
-    """Python scalars and arrays take the tensor's dtype (as PyTorch does for scalars)."""
-    if isinstance(o, Tensor):
-        return o
-    if isinstance(o, (int, float, bool, np.number)):
-        dt = like.dtype if like.dtype in _FLOATS or isinstance(o, (int, np.integer)) else _default_dtype
-        return Tensor._wrap(np.asarray(o, dtype=dt))
-    return Tensor._wrap(_as_array(o, None))
+def _check_shape(shape, op):
+    """PyTorch's checks on a requested shape: ints, at most one -1, nothing below -1."""
+    out = []
+    inferred = None
+    for i, s in enumerate(shape):
+        if isinstance(s, Tensor):
+            s = s.__index__()
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"{op}: shape entries must be ints, got {type(s).__name__} at index {i}")
+        s = int(s)
+        if s < -1:
+            raise RuntimeError(f"{op}: invalid shape dimension {s} at index {i} of shape {list(shape)}")
+        if s == -1:
+            if inferred is not None:
+                raise RuntimeError(f"{op}: only one dimension can be inferred, got -1 at indices "
+                                   f"{inferred} and {i}")
+            inferred = i
+        out.append(s)
+    return tuple(out)
+
+
+def _operands(a, b, divide=False):
+    """a and b as Tensors of PyTorch's common dtype (casts are differentiable)."""
+    ta, tb = type(a) is Tensor, type(b) is Tensor
+    if ta and tb:
+        dt = a.data.dtype
+        if dt == b.data.dtype and (not divide or dt.kind == "f"):
+            return a, b
+    elif ta and type(b) in (float, int) and a.data.dtype.kind == "f":
+        return a, Tensor._wrap(np.asarray(b, dtype=a.data.dtype))
+    elif tb and type(a) in (float, int) and b.data.dtype.kind == "f":
+        return Tensor._wrap(np.asarray(a, dtype=b.data.dtype)), b
+    if not isinstance(a, (Tensor, int, float, bool, np.number, np.bool_)):
+        a = Tensor._wrap(_as_array(a, None))
+    if not isinstance(b, (Tensor, int, float, bool, np.number, np.bool_)):
+        b = Tensor._wrap(_as_array(b, None))
+    dt = _promotion.result_type(a, b)
+    if divide:
+        dt = _promotion.true_divide_type(dt)
+    return _cast_to(a, dt), _cast_to(b, dt)
+
+
+def _cast_to(x, dtype):
+    if isinstance(x, Tensor):
+        return x if x.data.dtype == dtype else _ops.Cast.apply(x, dtype)
+    return Tensor._wrap(np.asarray(x, dtype=dtype))
 
 
 from . import ops as _ops  # noqa: E402  (ops needs Tensor defined)
+from . import _inplace, _promotion  # noqa: E402  (both need Tensor defined)
