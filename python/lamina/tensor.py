@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from ._dims import normalize_dim, normalize_dims
+
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
@@ -509,7 +511,7 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self.data.shape if dim is None else self.data.shape[normalize_dim(dim, self.ndim)]
 
     def dim(self):
         return self.data.ndim
@@ -770,35 +772,49 @@ class Tensor:
         return _ops.activation(self, "tanh")
 
     def softmax(self, dim=-1):
-        return _ops.softmax(self, dim)
+        return _ops.softmax(self, normalize_dim(dim, self.ndim))
 
     def log_softmax(self, dim=-1):
-        return _ops.log_softmax(self, dim)
+        return _ops.log_softmax(self, normalize_dim(dim, self.ndim))
 
     def clamp(self, min=None, max=None):
         return _ops.Clamp.apply(self, min, max)
 
     def sum(self, dim=None, keepdim=False):
-        return _ops.Sum.apply(self, _norm_dims(dim, self.ndim), keepdim)
+        return _ops.Sum.apply(self, normalize_dims(dim, self.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return _ops.Mean.apply(self, _norm_dims(dim, self.ndim), keepdim)
+        return _ops.Mean.apply(self, normalize_dims(dim, self.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False):
-        return _ops.max_(self, dim, keepdim)
+        return self._max_min(dim, keepdim, _ops.max_)
 
     def min(self, dim=None, keepdim=False):
-        return _ops.min_(self, dim, keepdim)
+        return self._max_min(dim, keepdim, _ops.min_)
+
+    def _max_min(self, dim, keepdim, op):
+        if dim is None:
+            return op(self)
+        d = normalize_dim(dim, self.ndim)
+        if self.ndim == 0:  # PyTorch accepts dim 0 / -1 on a 0-d tensor: the value, index 0
+            return op(self.reshape(1), 0, False)
+        return op(self, d, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
             return Tensor._wrap(np.asarray(self.data.argmax(), dtype=int64))
-        return Tensor._wrap(self.data.argmax(axis=dim, keepdims=keepdim).astype(int64, copy=False))
+        d = normalize_dim(dim, self.ndim)
+        if self.ndim == 0:
+            return Tensor._wrap(np.zeros((), dtype=int64))
+        return Tensor._wrap(self.data.argmax(axis=d, keepdims=keepdim).astype(int64, copy=False))
 
     def argmin(self, dim=None, keepdim=False):
         if dim is None:
             return Tensor._wrap(np.asarray(self.data.argmin(), dtype=int64))
-        return Tensor._wrap(self.data.argmin(axis=dim, keepdims=keepdim).astype(int64, copy=False))
+        d = normalize_dim(dim, self.ndim)
+        if self.ndim == 0:
+            return Tensor._wrap(np.zeros((), dtype=int64))
+        return Tensor._wrap(self.data.argmin(axis=d, keepdims=keepdim).astype(int64, copy=False))
 
     # ---- shape
     def reshape(self, *shape):
@@ -818,8 +834,8 @@ class Tensor:
         nd = self.ndim
         if nd == 0:
             return self.reshape(1)
-        s = start_dim % nd
-        e = end_dim % nd
+        s = normalize_dim(start_dim, nd)
+        e = normalize_dim(end_dim, nd)
         if s > e:
             raise ValueError(f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim})")
         shape = self.shape[:s] + (-1,) + self.shape[e + 1:]
@@ -833,7 +849,7 @@ class Tensor:
     def transpose(self, dim0, dim1):
         nd = self.ndim
         perm = list(range(nd))
-        d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
+        d0, d1 = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
         perm[d0], perm[d1] = perm[d1], perm[d0]
         return _ops.Permute.apply(self, tuple(perm))
 
@@ -848,7 +864,7 @@ class Tensor:
         nd = self.ndim
         if len(dims) != nd:
             raise ValueError(f"permute: expected {nd} dims, got {len(dims)}")
-        dims = tuple(_norm_dim(d, nd) for d in dims)
+        dims = tuple(normalize_dim(d, nd) for d in dims)
         if sorted(dims) != list(range(nd)):
             raise ValueError(f"permute: dims {dims} are not a permutation of 0..{nd - 1}")
         return _ops.Permute.apply(self, dims)
@@ -857,37 +873,37 @@ class Tensor:
         if dim is None:
             shape = tuple(s for s in self.shape if s != 1)
         else:
-            d = _norm_dim(dim, self.ndim)
+            d = normalize_dim(dim, self.ndim)
             shape = self.shape if self.shape[d] != 1 else self.shape[:d] + self.shape[d + 1:]
         return self.reshape(shape)
 
     def unsqueeze(self, dim):
-        d = _norm_dim(dim, self.ndim + 1)
+        d = normalize_dim(dim, self.ndim + 1)
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
     def expand(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        shape = tuple(s if s != -1 else self.shape[i - len(shape) + self.ndim]
-                      for i, s in enumerate(shape))
+        shape = _check_shape(shape, "expand", one_inferred=False)
+        lead = len(shape) - self.ndim
+        if lead < 0:
+            raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater "
+                               f"or equal to the number of dimensions in the tensor ({self.ndim})")
+        for i, s in enumerate(shape[:lead]):
+            if s == -1:
+                raise RuntimeError(f"expand: the expanded size of the tensor (-1) isn't allowed in a "
+                                   f"leading, non-existing dimension {i}")
+        shape = tuple(s if s != -1 else self.shape[i - lead] for i, s in enumerate(shape))
+        for i in range(self.ndim):
+            if self.shape[i] != 1 and shape[lead + i] != self.shape[i]:
+                raise RuntimeError(f"expand: the expanded size of the tensor ({shape[lead + i]}) must "
+                                   f"match the existing size ({self.shape[i]}) at non-singleton "
+                                   f"dimension {lead + i}; target sizes {list(shape)}, tensor sizes "
+                                   f"{list(self.shape)}")
         return _ops.Expand.apply(self, shape)
 
     def contiguous(self):
         return self
-
-
-def _norm_dim(d, nd):
-    if not -max(nd, 1) <= d < max(nd, 1):
-        raise IndexError(f"dim: expected a value in [{-max(nd, 1)}, {max(nd, 1) - 1}], got {d}")
-    return d % max(nd, 1)
-
-
-def _norm_dims(dim, nd):
-    if dim is None:
-        return None
-    if isinstance(dim, (tuple, list)):
-        return tuple(sorted(_norm_dim(d, nd) for d in dim))
-    return (_norm_dim(dim, nd),)
 
 
 def _unwrap_index(idx):
@@ -898,8 +914,9 @@ def _unwrap_index(idx):
     return idx
 
 
-def _check_shape(shape, op):
-    """PyTorch's checks on a requested shape: ints, at most one -1, nothing below -1."""
+def _check_shape(shape, op, one_inferred=True):
+    """PyTorch's checks on a requested shape: ints, nothing below -1, at most one -1 (when -1
+    means "inferred"; for expand it means "keep")."""
     out = []
     inferred = None
     for i, s in enumerate(shape):
@@ -911,7 +928,7 @@ def _check_shape(shape, op):
         if s < -1:
             raise RuntimeError(f"{op}: invalid shape dimension {s} at index {i} of shape {list(shape)}")
         if s == -1:
-            if inferred is not None:
+            if inferred is not None and one_inferred:
                 raise RuntimeError(f"{op}: only one dimension can be inferred, got -1 at indices "
                                    f"{inferred} and {i}")
             inferred = i
