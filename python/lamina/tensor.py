@@ -81,16 +81,18 @@ class _GradModeContext:
             def gen_wrapper(*args, **kwargs):
                 # Each resumption runs under the mode, as PyTorch's decorators do for generators.
                 gen = fn(*args, **kwargs)
-                with self._fresh():
-                    value = next(gen)
+                sent = None
                 while True:
+                    with self._fresh():
+                        try:
+                            value = gen.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
                     try:
                         sent = yield value
                     except GeneratorExit:
                         gen.close()
                         raise
-                    with self._fresh():
-                        value = gen.send(sent)
             return gen_wrapper
 
         @functools.wraps(fn)
@@ -665,6 +667,8 @@ class Tensor:
         x = self
         if isinstance(p, (float, np.floating)) and self.data.dtype.kind != "f":
             x = _ops.Cast.apply(self, _default_dtype)  # int ** 0.5 is a float, as in PyTorch
+        if isinstance(p, (int, np.integer)) and not isinstance(p, bool) and x.data.dtype.kind != "f":
+            return _ops.Pow.apply(x, int(p))  # int ** int stays an integer
         return _ops.Pow.apply(x, float(p))
 
     def __rpow__(self, base):
