@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _promotion
-from .tensor import Function, Tensor, _grad_mode, _version_counter
+from .tensor import Function, Tensor, _grad_mode, _version_counter, get_default_dtype
+from .tensor import _inplace as _tensor_hooks
 
 
 # --------------------------------------------------------------------------- view ops
@@ -220,9 +221,10 @@ def binary_inplace(t, other, name, ufunc, out_of_place):
     check_inplace(t, name)
     if _recording(t, other):
         return commit(t, out_of_place(_snapshot(t) if name in ("mul_", "div_") else t, other), name)
-    if _promotion.category(_promotion.result_type(t, other)) > _promotion.category(t.dtype):
-        raise RuntimeError(f"{name}: result type {_promotion.result_type(t, other)} can't be cast "
-                           f"to the desired output type {t.dtype} of the tensor written in place")
+    result = _promotion.result_type((t, other), get_default_dtype())
+    if _promotion.category(result) > _promotion.category(t.dtype):
+        raise RuntimeError(f"{name}: result type {result} can't be cast to the desired output type "
+                           f"{t.dtype} of the tensor written in place")
     o = other.data if isinstance(other, Tensor) else other
     ufunc(t.data, o, out=t.data, casting="unsafe")
     bump_version(t)
@@ -259,3 +261,8 @@ def overwrite(t, src, op):
                            f"tensor's shape {tuple(t.shape)}") from None
     bump_version(t)
     return t
+
+
+# Tensor methods reach these through tensor._inplace (tensor.py does not import this module).
+for _f in (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace):
+    setattr(_tensor_hooks, _f.__name__, _f)

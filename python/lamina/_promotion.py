@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor, bool_, float32, float64, get_default_dtype, int64
-
-_CATEGORY = {bool_: 0, int64: 1, float32: 2, float64: 2}
+bool_ = np.dtype(np.bool_)
+_CATEGORY = {bool_: 0, np.dtype(np.int64): 1, np.dtype(np.float32): 2, np.dtype(np.float64): 2}
+_SCALARS = (bool, int, float, np.number, np.bool_)
 
 
 def category(dtype):
@@ -33,32 +33,33 @@ def _promote_pair(a, b):
     return np.promote_types(a, b)  # same category: the wider one
 
 
-def _scalar_dtype(x):
+def _scalar_dtype(x, default_float):
     if isinstance(x, (bool, np.bool_)):
         return bool_
     if isinstance(x, (int, np.integer)):
-        return int64
+        return np.dtype(np.int64)
     if isinstance(x, (float, np.floating)):
-        return get_default_dtype()
+        return default_float
     raise TypeError(f"expected a Tensor or a Python number, got {type(x).__name__}")
 
 
-def result_type(*operands):
-    """The dtype PyTorch gives a binary op on these operands (Tensors or Python numbers).
+def result_type(operands, default_float):
+    """The dtype PyTorch gives a binary op on these operands (Tensors, arrays or Python
+    numbers); `default_float` is what a Python float means.
 
-    >>> import lamina
+    >>> import lamina, numpy as np
     >>> from lamina._promotion import result_type
-    >>> str(result_type(lamina.ones(2), lamina.tensor([1, 2]))), str(result_type(lamina.tensor([1]), 2.5))
+    >>> f32 = np.dtype(np.float32)
+    >>> str(result_type([lamina.ones(2), lamina.tensor([1, 2])], f32)), str(result_type([lamina.tensor([1]), 2.5], f32))
     ('float32', 'float32')
     """
     groups = [None, None, None]  # dimensioned tensors, 0-d tensors, Python scalars
     for x in operands:
-        if isinstance(x, Tensor):
-            g, dt = (0 if x.data.ndim else 1), x.data.dtype
-        elif isinstance(x, np.ndarray):
-            g, dt = (0 if x.ndim else 1), x.dtype
+        if isinstance(x, _SCALARS):
+            g, dt = 2, _scalar_dtype(x, default_float)
         else:
-            g, dt = 2, _scalar_dtype(x)
+            a = x if isinstance(x, np.ndarray) else x.data  # a Tensor's storage
+            g, dt = (0 if a.ndim else 1), a.dtype
         groups[g] = dt if groups[g] is None else _promote_pair(groups[g], dt)
     result = None
     for dt in groups:
@@ -67,6 +68,6 @@ def result_type(*operands):
     return result
 
 
-def true_divide_type(dtype):
+def true_divide_type(dtype, default_float):
     """Integer and bool true division gives the default float dtype."""
-    return dtype if category(dtype) == 2 else get_default_dtype()
+    return dtype if category(dtype) == 2 else default_float

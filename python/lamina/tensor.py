@@ -9,9 +9,11 @@ chain is fine), sweeps it in reverse, and accumulates gradients on fan-out.
 from __future__ import annotations
 
 import threading
+import types
 
 import numpy as np
 
+from . import _promotion
 from ._dims import normalize_dim, normalize_dims
 
 float32 = np.dtype(np.float32)
@@ -22,6 +24,10 @@ _SUPPORTED = (float32, float64, int64, bool_)
 _FLOATS = (float32, float64)
 
 _default_dtype = float32
+
+# Views and in-place writes (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace):
+# lamina._inplace fills this as it is imported, so tensor.py never imports it (no import circle).
+_inplace = types.SimpleNamespace()
 
 
 def set_default_dtype(dtype):
@@ -955,9 +961,9 @@ def _operands(a, b, divide=False):
         a = Tensor._wrap(_as_array(a, None))
     if not isinstance(b, (Tensor, int, float, bool, np.number, np.bool_)):
         b = Tensor._wrap(_as_array(b, None))
-    dt = _promotion.result_type(a, b)
+    dt = _promotion.result_type((a, b), _default_dtype)
     if divide:
-        dt = _promotion.true_divide_type(dt)
+        dt = _promotion.true_divide_type(dt, _default_dtype)
     return _cast_to(a, dt), _cast_to(b, dt)
 
 
@@ -968,4 +974,3 @@ def _cast_to(x, dtype):
 
 
 from . import ops as _ops  # noqa: E402  (ops needs Tensor defined)
-from . import _inplace, _promotion  # noqa: E402  (both need Tensor defined)
