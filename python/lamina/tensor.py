@@ -244,19 +244,21 @@ class Function:
     def apply(cls, *args, **kwargs):
         ctx = cls()
         requires = False
-        if _grad_mode.enabled:
-            for a in args:
-                if type(a) is Tensor or isinstance(a, Tensor):
-                    if a.requires_grad:
-                        requires = True
-                        break
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        if not cls._reads_strided:
-            for i, r in enumerate(raw):
-                if type(r) is np.ndarray and not r.flags.c_contiguous:
-                    raw[i] = np.ascontiguousarray(r)
+        grad_on = _grad_mode.enabled
+        raw = []
+        for a in args:
+            if isinstance(a, Tensor):
+                d = a.data
+                # Only views can be strided; most kernels read C-contiguous buffers.
+                if a._base is not None and not cls._reads_strided and not d.flags.c_contiguous:
+                    d = np.ascontiguousarray(d)
+                raw.append(d)
+                if grad_on and a.requires_grad:
+                    requires = True
+            else:
+                raw.append(a)
         if requires:
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         out = cls.forward(ctx, *raw, **kwargs)
         if type(out) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             out = np.asarray(out)
@@ -266,7 +268,7 @@ class Function:
             t.requires_grad = True
             ctx.inputs = args
             # The producer of each input now: a later in-place op may give the tensor a new one.
-            ctx.input_nodes = tuple(a._node if isinstance(a, Tensor) else None for a in args)
+            ctx.input_nodes = tuple([a._node if isinstance(a, Tensor) else None for a in args])
             saved = getattr(ctx, "saved_tensors", None)
             if saved:
                 ctx.saved_versions = _saved_versions(saved, raw, args, t)
@@ -299,24 +301,32 @@ def _version_counter(t):
 
 
 def _saved_versions(saved, raw, args, out):
-    """(counter, version at save, which) for each saved array that is an input's or the output's
-    storage, so backward can refuse tensors modified in place since."""
+    """[(counter, version at save, input index or -1 for the output)] for each saved array that
+    is an input's or the output's storage, so backward can refuse tensors modified since."""
     found = []
+    out_data = out.data
     for s in saved:
-        if s is out.data:
-            found.append((_version_counter(out), 0, "output 0"))
+        if s is out_data:
+            found.append((_version_counter(out), 0, -1))
             continue
-        for i, r in enumerate(raw):
-            if s is r and isinstance(args[i], Tensor):
-                vc = _version_counter(args[i])
-                found.append((vc, vc.value, f"input {i}"))
+        i = 0
+        for r in raw:
+            if s is r:
+                a = args[i]
+                if isinstance(a, Tensor):
+                    vc = a._vc
+                    if vc is None:
+                        vc = a._vc = _VersionCounter()
+                    found.append((vc, vc.value, i))
                 break
+            i += 1
     return found
 
 
 def _check_saved_versions(node):
-    for vc, version, which in node.saved_versions:
+    for vc, version, index in node.saved_versions:
         if vc.value != version:
+            which = "output 0" if index < 0 else f"input {index}"
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by an "
                 f"in-place operation: {which} of {node.op}, saved at version {version}, is now at "
