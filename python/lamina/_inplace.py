@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _promotion
 from .tensor import Function, Tensor, _grad_mode, _version_counter, get_default_dtype
-from .tensor import _inplace as _tensor_hooks
+from .tensor import _api, _inplace as _tensor_hooks
 
 
 # --------------------------------------------------------------------------- view ops
@@ -145,8 +145,7 @@ def getitem(x, idx):
         vidx = view_index(idx)
         out = IndexView.apply(x, vidx)
         return mark_view(out, x, lambda a: a[vidx])
-    from . import ops
-    return ops.GetItem.apply(x, idx)
+    return _api.GetItem.apply(x, idx)
 
 
 # --------------------------------------------------------------------------- in-place writes

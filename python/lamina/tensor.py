@@ -1,7 +1,7 @@
 """Tensor and the reverse-mode autodiff engine.
 
 A Tensor wraps a C-contiguous NumPy buffer. Every differentiable primitive is a `Function`
-subclass (see ops.py) with its forward (a call into lamina._C or NumPy) and its backward rule
+subclass (see lamina/ops/) with its forward (a call into lamina._C or NumPy) and its backward rule
 side by side. `Function.apply` records a graph node when grad mode is on and an input needs a
 gradient; `Tensor.backward` sorts the graph topologically once (iteratively, so a 10,000-op
 chain is fine), sweeps it in reverse, and accumulates gradients on fan-out.
@@ -24,6 +24,10 @@ _SUPPORTED = (float32, float64, int64, bool_)
 _FLOATS = (float32, float64)
 
 _default_dtype = float32
+
+# The ops the Tensor methods call (_api.Add, _api.matmul, ...). lamina.ops.registry fills it as
+# each op registers, so this module never imports lamina.ops (ops import Tensor, not the reverse).
+_api = types.SimpleNamespace()
 
 # Views and in-place writes (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace):
 # lamina._inplace fills this as it is imported, so tensor.py never imports it (no import circle).
@@ -605,7 +609,7 @@ class Tensor:
         return _inplace.overwrite(self, value, "fill_")
 
     def clone(self):
-        return _ops.Clone.apply(self)
+        return _api.Clone.apply(self)
 
     def copy_(self, src):
         """Copy src (broadcast, cast to this dtype) into this tensor; recorded in the graph."""
@@ -632,7 +636,7 @@ class Tensor:
             raise TypeError(f"to(): dtype must be one of float32, float64, int64, bool, got {dtype}")
         if dtype == self.dtype:
             return self
-        return _ops.Cast.apply(self, dtype)
+        return _api.Cast.apply(self, dtype)
 
     def float(self):
         return self.to(float32)
@@ -648,53 +652,53 @@ class Tensor:
 
     # ---- arithmetic (NumPy broadcasting; gradients reduced back in reduce_to_shape)
     def __add__(self, o):
-        return _ops.Add.apply(*_operands(self, o))
+        return _api.Add.apply(*_operands(self, o))
 
     def __radd__(self, o):
-        return _ops.Add.apply(*_operands(o, self))
+        return _api.Add.apply(*_operands(o, self))
 
     def __sub__(self, o):
-        return _ops.Sub.apply(*_operands(self, o))
+        return _api.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
-        return _ops.Sub.apply(*_operands(o, self))
+        return _api.Sub.apply(*_operands(o, self))
 
     def __mul__(self, o):
-        return _ops.Mul.apply(*_operands(self, o))
+        return _api.Mul.apply(*_operands(self, o))
 
     def __rmul__(self, o):
-        return _ops.Mul.apply(*_operands(o, self))
+        return _api.Mul.apply(*_operands(o, self))
 
     def __truediv__(self, o):
-        return _ops.Div.apply(*_operands(self, o, divide=True))
+        return _api.Div.apply(*_operands(self, o, divide=True))
 
     def __rtruediv__(self, o):
-        return _ops.Div.apply(*_operands(o, self, divide=True))
+        return _api.Div.apply(*_operands(o, self, divide=True))
 
     def __neg__(self):
-        return _ops.Neg.apply(self)
+        return _api.Neg.apply(self)
 
     def __pos__(self):
         return self
 
     def __pow__(self, p):
         if isinstance(p, Tensor):
-            return _ops.PowTensor.apply(*_operands(self, p))
+            return _api.PowTensor.apply(*_operands(self, p))
         x = self
         if isinstance(p, (float, np.floating)) and self.data.dtype.kind != "f":
-            x = _ops.Cast.apply(self, _default_dtype)  # int ** 0.5 is a float, as in PyTorch
+            x = _api.Cast.apply(self, _default_dtype)  # int ** 0.5 is a float, as in PyTorch
         if isinstance(p, (int, np.integer)) and not isinstance(p, bool) and x.data.dtype.kind != "f":
-            return _ops.Pow.apply(x, int(p))  # int ** int stays an integer
-        return _ops.Pow.apply(x, float(p))
+            return _api.Pow.apply(x, int(p))  # int ** int stays an integer
+        return _api.Pow.apply(x, float(p))
 
     def __rpow__(self, base):
-        return _ops.PowTensor.apply(*_operands(base, self))
+        return _api.PowTensor.apply(*_operands(base, self))
 
     def __matmul__(self, o):
-        return _ops.matmul(self, o if isinstance(o, Tensor) else Tensor(o, dtype=self.dtype))
+        return _api.matmul(self, o if isinstance(o, Tensor) else Tensor(o, dtype=self.dtype))
 
     def __rmatmul__(self, o):
-        return _ops.matmul(Tensor(o, dtype=self.dtype), self)
+        return _api.matmul(Tensor(o, dtype=self.dtype), self)
 
     def __iadd__(self, o):
         return _inplace.binary_inplace(self, o, "add_", np.add, Tensor.__add__)
@@ -765,52 +769,52 @@ class Tensor:
 
     # ---- math
     def exp(self):
-        return _ops.Exp.apply(self)
+        return _api.Exp.apply(self)
 
     def log(self):
-        return _ops.Log.apply(self)
+        return _api.Log.apply(self)
 
     def sqrt(self):
-        return _ops.Pow.apply(self, 0.5)
+        return _api.Pow.apply(self, 0.5)
 
     def abs(self):
-        return _ops.Abs.apply(self)
+        return _api.Abs.apply(self)
 
     def sin(self):
-        return _ops.Sin.apply(self)
+        return _api.Sin.apply(self)
 
     def cos(self):
-        return _ops.Cos.apply(self)
+        return _api.Cos.apply(self)
 
     def relu(self):
-        return _ops.activation(self, "relu")
+        return _api.activation(self, "relu")
 
     def sigmoid(self):
-        return _ops.activation(self, "sigmoid")
+        return _api.activation(self, "sigmoid")
 
     def tanh(self):
-        return _ops.activation(self, "tanh")
+        return _api.activation(self, "tanh")
 
     def softmax(self, dim=-1):
-        return _ops.softmax(self, normalize_dim(dim, self.ndim))
+        return _api.softmax(self, normalize_dim(dim, self.ndim))
 
     def log_softmax(self, dim=-1):
-        return _ops.log_softmax(self, normalize_dim(dim, self.ndim))
+        return _api.log_softmax(self, normalize_dim(dim, self.ndim))
 
     def clamp(self, min=None, max=None):
-        return _ops.Clamp.apply(self, min, max)
+        return _api.Clamp.apply(self, min, max)
 
     def sum(self, dim=None, keepdim=False):
-        return _ops.Sum.apply(self, normalize_dims(dim, self.ndim), keepdim)
+        return _api.Sum.apply(self, normalize_dims(dim, self.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return _ops.Mean.apply(self, normalize_dims(dim, self.ndim), keepdim)
+        return _api.Mean.apply(self, normalize_dims(dim, self.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False):
-        return self._max_min(dim, keepdim, _ops.max_)
+        return self._max_min(dim, keepdim, _api.max_)
 
     def min(self, dim=None, keepdim=False):
-        return self._max_min(dim, keepdim, _ops.min_)
+        return self._max_min(dim, keepdim, _api.min_)
 
     def _max_min(self, dim, keepdim, op):
         if dim is None:
@@ -842,7 +846,7 @@ class Tensor:
             shape = tuple(shape[0])
         shape = _check_shape(shape, "reshape")
         contiguous = self.data.flags.c_contiguous
-        out = _ops.Reshape.apply(self, shape)
+        out = _api.Reshape.apply(self, shape)
         if contiguous:  # NumPy reshaped the storage itself: a view, as in PyTorch
             target = out.data.shape
             _inplace.mark_view(out, self, lambda a: a.reshape(target))
@@ -871,7 +875,7 @@ class Tensor:
         perm = list(range(nd))
         d0, d1 = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
         perm[d0], perm[d1] = perm[d1], perm[d0]
-        return _ops.Permute.apply(self, tuple(perm))
+        return _api.Permute.apply(self, tuple(perm))
 
     def t(self):
         if self.ndim > 2:
@@ -887,7 +891,7 @@ class Tensor:
         dims = tuple(normalize_dim(d, nd) for d in dims)
         if sorted(dims) != list(range(nd)):
             raise ValueError(f"permute: dims {dims} are not a permutation of 0..{nd - 1}")
-        return _ops.Permute.apply(self, dims)
+        return _api.Permute.apply(self, dims)
 
     def squeeze(self, dim=None):
         if dim is None:
@@ -920,7 +924,7 @@ class Tensor:
                                    f"match the existing size ({self.shape[i]}) at non-singleton "
                                    f"dimension {lead + i}; target sizes {list(shape)}, tensor sizes "
                                    f"{list(self.shape)}")
-        return _ops.Expand.apply(self, shape)
+        return _api.Expand.apply(self, shape)
 
     def contiguous(self):
         return self
@@ -979,8 +983,6 @@ def _operands(a, b, divide=False):
 
 def _cast_to(x, dtype):
     if isinstance(x, Tensor):
-        return x if x.data.dtype == dtype else _ops.Cast.apply(x, dtype)
+        return x if x.data.dtype == dtype else _api.Cast.apply(x, dtype)
     return Tensor._wrap(np.asarray(x, dtype=dtype))
 
-
-from . import ops as _ops  # noqa: E402  (ops needs Tensor defined)
