@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .serialization import CheckpointError
+from ._checkpoint_error import CheckpointError
 
 # torch storage type -> NumPy dtype of its elements (bfloat16 is decoded to float32).
 _STORAGE_DTYPES = {

@@ -41,8 +41,7 @@ _ITEMSIZE = {"BF16": 2, **{k: np.dtype(v).itemsize for k, v in _ST_TO_NP.items()
 _MAX_HEADER = 100 << 20                  # safetensors' own limit on the JSON header
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that is malformed, truncated, or not a format lamina reads."""
+from ._checkpoint_error import CheckpointError  # noqa: E402,F401  (shared with _torch_pickle)
 
 
 # --------------------------------------------------------------------------- atomic writes
