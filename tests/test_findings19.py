@@ -58,6 +58,39 @@ def test_f10_inplace_write_keeps_w_in_graph(write):
     assert grads[0][0] in (3.0, 9.0)
 
 
+# ---- 11: max with NaN and x ** 0 at 0
+def test_f11_gradient_of_nan_maximum_goes_to_the_nan():
+    torch = requires_torch()
+    out = []
+    for lib in (lamina, torch):
+        x = lib.tensor([1.0, float("nan"), 3.0], requires_grad=True)
+        x.max().backward()
+        out.append(_np(x.grad))
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], [0.0, 1.0, 0.0])
+
+
+def test_f11_nan_maximum_along_a_dim_and_min():
+    torch = requires_torch()
+    out = []
+    for lib in (lamina, torch):
+        x = lib.tensor([[1.0, float("nan"), 3.0], [4.0, 0.0, 2.0]], requires_grad=True)
+        (x.max(1).values.sum() + x.min().sum() * 0 + x.min(0).values.sum()).backward()
+        out.append(_np(x.grad))
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_f11_gradient_of_x_pow_0_is_zero():
+    torch = requires_torch()
+    out = []
+    for lib in (lamina, torch):
+        x = lib.tensor([0.0, 2.0, -1.0], requires_grad=True)
+        (x ** 0).sum().backward()
+        out.append(_np(x.grad))
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], [0.0, 0.0, 0.0])
+
+
 # ---- 12: an integer cast does not require grad and stops the gradient
 def test_f12_integer_cast_does_not_require_grad():
     x = lamina.tensor([1.5, 2.5], requires_grad=True)
@@ -80,10 +113,16 @@ def test_f13_basic_index_is_a_view():
 
 # ---- 14: out-of-range dims raise IndexError instead of wrapping
 @pytest.mark.parametrize("call", [
+    lambda x: lamina.cat([x, x], dim=2),
+    lambda x: F.softmax(x, 2),
+    lambda x: F.log_softmax(x, -3),
+    lambda x: lamina.nn.Softmax(dim=5)(x),
+    lambda x: lamina.nn.LogSoftmax(dim=2)(x) if hasattr(lamina.nn, "LogSoftmax") else x.log_softmax(2),
     lambda x: x.max(5),
     lambda x: x.softmax(2),
     lambda x: x.sum(2),
     lambda x: x.argmax(-3),
+    lambda x: lamina.stack([x, x], dim=4),
 ])
 def test_f14_out_of_range_dim_raises_index_error(call):
     x = lamina.randn(2, 3)
@@ -96,6 +135,45 @@ def test_f14_expand_minus_one_in_a_new_leading_dim_is_refused():
     for lib in (lamina, torch):
         with pytest.raises(RuntimeError, match="leading, non-existing dimension"):
             lib.ones(3, 1).expand(-1, 3, 1)
+
+
+# ---- 15: cross-entropy with probability targets honours label_smoothing and weight
+@pytest.mark.parametrize("kwargs", [dict(label_smoothing=0.2), dict(weight=[1.0, 2.0, 0.5, 3.0]),
+                                    dict(weight=[1.0, 2.0, 0.5, 3.0], label_smoothing=0.3,
+                                         reduction="sum"),
+                                    dict(weight=[1.0, 2.0, 0.5, 3.0], reduction="none")])
+def test_f15_cross_entropy_probability_targets(kwargs):
+    torch = requires_torch()
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((5, 4))
+    probs = rng.random((5, 4))
+    probs /= probs.sum(1, keepdims=True)
+    res = []
+    for lib, fn in ((lamina, F.cross_entropy), (torch, torch.nn.functional.cross_entropy)):
+        x = lib.tensor(logits, requires_grad=True)
+        kw = dict(kwargs)
+        if "weight" in kw:
+            kw["weight"] = lib.tensor(kw["weight"], dtype=lib.float64)
+        loss = fn(x, lib.tensor(probs), **kw)
+        loss.sum().backward()
+        res.append((_np(loss), _np(x.grad)))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-10)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-10, atol=1e-12)
+
+
+# ---- 16: softplus honours threshold (and beta)
+@pytest.mark.parametrize("beta,threshold", [(1.0, 5.0), (2.0, 1.0), (0.5, 20.0)])
+def test_f16_softplus_threshold(beta, threshold):
+    torch = requires_torch()
+    xs = np.linspace(-8, 8, 33)
+    res = []
+    for lib, fn in ((lamina, F.softplus), (torch, torch.nn.functional.softplus)):
+        x = lib.tensor(xs, requires_grad=True)
+        y = fn(x, beta=beta, threshold=threshold)
+        y.sum().backward()
+        res.append((_np(y), _np(x.grad)))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-12)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12)
 
 
 # ---- 17: Linear with no inputs has a zero bias
@@ -150,6 +228,36 @@ def test_f20_max_pool_dilated_ceil_window_on_2x2():
 
 
 # ---- 21: clear errors, or PyTorch's answer where PyTorch has one
+def test_f21_linear_with_1d_weight_matches_pytorch():
+    torch = requires_torch()
+    x = np.random.default_rng(2).standard_normal((4, 3))
+    w = np.array([0.5, -1.0, 2.0])
+    ours = F.linear(lamina.tensor(x), lamina.tensor(w))
+    theirs = torch.nn.functional.linear(torch.tensor(x), torch.tensor(w))
+    np.testing.assert_allclose(_np(ours), theirs.numpy())
+
+
+def test_f21_linear_with_mismatched_weight_names_it():
+    with pytest.raises(ValueError, match="in_features"):
+        F.linear(lamina.ones(4, 3), lamina.ones(2, 5))
+    with pytest.raises(ValueError, match="weight"):
+        F.linear(lamina.ones(4, 3), lamina.ones(2, 3, 1))
+
+
+def test_f21_cross_entropy_unbatched_probability_target():
+    torch = requires_torch()
+    logits = np.array([0.2, -1.0, 0.7])
+    probs = np.array([0.1, 0.3, 0.6])
+    ours = F.cross_entropy(lamina.tensor(logits), lamina.tensor(probs))
+    theirs = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(probs))
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-12)
+
+
+def test_f21_cat_of_0d_tensors_is_a_clear_error():
+    with pytest.raises(ValueError, match="zero-dimensional tensor.*position 0"):
+        lamina.cat([lamina.tensor(1.0), lamina.tensor(2.0)])
+
+
 def test_f21_sum_of_0d_tensor_over_dim_0():
     torch = requires_torch()
     for d in (0, -1):

@@ -111,11 +111,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise TypeError(f"input: expected float logits, got {input.dtype}")
     t = _as_target(target)
     if t.dtype.kind == "f":  # class probabilities
-        if t.shape != input.shape:
-            raise ValueError(f"target: class-probability targets must have the input's shape "
-                             f"{tuple(input.shape)}, got {t.shape}")
-        tt = target if isinstance(target, Tensor) else Tensor._wrap(t.astype(input.dtype))
-        return _reduce(-(tt * log_softmax(input, 1)).sum(1), reduction)
+        return _cross_entropy_probs(input, target, t, weight, reduction, label_smoothing)
     if t.dtype.kind not in "iu":
         raise TypeError(f"target: expected integer class indices, got dtype {t.dtype}")
     if input.ndim == 1:  # unbatched (C,)
@@ -136,6 +132,28 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
     return CrossEntropy.apply(input, t, int(ignore_index), reduction == "mean")
+
+
+def _cross_entropy_probs(input, target, t, weight, reduction, label_smoothing):
+    """Cross-entropy against class probabilities (N, C, d...) or unbatched (C,), as PyTorch:
+    smoothed targets t (1 - eps) + eps / C, per-class weights inside the sum over classes, and
+    a mean over the N (x d...) positions, not over the weights."""
+    if t.shape != input.shape:
+        raise ValueError(f"target: class-probability targets must have the input's shape "
+                         f"{tuple(input.shape)}, got {t.shape}")
+    cdim = 0 if input.ndim == 1 else 1
+    c = input.shape[cdim]
+    tt = target if isinstance(target, Tensor) else Tensor._wrap(np.asarray(t, dtype=input.dtype))
+    if label_smoothing:
+        eps = float(label_smoothing)
+        tt = tt * (1.0 - eps) + eps / c
+    prod = tt * log_softmax(input, cdim)
+    if weight is not None:
+        w = np.asarray(_as_target(weight), dtype=input.dtype)
+        if w.shape != (c,):
+            raise ValueError(f"weight: expected shape ({c},), one weight per class, got {w.shape}")
+        prod = prod * Tensor._wrap(w.reshape((c,) + (1,) * (input.ndim - cdim - 1)))
+    return _reduce(-prod.sum(cdim), reduction)
 
 
 def _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing):
