@@ -450,3 +450,18 @@ def test_mixed_dtype_gradient_comes_back_in_each_input_dtype():
     np.testing.assert_allclose(ga, ta)
     np.testing.assert_allclose(gb, tb)
     assert (da, db) == (tda.replace("torch.", ""), tdb.replace("torch.", ""))
+
+
+def test_views_pickle_and_deepcopy_as_standalone_tensors():
+    import copy
+    import pickle
+
+    x = lamina.arange(6.0).reshape(2, 3)
+    v = x[1]
+    for clone in (pickle.loads(pickle.dumps(v)), copy.deepcopy(v)):
+        assert clone.tolist() == [3.0, 4.0, 5.0]
+        clone += 1
+    assert x.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    p = lamina.nn.Parameter(lamina.ones(2))
+    q = pickle.loads(pickle.dumps(p))
+    assert type(q) is type(p) and q.requires_grad

@@ -498,6 +498,13 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
+    def __reduce_ex__(self, protocol):
+        # Pickle and deepcopy give a standalone tensor of the same class: the values, grad and
+        # requires_grad travel; view links, version counter and graph do not (nor could the
+        # view's function be pickled).
+        return (_rebuild_tensor, (type(self), np.ascontiguousarray(self.data), self.requires_grad,
+                                  self.grad))
+
     @staticmethod
     def _wrap(arr, requires_grad=False):
         t = Tensor.__new__(Tensor)
@@ -961,6 +968,14 @@ def _unwrap_index(idx):
     if isinstance(idx, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
     return idx
+
+
+def _rebuild_tensor(cls, data, requires_grad, grad):
+    t = cls.__new__(cls)
+    t.data = data
+    t.requires_grad = requires_grad
+    t.grad = grad
+    return t
 
 
 def _check_shape(shape, op, one_inferred=True):
