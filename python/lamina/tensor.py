@@ -959,7 +959,11 @@ class Tensor:
         return _api.Expand.apply(self, shape)
 
     def contiguous(self):
-        return self
+        """This tensor if its storage is C-contiguous, else a contiguous copy (a strided view)."""
+        return self if self.data.flags.c_contiguous else _api.Clone.apply(self)
+
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
 
 
 def _unwrap_index(idx):
