@@ -10,7 +10,7 @@ test: install ctest pytest sanitize
 
 install:
 	$(PYTHON) -m pip install --upgrade pip >/dev/null
-	$(PYTHON) -m pip install ".[test,viz]"
+	$(PYTHON) -m pip install ".[test,viz,dist]"
 	# PyTorch is only an oracle for the tests; the CPU wheel on this machine kind is local.
 	-$(PYTHON) -m pip install torch==2.13.0 || echo "torch not installed: PyTorch comparisons will be skipped"
 

@@ -9,11 +9,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-
-import lamina  # noqa: E402
-import lamina.distributed as dist  # noqa: E402
-from lamina.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+import lamina  # the copy the test process imported: test_distributed puts it on PYTHONPATH
+import lamina.distributed as dist
+from lamina.nn.parallel import DistributedDataParallel as DDP
 
 F = lamina.nn.functional
 

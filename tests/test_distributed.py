@@ -21,7 +21,8 @@ from lamina.utils.data import DistributedSampler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "dist_worker.py")
-PYTHON_DIR = os.path.join(HERE, "..", "python")
+# The ranks import the same lamina as this process (the source tree or the installed package).
+LAMINA_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(lamina.__file__)))
 
 
 def _mpiexec():
@@ -35,7 +36,7 @@ def _mpiexec():
 
 def _env(**extra):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(PYTHON_DIR), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([LAMINA_PARENT, env.get("PYTHONPATH", "")])
     env["LAMINA_NUM_THREADS"] = "1"
     env.update(extra)
     return env
@@ -184,7 +185,7 @@ def test_failing_rank_ends_the_job(scenario):
 def test_cli_two_ranks(tmp_path, data_root):
     out_dir = tmp_path / "run"
     args = [sys.executable, "-m", "lamina", "train", "--model", "mlp", "--epochs", "1",
-            "--limit-train", "2000", "--limit-test", "500", "--no-progress", "--no-download",
+            "--limit-train", "4000", "--limit-test", "500", "--batch-size", "32", "--no-progress", "--no-download",
             "--data", data_root, "--out", str(out_dir)]
     proc, _ = run_mpi(2, args, timeout=180)
     out = proc.stdout + proc.stderr

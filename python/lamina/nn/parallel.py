@@ -27,7 +27,7 @@ import contextlib
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, is_grad_enabled
 from .module import Module
 
 __all__ = ["DistributedDataParallel"]
@@ -206,7 +206,8 @@ class DistributedDataParallel(Module):
     def forward(self, *args, **kwargs):
         if self._buckets:
             self._check_previous_reduction()
-            if self.broadcast_buffers:
+            # Training forwards only (as PyTorch): evaluation may run on rank 0 alone.
+            if self.broadcast_buffers and self.training and is_grad_enabled():
                 self._sync_buffers()
         return self.module(*args, **kwargs)
 
