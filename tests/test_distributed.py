@@ -187,7 +187,7 @@ def test_cli_two_ranks(tmp_path, data_root):
     args = [sys.executable, "-m", "lamina", "train", "--model", "mlp", "--epochs", "1",
             "--limit-train", "4000", "--limit-test", "500", "--batch-size", "32", "--no-progress", "--no-download",
             "--data", data_root, "--out", str(out_dir)]
-    proc, _ = run_mpi(2, args, timeout=180)
+    proc, _ = run_mpi(2, args, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert proc.stdout.count("test accuracy:") == 1, out
