@@ -90,12 +90,32 @@ def run_rank(model_name, batch, steps):
             "gradient_bytes": grad_bytes, "buckets": len(flats)}
 
 
+def link_model(comm, reps=200):
+    """Latency (an 8-byte Allreduce) and bus bandwidth (a 4 MiB float32 Allreduce moves
+    2(N-1)/N of its bytes per rank, as a ring does) of this job's MPI transport."""
+    from mpi4py import MPI
+    n = comm.Get_size()
+    out = {}
+    for name, count, k in (("latency_s", 2, reps), ("big_s", 1 << 20, max(reps // 20, 5))):
+        buf = np.ones(count, np.float32)
+        comm.Allreduce(MPI.IN_PLACE, buf)
+        comm.Barrier()
+        t0 = time.perf_counter()
+        for _ in range(k):
+            comm.Allreduce(MPI.IN_PLACE, buf)
+        out[name] = comm.allreduce((time.perf_counter() - t0) / k, op=MPI.MAX)
+    big_bytes = 4 * (1 << 20)
+    out["bus_bytes_per_s"] = 2 * (n - 1) / n * big_bytes / max(out["big_s"] - out["latency_s"], 1e-12)
+    return out
+
+
 def worker(args):
     import lamina
     import lamina.distributed as dist
     dist.init_process_group("mpi")
     lamina.set_num_threads(args.threads)
     results = {m: run_rank(m, args.batch, args.steps) for m in args.models}
+    results["link"] = link_model(dist._world.comm)
     if dist.get_rank() == 0:
         print("RESULT " + json.dumps(results), flush=True)
     dist.destroy_process_group()
@@ -139,6 +159,9 @@ def main():
         print(f"{m:8} {s['images_per_s']:13.0f} {d['images_per_s']:10.0f} "
               f"{d['images_per_s'] / s['images_per_s']:8.2f} {d['gradient_bytes'] / 1024:9.0f} "
               f"{1e3 * d['allreduce_s']:13.3f} {1e3 * d['exposed_s']:11.3f} {100 * d['hidden_share']:6.0f}%")
+    link = multi["link"]
+    print(f"MPI link: Allreduce latency {1e6 * link['latency_s']:.1f} us, 4 MiB in "
+          f"{1e3 * link['big_s']:.2f} ms = bus bandwidth {link['bus_bytes_per_s'] / 1e9:.2f} GB/s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"single": single, "ddp": multi, "args": vars(args)}, f, indent=2)

@@ -7,6 +7,7 @@ mpi4py and an `mpiexec` (pip install "lamina[dist]"); they skip only when those 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -46,10 +47,18 @@ def _env(**extra):
 
 
 def run_mpi(n, args, timeout=120, env=None):
+    """Run `mpiexec -n n args...`; past `timeout`, kill the launcher and its ranks (own session)."""
     cmd = [_mpiexec(), "-n", str(n)] + args
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or _env())
-    return proc, time.monotonic() - t0
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env or _env(), start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} still running after {timeout} s:\n{out}\n{err}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), time.monotonic() - t0
 
 
 def run_scenarios(n, *names):
@@ -194,7 +203,7 @@ def test_cli_two_ranks(tmp_path, data_root):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert proc.stdout.count("test accuracy:") == 1, out
-    assert "2 ranks" in proc.stdout, out
+    assert "data-parallel on 2 ranks" in proc.stdout and "rank 1: " in proc.stdout, out
     assert (out_dir / "model.safetensors").exists()
     hist = json.loads((out_dir / "history.json").read_text())
     assert len(hist) == 1 and hist[0]["test_acc"] > 0.5

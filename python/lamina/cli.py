@@ -183,6 +183,8 @@ def _start_data_parallel(args):
         allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
         lamina.set_num_threads(max(1, min(allowed, cores // local_ranks)))
     args._local_ranks = local_ranks
+    # MPI's launcher names a rank that dies by its PID: print the mapping up front.
+    args._rank_pids = dist._world.comm.allgather(os.getpid())
     return dist
 
 
@@ -287,7 +289,8 @@ def cmd_train(args) -> int:
         from .nn.parallel import DistributedDataParallel
         train_model = DistributedDataParallel(model)
         print(f"data-parallel on {world} ranks ({getattr(args, '_local_ranks', world)} on this host, "
-              f"{lamina.get_num_threads()} threads each), batch {args.batch_size} per rank")
+              f"{lamina.get_num_threads()} threads each), batch {args.batch_size} per rank; pids "
+              + ", ".join(f"rank {r}: {pid}" for r, pid in enumerate(args._rank_pids)))
     else:
         train_model = model
 
