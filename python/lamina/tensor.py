@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from . import _device
+
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
@@ -403,12 +405,33 @@ class Tensor:
         self.data[...] = src.data if isinstance(src, Tensor) else src
         return self
 
-    # ---- dtype
-    def to(self, dtype):
-        dtype = np.dtype(dtype)
-        if dtype == self.dtype:
-            return self
+    # ---- device and dtype (device rules live in _device.py: only the CPU exists)
+    @property
+    def device(self):
+        return _device.CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    def to(self, *args, **kwargs):
+        """to(dtype), to(device), to(device, dtype), to(other); returns self when nothing changes.
+
+        >>> import lamina
+        >>> lamina.zeros(2).to("cpu", lamina.float64).dtype
+        dtype('float64')
+        """
+        _, dtype, copy = _device.parse_to_args(args, kwargs)
+        if dtype is None or dtype == self.dtype:
+            return self.clone() if copy else self
         return _ops.Cast.apply(self, dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        _device.check_device("cuda" if device is None else device, "cuda()")
+        return self
 
     def float(self):
         return self.to(float32)
