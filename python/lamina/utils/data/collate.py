@@ -110,13 +110,13 @@ def default_collate(batch):
     if isinstance(elem, collections.abc.Mapping):
         return {key: default_collate([d[key] for d in batch]) for key in elem}
     if _is_namedtuple(elem):
-        return type(elem)(*(default_collate(list(field)) for field in zip(*batch)))
+        return type(elem)(*(default_collate(field) for field in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         for i, sample in enumerate(batch):
             if len(sample) != size:
                 raise RuntimeError(f"each element in list of batch should be of equal size: "
                                    f"sample 0 has {size} fields, sample {i} has {len(sample)}")
-        return [default_collate(list(field)) for field in zip(*batch)]
+        return [default_collate(field) for field in zip(*batch)]
     raise TypeError(f"default_collate: batch must contain tensors, NumPy arrays, numbers, dicts "
                     f"or lists; found {type(elem).__name__}")

@@ -9,6 +9,7 @@ optionally loaded by worker processes, always yielded in sampler order.
 """
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import queue
 import time
@@ -22,6 +23,7 @@ from .sampler import BatchSampler, RandomSampler, SequentialSampler, _EpochSeede
 
 __all__ = ["DataLoader"]
 
+_NOTHING = object()
 _POLL_S = 1.0          # how often a waiting main process checks that its workers are alive
 
 
@@ -157,12 +159,30 @@ class DataLoader:
         self.epoch += 1
         if self.num_workers == 0:
             return self._single_process()
+        return self._multi_process()
+
+    def _multi_process(self):
+        if self._is_iterable:
+            spec = (self.batch_size, self.drop_last)
+            tasks = iter(lambda: spec, None)       # endless: workers say when their stream ends
+        else:
+            # The sampler draws its order first, the workers' base seed after: the same
+            # manual_seed then gives the same batches with or without workers.
+            tasks = self._tasks()
+            first = next(tasks, _NOTHING)
+            if first is _NOTHING:
+                return
+            tasks = itertools.chain([first], tasks)
         if self.persistent_workers:
             if self._pool is None or not self._pool.alive():
                 self._pool = _WorkerPool(self, self._draw_base_seed())
-            return self._pool.run_pass(self._pass_epoch)
+            yield from self._pool.run_pass(self._pass_epoch, tasks)
+            return
         pool = _WorkerPool(self, self._draw_base_seed())
-        return pool.run_pass(self._pass_epoch, close_after=True)
+        try:
+            yield from pool.run_pass(self._pass_epoch, tasks)
+        finally:
+            pool.close()
 
     def _single_process(self):
         if self._is_iterable:
@@ -193,6 +213,10 @@ class _WorkerPool:
             ctx = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         if isinstance(ctx, str):
             ctx = multiprocessing.get_context(ctx)
+        if ctx.get_start_method() == "forkserver":
+            # The server imports lamina once (no kernel runs at import, so no OpenMP pool to
+            # break); each worker forked from it then starts without re-importing it.
+            ctx.set_forkserver_preload(["lamina"])
         self.result_queue = ctx.Queue()
         self.index_queues = []
         self.workers = []
@@ -234,58 +258,50 @@ class _WorkerPool:
                 raise RuntimeError(f"DataLoader timed out after {self.loader.timeout} seconds "
                                    "waiting for a batch")
 
-    def run_pass(self, epoch: int, close_after: bool = False):
-        """Yield this pass's batches in order, keeping prefetch_factor tasks per worker queued."""
+    def run_pass(self, epoch: int, tasks):
+        """Yield the batches of `tasks` in order, keeping prefetch_factor tasks per worker queued."""
         loader = self.loader
         n_workers = loader.num_workers
-        if loader._is_iterable:
-            spec = (loader.batch_size, loader.drop_last)
-            tasks = iter(lambda: spec, None)       # endless: workers say when their stream ends
-        else:
-            tasks = loader._tasks()
         live = list(range(n_workers))              # workers whose stream has not ended
         owner = {}                                 # task id -> worker id
         ready = {}
         next_task, next_yield, rr = 0, 0, 0
-        try:
-            def send_one():
-                nonlocal next_task, rr
-                if not live:
-                    return False
-                payload = next(tasks, None)
-                if payload is None:
-                    return False
-                worker_id = live[rr % len(live)]
-                rr += 1
-                self.index_queues[worker_id].put((epoch, next_task, payload))
-                owner[next_task] = worker_id
-                next_task += 1
-                return True
 
-            for _ in range(loader.prefetch_factor * n_workers):
-                if not send_one():
-                    break
-            while next_yield < next_task:
-                deadline = time.monotonic() + loader.timeout if loader.timeout > 0 else None
-                while next_yield not in ready:
-                    got_epoch, task_id, batch = self._get(deadline)
-                    if got_epoch == epoch:          # results of an abandoned pass are dropped
-                        ready[task_id] = batch
-                batch = ready.pop(next_yield)
-                worker_id = owner.pop(next_yield)
-                next_yield += 1
-                if isinstance(batch, _worker.WorkerError):
-                    batch.reraise()
-                if isinstance(batch, _worker.StreamEnd):
-                    if worker_id in live:
-                        live.remove(worker_id)
-                    send_one() if not loader._is_iterable else None
-                    continue
-                send_one()
-                yield _worker.from_wire(batch)
-        finally:
-            if close_after:
-                self.close()
+        def send_one():
+            nonlocal next_task, rr
+            if not live:
+                return False
+            payload = next(tasks, _NOTHING)
+            if payload is _NOTHING:
+                return False
+            worker_id = live[rr % len(live)]
+            rr += 1
+            self.index_queues[worker_id].put((epoch, next_task, payload))
+            owner[next_task] = worker_id
+            next_task += 1
+            return True
+
+        for _ in range(loader.prefetch_factor * n_workers):
+            if not send_one():
+                break
+        while next_yield < next_task:
+            deadline = time.monotonic() + loader.timeout if loader.timeout > 0 else None
+            while next_yield not in ready:
+                got_epoch, task_id, batch = self._get(deadline)
+                if got_epoch == epoch:          # results of an abandoned pass are dropped
+                    ready[task_id] = batch
+            batch = ready.pop(next_yield)
+            worker_id = owner.pop(next_yield)
+            next_yield += 1
+            if isinstance(batch, _worker.WorkerError):
+                batch.reraise()
+            if isinstance(batch, _worker.StreamEnd):
+                if worker_id in live:
+                    live.remove(worker_id)
+                send_one() if not loader._is_iterable else None
+                continue
+            send_one()
+            yield _worker.from_wire(batch)
 
     def close(self):
         if getattr(self, "closed", True) and not self.workers:
