@@ -34,8 +34,7 @@ class device:
             self._type, self._index = type.type, type.index
             return
         if isinstance(type, (int, np.integer)) and not isinstance(type, bool):
-            raise RuntimeError(f"device: ordinal {int(type)} names a CUDA device, which lamina "
-                               "does not have (lamina runs on the CPU only)")
+            type = f"cuda:{int(type)}"          # PyTorch: a bare ordinal names a CUDA device
         if not isinstance(type, str):
             raise TypeError(f"device: expected a string like 'cpu' or a lamina.device, "
                             f"got {_type_name(type)}")
