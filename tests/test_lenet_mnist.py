@@ -12,27 +12,19 @@ import pytest
 import lamina
 import lamina.nn.functional as F
 
+from conftest import require_mnist, requires_torch
+
 ROOT = os.environ.get("LAMINA_DATA", "/work/shared/data")
 
 
 def _load(train):
-    try:
-        from lamina.datasets import MNIST
-        return MNIST(ROOT, train=train, download=False).arrays()
-    except ImportError:  # pragma: no cover - before lamina.datasets existed
-        pre = "train" if train else "t10k"
-        d = os.path.join(ROOT, "mnist")
-        with gzip.open(os.path.join(d, f"{pre}-images-idx3-ubyte.gz")) as f:
-            x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-        with gzip.open(os.path.join(d, f"{pre}-labels-idx1-ubyte.gz")) as f:
-            y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
-        return x.astype(np.float32) / 255, y
+    from lamina.datasets import MNIST
+    return MNIST(ROOT, train=train, download=False).arrays()
 
 
 @pytest.fixture(scope="module")
 def mnist():
-    if not os.path.isdir(os.path.join(ROOT, "mnist")):
-        pytest.skip(f"MNIST not found under {ROOT}/mnist (set LAMINA_DATA)")
+    require_mnist(ROOT)
     xtr, ytr = _load(True)
     xte, yte = _load(False)
     # Standardize with the training mean/std (the usual 0.1307 / 0.3081).
@@ -82,7 +74,7 @@ def test_lenet5_learns_mnist(mnist):
 def test_resnet_mnist_follows_torch(mnist):
     # Same initial weights and batches: lamina's losses and gradients through the whole
     # residual net (skip connections = fan-out through conv) equal PyTorch's for 8 SGD steps.
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     xtr, ytr, _, _ = mnist
     lamina.manual_seed(0)
     net = lamina.models.resnet_mnist(channels=8)
