@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
+from ._mnist_files import not_found_error
 from .serialization import _fsync_dir  # one copy of the durable-rename helper
 
 __all__ = ["MIRRORS", "MNIST_SHA256", "FASHION_MNIST_MIRRORS", "FASHION_MNIST_SHA256", "download_mnist",
@@ -54,24 +55,6 @@ FASHION_MNIST_SHA256 = {
 }
 
 _CHUNK = 1 << 16
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """Data set files are missing and could not be downloaded (the message says what to set)."""
-
-
-def missing_message(title: str, folder: str, directory: Path, missing, detail: str = "") -> str:
-    # One line on purpose: it is what the CLI prints.
-    return (f"{title} files not found in {directory} (missing: {', '.join(missing)})"
-            f"{'; ' + detail if detail else ''}; "
-            f"pass --data DIR or set LAMINA_DATA=DIR to a directory holding {folder}/")
-
-
-def not_found_error(title: str, folder: str) -> Callable[[Path, List[str], str], Exception]:
-    """A function making the one-line DatasetNotFoundError of data set `title`."""
-    def make(directory: Path, missing: List[str], detail: str = "") -> Exception:
-        return DatasetNotFoundError(missing_message(title, folder, directory, missing, detail))
-    return make
 
 
 def _mirrors(mirrors: Optional[Sequence[str]], env_name: str = "LAMINA_MNIST_MIRRORS",

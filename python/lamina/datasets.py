@@ -16,9 +16,7 @@ from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 
-from ._download import DatasetNotFoundError
-
-MNISTNotFoundError = DatasetNotFoundError   # its older name
+from ._mnist_files import DatasetNotFoundError, MNISTNotFoundError, _find_file, not_found_error
 
 __all__ = ["resolve_data_root", "read_idx", "MNIST", "FashionMNIST", "MNISTNotFoundError",
            "DatasetNotFoundError", "MNIST_FILES"]
@@ -119,13 +117,6 @@ def read_idx(path: PathLike) -> np.ndarray:
     return parse_idx(_open_bytes(path), str(path))
 
 
-def _find_file(directory: Path, name: str) -> Optional[Path]:
-    for candidate in (directory / name, directory / (name + ".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 class MNIST:
     """The MNIST digits from `root`/mnist (IDX files, raw or .gz), downloaded if missing, as
     torchvision's `datasets.MNIST`.
@@ -155,7 +146,6 @@ class MNIST:
     def __init__(self, root: Optional[PathLike] = None, train: bool = True,
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
                  download: bool = True):
-        from ._download import not_found_error
         self.root = resolve_data_root(root)
         self.train = bool(train)
         self.transform = transform
@@ -261,9 +251,4 @@ class FashionMNIST(MNIST):
     def _download(cls, directory: Path, names) -> None:
         from ._download import download_fashion_mnist
         download_fashion_mnist(directory, names=names)
-
-
-def _missing_message(mnist_dir: Path, missing, detail: str = "") -> str:
-    from ._download import missing_message
-    return missing_message("MNIST", "mnist", mnist_dir, missing, detail)
 
