@@ -119,6 +119,13 @@ def _looks_like_device(arg) -> bool:
     return isinstance(arg, (int, np.integer)) and not isinstance(arg, bool)
 
 
+def _is_tensor_like(obj) -> bool:
+    # A Tensor (duck-typed: tensor.py imports this module): dtype and device on an instance that
+    # is neither a dtype, a NumPy scalar type nor an array.
+    return (hasattr(obj, "dtype") and hasattr(obj, "device")
+            and not isinstance(obj, (type, np.dtype, np.ndarray, np.generic, str)))
+
+
 def parse_to_args(args, kwargs):
     """The (device, dtype, copy) a `Tensor.to(...)` / `Module.to(...)` call asks for.
 
@@ -137,8 +144,7 @@ def parse_to_args(args, kwargs):
     if kwargs:
         raise TypeError(f"to(): unexpected keyword argument(s) {sorted(kwargs)}")
     args = list(args)
-    from .tensor import Tensor
-    if args and isinstance(args[0], Tensor):
+    if args and _is_tensor_like(args[0]):
         other = args.pop(0)                                   # to(other): its device and dtype
         dev, dtype = other.device, other.dtype
     elif args and _looks_like_device(args[0]):
