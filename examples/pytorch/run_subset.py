@@ -20,10 +20,11 @@ def _data_root() -> str:
     return str(Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
-def _sliced(cls, root: str, limit: int):
+def _sliced(cls, data_root: str, limit: int):
     class Sliced(cls):
-        def __init__(self, _root=None, train=True, transform=None, target_transform=None, download=False):
-            super().__init__(root, train=train, transform=transform, target_transform=target_transform,
+        def __init__(self, root=None, train=True, transform=None, target_transform=None, download=False):
+            del root  # the script's own root is replaced by the real data directory
+            super().__init__(data_root, train=train, transform=transform, target_transform=target_transform,
                              download=False)
             self.data, self.targets = self.data[:limit], self.targets[:limit]
 
