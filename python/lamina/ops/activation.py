@@ -159,7 +159,7 @@ class Dropout(Function):
         return dy * ctx.mask, None
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input, p=0.5, training=True, inplace=False):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
