@@ -24,11 +24,7 @@ from .random import Generator, get_rng_state, manual_seed, set_rng_state  # noqa
 from ._device import device, get_default_device, set_default_device  # noqa: E402,F401
 from .ops import cat, matmul, stack  # noqa: E402,F401
 from . import autograd, nn, optim, models  # noqa: E402,F401
-<<<<<<< HEAD
-from . import accelerator, backends, cuda, utils, data, datasets, onnx, transforms, signal, viz  # noqa: E402,F401
-=======
-from . import data, datasets, distributed, onnx, signal, viz  # noqa: E402,F401
->>>>>>> main
+from . import accelerator, backends, cuda, utils, data, datasets, distributed, onnx, transforms, signal, viz  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
 from .summary import Summary, summary  # noqa: E402,F401
 from .graph import compile  # noqa: E402,F401  (capture a training step once, replay it)
