@@ -108,7 +108,7 @@ def _where_samples(dt):
 
 
 @register("where", kernels=("numpy where",), dtypes=_F,
-          call=lambda a, b, cond=None: _where_call(cond, a, b), samples=_where_samples,
+          call=lambda a, b, cond=None: Where.apply(np.asarray(cond), a, b), samples=_where_samples,
           reference=lambda a, b, cond=None: np.where(cond, a, b),
           torch=lambda torch, a, b, cond=None: torch.where(torch.as_tensor(cond), a, b))
 class Where(Function):
@@ -124,8 +124,3 @@ class Where(Function):
         zero = dy.dtype.type(0)
         return None, np.where(ctx.cond, dy, zero), np.where(ctx.cond, zero, dy)
 
-
-def _where_call(cond, a, b):
-    from ..functions import where
-    from ..tensor import Tensor
-    return where(Tensor._wrap(np.asarray(cond)), a, b)
