@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dims import normalize_dim
+
 from .. import _C
 from .. import random as _random
 from ..tensor import Function, float32, float64
@@ -137,12 +139,12 @@ class Softmax(Function):
 
 @export
 def softmax(x, dim=-1):
-    return Softmax.apply(x, dim, False)
+    return Softmax.apply(x, normalize_dim(dim, x.ndim), False)
 
 
 @export
 def log_softmax(x, dim=-1):
-    return Softmax.apply(x, dim, True)
+    return Softmax.apply(x, normalize_dim(dim, x.ndim), True)
 
 
 # ---------------------------------------------------------------- dropout
@@ -159,7 +161,7 @@ class Dropout(Function):
         return dy * ctx.mask, None
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input, p=0.5, training=True, inplace=False):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
