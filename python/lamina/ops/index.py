@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dims import normalize_dim as _normalize_dim
 from ..tensor import Function, float32, float64
 from .registry import BadSample, Sample, register
 
@@ -15,13 +16,11 @@ _F = (float32, float64)
 
 
 def normalize_dim(dim, ndim, op="dim"):
-    """PyTorch's rule: dim in [-ndim, ndim) (a 0-d tensor counts as 1-d), else IndexError."""
-    n = max(ndim, 1)
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
-    if not -n <= dim < n:
-        raise IndexError(f"{op}: dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
-    return int(dim) % n
+    """The one dim rule (lamina._dims): dim in [-ndim, ndim) (0-d counts as 1-d), else IndexError."""
+    try:
+        return _normalize_dim(dim, ndim)
+    except (IndexError, TypeError) as e:
+        raise type(e)(f"{op}: {e}") from None
 
 
 def _index_array(index, op):
