@@ -27,7 +27,7 @@ from .functions import _install_methods  # noqa: E402
 
 _install_methods()
 from . import autograd, nn, optim, models  # noqa: E402,F401
-from . import data, datasets, onnx, signal, viz  # noqa: E402,F401
+from . import data, datasets, distributed, onnx, signal, viz  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
 from .summary import Summary, summary  # noqa: E402,F401
 from .graph import compile  # noqa: E402,F401  (capture a training step once, replay it)
