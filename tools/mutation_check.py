@@ -35,7 +35,8 @@ class Mutation:
 
 MUTATIONS = [
     Mutation("conv_nan", "a conv kernel that writes a NaN into its output",
-             [("csrc/conv.cpp",
+             [("csrc/conv.cpp", '#include "conv.h"\n', '#include "conv.h"\n#include <limits>\n'),
+              ("csrc/conv.cpp",
                "  conv2d_forward(p, x, w, b, y, Act::identity);\n",
                "  conv2d_forward(p, x, w, b, y, Act::identity);\n"
                "  if (p.N > 0 && p.K > 0 && p.OH() > 0 && p.OW() > 0) y[0] = std::numeric_limits<T>::quiet_NaN();\n")],
