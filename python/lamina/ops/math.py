@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, float32, float64
-from .registry import BadSample, Sample, register
+from .registry import Sample, register
 
 _F = (float32, float64)
 
