@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import lamina
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "pytorch"
+# the lamina under test: the installed package in CI (a clean checkout's python/ has no built _C)
+LAMINA_PARENT = str(Path(lamina.__file__).resolve().parent.parent)
 
 
 def _data_root():
@@ -21,7 +25,7 @@ def _data_root():
 
 def run_example(script, *args, limit=1000, cwd):
     env = dict(os.environ, LAMINA_DATA=_data_root(),
-               PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+               PYTHONPATH=LAMINA_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, str(EXAMPLES / "run_subset.py"), "--limit", str(limit),
                            str(EXAMPLES / script), *args], capture_output=True, text=True,
                           timeout=600, cwd=cwd, env=env)
