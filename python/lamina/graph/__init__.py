@@ -24,7 +24,8 @@ How a step is captured (see trace.py, lower.py, passes.py, executor.py):
             (greedy by size: within a fraction of a percent of the bytes live at the peak).
  6. run     The C++ executor runs the whole schedule in one call with the GIL released
             (executor="python" runs the same nodes from Python, for checking).
-A new input shape or dtype traces again (a small cache keyed by shapes and dtypes).
+A new input shape or dtype, or a module switched by train() / eval(), traces again (a small
+cache keyed by shapes, dtypes and the modules' modes).
 
 Native (C++ instruction, no GIL): Linear, MatMul2D, Activation, CrossEntropy, MSE and
 BCE-with-logits losses, Reshape/Flatten (free views), Add/Sub/Mul/Div of equal shapes or with
@@ -118,6 +119,8 @@ class _Compiled:
         self._plans = OrderedDict()
         self.traces = 0
         self._last = None
+        # train() / eval() change what batch norm and dropout record: one plan per mode.
+        self._moded = [m for m in getattr(model, "modules", lambda: [])() if hasattr(m, "training")]
 
     @property
     def graph(self):
@@ -127,7 +130,7 @@ class _Compiled:
         return self._last.graph
 
     def _lookup(self, arrays):
-        key = _key(arrays)
+        key = (_key(arrays), tuple([m.training for m in self._moded]))
         plan = self._plans.get(key)
         if plan is not None and not plan.valid():
             del self._plans[key]

@@ -5,7 +5,6 @@ import numpy as np
 
 from .. import _C
 from .. import ops as _ops
-from .. import random as _random
 from ..tensor import Function, Tensor, float32, float64, int64, is_grad_enabled
 
 _FLOATS = (float32, float64)
@@ -83,28 +82,6 @@ def softmax(input, dim=-1):
 
 def log_softmax(input, dim=-1):
     return _ops.log_softmax(input, dim)
-
-
-class Dropout(Function):
-    @staticmethod
-    def forward(ctx, x, p):
-        keep = _random.default_generator().random(x.shape) >= p
-        ctx.mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-        return x * ctx.mask
-
-    @staticmethod
-    def backward(ctx, dy):
-        return dy * ctx.mask, None
-
-
-def dropout(input, p=0.5, training=True):
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    return Dropout.apply(input, p)
 
 
 # --------------------------------------------------------------------------- losses
@@ -282,3 +259,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 # Convolution and pooling live in _conv.py (their own kernels).
 from ._conv import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, conv1d, conv2d,  # noqa: E402,F401
                     max_pool1d, max_pool2d)
+# Normalization and dropout live in normalization.py (the norm kernel family).
+from .normalization import batch_norm, dropout, dropout2d, group_norm, layer_norm  # noqa: E402,F401
