@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "cpu.h"
-#include "parallel.h"
+#include "thread_team.h"
 
 namespace lamina {
 namespace {
@@ -145,24 +145,20 @@ void act_backward(Activation kind, int64_t n, const T* x_or_y, const T* dy, T* d
 template <class T>
 void bias_add_rows(int64_t N, int64_t F, T* y, const T* b) {
   if (N <= 0 || F <= 0) return;
-  const int nt = threads_for(static_cast<double>(N) * F, kElemsPerThread);
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-  for (int64_t n = 0; n < N; ++n) {
+  parallel_tasks(N, team_size(static_cast<double>(N) * F, kElemsPerThread), [&](int64_t n) {
     T* row = y + n * F;
     for (int64_t j = 0; j < F; ++j) row[j] += b[j];
-  }
+  });
 }
 
 template <class T>
 void bias_add_channels(int64_t N, int64_t C, int64_t S, T* y, const T* b) {
   if (N <= 0 || C <= 0 || S <= 0) return;
-  const int nt = threads_for(static_cast<double>(N) * C * S, kElemsPerThread);
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-  for (int64_t nc = 0; nc < N * C; ++nc) {
+  parallel_tasks(N * C, team_size(static_cast<double>(N) * C * S, kElemsPerThread), [&](int64_t nc) {
     const T bc = b[nc % C];
     T* plane = y + nc * S;
     for (int64_t s = 0; s < S; ++s) plane[s] += bc;
-  }
+  });
 }
 
 template <class T>
@@ -172,19 +168,18 @@ void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db) {
   // wide as the threads allow (up to kMaxCols, whose sums stay in L1), so one thread reads the
   // matrix front to back instead of in 1 KB pieces a row apart (4096x1000: 0.86 -> ~0.4 ms).
   constexpr int64_t kMaxCols = 2048;
-  const int nt_want = threads_for(static_cast<double>(N) * F, kElemsPerThread);
+  const int nt_want = team_size(static_cast<double>(N) * F, kElemsPerThread);
   const int64_t nblocks = std::max<int64_t>((F + kMaxCols - 1) / kMaxCols, std::min<int64_t>(nt_want, (F + 15) / 16));
   const int64_t cols = ((F + nblocks - 1) / nblocks + 15) / 16 * 16;  // a multiple of 16 lanes
   const int64_t nb = (F + cols - 1) / cols;
   const int nt = static_cast<int>(std::min<int64_t>(nt_want, nb));
   const bool avx2 = active_isa() >= Isa::avx2;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t jb = 0; jb < nb; ++jb) {
+  parallel_tasks(nb, nt, [&](int64_t jb) {
     const int64_t j0 = jb * cols, j1 = std::min(F, j0 + cols);
 #if defined(LAMINA_X86)
     if (avx2) {
       detail::col_sum_avx2(N, F, j0, j1, dy, db);
-      continue;
+      return;
     }
 #endif
     for (int64_t j = j0; j < j1; ++j) db[j] = T(0);
@@ -192,16 +187,14 @@ void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db) {
       const T* row = dy + n * F;
       for (int64_t j = j0; j < j1; ++j) db[j] += row[j];
     }
-  }
+  });
   (void)avx2;
 }
 
 template <class T>
 void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db) {
   if (C <= 0) return;
-  const int nt = std::min<int64_t>(threads_for(static_cast<double>(N) * C * S, kElemsPerThread), C);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t c = 0; c < C; ++c) {
+  parallel_tasks(C, team_size(static_cast<double>(N) * C * S, kElemsPerThread), [&](int64_t c) {
     // Sum in T with 8 independent partial sums (vectorizable, better rounding than one chain).
     T part[8] = {};
     for (int64_t n = 0; n < N; ++n) {
@@ -214,7 +207,7 @@ void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db) {
     T total = T(0);
     for (int k = 0; k < 8; ++k) total += part[k];
     db[c] = total;
-  }
+  });
 }
 
 #define LAMINA_INSTANTIATE(T)                                                                  \

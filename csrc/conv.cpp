@@ -4,14 +4,13 @@
 // GEMM parallelizes itself.
 #include "conv.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "cpu.h"
 #include "gemm.h"
+#include "thread_team.h"
 #include "workspace.h"
 
 namespace lamina {
@@ -285,13 +284,7 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
   };
 
   const double flops = 2.0 * p.K * CKKg * P * p.N;
-  const int nt = std::min<int64_t>(threads_for(flops, 2e5), bl.nblocks);
-  if (nt <= 1) {
-    for (int64_t blk = 0; blk < bl.nblocks; ++blk) run_block(blk);
-  } else {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t blk = 0; blk < bl.nblocks; ++blk) run_block(blk);
-  }
+  parallel_tasks(bl.nblocks, team_size(flops, 2e5), run_block);
 }
 
 template <class T>
@@ -303,9 +296,7 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
 
   if (db) {
     // db[k] = sum over images and positions; threads take channels, images summed in order.
-    const int ntb = threads_for(double(p.N) * p.K * P, 1e5);
-#pragma omp parallel for num_threads(ntb) schedule(static)
-    for (int64_t k = 0; k < p.K; ++k) {
+    parallel_tasks(p.K, team_size(double(p.N) * p.K * P, 1e5), [&](int64_t k) {
       double acc = 0;  // NOTE: double across images so float bias grads of big maps stay accurate
       for (int64_t n = 0; n < p.N; ++n) {
         const T* d = dy + (n * p.K + k) * P;
@@ -318,7 +309,7 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
         acc += double((s[0] + s[1]) + (s[2] + s[3])) + double((s[4] + s[5]) + (s[6] + s[7])) + double(tail);
       }
       db[k] = static_cast<T>(acc);
-    }
+    });
   }
   if (dw && use_winograd(p, true)) {
     conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
@@ -340,7 +331,7 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
   }
 
   const double flops = 2.0 * p.K * CKKg * P * p.N * ((dx ? 1 : 0) + (dw ? 1 : 0));
-  const int nt = std::min<int64_t>(threads_for(flops, 2e5), bl.nblocks);
+  const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), bl.nblocks));
   // Blocks are grouped into a fixed number of contiguous chunks; chunk c sums its images'
   // weight gradients into its own partial, and partials are added in chunk order, so the
   // result does not depend on which thread ran which chunk, nor (up to 4 threads) on how
@@ -399,24 +390,17 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     }
   };
 
-  if (nt <= 1) {
-    for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
-  } else {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
-  }
+  parallel_tasks(nchunks, nt, run_chunk);
   if (dw) {
     // dw[g][k][j] = sum over chunks, in chunk order (deterministic), of dW^T_c[g][j][k].
-    const int ntr = threads_for(double(WSZ) * nchunks, 1e5);
-#pragma omp parallel for num_threads(ntr) schedule(static)
-    for (int64_t gk = 0; gk < p.K; ++gk) {
+    parallel_tasks(p.K, team_size(double(WSZ) * nchunks, 1e5), [&](int64_t gk) {
       const int64_t g = gk / Kg, k = gk % Kg;
       const T* src = partials.data() + g * Kg * CKKg + k;  // dW^T[g] (CKKg, Kg), column k
       T* d = dw + gk * CKKg;
       for (int64_t j = 0; j < CKKg; ++j) d[j] = src[j * Kg];
       for (int64_t c = 1; c < nchunks; ++c)
         for (int64_t j = 0; j < CKKg; ++j) d[j] += src[c * WSZ + j * Kg];
-    }
+    });
   }
 }
 

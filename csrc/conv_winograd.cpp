@@ -5,8 +5,6 @@
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
 //   A^T = [1 1 1 0; 0 1 -1 -1]
 // Used for the forward pass and (with flipped, transposed weights) the data gradient.
-#include <omp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -16,6 +14,7 @@
 #include "conv.h"
 #include "cpu.h"
 #include "gemm.h"
+#include "thread_team.h"
 #include "workspace.h"
 #define LAMINA_WINO_NS wino_portable
 #include "conv_winograd_tf.h"
@@ -148,13 +147,7 @@ void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int6
   };
 
   const double flops = 2.0 * 16 * K * C * th * tw * N;
-  const int nt = std::min<int64_t>(threads_for(flops, 2e5), jobs);
-  if (nt <= 1) {
-    for (int64_t j = 0; j < jobs; ++j) run_job(j);
-  } else {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t j = 0; j < jobs; ++j) run_job(j);
-  }
+  parallel_tasks(jobs, team_size(flops, 2e5), run_job);
 }
 
 // The weight gradient through the same transforms: y = A^T (U .* V) A per tile makes
@@ -174,7 +167,7 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
     return;
   }
   const double flops = 2.0 * 16 * K * C * th * tw * N;
-  const int nt = std::min<int64_t>(threads_for(flops, 2e5), jobs);
+  const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), jobs));
   const int64_t nchunks = std::min<int64_t>(jobs, std::max(4, nt));  // fixed: same sums at 1..4 threads
   std::vector<T> dU(static_cast<size_t>(nchunks * USZ));  // dU_c[e] (K, C) per chunk
 
@@ -193,12 +186,7 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
                               job == j0 ? T(0) : T(1), dU.data() + c * USZ, C, K * C, 16);
     }
   };
-  if (nt <= 1) {
-    for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
-  } else {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t c = 0; c < nchunks; ++c) run_chunk(c);
-  }
+  parallel_tasks(nchunks, nt, run_chunk);
   for (int64_t c = 1; c < nchunks; ++c)  // chunk order: deterministic
     for (int64_t i = 0; i < USZ; ++i) dU[i] += dU[c * USZ + i];
   // dw[k][c] (3x3) = G^T dU[k][c] (4x4) G,  G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]

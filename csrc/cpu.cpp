@@ -1,9 +1,13 @@
 #include "cpu.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <omp.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #if defined(LAMINA_X86)
 #include <cpuid.h>
@@ -114,5 +118,127 @@ int threads_for(double work, double min_work_per_thread) {
 }
 
 const char* version() { return LAMINA_VERSION; }
+
+CpuCaches cpu_caches_from_cpuid() {
+  CpuCaches c;
+#if defined(LAMINA_X86)
+  unsigned a, b, cx, d;
+  __cpuid(0, a, b, cx, d);
+  const unsigned max_leaf = a;
+  const bool amd_like = b == 0x68747541u || b == 0x6f677948u;  // "Auth"(enticAMD), "Hygo"(nGenuine)
+  unsigned leaf = 0;
+  if (amd_like) {
+    // 0x8000001D has leaf 4's layout on AMD, present when the topology extensions bit is set.
+    __cpuid(0x80000000u, a, b, cx, d);
+    if (a >= 0x8000001Du) {
+      __cpuid(0x80000001u, a, b, cx, d);
+      if (cx & (1u << 22)) leaf = 0x8000001Du;
+    }
+  } else if (max_leaf >= 4) {
+    leaf = 4;
+  }
+  if (leaf == 0) return c;
+  for (unsigned sub = 0; sub < 16; ++sub) {
+    __cpuid_count(leaf, sub, a, b, cx, d);
+    const unsigned type = a & 0x1f, level = (a >> 5) & 0x7;  // type 1 data, 2 instruction, 3 unified
+    if (type == 0) break;
+    if (type == 2) continue;
+    const int64_t ways = ((b >> 22) & 0x3ff) + 1, parts = ((b >> 12) & 0x3ff) + 1;
+    const int64_t line = (b & 0xfff) + 1, sets = int64_t(cx) + 1;
+    const int64_t bytes = ways * parts * line * sets;
+    if (level == 1) c.l1d = bytes;
+    else if (level == 2) c.l2 = bytes;
+    else if (level == 3) c.l3 = bytes;
+    if (level == 1) c.line = line;
+  }
+  c.source = leaf == 4 ? "cpuid leaf 4" : "cpuid leaf 0x8000001d";
+#endif
+  return c;
+}
+
+namespace {
+
+// sysconf (glibc reads CPUID or sysfs itself), then sysfs: for CPUs or VMs whose CPUID has no
+// cache leaf, and for aarch64.
+int64_t sysfs_cache_bytes(int index) {
+  char path[96];
+  std::snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
+  FILE* f = std::fopen(path, "r");
+  if (!f) return 0;
+  long v = 0;
+  char unit = 0;
+  const int got = std::fscanf(f, "%ld%c", &v, &unit);
+  std::fclose(f);
+  if (got < 1) return 0;
+  return unit == 'M' ? int64_t(v) << 20 : unit == 'K' ? int64_t(v) << 10 : int64_t(v);
+}
+
+CpuCaches fill_missing_caches(CpuCaches c) {
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+  if (c.l1d <= 0 && (c.l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE)) > 0) c.source = "sysconf";
+  if (c.l2 <= 0) c.l2 = std::max<long>(0, sysconf(_SC_LEVEL2_CACHE_SIZE));
+  if (c.l3 <= 0) c.l3 = std::max<long>(0, sysconf(_SC_LEVEL3_CACHE_SIZE));
+  if (c.line <= 0) c.line = std::max<long>(0, sysconf(_SC_LEVEL1_DCACHE_LINESIZE));
+#endif
+  if (c.l1d <= 0) {  // sysfs index0 = L1d, 1 = L1i, 2 = L2, 3 = L3 on Linux x86 and arm64
+    if ((c.l1d = sysfs_cache_bytes(0)) > 0) c.source = "sysfs";
+    if (c.l2 <= 0) c.l2 = sysfs_cache_bytes(2);
+    if (c.l3 <= 0) c.l3 = sysfs_cache_bytes(3);
+  }
+  if (c.l1d < 0) c.l1d = 0;
+  if (c.line <= 0) c.line = 64;
+  return c;
+}
+
+CpuInfo read_cpu_info() {
+  CpuInfo info;
+#if defined(LAMINA_X86)
+  unsigned a, b, c, d;
+  __cpuid(0, a, b, c, d);
+  std::memcpy(info.vendor, &b, 4);
+  std::memcpy(info.vendor + 4, &d, 4);
+  std::memcpy(info.vendor + 8, &c, 4);
+  __cpuid(0x80000000u, a, b, c, d);
+  if (a >= 0x80000004u) {
+    unsigned brand[12];
+    for (unsigned i = 0; i < 3; ++i)
+      __cpuid(0x80000002u + i, brand[4 * i], brand[4 * i + 1], brand[4 * i + 2], brand[4 * i + 3]);
+    char raw[49] = {0};
+    std::memcpy(raw, brand, 48);
+    const char* s = raw;
+    while (*s == ' ') ++s;  // Intel pads the brand string on the left
+    std::snprintf(info.model, sizeof(info.model), "%s", s);
+  }
+  if (__get_cpuid_max(0, nullptr) >= 7) {
+    __cpuid_count(7, 0, a, b, c, d);
+    info.amx_tile = d & (1u << 24);
+    __cpuid_count(7, 1, a, b, c, d);
+    info.avx512_bf16 = a & (1u << 5);
+  }
+#else
+  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {  // aarch64 has no brand string: best effort
+    char line[256];
+    while (std::fgets(line, sizeof(line), f)) {
+      const char* colon = std::strchr(line, ':');
+      if (colon && (std::strncmp(line, "model name", 10) == 0 || std::strncmp(line, "CPU part", 8) == 0)) {
+        std::snprintf(info.model, sizeof(info.model), "%s", colon + 2);
+        info.model[std::strcspn(info.model, "\n")] = 0;
+        break;
+      }
+    }
+    std::fclose(f);
+  }
+#endif
+  if (!info.model[0]) std::snprintf(info.model, sizeof(info.model), "unknown");
+  info.caches = fill_missing_caches(cpu_caches_from_cpuid());
+  return info;
+}
+
+}  // namespace
+
+const CpuInfo& cpu_info() {
+  static const CpuInfo info = read_cpu_info();  // thread-safe one-time init (C++11 statics)
+  return info;
+}
 
 }  // namespace lamina

@@ -31,4 +31,23 @@ int threads_for(double work, double min_work_per_thread);
 
 const char* version();
 
+// What the CPU reports about itself, read once at run time (never a build-time guess): the
+// facts GEMM blocking and the benchmark reports need. A size the CPU does not report is 0.
+struct CpuCaches {
+  int64_t l1d = 0;   // bytes of L1 data cache per core
+  int64_t l2 = 0;    // bytes of L2 per core (or per its sharing group)
+  int64_t l3 = 0;    // bytes of the last-level cache instance (shared by several cores)
+  int64_t line = 0;  // cache line bytes
+  const char* source = "none";  // "cpuid leaf 4", "cpuid leaf 0x8000001d", "sysconf", "sysfs"
+};
+struct CpuInfo {
+  char vendor[13] = {0};  // "GenuineIntel", "AuthenticAMD", ... ("" off x86)
+  char model[64] = {0};   // the brand string, e.g. "AMD EPYC 7B13 64-Core Processor"
+  CpuCaches caches;
+  bool amx_tile = false, avx512_bf16 = false;  // reported only (no kernel uses them yet)
+};
+const CpuInfo& cpu_info();
+// The cache walk itself, exposed so tests can check it against the sysconf / sysfs view.
+CpuCaches cpu_caches_from_cpuid();
+
 }  // namespace lamina

@@ -57,7 +57,7 @@ struct GemmPathOverride {
   int pack_a = -1;
   int kernel = -1;
   int pack_b = -1;  // 1 always packs B, 0 reads a row-major B's full panels in place
-  int load_backoff = 1;  // 0 disables the fall-back to one thread after a slow OpenMP join
+  int load_backoff = 1;  // 0 disables the thread team's fall-back to one thread after slow joins
   int skinny = 1;  // 0 sends M == 1 / N == 1 through the blocked path instead of the gemv path
   int kc = 0;      // > 0 overrides the K block (tuning)
   int mc = 0;      // > 0 overrides the M block (tuning)
@@ -65,15 +65,6 @@ struct GemmPathOverride {
   int rows_first = -1;  // 1 / 0 forces splitting C into tasks by rows / by columns first (tuning)
 };
 void gemm_set_path_override(GemmPathOverride o);
-// Counters of the load-aware threading since the last reset (diagnostics for benchmarks):
-// parallel regions run, joins that waited on a late thread, backoffs started, and calls that
-// ran on one thread because a backoff held; and how late the worker threads entered the regions.
-struct GemmLoadStats {
-  int64_t parallel_regions = 0, slow_joins = 0, backoffs = 0, backoff_single_calls = 0;
-  int64_t worker_starts = 0, worker_late_ns = 0, worker_late_over_20us = 0;  // workers joining a region late
-  int64_t master_work_ns = 0, join_wait_ns = 0;  // the calling thread's time in the regions, working / at the join
-};
-GemmLoadStats gemm_load_stats(bool reset);
 GemmPathOverride gemm_get_path_override();
 // Name of the micro-kernel gemm<T> uses for an M x N result (op(A) transposed or not) under
 // the active ISA.
@@ -82,5 +73,17 @@ const char* gemm_kernel_name(int64_t M, int64_t N, bool transA = false);
 // How many micro-kernels the active ISA offers (GemmPathOverride::kernel indexes them).
 template <class T>
 int gemm_kernel_count();
+// The blocking gemm<T> chooses for an M x N x K product on this CPU (blocked path): the
+// micro-kernel's tile and the cache blocks derived from the CPU's reported cache sizes.
+struct GemmBlocking {
+  const char* kernel = "";
+  int mr = 0, nr = 0;        // register tile
+  int64_t kc = 0, kc_max = 0;  // K block used for this K (balanced), and its cap from L1d
+  int64_t mc = 0;            // rows of A per task block (L2)
+  int64_t nc = 0;            // columns of the packed B panel (L3 share)
+  int64_t b_panel_bytes = 0, a_block_bytes = 0;  // the L3 and L2 budgets behind NC and MC
+};
+template <class T>
+GemmBlocking gemm_blocking(int64_t M, int64_t N, int64_t K, bool transA = false);
 
 }  // namespace lamina

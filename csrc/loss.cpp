@@ -10,7 +10,7 @@
 
 #include "activation.h"
 #include "cpu.h"
-#include "parallel.h"
+#include "thread_team.h"
 
 namespace lamina {
 namespace {
@@ -20,16 +20,16 @@ constexpr int64_t kSumChunk = 8192;        // fixed reduction chunk: result inde
 // Runs f(row) for every row, rows split over threads when the matrix is big enough.
 template <class F>
 void for_rows(int64_t N, int64_t C, F&& f) {
-  const int nt = threads_for(static_cast<double>(N) * std::max<int64_t>(C, 1), kElemsPerThread);
+  const int nt = team_size(static_cast<double>(N) * std::max<int64_t>(C, 1), kElemsPerThread);
   if (nt <= 1) {
     for (int64_t i = 0; i < N; ++i) f(i);
     return;
   }
   const int64_t rows_per_chunk = std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1));
   const int64_t nchunks = (N + rows_per_chunk - 1) / rows_per_chunk;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t c = 0; c < nchunks; ++c)
+  parallel_tasks(nchunks, nt, [&](int64_t c) {
     for (int64_t i = c * rows_per_chunk, e = std::min(N, (c + 1) * rows_per_chunk); i < e; ++i) f(i);
+  });
 }
 
 // sum over [0, n) of term(i0, i1) (a partial sum in double), chunked deterministically.
@@ -39,9 +39,9 @@ double chunked_sum(int64_t n, F&& partial) {
   const int64_t nchunks = (n + kSumChunk - 1) / kSumChunk;
   if (nchunks == 1) return partial(int64_t{0}, n);
   std::vector<double> parts(nchunks);
-  const int nt = threads_for(static_cast<double>(n), kElemsPerThread);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
-  for (int64_t c = 0; c < nchunks; ++c) parts[c] = partial(c * kSumChunk, std::min(n, (c + 1) * kSumChunk));
+  parallel_tasks(nchunks, team_size(static_cast<double>(n), kElemsPerThread), [&](int64_t c) {
+    parts[c] = partial(c * kSumChunk, std::min(n, (c + 1) * kSumChunk));
+  });
   double s = 0.0;
   for (double p : parts) s += p;
   return s;
@@ -259,9 +259,9 @@ double mse_forward(int64_t n, const T* x, const T* t) {
 
 template <class T>
 void mse_backward(int64_t n, const T* x, const T* t, T scale, T* dx) {
-  const int nt = threads_for(static_cast<double>(n), kElemsPerThread);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; ++i) dx[i] = scale * (x[i] - t[i]);
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) dx[i] = scale * (x[i] - t[i]);
+  });
 }
 
 template <class T>

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "cpu.h"
-#include "parallel.h"
+#include "thread_team.h"
 
 namespace lamina {
 namespace detail {

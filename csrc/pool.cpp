@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "cpu.h"
+#include "thread_team.h"
 
 namespace lamina {
 
@@ -34,16 +35,14 @@ const char* pool_params_error(const PoolParams& p) {
   return "";
 }
 
-// Planes are independent: threads take whole planes.
+// Planes are independent: threads take whole planes, 16 to a task (a 14x14 plane is ~1 us).
 template <class F>
 static void for_each_plane(int64_t planes, double work_per_plane, F&& f) {
-  const int nt = threads_for(work_per_plane * planes, 2e4);
-  if (nt <= 1) {
-    for (int64_t i = 0; i < planes; ++i) f(i);
-    return;
-  }
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
-  for (int64_t i = 0; i < planes; ++i) f(i);
+  constexpr int64_t kPlanesPerTask = 16;
+  const int64_t ntasks = (planes + kPlanesPerTask - 1) / kPlanesPerTask;
+  parallel_tasks(ntasks, team_size(work_per_plane * planes, 2e4), [&](int64_t t) {
+    for (int64_t i = t * kPlanesPerTask, e = std::min(planes, i + kPlanesPerTask); i < e; ++i) f(i);
+  });
 }
 
 using detail::max_take;

@@ -254,3 +254,53 @@ def test_fma_peak_probe():
     for bad in (0.0, -1.0, 61.0, float("nan")):
         with pytest.raises(ValueError, match=r"^seconds: expected a number in \(0, 60\]"):
             _C.fma_peak_gflops(bad)
+
+
+def test_cpu_info_reports_the_cpu():
+    """cpu_info: model, ISA paths and cache sizes read at run time, matching the OS's view."""
+    import os
+    import platform
+
+    info = _C.cpu_info()
+    assert isinstance(info["model"], str) and info["model"]
+    assert info["isa"] == _C.isa() and info["isa"] in info["isa_supported"]
+    assert info["isa_supported"][0] == "portable"
+    assert ("avx512" in info["isa_supported"]) == _C.cpu_supports_avx512()
+    caches = info["caches"]
+    assert caches["line"] >= 16
+    if platform.machine() in ("x86_64", "AMD64") and caches["l1d"]:
+        assert caches["source"].startswith("cpuid") or caches["source"] in ("sysconf", "sysfs")
+        assert 8 << 10 <= caches["l1d"] <= 1 << 20 and caches["l2"] >= caches["l1d"]
+        try:
+            os_l1d = os.sysconf("SC_LEVEL1_DCACHE_SIZE")
+        except (ValueError, OSError):
+            os_l1d = 0
+        if os_l1d > 0:
+            assert caches["l1d"] == os_l1d
+    for dtype in ("float32", "float64"):
+        blk = info["gemm_blocking"][dtype]
+        assert blk == _C.gemm_blocking(1024, 1024, 1024, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 255, 256, 257, 784, 4097])
+def test_gemm_blocking_is_consistent(dtype, k):
+    """The reported blocking: whole register tiles, a balanced K block, blocks inside their
+    cache budgets, and the kernel gemm really uses for that shape."""
+    b = _C.gemm_blocking(300, 500, k, dtype)
+    assert b["kernel"] == _C._gemm_kernel_name(500, dtype, 300)
+    assert 1 <= b["KC"] <= b["KC_max"] and math.ceil(k / b["KC"]) == math.ceil(k / b["KC_max"])
+    assert b["MC"] % b["MR"] == 0 and b["NC"] % b["NR"] == 0
+    item = 4 if dtype == "float32" else 8
+    assert b["NC"] == b["NR"] or b["NC"] * k * item <= b["b_panel_bytes"]
+    assert b["MC"] == b["MR"] or b["MC"] * b["KC_max"] * item <= b["a_block_bytes"]
+    with gemm_setup(kc=64, mc=2 * b["MR"]):
+        forced = _C.gemm_blocking(300, 500, k, dtype)
+        assert forced["KC_max"] == 64 and forced["MC"] == 2 * b["MR"]
+
+
+def test_gemm_blocking_rejects_bad_input():
+    with pytest.raises(ValueError, match="dtype"):
+        _C.gemm_blocking(4, 4, 4, "float16")
+    with pytest.raises(ValueError, match="m, n, k"):
+        _C.gemm_blocking(-1, 4, 4)

@@ -5,7 +5,9 @@
 #include <string>
 
 #include "common.h"
+#include "cpu.h"
 #include "gemm.h"
+#include "thread_team.h"
 
 namespace py = pybind11;
 using namespace lamina_py;
@@ -154,6 +156,72 @@ bias: 1-D of length N (bias_axis="col") or M ("row"). act: identity, relu, sigmo
 3.0
 )";
 
+py::dict blocking_dict(const lamina::GemmBlocking& b) {
+  py::dict d;
+  d["kernel"] = std::string(b.kernel);
+  d["MR"] = b.mr;
+  d["NR"] = b.nr;
+  d["KC"] = b.kc;
+  d["KC_max"] = b.kc_max;
+  d["MC"] = b.mc;
+  d["NC"] = b.nc;
+  d["b_panel_bytes"] = b.b_panel_bytes;
+  d["a_block_bytes"] = b.a_block_bytes;
+  return d;
+}
+
+py::dict cpu_info_dict() {
+  const lamina::CpuInfo& info = lamina::cpu_info();
+  py::dict caches;
+  caches["l1d"] = info.caches.l1d;
+  caches["l2"] = info.caches.l2;
+  caches["l3"] = info.caches.l3;
+  caches["line"] = info.caches.line;
+  caches["source"] = std::string(info.caches.source);
+  py::dict d;
+  d["vendor"] = std::string(info.vendor);
+  d["model"] = std::string(info.model);
+  d["isa"] = std::string(lamina::isa_name(lamina::active_isa()));
+  py::list supported;
+  supported.append(lamina::isa_name(lamina::Isa::portable));
+  if (lamina::cpu_supports_avx2_fma()) supported.append(lamina::isa_name(lamina::Isa::avx2));
+  if (lamina::cpu_supports_avx512()) supported.append(lamina::isa_name(lamina::Isa::avx512));
+  d["isa_supported"] = supported;
+  d["amx_tile"] = info.amx_tile;
+  d["avx512_bf16"] = info.avx512_bf16;
+  d["caches"] = caches;
+  d["num_threads"] = lamina::get_num_threads();
+  py::dict gemm;  // the large-square blocking, the one quoted beside peak figures
+  gemm["float32"] = blocking_dict(lamina::gemm_blocking<float>(1024, 1024, 1024));
+  gemm["float64"] = blocking_dict(lamina::gemm_blocking<double>(1024, 1024, 1024));
+  d["gemm_blocking"] = gemm;
+  return d;
+}
+
+const char* kGemmBlockingDoc = R"(gemm_blocking(m=1024, n=1024, k=1024, dtype="float32", trans_a=False) -> dict
+
+The blocking gemm uses for an m x n x k product on this CPU under the active ISA: the
+micro-kernel (name, MR x NR register tile) and the cache blocks KC (K block, from L1d), MC (rows
+of A per task, from L2) and NC (columns of the packed B panel, from the L3 share), derived at run
+time from the cache sizes the CPU reports.
+
+>>> from lamina import _C
+>>> b = _C.gemm_blocking(256, 256, 256); b["KC"] <= b["KC_max"] and b["MC"] % b["MR"] == 0
+True
+)";
+
+const char* kCpuInfoDoc = R"(cpu_info() -> dict
+
+What the CPU reports, read at run time: vendor, model (brand string), the active ISA path and
+the ones the CPU supports, cache sizes in bytes (l1d, l2, l3, line, and where they came from:
+CPUID leaf 4 / 0x8000001D, sysconf or sysfs), AMX / AVX512-BF16 presence, the thread budget,
+and the GEMM blocking chosen for a large square (per dtype).
+
+>>> from lamina import _C
+>>> info = _C.cpu_info(); info["isa"] in info["isa_supported"]
+True
+)";
+
 }  // namespace
 
 void bind_gemm(py::module_& m) {
@@ -196,7 +264,7 @@ void bind_gemm(py::module_& m) {
         "traffic; best of ~1 ms runs): the yardstick for single-thread GEMM efficiency. 0.0 "
         "without AVX2.");
   m.def("_gemm_load_stats", [](bool reset) {
-    const lamina::GemmLoadStats s = lamina::gemm_load_stats(reset);
+    const lamina::TeamLoadStats s = lamina::team_load_stats(reset);
     py::dict d;
     d["parallel_regions"] = s.parallel_regions;
     d["slow_joins"] = s.slow_joins;
@@ -209,11 +277,22 @@ void bind_gemm(py::module_& m) {
     d["join_wait_us"] = 1e-3 * double(s.join_wait_ns);
     return d;
   }, py::arg("reset") = false,
-        "Diagnostics of the load-aware threading since the last reset: parallel regions, joins "
-        "that waited on a late thread, backoffs to one thread, and calls a backoff kept on one thread.");
+        "Diagnostics of the thread team's load-aware threading (every kernel family) since the "
+        "last reset: parallel regions, joins that waited on a late thread, backoffs to one "
+        "thread, and calls a backoff kept on one thread.");
   m.def("_gemm_kernel_count", [](const std::string& dtype) {
     if (dtype == "float32") return lamina::gemm_kernel_count<float>();
     if (dtype == "float64") return lamina::gemm_kernel_count<double>();
     value_error("dtype: expected 'float32' or 'float64', got '", dtype, "'");
   }, py::arg("dtype") = "float32", "How many micro-kernels the active ISA offers.");
+  m.def("gemm_blocking", [](int64_t m_, int64_t n, int64_t k, const std::string& dtype, bool trans_a) {
+    if (m_ < 0 || n < 0 || k < 0)
+      value_error("m, n, k: expected sizes >= 0, got (", m_, ", ", n, ", ", k, ")");
+    if (dtype != "float32" && dtype != "float64")
+      value_error("dtype: expected 'float32' or 'float64', got '", dtype, "'");
+    return blocking_dict(dtype == "float32" ? lamina::gemm_blocking<float>(m_, n, k, trans_a)
+                                            : lamina::gemm_blocking<double>(m_, n, k, trans_a));
+  }, py::arg("m") = 1024, py::arg("n") = 1024, py::arg("k") = 1024, py::arg("dtype") = "float32",
+        py::arg("trans_a") = false, kGemmBlockingDoc);
+  m.def("cpu_info", &cpu_info_dict, kCpuInfoDoc);
 }

@@ -1,0 +1,181 @@
+// GEMM tuning state (see gemm_config.h): cache blocking from the CPU's reported caches, the
+// micro-kernel choice per ISA, and the test / tuning override.
+#include "gemm_config.h"
+
+#include <algorithm>
+
+#include "cpu.h"
+#include "thread_team.h"
+
+namespace lamina {
+namespace gemm_detail {
+
+namespace {
+
+int64_t pow2_floor(int64_t v) {
+  int64_t p = 1;
+  while (p * 2 <= v) p *= 2;
+  return p;
+}
+
+GemmPathOverride g_override;
+
+// Most columns of one packed B panel: with the L3 share it bounds the B panel for small K
+// (rounded down to whole NR panels per kernel).
+template <class T> constexpr int64_t kMaxNC = 4080;
+template <> constexpr int64_t kMaxNC<double> = 2040;
+
+}  // namespace
+
+CacheBlocking cache_blocking_for(int64_t l1d, int64_t l2, int64_t l3) {
+  CacheBlocking b{};
+  b.l1d = l1d;
+  b.l2 = l2;
+  b.l3 = l3;
+  // KC: a B micro-panel of one 64-byte line per k (AVX2's 16 f32 / 8 f64 columns; AVX-512's
+  // 128-byte rows then take KC x 128 B = 2/3 of a 48 KiB L1d, measured still the best) in half
+  // of L1d, A's micro-panel beside it. A power of two in [128, 512]: CPUs whose L1d differ by
+  // less than 2x (32 KiB Zen, 48 KiB Intel) split K the same way and so give the same bits.
+  b.kc = l1d > 0 ? std::clamp<int64_t>(pow2_floor(l1d / 2 / 64), 128, 512) : 256;
+  // Packed B: an eighth of the last-level cache (shared with the other cores and with the
+  // activations around the GEMM), at most 4 MiB (measured: more only adds TLB misses); a CPU
+  // without L3 gives it half of L2.
+  const int64_t llc_share = l3 > 0 ? l3 / 8 : l2 > 0 ? l2 / 2 : int64_t(4) << 20;
+  b.b_panel_bytes = std::clamp<int64_t>(llc_share, int64_t(512) << 10, int64_t(4) << 20);
+  // A block: half of L2 (the other half holds B micro-panels passing through and C lines).
+  b.a_block_bytes = l2 > 0 ? l2 / 2 : int64_t(256) << 10;
+  return b;
+}
+
+const CacheBlocking& cache_blocking() {
+  static const CacheBlocking b = [] {
+    const CpuCaches& c = cpu_info().caches;
+    return cache_blocking_for(c.l1d, c.l2, c.l3);
+  }();
+  return b;
+}
+
+template <class T>
+int64_t nc_for(int64_t K, int NR) {
+  const int64_t budget = cache_blocking().b_panel_bytes / (std::max<int64_t>(K, 1) * int64_t(sizeof(T)));
+  return std::max<int64_t>(NR, std::min<int64_t>(kMaxNC<T>, budget) / NR * NR);  // whole NR panels
+}
+
+template <class T>
+int64_t mc_for(const GemmKernel<T>& kern) {
+  if (path_override().mc > 0) return path_override().mc;
+  const int64_t kc = path_override().kc > 0 ? path_override().kc : cache_blocking().kc;
+  const int64_t fit = cache_blocking().a_block_bytes / (kc * int64_t(sizeof(T))) / kern.mr * kern.mr;
+  return std::max<int64_t>(kern.mr, std::min<int64_t>(kern.mc, fit));
+}
+
+template <class T>
+int kernel_candidates(GemmKernel<T>* out) {
+#if defined(LAMINA_X86)
+  const Isa isa = active_isa();
+  if (isa == Isa::avx512) {
+    out[1] = gemm_kernel_avx2_narrow<T>();
+    out[2] = gemm_kernel_avx512<T>(1);
+    out[4] = gemm_kernel_avx2_main<T>();
+    out[0] = gemm_kernel_avx512<T>(0).with_tail(out[2]);  // 12-row tile: ragged rows on 8-row
+    out[3] = gemm_kernel_avx512<T>(2).with_tail(out[4]);  // 24-row tile: ragged rows on 6-row
+    return 5;
+  }
+  if (isa == Isa::avx2) {
+    out[0] = gemm_kernel_avx2_main<T>();
+    out[1] = gemm_kernel_avx2_narrow<T>();
+    return 2;
+  }
+#endif
+  out[0] = portable_kernel<T>();
+  return 1;
+}
+
+// The kernel that wastes the fewest lanes and rows at the edges, weighted by how close each
+// tile runs to the FMA limit.
+template <class T>
+GemmKernel<T> choose_kernel(int64_t M, int64_t N, bool transA) {
+  GemmKernel<T> k[8];
+  const int n = kernel_candidates(k);
+  if (g_override.kernel >= 0 && g_override.kernel < n) return k[g_override.kernel];
+  if (n == 1) return k[0];
+  if (n == 2) {
+    // AVX2. Measured: f32 12x8 wins for N = 6 (0.75 vs 0.375 of the lanes) but loses at equal
+    // or slightly better lane use (small K: more tiles, more stores); f64 12x4 lost on every
+    // shape tried (N = 6, 25; K = 6 .. 50176), so f64 uses it only when forced.
+    if (sizeof(T) == 8) return k[0];
+    const double eff_main = double(N) / double(round_up(N, k[0].nr));
+    const double eff_narrow = double(N) / double(round_up(N, k[1].nr));
+    return eff_narrow > eff_main + 0.2 ? k[1] : k[0];
+  }
+  // AVX-512 (k: 12-row zmm, AVX2 narrow, 8-row zmm, 24 x 1 zmm, AVX2 6 x 16). Per-tile
+  // weights from 2-thread runs of the network shapes against OpenBLAS on Zen 4: the 8 x 32
+  // tile is the all-rounder (M = 64 batches fill it exactly); 24 x 16 wins for N <= 16 and
+  // for a transposed A, whose 24 broadcasts per k come from 1.5 contiguous cache lines; the
+  // AVX2 tiles only where a 16-lane vector would be mostly padding (N = 6).
+  const double weight[5] = {0.97, 0.85, 1.0, transA ? 1.05 : 0.97, 0.85};
+  int best = 2;
+  double best_score = -1;
+  for (int i = 0; i < n && i < 5; ++i) {
+    const double score = weight[i] * double(N) / double(round_up(N, k[i].nr)) *
+                         double(M) / double(round_up(M, k[i].mr));
+    if (score > best_score) { best_score = score; best = i; }
+  }
+  return k[best];
+}
+
+const GemmPathOverride& path_override() { return g_override; }
+
+#define LAMINA_INSTANTIATE_GEMM_CONFIG(T)                                 \
+  template int64_t nc_for<T>(int64_t, int);                               \
+  template int64_t mc_for<T>(const GemmKernel<T>&);                       \
+  template int kernel_candidates<T>(GemmKernel<T>*);                      \
+  template GemmKernel<T> choose_kernel<T>(int64_t, int64_t, bool);
+LAMINA_INSTANTIATE_GEMM_CONFIG(float)
+LAMINA_INSTANTIATE_GEMM_CONFIG(double)
+
+}  // namespace gemm_detail
+
+void gemm_set_path_override(GemmPathOverride o) {
+  gemm_detail::g_override = o;
+  team_set_load_backoff(o.load_backoff != 0);
+}
+GemmPathOverride gemm_get_path_override() { return gemm_detail::g_override; }
+
+template <class T>
+const char* gemm_kernel_name(int64_t M, int64_t N, bool transA) {
+  return gemm_detail::choose_kernel<T>(M, N, transA).name;
+}
+
+template <class T>
+int gemm_kernel_count() {
+  GemmKernel<T> k[8];
+  return gemm_detail::kernel_candidates(k);
+}
+
+template <class T>
+GemmBlocking gemm_blocking(int64_t M, int64_t N, int64_t K, bool transA) {
+  using namespace gemm_detail;
+  const GemmKernel<T> kern = choose_kernel<T>(M, N, transA);
+  GemmBlocking b;
+  b.kernel = kern.name;
+  b.mr = kern.mr;
+  b.nr = kern.nr;
+  const int64_t kc_max = path_override().kc > 0 ? path_override().kc : cache_blocking().kc;
+  b.kc_max = kc_max;
+  b.kc = K > 0 ? ceil_div(K, ceil_div(K, kc_max)) : kc_max;
+  b.mc = mc_for<T>(kern);
+  b.nc = nc_for<T>(K, kern.nr);
+  b.b_panel_bytes = cache_blocking().b_panel_bytes;
+  b.a_block_bytes = cache_blocking().a_block_bytes;
+  return b;
+}
+
+#define LAMINA_INSTANTIATE_GEMM_QUERIES(T)                                    \
+  template const char* gemm_kernel_name<T>(int64_t, int64_t, bool);           \
+  template int gemm_kernel_count<T>();                                        \
+  template GemmBlocking gemm_blocking<T>(int64_t, int64_t, int64_t, bool);
+LAMINA_INSTANTIATE_GEMM_QUERIES(float)
+LAMINA_INSTANTIATE_GEMM_QUERIES(double)
+
+}  // namespace lamina

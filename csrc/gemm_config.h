@@ -1,0 +1,71 @@
+// GEMM tuning state, all of it in one place: the blocking derived from the CPU's caches at run
+// time, the micro-kernel choice per ISA, the measured thresholds that pick a path, and the
+// test / tuning overrides. Nothing here is tuned for one box: sizes come from cpu_info(), and
+// the thresholds are ratios measured on several CPUs (see the comment on each).
+//
+// Internal to the GEMM family (gemm*.cpp); the public face is gemm.h.
+#pragma once
+#include <cstdint>
+
+#include "gemm.h"
+#include "gemm_kernel.h"
+
+namespace lamina {
+namespace gemm_detail {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// ---- measured thresholds (path choice, task sizes) -----------------------------------------
+namespace tuning {
+constexpr double kMinFlopsPerThread = 0.6e6;  // per thread: a fork/join costs ~1-2 us (measured f32 2 threads vs 1: 96x64x100 TN 1.2 MFLOP 87 -> 129 GF/s, 64x150x100 NN 82 -> 118)
+constexpr double kMinFlopsPerTask = 1e6;      // tasks of >= ~10 us keep claiming overhead < 1%
+constexpr int64_t kMinTaskCols = 128;         // an (mc x KC) A block repacked per task is amortized over >= 8 tiles
+constexpr int64_t kSmallBBytes = 24 << 10;    // a task's K x nc slice of B this small: C is walked row strip by row strip
+constexpr int64_t kShortK = 128;              // K up to this: the task grid splits rows first (see partition)
+constexpr int64_t kRowsFirstMaxB = 112 << 10; // ... when the task's K x ncols slice of B is at most this
+constexpr int64_t kMaxSkinny = 4;             // M or N up to this goes through the matrix-vector path
+constexpr int64_t kMaxMInPlaceB = 512;        // up to this M, row-major B is read in place (packing would not pay off)
+// K-split: a small C over a long K (a conv weight gradient: Cout x Cin*kh*kw summed over
+// batch x pixels) has too few C tiles for two threads; such K is cut into fixed chunks whose
+// partial products are summed in a fixed order, so the result is the same for any thread
+// count. These fix the rounding, so they are constants, never derived from the CPU.
+constexpr int64_t kKSplitMinK = 8192;
+constexpr int64_t kKSplitChunk = 4096;       // < kKSplitMinK: a chunk never splits again
+constexpr double kKSplitMaxMN = 128 * 128;   // C elements: the partials stay in L1/L2
+}  // namespace tuning
+
+// ---- blocking from the caches ----------------------------------------------------------------
+// MR x NR come from the micro-kernel (GemmKernel::mr / nr); the cache blocks from cpu_info().
+struct CacheBlocking {
+  int64_t kc;             // KC: K block; one KC x NR micro-panel of B stays in L1 while A streams
+  int64_t b_panel_bytes;  // packed K x NC panel of B: a share of L3 (shared with other work)
+  int64_t a_block_bytes;  // mc x KC block of A a task keeps in L2: caps MC
+  int64_t l1d, l2, l3;    // what they were derived from (bytes; 0 = not reported)
+};
+// Derived once from cpu_info() (the pure function below, given the sizes, is what tests call).
+const CacheBlocking& cache_blocking();
+CacheBlocking cache_blocking_for(int64_t l1d, int64_t l2, int64_t l3);
+// NC: columns of the packed B panel for this K, a multiple of NR, within b_panel_bytes.
+template <class T>
+int64_t nc_for(int64_t K, int NR);
+// MC: the kernel's preferred rows per task (measured per tile), capped so the A block fits.
+template <class T>
+int64_t mc_for(const GemmKernel<T>& kern);
+
+// ---- micro-kernel choice per ISA ------------------------------------------------------------
+// The micro-kernels the active ISA offers, the general-purpose one first; returns how many.
+template <class T>
+int kernel_candidates(GemmKernel<T>* out);
+// The kernel for this problem (or the one the override forces).
+template <class T>
+GemmKernel<T> choose_kernel(int64_t M, int64_t N, bool transA);
+// gemm_kernel_portable.cpp: plain loops the compiler vectorizes (SSE2 on x86-64, NEON on arm).
+template <class T>
+GemmKernel<T> portable_kernel();
+
+// ---- overrides (tests and tuning) ------------------------------------------------------------
+const GemmPathOverride& path_override();
+
+}  // namespace gemm_detail
+}  // namespace lamina
