@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu.h"
+#include "thread_team.h"
 
 namespace lamina {
 namespace detail {
@@ -122,16 +123,11 @@ template const NormRows<double>& norm_rows_portable<double>();
 
 namespace {
 
-// Calls f(i) for i in [0, n), items independent (each owns its outputs): whole items per thread.
+// Calls f(i) for i in [0, n), items independent (each owns its outputs), through the one thread
+// team: whole items per task, so every reduction stays on one thread.
 template <class F>
 void for_each_item(int64_t n, double work_per_item, F&& f) {
-  const int nt = std::min<int64_t>(threads_for(work_per_item * static_cast<double>(n), 32768.0), std::max<int64_t>(n, 1));
-  if (nt <= 1) {
-    for (int64_t i = 0; i < n; ++i) f(i);
-    return;
-  }
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; ++i) f(i);
+  parallel_tasks(n, team_size(work_per_item * static_cast<double>(n), 32768.0, n), f);
 }
 
 }  // namespace
