@@ -38,7 +38,12 @@ def test_header_names_versions_isa_threads_blas_cpu_and_bandwidth(smoke):
     assert "memory bandwidth" in head and "GB/s" in head
     meta = data["meta"]
     assert meta["profile"] == "smoke" and meta["threads"] == [1, 2]
-    assert set(meta["bandwidth"]) == {"1", "2"} and all(v > 1e8 for v in meta["bandwidth"].values())
+    assert set(meta["bandwidth"]) == {"1", "2"}
+    # No floor on a measured speed (the machine is shared): the values are real measurements,
+    # and the header prints exactly what the JSON records.
+    for k, v in meta["bandwidth"].items():
+        assert np.isfinite(v) and v > 0
+        assert f"{k} thread(s): {v / 1e9:.1f} GB/s" in head
 
 
 def test_every_family_has_a_table_and_rows_for_both_thread_counts(smoke):

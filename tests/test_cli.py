@@ -15,10 +15,10 @@ import lamina.train  # noqa: F401  (monkeypatched below)
 from lamina import cli
 from lamina.serialization import load, load_metadata
 
+from conftest import IN_CI, closed_port_url, needs_mnist
+
 DATA = Path(os.environ.get("LAMINA_DATA", "/work/shared/data"))
 PYTHON_DIR = str(Path(lamina.__file__).resolve().parent.parent)
-needs_mnist = pytest.mark.skipif(not (DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(),
-                                 reason=f"real MNIST not found under {DATA}/mnist")
 ACC = re.compile(r"^test accuracy: (\d+\.\d\d)%$", re.M)
 
 
@@ -128,18 +128,12 @@ def test_different_seed_differs(tmp_path, capsys):
     assert not np.array_equal(a["fc1.weight"].numpy(), b["fc1.weight"].numpy())
 
 
-def _closed_port_url():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}/"
 
 
 def test_offline_without_data_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lamina", "train", "--model", "mlp", "--data", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env=_env(LAMINA_MNIST_MIRRORS=_closed_port_url()))
+                          env=_env(LAMINA_MNIST_MIRRORS=closed_port_url()))
     assert proc.returncode == 2
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
@@ -177,6 +171,25 @@ def test_model_defaults():
     assert args.lr == cli.ADAM_LR
 
 
-def test_write_pictures_tolerates_missing_viz(tmp_path):
-    written = cli._write_pictures(None, [], tmp_path)
-    assert isinstance(written, list)
+def test_write_pictures_tolerates_missing_viz(tmp_path, monkeypatch):
+    # Nothing to draw: nothing written.
+    assert cli._write_pictures(None, [], tmp_path) == []
+    # With matplotlib hidden, a finished run with history and a model writes no pictures and
+    # does not fail.
+    lamina.manual_seed(0)
+    model = lamina.models.mlp((784, 8, 10))
+    history = [dict(epoch=1, train_loss=1.0, test_accuracy=0.5)]
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli._write_pictures(model, history, tmp_path) == []
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_pictures_writes_curves_and_filters(tmp_path):
+    pytest.importorskip("matplotlib") if not IN_CI else None
+    lamina.manual_seed(0)
+    model = lamina.models.mlp((784, 8, 10))
+    history = [dict(epoch=1, train_loss=1.0, test_accuracy=0.5), dict(epoch=2, train_loss=0.5, test_accuracy=0.7)]
+    written = cli._write_pictures(model, history, tmp_path)
+    assert sorted(p.name for p in written) == ["curves.png", "filters.png"]
+    for p in written:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -209,11 +209,16 @@ def test_run_contract_returns_loss_and_logits():
     x = np.random.default_rng(0).standard_normal((4, 6))
     y = np.array([0, 1, 2, 0])
     step(x, y)
+    with lamina.no_grad():   # the forward that run() is about to do, on the current weights
+        ref = m(lamina.from_numpy(x))
+        ref_loss = float(F.cross_entropy(ref, lamina.from_numpy(y)).item())
     loss, logits = step.run(x, y)
-    with lamina.no_grad():
-        ref = m(lamina.from_numpy(x)).numpy()  # params moved after the step; recompute before it
-    assert logits.shape == (4, 3) and np.isfinite(loss)
-    assert not np.allclose(logits.numpy(), ref)   # logits are from before the update
+    # run() returns the loss and logits of the forward before its own update, as eager would.
+    assert logits.shape == (4, 3)
+    np.testing.assert_allclose(logits.numpy(), ref.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(float(loss), ref_loss, rtol=1e-12)
+    with lamina.no_grad():   # and the weights did move
+        assert not np.allclose(m(lamina.from_numpy(x)).numpy(), ref.numpy())
     # p.grad is the live gradient buffer the compiled backward writes in place.
     g = m[1].weight.grad.numpy().copy()
     step(x, y)
@@ -531,11 +536,11 @@ def test_graph_program_validates_and_checks_inputs():
         prog.set_arena(arena, [1], [60], [16])
 
 
-def _conv_prog(conv, act=0, x_bytes=None):
+def _conv_prog(conv, act=0, x_bytes=None, arena=None):
     ops = _C.GRAPH_OPS
     N, C, H, W, K, KH, KW = conv[:7]
     prog = _C.GraphProgram([(ops["conv2d_forward"], "float32", [0, 1, -1, 2], list(conv) + [act], [0.0], [])], 3, 0)
-    arena = np.zeros(1 << 16, np.uint8)
+    arena = np.zeros(1 << 16, np.uint8) if arena is None else arena
     prog.set_arena(arena, [2], [0], [4096])
     prog.set_slot(1, np.ones((K, C, KH, KW), np.float32))
     nb = N * C * H * W * 4 if x_bytes is None else x_bytes
@@ -545,8 +550,14 @@ def _conv_prog(conv, act=0, x_bytes=None):
 
 def test_graph_program_rejects_bad_conv_and_pool_programs():
     good = (2, 1, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1)
-    prog, x = _conv_prog(good, act=1)
-    prog.run([x], np.zeros(0), None)                              # sane program runs
+    arena = np.zeros(1 << 16, np.uint8)
+    prog, x = _conv_prog(good, act=1, arena=arena)
+    prog.run([x], np.zeros(0), None)                              # the sane program runs, and right:
+    # ones * ones, 3x3, pad 1, through ReLU: each output counts the window's in-bounds cells.
+    inside = np.pad(np.ones((5, 5)), 1)
+    counts = sum(inside[a:a + 5, b:b + 5] for a in range(3) for b in range(3))
+    y = arena[:2 * 3 * 25 * 4].view(np.float32).reshape(2, 3, 5, 5)
+    np.testing.assert_array_equal(y, np.broadcast_to(counts, (2, 3, 5, 5)))
     bad = {7: (0, "stride"), 9: (1 << 40, r"i\[9\]: expected a value in \[0, 2\^31\)"),
            5: (99, "kernel is larger than the padded input"), 13: (2, "divisible by groups")}
     for k, (val, msg) in bad.items():

@@ -16,9 +16,9 @@ import pytest
 from lamina import _download
 from lamina.datasets import MNIST, MNISTNotFoundError, parse_idx, read_idx, resolve_data_root
 
+from conftest import closed_port_url, needs_mnist
+
 DATA = Path(os.environ.get("LAMINA_DATA", "/work/shared/data"))
-HAVE_MNIST = (DATA / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"real MNIST not found under {DATA}/mnist")
 
 
 def idx_bytes(arr: np.ndarray, code: int) -> bytes:
@@ -242,12 +242,6 @@ def server(tmp_path):
     httpd.server_close()
 
 
-def _closed_port_url():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()   # nothing listens there now: connection refused
-    return f"http://127.0.0.1:{port}/"
 
 
 def _serve(root, mirror, name, content: bytes):
@@ -264,7 +258,7 @@ def test_download_falls_back_past_404_and_dead_mirror(server, tmp_path):
     _serve(root, "good", name, (DATA / "mnist" / (name + ".gz")).read_bytes())
     dest = tmp_path / "data" / "mnist"
     written = _download.download_mnist(dest, names=[name], progress=False, timeout=5,
-                                       mirrors=[_closed_port_url(), base + "/empty/", base + "/good/"])
+                                       mirrors=[closed_port_url(), base + "/empty/", base + "/good/"])
     assert written == [dest / (name + ".gz")]
     raw = gzip.decompress(written[0].read_bytes())
     assert hashlib.sha256(raw).hexdigest() == _download.MNIST_SHA256[name]
@@ -306,7 +300,7 @@ def test_mnist_downloads_via_env_mirrors(server, tmp_path, monkeypatch):
 
 
 def test_offline_error_is_one_line_and_says_what_to_set(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAMINA_MNIST_MIRRORS", _closed_port_url() + "," + _closed_port_url())
+    monkeypatch.setenv("LAMINA_MNIST_MIRRORS", closed_port_url() + "," + closed_port_url())
     with pytest.raises(MNISTNotFoundError) as err:
         MNIST(tmp_path, train=True, download=True)
     msg = str(err.value)

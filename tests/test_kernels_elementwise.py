@@ -4,6 +4,8 @@ import pytest
 
 from lamina import _C
 
+from conftest import requires_torch
+
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 2e-6, np.float64: 1e-13}
 SHAPES = [(1,), (7,), (33,), (3, 5), (2, 3, 9), (70001,)]
@@ -95,7 +97,7 @@ def test_documented_kinks():
 
 @pytest.mark.parametrize("kind", ["relu", "leaky_relu", "softplus", "sigmoid", "tanh"])
 def test_activation_vs_torch(kind):
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(10001) * 10).astype(np.float32)
     t = torch.tensor(x, requires_grad=True)
@@ -190,7 +192,7 @@ def test_softmax_huge_logits_stable():
 
 
 def test_cross_entropy_vs_torch():
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     rng = np.random.default_rng(4)
     x = rng.standard_normal((64, 10))
     t = rng.integers(0, 10, 64)
@@ -226,7 +228,7 @@ def test_mse_bce_vs_numpy(shape, dtype):
 
 
 def test_bce_vs_torch():
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     rng = np.random.default_rng(6)
     x = rng.standard_normal(100) * 30
     t = rng.random(100)

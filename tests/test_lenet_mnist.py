@@ -12,27 +12,19 @@ import pytest
 import lamina
 import lamina.nn.functional as F
 
+from conftest import require_mnist, requires_torch
+
 ROOT = os.environ.get("LAMINA_DATA", "/work/shared/data")
 
 
 def _load(train):
-    try:
-        from lamina.datasets import MNIST
-        return MNIST(ROOT, train=train, download=False).arrays()
-    except ImportError:  # pragma: no cover - before lamina.datasets existed
-        pre = "train" if train else "t10k"
-        d = os.path.join(ROOT, "mnist")
-        with gzip.open(os.path.join(d, f"{pre}-images-idx3-ubyte.gz")) as f:
-            x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-        with gzip.open(os.path.join(d, f"{pre}-labels-idx1-ubyte.gz")) as f:
-            y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
-        return x.astype(np.float32) / 255, y
+    from lamina.datasets import MNIST
+    return MNIST(ROOT, train=train, download=False).arrays()
 
 
 @pytest.fixture(scope="module")
 def mnist():
-    if not os.path.isdir(os.path.join(ROOT, "mnist")):
-        pytest.skip(f"MNIST not found under {ROOT}/mnist (set LAMINA_DATA)")
+    require_mnist(ROOT)
     xtr, ytr = _load(True)
     xte, yte = _load(False)
     # Standardize with the training mean/std (the usual 0.1307 / 0.3081).
@@ -85,7 +77,7 @@ def test_resnet_mnist_follows_torch(mnist):
     # equal PyTorch's for 8 SGD steps; then the running statistics and the eval-mode output.
     # In float64: in float32 the two batch-norm implementations round differently and the
     # differences grow through 8 steps, which would hide a real mismatch behind a loose tolerance.
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     xtr, ytr, xte, _ = mnist
     lamina.manual_seed(0)
     net = lamina.models.resnet_mnist(width=4).double()

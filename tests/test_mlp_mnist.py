@@ -10,11 +10,12 @@ from lamina.data import DataLoader, Subset
 from lamina.datasets import MNIST
 from lamina.train import cosine_lr, evaluate, fit
 
+from conftest import needs_mnist
+
 DATA = Path(os.environ.get("LAMINA_DATA", "/work/shared/data"))
 
 
-@pytest.mark.skipif(not (DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(),
-                    reason=f"real MNIST not found under {DATA}/mnist")
+@needs_mnist
 def test_mlp_learns_mnist_subset():
     t0 = time.perf_counter()
     train = Subset(MNIST(DATA, train=True, download=False), range(10000))

@@ -1,8 +1,6 @@
 """resnet_mnist's BasicBlock (conv-BN-ReLU-conv-BN + skip, 1x1 conv-BN projections), lenet5(norm=True),
 and the recipe options of `lamina train` (--weight-decay, --schedule)."""
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from lamina import cli, nn
 from lamina.models.resnet import BasicBlock
 from lamina.train import cosine_lr, onecycle_lr, step_lr
 
-DATA = Path(os.environ.get("LAMINA_DATA", "/work/shared/data"))
+from conftest import require_mnist
 
 
 def test_basic_block_structure_and_shapes():
@@ -91,11 +89,11 @@ def test_cli_recipe_options_parse_and_reject():
             cli.main(argv)
 
 
-@pytest.mark.skipif(not (DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(), reason="real MNIST not found")
 def test_cli_trains_resnet_with_schedule_and_weight_decay(tmp_path, capsys):
+    data = require_mnist()
     rc = cli.main(["train", "--no-progress", "--model", "resnet", "--epochs", "1", "--limit-train", "512",
                    "--limit-test", "200", "--batch-size", "64", "--schedule", "step", "--weight-decay", "5e-4",
-                   "--data", str(DATA), "--out", str(tmp_path)])
+                   "--data", str(data), "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0, out
     sd = lamina.load(tmp_path / "model.safetensors")

@@ -10,11 +10,13 @@ import lamina.nn.functional as F
 from lamina import _C, nn
 from lamina.autograd import gradcheck
 
+from conftest import requires_torch
+
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-11)}
 
 
 def _torch():
-    return pytest.importorskip("torch")
+    return requires_torch()
 
 
 def _copy_params(lmod, tmod):

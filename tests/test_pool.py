@@ -7,19 +7,14 @@ import lamina
 import lamina.nn.functional as F
 from lamina.autograd import gradcheck
 
+from conftest import helper_test_op, requires_torch
+
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 
 def _compare(lamina_fn, torch_fn, x, dtype, seed=0):
-    torch = pytest.importorskip("torch")
-    x = x.astype(dtype)
-    lx, tx = lamina.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    y, yt = lamina_fn(lx), torch_fn(tx)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), **TOL[dtype])
-    v = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
-    (y * lamina.tensor(v)).sum().backward()
-    (yt * torch.tensor(v)).sum().backward()
-    np.testing.assert_allclose(lx.grad.data, tx.grad.numpy(), **TOL[dtype])
+    """Same input into both; the output and the gradient of sum(y * v)."""
+    helper_test_op(None, lamina_fn, torch_fn, dtype=dtype, seed=seed, tol=TOL[dtype], inputs=[x.astype(dtype)])
 
 
 # (N, C, H, W), kernel, stride, padding, dilation, ceil_mode
@@ -37,7 +32,7 @@ MAX_GRID = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,k,s,p,d,ceil", MAX_GRID)
 def test_max_pool2d_matches_torch(shape, k, s, p, d, ceil, dtype):
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     x = np.random.default_rng(1).standard_normal(shape)
     _compare(lambda t: F.max_pool2d(t, k, s, p, d, ceil),
              lambda t: torch.nn.functional.max_pool2d(t, k, s, p, d, ceil), x, dtype)
@@ -54,14 +49,14 @@ def test_max_pool2d_matches_torch(shape, k, s, p, d, ceil, dtype):
     ((2, 4, 9, 7), 3, 3, 0, True, True),
 ])
 def test_avg_pool2d_matches_torch(shape, k, s, p, ceil, cip, dtype):
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     x = np.random.default_rng(2).standard_normal(shape)
     _compare(lambda t: F.avg_pool2d(t, k, s, p, ceil, cip),
              lambda t: torch.nn.functional.avg_pool2d(t, k, s, p, ceil, cip), x, dtype)
 
 
 def test_avg_pool2d_divisor_override_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     x = np.random.default_rng(2).standard_normal((2, 3, 7, 6))
     _compare(lambda t: F.avg_pool2d(t, 3, 2, 1, divisor_override=5),
              lambda t: torch.nn.functional.avg_pool2d(t, 3, 2, 1, divisor_override=5), x, np.float64)
@@ -69,7 +64,7 @@ def test_avg_pool2d_divisor_override_matches_torch():
 
 @pytest.mark.parametrize("out", [(1, 1), (3, 3), (4, 5), (7, 7), (2, None), 5])
 def test_adaptive_avg_pool2d_matches_torch(out):
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     x = np.random.default_rng(3).standard_normal((2, 3, 10, 7))
     _compare(lambda t: F.adaptive_avg_pool2d(t, out),
              lambda t: torch.nn.functional.adaptive_avg_pool2d(t, out), x, np.float32)
@@ -77,7 +72,7 @@ def test_adaptive_avg_pool2d_matches_torch(out):
 
 @pytest.mark.parametrize("k,s,p,d,ceil", [(2, None, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False)])
 def test_pool1d_matches_torch(k, s, p, d, ceil):
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     x = np.random.default_rng(4).standard_normal((2, 3, 15))
     _compare(lambda t: F.max_pool1d(t, k, s, p, d, ceil),
              lambda t: torch.nn.functional.max_pool1d(t, k, s, p, d, ceil), x, np.float64)
@@ -86,7 +81,7 @@ def test_pool1d_matches_torch(k, s, p, d, ceil):
 
 
 def test_unbatched_and_indices_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     x = np.random.default_rng(5).standard_normal((3, 9, 8))
     _compare(lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: torch.nn.functional.max_pool2d(t, 3, 2, 1),
              x, np.float64)
@@ -137,7 +132,7 @@ def test_max_pool_ties_go_to_the_first_max():
 
 
 def test_max_pool_nan_wins_like_torch():
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     x = np.array([[[[1.0, np.nan, 2.0, 3.0],
                     [np.nan, 0.0, 9.0, 1.0]]]])
     y, i = F.max_pool2d(lamina.tensor(x), 2, return_indices=True)

@@ -15,6 +15,8 @@ import lamina
 import lamina.nn as nn
 from lamina.summary import LayerRow, Summary, summary
 
+from conftest import requires_torch
+
 # Lecture, "Sizes of layers in LeNet": (layer, units, connections, weights).
 LECTURE_LENET = [
     ("C1", 4704, 117_600, 150),
@@ -247,7 +249,7 @@ def test_adaptive_pool_counts_match_brute_force(H, W, out):
 
 def test_conv_connections_equal_nonzeros_of_the_jacobian():
     """An independent definition: input i feeds unit j iff d y_j / d x_i != 0 (random weights)."""
-    torch = pytest.importorskip("torch")
+    torch = requires_torch()
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2)
     row, = summary(conv, (4, 7, 6)).rows
     tconv = torch.nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2).double()

@@ -3,6 +3,7 @@ kernels at once (each with its own OpenMP team and its own thread_local conv wor
 Every thread must get the result a single thread gets, bit for bit: no shared scratch
 buffer, no race on a cached pack, no reduction order that depends on who ran first.
 """
+import sys
 import threading
 import time
 
@@ -127,31 +128,36 @@ def test_same_inputs_shared_across_threads():
 
 
 def test_gil_is_released_during_a_long_kernel():
-    """While one thread sits in a long GEMM, a pure-Python thread keeps running."""
-    a = np.random.default_rng(3).standard_normal((700, 700))
-    c = np.empty((700, 700))
-    ticks = []
-    done = threading.Event()
+    """While one thread sits in a long GEMM, a pure-Python thread gets to run.
 
-    def counter():
-        while not done.is_set():
-            ticks.append(time.perf_counter())
-            time.sleep(0.001)
+    No timing: with a huge switch interval the interpreter never takes the GIL away from the
+    main thread, so the spinning thread can run only if the kernel itself releases the GIL. With
+    the GIL held through the call, `spins` stays 0 after any number of calls."""
+    a = np.random.default_rng(3).standard_normal((400, 400))
+    c = np.empty((400, 400))
+    spins = [0]
+    go = threading.Event()
 
-    t = threading.Thread(target=counter)
+    def spinner():
+        go.wait()
+        for _ in range(200_000):   # pure Python: runs only while it holds the GIL
+            spins[0] += 1
+
+    old = sys.getswitchinterval()
+    t = threading.Thread(target=spinner)
     t.start()
-    time.sleep(0.01)
-    t0 = time.perf_counter()
-    calls = 0
-    while calls < 3 or time.perf_counter() - t0 < 0.1:   # long enough for the counter to tick
-        _C.gemm_reference(a, a, c)          # the naive loops: a long call with the GIL released
-        calls += 1
-    t1 = time.perf_counter()
-    done.set()
-    t.join()
-    during = [x for x in ticks if t0 < x < t1]
-    # With the GIL held the counter could tick only between calls, about once per call.
-    assert len(during) >= 10 * calls, (t1 - t0, calls, len(during))
+    try:
+        sys.setswitchinterval(1000.0)
+        go.set()
+        for _ in range(20):        # each call gives the spinner another chance to be scheduled
+            _C.gemm_reference(a, a, c)   # the naive loops: a long call that should release the GIL
+            if spins[0]:
+                break
+        seen = spins[0]
+    finally:
+        sys.setswitchinterval(old)
+        t.join(timeout=60)
+    assert seen > 0, "the spinning thread never ran while the kernel was executing"
 
 
 def test_gemm_load_stats_count_parallel_regions():

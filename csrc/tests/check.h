@@ -8,6 +8,18 @@
 namespace lamina_test {
 inline int& failures() { static int n = 0; return n; }
 inline int& checks() { static int n = 0; return n; }
+
+// Running maximum of an error that keeps a NaN: std::max(m, NaN) returns m, so an all-NaN output
+// would pass a `max <= tol` check. Once a NaN is seen it stays, and every `<= tol` then fails.
+inline double max_err(double m, double e) { return (std::isnan(m) || std::isnan(e)) ? NAN : (e > m ? e : m); }
+
+// True when every value is finite; the per-family "finite in, finite out" checks use it.
+template <class V>
+inline bool all_finite(const V& v) {
+  for (const auto& x : v)
+    if (!std::isfinite(static_cast<double>(x))) return false;
+  return true;
+}
 }  // namespace lamina_test
 
 #define CHECK(cond)                                                                     \

@@ -24,7 +24,7 @@ template <class T>
 static double max_rel_err(const std::vector<T>& a, const std::vector<T>& b) {
   double m = 0, scale = 1;
   for (size_t i = 0; i < b.size(); ++i) scale = std::max(scale, std::fabs(double(b[i])));
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  for (size_t i = 0; i < a.size(); ++i) m = lamina_test::max_err(m, std::fabs(double(a[i]) - double(b[i])));
   return m / scale;
 }
 
@@ -41,6 +41,9 @@ static void check_case(const ConvParams& p, bool with_bias, std::mt19937& g) {
   std::vector<T> dx(nx, T(7)), dw(nw, T(7)), db(p.K, T(7)), dx_r(nx), dw_r(nw), db_r(p.K);
   conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
   conv2d_backward_reference(p, x.data(), w.data(), dy.data(), dx_r.data(), dw_r.data(), db_r.data());
+  // Finite inputs give finite outputs (a NaN-producing kernel fails here as well as below).
+  CHECK(lamina_test::all_finite(y) && lamina_test::all_finite(dx) && lamina_test::all_finite(dw) &&
+        lamina_test::all_finite(db));
   const double ey = max_rel_err(y, y_ref), ex = max_rel_err(dx, dx_r), ew = max_rel_err(dw, dw_r),
                eb = max_rel_err(db, db_r);
   CHECK_MSG(ey <= tol && ex <= tol && ew <= tol && eb <= tol,
@@ -153,7 +156,7 @@ static void fused_activation(std::mt19937& g) {
         for (size_t i = 0; i < ny; ++i) {
           const double r = ref[i];
           const double f = act == Act::relu ? (r < 0 ? 0 : r) : act == Act::sigmoid ? 1 / (1 + std::exp(-r)) : std::tanh(r);
-          err = std::max(err, std::fabs(double(y[i]) - f) / std::max(1.0, std::fabs(f)));
+          err = lamina_test::max_err(err, std::fabs(double(y[i]) - f) / std::max(1.0, std::fabs(f)));
         }
         CHECK_MSG(err <= 2e-5, "act %d K=%lld k=%lld algo %d: err %g", int(act), (long long)p.K,
                   (long long)p.KH, int(sh.algo), err);

@@ -59,6 +59,7 @@ void check_softmax(int64_t N, int64_t C, double tol, std::mt19937& rng, double s
     }
   }
   CHECK(count == ref_count);
+  CHECK(lamina_test::all_finite(probs) && lamina_test::all_finite(dl) && std::isfinite(sum));
   CHECK_NEAR(sum, ref_sum, tol * (1 + std::fabs((double)ref_sum)));
   // in place: probs written over the logits gives the same result
   std::vector<T> xi = x;

@@ -79,6 +79,7 @@ int main() {
   set_num_threads(1);
   adam_step<float>(70000, p2.data(), g.data(), m2.data(), v2.data(), nullptr, 1, 1e-3, 0.9, 0.999, 1e-8, 0, false, false);
   set_num_threads(0);
+  CHECK(lamina_test::all_finite(p1));
   for (int i = 0; i < 70000; ++i) CHECK(p1[i] == p2[i]);
   TEST_MAIN_END();
 }

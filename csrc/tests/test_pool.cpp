@@ -36,6 +36,7 @@ static void check_grid(std::mt19937& g) {
             std::vector<T> dy(y.size()), dx(x.size(), T(9)), dx_ref(x.size(), T(0));
             for (auto& v : dy) v = T(small(g));
             max_pool2d_backward(p, dy.data(), idx.data(), dx.data());
+            CHECK(lamina_test::all_finite(y) && lamina_test::all_finite(dx));
             bool ok = true;
             for (int64_t pl = 0; pl < p.N * p.C; ++pl)
               for (int64_t oh = 0; oh < OH; ++oh)
@@ -78,7 +79,7 @@ static void check_grid(std::mt19937& g) {
                       }
                     const int64_t div = inc ? padded : inside;
                     const int64_t o = (pl * OH + oh) * OW + ow;
-                    err = std::max(err, std::fabs(double(ya[o]) - (inside ? sum / div : 0.0)));
+                    err = lamina_test::max_err(err, std::fabs(double(ya[o]) - (inside ? sum / div : 0.0)));
                     if (!inside) continue;
                     for (int64_t a = 0; a < p.KH; ++a)
                       for (int64_t b = 0; b < p.KW; ++b) {
@@ -87,7 +88,7 @@ static void check_grid(std::mt19937& g) {
                         dxa_ref[pl * HW + ih * p.W + iw] += dy[o] / T(div);
                       }
                   }
-              for (size_t i = 0; i < dxa.size(); ++i) err = std::max(err, std::fabs(double(dxa[i]) - dxa_ref[i]));
+              for (size_t i = 0; i < dxa.size(); ++i) err = lamina_test::max_err(err, std::fabs(double(dxa[i]) - dxa_ref[i]));
               CHECK_MSG(err < 1e-5, "avg k=%lld s=%lld p=%lld ceil=%d inc=%d err=%g", (long long)k,
                         (long long)s, (long long)pad, int(ceil_mode), int(inc), err);
             }
