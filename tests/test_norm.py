@@ -386,6 +386,9 @@ def test_compiled_step_equals_eager_bit_for_bit(make, dtype, executor):
         np.testing.assert_array_equal(a, b)      # weights and running statistics, bit for bit
     assert step.traces == 1
     check_plan(step.graph)
+    # BN+ReLU: the relu after each batch norm runs inside the batch-norm kernel.
+    fused = [n for n in step.graph.notes if "into the batch-norm kernel" in n]
+    assert len(fused) == (2 if make is _NormZoo else 4), step.graph.notes
     # eval(): the compiled step and forward follow the mode (a new plan), as eager does.
     eager.eval()
     comp.eval()

@@ -20,6 +20,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
+from ._mnist_files import MNISTNotFoundError, _find_file, _missing_message
 from .serialization import _fsync_dir  # one copy of the durable-rename helper
 
 __all__ = ["MIRRORS", "MNIST_SHA256", "download_mnist", "download_file"]
@@ -112,8 +113,6 @@ def download_mnist(directory, names: Optional[Iterable[str]] = None,
 
     >>> download_mnist("/tmp/data/mnist", mirrors=["http://127.0.0.1:8000/"])  # doctest: +SKIP
     """
-    from .datasets import MNISTNotFoundError, _find_file, _missing_message
-
     directory = Path(directory)
     names = list(MNIST_SHA256) if names is None else list(names)
     for name in names:

@@ -16,6 +16,8 @@ from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 
+from ._mnist_files import MNISTNotFoundError, _find_file, _missing_message
+
 __all__ = ["resolve_data_root", "read_idx", "MNIST", "MNISTNotFoundError", "MNIST_FILES"]
 
 PathLike = Union[str, os.PathLike]
@@ -41,8 +43,6 @@ MNIST_FILES = {
 }
 
 
-class MNISTNotFoundError(FileNotFoundError):
-    """MNIST files are missing and could not be downloaded (the message says what to set)."""
 
 
 def resolve_data_root(root: Optional[PathLike] = None) -> Path:
@@ -116,21 +116,6 @@ def read_idx(path: PathLike) -> np.ndarray:
     """
     path = Path(path)
     return parse_idx(_open_bytes(path), str(path))
-
-
-def _find_file(directory: Path, name: str) -> Optional[Path]:
-    for candidate in (directory / name, directory / (name + ".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _missing_message(mnist_dir: Path, missing, detail: str = "") -> str:
-    # One line on purpose: it is what the CLI prints.
-    msg = (f"MNIST files not found in {mnist_dir} (missing: {', '.join(missing)})"
-           f"{'; ' + detail if detail else ''}; "
-           f"pass --data DIR or set LAMINA_DATA=DIR to a directory holding mnist/")
-    return msg
 
 
 class MNIST:

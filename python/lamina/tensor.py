@@ -1,7 +1,7 @@
 """Tensor and the reverse-mode autodiff engine.
 
 A Tensor wraps a C-contiguous NumPy buffer. Every differentiable primitive is a `Function`
-subclass (see ops.py) with its forward (a call into lamina._C or NumPy) and its backward rule
+subclass (see lamina/ops/) with its forward (a call into lamina._C or NumPy) and its backward rule
 side by side. `Function.apply` records a graph node when grad mode is on and an input needs a
 gradient; `Tensor.backward` sorts the graph topologically once (iteratively, so a 10,000-op
 chain is fine), sweeps it in reverse, and accumulates gradients on fan-out.
@@ -9,6 +9,7 @@ chain is fine), sweeps it in reverse, and accumulates gradients on fan-out.
 from __future__ import annotations
 
 import threading
+import types
 
 import numpy as np
 
@@ -20,6 +21,10 @@ _SUPPORTED = (float32, float64, int64, bool_)
 _FLOATS = (float32, float64)
 
 _default_dtype = float32
+
+# The ops the Tensor methods call (_api.Add, _api.matmul, ...). lamina.ops.registry fills it as
+# each op registers, so this module never imports lamina.ops (ops import Tensor, not the reverse).
+_api = types.SimpleNamespace()
 
 
 def set_default_dtype(dtype):
@@ -397,7 +402,7 @@ class Tensor:
         return self
 
     def clone(self):
-        return _ops.Clone.apply(self)
+        return _api.Clone.apply(self)
 
     def copy_(self, src):
         self.data[...] = src.data if isinstance(src, Tensor) else src
@@ -408,7 +413,7 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
-        return _ops.Cast.apply(self, dtype)
+        return _api.Cast.apply(self, dtype)
 
     def float(self):
         return self.to(float32)
@@ -424,48 +429,48 @@ class Tensor:
 
     # ---- arithmetic (NumPy broadcasting; gradients reduced back in reduce_to_shape)
     def __add__(self, o):
-        return _ops.Add.apply(self, _coerce(o, self))
+        return _api.Add.apply(self, _coerce(o, self))
 
     def __radd__(self, o):
-        return _ops.Add.apply(_coerce(o, self), self)
+        return _api.Add.apply(_coerce(o, self), self)
 
     def __sub__(self, o):
-        return _ops.Sub.apply(self, _coerce(o, self))
+        return _api.Sub.apply(self, _coerce(o, self))
 
     def __rsub__(self, o):
-        return _ops.Sub.apply(_coerce(o, self), self)
+        return _api.Sub.apply(_coerce(o, self), self)
 
     def __mul__(self, o):
-        return _ops.Mul.apply(self, _coerce(o, self))
+        return _api.Mul.apply(self, _coerce(o, self))
 
     def __rmul__(self, o):
-        return _ops.Mul.apply(_coerce(o, self), self)
+        return _api.Mul.apply(_coerce(o, self), self)
 
     def __truediv__(self, o):
-        return _ops.Div.apply(self, _coerce(o, self))
+        return _api.Div.apply(self, _coerce(o, self))
 
     def __rtruediv__(self, o):
-        return _ops.Div.apply(_coerce(o, self), self)
+        return _api.Div.apply(_coerce(o, self), self)
 
     def __neg__(self):
-        return _ops.Neg.apply(self)
+        return _api.Neg.apply(self)
 
     def __pos__(self):
         return self
 
     def __pow__(self, p):
         if isinstance(p, Tensor):
-            return _ops.PowTensor.apply(self, p)
-        return _ops.Pow.apply(self, float(p))
+            return _api.PowTensor.apply(self, p)
+        return _api.Pow.apply(self, float(p))
 
     def __rpow__(self, base):
-        return _ops.PowTensor.apply(_coerce(base, self), self)
+        return _api.PowTensor.apply(_coerce(base, self), self)
 
     def __matmul__(self, o):
-        return _ops.matmul(self, o if isinstance(o, Tensor) else Tensor(o, dtype=self.dtype))
+        return _api.matmul(self, o if isinstance(o, Tensor) else Tensor(o, dtype=self.dtype))
 
     def __rmatmul__(self, o):
-        return _ops.matmul(Tensor(o, dtype=self.dtype), self)
+        return _api.matmul(Tensor(o, dtype=self.dtype), self)
 
     def __iadd__(self, o):
         self._check_inplace()
@@ -533,7 +538,7 @@ class Tensor:
         return int(self.item())
 
     def __getitem__(self, idx):
-        return _ops.GetItem.apply(self, _unwrap_index(idx))
+        return _api.GetItem.apply(self, _unwrap_index(idx))
 
     def __setitem__(self, idx, value):
         self._check_inplace()
@@ -545,52 +550,52 @@ class Tensor:
 
     # ---- math
     def exp(self):
-        return _ops.Exp.apply(self)
+        return _api.Exp.apply(self)
 
     def log(self):
-        return _ops.Log.apply(self)
+        return _api.Log.apply(self)
 
     def sqrt(self):
-        return _ops.Pow.apply(self, 0.5)
+        return _api.Pow.apply(self, 0.5)
 
     def abs(self):
-        return _ops.Abs.apply(self)
+        return _api.Abs.apply(self)
 
     def sin(self):
-        return _ops.Sin.apply(self)
+        return _api.Sin.apply(self)
 
     def cos(self):
-        return _ops.Cos.apply(self)
+        return _api.Cos.apply(self)
 
     def relu(self):
-        return _ops.activation(self, "relu")
+        return _api.activation(self, "relu")
 
     def sigmoid(self):
-        return _ops.activation(self, "sigmoid")
+        return _api.activation(self, "sigmoid")
 
     def tanh(self):
-        return _ops.activation(self, "tanh")
+        return _api.activation(self, "tanh")
 
     def softmax(self, dim=-1):
-        return _ops.softmax(self, dim)
+        return _api.softmax(self, dim)
 
     def log_softmax(self, dim=-1):
-        return _ops.log_softmax(self, dim)
+        return _api.log_softmax(self, dim)
 
     def clamp(self, min=None, max=None):
-        return _ops.Clamp.apply(self, min, max)
+        return _api.Clamp.apply(self, min, max)
 
     def sum(self, dim=None, keepdim=False):
-        return _ops.Sum.apply(self, _norm_dims(dim, self.ndim), keepdim)
+        return _api.Sum.apply(self, _norm_dims(dim, self.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return _ops.Mean.apply(self, _norm_dims(dim, self.ndim), keepdim)
+        return _api.Mean.apply(self, _norm_dims(dim, self.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False):
-        return _ops.max_(self, dim, keepdim)
+        return _api.max_(self, dim, keepdim)
 
     def min(self, dim=None, keepdim=False):
-        return _ops.min_(self, dim, keepdim)
+        return _api.min_(self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
@@ -606,7 +611,7 @@ class Tensor:
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _ops.Reshape.apply(self, shape)
+        return _api.Reshape.apply(self, shape)
 
     view = reshape
 
@@ -631,7 +636,7 @@ class Tensor:
         perm = list(range(nd))
         d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
         perm[d0], perm[d1] = perm[d1], perm[d0]
-        return _ops.Permute.apply(self, tuple(perm))
+        return _api.Permute.apply(self, tuple(perm))
 
     def t(self):
         if self.ndim > 2:
@@ -647,7 +652,7 @@ class Tensor:
         dims = tuple(_norm_dim(d, nd) for d in dims)
         if sorted(dims) != list(range(nd)):
             raise ValueError(f"permute: dims {dims} are not a permutation of 0..{nd - 1}")
-        return _ops.Permute.apply(self, dims)
+        return _api.Permute.apply(self, dims)
 
     def squeeze(self, dim=None):
         if dim is None:
@@ -666,7 +671,7 @@ class Tensor:
             shape = tuple(shape[0])
         shape = tuple(s if s != -1 else self.shape[i - len(shape) + self.ndim]
                       for i, s in enumerate(shape))
-        return _ops.Expand.apply(self, shape)
+        return _api.Expand.apply(self, shape)
 
     def contiguous(self):
         return self
@@ -703,5 +708,3 @@ def _coerce(o, like):
         return Tensor._wrap(np.asarray(o, dtype=dt))
     return Tensor._wrap(_as_array(o, None))
 
-
-from . import ops as _ops  # noqa: E402  (ops needs Tensor defined)

@@ -51,7 +51,7 @@ from ..tensor import Tensor, no_grad
 from .executor import NATIVE_OPS, Memory, NativeExecutor, PythonExecutor
 from .ir import Graph, Node, Value
 from .lower import Lowering
-from .passes import (check_plan, find_softmax_ce, fuse_conv_activation, fuse_linear_activation,
+from .passes import (check_plan, find_softmax_ce, fuse_activations,
                      plan_memory, remove_dead_nodes, reuse_inplace)
 from .trace import CaptureError, Tracer
 
@@ -265,9 +265,7 @@ class CompiledStep(_Compiled):
 
 
 def _fuse(fnodes, keep_ids):
-    fnodes, notes = fuse_linear_activation(fnodes, keep_ids)
-    fnodes, more = fuse_conv_activation(fnodes, keep_ids)
-    return fnodes, notes + more
+    return fuse_activations(fnodes, keep_ids)
 
 
 def _finish(g):

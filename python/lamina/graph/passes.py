@@ -1,9 +1,8 @@
 """Graph passes, each a small unit with its own test: fusion, dead-node removal, memory plan.
 
-  fuse_linear_activation  Linear (identity) whose only reader is a relu/sigmoid/tanh Activation
-                          becomes one Linear with the activation in the GEMM epilogue.
-  fuse_conv_activation    the same for Conv2dFn / Conv1dFn: the conv instruction applies the
-                          activation in place on its output.
+  fuse_activations        an op with an activation epilogue (Linear: the GEMM epilogue; conv:
+                          in place on its output) whose only reader is a relu/sigmoid/tanh
+                          Activation takes that activation in.
   find_softmax_ce         reports softmax + cross-entropy pairs: eager already calls the fused
                           CrossEntropy kernel, so the pass finds and keeps it; a separate
                           log_softmax feeding nll_loss is reported as not fused.
@@ -14,6 +13,10 @@
                           one arena (greedy by size), reusing bytes whose last reader has run.
 """
 from __future__ import annotations
+
+from ..ops import registry
+from ..ops.activation import Activation, Softmax
+from ..ops.loss import CrossEntropy
 
 _ALIGN = 64
 _FUSABLE = ("relu", "sigmoid", "tanh")
@@ -28,19 +31,30 @@ def _readers(fnodes):
     return readers
 
 
-def _fuse_activation(fnodes, keep_ids, ops, get_act, set_act, where):
-    """Fold an Activation(relu|sigmoid|tanh) into the producer (an op in `ops`, no activation
-    yet) of its input when the Activation is that input's only reader; the producer then
-    writes the activation's output. Returns (new fnodes, notes)."""
+def _epilogue(fn):
+    op = registry.of(fn.cls)
+    return None if op is None else op.traits.get("epilogue")
+
+
+def fuse_activations(fnodes, keep_ids=()):
+    """Fold an Activation(relu|sigmoid|tanh) into the producer of its input when the producer's
+    op has an activation epilogue (its `epilogue` trait: Linear's GEMM, the conv instruction),
+    none set yet, and the Activation is that input's only reader; the producer then writes
+    the activation's output. Returns (new fnodes, notes)."""
     readers = _readers(fnodes)
     producer = {fn.out.id: fn for fn in fnodes}
     dropped, notes = set(), []
     for fn in fnodes:
-        if fn.op != "Activation" or fn.args[1] not in _FUSABLE:
+        if fn.cls is not Activation or fn.args[1] not in _FUSABLE:
             continue
         x = fn.args[0]
         prod = producer.get(x.id)
-        if prod is None or prod.op not in ops or get_act(prod) != "identity":
+        epilogue = None if prod is None else _epilogue(prod)
+        if epilogue is None:
+            continue
+        get_act, set_act, where = epilogue[:3]
+        # An optional 4th entry lists the activations the op can fold (batch norm: relu only).
+        if get_act(prod) != "identity" or fn.args[1] not in (epilogue[3] if len(epilogue) > 3 else _FUSABLE):
             continue
         if len(readers.get(x.id, ())) != 1 or x.id in keep_ids:
             continue
@@ -51,33 +65,14 @@ def _fuse_activation(fnodes, keep_ids, ops, get_act, set_act, where):
     return [fn for fn in fnodes if id(fn) not in dropped], notes
 
 
-def _set_linear_act(fn, act):
-    fn.args = list(fn.args)
-    fn.args[3] = act
-
-
-def fuse_linear_activation(fnodes, keep_ids=()):
-    """Linear (identity) + relu/sigmoid/tanh -> one GEMM with the activation in its epilogue."""
-    return _fuse_activation(fnodes, keep_ids, ("Linear",), lambda fn: fn.args[3], _set_linear_act,
-                            "the GEMM epilogue")
-
-
-def fuse_conv_activation(fnodes, keep_ids=()):
-    """Conv2dFn/Conv1dFn + relu/sigmoid/tanh -> one conv instruction applying the activation in
-    place on its output: no pre-activation buffer; the backward reads the activation's output
-    (relu' is y > 0, sigmoid' and tanh' are functions of y)."""
-    return _fuse_activation(fnodes, keep_ids, ("Conv2dFn", "Conv1dFn"), lambda fn: getattr(fn, "act", "identity"),
-                            lambda fn, act: setattr(fn, "act", act), "the conv instruction (in place)")
-
-
 def find_softmax_ce(fnodes):
     """Softmax + cross-entropy: detect the fused CrossEntropy kernel (kept) and unfused pairs."""
     notes = []
     readers = _readers(fnodes)
     for fn in fnodes:
-        if fn.op == "CrossEntropy":
+        if fn.cls is CrossEntropy:
             notes.append(f"softmax+cross-entropy: one fused kernel already (CrossEntropy, call #{fn.index})")
-        elif fn.op == "Softmax" and fn.args[2]:
+        elif fn.cls is Softmax and fn.args[2]:
             rs = [r.op for r in readers.get(fn.out.id, ())]
             notes.append(f"log_softmax (call #{fn.index}) read by {rs or 'nothing'}: not fused; "
                          "use F.cross_entropy for the fused kernel")

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import _conv
+from ...ops import conv as _conv
 from .. import init
 from ..module import Module, ModuleShapeError, Parameter
 from ...tensor import get_default_dtype

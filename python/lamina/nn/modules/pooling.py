@@ -1,5 +1,5 @@
 """Pooling layers with PyTorch's constructor signatures."""
-from .. import _conv
+from ...ops import pool as _pool
 from ..module import Module
 
 
@@ -7,8 +7,8 @@ class _MaxPoolNd(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
-        k, s, p = _conv._pool_args(kernel_size, stride, padding, self._nd)  # validate now
-        _conv._tuple(dilation, self._nd, "dilation", 1)
+        k, s, p = _pool._pool_args(kernel_size, stride, padding, self._nd)  # validate now
+        _pool._tuple(dilation, self._nd, "dilation", 1)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation = padding, dilation
@@ -29,7 +29,7 @@ class MaxPool2d(_MaxPoolNd):
     _nd = 2
 
     def forward(self, x):
-        return _conv.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+        return _pool.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                                 self.ceil_mode, self.return_indices)
 
 
@@ -38,7 +38,7 @@ class MaxPool1d(_MaxPoolNd):
     _nd = 1
 
     def forward(self, x):
-        return _conv.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+        return _pool.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                                 self.ceil_mode, self.return_indices)
 
 
@@ -53,14 +53,14 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
-        _conv._pool_args(kernel_size, stride, padding, 2)
+        _pool._pool_args(kernel_size, stride, padding, 2)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x):
-        return _conv.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+        return _pool.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                 self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
@@ -72,13 +72,13 @@ class AvgPool1d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
-        _conv._pool_args(kernel_size, stride, padding, 1)
+        _pool._pool_args(kernel_size, stride, padding, 1)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.ceil_mode, self.count_include_pad = padding, ceil_mode, count_include_pad
 
     def forward(self, x):
-        return _conv.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+        return _pool.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                 self.count_include_pad)
 
     def extra_repr(self):
@@ -98,7 +98,7 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, x):
-        return _conv.adaptive_avg_pool2d(x, self.output_size)
+        return _pool.adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"

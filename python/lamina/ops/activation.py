@@ -1,0 +1,144 @@
+"""Activations (relu, leaky_relu, softplus, sigmoid, tanh, step), softmax / log_softmax."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from ..tensor import Function, float32, float64
+from ._common import empty, float_check, is_float
+from .registry import BadSample, Sample, export, register
+
+_F = (float32, float64)
+# Activations whose derivative the kernel computes from the output y (the rest read x).
+ACT_READS_Y = ("sigmoid", "tanh")
+_KINDS = ("relu", "leaky_relu", "softplus", "sigmoid", "tanh", "step")
+
+
+def _x(dt, shape, seed=40):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dt)
+    return np.where(np.abs(x) < 0.05, dt.type(0.3), x)     # away from relu's kink at 0
+
+
+def _lower_activation(L, fn):
+    (x,) = fn.inputs()
+    kind, slope = fn.args[1], fn.args[2]
+    if not is_float(x):
+        return False
+    L.emit("act_fwd", [x], [fn.out], {"kind": kind, "slope": float(slope), "n": x.size}, src=fn.op)
+    fn.lowered_by = "act"
+    return True
+
+
+def _lower_backward_activation(L, fn, dy):
+    x = fn.args[0]
+    kind, slope = fn.args[1], fn.args[2]
+    saved = fn.out if kind in ACT_READS_Y else x
+    L.contribute(x, fn.op, lambda out: L.emit("act_bwd", [saved, dy], [out],
+                                              {"kind": kind, "slope": float(slope), "n": x.size}, src=fn.op))
+
+
+def _torch_act(torch, x, kind="relu"):
+    F = torch.nn.functional
+    return {"relu": F.relu, "leaky_relu": F.leaky_relu, "softplus": F.softplus, "sigmoid": torch.sigmoid,
+            "tanh": torch.tanh, "step": lambda t: (t > 0).to(t.dtype)}[kind](x)
+
+
+def _np_act(x, kind="relu"):
+    return {"relu": lambda: np.maximum(x, 0), "leaky_relu": lambda: np.where(x > 0, x, x * x.dtype.type(0.01)),
+            "softplus": lambda: np.logaddexp(0, x), "sigmoid": lambda: 1 / (1 + np.exp(-x)),
+            "tanh": lambda: np.tanh(x), "step": lambda: (x > 0).astype(x.dtype)}[kind]()
+
+
+@register("activation", lower=_lower_activation, lower_backward=_lower_backward_activation,
+          kernels=("_C.act_forward", "_C.act_backward"), dtypes=_F,
+          call=lambda x, kind="relu": activation(x, kind),
+          samples=lambda dt: [Sample((_x(dt, (3, 5)),), {"kind": k}, name=k, grad=k != "step") for k in _KINDS]
+          + [Sample((_x(dt, (0, 5)),), {"kind": "relu"}, name="size0"),
+             Sample((_x(dt, (1,)),), {"kind": "tanh"}, name="size1")],
+          bad_samples=lambda: [BadSample((np.ones(3, np.int64),), {"kind": "relu"}, TypeError, "float")],
+          reference=_np_act, torch=_torch_act)
+class Activation(Function):
+    @staticmethod
+    def forward(ctx, x, kind, negative_slope):
+        float_check(x, "input", kind)
+        y = empty(x.shape, x.dtype)
+        _C.act_forward(kind, x, y, negative_slope)
+        ctx.save_for_backward(x, y)
+        ctx.kind, ctx.slope = kind, negative_slope
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, y = ctx.saved_tensors
+        dx = empty(x.shape, x.dtype)
+        _C.act_backward(ctx.kind, x, y, dy, dx, ctx.slope)
+        return dx, None, None
+
+
+@export
+def activation(x, kind, negative_slope=0.01):
+    return Activation.apply(x, kind, negative_slope)
+
+
+# ---------------------------------------------------------------- softmax
+def _rows(x, dim):
+    """Move `dim` last and flatten the rest: softmax kernels work on (rows, C)."""
+    nd = x.ndim
+    d = dim % max(nd, 1)
+    if nd and d != nd - 1:
+        x = np.moveaxis(x, d, -1)
+    c = x.shape[-1] if nd else 1
+    rows = int(np.prod(x.shape[:-1], dtype=np.int64)) if nd else 1  # explicit: -1 is ambiguous when c == 0
+    return np.ascontiguousarray(x).reshape(rows, c), d
+
+
+def _unrows(y2, shape, d):
+    nd = len(shape)
+    if nd and d != nd - 1:
+        moved = tuple(s for i, s in enumerate(shape) if i != d) + (shape[d],)
+        return np.ascontiguousarray(np.moveaxis(y2.reshape(moved), -1, d))
+    return y2.reshape(shape)
+
+
+def _np_softmax(x, dim=-1, log=False):
+    z = x - x.max(axis=dim, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=dim, keepdims=True))
+    return z - lse if log else np.exp(z - lse)
+
+
+@register("softmax", kernels=("_C.softmax_forward", "_C.log_softmax_forward", "_C.softmax_backward",
+                              "_C.log_softmax_backward"), dtypes=_F,
+          call=lambda x, dim=-1, log=False: (log_softmax if log else softmax)(x, dim),
+          samples=lambda dt: [Sample((_x(dt, (3, 5)),), {"log": lg}, name=f"log={lg}") for lg in (False, True)]
+          + [Sample((_x(dt, (2, 3, 4)),), {"dim": 1}, name="dim1"), Sample((_x(dt, (0, 4)),), name="size0")],
+          bad_samples=lambda: [BadSample((np.ones(3, np.int64),), error=TypeError, match="float")],
+          reference=_np_softmax,
+          torch=lambda torch, x, dim=-1, log=False: (torch.log_softmax if log else torch.softmax)(x, dim))
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, dim, log):
+        float_check(x, "input", "softmax")
+        x2, d = _rows(x, dim)
+        y2 = empty(x2.shape, x.dtype)
+        (_C.log_softmax_forward if log else _C.softmax_forward)(x2, y2)
+        ctx.save_for_backward(y2)
+        ctx.shape, ctx.d, ctx.log = x.shape, d, log
+        return _unrows(y2, x.shape, d)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (y2,) = ctx.saved_tensors
+        dy2, _ = _rows(dy, ctx.d)
+        dx2 = empty(y2.shape, y2.dtype)
+        (_C.log_softmax_backward if ctx.log else _C.softmax_backward)(y2, dy2, dx2)
+        return _unrows(dx2, ctx.shape, ctx.d), None, None
+
+
+@export
+def softmax(x, dim=-1):
+    return Softmax.apply(x, dim, False)
+
+
+@export
+def log_softmax(x, dim=-1):
+    return Softmax.apply(x, dim, True)

@@ -1,0 +1,263 @@
+"""Convolution (1-D and 2-D) with autograd: each primitive calls its forward kernel in ``_C`` and
+its backward rule sits right below it, calling the matching backward kernel; the lowering to
+`conv2d_fwd` / `conv2d_bwd` graph nodes follows.
+
+1-D ops run the 2-D kernels on (N, C, 1, L) views; unbatched inputs ((C, H, W) or (C, L)) get a
+leading batch axis of 1, as in PyTorch.
+
+>>> import lamina, lamina.nn.functional as F
+>>> x = lamina.randn(2, 3, 8, 8, requires_grad=True)
+>>> w = lamina.randn(4, 3, 3, 3, requires_grad=True)
+>>> y = F.max_pool2d(F.conv2d(x, w, padding=1), 2)
+>>> tuple(y.shape)
+(2, 4, 4, 4)
+>>> y.sum().backward(); tuple(x.grad.shape)
+(2, 3, 8, 8)
+"""
+import numpy as np
+
+from .. import _C
+from ..tensor import Function, float32, float64
+from ._common import is_float
+from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
+from .registry import BadSample, Sample, register
+
+__all__ = ["conv1d", "conv2d"]
+_F = (float32, float64)
+
+
+# ---- lowering: conv sizes travel as ConvParams (graph/ir.py); Conv1dFn is the 2-D op with
+# H = KH = 1 on the same bytes.
+def _lower_conv(L, fn, conv):
+    x, w = fn.args[0], fn.args[1]
+    b = fn.args[2] if 2 in fn.tensor_pos else None
+    if not is_float(x, w) or w.dtype != x.dtype:
+        return False
+    act = getattr(fn, "act", "identity")
+    fn.conv_attrs = conv = tuple(int(c) for c in conv)
+    L.emit("conv2d_fwd", [x, w, b], [fn.out], {"conv": conv, "act": act, "slope": 0.01}, src=fn.op)
+    fn.lowered_by = "conv"
+    return True
+
+
+def _lower_conv2d(L, fn):
+    x, w = fn.args[0], fn.args[1]
+    if len(x.shape) != 4:
+        return False
+    stride, padding, dilation, groups = fn.args[3:7]
+    (N, C, H, Wd), (K, _, KH, KW) = x.shape, w.shape
+    return _lower_conv(L, fn, (N, C, H, Wd, K, KH, KW, *stride, *padding, *dilation, groups))
+
+
+def _lower_conv1d(L, fn):
+    x, w = fn.args[0], fn.args[1]
+    if len(x.shape) != 3:
+        return False
+    stride, padding, dilation, groups = fn.args[3:7]
+    (N, C, Wd), (K, _, KW) = x.shape, w.shape
+    return _lower_conv(L, fn, (N, C, 1, Wd, K, 1, KW, 1, stride, 0, padding, 1, dilation, groups))
+
+
+def _lower_backward_conv(L, fn, dy):
+    x, w = fn.args[0], fn.args[1]
+    act = getattr(fn, "act", "identity")
+    if act != "identity":
+        dz = L.g.value(dy.shape, dy.dtype, "temp", "dz")
+        # The conv output holds act(z): relu/sigmoid/tanh' read it (relu: y > 0 iff z > 0).
+        L.emit("act_bwd", [fn.out, dy], [dz], {"kind": act, "slope": 0.01, "n": dy.size}, src=fn.op)
+        dy = dz
+    wanted = (L.wants(fn, 0), L.wants(fn, 1), 2 in fn.tensor_pos and L.wants(fn, 2))
+    outs, parts = [], []
+    for p, want in enumerate(wanted):
+        if not want:
+            continue
+        v = fn.args[p]
+        g, acc = L.grad_target(v)
+        if acc:      # the kernel overwrites: a second contribution goes through a temp
+            tmp = L.g.value(v.shape, v.dtype, "temp", "grad_part")
+            parts.append((g, tmp))
+            g = tmp
+        outs.append(g)
+    L.emit("conv2d_bwd", [x, w, dy], outs, {"conv": fn.conv_attrs, "has": wanted}, src=fn.op)
+    for g, tmp in parts:
+        L.emit("accumulate", [tmp], [g], inplace=[g], src=fn.op)
+
+
+_EPILOGUE = {"epilogue": (lambda fn: getattr(fn, "act", "identity"), lambda fn, act: setattr(fn, "act", act),
+                          "the conv instruction (in place)")}
+
+
+def _x(dt, shape, seed=60):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dt)
+
+
+def _conv2d_samples(dt):
+    return [Sample((_x(dt, (2, 3, 6, 5)), _x(dt, (4, 3, 3, 3), 61), _x(dt, (4,), 62)), name="bias"),
+            Sample((_x(dt, (2, 4, 6, 6)), _x(dt, (4, 2, 3, 3), 61)), {"stride": 2, "padding": 1, "groups": 2},
+                   name="strided-groups"),
+            Sample((_x(dt, (1, 1, 3, 3)), _x(dt, (1, 1, 1, 1), 61)), name="size1"),
+            Sample((_x(dt, (3, 6, 5)), _x(dt, (2, 3, 3, 3), 61)), {"dilation": 1, "padding": "same"},
+                   name="unbatched", compile=False)]
+
+
+def _conv_bad():
+    return [BadSample((np.ones((1, 3, 5, 5), np.float32), np.ones((2, 4, 3, 3), np.float32)), error=ValueError,
+                      match="weight"),
+            BadSample((np.ones((1, 3, 5, 5), np.int64), np.ones((2, 3, 3, 3), np.int64)), error=TypeError,
+                      match="input"),
+            BadSample((np.ones((1, 3, 5, 5), np.float32), np.ones((2, 3, 3, 3), np.float32)), {"stride": 0},
+                      error=ValueError, match="stride")]
+
+
+def _torch_conv2d(torch, x, w, b=None, **kw):
+    return torch.nn.functional.conv2d(x, w, b, **kw)
+
+
+def _torch_conv1d(torch, x, w, b=None, **kw):
+    return torch.nn.functional.conv1d(x, w, b, **kw)
+
+
+@register("conv2d", lower=_lower_conv2d, lower_backward=_lower_backward_conv,
+          kernels=("_C.conv2d_forward", "_C.conv2d_backward"), dtypes=_F, traits=_EPILOGUE,
+          call=lambda x, w, b=None, **kw: conv2d(x, w, b, **kw), samples=_conv2d_samples, bad_samples=_conv_bad,
+          torch=_torch_conv2d)
+class Conv2dFn(Function):
+    """y = conv2d(x, w) + b on (N, C, H, W); stride / padding / dilation are (h, w) pairs."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups):
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        b = None if b is None else np.ascontiguousarray(b)
+        N, _, H, W = x.shape
+        OH = _out_size(H, w.shape[2], stride[0], padding[0], dilation[0])
+        OW = _out_size(W, w.shape[3], stride[1], padding[1], dilation[1])
+        # The kernel validates everything; a negative size only reaches it as a clear error.
+        y = np.empty((N, w.shape[0], max(OH, 0), max(OW, 0)), dtype=x.dtype)
+        _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups)
+        ctx.save_for_backward(x, w)
+        ctx.conf = (stride, padding, dilation, groups)
+        ctx.has_bias = b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        dx = np.empty_like(x) if need[0] else None
+        dw = np.empty_like(w) if need[1] else None
+        db = np.empty(w.shape[0], dtype=w.dtype) if ctx.has_bias and need[2] else None
+        if dx is not None or dw is not None or db is not None:
+            _C.conv2d_backward(x, w, np.ascontiguousarray(dy, dtype=x.dtype), dx, dw, db, *ctx.conf)
+        return dx, dw, db, None, None, None, None
+
+
+@register("conv1d", lower=_lower_conv1d, lower_backward=_lower_backward_conv,
+          kernels=("_C.conv2d_forward", "_C.conv2d_backward"), dtypes=_F, traits=_EPILOGUE,
+          call=lambda x, w, b=None, **kw: conv1d(x, w, b, **kw),
+          samples=lambda dt: [Sample((_x(dt, (2, 3, 7)), _x(dt, (4, 3, 3), 61), _x(dt, (4,), 62))),
+                              Sample((_x(dt, (2, 3, 7)), _x(dt, (4, 3, 2), 61)), {"stride": 2, "dilation": 2},
+                                     name="strided")],
+          torch=_torch_conv1d)
+class Conv1dFn(Function):
+    """y = conv1d(x, w) + b on (N, C, L): the 2-D kernels on (N, C, 1, L) views."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups):
+        x4, w4 = np.ascontiguousarray(x)[:, :, None, :], np.ascontiguousarray(w)[:, :, None, :]
+        y = Conv2dFn.forward(ctx, x4, w4, b, (1, stride), (0, padding), (1, dilation), groups)
+        return y[:, :, 0, :]
+
+    @staticmethod
+    def backward(ctx, dy):
+        dx, dw, db, *rest = Conv2dFn.backward(ctx, dy[:, :, None, :])
+        return (None if dx is None else dx[:, :, 0, :], None if dw is None else dw[:, :, 0, :], db,
+                *rest)
+
+
+def _check_conv(input, weight, bias, groups, nd):
+    x, w = _as_array(input, "input"), _as_array(weight, "weight")
+    if x.ndim not in (nd + 1, nd + 2):
+        want = "(C, L) or (N, C, L)" if nd == 1 else "(C, H, W) or (N, C, H, W)"
+        raise ValueError(f"input: expected a {nd + 1}-D or {nd + 2}-D tensor {want}, got shape {x.shape}")
+    if w.ndim != nd + 2:
+        want = "(out_channels, in_channels/groups, kW)" if nd == 1 else \
+            "(out_channels, in_channels/groups, kH, kW)"
+        raise ValueError(f"weight: expected a {nd + 2}-D tensor {want}, got shape {w.shape}")
+    _check_float(x, "input")
+    if w.dtype != x.dtype:
+        raise TypeError(f"weight: expected dtype {x.dtype} (the input's), got {w.dtype}")
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"groups: expected a positive integer, got {groups!r}")
+    C = x.shape[-nd - 1]
+    if C % groups or w.shape[0] % groups:
+        raise ValueError(f"groups: in_channels ({C}) and out_channels ({w.shape[0]}) must both be "
+                         f"divisible by groups={groups}")
+    if w.shape[1] * groups != C:
+        raise ValueError(f"weight: expected shape[1] = in_channels/groups = {C // groups}, "
+                         f"got weight shape {w.shape} for input shape {x.shape}")
+    if bias is not None:
+        b = _as_array(bias, "bias")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"bias: expected shape ({w.shape[0]},), got {b.shape}")
+        if b.dtype != x.dtype:
+            raise TypeError(f"bias: expected dtype {x.dtype} (the input's), got {b.dtype}")
+    return x.ndim == nd + 1  # unbatched
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation, PyTorch's ``torch.nn.functional.conv2d``.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.conv2d(lamina.ones(1, 1, 3, 3), lamina.ones(1, 1, 2, 2)).tolist()
+    [[[[4.0, 4.0], [4.0, 4.0]]]]
+    """
+    unbatched = _check_conv(input, weight, bias, groups, 2)
+    if isinstance(padding, str):
+        padding = _string_padding(padding, weight.shape[2:], _tuple(dilation, 2, "dilation", 1),
+                                  _tuple(stride, 2, "stride", 1))
+    args = (_tuple(stride, 2, "stride", 1), _tuple(padding, 2, "padding", 0),
+            _tuple(dilation, 2, "dilation", 1), int(groups))
+    if unbatched:
+        return Conv2dFn.apply(input.reshape(1, *input.shape), weight, bias, *args).reshape(
+            -1, *_spatial_out(input.shape[-2:], weight.shape[-2:], *args[:3]))
+    return Conv2dFn.apply(input, weight, bias, *args)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation, PyTorch's ``torch.nn.functional.conv1d``.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.conv1d(lamina.tensor([[[1.0, 2.0, 3.0]]]), lamina.tensor([[[1.0, -1.0]]])).tolist()
+    [[[-1.0, -1.0]]]
+    """
+    unbatched = _check_conv(input, weight, bias, groups, 1)
+    if isinstance(padding, str):
+        padding = _string_padding(padding, weight.shape[2:], _tuple(dilation, 1, "dilation", 1),
+                                  _tuple(stride, 1, "stride", 1))
+    args = (_tuple(stride, 1, "stride", 1)[0], _tuple(padding, 1, "padding", 0)[0],
+            _tuple(dilation, 1, "dilation", 1)[0], int(groups))
+    if unbatched:
+        L = _out_size(input.shape[-1], weight.shape[-1], args[0], args[1], args[2])
+        return Conv1dFn.apply(input.reshape(1, *input.shape), weight, bias, *args).reshape(-1, L)
+    return Conv1dFn.apply(input, weight, bias, *args)
+
+
+def _spatial_out(size, kernel, stride, padding, dilation):
+    return tuple(_out_size(s, k, st, p, d) for s, k, st, p, d in zip(size, kernel, stride, padding, dilation))
+
+
+def _string_padding(mode, kernel, dilation, stride):
+    """padding='valid' -> 0; 'same' -> symmetric padding keeping the size (stride 1, odd extent)."""
+    if mode == "valid":
+        return (0,) * len(kernel)
+    if mode == "same":
+        if any(s != 1 for s in stride):
+            raise ValueError("padding: 'same' is only supported with stride 1")
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        if any(t % 2 for t in total):
+            raise ValueError("padding: 'same' needs an odd (dilated) kernel extent here "
+                             "(asymmetric padding is not supported)")
+        return tuple(t // 2 for t in total)
+    raise ValueError(f"padding: expected an int, a tuple, 'valid' or 'same', got {mode!r}")
+
+

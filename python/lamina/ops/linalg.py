@@ -1,0 +1,286 @@
+"""Matrix products: matmul (2-D and batched) and linear (GEMM with a fused bias + activation)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from ..tensor import Function, float32, float64
+from ._common import FLOATS, empty
+from .registry import BadSample, Sample, export, register
+
+_F = (float32, float64)
+GEMM_ACTS = ("identity", "relu", "sigmoid", "tanh")
+
+
+def _x(dt, shape, seed=30):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dt)
+
+
+def _gemm(a, b, c, trans_a=False, trans_b=False, beta=0.0):
+    _C.gemm(a, b, c, trans_a, trans_b, 1.0, beta)
+
+
+def _gemm_node(L, ins, out, ta, tb, M, N, K, acc=False, bias_axis="col", act="identity", src=""):
+    L.emit("gemm", ins, [out], {"ta": ta, "tb": tb, "M": M, "N": N, "K": K, "alpha": 1.0,
+                                "beta": 1.0 if acc else 0.0, "bias_axis": bias_axis, "act": act},
+           inplace=[out] if acc else (), src=src)
+
+
+# ---------------------------------------------------------------- MatMul2D
+def _lower_matmul(L, fn):
+    a, b = fn.inputs()
+    if a.dtype not in FLOATS:
+        return False
+    M, K = a.shape
+    _gemm_node(L, [a, b, None], fn.out, False, False, M, b.shape[1], K, src=fn.op)
+    fn.lowered_by = "gemm"
+    return True
+
+
+def _lower_backward_matmul(L, fn, dy):
+    a, b = fn.args[0], fn.args[1]
+    M, K = a.shape
+    N = b.shape[1]
+    if L.wants(fn, 0):
+        g, acc = L.grad_target(a)
+        _gemm_node(L, [dy, b, None], g, False, True, M, K, N, acc, src=fn.op)     # dA = dY B^T
+    if L.wants(fn, 1):
+        g, acc = L.grad_target(b)
+        _gemm_node(L, [a, dy, None], g, True, False, K, N, M, acc, src=fn.op)     # dB = A^T dY
+
+
+def _matmul_samples(dt):
+    return [Sample((_x(dt, (3, 4)), _x(dt, (4, 5), 31)), name="2d"),
+            Sample((_x(dt, (2, 3, 4)), _x(dt, (4, 5), 31)), name="3d@2d"),
+            Sample((_x(dt, (2, 3, 4)), _x(dt, (2, 4, 2), 31)), name="batched"),
+            Sample((_x(dt, (4,)), _x(dt, (4, 3), 31)), name="1d@2d"),
+            Sample((_x(dt, (0, 4)), _x(dt, (4, 3), 31)), name="size0"),
+            Sample((_x(dt, (1, 1)), _x(dt, (1, 1), 31)), name="size1")]
+
+
+def _matmul_bad():
+    return [BadSample((np.ones((2, 3), np.float32), np.ones((4, 2), np.float32)), error=ValueError, match="matmul"),
+            BadSample((np.ones((2, 3), np.int64), np.ones((3, 2), np.int64)), error=TypeError, match="matmul"),
+            BadSample((np.ones((2, 3), np.float32), np.ones((3, 2), np.float64)), error=TypeError, match="matmul")]
+
+
+@register("matmul", lower=_lower_matmul, lower_backward=_lower_backward_matmul, kernels=("_C.gemm",),
+          dtypes=_F, call=lambda a, b: a @ b, samples=_matmul_samples, bad_samples=_matmul_bad,
+          reference=np.matmul, torch=lambda torch, a, b: a @ b)
+class MatMul2D(Function):
+    """(M,K) @ (K,N) on lamina's GEMM; backward uses NT and TN without transposing copies."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        y = empty((a.shape[0], b.shape[1]), a.dtype)
+        _gemm(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        da = db = None
+        if na:
+            da = empty(a.shape, a.dtype)
+            _gemm(dy, b, da, trans_b=True)       # dA = dY B^T
+        if nb:
+            db = empty(b.shape, b.dtype)
+            _gemm(a, dy, db, trans_a=True)       # dB = A^T dY
+        return da, db
+
+
+@register("matmul_batched", kernels=("_C.gemm_batched",), dtypes=_F)   # sampled through "matmul"
+class MatMulBatched(Function):
+    """(B,M,K) @ (B,K,N) with equal batch sizes."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        y = empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
+        _C.gemm_batched(a, b, y, False, False, 1.0, 0.0)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        da = db = None
+        if na:
+            da = empty(a.shape, a.dtype)
+            _C.gemm_batched(dy, b, da, False, True, 1.0, 0.0)
+        if nb:
+            db = empty(b.shape, b.dtype)
+            _C.gemm_batched(a, dy, db, True, False, 1.0, 0.0)
+        return da, db
+
+
+@export
+def matmul(a, b):
+    """Matrix product with PyTorch's rules for 1-D, 2-D and batched operands."""
+    if a.dtype not in FLOATS or b.dtype not in FLOATS:
+        raise TypeError(f"matmul: expected float tensors, got {a.dtype} and {b.dtype}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: dtypes differ: {a.dtype} and {b.dtype}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul: both arguments need at least 1 dimension")
+    squeeze_a = a.ndim == 1
+    squeeze_b = b.ndim == 1
+    if squeeze_a:
+        a = a.reshape(1, a.shape[0])
+    if squeeze_b:
+        b = b.reshape(b.shape[0], 1)
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
+    if b.ndim == 2:
+        lead = a.shape[:-1]
+        out = MatMul2D.apply(a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a, b)
+        if a.ndim != 2:
+            out = out.reshape(lead + (b.shape[1],))
+    else:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a3 = a.expand(batch + a.shape[-2:]) if a.shape[:-2] != batch else a
+        b3 = b.expand(batch + b.shape[-2:]) if b.shape[:-2] != batch else b
+        nb = int(np.prod(batch)) if batch else 1
+        out = MatMulBatched.apply(a3.reshape(nb, *a.shape[-2:]), b3.reshape(nb, *b.shape[-2:]))
+        out = out.reshape(batch + (a.shape[-2], b.shape[-1]))
+    if squeeze_a:
+        out = out.squeeze(-2)
+    if squeeze_b:
+        out = out.squeeze(-1)
+    return out
+
+
+# ---------------------------------------------------------------- Linear
+def _lower_linear(L, fn):
+    x, w = fn.args[0], fn.args[1]
+    b = fn.args[2] if 2 in fn.tensor_pos else None
+    act = fn.args[3]
+    if x.dtype not in FLOATS or act not in GEMM_ACTS or len(x.shape) != 2:
+        return False
+    M, K = x.shape
+    N = w.shape[0]
+    if M == 1:
+        # One row: y^T = W x^T (same bytes as y) reads W in place; x W^T with M = 1 packs all
+        # of W^T first (MLP fc1 at batch 1: 178 -> 78 us).
+        _gemm_node(L, [w, x, b], fn.out, False, False, N, 1, K, bias_axis="row", act=act, src=fn.op)
+    else:
+        _gemm_node(L, [x, w, b], fn.out, False, True, M, N, K, bias_axis="col", act=act, src=fn.op)
+    fn.lowered_by = "gemm"
+    return True
+
+
+def _lower_backward_linear(L, fn, dy):
+    x, w = fn.args[0], fn.args[1]
+    act = fn.args[3]
+    M, K = x.shape
+    N = w.shape[0]
+    src = fn.op
+    if act != "identity":
+        dz = L.g.value(dy.shape, dy.dtype, "temp", "dz")
+        # sigmoid/tanh/relu' all read the output y (relu: y > 0 iff z > 0).
+        L.emit("act_bwd", [fn.out, dy], [dz], {"kind": act, "slope": 0.01, "n": dy.size}, src=src)
+        dy = dz
+    if L.wants(fn, 0):
+        g, acc = L.grad_target(x)
+        _gemm_node(L, [dy, w, None], g, False, False, M, K, N, acc, src=src)      # dX = dY W
+    if L.wants(fn, 1):
+        g, acc = L.grad_target(w)
+        _gemm_node(L, [dy, x, None], g, True, False, N, K, M, acc, src=src)       # dW = dY^T X
+    if 2 in fn.tensor_pos and L.wants(fn, 2):
+        b = fn.args[2]
+        L.contribute(b, src, lambda out: L.emit("bias_grad_rows", [dy], [out], {"N": M, "F": N}, src=src))
+
+
+def _set_linear_act(fn, act):
+    fn.args = list(fn.args)
+    fn.args[3] = act
+
+
+def _linear_samples(dt):
+    return [Sample((_x(dt, (4, 3)), _x(dt, (5, 3), 32), _x(dt, (5,), 33)), name="bias"),
+            Sample((_x(dt, (2, 4, 3)), _x(dt, (5, 3), 32)), name="3d-nobias"),
+            Sample((_x(dt, (1, 3)), _x(dt, (5, 3), 32), _x(dt, (5,), 33)), name="one-row"),
+            Sample((_x(dt, (0, 3)), _x(dt, (5, 3), 32), _x(dt, (5,), 33)), name="size0")]
+
+
+def _linear_bad():
+    return [BadSample((np.ones((2, 4), np.float32), np.ones((5, 3), np.float32)), error=ValueError,
+                      match="in_features"),
+            BadSample((np.ones((2, 3), np.float64), np.ones((5, 3), np.float32)), error=TypeError, match="dtype"),
+            BadSample((np.ones((2, 3), np.float32), np.ones((5, 3), np.float32), np.ones((4,), np.float32)),
+                      error=ValueError, match="bias")]
+
+
+def _torch_linear(torch, x, w, b=None):
+    return torch.nn.functional.linear(x, w, b)
+
+
+@register("linear", lower=_lower_linear, lower_backward=_lower_backward_linear,
+          kernels=("_C.gemm (bias + activation epilogue)", "_C.act_backward", "_C.bias_grad_rows"), dtypes=_F,
+          call=lambda x, w, b=None: linear_checked(x, w, b), samples=_linear_samples, bad_samples=_linear_bad,
+          reference=lambda x, w, b=None: x @ w.T + (0 if b is None else b), torch=_torch_linear,
+          traits={"epilogue": (lambda fn: fn.args[3], _set_linear_act, "the GEMM epilogue")})
+class Linear(Function):
+    """y = act(x W^T + b), the activation fused into the GEMM epilogue (x is 2-D)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, act):
+        y = empty((x.shape[0], w.shape[0]), x.dtype)
+        if b is not None:
+            _C.gemm(x, w, y, False, True, 1.0, 0.0, b, "col", act)
+        else:
+            _C.gemm(x, w, y, False, True, 1.0, 0.0, None, "col", act)
+        ctx.save_for_backward(x, w, y)
+        ctx.act = act
+        ctx.has_bias = b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w, y = ctx.saved_tensors
+        nx, nw, nb, _ = ctx.needs_input_grad
+        if ctx.act != "identity":
+            dz = empty(dy.shape, dy.dtype)
+            _C.act_backward(ctx.act, y, y, dy, dz)  # sigmoid/tanh/relu' read from y
+            dy = dz
+        dx = dw = db = None
+        if nx:
+            dx = empty(x.shape, x.dtype)
+            _C.gemm(dy, w, dx, False, False, 1.0, 0.0)     # dX = dY W
+        if nw:
+            dw = empty(w.shape, w.dtype)
+            _C.gemm(dy, x, dw, True, False, 1.0, 0.0)      # dW = dY^T X
+        if ctx.has_bias and nb:
+            db = empty((w.shape[0],), w.dtype)
+            _C.bias_grad_rows(dy, db)
+        return dx, dw, db, None
+
+
+@export
+def linear(x, weight, bias=None, act="identity"):
+    if x.ndim == 2:
+        return Linear.apply(x, weight, bias, act)
+    lead = x.shape[:-1]
+    y = Linear.apply(x.reshape(-1, x.shape[-1]), weight, bias, act)
+    return y.reshape(lead + (weight.shape[0],))
+
+
+def check_linear(input, weight, bias):
+    if input.ndim == 0:
+        raise ValueError("input: expected at least 1 dimension, got a scalar")
+    if input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"input: expected last dimension {weight.shape[1]} (in_features), "
+                         f"got shape {tuple(input.shape)}")
+    if input.dtype != weight.dtype:
+        raise TypeError(f"input: expected dtype {weight.dtype} (the weight's), got {input.dtype}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias: expected shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+
+
+def linear_checked(input, weight, bias=None, act="identity"):
+    """F.linear's body: check the arguments, then `linear` (act fused into the GEMM epilogue)."""
+    check_linear(input, weight, bias)
+    return linear(input, weight, bias, act)

@@ -1,0 +1,283 @@
+"""Losses: softmax cross-entropy (fused kernel), nll, MSE, BCE with logits."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from ..tensor import Function, Tensor, float32, float64
+from ._common import FLOATS, is_float
+from .activation import activation, log_softmax
+from .registry import BadSample, Sample, register
+
+_F = (float32, float64)
+
+
+def _x(dt, shape, seed=50):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dt)
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _as_target(target):
+    return target.data if isinstance(target, Tensor) else np.asarray(target)
+
+
+# ---------------------------------------------------------------- cross-entropy
+def _lower_cross_entropy(L, fn):
+    logits, target = fn.args[0], fn.args[1]
+    if target.dtype != np.int64 or len(logits.shape) != 2:
+        return False
+    N, C = logits.shape
+    probs = L.g.value(logits.shape, logits.dtype, "temp", "probs")
+    scale = L.g.value((), np.float64, "temp", "ce_scale")
+    fn.saved = (probs, scale)
+    L.emit("ce_fwd", [logits, target], [fn.out, probs, scale],
+           {"N": N, "C": C, "ignore_index": int(fn.args[2]), "mean": bool(fn.args[3])}, src=fn.op)
+    fn.lowered_by = "ce"
+    return True
+
+
+def _lower_backward_cross_entropy(L, fn, dy):
+    logits, target = fn.args[0], fn.args[1]
+    probs, scale = fn.saved
+    N, C = logits.shape
+    L.contribute(logits, fn.op, lambda out: L.emit("ce_bwd", [probs, target, dy, scale], [out],
+                                                   {"N": N, "C": C, "ignore_index": int(fn.args[2])}, src=fn.op))
+
+
+def _ce_samples(dt):
+    t = np.array([1, 0, 3, 2, 1], np.int64)
+    return [Sample((_x(dt, (5, 4)), t), name="mean"),
+            Sample((_x(dt, (5, 4)), t), {"reduction": "sum"}, name="sum"),
+            Sample((_x(dt, (5, 4)), np.array([1, -100, 3, 2, -100])), name="ignore"),
+            Sample((_x(dt, (5, 4)), t), {"label_smoothing": 0.1}, name="smoothing", compile=False),
+            Sample((_x(dt, (1, 4)), t[:1]), name="size1")]
+
+
+def _ce_bad():
+    return [BadSample((np.ones((2, 3), np.float32), np.array([0, 1, 2])), error=ValueError, match="target"),
+            BadSample((np.ones((2, 3), np.int64), np.array([0, 1])), error=TypeError, match="float"),
+            BadSample((np.ones((2, 3), np.float32), np.array([0.5, 1.0])), error=ValueError, match="target")]
+
+
+def _torch_ce(torch, x, t, **kw):
+    return torch.nn.functional.cross_entropy(x, t, **kw)
+
+
+@register("cross_entropy", lower=_lower_cross_entropy, lower_backward=_lower_backward_cross_entropy,
+          kernels=("_C.cross_entropy_forward", "_C.cross_entropy_backward"), dtypes=_F,
+          call=lambda x, t, **kw: cross_entropy(x, t, **kw), samples=_ce_samples, bad_samples=_ce_bad,
+          torch=_torch_ce)
+class CrossEntropy(Function):
+    """Fused log-softmax + negative log-likelihood over (N, C) logits and int64 targets."""
+
+    @staticmethod
+    def forward(ctx, logits, target, ignore_index, mean):
+        probs = np.empty_like(logits)
+        total, count = _C.cross_entropy_forward(logits, target, probs, ignore_index)
+        ctx.save_for_backward(probs, target)
+        ctx.ignore_index = ignore_index
+        ctx.scale = 1.0 / count if mean and count > 0 else 1.0
+        value = total * ctx.scale if (not mean or count > 0) else float("nan")
+        return np.asarray(value, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        probs, target = ctx.saved_tensors
+        dx = np.empty_like(probs)
+        _C.cross_entropy_backward(probs, target, dx, float(dy) * ctx.scale, ctx.ignore_index)
+        return dx, None, None, None
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Softmax cross-entropy on logits `input` (N, C) with integer class `target` (N,).
+
+    Mean-reduced over non-ignored samples by default, as in PyTorch.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> round(F.cross_entropy(lamina.zeros(2, 4), [1, 3]).item(), 4)
+    1.3863
+    """
+    if input.dtype not in FLOATS:
+        raise TypeError(f"input: expected float logits, got {input.dtype}")
+    t = _as_target(target)
+    if t.dtype.kind == "f":  # class probabilities
+        if t.shape != input.shape:
+            raise ValueError(f"target: class-probability targets must have the input's shape "
+                             f"{tuple(input.shape)}, got {t.shape}")
+        tt = target if isinstance(target, Tensor) else Tensor._wrap(t.astype(input.dtype))
+        return _reduce(-(tt * log_softmax(input, 1)).sum(1), reduction)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"target: expected integer class indices, got dtype {t.dtype}")
+    if input.ndim == 1:  # unbatched (C,)
+        input = input.reshape(1, -1)
+        t = t.reshape(1)
+    elif input.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
+        c = input.shape[1]
+        perm = (0,) + tuple(range(2, input.ndim)) + (1,)
+        input = input.permute(*perm).reshape(-1, c)
+        t = t.reshape(-1)
+    if input.ndim != 2:
+        raise ValueError(f"input: expected (N, C) logits, got shape {tuple(input.shape)}")
+    if t.shape != (input.shape[0],):
+        raise ValueError(f"target: expected shape ({input.shape[0]},) to match input's batch, got {t.shape}")
+    t = np.ascontiguousarray(t, dtype=np.int64)
+    if weight is not None or label_smoothing or reduction == "none":
+        return _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    return CrossEntropy.apply(input, t, int(ignore_index), reduction == "mean")
+
+
+def _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing):
+    n, c = input.shape
+    valid = t != ignore_index
+    bad = t[valid]
+    if bad.size and (bad.min() < 0 or bad.max() >= c):
+        raise ValueError(f"target: class index {int(bad[(bad < 0) | (bad >= c)][0])} out of range [0, {c})")
+    safe = np.where(valid, t, 0)
+    lsm = log_softmax(input, 1)
+    picked = lsm[np.arange(n), safe]
+    w = np.ones(c, dtype=input.dtype) if weight is None else np.asarray(_as_target(weight), dtype=input.dtype)
+    wt = (w[safe] * valid).astype(input.dtype)
+    loss = -(picked * Tensor._wrap(wt))
+    if label_smoothing:
+        eps = float(label_smoothing)
+        smooth = -(lsm * Tensor._wrap(w.reshape(1, c))).sum(1) * Tensor._wrap(valid.astype(input.dtype)) / c
+        loss = loss * (1 - eps) + smooth * eps
+    if reduction == "mean":
+        return loss.sum() / float(wt.sum())
+    return _reduce(loss, reduction)
+
+
+def nll_loss(input, target, ignore_index=-100, reduction="mean"):
+    t = np.ascontiguousarray(_as_target(target), dtype=np.int64)
+    n = input.shape[0]
+    valid = t != ignore_index
+    picked = input[np.arange(n), np.where(valid, t, 0)] * Tensor._wrap(valid.astype(input.dtype))
+    if reduction == "mean":
+        return -picked.sum() / float(valid.sum())
+    return _reduce(-picked, reduction)
+
+
+# ---------------------------------------------------------------- MSE and BCE with logits
+# scale = 1/n for a mean, as eager; the kernel kind is the op's own trait.
+def _lower_pointwise_loss(L, fn):
+    x, t, mean = fn.args[0], fn.args[1], fn.args[2]
+    if fn.tensor_pos != [0, 1] or x.shape != t.shape or x.dtype != t.dtype or not is_float(x):
+        return False
+    kind = L.op_of(fn).traits["loss_kind"]
+    if kind == "bce" and L.wants(fn, 1):
+        return False            # a gradient for the target: the eager rule (-x * dy * scale) runs
+    scale = 1.0 / x.size if mean and x.size else 1.0
+    fn.saved = scale
+    L.emit("loss_fwd", [x, t], [fn.out], {"kind": kind, "n": x.size, "scale": scale}, src=fn.op)
+    fn.lowered_by = "loss"
+    return True
+
+
+def _lower_backward_pointwise_loss(L, fn, dy):
+    x, t, scale = fn.args[0], fn.args[1], fn.saved
+    attrs = {"kind": L.op_of(fn).traits["loss_kind"], "n": x.size, "scale": scale}
+    if L.wants(fn, 1):          # MSE only: dt = -dx, so dx is made first, in a buffer of its own
+        dx = L.g.value(x.shape, x.dtype, "temp", "dx")
+        L.emit("loss_bwd", [x, t, dy], [dx], attrs, src=fn.op)
+        L.contribute(t, fn.op, lambda out: L.emit("scale", [dx], [out], {"alpha": -1.0, "n": x.size}, src=fn.op))
+        if L.wants(fn, 0):
+            L.contribute(x, fn.op, lambda out: L.emit("copy", [dx], [out], src=fn.op))
+        return
+    if L.wants(fn, 0):
+        L.contribute(x, fn.op, lambda out: L.emit("loss_bwd", [x, t, dy], [out], attrs, src=fn.op))
+
+
+def _pair_samples(dt, target01=False):
+    t = _x(dt, (3, 4), 51)
+    if target01:
+        t = (t > 0).astype(dt)
+    return [Sample((_x(dt, (3, 4)), t), name="mean"), Sample((_x(dt, (3, 4)), t), {"reduction": "sum"}, name="sum"),
+            Sample((_x(dt, (3, 4)), t), {"reduction": "none"}, name="none", compile=False)]
+
+
+@register("mse_loss", lower=_lower_pointwise_loss, lower_backward=_lower_backward_pointwise_loss,
+          kernels=("_C.mse_forward", "_C.mse_backward"), dtypes=_F, traits={"loss_kind": "mse"},
+          call=lambda x, t, **kw: mse_loss(x, t, **kw), samples=_pair_samples,
+          bad_samples=lambda: [BadSample((np.ones((2, 3), np.float32), np.ones((4,), np.float32)),
+                                         error=ValueError, match="target")],
+          torch=lambda torch, x, t, **kw: torch.nn.functional.mse_loss(x, t, **kw))
+class MSE(Function):
+    @staticmethod
+    def forward(ctx, x, t, mean):
+        ctx.save_for_backward(x, t)
+        ctx.scale = 1.0 / x.size if mean and x.size else 1.0
+        return np.asarray(_C.mse_forward(x, t) * ctx.scale, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, t = ctx.saved_tensors
+        dx = np.empty_like(x)
+        _C.mse_backward(x, t, 2.0 * float(dy) * ctx.scale, dx)   # d/dx (x - t)^2 = 2 (x - t)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error (the lecture's squared-error loss without the 1/2)."""
+    if not isinstance(target, Tensor):
+        target = Tensor._wrap(np.asarray(target, dtype=input.dtype))
+    if input.shape == target.shape and input.dtype == target.dtype and reduction in ("mean", "sum"):
+        return MSE.apply(input, target, reduction == "mean")
+    try:
+        np.broadcast_shapes(input.shape, target.shape)
+    except ValueError:
+        raise ValueError(f"target: expected a shape broadcastable to the input's {tuple(input.shape)}, "
+                         f"got {tuple(target.shape)}") from None
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+@register("bce_with_logits", lower=_lower_pointwise_loss, lower_backward=_lower_backward_pointwise_loss,
+          kernels=("_C.bce_with_logits_forward", "_C.bce_with_logits_backward"), dtypes=_F,
+          traits={"loss_kind": "bce"}, call=lambda x, t, **kw: binary_cross_entropy_with_logits(x, t, **kw),
+          samples=lambda dt: _pair_samples(dt, target01=True),
+          bad_samples=lambda: [BadSample((np.ones((2, 3), np.float32), np.ones((3,), np.float32)),
+                                         error=ValueError, match="target")],
+          torch=lambda torch, x, t, **kw: torch.nn.functional.binary_cross_entropy_with_logits(x, t, **kw))
+class BCEWithLogits(Function):
+    @staticmethod
+    def forward(ctx, x, t, mean):
+        ctx.save_for_backward(x, t)
+        ctx.scale = 1.0 / x.size if mean and x.size else 1.0
+        return np.asarray(_C.bce_with_logits_forward(x, t) * ctx.scale, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, t = ctx.saved_tensors
+        dx = np.empty_like(x)
+        _C.bce_with_logits_backward(x, t, float(dy) * ctx.scale, dx)
+        dt = None
+        if ctx.needs_input_grad[1]:
+            dt = -x * (float(dy) * ctx.scale)
+        return dx, dt, None
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    if not isinstance(target, Tensor):
+        target = Tensor._wrap(np.asarray(target, dtype=input.dtype))
+    if target.shape != input.shape:
+        raise ValueError(f"target: expected shape {tuple(input.shape)} (the input's), got {tuple(target.shape)}")
+    if weight is None and pos_weight is None and reduction in ("mean", "sum") and target.dtype == input.dtype:
+        return BCEWithLogits.apply(input, target, reduction == "mean")
+    # General form: (1 - t) x + (1 + (pw - 1) t) softplus(-x)
+    lw = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * target
+    loss = (1.0 - target) * input + lw * activation(-input, "softplus")
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
