@@ -16,14 +16,20 @@ and the compiled plan's arena + parameter + gradient + optimizer-state bytes.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 import tracemalloc
 
 import numpy as np
 
-import lamina
-import lamina.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lamina_path  # noqa: E402
+
+lamina_path.use_lamina()  # the source tree's dev build if it has one, else the installed package
+import lamina  # noqa: E402
+import lamina.nn.functional as F  # noqa: E402
 from lamina.graph import compile
 
 

@@ -39,8 +39,10 @@ if _blas_threads(sys.argv):
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lamina_path  # noqa: E402
+
+lamina_path.use_lamina()  # the source tree's dev build if it has one, else the installed package
 import numpy_ref as R  # noqa: E402
 from lamina import _C  # noqa: E402
 

@@ -16,7 +16,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lamina_path  # noqa: E402
+
+lamina_path.use_lamina()  # the source tree's dev build if it has one, else the installed package
 from lamina import _C  # noqa: E402
 
 try:

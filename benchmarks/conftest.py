@@ -19,13 +19,11 @@ _UNSET_OPENBLAS = {k: os.environ.pop(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS
 _NUMPY_PRELOADED = "numpy" in sys.modules
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_PYTHON = os.path.join(_HERE, "..", "python")
 if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)  # numpy_ref, bench_conv
-try:
-    import lamina  # noqa: F401
-except ImportError:  # running from a checkout without an install
-    sys.path.insert(0, os.path.abspath(_PYTHON))
+    sys.path.insert(0, _HERE)  # numpy_ref, bench_conv, lamina_path
+import lamina_path  # noqa: E402
+
+lamina_path.use_lamina()  # the source tree's dev build if it has one, else the installed package
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -57,11 +57,9 @@ def _reexec_without_openblas_overrides():
 
 
 def _add_paths():
-    sys.path.insert(0, HERE)  # numpy_ref, torch_ref, bench_conv, bench_gemm
-    try:
-        import lamina  # noqa: F401
-    except ImportError:  # a checkout without an install
-        sys.path.insert(0, os.path.join(ROOT, "python"))
+    sys.path.insert(0, HERE)  # numpy_ref, torch_ref, bench_conv, bench_gemm, lamina_path
+    import lamina_path
+    lamina_path.use_lamina()  # the source tree's dev build if it has one, else the installed package
 
 
 # ============================================================================================
@@ -765,6 +763,11 @@ def print_header(meta, out):
     w(f"numpy {meta['numpy']}  BLAS: {meta['blas']}\n")
     w(f"torch {meta['torch'] or 'not used (not installed, or --no-torch)'}\n")
     w(f"cpu: {meta['cpu']}  ({meta['cpus']} cpus)  python {meta['python']}\n")
+    if meta.get("caches"):
+        w(f"lamina sees: {meta['cpu_model']}; {meta['caches']}; f32 GEMM blocking {meta['gemm_blocking']}; "
+          f"FMA peak (1 core, f32) {meta['fma_peak_gflops']:.1f} GFLOP/s\n")
+    if meta.get("lamina_path"):
+        w(f"lamina imported from {meta['lamina_path']}\n")
     w(f"OpenBLAS overrides unset for this run: {meta['openblas_unset'] or 'none were set'}\n")
     w(f"load average at start: {meta['load_start']}"
       + (f"  at end: {meta['load_end']}" if meta.get("load_end") else "") + "\n")
@@ -905,6 +908,24 @@ def collect_meta(L, profile, threads, prof):
         "openblas_unset": os.environ.get("_LAMINA_REPORT_UNSET", ""),
         "load_start": " ".join(f"{v:.2f}" for v in os.getloadavg()), "bw_n": prof["bw_n"],
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "lamina_path": os.path.dirname(os.path.abspath(lamina.__file__)),
+        **_cpu_facts(lamina._C, smoke=profile == "smoke"),
+    }
+
+
+def _cpu_facts(_C, smoke):
+    """What lamina reads from the CPU (model, caches, the GEMM blocking it chose) and this
+    core's measured FMA peak, so figures from different hosts can be compared."""
+    if not hasattr(_C, "cpu_info"):  # an older build
+        return {}
+    info = _C.cpu_info()
+    c = info["caches"]
+    blk = info["gemm_blocking"]["float32"]
+    return {
+        "cpu_model": info["model"],
+        "caches": f"L1d {c['l1d'] >> 10} KiB, L2 {c['l2'] >> 10} KiB, L3 {c['l3'] >> 20} MiB ({c['source']})",
+        "gemm_blocking": f"{blk['kernel']}: MR {blk['MR']} NR {blk['NR']} KC {blk['KC']} MC {blk['MC']} NC {blk['NC']}",
+        "fma_peak_gflops": _C.fma_peak_gflops(0.05 if smoke else 0.3),
     }
 
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu.h"
+#include "conv_direct.h"
 #include "gemm.h"
 #include "thread_team.h"
 #include "workspace.h"
@@ -203,7 +204,7 @@ Blocking block_images(const ConvParams& p) {
 // .. 32 or 8x8 maps it ties or loses to im2col).
 static bool use_winograd(const ConvParams& p, bool backward) {
   const ConvAlgo a = conv_get_algo();
-  if (a == ConvAlgo::im2col || !conv_winograd_applicable(p)) return false;
+  if (a == ConvAlgo::im2col || a == ConvAlgo::direct || !conv_winograd_applicable(p)) return false;
   if (a == ConvAlgo::winograd) return true;
   if (backward) return p.C >= 64 && p.K >= 64 && p.OH() * p.OW() >= 196;
   return p.C >= 16 && p.K >= 16 && p.OH() >= 8 && p.OW() >= 8;
@@ -216,6 +217,10 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
 
 template <class T>
 void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, Act act) {
+  if (!use_winograd(p, false) && conv_direct_preferred(p)) {
+    conv2d_direct_forward(p, x, w, b, y, act);
+    return;
+  }
   if (use_winograd(p, false)) {
     std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
     winograd_weights(w, p.K, p.C, false, U.data());

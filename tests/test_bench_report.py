@@ -36,6 +36,10 @@ def test_header_names_versions_isa_threads_blas_cpu_and_bandwidth(smoke):
     assert f"numpy {np.__version__}" in head and "BLAS:" in head and "kernel=" in head
     assert "torch " in head and "cpu: " in head
     assert "memory bandwidth" in head and "GB/s" in head
+    info = lamina._C.cpu_info()
+    assert f"lamina sees: {info['model']}" in head and "L1d" in head and "FMA peak" in head
+    assert "GEMM blocking" in head and "lamina imported from" in head
+    assert data["meta"]["fma_peak_gflops"] >= 0
     meta = data["meta"]
     assert meta["profile"] == "smoke" and meta["threads"] == [1, 2]
     assert set(meta["bandwidth"]) == {"1", "2"}

@@ -234,3 +234,64 @@ def test_winograd_route_matches_torch(hw, pad, dtype):
     (yt * torch.tensor(v)).sum().backward()
     for name, a, t in zip(("x", "w", "b"), lt, tt):
         np.testing.assert_allclose(a.grad.data, t.grad.numpy(), **(tol_dw if name == "w" else tol), err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algo", ["direct", "auto"])
+@pytest.mark.parametrize("case", [
+    (5, 1, 28, 28, 6, 5, 2),    # LeNet C1
+    (5, 6, 14, 14, 16, 5, 0),   # LeNet C3
+    (3, 2, 9, 13, 7, 3, 1),     # a wide row ending inside a vector, K not a block multiple
+    (2, 3, 6, 5, 17, 3, 2),     # several channel blocks, a ragged last one
+])
+def test_direct_conv_matches_torch(case, algo, dtype):
+    """Few-input-channel layers on the direct path (forced, and chosen automatically): forward
+    and all three gradients against PyTorch, at 1 and 2 threads."""
+    torch = requires_torch()
+    N, C, H, W, K, k, pad = case
+    rng = np.random.default_rng(11)
+    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((K, C, k, k)) * 0.2, rng.standard_normal(K)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-11)
+    n0 = lamina._C.get_num_threads()
+    try:
+        lamina._C._conv_set_algo(algo)
+        for threads in (1, 2):
+            lamina._C.set_num_threads(threads)
+            lt = [lamina.tensor(a.astype(dtype), requires_grad=True) for a in (x, w, b)]
+            tt = [torch.tensor(a.astype(dtype), requires_grad=True) for a in (x, w, b)]
+            y = F.relu(F.conv2d(*lt, padding=pad))
+            yt = torch.relu(torch.nn.functional.conv2d(*tt, padding=pad))
+            np.testing.assert_allclose(y.data, yt.detach().numpy(), **tol)
+            v = rng.standard_normal(y.shape).astype(dtype)
+            (y * lamina.tensor(v)).sum().backward()
+            (yt * torch.tensor(v)).sum().backward()
+            for a, t in zip(lt, tt):
+                np.testing.assert_allclose(a.grad.data, t.grad.numpy(), **tol)
+    finally:
+        lamina._C._conv_set_algo("auto")
+        lamina._C.set_num_threads(n0)
+
+
+def test_direct_conv_agrees_with_im2col_and_is_thread_count_independent():
+    """The direct path and im2col + GEMM give the same answer (to rounding), and the direct
+    path's answer does not depend on the thread count (each image is one task)."""
+    from lamina import _C
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    out = {}
+    n0 = _C.get_num_threads()
+    try:
+        for algo, threads in (("im2col", 1), ("direct", 1), ("direct", 2)):
+            _C._conv_set_algo(algo)
+            _C.set_num_threads(threads)
+            out[algo, threads] = np.empty((9, 16, 10, 10), np.float32)
+            _C.conv2d_forward(x, w, b, out[algo, threads], (1, 1), (0, 0), (1, 1), 1)
+    finally:
+        _C._conv_set_algo("auto")
+        _C.set_num_threads(n0)
+    np.testing.assert_allclose(out["direct", 1], out["im2col", 1], rtol=1e-5, atol=1e-4)
+    assert np.array_equal(out["direct", 1], out["direct", 2])
+    with pytest.raises(ValueError, match="algo"):
+        _C._conv_set_algo("fft")

@@ -75,19 +75,19 @@ def test_pickle_file_is_rejected_without_running_it(tmp_path):
 
     path = tmp_path / "evil.safetensors"
     path.write_bytes(pickle.dumps(Evil()))
-    with pytest.raises(ValueError, match="not a valid safetensors file"):
+    with pytest.raises(ValueError, match="a bare pickle file is refused"):
         load(path)
     assert not marker.exists()
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(TypeError, match=r"state_dict\['w'\]: expected a Tensor or numpy array, got list"):
-        save({"w": [1, 2]}, tmp_path / "x")
-    with pytest.raises(TypeError, match="keys must be str"):
-        save({1: np.zeros(1)}, tmp_path / "x")
+    with pytest.raises(TypeError, match=r"obj\['w'\]\[1\]: cannot save a set; expected Tensor"):
+        save({"w": [1, {2}]}, tmp_path / "x")
+    with pytest.raises(TypeError, match="dict keys must be str, int, float, bool or None, got tuple"):
+        save({(1, 2): np.zeros(1)}, tmp_path / "x")
     with pytest.raises(TypeError, match="metadata: keys and values must be str"):
         save({"w": np.zeros(1)}, tmp_path / "x", metadata={"epoch": 3})
-    with pytest.raises(TypeError, match="unsupported dtype complex128"):
+    with pytest.raises(TypeError, match=r"obj\['w'\]: unsupported dtype complex128"):
         save({"w": np.zeros(1, np.complex128)}, tmp_path / "x")
     (tmp_path / "junk").write_bytes(b"\x00" * 3)
     with pytest.raises(ValueError, match="junk: not a valid safetensors file"):
@@ -131,8 +131,8 @@ def test_killed_writer_leaves_old_checkpoint(tmp_path):
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    np.testing.assert_array_equal(load(path)["w"].numpy(), old)
+    np.testing.assert_array_equal(load(path)["w"], old)
     assert load_metadata(path) == {"v": "old"}
     # The next save still works and replaces it.
     save({"w": old + 1}, path)
-    np.testing.assert_array_equal(load(path)["w"].numpy(), old + 1)
+    np.testing.assert_array_equal(load(path)["w"], old + 1)

@@ -553,10 +553,10 @@ CASES = [
     ("AdamW weight_decay negative", ValueError, r"^weight_decay: expected a value >= 0",
      lambda: lamina.optim.AdamW([nn.Parameter(np.zeros(2))], weight_decay=-1.0)),
     # ---------------------------------------------------------------- checkpoints
-    ("save list value", TypeError, r"^state_dict\['w'\]: expected a Tensor or numpy array, got list",
-     lambda: lamina.save({"w": [1.0]}, "/nonexistent-dir-never-written/x")),
-    ("save not a mapping", TypeError, r"^state_dict: expected a mapping name -> Tensor, got list",
-     lambda: lamina.save([np.zeros(1)], "/nonexistent-dir-never-written/x")),
+    ("save set value", TypeError, r"^obj\['w'\]: cannot save a set; expected Tensor",
+     lambda: lamina.save({"w": {1.0}}, "/nonexistent-dir-never-written/x")),
+    ("save object in a list", TypeError, r"^obj\[0\]: cannot save a object; expected Tensor",
+     lambda: lamina.save([object()], "/nonexistent-dir-never-written/x")),
 ]
 
 FILE_CASES = [  # lamina.load on bad files: (kind, message regex)

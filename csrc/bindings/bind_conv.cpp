@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include <string>
+
 #include "common.h"
 #include "window_params.h"
 #include "conv.h"
@@ -124,4 +126,15 @@ void bind_conv(py::module_& m) {
     return (in + 2 * p - d * (k - 1) - 1) / s + 1;
   }, py::arg("size"), py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
      "floor((size + 2*padding - dilation*(kernel-1) - 1) / stride) + 1");
+  m.def("_conv_set_algo", [](const std::string& name) {
+    lamina::ConvAlgo a;
+    if (name == "auto") a = lamina::ConvAlgo::automatic;
+    else if (name == "im2col") a = lamina::ConvAlgo::im2col;
+    else if (name == "winograd") a = lamina::ConvAlgo::winograd;
+    else if (name == "direct") a = lamina::ConvAlgo::direct;
+    else value_error("algo: expected 'auto', 'im2col', 'winograd' or 'direct', got '", name, "'");
+    lamina::conv_set_algo(a);
+  }, py::arg("algo"),
+        "Testing hook: force the convolution path ('winograd' / 'direct' only where the shape allows "
+        "it; the others fall back to im2col); 'auto' picks by the measured rules.");
 }

@@ -23,6 +23,7 @@ from .ops import cat, matmul, stack  # noqa: E402,F401
 from . import autograd, nn, optim, models  # noqa: E402,F401
 from . import data, datasets, signal, viz  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
+from ._dlpack import from_dlpack  # noqa: E402,F401
 from .summary import Summary, summary  # noqa: E402,F401
 from .graph import compile  # noqa: E402,F401  (capture a training step once, replay it)
 

@@ -359,14 +359,38 @@ class Tensor:
     def tolist(self):
         return self.data.tolist()
 
-    def numpy(self):
-        """The underlying NumPy array (shares memory)."""
+    def numpy(self, *, force=False):
+        """The underlying NumPy array (shares memory), as in PyTorch for CPU tensors.
+
+        `force` is accepted for PyTorch compatibility; lamina tensors are always CPU, dense and
+        unconjugated, so forcing changes nothing. NOTE: unlike PyTorch, a tensor that requires
+        grad is not refused (lamina's own code and tests read parameters this way).
+
+        >>> import lamina
+        >>> lamina.tensor([1.0, 2.0]).numpy().tolist()
+        [1.0, 2.0]
+        """
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
+        # NumPy 2 protocol: copy=True must copy, copy=False must not (or raise), None: only if needed.
+        want = self.data.dtype if dtype is None else np.dtype(dtype)
+        if copy:
+            return np.array(self.data, dtype=want, copy=True)
+        if want != self.data.dtype:
+            if copy is False:
+                raise ValueError(f"__array__: copy=False, but converting dtype {self.data.dtype} to {want} "
+                                 "needs a copy")
+            return self.data.astype(want)
         return self.data
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule over this tensor's memory (DLPack 1.0 when max_version >= (1, 0))."""
+        from ._dlpack import export_capsule
+        return export_capsule(self, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+
+    def __dlpack_device__(self):
+        return (1, 0)   # (kDLCPU, device 0)
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(")

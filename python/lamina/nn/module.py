@@ -2,11 +2,32 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from ..tensor import Tensor, _FLOATS
+
+
+# What load_state_dict returns, as PyTorch's: unpacks as (missing, unexpected).
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class StateDictKeysError(RuntimeError, KeyError):
+    """load_state_dict(strict=True) with missing or unexpected keys. A RuntimeError as in
+    PyTorch (and a KeyError, as lamina raised before)."""
+
+    def __init__(self, module_name, missing, unexpected):
+        lines = [f"load_state_dict: {len(missing)} missing and {len(unexpected)} unexpected keys "
+                 f"(strict=True); error(s) in loading state_dict for {module_name}:"]
+        if missing:
+            lines.append("\tMissing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
+        if unexpected:
+            lines.append("\tUnexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
+        super().__init__("\n".join(lines))
+        self.missing_keys, self.unexpected_keys = list(missing), list(unexpected)
+
+    __str__ = RuntimeError.__str__   # not KeyError's repr-quoting
 
 
 class Parameter(Tensor):
@@ -206,7 +227,7 @@ class Module:
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            raise StateDictKeysError(type(self).__name__, missing, unexpected)
         for k, v in state_dict.items():
             if k not in targets:
                 continue
@@ -217,7 +238,7 @@ class Module:
             if src.dtype != dst.dtype:
                 raise TypeError(f"load_state_dict: {k}: expected dtype {dst.dtype}, got {src.dtype}")
             dst.data[...] = src
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- modes, grads, dtype
     def train(self, mode=True):

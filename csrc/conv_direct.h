@@ -1,0 +1,48 @@
+// Direct convolution for layers with few input channels (LeNet's C1 1 -> 6 and C3 6 -> 16),
+// vectorized over output pixels instead of over the handful of output channels.
+//
+// The "wide output" trick: with the input plane zero-padded to Hp x Wp and the output computed
+// on OH rows of Wp columns (the last Wp - OW of each row are discarded), output position
+// q = oh*Wp + ow reads input xp[c][q + kh*Wp + kw] for tap (c, kh, kw): for a fixed tap,
+// consecutive q read consecutive inputs. So a block of output pixels is a few whole vectors,
+// each tap is one shifted unaligned load per vector, and each weight is one broadcast feeding
+// those vectors -- an implicit GEMM whose A panel is the padded image itself (no im2col copy):
+//   ywide[k][q] = sum over taps t of w[k][t] * xp[off[t] + q]
+// Stride 1, dilation 1, groups 1 only. Forward only: the backward stays on im2col + GEMM.
+#pragma once
+#include <cstdint>
+
+#include "conv.h"
+
+namespace lamina {
+
+// True when conv2d_forward takes the direct path for p (the measured rule, or the forced
+// ConvAlgo::direct where the shape allows it).
+bool conv_direct_applicable(const ConvParams& p);
+bool conv_direct_preferred(const ConvParams& p);
+
+template <class T>
+void conv2d_direct_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, Act act);
+
+namespace conv_direct_detail {
+// Micro-kernel: for the KB output channels of one block and nvec vectors of wide output
+// starting at xp (the image's padded planes, shifted to the block's first q):
+//   yw[kb*ldy + j] = sum_t wt[t*KB + kb] * xp[off[t] + j]   for j < nvec * lanes
+// wt holds the block's weights tap-major (one broadcast per tap and channel). The kernel
+// computes whole vectors; xp must be readable (zero slack) past the last q.
+template <class T>
+using DirectKernel = void (*)(const T* xp, const int64_t* off, int64_t ntaps, const T* wt, T* yw,
+                              int64_t ldy, int64_t nvec);
+struct DirectShape {
+  int kb;     // output channels per block (weights padded with zero channels to a multiple)
+  int vecs;   // vectors of output pixels per kernel call (the register block)
+  int lanes;  // elements per vector
+};
+#if defined(LAMINA_X86)
+// conv_direct_avx512.cpp / conv_direct_avx2.cpp: the best register block for K output channels.
+template <class T> DirectKernel<T> direct_kernel_avx512(int64_t K, DirectShape* shape);
+template <class T> DirectKernel<T> direct_kernel_avx2(int64_t K, DirectShape* shape);
+#endif
+}  // namespace conv_direct_detail
+
+}  // namespace lamina

@@ -1,0 +1,78 @@
+"""The benchmark scripts run against the installed package when the source tree has no built
+_C (after `pip install .`), and against the dev build when it has one (issue 15)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+BENCH = os.path.join(ROOT, "benchmarks")
+PKG = os.path.join(ROOT, "python", "lamina")
+SCRIPTS = ["bench_gemm.py", "bench_conv.py", "bench_compile.py", "report.py"]
+
+sys.path.insert(0, BENCH)
+import lamina_path  # noqa: E402
+
+
+def _has_built_c():
+    return lamina_path.source_tree_has_built_C(os.path.join(ROOT, "python"))
+
+
+@pytest.fixture(scope="module")
+def checkout_without_c(tmp_path_factory):
+    """A copy of the repository's benchmarks and python/lamina with no _C (what `pip install .`
+    leaves behind), and a site directory where the built package stands in for the installed one."""
+    if not _has_built_c():
+        pytest.skip("needs a built _C to stand in for the installed package")
+    tmp_path = tmp_path_factory.mktemp("bench_imports")
+    repo = tmp_path / "repo"
+    shutil.copytree(BENCH, repo / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PKG, repo / "python" / "lamina",
+                    ignore=shutil.ignore_patterns("__pycache__", "_C*.so", "_C*.pyd"))
+    site = tmp_path / "site"
+    site.mkdir()
+    os.symlink(PKG, site / "lamina")
+    return repo, site
+
+
+def _run(args, cwd, pythonpath):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in pythonpath))
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_source_tree_detection(tmp_path):
+    (tmp_path / "lamina").mkdir()
+    (tmp_path / "lamina" / "__init__.py").write_text("")
+    assert not lamina_path.source_tree_has_built_C(str(tmp_path))
+    (tmp_path / "lamina" / "_C.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    assert lamina_path.source_tree_has_built_C(str(tmp_path))
+
+
+@pytest.mark.parametrize("script, with_source_on_path",
+                         [(s, True) for s in SCRIPTS] + [("bench_gemm.py", False)])
+def test_scripts_import_the_installed_package(checkout_without_c, script, with_source_on_path):
+    repo, site = checkout_without_c
+    path = ([repo / "python"] if with_source_on_path else []) + [site]  # README: PYTHONPATH=python
+    p = _run([str(repo / "benchmarks" / script), "--help"], repo, path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "cannot import name '_C'" not in p.stderr
+    assert "usage" in p.stdout.lower()
+
+
+def test_which_lamina_is_chosen(checkout_without_c):
+    repo, site = checkout_without_c
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import lamina_path; "
+             "print(lamina_path.use_lamina()); import lamina; print(lamina.__file__); "
+             "from lamina import _C; print(_C.isa())")
+    p = _run(["-c", probe, str(repo / "benchmarks")], repo, [repo / "python", site])
+    assert p.returncode == 0, p.stderr[-2000:]
+    which, where, _ = p.stdout.split("\n", 2)
+    assert which == "installed" and where.startswith(str(site))
+    # The real checkout has a dev build: it is used, ahead of anything installed.
+    p = _run(["-c", probe, BENCH], ROOT, [site])
+    assert p.returncode == 0, p.stderr[-2000:]
+    which, where, _ = p.stdout.split("\n", 2)
+    assert which == "source" and os.path.realpath(where).startswith(os.path.realpath(PKG))
