@@ -16,14 +16,13 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 from . import _C  # noqa: E402
 from .tensor import (Tensor, bool_, enable_grad, float32, float64, get_default_dtype,  # noqa: E402,F401
                      int64, is_grad_enabled, no_grad, set_default_dtype)
-from .factory import (arange, empty, eye, from_numpy, full, full_like, linspace, ones,  # noqa: E402,F401
-                      ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like)
+from .factory import (arange, empty, eye, from_dlpack, from_numpy, full, full_like,  # noqa: E402,F401
+                      linspace, ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like)
 from .random import get_rng_state, manual_seed, set_rng_state  # noqa: E402,F401
 from .ops import cat, matmul, stack  # noqa: E402,F401
 from . import autograd, nn, optim, models  # noqa: E402,F401
 from . import data, datasets, signal, viz  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
-from ._dlpack import from_dlpack  # noqa: E402,F401
 from .summary import Summary, summary  # noqa: E402,F401
 from .graph import compile  # noqa: E402,F401  (capture a training step once, replay it)
 

@@ -17,13 +17,13 @@ import numpy as np
 
 from . import _C
 
-__all__ = ["from_dlpack", "export_capsule", "CPU_DEVICE"]
+__all__ = ["import_array", "export_capsule", "CPU_DEVICE"]
 
 CPU_DEVICE = (1, 0)   # (kDLCPU, device 0): the only device lamina has
 _LAMINA_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 
 
-def export_capsule(tensor, *, stream=None, max_version=None, dl_device=None, copy=None):
+def export_capsule(array, requires_grad, *, stream=None, max_version=None, dl_device=None, copy=None):
     """The capsule behind `Tensor.__dlpack__` (arguments as in the array API standard)."""
     if stream is not None:
         raise ValueError(f"stream: lamina tensors live on the CPU, which has no streams; expected None, got {stream!r}")
@@ -31,10 +31,9 @@ def export_capsule(tensor, *, stream=None, max_version=None, dl_device=None, cop
         raise BufferError(f"dl_device: lamina can only export to the CPU {CPU_DEVICE}, got {tuple(dl_device)}")
     if copy is not None and not isinstance(copy, bool):
         raise TypeError(f"copy: expected True, False or None, got {copy!r}")
-    if tensor.requires_grad:
+    if requires_grad:
         raise RuntimeError("__dlpack__: can't export a tensor that requires grad; use tensor.detach() first")
     versioned = max_version is not None and tuple(max_version) >= (1, 0)
-    array = tensor.data
     read_only = not array.flags.writeable
     if copy:
         array = np.array(array, copy=True)
@@ -59,24 +58,8 @@ def _capsule_from(obj):
         return obj.__dlpack__()
 
 
-def from_dlpack(obj):
-    """A lamina tensor sharing memory with any DLPack producer (NumPy, PyTorch, JAX on CPU, ...).
-
-    No copy is made for C-contiguous float32, float64, int64 and bool data. Read-only producers
-    give a tensor whose in-place writes raise. A strided (non-contiguous) producer is copied into
-    a contiguous tensor, with a warning saying so, because lamina's kernels take dense rows.
-    Other dtypes are refused: convert them on the producer's side first.
-
-    >>> import numpy as np, lamina
-    >>> a = np.arange(3, dtype=np.float32)
-    >>> t = lamina.from_dlpack(a); a[0] = 7
-    >>> t.tolist()
-    [7.0, 1.0, 2.0]
-    """
-    from .tensor import Tensor
-
-    if isinstance(obj, Tensor):
-        return obj.detach()
+def import_array(obj) -> np.ndarray:
+    """The NumPy array behind `lamina.from_dlpack(obj)` (see factory.from_dlpack)."""
     array, read_only = _C.dlpack_import(_capsule_from(obj))
     if array.dtype not in _LAMINA_DTYPES:
         raise TypeError(f"obj: dtype {array.dtype} is not a lamina dtype (float32, float64, int64, bool); "
@@ -86,6 +69,6 @@ def from_dlpack(obj):
     if not array.flags.c_contiguous:
         warnings.warn(f"from_dlpack: input with shape {array.shape} and strides {array.strides} is not "
                       "C-contiguous; lamina copied it (the tensor does not share memory with obj)",
-                      stacklevel=2)
+                      stacklevel=3)
         array = np.ascontiguousarray(array) if array.ndim else array.copy()
-    return Tensor._wrap(array)
+    return array

@@ -17,7 +17,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .serialization import CheckpointError
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is malformed, truncated, or not a format lamina reads."""
 
 # torch storage type -> NumPy dtype of its elements (bfloat16 is decoded to float32).
 _STORAGE_DTYPES = {

@@ -129,3 +129,24 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
 
 def eye(n, m=None, dtype=None, requires_grad=False):
     return _make(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)
+
+
+def from_dlpack(obj):
+    """A lamina tensor sharing memory with any DLPack producer (NumPy, PyTorch, JAX on CPU, ...).
+
+    No copy is made for C-contiguous float32, float64, int64 and bool data. Read-only producers
+    give a tensor whose in-place writes raise. A strided (non-contiguous) producer is copied into
+    a contiguous tensor, with a warning saying so, because lamina's kernels take dense rows.
+    Other dtypes are refused: convert them on the producer's side first.
+
+    >>> import numpy as np, lamina
+    >>> a = np.arange(3, dtype=np.float32)
+    >>> t = lamina.from_dlpack(a); a[0] = 7
+    >>> t.tolist()
+    [7.0, 1.0, 2.0]
+    """
+    from ._dlpack import import_array
+
+    if isinstance(obj, Tensor):
+        return obj.detach()
+    return Tensor._wrap(import_array(obj))

@@ -25,6 +25,8 @@ from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ._torch_pickle import CheckpointError, load_torch_zip
+
 __all__ = ["save", "load", "load_arrays", "load_metadata", "atomic_write_bytes", "CheckpointError"]
 
 _ORDER_KEY = "__lamina_keys__"           # metadata entry keeping a flat dict's key order
@@ -39,10 +41,6 @@ _NP_TO_ST = {np.dtype(v): k for k, v in _ST_TO_NP.items()}
 _SUPPORTED = set(_NP_TO_ST)
 _ITEMSIZE = {"BF16": 2, **{k: np.dtype(v).itemsize for k, v in _ST_TO_NP.items()}}
 _MAX_HEADER = 100 << 20                  # safetensors' own limit on the JSON header
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is malformed, truncated, or not a format lamina reads."""
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -321,7 +319,6 @@ def load(f, map_location=None, weights_only=True):
     _check_map_location(map_location)
     raw, where = _read_bytes(f)
     if raw[:4] == b"PK\x03\x04":
-        from ._torch_pickle import load_torch_zip
         return load_torch_zip(raw, where)
     if raw[:1] == b"\x80" and len(raw) > 1 and raw[1:2] in b"\x02\x03\x04\x05":
         raise CheckpointError(f"{where}: a bare pickle file is refused (unpickling can run any code); "

@@ -387,7 +387,8 @@ class Tensor:
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """A DLPack capsule over this tensor's memory (DLPack 1.0 when max_version >= (1, 0))."""
         from ._dlpack import export_capsule
-        return export_capsule(self, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+        return export_capsule(self.data, self.requires_grad, stream=stream, max_version=max_version,
+                              dl_device=dl_device, copy=copy)
 
     def __dlpack_device__(self):
         return (1, 0)   # (kDLCPU, device 0)
