@@ -319,7 +319,9 @@ class _Optimizer:
         for gi, group in enumerate(getattr(opt, "param_groups", [])):
             for p in group["params"]:
                 group_of[id(p)] = gi
-        native = self.kind in ("SGD", "Adam", "AdamW") and all(id(t) in group_of for t, _, _ in items)
+        # maximize has no native lowering: such groups take the eager optimizer.step() callback
+        native = (self.kind in ("SGD", "Adam", "AdamW") and all(id(t) in group_of for t, _, _ in items)
+                  and not any(g.get("maximize", False) for g in getattr(opt, "param_groups", [])))
         nodes = []
         if native:
             base_of = {}

@@ -223,7 +223,7 @@ def _pool_closure(node, A, ins, outs):
 
 
 def _pycall_closure(node, A, ins, outs):
-    fn = node.attrs["_fnode"]
+    fn = node.attrs.get("_fnode")  # absent on "call" nodes (optimizer.step callbacks)
     kind = node.attrs["_kind"]
     if kind == "forward":
         def fwd():

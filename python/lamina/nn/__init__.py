@@ -1,11 +1,13 @@
 """lamina.nn: layers, losses and containers with PyTorch's names and semantics."""
 from . import functional, init  # noqa: F401
 from .module import Module, ModuleShapeError, Parameter  # noqa: F401
-from .modules.activation import (LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus,  # noqa: F401
-                                 Step, Tanh)
+from .modules.activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,  # noqa: F401
+                                 Softmax, Softplus, Step, Tanh)
 from .modules.container import ModuleDict, ModuleList, Sequential  # noqa: F401
-from .modules.linear import Flatten, Identity, Linear  # noqa: F401
-from .modules.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
+from .modules.linear import Embedding, Flatten, Identity, Linear  # noqa: F401
+from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,  # noqa: F401
+                           L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
+from . import utils  # noqa: F401
 
 from .modules.conv import Conv1d, Conv2d  # noqa: F401
 from .modules.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401

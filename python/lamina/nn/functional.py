@@ -1,11 +1,16 @@
 """lamina.nn.functional: PyTorch's functional names on lamina's ops (defined in lamina.ops)."""
 from __future__ import annotations
 
+import numpy as np
+
+from ..tensor import Tensor, float32, float64
+
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
 from ..ops.conv import conv1d, conv2d  # noqa: F401
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
-from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, _as_target, _cross_entropy_composite,  # noqa: F401
-                        _reduce, binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss)
+from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
+                        _as_target, _cross_entropy_composite, _legacy_reduction, _reduce,
+                        binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss)
 from ..ops.pool import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d  # noqa: F401
 
 
@@ -59,6 +64,110 @@ def step(input):
     [0.0, 0.0, 1.0]
     """
     return _activation(input, "step")
+
+
+# --------------------------------------------------------------------------- issue 13 additions
+from ..ops.nn_extra import (_loss_target, binary_cross_entropy, elu, embedding, gelu, pad,  # noqa: E402,F401
+                            silu)
+
+
+def _float_input(input, fn):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: {fn} expected a lamina Tensor, got {type(input).__name__}")
+    if input.dtype not in (float32, float64):
+        raise TypeError(f"input: {fn} expected dtype float32 or float64, got {input.dtype}")
+
+
+def one_hot(tensor, num_classes=-1):
+    """int64 one-hot rows: shape ``tensor.shape + (num_classes,)``; ``-1`` means max + 1.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.one_hot(lamina.tensor([0, 2]), 3).tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    """
+    t = _as_target(tensor)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"tensor: one_hot expected integer class indices, got dtype {t.dtype}")
+    if int(num_classes) != num_classes or num_classes < -1:
+        raise ValueError(f"num_classes: expected a non-negative integer or -1, got {num_classes}")
+    if t.size and t.min() < 0:
+        raise ValueError(f"tensor: class values must be non-negative, got {int(t.min())}")
+    if num_classes == -1:
+        if t.size == 0:
+            raise ValueError("num_classes: cannot infer it (-1) from an empty tensor")
+        num_classes = int(t.max()) + 1
+    elif t.size and t.max() >= num_classes:
+        raise ValueError(f"tensor: class value {int(t.max())} out of range for num_classes={num_classes}")
+    out = np.zeros(t.shape + (int(num_classes),), dtype=np.int64)
+    np.put_along_axis(out, t.astype(np.int64)[..., None], 1, axis=-1)
+    return Tensor._wrap(out)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """|input - target|, reduced (the gradient at equality is 0).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.l1_loss(lamina.tensor([1.0, 3.0]), lamina.tensor([2.0, 1.0])).item()
+    1.5
+    """
+    target = _loss_target(input, target, "l1_loss")
+    return _reduce((input - target).abs(), _legacy_reduction(size_average, reduce, reduction))
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target); beta = 0 is L1.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.smooth_l1_loss(lamina.tensor([0.5, 3.0]), lamina.tensor([0.0, 0.0]), reduction="sum").item()
+    2.625
+    """
+    if beta < 0:
+        raise ValueError(f"beta: expected a value >= 0, got {beta}")
+    target = _loss_target(input, target, "smooth_l1_loss")
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    a = (input - target).abs()
+    if beta == 0:
+        return _reduce(a, reduction)
+    m = a.clamp(max=float(beta))   # |d| inside the quadratic zone, beta outside
+    return _reduce(m * m * (0.5 / beta) + (a - m), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta): smooth_l1 scaled by delta."""
+    if delta <= 0:
+        raise ValueError(f"delta: expected a value > 0, got {delta}")
+    target = _loss_target(input, target, "huber_loss")
+    a = (input - target).abs()
+    m = a.clamp(max=float(delta))
+    return _reduce(m * m * 0.5 + (a - m) * float(delta), reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """KL(target || q) pointwise with ``input = log q``: target * (log target - input), 0 where
+    target = 0 (or exp(t) * (t - input) with ``log_target``). ``reduction='batchmean'`` divides
+    the sum by the batch size, which is the true KL divergence; 'mean' (the default, as in
+    PyTorch) divides by the number of elements.
+
+    >>> import math, lamina, lamina.nn.functional as F
+    >>> p = lamina.tensor([0.5, 0.5])
+    >>> round(F.kl_div(p.log(), p, reduction="sum").item(), 6)
+    0.0
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("mean", "sum", "none", "batchmean"):
+        raise ValueError(f"reduction: expected 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}")
+    target = _loss_target(input, target, "kl_div")
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        if target.data.size and target.data.min() < 0:
+            raise ValueError(f"target: kl_div expects probabilities (>= 0), got a minimum of {target.data.min()}"
+                             " (pass log_target=True for log-probabilities)")
+        zero = Tensor._wrap((target.data == 0).astype(input.dtype))
+        loss = target * ((target + zero).log() - input)   # xlogy: 0 * log 0 = 0
+    if reduction == "batchmean":
+        return loss.sum() / float(input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction)
 
 
 # Normalization and dropout: the functional forms beside their modules (ops in lamina.ops.norm).

@@ -125,9 +125,71 @@ class Module:
         else:
             setattr(self, name, param)
 
-    def register_buffer(self, name, tensor):
+    def register_buffer(self, name, tensor, persistent=True):
+        """A named tensor that is state but not a parameter (running statistics, masks):
+        moved by ``to()``, listed by ``buffers()``, and saved in ``state_dict`` unless
+        ``persistent=False``.
+
+        >>> import lamina
+        >>> m = lamina.nn.Module()
+        >>> m.register_buffer("steps", lamina.zeros(1))
+        >>> list(m.state_dict())
+        ['steps']
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"name: expected a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"name: a buffer name must be non-empty and contain no '.', got {name!r}")
+        if name in self.__dict__ or name in self._parameters or name in self._modules:
+            raise KeyError(f"name: attribute {name!r} already exists")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"tensor: expected a lamina Tensor or None for buffer {name!r}, "
+                            f"got {type(tensor).__name__}")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
+        transient = self.__dict__.setdefault("_non_persistent_buffers", set())
+        if persistent:
+            transient.discard(name)
+        else:
+            transient.add(name)
         self._buffers[name] = tensor
+
+    def register_module(self, name, module):
+        self.add_module(name, module)
+
+    def get_submodule(self, target):
+        """The submodule at dotted path ``target`` ('' is this module).
+
+        >>> import lamina
+        >>> net = lamina.nn.Sequential(lamina.nn.Linear(2, 2), lamina.nn.Sequential(lamina.nn.ReLU()))
+        >>> type(net.get_submodule("1.0")).__name__
+        'ReLU'
+        """
+        if target == "":
+            return self
+        mod = self
+        walked = []
+        for item in target.split("."):
+            if item not in mod._modules or mod._modules[item] is None:
+                where = ".".join(walked) or "the root module"
+                raise AttributeError(f"target: {type(mod).__name__} ({where}) has no submodule {item!r} "
+                                     f"(looking up {target!r})")
+            mod = mod._modules[item]
+            walked.append(item)
+        return mod
+
+    def get_parameter(self, target):
+        module_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(module_path)
+        if name not in mod._parameters or mod._parameters[name] is None:
+            raise AttributeError(f"target: {type(mod).__name__} has no parameter {name!r} (looking up {target!r})")
+        return mod._parameters[name]
+
+    def get_buffer(self, target):
+        module_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(module_path)
+        if name not in mod._buffers:
+            raise AttributeError(f"target: {type(mod).__name__} has no buffer {name!r} (looking up {target!r})")
+        return mod._buffers[name]
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
@@ -156,14 +218,15 @@ class Module:
             _call_state.depth = depth
 
     # ---- traversal
-    def named_modules(self, memo=None, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         memo = set() if memo is None else memo
         stack = [(prefix, self)]
         while stack:
             p, m = stack.pop()
-            if id(m) in memo:
-                continue
-            memo.add(id(m))
+            if remove_duplicate:
+                if id(m) in memo:
+                    continue
+                memo.add(id(m))
             yield p, m
             children = [(f"{p}.{n}" if p else n, c) for n, c in m._modules.items() if c is not None]
             stack.extend(reversed(children))
@@ -173,20 +236,22 @@ class Module:
             yield m
 
     def named_children(self):
+        seen = set()   # a child registered under two names is listed once, as in PyTorch
         for n, m in self._modules.items():
-            if m is not None:
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
                 yield n, m
 
     def children(self):
         for _, m in self.named_children():
             yield m
 
-    def named_parameters(self, prefix="", recurse=True):
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         seen = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mp, m in mods:
             for n, p in m._parameters.items():
-                if p is None or id(p) in seen:
+                if p is None or (remove_duplicate and id(p) in seen):
                     continue  # a weight shared by two layers is listed once
                 seen.add(id(p))
                 yield (f"{mp}.{n}" if mp else n), p
@@ -195,34 +260,41 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self):
-        for mp, m in self.named_modules():
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        seen = set()
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for mp, m in mods:
             for n, b in m._buffers.items():
-                if b is not None:
-                    yield (f"{mp}.{n}" if mp else n), b
+                if b is None or (remove_duplicate and id(b) in seen):
+                    continue
+                seen.add(id(b))
+                yield (f"{mp}.{n}" if mp else n), b
 
-    def buffers(self):
-        for _, b in self.named_buffers():
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
             yield b
 
     # ---- state
     def state_dict(self):
         sd = OrderedDict()
-        for mp, m in self.named_modules():
+        # a module reachable under two names is saved under both, as in PyTorch
+        for mp, m in self.named_modules(remove_duplicate=False):
             for n, p in m._parameters.items():
                 if p is not None:
                     sd[f"{mp}.{n}" if mp else n] = p.detach()
+            transient = m.__dict__.get("_non_persistent_buffers", ())
             for n, b in m._buffers.items():
-                if b is not None:
+                if b is not None and n not in transient:
                     sd[f"{mp}.{n}" if mp else n] = b.detach() if isinstance(b, Tensor) else b
         return sd
 
     def load_state_dict(self, state_dict, strict=True):
         own = self.state_dict()
         targets = {}
-        for mp, m in self.named_modules():
+        for mp, m in self.named_modules(remove_duplicate=False):
+            transient = m.__dict__.get("_non_persistent_buffers", ())
             for n, p in list(m._parameters.items()) + list(m._buffers.items()):
-                if p is not None:
+                if p is not None and n not in transient:
                     targets[f"{mp}.{n}" if mp else n] = p
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -282,8 +354,19 @@ class Module:
         return self.to(np.float64)
 
     def apply(self, fn):
-        for m in list(self.modules())[::-1]:
-            fn(m)
+        """Call ``fn`` on every submodule, children before their parent (post-order, as
+        PyTorch), then on this module; returns self.
+
+        >>> import lamina
+        >>> seen = []
+        >>> net = lamina.nn.Sequential(lamina.nn.Sequential(lamina.nn.ReLU()), lamina.nn.Tanh())
+        >>> _ = net.apply(lambda m: seen.append(type(m).__name__))
+        >>> seen
+        ['ReLU', 'Sequential', 'Tanh', 'Sequential']
+        """
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
         return self
 
     # ---- printing

@@ -9,6 +9,7 @@
   conv        conv1d conv2d
   pool        max/avg/adaptive pooling
   norm        batch_norm layer_norm group_norm dropout (dropout2d)
+  nn_extra    elu gelu silu pad embedding binary_cross_entropy
 
 Each op is a Function registered in `registry` with its lowering, kernels and samples: eager
 autodiff, the graph compiler (lamina.graph) and tests/test_opinfo.py all read that one record.
@@ -27,6 +28,7 @@ from .conv import Conv1dFn, Conv2dFn, conv1d, conv2d  # noqa: F401
 from .norm import BatchNormFn, DropoutFn, GroupNormFn, LayerNormFn  # noqa: F401
 from .pool import (AdaptiveAvgPool2dFn, AvgPool2dFn, MaxPool2dFn, adaptive_avg_pool2d,  # noqa: F401
                    avg_pool1d, avg_pool2d, max_pool1d, max_pool2d)
+from .nn_extra import BinaryCrossEntropy, ELU, Embedding, GELU, Pad, SiLU  # noqa: F401
 from ..tensor import Function, Tensor, float32, float64, int64  # noqa: F401,E402
 
 _ACT_EPILOGUE = {None: "identity", "identity": "identity", "relu": "relu", "sigmoid": "sigmoid",

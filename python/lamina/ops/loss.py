@@ -65,7 +65,10 @@ def _ce_samples(dt):
 def _ce_bad():
     return [BadSample((np.ones((2, 3), np.float32), np.array([0, 1, 2])), error=ValueError, match="target"),
             BadSample((np.ones((2, 3), np.int64), np.array([0, 1])), error=TypeError, match="float"),
-            BadSample((np.ones((2, 3), np.float32), np.array([0.5, 1.0])), error=ValueError, match="target")]
+            BadSample((np.ones((2, 3), np.float32), np.array([0.5, 1.0])), error=TypeError,
+                      match="integer class indices"),
+            BadSample((np.ones((2, 3), np.float32), np.array([0, 3])), error=IndexError, match="out of range"),
+            BadSample((np.ones((2, 3), np.float32), np.array([[0], [1]])), error=ValueError, match="view")]
 
 
 def _torch_ce(torch, x, t, **kw):
@@ -97,57 +100,118 @@ class CrossEntropy(Function):
         return dx, None, None, None
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
+class TargetDtypeError(TypeError, RuntimeError):
+    """Class-index target of a non-integer dtype (a TypeError; also a RuntimeError, which is
+    what PyTorch raises, so code written against torch catches it)."""
+
+
+class TargetRangeError(ValueError, IndexError):
+    """Class index outside [0, C) (a ValueError; also an IndexError, as in PyTorch)."""
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """PyTorch's deprecated size_average / reduce flags mapped onto ``reduction``."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else ("mean" if size_average else "sum")
+
+
+def _class_targets(input, t, ignore_index):
+    """Validate integer class indices against logits / log-probabilities ``input`` of shape
+    (C,), (N, C) or (N, C, d1, ...) and flatten both: returns (input as (M, C), target as
+    int64 (M,), the shape of an unreduced loss). ``t`` is a NumPy array of integer dtype."""
+    if input.ndim == 0:
+        raise ValueError("input: expected shape (C,), (N, C) or (N, C, d1, ...), got a scalar")
+    if input.ndim == 1:
+        expected = ()
+    else:
+        expected = (input.shape[0],) + tuple(input.shape[2:])
+    if tuple(t.shape) != expected:
+        hint = ""
+        if t.shape == expected + (1,):
+            hint = " (a trailing size-1 dimension: flatten the target, e.g. target.view(-1))"
+        raise ValueError(f"target: expected shape {expected} to match input's batch, got {tuple(t.shape)}"
+                         f" (input shape {tuple(input.shape)}){hint}")
+    c = input.shape[0] if input.ndim == 1 else input.shape[1]
+    t = np.ascontiguousarray(t, dtype=np.int64)
+    bad = t[(t != ignore_index) & ((t < 0) | (t >= c))]
+    if bad.size:
+        raise TargetRangeError(f"target: class index {int(bad.flat[0])} out of range [0, {c})"
+                               f" (ignore_index={ignore_index})")
+    if input.ndim == 1:
+        return input.reshape(1, c), t.reshape(1), expected
+    if input.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
+        perm = (0,) + tuple(range(2, input.ndim)) + (1,)
+        input = input.permute(*perm).reshape(-1, c)
+        t = t.reshape(-1)
+    # NOTE: a (N,) int64 target comes back as the SAME array object: the graph compiler
+    # recognizes the batch's labels by identity (a view would be frozen as a constant).
+    return input, t, expected
+
+
+def _integer_target(t, input):
+    """Refuse a non-integer class-index target, saying what to do about float labels."""
+    if t.dtype.kind in "iu":
+        return
+    msg = f"target: expected integer class indices, got dtype {t.dtype}"
+    if t.dtype.kind == "f":
+        msg += (" (class labels must be integers: convert with target.long(); a float target is "
+                f"read as class probabilities only when it has the input's shape {tuple(input.shape)})")
+    raise TargetDtypeError(msg)
+
+
+def _class_weight(weight, c, dtype):
+    if weight is None:
+        return None
+    w = np.asarray(_as_target(weight), dtype=dtype)
+    if w.shape != (c,):
+        raise ValueError(f"weight: expected shape ({c},) (one weight per class), got {w.shape}")
+    return w
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy on logits `input` (N, C) with integer class `target` (N,).
 
-    Mean-reduced over non-ignored samples by default, as in PyTorch.
+    Also (C,) with a scalar target, (N, C, d1, ...) with (N, d1, ...) targets, and float
+    class-probability targets of the input's shape. Mean-reduced over non-ignored samples by
+    default, as in PyTorch.
 
     >>> import lamina, lamina.nn.functional as F
     >>> round(F.cross_entropy(lamina.zeros(2, 4), [1, 3]).item(), 4)
     1.3863
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if input.dtype not in FLOATS:
         raise TypeError(f"input: expected float logits, got {input.dtype}")
     t = _as_target(target)
-    if t.dtype.kind == "f":  # class probabilities
-        if t.shape != input.shape:
-            raise ValueError(f"target: class-probability targets must have the input's shape "
-                             f"{tuple(input.shape)}, got {t.shape}")
+    if t.dtype.kind == "f" and tuple(t.shape) == tuple(input.shape):  # class probabilities
         tt = target if isinstance(target, Tensor) else Tensor._wrap(t.astype(input.dtype))
-        return _reduce(-(tt * log_softmax(input, 1)).sum(1), reduction)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"target: expected integer class indices, got dtype {t.dtype}")
-    if input.ndim == 1:  # unbatched (C,)
-        input = input.reshape(1, -1)
-        t = t.reshape(1)
-    elif input.ndim > 2:  # (N, C, d1, ...) -> (N*d1*..., C)
-        c = input.shape[1]
-        perm = (0,) + tuple(range(2, input.ndim)) + (1,)
-        input = input.permute(*perm).reshape(-1, c)
-        t = t.reshape(-1)
-    if input.ndim != 2:
-        raise ValueError(f"input: expected (N, C) logits, got shape {tuple(input.shape)}")
-    if t.shape != (input.shape[0],):
-        raise ValueError(f"target: expected shape ({input.shape[0]},) to match input's batch, got {t.shape}")
-    t = np.ascontiguousarray(t, dtype=np.int64)
-    if weight is not None or label_smoothing or reduction == "none":
-        return _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing)
-    if reduction not in ("mean", "sum"):
+        return _reduce(-(tt * log_softmax(input, 1 if input.ndim > 1 else 0)).sum(1 if input.ndim > 1 else 0),
+                       reduction)
+    if t.dtype.kind == "f" and t.ndim == input.ndim:
+        raise ValueError(f"target: class-probability targets must have the input's shape "
+                         f"{tuple(input.shape)}, got {t.shape}")
+    _integer_target(t, input)
+    input, t, out_shape = _class_targets(input, t, int(ignore_index))
+    if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    if weight is not None or label_smoothing or reduction == "none":
+        loss = _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing)
+        return loss.reshape(*out_shape) if reduction == "none" else loss
     return CrossEntropy.apply(input, t, int(ignore_index), reduction == "mean")
 
 
 def _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing):
     n, c = input.shape
     valid = t != ignore_index
-    bad = t[valid]
-    if bad.size and (bad.min() < 0 or bad.max() >= c):
-        raise ValueError(f"target: class index {int(bad[(bad < 0) | (bad >= c)][0])} out of range [0, {c})")
     safe = np.where(valid, t, 0)
     lsm = log_softmax(input, 1)
     picked = lsm[np.arange(n), safe]
-    w = np.ones(c, dtype=input.dtype) if weight is None else np.asarray(_as_target(weight), dtype=input.dtype)
+    w = _class_weight(weight, c, input.dtype)
+    w = np.ones(c, dtype=input.dtype) if w is None else w
     wt = (w[safe] * valid).astype(input.dtype)
     loss = -(picked * Tensor._wrap(wt))
     if label_smoothing:
@@ -155,18 +219,48 @@ def _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_sm
         smooth = -(lsm * Tensor._wrap(w.reshape(1, c))).sum(1) * Tensor._wrap(valid.astype(input.dtype)) / c
         loss = loss * (1 - eps) + smooth * eps
     if reduction == "mean":
-        return loss.sum() / float(wt.sum())
+        return _weighted_mean(loss, float(wt.sum()))
     return _reduce(loss, reduction)
 
 
-def nll_loss(input, target, ignore_index=-100, reduction="mean"):
-    t = np.ascontiguousarray(_as_target(target), dtype=np.int64)
-    n = input.shape[0]
+def _weighted_mean(loss, total_weight):
+    # every target ignored: PyTorch's 0/0 is NaN, made here without a NumPy divide warning
+    if total_weight == 0:
+        return loss.sum() * float("nan")
+    return loss.sum() / total_weight
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of integer class `target` under log-probabilities `input`
+    ((N, C), (C,) or (N, C, d1, ...)): ``-weight[t] * input[i, t]``, averaged over the
+    non-ignored targets' weights. The target is checked like cross_entropy's: integer dtype,
+    shape (N,) or (N, d1, ...), every index in [0, C) unless it equals ``ignore_index``.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> logp = lamina.tensor([[-0.5, -1.0], [-2.0, -0.1]])
+    >>> round(F.nll_loss(logp, lamina.tensor([1, 0])).item(), 4)   # (1.0 + 2.0) / 2
+    1.5
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if input.dtype not in FLOATS:
+        raise TypeError(f"input: expected float log-probabilities, got {input.dtype}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    t = _as_target(target)
+    _integer_target(t, input)
+    x, t, out_shape = _class_targets(input, t, int(ignore_index))
+    n, c = x.shape
+    w = _class_weight(weight, c, input.dtype)
     valid = t != ignore_index
-    picked = input[np.arange(n), np.where(valid, t, 0)] * Tensor._wrap(valid.astype(input.dtype))
-    if reduction == "mean":
-        return -picked.sum() / float(valid.sum())
-    return _reduce(-picked, reduction)
+    safe = np.where(valid, t, 0)
+    wt = ((w[safe] if w is not None else 1) * valid).astype(input.dtype)
+    loss = -(x[np.arange(n), safe] * Tensor._wrap(wt))
+    if reduction == "none":
+        return loss.reshape(*out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    return _weighted_mean(loss, float(wt.sum()))
 
 
 # ---------------------------------------------------------------- MSE and BCE with logits
@@ -228,8 +322,9 @@ class MSE(Function):
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean squared error (the lecture's squared-error loss without the 1/2)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if not isinstance(target, Tensor):
         target = Tensor._wrap(np.asarray(target, dtype=input.dtype))
     if input.shape == target.shape and input.dtype == target.dtype and reduction in ("mean", "sum"):
@@ -268,7 +363,9 @@ class BCEWithLogits(Function):
         return dx, dt, None
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if not isinstance(target, Tensor):
         target = Tensor._wrap(np.asarray(target, dtype=input.dtype))
     if target.shape != input.shape:

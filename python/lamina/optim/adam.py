@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _C
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _refuse_differentiable
 
 
 class Adam(Optimizer):
@@ -18,7 +18,10 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None):
+        # foreach / fused / capturable pick torch's kernel strategy only; lamina has one kernel
+        _refuse_differentiable(differentiable)
         if lr < 0:
             raise ValueError(f"lr: expected a value >= 0, got {lr}")
         if eps < 0:
@@ -29,14 +32,14 @@ class Adam(Optimizer):
         if weight_decay < 0:
             raise ValueError(f"weight_decay: expected a value >= 0, got {weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad))
+                                      amsgrad=bool(amsgrad), maximize=bool(maximize)))
 
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             beta1, beta2 = (float(b) for b in group["betas"])
             amsgrad = bool(group["amsgrad"])
-            for p, arr, g in self._params_with_grad(group):
+            for p, arr, g in self._grads_for_update(group):
                 state = self.state.setdefault(id(p), {})
                 if "step" not in state:
                     state["step"] = 0
@@ -65,5 +68,7 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize, differentiable=differentiable)

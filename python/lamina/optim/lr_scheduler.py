@@ -1,12 +1,32 @@
 """Learning-rate schedules with PyTorch's semantics (constructing one applies epoch 0;
 ``step()`` after each epoch's ``optimizer.step()`` moves to the next)."""
 import math
+import types
+from collections import Counter
+
+from .optimizer import Optimizer
+
+
+def _check_optimizer(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer: expected a lamina.optim.Optimizer, got {type(optimizer).__name__}")
+
+
+def _per_group(name, optimizer, value):
+    """One value per parameter group: a list/tuple of the right length, or a scalar repeated."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name}: expected {n} values (one per parameter group), got {len(value)}")
+        return list(value)
+    return [value] * n
 
 
 class LRScheduler:
     """Base: remembers ``initial_lr`` per group, ``last_epoch``, and the last lrs it set."""
 
     def __init__(self, optimizer, last_epoch=-1):
+        _check_optimizer(optimizer)
         self.optimizer = optimizer
         if last_epoch == -1:
             for g in optimizer.param_groups:
@@ -19,7 +39,11 @@ class LRScheduler:
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._step_count = 0
-        self.step()
+        self._is_initial = True   # the constructor's step applies epoch 0, it does not decay
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self):
         raise NotImplementedError
@@ -112,4 +136,370 @@ class CosineAnnealingLR(LRScheduler):
 
     def _closed_form(self):
         return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for b in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the lr by ``gamma`` at each epoch listed in ``milestones`` (a milestone listed
+    twice decays twice).
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 3], gamma=0.5)
+    >>> lrs = []
+    >>> for _ in range(4):
+    ...     lrs.append(s.get_last_lr()[0]); opt.step(); s.step()
+    >>> lrs
+    [1.0, 0.5, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        milestones = list(milestones)
+        if any(int(m) != m for m in milestones):
+            raise ValueError(f"milestones: expected integer epochs, got {milestones}")
+        self.milestones = Counter(int(m) for m in milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch not in self.milestones:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * self.gamma ** self.milestones[self.last_epoch] for g in groups]
+
+    def _closed_form(self):
+        passed = sum(c for m, c in self.milestones.items() if m <= self.last_epoch)
+        return [b * self.gamma ** passed for b in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by ``gamma`` every epoch.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    >>> opt.step(); s.step(); opt.step(); s.step(); s.get_last_lr()
+    [0.25]
+    """
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self._is_initial:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * self.gamma for g in groups]
+
+    def _closed_form(self):
+        return [b * self.gamma ** self.last_epoch for b in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """lr = initial_lr * lr_lambda(epoch), with one function per group or one for all.
+
+    ``state_dict`` stores the ``__dict__`` of callable objects and ``None`` for plain
+    functions and lambdas (which cannot be saved), as PyTorch does.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=2.0)
+    >>> s = lamina.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (e + 1))
+    >>> opt.step(); s.step(); s.get_last_lr()
+    [1.0]
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        fns = _per_group("lr_lambda", optimizer, lr_lambda)
+        for f in fns:
+            if not callable(f):
+                raise TypeError(f"lr_lambda: expected a callable, got {type(f).__name__}")
+        self.lr_lambdas = fns
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [b * f(self.last_epoch) for f, b in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        sd["lr_lambdas"] = [None if isinstance(f, types.FunctionType) else dict(f.__dict__)
+                            for f in self.lr_lambdas]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        saved = state_dict.pop("lr_lambdas", [None] * len(self.lr_lambdas))
+        self.__dict__.update(state_dict)
+        for f, d in zip(self.lr_lambdas, saved):
+            if d is not None:
+                f.__dict__.update(d)
+
+
+class MultiplicativeLR(LambdaLR):
+    """Multiply the current lr by ``lr_lambda(epoch)`` each epoch (after epoch 0).
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.MultiplicativeLR(opt, lambda e: 0.5)
+    >>> opt.step(); s.step(); opt.step(); s.step(); s.get_last_lr()
+    [0.25]
+    """
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch > 0:
+            return [g["lr"] * f(self.last_epoch) for f, g in zip(self.lr_lambdas, groups)]
+        return [g["lr"] for g in groups]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin): the lr warms from max_lr/div_factor up to ``max_lr``
+    over ``pct_start`` of ``total_steps``, then anneals to initial_lr/final_div_factor; the
+    momentum (or Adam's beta1) moves the opposite way between ``max_momentum`` and
+    ``base_momentum``. Step it after every batch.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
+    >>> s = lamina.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
+    >>> lrs = []
+    >>> for _ in range(10):
+    ...     lrs.append(s.get_last_lr()[0]); opt.step(); s.step()
+    >>> round(lrs[0], 6), round(max(lrs), 6), lrs.index(max(lrs))
+    (0.04, 1.0, 2)
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
+                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
+                 last_epoch=-1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        if total_steps is not None:
+            if not isinstance(total_steps, int) or total_steps <= 0:
+                raise ValueError(f"total_steps: expected a positive integer, got {total_steps}")
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            for name, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+                if not isinstance(v, int) or v <= 0:
+                    raise ValueError(f"{name}: expected a positive integer, got {v}")
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("total_steps: expected total_steps, or both epochs and steps_per_epoch; got neither")
+        if not isinstance(pct_start, float) or not 0.0 <= pct_start <= 1.0:
+            raise ValueError(f"pct_start: expected a float in [0, 1], got {pct_start!r}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy: expected 'cos' or 'linear', got {anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        T = self.total_steps
+        # (end_step, start key, end key, start momentum key, end momentum key) per phase
+        if three_phase:
+            self._phases = [
+                (float(pct_start * T) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (float(2 * pct_start * T) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                (T - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
+        else:
+            self._phases = [
+                (float(pct_start * T) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (T - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+            ]
+        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        if last_epoch == -1:
+            for m, g in zip(max_lrs, optimizer.param_groups):
+                g["initial_lr"] = m / div_factor
+                g["max_lr"] = m
+                g["min_lr"] = g["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"cycle_momentum: {type(optimizer).__name__} has neither momentum nor "
+                                 "betas to cycle; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            maxs = _per_group("max_momentum", optimizer, max_momentum)
+            bases = _per_group("base_momentum", optimizer, base_momentum)
+            if last_epoch == -1:
+                for m, b, g in zip(maxs, bases, optimizer.param_groups):
+                    if self.use_beta1:
+                        g["betas"] = (m, *g["betas"][1:])
+                    else:
+                        g["momentum"] = m
+                    g["max_momentum"] = m
+                    g["base_momentum"] = b
+        super().__init__(optimizer, last_epoch)
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {step} times, more than total_steps={self.total_steps}")
+        lrs = []
+        for g in self.optimizer.param_groups:
+            start = 0.0
+            for i, (end, lr0, lr1, m0, m1) in enumerate(self._phases):
+                if step <= end or i == len(self._phases) - 1:
+                    pct = (step - start) / (end - start)
+                    lrs.append(self._anneal(g[lr0], g[lr1], pct))
+                    if self.cycle_momentum:
+                        m = self._anneal(g[m0], g[m1], pct)
+                        if self.use_beta1:
+                            g["betas"] = (m, *g["betas"][1:])
+                        else:
+                            g["momentum"] = m
+                    break
+                start = end
+        return lrs
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by ``factor`` once the metric passed to ``step(metric)`` has not improved
+    for more than ``patience`` epochs (then wait ``cooldown`` epochs); never below ``min_lr``.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    >>> for loss in [3.0, 2.0, 2.0, 2.0]:
+    ...     s.step(loss)
+    >>> s.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+        _check_optimizer(optimizer)
+        if factor >= 1.0:
+            raise ValueError(f"factor: expected a value < 1.0, got {factor}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold_mode: expected 'rel' or 'abs', got {threshold_mode!r}")
+        self.optimizer = optimizer
+        self.factor = factor
+        if isinstance(min_lr, (list, tuple)):
+            self.default_min_lr = None
+            self.min_lrs = _per_group("min_lr", optimizer, min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.patience, self.cooldown, self.eps = patience, cooldown, eps
+        self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
+        self.last_epoch = 0
+        self._last_lr = [g["lr"] for g in optimizer.param_groups]
+        self.best = math.inf if mode == "min" else -math.inf
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    def _is_better(self, a, best):
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metrics, epoch=None):
+        current = float(metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0   # bad epochs during cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def _reduce_lr(self):
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(f"min_lr: {len(self.min_lrs)} values for {len(groups)} parameter groups "
+                                   "(a group was added after the scheduler was made)")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for g, lo in zip(groups, self.min_lrs):
+            old = float(g["lr"])
+            new = max(old * self.factor, lo)
+            if old - new > self.eps:
+                g["lr"] = new
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+
+class ConstantLR(LRScheduler):
+    """lr * factor for the first ``total_iters`` epochs, then the base lr.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2)
+    >>> lrs = []
+    >>> for _ in range(3):
+    ...     lrs.append(s.get_last_lr()[0]); opt.step(); s.step()
+    >>> lrs
+    [0.5, 0.5, 1.0]
+    """
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"factor: expected a value in [0, 1], got {factor}")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [g["lr"] * self.factor for g in groups]
+        if self.last_epoch != self.total_iters:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * (1.0 / self.factor) for g in groups]
+
+    def _closed_form(self):
+        on = self.last_epoch >= self.total_iters
+        return [b * (self.factor + on * (1 - self.factor)) for b in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """The lr factor goes linearly from ``start_factor`` to ``end_factor`` over ``total_iters``
+    epochs (a warm-up when start_factor < 1).
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=3)
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     lrs.append(round(s.get_last_lr()[0], 6)); opt.step(); s.step()
+    >>> lrs
+    [0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if not 0.0 < start_factor <= 1.0:
+            raise ValueError(f"start_factor: expected a value in (0, 1], got {start_factor}")
+        if not 0.0 <= end_factor <= 1.0:
+            raise ValueError(f"end_factor: expected a value in [0, 1], got {end_factor}")
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [g["lr"] * self.start_factor for g in groups]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return [g["lr"] for g in groups]
+        # the ratio of consecutive factors, so changes made to the lr elsewhere are kept
+        span = self.end_factor - self.start_factor
+        ratio = 1.0 + span / (self.total_iters * self.start_factor + (self.last_epoch - 1) * span)
+        return [g["lr"] * ratio for g in groups]
+
+    def _closed_form(self):
+        span = self.end_factor - self.start_factor
+        return [b * (self.start_factor + span * min(self.total_iters, self.last_epoch) / self.total_iters)
                 for b in self.base_lrs]

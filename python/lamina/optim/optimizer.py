@@ -7,6 +7,8 @@ import copy
 
 import numpy as np
 
+from ..tensor import Tensor
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -16,6 +18,14 @@ def _array(x, name):
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{name}: expected a lamina Tensor or numpy array, got {type(x).__name__}")
     return arr
+
+
+def _refuse_differentiable(differentiable):
+    """torch's differentiable=True backpropagates through the update itself; lamina's updates
+    run in place outside autograd, so say so instead of silently ignoring it."""
+    if differentiable:
+        raise NotImplementedError("differentiable: lamina's optimizer steps run outside autograd; "
+                                  "differentiable=True is not supported")
 
 
 class Optimizer:
@@ -90,6 +100,14 @@ class Optimizer:
             out.append((p, arr, g))
         return out
 
+    def _grads_for_update(self, group):
+        """_params_with_grad, with the gradient negated under ``maximize`` (PyTorch's order:
+        negate first, then weight decay and the rest of the update)."""
+        items = self._params_with_grad(group)
+        if group.get("maximize", False):
+            items = [(p, arr, np.negative(g)) for p, arr, g in items]
+        return items
+
     def step(self, closure=None):
         raise NotImplementedError
 
@@ -109,7 +127,8 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 if id(p) in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                    # buffers as Tensors (copies), like torch's, so lamina.save takes them as they are
+                    state[index[id(p)]] = {k: (Tensor._wrap(v.copy()) if isinstance(v, np.ndarray) else v)
                                            for k, v in self.state[id(p)].items()}
         return {"state": state, "param_groups": groups}
 

@@ -2,12 +2,13 @@
 import numpy as np
 
 from .. import _C
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _refuse_differentiable
 
 
 class SGD(Optimizer):
     """torch.optim.SGD: ``buf = momentum*buf + (1-dampening)*g`` (buf = g on the first step),
-    ``p -= lr * (g + momentum*buf if nesterov else buf)``, with ``g = grad + weight_decay*p``.
+    ``p -= lr * (g + momentum*buf if nesterov else buf)``, with ``g = grad + weight_decay*p``
+    (``grad`` negated first under ``maximize``).
 
     >>> import numpy as np, lamina
     >>> w = lamina.nn.Parameter(np.array([1.0]))
@@ -18,7 +19,10 @@ class SGD(Optimizer):
     0.71
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        # foreach / fused pick torch's kernel strategy only; lamina has one kernel, so they are accepted
+        _refuse_differentiable(differentiable)
         if lr < 0:
             raise ValueError(f"lr: expected a value >= 0, got {lr}")
         if momentum < 0:
@@ -29,13 +33,14 @@ class SGD(Optimizer):
             raise ValueError("nesterov: requires momentum > 0 and dampening = 0, "
                              f"got momentum={momentum}, dampening={dampening}")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=bool(maximize)))
 
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             momentum = float(group["momentum"])
-            for p, arr, g in self._params_with_grad(group):
+            for p, arr, g in self._grads_for_update(group):
                 state = self.state.setdefault(id(p), {})
                 buf = state.get("momentum_buffer")
                 first = buf is None

@@ -57,19 +57,64 @@ class Step(Module):
         return F.step(x)
 
 
+class ELU(Module):
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+def _implicit_dim(x):
+    # PyTorch's legacy rule for a softmax built without dim: 0 for 0-, 1- and 3-d input, else 1
+    return 0 if x.ndim in (0, 1, 3) else 1
+
+
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, self.dim)
+        return F.softmax(x, _implicit_dim(x) if self.dim is None else self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
 
 class LogSoftmax(Module):
-    def __init__(self, dim=-1):
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return F.log_softmax(x, self.dim)
+        return F.log_softmax(x, _implicit_dim(x) if self.dim is None else self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"

@@ -54,39 +54,113 @@ class Sequential(Module):
 
 
 class ModuleList(Module):
+    """A list of modules, registered as children "0", "1", ... (PyTorch's ModuleList).
+
+    >>> import lamina
+    >>> layers = lamina.nn.ModuleList([lamina.nn.Linear(2, 2) for _ in range(3)])
+    >>> len(layers), len(list(layers.parameters()))
+    (3, 6)
+    """
+
     def __init__(self, modules=None):
         super().__init__()
-        for m in modules or ():
-            self.append(m)
+        if modules is not None:
+            self.extend(modules)
 
-    def append(self, m):
-        self.add_module(str(len(self._modules)), m)
-        return self
+    def _index(self, i):
+        n = len(self._modules)
+        if not -n <= i < n:
+            raise IndexError(f"index: {i} out of range for a ModuleList of length {n}")
+        return str(i % n)
+
+    def _renumber(self, mods):
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self.add_module(str(i), m)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
+        return self._modules[self._index(i)]
+
+    def __setitem__(self, i, module):
+        self.add_module(self._index(i), module)
+
+    def __delitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            del mods[i]
+        else:
+            del mods[int(self._index(i))]
+        self._renumber(mods)
 
     def __len__(self):
         return len(self._modules)
-
-    def __getitem__(self, i):
-        return list(self._modules.values())[i]
 
     def __iter__(self):
         return iter(self._modules.values())
 
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def __add__(self, other):
+        return ModuleList(list(self) + list(other))
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
+            raise TypeError(f"modules: ModuleList.extend expected an iterable of modules, got a {type(modules).__name__}")
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        mods = list(self._modules.values())
+        mods.insert(index, module)
+        self._renumber(mods)
+
+    def pop(self, index=-1):
+        m = self[index]
+        del self[index]
+        return m
+
 
 class ModuleDict(Module):
+    """An ordered dict of named child modules (PyTorch's ModuleDict).
+
+    >>> import lamina
+    >>> heads = lamina.nn.ModuleDict({"a": lamina.nn.Linear(2, 1), "b": lamina.nn.Identity()})
+    >>> list(heads), "a" in heads
+    (['a', 'b'], True)
+    """
+
     def __init__(self, modules=None):
         super().__init__()
-        for k, m in (modules or {}).items():
-            self.add_module(k, m)
+        if modules is not None:
+            self.update(modules)
 
-    def __getitem__(self, k):
-        return self._modules[k]
+    def __getitem__(self, key):
+        if key not in self._modules:
+            raise KeyError(f"key: no module named {key!r} in this ModuleDict (has {list(self._modules)})")
+        return self._modules[key]
 
-    def __setitem__(self, k, m):
-        self.add_module(k, m)
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        del self._modules[key]
+
+    def __contains__(self, key):
+        return key in self._modules
 
     def __len__(self):
         return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
 
     def keys(self):
         return self._modules.keys()
@@ -96,3 +170,19 @@ class ModuleDict(Module):
 
     def values(self):
         return self._modules.values()
+
+    def clear(self):
+        self._modules.clear()
+
+    def pop(self, key):
+        m = self[key]
+        del self._modules[key]
+        return m
+
+    def update(self, modules):
+        items = modules.items() if hasattr(modules, "items") else modules
+        for i, kv in enumerate(items):
+            if len(kv) != 2:
+                raise ValueError(f"modules: element {i} of an update sequence must be a (name, module) pair, "
+                                 f"got length {len(kv)}")
+            self.add_module(kv[0], kv[1])

@@ -66,3 +66,66 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Embedding(Module):
+    """A lookup table: ``weight`` (num_embeddings, embedding_dim) initialized N(0, 1), the row at
+    ``padding_idx`` zero and never updated by gradients.
+
+    >>> import lamina
+    >>> emb = lamina.nn.Embedding(10, 3, padding_idx=0)
+    >>> emb(lamina.tensor([[0, 4], [9, 0]])).shape, emb.weight[0].tolist()
+    ((2, 2, 3), [0.0, 0.0, 0.0])
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None,
+                 dtype=None):
+        super().__init__()
+        for name, v in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if int(v) != v or v < 0:
+                raise ValueError(f"{name}: expected a non-negative integer, got {v}")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        if padding_idx is not None:
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"padding_idx: expected a value in [-{self.num_embeddings}, "
+                                 f"{self.num_embeddings}), got {padding_idx}")
+            padding_idx = padding_idx % self.num_embeddings
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        if _weight is None:
+            self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), dtype=dt),
+                                    requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            w = _weight.data if hasattr(_weight, "data") else np.asarray(_weight)
+            if w.shape != (self.num_embeddings, self.embedding_dim):
+                raise ValueError(f"_weight: expected shape ({self.num_embeddings}, {self.embedding_dim}), "
+                                 f"got {tuple(w.shape)}")
+            self.weight = Parameter(np.array(w, dtype=w.dtype if w.dtype.kind == "f" else dt),
+                                    requires_grad=not _freeze)
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
+                        scale_grad_by_freq=False, sparse=False):
+        if embeddings.ndim != 2:
+            raise ValueError(f"embeddings: expected a 2-d tensor, got shape {tuple(embeddings.shape)}")
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse, _weight=embeddings, _freeze=freeze)
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s

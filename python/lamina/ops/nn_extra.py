@@ -1,0 +1,386 @@
+"""nn-level ops: ELU, GELU, SiLU, constant/reflect/replicate/circular padding, embedding
+lookup and binary cross-entropy on probabilities. Each is a Function (NumPy forward beside its
+backward rule) registered with samples; the compiler runs them as callbacks (no lowering).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..tensor import Function, Tensor, float32, float64
+from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
+from .registry import BadSample, Sample, register
+
+_F = (float32, float64)
+_erf = np.frompyfunc(math.erf, 1, 1)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
+
+
+def _x(dt, shape, seed=70, low=-3.0, high=3.0):
+    return np.random.default_rng(seed).uniform(low, high, shape).astype(dt)
+
+
+def _float_input(input, fn):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: {fn} expected a lamina Tensor, got {type(input).__name__}")
+    if input.dtype not in _F:
+        raise TypeError(f"input: {fn} expected dtype float32 or float64, got {input.dtype}")
+
+
+def _loss_target(input, target, fn):
+    _float_input(input, fn)
+    if not isinstance(target, Tensor):
+        target = Tensor._wrap(np.asarray(target, dtype=input.dtype))
+    if target.shape != input.shape:
+        raise ValueError(f"target: {fn} expected the input's shape {tuple(input.shape)}, got {tuple(target.shape)}")
+    if target.dtype != input.dtype:
+        target = target.to(input.dtype)
+    return target
+
+
+def _np_gelu(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3)))
+    return x * 0.5 * (1 + _erf(x / math.sqrt(2.0)).astype(np.float64))
+
+
+@register("elu", dtypes=_F, call=lambda x, **kw: elu(x, **kw),
+          samples=lambda dt: [Sample((_x(dt, (3, 5)),), name="alpha1"),
+                              Sample((_x(dt, (4,)),), {"alpha": 0.3}, name="alpha0.3")],
+          bad_samples=lambda: [BadSample((np.ones(3, np.int64),), error=TypeError, match="float")],
+          reference=lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+          torch=lambda torch, x, **kw: torch.nn.functional.elu(x, **kw))
+class ELU(Function):
+    """x for x > 0, alpha * (e^x - 1) otherwise; the gradient at 0 takes the x <= 0 side
+    (alpha), as PyTorch's does."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        neg = x <= 0
+        y = np.where(neg, alpha * np.expm1(np.minimum(x, 0)), x).astype(x.dtype, copy=False)
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        slope = np.where(x <= 0, ctx.alpha * np.exp(np.minimum(x, 0)), 1.0)
+        return (dy * slope).astype(x.dtype, copy=False), None
+
+
+@register("gelu", dtypes=_F, call=lambda x, **kw: gelu(x, **kw),
+          samples=lambda dt: [Sample((_x(dt, (3, 5)),), name="erf"),
+                              Sample((_x(dt, (3, 5)),), {"approximate": "tanh"}, name="tanh")],
+          bad_samples=lambda: [BadSample((np.ones(3, np.float32),), {"approximate": "fast"}, ValueError,
+                                         "approximate")],
+          reference=_np_gelu, torch=lambda torch, x, **kw: torch.nn.functional.gelu(x, **kw))
+class GELU(Function):
+    """x * Phi(x) (exact, through erf) or PyTorch's tanh approximation."""
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
+            return (0.5 * x * (1 + t)).astype(x.dtype, copy=False)
+        cdf = 0.5 * (1 + _erf(x / math.sqrt(2.0)).astype(np.float64))
+        return (x * cdf).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            inner = _SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3)
+            t = np.tanh(inner)
+            d_inner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
+            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner
+        else:
+            x64 = x.astype(np.float64)
+            cdf = 0.5 * (1 + _erf(x64 / math.sqrt(2.0)).astype(np.float64))
+            pdf = np.exp(-0.5 * x64 * x64) / math.sqrt(2 * math.pi)
+            slope = cdf + x64 * pdf   # d/dx x Phi(x) = Phi(x) + x phi(x)
+        return (dy * slope).astype(x.dtype, copy=False), None
+
+
+@register("silu", dtypes=_F, call=lambda x: silu(x),
+          samples=lambda dt: [Sample((_x(dt, (3, 5)),)), Sample((_x(dt, (0, 2)),), name="size0")],
+          bad_samples=lambda: [BadSample((np.ones(3, np.int64),), error=TypeError, match="float")],
+          reference=lambda x: x / (1 + np.exp(-x)), torch=lambda torch, x: torch.nn.functional.silu(x))
+class SiLU(Function):
+    """x * sigmoid(x) (the swish)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        s = 0.5 * (1 + np.tanh(0.5 * x))   # sigmoid without overflow in exp
+        ctx.save_for_backward(x, s)
+        return (x * s).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, s = ctx.saved_tensors
+        return (dy * s * (1 + x * (1 - s))).astype(x.dtype, copy=False)
+
+
+_NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _source_index(size, before, after, mode):
+    """For one padded dimension: the input index each output position reads (-1 = the fill)."""
+    idx = np.arange(size)
+    if mode == "constant":
+        lo, hi = max(before, 0), max(after, 0)
+        idx = np.pad(idx, (lo, hi), constant_values=-1)
+        return idx[max(-before, 0): len(idx) - max(-after, 0)]
+    return np.pad(idx, (before, after), mode=_NUMPY_PAD_MODE[mode])
+
+
+@register("pad", dtypes=_F, call=lambda x, **kw: pad(x, **kw),
+          samples=lambda dt: [Sample((_x(dt, (2, 3)),), {"pad": (1, 2), "value": 0.5}, name="constant"),
+                              Sample((_x(dt, (2, 3, 4)),), {"pad": (-1, 2, 0, -1)}, name="crop"),
+                              Sample((_x(dt, (1, 2, 4, 5)),), {"pad": (1, 2, 3, 1), "mode": "reflect"},
+                                     name="reflect"),
+                              Sample((_x(dt, (2, 3, 4)),), {"pad": (3, 2), "mode": "replicate"}, name="replicate"),
+                              Sample((_x(dt, (2, 3, 4)),), {"pad": (2, 4), "mode": "circular"}, name="circular")],
+          bad_samples=lambda: [BadSample((np.ones((2, 3), np.float32),), {"pad": (1,)}, ValueError, "even"),
+                               BadSample((np.ones((2, 3), np.float32),), {"pad": (3, 0), "mode": "reflect"},
+                                         ValueError, "reflect")],
+          torch=lambda torch, x, **kw: torch.nn.functional.pad(x, **kw))
+class Pad(Function):
+    """Padding as a gather along each padded dimension; backward scatters (adds) the output
+    gradient back to the positions it was read from, so reflect / replicate / circular
+    borders receive the gradient of every copy."""
+
+    @staticmethod
+    def forward(ctx, x, pads, mode, value):
+        # pads: ((dim, before, after), ...)
+        ctx.plan = []
+        y = x
+        for dim, before, after in pads:
+            idx = _source_index(y.shape[dim], before, after, mode)
+            ctx.plan.append((dim, idx, y.shape[dim]))
+            fill = idx < 0
+            y = np.take(y, np.where(fill, 0, idx), axis=dim)
+            if fill.any():
+                shape = [1] * y.ndim
+                shape[dim] = len(idx)
+                y = np.where(fill.reshape(shape), np.asarray(value, dtype=x.dtype), y)
+        return np.ascontiguousarray(y, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        g = dy
+        for dim, idx, size in reversed(ctx.plan):
+            keep = idx >= 0
+            moved = np.moveaxis(g, dim, 0)
+            out = np.zeros((size,) + moved.shape[1:], dtype=dy.dtype)
+            np.add.at(out, idx[keep], moved[keep])
+            g = np.moveaxis(out, 0, dim)
+        return np.ascontiguousarray(g), None, None, None
+
+
+@register("embedding", dtypes=_F,
+          call=lambda w, idx, **kw: embedding(idx, w, **kw),
+          samples=lambda dt: [Sample((_x(dt, (5, 3)), np.array([[1, 4], [4, 0]])), name="plain"),
+                              Sample((_x(dt, (5, 3)), np.array([1, 1, 2])), {"padding_idx": 1}, name="padding",
+                                     grad=False)],   # the padding row gets no gradient by definition
+          bad_samples=lambda: [BadSample((np.ones((5, 3), np.float32), np.array([0, 5])), error=IndexError,
+                                         match="out of range"),
+                               BadSample((np.ones((5, 3), np.float32), np.array([0.0, 1.0])), error=TypeError,
+                                         match="integer")],
+          reference=lambda w, idx, padding_idx=None: w[idx],
+          torch=lambda torch, w, idx, **kw: torch.nn.functional.embedding(idx, w, **kw))
+class Embedding(Function):
+    """weight[indices]; the weight's gradient adds each looked-up row's gradient (rows at
+    padding_idx get none)."""
+
+    @staticmethod
+    def forward(ctx, weight, indices, padding_idx):
+        ctx.indices, ctx.padding_idx, ctx.rows = indices, padding_idx, weight.shape[0]
+        return weight[indices]
+
+    @staticmethod
+    def backward(ctx, dy):
+        dw = np.zeros((ctx.rows,) + dy.shape[ctx.indices.ndim:], dtype=dy.dtype)
+        flat = ctx.indices.reshape(-1)
+        np.add.at(dw, flat, dy.reshape((flat.size,) + dw.shape[1:]))
+        if ctx.padding_idx is not None:
+            dw[ctx.padding_idx] = 0
+        return dw, None, None
+
+
+@register("binary_cross_entropy", dtypes=_F,
+          call=lambda x, t, **kw: binary_cross_entropy(x, t, **kw),
+          samples=lambda dt: [Sample((_x(dt, (4, 3), 71, 0.05, 0.95), _x(dt, (4, 3), 72, 0.0, 1.0)), name="mean"),
+                              Sample((_x(dt, (4, 3), 71, 0.05, 0.95), _x(dt, (4, 3), 72, 0.0, 1.0)),
+                                     {"reduction": "none"}, name="none")],
+          bad_samples=lambda: [BadSample((np.full(2, 1.5, np.float32), np.ones(2, np.float32)), error=ValueError,
+                                         match="probabilities")],
+          torch=lambda torch, x, t, **kw: torch.nn.functional.binary_cross_entropy(x, t, **kw))
+class BinaryCrossEntropy(Function):
+    """-w (t log x + (1 - t) log(1 - x)) per element, each log clamped at -100 and the input
+    gradient's denominator at 1e-12, as PyTorch does (so x = 0 or 1 stays finite)."""
+
+    @staticmethod
+    def forward(ctx, x, t, w):
+        with np.errstate(divide="ignore"):
+            loss = -(t * np.maximum(np.log(x), -100) + (1 - t) * np.maximum(np.log1p(-x), -100))
+        if w is not None:
+            loss = loss * w
+        ctx.save_for_backward(x, t, w)
+        return loss.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, t, w = ctx.saved_tensors
+        dx = dy * (x - t) / np.maximum((1 - x) * x, 1e-12)
+        dt = None
+        if ctx.needs_input_grad[1]:
+            dt = dy * (np.maximum(np.log1p(-x), -100) - np.maximum(np.log(x), -100))
+            dt = dt * w if w is not None else dt
+        if w is not None:
+            dx = dx * w
+        return dx.astype(x.dtype, copy=False), dt, None
+
+
+# ---------------------------------------------------------------- public entries
+def elu(input, alpha=1.0, inplace=False):
+    """x if x > 0 else alpha * (exp(x) - 1).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> [round(v, 4) for v in F.elu(lamina.tensor([-1.0, 2.0])).tolist()]
+    [-0.6321, 2.0]
+    """
+    _float_input(input, "elu")
+    return ELU.apply(input, float(alpha))
+
+
+def gelu(input, approximate="none"):
+    """x * Phi(x), Phi the standard normal CDF; ``approximate='tanh'`` is PyTorch's tanh form.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> round(F.gelu(lamina.tensor([1.0])).item(), 4)
+    0.8413
+    """
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+    _float_input(input, "gelu")
+    return GELU.apply(input, approximate)
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.silu(lamina.tensor([0.0])).item()
+    0.0
+    """
+    _float_input(input, "silu")
+    return SiLU.apply(input)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad the last ``len(pad) // 2`` dimensions: ``pad = (left, right, top, bottom, ...)``
+    starts from the LAST dimension, as in PyTorch. Modes: constant (negative pads crop),
+    reflect, replicate, circular.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.pad(lamina.tensor([[1.0, 2.0]]), (1, 2), value=9.0).tolist()
+    [[9.0, 1.0, 2.0, 9.0, 9.0]]
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: expected a lamina Tensor, got {type(input).__name__}")
+    pad = tuple(pad)
+    if len(pad) % 2 or any(int(p) != p for p in pad):
+        raise ValueError(f"pad: expected an even number of integers (left, right, ...), got {pad}")
+    if len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {len(pad)} values pad {len(pad) // 2} dimensions, but input has "
+                         f"{input.ndim} (shape {tuple(input.shape)})")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(f"mode: expected 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if mode != "constant" and value not in (None, 0, 0.0):
+        raise ValueError(f"value: only mode='constant' fills with a value, got value={value} with mode={mode!r}")
+    plan = []
+    for i in range(len(pad) // 2):
+        dim = input.ndim - 1 - i
+        before, after = int(pad[2 * i]), int(pad[2 * i + 1])
+        size = input.shape[dim]
+        if mode == "constant":
+            if size + before + after < 0:
+                raise ValueError(f"pad: ({before}, {after}) crops dimension {dim} of size {size} below zero")
+        elif before < 0 or after < 0:
+            raise ValueError(f"pad: mode {mode!r} needs non-negative pads, got ({before}, {after}) for dimension {dim}")
+        elif mode == "reflect" and (before >= size or after >= size):
+            raise ValueError(f"pad: reflect padding ({before}, {after}) must be smaller than dimension {dim}'s "
+                             f"size {size}")
+        elif mode == "circular" and (before > size or after > size):
+            raise ValueError(f"pad: circular padding ({before}, {after}) must be at most dimension {dim}'s "
+                             f"size {size}")
+        elif mode == "replicate" and size == 0:
+            raise ValueError(f"pad: replicate padding of dimension {dim} needs a non-empty dimension")
+        if before or after:
+            plan.append((dim, before, after))
+    return Pad.apply(input, tuple(plan), mode, 0.0 if value is None else float(value))
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``input``: shape input.shape + (dim,).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.embedding(lamina.tensor([2, 0]), lamina.tensor([[0.0], [1.0], [2.0]])).tolist()
+    [[2.0], [0.0]]
+    """
+    idx = _as_target(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"input: embedding expected integer indices, got dtype {idx.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"weight: expected shape (num_embeddings, embedding_dim), got {tuple(weight.shape)}")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)].flat[0]
+        raise TargetRangeError(f"input: index {int(bad)} out of range [0, {n}) (num_embeddings)")
+    if padding_idx is not None:
+        padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
+    if max_norm is not None:
+        _renorm_rows_(weight, idx, float(max_norm), float(norm_type))
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
+    return Embedding.apply(weight, np.ascontiguousarray(idx, dtype=np.int64), padding_idx)
+
+
+def _renorm_rows_(weight, idx, max_norm, norm_type):
+    # PyTorch renormalizes the looked-up rows of the weight in place (outside autograd)
+    rows = np.unique(idx)
+    w = weight.data[rows]
+    norms = (np.abs(w) ** norm_type).sum(1) ** (1.0 / norm_type)
+    scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+    weight.data[rows] = w * scale[:, None]
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-(t log p + (1 - t) log(1 - p)) on probabilities ``input`` in [0, 1] (logs clamped at
+    -100 as in PyTorch). Prefer binary_cross_entropy_with_logits on raw scores.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> round(F.binary_cross_entropy(lamina.tensor([0.5]), lamina.tensor([1.0])).item(), 4)
+    0.6931
+    """
+    target = _loss_target(input, target, "binary_cross_entropy")
+    x = input.data
+    if x.size and not (np.all(x >= 0) and np.all(x <= 1)):
+        raise ValueError("input: binary_cross_entropy expects probabilities in [0, 1] (apply sigmoid, or use "
+                         f"binary_cross_entropy_with_logits), got values in [{x.min()}, {x.max()}]")
+    w = None
+    if weight is not None:
+        w = np.asarray(_as_target(weight), dtype=input.dtype)
+        try:
+            w = np.ascontiguousarray(np.broadcast_to(w, input.shape))
+        except ValueError:
+            raise ValueError(f"weight: expected a shape broadcastable to the input's {tuple(input.shape)}, "
+                             f"got {w.shape}") from None
+    loss = BinaryCrossEntropy.apply(input, target, w)
+    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction))
