@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dims import normalize_dim
+
 from .. import _C
 from ..tensor import Function, float32, float64
 from ._common import empty, float_check, is_float
@@ -136,9 +138,9 @@ class Softmax(Function):
 
 @export
 def softmax(x, dim=-1):
-    return Softmax.apply(x, dim, False)
+    return Softmax.apply(x, normalize_dim(dim, x.ndim), False)
 
 
 @export
 def log_softmax(x, dim=-1):
-    return Softmax.apply(x, dim, True)
+    return Softmax.apply(x, normalize_dim(dim, x.ndim), True)
