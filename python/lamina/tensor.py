@@ -232,9 +232,11 @@ class Function:
     """
 
     __slots__ = ("inputs", "saved_tensors", "needs_input_grad", "__dict__")
+    _saves = False  # set on the instance by save_for_backward (cheaper to test than an unset slot)
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
+        self._saves = True
 
     @property
     def op(self):
@@ -262,21 +264,35 @@ class Function:
             else:
                 raw.append(a)
         if requires:
-            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+            needs, nodes = [], []
+            for a in args:
+                if isinstance(a, Tensor):
+                    needs.append(a.requires_grad)
+                    nodes.append(a._node)
+                else:
+                    needs.append(False)
+                    nodes.append(None)
+            ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *raw, **kwargs)
         if type(out) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             out = np.asarray(out)
-        t = Tensor.__new__(Tensor)
+        t = _object_new(Tensor)  # the fields Tensor.__new__ sets, inline: this is the hot path
         t.data = out
+        t.grad = None
+        t._vc = None
+        t._base = None
+        t._view_fn = None
         if requires and out.dtype.kind == "f":  # integer and bool results never require grad
             t.requires_grad = True
             ctx.inputs = args
             # The producer of each input now: a later in-place op may give the tensor a new one.
-            ctx.input_nodes = tuple([a._node if isinstance(a, Tensor) else None for a in args])
-            saved = getattr(ctx, "saved_tensors", None)
-            if saved:
-                ctx.saved_versions = _saved_versions(saved, raw, args, t)
+            ctx.input_nodes = tuple(nodes)
+            if ctx._saves:
+                ctx.saved_versions = _saved_versions(ctx.saved_tensors, raw, args, t)
             t._node = ctx
+        else:
+            t.requires_grad = False
+            t._node = None
         return t
 
     @staticmethod
@@ -286,6 +302,9 @@ class Function:
     @staticmethod
     def backward(ctx, dy):
         raise RuntimeError(f"no gradient rule for {type(ctx).__name__}")
+
+
+_object_new = object.__new__
 
 
 class _VersionCounter:
@@ -387,11 +406,14 @@ def run_backward(root, grad=None, retain_graph=False):
     node = root._node
     if node is None:  # a leaf: its gradient is the seed
         _accumulate_leaf(root, g)
+        _run_post_accumulate_hooks(root)
         return
     if node.inputs is None:
         raise RuntimeError(f"trying to backward through the graph a second time ({node.op}); "
                            "pass retain_graph=True to the first backward()")
     order = _topological_order(node)
+    # Leaves with post-accumulate hooks: how many contributions each still awaits in this sweep.
+    pending = _pending_hook_leaves(order) if _hooked_leaves else None
     grads = {id(node): g}
     for node in reversed(order):
         dy = grads.pop(id(node), None)
@@ -418,6 +440,8 @@ def run_backward(root, grad=None, retain_graph=False):
                 gi = gi.astype(t.data.dtype)
             if child is None:
                 _accumulate_leaf(t, gi)
+                if pending and id(t) in pending:
+                    _count_down_hooks(pending, t)
             else:
                 k = id(child)
                 prev = grads.get(k)
@@ -429,6 +453,49 @@ def run_backward(root, grad=None, retain_graph=False):
     if not retain_graph:
         for n in order:
             n.inputs = None
+
+
+# Number of leaves holding post-accumulate-grad hooks: run_backward skips the hook
+# bookkeeping entirely while it is 0.
+_hooked_leaves = 0
+
+
+class _RemovableHandle:
+    """What register_post_accumulate_grad_hook returns: `.remove()` unregisters the hook."""
+
+    def __init__(self, tensor, key):
+        self._tensor, self._key = tensor, key
+
+    def remove(self):
+        global _hooked_leaves
+        hooks = getattr(self._tensor, "_post_acc_hooks", None)
+        if hooks and hooks.pop(self._key, None) is not None and not hooks:
+            _hooked_leaves -= 1
+
+
+def _pending_hook_leaves(order):
+    """{id(leaf): [leaf, contributions this sweep]} for the hooked leaves reached from `order`."""
+    pending = {}
+    for n in order:
+        for t, child, need in zip(n.inputs, n.input_nodes, n.needs_input_grad):
+            if need and child is None and getattr(t, "_post_acc_hooks", None):
+                entry = pending.setdefault(id(t), [t, 0])
+                entry[1] += 1
+    return pending
+
+
+def _count_down_hooks(pending, t):
+    entry = pending[id(t)]
+    entry[1] -= 1
+    if entry[1] == 0:  # the last contribution: .grad is final for this backward
+        _run_post_accumulate_hooks(t)
+
+
+def _run_post_accumulate_hooks(t):
+    hooks = getattr(t, "_post_acc_hooks", None)
+    if hooks:
+        for hook in list(hooks.values()):
+            hook(t)
 
 
 def _accumulate_leaf(t, g):
@@ -478,8 +545,9 @@ class Tensor:
     # _vc: the version counter (made on first use, shared with views and detach());
     # _base/_view_fn: for a view, the tensor owning the storage and how to take this view of
     # an array laid out like the base's (so in-place writes can rebase the base's history).
+    # _post_acc_hooks: register_post_accumulate_grad_hook's hooks (unset until the first).
     __slots__ = ("data", "grad", "requires_grad", "_node", "_vc", "_base", "_view_fn",
-                 "__weakref__")
+                 "_post_acc_hooks", "__weakref__")
     __array_priority__ = 1000  # so ndarray OP Tensor defers to Tensor's reflected operator
 
     def __new__(cls, *args, **kwargs):
@@ -613,6 +681,33 @@ class Tensor:
 
     def backward(self, grad=None, retain_graph=False):
         run_backward(self, grad, retain_graph)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Run `hook(self)` once per backward, after this leaf's `.grad` has received its last
+        contribution (as PyTorch's; DistributedDataParallel starts its all-reduces from here).
+        Returns a handle whose `.remove()` unregisters the hook.
+
+        >>> import lamina
+        >>> w = lamina.ones(2, requires_grad=True)
+        >>> seen = []
+        >>> h = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.tolist()))
+        >>> (w * w + w).sum().backward(); seen
+        [[3.0, 3.0]]
+        >>> h.remove()
+        """
+        global _hooked_leaves
+        if self._node is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not callable(hook):
+            raise TypeError(f"hook: expected a callable, got {type(hook).__name__}")
+        hooks = getattr(self, "_post_acc_hooks", None)
+        if hooks is None:
+            hooks = self._post_acc_hooks = {}
+        if not hooks:
+            _hooked_leaves += 1
+        key = object()
+        hooks[key] = hook
+        return _RemovableHandle(self, key)
 
     @property
     def _version(self):
@@ -959,7 +1054,11 @@ class Tensor:
         return _api.Expand.apply(self, shape)
 
     def contiguous(self):
-        return self
+        """This tensor if its storage is C-contiguous, else a contiguous copy (a strided view)."""
+        return self if self.data.flags.c_contiguous else _api.Clone.apply(self)
+
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
 
 
 def _unwrap_index(idx):
