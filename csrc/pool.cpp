@@ -12,9 +12,11 @@
 namespace lamina {
 
 static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t pad, int64_t dil, bool ceil_mode) {
-  const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
-  if (span < 0) return 0;
-  int64_t out = (span + (ceil_mode ? s - 1 : 0)) / s + 1;
+  // PyTorch's rule: floor division (a negative span still leaves one window in ceil mode,
+  // e.g. a dilated window wider than the padded input that covers some of it).
+  const int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  int64_t out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
+  if (out <= 0) return 0;
   // In ceil mode the last window must start inside the input or its left padding.
   if (ceil_mode && (out - 1) * s >= in + pad) --out;
   return out;

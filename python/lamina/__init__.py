@@ -16,6 +16,8 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 from . import _C  # noqa: E402
 from .tensor import (Tensor, bool_, enable_grad, float32, float64, get_default_dtype,  # noqa: E402,F401
                      int64, is_grad_enabled, no_grad, set_default_dtype)
+from .tensor import inference_mode, set_grad_enabled  # noqa: E402,F401
+from . import _inplace  # noqa: E402,F401  (views and in-place writes for Tensor methods)
 from .factory import (arange, empty, eye, from_dlpack, from_numpy, full, full_like,  # noqa: E402,F401
                       linspace, ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like)
 from .random import get_rng_state, manual_seed, set_rng_state  # noqa: E402,F401

@@ -1,7 +1,191 @@
 """lamina.autograd: the Function extension point, backward, and finite-difference gradcheck."""
 import numpy as np
 
-from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, run_backward  # noqa: F401
+from .tensor import Function as _EngineFunction
+from .tensor import (Tensor, _version_counter, enable_grad, inference_mode,  # noqa: F401
+                     is_grad_enabled, no_grad, run_backward, set_grad_enabled)
+
+
+class FunctionCtx:
+    """The `ctx` a custom Function's forward and backward share (PyTorch's names)."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self.materialize_grads = True
+        self._saved = ()
+        self._saved_versions = ()
+        self._non_differentiable = set()
+
+    def save_for_backward(self, *tensors):
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward: expected Tensors or None, got {type(t).__name__}; "
+                                "keep other values as attributes of ctx")
+        self._saved = tensors
+        self._saved_versions = tuple(
+            (_version_counter(t), _version_counter(t).value) if t is not None else None for t in tensors)
+
+    @property
+    def saved_tensors(self):
+        for i, (t, vv) in enumerate(zip(self._saved, self._saved_versions)):
+            if vv is not None and vv[0].value != vv[1]:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by an "
+                    f"in-place operation: saved tensor {i} of {self._op}, saved at version {vv[1]}, "
+                    f"is now at version {vv[0].value}")
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors):
+        self._non_differentiable.update(id(t) for t in tensors)
+
+    def mark_dirty(self, *tensors):
+        raise NotImplementedError("mark_dirty: in-place custom Functions are not supported; return "
+                                  "a new tensor from forward")
+
+    def set_materialize_grads(self, value):
+        self.materialize_grads = bool(value)
+
+
+class _CustomNode(_EngineFunction):
+    """The graph node of one custom Function call: converts between the engine's arrays and
+    the Tensors the user's backward receives and returns."""
+
+    @staticmethod
+    def backward(node, dy):
+        outs = node.outputs
+        if len(outs) == 1:
+            dys = [dy]
+        else:  # several outputs: dy is their gradients packed flat (see Function.apply)
+            dys, start = [], 0
+            for o in outs:
+                n = o.size
+                dys.append(dy[start:start + n].reshape(o.shape).astype(o.dtype, copy=False))
+                start += n
+        with no_grad():
+            grads = node.fn_cls.backward(node.user_ctx, *(Tensor._wrap(np.ascontiguousarray(g)) for g in dys))
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        n_in = len(node.inputs)
+        if len(grads) < n_in or any(g is not None for g in grads[n_in:]):
+            raise RuntimeError(f"{node.fn_cls.__name__}.backward returned {len(grads)} gradients; "
+                               f"expected one per forward input ({n_in})")
+        out = []
+        for i, (g, t, need) in enumerate(zip(grads, node.inputs, node.needs_input_grad)):
+            if not need:
+                out.append(None)
+            elif g is None:  # None means zero, as in PyTorch
+                out.append(np.zeros(t.shape, dtype=t.dtype))
+            else:
+                arr = g.data if isinstance(g, Tensor) else np.asarray(g)
+                try:
+                    np.broadcast_shapes(arr.shape, t.shape)
+                except ValueError:
+                    raise RuntimeError(f"{node.fn_cls.__name__}.backward: gradient {i} has shape "
+                                       f"{tuple(arr.shape)}, expected {tuple(t.shape)}") from None
+                out.append(arr)
+        return tuple(out)
+
+    @property
+    def op(self):
+        return self.fn_cls.__name__
+
+
+class _PackedOutput(_EngineFunction):
+    """Output k of a several-output custom Function, read from the packed flat buffer."""
+
+    @staticmethod
+    def forward(ctx, packed, start, shape):
+        ctx.size, ctx.start = packed.size, start
+        n = int(np.prod(shape, dtype=np.int64))
+        return packed[start:start + n].reshape(shape)
+
+    @staticmethod
+    def backward(ctx, dy):
+        g = np.zeros(ctx.size, dtype=dy.dtype)
+        g[ctx.start:ctx.start + dy.size] = dy.reshape(-1)
+        return g, None, None
+
+
+class Function:
+    """Define a differentiable operation with Tensors, as in PyTorch.
+
+    forward(ctx, *args) receives the Tensors (and other values) given to `apply` and returns a
+    Tensor or a tuple of them; it runs without recording a graph. backward(ctx, *grad_outputs)
+    receives one gradient Tensor per output and returns one per forward input (None for inputs
+    that need none). `ctx.save_for_backward`, `ctx.saved_tensors`, `ctx.needs_input_grad` and
+    `ctx.mark_non_differentiable` work as in PyTorch.
+
+    >>> import lamina
+    >>> class Cube(lamina.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x ** 3
+    ...     @staticmethod
+    ...     def backward(ctx, dy):
+    ...         (x,) = ctx.saved_tensors
+    ...         return 3 * x ** 2 * dy
+    >>> t = lamina.tensor([2.0], requires_grad=True)
+    >>> Cube.apply(t).sum().backward(); t.grad.tolist()
+    [12.0]
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("a custom Function must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise RuntimeError(f"no gradient rule for {ctx._op}")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        ctx = FunctionCtx(needs)
+        ctx._op = cls.__name__
+        with no_grad():
+            result = cls.forward(ctx, *args, **kwargs)
+        single = not isinstance(result, tuple)
+        outs = [result] if single else list(result)
+        for k, o in enumerate(outs):
+            if isinstance(o, np.ndarray):
+                outs[k] = o = Tensor._wrap(o)
+            if isinstance(o, Tensor) and any(o is a for a in args):
+                outs[k] = o.detach()  # an input returned as is: a new tensor, not the input rebased
+        differentiable = [k for k, o in enumerate(outs)
+                          if isinstance(o, Tensor) and o.data.dtype.kind == "f"
+                          and id(o) not in ctx._non_differentiable]
+        if is_grad_enabled() and any(needs) and differentiable:
+            node = _CustomNode()
+            node.fn_cls, node.user_ctx = cls, ctx
+            node.inputs = args
+            node.input_nodes = tuple(a._node if isinstance(a, Tensor) else None for a in args)
+            node.needs_input_grad = needs
+            tensors = [o for o in outs if isinstance(o, Tensor)]
+            node.outputs = [o.data for o in tensors]
+            if len(tensors) == 1:
+                tensors[0]._node = node
+                tensors[0].requires_grad = True
+            else:
+                _link_packed(node, tensors, [outs[k] for k in differentiable])
+        return outs[0] if single else tuple(outs)
+
+
+def _link_packed(node, tensors, differentiable):
+    """Several outputs share one node through a flat buffer holding all of them: each output
+    reads its slice, so the node's gradient is the sum of the slices' gradients, packed."""
+    dtype = np.result_type(*[t.data.dtype for t in tensors if t.data.dtype.kind == "f"])
+    packed = Tensor._wrap(np.concatenate([t.data.reshape(-1).astype(dtype) for t in tensors]))
+    packed._node = node
+    packed.requires_grad = True
+    start = 0
+    for t in tensors:
+        if any(t is d for d in differentiable):
+            with enable_grad():
+                sliced = _PackedOutput.apply(packed, start, t.shape)
+            t._node = sliced._node
+            t.requires_grad = True
+        start += t.data.size
 
 
 class GradcheckError(AssertionError):

@@ -13,6 +13,9 @@ import types
 
 import numpy as np
 
+from . import _promotion
+from ._dims import normalize_dim, normalize_dims
+
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
@@ -25,6 +28,10 @@ _default_dtype = float32
 # The ops the Tensor methods call (_api.Add, _api.matmul, ...). lamina.ops.registry fills it as
 # each op registers, so this module never imports lamina.ops (ops import Tensor, not the reverse).
 _api = types.SimpleNamespace()
+
+# Views and in-place writes (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace):
+# lamina._inplace fills this as it is imported, so tensor.py never imports it (no import circle).
+_inplace = types.SimpleNamespace()
 
 
 def set_default_dtype(dtype):
@@ -52,8 +59,62 @@ def is_grad_enabled():
     return _grad_mode.enabled
 
 
-class no_grad:
-    """Context manager (and decorator) that disables graph recording.
+class _GradModeContext:
+    """Base of the grad-mode switches: a context manager, and a decorator when called on a
+    function (with or without parentheses: `@no_grad` and `@no_grad()` both work)."""
+
+    _mode = True
+    _takes_function = True
+
+    def __new__(cls, *args, **kwargs):
+        # `@no_grad` without parentheses passes the decorated function as the only argument.
+        if cls._takes_function and len(args) == 1 and not kwargs and callable(args[0]):
+            return cls()(args[0])
+        return super().__new__(cls)
+
+    def __enter__(self):
+        self._prev = _grad_mode.enabled
+        _grad_mode.enabled = self._mode
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._prev
+
+    def _fresh(self):
+        return type(self)()
+
+    def __call__(self, fn):
+        import functools
+        import inspect
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                # Each resumption runs under the mode, as PyTorch's decorators do for generators.
+                gen = fn(*args, **kwargs)
+                sent = None
+                while True:
+                    with self._fresh():
+                        try:
+                            value = gen.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        gen.close()
+                        raise
+            return gen_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self._fresh():  # a fresh context per call, so recursion and threads nest
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Context manager and decorator that disables graph recording.
 
     >>> import lamina
     >>> x = lamina.ones(3, requires_grad=True)
@@ -63,28 +124,87 @@ class no_grad:
     False
     """
 
+    _mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Context manager and decorator that enables graph recording (inside `no_grad`).
+
+    >>> import lamina
+    >>> x = lamina.ones(3, requires_grad=True)
+    >>> with lamina.no_grad():
+    ...     with lamina.enable_grad():
+    ...         y = x * 2
+    >>> y.requires_grad
+    True
+    """
+
+    _mode = True
+
+
+class inference_mode(_GradModeContext):
+    """`inference_mode()` (or `inference_mode(False)`): like `no_grad` when mode is True.
+
+    >>> import lamina
+    >>> with lamina.inference_mode():
+    ...     y = lamina.ones(2, requires_grad=True) * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):
+            return cls()(mode)
+        return object.__new__(cls)
+
+    def __init__(self, mode=True):
+        self._inference = bool(mode)
+
     def __enter__(self):
         self._prev = _grad_mode.enabled
-        _grad_mode.enabled = False
+        _grad_mode.enabled = self._prev and not self._inference
+
+    def _fresh(self):
+        return type(self)(self._inference)
+
+
+class set_grad_enabled(_GradModeContext):
+    """`set_grad_enabled(mode)`: sets grad mode at once; as a context manager or decorator it
+    restores the previous mode on exit.
+
+    >>> import lamina
+    >>> with lamina.set_grad_enabled(False):
+    ...     lamina.is_grad_enabled()
+    False
+    >>> lamina.is_grad_enabled()
+    True
+    """
+
+    _takes_function = False
+
+    def __init__(self, mode):
+        if not isinstance(mode, (bool, int)):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
+        self._prev = _grad_mode.enabled
+        self._mode = bool(mode)
+        _grad_mode.enabled = self._mode
+
+    def __enter__(self):
+        pass
 
     def __exit__(self, *exc):
         _grad_mode.enabled = self._prev
 
+    def _fresh(self):
+        ctx = object.__new__(type(self))
+        ctx._mode = self._mode
+        ctx._prev = _grad_mode.enabled
+        _grad_mode.enabled = self._mode
+        return ctx
+
     def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-class enable_grad(no_grad):
-    def __enter__(self):
-        self._prev = _grad_mode.enabled
-        _grad_mode.enabled = True
+        _grad_mode.enabled = self._prev  # decorating does not change the mode now
+        return super().__call__(fn)
 
 
 # --------------------------------------------------------------------------- Function
@@ -120,32 +240,43 @@ class Function:
     def op(self):
         return type(self).__name__
 
+    # Ops that return views of their input (basic indexing) read strided arrays; the rest get
+    # C-contiguous copies of strided views, since the kernels read C-contiguous buffers.
+    _reads_strided = False
+
     @classmethod
     def apply(cls, *args, **kwargs):
         ctx = cls()
         requires = False
-        if _grad_mode.enabled:
-            for a in args:
-                if type(a) is Tensor or isinstance(a, Tensor):
-                    if a.requires_grad:
-                        requires = True
-                        break
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        grad_on = _grad_mode.enabled
+        raw = []
+        for a in args:
+            if isinstance(a, Tensor):
+                d = a.data
+                # Only views can be strided; most kernels read C-contiguous buffers.
+                if a._base is not None and not cls._reads_strided and not d.flags.c_contiguous:
+                    d = np.ascontiguousarray(d)
+                raw.append(d)
+                if grad_on and a.requires_grad:
+                    requires = True
+            else:
+                raw.append(a)
         if requires:
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         out = cls.forward(ctx, *raw, **kwargs)
         if type(out) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             out = np.asarray(out)
         t = Tensor.__new__(Tensor)
         t.data = out
-        t.grad = None
-        if requires:
+        if requires and out.dtype.kind == "f":  # integer and bool results never require grad
             t.requires_grad = True
             ctx.inputs = args
+            # The producer of each input now: a later in-place op may give the tensor a new one.
+            ctx.input_nodes = tuple([a._node if isinstance(a, Tensor) else None for a in args])
+            saved = getattr(ctx, "saved_tensors", None)
+            if saved:
+                ctx.saved_versions = _saved_versions(saved, raw, args, t)
             t._node = ctx
-        else:
-            t.requires_grad = False
-            t._node = None
         return t
 
     @staticmethod
@@ -155,6 +286,56 @@ class Function:
     @staticmethod
     def backward(ctx, dy):
         raise RuntimeError(f"no gradient rule for {type(ctx).__name__}")
+
+
+class _VersionCounter:
+    """How many in-place writes a tensor's storage has had; shared by a tensor and its views."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+def _version_counter(t):
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = _VersionCounter()
+    return vc
+
+
+def _saved_versions(saved, raw, args, out):
+    """[(counter, version at save, input index or -1 for the output)] for each saved array that
+    is an input's or the output's storage, so backward can refuse tensors modified since."""
+    found = []
+    out_data = out.data
+    for s in saved:
+        if s is out_data:
+            found.append((_version_counter(out), 0, -1))
+            continue
+        i = 0
+        for r in raw:
+            if s is r:
+                a = args[i]
+                if isinstance(a, Tensor):
+                    vc = a._vc
+                    if vc is None:
+                        vc = a._vc = _VersionCounter()
+                    found.append((vc, vc.value, i))
+                break
+            i += 1
+    return found
+
+
+def _check_saved_versions(node):
+    for vc, version, index in node.saved_versions:
+        if vc.value != version:
+            which = "output 0" if index < 0 else f"input {index}"
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an "
+                f"in-place operation: {which} of {node.op}, saved at version {version}, is now at "
+                f"version {vc.value}. Use an out-of-place op or .clone() the tensor before "
+                "modifying it.")
 
 
 def reduce_to_shape(g, shape):
@@ -173,20 +354,18 @@ def _topological_order(root_node):
     """Nodes reachable from root_node, parents before children, without recursion."""
     order = []
     seen = {id(root_node)}
-    stack = [(root_node, iter(root_node.inputs))]
+    stack = [(root_node, iter(root_node.input_nodes))]
     while stack:
         node, it = stack[-1]
-        for t in it:
-            if isinstance(t, Tensor):
-                child = t._node
-                if child is not None and id(child) not in seen:
-                    if child.inputs is None:
-                        raise RuntimeError(
-                            f"trying to backward through the graph a second time ({child.op}); "
-                            "pass retain_graph=True to the first backward()")
-                    seen.add(id(child))
-                    stack.append((child, iter(child.inputs)))
-                    break
+        for child in it:
+            if child is not None and id(child) not in seen:
+                if child.inputs is None:
+                    raise RuntimeError(
+                        f"trying to backward through the graph a second time ({child.op}); "
+                        "pass retain_graph=True to the first backward()")
+                seen.add(id(child))
+                stack.append((child, iter(child.input_nodes)))
+                break
         else:
             stack.pop()
             order.append(node)
@@ -220,13 +399,15 @@ def run_backward(root, grad=None, retain_graph=False):
             continue
         if type(dy) is not np.ndarray or not dy.flags.c_contiguous:
             dy = np.array(dy, order="C")  # kernels read C-contiguous arrays, not views or scalars
+        if "saved_versions" in node.__dict__:
+            _check_saved_versions(node)
         in_grads = type(node).backward(node, dy)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         inputs = node.inputs
         if len(in_grads) < len(inputs):
             raise RuntimeError(f"{node.op}.backward returned {len(in_grads)} gradients for {len(inputs)} inputs")
-        for t, need, gi in zip(inputs, node.needs_input_grad, in_grads):
+        for t, child, need, gi in zip(inputs, node.input_nodes, node.needs_input_grad, in_grads):
             if not need:
                 continue
             if gi is None:
@@ -235,7 +416,6 @@ def run_backward(root, grad=None, retain_graph=False):
                 gi = reduce_to_shape(gi, t.data.shape)
             if gi.dtype != t.data.dtype:
                 gi = gi.astype(t.data.dtype)
-            child = t._node
             if child is None:
                 _accumulate_leaf(t, gi)
             else:
@@ -275,6 +455,9 @@ def _as_array(data, dtype):
             return arr
         return arr.astype(_default_dtype if not isinstance(data, np.ndarray) else float32)
     if k in "iu":
+        if k == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise OverflowError(f"data: value {arr.max()} does not fit in int64, the integer dtype "
+                                "lamina tensors hold")
         return arr.astype(int64)
     if k == "b":
         return arr
@@ -292,24 +475,41 @@ class Tensor:
     [[2.0, 4.0], [6.0, 8.0]]
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+    # _vc: the version counter (made on first use, shared with views and detach());
+    # _base/_view_fn: for a view, the tensor owning the storage and how to take this view of
+    # an array laid out like the base's (so in-place writes can rebase the base's history).
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_vc", "_base", "_view_fn",
+                 "__weakref__")
     __array_priority__ = 1000  # so ndarray OP Tensor defers to Tensor's reflected operator
+
+    def __new__(cls, *args, **kwargs):
+        # Every construction path (including Tensor.__new__(Tensor)) gets all fields set.
+        t = object.__new__(cls)
+        t.grad = None
+        t.requires_grad = False
+        t._node = None
+        t._vc = None
+        t._base = None
+        t._view_fn = None
+        return t
 
     def __init__(self, data, dtype=None, requires_grad=False):
         self.data = _as_array(data, dtype)
-        self.grad = None
-        self._node = None
-        self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+
+    def __reduce_ex__(self, protocol):
+        # Pickle and deepcopy give a standalone tensor of the same class: the values, grad and
+        # requires_grad travel; view links, version counter and graph do not (nor could the
+        # view's function be pickled).
+        return (_rebuild_tensor, (type(self), np.ascontiguousarray(self.data), self.requires_grad,
+                                  self.grad))
 
     @staticmethod
     def _wrap(arr, requires_grad=False):
         t = Tensor.__new__(Tensor)
         t.data = arr
-        t.grad = None
         t.requires_grad = requires_grad
-        t._node = None
         return t
 
     # ---- properties
@@ -340,7 +540,7 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self.data.shape if dim is None else self.data.shape[normalize_dim(dim, self.ndim)]
 
     def dim(self):
         return self.data.ndim
@@ -414,8 +614,20 @@ class Tensor:
     def backward(self, grad=None, retain_graph=False):
         run_backward(self, grad, retain_graph)
 
+    @property
+    def _version(self):
+        """How many in-place writes this tensor's storage has had (shared with its views)."""
+        return 0 if self._vc is None else self._vc.value
+
+    @property
+    def _is_view(self):
+        return self._base is not None
+
     def detach(self):
-        return Tensor._wrap(self.data)
+        """A tensor sharing storage and version counter, outside the graph."""
+        t = Tensor._wrap(self.data)
+        t._vc = _version_counter(self)
+        return t
 
     def detach_(self):
         self._node = None
@@ -423,19 +635,37 @@ class Tensor:
         return self
 
     def zero_(self):
-        self.data[...] = 0
-        return self
+        return _inplace.overwrite(self, 0, "zero_")
+
+    def fill_(self, value):
+        return _inplace.overwrite(self, value, "fill_")
 
     def clone(self):
         return _api.Clone.apply(self)
 
     def copy_(self, src):
-        self.data[...] = src.data if isinstance(src, Tensor) else src
-        return self
+        """Copy src (broadcast, cast to this dtype) into this tensor; recorded in the graph."""
+        return _inplace.overwrite(self, src, "copy_")
+
+    def add_(self, other, alpha=1):
+        return _inplace.binary_inplace(self, other if alpha == 1 else other * alpha, "add_",
+                                       np.add, Tensor.__add__)
+
+    def sub_(self, other, alpha=1):
+        return _inplace.binary_inplace(self, other if alpha == 1 else other * alpha, "sub_",
+                                       np.subtract, Tensor.__sub__)
+
+    def mul_(self, other):
+        return _inplace.binary_inplace(self, other, "mul_", np.multiply, Tensor.__mul__)
+
+    def div_(self, other):
+        return _inplace.binary_inplace(self, other, "div_", np.true_divide, Tensor.__truediv__)
 
     # ---- dtype
     def to(self, dtype):
         dtype = np.dtype(dtype)
+        if dtype not in _SUPPORTED:
+            raise TypeError(f"to(): dtype must be one of float32, float64, int64, bool, got {dtype}")
         if dtype == self.dtype:
             return self
         return _api.Cast.apply(self, dtype)
@@ -454,28 +684,28 @@ class Tensor:
 
     # ---- arithmetic (NumPy broadcasting; gradients reduced back in reduce_to_shape)
     def __add__(self, o):
-        return _api.Add.apply(self, _coerce(o, self))
+        return _api.Add.apply(*_operands(self, o))
 
     def __radd__(self, o):
-        return _api.Add.apply(_coerce(o, self), self)
+        return _api.Add.apply(*_operands(o, self))
 
     def __sub__(self, o):
-        return _api.Sub.apply(self, _coerce(o, self))
+        return _api.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
-        return _api.Sub.apply(_coerce(o, self), self)
+        return _api.Sub.apply(*_operands(o, self))
 
     def __mul__(self, o):
-        return _api.Mul.apply(self, _coerce(o, self))
+        return _api.Mul.apply(*_operands(self, o))
 
     def __rmul__(self, o):
-        return _api.Mul.apply(_coerce(o, self), self)
+        return _api.Mul.apply(*_operands(o, self))
 
     def __truediv__(self, o):
-        return _api.Div.apply(self, _coerce(o, self))
+        return _api.Div.apply(*_operands(self, o, divide=True))
 
     def __rtruediv__(self, o):
-        return _api.Div.apply(_coerce(o, self), self)
+        return _api.Div.apply(*_operands(o, self, divide=True))
 
     def __neg__(self):
         return _api.Neg.apply(self)
@@ -485,11 +715,16 @@ class Tensor:
 
     def __pow__(self, p):
         if isinstance(p, Tensor):
-            return _api.PowTensor.apply(self, p)
-        return _api.Pow.apply(self, float(p))
+            return _api.PowTensor.apply(*_operands(self, p))
+        x = self
+        if isinstance(p, (float, np.floating)) and self.data.dtype.kind != "f":
+            x = _api.Cast.apply(self, _default_dtype)  # int ** 0.5 is a float, as in PyTorch
+        if isinstance(p, (int, np.integer)) and not isinstance(p, bool) and x.data.dtype.kind != "f":
+            return _api.Pow.apply(x, int(p))  # int ** int stays an integer
+        return _api.Pow.apply(x, float(p))
 
     def __rpow__(self, base):
-        return _api.PowTensor.apply(_coerce(base, self), self)
+        return _api.PowTensor.apply(*_operands(base, self))
 
     def __matmul__(self, o):
         return _api.matmul(self, o if isinstance(o, Tensor) else Tensor(o, dtype=self.dtype))
@@ -498,29 +733,19 @@ class Tensor:
         return _api.matmul(Tensor(o, dtype=self.dtype), self)
 
     def __iadd__(self, o):
-        self._check_inplace()
-        self.data += o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "add_", np.add, Tensor.__add__)
 
     def __isub__(self, o):
-        self._check_inplace()
-        self.data -= o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "sub_", np.subtract, Tensor.__sub__)
 
     def __imul__(self, o):
-        self._check_inplace()
-        self.data *= o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "mul_", np.multiply, Tensor.__mul__)
 
     def __itruediv__(self, o):
-        self._check_inplace()
-        self.data /= o.data if isinstance(o, Tensor) else o
-        return self
+        return _inplace.binary_inplace(self, o, "div_", np.true_divide, Tensor.__truediv__)
 
     def _check_inplace(self):
-        if self.requires_grad and _grad_mode.enabled:
-            raise RuntimeError("a leaf tensor that requires grad is being used in an in-place "
-                               "operation; wrap it in `with lamina.no_grad():`")
+        _inplace.check_inplace(self, "in-place operation")
 
     # comparisons: no gradient, bool tensors
     def _cmp(self, o, f):
@@ -563,11 +788,12 @@ class Tensor:
         return int(self.item())
 
     def __getitem__(self, idx):
-        return _api.GetItem.apply(self, _unwrap_index(idx))
+        """Basic indexing (ints, slices, None, Ellipsis) gives a view sharing storage; advanced
+        indexing (tensors, lists, bools) gives a copy, as in PyTorch."""
+        return _inplace.getitem(self, _unwrap_index(idx))
 
     def __setitem__(self, idx, value):
-        self._check_inplace()
-        self.data[_unwrap_index(idx)] = value.data if isinstance(value, Tensor) else value
+        _inplace.setitem(self, _unwrap_index(idx), value)
 
     def __iter__(self):
         for i in range(len(self)):
@@ -602,41 +828,61 @@ class Tensor:
         return _api.activation(self, "tanh")
 
     def softmax(self, dim=-1):
-        return _api.softmax(self, dim)
+        return _api.softmax(self, normalize_dim(dim, self.ndim))
 
     def log_softmax(self, dim=-1):
-        return _api.log_softmax(self, dim)
+        return _api.log_softmax(self, normalize_dim(dim, self.ndim))
 
     def clamp(self, min=None, max=None):
         return _api.Clamp.apply(self, min, max)
 
     def sum(self, dim=None, keepdim=False):
-        return _api.Sum.apply(self, _norm_dims(dim, self.ndim), keepdim)
+        return _api.Sum.apply(self, normalize_dims(dim, self.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return _api.Mean.apply(self, _norm_dims(dim, self.ndim), keepdim)
+        return _api.Mean.apply(self, normalize_dims(dim, self.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False):
-        return _api.max_(self, dim, keepdim)
+        return self._max_min(dim, keepdim, _api.max_)
 
     def min(self, dim=None, keepdim=False):
-        return _api.min_(self, dim, keepdim)
+        return self._max_min(dim, keepdim, _api.min_)
+
+    def _max_min(self, dim, keepdim, op):
+        if dim is None:
+            return op(self)
+        d = normalize_dim(dim, self.ndim)
+        if self.ndim == 0:  # PyTorch accepts dim 0 / -1 on a 0-d tensor: the value, index 0
+            return op(self.reshape(1), 0, False)
+        return op(self, d, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
             return Tensor._wrap(np.asarray(self.data.argmax(), dtype=int64))
-        return Tensor._wrap(self.data.argmax(axis=dim, keepdims=keepdim).astype(int64, copy=False))
+        d = normalize_dim(dim, self.ndim)
+        if self.ndim == 0:
+            return Tensor._wrap(np.zeros((), dtype=int64))
+        return Tensor._wrap(self.data.argmax(axis=d, keepdims=keepdim).astype(int64, copy=False))
 
     def argmin(self, dim=None, keepdim=False):
         if dim is None:
             return Tensor._wrap(np.asarray(self.data.argmin(), dtype=int64))
-        return Tensor._wrap(self.data.argmin(axis=dim, keepdims=keepdim).astype(int64, copy=False))
+        d = normalize_dim(dim, self.ndim)
+        if self.ndim == 0:
+            return Tensor._wrap(np.zeros((), dtype=int64))
+        return Tensor._wrap(self.data.argmin(axis=d, keepdims=keepdim).astype(int64, copy=False))
 
     # ---- shape
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _api.Reshape.apply(self, shape)
+        shape = _check_shape(shape, "reshape")
+        contiguous = self.data.flags.c_contiguous
+        out = _api.Reshape.apply(self, shape)
+        if contiguous:  # NumPy reshaped the storage itself: a view, as in PyTorch
+            target = out.data.shape
+            _inplace.mark_view(out, self, lambda a: a.reshape(target))
+        return out
 
     view = reshape
 
@@ -644,8 +890,8 @@ class Tensor:
         nd = self.ndim
         if nd == 0:
             return self.reshape(1)
-        s = start_dim % nd
-        e = end_dim % nd
+        s = normalize_dim(start_dim, nd)
+        e = normalize_dim(end_dim, nd)
         if s > e:
             raise ValueError(f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim})")
         shape = self.shape[:s] + (-1,) + self.shape[e + 1:]
@@ -659,7 +905,7 @@ class Tensor:
     def transpose(self, dim0, dim1):
         nd = self.ndim
         perm = list(range(nd))
-        d0, d1 = _norm_dim(dim0, nd), _norm_dim(dim1, nd)
+        d0, d1 = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
         perm[d0], perm[d1] = perm[d1], perm[d0]
         return _api.Permute.apply(self, tuple(perm))
 
@@ -674,7 +920,7 @@ class Tensor:
         nd = self.ndim
         if len(dims) != nd:
             raise ValueError(f"permute: expected {nd} dims, got {len(dims)}")
-        dims = tuple(_norm_dim(d, nd) for d in dims)
+        dims = tuple(normalize_dim(d, nd) for d in dims)
         if sorted(dims) != list(range(nd)):
             raise ValueError(f"permute: dims {dims} are not a permutation of 0..{nd - 1}")
         return _api.Permute.apply(self, dims)
@@ -683,37 +929,37 @@ class Tensor:
         if dim is None:
             shape = tuple(s for s in self.shape if s != 1)
         else:
-            d = _norm_dim(dim, self.ndim)
+            d = normalize_dim(dim, self.ndim)
             shape = self.shape if self.shape[d] != 1 else self.shape[:d] + self.shape[d + 1:]
         return self.reshape(shape)
 
     def unsqueeze(self, dim):
-        d = _norm_dim(dim, self.ndim + 1)
+        d = normalize_dim(dim, self.ndim + 1)
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
     def expand(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        shape = tuple(s if s != -1 else self.shape[i - len(shape) + self.ndim]
-                      for i, s in enumerate(shape))
+        shape = _check_shape(shape, "expand", one_inferred=False)
+        lead = len(shape) - self.ndim
+        if lead < 0:
+            raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater "
+                               f"or equal to the number of dimensions in the tensor ({self.ndim})")
+        for i, s in enumerate(shape[:lead]):
+            if s == -1:
+                raise RuntimeError(f"expand: the expanded size of the tensor (-1) isn't allowed in a "
+                                   f"leading, non-existing dimension {i}")
+        shape = tuple(s if s != -1 else self.shape[i - lead] for i, s in enumerate(shape))
+        for i in range(self.ndim):
+            if self.shape[i] != 1 and shape[lead + i] != self.shape[i]:
+                raise RuntimeError(f"expand: the expanded size of the tensor ({shape[lead + i]}) must "
+                                   f"match the existing size ({self.shape[i]}) at non-singleton "
+                                   f"dimension {lead + i}; target sizes {list(shape)}, tensor sizes "
+                                   f"{list(self.shape)}")
         return _api.Expand.apply(self, shape)
 
     def contiguous(self):
         return self
-
-
-def _norm_dim(d, nd):
-    if not -max(nd, 1) <= d < max(nd, 1):
-        raise IndexError(f"dim: expected a value in [{-max(nd, 1)}, {max(nd, 1) - 1}], got {d}")
-    return d % max(nd, 1)
-
-
-def _norm_dims(dim, nd):
-    if dim is None:
-        return None
-    if isinstance(dim, (tuple, list)):
-        return tuple(sorted(_norm_dim(d, nd) for d in dim))
-    return (_norm_dim(dim, nd),)
 
 
 def _unwrap_index(idx):
@@ -724,12 +970,59 @@ def _unwrap_index(idx):
     return idx
 
 
-def _coerce(o, like):
-    """Python scalars and arrays take the tensor's dtype (as PyTorch does for scalars)."""
-    if isinstance(o, Tensor):
-        return o
-    if isinstance(o, (int, float, bool, np.number)):
-        dt = like.dtype if like.dtype in _FLOATS or isinstance(o, (int, np.integer)) else _default_dtype
-        return Tensor._wrap(np.asarray(o, dtype=dt))
-    return Tensor._wrap(_as_array(o, None))
+def _rebuild_tensor(cls, data, requires_grad, grad):
+    t = cls.__new__(cls)
+    t.data = data
+    t.requires_grad = requires_grad
+    t.grad = grad
+    return t
+
+
+def _check_shape(shape, op, one_inferred=True):
+    """PyTorch's checks on a requested shape: ints, nothing below -1, at most one -1 (when -1
+    means "inferred"; for expand it means "keep")."""
+    out = []
+    inferred = None
+    for i, s in enumerate(shape):
+        if isinstance(s, Tensor):
+            s = s.__index__()
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"{op}: shape entries must be ints, got {type(s).__name__} at index {i}")
+        s = int(s)
+        if s < -1:
+            raise RuntimeError(f"{op}: invalid shape dimension {s} at index {i} of shape {list(shape)}")
+        if s == -1:
+            if inferred is not None and one_inferred:
+                raise RuntimeError(f"{op}: only one dimension can be inferred, got -1 at indices "
+                                   f"{inferred} and {i}")
+            inferred = i
+        out.append(s)
+    return tuple(out)
+
+
+def _operands(a, b, divide=False):
+    """a and b as Tensors of PyTorch's common dtype (casts are differentiable)."""
+    ta, tb = type(a) is Tensor, type(b) is Tensor
+    if ta and tb:
+        dt = a.data.dtype
+        if dt == b.data.dtype and (not divide or dt.kind == "f"):
+            return a, b
+    elif ta and type(b) in (float, int) and a.data.dtype.kind == "f":
+        return a, Tensor._wrap(np.asarray(b, dtype=a.data.dtype))
+    elif tb and type(a) in (float, int) and b.data.dtype.kind == "f":
+        return Tensor._wrap(np.asarray(a, dtype=b.data.dtype)), b
+    if not isinstance(a, (Tensor, int, float, bool, np.number, np.bool_)):
+        a = Tensor._wrap(_as_array(a, None))
+    if not isinstance(b, (Tensor, int, float, bool, np.number, np.bool_)):
+        b = Tensor._wrap(_as_array(b, None))
+    dt = _promotion.result_type((a, b), _default_dtype)
+    if divide:
+        dt = _promotion.true_divide_type(dt, _default_dtype)
+    return _cast_to(a, dt), _cast_to(b, dt)
+
+
+def _cast_to(x, dtype):
+    if isinstance(x, Tensor):
+        return x if x.data.dtype == dtype else _api.Cast.apply(x, dtype)
+    return Tensor._wrap(np.asarray(x, dtype=dtype))
 

@@ -42,10 +42,21 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 
 def softplus(input, beta=1.0, threshold=20.0):
-    """Soft ReLU, log(1 + e^x) (PyTorch's beta=1, threshold=20 form)."""
-    if beta != 1.0 or threshold != 20.0:
-        return (1.0 / beta) * _activation(input * beta, "softplus")
-    return _activation(input, "softplus")
+    """Soft ReLU, (1/beta) log(1 + e^(beta x)), and x itself where beta x > threshold (PyTorch).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.softplus(lamina.tensor([0.0, 6.0]), threshold=5).tolist()
+    [0.6931471824645996, 6.0]
+    """
+    z = input if beta == 1.0 else input * beta
+    linear = z.data > threshold
+    soft = _activation(z, "softplus")
+    if beta != 1.0:
+        soft = soft * (1.0 / beta)
+    if not linear.any():
+        return soft
+    keep = linear.astype(input.dtype)
+    return soft * (1 - keep) + input * keep
 
 
 def sigmoid(input):

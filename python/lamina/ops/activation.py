@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dims import normalize_dim
+
 from .. import _C
 from .. import random as _random
 from ..tensor import Function, float32, float64
@@ -137,12 +139,12 @@ class Softmax(Function):
 
 @export
 def softmax(x, dim=-1):
-    return Softmax.apply(x, dim, False)
+    return Softmax.apply(x, normalize_dim(dim, x.ndim), False)
 
 
 @export
 def log_softmax(x, dim=-1):
-    return Softmax.apply(x, dim, True)
+    return Softmax.apply(x, normalize_dim(dim, x.ndim), True)
 
 
 # ---------------------------------------------------------------- dropout

@@ -313,6 +313,8 @@ class Pow(Function):
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
         p = ctx.p
+        if p == 0.0:  # NOTE: x ** 0 is constant, so 0 everywhere, also at x = 0 (PyTorch)
+            return np.zeros_like(dy), None
         if p == 2.0:
             return dy * (2 * x), None
         return dy * (p * np.power(x, x.dtype.type(p - 1))), None

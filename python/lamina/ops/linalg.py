@@ -271,6 +271,16 @@ def linear(x, weight, bias=None, act="identity"):
 def check_linear(input, weight, bias):
     if input.ndim == 0:
         raise ValueError("input: expected at least 1 dimension, got a scalar")
+    if weight.ndim not in (1, 2):
+        raise ValueError(f"weight: expected a 2-D (out_features, in_features) or 1-D (in_features,) "
+                         f"weight, got shape {tuple(weight.shape)}")
+    if weight.ndim == 1:
+        if input.shape[-1] != weight.shape[0]:
+            raise ValueError(f"weight: expected shape ({input.shape[-1]},) to match the input's last "
+                             f"dimension, got {tuple(weight.shape)}")
+        if bias is not None and bias.ndim != 0 and bias.shape != (1,):
+            raise ValueError(f"bias: expected a 0-d bias for a 1-D weight, got shape {tuple(bias.shape)}")
+        return
     if input.shape[-1] != weight.shape[1]:
         raise ValueError(f"input: expected last dimension {weight.shape[1]} (in_features), "
                          f"got shape {tuple(input.shape)}")
@@ -283,4 +293,9 @@ def check_linear(input, weight, bias):
 def linear_checked(input, weight, bias=None, act="identity"):
     """F.linear's body: check the arguments, then `linear` (act fused into the GEMM epilogue)."""
     check_linear(input, weight, bias)
+    if weight.ndim == 1:  # PyTorch: y = input @ weight (+ bias), the last dim contracted away
+        if act not in (None, "identity"):
+            raise ValueError(f"act: a fused {act!r} needs a 2-D weight")
+        y = matmul(input, weight)
+        return y if bias is None else y + bias
     return linear(input, weight, bias, act)

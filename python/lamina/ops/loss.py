@@ -188,9 +188,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise TypeError(f"input: expected float logits, got {input.dtype}")
     t = _as_target(target)
     if t.dtype.kind == "f" and tuple(t.shape) == tuple(input.shape):  # class probabilities
-        tt = target if isinstance(target, Tensor) else Tensor._wrap(t.astype(input.dtype))
-        return _reduce(-(tt * log_softmax(input, 1 if input.ndim > 1 else 0)).sum(1 if input.ndim > 1 else 0),
-                       reduction)
+        return _cross_entropy_probs(input, target, t, weight, reduction, label_smoothing)
     if t.dtype.kind == "f" and t.ndim == input.ndim:
         raise ValueError(f"target: class-probability targets must have the input's shape "
                          f"{tuple(input.shape)}, got {t.shape}")
@@ -202,6 +200,28 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         loss = _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing)
         return loss.reshape(*out_shape) if reduction == "none" else loss
     return CrossEntropy.apply(input, t, int(ignore_index), reduction == "mean")
+
+
+def _cross_entropy_probs(input, target, t, weight, reduction, label_smoothing):
+    """Cross-entropy against class probabilities (N, C, d...) or unbatched (C,), as PyTorch:
+    smoothed targets t (1 - eps) + eps / C, per-class weights inside the sum over classes, and
+    a mean over the N (x d...) positions, not over the weights."""
+    if t.shape != input.shape:
+        raise ValueError(f"target: class-probability targets must have the input's shape "
+                         f"{tuple(input.shape)}, got {t.shape}")
+    cdim = 0 if input.ndim == 1 else 1
+    c = input.shape[cdim]
+    tt = target if isinstance(target, Tensor) else Tensor._wrap(np.asarray(t, dtype=input.dtype))
+    if label_smoothing:
+        eps = float(label_smoothing)
+        tt = tt * (1.0 - eps) + eps / c
+    prod = tt * log_softmax(input, cdim)
+    if weight is not None:
+        w = np.asarray(_as_target(weight), dtype=input.dtype)
+        if w.shape != (c,):
+            raise ValueError(f"weight: expected shape ({c},), one weight per class, got {w.shape}")
+        prod = prod * Tensor._wrap(w.reshape((c,) + (1,) * (input.ndim - cdim - 1)))
+    return _reduce(-prod.sum(cdim), reduction)
 
 
 def _cross_entropy_composite(input, t, weight, ignore_index, reduction, label_smoothing):

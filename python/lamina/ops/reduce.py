@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dims import normalize_dim
+
 from ..tensor import Function, Tensor, float32, float64, int64
 from .registry import Sample, export, register
 
@@ -74,6 +76,8 @@ class MaxAll(Function):
     def backward(ctx, dy):
         x, y = ctx.saved_tensors
         mask = x == y
+        if np.isnan(y):  # NOTE: a NaN maximum takes the gradient, split between the NaNs (PyTorch)
+            mask = np.isnan(x)
         return dy * mask / mask.sum(), None
 
 
@@ -117,7 +121,7 @@ class _MaxResult(tuple):
 def _max_min(x, dim, keepdim, use_min):
     if dim is None:
         return MaxAll.apply(x, use_min)
-    d = dim % max(x.ndim, 1)
+    d = normalize_dim(dim, x.ndim)
     if x.shape[d] == 0:
         raise ValueError(f"max/min: dim {dim} has size 0")
     values = MaxDim.apply(x, d, keepdim, use_min)

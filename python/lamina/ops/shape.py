@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dims import normalize_dim
+
 from ..tensor import Function, float32, float64
 from .registry import BadSample, Sample, export, register
 
@@ -120,11 +122,27 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: zero-dimensional tensor (at position {i}) cannot be concatenated; "
+                             "use stack, or reshape it to (1,)")
     nd = tensors[0].ndim
-    return Cat.apply(dim % nd, *tensors)
+    d = normalize_dim(dim, nd)
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != nd or t.shape[:d] + t.shape[d + 1:] != tensors[0].shape[:d] + tensors[0].shape[d + 1:]:
+            raise ValueError(f"cat: tensor {i} has shape {tuple(t.shape)}; expected "
+                             f"{tuple(tensors[0].shape)} except in dim {d}")
+    return Cat.apply(d, *tensors)
 
 
 @export
 def stack(tensors, dim=0):
-    tensors = [t.unsqueeze(dim) for t in tensors]
-    return cat(tensors, dim)
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    d = normalize_dim(dim, tensors[0].ndim + 1)
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: expects each tensor to be equal size, but got "
+                             f"{tuple(tensors[0].shape)} at entry 0 and {tuple(t.shape)} at entry {i}")
+    return cat([t.unsqueeze(d) for t in tensors], d)

@@ -32,6 +32,9 @@ class Linear(Module):
 
     def reset_parameters(self):
         if self.in_features == 0:
+            # No inputs: the weight is empty and the bias bound 1/sqrt(0) is taken as 0 (PyTorch).
+            if self.bias is not None:
+                self.bias.data[...] = 0
             return
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:

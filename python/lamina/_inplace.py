@@ -1,0 +1,267 @@
+"""Views and in-place writes, with PyTorch's autograd semantics.
+
+A view (basic indexing, reshape of a contiguous tensor) shares its base's storage and version
+counter and remembers how it was taken (`_view_fn`, a function from an array laid out like the
+base to the view of it). An in-place write computes the new value out of place with an ordinary
+differentiable op, copies it into the storage, bumps the version counter and, when a graph is
+being recorded, rebases the history: the written tensor's producer becomes the op, and for a view
+the base's producer becomes "old base with the view's region replaced" (`ViewScatter`), so
+gradients reach the base and whatever fed the written value.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _promotion
+from .tensor import Function, Tensor, _grad_mode, _version_counter, get_default_dtype
+from .tensor import _api, _inplace as _tensor_hooks
+
+
+# --------------------------------------------------------------------------- view ops
+def is_basic_index(idx):
+    """True for indices NumPy and PyTorch answer with a view: ints, slices, None, Ellipsis."""
+    items = idx if type(idx) is tuple else (idx,)
+    for i in items:
+        if i is None or i is Ellipsis or type(i) is slice:
+            continue
+        if isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)):
+            continue
+        return False
+    return True
+
+
+def view_index(idx):
+    """`idx` as a tuple ending in Ellipsis, so NumPy returns a 0-d array view, not a scalar copy."""
+    items = idx if type(idx) is tuple else (idx,)
+    if any(i is Ellipsis for i in items):
+        return items
+    return items + (Ellipsis,)
+
+
+class IndexView(Function):
+    """x[idx] for a basic index: a view of x's storage; backward writes dy into the region."""
+
+    _reads_strided = True
+
+    @staticmethod
+    def forward(ctx, x, idx):
+        ctx.shape, ctx.idx = x.shape, idx
+        return x[idx]
+
+    @staticmethod
+    def backward(ctx, dy):
+        dx = np.zeros(ctx.shape, dtype=dy.dtype)
+        dx[ctx.idx] = dy  # a basic index selects each element once
+        return dx, None
+
+
+class ViewOf(Function):
+    """A view of `base` after the base's history changed (it was written through a view)."""
+
+    _reads_strided = True
+
+    @staticmethod
+    def forward(ctx, base, view_fn):
+        ctx.shape, ctx.view_fn = base.shape, view_fn
+        return view_fn(base)
+
+    @staticmethod
+    def backward(ctx, dy):
+        dx = np.zeros(ctx.shape, dtype=dy.dtype)
+        ctx.view_fn(dx)[...] = dy
+        return dx, None
+
+
+class ViewScatter(Function):
+    """The base after `value` was written into its view `view_fn(base)` (storage already holds
+    it): the old base's gradient is dy outside the region, the value's is dy inside it."""
+
+    _reads_strided = True
+
+    @staticmethod
+    def forward(ctx, base, value, view_fn):
+        ctx.view_fn = view_fn
+        return base
+
+    @staticmethod
+    def backward(ctx, dy):
+        na, nv, _ = ctx.needs_input_grad
+        dbase = dvalue = None
+        if na:
+            dbase = np.array(dy, copy=True)
+            ctx.view_fn(dbase)[...] = 0
+        if nv:
+            dvalue = np.ascontiguousarray(ctx.view_fn(dy))
+        return dbase, dvalue, None
+
+
+class SetItem(Function):
+    """x with x[idx] = value, out of place (the caller copies it into x's storage)."""
+
+    @staticmethod
+    def forward(ctx, x, value, idx):
+        ctx.idx = idx
+        y = np.array(x, copy=True)
+        y[idx] = value
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        nx, nv, _ = ctx.needs_input_grad
+        dx = dvalue = None
+        if nx:
+            dx = np.array(dy, copy=True)
+            dx[ctx.idx] = 0
+        if nv:
+            dvalue = np.ascontiguousarray(dy[ctx.idx])  # the engine sums a broadcast value back
+        return dx, dvalue, None
+
+
+class Overwrite(Function):
+    """x's storage overwritten with src broadcast to x's shape (copy_, fill_, zero_)."""
+
+    @staticmethod
+    def forward(ctx, x, src):
+        return np.array(np.broadcast_to(src, x.shape), dtype=x.dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, dy):
+        # NOTE: the old value is entirely replaced, so it gets a zero gradient.
+        return np.zeros_like(dy), dy
+
+
+def mark_view(out, src, view_fn):
+    """Make `out` a view of `src`'s storage: share the base and version counter."""
+    base = src._base if src._base is not None else src
+    parent_fn = src._view_fn
+    out._base = base
+    out._view_fn = view_fn if parent_fn is None else (lambda a: view_fn(parent_fn(a)))
+    out._vc = _version_counter(base)
+    return out
+
+
+def getitem(x, idx):
+    if is_basic_index(idx):
+        vidx = view_index(idx)
+        out = IndexView.apply(x, vidx)
+        return mark_view(out, x, lambda a: a[vidx])
+    return _api.GetItem.apply(x, idx)
+
+
+# --------------------------------------------------------------------------- in-place writes
+def check_inplace(t, op):
+    """PyTorch refuses in-place writes into a leaf (or a view of one) that requires grad."""
+    if not _grad_mode.enabled:
+        return
+    if t.requires_grad and t._node is None:
+        raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place "
+                           "operation; wrap it in `with lamina.no_grad():` or use an out-of-place op")
+    base = t._base
+    if base is not None and base.requires_grad and base._node is None:
+        raise RuntimeError(f"{op}: a view of a leaf tensor that requires grad is being used in an "
+                           "in-place operation; wrap it in `with lamina.no_grad():`")
+
+
+def bump_version(t):
+    _version_counter(t).value += 1
+
+
+def _recording(*tensors):
+    if not _grad_mode.enabled:
+        return False
+    for t in tensors:
+        if isinstance(t, Tensor) and t.requires_grad:
+            return True
+    return False
+
+
+def commit(t, result, op):
+    """Write `result` (t's new value, maybe with a graph) into t's storage and rebase t."""
+    if _promotion.category(result.dtype) > _promotion.category(t.dtype):
+        raise RuntimeError(f"{op}: result type {result.dtype} can't be cast to the desired output "
+                           f"type {t.dtype} of the tensor written in place")
+    if result.shape != t.shape:
+        raise RuntimeError(f"{op}: output with shape {tuple(t.shape)} doesn't match the broadcast "
+                           f"shape {tuple(result.shape)}")
+    np.copyto(t.data, result.data, casting="unsafe")
+    bump_version(t)
+    if result.requires_grad:
+        rebase(t, result)
+    return t
+
+
+def rebase(t, result):
+    base = t._base
+    if base is None:
+        t._node = result._node
+        t.requires_grad = True
+        return
+    view_fn = t._view_fn
+    scattered = ViewScatter.apply(base, result, view_fn)
+    base._node = scattered._node
+    base.requires_grad = True
+    view = ViewOf.apply(base, view_fn)
+    t._node = view._node
+    t.requires_grad = True
+
+
+def _snapshot(t):
+    """t's current value and history, with its own copy of the data: ops that save their input
+    (mul, div) must not see the write that follows."""
+    s = Tensor._wrap(np.array(t.data, copy=True))
+    s._node = t._node
+    s.requires_grad = t.requires_grad
+    return s
+
+
+def binary_inplace(t, other, name, ufunc, out_of_place):
+    """t op= other: a NumPy in-place ufunc when nothing is recorded, else out_of_place(t, other)
+    committed into t."""
+    check_inplace(t, name)
+    if _recording(t, other):
+        return commit(t, out_of_place(_snapshot(t) if name in ("mul_", "div_") else t, other), name)
+    result = _promotion.result_type((t, other), get_default_dtype())
+    if _promotion.category(result) > _promotion.category(t.dtype):
+        raise RuntimeError(f"{name}: result type {result} can't be cast to the desired output type "
+                           f"{t.dtype} of the tensor written in place")
+    o = other.data if isinstance(other, Tensor) else other
+    ufunc(t.data, o, out=t.data, casting="unsafe")
+    bump_version(t)
+    return t
+
+
+def setitem(t, idx, value):
+    check_inplace(t, "setitem")
+    if _recording(t, value):
+        if not isinstance(value, Tensor):
+            value = Tensor(value, dtype=t.dtype)
+        return commit(t, SetItem.apply(t, value, idx), "setitem")
+    t.data[idx] = value.data if isinstance(value, Tensor) else value
+    bump_version(t)
+    return t
+
+
+def overwrite(t, src, op):
+    check_inplace(t, op)
+    if _recording(t, src):
+        if not isinstance(src, Tensor):
+            src = Tensor._wrap(np.asarray(src, dtype=t.dtype))
+        try:
+            np.broadcast_shapes(src.shape, t.shape)
+        except ValueError:
+            raise RuntimeError(f"{op}: src of shape {tuple(src.shape)} cannot be broadcast to the "
+                               f"tensor's shape {tuple(t.shape)}") from None
+        return commit(t, Overwrite.apply(t, src), op)
+    s = src.data if isinstance(src, Tensor) else src
+    try:
+        np.copyto(t.data, np.broadcast_to(s, t.shape), casting="unsafe")
+    except ValueError:
+        raise RuntimeError(f"{op}: src of shape {tuple(np.shape(s))} cannot be broadcast to the "
+                           f"tensor's shape {tuple(t.shape)}") from None
+    bump_version(t)
+    return t
+
+
+# Tensor methods reach these through tensor._inplace (tensor.py does not import this module).
+for _f in (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace):
+    setattr(_tensor_hooks, _f.__name__, _f)
