@@ -465,3 +465,23 @@ def test_views_pickle_and_deepcopy_as_standalone_tensors():
     p = lamina.nn.Parameter(lamina.ones(2))
     q = pickle.loads(pickle.dumps(p))
     assert type(q) is type(p) and q.requires_grad
+
+
+def test_strided_views_feed_kernels_and_parameters():
+    torch = requires_torch()
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    res = []
+    for lib, F in ((lamina, lamina.nn.functional), (torch, torch.nn.functional)):
+        xt = lib.tensor(x, requires_grad=True)
+        v = xt[:, :, 1:, ::2]
+        assert not v.is_contiguous() and v.contiguous().is_contiguous()
+        y = F.conv2d(v, lib.tensor(w)).sum() + F.max_pool2d(v, 2).sum() + v.relu().sum()
+        y.backward()
+        res.append((_plain(y), _plain(xt.grad)))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-10)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-10)
+    p = lamina.nn.Parameter(lamina.randn(3, 4)[:, :2])
+    assert p.is_contiguous()
+    lamina.nn.functional.linear(lamina.ones(5, 2), p).sum().backward()
+    assert p.grad.shape == (3, 2)

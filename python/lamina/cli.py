@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only the first N test images")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+    t.add_argument("--export-onnx", default=None, metavar="PATH",
+                   help="after training, write the model as ONNX to PATH (needs lamina[onnx])")
 
     sub.add_parser("info", help="print lamina's build configuration")
     return parser
@@ -156,6 +158,12 @@ def cmd_train(args) -> int:
     from .datasets import MNIST, MNISTNotFoundError
     from . import train as _train
     from .serialization import load_metadata
+    if args.export_onnx:   # fail before training, not after it
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            print("error: --export-onnx needs the onnx package (pip install 'lamina[onnx]')", file=sys.stderr)
+            return 2
     from .train import cosine_lr, fit, load_checkpoint
 
     _resolve_defaults(args)
@@ -231,6 +239,9 @@ def cmd_train(args) -> int:
         return 0
     _write_pictures(model, history, out_dir)
     print(f"saved {ckpt}")
+    if args.export_onnx:
+        lamina.onnx.export(model, lamina.zeros(1, *INPUT_SHAPE), args.export_onnx)
+        print(f"exported {args.export_onnx}")
     print(f"test accuracy: {100 * history[-1]['test_acc']:.2f}%")
     return 0
 

@@ -232,9 +232,11 @@ class Function:
     """
 
     __slots__ = ("inputs", "saved_tensors", "needs_input_grad", "__dict__")
+    _saves = False  # set on the instance by save_for_backward (cheaper to test than an unset slot)
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
+        self._saves = True
 
     @property
     def op(self):
@@ -262,21 +264,35 @@ class Function:
             else:
                 raw.append(a)
         if requires:
-            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+            needs, nodes = [], []
+            for a in args:
+                if isinstance(a, Tensor):
+                    needs.append(a.requires_grad)
+                    nodes.append(a._node)
+                else:
+                    needs.append(False)
+                    nodes.append(None)
+            ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *raw, **kwargs)
         if type(out) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             out = np.asarray(out)
-        t = Tensor.__new__(Tensor)
+        t = _object_new(Tensor)  # the fields Tensor.__new__ sets, inline: this is the hot path
         t.data = out
+        t.grad = None
+        t._vc = None
+        t._base = None
+        t._view_fn = None
         if requires and out.dtype.kind == "f":  # integer and bool results never require grad
             t.requires_grad = True
             ctx.inputs = args
             # The producer of each input now: a later in-place op may give the tensor a new one.
-            ctx.input_nodes = tuple([a._node if isinstance(a, Tensor) else None for a in args])
-            saved = getattr(ctx, "saved_tensors", None)
-            if saved:
-                ctx.saved_versions = _saved_versions(saved, raw, args, t)
+            ctx.input_nodes = tuple(nodes)
+            if ctx._saves:
+                ctx.saved_versions = _saved_versions(ctx.saved_tensors, raw, args, t)
             t._node = ctx
+        else:
+            t.requires_grad = False
+            t._node = None
         return t
 
     @staticmethod
@@ -286,6 +302,9 @@ class Function:
     @staticmethod
     def backward(ctx, dy):
         raise RuntimeError(f"no gradient rule for {type(ctx).__name__}")
+
+
+_object_new = object.__new__
 
 
 class _VersionCounter:
@@ -959,7 +978,11 @@ class Tensor:
         return _api.Expand.apply(self, shape)
 
     def contiguous(self):
-        return self
+        """This tensor if its storage is C-contiguous, else a contiguous copy (a strided view)."""
+        return self if self.data.flags.c_contiguous else _api.Clone.apply(self)
+
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
 
 
 def _unwrap_index(idx):

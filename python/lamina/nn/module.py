@@ -38,7 +38,8 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad=True):
         if data is None:
             data = np.empty(0, dtype=np.float32)
-        arr = data.data if isinstance(data, Tensor) else np.ascontiguousarray(data)
+        # Kernels read C-contiguous buffers: a strided view (x[:, :2]) is copied, others shared.
+        arr = np.ascontiguousarray(data.data if isinstance(data, Tensor) else data)
         if arr.dtype not in _FLOATS:
             arr = arr.astype(np.float32)
         self.data = arr
