@@ -10,7 +10,7 @@ test: install ctest pytest sanitize
 
 install:
 	$(PYTHON) -m pip install --upgrade pip >/dev/null
-	$(PYTHON) -m pip install ".[test,viz,onnx]"
+	$(PYTHON) -m pip install ".[test,viz,onnx,dist]"
 	# PyTorch is the tests' oracle (never a runtime dependency); the CPU wheel on this machine kind is
 	# local. A failed install fails `make test`: without it the comparisons could not run.
 	$(PYTHON) -m pip install torch==2.13.0

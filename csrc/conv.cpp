@@ -198,6 +198,15 @@ Blocking block_images(const ConvParams& p) {
 }
 }  // namespace
 
+// The data gradient of a stride-1, dilation-1, groups-1 convolution as a forward convolution:
+// input dy (N, K, OH, OW), K -> C channels, padding KH-1-pad (negative: not expressible).
+static ConvParams transposed_conv_params(const ConvParams& p) {
+  ConvParams q = p;
+  q.C = p.K; q.K = p.C; q.H = p.OH(); q.W = p.OW();
+  q.pad_h = p.KH - 1 - p.pad_h; q.pad_w = p.KW - 1 - p.pad_w;
+  return q;
+}
+
 // Winograd where it applies and the GEMMs are deep enough to pay for the tile transforms.
 // Measured (1 thread, 3x3 pad 1): forward wins from C = K = 16 on maps >= 8x8 (loses on 4x4
 // maps and for C = 3); the backward pair only from C = K = 64 on maps >= 14x14 (at C = K = 16
@@ -327,6 +336,20 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     conv2d_winograd(p.N, p.K, p.OH(), p.OW(), p.C, 2 - p.pad_h, 2 - p.pad_w, dy, U.data(),
                     static_cast<const T*>(nullptr), dx, Act::identity);
     dx = nullptr;  // done
+  }
+  if (dx && p.N > 0 && P > 0) {
+    // dx (N, C, H, W) = the stride-1 convolution of dy (N, K, OH, OW), padded KH-1-pad, with
+    // the filters rotated 180 degrees and transposed (K <-> C): few channels -> direct path.
+    const ConvParams q = transposed_conv_params(p);
+    if (q.pad_h >= 0 && q.pad_w >= 0 && conv_direct_applicable(p) && conv_direct_preferred(q)) {
+      std::vector<T> wf(static_cast<size_t>(p.K * p.C * p.KH * p.KW));
+      for (int64_t k = 0; k < p.K; ++k)
+        for (int64_t c = 0; c < p.C; ++c)
+          for (int64_t i = 0; i < p.KH * p.KW; ++i)  // wf[c][k] = rot180(w[k][c])
+            wf[size_t((c * p.K + k) * p.KH * p.KW + i)] = w[(k * p.C + c) * p.KH * p.KW + p.KH * p.KW - 1 - i];
+      conv2d_direct_forward(q, dy, wf.data(), static_cast<const T*>(nullptr), dx, Act::identity);
+      dx = nullptr;  // done
+    }
   }
   if (!dx && !dw) return;
   if (p.N == 0 || P == 0) {

@@ -41,9 +41,9 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
                     const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                     const Epilogue<T>* epilogue = nullptr);
 
-// This core's sustained float32 FMA rate in GFLOP/s (AVX2 FMA chains with no memory traffic;
-// the best of short runs over about `seconds`), the yardstick for "% of FMA peak". 0 without
-// AVX2.
+// This core's sustained float32 FMA rate in GFLOP/s (FMA chains of the active ISA's widest
+// vectors -- zmm on the AVX-512 path, ymm on AVX2 -- with no memory traffic; the best of short
+// runs over about `seconds`), the yardstick for "% of FMA peak". 0 without AVX2.
 double fma_peak_gflops(double seconds);
 
 // ---- testing / tuning hooks (not needed for normal use) ----

@@ -89,5 +89,20 @@ template <> GemmKernel<double> gemm_kernel_avx512<double>(int variant) {
   }
 }
 
+// 24 independent zmm FMA chains for `iters` rounds (no memory traffic): the AVX-512 yardstick.
+double fma_peak_probe_avx512(int64_t iters, float* sink) {
+  __m512 acc[24];
+  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(float(i));
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  *sink = _mm512_cvtss_f32(s);
+  return double(iters) * 24 * 16 * 2;
+}
+
 }  // namespace lamina
 #endif  // LAMINA_X86

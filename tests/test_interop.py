@@ -238,3 +238,13 @@ def test_round_trip_through_torch_and_back():
     assert np.shares_memory(back.numpy(), t.numpy())
     x = lamina.from_dlpack(np.from_dlpack(t))
     assert np.shares_memory(x.numpy(), t.numpy())
+
+
+def test_mpi4py_takes_tensors_without_a_copy():
+    MPI = pytest.importorskip("mpi4py.MPI")
+    send = lamina.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    recv = lamina.zeros(2, 3)
+    before = recv.numpy()
+    MPI.COMM_SELF.Allreduce(send, recv, op=MPI.SUM)     # mpi4py reads and writes through __dlpack__
+    assert recv.numpy() is before
+    np.testing.assert_array_equal(recv.numpy(), send.numpy())

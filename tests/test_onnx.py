@@ -98,12 +98,20 @@ def test_pools(tmp_path, layer, shape):
     _check(nn.Sequential(layer), shape, tmp_path)
 
 
-@pytest.mark.parametrize("act", [nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.LeakyReLU(0.2), nn.Softplus(),
-                                 nn.Softplus(beta=2.0), nn.Softmax(dim=1), nn.LogSoftmax(dim=1), nn.Identity(),
-                                 nn.Step()], ids=repr)
+ACTIVATIONS = [nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.LeakyReLU(0.2), nn.Softplus(), nn.Softplus(beta=2.0),
+               nn.Softplus(beta=0.5, threshold=0.3), nn.Softmax(dim=1), nn.LogSoftmax(dim=1), nn.Softmax(),
+               nn.LogSoftmax(dim=-1), nn.Identity(), nn.Step()]
+ACTIVATIONS += [make() for name, make in (("ELU", lambda: nn.ELU(0.7)), ("GELU", lambda: nn.GELU()),
+                                          ("GELU", lambda: nn.GELU(approximate="tanh")), ("SiLU", lambda: nn.SiLU()))
+                if hasattr(nn, name)]
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=repr)
 def test_activations(tmp_path, act):
     lamina.manual_seed(3)
-    _check(_perturb(nn.Sequential(nn.Linear(6, 5), act)), (3, 6), tmp_path)
+    model = _perturb(nn.Sequential(nn.Linear(6, 5), act))
+    model[0].weight.data *= 4                         # pre-activations well past +-1 (and softplus' threshold)
+    _check(model, (3, 6), tmp_path)
 
 
 def test_flatten_variants_and_dropout(tmp_path):

@@ -260,9 +260,9 @@ void bind_gemm(py::module_& m) {
     py::gil_scoped_release nogil;
     return lamina::fma_peak_gflops(seconds);
   }, py::arg("seconds") = 0.2,
-        "This core's measured float32 FMA limit in GFLOP/s (AVX2 FMA chains, no memory "
-        "traffic; best of ~1 ms runs): the yardstick for single-thread GEMM efficiency. 0.0 "
-        "without AVX2.");
+        "This core's measured float32 FMA limit in GFLOP/s (FMA chains of the active ISA's "
+        "widest vectors: zmm on the avx512 path, ymm on avx2; no memory traffic; best of ~1 ms "
+        "runs): the yardstick for single-thread GEMM efficiency. 0.0 without AVX2.");
   m.def("_gemm_load_stats", [](bool reset) {
     const lamina::TeamLoadStats s = lamina::team_load_stats(reset);
     py::dict d;

@@ -201,6 +201,16 @@ static void direct_path(std::mt19937& g) {
                     int(isa), (long long)p.C, (long long)p.K, (long long)p.KH, (long long)p.H,
                     (long long)p.W, (long long)p.pad_h, int(act), err);
         }
+    // Forward and backward (dx on the direct path as the transposed convolution) vs reference.
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      ConvParams c3;
+      c3.N = 3; c3.C = 6; c3.H = 14; c3.W = 13; c3.K = 16; c3.KH = c3.KW = 5; c3.pad_h = 1;
+      check_case<T>(c3, true, g);
+      c3.C = 1; c3.K = 6; c3.pad_h = c3.pad_w = 2;
+      check_case<T>(c3, false, g);
+    }
+    set_num_threads(0);
     // Not applicable (stride 2, groups 2): forcing direct falls back to im2col, still correct.
     ConvParams q;
     q.N = 2; q.C = 2; q.H = 9; q.W = 9; q.K = 4; q.KH = q.KW = 3; q.stride_h = 2;

@@ -23,7 +23,7 @@ from .factory import (arange, empty, eye, from_dlpack, from_numpy, full, full_li
 from .random import get_rng_state, manual_seed, set_rng_state  # noqa: E402,F401
 from .ops import cat, matmul, stack  # noqa: E402,F401
 from . import autograd, nn, optim, models  # noqa: E402,F401
-from . import data, datasets, onnx, signal, viz  # noqa: E402,F401
+from . import data, datasets, distributed, onnx, signal, viz  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
 from .summary import Summary, summary  # noqa: E402,F401
 from .graph import compile  # noqa: E402,F401  (capture a training step once, replay it)

@@ -2,6 +2,7 @@
 
     lamina train --model mlp --epochs 3 --data /path/to/data     # data/mnist/*.gz
     python -m lamina train --model lenet5
+    mpiexec -n 4 lamina train --model lenet5     # data-parallel: 4 ranks, --batch-size per rank
     lamina info
 """
 from __future__ import annotations
@@ -152,6 +153,82 @@ def _write_json_atomic(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
 
 
+# ---- data parallelism under `mpiexec -n N lamina train`
+class _Quiet:
+    """stdout of ranks other than 0: rank 0 alone prints."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def _start_data_parallel(args):
+    """Under an MPI launcher with several ranks: join the process group and choose the threads
+    per rank (host cores / ranks on this host, never more; --threads or LAMINA_NUM_THREADS win).
+    Returns the lamina.distributed module, or None for a single process."""
+    import lamina
+    from . import distributed as dist
+    if dist._launched_size() <= 1:
+        return None
+    dist.init_process_group(backend="mpi")
+    if dist.get_world_size() == 1:
+        dist.destroy_process_group()
+        return None
+    from mpi4py import MPI
+    local = dist._world.comm.Split_type(MPI.COMM_TYPE_SHARED)
+    local_ranks = local.Get_size()
+    local.Free()
+    if args.threads is None and "LAMINA_NUM_THREADS" not in os.environ:
+        cores = os.cpu_count() or 1
+        allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+        lamina.set_num_threads(max(1, min(allowed, cores // local_ranks)))
+    args._local_ranks = local_ranks
+    # MPI's launcher names a rank that dies by its PID: print the mapping up front.
+    args._rank_pids = dist._world.comm.allgather(os.getpid())
+    return dist
+
+
+class _ShardLoader:
+    """This rank's batches: DistributedSampler's indices of `dataset`, `batch_size` at a time.
+    `epoch` (set by fit when resuming) picks the shuffle, as DataLoader's does."""
+
+    def __init__(self, dataset, sampler, batch_size):
+        from .data import Subset
+        self.dataset, self.sampler, self.batch_size = dataset, sampler, batch_size
+        self._subset = Subset
+        self.epoch = 0
+
+    def __len__(self):
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self):
+        from .data import DataLoader
+        self.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        shard = self._subset(self.dataset, self.sampler.indices())
+        return iter(DataLoader(shard, batch_size=self.batch_size, shuffle=False))
+
+
+def _share_resumed_state(dist, model, optimizer, info):
+    """Rank 0 read the checkpoint; every other rank takes its model, optimizer and loop state."""
+    from . import random as lrandom
+    from .train import load_optimizer_state, optimizer_state
+    payload = [None]
+    if dist.get_rank() == 0:
+        payload = [{"info": info, "model": {k: v.numpy() for k, v in model.state_dict().items()},
+                    "optim": optimizer_state(optimizer), "rng": lrandom.get_rng_state()}]
+    dist.broadcast_object_list(payload, src=0)
+    got = payload[0]
+    if dist.get_rank() != 0 and got.get("info") is not None:
+        import lamina
+        model.load_state_dict({k: lamina.from_numpy(v) for k, v in got["model"].items()})
+        load_optimizer_state(optimizer, *got["optim"])
+        lrandom.set_rng_state(got["rng"])
+    return got["info"]
+
+
 def cmd_train(args) -> int:
     import lamina
     from .data import DataLoader, Subset
@@ -169,6 +246,11 @@ def cmd_train(args) -> int:
     _resolve_defaults(args)
     if args.threads is not None and hasattr(lamina, "set_num_threads"):
         lamina.set_num_threads(args.threads)
+    dist = _start_data_parallel(args)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
+    if rank != 0:
+        sys.stdout = _Quiet()
+        args.no_progress = True
     try:
         train_set = MNIST(args.data, train=True, download=not args.no_download)
         test_set = MNIST(args.data, train=False, download=not args.no_download)
@@ -185,9 +267,14 @@ def cmd_train(args) -> int:
     optimizer = _make_optimizer(args, model.parameters())
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
     test_loader = DataLoader(test_set, batch_size=EVAL_BATCH)
+    if dist:   # --batch-size is per process (as PyTorch DDP); rank 0 alone evaluates
+        from .utils.data import DistributedSampler
+        train_loader = _ShardLoader(train_set, DistributedSampler(train_set, seed=args.seed), args.batch_size)
+        test_loader = test_loader if rank == 0 else []
 
     start_epoch, history = 0, []
-    if args.resume:
+    info = None
+    if args.resume and rank == 0:
         try:
             saved_model = json.loads(load_metadata(args.resume).get("extra", "{}")).get("args", {}).get("model")
             if saved_model is not None and saved_model != args.model:
@@ -197,10 +284,23 @@ def cmd_train(args) -> int:
             info = load_checkpoint(args.resume, model, optimizer)
         except (OSError, ValueError, KeyError) as e:
             print(f"lamina: error: --resume {args.resume}: {e}", file=sys.stderr)
+            if dist:
+                dist.abort(f"lamina: rank 0 could not resume from {args.resume}; ending all ranks", 2)
             return 2
+    if args.resume and dist:
+        info = _share_resumed_state(dist, model, optimizer, info)
+    if info is not None:
         start_epoch = info["epoch"]
         history = info["extra"].get("history", [])
         print(f"resumed from {args.resume} at epoch {start_epoch}")
+    if dist:
+        from .nn.parallel import DistributedDataParallel
+        train_model = DistributedDataParallel(model)
+        print(f"data-parallel on {world} ranks ({getattr(args, '_local_ranks', world)} on this host, "
+              f"{lamina.get_num_threads()} threads each), batch {args.batch_size} per rank; pids "
+              + ", ".join(f"rank {r}: {pid}" for r, pid in enumerate(args._rank_pids)))
+    else:
+        train_model = model
 
     if hasattr(lamina, "summary"):
         try:
@@ -216,6 +316,8 @@ def cmd_train(args) -> int:
     run_args = {k: v for k, v in vars(args).items() if k not in ("resume",)}
 
     def on_epoch_end(epoch, hist):
+        if rank != 0:
+            return
         _train.save_checkpoint(ckpt, model, optimizer, epoch, extra={"args": run_args, "history": hist})
         _write_json_atomic(out_dir / "history.json", hist)
 
@@ -225,14 +327,18 @@ def cmd_train(args) -> int:
           f"{f' momentum {args.momentum:g}' if args.optimizer == 'sgd' else ''}, seed {args.seed}); "
           f"testing on {n_test}")
     try:
-        history = fit(model, train_loader, test_loader, optimizer, args.epochs,
+        history = fit(train_model, train_loader, test_loader, optimizer, args.epochs,
                       lr_schedule=cosine_lr(args.lr, args.epochs), start_epoch=start_epoch,
                       history=history, eager=args.eager, progress=not args.no_progress,
                       on_epoch_end=on_epoch_end)
     except KeyboardInterrupt:
         hint = f"; continue with --resume {ckpt}" if ckpt.exists() else ""
         print(f"\ninterrupted{hint}", file=sys.stderr)
+        if dist:
+            dist.abort(f"lamina: rank {rank} interrupted; ending all ranks", 130)
         return 130
+    if rank != 0:
+        return 0
     if start_epoch >= args.epochs:
         print(f"nothing to train: the checkpoint is already at epoch {start_epoch} (--epochs {args.epochs})")
     if not history:

@@ -123,11 +123,38 @@ def _flatten(b, m, x, name, x_val):
 
 
 def _softplus(b, m, x, name, x_val):
-    if m.beta == 1:
-        return b.node("Softplus", [x], name)
+    """softplus(beta x) / beta, and x itself where beta x > threshold (as PyTorch)."""
     beta = b.constant(f"{name}.beta", np.array(m.beta, x_val.dtype))
-    y = b.node("Softplus", [b.node("Mul", [x, beta], name + ".scale")], name)
-    return b.node("Div", [y, beta], name + ".unscale")
+    bx = b.node("Mul", [x, beta], name + ".scale")
+    y = b.node("Div", [b.node("Softplus", [bx], name + ".softplus"), beta], name + ".unscale")
+    above = b.node("Greater", [bx, b.constant(f"{name}.threshold", np.array(m.threshold, x_val.dtype))],
+                   name + ".above")
+    return b.node("Where", [above, x, y], name)
+
+
+def _gelu(b, m, x, name, x_val):
+    dt = x_val.dtype
+    half, one = b.constant(f"{name}.half", np.array(0.5, dt)), b.constant(f"{name}.one", np.array(1.0, dt))
+    if m.approximate == "tanh":   # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = b.node("Mul", [x, b.node("Mul", [x, x], name + ".sq")], name + ".cube")
+        inner = b.node("Add", [x, b.node("Mul", [cube, b.constant(f"{name}.c", np.array(0.044715, dt))],
+                                         name + ".cx3")], name + ".inner")
+        scaled = b.node("Mul", [inner, b.constant(f"{name}.k", np.array(np.sqrt(2 / np.pi), dt))], name + ".k_inner")
+        core = b.node("Tanh", [scaled], name + ".tanh")
+    else:                         # 0.5 x (1 + erf(x / sqrt 2))
+        core = b.node("Erf", [b.node("Div", [x, b.constant(f"{name}.sqrt2", np.array(np.sqrt(2.0), dt))],
+                                     name + ".scaled")], name + ".erf")
+    return b.node("Mul", [b.node("Mul", [x, half], name + ".half_x"), b.node("Add", [core, one], name + ".1p")], name)
+
+
+def _silu(b, m, x, name, x_val):
+    return b.node("Mul", [x, b.node("Sigmoid", [x], name + ".sigmoid")], name)
+
+
+def _softmax_axis(m, x_val):
+    if m.dim is not None:
+        return int(m.dim)
+    return 0 if x_val.ndim in (0, 1, 3) else 1     # PyTorch's implicit dim
 
 
 def _step(b, m, x, name, x_val):
@@ -164,13 +191,18 @@ _RULES = {
     nn.Sigmoid: lambda b, m, x, name, v: b.node("Sigmoid", [x], name),
     nn.Tanh: lambda b, m, x, name, v: b.node("Tanh", [x], name),
     nn.LeakyReLU: lambda b, m, x, name, v: b.node("LeakyRelu", [x], name, alpha=float(m.negative_slope)),
-    nn.Softmax: lambda b, m, x, name, v: b.node("Softmax", [x], name, axis=int(m.dim if m.dim is not None else 1)),
-    nn.LogSoftmax: lambda b, m, x, name, v: b.node("LogSoftmax", [x], name,
-                                                   axis=int(m.dim if m.dim is not None else 1)),
+    nn.Softmax: lambda b, m, x, name, v: b.node("Softmax", [x], name, axis=_softmax_axis(m, v)),
+    nn.LogSoftmax: lambda b, m, x, name, v: b.node("LogSoftmax", [x], name, axis=_softmax_axis(m, v)),
     nn.Softplus: _softplus, nn.Step: _step,
     nn.Identity: lambda b, m, x, name, v: b.node("Identity", [x], name),
     nn.Dropout: lambda b, m, x, name, v: b.node("Identity", [x], name),   # inference: dropout is identity
 }
+# issue 11's activations, where this checkout has them
+for _cls_name, _rule in (("GELU", _gelu), ("SiLU", _silu),
+                         ("ELU", lambda b, m, x, name, v: b.node("Elu", [x], name, alpha=float(m.alpha)))):
+    if hasattr(nn, _cls_name):
+        _RULES[getattr(nn, _cls_name)] = _rule
+
 
 
 def _rule_for(module):

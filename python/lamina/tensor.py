@@ -406,11 +406,14 @@ def run_backward(root, grad=None, retain_graph=False):
     node = root._node
     if node is None:  # a leaf: its gradient is the seed
         _accumulate_leaf(root, g)
+        _run_post_accumulate_hooks(root)
         return
     if node.inputs is None:
         raise RuntimeError(f"trying to backward through the graph a second time ({node.op}); "
                            "pass retain_graph=True to the first backward()")
     order = _topological_order(node)
+    # Leaves with post-accumulate hooks: how many contributions each still awaits in this sweep.
+    pending = _pending_hook_leaves(order) if _hooked_leaves else None
     grads = {id(node): g}
     for node in reversed(order):
         dy = grads.pop(id(node), None)
@@ -437,6 +440,8 @@ def run_backward(root, grad=None, retain_graph=False):
                 gi = gi.astype(t.data.dtype)
             if child is None:
                 _accumulate_leaf(t, gi)
+                if pending and id(t) in pending:
+                    _count_down_hooks(pending, t)
             else:
                 k = id(child)
                 prev = grads.get(k)
@@ -448,6 +453,49 @@ def run_backward(root, grad=None, retain_graph=False):
     if not retain_graph:
         for n in order:
             n.inputs = None
+
+
+# Number of leaves holding post-accumulate-grad hooks: run_backward skips the hook
+# bookkeeping entirely while it is 0.
+_hooked_leaves = 0
+
+
+class _RemovableHandle:
+    """What register_post_accumulate_grad_hook returns: `.remove()` unregisters the hook."""
+
+    def __init__(self, tensor, key):
+        self._tensor, self._key = tensor, key
+
+    def remove(self):
+        global _hooked_leaves
+        hooks = getattr(self._tensor, "_post_acc_hooks", None)
+        if hooks and hooks.pop(self._key, None) is not None and not hooks:
+            _hooked_leaves -= 1
+
+
+def _pending_hook_leaves(order):
+    """{id(leaf): [leaf, contributions this sweep]} for the hooked leaves reached from `order`."""
+    pending = {}
+    for n in order:
+        for t, child, need in zip(n.inputs, n.input_nodes, n.needs_input_grad):
+            if need and child is None and getattr(t, "_post_acc_hooks", None):
+                entry = pending.setdefault(id(t), [t, 0])
+                entry[1] += 1
+    return pending
+
+
+def _count_down_hooks(pending, t):
+    entry = pending[id(t)]
+    entry[1] -= 1
+    if entry[1] == 0:  # the last contribution: .grad is final for this backward
+        _run_post_accumulate_hooks(t)
+
+
+def _run_post_accumulate_hooks(t):
+    hooks = getattr(t, "_post_acc_hooks", None)
+    if hooks:
+        for hook in list(hooks.values()):
+            hook(t)
 
 
 def _accumulate_leaf(t, g):
@@ -497,8 +545,9 @@ class Tensor:
     # _vc: the version counter (made on first use, shared with views and detach());
     # _base/_view_fn: for a view, the tensor owning the storage and how to take this view of
     # an array laid out like the base's (so in-place writes can rebase the base's history).
+    # _post_acc_hooks: register_post_accumulate_grad_hook's hooks (unset until the first).
     __slots__ = ("data", "grad", "requires_grad", "_node", "_vc", "_base", "_view_fn",
-                 "__weakref__")
+                 "_post_acc_hooks", "__weakref__")
     __array_priority__ = 1000  # so ndarray OP Tensor defers to Tensor's reflected operator
 
     def __new__(cls, *args, **kwargs):
@@ -632,6 +681,33 @@ class Tensor:
 
     def backward(self, grad=None, retain_graph=False):
         run_backward(self, grad, retain_graph)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Run `hook(self)` once per backward, after this leaf's `.grad` has received its last
+        contribution (as PyTorch's; DistributedDataParallel starts its all-reduces from here).
+        Returns a handle whose `.remove()` unregisters the hook.
+
+        >>> import lamina
+        >>> w = lamina.ones(2, requires_grad=True)
+        >>> seen = []
+        >>> h = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.tolist()))
+        >>> (w * w + w).sum().backward(); seen
+        [[3.0, 3.0]]
+        >>> h.remove()
+        """
+        global _hooked_leaves
+        if self._node is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not callable(hook):
+            raise TypeError(f"hook: expected a callable, got {type(hook).__name__}")
+        hooks = getattr(self, "_post_acc_hooks", None)
+        if hooks is None:
+            hooks = self._post_acc_hooks = {}
+        if not hooks:
+            _hooked_leaves += 1
+        key = object()
+        hooks[key] = hook
+        return _RemovableHandle(self, key)
 
     @property
     def _version(self):

@@ -251,6 +251,10 @@ class CompiledStep(_Compiled):
         L = Lowering(g, fnodes, [v for t, v in params if t.requires_grad])
         L.forward()
         L.backward(vloss, grad_bufs)
+        sync = getattr(self.model, "_compile_gradient_sync", None)   # DistributedDataParallel's
+        if sync is not None:                                         # bucket all-reduces
+            sync(g, [(t, grad_bufs[v.id]) for t, v in params
+                     if v.id in grad_bufs and grad_bufs[v.id].id in L.grad_written])
         written = {v.id for v in grad_bufs.values() if v.id in L.grad_written}
         updater = _Optimizer(opt, g, [(t, v, grad_bufs[v.id]) for t, v in params
                                       if v.id in grad_bufs and grad_bufs[v.id].id in written])

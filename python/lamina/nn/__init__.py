@@ -1,5 +1,5 @@
 """lamina.nn: layers, losses and containers with PyTorch's names and semantics."""
-from . import functional, init  # noqa: F401
+from . import functional, init, parallel  # noqa: F401
 from .module import Module, ModuleShapeError, Parameter  # noqa: F401
 from .modules.activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,  # noqa: F401
                                  Softmax, Softplus, Step, Tanh)

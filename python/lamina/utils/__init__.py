@@ -1,0 +1,1 @@
+"""lamina.utils: helpers with torch.utils' names."""
