@@ -485,3 +485,30 @@ def test_strided_views_feed_kernels_and_parameters():
     assert p.is_contiguous()
     lamina.nn.functional.linear(lamina.ones(5, 2), p).sum().backward()
     assert p.grad.shape == (3, 2)
+
+
+def test_compiled_forward_sees_inplace_writes_and_writes_through_views():
+    from lamina import nn
+
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):
+            h = self.fc(x)
+            h += 1
+            h[:, 0] = 0.0
+            row = h[1]
+            row *= 3
+            z = lamina.zeros(h.shape[0], 4)
+            z.copy_(h)
+            return z.relu()
+
+    lamina.manual_seed(0)
+    model = InPlace()
+    x = lamina.randn(5, 3)
+    eager = model(x).numpy().copy()
+    compiled = lamina.compile(model)
+    for _ in range(3):
+        np.testing.assert_allclose(compiled(x).numpy(), eager, rtol=1e-6, atol=1e-7)

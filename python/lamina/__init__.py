@@ -22,6 +22,10 @@ from .factory import (arange, empty, eye, from_dlpack, from_numpy, full, full_li
                       linspace, ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like)
 from .random import get_rng_state, manual_seed, set_rng_state  # noqa: E402,F401
 from .ops import cat, matmul, stack  # noqa: E402,F401
+from .functions import *  # noqa: E402,F401,F403  (sin, pow, topk, gather, ...: PyTorch's top-level functions)
+from .functions import _install_methods  # noqa: E402
+
+_install_methods()
 from . import autograd, nn, optim, models  # noqa: E402,F401
 from . import data, datasets, distributed, onnx, signal, viz  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
@@ -33,34 +37,6 @@ __version__ = _C.__version__
 float = float32  # noqa: A001  (PyTorch aliases)
 double = float64
 long = int64
-
-
-def exp(x):
-    return x.exp()
-
-
-def log(x):
-    return x.log()
-
-
-def sum(x, dim=None, keepdim=False):  # noqa: A001
-    return x.sum(dim, keepdim)
-
-
-def mean(x, dim=None, keepdim=False):
-    return x.mean(dim, keepdim)
-
-
-def relu(x):
-    return x.relu()
-
-
-def sigmoid(x):
-    return x.sigmoid()
-
-
-def tanh(x):
-    return x.tanh()
 
 
 def get_num_threads():

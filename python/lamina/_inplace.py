@@ -73,15 +73,18 @@ class ViewOf(Function):
 
 
 class ViewScatter(Function):
-    """The base after `value` was written into its view `view_fn(base)` (storage already holds
-    it): the old base's gradient is dy outside the region, the value's is dy inside it."""
+    """The base with `value` written into its view `view_fn(base)`, out of place (so a compiled
+    replay computes it too): the old base's gradient is dy outside the region, the value's is dy
+    inside it."""
 
     _reads_strided = True
 
     @staticmethod
     def forward(ctx, base, value, view_fn):
         ctx.view_fn = view_fn
-        return base
+        y = np.array(base, copy=True)
+        view_fn(y)[...] = value
+        return y
 
     @staticmethod
     def backward(ctx, dy):
@@ -166,7 +169,16 @@ def bump_version(t):
     _version_counter(t).value += 1
 
 
+def _active_tracer():
+    """The lamina.compile tracer recording this step, if any (in-place writes must reach it)."""
+    from .graph import trace
+    get = getattr(trace, "active_tracer", None)
+    return get() if get is not None else getattr(trace.Tracer, "_active", None)
+
+
 def _recording(*tensors):
+    if _active_tracer() is not None:
+        return True  # the write must be an op the trace sees, with or without gradients
     if not _grad_mode.enabled:
         return False
     for t in tensors:
@@ -185,24 +197,42 @@ def commit(t, result, op):
                            f"shape {tuple(result.shape)}")
     np.copyto(t.data, result.data, casting="unsafe")
     bump_version(t)
-    if result.requires_grad:
-        rebase(t, result)
+    tracer = _active_tracer()
+    if result.requires_grad or tracer is not None:
+        rebase(t, result, tracer)
     return t
 
 
-def rebase(t, result):
+def rebase(t, result, tracer=None):
+    """t's producer becomes result's; for a view, the base's becomes the scatter of result into
+    it and the view's a view of that. A tracer maps the tensors to the new values too."""
     base = t._base
     if base is None:
-        t._node = result._node
-        t.requires_grad = True
+        if result.requires_grad:
+            t._node = result._node
+            t.requires_grad = True
+        if tracer is not None:
+            _retrace(tracer, t, result)
         return
     view_fn = t._view_fn
     scattered = ViewScatter.apply(base, result, view_fn)
-    base._node = scattered._node
-    base.requires_grad = True
-    view = ViewOf.apply(base, view_fn)
-    t._node = view._node
-    t.requires_grad = True
+    view = ViewOf.apply(scattered, view_fn)
+    if scattered.requires_grad:
+        base._node = scattered._node
+        base.requires_grad = True
+        t._node = view._node
+        t.requires_grad = True
+    if tracer is not None:
+        _retrace(tracer, base, scattered)
+        _retrace(tracer, t, view)
+
+
+def _retrace(tracer, t, now):
+    """Later reads of t in the trace see the value `now` (recorded by the traced apply)."""
+    value = tracer.by_tensor.get(id(now))
+    if value is not None:
+        tracer.by_tensor[id(t)] = value
+        tracer.keep.append(t)
 
 
 def _snapshot(t):

@@ -30,7 +30,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["ReduceOp", "init_process_group", "is_available", "is_initialized", "get_rank",
+__all__ = ["ReduceOp", "init_process_group", "is_available", "is_mpi_available", "is_initialized", "get_rank",
            "get_world_size", "get_backend", "destroy_process_group", "all_reduce", "broadcast",
            "all_gather", "reduce", "barrier", "all_gather_object", "broadcast_object_list"]
 
@@ -67,6 +67,18 @@ _world = None
 def is_available():
     """True when mpi4py is installed (checked without importing it, so MPI is not started)."""
     return importlib.util.find_spec("mpi4py") is not None
+
+
+def is_mpi_available():
+    return is_available()
+
+
+def is_gloo_available():
+    return False   # lamina's one backend is MPI
+
+
+def is_nccl_available():
+    return False
 
 
 def is_initialized():

@@ -49,10 +49,26 @@ def get_default_dtype():
 
 # --------------------------------------------------------------------------- grad mode
 class _GradMode(threading.local):
+    """Per-thread autograd state: grad mode, and the graph tracer recording this thread's ops
+    (lamina.graph.trace.Tracer), if any. Other threads keep running eagerly while one traces."""
     enabled = True
+    tracer = None
 
 
 _grad_mode = _GradMode()
+
+
+def current_tracer():
+    """The tracer recording this thread's Function calls, or None."""
+    return _grad_mode.tracer
+
+
+def _check_read(t, what):
+    """Reading a traced value into Python during capture (item(), bool(), numpy(), ...): the
+    tracer raises CaptureError naming the op and the user's line."""
+    tracer = _grad_mode.tracer
+    if tracer is not None:
+        tracer.check_read(t, what)
 
 
 def is_grad_enabled():
@@ -293,6 +309,9 @@ class Function:
         else:
             t.requires_grad = False
             t._node = None
+        tracer = _grad_mode.tracer
+        if tracer is not None:
+            tracer.record(cls, args, kwargs, t)
         return t
 
     @staticmethod
@@ -620,11 +639,16 @@ class Tensor:
         return len(self.data)
 
     def item(self):
+        _check_read(self, "item")
+        return self._scalar()
+
+    def _scalar(self):
         if self.data.size != 1:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
     def tolist(self):
+        _check_read(self, "tolist")
         return self.data.tolist()
 
     def numpy(self, *, force=False):
@@ -638,6 +662,7 @@ class Tensor:
         >>> lamina.tensor([1.0, 2.0]).numpy().tolist()
         [1.0, 2.0]
         """
+        _check_read(self, "numpy")
         return self.data
 
     def __array__(self, dtype=None, copy=None):
@@ -844,7 +869,11 @@ class Tensor:
 
     # comparisons: no gradient, bool tensors
     def _cmp(self, o, f):
-        return Tensor._wrap(f(self.data, o.data if isinstance(o, Tensor) else o))
+        out = Tensor._wrap(f(self.data, o.data if isinstance(o, Tensor) else o))
+        tracer = _grad_mode.tracer
+        if tracer is not None:   # a comparison of a traced value is data too
+            tracer.derive(out, self, f.__name__)
+        return out
 
     def __eq__(self, o):
         return self._cmp(o, np.equal)
@@ -867,17 +896,21 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self):
+        _check_read(self, "__bool__")
         if self.data.size != 1:
             raise ValueError("the truth value of a tensor with more than one element is ambiguous")
         return bool(self.data)
 
     def __float__(self):
-        return float(self.item())
+        _check_read(self, "__float__")
+        return float(self._scalar())
 
     def __int__(self):
-        return int(self.item())
+        _check_read(self, "__int__")
+        return int(self._scalar())
 
     def __index__(self):
+        _check_read(self, "__index__")
         if self.dtype.kind not in "iu":
             raise TypeError("only integer tensors can be used as an index")
         return int(self.item())

@@ -24,7 +24,9 @@ How a step is captured (see trace.py, lower.py, passes.py, executor.py):
             (greedy by size: within a fraction of a percent of the bytes live at the peak).
  6. run     The C++ executor runs the whole schedule in one call with the GIL released
             (executor="python" runs the same nodes from Python, for checking).
-A new input shape or dtype traces again (a small cache keyed by shapes and dtypes).
+A new input shape or dtype, or a different train/eval mode, traces again (a small cache keyed by
+shapes, dtypes and the modules' training flags); a changed guard (guards.py: a swapped or frozen
+parameter, a changed module attribute, new optimizer groups) drops the plan and traces again.
 
 Native (C++ instruction, no GIL): Linear, MatMul2D, Activation, CrossEntropy, MSE and
 BCE-with-logits losses, Reshape/Flatten (free views), Add/Sub/Mul/Div of equal shapes or with
@@ -42,17 +44,21 @@ AdamW (one callback running optimizer.step()).
 """
 from __future__ import annotations
 
+import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 
 from ..tensor import Tensor, no_grad
 from .executor import NATIVE_OPS, Memory, NativeExecutor, PythonExecutor
+from .guards import ModelGuards, modules_of, training_flags
 from .ir import Graph, Node, Value
 from .lower import Lowering
 from .passes import (check_plan, find_softmax_ce, fuse_activations,
                      plan_memory, remove_dead_nodes, reuse_inplace)
 from .trace import CaptureError, Tracer
+from .update import Update, UpdateItem, state_of
 
 __all__ = ["compile", "CompiledStep", "CompiledForward", "CaptureError", "Graph", "Node", "Value",
            "NATIVE_OPS", "check_plan"]
@@ -60,21 +66,29 @@ __all__ = ["compile", "CompiledStep", "CompiledForward", "CaptureError", "Graph"
 _CACHE_SIZE = 8
 
 
-def compile(model, loss_fn=None, optimizer=None, executor="native"):
+def compile(model, loss_fn=None, optimizer=None, executor="native", fallback="error"):
     """Capture `model` (+ `loss_fn` and `optimizer`) into a planned graph.
 
     With a loss and an optimizer, returns a `CompiledStep`: `step(x, y) -> float` runs forward,
     loss, backward and the update. With the model alone, returns a `CompiledForward`:
     `f(x) -> Tensor` (inference, no gradients). executor: "native" (C++) or "python".
+    fallback: "error" raises CaptureError when the step cannot be captured (a value read back
+    to Python with .item() / .numpy() / bool() during the trace); "eager" runs it eagerly instead.
+
+    Every call checks the plan's guards (module training flags, parameter/buffer identity,
+    shape, dtype and requires_grad, module attributes, optimizer groups) and re-traces when one
+    changed; concurrent calls of one compiled object run one at a time.
     """
     if executor not in ("native", "python"):
         raise ValueError(f"executor: expected 'native' or 'python', got {executor!r}")
+    if fallback not in ("error", "eager"):
+        raise ValueError(f"fallback: expected 'error' or 'eager', got {fallback!r}")
     if loss_fn is None and optimizer is None:
-        return CompiledForward(model, executor)
+        return CompiledForward(model, executor, fallback)
     if loss_fn is None or optimizer is None:
         raise ValueError("compile: a training step needs both loss_fn and optimizer "
                          f"(got loss_fn={loss_fn!r}, optimizer={optimizer!r}); pass neither for inference")
-    return CompiledStep(model, loss_fn, optimizer, executor)
+    return CompiledStep(model, loss_fn, optimizer, executor, fallback)
 
 
 def _as_array(a, name):
@@ -94,30 +108,47 @@ def _key(arrays):
 
 
 class _Plan:
-    """One traced signature: the graph, its memory, its executor and what to read back."""
+    """One traced signature: the graph, its memory, its executor, its guards, what to read back."""
 
-    def __init__(self, graph, executor_kind, scalars, loss=None, out=None, params=(), opt=None):
+    def __init__(self, graph, executor_kind, scalars, guards, loss=None, out=None, params=(), update=None,
+                 grads=()):
         self.graph = graph
         self.scalars = scalars
         self.mem = Memory(graph)
         cls = NativeExecutor if executor_kind == "native" else PythonExecutor
         self.executor = cls(graph, self.mem, scalars)
+        self.guards = guards
         self.loss = loss
         self.out = out
-        self.params = list(params)       # (Tensor, bound array): re-trace if .data was replaced
-        self.opt = opt
+        self.params = list(params)       # (Tensor, bound array, requires_grad) of every traced leaf
+        self.update = update
+        self.grads = list(grads)         # (param Tensor, its compiled gradient array)
 
     def valid(self):
-        return all(t.data is arr for t, arr in self.params) and (self.opt is None or self.opt.valid())
+        for t, arr, rg in self.params:
+            if t.data is not arr or t.requires_grad != rg:
+                return False
+        return self.guards.check() and (self.update is None or self.update.valid())
+
+    def publish_grads(self):
+        # After a compiled step p.grad is the step's gradient, as after an eager step.
+        for t, arr in self.grads:
+            g = t.grad
+            if g is None or g.data is not arr:
+                t.grad = Tensor._wrap(arr)
 
 
 class _Compiled:
-    def __init__(self, model, executor):
+    def __init__(self, model, executor, fallback="error"):
         self.model = model
         self.executor = executor
+        self.fallback = fallback
         self._plans = OrderedDict()
         self.traces = 0
+        self.eager = False               # fallback="eager" after a CaptureError: run eagerly from now on
         self._last = None
+        self._lock = threading.Lock()    # one call at a time: a plan's arena and slots are per plan
+        self._modules = modules_of(model)
 
     @property
     def graph(self):
@@ -127,7 +158,7 @@ class _Compiled:
         return self._last.graph
 
     def _lookup(self, arrays):
-        key = _key(arrays)
+        key = (_key(arrays), training_flags(self._modules))
         plan = self._plans.get(key)
         if plan is not None and not plan.valid():
             del self._plans[key]
@@ -137,10 +168,22 @@ class _Compiled:
         return key, plan
 
     def _store(self, key, plan):
+        self._modules = modules_of(self.model)
+        key = (key[0], training_flags(self._modules))
         self._plans[key] = plan
         if len(self._plans) > _CACHE_SIZE:
             self._plans.popitem(last=False)
         self._last = plan
+
+    def _capture_failed(self, err):
+        if self.fallback != "eager":
+            raise err
+        warnings.warn(f"lamina.compile: running eagerly: {err}", RuntimeWarning, stacklevel=3)
+        self.eager = True
+
+    def _traced_leaves(self, tr):
+        return [(t, t.data, t.requires_grad) for t, _ in tr.params.values()] + \
+               [(t, t.data, t.requires_grad) for t in tr.consts]
 
 
 class CompiledForward(_Compiled):
@@ -148,20 +191,30 @@ class CompiledForward(_Compiled):
 
     def __call__(self, x):
         xa = _as_array(x, "x")
-        key, plan = self._lookup([xa])
-        if plan is None:
-            plan, out = self._trace(xa)
-            self._store(key, plan)
-            return out
-        self._last = plan
-        plan.executor.run([xa], plan.scalars)
-        return Tensor._wrap(plan.mem.arrays[plan.out.id].copy())
+        with self._lock:
+            if self.eager:
+                with no_grad():
+                    return self.model(Tensor._wrap(xa)).detach()
+            key, plan = self._lookup([xa])
+            if plan is None:
+                try:
+                    plan, out = self._trace(xa)
+                except CaptureError as err:
+                    self._capture_failed(err)
+                    with no_grad():
+                        return self.model(Tensor._wrap(xa)).detach()
+                self._store(key, plan)
+                return out
+            self._last = plan
+            plan.executor.run([xa], plan.scalars)
+            return Tensor._wrap(plan.mem.arrays[plan.out.id].copy())
 
     def _trace(self, xa):
         g = Graph()
         vx = g.value(xa.shape, xa.dtype, "input", "x")
         g.inputs = [vx]
         xt = Tensor._wrap(xa)
+        guards = ModelGuards(modules_of(self.model))
         tr = Tracer(g, [(xt, vx)])
         with no_grad(), tr:
             out = self.model(xt)
@@ -175,8 +228,7 @@ class CompiledForward(_Compiled):
         L.forward()
         g.outputs = [vout]
         _finish(g)
-        params = [(t, t.data) for t, _ in tr.params.values()]
-        plan = _Plan(g, self.executor, np.zeros(0), out=vout, params=params)
+        plan = _Plan(g, self.executor, np.zeros(0), guards, out=vout, params=self._traced_leaves(tr))
         return plan, out.detach()
 
 
@@ -186,8 +238,8 @@ class CompiledStep(_Compiled):
     `step.run(x, y) -> (loss Tensor, logits Tensor)` is the contract of lamina.train.make_step.
     """
 
-    def __init__(self, model, loss_fn, optimizer, executor="native"):
-        super().__init__(model, executor)
+    def __init__(self, model, loss_fn, optimizer, executor="native", fallback="error"):
+        super().__init__(model, executor, fallback)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
 
@@ -196,19 +248,36 @@ class CompiledStep(_Compiled):
 
     def run(self, x, y, want_logits=True):
         xa, ya = _as_array(x, "x"), _as_array(y, "y")
-        key, plan = self._lookup([xa, ya])
-        if plan is None:
-            plan, loss, logits = self._trace(xa, ya)
-            self._store(key, plan)
-            return (float(loss.data), logits.detach()) if want_logits else (float(loss.data), None)
-        self._last = plan
-        plan.opt.before_step(plan.scalars)
-        plan.executor.run([xa, ya], plan.scalars)
-        plan.opt.after_step()
-        loss = float(plan.mem.arrays[plan.loss.id])
-        if not want_logits:
-            return loss, None
-        return loss, Tensor._wrap(plan.mem.arrays[plan.out.id].copy())
+        with self._lock:
+            if self.eager:
+                return self._eager_step(xa, ya, want_logits)
+            key, plan = self._lookup([xa, ya])
+            if plan is None:
+                try:
+                    plan, loss, logits = self._trace(xa, ya)
+                except CaptureError as err:
+                    self._capture_failed(err)
+                    return self._eager_step(xa, ya, want_logits)
+                self._store(key, plan)
+                return (float(loss.data), logits.detach()) if want_logits else (float(loss.data), None)
+            self._last = plan
+            plan.update.before_step(plan.scalars)
+            plan.executor.run([xa, ya], plan.scalars)
+            plan.update.after_step()
+            plan.publish_grads()
+            loss = float(plan.mem.arrays[plan.loss.id])
+            if not want_logits:
+                return loss, None
+            return loss, Tensor._wrap(plan.mem.arrays[plan.out.id].copy())
+
+    def _eager_step(self, xa, ya, want_logits):
+        opt = self.optimizer
+        opt.zero_grad()
+        logits = self.model(Tensor._wrap(xa))
+        loss = self.loss_fn(logits, Tensor._wrap(ya))
+        loss.backward()
+        opt.step()
+        return float(loss.data), (logits.detach() if want_logits else None)
 
     def _trace(self, xa, ya):
         g = Graph()
@@ -217,6 +286,7 @@ class CompiledStep(_Compiled):
         g.inputs = [vx, vy]
         xt, yt = Tensor._wrap(xa), Tensor._wrap(ya)
         opt = self.optimizer
+        guards = ModelGuards(modules_of(self.model))
         opt.zero_grad()
         tr = Tracer(g, [(xt, vx), (yt, vy)])
         with tr:
@@ -256,13 +326,23 @@ class CompiledStep(_Compiled):
             sync(g, [(t, grad_bufs[v.id]) for t, v in params
                      if v.id in grad_bufs and grad_bufs[v.id].id in L.grad_written])
         written = {v.id for v in grad_bufs.values() if v.id in L.grad_written}
-        updater = _Optimizer(opt, g, [(t, v, grad_bufs[v.id]) for t, v in params
-                                      if v.id in grad_bufs and grad_bufs[v.id].id in written])
+        update = Update(opt, g, _update_items(opt, params, grad_bufs, written))
         g.outputs = [vloss, vlogits]
         _finish(g)
-        plan = _Plan(g, self.executor, updater.scalars, loss=vloss, out=vlogits,
-                     params=[(t, t.data) for t, _ in params], opt=updater)
+        grads = [(t, grad_bufs[v.id].array) for t, v in params if v.id in grad_bufs]
+        plan = _Plan(g, self.executor, update.scalars, guards, loss=vloss, out=vlogits,
+                     params=self._traced_leaves(tr), update=update, grads=grads)
         return plan, loss, logits
+
+
+def _update_items(opt, params, grad_bufs, written):
+    """The parameters the optimizer holds that received a gradient, in the optimizer's order."""
+    group_of = {}
+    for gi, group in enumerate(getattr(opt, "param_groups", [])):
+        for p in group["params"]:
+            group_of[id(p)] = gi
+    return [UpdateItem(t, v, grad_bufs[v.id], group_of[id(t)], state_of(opt, t)) for t, v in params
+            if v.id in grad_bufs and grad_bufs[v.id].id in written and id(t) in group_of]
 
 
 def _fuse(fnodes, keep_ids):
@@ -280,156 +360,3 @@ def _finish(g):
     temps = [v for v in g.values if v.home == "temp" and v.base is None and v.offset is not None]
     g.notes.append(f"memory plan: {len(temps)} intermediates, {sum(v.nbytes for v in temps)} bytes "
                    f"without reuse -> arena of {g.arena_bytes} bytes")
-
-
-# ------------------------------------------------------------------------ optimizer update
-def _state_of(optimizer, p):
-    st = getattr(optimizer, "state", None)
-    if st is None:
-        return None
-    if isinstance(st, dict):          # lamina's optimizers key state by id(param): no exception
-        s = st.get(id(p))
-        if s is not None:
-            return s
-    try:
-        return st[p]
-    except (KeyError, TypeError):
-        return None
-
-
-def _arr(x):
-    if isinstance(x, Tensor):
-        return x.data
-    return x if isinstance(x, np.ndarray) else None
-
-
-class _Optimizer:
-    """Lowers SGD / Adam / AdamW into sgd/adam nodes over the optimizer's own state arrays (so
-    checkpoints and a later eager step see the same state); anything else becomes one pycall
-    node running optimizer.step() on the compiled gradients. Hyperparameters are re-read from
-    param_groups before every step (learning-rate schedules work)."""
-
-    def __init__(self, opt, g, items):
-        self.opt = opt
-        self.items = items
-        self.kind = type(opt).__name__
-        self.rows = []            # per-step scalar refresh: (index, group, key, transform)
-        self.steps = []           # (state dict, scalar index) for Adam step counters
-        scal = []
-        group_of = {}
-        for gi, group in enumerate(getattr(opt, "param_groups", [])):
-            for p in group["params"]:
-                group_of[id(p)] = gi
-        # maximize has no native lowering: such groups take the eager optimizer.step() callback
-        native = (self.kind in ("SGD", "Adam", "AdamW") and all(id(t) in group_of for t, _, _ in items)
-                  and not any(g.get("maximize", False) for g in getattr(opt, "param_groups", [])))
-        nodes = []
-        if native:
-            base_of = {}
-            for t, v, gv in items:
-                gi = group_of[id(t)]
-                group = opt.param_groups[gi]
-                st = _state_of(opt, t)
-                if self.kind == "SGD":
-                    if gi not in base_of:
-                        base_of[gi] = len(scal)
-                        for key in ("lr", "momentum", "dampening", "weight_decay", "nesterov"):
-                            self.rows.append((len(scal), group, key))
-                            scal.append(0.0)
-                        scal.append(0.0)          # first_step: the eager trace step made the buffer
-                    b = base_of[gi]
-                    outs = [v]
-                    if group.get("momentum", 0):
-                        buf = _arr(st.get("momentum_buffer")) if st else None
-                        if buf is None:
-                            native = False
-                            break
-                        outs.append(g.value(buf.shape, buf.dtype, "state", "momentum_buffer", array=buf))
-                    nodes.append(Node("sgd", [gv], outs, {"n": v.size, "sc": list(range(b, b + 6))},
-                                      inplace=outs, src="SGD", effect=True))
-                else:
-                    if gi not in base_of:
-                        base_of[gi] = len(scal)
-                        for key in ("lr", "beta1", "beta2", "eps", "weight_decay"):
-                            self.rows.append((len(scal), group, key))
-                            scal.append(0.0)
-                    b = base_of[gi]
-                    arrs = [_arr(st.get(k)) if st else None for k in ("exp_avg", "exp_avg_sq")]
-                    ams = bool(group.get("amsgrad", False))
-                    if ams:
-                        arrs.append(_arr(st.get("max_exp_avg_sq")) if st else None)
-                    if any(a is None for a in arrs) or "step" not in st:
-                        native = False
-                        break
-                    outs = [v] + [g.value(a.shape, a.dtype, "state", k, array=a)
-                                  for a, k in zip(arrs, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"))]
-                    si = len(scal)
-                    scal.append(0.0)
-                    self.steps.append((st, si))
-                    nodes.append(Node("adam", [gv], outs,
-                                      {"n": v.size, "sc": [b, b + 1, b + 2, b + 3, b + 4, si],
-                                       "decoupled": bool(getattr(opt, "_decoupled", self.kind == "AdamW")),
-                                       "amsgrad": ams},
-                                      inplace=outs, src=self.kind, effect=True))
-        if native:
-            for n in nodes:
-                g.add(n)
-        else:
-            self.rows, self.steps, scal = [], [], []
-            grads = [gv for _, _, gv in items]
-            g.add(Node("pycall", grads, [], {"fn": f"{self.kind}.step", "_kind": "call",
-                                             "_call": self._python_step}, src=self.kind, effect=True))
-            g.notes.append(f"optimizer {self.kind}: no native lowering, runs optimizer.step() as a callback")
-        self.native = native
-        # (param, its state dict, key, array) to notice a load_state_dict replacing them.
-        self._state_obj = getattr(opt, "state", None)
-        self.bound = [(t, _state_of(opt, t), v.name, v.array) for n in (nodes if native else [])
-                      for t, v in [(self._param_of(n), o) for o in n.outputs[1:]]]
-        self.scalars = np.zeros(len(scal), dtype=np.float64)
-
-    def _param_of(self, node):
-        for t, v, gv in self.items:
-            if node.outputs[0] is v:
-                return t
-        return None
-
-    def valid(self):
-        # Runs before every step: identity checks only (load_state_dict replaces opt.state).
-        if getattr(self.opt, "state", None) is not self._state_obj:
-            return False
-        for t, st, key, arr in self.bound:
-            if _state_of(self.opt, t) is not st or _arr(st.get(key)) is not arr:
-                return False
-        return True
-
-    def _python_step(self):
-        for t, v, gv in self.items:
-            if t.grad is None or t.grad.data is not gv.array:
-                t.grad = Tensor._wrap(gv.array)
-        self.opt.step()
-
-    def before_step(self, scalars):
-        for i, group, key in self.rows:
-            if key in ("beta1", "beta2"):
-                val = group["betas"][0 if key == "beta1" else 1]
-            else:
-                val = group.get(key, 0.0)
-            scalars[i] = float(val)
-        for st, i in self.steps:
-            scalars[i] = _step_value(st["step"]) + 1
-
-    def after_step(self):
-        for st, _ in self.steps:
-            s = st["step"]
-            if isinstance(s, Tensor):
-                s.data += 1
-            elif isinstance(s, np.ndarray):
-                s += 1
-            else:
-                st["step"] = s + 1
-
-
-def _step_value(s):
-    if isinstance(s, Tensor):
-        return float(s.data)
-    return float(s)

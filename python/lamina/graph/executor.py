@@ -223,8 +223,10 @@ def _pool_closure(node, A, ins, outs):
 
 
 def _pycall_closure(node, A, ins, outs):
-    fn = node.attrs.get("_fnode")  # absent on "call" nodes (optimizer.step callbacks)
     kind = node.attrs["_kind"]
+    if kind == "call":              # a whole Python step (an optimizer without a lowering)
+        return node.attrs["_call"]
+    fn = node.attrs["_fnode"]
     if kind == "forward":
         def fwd():
             out = run_pycall_forward(fn, [A[i] for i in ins])
@@ -238,9 +240,6 @@ def _pycall_closure(node, A, ins, outs):
             for o, gi in zip(outs, grads):
                 np.copyto(A[o], gi.reshape(A[o].shape) if gi.size == A[o].size else gi)
         return bwd
-    if kind == "call":
-        f = node.attrs["_call"]
-        return f
     raise NotImplementedError(kind)
 
 

@@ -1,18 +1,33 @@
 """Tracing: run one real eager step while recording every `Function.apply` call.
 
-While a `Tracer` is active, `Function.apply` is wrapped (and restored on exit) so each call
-appends an `FNode(cls, args, kwargs, ctx, out)` in execution order -- already a topological
-order. Tensor arguments become Values: the step inputs, model parameters (leaves that require
+A `Tracer` is the current thread's recorder (tensor._grad_mode.tracer, thread-local like grad
+mode): `Function.apply` hands it each call, which appends an `FNode(cls, args, kwargs, ctx,
+out)` in execution order -- already a topological order. Nothing is patched, so other threads
+keep running eagerly and each thread may trace its own model at the same time. Tensor arguments become Values: the step inputs, model parameters (leaves that require
 grad), results of earlier recorded calls, or constants captured by value (Python scalars turned
 into tensors, constant arrays). Reading a traced tensor's value in Python (`.item()`, `bool()`,
-`float()`, `.tolist()`) raises `CaptureError` naming the op that produced it: the step's
-control flow would depend on the data, which one recorded schedule cannot follow.
+`float()`, `.tolist()`, `.numpy()`) raises `CaptureError` naming the op that produced it and
+the line that read it: the step's control flow would depend on the data, which one recorded
+schedule cannot follow.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
-from ..tensor import Function, Tensor
+from ..tensor import Tensor, _grad_mode
+
+_LAMINA_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_line():
+    """'file:line' of the innermost caller outside the lamina package (the user's code)."""
+    f = sys._getframe(1)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_LAMINA_DIR + os.sep):
+        f = f.f_back
+    return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
 
 
 class CaptureError(RuntimeError):
@@ -37,7 +52,6 @@ class FNode:
 class Tracer:
     """Context manager recording Function calls into `self.fnodes` over `graph` Values."""
 
-    _active = None
 
     def __init__(self, graph, inputs):
         self.graph = graph
@@ -46,6 +60,7 @@ class Tracer:
         self.by_array = {}        # id(ndarray) -> Value (the inputs' arrays, for raw-array args)
         self.keep = []            # keeps traced objects alive so their ids stay unique
         self.params = {}          # id(param Tensor) -> Value
+        self.consts = []          # leaf Tensors captured by value (frozen params, tensor attributes)
         for t, v in inputs:
             self.by_tensor[id(t)] = v
             self.by_array[id(t.data)] = v
@@ -64,6 +79,8 @@ class Tracer:
             self.params[id(t)] = (t, v)
         else:
             v = self.graph.value(t.shape, t.dtype, "const", array=t.data)
+            if t._node is None:
+                self.consts.append(t)
         self.by_tensor[id(t)] = v
         self.keep.append(t)
         return v
@@ -77,44 +94,33 @@ class Tracer:
         self.keep.append(a)
         return v
 
-    # ---- the hooks
+    # ---- this thread's recorder
     def __enter__(self):
-        if Tracer._active is not None:
-            raise CaptureError("lamina.compile: nested tracing is not supported")
-        Tracer._active = self
-        self._saved = {"apply": Function.__dict__["apply"]}
-        tracer = self
-        orig_apply = Function.__dict__["apply"].__func__
-
-        def traced_apply(cls, *args, **kwargs):
-            out = orig_apply(cls, *args, **kwargs)
-            tracer.record(cls, args, kwargs, out)
-            return out
-
-        Function.apply = classmethod(traced_apply)
-        orig_cmp = Tensor.__dict__["_cmp"]
-        self._saved["_cmp"] = orig_cmp
-
-        def traced_cmp(t, o, f):
-            out = orig_cmp(t, o, f)
-            what = tracer.describe(t)
-            if what is not None:   # a comparison of a traced value is data too
-                tracer.derived[id(out)] = f"{f.__name__} of {what}"
-                tracer.keep.append(out)
-            return out
-
-        Tensor._cmp = traced_cmp
-        for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
-            self._saved[name] = Tensor.__dict__[name]
-            setattr(Tensor, name, _guard(name, Tensor.__dict__[name], tracer))
+        if _grad_mode.tracer is not None:
+            raise CaptureError("lamina.compile: nested tracing is not supported "
+                               "(this thread is already tracing another model)")
+        _grad_mode.tracer = self
         return self
 
     def __exit__(self, *exc):
-        Function.apply = self._saved.pop("apply")
-        for name, f in self._saved.items():
-            setattr(Tensor, name, f)
-        Tracer._active = None
+        _grad_mode.tracer = None
         return False
+
+    def derive(self, out, t, how):
+        """`out` was computed from traced `t` outside Function.apply (a comparison)."""
+        what = self.describe(t)
+        if what is not None:
+            self.derived[id(out)] = f"{how} of {what}"
+            self.keep.append(out)
+
+    def check_read(self, t, name):
+        what = self.describe(t)
+        if what is not None:
+            raise CaptureError(
+                f"lamina.compile: Tensor.{name}() on {what} at {user_line()} reads a value during "
+                "tracing; the step's Python control flow would depend on the data, which a captured "
+                "graph cannot follow. Move it out of the model/loss, run eagerly (--eager), or compile "
+                "with fallback='eager'.")
 
     def record(self, cls, args, kwargs, out):
         ctx = out._node
@@ -153,16 +159,3 @@ class Tracer:
             return None
         fn = self.producer_of.get(v.id)
         return f"the output of {fn.op} (traced call #{fn.index})" if fn else f"a step {v.home}"
-
-
-def _guard(name, f, tracer):
-    def guarded(self, *a, **k):
-        what = tracer.describe(self)
-        if what is not None:
-            raise CaptureError(
-                f"lamina.compile: Tensor.{name}() on {what} reads a value during tracing; the "
-                "step's Python control flow would depend on the data, which a captured graph "
-                "cannot follow. Move it out of the model/loss, or run eagerly (--eager).")
-        return f(self, *a, **k)
-    guarded.__name__ = name
-    return guarded

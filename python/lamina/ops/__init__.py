@@ -8,6 +8,10 @@
   loss        cross_entropy nll mse bce_with_logits
   conv        conv1d conv2d
   pool        max/avg/adaptive pooling
+  math        tan log1p expm1 rsqrt sign maximum minimum where
+  stats       cumsum prod logsumexp (var std composed)
+  index       gather scatter index_select masked_fill repeat (topk sort through gather)
+  contract    mm bmm einsum
   nn_extra    elu gelu silu pad embedding binary_cross_entropy
 
 Each op is a Function registered in `registry` with its lowering, kernels and samples: eager
@@ -27,6 +31,7 @@ from .loss import BCEWithLogits, CrossEntropy, MSE  # noqa: F401
 from .conv import Conv1dFn, Conv2dFn, conv1d, conv2d  # noqa: F401
 from .pool import (AdaptiveAvgPool2dFn, AvgPool2dFn, MaxPool2dFn, adaptive_avg_pool2d,  # noqa: F401
                    avg_pool1d, avg_pool2d, max_pool1d, max_pool2d)
+from . import contract, index, math, stats  # noqa: F401,E402
 from .nn_extra import BinaryCrossEntropy, ELU, Embedding, GELU, Pad, SiLU  # noqa: F401
 from ..tensor import Function, Tensor, float32, float64, int64  # noqa: F401,E402
 

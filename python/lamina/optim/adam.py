@@ -56,6 +56,27 @@ class Adam(Optimizer):
                              float(group["weight_decay"]), self._decoupled, amsgrad)
         return loss
 
+    _SCALARS = {"lr": lambda g: g["lr"], "beta1": lambda g: g["betas"][0], "beta2": lambda g: g["betas"][1],
+                "eps": lambda g: g["eps"], "weight_decay": lambda g: g.get("weight_decay", 0.0)}
+
+    def lower_update(self, b, items):
+        """Compiled update (lamina.graph): one `adam` node per parameter over its exp_avg /
+        exp_avg_sq (/ max_exp_avg_sq) state; the step counter advances once per step."""
+        if any(self.param_groups[it.group].get("maximize", False) for it in items):
+            return False        # no native maximize: the eager step() runs after the compiled backward
+        for it in items:
+            group = self.param_groups[it.group]
+            sc = b.group_scalars(it.group, self._SCALARS)
+            amsgrad = bool(group.get("amsgrad", False))
+            keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
+            states = [b.state(it, k) for k in keys]
+            if any(s is None for s in states) or "step" not in it.state:
+                return False
+            b.emit("adam", [it.grad], [it.value] + states,
+                   {"n": it.value.size, "sc": sc + [b.step_scalar(it.state)], "decoupled": self._decoupled,
+                    "amsgrad": amsgrad})
+        return True
+
 
 class AdamW(Adam):
     """torch.optim.AdamW: decoupled weight decay ``p *= 1 - lr*weight_decay`` before the Adam step.

@@ -52,3 +52,25 @@ class SGD(Optimizer):
                             float(group["dampening"]), float(group["weight_decay"]), bool(group["nesterov"]),
                             first)
         return loss
+
+    _SCALARS = {"lr": lambda g: g["lr"], "momentum": lambda g: g.get("momentum", 0.0),
+                "dampening": lambda g: g.get("dampening", 0.0), "weight_decay": lambda g: g.get("weight_decay", 0.0),
+                "nesterov": lambda g: g.get("nesterov", False)}
+
+    def lower_update(self, b, items):
+        """Compiled update (lamina.graph): one `sgd` node per parameter over its momentum buffer.
+        Hyper-parameters are re-read from param_groups before every step (schedules work)."""
+        if any(self.param_groups[it.group].get("maximize", False) for it in items):
+            return False        # no native maximize: the eager step() runs after the compiled backward
+        for it in items:
+            group = self.param_groups[it.group]
+            sc = b.group_scalars(it.group, self._SCALARS, extra=1)   # + first_step = 0: the buffer exists
+            outs = [it.value]
+            if group.get("momentum", 0):
+                buf = b.state(it, "momentum_buffer")
+                if buf is None:
+                    return False
+                outs.append(buf)
+            b.emit("sgd", [it.grad], outs, {"n": it.value.size, "sc": sc})
+        return True
+

@@ -1,0 +1,519 @@
+"""The top-level functions PyTorch users reach for (`lamina.sin(x)`, `lamina.cat`, `lamina.topk`,
+...) and the Tensor methods of the same names (`x.pow(2)`, `x.eq(y)`, `x.gather(1, i)`).
+
+Each is a thin entry over one registered op (lamina.ops) or a composition of them, so gradients,
+the compiler and the OpInfo tests come from the op's one definition. Comparisons, isnan/isfinite,
+all/any and argmax/argmin have no gradient and return bool / int64 tensors, as in PyTorch.
+
+The Tensor methods are attached once, when lamina is imported (`_install_methods`): a method
+that tensor.py already defines is left alone.
+"""
+from __future__ import annotations
+
+import builtins as _builtins
+
+import numpy as np
+
+from . import random as _random
+from .ops import contract as _contract
+from .ops import index as _index
+from .ops import math as _math
+from .ops import stats as _stats
+from .ops.index import normalize_dim
+from .tensor import Tensor
+
+__all__ = [
+    "sin", "cos", "tan", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "neg", "negative",
+    "sign", "pow", "clamp", "clip", "maximum", "minimum", "where", "sigmoid", "tanh", "relu",
+    "flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "mm", "bmm", "einsum",
+    "split", "chunk", "sum", "mean", "max", "min", "argmax", "argmin", "std", "var", "prod",
+    "cumsum", "logsumexp", "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "all", "any",
+    "isnan", "isfinite", "isinf", "topk", "sort", "argsort", "gather", "scatter", "scatter_add",
+    "index_select", "masked_fill", "clone", "numel", "rand_like", "randn_like", "randint_like",
+    "empty_like", "square", "exp2", "log2", "log10", "floor", "ceil", "round", "trunc",
+    "is_tensor", "is_floating_point",
+]
+
+
+def _t(x, like=None):
+    """A Tensor from x (numbers become 0-d tensors in `like`'s dtype, as PyTorch's scalars do)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float, bool, np.number)):
+        return Tensor._wrap(np.asarray(x, dtype=like.dtype if like.dtype.kind == "f" else None))
+    return Tensor._wrap(np.asarray(x))
+
+
+def _need_tensor(x, op, name="input"):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}(): argument '{name}' must be Tensor, not {type(x).__name__}")
+    return x
+
+
+# ---------------------------------------------------------------- elementwise
+def sin(input):
+    return _need_tensor(input, "sin").sin()
+
+
+def cos(input):
+    return _need_tensor(input, "cos").cos()
+
+
+def tan(input):
+    return _math.Tan.apply(_float(input, "tan"))
+
+
+def exp(input):
+    return _need_tensor(input, "exp").exp()
+
+
+def log(input):
+    return _need_tensor(input, "log").log()
+
+
+def log1p(input):
+    return _math.Log1p.apply(_float(input, "log1p"))
+
+
+def expm1(input):
+    return _math.Expm1.apply(_float(input, "expm1"))
+
+
+def sqrt(input):
+    return _float(input, "sqrt").sqrt()
+
+
+def rsqrt(input):
+    return _math.Rsqrt.apply(_float(input, "rsqrt"))
+
+
+def square(input):
+    return _need_tensor(input, "square") * input
+
+
+def exp2(input):
+    return 2.0 ** _float(input, "exp2")
+
+
+def log2(input):
+    return _float(input, "log2").log() * (1.0 / np.log(2.0))
+
+
+def log10(input):
+    return _float(input, "log10").log() * (1.0 / np.log(10.0))
+
+
+def _no_grad_unary(np_fn, name):
+    def f(input):
+        x = _need_tensor(input, name)
+        return Tensor._wrap(np_fn(x.data))
+    f.__name__ = name
+    f.__doc__ = f"{name}(input): elementwise, no gradient (piecewise constant: zero almost everywhere)."
+    return f
+
+
+floor = _no_grad_unary(np.floor, "floor")
+ceil = _no_grad_unary(np.ceil, "ceil")
+trunc = _no_grad_unary(np.trunc, "trunc")
+
+
+def round(input, decimals=0):
+    x = _need_tensor(input, "round")
+    return Tensor._wrap(np.round(x.data, decimals))
+
+
+def abs(input):
+    return _need_tensor(input, "abs").abs()
+
+
+def neg(input):
+    return -_need_tensor(input, "neg")
+
+
+negative = neg
+
+
+def sign(input):
+    x = _need_tensor(input, "sign")
+    if x.dtype.kind in "biu":
+        return Tensor._wrap(np.sign(x.data))
+    return _math.Sign.apply(x)
+
+
+def pow(input, exponent):
+    if not isinstance(input, Tensor):           # pow(2, t)
+        return _t(input, exponent) ** exponent
+    return input ** exponent
+
+
+def clamp(input, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    x = _need_tensor(input, "clamp")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, _t(min, x))
+        if max is not None:
+            out = minimum(out, _t(max, x))
+        return out
+    return x.clamp(min, max)
+
+
+clip = clamp
+
+
+def maximum(input, other):
+    a, b = _same_kind(input, other, "maximum")
+    if a.dtype.kind in "biu":
+        return Tensor._wrap(np.maximum(a.data, b.data))
+    return _math.Maximum.apply(a, b)
+
+
+def minimum(input, other):
+    a, b = _same_kind(input, other, "minimum")
+    if a.dtype.kind in "biu":
+        return Tensor._wrap(np.minimum(a.data, b.data))
+    return _math.Minimum.apply(a, b)
+
+
+def _same_kind(a, b, op):
+    a, b = _need_tensor(a, op), _need_tensor(b, op, "other")
+    if a.dtype != b.dtype:
+        dt = np.promote_types(a.dtype, b.dtype)
+        if a.dtype.kind == "f" and b.dtype.kind != "f":
+            dt = a.dtype
+        elif b.dtype.kind == "f" and a.dtype.kind != "f":
+            dt = b.dtype
+        a, b = a.to(dt) if a.dtype != dt else a, b.to(dt) if b.dtype != dt else b
+    return a, b
+
+
+def where(condition, input=None, other=None):
+    """where(cond, x, y): x where cond else y; where(cond) alone: the indices of True (nonzero)."""
+    c = _t(condition)
+    if input is None and other is None:
+        return tuple(Tensor._wrap(i.astype(np.int64)) for i in np.nonzero(c.data))
+    if c.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got {c.dtype}")
+    ref = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else None
+    a, b = _t(input, ref), _t(other, ref)
+    if a.dtype != b.dtype:
+        a, b = _same_kind(a, b, "where")
+    try:
+        np.broadcast_shapes(c.shape, a.shape, b.shape)
+    except ValueError:
+        raise RuntimeError(f"where: shapes {tuple(c.shape)}, {tuple(a.shape)}, {tuple(b.shape)} do not broadcast") from None
+    if a.dtype.kind != "f":
+        return Tensor._wrap(np.where(c.data, a.data, b.data))
+    return _math.Where.apply(c.data, a, b)
+
+
+def sigmoid(input):
+    return _need_tensor(input, "sigmoid").sigmoid()
+
+
+def tanh(input):
+    return _need_tensor(input, "tanh").tanh()
+
+
+def relu(input):
+    return _need_tensor(input, "relu").relu()
+
+
+def _float(x, op):
+    x = _need_tensor(x, op)
+    if x.dtype.kind != "f":
+        from .tensor import get_default_dtype
+        x = x.to(get_default_dtype())
+    return x
+
+
+# ---------------------------------------------------------------- shapes
+def flatten(input, start_dim=0, end_dim=-1):
+    return _need_tensor(input, "flatten").flatten(start_dim, end_dim)
+
+
+def reshape(input, shape):
+    return _need_tensor(input, "reshape").reshape(shape)
+
+
+def squeeze(input, dim=None):
+    return _need_tensor(input, "squeeze").squeeze(dim)
+
+
+def unsqueeze(input, dim):
+    return _need_tensor(input, "unsqueeze").unsqueeze(dim)
+
+
+def permute(input, dims):
+    return _need_tensor(input, "permute").permute(dims)
+
+
+def transpose(input, dim0, dim1):
+    return _need_tensor(input, "transpose").transpose(dim0, dim1)
+
+
+def t(input):
+    return _need_tensor(input, "t").t()
+
+
+mm = _contract.mm
+bmm = _contract.bmm
+einsum = _contract.einsum
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    """Pieces of `split_size` along dim (the last may be smaller), or of the listed sizes."""
+    x = _need_tensor(tensor, "split", "tensor")
+    d = normalize_dim(dim, x.ndim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [int(s) for s in split_size_or_sections]
+        if _builtins.sum(sizes) != n or _builtins.any(s < 0 for s in sizes):
+            raise RuntimeError(f"split: split_sizes {sizes} must sum to the dim's size {n}")
+    else:
+        size = int(split_size_or_sections)
+        if size <= 0 and not (size == 0 and n == 0):
+            raise RuntimeError(f"split: split_size must be positive, got {size}")
+        sizes = [_builtins.min(size, n - s) for s in range(0, n, size)] if n else [0]
+    out, start = [], 0
+    for s in sizes:
+        idx = [slice(None)] * x.ndim
+        idx[d] = slice(start, start + s)
+        out.append(x[tuple(idx)])
+        start += s
+    return tuple(out)
+
+
+def chunk(input, chunks, dim=0):
+    """PyTorch's chunk: pieces of ceil(n / chunks) along dim; possibly fewer than `chunks`."""
+    x = _need_tensor(input, "chunk")
+    if int(chunks) <= 0:
+        raise RuntimeError(f"chunk: chunks must be positive, got {chunks}")
+    d = normalize_dim(dim, x.ndim, "chunk")
+    n = x.shape[d]
+    size = -(-n // int(chunks)) if n else 0
+    if size == 0:
+        return tuple(split(x, [0] * 1 if n == 0 else [n], d))
+    return split(x, size, d)
+
+
+# ---------------------------------------------------------------- reductions
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    x = _need_tensor(input, "sum")
+    if dtype is not None:
+        x = x.to(dtype)
+    return x.sum(dim, keepdim) if dim is not None else x.sum()
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    x = _need_tensor(input, "mean")
+    if dtype is not None:
+        x = x.to(dtype)
+    return x.mean(dim, keepdim) if dim is not None else x.mean()
+
+
+def max(input, dim=None, keepdim=False):
+    """max(x) -> the max; max(x, dim) -> (values, indices); max(x, other) -> elementwise maximum."""
+    if isinstance(dim, Tensor):
+        return maximum(input, dim)
+    x = _need_tensor(input, "max")
+    return x.max() if dim is None else x.max(dim, keepdim)
+
+
+def min(input, dim=None, keepdim=False):
+    if isinstance(dim, Tensor):
+        return minimum(input, dim)
+    x = _need_tensor(input, "min")
+    return x.min() if dim is None else x.min(dim, keepdim)
+
+
+def argmax(input, dim=None, keepdim=False):
+    return _need_tensor(input, "argmax").argmax(dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    return _need_tensor(input, "argmin").argmin(dim, keepdim)
+
+
+var = _stats.var
+std = _stats.std
+prod = _stats.prod
+cumsum = _stats.cumsum
+logsumexp = _stats.logsumexp
+
+
+# ---------------------------------------------------------------- comparisons (no gradient)
+def _cmp(np_fn, name):
+    def f(input, other):
+        x = _need_tensor(input, name)
+        o = other.data if isinstance(other, Tensor) else other
+        try:
+            np.broadcast_shapes(x.shape, np.shape(o))
+        except ValueError:
+            raise RuntimeError(f"{name}: shapes {tuple(x.shape)} and {tuple(np.shape(o))} do not broadcast") from None
+        return Tensor._wrap(np.asarray(np_fn(x.data, o)))
+    f.__name__ = name
+    f.__doc__ = f"{name}(input, other): elementwise comparison, a bool tensor (no gradient)."
+    return f
+
+
+eq = _cmp(np.equal, "eq")
+ne = _cmp(np.not_equal, "ne")
+lt = _cmp(np.less, "lt")
+le = _cmp(np.less_equal, "le")
+gt = _cmp(np.greater, "gt")
+ge = _cmp(np.greater_equal, "ge")
+greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+
+def equal(input, other):
+    """True when both have the same shape and elements (a Python bool)."""
+    return tuple(input.shape) == tuple(other.shape) and bool(np.array_equal(input.data, other.data))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(np.allclose(input.data, _t(other).data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def _bool_reduce(np_fn, name):
+    def f(input, dim=None, keepdim=False):
+        x = _need_tensor(input, name)
+        if dim is None:
+            return Tensor._wrap(np.asarray(np_fn(x.data)))
+        d = normalize_dim(dim, x.ndim, name)
+        if x.ndim == 0:
+            return Tensor._wrap(np.asarray(np_fn(x.data)))
+        return Tensor._wrap(np.asarray(np_fn(x.data, axis=d, keepdims=keepdim)))
+    f.__name__ = name
+    f.__doc__ = f"{name}(input, dim=None, keepdim=False): a bool tensor (no gradient)."
+    return f
+
+
+all = _bool_reduce(np.all, "all")
+any = _bool_reduce(np.any, "any")
+
+
+def isnan(input):
+    return Tensor._wrap(np.isnan(_need_tensor(input, "isnan").data))
+
+
+def isfinite(input):
+    return Tensor._wrap(np.isfinite(_need_tensor(input, "isfinite").data))
+
+
+def isinf(input):
+    return Tensor._wrap(np.isinf(_need_tensor(input, "isinf").data))
+
+
+# ---------------------------------------------------------------- indexing
+topk = _index.topk
+sort = _index.sort
+argsort = _index.argsort
+gather = _index.gather
+index_select = _index.index_select
+masked_fill = _index.masked_fill
+
+
+def scatter(input, dim, index, src=None, value=None, *, reduce=None):
+    if reduce is not None:
+        if reduce != "add":
+            raise NotImplementedError(f"scatter: reduce={reduce!r} is not supported (use 'add' or scatter_add)")
+        return _index.scatter(input, dim, index, src, value, add=True)
+    if src is not None and not isinstance(src, Tensor):
+        value, src = src, None
+    return _index.scatter(input, dim, index, src, value)
+
+
+def scatter_add(input, dim, index, src):
+    return _index.scatter(input, dim, index, src, add=True)
+
+
+# ---------------------------------------------------------------- plumbing
+def clone(input):
+    return _need_tensor(input, "clone").clone()
+
+
+def numel(input):
+    return int(_need_tensor(input, "numel").data.size)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    return _need_tensor(input, "is_floating_point").dtype.kind == "f"
+
+
+def _like_dtype(t, dtype):
+    return np.dtype(dtype) if dtype is not None else t.dtype
+
+
+def rand_like(input, dtype=None, requires_grad=False):
+    from .factory import rand
+    return rand(tuple(input.shape), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+def randn_like(input, dtype=None, requires_grad=False):
+    from .factory import randn
+    return randn(tuple(input.shape), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+def randint_like(input, low=0, high=None, dtype=None):
+    if high is None:
+        low, high = 0, low
+    arr = _random.default_generator().integers(low, high, size=tuple(input.shape))
+    return Tensor._wrap(arr.astype(_like_dtype(input, dtype)))
+
+
+def empty_like(input, dtype=None, requires_grad=False):
+    from .factory import empty
+    return empty(tuple(input.shape), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- Tensor methods
+def _method_new(fill):
+    def new(self, *size, dtype=None, requires_grad=False):
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        t = Tensor._wrap(np.full(size, fill, dtype=np.dtype(dtype) if dtype is not None else self.dtype))
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+    return new
+
+
+def _view_as(self, other):
+    return self.reshape(tuple(other.shape))
+
+
+def _type_as(self, other):
+    return self if self.dtype == other.dtype else self.to(other.dtype)
+
+
+def _method_pow(self, exponent):
+    return self ** exponent
+
+
+_METHODS = {
+    "tan": tan, "log1p": log1p, "expm1": expm1, "rsqrt": rsqrt, "neg": neg, "negative": neg, "sign": sign,
+    "pow": _method_pow, "clip": clamp, "square": square, "maximum": maximum, "minimum": minimum,
+    "view_as": _view_as, "type_as": _type_as, "repeat": _index.repeat,
+    "mm": mm, "matmul": lambda self, other: self @ other, "bmm": bmm,
+    "split": split, "chunk": chunk, "std": std, "var": var, "prod": prod, "cumsum": cumsum,
+    "logsumexp": logsumexp, "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
+    "all": all, "any": any, "isnan": isnan, "isfinite": isfinite, "isinf": isinf,
+    "topk": topk, "sort": sort, "argsort": argsort, "gather": gather, "scatter": scatter,
+    "scatter_add": scatter_add, "index_select": index_select, "masked_fill": masked_fill,
+    "new_zeros": _method_new(0), "new_ones": _method_new(1), "floor": floor, "ceil": ceil, "trunc": trunc,
+    "round": round, "is_floating_point": is_floating_point, "equal": equal, "allclose": allclose,
+}
+
+
+def _install_methods():
+    """Attach the methods tensor.py does not define itself (called once, at import)."""
+    for name, fn in _METHODS.items():
+        if not hasattr(Tensor, name):
+            setattr(Tensor, name, fn)

@@ -1,0 +1,178 @@
+"""Reductions and scans beyond sum/mean/max: cumsum, prod, logsumexp, var, std.
+
+cumsum, prod and logsumexp are Functions with their own backward rules; var and std are built
+from mean/sub/mul/sum (so they inherit correct gradients and the compiler lowers their parts).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Function, float32, float64
+from .index import normalize_dim
+from .registry import Sample, register
+
+_F = (float32, float64)
+
+
+def _x(dt, shape=(3, 4), seed=80):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dt)
+
+
+def _dims(dim, ndim, op):
+    """None -> every dim; an int or a tuple -> normalized, sorted, checked for repeats."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    out = tuple(sorted(normalize_dim(d, ndim, op) for d in dims))
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"{op}: dim {dim} appears multiple times in the list of dims")
+    return out
+
+
+@register("cumsum", kernels=("numpy cumsum",), dtypes=_F, call=lambda x, dim=1: x.cumsum(dim),
+          samples=lambda dt: [Sample((_x(dt),), {"dim": 1}), Sample((_x(dt),), {"dim": 0}),
+                              Sample((_x(dt)[:0],), {"dim": 0}, name="size0")],
+          reference=lambda x, dim=1: np.cumsum(x, axis=dim), torch=lambda torch, x, dim=1: torch.cumsum(x, dim))
+class Cumsum(Function):
+    """The gradient of a running sum is the reversed running sum of dy."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return np.cumsum(x, axis=dim, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        rev = np.flip(dy, ctx.dim)
+        return np.flip(np.cumsum(rev, axis=ctx.dim), ctx.dim), None
+
+
+def cumsum(input, dim, dtype=None):
+    if input.ndim == 0:
+        normalize_dim(dim, 0, "cumsum")
+        return input.clone() if dtype is None else input.to(dtype)
+    d = normalize_dim(dim, input.ndim, "cumsum")
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.kind in "biu":
+        return x._wrap(np.cumsum(x.data, axis=d, dtype=np.int64))
+    return Cumsum.apply(x, d)
+
+
+def _exclusive_products(x, axis):
+    """Product of every element but one along axis, without dividing (exact at zeros)."""
+    left = np.cumprod(np.concatenate([np.ones_like(np.take(x, [0], axis)), x], axis=axis), axis=axis)
+    left = np.take(left, np.arange(x.shape[axis]), axis=axis)
+    xr = np.flip(x, axis)
+    right = np.cumprod(np.concatenate([np.ones_like(np.take(xr, [0], axis)), xr], axis=axis), axis=axis)
+    right = np.flip(np.take(right, np.arange(x.shape[axis]), axis=axis), axis)
+    return left * right
+
+
+@register("prod", kernels=("numpy prod", "numpy cumprod"), dtypes=_F,
+          call=lambda x, dim=None, keepdim=False: x.prod(dim, keepdim) if dim is not None else x.prod(),
+          samples=lambda dt: [Sample((_x(dt, (3, 4), 81),), {"dim": 1}),
+                              Sample((np.array([[1.5, 0.0, 2.0], [0.5, -1.0, 3.0]], dt),), {"dim": 1}, name="zero"),
+                              Sample((_x(dt, (2, 3), 82),), name="all")],
+          reference=lambda x, dim=None, keepdim=False: np.prod(x, axis=dim, keepdims=keepdim),
+          torch=lambda torch, x, dim=None, keepdim=False: torch.prod(x) if dim is None else torch.prod(x, dim, keepdim))
+class Prod(Function):
+    """NOTE: the gradient is the product of the other elements, computed without division, so
+    it is exact where an element is zero (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        ctx.save_for_backward(x)
+        ctx.dim, ctx.keepdim = dim, keepdim
+        if dim is None:
+            return np.asarray(np.prod(x, dtype=x.dtype))
+        return np.prod(x, axis=dim, keepdims=keepdim, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        if ctx.dim is None:
+            flat = x.reshape(-1)
+            return (_exclusive_products(flat, 0) * dy).reshape(x.shape), None, None
+        g = dy if ctx.keepdim else np.expand_dims(dy, ctx.dim)
+        return _exclusive_products(x, ctx.dim) * g, None, None
+
+
+def prod(input, dim=None, keepdim=False, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    if dim is None:
+        if x.dtype.kind in "biu":
+            return x._wrap(np.asarray(np.prod(x.data, dtype=np.int64)))
+        return Prod.apply(x, None, False)
+    d = normalize_dim(dim, x.ndim, "prod")
+    if x.ndim == 0:
+        return x.clone()
+    if x.dtype.kind in "biu":
+        return x._wrap(np.prod(x.data, axis=d, keepdims=keepdim, dtype=np.int64))
+    return Prod.apply(x, d, keepdim)
+
+
+def _np_logsumexp(x, dims, keepdim):
+    m = np.max(x, axis=dims, keepdims=True) if x.size else np.zeros([1] * x.ndim, x.dtype)
+    m = np.where(np.isfinite(m), m, 0)
+    with np.errstate(divide="ignore"):
+        y = np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True)) + m
+    return y if keepdim else np.squeeze(y, axis=dims)
+
+
+@register("logsumexp", kernels=("numpy exp/sum/log",), dtypes=_F,
+          call=lambda x, dim=1, keepdim=False: x.logsumexp(dim, keepdim),
+          samples=lambda dt: [Sample((_x(dt, (3, 4), 83) * 10,), {"dim": 1}),
+                              Sample((_x(dt, (3, 4), 84),), {"dim": (0, 1), "keepdim": True}, name="dims")],
+          reference=lambda x, dim=1, keepdim=False: _np_logsumexp(x, dim if isinstance(dim, tuple) else (dim,), keepdim),
+          torch=lambda torch, x, dim=1, keepdim=False: torch.logsumexp(x, dim, keepdim))
+class LogSumExp(Function):
+    """log(sum(exp(x))) shifted by the max (no overflow); the gradient is softmax(x) * dy."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        y = _np_logsumexp(x, dims, True)
+        ctx.save_for_backward(x, y)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        return y if keepdim else np.squeeze(y, axis=dims)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, y = ctx.saved_tensors
+        g = dy if ctx.keepdim else np.expand_dims(dy, ctx.dims)
+        return np.exp(x - y) * g, None, None
+
+
+def logsumexp(input, dim, keepdim=False):
+    if input.dtype.kind in "biu":
+        input = input.to(np.float32)
+    dims = _dims(dim, input.ndim, "logsumexp")
+    if input.ndim == 0:
+        return input.clone()
+    return LogSumExp.apply(input, dims, keepdim)
+
+
+def _correction(unbiased, correction, op):
+    if correction is not None and unbiased is not None:
+        raise TypeError(f"{op}: pass either unbiased or correction, not both")
+    if correction is not None:
+        return float(correction)
+    return 1.0 if unbiased is None or unbiased else 0.0
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over dim (None: all) with Bessel's correction by default (correction=1), as PyTorch."""
+    if isinstance(dim, bool):          # var(x, False): the old positional `unbiased`
+        dim, unbiased = None, dim
+    if input.dtype.kind in "biu":
+        raise RuntimeError(f"var: input dtype must be floating point, got {input.dtype}")
+    c = _correction(unbiased, correction, "var")
+    dims = _dims(dim, input.ndim, "var")
+    n = int(np.prod([input.shape[d] for d in dims])) if input.ndim else 1
+    centered = input - input.mean(dims if dims else None, keepdim=True) if input.ndim else input - input
+    sq = centered * centered
+    total = sq.sum(dims, keepdim) if input.ndim else sq
+    return total / max(n - c, 0) if n - c > 0 else total * float("nan")
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
