@@ -371,3 +371,9 @@ def test_strict_false_reports_keys_as_pytorch(tmp_path):
     np.testing.assert_array_equal(lmodel.fc1.weight.numpy(), tmodel.fc1.weight.detach().numpy())
     with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "fc2.bias"'):
         lmodel.load_state_dict(lamina.load(tmp_path / "partial.pt"))
+
+
+def test_weights_only_false_is_still_restricted(tmp_path):
+    payload = pickle.dumps({"w": os.getcwd}, protocol=2)   # a callable global
+    with pytest.raises(CheckpointError, match="refused to load global posix.getcwd"):
+        lamina.load(_zip_with_pickle(tmp_path / "g.pt", payload), weights_only=False)

@@ -85,7 +85,8 @@ def test_item_path_matches_fast_path():
     fast = DataLoader(TensorDataset(np.stack([ItemOnly(n)[i][0] for i in range(n)]), np.arange(n)),
                       batch_size=4, shuffle=True, seed=5)
     for (xi, yi), (xf, yf) in zip(item, fast):
-        assert xi.dtype == lamina.float32 and xi.shape == (int(yi.shape[0]), 2, 3)
+        # default_collate keeps each field's dtype (PyTorch's rule): float64 items, float64 batch
+        assert xi.dtype == lamina.float64 and xi.shape == (int(yi.shape[0]), 2, 3)
         np.testing.assert_array_equal(xi.numpy(), xf.numpy())
         np.testing.assert_array_equal(yi.numpy(), yf.numpy())
 

@@ -308,3 +308,71 @@ def test_offline_error_is_one_line_and_says_what_to_set(tmp_path, monkeypatch):
     assert "--data DIR" in msg and "LAMINA_DATA" in msg and "offline?" in msg
     assert str(tmp_path / "mnist") in msg
     assert isinstance(err.value, FileNotFoundError)
+
+
+# ---- torchvision-style items, FashionMNIST ---------------------------------------------------
+HAVE_FASHION = (DATA / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+needs_fashion = pytest.mark.skipif(not HAVE_FASHION, reason=f"Fashion-MNIST not found under {DATA}/fashion-mnist")
+
+
+@needs_mnist
+def test_mnist_items_are_tensors_and_transforms_see_uint8():
+    import lamina
+    from lamina import transforms
+    from lamina.utils.data import DataLoader
+    ds = MNIST(DATA, train=False, download=False)
+    image, label = ds[0]
+    assert isinstance(image, lamina.Tensor) and image.shape == (1, 28, 28) and image.dtype == lamina.float32
+    assert isinstance(label, int) and label == 7
+    seen = []
+    ds_t = MNIST(DATA, train=False, download=False,
+                 transform=lambda im: seen.append((im.dtype, im.shape)) or transforms.ToTensor()(im),
+                 target_transform=lambda y: y + 100)
+    image_t, label_t = ds_t[0]
+    assert seen == [(np.uint8, (28, 28))] and label_t == 107
+    np.testing.assert_array_equal(image_t.numpy(), image.numpy())
+    # the DataLoader's whole-batch path gives what collating the items gives
+    fast_x, fast_y = next(iter(DataLoader(ds, batch_size=5)))
+    slow_x, slow_y = next(iter(DataLoader(ds_t, batch_size=5)))
+    np.testing.assert_array_equal(fast_x.numpy(), slow_x.numpy())
+    np.testing.assert_array_equal(fast_y.numpy() + 100, slow_y.numpy())
+    assert fast_y.dtype == lamina.int64 and fast_x.dtype == lamina.float32
+
+
+@needs_fashion
+def test_fashion_mnist_reads_its_own_folder():
+    from lamina.datasets import FashionMNIST
+    ds = FashionMNIST(DATA, train=False, download=False)
+    assert len(ds) == 10000 and ds.mnist_dir == DATA / "fashion-mnist"
+    assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot" and len(ds.classes) == 10
+    assert ds.class_to_idx["Sneaker"] == 7
+    np.testing.assert_array_equal(np.bincount(ds.targets, minlength=10), [1000] * 10)
+    assert ds.classes[ds[0][1]] == "Ankle boot"
+    digits = MNIST(DATA, train=False, download=False)
+    assert not np.array_equal(ds.data[:10], digits.data[:10])
+
+
+@needs_fashion
+def test_fashion_mnist_checksums_match_its_readme():
+    readme = (DATA / "fashion-mnist" / "README.md").read_text()
+    for name, digest in _download.FASHION_MNIST_SHA256.items():
+        assert f"{digest}  {name}" in readme
+        content = gzip.decompress((DATA / "fashion-mnist" / (name + ".gz")).read_bytes())
+        assert hashlib.sha256(content).hexdigest() == digest
+
+
+@needs_fashion
+def test_fashion_mnist_downloads_with_checks(server, tmp_path, monkeypatch):
+    from lamina.datasets import FashionMNIST
+    root, base = server
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        _serve(root, "f", name, (DATA / "fashion-mnist" / (name + ".gz")).read_bytes())
+        # an MNIST file under the Fashion name fails the checksum and is skipped
+        _serve(root, "wrong", name, (DATA / "mnist" / (name + ".gz")).read_bytes())
+    monkeypatch.setenv("LAMINA_FASHION_MNIST_MIRRORS", f"{base}/wrong/,{base}/f/")
+    ds = FashionMNIST(tmp_path, train=False, download=True)
+    assert len(ds) == 10000 and (tmp_path / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+    with pytest.raises(MNISTNotFoundError) as err:
+        FashionMNIST(tmp_path / "empty", train=True, download=False)
+    msg = str(err.value)
+    assert "Fashion-MNIST files not found" in msg and "fashion-mnist/" in msg and "\n" not in msg

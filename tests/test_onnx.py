@@ -186,3 +186,22 @@ def test_cli_train_export_onnx(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model(lamina.tensor(x)).numpy(), atol=TOL)
+
+
+@pytest.mark.skipif(not hasattr(nn, "BatchNorm2d"), reason="BatchNorm (issue 11) is not in this checkout yet")
+def test_batchnorm_exports_with_running_statistics(tmp_path):
+    lamina.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Dropout(0.3),
+                          nn.Linear(4 * 4 * 4, 3))
+    model.train()
+    for _ in range(3):                                  # move the running statistics off their init
+        model(lamina.randn(8, 2, 6, 6) * 3 + 1)
+    _check(_perturb(model).eval(), (2, 2, 6, 6), tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(nn, "LayerNorm"), reason="LayerNorm (issue 11) is not in this checkout yet")
+@pytest.mark.parametrize("affine", [True, False])
+def test_layernorm_exports(tmp_path, affine):
+    lamina.manual_seed(6)
+    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8, elementwise_affine=affine), nn.Tanh(), nn.Linear(8, 2))
+    _check(_perturb(model), (3, 6), tmp_path)

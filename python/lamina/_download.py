@@ -1,4 +1,4 @@
-"""Fetch the MNIST IDX files from well-known mirrors, verified by SHA-256.
+"""Fetch the MNIST and Fashion-MNIST IDX files from well-known mirrors, verified by SHA-256.
 
 Each file is tried on every mirror in turn (a mirror that fails, serves a bad gzip, or
 fails the checksum moves on to the next). The checksum is of the DECOMPRESSED content, so
@@ -6,8 +6,8 @@ any faithful recompression is accepted. Files are written atomically (temp file 
 destination directory, fsync, os.replace): an interrupted download never leaves a
 half-written file under the real name.
 
-The mirror list can be overridden with `mirrors=` or $LAMINA_MNIST_MIRRORS
-(comma-separated base URLs).
+The mirror list can be overridden with `mirrors=` or $LAMINA_MNIST_MIRRORS /
+$LAMINA_FASHION_MNIST_MIRRORS (comma-separated base URLs).
 """
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
-from ._mnist_files import MNISTNotFoundError, _find_file, _missing_message
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+from ._mnist_files import not_found_error
 from .serialization import _fsync_dir  # one copy of the durable-rename helper
 
-__all__ = ["MIRRORS", "MNIST_SHA256", "download_mnist", "download_file"]
+__all__ = ["MIRRORS", "MNIST_SHA256", "FASHION_MNIST_MIRRORS", "FASHION_MNIST_SHA256", "download_mnist",
+           "download_fashion_mnist", "download_idx", "download_file"]
 
 MIRRORS: List[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -39,16 +41,30 @@ MNIST_SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 
+FASHION_MNIST_MIRRORS: List[str] = [
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+]
+
+# SHA-256 of the decompressed Fashion-MNIST files (shared/data/fashion-mnist/README.md).
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
 _CHUNK = 1 << 16
 
 
-def _mirrors(mirrors: Optional[Sequence[str]]) -> List[str]:
+def _mirrors(mirrors: Optional[Sequence[str]], env_name: str = "LAMINA_MNIST_MIRRORS",
+             default: Sequence[str] = MIRRORS) -> List[str]:
     if mirrors is not None:
         return list(mirrors)
-    env = os.environ.get("LAMINA_MNIST_MIRRORS")
+    env = os.environ.get(env_name)
     if env:
         return [m.strip() for m in env.split(",") if m.strip()]
-    return list(MIRRORS)
+    return list(default)
 
 
 def _sha256_of_gzip(path: Path) -> str:
@@ -103,6 +119,42 @@ def download_file(url: str, dest: Path, sha256: str, timeout: float = 30.0,
             tmp.unlink()
 
 
+def download_idx(directory, names: Iterable[str], sha256: Dict[str, str], bases: Sequence[str],
+                 not_found: Callable[[Path, List[str], str], Exception], timeout: float = 30.0,
+                 progress: bool = True) -> List[Path]:
+    """Download IDX files `names` into `directory` as `<name>.gz`, each verified against
+    `sha256[name]` (of the decompressed content), trying the mirror `bases` in turn.
+
+    Files already present (raw or .gz) are skipped. When a file cannot be fetched from any
+    mirror, raises `not_found(directory, [name], detail)` (the data set's own one-line error).
+    """
+    directory = Path(directory)
+    names = list(names)
+    for name in names:
+        if name not in sha256:
+            raise ValueError(f"names: unknown file {name!r} (expected one of {list(sha256)})")
+    written: List[Path] = []
+    for name in names:
+        if any((directory / n).is_file() for n in (name, name + ".gz")):
+            continue
+        dest = directory / (name + ".gz")
+        failures = []
+        for base in bases:
+            url = base.rstrip("/") + "/" + name + ".gz"
+            try:
+                download_file(url, dest, sha256[name], timeout=timeout, progress=progress)
+                break
+            except (OSError, ValueError, urllib.error.URLError) as e:
+                http = isinstance(e, urllib.error.HTTPError)  # its str() has the status code
+                reason = e if http else (getattr(e, "reason", None) or e)
+                failures.append(f"{url}: {' '.join(str(reason).split())}")  # keep it one line
+        else:
+            tried = "; ".join(failures) if failures else "no mirrors configured"
+            raise not_found(directory, [name], f"download failed (offline? tried {tried})")
+        written.append(dest)
+    return written
+
+
 def download_mnist(directory, names: Optional[Iterable[str]] = None,
                    mirrors: Optional[Sequence[str]] = None, timeout: float = 30.0,
                    progress: bool = True) -> List[Path]:
@@ -113,30 +165,17 @@ def download_mnist(directory, names: Optional[Iterable[str]] = None,
 
     >>> download_mnist("/tmp/data/mnist", mirrors=["http://127.0.0.1:8000/"])  # doctest: +SKIP
     """
-    directory = Path(directory)
     names = list(MNIST_SHA256) if names is None else list(names)
-    for name in names:
-        if name not in MNIST_SHA256:
-            raise ValueError(f"names: unknown MNIST file {name!r} (expected one of {list(MNIST_SHA256)})")
-    bases = _mirrors(mirrors)
-    written: List[Path] = []
-    for name in names:
-        if _find_file(directory, name) is not None:
-            continue
-        dest = directory / (name + ".gz")
-        failures = []
-        for base in bases:
-            url = base.rstrip("/") + "/" + name + ".gz"
-            try:
-                download_file(url, dest, MNIST_SHA256[name], timeout=timeout, progress=progress)
-                break
-            except (OSError, ValueError, urllib.error.URLError) as e:
-                http = isinstance(e, urllib.error.HTTPError)  # its str() has the status code
-                reason = e if http else (getattr(e, "reason", None) or e)
-                failures.append(f"{url}: {' '.join(str(reason).split())}")  # keep it one line
-        else:
-            tried = "; ".join(failures) if failures else "no mirrors configured"
-            detail = f"download failed (offline? tried {tried})"
-            raise MNISTNotFoundError(_missing_message(directory, [name], detail))
-        written.append(dest)
-    return written
+    return download_idx(directory, names, MNIST_SHA256, _mirrors(mirrors), not_found_error("MNIST", "mnist"),
+                        timeout=timeout, progress=progress)
+
+
+def download_fashion_mnist(directory, names: Optional[Iterable[str]] = None,
+                           mirrors: Optional[Sequence[str]] = None, timeout: float = 30.0,
+                           progress: bool = True) -> List[Path]:
+    """Download the Fashion-MNIST files `names` (default: all four) into `directory`."""
+    names = list(FASHION_MNIST_SHA256) if names is None else list(names)
+    return download_idx(directory, names, FASHION_MNIST_SHA256,
+                        _mirrors(mirrors, "LAMINA_FASHION_MNIST_MIRRORS", FASHION_MNIST_MIRRORS),
+                        not_found_error("Fashion-MNIST", "fashion-mnist"), timeout=timeout,
+                        progress=progress)

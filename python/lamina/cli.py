@@ -23,6 +23,10 @@ MODEL_DEFAULTS: Dict[str, Dict] = {
     "lenet5": {"epochs": 10, "batch_size": 64, "lr": 0.05, "momentum": 0.9},
     "resnet": {"epochs": 5,  "batch_size": 64, "lr": 0.05, "momentum": 0.9},
 }
+# --dataset name -> (lamina.datasets class name, whether --augment also flips left-right:
+# clothing is mirror-symmetric, digits are not).
+DATASETS: Dict[str, tuple] = {"mnist": ("MNIST", False), "fashion-mnist": ("FashionMNIST", True)}
+AUGMENT_PADDING = 2
 ADAM_LR = 1e-3
 EVAL_BATCH = 1000
 INPUT_SHAPE = (1, 28, 28)   # per example: lamina.summary excludes the batch dimension
@@ -51,10 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{train,info}")
     sub.required = True
 
-    t = sub.add_parser("train", help="train a model on MNIST",
-                       description="Train a model on MNIST, evaluating on the 10,000 test images "
+    t = sub.add_parser("train", help="train a model on MNIST or Fashion-MNIST",
+                       description="Train a model on MNIST or Fashion-MNIST, evaluating on the 10,000 test images "
                                    "each epoch; writes model.safetensors and history.json to --out.")
     t.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="lenet5", help="network (default lenet5)")
+    t.add_argument("--dataset", choices=sorted(DATASETS), default="mnist",
+                   help="mnist (digits) or fashion-mnist (clothing), read from <data>/<dataset>/ (default mnist)")
+    t.add_argument("--augment", action="store_true",
+                   help="random crop with padding 2 each epoch, plus horizontal flips for fashion-mnist "
+                        "(prepared in a background thread while the step runs)")
     t.add_argument("--epochs", type=_positive_int, default=None, help="epochs (default: mlp 3, lenet5 10, resnet 5)")
     t.add_argument("--batch-size", type=_positive_int, default=None, help="training batch size (default 64)")
     t.add_argument("--lr", type=_positive_float, default=None,
@@ -63,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd")
     t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
     t.add_argument("--data", default=None, metavar="DIR",
-                   help="data directory holding mnist/ (default $LAMINA_DATA or ~/.cache/lamina)")
+                   help="data directory holding mnist/ and fashion-mnist/ (default $LAMINA_DATA or ~/.cache/lamina)")
     t.add_argument("--out", default=None, metavar="DIR", help="output directory (default ./runs/<model>)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     t.add_argument("--threads", type=_positive_int, default=None, help="kernel threads")
@@ -74,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit-test", type=_positive_int, default=None, metavar="N",
                    help="use only the first N test images")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
-    t.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+    t.add_argument("--no-download", action="store_true", help="never try to download the data set")
     t.add_argument("--export-onnx", default=None, metavar="PATH",
                    help="after training, write the model as ONNX to PATH (needs lamina[onnx])")
 
@@ -231,8 +240,10 @@ def _share_resumed_state(dist, model, optimizer, info):
 
 def cmd_train(args) -> int:
     import lamina
+    from . import datasets as _datasets
+    from .augment import AugmentedLoader, PrefetchLoader
     from .data import DataLoader, Subset
-    from .datasets import MNIST, MNISTNotFoundError
+    from .datasets import MNISTNotFoundError
     from . import train as _train
     from .serialization import load_metadata
     if args.export_onnx:   # fail before training, not after it
@@ -252,8 +263,9 @@ def cmd_train(args) -> int:
         sys.stdout = _Quiet()
         args.no_progress = True
     try:
-        train_set = MNIST(args.data, train=True, download=not args.no_download)
-        test_set = MNIST(args.data, train=False, download=not args.no_download)
+        dataset_class = getattr(_datasets, DATASETS[args.dataset][0])
+        train_set = dataset_class(args.data, train=True, download=not args.no_download)
+        test_set = dataset_class(args.data, train=False, download=not args.no_download)
     except (MNISTNotFoundError, ValueError) as e:
         print(f"lamina: error: {e}", file=sys.stderr)
         return 2
@@ -266,6 +278,10 @@ def cmd_train(args) -> int:
     model = _make_model(args.model)
     optimizer = _make_optimizer(args, model.parameters())
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    if args.augment:
+        train_loader = AugmentedLoader(train_loader, args.seed, padding=AUGMENT_PADDING,
+                                       flip=DATASETS[args.dataset][1])
+    train_loader = PrefetchLoader(train_loader)   # the next batches load while the step runs
     test_loader = DataLoader(test_set, batch_size=EVAL_BATCH)
     if dist:   # --batch-size is per process (as PyTorch DDP); rank 0 alone evaluates
         from .utils.data import DistributedSampler
@@ -322,7 +338,10 @@ def cmd_train(args) -> int:
         _write_json_atomic(out_dir / "history.json", hist)
 
     n_train, n_test = len(train_set), len(test_set)
-    print(f"training {args.model} on {n_train} images for {args.epochs} epochs "
+    augment = ""
+    if args.augment:
+        augment = f", augmented: crop pad {AUGMENT_PADDING}{' + flip' if DATASETS[args.dataset][1] else ''}"
+    print(f"training {args.model} on {n_train} {args.dataset} images{augment} for {args.epochs} epochs "
           f"(batch {args.batch_size}, {args.optimizer} lr {args.lr:g}"
           f"{f' momentum {args.momentum:g}' if args.optimizer == 'sgd' else ''}, seed {args.seed}); "
           f"testing on {n_test}")

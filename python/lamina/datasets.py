@@ -1,4 +1,4 @@
-"""Data sets: an IDX file reader and MNIST.
+"""Data sets: an IDX file reader, MNIST and Fashion-MNIST (torchvision's `datasets` names).
 
 >>> from lamina.datasets import MNIST
 >>> train = MNIST(train=True)                 # doctest: +SKIP
@@ -16,9 +16,10 @@ from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 
-from ._mnist_files import MNISTNotFoundError, _find_file, _missing_message
+from ._mnist_files import DatasetNotFoundError, MNISTNotFoundError, _find_file, not_found_error
 
-__all__ = ["resolve_data_root", "read_idx", "MNIST", "MNISTNotFoundError", "MNIST_FILES"]
+__all__ = ["resolve_data_root", "read_idx", "MNIST", "FashionMNIST", "MNISTNotFoundError",
+           "DatasetNotFoundError", "MNIST_FILES"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -41,8 +42,6 @@ MNIST_FILES = {
     "t10k-images-idx3-ubyte": ("test", "images"),
     "t10k-labels-idx1-ubyte": ("test", "labels"),
 }
-
-
 
 
 def resolve_data_root(root: Optional[PathLike] = None) -> Path:
@@ -119,37 +118,51 @@ def read_idx(path: PathLike) -> np.ndarray:
 
 
 class MNIST:
-    """The MNIST digits from `root`/mnist (IDX files, raw or .gz), downloaded if missing.
+    """The MNIST digits from `root`/mnist (IDX files, raw or .gz), downloaded if missing, as
+    torchvision's `datasets.MNIST`.
 
-    `root` is the data directory (see `resolve_data_root`). Items are `(image, label)`:
-    image a float32 (1, 28, 28) array in [0, 1] (or `transform(uint8 28x28 image)`), label
-    an int. `.data` is uint8 (N, 28, 28), `.targets` int64 (N,). For training loops use
-    `arrays()`, which gives the whole split at once.
+    `root` is the data directory (see `resolve_data_root`; `root` may also be the mnist folder
+    itself). Items are `(image, label)`: with no transform, image is a float32 (1, 28, 28)
+    Tensor in [0, 1] and label an int; `transform` receives the raw uint8 (28, 28) array
+    (where torchvision passes a PIL image) and `target_transform` the int label. `.data` is
+    uint8 (N, 28, 28), `.targets` int64 (N,), `.classes` the class names. `arrays()` gives the
+    whole split as NumPy arrays at once.
 
     >>> ds = MNIST("/work/shared/data", train=False, download=False)   # doctest: +SKIP
     >>> len(ds), ds.data.shape, ds[0][1]                               # doctest: +SKIP
     (10000, (10000, 28, 28), 7)
     """
 
+    folder = "mnist"
+    title = "MNIST"
+    classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
+               "7 - seven", "8 - eight", "9 - nine"]
+
+    @classmethod
+    def _download(cls, directory: Path, names) -> None:
+        from ._download import download_mnist
+        download_mnist(directory, names=names)
+
     def __init__(self, root: Optional[PathLike] = None, train: bool = True,
-                 transform: Optional[Callable] = None, download: bool = True):
+                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
+                 download: bool = True):
         self.root = resolve_data_root(root)
         self.train = bool(train)
         self.transform = transform
+        self.target_transform = target_transform
         prefix = "train" if self.train else "t10k"
         images_name = f"{prefix}-images-idx3-ubyte"
         labels_name = f"{prefix}-labels-idx1-ubyte"
         needed = [images_name, labels_name]
-        self.mnist_dir = self.root / "mnist"
+        self.mnist_dir = self.root / self.folder
         if (any(_find_file(self.mnist_dir, n) is None for n in needed)
                 and all(_find_file(self.root, n) is not None for n in needed)):
-            self.mnist_dir = self.root          # `root` is the mnist folder itself: accept it
+            self.mnist_dir = self.root          # `root` is the data set's folder itself: accept it
         missing = [n for n in needed if _find_file(self.mnist_dir, n) is None]
         if missing:
             if not download:
-                raise MNISTNotFoundError(_missing_message(self.mnist_dir, missing, "download=False"))
-            from ._download import download_mnist  # lazy: urllib is only needed here
-            download_mnist(self.mnist_dir, names=missing)
+                raise not_found_error(self.title, self.folder)(self.mnist_dir, missing, "download=False")
+            self._download(self.mnist_dir, missing)
         images_path = _find_file(self.mnist_dir, images_name)
         labels_path = _find_file(self.mnist_dir, labels_name)
         images = read_idx(images_path)
@@ -163,26 +176,46 @@ class MNIST:
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"{images_path} has {images.shape[0]} images but {labels_path} "
                              f"has {labels.shape[0]} labels")
-        if labels.size and labels.max() > 9:
-            raise ValueError(f"{labels_path}: labels must be digits 0..9, found {int(labels.max())}")
+        if labels.size and labels.max() >= len(self.classes):
+            raise ValueError(f"{labels_path}: labels must be in 0..{len(self.classes) - 1}, "
+                             f"found {int(labels.max())}")
         self.data = images
         self.targets = labels.astype(np.int64)
         self._arrays: Optional[Tuple[np.ndarray, np.ndarray]] = None
+
+    @property
+    def class_to_idx(self):
+        return {name: i for i, name in enumerate(self.classes)}
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
     def __getitem__(self, index):
+        from .tensor import Tensor
         image = self.data[index]
         label = int(self.targets[index])
         if self.transform is not None:
-            return self.transform(image), label
-        return (image.astype(np.float32) / np.float32(255.0))[None], label
+            image = self.transform(image)
+        else:
+            image = Tensor._wrap((image.astype(np.float32) / np.float32(255.0))[None])
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return image, label
+
+    def _batch(self, indices):
+        """The collated batch [images, labels] in one gather (DataLoader's default-collate path);
+        None when a transform must see each item."""
+        if self.transform is not None or self.target_transform is not None:
+            return None
+        from .tensor import Tensor
+        x, y = self.arrays()
+        idx = np.asarray(indices, dtype=np.int64)
+        return [Tensor._wrap(x[idx]), Tensor._wrap(y[idx])]
 
     def arrays(self) -> Tuple[np.ndarray, np.ndarray]:
         """The whole split: float32 (N, 1, 28, 28) in [0, 1] and int64 (N,) labels (cached).
 
-        Ignores `transform`; `DataLoader` only uses it when `transform` is None.
+        Ignores `transform`.
         """
         if self._arrays is None:
             x = self.data.astype(np.float32)
@@ -190,6 +223,32 @@ class MNIST:
             self._arrays = (x[:, None, :, :], self.targets)
         return self._arrays
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_arrays"] = None       # DataLoader workers rebuild it rather than receive 188 MB
+        return state
+
     def __repr__(self) -> str:
         split = "train" if self.train else "test"
-        return f"MNIST(split={split}, n={len(self)}, root={str(self.root)!r})"
+        return f"{type(self).__name__}(split={split}, n={len(self)}, root={str(self.root)!r})"
+
+
+class FashionMNIST(MNIST):
+    """Zalando's Fashion-MNIST from `root`/fashion-mnist: the same IDX files and item rules as
+    `MNIST`, ten clothing classes (`.classes`), downloaded from its mirrors with SHA-256 checks.
+
+    >>> ds = FashionMNIST("/work/shared/data", train=False, download=False)   # doctest: +SKIP
+    >>> ds.classes[ds[0][1]]                                                   # doctest: +SKIP
+    'Ankle boot'
+    """
+
+    folder = "fashion-mnist"
+    title = "Fashion-MNIST"
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot"]
+
+    @classmethod
+    def _download(cls, directory: Path, names) -> None:
+        from ._download import download_fashion_mnist
+        download_fashion_mnist(directory, names=names)
+

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import random as _random
+from ._device import check_device as _check_device
 from .tensor import Tensor, _FLOATS, _SUPPORTED, get_default_dtype
 
 
@@ -29,13 +30,14 @@ def _make(arr, requires_grad):
     return t
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (lists, scalars, arrays, tensors).
 
     >>> import lamina
     >>> lamina.tensor([1, 2]).dtype, lamina.tensor([1.5]).dtype
     (dtype('int64'), dtype('float32'))
     """
+    _check_device(device)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
@@ -58,62 +60,75 @@ def from_numpy(a):
     return Tensor._wrap(a)
 
 
-def zeros(*size, dtype=None, requires_grad=False):
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return _make(np.zeros(_shape(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False):
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return _make(np.ones(_shape(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def empty(*size, dtype=None, requires_grad=False):
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return _make(np.empty(_shape(size), dtype=_dtype(dtype)), requires_grad)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     if dtype is None and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
         dtype = np.int64
     return _make(np.full(_shape((size,)), fill_value, dtype=_dtype(dtype)), requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def rand(*size, dtype=None, requires_grad=False):
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     d = _dtype(dtype)
     if d not in _FLOATS:
         raise TypeError(f"rand: dtype must be floating point, got {d}")
-    return _make(_random.default_generator().random(_shape(size), dtype=d), requires_grad)
+    return _make(_random.generator_of(generator).random(_shape(size), dtype=d), requires_grad)
 
 
-def randn(*size, dtype=None, requires_grad=False):
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     d = _dtype(dtype)
     if d not in _FLOATS:
         raise TypeError(f"randn: dtype must be floating point, got {d}")
-    return _make(_random.default_generator().standard_normal(_shape(size), dtype=d), requires_grad)
+    return _make(_random.generator_of(generator).standard_normal(_shape(size), dtype=d), requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None):
+def randint(low, high=None, size=(), generator=None, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     if high is None:
         low, high = 0, low
-    arr = _random.default_generator().integers(low, high, size=_shape((size,)))
-    return Tensor._wrap(arr.astype(_dtype(dtype, np.dtype(np.int64))))
+    arr = _random.generator_of(generator).integers(low, high, size=_shape((size,)))
+    return _make(arr.astype(_dtype(dtype, np.dtype(np.int64))), requires_grad)
 
 
-def randperm(n):
-    return Tensor._wrap(_random.default_generator().permutation(int(n)).astype(np.int64))
+def randperm(n, generator=None, dtype=None, device=None):
+    _check_device(device)
+    perm = _random.generator_of(generator).permutation(int(n))
+    return Tensor._wrap(perm.astype(_dtype(dtype, np.dtype(np.int64))))
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -123,11 +138,13 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     return _make(np.arange(start, end, step).astype(d), requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return _make(np.linspace(start, end, int(steps)).astype(_dtype(dtype)), requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    _check_device(device)
     return _make(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)
 
 

@@ -212,10 +212,23 @@ def _rule_for(module):
     for cls in type(module).__mro__:
         if cls in _RULES:
             return _RULES[cls]
-    for cls_name in ("BatchNorm1d", "BatchNorm2d"):     # once issue 11's layers exist
-        if type(module).__name__ == cls_name:
-            return _batch_norm
+    name = type(module).__name__        # issue 11's layers, matched by name until they are on main
+    if name in ("BatchNorm1d", "BatchNorm2d"):
+        return _batch_norm
+    if name == "LayerNorm":
+        return _layer_norm
     return None
+
+
+def _layer_norm(b, m, x, name, x_val):
+    shape = tuple(m.normalized_shape)
+    weight = getattr(m, "weight", None)
+    bias = getattr(m, "bias", None)
+    scale = weight.data if weight is not None else np.ones(shape, x_val.dtype)
+    inputs = [x, b.constant(f"{name}.weight", np.asarray(scale, x_val.dtype))]
+    if bias is not None:
+        inputs.append(b.constant(f"{name}.bias", np.asarray(bias.data, x_val.dtype)))
+    return b.node("LayerNormalization", inputs, name, axis=-len(shape), epsilon=float(m.eps))
 
 
 def _batch_norm(b, m, x, name, x_val):

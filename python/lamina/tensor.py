@@ -13,7 +13,7 @@ import types
 
 import numpy as np
 
-from . import _promotion
+from . import _device, _promotion
 from ._dims import normalize_dim, normalize_dims
 
 float32 = np.dtype(np.float32)
@@ -781,14 +781,35 @@ class Tensor:
     def div_(self, other):
         return _inplace.binary_inplace(self, other, "div_", np.true_divide, Tensor.__truediv__)
 
-    # ---- dtype
-    def to(self, dtype):
-        dtype = np.dtype(dtype)
+    # ---- device and dtype (device rules live in _device.py: only the CPU exists)
+    @property
+    def device(self):
+        return _device.CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    def to(self, *args, **kwargs):
+        """to(dtype), to(device), to(device, dtype), to(other); returns self when nothing changes.
+
+        >>> import lamina
+        >>> lamina.zeros(2).to("cpu", lamina.float64).dtype
+        dtype('float64')
+        """
+        _, dtype, copy = _device.parse_to_args(args, kwargs)
+        if dtype is None or dtype == self.dtype:
+            return self.clone() if copy else self
         if dtype not in _SUPPORTED:
             raise TypeError(f"to(): dtype must be one of float32, float64, int64, bool, got {dtype}")
-        if dtype == self.dtype:
-            return self
         return _api.Cast.apply(self, dtype)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        _device.check_device("cuda" if device is None else device, "cuda()")
+        return self
 
     def float(self):
         return self.to(float32)

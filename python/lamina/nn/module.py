@@ -334,8 +334,15 @@ class Module:
             elif p.grad is not None:
                 p.grad.data[...] = 0
 
-    def to(self, dtype):
-        dtype = np.dtype(dtype)
+    def to(self, *args, **kwargs):
+        """to(device), to(dtype), to(device, dtype): parameters and float buffers, in place.
+
+        Only the CPU exists: any other device raises an error naming it (see lamina._device).
+        """
+        from .._device import parse_to_args
+        _, dtype, _ = parse_to_args(args, kwargs)
+        if dtype is None:
+            return self
         if dtype not in _FLOATS:
             raise TypeError(f"dtype: modules hold float32 or float64 parameters, got {dtype}")
         for m in self.modules():
@@ -346,6 +353,14 @@ class Module:
             for n, b in m._buffers.items():
                 if isinstance(b, Tensor) and b.dtype in _FLOATS and b.dtype != dtype:
                     b.data = b.data.astype(dtype)
+        return self
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        from .._device import check_device
+        check_device("cuda" if device is None else device, "cuda()")
         return self
 
     def float(self):

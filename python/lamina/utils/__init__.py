@@ -1,1 +1,2 @@
-"""lamina.utils: helpers with torch.utils' names."""
+"""`lamina.utils`: PyTorch's `torch.utils` namespace (today: `lamina.utils.data`)."""
+from . import data  # noqa: F401

@@ -1,0 +1,137 @@
+"""Samplers as PyTorch's: which indices a DataLoader fetches, and in what groups.
+
+>>> from lamina.utils.data import BatchSampler, SequentialSampler
+>>> list(BatchSampler(SequentialSampler(range(5)), batch_size=2, drop_last=False))
+[[0, 1], [2, 3], [4]]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "BatchSampler"]
+
+
+class Sampler:
+    """Base class: subclass and define `__iter__` (yielding indices) and usually `__len__`."""
+
+    def __init__(self, data_source=None):
+        pass
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+
+class SequentialSampler(Sampler):
+    """0, 1, ..., len(data_source) - 1."""
+
+    def __init__(self, data_source):
+        self.data_source = data_source
+
+    def __iter__(self):
+        return iter(range(len(self.data_source)))
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+def _epoch_rng(generator):
+    """A NumPy generator for one pass: seeded from `generator` (a lamina.Generator) or, when
+    None, from lamina's global generator, so `lamina.manual_seed` fixes every epoch's order."""
+    from ...random import generator_of
+    seed = int(generator_of(generator).integers(0, 1 << 63))
+    return np.random.default_rng(seed)
+
+
+class RandomSampler(Sampler):
+    """A random permutation per pass (or `num_samples` draws with replacement).
+
+    >>> import lamina
+    >>> sorted(RandomSampler(range(4), generator=lamina.Generator().manual_seed(1)))
+    [0, 1, 2, 3]
+    """
+
+    def __init__(self, data_source, replacement: bool = False, num_samples=None, generator=None):
+        if not isinstance(replacement, bool):
+            raise TypeError(f"replacement: expected a bool, got {replacement!r}")
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer))
+                                        or num_samples <= 0):
+            raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
+        self.data_source = data_source
+        self.replacement = replacement
+        self._num_samples = num_samples
+        self.generator = generator
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data_source) if self._num_samples is None else int(self._num_samples)
+
+    def __iter__(self):
+        n = len(self.data_source)
+        rng = _epoch_rng(self.generator)
+        if self.replacement:
+            return iter(rng.integers(0, n, size=self.num_samples).tolist())
+        chunks = [rng.permutation(n) for _ in range(-(-self.num_samples // n))] if n else []
+        return iter(np.concatenate(chunks)[:self.num_samples].tolist() if chunks else [])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class SubsetRandomSampler(Sampler):
+    """The given indices in a random order each pass."""
+
+    def __init__(self, indices, generator=None):
+        self.indices = list(indices)
+        self.generator = generator
+
+    def __iter__(self):
+        order = _epoch_rng(self.generator).permutation(len(self.indices))
+        return iter([self.indices[i] for i in order])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class _EpochSeededSampler(Sampler):
+    """lamina's `DataLoader(seed=...)`: the order of pass e is a permutation drawn from
+    (seed, e) alone, so a run resumed at epoch e sees the same order as an unbroken one."""
+
+    def __init__(self, data_source, seed: int, loader):
+        self.data_source = data_source
+        self.seed = int(seed)
+        self.loader = loader
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, int(self.loader._pass_epoch)])
+        return iter(rng.permutation(len(self.data_source)).tolist())
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+class BatchSampler(Sampler):
+    """Groups the indices of `sampler` into lists of `batch_size` (the last one shorter unless
+    `drop_last`)."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
+        if not isinstance(drop_last, bool):
+            raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")
+        self.sampler = sampler
+        self.batch_size = int(batch_size)
+        self.drop_last = drop_last
+
+    def __iter__(self):
+        batch = []
+        for idx in self.sampler:
+            batch.append(idx)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
