@@ -97,7 +97,9 @@ def test_resnet_matches_eager(dtype):
     step = _compare(lamina.models.resnet_mnist, dtype, SGD, batch=2)
     # The residual Add's gradient reaches both branches; one of them reuses dy without a copy.
     assert sum(n.op == "accumulate" for n in step.graph.nodes) >= 2
-    assert step.graph.callbacks == []          # conv, skip add, max-pool, global average pool
+    # conv, skip add and global average pool are native; batch norm still runs its eager
+    # Function as a callback (same kernel, so the step stays equal to eager).
+    assert set(step.graph.callbacks) == {"BatchNormFn", "BatchNormFn.backward"}
     check_plan(step.graph)
 
 

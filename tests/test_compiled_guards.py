@@ -16,6 +16,7 @@ from lamina import nn
 from lamina.graph import CaptureError, compile
 
 ROOT = Path(__file__).resolve().parent.parent
+LAMINA_PARENT = str(Path(lamina.__file__).resolve().parent.parent)
 
 
 def _mlp(seed=0, dropout=0.0):
@@ -45,7 +46,8 @@ def _same_weights(m1, m2):
 
 
 def _run_script(body, timeout=300):
-    code = "import sys; sys.path.insert(0, %r)\n" % str(ROOT / "python") + textwrap.dedent(body)
+    # the lamina under test (the installed package in CI, python/ in a developer's tree)
+    code = "import sys; sys.path.insert(0, %r)\n" % LAMINA_PARENT + textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
 
 

@@ -6,10 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+import lamina
+
+from conftest import requires_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "pytorch"
+# the lamina under test: the installed package in CI (a clean checkout's python/ has no built _C)
+LAMINA_PARENT = str(Path(lamina.__file__).resolve().parent.parent)
 
 
 def _data_root():
@@ -21,7 +28,7 @@ def _data_root():
 
 def run_example(script, *args, limit=1000, cwd):
     env = dict(os.environ, LAMINA_DATA=_data_root(),
-               PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+               PYTHONPATH=LAMINA_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, str(EXAMPLES / "run_subset.py"), "--limit", str(limit),
                            str(EXAMPLES / script), *args], capture_output=True, text=True,
                           timeout=600, cwd=cwd, env=env)
@@ -51,3 +58,47 @@ def test_mnist_main(tmp_path):
     accuracies = [int(v) for v in re.findall(r"Accuracy: \d+/\d+ \((\d+)%\)", out)]
     assert len(accuracies) == 2 and accuracies[-1] >= 80, out
     assert (tmp_path / "mnist_cnn.pt").exists()
+
+
+# ---- "Learning PyTorch with Examples": the polynomial fits and the custom-Function two-layer net
+
+def _run_script(path, cwd, swap_to_torch=False):
+    """Run an example as written (lamina), or the same text with `import torch` restored."""
+    src = Path(path).read_text()
+    assert src.count("import lamina as torch") == 1       # only the import differs from PyTorch's
+    if swap_to_torch:
+        src = src.replace("import lamina as torch", "import torch")
+    env = dict(os.environ, PYTHONPATH=LAMINA_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=600,
+                          cwd=cwd, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def _losses(out):
+    return [float(v) for v in re.findall(r"^\d+ ([\d.e+-]+)$", out, re.M)]
+
+
+@pytest.mark.parametrize("script", ["polynomial_autograd.py", "polynomial_nn.py", "polynomial_optim.py"])
+def test_polynomial_fits_converge(script, tmp_path):
+    out = _run_script(EXAMPLES / script, tmp_path)
+    losses = _losses(out)
+    assert len(losses) == 20
+    # the cubic Taylor-like fit of sin on [-pi, pi] bottoms out near 8.9 (sum of squares over 2000 points)
+    assert losses[-1] < 15 and losses[-1] <= losses[0]
+    coeffs = [float(v) for v in re.findall(r"([-\d.e+]+) x", out.splitlines()[-1])]
+    assert abs(coeffs[0] - 0.857) < 0.05 and abs(coeffs[-1] + 0.093) < 0.01, out.splitlines()[-1]
+
+
+def test_polynomial_custom_function_gives_pytorchs_numbers(tmp_path):
+    """Fixed initial values: the run is deterministic, so lamina prints PyTorch's numbers."""
+    requires_torch()
+    ours = _losses(_run_script(EXAMPLES / "polynomial_custom_function.py", tmp_path))
+    ref = _losses(_run_script(EXAMPLES / "polynomial_custom_function.py", tmp_path, swap_to_torch=True))
+    assert len(ours) == len(ref) == 20
+    np.testing.assert_allclose(ours, ref, rtol=2e-4)
+
+
+def test_two_layer_net_custom_function_learns(tmp_path):
+    losses = _losses(_run_script(EXAMPLES / "two_layer_net_custom_function.py", tmp_path))
+    assert len(losses) == 5 and losses[-1] < 1e-2 * losses[0]

@@ -56,14 +56,16 @@ def _check(model, example_shape, tmp_path, other_batch=5, **kwargs):
 ])
 def test_models_export_and_match(tmp_path, name, make, shape):
     lamina.manual_seed(0)
-    _check(_perturb(make()), shape, tmp_path)
+    _check(_perturb(make()).eval(), shape, tmp_path)     # inference export: batch norm uses running stats
 
 
 def test_resnet_block_adds_the_skip(tmp_path):
     lamina.manual_seed(0)
-    proto = _check(_perturb(lamina.models.resnet_mnist(channels=4)), (2, 1, 12, 12), tmp_path, other_batch=3)
+    proto = _check(_perturb(lamina.models.resnet_mnist(width=4)).eval(), (2, 1, 12, 12), tmp_path, other_batch=3)
     ops = [n.op_type for n in proto.graph.node]
-    assert ops.count("Add") == 2 and ops.count("Conv") == 5 and "GlobalAveragePool" in ops
+    # stem + 3 blocks of 2 convs + 2 projections; a BN after each conv; one skip Add per block
+    assert ops.count("Add") == 3 and ops.count("Conv") == 9 and ops.count("BatchNormalization") == 9
+    assert "GlobalAveragePool" in ops
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -282,3 +282,53 @@ def test_training_resumed_from_a_lamina_save_file_is_bit_identical(tmp_path, cls
     train(m2, o2, s2, range(4, 10))
     for a, p in zip(full, m2.parameters()):
         np.testing.assert_array_equal(p.data, a)
+
+
+def test_a_user_written_optimizer_runs_like_torchs():
+    """The torch pattern: subclass Optimizer, keep per-parameter state in self.state[p]."""
+
+    def make(base, lib):
+        class HeavyBall(base):
+            def __init__(self, params, lr=0.1, beta=0.5):
+                super().__init__(params, dict(lr=lr, beta=beta))
+
+            def step(self, closure=None):
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        if p.grad is None:
+                            continue
+                        state = self.state[p]
+                        if "velocity" not in state:
+                            state["velocity"] = lib.zeros(p.shape, dtype=p.dtype)
+                            state["step"] = 0
+                        state["step"] += 1
+                        v = state["velocity"]
+                        v.data[...] = group["beta"] * v.data + p.grad.data
+                        p.data[...] = p.data - group["lr"] * v.data
+        return HeavyBall
+
+    init, grads = _init(9), _grads(10, steps=6)
+    ours, opt = _lamina_run(lambda p: make(optim.Optimizer, lamina)(p), init, grads)
+    w = [torch.tensor(a.copy()) for a in init]
+    ref_opt = make(torch.optim.Optimizer, torch)(w)
+    for gs in grads:
+        for p, g in zip(w, gs):
+            p.grad = torch.tensor(g)
+        ref_opt.step()
+    for a, b in zip(ours, w):
+        np.testing.assert_allclose(a.data, b.numpy(), rtol=1e-12)
+    assert opt.state[ours[0]]["step"] == 6
+    sd = opt.state_dict()
+    assert sorted(sd["state"][0]) == ["step", "velocity"]
+    fresh = make(optim.Optimizer, lamina)([Parameter(a.data.copy()) for a in ours])
+    fresh.load_state_dict(sd)
+    assert isinstance(fresh.state[fresh.param_groups[0]["params"][0]]["velocity"], lamina.Tensor)
+
+
+def test_builtin_state_is_reachable_by_parameter():
+    w = Parameter(np.ones(2))
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    assert w not in opt.state
+    w.grad = lamina.tensor(np.ones(2))
+    opt.step()
+    assert w in opt.state and opt.state[w]["momentum_buffer"].tolist() == [1.0, 1.0]

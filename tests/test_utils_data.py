@@ -279,7 +279,8 @@ def test_fork_after_openmp_cannot_hang(tmp_path):
             out = [float(b.sum()) for b in DataLoader(MatmulItems(), batch_size=2, num_workers=2)]
             print(out)
     """))
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    # the lamina under test (installed in CI; a clean checkout's python/ has no built _C)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(lamina.__file__))))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                           env=env)
     assert proc.returncode == 0, proc.stderr

@@ -18,6 +18,7 @@ void bind_activation(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_graph(py::module_& m);
+void bind_norm(py::module_& m);
 void bind_dlpack(py::module_& m);
 
 #ifndef LAMINA_COMPILER
@@ -67,5 +68,6 @@ PYBIND11_MODULE(_C, m) {
   bind_loss(m);
   bind_optim(m);
   bind_graph(m);
+  bind_norm(m);
   bind_dlpack(m);
 }

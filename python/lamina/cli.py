@@ -67,10 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=None, help="epochs (default: mlp 3, lenet5 10, resnet 5)")
     t.add_argument("--batch-size", type=_positive_int, default=None, help="training batch size (default 64)")
     t.add_argument("--lr", type=_positive_float, default=None,
-                   help="peak learning rate, cosine-decayed per batch (default 0.05 for sgd, 1e-3 for adam/adamw)")
+                   help="peak learning rate, scheduled per batch by --schedule (default 0.05 for sgd, 1e-3 for adam/adamw)")
     t.add_argument("--momentum", type=float, default=None, help="SGD momentum (default 0.9)")
     t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd")
-    t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
+    t.add_argument("--weight-decay", type=_checked(float, lambda v: v >= 0, "a non-negative number"), default=0.0,
+                   help="weight decay (default 0)")
+    t.add_argument("--schedule", choices=["cosine", "step", "onecycle"], default="cosine",
+                   help="learning-rate schedule per batch: cosine decay to 0, step (x0.1 at 50%% and 75%% of "
+                        "the epochs) or onecycle (warm up to --lr over 30%%, then cosine down) (default cosine)")
     t.add_argument("--data", default=None, metavar="DIR",
                    help="data directory holding mnist/ and fashion-mnist/ (default $LAMINA_DATA or ~/.cache/lamina)")
     t.add_argument("--out", default=None, metavar="DIR", help="output directory (default ./runs/<model>)")
@@ -252,7 +256,7 @@ def cmd_train(args) -> int:
         except ImportError:
             print("error: --export-onnx needs the onnx package (pip install 'lamina[onnx]')", file=sys.stderr)
             return 2
-    from .train import cosine_lr, fit, load_checkpoint
+    from .train import LR_SCHEDULES, fit, load_checkpoint
 
     _resolve_defaults(args)
     if args.threads is not None and hasattr(lamina, "set_num_threads"):
@@ -347,7 +351,7 @@ def cmd_train(args) -> int:
           f"testing on {n_test}")
     try:
         history = fit(train_model, train_loader, test_loader, optimizer, args.epochs,
-                      lr_schedule=cosine_lr(args.lr, args.epochs), start_epoch=start_epoch,
+                      lr_schedule=LR_SCHEDULES[args.schedule](args.lr, args.epochs), start_epoch=start_epoch,
                       history=history, eager=args.eager, progress=not args.no_progress,
                       on_epoch_end=on_epoch_end)
     except KeyboardInterrupt:

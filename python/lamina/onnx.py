@@ -163,12 +163,13 @@ def _step(b, m, x, name, x_val):
 
 
 def _basic_block(b, m, x, name, x_val):
-    """resnet's BasicBlock: relu(x + conv2(relu(conv1(x))))."""
-    h = _emit(b, m.conv1, x, f"{name}.conv1", x_val)
-    h_val = m.conv1(x_val)
-    h2 = _emit(b, m.relu, h, f"{name}.relu", h_val)
-    h3 = _emit(b, m.conv2, h2, f"{name}.conv2", m.relu(h_val))
-    return b.node("Relu", [b.node("Add", [x, h3], f"{name}.add")], f"{name}.out")
+    """resnet's BasicBlock: relu(bn2(conv2(relu(bn1(conv1(x))))) + skip(x)), skip = x or conv1x1-BN."""
+    h, v = x, x_val
+    for child in ("conv1", "bn1", "relu", "conv2", "bn2"):
+        h = _emit(b, getattr(m, child), h, f"{name}.{child}", v)
+        v = getattr(m, child)(v)
+    skip = x if m.downsample is None else _emit(b, m.downsample, x, f"{name}.downsample", x_val)
+    return b.node("Relu", [b.node("Add", [skip, h], f"{name}.add")], f"{name}.out")
 
 
 def _sequential(b, m, x, name, x_val):

@@ -51,7 +51,7 @@ class LayerRow:
     weights: int
     biases: int
     macs: Optional[int]
-    kind: str = "layer"            # "weighted", "pool", "passthrough" (0 units) or "unknown"
+    kind: str = "layer"            # "weighted", "pool", "passthrough" (0 units), "norm" (0 units, weights) or "unknown"
     note: str = ""                 # e.g. "shared weights", "2nd call"
 
 
@@ -250,12 +250,21 @@ def _count_adaptive_pool(m, xs, ys):
                 biases=0, macs=0)
 
 
+def _count_norm(m, xs, ys):
+    # Normalization rescales units an earlier layer counted (one multiply-add per unit with
+    # the affine); its scale and shift are weights and biases.
+    weights = m.weight.numel() if getattr(m, "weight", None) is not None else 0
+    biases = m.bias.numel() if getattr(m, "bias", None) is not None else 0
+    return dict(kind="norm", units=0, connections=0, weights=weights, biases=biases,
+                macs=int(np.prod(ys)) if weights else 0)
+
+
 def _count_passthrough(m, xs, ys):
     return dict(kind="passthrough", units=0, connections=0, weights=0, biases=0, macs=0)
 
 
 _PASSTHROUGH = ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softplus", "Step", "Softmax",
-                "LogSoftmax", "Dropout", "Flatten", "Identity", "Unflatten", "GELU", "ELU")
+                "LogSoftmax", "Dropout", "Dropout2d", "Flatten", "Identity", "Unflatten", "GELU", "ELU")
 
 
 def _rule_for(m):
@@ -266,7 +275,8 @@ def _rule_for(m):
                            ("MaxPool2d", _count_pool), ("AvgPool1d", _count_pool),
                            ("AvgPool2d", _count_pool), ("AdaptiveAvgPool1d", _count_adaptive_pool),
                            ("AdaptiveAvgPool2d", _count_adaptive_pool),
-                           ("AdaptiveMaxPool2d", _count_adaptive_pool)):
+                           ("AdaptiveMaxPool2d", _count_adaptive_pool), ("BatchNorm1d", _count_norm),
+                           ("BatchNorm2d", _count_norm), ("LayerNorm", _count_norm), ("GroupNorm", _count_norm)):
         cls = getattr(nn, cls_name, None)
         if cls is not None:
             types.append((cls, rule))

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["make_step", "evaluate", "fit", "cosine_lr", "save_checkpoint", "load_checkpoint",
+__all__ = ["make_step", "evaluate", "fit", "cosine_lr", "step_lr", "onecycle_lr", "save_checkpoint", "load_checkpoint",
            "optimizer_state", "load_optimizer_state"]
 
 
@@ -96,6 +96,43 @@ def cosine_lr(base_lr: float, total_epochs: float, warmup_epochs: float = 0.0) -
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * frac))
 
     return lr
+
+
+def step_lr(base_lr: float, total_epochs: float, milestones=(0.5, 0.75), gamma: float = 0.1) -> Callable[[float], float]:
+    """lr(t): base_lr, times gamma after each milestone (fractions of `total_epochs`).
+
+    >>> f = step_lr(0.1, 10); round(f(4.9), 4), round(f(5), 4), round(f(8), 5)
+    (0.1, 0.01, 0.001)
+    """
+    def lr(t: float) -> float:
+        passed = sum(1 for m in milestones if t >= m * total_epochs)
+        return base_lr * gamma ** passed
+
+    return lr
+
+
+def onecycle_lr(max_lr: float, total_epochs: float, pct_start: float = 0.3, div_factor: float = 25.0,
+                final_div_factor: float = 1e4) -> Callable[[float], float]:
+    """lr(t) of PyTorch's OneCycleLR (cosine annealing): from max_lr / div_factor up to max_lr over
+    the first pct_start of training, then down to max_lr / div_factor / final_div_factor.
+
+    >>> f = onecycle_lr(0.1, 10); round(f(0), 4), round(f(3), 4), round(f(10), 8)
+    (0.004, 0.1, 4e-07)
+    """
+    start = max_lr / div_factor
+    end = start / final_div_factor
+
+    def lr(t: float) -> float:
+        p = min(max(t / max(total_epochs, 1e-12), 0.0), 1.0)
+        if p < pct_start:
+            return start + (max_lr - start) * 0.5 * (1.0 - math.cos(math.pi * p / pct_start))
+        q = (p - pct_start) / max(1.0 - pct_start, 1e-12)
+        return end + (max_lr - end) * 0.5 * (1.0 + math.cos(math.pi * q))
+
+    return lr
+
+
+LR_SCHEDULES = {"cosine": cosine_lr, "step": step_lr, "onecycle": onecycle_lr}
 
 
 def _set_lr(optimizer, lr: float) -> None:

@@ -52,8 +52,9 @@ def fuse_activations(fnodes, keep_ids=()):
         epilogue = None if prod is None else _epilogue(prod)
         if epilogue is None:
             continue
-        get_act, set_act, where = epilogue
-        if get_act(prod) != "identity":
+        get_act, set_act, where = epilogue[:3]
+        # An optional 4th entry lists the activations the op can fold (batch norm: relu only).
+        if get_act(prod) != "identity" or fn.args[1] not in (epilogue[3] if len(epilogue) > 3 else _FUSABLE):
             continue
         if len(readers.get(x.id, ())) != 1 or x.id in keep_ids:
             continue

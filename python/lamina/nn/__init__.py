@@ -4,7 +4,7 @@ from .module import Module, ModuleShapeError, Parameter  # noqa: F401
 from .modules.activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,  # noqa: F401
                                  Softmax, Softplus, Step, Tanh)
 from .modules.container import ModuleDict, ModuleList, Sequential  # noqa: F401
-from .modules.linear import Dropout, Embedding, Flatten, Identity, Linear  # noqa: F401
+from .modules.linear import Embedding, Flatten, Identity, Linear  # noqa: F401
 from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,  # noqa: F401
                            L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from . import utils  # noqa: F401
@@ -12,3 +12,5 @@ from . import utils  # noqa: F401
 from .modules.conv import Conv1d, Conv2d  # noqa: F401
 from .modules.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
                               MaxPool2d)
+from .normalization import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, GroupNorm,  # noqa: F401
+                            LayerNorm)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..tensor import Tensor, float32, float64
 
-from ..ops.activation import Dropout, activation as _activation, dropout, log_softmax, softmax  # noqa: F401
+from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
 from ..ops.conv import conv1d, conv2d  # noqa: F401
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
 from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
@@ -179,3 +179,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if reduction == "batchmean":
         return loss.sum() / float(input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction)
+
+
+# Normalization and dropout: the functional forms beside their modules (ops in lamina.ops.norm).
+from .normalization import batch_norm, dropout, dropout2d, group_norm, layer_norm  # noqa: E402,F401

@@ -4,10 +4,11 @@
   reduce      sum mean max min
   shape       reshape permute expand getitem cat stack
   linalg      matmul linear
-  activation  relu/sigmoid/tanh/... softmax log_softmax dropout
+  activation  relu/sigmoid/tanh/... softmax log_softmax
   loss        cross_entropy nll mse bce_with_logits
   conv        conv1d conv2d
   pool        max/avg/adaptive pooling
+  norm        batch_norm layer_norm group_norm dropout (dropout2d)
   math        tan log1p expm1 rsqrt sign maximum minimum where
   stats       cumsum prod logsumexp (var std composed)
   index       gather scatter index_select masked_fill repeat (topk sort through gather)
@@ -25,10 +26,10 @@ from .arith import (Abs, Add, Cast, Clamp, Clone, Cos, Div, Exp, Log, Mul, Neg, 
 from .reduce import MaxAll, MaxDim, Mean, Sum, _max_min, _MaxResult, max_, min_  # noqa: F401
 from .shape import Cat, Expand, GetItem, Permute, Reshape, cat, stack  # noqa: F401
 from .linalg import Linear, MatMul2D, MatMulBatched, _gemm, linear, matmul  # noqa: F401
-from .activation import (Activation, Dropout, Softmax, _rows, _unrows, activation,  # noqa: F401
-                         log_softmax, softmax)
+from .activation import Activation, Softmax, _rows, _unrows, activation, log_softmax, softmax  # noqa: F401
 from .loss import BCEWithLogits, CrossEntropy, MSE  # noqa: F401
 from .conv import Conv1dFn, Conv2dFn, conv1d, conv2d  # noqa: F401
+from .norm import BatchNormFn, DropoutFn, GroupNormFn, LayerNormFn  # noqa: F401
 from .pool import (AdaptiveAvgPool2dFn, AvgPool2dFn, MaxPool2dFn, adaptive_avg_pool2d,  # noqa: F401
                    avg_pool1d, avg_pool2d, max_pool1d, max_pool2d)
 from . import contract, index, math, stats  # noqa: F401,E402

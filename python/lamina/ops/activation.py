@@ -1,4 +1,4 @@
-"""Activations (relu, leaky_relu, softplus, sigmoid, tanh, step), softmax / log_softmax, dropout."""
+"""Activations (relu, leaky_relu, softplus, sigmoid, tanh, step), softmax / log_softmax."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,6 @@ import numpy as np
 from .._dims import normalize_dim
 
 from .. import _C
-from .. import random as _random
 from ..tensor import Function, float32, float64
 from ._common import empty, float_check, is_float
 from .registry import BadSample, Sample, export, register
@@ -145,27 +144,3 @@ def softmax(x, dim=-1):
 @export
 def log_softmax(x, dim=-1):
     return Softmax.apply(x, normalize_dim(dim, x.ndim), True)
-
-
-# ---------------------------------------------------------------- dropout
-@register("dropout", kernels=("numpy random mask",), dtypes=_F)   # random: not sampled by the OpInfo test
-class Dropout(Function):
-    @staticmethod
-    def forward(ctx, x, p):
-        keep = _random.default_generator().random(x.shape) >= p
-        ctx.mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-        return x * ctx.mask
-
-    @staticmethod
-    def backward(ctx, dy):
-        return dy * ctx.mask, None
-
-
-def dropout(input, p=0.5, training=True, inplace=False):
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    return Dropout.apply(input, p)

@@ -18,7 +18,8 @@ everything else the rest of lamina needs to know about it:
   reference    NumPy reference `reference(*arrays, **kwargs) -> ndarray`
   torch        PyTorch reference `torch(torch_module, *tensors, **kwargs)` (None: not compared)
   traits       what graph passes may do with it, e.g. {"epilogue": (get_act, set_act, where)}:
-               a following relu/sigmoid/tanh can be folded into its output
+               a following relu/sigmoid/tanh can be folded into its output (an optional 4th
+               entry narrows which: batch norm folds relu only)
 
 The compiler looks ops up by class (`of(cls)`), never by class-name strings; the Tensor methods
 reach ops through `api`, a namespace the family modules fill, so tensor.py never imports ops.

@@ -16,6 +16,8 @@ class Adam(Optimizer):
     0.9
     """
 
+    _numpy_state = True
+
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,

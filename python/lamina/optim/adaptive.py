@@ -34,6 +34,8 @@ class RMSprop(Optimizer):
     0.98
     """
 
+    _numpy_state = True
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False, differentiable=False):
         _refuse_differentiable(differentiable)
@@ -94,6 +96,8 @@ class Adagrad(Optimizer):
     0.5
     """
 
+    _numpy_state = True
+
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
         _refuse_differentiable(differentiable)
@@ -144,6 +148,8 @@ class Adadelta(Optimizer):
     >>> float(w.data[0])   # zero gradient: no move
     1.0
     """
+
+    _numpy_state = True
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False):

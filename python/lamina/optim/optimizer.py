@@ -28,6 +28,37 @@ def _refuse_differentiable(differentiable):
                                   "differentiable=True is not supported")
 
 
+class _ParamState(dict):
+    """``optimizer.state``: each parameter's state dict, indexed by the parameter itself (as in
+    torch, e.g. ``self.state[p]`` in a user-written step()) or by ``id(p)``. Like torch's
+    defaultdict(dict), reading a parameter with no state yet gives a new empty dict."""
+
+    @staticmethod
+    def _key(k):
+        return k if type(k) is int else id(k)
+
+    def __getitem__(self, k):
+        return dict.setdefault(self, self._key(k), {})
+
+    def __setitem__(self, k, v):
+        dict.__setitem__(self, self._key(k), v)
+
+    def __delitem__(self, k):
+        dict.__delitem__(self, self._key(k))
+
+    def __contains__(self, k):
+        return dict.__contains__(self, self._key(k))
+
+    def get(self, k, default=None):
+        return dict.get(self, self._key(k), default)
+
+    def setdefault(self, k, default=None):
+        return dict.setdefault(self, self._key(k), default)
+
+    def pop(self, k, *default):
+        return dict.pop(self, self._key(k), *default)
+
+
 class Optimizer:
     """Base class: ``params`` is an iterable of Tensors or of dicts (parameter groups).
 
@@ -38,9 +69,11 @@ class Optimizer:
     [0.5, 0.5]
     """
 
+    _numpy_state = False   # True for lamina's own optimizers, whose state buffers are ndarrays
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
-        self.state = {}  # id(param) -> dict of numpy buffers / scalars
+        self.state = _ParamState()  # param (or id(param)) -> dict of buffers / scalars
         self.param_groups = []
         if isinstance(params, (np.ndarray,)) or hasattr(params, "data") and not isinstance(params, (list, tuple, dict)):
             raise TypeError("params: expected an iterable of Tensors or dicts, got a single "
@@ -128,7 +161,8 @@ class Optimizer:
             for p in g["params"]:
                 if id(p) in self.state:
                     # buffers as Tensors (copies), like torch's, so lamina.save takes them as they are
-                    state[index[id(p)]] = {k: (Tensor._wrap(v.copy()) if isinstance(v, np.ndarray) else v)
+                    state[index[id(p)]] = {k: (Tensor._wrap(np.array(_array(v, k), copy=True))
+                                               if isinstance(v, (np.ndarray, Tensor)) else v)
                                            for k, v in self.state[id(p)].items()}
         return {"state": state, "param_groups": groups}
 
@@ -141,7 +175,7 @@ class Optimizer:
             if len(mine["params"]) != len(saved["params"]):
                 raise ValueError("state_dict: a parameter group has a different number of parameters "
                                  f"({len(saved['params'])} saved, {len(mine['params'])} here)")
-        self.state = {}
+        self.state = _ParamState()
         for idx, entry in state_dict["state"].items():
             p = params[int(idx)]
             arr = _array(p, "param")
@@ -153,7 +187,9 @@ class Optimizer:
                     a = _array(v, k)
                     if a.shape != arr.shape:
                         raise ValueError(f"state_dict: {k} of parameter {idx}: expected shape {arr.shape}, got {a.shape}")
-                    loaded[k] = np.array(a, dtype=arr.dtype, order="C", copy=True)
+                    a = np.array(a, dtype=arr.dtype, order="C", copy=True)
+                    # lamina's optimizers keep NumPy buffers; a user-written one gets Tensors back
+                    loaded[k] = a if self._numpy_state else Tensor._wrap(a)
                 else:
                     loaded[k] = v
             self.state[id(p)] = loaded

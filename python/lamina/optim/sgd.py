@@ -19,6 +19,8 @@ class SGD(Optimizer):
     0.71
     """
 
+    _numpy_state = True
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None):
         # foreach / fused pick torch's kernel strategy only; lamina has one kernel, so they are accepted

@@ -71,20 +71,6 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-class Dropout(Module):
-    def __init__(self, p=0.5, inplace=False):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
-        self.p = p
-
-    def forward(self, x):
-        return F.dropout(x, self.p, self.training)
-
-    def extra_repr(self):
-        return f"p={self.p}"
-
-
 class Embedding(Module):
     """A lookup table: ``weight`` (num_embeddings, embedding_dim) initialized N(0, 1), the row at
     ``padding_idx`` zero and never updated by gradients.

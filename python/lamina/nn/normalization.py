@@ -1,0 +1,310 @@
+"""Normalization and dropout: BatchNorm1d/2d, LayerNorm, GroupNorm, Dropout, Dropout2d.
+
+The ops (Function + kernels, registered) are in lamina.ops.norm; here are the functional forms
+and the Modules, with PyTorch's names, signatures, defaults and state_dict keys.
+
+>>> import lamina
+>>> bn = lamina.nn.BatchNorm2d(3)
+>>> y = bn(lamina.randn(4, 3, 5, 5))
+>>> [k for k in bn.state_dict()]
+['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..ops.norm import BatchNormFn, DropoutFn, GroupNormFn, LayerNormFn  # noqa: F401
+from ..tensor import Tensor, get_default_dtype
+from .module import Module, ModuleShapeError, Parameter
+
+
+# --------------------------------------------------------------------------- functional forms
+def _check_float(input, name="input"):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: expected a lamina Tensor, got {type(input).__name__}")
+    if input.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: expected float32 or float64, got {input.dtype}")
+
+
+def _check_param(t, name, shape, dtype):
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a lamina Tensor or None, got {type(t).__name__}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(t.shape)}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the input's), got {t.dtype}")
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    """PyTorch's F.batch_norm over (N, C, ...): batch statistics when `training` (the running
+    ones updated in place), else the running statistics.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> x = lamina.tensor([[1.0], [3.0]])
+    >>> F.batch_norm(x, None, None, training=True, eps=0.0).tolist()
+    [[-1.0], [1.0]]
+    """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                num_batches_tracked=None, relu=False):
+    _check_float(input)
+    if input.ndim < 2:
+        raise ValueError(f"input: expected (N, C, ...) with at least 2 dims, got shape {tuple(input.shape)}")
+    c = input.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _check_param(t, name, (c,), input.dtype)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_var: running_mean and running_var must both be given or both be None")
+    if not training and running_mean is None:
+        raise ValueError("running_mean: training=False uses the running statistics; got None")
+    if momentum is not None and not 0.0 <= float(momentum) <= 1.0:
+        raise ValueError(f"momentum: expected a value in [0, 1] or None, got {momentum}")
+    return BatchNormFn.apply(input, weight, bias, running_mean, running_var, num_batches_tracked, bool(training),
+                             momentum, float(eps), relu)
+
+
+def _normalized_shape(normalized_shape):
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(int(d) for d in normalized_shape)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """PyTorch's F.layer_norm: normalize over the trailing `normalized_shape` dims.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.layer_norm(lamina.tensor([[1.0, 3.0]]), (2,), eps=0.0).tolist()
+    [[-1.0, 1.0]]
+    """
+    _check_float(input)
+    shape = _normalized_shape(normalized_shape)
+    if not shape or any(d <= 0 for d in shape):
+        raise ValueError(f"normalized_shape: expected positive sizes, got {normalized_shape}")
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or input.ndim < len(shape):
+        raise ValueError(f"input: expected trailing dims {shape} (normalized_shape), got shape {tuple(input.shape)}")
+    _check_param(weight, "weight", shape, input.dtype)
+    _check_param(bias, "bias", shape, input.dtype)
+    return LayerNormFn.apply(input, weight, bias, int(np.prod(shape)), float(eps))
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """PyTorch's F.group_norm over (N, C, ...) with `num_groups` groups of channels."""
+    _check_float(input)
+    if input.ndim < 2:
+        raise ValueError(f"input: expected (N, C, ...) with at least 2 dims, got shape {tuple(input.shape)}")
+    c = input.shape[1]
+    if int(num_groups) <= 0 or c % int(num_groups):
+        raise ValueError(f"num_groups: expected a positive divisor of the {c} channels, got {num_groups}")
+    _check_param(weight, "weight", (c,), input.dtype)
+    _check_param(bias, "bias", (c,), input.dtype)
+    return GroupNormFn.apply(input, weight, bias, int(num_groups), float(eps))
+
+
+def _check_p(p):
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability p and scale the rest by 1 / (1 - p); the identity
+    when not training. Seeded by lamina.manual_seed.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.dropout(lamina.ones(3), 0.5, training=False).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    _check_float(input)
+    return DropoutFn.apply(input, float(p), 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, H, W) or (C, H, W) input with probability p."""
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    _check_float(input)
+    if input.ndim not in (3, 4):
+        raise ValueError(f"input: dropout2d expects (N, C, H, W) or (C, H, W), got shape {tuple(input.shape)}")
+    return DropoutFn.apply(input, float(p), int(input.shape[-1] * input.shape[-2]))
+
+
+# --------------------------------------------------------------------------- modules
+def _check_device(device):
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
+
+
+class _BatchNorm(Module):
+    _dims = ()          # accepted input ndims
+    _want = ""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=None, *, bias=True):
+        super().__init__()
+        _check_device(device)
+        if not isinstance(num_features, numbers.Integral) or num_features <= 0:
+            raise ValueError(f"num_features: expected a positive integer, got {num_features!r}")
+        if momentum is not None and not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(f"momentum: expected a value in [0, 1] or None, got {momentum}")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.has_bias = bool(affine and bias)
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.register_parameter("weight", Parameter(np.ones(num_features, dtype=dt)) if self.affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_features, dtype=dt)) if self.has_bias else None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dt)))
+            self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dt)))
+            self.register_buffer("num_batches_tracked", Tensor._wrap(np.zeros((), dtype=np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.weight is not None:
+            self.weight.data[...] = 1
+        if self.bias is not None:
+            self.bias.data[...] = 0
+
+    def _check(self, x):
+        if x.ndim not in self._dims:
+            raise ModuleShapeError(self, f"expected {self._want} input, got {x.ndim}D input of shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_features:
+            raise ModuleShapeError(self, f"expected {self.num_features} channels (num_features), got {x.shape[1]} "
+                                         f"(input shape {tuple(x.shape)})")
+
+    def forward(self, x):
+        return self._forward(x, relu=False)
+
+    def _forward(self, x, relu):
+        self._check(x)
+        # As PyTorch: batch statistics when training, or when there are no running statistics.
+        bn_training = self.training or self.running_mean is None
+        return _batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, bn_training,
+                           self.momentum, self.eps, self.num_batches_tracked if self.training else None, relu)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.has_bias}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization over (N, C) or (N, C, L), PyTorch's ``nn.BatchNorm1d``.
+
+    >>> import lamina
+    >>> tuple(lamina.nn.BatchNorm1d(4)(lamina.randn(8, 4)).shape)
+    (8, 4)
+    """
+    _dims = (2, 3)
+    _want = "2D or 3D"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization over (N, C, H, W), PyTorch's ``nn.BatchNorm2d``."""
+    _dims = (4,)
+    _want = "4D"
+
+
+class LayerNorm(Module):
+    """Layer normalization over the trailing `normalized_shape` dims, PyTorch's ``nn.LayerNorm``.
+
+    >>> import lamina
+    >>> tuple(lamina.nn.LayerNorm(6)(lamina.randn(2, 6)).shape)
+    (2, 6)
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
+        super().__init__()
+        _check_device(device)
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        if not self.normalized_shape or any(d <= 0 for d in self.normalized_shape):
+            raise ValueError(f"normalized_shape: expected positive sizes, got {normalized_shape}")
+        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        self.has_bias = bool(elementwise_affine and bias)
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        shape = self.normalized_shape
+        self.register_parameter("weight", Parameter(np.ones(shape, dtype=dt)) if self.elementwise_affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(shape, dtype=dt)) if self.has_bias else None)
+
+    def forward(self, x):
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.has_bias}")
+
+
+class GroupNorm(Module):
+    """Group normalization, PyTorch's ``nn.GroupNorm(num_groups, num_channels, eps, affine)``.
+
+    >>> import lamina
+    >>> tuple(lamina.nn.GroupNorm(2, 4)(lamina.randn(3, 4, 5, 5)).shape)
+    (3, 4, 5, 5)
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *, bias=True):
+        super().__init__()
+        _check_device(device)
+        if int(num_groups) <= 0 or int(num_channels) <= 0 or num_channels % num_groups:
+            raise ValueError(f"num_channels: must be divisible by num_groups (positive integers), "
+                             f"got num_channels={num_channels}, num_groups={num_groups}")
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps, self.affine = float(eps), bool(affine)
+        self.has_bias = bool(affine and bias)
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.register_parameter("weight", Parameter(np.ones(num_channels, dtype=dt)) if self.affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_channels, dtype=dt)) if self.has_bias else None)
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ModuleShapeError(self, f"expected (N, {self.num_channels}, ...) input, got shape {tuple(x.shape)}")
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.has_bias}"
+
+
+class Dropout(Module):
+    """Zero elements with probability p while training (scaled by 1 / (1 - p)); identity in eval.
+
+    >>> import lamina
+    >>> lamina.nn.Dropout(0.5).eval()(lamina.ones(2)).tolist()
+    [1.0, 1.0]
+    """
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        _check_p(p)
+        self.p, self.inplace = float(p), inplace
+
+    def forward(self, x):
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) input with probability p while training."""
+
+    def forward(self, x):
+        return dropout2d(x, self.p, self.training)

@@ -1,0 +1,195 @@
+"""Normalization and dropout ops: batch norm, layer norm, group norm, dropout / dropout2d.
+
+Each op is one Function with its forward kernel and its fused backward kernel side by side
+(csrc/norm.h), registered here; the functional forms and the Modules with PyTorch's signatures
+are in lamina.nn.normalization.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from .. import random as _random
+from ..tensor import Function, float32, float64
+from .registry import BadSample, Sample, register
+
+_F = (float32, float64)
+
+
+def _arr(a):
+    return None if a is None else np.ascontiguousarray(a)
+
+
+def _needs(ctx, i):
+    need = getattr(ctx, "needs_input_grad", ())
+    return i < len(need) and bool(need[i])
+
+
+def _x(dt, shape, seed=80, shift=0.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * 1.5 + shift).astype(dt)
+
+
+def _get_relu(fn):
+    return "relu" if fn.args[9] else "identity"
+
+
+def _set_relu(fn, act):
+    fn.args = list(fn.args)
+    fn.args[9] = act == "relu"
+
+
+def _bn_call(x, w=None, b=None, training=True):
+    return BatchNormFn.apply(x, w, b, None, None, None, training, 0.1, 1e-5, False)
+
+
+def _torch_bn(torch, x, w=None, b=None, training=True):
+    return torch.nn.functional.batch_norm(x, None, None, w, b, training=training)
+
+
+@register("batch_norm", kernels=("_C.batch_norm_forward", "_C.batch_norm_backward"), dtypes=_F,
+          # a following relu runs inside the kernel (the graph compiler's BN+ReLU fusion)
+          traits={"epilogue": (_get_relu, _set_relu, "the batch-norm kernel", ("relu",))},
+          call=_bn_call,
+          samples=lambda dt: [Sample((_x(dt, (4, 3, 5, 5), shift=0.5), _x(dt, (3,), 81), _x(dt, (3,), 82))),
+                              Sample((_x(dt, (6, 4), 83),), name="1d, no affine")],
+          bad_samples=lambda: [BadSample((np.zeros((1, 3), np.float32),), error=ValueError,
+                                         match="more than 1 value per channel")],
+          torch=_torch_bn)
+class BatchNormFn(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the channels of x (N, C, ...).
+
+    training: batch statistics; running_mean/var (if given) are updated in place with
+    `momentum`, or with the cumulative average 1 / num_batches_tracked when momentum is None
+    (num_batches_tracked, an int64 0-d array, is incremented here so a compiled step replays it).
+    relu: the graph compiler's BN+ReLU fusion; the backward then masks dy by y > 0.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, num_batches_tracked, training, momentum, eps,
+                relu=False):
+        x = np.ascontiguousarray(x)
+        c = x.shape[1]
+        if training:
+            per_channel = x.size // c if c else 0
+            if per_channel <= 1:
+                raise ValueError(f"input: expected more than 1 value per channel when training, "
+                                 f"got input size {tuple(x.shape)}")
+        factor = 0.0
+        if training and running_mean is not None:
+            if num_batches_tracked is not None:
+                num_batches_tracked += 1
+            if momentum is None:
+                factor = 1.0 / float(num_batches_tracked) if num_batches_tracked is not None else 0.0
+            else:
+                factor = float(momentum)
+        y = np.empty_like(x)
+        mean = np.empty(c, dtype=x.dtype)
+        invstd = np.empty(c, dtype=x.dtype)
+        _C.batch_norm_forward(x, _arr(weight), _arr(bias), running_mean, running_var, bool(training), factor,
+                              float(eps), bool(relu), y, mean, invstd)
+        ctx.save_for_backward(x, y if relu else None, _arr(weight), mean, invstd)
+        ctx.training = bool(training)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, y, weight, mean, invstd = ctx.saved_tensors
+        dy = np.ascontiguousarray(dy)
+        dx = np.empty_like(x) if _needs(ctx, 0) else None
+        dw = np.empty_like(mean) if _needs(ctx, 1) else None
+        db = np.empty_like(mean) if _needs(ctx, 2) else None
+        _C.batch_norm_backward(x, dy, y, weight, mean, invstd, ctx.training, dx, dw, db)
+        return dx, dw, db, None, None, None, None, None, None, None
+
+
+def _ln_call(x, w=None, b=None):
+    return LayerNormFn.apply(x, w, b, x.shape[-1], 1e-5)
+
+
+@register("layer_norm", kernels=("_C.layer_norm_forward", "_C.layer_norm_backward"), dtypes=_F, call=_ln_call,
+          samples=lambda dt: [Sample((_x(dt, (3, 2, 7), 84, 1.0), _x(dt, (7,), 85), _x(dt, (7,), 86)))],
+          torch=lambda torch, x, w=None, b=None: torch.nn.functional.layer_norm(x, x.shape[-1:], w, b))
+class LayerNormFn(Function):
+    """Normalize each row of the trailing `K` elements, then the elementwise affine."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, K, eps):
+        x = np.ascontiguousarray(x)
+        rows = x.size // K
+        y = np.empty_like(x)
+        mean = np.empty(rows, dtype=x.dtype)
+        rstd = np.empty(rows, dtype=x.dtype)
+        w = None if weight is None else np.ascontiguousarray(weight).reshape(-1)
+        b = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
+        _C.layer_norm_forward(x, K, w, b, float(eps), y, mean, rstd)
+        ctx.save_for_backward(x, w, mean, rstd)
+        ctx.K = K
+        ctx.wshape = None if weight is None else weight.shape
+        ctx.bshape = None if bias is None else bias.shape
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w, mean, rstd = ctx.saved_tensors
+        dx = np.empty_like(x) if _needs(ctx, 0) else None
+        dw = np.empty(ctx.K, dtype=x.dtype) if _needs(ctx, 1) else None
+        db = np.empty(ctx.K, dtype=x.dtype) if _needs(ctx, 2) else None
+        _C.layer_norm_backward(x, np.ascontiguousarray(dy), ctx.K, w, mean, rstd, dx, dw, db)
+        return (dx, None if dw is None else dw.reshape(ctx.wshape), None if db is None else db.reshape(ctx.bshape),
+                None, None)
+
+
+def _gn_call(x, w=None, b=None):
+    return GroupNormFn.apply(x, w, b, 2, 1e-5)
+
+
+@register("group_norm", kernels=("_C.group_norm_forward", "_C.group_norm_backward"), dtypes=_F, call=_gn_call,
+          samples=lambda dt: [Sample((_x(dt, (2, 4, 3, 3), 87, -0.5), _x(dt, (4,), 88), _x(dt, (4,), 89)))],
+          torch=lambda torch, x, w=None, b=None: torch.nn.functional.group_norm(x, 2, w, b))
+class GroupNormFn(Function):
+    """Normalize each (sample, group) block of x (N, C, ...), then the per-channel affine."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, num_groups, eps):
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        mean = np.empty((x.shape[0], num_groups), dtype=x.dtype)
+        rstd = np.empty((x.shape[0], num_groups), dtype=x.dtype)
+        _C.group_norm_forward(x, num_groups, _arr(weight), _arr(bias), float(eps), y, mean, rstd)
+        ctx.save_for_backward(x, _arr(weight), mean, rstd)
+        ctx.G = num_groups
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w, mean, rstd = ctx.saved_tensors
+        c = x.shape[1]
+        dx = np.empty_like(x) if _needs(ctx, 0) else None
+        dw = np.empty(c, dtype=x.dtype) if _needs(ctx, 1) else None
+        db = np.empty(c, dtype=x.dtype) if _needs(ctx, 2) else None
+        _C.group_norm_backward(x, np.ascontiguousarray(dy), ctx.G, w, mean, rstd, dx, dw, db)
+        return dx, dw, db, None, None
+
+
+# random masks: no samples (tests/test_norm.py checks seeding, scaling, gradients and compile)
+@register("dropout", kernels=("_C.dropout",), dtypes=_F)
+class DropoutFn(Function):
+    """y = x * mask / (1 - p); `unit` consecutive elements share one mask bit (1 for dropout,
+    H*W for dropout2d). The mask is a hash of (key, unit index) with a 63-bit key drawn from
+    lamina's generator (so manual_seed fixes it); the backward recomputes it from the key."""
+
+    @staticmethod
+    def forward(ctx, x, p, unit):
+        x = np.ascontiguousarray(x)
+        key = int(_random.default_generator().integers(0, 2 ** 63 - 1))
+        y = np.empty_like(x)
+        _C.dropout(x, y, float(p), key, int(unit))
+        ctx.key, ctx.p, ctx.unit = key, float(p), int(unit)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        dy = np.ascontiguousarray(dy)
+        dx = np.empty_like(dy)
+        _C.dropout(dy, dx, ctx.p, ctx.key, ctx.unit)
+        return dx, None, None
