@@ -269,3 +269,54 @@ def test_compiled_training_step_runs_new_ops_as_eager():
         return m.fc.weight.numpy().copy()
 
     np.testing.assert_array_equal(run(True), run(False))
+
+
+INPLACE = [
+    ("pow_", (2,)), ("clamp_", (-0.5, 0.5)), ("clip_", (None, 0.3)), ("clamp_min_", (0.1,)), ("clamp_max_", (0.2,)),
+    ("exp_", ()), ("abs_", ()), ("neg_", ()), ("sin_", ()), ("cos_", ()), ("tanh_", ()), ("sigmoid_", ()),
+    ("relu_", ()), ("sqrt_", ()), ("log_", ()),
+]
+
+
+@pytest.mark.parametrize("name,args", INPLACE, ids=[c[0] for c in INPLACE])
+def test_inplace_variants_match_torch_values_and_gradients(name, args):
+    """x = w * 1.0; x.op_(...); the write is in x, and w's gradient flows through it."""
+    torch = requires_torch()
+    a = np.abs(np.random.default_rng(60).standard_normal((3, 4))) + 0.2
+    w, tw = lamina.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    x, tx = w * 1.5, tw * 1.5
+    v0 = x._version if hasattr(x, "_version") else None
+    assert getattr(x, name)(*args) is x
+    getattr(tx, name)(*args)
+    np.testing.assert_allclose(x.detach().numpy(), tx.detach().numpy(), rtol=1e-12)
+    if v0 is not None:
+        assert x._version == v0 + 1
+    (x * x).sum().backward()
+    (tx * tx).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_inplace_on_a_leaf_that_requires_grad_is_refused_and_no_grad_allows_it():
+    w = lamina.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        w.clamp_(0, 0.5)
+    with lamina.no_grad():
+        w.uniform_(-0.1, 0.1)
+        w.normal_(0.0, 0.01)
+        w.masked_fill_(w > 0, 0.0)
+    assert (w.numpy() <= 0).all() and w.requires_grad
+
+
+def test_named_arithmetic_matches_torch():
+    torch = requires_torch()
+    a = np.random.default_rng(61).standard_normal((3, 4))
+    b = np.random.default_rng(62).standard_normal((3, 4))
+    x, y, tx, ty = lamina.tensor(a), lamina.tensor(b), torch.tensor(a), torch.tensor(b)
+    for got, want in [(x.add(y, alpha=2), tx.add(ty, alpha=2)), (lamina.sub(x, y), torch.sub(tx, ty)),
+                      (x.mul(3), tx.mul(3)), (lamina.div(x, y), torch.div(tx, ty)),
+                      (x.div(y, rounding_mode="floor"), tx.div(ty, rounding_mode="floor")),
+                      (lamina.div(x, y, rounding_mode="trunc"), torch.div(tx, ty, rounding_mode="trunc"))]:
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+    i, ti = lamina.tensor([7, -7]), torch.tensor([7, -7])
+    assert lamina.div(i, 2, rounding_mode="floor").numpy().tolist() == torch.div(ti, 2, rounding_mode="floor").tolist()
+    assert lamina.div(i, 2).dtype == np.float32   # integer true division: the default float dtype

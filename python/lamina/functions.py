@@ -14,6 +14,7 @@ import builtins as _builtins
 
 import numpy as np
 
+from . import _inplace
 from . import random as _random
 from .ops import contract as _contract
 from .ops import index as _index
@@ -31,7 +32,8 @@ __all__ = [
     "isnan", "isfinite", "isinf", "topk", "sort", "argsort", "gather", "scatter", "scatter_add",
     "index_select", "masked_fill", "clone", "numel", "rand_like", "randn_like", "randint_like",
     "empty_like", "square", "exp2", "log2", "log10", "floor", "ceil", "round", "trunc",
-    "is_tensor", "is_floating_point",
+    "is_tensor", "is_floating_point", "add", "sub", "subtract", "mul", "multiply", "div", "divide",
+    "true_divide",
 ]
 
 
@@ -473,6 +475,68 @@ def empty_like(input, dtype=None, requires_grad=False):
     return empty(tuple(input.shape), dtype=_like_dtype(input, dtype), requires_grad=requires_grad)
 
 
+# ---------------------------------------------------------------- arithmetic by name
+def add(input, other, *, alpha=1):
+    x = _need_tensor(input, "add")
+    return x + (other if alpha == 1 else other * alpha)
+
+
+def sub(input, other, *, alpha=1):
+    x = _need_tensor(input, "sub")
+    return x - (other if alpha == 1 else other * alpha)
+
+
+subtract = sub
+
+
+def mul(input, other):
+    return _need_tensor(input, "mul") * other
+
+
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None):
+    x = _need_tensor(input, "div")
+    if rounding_mode is None:
+        return x / other
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    o = other.data if isinstance(other, Tensor) else other
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.true_divide(x.data, o)
+        q = np.trunc(q) if rounding_mode == "trunc" else np.floor(q)
+    dt = np.result_type(x.data, o) if x.dtype.kind in "iu" else x.dtype
+    return Tensor._wrap(q.astype(dt))     # piecewise constant: no gradient, as PyTorch
+
+
+divide = true_divide = div
+
+
+# ---------------------------------------------------------------- in-place variants
+def _inplace_of(name, out_of_place):
+    """`x.name_(...)`: out_of_place(x, ...) written into x's storage. Recorded in the graph (and
+    the version counter bumped) exactly like `x.copy_(...)`, so autograd sees the write."""
+    def method(self, *args, **kwargs):
+        _inplace.check_inplace(self, name)
+        src = _inplace._snapshot(self) if _inplace._recording(self, *args) else self
+        return _inplace.commit(self, out_of_place(src, *args, **kwargs), name)
+    method.__name__ = name
+    method.__doc__ = f"In-place {name[:-1]}: the result is written into this tensor."
+    return method
+
+
+def _random_fill(name, draw):
+    def method(self, *args, **kwargs):
+        _inplace.check_inplace(self, name)
+        if self.dtype.kind != "f":
+            raise TypeError(f"{name}: expected a floating-point tensor, got {self.dtype}")
+        values = draw(_random.default_generator(), tuple(self.shape), *args, **kwargs)
+        return _inplace.overwrite(self, np.asarray(values, dtype=self.dtype), name)
+    method.__name__ = name
+    return method
+
+
 # ---------------------------------------------------------------- Tensor methods
 def _method_new(fill):
     def new(self, *size, dtype=None, requires_grad=False):
@@ -509,6 +573,23 @@ _METHODS = {
     "scatter_add": scatter_add, "index_select": index_select, "masked_fill": masked_fill,
     "new_zeros": _method_new(0), "new_ones": _method_new(1), "floor": floor, "ceil": ceil, "trunc": trunc,
     "round": round, "is_floating_point": is_floating_point, "equal": equal, "allclose": allclose,
+    "add": add, "sub": sub, "subtract": sub, "mul": mul, "multiply": mul, "div": div, "divide": div,
+    "true_divide": div,
+    "pow_": _inplace_of("pow_", lambda x, e: x ** e),
+    "clamp_": _inplace_of("clamp_", lambda x, min=None, max=None: clamp(x, min, max)),
+    "clip_": _inplace_of("clip_", lambda x, min=None, max=None: clamp(x, min, max)),
+    "clamp_min_": _inplace_of("clamp_min_", lambda x, min: clamp(x, min=min)),
+    "clamp_max_": _inplace_of("clamp_max_", lambda x, max: clamp(x, max=max)),
+    "exp_": _inplace_of("exp_", exp), "log_": _inplace_of("log_", log), "sqrt_": _inplace_of("sqrt_", sqrt),
+    "abs_": _inplace_of("abs_", abs), "neg_": _inplace_of("neg_", neg), "sin_": _inplace_of("sin_", sin),
+    "cos_": _inplace_of("cos_", cos), "tanh_": _inplace_of("tanh_", tanh),
+    "sigmoid_": _inplace_of("sigmoid_", sigmoid), "relu_": _inplace_of("relu_", relu),
+    "masked_fill_": _inplace_of("masked_fill_", lambda x, mask, value: masked_fill(x, mask, value)),
+    "scatter_": _inplace_of("scatter_", lambda x, dim, index, src=None, value=None, **kw:
+                            scatter(x, dim, index, src, value, **kw)),
+    "floor_": _inplace_of("floor_", floor), "ceil_": _inplace_of("ceil_", ceil),
+    "uniform_": _random_fill("uniform_", lambda g, shape, a=0.0, b=1.0: g.uniform(a, b, shape)),
+    "normal_": _random_fill("normal_", lambda g, shape, mean=0.0, std=1.0: g.normal(mean, std, shape)),
 }
 
 
