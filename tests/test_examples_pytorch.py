@@ -68,6 +68,8 @@ def _run_script(path, cwd, swap_to_torch=False):
     assert src.count("import lamina as torch") == 1       # only the import differs from PyTorch's
     if swap_to_torch:
         src = src.replace("import lamina as torch", "import torch")
+    else:   # the scripts draw their initial weights at random: fix the seed, as a test must
+        src = "import lamina as _seeded\n_seeded.manual_seed(0)\n" + src
     env = dict(os.environ, PYTHONPATH=LAMINA_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=600,
                           cwd=cwd, env=env)
