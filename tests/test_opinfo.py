@@ -56,30 +56,27 @@ def _compiled_cases():
             yield c
 
 
-def _tensors(args, requires_grad=False):
+def _as_tensors(args, make, requires_grad=False):
+    """Arrays in a sample's args become tensors via `make` (lamina or torch, each from its own copy);
+    float ones require grad when asked; everything else passes through."""
     out = []
     for a in args:
         if isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
-            t = lamina.tensor(a.copy())
+            t = make(a.copy())
             if requires_grad and a.dtype.kind == "f":
                 t.requires_grad_(True)
             out.append(t)
         else:
             out.append(a)
     return out
+
+
+def _tensors(args, requires_grad=False):
+    return _as_tensors(args, lamina.tensor, requires_grad)
 
 
 def _torch_args(args, requires_grad=False):
-    out = []
-    for a in args:
-        if isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
-            t = torch.from_numpy(a.copy())
-            if requires_grad and a.dtype.kind == "f":
-                t.requires_grad_(True)
-            out.append(t)
-        else:
-            out.append(a)
-    return out
+    return _as_tensors(args, torch.from_numpy, requires_grad)
 
 
 def _first(out):

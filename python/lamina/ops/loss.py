@@ -321,6 +321,14 @@ def _pair_samples(dt, target01=False):
             Sample((_x(dt, (3, 4)), t), {"reduction": "none"}, name="none", compile=False)]
 
 
+def _pointwise_loss_forward(ctx, kernel, x, t, mean):
+    """The summed loss from `kernel`, scaled by 1/N for reduction="mean" (the scale the backward
+    reuses); x and t are saved for the backward kernel."""
+    ctx.save_for_backward(x, t)
+    ctx.scale = 1.0 / x.size if mean and x.size else 1.0
+    return np.asarray(kernel(x, t) * ctx.scale, dtype=x.dtype)
+
+
 @register("mse_loss", lower=_lower_pointwise_loss, lower_backward=_lower_backward_pointwise_loss,
           kernels=("_C.mse_forward", "_C.mse_backward"), dtypes=_F, traits={"loss_kind": "mse"},
           call=lambda x, t, **kw: mse_loss(x, t, **kw), samples=_pair_samples,
@@ -330,9 +338,7 @@ def _pair_samples(dt, target01=False):
 class MSE(Function):
     @staticmethod
     def forward(ctx, x, t, mean):
-        ctx.save_for_backward(x, t)
-        ctx.scale = 1.0 / x.size if mean and x.size else 1.0
-        return np.asarray(_C.mse_forward(x, t) * ctx.scale, dtype=x.dtype)
+        return _pointwise_loss_forward(ctx, _C.mse_forward, x, t, mean)
 
     @staticmethod
     def backward(ctx, dy):
@@ -368,9 +374,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 class BCEWithLogits(Function):
     @staticmethod
     def forward(ctx, x, t, mean):
-        ctx.save_for_backward(x, t)
-        ctx.scale = 1.0 / x.size if mean and x.size else 1.0
-        return np.asarray(_C.bce_with_logits_forward(x, t) * ctx.scale, dtype=x.dtype)
+        return _pointwise_loss_forward(ctx, _C.bce_with_logits_forward, x, t, mean)
 
     @staticmethod
     def backward(ctx, dy):
