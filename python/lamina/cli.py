@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="lenet5", help="network (default lenet5)")
     t.add_argument("--dataset", choices=sorted(DATASETS), default="mnist",
                    help="mnist (digits) or fashion-mnist (clothing), read from <data>/<dataset>/ (default mnist)")
+    t.add_argument("--width", type=_positive_int, default=16,
+                   help="resnet: channels of the first block (then 2x and 4x) (default 16)")
     t.add_argument("--augment", action="store_true",
                    help="random crop with padding 2 each epoch, plus horizontal flips for fashion-mnist "
                         "(prepared in a background thread while the step runs)")
@@ -95,14 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _make_model(name: str):
+def _make_model(name: str, width: int = 16):
     import lamina
     if name == "mlp":
         return lamina.models.mlp()
     if name == "lenet5":
         return lamina.models.lenet5()
     if name == "resnet":
-        return lamina.models.resnet_mnist()
+        return lamina.models.resnet_mnist(width=width)
     raise ValueError(f"--model: expected one of {sorted(MODEL_DEFAULTS)}, got {name!r}")
 
 
@@ -279,7 +281,7 @@ def cmd_train(args) -> int:
         test_set = Subset(test_set, range(min(args.limit_test, len(test_set))))
 
     lamina.manual_seed(args.seed)
-    model = _make_model(args.model)
+    model = _make_model(args.model, args.width)
     optimizer = _make_optimizer(args, model.parameters())
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
     if args.augment:
