@@ -15,6 +15,7 @@
 
 #include "cpu.h"
 #include "loss.h"
+#include "norm.h"
 #include "optim.h"
 
 namespace lamina {
@@ -75,8 +76,8 @@ namespace {
 
 // Bytes each slot must hold (0: slot unused or optional), and the scalar-table indices read.
 struct Need {
-  int64_t bytes[kSlots] = {0, 0, 0, 0, 0, 0};
-  bool required[kSlots] = {false, false, false, false, false, false};
+  int64_t bytes[kSlots] = {};
+  bool required[kSlots] = {};
   int n_scalars = 0;
   int32_t scalars[6] = {-1, -1, -1, -1, -1, -1};
   void req(int k, int64_t bytes_) { bytes[k] = bytes_; required[k] = true; }
@@ -630,6 +631,53 @@ template <> struct Family<AdaptivePoolAttrs> {
   }
 };
 
+// ---------------------------------------------------------------- batch norm
+template <> struct Family<BatchNormAttrs> {
+  static std::string check(const Instr& in, const BatchNormAttrs& a) {
+    std::string e = sizes_error({{"N", a.N}, {"C", a.C}, {"S", a.S}});
+    if (!e.empty()) return e;
+    if (in.op == Op::batch_norm_forward && !a.training && (in.slot[3] < 0 || in.slot[4] < 0))
+      return "slot[3], slot[4]: eval batch norm reads running_mean and running_var";
+    if (!(a.momentum >= 0 && a.momentum <= 1)) return "momentum: expected a factor in [0, 1]";
+    if (!(a.eps >= 0)) return "eps: expected a non-negative value";
+    return "";
+  }
+  static Need needs(const Instr& in, const BatchNormAttrs& a) {
+    Need nd;
+    const int64_t t = itemsize(in.dtype), xb = mul_sat(a.N, a.C, a.S, t), cb = mul_sat(a.C, t);
+    if (in.op == Op::batch_norm_forward) {
+      nd.req(0, xb); nd.opt(1, cb); nd.opt(2, cb); nd.opt(3, cb); nd.opt(4, cb); nd.opt(5, 8);
+      nd.req(6, xb); nd.req(7, cb); nd.req(8, cb);
+    } else {
+      nd.req(0, xb); nd.req(1, xb); nd.opt(2, xb); nd.opt(3, cb); nd.req(4, cb); nd.req(5, cb);
+      nd.opt(6, xb); nd.opt(7, cb); nd.opt(8, cb);
+      if (a.relu) nd.required[2] = true;   // the fused ReLU's mask is y > 0
+    }
+    return nd;
+  }
+  template <class T>
+  static int64_t run(const Instr& in, const BatchNormAttrs& a, void* const* s, const double*, std::string*) {
+    if (in.op == Op::batch_norm_backward) {
+      batch_norm_backward<T>(a.N, a.C, a.S, P<const T>(s, in, 0), P<const T>(s, in, 1), P<const T>(s, in, 2),
+                             P<const T>(s, in, 3), P<const T>(s, in, 4), P<const T>(s, in, 5), a.training,
+                             P<T>(s, in, 6), P<T>(s, in, 7), P<T>(s, in, 8));
+      return -1;
+    }
+    T* running_mean = P<T>(s, in, 3);
+    int64_t* tracked = P<int64_t>(s, in, 5);
+    // As eager (ops/norm.py batch_norm_factor): count the batch, then the averaging factor.
+    double factor = 0;
+    if (a.training && running_mean) {
+      if (tracked) *tracked += 1;
+      factor = !a.cumulative_average ? a.momentum : tracked ? 1.0 / static_cast<double>(*tracked) : 0.0;
+    }
+    batch_norm_forward<T>(a.N, a.C, a.S, P<const T>(s, in, 0), P<const T>(s, in, 1), P<const T>(s, in, 2),
+                          a.training, running_mean, P<T>(s, in, 4), factor, a.eps, a.relu, P<T>(s, in, 6),
+                          P<T>(s, in, 7), P<T>(s, in, 8));
+    return -1;
+  }
+};
+
 // ---------------------------------------------------------------- the dispatch table
 template <class A, class... Ts>
 constexpr size_t index_in(const std::variant<Ts...>*) {
@@ -666,7 +714,7 @@ constexpr Row kTable[] = {
 #undef LAMINA_GRAPH_ROW
 };
 static_assert(std::size(kTable) == kOpCount, "one dispatch row per graph op");
-static_assert(std::variant_size_v<Attrs> == 17, "an attrs struct was added: give it a Family and a binding");
+static_assert(std::variant_size_v<Attrs> == 18, "an attrs struct was added: give it a Family and a binding");
 
 const char* attrs_name_at(size_t index) {
   for (const Row& r : kTable)

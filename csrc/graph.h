@@ -44,6 +44,12 @@
 //   broadcast         x, s, y                      BroadcastAttrs (y = x + s, x - s, s - x, x * s, x / s)
 //   reduce_broadcast  dy, x, ds                    ReduceBroadcastAttrs
 //                                       ds[m] = alpha * sum_{o,i} dy[o,m,i] (* x[o,m,i] if x given)
+// Batch norm over x (N, C, S) (csrc/norm.h; weight, bias, running stats and
+// num_batches_tracked(i64 scalar) optional; relu: the fused BN+ReLU kernel):
+//   batch_norm_forward  x, weight, bias, running_mean, running_var, num_batches_tracked,
+//                       y, save_mean, save_invstd                        BatchNormAttrs
+//   batch_norm_backward x, dy, y (relu only), weight, save_mean, save_invstd, dx, dw, db
+//                                                                        BatchNormAttrs
 #pragma once
 #include <cstdint>
 #include <string>
@@ -72,7 +78,8 @@ namespace graph {
   X(avg_pool2d_backward, PoolAttrs) X(adaptive_avg_pool2d_forward, AdaptivePoolAttrs)            \
   X(adaptive_avg_pool2d_backward, AdaptivePoolAttrs) X(broadcast, BroadcastAttrs)                \
   X(reduce_broadcast, ReduceBroadcastAttrs) X(div, ElementwiseAttrs) X(unary, UnaryAttrs)        \
-  X(loss_forward, PointwiseLossAttrs) X(loss_backward, PointwiseLossAttrs)
+  X(loss_forward, PointwiseLossAttrs) X(loss_backward, PointwiseLossAttrs)                     \
+  X(batch_norm_forward, BatchNormAttrs) X(batch_norm_backward, BatchNormAttrs)
 
 enum class Op : int32_t {
 #define LAMINA_GRAPH_OP_ENUM(name, attrs) name,
@@ -83,7 +90,7 @@ enum class Op : int32_t {
 constexpr int32_t kOpCount = 0 LAMINA_GRAPH_OPS(LAMINA_GRAPH_ONE);
 // Pinned so that adding an op is a deliberate act (ggml's GGML_OP_COUNT check): the tables
 // generated from the list follow it, this count and the Python test's expectations do not.
-static_assert(kOpCount == 30, "a graph op was added or removed: update this count and graph.h's slot table");
+static_assert(kOpCount == 32, "a graph op was added or removed: update this count and graph.h's slot table");
 
 // Kinds of the unary, broadcast and pointwise-loss instructions, listed once like the ops.
 #define LAMINA_UNARY_KINDS(X) X(neg) X(exp) X(log) X(sin) X(cos) X(abs) X(sign)
@@ -141,17 +148,25 @@ struct AdaptivePoolAttrs { int64_t N = 1, C = 1, H = 1, W = 1, OH = 1, OW = 1; }
 struct BroadcastAttrs { int64_t outer = 1, mid = 1, inner = 1; BroadcastKind kind = BroadcastKind::add; };
 struct ReduceBroadcastAttrs { int64_t outer = 1, mid = 1, inner = 1; double alpha = 1; };
 struct PointwiseLossAttrs { int64_t n = 0; LossKind kind = LossKind::mse; double scale = 1; };
+// Training with running stats updates them with `momentum`, or with PyTorch's cumulative
+// average 1 / num_batches_tracked (after its increment) when cumulative_average is set.
+struct BatchNormAttrs {
+  int64_t N = 0, C = 0, S = 1;
+  bool training = true, relu = false, cumulative_average = false;
+  double momentum = 0.1, eps = 1e-5;
+};
 
 using Attrs = std::variant<GemmAttrs, ActAttrs, BiasGradAttrs, CrossEntropyAttrs, FillAttrs, ElementwiseAttrs,
                            UnaryAttrs, ScaleAttrs, SgdAttrs, AdamAttrs, CallbackAttrs, ConvAttrs, PoolAttrs,
-                           AdaptivePoolAttrs, BroadcastAttrs, ReduceBroadcastAttrs, PointwiseLossAttrs>;
+                           AdaptivePoolAttrs, BroadcastAttrs, ReduceBroadcastAttrs, PointwiseLossAttrs,
+                           BatchNormAttrs>;
 
-constexpr int kSlots = 6;
+constexpr int kSlots = 9;   // batch norm's forward and backward use all nine
 
 struct Instr {
   Op op = Op::fill;
   DType dtype = DType::f32;
-  int32_t slot[kSlots] = {-1, -1, -1, -1, -1, -1};
+  int32_t slot[kSlots] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
   Attrs attrs = FillAttrs{};
 };
 

@@ -97,9 +97,11 @@ def test_resnet_matches_eager(dtype):
     step = _compare(lamina.models.resnet_mnist, dtype, SGD, batch=2)
     # The residual Add's gradient reaches both branches; one of them reuses dy without a copy.
     assert sum(n.op == "accumulate" for n in step.graph.nodes) >= 2
-    # conv, skip add and global average pool are native; batch norm still runs its eager
-    # Function as a callback (same kernel, so the step stays equal to eager).
-    assert set(step.graph.callbacks) == {"BatchNormFn", "BatchNormFn.backward"}
+    # conv, skip add, global average pool and batch norm are all native (no callback); BN + ReLU
+    # is one batch_norm_forward with the fused ReLU, its backward one instruction masking by y.
+    assert step.graph.callbacks == []
+    bn = [n for n in step.graph.nodes if n.op == "bn_fwd"]
+    assert bn and any(n.attrs["relu"] for n in bn) and any(n.op == "bn_bwd" for n in step.graph.nodes)
     check_plan(step.graph)
 
 

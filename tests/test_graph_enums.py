@@ -32,8 +32,8 @@ def test_every_member_round_trips_and_codes_are_dense(enum):
 
 
 def test_counts_match_the_cpp_tables():
-    # Pinned like csrc/graph.h's static_assert(kOpCount == 30): adding an op is deliberate.
-    assert len(_C.OpCode.__members__) == 30
+    # Pinned like csrc/graph.h's static_assert(kOpCount == 32): adding an op is deliberate.
+    assert len(_C.OpCode.__members__) == 32
     assert [m.lower() for m in _C.Activation.__members__] == [
         "identity", "relu", "leaky_relu", "softplus", "sigmoid", "tanh", "step"]
     assert list(_C.DType.__members__) == ["FLOAT32", "FLOAT64", "INT64"]
@@ -125,8 +125,8 @@ def test_bound_attrs_have_named_fields_and_reject_unknown_ones():
     assert "pad_h=1" in repr(instr)
     with pytest.raises(TypeError, match="ConvParams: unknown field 'stride'"):
         _C.ConvParams(stride=2)
-    with pytest.raises(ValueError, match=r"slots: at most 6 values"):
-        _C.GraphInstr(_C.OpCode.FILL, _C.DType.FLOAT32, list(range(7)), _C.FillAttrs(n=1))
+    with pytest.raises(ValueError, match=r"slots: at most 9 values"):
+        _C.GraphInstr(_C.OpCode.FILL, _C.DType.FLOAT32, list(range(10)), _C.FillAttrs(n=1))
 
 
 def test_compiled_conv_and_pool_nodes_carry_named_params():

@@ -274,6 +274,12 @@ void bind_attrs(py::module_& m) {
       .field("n", &lg::PointwiseLossAttrs::n).field("kind", &lg::PointwiseLossAttrs::kind)
       .field("scale", &lg::PointwiseLossAttrs::scale)
       .done();
+  AttrsBinding<lg::BatchNormAttrs>(m, "BatchNormAttrs", "batch_norm_forward / batch_norm_backward over x (N, C, S).")
+      .field("N", &lg::BatchNormAttrs::N).field("C", &lg::BatchNormAttrs::C).field("S", &lg::BatchNormAttrs::S)
+      .field("training", &lg::BatchNormAttrs::training).field("relu", &lg::BatchNormAttrs::relu)
+      .field("cumulative_average", &lg::BatchNormAttrs::cumulative_average)
+      .field("momentum", &lg::BatchNormAttrs::momentum).field("eps", &lg::BatchNormAttrs::eps)
+      .done();
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
+from ..ops.norm import batch_norm_factor
 from .lower import run_pycall_backward, run_pycall_forward
 
 _OP = _C.OpCode
@@ -229,6 +230,28 @@ def _reduce_broadcast_closure(node, A, ins, outs, scalars):
     return reduce_bcast
 
 
+def _bn_closure(node, A, ins, outs, scalars):
+    a = node.attrs
+
+    def get(i):
+        return None if i is None else A[i]
+    if node.op == "bn_fwd":
+        x, w, b, rm, rv, nbt = ins
+        y, mean, invstd = outs
+        momentum = None if a["cumulative_average"] else a["momentum"]
+
+        def fwd():
+            factor = batch_norm_factor(a["training"], get(rm), momentum, get(nbt))
+            _C.batch_norm_forward(A[x], get(w), get(b), get(rm), get(rv), a["training"], factor, a["eps"], a["relu"],
+                                  A[y], A[mean], A[invstd])
+        return fwd
+    x, dy, y, w, mean, invstd = ins
+    it = iter(outs)
+    dx, dw, db = (next(it) if h else None for h in a["has"])
+    return lambda: _C.batch_norm_backward(A[x], A[dy], get(y), get(w), A[mean], A[invstd], a["training"], get(dx),
+                                          get(dw), get(db))
+
+
 def _pycall_closure(node, A, ins, outs, scalars):
     kind = node.attrs["_kind"]
     if kind == "call":              # a whole Python step (an optimizer without a lowering)
@@ -261,7 +284,8 @@ _CLOSURES = {
     "max_pool_fwd": _pool_closure, "max_pool_bwd": _pool_closure, "avg_pool_fwd": _pool_closure,
     "avg_pool_bwd": _pool_closure, "adaptive_avg_pool_fwd": _adaptive_pool_closure,
     "adaptive_avg_pool_bwd": _adaptive_pool_closure, "broadcast": _broadcast_closure,
-    "reduce_broadcast": _reduce_broadcast_closure, "pycall": _pycall_closure,
+    "reduce_broadcast": _reduce_broadcast_closure, "bn_fwd": _bn_closure, "bn_bwd": _bn_closure,
+    "pycall": _pycall_closure,
 }
 
 
@@ -350,6 +374,14 @@ def _reduce_broadcast_instr(n, a, S, O):
     return S + O, _C.ReduceBroadcastAttrs(outer=outer, mid=mid, inner=inner, alpha=a["alpha"])
 
 
+def _bn_instr(n, a, S, O):
+    attrs = _C.BatchNormAttrs(**{k: a[k] for k in _C.BatchNormAttrs.fields})
+    if n.op == "bn_fwd":
+        return S + O, attrs
+    it = iter(O)
+    return S + [next(it) if h else -1 for h in a["has"]], attrs
+
+
 # node op -> (instruction code, builder)
 _INSTRS = {
     "gemm": (_OP.GEMM, _gemm_instr),
@@ -383,6 +415,8 @@ _INSTRS = {
     "adaptive_avg_pool_bwd": (_OP.ADAPTIVE_AVG_POOL2D_BACKWARD, _adaptive_pool_instr),
     "broadcast": (_OP.BROADCAST, _broadcast_instr),
     "reduce_broadcast": (_OP.REDUCE_BROADCAST, _reduce_broadcast_instr),
+    "bn_fwd": (_OP.BATCH_NORM_FORWARD, _bn_instr),
+    "bn_bwd": (_OP.BATCH_NORM_BACKWARD, _bn_instr),
 }
 # Ops the C++ executor runs itself; every other node is a Python callback.
 NATIVE_OPS = tuple(_INSTRS)
