@@ -210,13 +210,60 @@ void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db) {
   });
 }
 
+template <class T>
+void gelu_forward(int64_t n, const T* x, T* y) {
+  const T inv_sqrt2 = T(0.70710678118654752440);
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const T v = x[i];
+      y[i] = v * T(0.5) * (T(1) + std::erf(v * inv_sqrt2));
+    }
+  });
+}
+
+template <class T>
+void gelu_backward(int64_t n, const T* x, const T* dy, T* dx) {
+  const T inv_sqrt2 = T(0.70710678118654752440), inv_sqrt_2pi = T(0.39894228040143267794);
+  parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const T v = x[i];
+      const T cdf = T(0.5) * (T(1) + std::erf(v * inv_sqrt2));
+      const T pdf = std::exp(T(-0.5) * v * v) * inv_sqrt_2pi;
+      dx[i] = dy[i] * (cdf + v * pdf);
+    }
+  });
+}
+
+template <class T>
+void bias_grad_split(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds) {
+  if (mid <= 0) return;
+  parallel_tasks(mid, team_size(static_cast<double>(outer) * mid * inner, kElemsPerThread), [&](int64_t m) {
+    double acc = 0;
+    for (int64_t o = 0; o < outer; ++o) {
+      const int64_t base = (o * mid + m) * inner;
+      if (x) {
+        for (int64_t k = 0; k < inner; ++k) {
+          const T p = dy[base + k] * x[base + k];   // NOTE: rounded to T, as eager's dy * x array
+          acc += static_cast<double>(p);
+        }
+      } else {
+        for (int64_t k = 0; k < inner; ++k) acc += static_cast<double>(dy[base + k]);
+      }
+    }
+    ds[m] = static_cast<T>(alpha * acc);
+  });
+}
+
 #define LAMINA_INSTANTIATE(T)                                                                  \
   template void act_forward<T>(Activation, int64_t, const T*, T*, T);                         \
   template void act_backward<T>(Activation, int64_t, const T*, const T*, T*, T);              \
   template void bias_add_rows<T>(int64_t, int64_t, T*, const T*);                             \
   template void bias_add_channels<T>(int64_t, int64_t, int64_t, T*, const T*);                \
   template void bias_grad_rows<T>(int64_t, int64_t, const T*, T*);                            \
-  template void bias_grad_channels<T>(int64_t, int64_t, int64_t, const T*, T*);
+  template void bias_grad_channels<T>(int64_t, int64_t, int64_t, const T*, T*);             \
+  template void bias_grad_split<T>(int64_t, int64_t, int64_t, double, const T*, const T*, T*); \
+  template void gelu_forward<T>(int64_t, const T*, T*);                                       \
+  template void gelu_backward<T>(int64_t, const T*, const T*, T*);
 LAMINA_INSTANTIATE(float)
 LAMINA_INSTANTIATE(double)
 #undef LAMINA_INSTANTIATE

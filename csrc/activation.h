@@ -44,6 +44,18 @@ template <class T> void bias_add_channels(int64_t N, int64_t C, int64_t S, T* y,
 template <class T> void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db);
 // db[c] = sum_{n,s} dy[n, c, s] (overwrites db). Parallel over c.
 template <class T> void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db);
+// Exact GELU, y = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt(2))) / 2, evaluated in T as PyTorch
+// does (so within a few ulp of torch's gelu); dx = dy * (Phi(x) + x * phi(x)) with
+// phi(x) = exp(-x^2 / 2) / sqrt(2 pi). NaN gives NaN. y may equal x, dx may equal dy.
+template <class T> void gelu_forward(int64_t n, const T* x, T* y);
+template <class T> void gelu_backward(int64_t n, const T* x, const T* dy, T* dx);
+// ds[m] = alpha * sum over (o, i) of dy[o, m, i] (times x[o, m, i] when x is not null) for an
+// (outer, mid, inner) view: the gradient of an operand broadcast over the other dims. Each
+// product is rounded to T first (as a T multiply followed by a sum), then summed in double in
+// (o, i) order, one thread per m: eager autodiff (tensor.reduce_to_shape) and the graph executor
+// both call this, so their gradients are bit-identical.
+template <class T>
+void bias_grad_split(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds);
 
 namespace detail {
 // Vector math used by the activation and loss kernels (AVX2 only; call when active_isa() is avx2).

@@ -226,23 +226,6 @@ void broadcast_rows(int64_t outer, int64_t mid, int64_t inner, int64_t kind, con
   }
 }
 
-// ds[m] = alpha * sum over (o, i) of dy (* x): one thread per m, so no output is shared;
-// a double accumulator keeps long sums (a scalar over a whole batch) accurate.
-template <class T>
-void reduce_rows(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds) {
-  const int nt = threads_for(static_cast<double>(outer) * mid * inner, 1 << 15);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (mid > 1)
-  for (int64_t m = 0; m < mid; ++m) {
-    double acc = 0;
-    for (int64_t o = 0; o < outer; ++o) {
-      const int64_t base = (o * mid + m) * inner;
-      if (x) for (int64_t k = 0; k < inner; ++k) acc += static_cast<double>(dy[base + k]) * x[base + k];
-      else for (int64_t k = 0; k < inner; ++k) acc += dy[base + k];
-    }
-    ds[m] = static_cast<T>(alpha * acc);
-  }
-}
-
 template <class T>
 int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* err) {
   const int64_t* a = in.i;
@@ -424,7 +407,7 @@ int64_t run_one(const Instr& in, void* const* s, const double* sc, std::string* 
       broadcast_rows<T>(a[0], a[1], a[2], a[3], P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]));
       return -1;
     case Op::reduce_broadcast:
-      reduce_rows<T>(a[0], a[1], a[2], in.f[0], P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]));
+      bias_grad_split<T>(a[0], a[1], a[2], in.f[0], P<const T>(s, in.slot[0]), P<const T>(s, in.slot[1]), P<T>(s, in.slot[2]));
       return -1;
   }
   *err = "unknown op";

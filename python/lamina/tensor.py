@@ -13,8 +13,8 @@ import types
 
 import numpy as np
 
-from . import _device, _promotion
-from ._dims import normalize_dim, normalize_dims
+from . import _C, _device, _promotion
+from ._dims import bcast_split, normalize_dim, normalize_dims
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -377,9 +377,18 @@ def _check_saved_versions(node):
 
 
 def reduce_to_shape(g, shape):
-    """Sum a broadcast gradient back to `shape` (the one place broadcasting is undone)."""
+    """Sum a broadcast gradient back to `shape` (the one place broadcasting is undone).
+
+    A float gradient whose target repeats as one block of dims (a bias, a scalar) is summed by
+    _C.bias_grad_split, the kernel the graph executor's reduce_broadcast runs, so eager and
+    compiled gradients are bit-identical."""
     if g.shape == shape:
         return g
+    split = bcast_split(g.shape, shape) if g.dtype in (np.float32, np.float64) else None
+    if split is not None:
+        out = np.empty(shape, g.dtype)
+        _C.bias_grad_split(np.ascontiguousarray(g), out, *split)
+        return out
     if g.ndim > len(shape):
         g = g.sum(axis=tuple(range(g.ndim - len(shape))))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)

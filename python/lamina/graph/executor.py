@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
+from ..ops._common import UNARY_KERNELS
 from .lower import run_pycall_backward, run_pycall_forward
 
 _GEMM_ACT = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -19,8 +20,7 @@ NATIVE_OPS = ("gemm", "act_fwd", "act_bwd", "bias_grad_rows", "ce_fwd", "ce_bwd"
               "max_pool_fwd", "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "adaptive_avg_pool_fwd",
               "adaptive_avg_pool_bwd", "broadcast", "reduce_broadcast", "div", "unary", "loss_fwd", "loss_bwd")
 _LOSS = {"mse": 0, "bce": 1}
-_UNARY = {"neg": (0, np.negative), "exp": (1, np.exp), "log": (2, np.log), "sin": (3, np.sin),
-          "cos": (4, np.cos), "abs": (5, np.abs), "sign": (6, np.sign)}
+_UNARY_CODE = {"neg": 0, "exp": 1, "log": 2, "sin": 3, "cos": 4, "abs": 5, "sign": 6}
 _POOL_CODE = {"max_pool_fwd": "max_pool2d_forward", "max_pool_bwd": "max_pool2d_backward",
               "avg_pool_fwd": "avg_pool2d_forward", "avg_pool_bwd": "avg_pool2d_backward",
               "adaptive_avg_pool_fwd": "adaptive_avg_pool2d_forward",
@@ -119,7 +119,7 @@ def node_closure(node, mem, scalars):
         f = _C.mse_backward if mse else _C.bce_with_logits_backward
         return lambda: f(A[ins[0]], A[ins[1]], (2.0 if mse else 1.0) * float(A[ins[2]]) * sc, A[outs[0]])
     if op == "unary":
-        f = _UNARY[a["kind"]][1]
+        f = UNARY_KERNELS[a["kind"]]
         return lambda: f(A[ins[0]], out=A[outs[0]])
     if op == "scale":
         al = a["alpha"]
@@ -328,7 +328,7 @@ class NativeExecutor:
         if op in ("add", "sub", "mul", "div"):
             return (code[op], dt, S + O, [a["n"]], [], [])
         if op == "unary":
-            return (code["unary"], dt, S + O, [a["n"], _UNARY[a["kind"]][0]], [], [])
+            return (code["unary"], dt, S + O, [a["n"], _UNARY_CODE[a["kind"]]], [], [])
         if op in ("loss_fwd", "loss_bwd"):
             return (code["loss_forward" if op == "loss_fwd" else "loss_backward"], dt, S + O,
                     [a["n"], _LOSS[a["kind"]]], [a["scale"]], [])
