@@ -195,6 +195,9 @@ def commit(t, result, op):
     if result.shape != t.shape:
         raise RuntimeError(f"{op}: output with shape {tuple(t.shape)} doesn't match the broadcast "
                            f"shape {tuple(result.shape)}")
+    if not t.data.flags.writeable:     # an expand()ed view: several elements share one location
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor "
+                           "refers to a single memory location (an expand()ed tensor); clone() it first")
     np.copyto(t.data, result.data, casting="unsafe")
     bump_version(t)
     tracer = _active_tracer()

@@ -1065,7 +1065,7 @@ class Tensor:
         perm = list(range(nd))
         d0, d1 = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
         perm[d0], perm[d1] = perm[d1], perm[d0]
-        return _api.Permute.apply(self, tuple(perm))
+        return self.permute(perm)
 
     def t(self):
         if self.ndim > 2:
@@ -1081,7 +1081,7 @@ class Tensor:
         dims = tuple(normalize_dim(d, nd) for d in dims)
         if sorted(dims) != list(range(nd)):
             raise ValueError(f"permute: dims {dims} are not a permutation of 0..{nd - 1}")
-        return _api.Permute.apply(self, dims)
+        return _inplace.mark_view(_api.Permute.apply(self, dims), self, lambda a: a.transpose(dims))
 
     def squeeze(self, dim=None):
         if dim is None:
@@ -1114,7 +1114,7 @@ class Tensor:
                                    f"match the existing size ({self.shape[i]}) at non-singleton "
                                    f"dimension {lead + i}; target sizes {list(shape)}, tensor sizes "
                                    f"{list(self.shape)}")
-        return _api.Expand.apply(self, shape)
+        return _inplace.mark_view(_api.Expand.apply(self, shape), self, lambda a: np.broadcast_to(a, shape))
 
     def contiguous(self):
         """This tensor if its storage is C-contiguous, else a contiguous copy (a strided view)."""

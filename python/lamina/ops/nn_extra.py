@@ -195,30 +195,38 @@ class Pad(Function):
           call=lambda w, idx, **kw: embedding(idx, w, **kw),
           samples=lambda dt: [Sample((_x(dt, (5, 3)), np.array([[1, 4], [4, 0]])), name="plain"),
                               Sample((_x(dt, (5, 3)), np.array([1, 1, 2])), {"padding_idx": 1}, name="padding",
-                                     grad=False)],   # the padding row gets no gradient by definition
+                                     grad=False),    # the padding row gets no gradient by definition
+                              Sample((_x(dt, (5, 3)), np.array([[1, 4, 4], [4, 0, 1]])),
+                                     {"scale_grad_by_freq": True}, name="freq", grad=False)],
           bad_samples=lambda: [BadSample((np.ones((5, 3), np.float32), np.array([0, 5])), error=IndexError,
                                          match="out of range"),
                                BadSample((np.ones((5, 3), np.float32), np.array([0.0, 1.0])), error=TypeError,
                                          match="integer")],
-          reference=lambda w, idx, padding_idx=None: w[idx],
+          reference=lambda w, idx, padding_idx=None, scale_grad_by_freq=False: w[idx],
           torch=lambda torch, w, idx, **kw: torch.nn.functional.embedding(idx, w, **kw))
 class Embedding(Function):
     """weight[indices]; the weight's gradient adds each looked-up row's gradient (rows at
-    padding_idx get none)."""
+    padding_idx get none). With scale_grad_by_freq each row's gradient is divided by how often
+    its index occurs in `indices` (PyTorch's rule, so frequent words do not dominate)."""
 
     @staticmethod
-    def forward(ctx, weight, indices, padding_idx):
+    def forward(ctx, weight, indices, padding_idx, scale_grad_by_freq=False):
         ctx.indices, ctx.padding_idx, ctx.rows = indices, padding_idx, weight.shape[0]
+        ctx.scale_grad_by_freq = scale_grad_by_freq
         return weight[indices]
 
     @staticmethod
     def backward(ctx, dy):
         dw = np.zeros((ctx.rows,) + dy.shape[ctx.indices.ndim:], dtype=dy.dtype)
         flat = ctx.indices.reshape(-1)
-        np.add.at(dw, flat, dy.reshape((flat.size,) + dw.shape[1:]))
+        rows = dy.reshape((flat.size,) + dw.shape[1:])
+        if ctx.scale_grad_by_freq:
+            counts = np.bincount(flat, minlength=ctx.rows)
+            rows = rows / counts[flat].astype(dy.dtype).reshape((-1,) + (1,) * (rows.ndim - 1))
+        np.add.at(dw, flat, rows)
         if ctx.padding_idx is not None:
             dw[ctx.padding_idx] = 0
-        return dw, None, None
+        return dw, None, None, None
 
 
 @register("binary_cross_entropy", dtypes=_F,
@@ -356,9 +364,15 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
     if max_norm is not None:
         _renorm_rows_(weight, idx, float(max_norm), float(norm_type))
-    if scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
-    return Embedding.apply(weight, np.ascontiguousarray(idx, dtype=np.int64), padding_idx)
+    check_dense_embedding(sparse)
+    return Embedding.apply(weight, np.ascontiguousarray(idx, dtype=np.int64), padding_idx,
+                           bool(scale_grad_by_freq))
+
+
+def check_dense_embedding(sparse):
+    if sparse:
+        raise NotImplementedError("sparse: lamina has no sparse tensors, so embedding gradients are dense; "
+                                  "pass sparse=False (optimizers then update the whole weight)")
 
 
 def _renorm_rows_(weight, idx, max_norm, norm_type):
