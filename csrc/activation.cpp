@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "cpu.h"
 #include "thread_team.h"
@@ -210,26 +211,33 @@ void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db) {
   });
 }
 
+// NOTE: Phi(x) = erfc(-x / sqrt 2) / 2, not (1 + erf(x / sqrt 2)) / 2: for x << 0 the latter
+// cancels (1 + erf -> 0) and loses all relative accuracy. float inputs are evaluated in double:
+// in the tail erfc magnifies the rounding of x / sqrt 2 by ~x^2 (100 float ulp at x = -12).
+template <class T> using GeluMath = std::conditional_t<sizeof(T) < sizeof(double), double, T>;
+
 template <class T>
 void gelu_forward(int64_t n, const T* x, T* y) {
-  const T inv_sqrt2 = T(0.70710678118654752440);
+  using A = GeluMath<T>;
+  const A inv_sqrt2 = A(0.70710678118654752440);
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const T v = x[i];
-      y[i] = v * T(0.5) * (T(1) + std::erf(v * inv_sqrt2));
+      const A v = x[i];
+      y[i] = static_cast<T>(v * (A(0.5) * std::erfc(-v * inv_sqrt2)));
     }
   });
 }
 
 template <class T>
 void gelu_backward(int64_t n, const T* x, const T* dy, T* dx) {
-  const T inv_sqrt2 = T(0.70710678118654752440), inv_sqrt_2pi = T(0.39894228040143267794);
+  using A = GeluMath<T>;
+  const A inv_sqrt2 = A(0.70710678118654752440), inv_sqrt_2pi = A(0.39894228040143267794);
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const T v = x[i];
-      const T cdf = T(0.5) * (T(1) + std::erf(v * inv_sqrt2));
-      const T pdf = std::exp(T(-0.5) * v * v) * inv_sqrt_2pi;
-      dx[i] = dy[i] * (cdf + v * pdf);
+      const A v = x[i];
+      const A cdf = A(0.5) * std::erfc(-v * inv_sqrt2);
+      const A pdf = std::exp(A(-0.5) * v * v) * inv_sqrt_2pi;
+      dx[i] = static_cast<T>(dy[i] * (cdf + v * pdf));
     }
   });
 }

@@ -44,8 +44,8 @@ template <class T> void bias_add_channels(int64_t N, int64_t C, int64_t S, T* y,
 template <class T> void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db);
 // db[c] = sum_{n,s} dy[n, c, s] (overwrites db). Parallel over c.
 template <class T> void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db);
-// Exact GELU, y = x * Phi(x) with Phi(x) = (1 + erf(x / sqrt(2))) / 2, evaluated in T as PyTorch
-// does (so within a few ulp of torch's gelu); dx = dy * (Phi(x) + x * phi(x)) with
+// Exact GELU, y = x * Phi(x) with Phi(x) = erfc(-x / sqrt(2)) / 2 (float evaluated in double: a
+// few ulp from the true value everywhere, also in the left tail); dx = dy * (Phi(x) + x * phi(x)) with
 // phi(x) = exp(-x^2 / 2) / sqrt(2 pi). NaN gives NaN. y may equal x, dx may equal dy.
 template <class T> void gelu_forward(int64_t n, const T* x, T* y);
 template <class T> void gelu_backward(int64_t n, const T* x, const T* dy, T* dx);
