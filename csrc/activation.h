@@ -51,9 +51,11 @@ template <class T> void gelu_forward(int64_t n, const T* x, T* y);
 template <class T> void gelu_backward(int64_t n, const T* x, const T* dy, T* dx);
 // ds[m] = alpha * sum over (o, i) of dy[o, m, i] (times x[o, m, i] when x is not null) for an
 // (outer, mid, inner) view: the gradient of an operand broadcast over the other dims. Each
-// product is rounded to T first (as a T multiply followed by a sum), then summed in double in
-// (o, i) order, one thread per m: eager autodiff (tensor.reduce_to_shape) and the graph executor
-// both call this, so their gradients are bit-identical.
+// product is rounded to T first (as a T multiply followed by a sum), then summed in double (without
+// x and mid > 1: bias_grad_rows / bias_grad_channels, summing in T) in an order fixed by the sizes
+// and the ISA alone (never by the thread count): eager autodiff
+// (tensor.reduce_to_shape) and the graph executor both call this, so their gradients are
+// bit-identical.
 template <class T>
 void bias_grad_split(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds);
 

@@ -1,6 +1,9 @@
 """One rule for `dim` arguments, PyTorch's: a dim must lie in [-ndim, ndim - 1] (a 0-d tensor
-accepts 0 and -1); anything else is an IndexError, never a silent wrap to another axis."""
+accepts 0 and -1); anything else is an IndexError, never a silent wrap to another axis. Also
+bcast_split: the (outer, mid, inner) block a broadcast operand repeats over."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -48,5 +51,4 @@ def bcast_split(out_shape, small_shape):
     if any(s[d] != out_shape[d] for d in big) or (big and big[-1] - big[0] + 1 != len(big)):
         return None
     d0, d1 = (big[0], big[-1] + 1) if big else (n, n)
-    prod = lambda dims: int(np.prod(dims, dtype=np.int64))   # noqa: E731
-    return prod(out_shape[:d0]), prod(out_shape[d0:d1]), prod(out_shape[d1:])
+    return math.prod(out_shape[:d0]), math.prod(out_shape[d0:d1]), math.prod(out_shape[d1:])
