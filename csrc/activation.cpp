@@ -245,30 +245,17 @@ void gelu_backward(int64_t n, const T* x, const T* dy, T* dx) {
 
 namespace {
 
-// sum of dy[i] (of T(dy[i] * x[i]) with x) for i in [0, n), in 8 double lanes combined in a fixed
-// order: vectorizable, and the same result on every call with the same data.
+// sum of a[i] for i in [0, n), in double: AVX2 chains or 8 portable lanes, combined in a fixed order.
 template <class T>
-double split_run_sum(int64_t n, const T* dy, const T* x) {
+double run_sum(int64_t n, const T* a) {
 #if defined(LAMINA_X86)
-  if (!x && active_isa() >= Isa::avx2) return detail::sum_avx2(n, dy);
+  if (active_isa() >= Isa::avx2) return detail::sum_avx2(n, a);
 #endif
   double lane[8] = {};
   int64_t k = 0;
-  if (x) {
-    for (; k + 8 <= n; k += 8)
-      for (int j = 0; j < 8; ++j) {
-        const T p = dy[k + j] * x[k + j];   // NOTE: rounded to T, as eager's dy * x array
-        lane[j] += static_cast<double>(p);
-      }
-    for (; k < n; ++k) {
-      const T p = dy[k] * x[k];
-      lane[k & 7] += static_cast<double>(p);
-    }
-  } else {
-    for (; k + 8 <= n; k += 8)
-      for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(dy[k + j]);
-    for (; k < n; ++k) lane[k & 7] += static_cast<double>(dy[k]);
-  }
+  for (; k + 8 <= n; k += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(a[k + j]);
+  for (; k < n; ++k) lane[k & 7] += static_cast<double>(a[k]);
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
@@ -277,64 +264,37 @@ double split_run_sum(int64_t n, const T* dy, const T* x) {
 template <class T>
 void bias_grad_split(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds) {
   if (mid <= 0) return;
-  const double work = static_cast<double>(outer) * mid * inner;
-  const int nt = team_size(work, kElemsPerThread);
+  if (x) {
+    // dy * x rounded to T into a buffer, then the plain sum: exactly what eager autodiff does (the
+    // rule's dy * x array, then reduce_to_shape), so the two stay bit-identical.
+    const int64_t n = outer * mid * inner;
+    std::vector<T> prod(static_cast<size_t>(n));
+    parallel_ranges(n, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) prod[i] = dy[i] * x[i];
+    });
+    bias_grad_split<T>(outer, mid, inner, alpha, prod.data(), nullptr, ds);
+    return;
+  }
   if (mid == 1) {
     // A scalar: fixed chunks (not one per thread), partial sums added in chunk order, so the
     // result does not depend on the thread count.
     const int64_t n = outer * inner;
     const int64_t nchunks = (n + kElemChunk - 1) / kElemChunk;
     std::vector<double> part(static_cast<size_t>(std::max<int64_t>(nchunks, 1)), 0.0);
-    parallel_tasks(nchunks, nt, [&](int64_t c) {
+    parallel_tasks(nchunks, team_size(static_cast<double>(n), kElemsPerThread), [&](int64_t c) {
       const int64_t i0 = c * kElemChunk, i1 = std::min(n, i0 + kElemChunk);
-      part[c] = split_run_sum<T>(i1 - i0, dy + i0, x ? x + i0 : nullptr);
+      part[c] = run_sum<T>(i1 - i0, dy + i0);
     });
     double total = 0;
     for (double v : part) total += v;
     ds[0] = static_cast<T>(alpha * total);
     return;
   }
-  if (!x) {
-    // a bias (F) on (N, F) or (C, 1, 1) on (N, C, H, W): the Linear / conv bias gradient kernels
-    if (inner == 1) bias_grad_rows<T>(outer, mid, dy, ds);
-    else bias_grad_channels<T>(outer, mid, inner, dy, ds);
-    if (alpha != 1.0)
-      for (int64_t m = 0; m < mid; ++m) ds[m] = static_cast<T>(alpha * ds[m]);
-    return;
-  }
-  if (inner == 1) {
-    // Column sums of an (outer, mid) matrix: each task owns a block of columns and streams the
-    // rows through a double accumulator per column (rows are read front to back).
-    constexpr int64_t kCols = 256;
-    const int64_t nb = (mid + kCols - 1) / kCols;
-    parallel_tasks(nb, nt, [&](int64_t b) {
-      const int64_t m0 = b * kCols, w = std::min(mid, m0 + kCols) - m0;
-      double acc[kCols] = {};
-      for (int64_t o = 0; o < outer; ++o) {
-        const T* d = dy + o * mid + m0;
-        if (x) {
-          const T* xr = x + o * mid + m0;
-          for (int64_t j = 0; j < w; ++j) {
-            const T p = d[j] * xr[j];
-            acc[j] += static_cast<double>(p);
-          }
-        } else {
-          for (int64_t j = 0; j < w; ++j) acc[j] += static_cast<double>(d[j]);
-        }
-      }
-      for (int64_t j = 0; j < w; ++j) ds[m0 + j] = static_cast<T>(alpha * acc[j]);
-    });
-    return;
-  }
-  // (C, 1, 1) on (N, C, H, W): per m, the runs of `inner` contiguous elements, one per o.
-  parallel_tasks(mid, nt, [&](int64_t m) {
-    double acc = 0;
-    for (int64_t o = 0; o < outer; ++o) {
-      const int64_t base = (o * mid + m) * inner;
-      acc += split_run_sum<T>(inner, dy + base, x ? x + base : nullptr);
-    }
-    ds[m] = static_cast<T>(alpha * acc);
-  });
+  // a bias (F) on (N, F) or (C, 1, 1) on (N, C, H, W): the Linear / conv bias gradient kernels
+  if (inner == 1) bias_grad_rows<T>(outer, mid, dy, ds);
+  else bias_grad_channels<T>(outer, mid, inner, dy, ds);
+  if (alpha != 1.0)
+    for (int64_t m = 0; m < mid; ++m) ds[m] = static_cast<T>(alpha * ds[m]);
 }
 
 #define LAMINA_INSTANTIATE(T)                                                                  \

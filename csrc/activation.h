@@ -49,11 +49,11 @@ template <class T> void bias_grad_channels(int64_t N, int64_t C, int64_t S, cons
 // phi(x) = exp(-x^2 / 2) / sqrt(2 pi). NaN gives NaN. y may equal x, dx may equal dy.
 template <class T> void gelu_forward(int64_t n, const T* x, T* y);
 template <class T> void gelu_backward(int64_t n, const T* x, const T* dy, T* dx);
-// ds[m] = alpha * sum over (o, i) of dy[o, m, i] (times x[o, m, i] when x is not null) for an
-// (outer, mid, inner) view: the gradient of an operand broadcast over the other dims. Each
-// product is rounded to T first (as a T multiply followed by a sum), then summed in double (without
-// x and mid > 1: bias_grad_rows / bias_grad_channels, summing in T) in an order fixed by the sizes
-// and the ISA alone (never by the thread count): eager autodiff
+// ds[m] = alpha * sum over (o, i) of dy[o, m, i] (of T(dy * x) when x is not null) for an
+// (outer, mid, inner) view: the gradient of an operand broadcast over the other dims. With x the
+// products are rounded to T into a buffer first, as eager's dy * x array is. The sum: for a scalar
+// (mid 1) in double over fixed chunks; otherwise bias_grad_rows / bias_grad_channels. The order
+// depends on the sizes and the ISA alone (never the thread count): eager autodiff
 // (tensor.reduce_to_shape) and the graph executor both call this, so their gradients are
 // bit-identical.
 template <class T>
