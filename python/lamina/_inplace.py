@@ -153,7 +153,11 @@ def getitem(x, idx):
 
 # --------------------------------------------------------------------------- in-place writes
 def check_inplace(t, op):
-    """PyTorch refuses in-place writes into a leaf (or a view of one) that requires grad."""
+    """PyTorch refuses in-place writes into a leaf (or a view of one) that requires grad, and
+    into an expand()ed tensor (a read-only view here)."""
+    if not t.data.flags.writeable and t._base is not None:
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor "
+                           "refers to a single memory location (an expand()ed tensor); clone() it first")
     if not _grad_mode.enabled:
         return
     if t.requires_grad and t._node is None:
