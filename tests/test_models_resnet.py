@@ -94,7 +94,7 @@ def test_cli_recipe_options_parse_and_reject():
 def test_cli_resnet_defaults_are_the_fashion_recipe_and_flags_override_them():
     args = cli.build_parser().parse_args(["train", "--model", "resnet", "--dataset", "fashion-mnist", "--augment"])
     cli._resolve_defaults(args)
-    assert (args.epochs, args.batch_size, args.lr, args.momentum) == (20, 128, 0.1, 0.9)
+    assert (args.epochs, args.batch_size, args.lr, args.momentum) == (30, 128, 0.1, 0.9)
     assert (args.schedule, args.weight_decay, args.width) == ("onecycle", 5e-4, 24)
     args = cli.build_parser().parse_args(["train", "--model", "resnet", "--width", "8", "--schedule", "step",
                                           "--weight-decay", "0", "--lr", "0.02"])
