@@ -1,9 +1,10 @@
-"""nn.utils: gradient clipping with PyTorch's semantics (in place on each ``p.grad``)."""
+"""nn.utils: gradient clipping with PyTorch's semantics (in place on each ``p.grad``), parameter
+vectors, and conv/linear + batch-norm fusion for inference (fusion.py)."""
 import math
 
 import numpy as np
 
-from ..tensor import Tensor
+from ...tensor import Tensor
 
 
 def _grads(parameters):
@@ -81,3 +82,8 @@ def vector_to_parameters(vec, parameters):
         n = p.data.size
         p.data[...] = v[i:i + n].reshape(p.data.shape)
         i += n
+
+
+from . import fusion  # noqa: E402,F401
+from .fusion import (fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval,  # noqa: E402,F401
+                     fuse_linear_bn_weights)
