@@ -44,7 +44,7 @@ def test_module_registration_state_dict_round_trip():
     bad["fc1.weight"] = lamina.zeros(3, 3)
     with pytest.raises(ValueError, match="fc1.weight"):
         b.load_state_dict(bad)
-    with pytest.raises(KeyError, match="missing"):
+    with pytest.raises(KeyError, match="Missing key"):
         b.load_state_dict({})
 
 
