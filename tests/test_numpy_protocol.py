@@ -114,3 +114,66 @@ def test_grad_itself_converts():
     x = lamina.tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
     assert x.grad.numpy().tolist() == [2.0, 4.0]
+
+
+def _readonly(a):
+    a.flags.writeable = False
+    return a
+
+
+def test_from_numpy_of_a_read_only_array_warns_as_torch_and_shares():
+    a = _readonly(np.arange(4, dtype=np.float32))
+    with pytest.warns(UserWarning, match="not writable"):
+        t = lamina.from_numpy(a)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.from_numpy(_readonly(np.arange(4, dtype=np.float32)))
+    assert any("not writable" in str(w.message) for w in caught)   # PyTorch warns the same way
+    assert np.shares_memory(t.numpy(), a)
+
+
+@pytest.mark.parametrize("write", [
+    lambda t: t.add_(1), lambda t: t.mul_(2), lambda t: t.zero_(), lambda t: t.fill_(3.0),
+    lambda t: t.copy_(lamina.ones(4)), lambda t: t.relu_(), lambda t: t.__setitem__(0, 5.0),
+    lambda t: t[1:].add_(1), lambda t: t.uniform_(),
+], ids=["add_", "mul_", "zero_", "fill_", "copy_", "relu_", "setitem", "view_add_", "uniform_"])
+def test_in_place_write_into_read_only_memory_is_refused_clearly(write):
+    a = _readonly(np.arange(4, dtype=np.float32))
+    with pytest.warns(UserWarning):
+        t = lamina.from_numpy(a)
+    with pytest.raises(RuntimeError, match="read-only"):
+        write(t)
+    assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
+    # a copy is writeable, as the message says
+    c = t.clone()
+    c.add_(1)
+    assert c.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_from_numpy_shares_memory_both_ways_as_torch():
+    a = np.zeros(3, np.float64)
+    t, tt = lamina.from_numpy(a), torch.from_numpy(a)
+    a[1] = 2.0
+    assert t.tolist() == tt.tolist() == [0.0, 2.0, 0.0]
+    t.add_(1)
+    assert a.tolist() == [1.0, 3.0, 1.0] and tt.tolist() == [1.0, 3.0, 1.0]
+
+
+@pytest.mark.parametrize("values", [3.5, [1, 2], [[True, False]], [[1.5, -2.0], [0.0, 4.0]]], ids=repr)
+def test_tolist_and_asarray_dtype_match_torch(values):
+    t, tt = lamina.tensor(values), torch.tensor(values)
+    assert t.tolist() == tt.tolist()
+    assert type(t.tolist()) is type(tt.tolist())
+    assert np.asarray(t).dtype == np.asarray(tt).dtype
+
+
+def test_save_and_load_keep_requires_grad_as_torch(tmp_path):
+    t = lamina.tensor([1.0, 2.0], requires_grad=True)
+    lamina.save({"w": t, "b": lamina.tensor([3.0])}, tmp_path / "c.lt")
+    got = lamina.load(tmp_path / "c.lt")
+    tt = torch.tensor([1.0, 2.0], requires_grad=True)
+    torch.save({"w": tt, "b": torch.tensor([3.0])}, tmp_path / "c.pt")
+    want = torch.load(tmp_path / "c.pt")
+    assert got["w"].requires_grad == want["w"].requires_grad is True
+    assert got["b"].requires_grad == want["b"].requires_grad is False
+    assert got["w"].detach().numpy().tolist() == [1.0, 2.0]

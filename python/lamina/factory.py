@@ -1,4 +1,6 @@
 """Tensor constructors with PyTorch names: tensor, from_numpy, zeros, ones, full, rand, randn, ..."""
+import warnings
+
 import numpy as np
 
 from . import random as _random
@@ -57,6 +59,11 @@ def from_numpy(a):
     if not a.flags.c_contiguous:
         raise ValueError("from_numpy: the array is not C-contiguous, so memory cannot be shared; "
                          "use lamina.tensor(a) to make a contiguous copy")
+    if not a.flags.writeable:
+        # as PyTorch does: the tensor shares the memory, and any in-place write to it is refused
+        warnings.warn("from_numpy: the given NumPy array is not writable; the tensor shares its memory, "
+                      "so in-place operations on it will fail. Copy the array (np.array(a)) or make it "
+                      "writable first to modify the tensor.", UserWarning, stacklevel=2)
     return Tensor._wrap(a)
 
 
