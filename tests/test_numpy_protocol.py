@@ -177,3 +177,26 @@ def test_save_and_load_keep_requires_grad_as_torch(tmp_path):
     assert got["w"].requires_grad == want["w"].requires_grad is True
     assert got["b"].requires_grad == want["b"].requires_grad is False
     assert got["w"].detach().numpy().tolist() == [1.0, 2.0]
+
+
+def test_as_tensor_shares_and_copies_where_torch_does():
+    a = np.zeros(3, np.float32)
+    t, tt = lamina.as_tensor(a), torch.as_tensor(a)
+    a[0] = 4.0
+    assert t.tolist() == tt.tolist() == [4.0, 0.0, 0.0]
+    # another dtype is a converted copy in both
+    b = np.zeros(2, np.float64)
+    c, tc = lamina.as_tensor(b, dtype=lamina.float32), torch.as_tensor(b, dtype=torch.float32)
+    b[0] = 1.0
+    assert c.tolist() == tc.tolist() == [0.0, 0.0] and c.dtype == np.float32
+    # Python data gets tensor()'s dtypes
+    for data in ([1, 2], [1.5], 2.0, [[True]]):
+        assert str(lamina.as_tensor(data).dtype) == str(torch.as_tensor(data).dtype).replace("torch.", "")
+    # a tensor comes back as is, or through a differentiable cast
+    x = lamina.ones(2, requires_grad=True)
+    assert lamina.as_tensor(x) is x
+    y = lamina.as_tensor(x, dtype=lamina.float64)
+    y.sum().backward()
+    assert y.dtype == np.float64 and x.grad.tolist() == [1.0, 1.0]
+    with pytest.raises(Exception, match="cuda"):
+        lamina.as_tensor([1.0], device="cuda")

@@ -67,6 +67,27 @@ def from_numpy(a):
     return Tensor._wrap(a)
 
 
+def as_tensor(data, dtype=None, device=None):
+    """`data` as a tensor, sharing memory where it can, as PyTorch's `as_tensor`: a Tensor of
+    the asked dtype comes back as is (another dtype goes through `.to`, so gradients flow); a
+    C-contiguous NumPy array of a lamina dtype is shared as `from_numpy` shares it; anything
+    else is copied into a new tensor as `tensor(data, dtype)` would.
+
+    >>> import numpy as np, lamina
+    >>> a = np.zeros(2, np.float32); t = lamina.as_tensor(a); a[0] = 3
+    >>> t.tolist(), lamina.as_tensor([1, 2]).dtype
+    ([3.0, 0.0], dtype('int64'))
+    """
+    _check_device(device)
+    want = None if dtype is None else np.dtype(dtype)
+    if isinstance(data, Tensor):
+        return data if want is None or want == data.dtype else data.to(want)
+    if (isinstance(data, np.ndarray) and data.dtype in _SUPPORTED and data.dtype != np.bool_
+            and data.flags.c_contiguous and want in (None, data.dtype)):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype)
+
+
 def zeros(*size, dtype=None, device=None, requires_grad=False):
     _check_device(device)
     return _make(np.zeros(_shape(size), dtype=_dtype(dtype)), requires_grad)
