@@ -13,7 +13,10 @@ True
 How a step is captured (see trace.py, lower.py, passes.py, executor.py):
  1. trace   The first call for a given input signature runs the real eager step (so its result
             is exactly eager's) with Function.apply recording every primitive call.
- 2. fuse    Linear + relu/sigmoid/tanh -> one GEMM with the activation in its epilogue;
+ 2. fold    At eval, conv + batch norm (running statistics) -> one conv with folded weights,
+            re-folded when those weights or statistics change in place (passes.FoldGuard);
+            equal to eager eval to float32 rounding, not bit for bit.
+    fuse    Linear + relu/sigmoid/tanh -> one GEMM with the activation in its epilogue;
             Conv2d/Conv1d + relu/sigmoid/tanh -> one conv instruction applying it in place;
             softmax + cross-entropy is found already fused (CrossEntropy) and kept.
  3. lower   Every call becomes kernel nodes; the backward sweep is derived from each op's
@@ -55,7 +58,7 @@ from .executor import NATIVE_OPS, Memory, NativeExecutor, PythonExecutor
 from .guards import ModelGuards, modules_of, training_flags
 from .ir import Graph, Node, Value
 from .lower import Lowering
-from .passes import (check_plan, find_softmax_ce, fuse_activations,
+from .passes import (FoldGuard, check_plan, find_softmax_ce, fold_conv_bn, fuse_activations,
                      plan_memory, remove_dead_nodes, reuse_inplace)
 from .trace import CaptureError, Tracer
 from .update import Update, UpdateItem, state_of
@@ -111,7 +114,7 @@ class _Plan:
     """One traced signature: the graph, its memory, its executor, its guards, what to read back."""
 
     def __init__(self, graph, executor_kind, scalars, guards, loss=None, out=None, params=(), update=None,
-                 grads=()):
+                 grads=(), folds=None):
         self.graph = graph
         self.scalars = scalars
         self.mem = Memory(graph)
@@ -123,6 +126,7 @@ class _Plan:
         self.params = list(params)       # (Tensor, bound array, requires_grad) of every traced leaf
         self.update = update
         self.grads = list(grads)         # (param Tensor, its compiled gradient array)
+        self.folds = folds if folds is not None else FoldGuard()   # conv+BN pairs folded at eval
 
     def valid(self):
         for t, arr, rg in self.params:
@@ -164,6 +168,7 @@ class _Compiled:
             del self._plans[key]
             plan = None
         if plan is not None:
+            plan.folds.refresh()
             self._plans.move_to_end(key)
         return key, plan
 
@@ -222,13 +227,14 @@ class CompiledForward(_Compiled):
         vout = tr.by_tensor.get(id(out))
         if vout is None or vout.home == "input":
             raise CaptureError("lamina.compile: the model's output is not computed by lamina ops")
-        fnodes, notes = _fuse(tr.fnodes, {vout.id})
-        g.notes.extend(notes)
+        fnodes, notes, folds = fold_conv_bn(g, tr.fnodes, {vout.id})
+        fnodes, more = _fuse(fnodes, {vout.id})
+        g.notes.extend(notes + more)
         L = Lowering(g, fnodes, [])
         L.forward()
         g.outputs = [vout]
         _finish(g)
-        plan = _Plan(g, self.executor, np.zeros(0), guards, out=vout, params=self._traced_leaves(tr))
+        plan = _Plan(g, self.executor, np.zeros(0), guards, out=vout, params=self._traced_leaves(tr), folds=folds)
         return plan, out.detach()
 
 
@@ -303,8 +309,11 @@ class CompiledStep(_Compiled):
                                f"got shape {getattr(loss, 'shape', None)}")
         if vlogits is None:
             raise CaptureError("lamina.compile: the model's output is not computed by lamina ops")
-        fnodes, notes = _fuse(tr.fnodes, {vlogits.id, vloss.id})
-        g.notes.extend(notes)
+        # Only pairs whose weights get no gradient fold (a frozen backbone in eval mode).
+        trainable = {v.id for t, v in tr.params.values() if t.requires_grad}
+        fnodes, notes, folds = fold_conv_bn(g, tr.fnodes, {vlogits.id, vloss.id}, trainable)
+        fnodes, more = _fuse(fnodes, {vlogits.id, vloss.id})
+        g.notes.extend(notes + more)
         g.notes.extend(find_softmax_ce(fnodes))
         params = [(t, v) for t, v in tr.params.values()]
         grad_bufs = {}
@@ -331,7 +340,7 @@ class CompiledStep(_Compiled):
         _finish(g)
         grads = [(t, grad_bufs[v.id].array) for t, v in params if v.id in grad_bufs]
         plan = _Plan(g, self.executor, update.scalars, guards, loss=vloss, out=vlogits,
-                     params=self._traced_leaves(tr), update=update, grads=grads)
+                     params=self._traced_leaves(tr), update=update, grads=grads, folds=folds)
         return plan, loss, logits
 
 

@@ -1,5 +1,9 @@
 """Graph passes, each a small unit with its own test: fusion, dead-node removal, memory plan.
 
+  fold_conv_bn            at eval, a conv whose only reader is a batch norm using its running
+                          statistics becomes one conv with folded weights (nn.utils.fusion), when
+                          no gradient is wanted for the pair's weights; the fold is redone when
+                          those weights or statistics change in place (FoldGuard).
   fuse_activations        an op with an activation epilogue (Linear: the GEMM epilogue; conv:
                           in place on its output) whose only reader is a relu/sigmoid/tanh
                           Activation takes that activation in.
@@ -14,9 +18,14 @@
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ..nn.utils.fusion import fold_conv_bn_arrays
 from ..ops import registry
 from ..ops.activation import Activation, Softmax
+from ..ops.conv import Conv1dFn, Conv2dFn
 from ..ops.loss import CrossEntropy
+from ..ops.norm import BatchNormFn
 
 _ALIGN = 64
 _FUSABLE = ("relu", "sigmoid", "tanh")
@@ -34,6 +43,108 @@ def _readers(fnodes):
 def _epilogue(fn):
     op = registry.of(fn.cls)
     return None if op is None else op.traits.get("epilogue")
+
+
+class ConvBNFold:
+    """One folded conv + batch-norm pair: the source arrays it was folded from (the live
+    parameter and buffer arrays, by reference), a copy of their values at fold time, and the
+    folded weight and bias arrays the plan's conv reads (refilled in place by `refold`)."""
+
+    __slots__ = ("sources", "snapshot", "eps", "weight", "bias", "where")
+
+    def __init__(self, sources, eps, weight, bias, where):
+        self.sources = sources        # dict: conv_w conv_b bn_rm bn_rv bn_w bn_b -> array or None
+        self.snapshot = {k: None if a is None else a.copy() for k, a in sources.items()}
+        self.eps, self.weight, self.bias, self.where = eps, weight, bias, where
+
+    def changed(self):
+        return any(a is not None and not np.array_equal(a, self.snapshot[k]) for k, a in self.sources.items())
+
+    def refold(self):
+        s = self.sources
+        fold_conv_bn_arrays(s["conv_w"], s["conv_b"], s["bn_rm"], s["bn_rv"], self.eps, s["bn_w"], s["bn_b"],
+                            out_w=self.weight, out_b=self.bias)
+        for k, a in s.items():
+            if a is not None:
+                self.snapshot[k][...] = a
+
+
+class FoldGuard:
+    """The folds of one plan. `refresh()` (before every run) re-folds the pairs whose weights or
+    running statistics changed in place -- load_state_dict, an optimizer step, a `.data[...]`
+    write -- which the identity guards (guards.py) do not see; a replaced array is seen by
+    those and re-traces. Comparing the values costs one read of the pair's weights."""
+
+    def __init__(self, folds=()):
+        self.folds = list(folds)
+        self.refolds = 0
+
+    def refresh(self):
+        for f in self.folds:
+            if f.changed():
+                f.refold()
+                self.refolds += 1
+
+    def __len__(self):
+        return len(self.folds)
+
+
+def _fold_array(v):
+    return None if v is None else v.array
+
+
+def fold_conv_bn(graph, fnodes, keep_ids=(), trainable_ids=()):
+    """Fold each eval-mode BatchNorm (running statistics) into the Conv1d/Conv2d producing its
+    input, when the conv's output has no other reader and is not kept, and none of the pair's
+    weights is in `trainable_ids` (their gradients would need the unfolded graph; the input's
+    gradient is the same through the folded conv). The conv then reads new const Values holding
+    the folded weight and bias and writes the batch norm's output; a relu the batch norm had
+    taken in moves to the conv's epilogue. Returns (new fnodes, notes, FoldGuard).
+
+    The folded conv equals the pair up to float rounding (W * scale is rounded once, before
+    the sum, instead of the sum being scaled): eager and compiled eval outputs agree to float32
+    tolerance, not bit for bit.
+    """
+    readers = _readers(fnodes)
+    producer = {fn.out.id: fn for fn in fnodes}
+    dropped, notes, folds = set(), [], []
+    for bn in fnodes:
+        if bn.cls is not BatchNormFn or bn.args[6] or 3 not in bn.tensor_pos or 4 not in bn.tensor_pos:
+            continue
+        x = bn.args[0]
+        conv = producer.get(x.id)
+        if conv is None or conv.cls not in (Conv1dFn, Conv2dFn) or getattr(conv, "act", "identity") != "identity":
+            continue
+        if len(readers.get(x.id, ())) != 1 or x.id in keep_ids:
+            continue
+        w, b = conv.args[1], (conv.args[2] if 2 in conv.tensor_pos else None)
+        bw = bn.args[1] if 1 in bn.tensor_pos else None
+        bb = bn.args[2] if 2 in bn.tensor_pos else None
+        pair = [v for v in (w, b, bw, bb, bn.args[3], bn.args[4]) if v is not None]
+        if any(v.id in trainable_ids or v.array is None for v in pair):
+            continue
+        sources = {"conv_w": w.array, "conv_b": _fold_array(b), "bn_rm": bn.args[3].array,
+                   "bn_rv": bn.args[4].array, "bn_w": _fold_array(bw), "bn_b": _fold_array(bb)}
+        eps = float(bn.args[8])
+        fw, fb = fold_conv_bn_arrays(sources["conv_w"], sources["conv_b"], sources["bn_rm"], sources["bn_rv"],
+                                     eps, sources["bn_w"], sources["bn_b"])
+        fw, fb = np.ascontiguousarray(fw), np.ascontiguousarray(fb)
+        vw = graph.value(fw.shape, fw.dtype, "const", "folded_weight", array=fw)
+        vb = graph.value(fb.shape, fb.dtype, "const", "folded_bias", array=fb)
+        where = f"{bn.op} (call #{bn.index}) into {conv.op} (call #{conv.index})"
+        folds.append(ConvBNFold(sources, eps, fw, fb, where))
+        conv.args = list(conv.args)
+        conv.args[1], conv.args[2] = vw, vb
+        conv.tensor_pos = sorted(set(conv.tensor_pos) | {2})
+        needs = list(conv.needs) + [False] * (len(conv.args) - len(conv.needs))
+        needs[1] = needs[2] = False
+        conv.needs = tuple(needs)
+        conv.out = bn.out
+        if len(bn.args) > 9 and bn.args[9]:
+            conv.act = "relu"        # the batch-norm kernel's relu, now the conv's epilogue
+        dropped.add(id(bn))
+        notes.append(f"folded {where}: one conv with folded weights (eval, running statistics)")
+    return [fn for fn in fnodes if id(fn) not in dropped], notes, FoldGuard(folds)
 
 
 def fuse_activations(fnodes, keep_ids=()):
