@@ -200,3 +200,13 @@ def test_as_tensor_shares_and_copies_where_torch_does():
     assert y.dtype == np.float64 and x.grad.tolist() == [1.0, 1.0]
     with pytest.raises(Exception, match="cuda"):
         lamina.as_tensor([1.0], device="cuda")
+
+
+def test_dlpack_export_of_a_grad_tensor_raises_buffererror_as_torch():
+    t, tt = lamina.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    for x in (t, tt):
+        with pytest.raises(BufferError, match="detach"):
+            np.from_dlpack(x)
+    with pytest.raises(RuntimeError):
+        t.__dlpack__()
+    assert np.from_dlpack(t.detach()).tolist() == [1.0, 1.0]
