@@ -210,3 +210,17 @@ def test_dlpack_export_of_a_grad_tensor_raises_buffererror_as_torch():
     with pytest.raises(RuntimeError):
         t.__dlpack__()
     assert np.from_dlpack(t.detach()).tolist() == [1.0, 1.0]
+
+
+def test_save_and_load_keep_parameters_parameters_as_torch(tmp_path):
+    lin, tlin = nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    frozen = nn.Parameter(lamina.zeros(3), requires_grad=False)
+    lamina.save({"w": lin.weight, "frozen": frozen, "plain": lin.weight.detach()}, tmp_path / "p.lt")
+    got = lamina.load(tmp_path / "p.lt")
+    torch.save({"w": tlin.weight, "frozen": torch.nn.Parameter(torch.zeros(3), requires_grad=False),
+                "plain": tlin.weight.detach()}, tmp_path / "p.pt")
+    want = torch.load(tmp_path / "p.pt")
+    for key in ("w", "frozen", "plain"):
+        assert isinstance(got[key], nn.Parameter) == isinstance(want[key], torch.nn.Parameter), key
+        assert got[key].requires_grad == want[key].requires_grad, key
+    np.testing.assert_array_equal(got["w"].detach().numpy(), lin.weight.detach().numpy())
