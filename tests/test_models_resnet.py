@@ -83,10 +83,31 @@ def test_cli_recipe_options_parse_and_reject():
     args = cli.build_parser().parse_args(["train", "--model", "resnet", "--schedule", "onecycle",
                                           "--weight-decay", "5e-4"])
     assert (args.schedule, args.weight_decay) == ("onecycle", 5e-4)
-    assert cli.build_parser().parse_args(["train"]).schedule == "cosine"
+    plain = cli.build_parser().parse_args(["train"])
+    cli._resolve_defaults(plain)
+    assert (plain.schedule, plain.weight_decay, plain.width) == ("cosine", 0.0, None)
     for argv in (["train", "--schedule", "linear"], ["train", "--weight-decay", "-1"]):
         with pytest.raises(SystemExit):
             cli.main(argv)
+
+
+def test_cli_resnet_defaults_are_the_fashion_recipe_and_flags_override_them():
+    args = cli.build_parser().parse_args(["train", "--model", "resnet", "--dataset", "fashion-mnist", "--augment"])
+    cli._resolve_defaults(args)
+    assert (args.epochs, args.batch_size, args.lr, args.momentum) == (20, 128, 0.1, 0.9)
+    assert (args.schedule, args.weight_decay, args.width) == ("onecycle", 5e-4, 24)
+    args = cli.build_parser().parse_args(["train", "--model", "resnet", "--width", "8", "--schedule", "step",
+                                          "--weight-decay", "0", "--lr", "0.02"])
+    cli._resolve_defaults(args)
+    assert (args.schedule, args.weight_decay, args.width, args.lr) == ("step", 0.0, 8, 0.02)
+    model = cli._make_model("resnet", args.width)
+    assert tuple(model.stem.weight.shape) == (8, 1, 3, 3)
+    assert tuple(cli._make_model("resnet").stem.weight.shape) == (24, 1, 3, 3)
+
+
+def test_cli_width_is_refused_for_models_without_one(capsys):
+    with pytest.raises(SystemExit, match="--width applies only to --model resnet"):
+        cli.main(["train", "--model", "lenet5", "--width", "8", "--no-download", "--data", "/nonexistent"])
 
 
 def test_cli_trains_resnet_with_schedule_and_weight_decay(tmp_path, capsys):
