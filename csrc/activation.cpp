@@ -103,16 +103,8 @@ bool act_backward_reads_y(Activation kind) {
 }
 
 const char* activation_name(Activation kind) {
-  switch (kind) {
-    case Activation::identity: return "identity";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::softplus: return "softplus";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-    case Activation::step: return "step";
-  }
-  return "?";
+  const int k = static_cast<int>(kind);
+  return valid_activation(k) ? kActivationNames[k] : "?";
 }
 
 template <class T>

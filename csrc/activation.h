@@ -20,10 +20,29 @@
 
 namespace lamina {
 
+// The one list of activation kinds: the enum, its name table, the Python binding
+// (_C.Activation) and every range check are generated from it. Codes are the positions.
+#define LAMINA_ACTIVATIONS(X) X(identity) X(relu) X(leaky_relu) X(softplus) X(sigmoid) X(tanh) X(step)
+
 // Not `Act`: gemm.h's Act is the short list of activations its epilogue can fuse.
 enum class Activation : int {
-  identity = 0, relu = 1, leaky_relu = 2, softplus = 3, sigmoid = 4, tanh = 5, step = 6
+#define LAMINA_ACTIVATION_ENUM(name) name,
+  LAMINA_ACTIVATIONS(LAMINA_ACTIVATION_ENUM)
+#undef LAMINA_ACTIVATION_ENUM
 };
+#define LAMINA_ACTIVATION_ONE(name) +1
+constexpr int kActivationCount = 0 LAMINA_ACTIVATIONS(LAMINA_ACTIVATION_ONE);
+#undef LAMINA_ACTIVATION_ONE
+// Names in code order (activation_name(kind) == kActivationNames[int(kind)]).
+constexpr const char* kActivationNames[] = {
+#define LAMINA_ACTIVATION_NAME(name) #name,
+    LAMINA_ACTIVATIONS(LAMINA_ACTIVATION_NAME)
+#undef LAMINA_ACTIVATION_NAME
+};
+static_assert(sizeof(kActivationNames) / sizeof(kActivationNames[0]) == kActivationCount,
+              "one name per activation kind");
+static_assert(kActivationCount == 7, "an activation kind was added: update act_forward/act_backward's switches");
+inline bool valid_activation(int64_t code) { return code >= 0 && code < kActivationCount; }
 
 // True when act_backward reads y (the forward output) instead of x.
 bool act_backward_reads_y(Activation kind);

@@ -6,6 +6,7 @@
 // so a loss does not depend on the thread count.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 namespace lamina {
 
@@ -32,6 +33,15 @@ int64_t cross_entropy_forward(int64_t N, int64_t C, const T* logits, const int64
 template <class T>
 int64_t cross_entropy_backward(int64_t N, int64_t C, const T* probs, const int64_t* target, T scale,
                                int64_t ignore_index, T* dlogits);
+
+// The one definition of a reduced loss's scale, used by eager (through _C.loss_scale), the
+// graph lowering and the graph executor: 1/count for reduction="mean" (count = the rows not
+// ignored, or the elements), 1 for "sum" and for a mean over nothing.
+inline double loss_scale(bool mean, int64_t count) { return mean && count > 0 ? 1.0 / static_cast<double>(count) : 1.0; }
+// The loss value from its sum: sum * loss_scale; a mean over nothing is NaN, as in PyTorch.
+inline double reduced_loss(double sum, bool mean, int64_t count) {
+  return mean && count == 0 ? std::numeric_limits<double>::quiet_NaN() : sum * loss_scale(mean, count);
+}
 
 // sum_i (x_i - t_i)^2, in double.
 template <class T> double mse_forward(int64_t n, const T* x, const T* t);

@@ -97,9 +97,11 @@ def test_resnet_matches_eager(dtype):
     step = _compare(lamina.models.resnet_mnist, dtype, SGD, batch=2)
     # The residual Add's gradient reaches both branches; one of them reuses dy without a copy.
     assert sum(n.op == "accumulate" for n in step.graph.nodes) >= 2
-    # conv, skip add and global average pool are native; batch norm still runs its eager
-    # Function as a callback (same kernel, so the step stays equal to eager).
-    assert set(step.graph.callbacks) == {"BatchNormFn", "BatchNormFn.backward"}
+    # conv, skip add, global average pool and batch norm are all native (no callback); BN + ReLU
+    # is one batch_norm_forward with the fused ReLU, its backward one instruction masking by y.
+    assert step.graph.callbacks == []
+    bn = [n for n in step.graph.nodes if n.op == "bn_fwd"]
+    assert bn and any(n.attrs["relu"] for n in bn) and any(n.op == "bn_bwd" for n in step.graph.nodes)
     check_plan(step.graph)
 
 
@@ -166,7 +168,7 @@ def test_broadcasting_elementwise_is_native(dtype, executor):
     g = step.graph
     assert g.callbacks == []
     # x + s (cbias), x - s (shift), s - x (1.0 - h), x * s (scale, 0.5)
-    assert {n.attrs["kind"] for n in g.nodes if n.op == "broadcast"} == {0, 1, 2, 3}
+    assert {n.attrs["kind"] for n in g.nodes if n.op == "broadcast"} == {"add", "sub", "rsub", "mul"}
     assert sum(n.op == "reduce_broadcast" for n in g.nodes) >= 4      # cbias, scale (x2), shift
 
 
@@ -261,7 +263,7 @@ def test_unary_and_div_are_native(dtype, executor):
     assert g.callbacks == []
     kinds = {n.attrs["kind"] for n in g.nodes if n.op == "unary"}
     assert kinds == {"neg", "exp", "log", "sin", "cos", "abs", "sign"}     # sign: Abs' backward
-    assert any(n.op == "div" for n in g.nodes) and any(n.op == "broadcast" and n.attrs["kind"] == 4
+    assert any(n.op == "div" for n in g.nodes) and any(n.op == "broadcast" and n.attrs["kind"] == "div"
                                                        for n in g.nodes)
 
 
@@ -513,10 +515,13 @@ def test_inference_compile(executor):
 
 
 # ---------------------------------------------------------------- the C++ program directly
+def _relu_instr(n):
+    return _C.GraphInstr(_C.OpCode.ACT_FORWARD, _C.DType.FLOAT32, [0, 1], _C.ActAttrs(n=n, kind=_C.Activation.RELU))
+
+
 def test_graph_program_validates_and_checks_inputs():
-    ops = _C.GRAPH_OPS
     # y = relu(x) over 4 floats: slot 0 input, slot 1 arena.
-    prog = _C.GraphProgram([(ops["act_forward"], "float32", [0, 1], [4, 1], [0.01], [])], 2, 0)
+    prog = _C.GraphProgram([_relu_instr(4)], 2, 0)
     arena = np.zeros(64, np.uint8)
     prog.set_arena(arena, [1], [0], [16])
     prog.set_inputs([0], ["float32"], [16])
@@ -527,7 +532,7 @@ def test_graph_program_validates_and_checks_inputs():
     with pytest.raises(ValueError, match="expected 16 bytes"):
         prog.run([np.zeros(5, np.float32)], np.zeros(0), None)
     # A buffer too small for what the op touches is refused before anything runs.
-    bad = _C.GraphProgram([(ops["act_forward"], "float32", [0, 1], [8, 1], [0.01], [])], 2, 0)
+    bad = _C.GraphProgram([_relu_instr(8)], 2, 0)
     bad.set_arena(arena, [1], [0], [16])
     bad.set_inputs([0], ["float32"], [32])
     with pytest.raises(ValueError, match=r"instruction 0 \(act_forward\): slot\[1\]: buffer holds 16 bytes"):
@@ -536,10 +541,14 @@ def test_graph_program_validates_and_checks_inputs():
         prog.set_arena(arena, [1], [60], [16])
 
 
-def _conv_prog(conv, act=0, x_bytes=None, arena=None):
-    ops = _C.GRAPH_OPS
+_CONV_FIELDS = ("N", "C", "H", "W", "K", "KH", "KW", "stride_h", "stride_w", "pad_h", "pad_w", "dil_h", "dil_w",
+                "groups")
+
+
+def _conv_prog(conv, act=_C.Activation.IDENTITY, x_bytes=None, arena=None):
     N, C, H, W, K, KH, KW = conv[:7]
-    prog = _C.GraphProgram([(ops["conv2d_forward"], "float32", [0, 1, -1, 2], list(conv) + [act], [0.0], [])], 3, 0)
+    attrs = _C.ConvAttrs(params=_C.ConvParams(**dict(zip(_CONV_FIELDS, conv))), act=act, negative_slope=0.0)
+    prog = _C.GraphProgram([_C.GraphInstr(_C.OpCode.CONV2D_FORWARD, _C.DType.FLOAT32, [0, 1, -1, 2], attrs)], 3, 0)
     arena = np.zeros(1 << 16, np.uint8) if arena is None else arena
     prog.set_arena(arena, [2], [0], [4096])
     prog.set_slot(1, np.ones((K, C, KH, KW), np.float32))
@@ -551,14 +560,14 @@ def _conv_prog(conv, act=0, x_bytes=None, arena=None):
 def test_graph_program_rejects_bad_conv_and_pool_programs():
     good = (2, 1, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1)
     arena = np.zeros(1 << 16, np.uint8)
-    prog, x = _conv_prog(good, act=1, arena=arena)
+    prog, x = _conv_prog(good, act=_C.Activation.RELU, arena=arena)
     prog.run([x], np.zeros(0), None)                              # the sane program runs, and right:
     # ones * ones, 3x3, pad 1, through ReLU: each output counts the window's in-bounds cells.
     inside = np.pad(np.ones((5, 5)), 1)
     counts = sum(inside[a:a + 5, b:b + 5] for a in range(3) for b in range(3))
     y = arena[:2 * 3 * 25 * 4].view(np.float32).reshape(2, 3, 5, 5)
     np.testing.assert_array_equal(y, np.broadcast_to(counts, (2, 3, 5, 5)))
-    bad = {7: (0, "stride"), 9: (1 << 40, r"i\[9\]: expected a value in \[0, 2\^31\)"),
+    bad = {7: (0, "stride"), 9: (1 << 40, r"pad_h: expected a value in \[0, 2\^31\)"),
            5: (99, "kernel is larger than the padded input"), 13: (2, "divisible by groups")}
     for k, (val, msg) in bad.items():
         conv = list(good)
@@ -569,13 +578,12 @@ def test_graph_program_rejects_bad_conv_and_pool_programs():
     prog, x = _conv_prog(good, x_bytes=4 * 2 * 25 - 4)             # x one element short
     with pytest.raises(ValueError, match=r"slot\[0\]: buffer holds 196 bytes, the op touches 200"):
         prog.run([x], np.zeros(0), None)
-    prog, x = _conv_prog(good, act=12)
+    prog, x = _conv_prog(good, act=_C.Activation(12))
     with pytest.raises(ValueError, match="activation kind out of range"):
         prog.run([x], np.zeros(0), None)
     # max-pool indices are int64: a float-sized index buffer is refused before anything runs.
-    ops = _C.GRAPH_OPS
-    pool = [1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, 0, 0, 0]
-    p = _C.GraphProgram([(ops["max_pool2d_forward"], "float32", [0, 1, 2], pool, [], [])], 3, 0)
+    pool = _C.PoolAttrs(params=_C.PoolParams(N=1, C=1, H=4, W=4, KH=2, KW=2, stride_h=2, stride_w=2))
+    p = _C.GraphProgram([_C.GraphInstr(_C.OpCode.MAX_POOL2D_FORWARD, _C.DType.FLOAT32, [0, 1, 2], pool)], 3, 0)
     arena = np.zeros(256, np.uint8)
     p.set_arena(arena, [1, 2], [0, 64], [16, 16])
     p.set_inputs([0], ["float32"], [64])
@@ -584,8 +592,7 @@ def test_graph_program_rejects_bad_conv_and_pool_programs():
 
 
 def test_graph_program_callback_errors_propagate():
-    ops = _C.GRAPH_OPS
-    prog = _C.GraphProgram([(ops["callback"], "float32", [], [0], [], [])], 0, 0)
+    prog = _C.GraphProgram([_C.GraphInstr(_C.OpCode.CALLBACK, _C.DType.FLOAT32, [], _C.CallbackAttrs(id=0))], 0, 0)
     prog.set_inputs([], [], [])
     seen = []
     prog.run([], np.zeros(0), seen.append)

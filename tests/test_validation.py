@@ -407,18 +407,27 @@ CASES = [
     ("GraphProgram n_slots -1", ValueError, r"^n_slots: expected >= 0, got -1", lambda: _C.GraphProgram([], -1, 0)),
     ("GraphProgram unknown op", ValueError, r"unknown op code 99",
      lambda: (lambda g: (g.set_slot(0, z(4, dtype=f32)), g.run([], np.zeros(0))))(
-         _C.GraphProgram([(99, "float32", [0], [], [], [])], 1, 0))),
+         _C.GraphProgram([_C.GraphInstr(_C.OpCode(99), _C.DType.FLOAT32, [0], _C.FillAttrs(n=4))], 1, 0))),
+    ("GraphProgram attrs of another op", ValueError, r"attrs: expected FillAttrs, got ElementwiseAttrs",
+     lambda: (lambda g: (g.set_slot(0, z(4, dtype=f32)), g.run([], np.zeros(0))))(
+         _C.GraphProgram([_C.GraphInstr(_C.OpCode.FILL, _C.DType.FLOAT32, [0], _C.ElementwiseAttrs(n=4))], 1, 0))),
+    ("GraphProgram instruction not a GraphInstr", TypeError, r"^instrs\[0\]: expected a GraphInstr, got tuple",
+     lambda: _C.GraphProgram([(6, "float32", [0], [4], [1.0], [])], 1, 0)),
+    ("GraphInstr unknown attrs field", TypeError, r"^GemmAttrs: unknown field 'transA'",
+     lambda: _C.GemmAttrs(transA=True)),
+    ("GraphInstr attrs field of the wrong type", TypeError, r"^ActAttrs.kind: cannot take a value of type int",
+     lambda: _C.ActAttrs(kind=1)),
     ("GraphProgram arena region wraps int64", ValueError,
      r"^offsets\[0\]: region of 4611686018427387904 bytes at offset 4611686018427387904 lies outside",
-     lambda: _C.GraphProgram([(6, "float32", [0], [4], [1.0], [])], 1, 0).set_arena(
-         np.zeros(16, np.uint8), [0], [2 ** 62], [2 ** 62])),
+     lambda: _C.GraphProgram([_C.GraphInstr(_C.OpCode.FILL, _C.DType.FLOAT32, [0], _C.FillAttrs(n=4, value=1.0))],
+                             1, 0).set_arena(np.zeros(16, np.uint8), [0], [2 ** 62], [2 ** 62])),
     ("GraphProgram slot out of range", ValueError, r"^slot: expected an index in \[0, 1\), got 3",
      lambda: _C.GraphProgram([], 1, 0).set_slot(3, z(2))),
     ("GraphProgram op size overflows", ValueError, r"slot\[0\]: buffer holds 16 bytes",
      lambda: (lambda g: (g.set_slot(0, z(4, dtype=f32)), g.set_slot(1, z(4, dtype=f32)),
                          g.set_slot(2, z(4, dtype=f32)), g.run([], np.zeros(0))))(
-         _C.GraphProgram([(0, "float32", [0, 1, 2, -1], [0, 0, 2 ** 32, 2 ** 32, 2 ** 32, 0, 0], [1.0, 0.0], [])],
-                         3, 0))),
+         _C.GraphProgram([_C.GraphInstr(_C.OpCode.GEMM, _C.DType.FLOAT32, [0, 1, 2, -1],
+                                        _C.GemmAttrs(M=2 ** 32, N=2 ** 32, K=2 ** 32))], 3, 0))),
     # ---------------------------------------------------------------- public API: tensors, ops
     ("tensor from strings", TypeError, r"^data: cannot make a tensor from dtype <U1",
      lambda: lamina.tensor(["a", "b"])),

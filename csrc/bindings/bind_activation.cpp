@@ -2,6 +2,7 @@
 #include <string>
 
 #include "activation.h"
+#include "bind_enums.h"
 #include "common.h"
 
 namespace py = pybind11;
@@ -12,15 +13,12 @@ namespace {
 // Elementwise kernels may write over an input element by element (same buffer), never a
 // partially overlapping one.
 lamina::Activation parse_kind(const std::string& s) {
-  using A = lamina::Activation;
-  if (s == "identity") return A::identity;
-  if (s == "relu") return A::relu;
-  if (s == "leaky_relu") return A::leaky_relu;
-  if (s == "softplus") return A::softplus;
-  if (s == "sigmoid") return A::sigmoid;
-  if (s == "tanh") return A::tanh;
-  if (s == "step") return A::step;
-  value_error("kind: expected one of identity, relu, leaky_relu, softplus, sigmoid, tanh, step; got '", s, "'");
+  std::string all;
+  for (int k = 0; k < lamina::kActivationCount; ++k) {
+    if (s == lamina::kActivationNames[k]) return static_cast<lamina::Activation>(k);
+    all += (k ? ", " : "") + std::string(lamina::kActivationNames[k]);
+  }
+  value_error("kind: expected one of ", all, "; got '", s, "'");
 }
 
 // (rows, F) view of an array of shape (..., F); ndim >= 1.
@@ -43,6 +41,8 @@ void ncs(const py::array& a, const char* name, int64_t& N, int64_t& C, int64_t& 
 }  // namespace
 
 void bind_activation(py::module_& m) {
+  bind_enum<lamina::Activation>(m, "Activation", lamina::kActivationCount, &lamina::activation_name,
+                                "Activation kinds, as csrc/activation.h lists them (the graph's act attributes).");
   m.def(
       "act_forward",
       [](const std::string& kind, const py::array& x, const py::array& y, double negative_slope) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bind_enums.h"
 #include "common.h"
 #include "graph.h"
 
@@ -16,11 +17,22 @@ namespace lg = lamina::graph;
 
 namespace {
 
-lg::DType parse_dtype(const std::string& s, const char* name) {
-  if (s == "float32") return lg::DType::f32;
-  if (s == "float64") return lg::DType::f64;
-  if (s == "int64") return lg::DType::i64;
-  value_error(name, ": expected 'float32', 'float64' or 'int64', got '", s, "'");
+// Slot indices of one instruction: at most kSlots, each -1 or a (32-bit) slot number.
+void set_slots(lg::Instr& in, const std::vector<int64_t>& slots) {
+  if (slots.size() > static_cast<size_t>(lg::kSlots))
+    value_error("slots: at most ", lg::kSlots, " values, got ", slots.size());
+  for (int k = 0; k < lg::kSlots; ++k) in.slot[k] = -1;
+  for (size_t k = 0; k < slots.size(); ++k) {
+    // A slot index that does not fit the narrower field would wrap into a valid-looking one.
+    if (slots[k] < -1 || slots[k] > INT32_MAX) value_error("slots[", k, "]: value ", slots[k], " out of range");
+    in.slot[k] = static_cast<int32_t>(slots[k]);
+  }
+}
+
+std::vector<int64_t> slots_of(const lg::Instr& in) {
+  int n = lg::kSlots;
+  while (n > 0 && in.slot[n - 1] < 0) --n;
+  return std::vector<int64_t>(in.slot, in.slot + n);
 }
 
 class GraphProgram {
@@ -30,19 +42,10 @@ class GraphProgram {
         keep_(static_cast<size_t>(n_slots)), n_scalars_(n_scalars) {
     if (n_scalars < 0) value_error("n_scalars: expected >= 0, got ", n_scalars);
     for (size_t k = 0; k < instrs.size(); ++k) {
-      auto t = instrs[k].cast<py::tuple>();
-      if (t.size() != 6)
-        value_error("instrs[", k, "]: expected (op, dtype, slots, ints, floats, scalars), got ", t.size(), " items");
-      lg::Instr in;
-      in.op = static_cast<lg::Op>(t[0].cast<int32_t>());
-      in.dtype = parse_dtype(t[1].cast<std::string>(), "dtype");
-      fill(t[2].cast<std::vector<int64_t>>(), in.slot, lg::kSlots, k, "slots");
-      fill(t[3].cast<std::vector<int64_t>>(), in.i, lg::kInts, k, "ints");
-      auto fl = t[4].cast<std::vector<double>>();
-      if (fl.size() > lg::kFloats) value_error("instrs[", k, "].floats: at most ", lg::kFloats, " values");
-      for (size_t j = 0; j < fl.size(); ++j) in.f[j] = fl[j];
-      fill(t[5].cast<std::vector<int64_t>>(), in.sc, lg::kScalars, k, "scalars");
-      prog_.push_back(in);
+      py::handle item = instrs[k];
+      if (!py::isinstance<lg::Instr>(item))
+        type_error("instrs[", k, "]: expected a GraphInstr, got ", std::string(py::str(py::type::of(item).attr("__name__"))));
+      prog_.push_back(item.cast<const lg::Instr&>());
     }
   }
 
@@ -168,17 +171,6 @@ class GraphProgram {
     return static_cast<size_t>(n);
   }
 
-  template <class D>
-  static void fill(const std::vector<int64_t>& v, D* dst, int cap, size_t k, const char* what) {
-    if (static_cast<int>(v.size()) > cap) value_error("instrs[", k, "].", what, ": at most ", cap, " values");
-    for (size_t j = 0; j < v.size(); ++j) {
-      // A slot index that does not fit the narrower field would wrap into a valid-looking one.
-      if (static_cast<int64_t>(static_cast<D>(v[j])) != v[j])
-        value_error("instrs[", k, "].", what, "[", j, "]: value ", v[j], " out of range");
-      dst[j] = static_cast<D>(v[j]);
-    }
-  }
-
   void check_slot(int64_t s) const {
     if (s < 0 || s >= static_cast<int64_t>(slots_.size()))
       value_error("slot: expected an index in [0, ", slots_.size(), "), got ", s);
@@ -196,9 +188,135 @@ class GraphProgram {
   bool validated_ = false;
 };
 
+
+void bind_attrs(py::module_& m) {
+  AttrsBinding<lamina::ConvParams>(m, "ConvParams", "Convolution sizes (NCHW; csrc/conv.h).")
+      .field("N", &lamina::ConvParams::N).field("C", &lamina::ConvParams::C).field("H", &lamina::ConvParams::H)
+      .field("W", &lamina::ConvParams::W).field("K", &lamina::ConvParams::K).field("KH", &lamina::ConvParams::KH)
+      .field("KW", &lamina::ConvParams::KW).field("stride_h", &lamina::ConvParams::stride_h)
+      .field("stride_w", &lamina::ConvParams::stride_w).field("pad_h", &lamina::ConvParams::pad_h)
+      .field("pad_w", &lamina::ConvParams::pad_w).field("dil_h", &lamina::ConvParams::dil_h)
+      .field("dil_w", &lamina::ConvParams::dil_w).field("groups", &lamina::ConvParams::groups)
+      .done();
+  AttrsBinding<lamina::PoolParams>(m, "PoolParams", "Pooling window sizes (NCHW; csrc/pool.h).")
+      .field("N", &lamina::PoolParams::N).field("C", &lamina::PoolParams::C).field("H", &lamina::PoolParams::H)
+      .field("W", &lamina::PoolParams::W).field("KH", &lamina::PoolParams::KH).field("KW", &lamina::PoolParams::KW)
+      .field("stride_h", &lamina::PoolParams::stride_h).field("stride_w", &lamina::PoolParams::stride_w)
+      .field("pad_h", &lamina::PoolParams::pad_h).field("pad_w", &lamina::PoolParams::pad_w)
+      .field("dil_h", &lamina::PoolParams::dil_h).field("dil_w", &lamina::PoolParams::dil_w)
+      .field("ceil_mode", &lamina::PoolParams::ceil_mode)
+      .done();
+  AttrsBinding<lg::GemmAttrs>(m, "GemmAttrs", "gemm: C = alpha op(A) op(B) + beta C, then bias and act.")
+      .field("trans_a", &lg::GemmAttrs::trans_a).field("trans_b", &lg::GemmAttrs::trans_b)
+      .field("M", &lg::GemmAttrs::M).field("N", &lg::GemmAttrs::N).field("K", &lg::GemmAttrs::K)
+      .field("act", &lg::GemmAttrs::act).field("bias_axis", &lg::GemmAttrs::bias_axis)
+      .field("alpha", &lg::GemmAttrs::alpha).field("beta", &lg::GemmAttrs::beta)
+      .done();
+  AttrsBinding<lg::ActAttrs>(m, "ActAttrs", "act_forward / act_backward over n elements.")
+      .field("n", &lg::ActAttrs::n).field("kind", &lg::ActAttrs::kind)
+      .field("negative_slope", &lg::ActAttrs::negative_slope)
+      .done();
+  AttrsBinding<lg::BiasGradAttrs>(m, "BiasGradAttrs", "bias_grad_rows: db (F) = column sums of dy (N, F).")
+      .field("N", &lg::BiasGradAttrs::N).field("F", &lg::BiasGradAttrs::F)
+      .done();
+  AttrsBinding<lg::CrossEntropyAttrs>(m, "CrossEntropyAttrs", "ce_forward / ce_backward over (N, C) logits.")
+      .field("N", &lg::CrossEntropyAttrs::N).field("C", &lg::CrossEntropyAttrs::C)
+      .field("ignore_index", &lg::CrossEntropyAttrs::ignore_index).field("mean", &lg::CrossEntropyAttrs::mean)
+      .done();
+  AttrsBinding<lg::FillAttrs>(m, "FillAttrs", "fill: y[:n] = value.")
+      .field("n", &lg::FillAttrs::n).field("value", &lg::FillAttrs::value)
+      .done();
+  AttrsBinding<lg::ElementwiseAttrs>(m, "ElementwiseAttrs", "add, sub, mul, div, copy, accumulate over n elements.")
+      .field("n", &lg::ElementwiseAttrs::n)
+      .done();
+  AttrsBinding<lg::UnaryAttrs>(m, "UnaryAttrs", "unary: y = kind(x) over n elements.")
+      .field("n", &lg::UnaryAttrs::n).field("kind", &lg::UnaryAttrs::kind)
+      .done();
+  AttrsBinding<lg::ScaleAttrs>(m, "ScaleAttrs", "scale: y = alpha x over n elements.")
+      .field("n", &lg::ScaleAttrs::n).field("alpha", &lg::ScaleAttrs::alpha)
+      .done();
+  AttrsBinding<lg::SgdAttrs>(m, "SgdAttrs", "sgd over n elements; the rest are runtime scalar-table indices.")
+      .field("n", &lg::SgdAttrs::n).field("lr", &lg::SgdAttrs::lr).field("momentum", &lg::SgdAttrs::momentum)
+      .field("dampening", &lg::SgdAttrs::dampening).field("weight_decay", &lg::SgdAttrs::weight_decay)
+      .field("nesterov", &lg::SgdAttrs::nesterov).field("first_step", &lg::SgdAttrs::first_step)
+      .done();
+  AttrsBinding<lg::AdamAttrs>(m, "AdamAttrs", "adam over n elements; lr..step are runtime scalar-table indices.")
+      .field("n", &lg::AdamAttrs::n).field("decoupled", &lg::AdamAttrs::decoupled)
+      .field("amsgrad", &lg::AdamAttrs::amsgrad).field("lr", &lg::AdamAttrs::lr).field("beta1", &lg::AdamAttrs::beta1)
+      .field("beta2", &lg::AdamAttrs::beta2).field("eps", &lg::AdamAttrs::eps)
+      .field("weight_decay", &lg::AdamAttrs::weight_decay).field("step", &lg::AdamAttrs::step)
+      .done();
+  AttrsBinding<lg::CallbackAttrs>(m, "CallbackAttrs", "callback: the caller runs callback `id`.")
+      .field("id", &lg::CallbackAttrs::id)
+      .done();
+  AttrsBinding<lg::ConvAttrs>(m, "ConvAttrs", "conv2d_forward / conv2d_backward; act applies to the forward output.")
+      .field("params", &lg::ConvAttrs::params).field("act", &lg::ConvAttrs::act)
+      .field("negative_slope", &lg::ConvAttrs::negative_slope)
+      .done();
+  AttrsBinding<lg::PoolAttrs>(m, "PoolAttrs", "max / average pooling; the last two fields: average pooling only.")
+      .field("params", &lg::PoolAttrs::params).field("count_include_pad", &lg::PoolAttrs::count_include_pad)
+      .field("divisor_override", &lg::PoolAttrs::divisor_override)
+      .done();
+  AttrsBinding<lg::AdaptivePoolAttrs>(m, "AdaptivePoolAttrs", "adaptive average pooling (N, C, H, W) -> (N, C, OH, OW).")
+      .field("N", &lg::AdaptivePoolAttrs::N).field("C", &lg::AdaptivePoolAttrs::C).field("H", &lg::AdaptivePoolAttrs::H)
+      .field("W", &lg::AdaptivePoolAttrs::W).field("OH", &lg::AdaptivePoolAttrs::OH)
+      .field("OW", &lg::AdaptivePoolAttrs::OW)
+      .done();
+  AttrsBinding<lg::BroadcastAttrs>(m, "BroadcastAttrs", "broadcast: y (outer, mid, inner) = x kind s (mid).")
+      .field("outer", &lg::BroadcastAttrs::outer).field("mid", &lg::BroadcastAttrs::mid)
+      .field("inner", &lg::BroadcastAttrs::inner).field("kind", &lg::BroadcastAttrs::kind)
+      .done();
+  AttrsBinding<lg::ReduceBroadcastAttrs>(m, "ReduceBroadcastAttrs", "reduce_broadcast: ds (mid) = alpha sum dy (* x).")
+      .field("outer", &lg::ReduceBroadcastAttrs::outer).field("mid", &lg::ReduceBroadcastAttrs::mid)
+      .field("inner", &lg::ReduceBroadcastAttrs::inner).field("alpha", &lg::ReduceBroadcastAttrs::alpha)
+      .done();
+  AttrsBinding<lg::PointwiseLossAttrs>(m, "PointwiseLossAttrs", "loss_forward / loss_backward: scale * sum over n.")
+      .field("n", &lg::PointwiseLossAttrs::n).field("kind", &lg::PointwiseLossAttrs::kind)
+      .field("scale", &lg::PointwiseLossAttrs::scale)
+      .done();
+  AttrsBinding<lg::BatchNormAttrs>(m, "BatchNormAttrs", "batch_norm_forward / batch_norm_backward over x (N, C, S).")
+      .field("N", &lg::BatchNormAttrs::N).field("C", &lg::BatchNormAttrs::C).field("S", &lg::BatchNormAttrs::S)
+      .field("training", &lg::BatchNormAttrs::training).field("relu", &lg::BatchNormAttrs::relu)
+      .field("cumulative_average", &lg::BatchNormAttrs::cumulative_average)
+      .field("momentum", &lg::BatchNormAttrs::momentum).field("eps", &lg::BatchNormAttrs::eps)
+      .done();
+}
+
 }  // namespace
 
 void bind_graph(py::module_& m) {
+  bind_enum<lg::Op>(m, "OpCode", lg::kOpCount, &lg::op_name, "Graph instruction codes (csrc/graph.h).");
+  bind_enum<lg::DType>(m, "DType", lg::kDTypeCount, &lg::dtype_name, "Element types of graph operands.");
+  bind_enum<lg::UnaryKind>(m, "UnaryKind", lg::kUnaryKindCount, &lg::unary_kind_name, "Kinds of the unary instruction.");
+  bind_enum<lg::BroadcastKind>(m, "BroadcastKind", lg::kBroadcastKindCount, &lg::broadcast_kind_name,
+                               "Kinds of the broadcast instruction (RSUB: s - x).");
+  bind_enum<lg::LossKind>(m, "LossKind", lg::kLossKindCount, &lg::loss_kind_name, "Pointwise loss kinds.");
+  py::enum_<lamina::BiasAxis>(m, "BiasAxis", "Which axis of C a GEMM bias runs along.")
+      .value("NONE", lamina::BiasAxis::none)
+      .value("PER_ROW", lamina::BiasAxis::per_row)
+      .value("PER_COL", lamina::BiasAxis::per_col);
+  bind_attrs(m);
+
+  py::class_<lg::Instr>(m, "GraphInstr", "One graph instruction: op code, dtype, slot indices and its attrs struct.")
+      .def(py::init([](lg::Op op, lg::DType dtype, const std::vector<int64_t>& slots, const lg::Attrs& attrs) {
+             lg::Instr in;
+             in.op = op;
+             in.dtype = dtype;
+             set_slots(in, slots);
+             in.attrs = attrs;
+             return in;
+           }),
+           py::arg("op"), py::arg("dtype"), py::arg("slots"), py::arg("attrs"))
+      .def_readonly("op", &lg::Instr::op)
+      .def_readonly("dtype", &lg::Instr::dtype)
+      .def_property_readonly("slots", &slots_of)
+      .def_readonly("attrs", &lg::Instr::attrs)
+      .def("__repr__", [](const py::object& self) {
+        return "GraphInstr(" + std::string(py::str(self.attr("op"))) + ", " + std::string(py::str(self.attr("dtype"))) +
+               ", slots=" + std::string(py::repr(self.attr("slots"))) + ", attrs=" +
+               std::string(py::repr(self.attr("attrs"))) + ")";
+      });
+
   py::class_<GraphProgram>(m, "GraphProgram",
                            "A planned step: instructions over buffer slots, run in one call (see csrc/graph.h).")
       .def(py::init<const py::list&, int64_t, int64_t>(), py::arg("instrs"), py::arg("n_slots"),
@@ -209,15 +327,4 @@ void bind_graph(py::module_& m) {
       .def("set_inputs", &GraphProgram::set_inputs, py::arg("slots"), py::arg("dtypes"), py::arg("nbytes"))
       .def("run", &GraphProgram::run, py::arg("inputs"), py::arg("scalars"), py::arg("callback") = py::none())
       .def("__len__", &GraphProgram::size);
-  m.attr("GRAPH_OPS") = py::dict(
-      py::arg("gemm") = 0, py::arg("act_forward") = 1, py::arg("act_backward") = 2,
-      py::arg("bias_grad_rows") = 3, py::arg("ce_forward") = 4, py::arg("ce_backward") = 5,
-      py::arg("fill") = 6, py::arg("add") = 7, py::arg("sub") = 8, py::arg("mul") = 9,
-      py::arg("scale") = 10, py::arg("copy") = 11, py::arg("accumulate") = 12, py::arg("sgd") = 13,
-      py::arg("adam") = 14, py::arg("callback") = 15, py::arg("conv2d_forward") = 16,
-      py::arg("conv2d_backward") = 17, py::arg("max_pool2d_forward") = 18, py::arg("max_pool2d_backward") = 19,
-      py::arg("avg_pool2d_forward") = 20, py::arg("avg_pool2d_backward") = 21,
-      py::arg("adaptive_avg_pool2d_forward") = 22, py::arg("adaptive_avg_pool2d_backward") = 23,
-      py::arg("broadcast") = 24, py::arg("reduce_broadcast") = 25, py::arg("div") = 26, py::arg("unary") = 27,
-      py::arg("loss_forward") = 28, py::arg("loss_backward") = 29);
 }

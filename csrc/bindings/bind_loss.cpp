@@ -150,6 +150,21 @@ void bind_loss(py::module_& m) {
       py::arg("y"), py::arg("dy"), py::arg("dx").noconvert(),
       "dx = dy - exp(y) * sum(dy, axis=1, keepdims=True); dx may be dy or y itself.");
 
+  m.def("loss_scale", &lamina::loss_scale, py::arg("mean"), py::arg("count"),
+        R"doc(The factor a summed loss is multiplied by: 1/count for a mean (count > 0), else 1.
+
+>>> from lamina import _C
+>>> _C.loss_scale(True, 4), _C.loss_scale(False, 4), _C.loss_scale(True, 0)
+(0.25, 1.0, 1.0)
+)doc");
+  m.def("reduced_loss", &lamina::reduced_loss, py::arg("sum"), py::arg("mean"), py::arg("count"),
+        R"doc(The loss value from its sum: sum * loss_scale(mean, count); NaN for a mean over nothing.
+
+>>> from lamina import _C
+>>> _C.reduced_loss(3.0, True, 2), _C.reduced_loss(3.0, False, 2)
+(1.5, 3.0)
+)doc");
+
   m.def(
       "cross_entropy_forward",
       [](const py::array& logits, const py::array& target, const py::array& probs, int64_t ignore_index,

@@ -20,16 +20,26 @@ using namespace lamina;
 using graph::Instr;
 using graph::Op;
 
-static Instr make(Op op, std::vector<int32_t> slots, std::vector<int64_t> ints, std::vector<double> fl = {},
-                  std::vector<int32_t> sc = {}) {
+static Instr make(Op op, std::vector<int32_t> slots, graph::Attrs attrs) {
   Instr in;
   in.op = op;
   in.dtype = graph::DType::f32;
   for (size_t k = 0; k < slots.size(); ++k) in.slot[k] = slots[k];
-  for (size_t k = 0; k < ints.size(); ++k) in.i[k] = ints[k];
-  for (size_t k = 0; k < fl.size(); ++k) in.f[k] = fl[k];
-  for (size_t k = 0; k < sc.size(); ++k) in.sc[k] = sc[k];
+  in.attrs = attrs;
   return in;
+}
+
+static graph::ConvAttrs conv_attrs(const ConvParams& p, Activation act = Activation::identity) {
+  graph::ConvAttrs a;
+  a.params = p;
+  a.act = act;
+  return a;
+}
+
+static graph::PoolAttrs pool_attrs(const PoolParams& p) {
+  graph::PoolAttrs a;
+  a.params = p;
+  return a;
 }
 
 static void conv_pool_programs() {
@@ -64,15 +74,13 @@ static void conv_pool_programs() {
   std::vector<void*> slots = {x.data(), w.data(), b.data(), gy.data(), gp.data(), gidx.data(), dyp.data(),
                               gdr.data(), gdx.data(), gdw.data(), gdb.data()};
   std::vector<int64_t> bytes = {xs * 4, ws * 4, cp.K * 4, ys * 4, ps * 4, ps * 8, ps * 4, ys * 4, xs * 4, ws * 4, cp.K * 4};
-  const std::vector<int64_t> conv = {cp.N, cp.C, cp.H, cp.W, cp.K, 3, 3, 1, 1, 1, 1, 1, 1, 1};
-  const std::vector<int64_t> pool = {pp.N, pp.C, OH, OW, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0};
-  auto with = [](std::vector<int64_t> v, int64_t extra) { v.push_back(extra); return v; };
+  const graph::PoolAttrs pool = pool_attrs(pp);
   std::vector<Instr> prog = {
-      make(Op::conv2d_forward, {0, 1, 2, 3}, with(conv, static_cast<int64_t>(Activation::relu)), {0.01}),
+      make(Op::conv2d_forward, {0, 1, 2, 3}, conv_attrs(cp, Activation::relu)),
       make(Op::max_pool2d_forward, {3, 4, 5}, pool),
       make(Op::max_pool2d_backward, {6, 5, 7}, pool),
-      make(Op::act_backward, {3, 7, 7}, {ys, static_cast<int64_t>(Activation::relu)}, {0.01}),
-      make(Op::conv2d_backward, {0, 1, 7, 8, 9, 10}, conv),
+      make(Op::act_backward, {3, 7, 7}, graph::ActAttrs{ys, Activation::relu, 0.01}),
+      make(Op::conv2d_backward, {0, 1, 7, 8, 9, 10}, conv_attrs(cp)),
   };
   const std::string v = graph::validate(prog, bytes, 0);
   CHECK_MSG(v.empty(), v.c_str());
@@ -94,7 +102,7 @@ static void conv_pool_programs() {
   adaptive_avg_pool2d_backward<float>(cp.N, cp.K, OH, OW, 2, 1, dyp.data(), dxad.data());
   std::vector<void*> s2 = {r.data(), ga.data(), gad.data(), dyp.data(), gdxa.data(), gdxad.data()};
   std::vector<int64_t> b2 = {ys * 4, ps * 4, cp.N * cp.K * 2 * 4, ps * 4, ys * 4, ys * 4};
-  const std::vector<int64_t> ad = {cp.N, cp.K, OH, OW, 2, 1};
+  const graph::AdaptivePoolAttrs ad{cp.N, cp.K, OH, OW, 2, 1};
   std::vector<Instr> p2 = {make(Op::avg_pool2d_forward, {0, 1}, pool), make(Op::avg_pool2d_backward, {3, 4}, pool),
                            make(Op::adaptive_avg_pool2d_forward, {0, 2}, ad),
                            make(Op::adaptive_avg_pool2d_backward, {3, 5}, ad)};
@@ -108,26 +116,31 @@ static void conv_pool_programs() {
 
   // validation: every bad attribute is a message, never a crash (stride 0 would divide by 0)
   auto msg = [&](std::vector<Instr> pr) { return graph::validate(pr, bytes, 0); };
-  std::vector<int64_t> c0 = with(conv, 0);
-  c0[7] = 0;
+  graph::ConvAttrs c0 = conv_attrs(cp);
+  c0.params.stride_h = 0;
   CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, c0)}).find("stride") != std::string::npos);
-  c0 = with(conv, 0);
-  c0[9] = int64_t(1) << 40;
-  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, c0)}).find("i[9]") != std::string::npos);
-  c0 = with(conv, 0);
-  c0[0] = 3;   // one more image than x holds
+  c0 = conv_attrs(cp);
+  c0.params.pad_h = int64_t(1) << 40;
+  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, c0)}).find("pad_h: expected a value in") != std::string::npos);
+  c0 = conv_attrs(cp);
+  c0.params.N = 3;   // one more image than x holds
   CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, c0)}).find("slot[0]: buffer holds") != std::string::npos);
-  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, with(conv, 9))}).find("activation") != std::string::npos);
-  CHECK(msg({make(Op::conv2d_forward, {-1, 1, 2, 3}, with(conv, 0))}).find("required") != std::string::npos);
-  std::vector<int64_t> q = pool;
-  q[4] = 1000;   // window larger than the input
+  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, conv_attrs(cp, static_cast<Activation>(9)))}).find("activation") !=
+        std::string::npos);
+  CHECK(msg({make(Op::conv2d_forward, {-1, 1, 2, 3}, conv_attrs(cp))}).find("required") != std::string::npos);
+  // an op carrying another family's attributes is refused, naming both structs
+  CHECK(msg({make(Op::conv2d_forward, {0, 1, 2, 3}, pool)}).find("attrs: expected ConvAttrs, got PoolAttrs") !=
+        std::string::npos);
+  graph::PoolAttrs q = pool;
+  q.params.KH = 1000;   // window larger than the input
   CHECK(msg({make(Op::max_pool2d_forward, {3, 4, 5}, q)}).find("pool params") != std::string::npos);
   // int64 indices need 8 bytes per output: a float-sized buffer (slot 6) is too small.
   CHECK(msg({make(Op::max_pool2d_forward, {3, 4, 6}, pool)}).find("slot[2]: buffer holds") != std::string::npos);
   q = pool;
-  q[10] = 2;
+  q.params.dil_h = 2;
   CHECK(msg({make(Op::avg_pool2d_forward, {3, 4}, q)}).find("dilation 1") != std::string::npos);
-  CHECK(msg({make(Op::adaptive_avg_pool2d_forward, {3, 4}, {cp.N, cp.K, OH, OW, 0, 1})}).find("OH") != std::string::npos);
+  CHECK(msg({make(Op::adaptive_avg_pool2d_forward, {3, 4}, graph::AdaptivePoolAttrs{cp.N, cp.K, OH, OW, 0, 1})})
+            .find("OH") != std::string::npos);
 }
 
 // Broadcasting ops against plain loops: x (2, 3, 4) with s (3) -- a per-channel term.
@@ -135,12 +148,12 @@ static void broadcast_programs() {
   const int64_t O = 2, M = 3, I = 4, n = O * M * I;
   std::vector<double> x(n), dy(n), sv = {0.5, -1.25, 2.0};
   for (int64_t k = 0; k < n; ++k) { x[k] = std::sin(0.9 * k); dy[k] = std::cos(0.4 * k); }
-  for (int64_t kind = 0; kind < 5; ++kind) {
+  for (int32_t kind = 0; kind < graph::kBroadcastKindCount; ++kind) {
     std::vector<double> y(n), ds(M);
     std::vector<void*> slots = {x.data(), sv.data(), y.data(), dy.data(), ds.data()};
     std::vector<int64_t> bytes = {n * 8, M * 8, n * 8, n * 8, M * 8};
-    Instr b = make(Op::broadcast, {0, 1, 2}, {O, M, I, kind});
-    Instr r = make(Op::reduce_broadcast, {3, kind == 3 ? 0 : -1, 4}, {O, M, I}, {kind == 1 ? -1.0 : 1.0});
+    Instr b = make(Op::broadcast, {0, 1, 2}, graph::BroadcastAttrs{O, M, I, static_cast<graph::BroadcastKind>(kind)});
+    Instr r = make(Op::reduce_broadcast, {3, kind == 3 ? 0 : -1, 4}, graph::ReduceBroadcastAttrs{O, M, I, kind == 1 ? -1.0 : 1.0});
     b.dtype = r.dtype = graph::DType::f64;
     std::vector<Instr> prog = {b, r};
     CHECK_MSG(graph::validate(prog, bytes, 0).empty(), graph::validate(prog, bytes, 0).c_str());
@@ -162,14 +175,14 @@ static void broadcast_programs() {
     }
     // a kind past mul, a short small operand, and rows that overflow are refused
     Instr bad = b;
-    bad.i[3] = 5;
+    std::get<graph::BroadcastAttrs>(bad.attrs).kind = static_cast<graph::BroadcastKind>(graph::kBroadcastKindCount);
     CHECK(graph::validate({bad}, bytes, 0).find("kind out of range") != std::string::npos);
     bad = b;
-    bad.i[1] = 4;
-    bad.i[0] = 1;
+    std::get<graph::BroadcastAttrs>(bad.attrs).mid = 4;
+    std::get<graph::BroadcastAttrs>(bad.attrs).outer = 1;
     CHECK(graph::validate({bad}, bytes, 0).find("slot[1]: buffer holds 24 bytes") != std::string::npos);
     bad = r;
-    bad.i[0] = int64_t(1) << 40; bad.i[1] = int64_t(1) << 40; bad.i[2] = 0;
+    bad.attrs = graph::ReduceBroadcastAttrs{int64_t(1) << 40, int64_t(1) << 40, 0, 1.0};
     CHECK(graph::validate({bad}, bytes, 0).find("overflows") != std::string::npos);
   }
 }
@@ -182,11 +195,13 @@ static void unary_programs() {
                            [](float v) { return std::log(v); }, [](float v) { return std::sin(v); },
                            [](float v) { return std::cos(v); }, [](float v) { return std::fabs(v); },
                            [](float v) { return v > 0 ? 1.f : v < 0 ? -1.f : v; }};
-  for (int64_t kind = 0; kind < 7; ++kind) {
+  static_assert(sizeof(ref) / sizeof(ref[0]) == graph::kUnaryKindCount, "one reference per unary kind");
+  for (int32_t kind = 0; kind < graph::kUnaryKindCount; ++kind) {
     std::vector<float> y(n), q(n);
     std::vector<void*> slots = {x.data(), d.data(), y.data(), q.data()};
     std::vector<int64_t> bytes(4, n * 4);
-    std::vector<Instr> prog = {make(Op::unary, {0, 2}, {n, kind}), make(Op::div, {0, 1, 3}, {n})};
+    std::vector<Instr> prog = {make(Op::unary, {0, 2}, graph::UnaryAttrs{n, static_cast<graph::UnaryKind>(kind)}),
+                               make(Op::div, {0, 1, 3}, graph::ElementwiseAttrs{n})};
     CHECK_MSG(graph::validate(prog, bytes, 0).empty(), graph::validate(prog, bytes, 0).c_str());
     std::string err;
     CHECK(graph::run(prog, slots.data(), nullptr, nullptr, nullptr, &err) == -1);
@@ -197,8 +212,10 @@ static void unary_programs() {
     }
   }
   std::vector<int64_t> bytes(4, n * 4);
-  CHECK(graph::validate({make(Op::unary, {0, 2}, {n, 7})}, bytes, 0).find("unary kind") != std::string::npos);
-  CHECK(graph::validate({make(Op::div, {0, 1, 3}, {n + 1})}, bytes, 0).find("slot[0]: buffer holds") != std::string::npos);
+  CHECK(graph::validate({make(Op::unary, {0, 2}, graph::UnaryAttrs{n, static_cast<graph::UnaryKind>(graph::kUnaryKindCount)})},
+                        bytes, 0).find("unary kind") != std::string::npos);
+  CHECK(graph::validate({make(Op::div, {0, 1, 3}, graph::ElementwiseAttrs{n + 1})}, bytes, 0).find("slot[0]: buffer holds") !=
+        std::string::npos);
 }
 
 // MSE and BCE-with-logits forward/backward against the loss kernels called directly.
@@ -206,14 +223,15 @@ static void loss_programs() {
   const int64_t n = 7;
   std::vector<float> x(n), t(n);
   for (int64_t k = 0; k < n; ++k) { x[k] = std::sin(1.3f * k); t[k] = k % 2 ? 1.f : 0.25f; }
-  for (int64_t kind = 0; kind < 2; ++kind) {
+  for (int32_t kind = 0; kind < graph::kLossKindCount; ++kind) {
+    const auto lk = static_cast<graph::LossKind>(kind);
     float loss = 0, dloss = 0.5f;
     std::vector<float> dx(n), ref(n);
     std::vector<void*> slots = {x.data(), t.data(), &loss, &dloss, dx.data()};
     std::vector<int64_t> bytes = {n * 4, n * 4, 4, 4, n * 4};
     const double scale = 1.0 / n;
-    std::vector<Instr> prog = {make(Op::loss_forward, {0, 1, 2}, {n, kind}, {scale}),
-                               make(Op::loss_backward, {0, 1, 3, 4}, {n, kind}, {scale})};
+    std::vector<Instr> prog = {make(Op::loss_forward, {0, 1, 2}, graph::PointwiseLossAttrs{n, lk, scale}),
+                               make(Op::loss_backward, {0, 1, 3, 4}, graph::PointwiseLossAttrs{n, lk, scale})};
     CHECK_MSG(graph::validate(prog, bytes, 0).empty(), graph::validate(prog, bytes, 0).c_str());
     std::string err;
     CHECK(graph::run(prog, slots.data(), nullptr, nullptr, nullptr, &err) == -1);
@@ -222,8 +240,11 @@ static void loss_programs() {
     if (kind == 0) mse_backward<float>(n, x.data(), t.data(), static_cast<float>(2.0 * 0.5 * scale), ref.data());
     else bce_with_logits_backward<float>(n, x.data(), t.data(), static_cast<float>(0.5 * scale), ref.data());
     for (int64_t k = 0; k < n; ++k) CHECK(dx[k] == ref[k]);
-    CHECK(graph::validate({make(Op::loss_forward, {0, 1, 2}, {n, 2})}, bytes, 0).find("loss kind") != std::string::npos);
-    CHECK(graph::validate({make(Op::loss_backward, {0, 1, 2, 4}, {n + 1, kind})}, bytes, 0).find("buffer holds") != std::string::npos);
+    const auto past = static_cast<graph::LossKind>(graph::kLossKindCount);
+    CHECK(graph::validate({make(Op::loss_forward, {0, 1, 2}, graph::PointwiseLossAttrs{n, past, 1.0})}, bytes, 0)
+              .find("loss kind") != std::string::npos);
+    CHECK(graph::validate({make(Op::loss_backward, {0, 1, 2, 4}, graph::PointwiseLossAttrs{n + 1, lk, 1.0})}, bytes, 0)
+              .find("buffer holds") != std::string::npos);
   }
 }
 
@@ -261,16 +282,17 @@ int main() {
                               probs_g.data(), &scale, &dloss, dl_g.data(), dz_g.data(), dw_g.data(), db_g.data()};
   std::vector<int64_t> bytes = {N * K * 4, F * K * 4, F * 4, N * 8, N * F * 4, 4, N * F * 4, 8, 4,
                                 N * F * 4, N * F * 4, F * K * 4, F * 4};
+  const graph::SgdAttrs sgd_w{F * K, 0, 1, 2, 3, 4, 5}, sgd_b{F, 0, 1, 2, 3, 4, 5};
   std::vector<Instr> prog = {
-      make(Op::gemm, {0, 1, 4, 2}, {0, 1, N, F, K, static_cast<int64_t>(Act::relu), static_cast<int64_t>(BiasAxis::per_col)}, {1.0, 0.0}),
-      make(Op::ce_forward, {4, 3, 5, 6, 7}, {N, F, -100, 1}),
-      make(Op::fill, {8}, {1}, {1.0}),
-      make(Op::ce_backward, {6, 3, 8, 7, 9}, {N, F, -100}),
-      make(Op::act_backward, {4, 9, 10}, {N * F, static_cast<int64_t>(Activation::relu)}, {0.01}),
-      make(Op::gemm, {10, 0, 11}, {1, 0, F, K, N, 0, 0}, {1.0, 0.0}),
-      make(Op::bias_grad_rows, {10, 12}, {N, F}),
-      make(Op::sgd, {1, 11, -1}, {F * K}, {}, {0, 1, 2, 3, 4, 5}),
-      make(Op::sgd, {2, 12, -1}, {F}, {}, {0, 1, 2, 3, 4, 5}),
+      make(Op::gemm, {0, 1, 4, 2}, graph::GemmAttrs{false, true, N, F, K, Activation::relu, BiasAxis::per_col, 1.0, 0.0}),
+      make(Op::ce_forward, {4, 3, 5, 6, 7}, graph::CrossEntropyAttrs{N, F, -100, true}),
+      make(Op::fill, {8}, graph::FillAttrs{1, 1.0}),
+      make(Op::ce_backward, {6, 3, 8, 7, 9}, graph::CrossEntropyAttrs{N, F, -100, true}),
+      make(Op::act_backward, {4, 9, 10}, graph::ActAttrs{N * F, Activation::relu, 0.01}),
+      make(Op::gemm, {10, 0, 11}, graph::GemmAttrs{true, false, F, K, N, Activation::identity, BiasAxis::none, 1.0, 0.0}),
+      make(Op::bias_grad_rows, {10, 12}, graph::BiasGradAttrs{N, F}),
+      make(Op::sgd, {1, 11, -1}, sgd_w),
+      make(Op::sgd, {2, 12, -1}, sgd_b),
   };
   const double scalars[6] = {0.1, 0, 0, 0, 0, 1};
   CHECK_MSG(graph::validate(prog, bytes, 6).empty(), graph::validate(prog, bytes, 6).c_str());
@@ -285,9 +307,13 @@ int main() {
   small[11] = 8;
   const std::string m1 = graph::validate(prog, small, 6);
   CHECK_MSG(m1.find("instruction 5 (gemm): slot[2]") != std::string::npos, m1.c_str());
-  std::vector<Instr> bad = {make(Op::copy, {0, 99}, {1})};
+  std::vector<Instr> bad = {make(Op::copy, {0, 99}, graph::ElementwiseAttrs{1})};
   CHECK(graph::validate(bad, bytes, 0).find("out of range") != std::string::npos);
-  CHECK(graph::validate(prog, bytes, 3).find("sc[3]") != std::string::npos);
+  CHECK(graph::validate(prog, bytes, 3).find("scalar 3: index 3 out of range") != std::string::npos);
+  // a GEMM epilogue takes only the activations it can fuse
+  std::vector<Instr> leaky = {prog[0]};
+  std::get<graph::GemmAttrs>(leaky[0].attrs).act = Activation::leaky_relu;
+  CHECK(graph::validate(leaky, bytes, 6).find("act: the GEMM epilogue takes") != std::string::npos);
 
   // ---- a bad class index stops the run at that instruction with a message
   target[2] = 9;
@@ -295,7 +321,7 @@ int main() {
   CHECK_MSG(err.find("class index 9 at row 2") != std::string::npos, err.c_str());
 
   // ---- callbacks: called with their id; returning false aborts at that instruction
-  std::vector<Instr> cb = {make(Op::callback, {}, {7}), make(Op::fill, {8}, {1}, {3.0})};
+  std::vector<Instr> cb = {make(Op::callback, {}, graph::CallbackAttrs{7}), make(Op::fill, {8}, graph::FillAttrs{1, 3.0})};
   int64_t seen = -1;
   auto ok = [](void* u, int64_t id) { *static_cast<int64_t*>(u) = id; return true; };
   CHECK(graph::run(cb, slots.data(), scalars, ok, &seen, &err) == -1);

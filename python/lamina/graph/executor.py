@@ -2,29 +2,34 @@
 C++ GraphProgram (one call per step, GIL released; `pycall` nodes become callbacks).
 
 Both run the same nodes over the same arena, so the Python one checks the C++ one in tests.
+Each executor dispatches through one table keyed by the node op (`_CLOSURES`, `_INSTRS`).
+Op codes, activation kinds and the other shared enums come from `_C` (defined once in C++);
+a node's kinds are names ("relu", "mse", "rsub") turned into the bound enum by name.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _C
+from ..ops.norm import batch_norm_factor
 from .lower import run_pycall_backward, run_pycall_forward
 
-_GEMM_ACT = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
-_ACT = {"identity": 0, "relu": 1, "leaky_relu": 2, "softplus": 3, "sigmoid": 4, "tanh": 5, "step": 6}
-_BIAS_AXIS = {"row": 1, "col": 2}
-# Ops the C++ executor runs itself; every other node is a Python callback.
-NATIVE_OPS = ("gemm", "act_fwd", "act_bwd", "bias_grad_rows", "ce_fwd", "ce_bwd", "fill", "add",
-              "sub", "mul", "scale", "copy", "accumulate", "sgd", "adam", "conv2d_fwd", "conv2d_bwd",
-              "max_pool_fwd", "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd", "adaptive_avg_pool_fwd",
-              "adaptive_avg_pool_bwd", "broadcast", "reduce_broadcast", "div", "unary", "loss_fwd", "loss_bwd")
-_LOSS = {"mse": 0, "bce": 1}
-_UNARY = {"neg": (0, np.negative), "exp": (1, np.exp), "log": (2, np.log), "sin": (3, np.sin),
-          "cos": (4, np.cos), "abs": (5, np.abs), "sign": (6, np.sign)}
-_POOL_CODE = {"max_pool_fwd": "max_pool2d_forward", "max_pool_bwd": "max_pool2d_backward",
-              "avg_pool_fwd": "avg_pool2d_forward", "avg_pool_bwd": "avg_pool2d_backward",
-              "adaptive_avg_pool_fwd": "adaptive_avg_pool2d_forward",
-              "adaptive_avg_pool_bwd": "adaptive_avg_pool2d_backward"}
+_OP = _C.OpCode
+_BIAS_AXIS = {"row": _C.BiasAxis.PER_ROW, "col": _C.BiasAxis.PER_COL}
+# Scalar-table indices of an optimizer node's "sc", in the order its lower_update lists them.
+_SGD_SCALARS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "first_step")
+_ADAM_SCALARS = ("lr", "beta1", "beta2", "eps", "weight_decay", "step")
+_UNARY = {"neg": np.negative, "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "abs": np.abs,
+          "sign": np.sign}
+_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+
+
+def _enum(enum, name):
+    """The member of a bound enum named `name` (`_enum(_C.Activation, "relu")` is RELU)."""
+    try:
+        return getattr(enum, name.upper())
+    except AttributeError:
+        raise ValueError(f"{enum.__name__}: no kind named {name!r}") from None
 
 
 class Memory:
@@ -62,128 +67,104 @@ class Memory:
             self.arrays[vid] = self.arrays[rid].reshape(shape)
 
 
-def node_closure(node, mem, scalars):
-    """A zero-argument function running `node` on mem.arrays (used by both executors)."""
-    A = mem.arrays
-    ins = [v.id if v is not None else None for v in node.inputs]
-    outs = [v.id for v in node.outputs]
+# ---------------------------------------------------------------- the Python reference executor
+# Each maker takes (node, arrays, input ids, output ids, scalars) and returns a zero-argument step.
+def _gemm_closure(node, A, ins, outs, scalars):
     a = node.attrs
-    op = node.op
-    if op == "gemm":
-        i0, i1, i2 = ins
-        o = outs[0]
-        ta, tb, al, be, act, axis = a["ta"], a["tb"], a["alpha"], a["beta"], a["act"], a["bias_axis"]
-        M, N, K = a["M"], a["N"], a["K"]
-        sa, sb = (K, M) if ta else (M, K), (N, K) if tb else (K, N)     # op(A) (M, K), op(B) (K, N)
-        return lambda: _C.gemm(A[i0].reshape(sa), A[i1].reshape(sb), A[o].reshape(M, N), ta, tb, al, be,
-                               A[i2] if i2 is not None else None, axis, act)
-    if op == "act_fwd":
-        k, s = a["kind"], a["slope"]
-        return lambda: _C.act_forward(k, A[ins[0]], A[outs[0]], s)
-    if op == "act_bwd":
-        k, s = a["kind"], a["slope"]
-        return lambda: _C.act_backward(k, A[ins[0]], A[ins[0]], A[ins[1]], A[outs[0]], s)
-    if op == "bias_grad_rows":
-        return lambda: _C.bias_grad_rows(A[ins[0]], A[outs[0]])
-    if op == "ce_fwd":
-        ign, mean = a["ignore_index"], a["mean"]
+    i0, i1, i2 = ins
+    o = outs[0]
+    ta, tb, al, be, act, axis = a["ta"], a["tb"], a["alpha"], a["beta"], a["act"], a["bias_axis"]
+    M, N, K = a["M"], a["N"], a["K"]
+    sa, sb = (K, M) if ta else (M, K), (N, K) if tb else (K, N)     # op(A) (M, K), op(B) (K, N)
+    return lambda: _C.gemm(A[i0].reshape(sa), A[i1].reshape(sb), A[o].reshape(M, N), ta, tb, al, be,
+                           A[i2] if i2 is not None else None, axis, act)
 
-        def ce_fwd():
-            total, count = _C.cross_entropy_forward(A[ins[0]], A[ins[1]], A[outs[1]], ign)
-            scale = 1.0 / count if mean and count > 0 else 1.0
-            A[outs[0]][...] = total * scale if (not mean or count > 0) else float("nan")
-            A[outs[2]][...] = scale
-        return ce_fwd
-    if op == "ce_bwd":
-        ign = a["ignore_index"]
+
+def _act_closure(node, A, ins, outs, scalars):
+    k, s = node.attrs["kind"], node.attrs["slope"]
+    if node.op == "act_fwd":
+        return lambda: _C.act_forward(k, A[ins[0]], A[outs[0]], s)
+    return lambda: _C.act_backward(k, A[ins[0]], A[ins[0]], A[ins[1]], A[outs[0]], s)
+
+
+def _ce_closure(node, A, ins, outs, scalars):
+    ign = node.attrs["ignore_index"]
+    if node.op == "ce_bwd":
         return lambda: _C.cross_entropy_backward(A[ins[0]], A[ins[1]], A[outs[0]],
                                                  float(A[ins[2]]) * float(A[ins[3]]), ign)
-    if op == "fill":
-        val = a["value"]
+    mean = node.attrs["mean"]
 
-        def fill():
-            A[outs[0]][...] = val
-        return fill
-    if op in ("add", "sub", "mul", "div"):
-        f = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}[op]
-        return lambda: f(A[ins[0]], A[ins[1]], out=A[outs[0]])
-    if op == "loss_fwd":
-        sc = a["scale"]
-        f = _C.mse_forward if a["kind"] == "mse" else _C.bce_with_logits_forward
+    def ce_fwd():
+        total, count = _C.cross_entropy_forward(A[ins[0]], A[ins[1]], A[outs[1]], ign)
+        A[outs[0]][...] = _C.reduced_loss(total, mean, count)
+        A[outs[2]][...] = _C.loss_scale(mean, count)
+    return ce_fwd
+
+
+def _loss_closure(node, A, ins, outs, scalars):
+    sc, mse = node.attrs["scale"], node.attrs["kind"] == "mse"
+    if node.op == "loss_fwd":
+        f = _C.mse_forward if mse else _C.bce_with_logits_forward
 
         def loss_fwd():
             A[outs[0]][...] = f(A[ins[0]], A[ins[1]]) * sc
         return loss_fwd
-    if op == "loss_bwd":
-        sc, mse = a["scale"], a["kind"] == "mse"
-        f = _C.mse_backward if mse else _C.bce_with_logits_backward
-        return lambda: f(A[ins[0]], A[ins[1]], (2.0 if mse else 1.0) * float(A[ins[2]]) * sc, A[outs[0]])
+    f = _C.mse_backward if mse else _C.bce_with_logits_backward
+    return lambda: f(A[ins[0]], A[ins[1]], (2.0 if mse else 1.0) * float(A[ins[2]]) * sc, A[outs[0]])
+
+
+def _fill_closure(node, A, ins, outs, scalars):
+    val = node.attrs["value"]
+
+    def fill():
+        A[outs[0]][...] = val
+    return fill
+
+
+def _elementwise_closure(node, A, ins, outs, scalars):
+    op = node.op
+    if op in _BINARY:
+        f = _BINARY[op]
+        return lambda: f(A[ins[0]], A[ins[1]], out=A[outs[0]])
     if op == "unary":
-        f = _UNARY[a["kind"]][1]
+        f = _UNARY[node.attrs["kind"]]
         return lambda: f(A[ins[0]], out=A[outs[0]])
     if op == "scale":
-        al = a["alpha"]
+        al = node.attrs["alpha"]
         return lambda: np.multiply(A[ins[0]], A[ins[0]].dtype.type(al), out=A[outs[0]])
     if op == "copy":
         return lambda: np.copyto(A[outs[0]], A[ins[0]].reshape(A[outs[0]].shape))
-    if op == "accumulate":
-        def acc():
-            A[outs[0]] += A[ins[0]]
-        return acc
-    if op == "sgd":
-        sc = a["sc"]
-        p, gr = outs[0], ins[0]
-        buf = outs[1] if len(outs) > 1 else None
-        return lambda: _C.sgd_step(A[p], A[gr], A[buf] if buf is not None else None, scalars[sc[0]],
-                                   scalars[sc[1]], scalars[sc[2]], scalars[sc[3]], bool(scalars[sc[4]]),
-                                   bool(scalars[sc[5]]))
-    if op == "adam":
-        sc = a["sc"]
-        p, gr = outs[0], ins[0]
-        m, v = outs[1], outs[2]
-        vmax = outs[3] if len(outs) > 3 else None
-        dec, ams = a["decoupled"], a["amsgrad"]
-        return lambda: _C.adam_step(A[p], A[gr], A[m], A[v], A[vmax] if vmax is not None else None,
-                                    int(scalars[sc[5]]), scalars[sc[0]], scalars[sc[1]], scalars[sc[2]],
-                                    scalars[sc[3]], scalars[sc[4]], dec, ams)
-    if op in ("conv2d_fwd", "conv2d_bwd"):
-        return _conv_closure(node, A, ins, outs)
-    if op in _POOL_CODE:
-        return _pool_closure(node, A, ins, outs)
-    if op == "broadcast":
-        o_, m_, i_ = a["split"]
-        f = (np.add, np.subtract, None, np.multiply, np.divide)[a["kind"]]
-        x, sm = ins
-        if a["kind"] == 2:
-            return lambda: np.subtract(A[sm].reshape(1, m_, 1), A[x].reshape(o_, m_, i_),
-                                       out=A[outs[0]].reshape(o_, m_, i_))
-        return lambda: f(A[x].reshape(o_, m_, i_), A[sm].reshape(1, m_, 1), out=A[outs[0]].reshape(o_, m_, i_))
-    if op == "reduce_broadcast":
-        o_, m_, i_ = a["split"]
-        alpha = a["alpha"]
-        dy, x = ins
 
-        def reduce_bcast():
-            d = A[dy].reshape(o_, m_, i_).astype(np.float64)
-            if x is not None:
-                d = d * A[x].reshape(o_, m_, i_)
-            np.copyto(A[outs[0]], (alpha * d.sum(axis=(0, 2))).reshape(A[outs[0]].shape))
-        return reduce_bcast
-    if op == "pycall":
-        return _pycall_closure(node, A, ins, outs)
-    raise NotImplementedError(f"no executor for node op {op!r}")
+    def acc():
+        A[outs[0]] += A[ins[0]]
+    return acc
 
 
-def _conv_shapes(conv):
-    N, C, H, W, K, KH, KW, sh, sw, ph, pw, dh, dw, groups = conv
-    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
-    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+def _sgd_closure(node, A, ins, outs, scalars):
+    sc = dict(zip(_SGD_SCALARS, node.attrs["sc"]))
+    p, gr = outs[0], ins[0]
+    buf = outs[1] if len(outs) > 1 else None
+    return lambda: _C.sgd_step(A[p], A[gr], A[buf] if buf is not None else None, scalars[sc["lr"]],
+                               scalars[sc["momentum"]], scalars[sc["dampening"]], scalars[sc["weight_decay"]],
+                               bool(scalars[sc["nesterov"]]), bool(scalars[sc["first_step"]]))
+
+
+def _adam_closure(node, A, ins, outs, scalars):
+    a = node.attrs
+    sc = dict(zip(_ADAM_SCALARS, a["sc"]))
+    p, gr, m, v = outs[0], ins[0], outs[1], outs[2]
+    vmax = outs[3] if len(outs) > 3 else None
+    dec, ams = a["decoupled"], a["amsgrad"]
+    return lambda: _C.adam_step(A[p], A[gr], A[m], A[v], A[vmax] if vmax is not None else None,
+                                int(scalars[sc["step"]]), scalars[sc["lr"]], scalars[sc["beta1"]],
+                                scalars[sc["beta2"]], scalars[sc["eps"]], scalars[sc["weight_decay"]], dec, ams)
+
+
+def _conv_closure(node, A, ins, outs, scalars):
+    p = node.attrs["conv"]
     # x (N, C, H, W), w (K, C/groups, KH, KW), y (N, K, OH, OW): 4-D views of the (1-D conv's 3-D) buffers
-    return (N, C, H, W), (K, C // groups, KH, KW), (N, K, OH, OW), ((sh, sw), (ph, pw), (dh, dw), groups)
-
-
-def _conv_closure(node, A, ins, outs):
-    xs, ws, ys, conf = _conv_shapes(node.attrs["conv"])
+    xs, ws, ys = (p.N, p.C, p.H, p.W), (p.K, p.C // p.groups, p.KH, p.KW), (p.N, p.K, p.OH, p.OW)
+    conf = ((p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (p.dil_h, p.dil_w), p.groups)
     if node.op == "conv2d_fwd":
         act, slope = node.attrs["act"], node.attrs["slope"]
         x, w, b = ins
@@ -206,23 +187,72 @@ def _conv_closure(node, A, ins, outs):
     return bwd
 
 
-def _pool_closure(node, A, ins, outs):
-    op = node.op
-    if op.startswith("adaptive"):
-        N, C, H, W, OH, OW = node.attrs["sizes"]
-        f = _C.adaptive_avg_pool2d_forward if op.endswith("fwd") else _C.adaptive_avg_pool2d_backward
-        return lambda: f(A[ins[0]], A[outs[0]])
-    N, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, ceil, cip, div = node.attrs["pool"]
-    k, s, p, d = (KH, KW), (sh, sw), (ph, pw), (dh, dw)
+def _pool_closure(node, A, ins, outs, scalars):
+    op, a = node.op, node.attrs
+    p = a["pool"]
+    k, s, d = (p.KH, p.KW), (p.stride_h, p.stride_w), (p.dil_h, p.dil_w)
+    pad, ceil = (p.pad_h, p.pad_w), p.ceil_mode
     if op == "max_pool_fwd":
-        return lambda: _C.max_pool2d_forward(A[ins[0]], A[outs[0]], A[outs[1]], k, s, p, d, bool(ceil))
+        return lambda: _C.max_pool2d_forward(A[ins[0]], A[outs[0]], A[outs[1]], k, s, pad, d, ceil)
     if op == "max_pool_bwd":
-        return lambda: _C.max_pool2d_backward(A[ins[0]], A[ins[1]], A[outs[0]], k, s, p, d, bool(ceil))
+        return lambda: _C.max_pool2d_backward(A[ins[0]], A[ins[1]], A[outs[0]], k, s, pad, d, ceil)
     f = _C.avg_pool2d_forward if op == "avg_pool_fwd" else _C.avg_pool2d_backward
-    return lambda: f(A[ins[0]], A[outs[0]], k, s, p, bool(ceil), bool(cip), div)
+    cip, div = a["count_include_pad"], a["divisor_override"]
+    return lambda: f(A[ins[0]], A[outs[0]], k, s, pad, ceil, cip, div)
 
 
-def _pycall_closure(node, A, ins, outs):
+def _adaptive_pool_closure(node, A, ins, outs, scalars):
+    f = _C.adaptive_avg_pool2d_forward if node.op.endswith("fwd") else _C.adaptive_avg_pool2d_backward
+    return lambda: f(A[ins[0]], A[outs[0]])
+
+
+def _broadcast_closure(node, A, ins, outs, scalars):
+    o_, m_, i_ = node.attrs["split"]
+    x, sm = ins
+    kind = node.attrs["kind"]
+    if kind == "rsub":
+        return lambda: np.subtract(A[sm].reshape(1, m_, 1), A[x].reshape(o_, m_, i_),
+                                   out=A[outs[0]].reshape(o_, m_, i_))
+    f = _BINARY[kind]
+    return lambda: f(A[x].reshape(o_, m_, i_), A[sm].reshape(1, m_, 1), out=A[outs[0]].reshape(o_, m_, i_))
+
+
+def _reduce_broadcast_closure(node, A, ins, outs, scalars):
+    o_, m_, i_ = node.attrs["split"]
+    alpha = node.attrs["alpha"]
+    dy, x = ins
+
+    def reduce_bcast():
+        d = A[dy].reshape(o_, m_, i_).astype(np.float64)
+        if x is not None:
+            d = d * A[x].reshape(o_, m_, i_)
+        np.copyto(A[outs[0]], (alpha * d.sum(axis=(0, 2))).reshape(A[outs[0]].shape))
+    return reduce_bcast
+
+
+def _bn_closure(node, A, ins, outs, scalars):
+    a = node.attrs
+
+    def get(i):
+        return None if i is None else A[i]
+    if node.op == "bn_fwd":
+        x, w, b, rm, rv, nbt = ins
+        y, mean, invstd = outs
+        momentum = None if a["cumulative_average"] else a["momentum"]
+
+        def fwd():
+            factor = batch_norm_factor(a["training"], get(rm), momentum, get(nbt))
+            _C.batch_norm_forward(A[x], get(w), get(b), get(rm), get(rv), a["training"], factor, a["eps"], a["relu"],
+                                  A[y], A[mean], A[invstd])
+        return fwd
+    x, dy, y, w, mean, invstd = ins
+    it = iter(outs)
+    dx, dw, db = (next(it) if h else None for h in a["has"])
+    return lambda: _C.batch_norm_backward(A[x], A[dy], get(y), get(w), A[mean], A[invstd], a["training"], get(dx),
+                                          get(dw), get(db))
+
+
+def _pycall_closure(node, A, ins, outs, scalars):
     kind = node.attrs["_kind"]
     if kind == "call":              # a whole Python step (an optimizer without a lowering)
         return node.attrs["_call"]
@@ -243,6 +273,32 @@ def _pycall_closure(node, A, ins, outs):
     raise NotImplementedError(kind)
 
 
+_CLOSURES = {
+    "gemm": _gemm_closure, "act_fwd": _act_closure, "act_bwd": _act_closure,
+    "bias_grad_rows": lambda node, A, ins, outs, sc: lambda: _C.bias_grad_rows(A[ins[0]], A[outs[0]]),
+    "ce_fwd": _ce_closure, "ce_bwd": _ce_closure, "loss_fwd": _loss_closure, "loss_bwd": _loss_closure,
+    "fill": _fill_closure, "add": _elementwise_closure, "sub": _elementwise_closure,
+    "mul": _elementwise_closure, "div": _elementwise_closure, "unary": _elementwise_closure,
+    "scale": _elementwise_closure, "copy": _elementwise_closure, "accumulate": _elementwise_closure,
+    "sgd": _sgd_closure, "adam": _adam_closure, "conv2d_fwd": _conv_closure, "conv2d_bwd": _conv_closure,
+    "max_pool_fwd": _pool_closure, "max_pool_bwd": _pool_closure, "avg_pool_fwd": _pool_closure,
+    "avg_pool_bwd": _pool_closure, "adaptive_avg_pool_fwd": _adaptive_pool_closure,
+    "adaptive_avg_pool_bwd": _adaptive_pool_closure, "broadcast": _broadcast_closure,
+    "reduce_broadcast": _reduce_broadcast_closure, "bn_fwd": _bn_closure, "bn_bwd": _bn_closure,
+    "pycall": _pycall_closure,
+}
+
+
+def node_closure(node, mem, scalars):
+    """A zero-argument function running `node` on mem.arrays (used by both executors)."""
+    make = _CLOSURES.get(node.op)
+    if make is None:
+        raise NotImplementedError(f"no executor for node op {node.op!r}")
+    ins = [v.id if v is not None else None for v in node.inputs]
+    outs = [v.id for v in node.outputs]
+    return make(node, mem.arrays, ins, outs, scalars)
+
+
 class PythonExecutor:
     """Runs the nodes one by one from Python (the reference the C++ executor is tested against)."""
 
@@ -256,108 +312,168 @@ class PythonExecutor:
             f()
 
 
+# ---------------------------------------------------------------- the C++ instructions
+# Each builder takes (node, node attrs, input slots, output slots) and returns (slots, attrs
+# struct); slot -1 is "none".
+def _gemm_instr(n, a, S, O):
+    return S[:2] + O + [S[2]], _C.GemmAttrs(
+        trans_a=bool(a["ta"]), trans_b=bool(a["tb"]), M=a["M"], N=a["N"], K=a["K"],
+        act=_enum(_C.Activation, a["act"]), bias_axis=_BIAS_AXIS[a["bias_axis"]], alpha=a["alpha"], beta=a["beta"])
+
+
+def _act_instr(n, a, S, O):
+    return S + O, _C.ActAttrs(n=a["n"], kind=_enum(_C.Activation, a["kind"]), negative_slope=a["slope"])
+
+
+def _ce_instr(n, a, S, O):
+    return S + O, _C.CrossEntropyAttrs(N=a["N"], C=a["C"], ignore_index=a["ignore_index"],
+                                       mean=bool(a.get("mean", True)))
+
+
+def _elementwise_instr(n, a, S, O):
+    # add/sub/mul/div carry n; copy and accumulate are sized by their output
+    return S + O, _C.ElementwiseAttrs(n=a["n"] if "n" in a else n.outputs[0].size)
+
+
+def _sgd_instr(n, a, S, O):
+    return [O[0], S[0], O[1] if len(O) > 1 else -1], _C.SgdAttrs(n=a["n"], **dict(zip(_SGD_SCALARS, a["sc"])))
+
+
+def _adam_instr(n, a, S, O):
+    return ([O[0], S[0], O[1], O[2], O[3] if len(O) > 3 else -1],
+            _C.AdamAttrs(n=a["n"], decoupled=bool(a["decoupled"]), amsgrad=bool(a["amsgrad"]),
+                         **dict(zip(_ADAM_SCALARS, a["sc"]))))
+
+
+def _conv_instr(n, a, S, O):
+    attrs = _C.ConvAttrs(params=a["conv"].native())
+    if n.op == "conv2d_fwd":
+        attrs.act, attrs.negative_slope = _enum(_C.Activation, a["act"]), a["slope"]
+        return S + O, attrs
+    it = iter(O)
+    return S + [next(it) if h else -1 for h in a["has"]], attrs
+
+
+def _pool_instr(n, a, S, O):
+    return S + O, _C.PoolAttrs(params=a["pool"].native(), count_include_pad=a["count_include_pad"],
+                               divisor_override=a["divisor_override"])
+
+
+def _adaptive_pool_instr(n, a, S, O):
+    N, C, H, W, OH, OW = a["sizes"]      # x.shape + the output's (OH, OW)
+    return S + O, _C.AdaptivePoolAttrs(N=N, C=C, H=H, W=W, OH=OH, OW=OW)
+
+
+def _broadcast_instr(n, a, S, O):
+    outer, mid, inner = a["split"]
+    return S + O, _C.BroadcastAttrs(outer=outer, mid=mid, inner=inner, kind=_enum(_C.BroadcastKind, a["kind"]))
+
+
+def _reduce_broadcast_instr(n, a, S, O):
+    outer, mid, inner = a["split"]
+    return S + O, _C.ReduceBroadcastAttrs(outer=outer, mid=mid, inner=inner, alpha=a["alpha"])
+
+
+def _bn_instr(n, a, S, O):
+    attrs = _C.BatchNormAttrs(**{k: a[k] for k in _C.BatchNormAttrs.fields})
+    if n.op == "bn_fwd":
+        return S + O, attrs
+    it = iter(O)
+    return S + [next(it) if h else -1 for h in a["has"]], attrs
+
+
+# node op -> (instruction code, builder)
+_INSTRS = {
+    "gemm": (_OP.GEMM, _gemm_instr),
+    "act_fwd": (_OP.ACT_FORWARD, _act_instr),
+    "act_bwd": (_OP.ACT_BACKWARD, _act_instr),
+    "bias_grad_rows": (_OP.BIAS_GRAD_ROWS, lambda n, a, S, O: (S + O, _C.BiasGradAttrs(N=a["N"], F=a["F"]))),
+    "ce_fwd": (_OP.CE_FORWARD, _ce_instr),
+    "ce_bwd": (_OP.CE_BACKWARD, _ce_instr),
+    "fill": (_OP.FILL, lambda n, a, S, O: (O, _C.FillAttrs(n=n.outputs[0].size, value=a["value"]))),
+    "add": (_OP.ADD, _elementwise_instr),
+    "sub": (_OP.SUB, _elementwise_instr),
+    "mul": (_OP.MUL, _elementwise_instr),
+    "div": (_OP.DIV, _elementwise_instr),
+    "copy": (_OP.COPY, _elementwise_instr),
+    "accumulate": (_OP.ACCUMULATE, _elementwise_instr),
+    "unary": (_OP.UNARY, lambda n, a, S, O: (S + O, _C.UnaryAttrs(n=a["n"], kind=_enum(_C.UnaryKind, a["kind"])))),
+    "scale": (_OP.SCALE, lambda n, a, S, O: (S + O, _C.ScaleAttrs(n=a["n"], alpha=a["alpha"]))),
+    "loss_fwd": (_OP.LOSS_FORWARD, lambda n, a, S, O: (S + O, _C.PointwiseLossAttrs(
+        n=a["n"], kind=_enum(_C.LossKind, a["kind"]), scale=a["scale"]))),
+    "loss_bwd": (_OP.LOSS_BACKWARD, lambda n, a, S, O: (S + O, _C.PointwiseLossAttrs(
+        n=a["n"], kind=_enum(_C.LossKind, a["kind"]), scale=a["scale"]))),
+    "sgd": (_OP.SGD, _sgd_instr),
+    "adam": (_OP.ADAM, _adam_instr),
+    "conv2d_fwd": (_OP.CONV2D_FORWARD, _conv_instr),
+    "conv2d_bwd": (_OP.CONV2D_BACKWARD, _conv_instr),
+    "max_pool_fwd": (_OP.MAX_POOL2D_FORWARD, _pool_instr),
+    "max_pool_bwd": (_OP.MAX_POOL2D_BACKWARD, _pool_instr),
+    "avg_pool_fwd": (_OP.AVG_POOL2D_FORWARD, _pool_instr),
+    "avg_pool_bwd": (_OP.AVG_POOL2D_BACKWARD, _pool_instr),
+    "adaptive_avg_pool_fwd": (_OP.ADAPTIVE_AVG_POOL2D_FORWARD, _adaptive_pool_instr),
+    "adaptive_avg_pool_bwd": (_OP.ADAPTIVE_AVG_POOL2D_BACKWARD, _adaptive_pool_instr),
+    "broadcast": (_OP.BROADCAST, _broadcast_instr),
+    "reduce_broadcast": (_OP.REDUCE_BROADCAST, _reduce_broadcast_instr),
+    "bn_fwd": (_OP.BATCH_NORM_FORWARD, _bn_instr),
+    "bn_bwd": (_OP.BATCH_NORM_BACKWARD, _bn_instr),
+}
+# Ops the C++ executor runs itself; every other node is a Python callback.
+NATIVE_OPS = tuple(_INSTRS)
+
+
 class NativeExecutor:
     """Builds a _C.GraphProgram: slots are Value roots; pycall nodes become callbacks."""
 
     def __init__(self, graph, mem, scalars):
         self.mem = mem
-        slot_of = {}
-        arena_slots, offsets, sizes = [], [], []
-        externals = []
-
-        def slot(v):
-            if v is None:
-                return -1
-            r = v.root()
-            s = slot_of.get(r.id)
-            if s is None:
-                s = slot_of[r.id] = len(slot_of)
-                if r.home == "temp":
-                    arena_slots.append(s)
-                    offsets.append(r.offset)
-                    sizes.append(r.nbytes)
-                elif r.home != "input":
-                    externals.append((s, r))
-            return s
-
+        self._slot_of, self._arena_slots, self._externals = {}, ([], [], []), []
         for v in graph.inputs:
-            slot(v)
+            self._slot(v)
         self.callbacks = []
-        instrs = []
-        for n in graph.nodes:
-            instrs.append(self._instr(n, slot, mem, scalars))
-        self.prog = _C.GraphProgram(instrs, len(slot_of), len(scalars))
-        if arena_slots:
-            self.prog.set_arena(mem.arena, arena_slots, offsets, sizes)
-        for s, r in externals:
+        instrs = [self._instr(n, mem, scalars) for n in graph.nodes]
+        self.prog = _C.GraphProgram(instrs, len(self._slot_of), len(scalars))
+        slots, offsets, sizes = self._arena_slots
+        if slots:
+            self.prog.set_arena(mem.arena, slots, offsets, sizes)
+        for s, r in self._externals:
             arr = r.array
             if not (arr.flags.c_contiguous and arr.flags.writeable):
                 raise ValueError(f"{r.describe()}: expected a writeable C-contiguous array")
             self.prog.set_slot(s, arr)
-        self.prog.set_inputs([slot_of[v.id] for v in graph.inputs], [v.dtype.name for v in graph.inputs],
+        self.prog.set_inputs([self._slot_of[v.id] for v in graph.inputs], [v.dtype.name for v in graph.inputs],
                              [v.nbytes for v in graph.inputs])
         self.needs_input_views = any(n.op == "pycall" for n in graph.nodes)
         cbs = self.callbacks
         self._callback = (lambda i: cbs[i]()) if cbs else None
 
-    def _instr(self, n, slot, mem, scalars):
-        a = n.attrs
+    def _slot(self, v):
+        """The slot of v's root buffer (-1 for None), numbered in order of first use."""
+        if v is None:
+            return -1
+        r = v.root()
+        s = self._slot_of.get(r.id)
+        if s is None:
+            s = self._slot_of[r.id] = len(self._slot_of)
+            if r.home == "temp":
+                for lst, val in zip(self._arena_slots, (s, r.offset, r.nbytes)):
+                    lst.append(val)
+            elif r.home != "input":
+                self._externals.append((s, r))
+        return s
+
+    def _instr(self, n, mem, scalars):
         dt = next((v.dtype.name for v in n.inputs + n.outputs if v is not None and v.dtype.kind == "f"),
                   "float32")
-        op = n.op
-        S = [slot(v) for v in n.inputs]
-        O = [slot(v) for v in n.outputs]
-        code = _C.GRAPH_OPS
-        if op == "gemm":
-            return (code["gemm"], dt, S[:2] + O + [S[2]],
-                    [int(a["ta"]), int(a["tb"]), a["M"], a["N"], a["K"], _GEMM_ACT[a["act"]],
-                     _BIAS_AXIS[a["bias_axis"]]], [a["alpha"], a["beta"]], [])
-        if op == "act_fwd":
-            return (code["act_forward"], dt, S + O, [a["n"], _ACT[a["kind"]]], [a["slope"]], [])
-        if op == "act_bwd":
-            return (code["act_backward"], dt, S + O, [a["n"], _ACT[a["kind"]]], [a["slope"]], [])
-        if op == "bias_grad_rows":
-            return (code["bias_grad_rows"], dt, S + O, [a["N"], a["F"]], [], [])
-        if op == "ce_fwd":
-            return (code["ce_forward"], dt, S + O[:1] + [O[1], O[2]],
-                    [a["N"], a["C"], a["ignore_index"], int(a["mean"])], [], [])
-        if op == "ce_bwd":
-            return (code["ce_backward"], dt, S + O, [a["N"], a["C"], a["ignore_index"]], [], [])
-        if op == "fill":
-            return (code["fill"], dt, O, [n.outputs[0].size], [a["value"]], [])
-        if op in ("add", "sub", "mul", "div"):
-            return (code[op], dt, S + O, [a["n"]], [], [])
-        if op == "unary":
-            return (code["unary"], dt, S + O, [a["n"], _UNARY[a["kind"]][0]], [], [])
-        if op in ("loss_fwd", "loss_bwd"):
-            return (code["loss_forward" if op == "loss_fwd" else "loss_backward"], dt, S + O,
-                    [a["n"], _LOSS[a["kind"]]], [a["scale"]], [])
-        if op == "scale":
-            return (code["scale"], dt, S + O, [a["n"]], [a["alpha"]], [])
-        if op in ("copy", "accumulate"):
-            return (code[op], dt, S + O, [n.outputs[0].size], [], [])
-        if op == "sgd":
-            return (code["sgd"], dt, [O[0], S[0], O[1] if len(O) > 1 else -1], [a["n"]], [], list(a["sc"]))
-        if op == "adam":
-            return (code["adam"], dt, [O[0], S[0], O[1], O[2], O[3] if len(O) > 3 else -1],
-                    [a["n"], int(a["decoupled"]), int(a["amsgrad"])], [], list(a["sc"]))
-        if op == "conv2d_fwd":
-            return (code["conv2d_forward"], dt, S + O, list(a["conv"]) + [_ACT[a["act"]]], [a["slope"]], [])
-        if op == "conv2d_bwd":
-            it = iter(O)
-            return (code["conv2d_backward"], dt, S + [next(it) if h else -1 for h in a["has"]], list(a["conv"]),
-                    [], [])
-        if op == "broadcast":
-            return (code["broadcast"], dt, S + O, list(a["split"]) + [a["kind"]], [], [])
-        if op == "reduce_broadcast":
-            return (code["reduce_broadcast"], dt, S + O, list(a["split"]), [a["alpha"]], [])
-        if op in _POOL_CODE:
-            ints = list(a["sizes"] if op.startswith("adaptive") else a["pool"])
-            return (code[_POOL_CODE[op]], dt, S + O, ints, [], [])
-        # Everything else runs its Python closure under the GIL.
-        cid = len(self.callbacks)
-        self.callbacks.append(node_closure(n, mem, scalars))
-        return (code["callback"], dt, [], [cid], [], [])
+        dtype = _enum(_C.DType, dt)
+        entry = _INSTRS.get(n.op)
+        if entry is None:       # everything else runs its Python closure under the GIL
+            cid = len(self.callbacks)
+            self.callbacks.append(node_closure(n, mem, scalars))
+            return _C.GraphInstr(_OP.CALLBACK, dtype, [], _C.CallbackAttrs(id=cid))
+        code, build = entry
+        slots, attrs = build(n, n.attrs, [self._slot(v) for v in n.inputs], [self._slot(v) for v in n.outputs])
+        return _C.GraphInstr(code, dtype, slots, attrs)
 
     def run(self, inputs, scalars):
         if self.needs_input_views:

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# Convolution and pooling sizes travel in graph nodes as these named records (defined beside
+# the ops that emit them, so the ops need nothing from the graph package).
+from ..ops._params import ConvParams, PoolParams  # noqa: F401
+
 _HOMES = ("input", "param", "grad", "state", "const", "temp")
 
 

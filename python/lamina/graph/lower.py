@@ -79,9 +79,9 @@ class Lowering:
     def op_of(fn):
         return registry.of(fn.cls)
 
-    def emit(self, op, inputs, outputs, attrs=None, inplace=(), src=""):
-        """Append one kernel node to the schedule."""
-        return self.g.add(Node(op, inputs, outputs, attrs, inplace=inplace, src=src))
+    def emit(self, op, inputs, outputs, attrs=None, inplace=(), src="", effect=False):
+        """Append one kernel node to the schedule (effect: it writes outside the graph, keep it)."""
+        return self.g.add(Node(op, inputs, outputs, attrs, inplace=inplace, src=src, effect=effect))
 
     def run_rule(self, fn, inputs, wanted, rule):
         """Run a backward rule shared with eager (`rule(k)` -> one gradient per input) on the node

@@ -57,9 +57,10 @@ def bcast_split(out_shape, small_shape):
     return prod(out_shape[:d0]), prod(out_shape[d0:d1]), prod(out_shape[d1:])
 
 
-# kinds of the `broadcast` node, with x the full operand and s the small one
-_BCAST_KIND = {("add", 0): 0, ("add", 1): 0, ("sub", 0): 1, ("sub", 1): 2, ("mul", 0): 3, ("mul", 1): 3,
-               ("div", 0): 4}
+# kinds of the `broadcast` node (names of _C.BroadcastKind), with x the full operand and s the
+# small one: rsub is s - x
+_BCAST_KIND = {("add", 0): "add", ("add", 1): "add", ("sub", 0): "sub", ("sub", 1): "rsub", ("mul", 0): "mul",
+               ("mul", 1): "mul", ("div", 0): "div"}
 
 
 def _lower_binary(op):
@@ -95,21 +96,22 @@ def _lower_backward_broadcast(L, fn, dy):
     full, split, kind = fn.bcast
     x, sm = fn.args[full], fn.args[1 - full]
     if L.wants(fn, full):
-        if kind in (0, 1):
+        if kind in ("add", "sub"):
             L.contribute_view(x, dy, fn.op)      # dy itself (a copy if x already has a gradient)
-        elif kind == 4:
-            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], {"split": split, "kind": 4},
+        elif kind == "div":
+            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], {"split": split, "kind": "div"},
                                                       src=fn.op))
-        elif kind == 2:
+        elif kind == "rsub":
             L.contribute(x, fn.op, lambda out: L.emit("scale", [dy], [out], {"alpha": -1.0, "n": dy.size},
                                                       src=fn.op))
         else:
-            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], {"split": split, "kind": 3},
+            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], {"split": split, "kind": "mul"},
                                                       src=fn.op))
     if L.wants(fn, 1 - full):            # (never for x / s: the forward left that to eager)
-        alpha = -1.0 if kind == 1 else 1.0
+        alpha = -1.0 if kind == "sub" else 1.0
         L.contribute(sm, fn.op, lambda out: L.emit(
-            "reduce_broadcast", [dy, x if kind == 3 else None], [out], {"split": split, "alpha": alpha}, src=fn.op))
+            "reduce_broadcast", [dy, x if kind == "mul" else None], [out], {"split": split, "alpha": alpha},
+            src=fn.op))
 
 
 def _lower_backward_add(L, fn, dy):

@@ -19,6 +19,7 @@ import numpy as np
 from .. import _C
 from ..tensor import Function, float32, float64
 from ._common import is_float
+from ._params import ConvParams
 from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
 from .registry import BadSample, Sample, register
 
@@ -34,7 +35,7 @@ def _lower_conv(L, fn, conv):
     if not is_float(x, w) or w.dtype != x.dtype:
         return False
     act = getattr(fn, "act", "identity")
-    fn.conv_attrs = conv = tuple(int(c) for c in conv)
+    fn.conv_attrs = conv
     L.emit("conv2d_fwd", [x, w, b], [fn.out], {"conv": conv, "act": act, "slope": 0.01}, src=fn.op)
     fn.lowered_by = "conv"
     return True
@@ -46,7 +47,9 @@ def _lower_conv2d(L, fn):
         return False
     stride, padding, dilation, groups = fn.args[3:7]
     (N, C, H, Wd), (K, _, KH, KW) = x.shape, w.shape
-    return _lower_conv(L, fn, (N, C, H, Wd, K, KH, KW, *stride, *padding, *dilation, groups))
+    return _lower_conv(L, fn, ConvParams(N=N, C=C, H=H, W=Wd, K=K, KH=KH, KW=KW, stride_h=int(stride[0]),
+                                         stride_w=int(stride[1]), pad_h=int(padding[0]), pad_w=int(padding[1]),
+                                         dil_h=int(dilation[0]), dil_w=int(dilation[1]), groups=int(groups)))
 
 
 def _lower_conv1d(L, fn):
@@ -55,7 +58,8 @@ def _lower_conv1d(L, fn):
         return False
     stride, padding, dilation, groups = fn.args[3:7]
     (N, C, Wd), (K, _, KW) = x.shape, w.shape
-    return _lower_conv(L, fn, (N, C, 1, Wd, K, 1, KW, 1, stride, 0, padding, 1, dilation, groups))
+    return _lower_conv(L, fn, ConvParams(N=N, C=C, H=1, W=Wd, K=K, KH=1, KW=KW, stride_w=int(stride),
+                                         pad_w=int(padding), dil_w=int(dilation), groups=int(groups)))
 
 
 def _lower_backward_conv(L, fn, dy):

@@ -88,9 +88,8 @@ class CrossEntropy(Function):
         total, count = _C.cross_entropy_forward(logits, target, probs, ignore_index)
         ctx.save_for_backward(probs, target)
         ctx.ignore_index = ignore_index
-        ctx.scale = 1.0 / count if mean and count > 0 else 1.0
-        value = total * ctx.scale if (not mean or count > 0) else float("nan")
-        return np.asarray(value, dtype=logits.dtype)
+        ctx.scale = _C.loss_scale(mean, count)
+        return np.asarray(_C.reduced_loss(total, mean, count), dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, dy):
@@ -292,7 +291,7 @@ def _lower_pointwise_loss(L, fn):
     kind = L.op_of(fn).traits["loss_kind"]
     if kind == "bce" and L.wants(fn, 1):
         return False            # a gradient for the target: the eager rule (-x * dy * scale) runs
-    scale = 1.0 / x.size if mean and x.size else 1.0
+    scale = _C.loss_scale(mean, x.size)
     fn.saved = scale
     L.emit("loss_fwd", [x, t], [fn.out], {"kind": kind, "n": x.size, "scale": scale}, src=fn.op)
     fn.lowered_by = "loss"
@@ -325,7 +324,7 @@ def _pointwise_loss_forward(ctx, kernel, x, t, mean):
     """The summed loss from `kernel`, scaled by 1/N for reduction="mean" (the scale the backward
     reuses); x and t are saved for the backward kernel."""
     ctx.save_for_backward(x, t)
-    ctx.scale = 1.0 / x.size if mean and x.size else 1.0
+    ctx.scale = _C.loss_scale(mean, x.size)
     return np.asarray(kernel(x, t) * ctx.scale, dtype=x.dtype)
 
 

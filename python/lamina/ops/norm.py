@@ -11,6 +11,7 @@ import numpy as np
 from .. import _C
 from .. import random as _random
 from ..tensor import Function, float32, float64
+from ._common import is_float
 from .registry import BadSample, Sample, register
 
 _F = (float32, float64)
@@ -38,6 +39,61 @@ def _set_relu(fn, act):
     fn.args[9] = act == "relu"
 
 
+def batch_norm_factor(training, running_mean, momentum, num_batches_tracked):
+    """The running-statistics averaging factor of one batch-norm call: counts the batch in
+    num_batches_tracked (an int64 array, in place) first; `momentum`, or PyTorch's cumulative
+    average 1 / num_batches_tracked when momentum is None; 0 when nothing is updated. The
+    graph's batch_norm_forward instruction does the same in C++."""
+    if not training or running_mean is None:
+        return 0.0
+    if num_batches_tracked is not None:
+        num_batches_tracked += 1
+    if momentum is not None:
+        return float(momentum)
+    return 1.0 / float(num_batches_tracked) if num_batches_tracked is not None else 0.0
+
+
+# ---- lowering: one batch_norm_forward instruction (the fused BN+ReLU kernel when relu is set,
+# after the compiler's epilogue fusion) and one batch_norm_backward.
+def _lower_batch_norm(L, fn):
+    x, w, b, rm, rv, nbt, training, momentum, eps, relu = fn.args
+    if not is_float(x) or len(x.shape) < 2 or any(v is not None and v.dtype != x.dtype for v in (w, b, rm, rv)):
+        return False
+    N, C = x.shape[:2]
+    mean = L.g.value((C,), x.dtype, "temp", "bn_mean")
+    invstd = L.g.value((C,), x.dtype, "temp", "bn_invstd")
+    attrs = {"N": N, "C": C, "S": int(np.prod(x.shape[2:], dtype=np.int64)), "training": bool(training),
+             "relu": bool(relu), "cumulative_average": momentum is None,
+             "momentum": 0.0 if momentum is None else float(momentum), "eps": float(eps)}
+    fn.saved = (mean, invstd, attrs)
+    # the running statistics change in place: a side effect even if y were unused
+    L.emit("bn_fwd", [x, w, b, rm, rv, nbt], [fn.out, mean, invstd], attrs, src=fn.op,
+           effect=bool(training) and rm is not None)
+    fn.lowered_by = "batch_norm"
+    return True
+
+
+def _lower_backward_batch_norm(L, fn, dy):
+    x, w = fn.args[0], fn.args[1]
+    mean, invstd, attrs = fn.saved
+    wanted = (L.wants(fn, 0), L.wants(fn, 1), L.wants(fn, 2))
+    outs, parts = [], []
+    for p, want in enumerate(wanted):
+        if not want:
+            continue
+        v = fn.args[p]
+        g, acc = L.grad_target(v)
+        if acc:      # the kernel overwrites: a second contribution goes through a temp
+            tmp = L.g.value(v.shape, v.dtype, "temp", "grad_part")
+            parts.append((g, tmp))
+            g = tmp
+        outs.append(g)
+    y = fn.out if attrs["relu"] else None
+    L.emit("bn_bwd", [x, dy, y, w, mean, invstd], outs, {**attrs, "has": wanted}, src=fn.op)
+    for g, tmp in parts:
+        L.emit("accumulate", [tmp], [g], inplace=[g], src=fn.op)
+
+
 def _bn_call(x, w=None, b=None, training=True):
     return BatchNormFn.apply(x, w, b, None, None, None, training, 0.1, 1e-5, False)
 
@@ -47,6 +103,7 @@ def _torch_bn(torch, x, w=None, b=None, training=True):
 
 
 @register("batch_norm", kernels=("_C.batch_norm_forward", "_C.batch_norm_backward"), dtypes=_F,
+          lower=_lower_batch_norm, lower_backward=_lower_backward_batch_norm,
           # a following relu runs inside the kernel (the graph compiler's BN+ReLU fusion)
           traits={"epilogue": (_get_relu, _set_relu, "the batch-norm kernel", ("relu",))},
           call=_bn_call,
@@ -74,14 +131,7 @@ class BatchNormFn(Function):
             if per_channel <= 1:
                 raise ValueError(f"input: expected more than 1 value per channel when training, "
                                  f"got input size {tuple(x.shape)}")
-        factor = 0.0
-        if training and running_mean is not None:
-            if num_batches_tracked is not None:
-                num_batches_tracked += 1
-            if momentum is None:
-                factor = 1.0 / float(num_batches_tracked) if num_batches_tracked is not None else 0.0
-            else:
-                factor = float(momentum)
+        factor = batch_norm_factor(training, running_mean, momentum, num_batches_tracked)
         y = np.empty_like(x)
         mean = np.empty(c, dtype=x.dtype)
         invstd = np.empty(c, dtype=x.dtype)

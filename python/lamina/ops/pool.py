@@ -11,6 +11,7 @@ import numpy as np
 from .. import _C
 from ..tensor import Function, Tensor, float32, float64
 from ._common import is_float
+from ._params import PoolParams
 from ._window import _as_array, _check_float, _is_int, _tuple
 from .registry import BadSample, Sample, register
 
@@ -19,10 +20,12 @@ _F = (float32, float64)
 
 
 # ---- lowering: pooling sizes travel as PoolParams (graph/ir.py)
-def _pool_ints(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad=False, divisor=0):
+def _pool_attrs(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad=False, divisor=0):
     N, C, H, W = x.shape
-    return tuple(int(v) for v in (N, C, H, W, *kernel, *stride, *padding, *dilation, ceil_mode,
-                                  count_include_pad, divisor))
+    pool = PoolParams(N=N, C=C, H=H, W=W, KH=int(kernel[0]), KW=int(kernel[1]), stride_h=int(stride[0]),
+                      stride_w=int(stride[1]), pad_h=int(padding[0]), pad_w=int(padding[1]),
+                      dil_h=int(dilation[0]), dil_w=int(dilation[1]), ceil_mode=bool(ceil_mode))
+    return {"pool": pool, "count_include_pad": bool(count_include_pad), "divisor_override": int(divisor or 0)}
 
 
 def _lower_max_pool(L, fn):
@@ -31,16 +34,16 @@ def _lower_max_pool(L, fn):
     if holder is not None or len(x.shape) != 4 or not is_float(x):
         return False      # return_indices hands the indices to Python: keep the eager call
     idx = L.g.value(fn.out.shape, np.int64, "temp", "argmax")
-    pool = _pool_ints(x, kernel, stride, padding, dilation, ceil_mode)
+    pool = _pool_attrs(x, kernel, stride, padding, dilation, ceil_mode)
     fn.saved = (idx, pool)
-    L.emit("max_pool_fwd", [x], [fn.out, idx], {"pool": pool}, src=fn.op)
+    L.emit("max_pool_fwd", [x], [fn.out, idx], pool, src=fn.op)
     fn.lowered_by = "pool"
     return True
 
 
 def _lower_backward_max_pool(L, fn, dy):
     x, (idx, pool) = fn.args[0], fn.saved
-    L.contribute(x, fn.op, lambda out: L.emit("max_pool_bwd", [dy, idx], [out], {"pool": pool}, src=fn.op))
+    L.contribute(x, fn.op, lambda out: L.emit("max_pool_bwd", [dy, idx], [out], pool, src=fn.op))
 
 
 def _lower_avg_pool(L, fn):
@@ -48,16 +51,16 @@ def _lower_avg_pool(L, fn):
     kernel, stride, padding, ceil_mode, count_include_pad, divisor = fn.args[1:7]
     if len(x.shape) != 4 or not is_float(x):
         return False
-    pool = _pool_ints(x, kernel, stride, padding, (1, 1), ceil_mode, count_include_pad, divisor)
+    pool = _pool_attrs(x, kernel, stride, padding, (1, 1), ceil_mode, count_include_pad, divisor)
     fn.saved = pool
-    L.emit("avg_pool_fwd", [x], [fn.out], {"pool": pool}, src=fn.op)
+    L.emit("avg_pool_fwd", [x], [fn.out], pool, src=fn.op)
     fn.lowered_by = "pool"
     return True
 
 
 def _lower_backward_avg_pool(L, fn, dy):
     x, pool = fn.args[0], fn.saved
-    L.contribute(x, fn.op, lambda out: L.emit("avg_pool_bwd", [dy], [out], {"pool": pool}, src=fn.op))
+    L.contribute(x, fn.op, lambda out: L.emit("avg_pool_bwd", [dy], [out], pool, src=fn.op))
 
 
 def _lower_adaptive_avg_pool(L, fn):
