@@ -63,6 +63,20 @@ template <class T> void bias_add_channels(int64_t N, int64_t C, int64_t S, T* y,
 template <class T> void bias_grad_rows(int64_t N, int64_t F, const T* dy, T* db);
 // db[c] = sum_{n,s} dy[n, c, s] (overwrites db). Parallel over c.
 template <class T> void bias_grad_channels(int64_t N, int64_t C, int64_t S, const T* dy, T* db);
+// Exact GELU, y = x * Phi(x) with Phi(x) = erfc(-x / sqrt(2)) / 2 (float evaluated in double: a
+// few ulp from the true value everywhere, also in the left tail); dx = dy * (Phi(x) + x * phi(x)) with
+// phi(x) = exp(-x^2 / 2) / sqrt(2 pi). NaN gives NaN. y may equal x, dx may equal dy.
+template <class T> void gelu_forward(int64_t n, const T* x, T* y);
+template <class T> void gelu_backward(int64_t n, const T* x, const T* dy, T* dx);
+// ds[m] = alpha * sum over (o, i) of dy[o, m, i] (of T(dy * x) when x is not null) for an
+// (outer, mid, inner) view: the gradient of an operand broadcast over the other dims. With x the
+// products are rounded to T into a buffer first, as eager's dy * x array is. The sum: for a scalar
+// (mid 1) in double over fixed chunks; otherwise bias_grad_rows / bias_grad_channels. The order
+// depends on the sizes and the ISA alone (never the thread count): eager autodiff
+// (tensor.reduce_to_shape) and the graph executor both call this, so their gradients are
+// bit-identical.
+template <class T>
+void bias_grad_split(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds);
 
 namespace detail {
 // Vector math used by the activation and loss kernels (AVX2 only; call when active_isa() is avx2).

@@ -401,23 +401,6 @@ void broadcast_rows(int64_t outer, int64_t mid, int64_t inner, BroadcastKind kin
   }
 }
 
-// ds[m] = alpha * sum over (o, i) of dy (* x): one thread per m, so no output is shared;
-// a double accumulator keeps long sums (a scalar over a whole batch) accurate.
-template <class T>
-void reduce_rows(int64_t outer, int64_t mid, int64_t inner, double alpha, const T* dy, const T* x, T* ds) {
-  const int nt = threads_for(static_cast<double>(outer) * mid * inner, 1 << 15);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (mid > 1)
-  for (int64_t m = 0; m < mid; ++m) {
-    double acc = 0;
-    for (int64_t o = 0; o < outer; ++o) {
-      const int64_t base = (o * mid + m) * inner;
-      if (x) for (int64_t k = 0; k < inner; ++k) acc += static_cast<double>(dy[base + k]) * x[base + k];
-      else for (int64_t k = 0; k < inner; ++k) acc += dy[base + k];
-    }
-    ds[m] = static_cast<T>(alpha * acc);
-  }
-}
-
 std::string split_error(int64_t outer, int64_t mid, int64_t inner) {
   std::string e = sizes_error({{"outer", outer}, {"mid", mid}, {"inner", inner}});
   if (e.empty() && mul_sat(outer, mid) == std::numeric_limits<int64_t>::max())   // rows must not wrap
@@ -455,7 +438,7 @@ template <> struct Family<ReduceBroadcastAttrs> {
   }
   template <class T>
   static int64_t run(const Instr& in, const ReduceBroadcastAttrs& a, void* const* s, const double*, std::string*) {
-    reduce_rows<T>(a.outer, a.mid, a.inner, a.alpha, P<const T>(s, in, 0), P<const T>(s, in, 1), P<T>(s, in, 2));
+    bias_grad_split<T>(a.outer, a.mid, a.inner, a.alpha, P<const T>(s, in, 0), P<const T>(s, in, 1), P<T>(s, in, 2));
     return -1;
   }
 };

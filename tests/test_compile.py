@@ -257,12 +257,14 @@ class _Unary(nn.Module):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("executor", ["native", "python"])
-def test_unary_and_div_are_native(dtype, executor):
+def test_exact_unary_and_div_are_native(dtype, executor):
     step = _compare(_Unary, dtype, ADAM, shape=(5,), classes=4, executor=executor)
     g = step.graph
-    assert g.callbacks == []
+    # exp/log/sin/cos run NumPy's kernels as callbacks (what eager runs, so bit for bit)
+    assert sorted(g.callbacks) == sorted(["Exp", "Sin", "Cos", "Log", "Exp.backward", "Sin.backward",
+                                          "Cos.backward", "Log.backward"])
     kinds = {n.attrs["kind"] for n in g.nodes if n.op == "unary"}
-    assert kinds == {"neg", "exp", "log", "sin", "cos", "abs", "sign"}     # sign: Abs' backward
+    assert kinds == {"neg", "abs", "sign"}     # sign: Abs' backward
     assert any(n.op == "div" for n in g.nodes) and any(n.op == "broadcast" and n.attrs["kind"] == "div"
                                                        for n in g.nodes)
 

@@ -135,6 +135,41 @@ def test_bias_ops_vs_numpy(shape, dtype):
     np.testing.assert_allclose(dbc, y0.sum(axis=axes), rtol=RTOL[dtype] * 50, atol=RTOL[dtype] * 50)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("split", [(1, 1, 1), (4, 3, 5), (1, 7, 1), (300, 1, 1), (2, 33, 17), (0, 3, 2),
+                                   (70000, 1, 1), (40, 300, 1), (3, 2, 70000)])
+def test_bias_grad_split_sums_each_block(split, dtype):
+    rng = np.random.default_rng(3)
+    outer, mid, inner = split
+    dy = rng.standard_normal(split).astype(dtype)
+    x = rng.standard_normal(split).astype(dtype)
+    ds = np.full(mid, 99, dtype)
+    _C.bias_grad_split(dy, ds, outer, mid, inner)
+    want = dy.astype(np.float64).sum(axis=(0, 2))
+    tol = dict(rtol=RTOL[dtype] * 50, atol=RTOL[dtype] * 50 * np.sqrt(outer * inner + 1))
+    np.testing.assert_allclose(ds, want, **tol)
+    again = np.empty_like(ds)
+    _C.bias_grad_split(dy, again, outer, mid, inner)
+    np.testing.assert_array_equal(again, ds)           # one fixed summation order
+    _C.bias_grad_split(dy, ds, outer, mid, inner, x=x, alpha=-1.0)
+    prod = (dy * x).astype(np.float64)     # each product rounded to the dtype first, as eager's dy * x
+    np.testing.assert_allclose(ds, -prod.sum(axis=(0, 2)), **tol)
+
+
+def test_bias_grad_split_rejects_bad_arguments():
+    dy = np.ones((2, 3, 4))
+    with pytest.raises(ValueError, match="dy: expected 30 elements"):
+        _C.bias_grad_split(dy, np.empty(3), 2, 3, 5)
+    with pytest.raises(ValueError, match="ds: expected 3 elements, got 4"):
+        _C.bias_grad_split(dy, np.empty(4), 2, 3, 4)
+    with pytest.raises(TypeError, match="ds"):
+        _C.bias_grad_split(dy, np.empty(3, np.float32), 2, 3, 4)
+    with pytest.raises(ValueError, match="x: expected shape"):
+        _C.bias_grad_split(dy, np.empty(3), 2, 3, 4, x=np.ones(24))
+    with pytest.raises(ValueError, match="non-negative"):
+        _C.bias_grad_split(dy, np.empty(3), -2, 3, -4)
+
 def np_log_softmax(x):
     x = x.astype(np.float64)
     m = x.max(1, keepdims=True)

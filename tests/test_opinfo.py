@@ -36,23 +36,11 @@ def _bad_cases():
 
 CASES = list(_cases())
 
-# Known compiled-vs-eager differences in float32 (strict xfail: each must still differ, so a fix
-# shows up here): the C++ executor's exp/log/sin/cos are not NumPy's (1 ulp), and the native
-# reduce_broadcast sums a bias gradient in float64 where eager's reduce_to_shape sums in float32.
-KNOWN_COMPILED_DIFFERENCES = {("exp", "float32", "2d"), ("log", "float32", "2d"), ("sin", "float32", "2d"),
-                              ("cos", "float32", "2d"), ("add", "float32", "bias"), ("sub", "float32", "bias"),
-                              ("mul", "float32", "bias")}
-
 
 def _compiled_cases():
     for c in CASES:
         op, dt, s = c.values
-        if not s.compile:
-            continue
-        if (op.name, dt.name, s.name) in KNOWN_COMPILED_DIFFERENCES:
-            yield pytest.param(op, dt, s, id=c.id, marks=pytest.mark.xfail(
-                strict=True, reason="known float32 compiled/eager difference (see KNOWN_COMPILED_DIFFERENCES)"))
-        else:
+        if s.compile:
             yield c
 
 

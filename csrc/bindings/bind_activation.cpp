@@ -1,4 +1,5 @@
-// _C.act_forward / act_backward / bias_add_* / bias_grad_*: numpy in, numpy out-parameters.
+// _C.act_forward / act_backward / gelu_* / bias_add_* / bias_grad_* (rows, channels, split): numpy in,
+// numpy out-parameters.
 #include <string>
 
 #include "activation.h"
@@ -206,5 +207,95 @@ relu'(0) = 0, step' = 0 everywhere, leaky_relu'(0) = negative_slope.
 >>> import numpy as np; from lamina import _C
 >>> db = np.empty(2); _C.bias_grad_channels(np.ones((2, 2, 3)), db); db.tolist()
 [6.0, 6.0]
+)doc");
+  m.def(
+      "bias_grad_split",
+      [](const py::array& dy, const py::array& ds, int64_t outer, int64_t mid, int64_t inner,
+         const py::object& x, double alpha) {
+        if (outer < 0 || mid < 0 || inner < 0)
+          value_error("split: expected non-negative (outer, mid, inner), got (", outer, ", ", mid, ", ", inner, ")");
+        if (static_cast<int64_t>(dy.size()) != outer * mid * inner)
+          value_error("dy: expected ", outer * mid * inner, " elements for split (", outer, ", ", mid, ", ", inner,
+                      "), got ", dy.size());
+        if (static_cast<int64_t>(ds.size()) != mid)
+          value_error("ds: expected ", mid, " elements, got ", ds.size());
+        dispatch_float(dy, "dy", [&](auto tag) {
+          using T = decltype(tag);
+          const T* dyp = data_of<T>(dy, "dy");
+          check_same_dtype(dy, "dy", ds, "ds");
+          T* dsp = data_of<T>(ds, "ds", true);
+          check_no_alias(ds, "ds", dy, "dy");
+          const T* xp = nullptr;
+          py::array xa;
+          if (!x.is_none()) {
+            xa = x.cast<py::array>();
+            check_same_dtype(dy, "dy", xa, "x");
+            check_shape(xa, "x", shape_of(dy));
+            xp = data_of<T>(xa, "x");
+            check_no_alias(ds, "ds", xa, "x");
+          }
+          py::gil_scoped_release nogil;
+          lamina::bias_grad_split<T>(outer, mid, inner, alpha, dyp, xp, dsp);
+        });
+      },
+      py::arg("dy"), py::arg("ds").noconvert(), py::arg("outer"), py::arg("mid"), py::arg("inner"),
+      py::arg("x") = py::none(), py::arg("alpha") = 1.0,
+      R"doc(ds[m] = alpha * sum of dy[o, m, i] (times x[o, m, i] if given) over o and i, for dy viewed
+as (outer, mid, inner); products rounded to dy's dtype, sums in double (ds is overwritten). The
+gradient of an operand broadcast over the other dims, shared by eager autodiff and the executor.
+
+>>> import numpy as np; from lamina import _C
+>>> ds = np.empty(2); _C.bias_grad_split(np.ones((3, 2, 4)), ds, 3, 2, 4); ds.tolist()
+[12.0, 12.0]
+)doc");
+
+  m.def(
+      "gelu_forward",
+      [](const py::array& x, const py::array& y) {
+        dispatch_float(x, "x", [&](auto tag) {
+          using T = decltype(tag);
+          const T* xp = data_of<T>(x, "x");
+          check_same_dtype(x, "x", y, "y");
+          T* yp = data_of<T>(y, "y", true);
+          check_shape(y, "y", shape_of(x));
+          check_same_or_disjoint(y, "y", x, "x");
+          const int64_t n = static_cast<int64_t>(x.size());
+          py::gil_scoped_release nogil;
+          lamina::gelu_forward<T>(n, xp, yp);
+        });
+      },
+      py::arg("x"), py::arg("y").noconvert(),
+      R"doc(Exact GELU into y: y = x * (1 + erf(x / sqrt(2))) / 2.
+
+>>> import numpy as np; from lamina import _C
+>>> y = np.empty(2); _C.gelu_forward(np.array([0.0, 1.0]), y); [round(v, 6) for v in y]
+[0.0, 0.841345]
+)doc");
+
+  m.def(
+      "gelu_backward",
+      [](const py::array& x, const py::array& dy, const py::array& dx) {
+        dispatch_float(x, "x", [&](auto tag) {
+          using T = decltype(tag);
+          const T* xp = data_of<T>(x, "x");
+          check_same_dtype(x, "x", dy, "dy");
+          check_same_dtype(x, "x", dx, "dx");
+          const T* dyp = data_of<T>(dy, "dy");
+          T* dxp = data_of<T>(dx, "dx", true);
+          check_shape(dy, "dy", shape_of(x));
+          check_shape(dx, "dx", shape_of(x));
+          check_same_or_disjoint(dx, "dx", x, "x");
+          check_same_or_disjoint(dx, "dx", dy, "dy");
+          const int64_t n = static_cast<int64_t>(x.size());
+          py::gil_scoped_release nogil;
+          lamina::gelu_backward<T>(n, xp, dyp, dxp);
+        });
+      },
+      py::arg("x"), py::arg("dy"), py::arg("dx").noconvert(),
+      R"doc(Exact GELU's gradient into dx: dx = dy * (Phi(x) + x * phi(x)).
+
+>>> import numpy as np; from lamina import _C
+>>> dx = np.empty(1); _C.gelu_backward(np.array([0.0]), np.array([1.0]), dx); dx.tolist()
+[0.5]
 )doc");
 }

@@ -1,6 +1,9 @@
 """One rule for `dim` arguments, PyTorch's: a dim must lie in [-ndim, ndim - 1] (a 0-d tensor
-accepts 0 and -1); anything else is an IndexError, never a silent wrap to another axis."""
+accepts 0 and -1); anything else is an IndexError, never a silent wrap to another axis. Also
+bcast_split: the (outer, mid, inner) block a broadcast operand repeats over."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -35,3 +38,17 @@ def normalize_dims(dims, ndim):
         return tuple(sorted(out)) if ndim else None
     d = normalize_dim(dims, ndim)
     return (d,) if ndim else None
+
+
+def bcast_split(out_shape, small_shape):
+    """(outer, mid, inner) when `small` broadcasts to `out` as one contiguous block of its
+    dims (a bias (F) on (N, F), (C, 1, 1) on (N, C, H, W), a scalar), else None."""
+    n = len(out_shape)
+    if len(small_shape) > n:
+        return None
+    s = (1,) * (n - len(small_shape)) + tuple(small_shape)
+    big = [d for d in range(n) if s[d] != 1]
+    if any(s[d] != out_shape[d] for d in big) or (big and big[-1] - big[0] + 1 != len(big)):
+        return None
+    d0, d1 = (big[0], big[-1] + 1) if big else (n, n)
+    return math.prod(out_shape[:d0]), math.prod(out_shape[d0:d1]), math.prod(out_shape[d1:])

@@ -1,6 +1,7 @@
 """lamina.autograd: the Function extension point, backward, and finite-difference gradcheck."""
 import numpy as np
 
+from . import _inplace
 from .tensor import Function as _EngineFunction
 from .tensor import (Tensor, _version_counter, enable_grad, inference_mode,  # noqa: F401
                      is_grad_enabled, no_grad, run_backward, set_grad_enabled)
@@ -15,6 +16,7 @@ class FunctionCtx:
         self._saved = ()
         self._saved_versions = ()
         self._non_differentiable = set()
+        self._dirty = ()
 
     def save_for_backward(self, *tensors):
         for t in tensors:
@@ -35,12 +37,23 @@ class FunctionCtx:
                     f"is now at version {vv[0].value}")
         return self._saved
 
+    def _refresh_dirty_saved(self, dirty):
+        # A dirty input saved in forward is saved as the output: its version after the write counts.
+        if dirty and self._saved_versions:
+            self._saved_versions = tuple(
+                (vv[0], vv[0].value) if vv is not None and any(t is d for d in dirty) else vv
+                for t, vv in zip(self._saved, self._saved_versions))
+
     def mark_non_differentiable(self, *tensors):
         self._non_differentiable.update(id(t) for t in tensors)
 
     def mark_dirty(self, *tensors):
-        raise NotImplementedError("mark_dirty: in-place custom Functions are not supported; return "
-                                  "a new tensor from forward")
+        """Declare inputs that forward modified in place (and returns): apply bumps their version
+        and makes this Function their producer, as PyTorch does."""
+        for t in tensors:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"mark_dirty: expected Tensors, got {type(t).__name__}")
+        self._dirty = self._dirty + tuple(tensors)
 
     def set_materialize_grads(self, value):
         self.materialize_grads = bool(value)
@@ -147,14 +160,18 @@ class Function:
             result = cls.forward(ctx, *args, **kwargs)
         single = not isinstance(result, tuple)
         outs = [result] if single else list(result)
+        dirty = _check_dirty(cls, ctx, args, outs)
+        returned = list(outs)       # what the caller gets: a dirty input is returned as itself
         for k, o in enumerate(outs):
             if isinstance(o, np.ndarray):
-                outs[k] = o = Tensor._wrap(o)
-            if isinstance(o, Tensor) and any(o is a for a in args):
-                outs[k] = o.detach()  # an input returned as is: a new tensor, not the input rebased
+                outs[k] = returned[k] = o = Tensor._wrap(o)
+            if isinstance(o, Tensor) and any(o is d for d in dirty):
+                outs[k] = Tensor._wrap(o.data)      # the node's output; rebased onto the input below
+            elif isinstance(o, Tensor) and any(o is a for a in args):
+                outs[k] = returned[k] = o.detach()  # an input returned unmarked: a new tensor
         differentiable = [k for k, o in enumerate(outs)
                           if isinstance(o, Tensor) and o.data.dtype.kind == "f"
-                          and id(o) not in ctx._non_differentiable]
+                          and id(returned[k]) not in ctx._non_differentiable]
         if is_grad_enabled() and any(needs) and differentiable:
             node = _CustomNode()
             node.fn_cls, node.user_ctx = cls, ctx
@@ -168,7 +185,26 @@ class Function:
                 tensors[0].requires_grad = True
             else:
                 _link_packed(node, tensors, [outs[k] for k in differentiable])
-        return outs[0] if single else tuple(outs)
+        for k, o in enumerate(returned):
+            if any(o is d for d in dirty):
+                _inplace.bump_version(o)
+                if outs[k].requires_grad:
+                    _inplace.rebase(o, outs[k])     # o's (or its base's) producer is now this call
+        ctx._refresh_dirty_saved(dirty)
+        return returned[0] if single else tuple(returned)
+
+
+def _check_dirty(cls, ctx, args, outs):
+    """The inputs forward marked dirty, checked as PyTorch checks them."""
+    dirty = ctx._dirty
+    for d in dirty:
+        if not any(d is a for a in args):
+            raise RuntimeError(f"{cls.__name__}.forward: mark_dirty got a tensor that is not an input")
+        if not any(d is o for o in outs):
+            raise RuntimeError(f"{cls.__name__}.forward: some tensors marked as dirty were not returned "
+                               "as outputs; the inputs modified in place must all be outputs of the Function")
+        _inplace.check_inplace(d, cls.__name__)
+    return dirty
 
 
 def _link_packed(node, tensors, differentiable):

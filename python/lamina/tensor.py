@@ -13,8 +13,8 @@ import types
 
 import numpy as np
 
-from . import _device, _promotion
-from ._dims import normalize_dim, normalize_dims
+from . import _C, _device, _promotion
+from ._dims import bcast_split, normalize_dim, normalize_dims
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -382,9 +382,18 @@ def _check_saved_versions(node):
 
 
 def reduce_to_shape(g, shape):
-    """Sum a broadcast gradient back to `shape` (the one place broadcasting is undone)."""
+    """Sum a broadcast gradient back to `shape` (the one place broadcasting is undone).
+
+    A float gradient whose target repeats as one block of dims (a bias, a scalar) is summed by
+    _C.bias_grad_split, the kernel the graph executor's reduce_broadcast runs, so eager and
+    compiled gradients are bit-identical."""
     if g.shape == shape:
         return g
+    split = bcast_split(g.shape, shape) if g.dtype in (np.float32, np.float64) else None
+    if split is not None:
+        out = np.empty(shape, g.dtype)
+        _C.bias_grad_split(np.ascontiguousarray(g), out, *split)
+        return out
     if g.ndim > len(shape):
         g = g.sum(axis=tuple(range(g.ndim - len(shape))))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
@@ -1069,7 +1078,7 @@ class Tensor:
         perm = list(range(nd))
         d0, d1 = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
         perm[d0], perm[d1] = perm[d1], perm[d0]
-        return _api.Permute.apply(self, tuple(perm))
+        return self.permute(perm)
 
     def t(self):
         if self.ndim > 2:
@@ -1085,7 +1094,7 @@ class Tensor:
         dims = tuple(normalize_dim(d, nd) for d in dims)
         if sorted(dims) != list(range(nd)):
             raise ValueError(f"permute: dims {dims} are not a permutation of 0..{nd - 1}")
-        return _api.Permute.apply(self, dims)
+        return _inplace.mark_view(_api.Permute.apply(self, dims), self, lambda a: a.transpose(dims))
 
     def squeeze(self, dim=None):
         if dim is None:
@@ -1118,7 +1127,7 @@ class Tensor:
                                    f"match the existing size ({self.shape[i]}) at non-singleton "
                                    f"dimension {lead + i}; target sizes {list(shape)}, tensor sizes "
                                    f"{list(self.shape)}")
-        return _api.Expand.apply(self, shape)
+        return _inplace.mark_view(_api.Expand.apply(self, shape), self, lambda a: np.broadcast_to(a, shape))
 
     def contiguous(self):
         """This tensor if its storage is C-contiguous, else a contiguous copy (a strided view)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
+from ..ops._common import UNARY_KERNELS
 from ..ops.norm import batch_norm_factor
 from .lower import run_pycall_backward, run_pycall_forward
 
@@ -19,8 +20,7 @@ _BIAS_AXIS = {"row": _C.BiasAxis.PER_ROW, "col": _C.BiasAxis.PER_COL}
 # Scalar-table indices of an optimizer node's "sc", in the order its lower_update lists them.
 _SGD_SCALARS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "first_step")
 _ADAM_SCALARS = ("lr", "beta1", "beta2", "eps", "weight_decay", "step")
-_UNARY = {"neg": np.negative, "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "abs": np.abs,
-          "sign": np.sign}
+_UNARY = UNARY_KERNELS      # ops/_common.py's table: the kernels eager runs
 _BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
 
 

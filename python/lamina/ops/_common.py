@@ -37,10 +37,16 @@ class EagerKernels:
 
     @staticmethod
     def unary(kind, x):
-        return _UNARY_NUMPY[kind](x)
+        return UNARY_KERNELS[kind](x)
 
 
-_UNARY_NUMPY = {"neg": np.negative, "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos,
-                "abs": np.abs, "sign": np.sign}
+# The one definition of each unary kernel: eager forward (ops/arith.py), the eager backward rules
+# and the graph executor all call these. NumPy's exp/log/sin/cos are its SIMD loops (several
+# times faster than the C library's scalar ones), and other implementations differ by an ulp, so
+# the compiler never lowers them to a C++ node: they run this code as Python callbacks.
+UNARY_KERNELS = {"neg": np.negative, "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos,
+                 "abs": np.abs, "sign": np.sign}
+# Kinds every implementation computes exactly (no rounding), so the C++ `unary` node may run them.
+EXACT_UNARY = ("neg", "abs", "sign")
 
 EAGER = EagerKernels()

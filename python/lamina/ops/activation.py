@@ -1,6 +1,8 @@
 """Activations (relu, leaky_relu, softplus, sigmoid, tanh, step), softmax / log_softmax."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .._dims import normalize_dim
@@ -136,11 +138,34 @@ class Softmax(Function):
         return _unrows(dx2, ctx.shape, ctx.d), None, None
 
 
-@export
-def softmax(x, dim=-1):
-    return Softmax.apply(x, normalize_dim(dim, x.ndim), False)
+def implicit_softmax_dim(name, ndim, stacklevel):
+    """PyTorch's legacy rule for a softmax called without dim (dim 0 for 0-, 1- and 3-d input,
+    else 1), with its deprecation warning: pass dim explicitly."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
+                  "include dim=X as an argument.", UserWarning, stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _softmax(name, x, dim, stacklevel, dtype, log):
+    if dim is None:
+        dim = implicit_softmax_dim(name, x.ndim, stacklevel + 1)
+    if dtype is not None:
+        x = x.to(dtype)        # as PyTorch: cast the input first (to avoid overflow in float16)
+    return Softmax.apply(x, normalize_dim(dim, x.ndim), log)
 
 
 @export
-def log_softmax(x, dim=-1):
-    return Softmax.apply(x, normalize_dim(dim, x.ndim), True)
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """exp(x) / sum(exp(x)) along `dim` (PyTorch's F.softmax; dim=None picks one and warns).
+
+    >>> import lamina
+    >>> lamina.nn.functional.softmax(lamina.tensor([0.0, 0.0]), dim=0).tolist()
+    [0.5, 0.5]
+    """
+    return _softmax("softmax", input, dim, _stacklevel, dtype, False)
+
+
+@export
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """x - log(sum(exp(x))) along `dim` (PyTorch's F.log_softmax; dim=None picks one and warns)."""
+    return _softmax("log_softmax", input, dim, _stacklevel, dtype, True)

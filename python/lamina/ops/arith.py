@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, float32, float64
-from ._common import EAGER, FLOATS, is_float
+from .._dims import bcast_split
+from ._common import EAGER, EXACT_UNARY, FLOATS, UNARY_KERNELS, is_float
 from .registry import BadSample, Sample, register
 
 _F = (float32, float64)
@@ -42,21 +43,6 @@ def _binary_bad():
 
 
 # ---------------------------------------------------------------- binary: native lowering
-def bcast_split(out_shape, small_shape):
-    """(outer, mid, inner) when `small` broadcasts to `out` as one contiguous block of its
-    dims (a bias (F) on (N, F), (C, 1, 1) on (N, C, H, W), a scalar), else None."""
-    n = len(out_shape)
-    if len(small_shape) > n:
-        return None
-    s = (1,) * (n - len(small_shape)) + tuple(small_shape)
-    big = [d for d in range(n) if s[d] != 1]
-    if any(s[d] != out_shape[d] for d in big) or (big and big[-1] - big[0] + 1 != len(big)):
-        return None
-    d0, d1 = (big[0], big[-1] + 1) if big else (n, n)
-    prod = lambda dims: int(np.prod(dims, dtype=np.int64))   # noqa: E731
-    return prod(out_shape[:d0]), prod(out_shape[d0:d1]), prod(out_shape[d1:])
-
-
 # kinds of the `broadcast` node (names of _C.BroadcastKind), with x the full operand and s the
 # small one: rsub is s - x
 _BCAST_KIND = {("add", 0): "add", ("add", 1): "add", ("sub", 0): "sub", ("sub", 1): "rsub", ("mul", 0): "mul",
@@ -236,8 +222,8 @@ _UNARY_RULES = {
 def _lower_unary(kind):
     def lower(L, fn):
         x = fn.args[0]
-        if fn.tensor_pos != [0] or not is_float(x):
-            return False
+        if kind not in EXACT_UNARY or fn.tensor_pos != [0] or not is_float(x):
+            return False      # exp, log, sin, cos: a callback running the eager kernel (bit for bit)
         L.emit("unary", [x], [fn.out], {"kind": kind, "n": x.size}, src=fn.op)
         fn.lowered_by = "unary"
         return True
@@ -261,7 +247,8 @@ def _unary_samples(positive=False):
     return samples
 
 
-def _unary_op(name, cls_name, np_fn, positive=False):
+def _unary_op(name, cls_name, positive=False):
+    np_fn = UNARY_KERNELS[name]
     lower, lower_backward = _lower_unary(name)
     rule = _UNARY_RULES[name]
 
@@ -278,17 +265,18 @@ def _unary_op(name, cls_name, np_fn, positive=False):
                                        "__module__": __name__, "__qualname__": cls_name})
     method = name if name != "neg" else "__neg__"
     return register(name, lower=lower, lower_backward=lower_backward, kernels=(f"numpy {np_fn.__name__}",
-                                                                                 "graph: unary"),
+                                                                                 "graph: unary" if name in EXACT_UNARY
+                                                                                 else "graph: callback"),
                     dtypes=_F, call=lambda x: getattr(x, method)(), samples=_unary_samples(positive), reference=np_fn,
                     torch=lambda torch, x: getattr(torch, name)(x))(cls)
 
 
-Neg = _unary_op("neg", "Neg", np.negative)
-Exp = _unary_op("exp", "Exp", np.exp)
-Log = _unary_op("log", "Log", np.log, positive=True)
-Sin = _unary_op("sin", "Sin", np.sin)
-Cos = _unary_op("cos", "Cos", np.cos)
-Abs = _unary_op("abs", "Abs", np.abs)
+Neg = _unary_op("neg", "Neg")
+Exp = _unary_op("exp", "Exp")
+Log = _unary_op("log", "Log", positive=True)
+Sin = _unary_op("sin", "Sin")
+Cos = _unary_op("cos", "Cos")
+Abs = _unary_op("abs", "Abs")
 
 
 # ---------------------------------------------------------------- Python-only elementwise ops

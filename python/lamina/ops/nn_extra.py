@@ -1,6 +1,7 @@
 """nn-level ops: ELU, GELU, SiLU, constant/reflect/replicate/circular padding, embedding
-lookup and binary cross-entropy on probabilities. Each is a Function (NumPy forward beside its
-backward rule) registered with samples; the compiler runs them as callbacks (no lowering).
+lookup and binary cross-entropy on probabilities. Each is a Function (NumPy forward, or a _C
+kernel for exact GELU, beside its backward rule) registered with samples; the compiler runs them
+as callbacks (no lowering).
 """
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import math
 
 import numpy as np
 
+from .. import _C
 from ..tensor import Function, Tensor, float32, float64
 from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
 from .registry import BadSample, Sample, register
 
 _F = (float32, float64)
-_erf = np.frompyfunc(math.erf, 1, 1)
+_erf = np.vectorize(math.erf, otypes=[np.float64])    # the test reference for exact GELU
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715
 
@@ -38,6 +40,11 @@ def _loss_target(input, target, fn):
     if target.dtype != input.dtype:
         target = target.to(input.dtype)
     return target
+
+
+def _flat(a):
+    """A C-contiguous 1-D view (or copy) of `a`, 0-d included, for the elementwise kernels."""
+    return np.ascontiguousarray(a).reshape(-1)
 
 
 def _np_gelu(x, approximate="none"):
@@ -72,8 +79,10 @@ class ELU(Function):
 
 
 @register("gelu", dtypes=_F, call=lambda x, **kw: gelu(x, **kw),
+          kernels=("_C.gelu_forward", "_C.gelu_backward", "numpy (approximate='tanh')"),
           samples=lambda dt: [Sample((_x(dt, (3, 5)),), name="erf"),
-                              Sample((_x(dt, (3, 5)),), {"approximate": "tanh"}, name="tanh")],
+                              Sample((_x(dt, (3, 5)),), {"approximate": "tanh"}, name="tanh"),
+                              Sample((_x(dt, (0, 4)),), name="size0"), Sample((_x(dt, ()),), name="0d")],
           bad_samples=lambda: [BadSample((np.ones(3, np.float32),), {"approximate": "fast"}, ValueError,
                                          "approximate")],
           reference=_np_gelu, torch=lambda torch, x, **kw: torch.nn.functional.gelu(x, **kw))
@@ -87,8 +96,9 @@ class GELU(Function):
         if approximate == "tanh":
             t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
             return (0.5 * x * (1 + t)).astype(x.dtype, copy=False)
-        cdf = 0.5 * (1 + _erf(x / math.sqrt(2.0)).astype(np.float64))
-        return (x * cdf).astype(x.dtype, copy=False)
+        y = np.empty(x.shape, x.dtype)
+        _C.gelu_forward(_flat(x), y.reshape(-1))
+        return y
 
     @staticmethod
     def backward(ctx, dy):
@@ -99,10 +109,9 @@ class GELU(Function):
             d_inner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
             slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner
         else:
-            x64 = x.astype(np.float64)
-            cdf = 0.5 * (1 + _erf(x64 / math.sqrt(2.0)).astype(np.float64))
-            pdf = np.exp(-0.5 * x64 * x64) / math.sqrt(2 * math.pi)
-            slope = cdf + x64 * pdf   # d/dx x Phi(x) = Phi(x) + x phi(x)
+            dx = np.empty(x.shape, x.dtype)       # d/dx x Phi(x) = Phi(x) + x phi(x), in the kernel
+            _C.gelu_backward(_flat(x), _flat(dy.astype(x.dtype, copy=False)), dx.reshape(-1))
+            return dx, None
         return (dy * slope).astype(x.dtype, copy=False), None
 
 
@@ -186,30 +195,38 @@ class Pad(Function):
           call=lambda w, idx, **kw: embedding(idx, w, **kw),
           samples=lambda dt: [Sample((_x(dt, (5, 3)), np.array([[1, 4], [4, 0]])), name="plain"),
                               Sample((_x(dt, (5, 3)), np.array([1, 1, 2])), {"padding_idx": 1}, name="padding",
-                                     grad=False)],   # the padding row gets no gradient by definition
+                                     grad=False),    # the padding row gets no gradient by definition
+                              Sample((_x(dt, (5, 3)), np.array([[1, 4, 4], [4, 0, 1]])),
+                                     {"scale_grad_by_freq": True}, name="freq", grad=False)],
           bad_samples=lambda: [BadSample((np.ones((5, 3), np.float32), np.array([0, 5])), error=IndexError,
                                          match="out of range"),
                                BadSample((np.ones((5, 3), np.float32), np.array([0.0, 1.0])), error=TypeError,
                                          match="integer")],
-          reference=lambda w, idx, padding_idx=None: w[idx],
+          reference=lambda w, idx, padding_idx=None, scale_grad_by_freq=False: w[idx],
           torch=lambda torch, w, idx, **kw: torch.nn.functional.embedding(idx, w, **kw))
 class Embedding(Function):
     """weight[indices]; the weight's gradient adds each looked-up row's gradient (rows at
-    padding_idx get none)."""
+    padding_idx get none). With scale_grad_by_freq each row's gradient is divided by how often
+    its index occurs in `indices` (PyTorch's rule, so frequent words do not dominate)."""
 
     @staticmethod
-    def forward(ctx, weight, indices, padding_idx):
+    def forward(ctx, weight, indices, padding_idx, scale_grad_by_freq=False):
         ctx.indices, ctx.padding_idx, ctx.rows = indices, padding_idx, weight.shape[0]
+        ctx.scale_grad_by_freq = scale_grad_by_freq
         return weight[indices]
 
     @staticmethod
     def backward(ctx, dy):
         dw = np.zeros((ctx.rows,) + dy.shape[ctx.indices.ndim:], dtype=dy.dtype)
         flat = ctx.indices.reshape(-1)
-        np.add.at(dw, flat, dy.reshape((flat.size,) + dw.shape[1:]))
+        rows = dy.reshape((flat.size,) + dw.shape[1:])
+        if ctx.scale_grad_by_freq:
+            counts = np.bincount(flat, minlength=ctx.rows)
+            rows = rows / counts[flat].astype(dy.dtype).reshape((-1,) + (1,) * (rows.ndim - 1))
+        np.add.at(dw, flat, rows)
         if ctx.padding_idx is not None:
             dw[ctx.padding_idx] = 0
-        return dw, None, None
+        return dw, None, None, None
 
 
 @register("binary_cross_entropy", dtypes=_F,
@@ -347,9 +364,15 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
     if max_norm is not None:
         _renorm_rows_(weight, idx, float(max_norm), float(norm_type))
-    if scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
-    return Embedding.apply(weight, np.ascontiguousarray(idx, dtype=np.int64), padding_idx)
+    check_dense_embedding(sparse)
+    return Embedding.apply(weight, np.ascontiguousarray(idx, dtype=np.int64), padding_idx,
+                           bool(scale_grad_by_freq))
+
+
+def check_dense_embedding(sparse):
+    if sparse:
+        raise NotImplementedError("sparse: lamina has no sparse tensors, so embedding gradients are dense; "
+                                  "pass sparse=False (optimizers then update the whole weight)")
 
 
 def _renorm_rows_(weight, idx, max_norm, norm_type):

@@ -55,11 +55,16 @@ class Reshape(Function):
           reference=lambda x, dims=(2, 0, 1): np.transpose(x, dims),
           torch=lambda torch, x, dims=(2, 0, 1): x.permute(dims))
 class Permute(Function):
+    """x's dims permuted: a strided view of x's storage, as in PyTorch (Tensor.permute marks it a
+    view, so writes and the version counter are shared; a kernel reading it gets a C-contiguous
+    copy from Function.apply)."""
+
+    _reads_strided = True
+
     @staticmethod
     def forward(ctx, x, perm):
         ctx.inv = tuple(np.argsort(perm))
-        # Kernels need C-contiguous buffers, so a permutation materializes once here.
-        return np.array(x.transpose(perm), order="C")
+        return x.transpose(perm)
 
     @staticmethod
     def backward(ctx, dy):
@@ -71,9 +76,14 @@ class Permute(Function):
           reference=lambda x, shape=(3, 2, 4): np.broadcast_to(x, shape),
           torch=lambda torch, x, shape=(3, 2, 4): x.expand(shape))
 class Expand(Function):
+    """x repeated along its size-1 dims without copying: a read-only view with stride 0 there
+    (writing into it is refused, as PyTorch refuses writes where elements share memory)."""
+
+    _reads_strided = True
+
     @staticmethod
     def forward(ctx, x, shape):
-        return np.ascontiguousarray(np.broadcast_to(x, shape))
+        return np.broadcast_to(x, shape)
 
     @staticmethod
     def backward(ctx, dy):

@@ -91,18 +91,13 @@ class SiLU(Module):
         return F.silu(x)
 
 
-def _implicit_dim(x):
-    # PyTorch's legacy rule for a softmax built without dim: 0 for 0-, 1- and 3-d input, else 1
-    return 0 if x.ndim in (0, 1, 3) else 1
-
-
 class Softmax(Module):
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, _implicit_dim(x) if self.dim is None else self.dim)
+        return F.softmax(x, self.dim, _stacklevel=5)     # dim None: PyTorch's implicit rule, warned
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -114,7 +109,7 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, x):
-        return F.log_softmax(x, _implicit_dim(x) if self.dim is None else self.dim)
+        return F.log_softmax(x, self.dim, _stacklevel=5)
 
     def extra_repr(self):
         return f"dim={self.dim}"

@@ -5,6 +5,7 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..module import Module, ModuleShapeError, Parameter
+from ...ops.nn_extra import check_dense_embedding
 from ...tensor import get_default_dtype
 
 
@@ -95,6 +96,7 @@ class Embedding(Module):
                                  f"{self.num_embeddings}), got {padding_idx}")
             padding_idx = padding_idx % self.num_embeddings
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        check_dense_embedding(sparse)       # at construction, not at the first forward
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
         if _weight is None:
