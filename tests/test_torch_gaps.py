@@ -247,7 +247,7 @@ def test_exact_gelu_matches_torch_and_is_accurate(dtype):
     # against torch: a few ulp, plus the error of torch's 1 + erf(x), which cancels in the left tail
     # (a few ulp of 1, times |x|: there torch is the less accurate one, see the float64 check below)
     tol = 4 * np.spacing(np.abs(ty.detach().numpy())) + 8 * np.abs(a) * eps
-    assert (np.abs(ly.numpy() - ty.detach().numpy()) <= tol).all()
+    assert (np.abs(ly.detach().numpy() - ty.detach().numpy()) <= tol).all()
     gtol = 8 * eps * (1 + np.abs(tx.grad.numpy())) + 8 * np.abs(a * dy) * eps
     assert (np.abs(lx.grad.numpy() - tx.grad.numpy()) <= gtol).all()
     if dtype == np.float32:             # against float64 math: a few float32 ulp everywhere
