@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -29,6 +30,85 @@ template <class T> T sigmoid_ref(T x) {
 
 template <class T> constexpr T softplus_threshold() { return T(20); }
 
+// ---- float tanh / sigmoid without SIMD intrinsics ---------------------------------------------
+// The math of activation_avx512.cpp written as plain branch-free scalar code, so that the
+// compiler vectorizes the loops over it for whatever vector unit the target has (SSE2 on
+// x86-64, NEON on arm64) instead of calling libm per element (~20x slower). NaN propagates
+// through the arithmetic (a final `x != x ? x : y` would be kept as a branch, which stops the
+// vectorizer). Within 2 ulp of the float64 value (csrc/tests/test_activation.cpp).
+inline float bits_to_float(int32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+inline int32_t float_bits(float f) {
+  int32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+// c ? a : b by bit masks. A plain `?:` between two computed values gets its arms sunk into
+// branches (under -ftrapping-math GCC may not evaluate both), and branches stop the vectorizer.
+inline float select_f32(bool c, float a, float b) {
+  const int32_t m = -int32_t(c);
+  return bits_to_float((float_bits(a) & m) | (float_bits(b) & ~m));
+}
+
+// e^z for z in [-104, 19]: z = n ln2 + r (ln2 split so n * kLn2Hi is exact without an FMA),
+// e^r by Taylor to r^8, and 2^n as two normal factors so that n down to -150 rounds once into
+// the denormals.
+inline float exp_f32(float z) {
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  const float n = (z * 1.44269504088896341f + kRound) - kRound;
+  float r = z - n * kLn2Hi;
+  r = r - n * kLn2Lo;
+  float q = 1.0f / 40320;
+  q = q * r + 1.0f / 5040;
+  q = q * r + 1.0f / 720;
+  q = q * r + 1.0f / 120;
+  q = q * r + 1.0f / 24;
+  q = q * r + 1.0f / 6;
+  q = q * r + 0.5f;
+  const float er = 1.0f + (r + (r * r) * q);
+  const int32_t ni = static_cast<int32_t>(select_f32(n > -200.0f, n, -200.0f));  // NaN: any n (er is NaN)
+  const int32_t n1 = ni >> 1, n2 = ni - n1;
+  return er * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
+}
+
+// tanh(x) = sign(x) t(min(|x|, 9.2)): a + a s R(s) below 0.625, else 1 - 2 / (1 + e^(2a))
+// (why, and R's fit: tanh16 in activation_avx512.cpp).
+inline float tanh_f32(float x) {
+  const float ax = std::fabs(x);
+  const float a = select_f32(ax > 9.2f, 9.2f, ax);  // NaN stays NaN, and so does every step after
+  const float s = a * a;
+  float p = -0.005704974755644798f;
+  p = p * s + 0.020639074966311455f;
+  p = p * s + -0.05373971164226532f;
+  p = p * s + 0.13331441581249237f;
+  p = p * s + -0.3333328068256378f;
+  const float small = a + (a * s) * p;
+  const float big = 1.0f - 2.0f / (exp_f32(a + a) + 1.0f);
+  return std::copysign(select_f32(a < 0.625f, small, big), x);
+}
+
+// sigmoid(x) = u / (1 + e), e = e^-|x|, u = 1 or e by the sign of x (no overflow; denormal
+// results for x < -87.3), with 1 + e carried as d + d_lo (why: sigmoid16 in activation_avx512.cpp).
+inline float sigmoid_f32(float x) {
+  const float z = -std::fabs(x);
+  const float e = exp_f32(select_f32(z < -104.0f, -104.0f, z));  // NaN stays NaN, and so does y
+  const float d = 1.0f + e;
+  const float d_lo = (1.0f - d) + e;  // 1 + e - d exactly (1 >= e)
+  const float q = select_f32(x < 0.0f, e, 1.0f) / d;
+  return q - (q * d_lo) / d;
+}
+
+void tanh_f32_loop(int64_t i0, int64_t i1, const float* x, float* y) {
+  for (int64_t i = i0; i < i1; ++i) y[i] = tanh_f32(x[i]);
+}
+void sigmoid_f32_loop(int64_t i0, int64_t i1, const float* x, float* y) {
+  for (int64_t i = i0; i < i1; ++i) y[i] = sigmoid_f32(x[i]);
+}
+
 template <class T>
 void forward_portable(Activation kind, int64_t i0, int64_t i1, const T* x, T* y, T slope) {
   const T nan = std::numeric_limits<T>::quiet_NaN();
@@ -53,10 +133,16 @@ void forward_portable(Activation kind, int64_t i0, int64_t i1, const T* x, T* y,
       }
       break;
     case Activation::sigmoid:
-      for (int64_t i = i0; i < i1; ++i) y[i] = sigmoid_ref(x[i]);
+      if constexpr (std::is_same_v<T, float>)
+        sigmoid_f32_loop(i0, i1, x, y);
+      else
+        for (int64_t i = i0; i < i1; ++i) y[i] = sigmoid_ref(x[i]);
       break;
     case Activation::tanh:
-      for (int64_t i = i0; i < i1; ++i) y[i] = std::tanh(x[i]);
+      if constexpr (std::is_same_v<T, float>)
+        tanh_f32_loop(i0, i1, x, y);
+      else
+        for (int64_t i = i0; i < i1; ++i) y[i] = std::tanh(x[i]);
       break;
     case Activation::step:
       for (int64_t i = i0; i < i1; ++i) y[i] = x[i] > T(0) ? T(1) : (x[i] <= T(0) ? T(0) : nan);
@@ -109,17 +195,32 @@ const char* activation_name(Activation kind) {
   return valid_activation(k) ? kActivationNames[k] : "?";
 }
 
+namespace {
+
+#if defined(LAMINA_X86)
+// The AVX-512 kernels cover float tanh and sigmoid; false sends the rest to the AVX2 path.
+inline bool forward_avx512(Activation kind, int64_t i0, int64_t i1, const float* x, float* y, bool stream) {
+  return detail::act_forward_avx512(kind, i0, i1, x, y, stream);
+}
+inline bool forward_avx512(Activation, int64_t, int64_t, const double*, double*, bool) { return false; }
+#endif
+
+}  // namespace
+
 template <class T>
 void act_forward(Activation kind, int64_t n, const T* x, T* y, T negative_slope) {
   if (n <= 0) return;
   const bool avx2 = active_isa() >= Isa::avx2;
+  const bool avx512 = active_isa() >= Isa::avx512;
   parallel_ranges(n, [&](int64_t i0, int64_t i1) {
 #if defined(LAMINA_X86)
+    if (avx512 && forward_avx512(kind, i0, i1, x, y, stream_stores<T>(n, x, y))) return;
     if (avx2) return detail::act_forward_avx2(kind, i0, i1, x, y, negative_slope, stream_stores<T>(n, x, y));
 #endif
     forward_portable(kind, i0, i1, x, y, negative_slope);
   });
   (void)avx2;
+  (void)avx512;
 }
 
 template <class T>

@@ -11,7 +11,9 @@
 // NaN inputs give NaN outputs for every kind (as NumPy: relu(NaN) = NaN, step(NaN) = NaN).
 // Accuracy (AVX2 path, float): sigmoid, softplus within ~2e-7 relative, tanh within 3.4e-7
 // (a rational approximation, checked on every float; <= 5.6 ulp just below 1); double within
-// a few ulp. The portable path uses the C library.
+// a few ulp. AVX-512 path (float tanh, sigmoid): within 2 ulp of the float64 value, checked on
+// every float. The portable path: float tanh / sigmoid by the same math as AVX-512 in plain
+// loops the compiler vectorizes (within 2 ulp); the rest, and double, use the C library.
 // NOTE: relu backward passes dy where x is NaN (x <= 0 is false), as PyTorch does.
 // In place: y may equal x, and dx may equal dy (or x/y); partial overlap is not allowed.
 // Sizes may be 0. Arrays above ~32K elements per thread are split over OpenMP threads.
@@ -90,6 +92,9 @@ void act_backward_avx2(Activation kind, int64_t i0, int64_t i1, const float* x_o
                        float negative_slope, bool stream);
 void act_backward_avx2(Activation kind, int64_t i0, int64_t i1, const double* x_or_y, const double* dy,
                        double* dx, double negative_slope, bool stream);
+// AVX-512F float tanh / sigmoid forward over [i0, i1) (activation_avx512.cpp; call only when
+// active_isa() == Isa::avx512). Returns false, doing nothing, for the other kinds.
+bool act_forward_avx512(Activation kind, int64_t i0, int64_t i1, const float* x, float* y, bool stream);
 // y[i] = exp(x[i] - shift), returns sum_i y[i] (accumulated in double); softmax's inner loop.
 // Requires x[i] - shift <= 0 or NaN (shift = the row max): the exp has no overflow side.
 double exp_shift_sum_avx2(int64_t n, const float* x, float shift, float* y);

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cmath>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "activation.h"
@@ -99,11 +100,15 @@ void epilogue_tile(const Epilogue<T>& ep, T* C, int64_t ldc, int64_t i0, int64_t
       case Act::sigmoid:
       case Act::tanh:
 #if defined(LAMINA_X86)
-        // The activation family's AVX2 exp (in place) instead of a scalar libm call per element,
-        // which would cost as much as the GEMM itself for K of a few hundred.
+        // The activation family's vector kernels (in place) instead of a scalar libm call per
+        // element, which would cost as much as the GEMM itself for K of a few hundred; the same
+        // kernel act_forward picks, so a fused epilogue gives the bits of a separate activation.
         if (vector_act) {
-          detail::act_forward_avx2(ep.act == Act::sigmoid ? Activation::sigmoid : Activation::tanh,
-                                   0, nv, c, c, T(0), false);
+          const Activation kind = ep.act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;
+          if constexpr (std::is_same_v<T, float>)
+            if (active_isa() >= Isa::avx512 && detail::act_forward_avx512(kind, 0, nv, c, c, false))
+              break;
+          detail::act_forward_avx2(kind, 0, nv, c, c, T(0), false);
           break;
         }
 #endif

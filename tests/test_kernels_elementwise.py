@@ -10,7 +10,8 @@ DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 2e-6, np.float64: 1e-13}
 SHAPES = [(1,), (7,), (33,), (3, 5), (2, 3, 9), (70001,)]
 KINDS = ["identity", "relu", "leaky_relu", "softplus", "sigmoid", "tanh", "step"]
-ISAS = ["portable"] + (["avx2"] if _C.cpu_supports_avx2_fma() else [])
+ISAS = (["portable"] + (["avx2"] if _C.cpu_supports_avx2_fma() else [])
+        + (["avx512"] if _C.cpu_supports_avx512() else []))
 
 
 @pytest.fixture(params=ISAS)
@@ -331,3 +332,36 @@ def test_errors_name_the_argument():
         _C.adam_step(x64, x64.copy(), x64.copy(), x64.copy(), None, 0, 0.1, 0.9, 0.999, 1e-8, 0, False, False)
     with pytest.raises(TypeError, match="grad: expected dtype float64"):
         _C.sgd_step(x64, x32, None, 0.1, 0.0, 0.0, 0.0, False, True)
+
+
+# float tanh / sigmoid in ulp of the float64 value: the AVX-512 and portable kernels hold 2 ulp,
+# AVX2's rational tanh 6 and its sigmoid 3 (csrc/activation.h).
+ULP_LIMIT = {"portable": {"tanh": 2, "sigmoid": 2}, "avx2": {"tanh": 6, "sigmoid": 3},
+             "avx512": {"tanh": 2, "sigmoid": 2}}
+
+
+@pytest.mark.parametrize("kind", ["tanh", "sigmoid"])
+def test_tanh_sigmoid_ulp_sweep(isa, kind):
+    bits = np.arange(0, 1 << 32, 8191, dtype=np.uint64).astype(np.uint32)  # every binade, both signs
+    x = bits.view(np.float32)
+    edges = np.array([0.0, 1e-45, 1.2e-38, 0.0625, 0.625, 9.2, 9.02, 87.5, 104.0, 1e30, np.inf], np.float32)
+    x = np.concatenate([x, edges, -edges])
+    y = np.empty_like(x)
+    _C.act_forward(kind, x, y)
+    finite = ~np.isnan(x)
+    assert np.isnan(y[~finite]).all()
+    x64 = x[finite].astype(np.float64)
+    with np.errstate(over="ignore"):
+        ref = np.tanh(x64) if kind == "tanh" else 1.0 / (1.0 + np.exp(-x64))
+    ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    err = np.abs(y[finite].astype(np.float64) - ref) / ulp
+    worst = int(np.argmax(err))
+    assert err[worst] <= ULP_LIMIT[isa][kind], (isa, kind, float(x[finite][worst]), float(err[worst]))
+    lo, hi = (-1.0, 1.0) if kind == "tanh" else (0.0, 1.0)
+    assert ((y[finite] >= lo) & (y[finite] <= hi)).all()
+    tiny = np.abs(x) < 2.0 ** -12
+    if kind == "tanh":
+        np.testing.assert_array_equal(y[tiny], x[tiny])  # tanh(x) = x, signed zeros and denormals kept
+        assert y[x == np.inf].tolist() == [1.0] and y[x == -np.inf].tolist() == [-1.0]
+    else:
+        assert y[x == np.inf].tolist() == [1.0] and y[x == -np.inf].tolist() == [0.0]

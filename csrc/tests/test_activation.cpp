@@ -1,4 +1,5 @@
-// Activation family: every kind vs a long-double scalar reference, AVX2 vs portable, edge
+// Activation family: every kind vs a long-double scalar reference, each ISA path (portable,
+// AVX2, AVX-512 where the CPU has them) against another, float tanh / sigmoid in ulp, edge
 // sizes around the 8/4-lane vector width, NaN/Inf, the documented kinks, bias ops.
 #include <algorithm>
 #include <cmath>
@@ -137,7 +138,6 @@ void check_float_sweep() {
     }
   std::vector<float> y(xs.size());
   const double floor = std::numeric_limits<float>::min();
-  const bool avx2 = active_isa() >= Isa::avx2;
   for (Activation k : {Activation::sigmoid, Activation::tanh, Activation::softplus}) {
     act_forward<float>(k, static_cast<int64_t>(xs.size()), xs.data(), y.data());
     CHECK(lamina_test::all_finite(y));
@@ -150,11 +150,65 @@ void check_float_sweep() {
       if (std::fabs((double)r) > floor) worst = lamina_test::max_err(worst, err / std::fabs((double)r));
       if (k == Activation::tanh) CHECK(std::fabs(y[i]) <= 1.0f);
       if (k == Activation::sigmoid) CHECK(y[i] >= 0.0f && y[i] <= 1.0f);
-      // (glibc's tanhf, the portable path, is 1 ulp off there; ours is exact)
-      if (k == Activation::tanh && avx2 && std::fabs(xs[i]) < 1e-4f) CHECK_MSG(y[i] == xs[i], "tanh(%g) = %g", (double)xs[i], (double)y[i]);
+      if (k == Activation::tanh && std::fabs(xs[i]) < 1e-4f) CHECK_MSG(y[i] == xs[i], "tanh(%g) = %g", (double)xs[i], (double)y[i]);
     }
     std::printf("%s float sweep (%s): max relative error %.3g\n", activation_name(k),
-                avx2 ? "avx2" : "portable", worst);
+                isa_name(active_isa()), worst);
+  }
+}
+
+// Float tanh and sigmoid in ulp of the float64 value, over bit patterns spread across every
+// binade (every 4093rd of all 2^32, both signs: normals, denormals, +-inf, NaNs) plus the
+// edges of the kernels' ranges. The AVX-512 and portable paths hold 2 ulp; AVX2's rational
+// tanh 6 and its sigmoid 3 (activation.h). NaN in gives NaN out, everything else is finite
+// and in range, tanh(x) = x for |x| < 2^-12, denormal x gives sigmoid 0.5.
+static double float_ulp(double r) {
+  const double a = std::fabs(r);
+  if (a < (double)std::numeric_limits<float>::min()) return std::ldexp(1.0, -149);
+  int e;
+  std::frexp(a, &e);
+  return std::ldexp(1.0, e - 24);
+}
+
+void check_ulp_sweep() {
+  std::vector<float> xs;
+  for (uint64_t b = 0; b < (uint64_t(1) << 32); b += 4093) {
+    const uint32_t bits = uint32_t(b);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    xs.push_back(f);
+  }
+  const float edges[] = {0.0f, -0.0f, 1e-45f, -1e-45f, 1.1754942e-38f, 2.44e-4f, 0.0625f, 0.078125f,
+                         0.625f, 0.62499994f, 1.0f, 9.2f, 9.200001f, 20.0f, 87.0f, 87.5f, 88.8f,
+                         103.9f, 104.0f, 104.1f, 1e30f, 3.4028235e38f,
+                         std::numeric_limits<float>::infinity()};
+  for (float e : edges) { xs.push_back(e); xs.push_back(-e); }
+  const int64_t n = static_cast<int64_t>(xs.size());
+  std::vector<float> y(xs.size());
+  const Isa isa = active_isa();
+  for (Activation k : {Activation::tanh, Activation::sigmoid}) {
+    const double limit = isa == Isa::avx2 ? (k == Activation::tanh ? 6.0 : 3.0) : 2.0;
+    act_forward<float>(k, n, xs.data(), y.data());
+    double worst = 0;
+    float worst_x = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = xs[i];
+      if (std::isnan(x)) {
+        CHECK_MSG(std::isnan(y[i]), "%s(NaN) = %g", activation_name(k), (double)y[i]);
+        continue;
+      }
+      const double ref = k == Activation::tanh ? std::tanh(x) : 1.0 / (1.0 + std::exp(-x));
+      const double ulps = std::fabs((double)y[i] - ref) / float_ulp(ref);
+      CHECK_MSG(ulps <= limit, "%s %s(%.9g) = %.9g, float64 %.9g: %.2f ulp", isa_name(isa),
+                activation_name(k), x, (double)y[i], ref, ulps);
+      if (ulps > worst) { worst = ulps; worst_x = xs[i]; }
+      if (k == Activation::tanh) CHECK(std::fabs(y[i]) <= 1.0f);
+      if (k == Activation::sigmoid) CHECK(y[i] >= 0.0f && y[i] <= 1.0f);
+      if (k == Activation::tanh && std::fabs(x) < 0x1p-12) CHECK(y[i] == xs[i]);
+      if (k == Activation::sigmoid && std::fabs(x) < 1e-38) CHECK(y[i] == 0.5f);
+    }
+    std::printf("%s %s: %lld floats, max error %.3f ulp at x = %.9g\n", isa_name(isa),
+                activation_name(k), (long long)n, worst, (double)worst_x);
   }
 }
 
@@ -191,7 +245,7 @@ void check_bias(std::mt19937& rng) {
 int main() {
   std::mt19937 rng(42);
   const int64_t sizes[] = {0, 1, 7, 8, 9, 31, 33, 1000, 200003};
-  for (Isa isa : {Isa::portable, Isa::avx2}) {
+  for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
     if (!set_isa(isa)) continue;
     for (Activation k : kAll)
       for (int64_t n : sizes) {
@@ -201,6 +255,7 @@ int main() {
     check_special<float>(4e-7);
     check_special<double>(1e-15);
     check_float_sweep();
+    check_ulp_sweep();
     check_bias<float>(rng);  // each ISA: bias_grad_rows has its own AVX2 column sums
     check_bias<double>(rng);
   }
