@@ -53,8 +53,8 @@ def main():
     net = nn.Sequential(nn.Linear(D, Hn, dtype=np.float64), nn.Sigmoid(), nn.Linear(Hn, K, dtype=np.float64))
     rng = np.random.default_rng(0)
     X, T = rng.standard_normal((N, D)), rng.standard_normal((N, K))
-    W1, b1 = net[0].weight.numpy().copy(), net[0].bias.numpy().copy()
-    W2, b2 = net[2].weight.numpy().copy(), net[2].bias.numpy().copy()
+    W1, b1 = net[0].weight.detach().numpy().copy(), net[0].bias.detach().numpy().copy()
+    W2, b2 = net[2].weight.detach().numpy().copy(), net[2].bias.detach().numpy().copy()
 
     # autodiff: lamina runs Linear + Sigmoid as one fused GEMM-with-epilogue and differentiates it
     Y = net(lamina.tensor(X))

@@ -116,8 +116,8 @@ def helper_test_op(shapes, lamina_fn, torch_fn, dtype=np.float32, low=-2.0, high
     lx = [None if a is None else lamina.tensor(a, requires_grad=grad) for a in arrays]
     tx = [None if a is None else t.tensor(a, requires_grad=grad) for a in arrays]
     lo, to = lamina_fn(*lx), torch_fn(*tx)
-    np.testing.assert_allclose(lo.numpy(), to.detach().numpy(), **tol, err_msg="forward")
-    assert lo.numpy().dtype == to.detach().numpy().dtype, "forward dtype"
+    np.testing.assert_allclose(lo.detach().numpy(), to.detach().numpy(), **tol, err_msg="forward")
+    assert lo.detach().numpy().dtype == to.detach().numpy().dtype, "forward dtype"
     if grad:
         v = rng.standard_normal(lo.shape).astype(dtype)
         (lo * lamina.tensor(v)).sum().backward()

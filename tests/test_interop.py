@@ -53,7 +53,7 @@ def test_no_deprecation_warning_under_numpy2():
 
 def test_numpy_shares_memory_and_accepts_force():
     t = lamina.tensor([1.0, 2.0], requires_grad=True)
-    assert np.shares_memory(t.numpy(), t.numpy(force=True))
+    assert np.shares_memory(t.detach().numpy(), t.numpy(force=True))
     w = lamina.tensor([3, 4])
     w.numpy(force=False)[0] = 5
     assert w.tolist() == [5, 4]

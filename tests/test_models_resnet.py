@@ -30,7 +30,7 @@ def test_basic_block_output_is_relu_of_branch_plus_skip():
     blk = BasicBlock(3).eval()
     x = lamina.randn(2, 3, 5, 5)
     branch = blk.bn2(blk.conv2(lamina.relu(blk.bn1(blk.conv1(x)))))
-    np.testing.assert_array_equal(blk(x).numpy(), np.maximum(branch.numpy() + x.numpy(), 0))
+    np.testing.assert_array_equal(blk(x).detach().numpy(), np.maximum(branch.detach().numpy() + x.detach().numpy(), 0))
 
 
 @pytest.mark.parametrize("width,in_channels,expected", [(16, 1, 77754), (4, 1, 5142), (8, 3, 19954)])

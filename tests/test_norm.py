@@ -239,9 +239,9 @@ def test_dropout_modes_and_module():
     m = nn.Sequential(nn.Linear(10, 10), nn.Dropout(0.5))
     x = lamina.randn(4, 10)
     m.eval()
-    np.testing.assert_array_equal(m(x).numpy(), m[0](x).numpy())
+    np.testing.assert_array_equal(m(x).detach().numpy(), m[0](x).detach().numpy())
     m.train()
-    assert (m(x).numpy() == 0).any()
+    assert (m(x).detach().numpy() == 0).any()
     assert repr(nn.Dropout(0.2)) == "Dropout(p=0.2, inplace=False)"
 
 
@@ -316,10 +316,10 @@ def test_train_and_eval_switch_a_model():
     net = lamina.models.lenet5(norm=True)
     x = lamina.randn(8, 1, 28, 28)
     net.train()
-    a = net(x).numpy()
+    a = net(x).detach().numpy()
     net.eval()
-    b = net(x).numpy()
-    c = net(x).numpy()
+    b = net(x).detach().numpy()
+    c = net(x).detach().numpy()
     assert not np.allclose(a, b)          # batch vs running statistics
     np.testing.assert_array_equal(b, c)   # eval is deterministic and does not update state
     assert all(not m.training for m in net.modules())
@@ -394,9 +394,9 @@ def test_compiled_step_equals_eager_bit_for_bit(make, dtype, executor):
     comp.eval()
     x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
     fwd = compile(comp, executor=executor)
-    np.testing.assert_array_equal(fwd(x).numpy(), eager(lamina.tensor(x)).numpy())   # the trace: eager itself
+    np.testing.assert_array_equal(fwd(x).detach().numpy(), eager(lamina.tensor(x)).detach().numpy())   # the trace: eager itself
     # The compiled forward folds each conv+BN at eval (test_compile_fold_bn.py): equal to rounding.
-    np.testing.assert_allclose(fwd(x).numpy(), eager(lamina.tensor(x)).numpy(),
+    np.testing.assert_allclose(fwd(x).detach().numpy(), eager(lamina.tensor(x)).detach().numpy(),
                                **(dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)))
     y = rng.integers(0, 10, 5)
     o1.zero_grad()

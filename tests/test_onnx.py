@@ -138,7 +138,7 @@ def test_names_fixed_batch_and_opset(tmp_path):
     assert dims[0].dim_value == 2 and proto.opset_import[0].version == 13
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     x = np.ones((2, 4), np.float32)
-    np.testing.assert_allclose(session.run(["logits"], {"pixels": x})[0], model(lamina.tensor(x)).numpy(), atol=TOL)
+    np.testing.assert_allclose(session.run(["logits"], {"pixels": x})[0], model(lamina.tensor(x)).detach().numpy(), atol=TOL)
     with pytest.raises(Exception):
         session.run(None, {"pixels": np.ones((3, 4), np.float32)})          # batch fixed at 2
     dyn = lamina.onnx.export(model, lamina.zeros(2, 4), tmp_path / "d.onnx")
@@ -187,7 +187,7 @@ def test_cli_train_export_onnx(tmp_path):
                                       if not k.startswith("optim.")))
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
-    np.testing.assert_allclose(session.run(None, {"input": x})[0], model(lamina.tensor(x)).numpy(), atol=TOL)
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model(lamina.tensor(x)).detach().numpy(), atol=TOL)
 
 
 @pytest.mark.skipif(not hasattr(nn, "BatchNorm2d"), reason="BatchNorm (issue 11) is not in this checkout yet")

@@ -69,7 +69,7 @@ def test_conv_filters_first_channel_and_rgb(tmp_path):
     gray = nn.Conv2d(4, 6, 5).weight
     m = viz.tile_filters(gray)
     assert m.shape == (2 * 6 - 1, 3 * 6 - 1)
-    w0 = gray.numpy()[1, 0]
+    w0 = gray.detach().numpy()[1, 0]
     np.testing.assert_allclose(m[0:5, 6:11], w0 / np.abs(w0).max(), rtol=1e-6)
     rgb = nn.Conv2d(3, 8, 3).weight
     m = viz.tile_filters(rgb, ncols=4)

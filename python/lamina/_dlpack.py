@@ -23,6 +23,11 @@ CPU_DEVICE = (1, 0)   # (kDLCPU, device 0): the only device lamina has
 _LAMINA_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 
 
+class RequiresGradExportError(RuntimeError, BufferError):
+    """__dlpack__ of a tensor that requires grad: the BufferError that DLPack consumers expect
+    (PyTorch raises one) and a RuntimeError, as lamina raised before."""
+
+
 def export_capsule(array, requires_grad, *, stream=None, max_version=None, dl_device=None, copy=None):
     """The capsule behind `Tensor.__dlpack__` (arguments as in the array API standard)."""
     if stream is not None:
@@ -32,7 +37,7 @@ def export_capsule(array, requires_grad, *, stream=None, max_version=None, dl_de
     if copy is not None and not isinstance(copy, bool):
         raise TypeError(f"copy: expected True, False or None, got {copy!r}")
     if requires_grad:
-        raise RuntimeError("__dlpack__: can't export a tensor that requires grad; use tensor.detach() first")
+        raise RequiresGradExportError("__dlpack__: can't export a tensor that requires grad; use tensor.detach() first")
     versioned = max_version is not None and tuple(max_version) >= (1, 0)
     read_only = not array.flags.writeable
     if copy:

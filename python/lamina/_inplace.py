@@ -152,12 +152,21 @@ def getitem(x, idx):
 
 
 # --------------------------------------------------------------------------- in-place writes
+class ReadOnlyTensorError(RuntimeError, ValueError):
+    """An in-place write into read-only memory: a RuntimeError as PyTorch's in-place errors are,
+    and the ValueError NumPy raises for a read-only destination."""
+
+
 def check_inplace(t, op):
     """PyTorch refuses in-place writes into a leaf (or a view of one) that requires grad, and
     into an expand()ed tensor (a read-only view here)."""
-    if not t.data.flags.writeable and t._base is not None:
-        raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor "
-                           "refers to a single memory location (an expand()ed tensor); clone() it first")
+    if not t.data.flags.writeable:
+        if t._base is not None and t._base.data.flags.writeable:   # a read-only view of writeable memory
+            raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor "
+                               "refers to a single memory location (an expand()ed tensor); clone() it first")
+        # PyTorch leaves writes into a read-only NumPy array undefined; lamina says so up front
+        raise ReadOnlyTensorError(f"{op}: the tensor's memory is read-only (it shares a non-writeable NumPy "
+                                  "array, as lamina.from_numpy does); write into a copy (t.clone()) instead")
     if not _grad_mode.enabled:
         return
     if t.requires_grad and t._node is None:

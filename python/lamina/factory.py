@@ -1,4 +1,6 @@
 """Tensor constructors with PyTorch names: tensor, from_numpy, zeros, ones, full, rand, randn, ..."""
+import warnings
+
 import numpy as np
 
 from . import random as _random
@@ -57,7 +59,33 @@ def from_numpy(a):
     if not a.flags.c_contiguous:
         raise ValueError("from_numpy: the array is not C-contiguous, so memory cannot be shared; "
                          "use lamina.tensor(a) to make a contiguous copy")
+    if not a.flags.writeable:
+        # as PyTorch does: the tensor shares the memory, and any in-place write to it is refused
+        warnings.warn("from_numpy: the given NumPy array is not writable; the tensor shares its memory, "
+                      "so in-place operations on it will fail. Copy the array (np.array(a)) or make it "
+                      "writable first to modify the tensor.", UserWarning, stacklevel=2)
     return Tensor._wrap(a)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """`data` as a tensor, sharing memory where it can, as PyTorch's `as_tensor`: a Tensor of
+    the asked dtype comes back as is (another dtype goes through `.to`, so gradients flow); a
+    C-contiguous NumPy array of a lamina dtype is shared as `from_numpy` shares it; anything
+    else is copied into a new tensor as `tensor(data, dtype)` would.
+
+    >>> import numpy as np, lamina
+    >>> a = np.zeros(2, np.float32); t = lamina.as_tensor(a); a[0] = 3
+    >>> t.tolist(), lamina.as_tensor([1, 2]).dtype
+    ([3.0, 0.0], dtype('int64'))
+    """
+    _check_device(device)
+    want = None if dtype is None else np.dtype(dtype)
+    if isinstance(data, Tensor):
+        return data if want is None or want == data.dtype else data.to(want)
+    if (isinstance(data, np.ndarray) and data.dtype in _SUPPORTED and data.dtype != np.bool_
+            and data.flags.c_contiguous and want in (None, data.dtype)):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):

@@ -39,6 +39,7 @@ _ST_TO_NP = {"F16": "float16", "F32": "float32", "F64": "float64", "I8": "int8",
              "U64": "uint64", "BOOL": "bool"}
 _NP_TO_ST = {np.dtype(v): k for k, v in _ST_TO_NP.items()}
 _SUPPORTED = set(_NP_TO_ST)
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))   # what a Parameter may hold
 _ITEMSIZE = {"BF16": 2, **{k: np.dtype(v).itemsize for k, v in _ST_TO_NP.items()}}
 _MAX_HEADER = 100 << 20                  # safetensors' own limit on the JSON header
 
@@ -161,6 +162,7 @@ _ALLOWED = "Tensor, numpy array, dict, list, tuple, str, int, float, bool or Non
 def _encode(obj, where: str, arrays: "OrderedDict[str, np.ndarray]", name: Optional[str] = None):
     """JSON for `obj`; tensors and arrays are moved to `arrays` and referenced by `name`
     (default: their position in the file)."""
+    from .nn.module import Parameter
     from .tensor import Tensor
 
     if obj is None or isinstance(obj, (bool, str)):
@@ -180,6 +182,8 @@ def _encode(obj, where: str, arrays: "OrderedDict[str, np.ndarray]", name: Optio
         node = {"tensor": name}   # NumPy arrays come back as Tensors (of the same dtype)
         if isinstance(obj, Tensor) and obj.requires_grad:
             node["requires_grad"] = True
+        if isinstance(obj, Parameter):
+            node["parameter"] = True   # comes back a Parameter, as torch.load gives one
         return node
     if isinstance(obj, Mapping):
         items = []
@@ -205,7 +209,7 @@ def _decode(node, where: str, arrays: Mapping[str, np.ndarray]):
         return node
     if isinstance(node, list):
         raise bad("a bare JSON list")
-    if not isinstance(node, dict) or len(node) not in (1, 2):
+    if not isinstance(node, dict) or len(node) not in (1, 2, 3):
         raise bad(f"expected a tagged object, got {type(node).__name__}")
     tag = next(iter(node))
     body = node[tag]
@@ -213,7 +217,12 @@ def _decode(node, where: str, arrays: Mapping[str, np.ndarray]):
         if not isinstance(body, str) or body not in arrays:
             raise bad(f"tensor entry {body!r} is not in the file")
         arr = arrays[body]
+        if set(node) - {"tensor", "requires_grad", "parameter"}:
+            raise bad(f"unexpected keys {sorted(node)}")
         requires_grad = node.get("requires_grad", False) is True and arr.dtype.kind == "f"
+        if node.get("parameter", False) is True and arr.dtype in _FLOAT_DTYPES:
+            from .nn.module import Parameter
+            return Parameter(arr, requires_grad=requires_grad)
         return Tensor._wrap(arr, requires_grad=requires_grad)
     if len(node) != 1:
         raise bad(f"unexpected keys {sorted(node)}")

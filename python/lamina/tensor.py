@@ -63,6 +63,11 @@ def current_tracer():
     return _grad_mode.tracer
 
 
+# PyTorch's words, so code that matches on them behaves the same.
+_NUMPY_REQUIRES_GRAD = ("Can't call numpy() on Tensor that requires grad. "
+                        "Use tensor.detach().numpy() instead.")
+
+
 def _check_read(t, what):
     """Reading a traced value into Python during capture (item(), bool(), numpy(), ...): the
     tracer raises CaptureError naming the op and the user's line."""
@@ -661,21 +666,29 @@ class Tensor:
         return self.data.tolist()
 
     def numpy(self, *, force=False):
-        """The underlying NumPy array (shares memory), as in PyTorch for CPU tensors.
+        """The underlying NumPy array, sharing memory, as PyTorch's `Tensor.numpy` on CPU.
 
-        `force` is accepted for PyTorch compatibility; lamina tensors are always CPU, dense and
-        unconjugated, so forcing changes nothing. NOTE: unlike PyTorch, a tensor that requires
-        grad is not refused (lamina's own code and tests read parameters this way).
+        A tensor that requires grad is refused with PyTorch's RuntimeError unless
+        `force=True`, which detaches first (lamina tensors are CPU, dense and unconjugated, so
+        the forced array still shares memory, as PyTorch's does for such a tensor).
 
         >>> import lamina
         >>> lamina.tensor([1.0, 2.0]).numpy().tolist()
         [1.0, 2.0]
+        >>> lamina.tensor([1.0], requires_grad=True).detach().numpy().tolist()
+        [1.0]
         """
         _check_read(self, "numpy")
+        if self.requires_grad and not force:
+            raise RuntimeError(_NUMPY_REQUIRES_GRAD)
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        # NumPy 2 protocol: copy=True must copy, copy=False must not (or raise), None: only if needed.
+        # NumPy 2 protocol: copy=True must copy, copy=False must not (or raise), None: only if
+        # needed. Like PyTorch, np.asarray(t) goes through numpy(), so a tensor requiring grad
+        # is refused with the same message.
+        if self.requires_grad:
+            raise RuntimeError(_NUMPY_REQUIRES_GRAD)
         want = self.data.dtype if dtype is None else np.dtype(dtype)
         if copy:
             return np.array(self.data, dtype=want, copy=True)

@@ -54,8 +54,8 @@ def make_step(model, loss_fn, optimizer, eager: bool = True) -> Callable:
 
 
 def _correct(logits, y) -> int:
-    pred = np.asarray(logits.numpy() if hasattr(logits, "numpy") else logits).argmax(axis=1)
-    target = np.asarray(y.numpy() if hasattr(y, "numpy") else y)
+    pred = np.asarray(logits.detach().numpy() if hasattr(logits, "detach") else logits).argmax(axis=1)
+    target = np.asarray(y.detach().numpy() if hasattr(y, "detach") else y)
     return int((pred == target).sum())
 
 
@@ -241,7 +241,7 @@ def optimizer_state(optimizer) -> Tuple["OrderedDict[str, np.ndarray]", Dict]:
         for name, value in entry.items():
             if _is_array(value):
                 arrays[f"{_OPT_PREFIX}state.{idx}.{name}"] = np.asarray(
-                    value if isinstance(value, np.ndarray) else value.numpy())
+                    value if isinstance(value, np.ndarray) else value.detach().numpy())
             else:
                 scalars.setdefault(str(idx), {})[name] = _jsonable(value)
     rest = {"param_groups": _jsonable(sd.get("param_groups", [])), "scalars": scalars}

@@ -6,28 +6,33 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..tensor import Tensor, _FLOATS
+from ..tensor import Tensor, _FLOATS, _version_counter
 
 
-# What load_state_dict returns, as PyTorch's: unpacks as (missing, unexpected).
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict returns, as PyTorch's: unpacks as (missing, unexpected)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
 
 
-class StateDictKeysError(RuntimeError, KeyError):
-    """load_state_dict(strict=True) with missing or unexpected keys. A RuntimeError as in
-    PyTorch (and a KeyError, as lamina raised before)."""
+class StateDictError(RuntimeError, KeyError, ValueError):
+    """What load_state_dict raises: PyTorch's RuntimeError, worded as PyTorch's ("Error(s) in
+    loading state_dict for ..."), listing every problem found. Also a KeyError and a
+    ValueError, which lamina raised for key and shape problems before."""
 
-    def __init__(self, module_name, missing, unexpected):
-        lines = [f"load_state_dict: {len(missing)} missing and {len(unexpected)} unexpected keys "
-                 f"(strict=True); error(s) in loading state_dict for {module_name}:"]
-        if missing:
-            lines.append("\tMissing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
-        if unexpected:
-            lines.append("\tUnexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
-        super().__init__("\n".join(lines))
+    def __init__(self, module_name, errors, missing=(), unexpected=()):
+        super().__init__(f"Error(s) in loading state_dict for {module_name}:\n\t" + "\n\t".join(errors))
         self.missing_keys, self.unexpected_keys = list(missing), list(unexpected)
 
     __str__ = RuntimeError.__str__   # not KeyError's repr-quoting
+
+
+StateDictKeysError = StateDictError   # the earlier name
 
 
 class Parameter(Tensor):
@@ -290,6 +295,17 @@ class Module:
         return sd
 
     def load_state_dict(self, state_dict, strict=True):
+        """Copy `state_dict`'s values into this module's parameters and buffers, as PyTorch's
+        `param.copy_(value)`: values of another dtype (a float16 checkpoint, say) are cast to
+        the parameter's dtype. Tensors and NumPy arrays are accepted. Every problem (missing or
+        unexpected keys when strict, size mismatches, values that are not arrays) is reported
+        together in one RuntimeError worded as PyTorch's, and then nothing has been copied.
+
+        >>> from lamina import nn
+        >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+        >>> b.load_state_dict({k: v.double() for k, v in a.state_dict().items()})
+        <All keys matched successfully>
+        """
         own = self.state_dict()
         targets = {}
         for mp, m in self.named_modules(remove_duplicate=False):
@@ -299,18 +315,38 @@ class Module:
                     targets[f"{mp}.{n}" if mp else n] = p
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise StateDictKeysError(type(self).__name__, missing, unexpected)
+        errors, copies = [], []
         for k, v in state_dict.items():
             if k not in targets:
                 continue
             dst = targets[k]
-            src = v.data if isinstance(v, Tensor) else np.asarray(v)
-            if tuple(src.shape) != tuple(dst.shape):
-                raise ValueError(f"load_state_dict: {k}: expected shape {tuple(dst.shape)}, got {tuple(src.shape)}")
-            if src.dtype != dst.dtype:
-                raise TypeError(f"load_state_dict: {k}: expected dtype {dst.dtype}, got {src.dtype}")
-            dst.data[...] = src
+            dst_arr = dst.data if isinstance(dst, Tensor) else dst
+            try:
+                src = v.data if isinstance(v, Tensor) else np.asarray(v)
+            except (TypeError, ValueError):
+                src = np.empty(0, object)
+            if src.dtype.kind not in "biuf":
+                got = type(v) if src.dtype == object else f"an array of dtype {src.dtype}"
+                errors.append(f'While copying the parameter named "{k}", expected Tensor or '
+                              f"Tensor-like object from checkpoint but received {got}")
+                continue
+            if dst_arr.ndim == 0 and src.shape == (1,):
+                src = src.reshape(())   # PyTorch's allowance for scalars saved as 1-element vectors
+            if tuple(src.shape) != tuple(dst_arr.shape):
+                errors.append(f"size mismatch for {k}: copying a param with shape {tuple(src.shape)} from "
+                              f"checkpoint, the shape in current model is {tuple(dst_arr.shape)}.")
+                continue
+            copies.append((dst, dst_arr, src))
+        if strict and unexpected:
+            errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        if strict and missing:
+            errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        if errors:
+            raise StateDictError(type(self).__name__, errors, missing, unexpected)
+        for dst, dst_arr, src in copies:
+            np.copyto(dst_arr, src, casting="unsafe")   # param.copy_(value): cast to the param's dtype
+            if isinstance(dst, Tensor):
+                _version_counter(dst).value += 1    # an in-place write, as copy_ is
         return IncompatibleKeys(missing, unexpected)
 
     # ---- modes, grads, dtype

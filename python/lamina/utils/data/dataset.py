@@ -98,8 +98,8 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(self, x, y):
-        self.x = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
-        self.y = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+        self.x = x.data if isinstance(x, Tensor) else np.asarray(x)
+        self.y = y.data if isinstance(y, Tensor) else np.asarray(y)
         if self.x.ndim == 0 or self.y.ndim == 0:
             raise ValueError(f"x and y need a leading sample dimension, got shapes "
                              f"{self.x.shape} and {self.y.shape}")
