@@ -123,6 +123,26 @@ class Lowering:
         self.grad_written.add(g.id)
         return g, acc
 
+    def overwrite_targets(self, fn, wanted):
+        """Gradient Values for the wanted args of a kernel that overwrites its outputs: (outs, parts),
+        where a second contribution goes to a temp that `accumulate_parts(fn, parts)` adds after."""
+        outs, parts = [], []
+        for p, want in enumerate(wanted):
+            if not want:
+                continue
+            v = fn.args[p]
+            g, acc = self.grad_target(v)
+            if acc:
+                tmp = self.g.value(v.shape, v.dtype, "temp", "grad_part")
+                parts.append((g, tmp))
+                g = tmp
+            outs.append(g)
+        return outs, parts
+
+    def accumulate_parts(self, fn, parts):
+        for g, tmp in parts:
+            self.emit("accumulate", [tmp], [g], inplace=[g], src=fn.op)
+
     def contribute(self, v, src, make):
         """make(out Value) emits a node writing the gradient into `out` (overwrite)."""
         g, acc = self.grad_target(v)

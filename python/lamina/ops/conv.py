@@ -71,20 +71,9 @@ def _lower_backward_conv(L, fn, dy):
         L.emit("act_bwd", [fn.out, dy], [dz], {"kind": act, "slope": 0.01, "n": dy.size}, src=fn.op)
         dy = dz
     wanted = (L.wants(fn, 0), L.wants(fn, 1), 2 in fn.tensor_pos and L.wants(fn, 2))
-    outs, parts = [], []
-    for p, want in enumerate(wanted):
-        if not want:
-            continue
-        v = fn.args[p]
-        g, acc = L.grad_target(v)
-        if acc:      # the kernel overwrites: a second contribution goes through a temp
-            tmp = L.g.value(v.shape, v.dtype, "temp", "grad_part")
-            parts.append((g, tmp))
-            g = tmp
-        outs.append(g)
+    outs, parts = L.overwrite_targets(fn, wanted)
     L.emit("conv2d_bwd", [x, w, dy], outs, {"conv": fn.conv_attrs, "has": wanted}, src=fn.op)
-    for g, tmp in parts:
-        L.emit("accumulate", [tmp], [g], inplace=[g], src=fn.op)
+    L.accumulate_parts(fn, parts)
 
 
 _EPILOGUE = {"epilogue": (lambda fn: getattr(fn, "act", "identity"), lambda fn, act: setattr(fn, "act", act),

@@ -77,21 +77,10 @@ def _lower_backward_batch_norm(L, fn, dy):
     x, w = fn.args[0], fn.args[1]
     mean, invstd, attrs = fn.saved
     wanted = (L.wants(fn, 0), L.wants(fn, 1), L.wants(fn, 2))
-    outs, parts = [], []
-    for p, want in enumerate(wanted):
-        if not want:
-            continue
-        v = fn.args[p]
-        g, acc = L.grad_target(v)
-        if acc:      # the kernel overwrites: a second contribution goes through a temp
-            tmp = L.g.value(v.shape, v.dtype, "temp", "grad_part")
-            parts.append((g, tmp))
-            g = tmp
-        outs.append(g)
+    outs, parts = L.overwrite_targets(fn, wanted)
     y = fn.out if attrs["relu"] else None
     L.emit("bn_bwd", [x, dy, y, w, mean, invstd], outs, {**attrs, "has": wanted}, src=fn.op)
-    for g, tmp in parts:
-        L.emit("accumulate", [tmp], [g], inplace=[g], src=fn.op)
+    L.accumulate_parts(fn, parts)
 
 
 def _bn_call(x, w=None, b=None, training=True):
