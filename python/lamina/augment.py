@@ -41,15 +41,8 @@ def random_crop_flip(x: np.ndarray, rng: np.random.Generator, padding: int = 2,
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-class AugmentedLoader:
-    """Wraps a loader of (x, y) batches: x goes through `random_crop_flip`, drawn from a
-    generator seeded by (seed, epoch), so a resumed run augments as an unbroken one does."""
-
-    def __init__(self, loader, seed: int, padding: int = 2, flip: bool = False):
-        self.loader = loader
-        self.seed = int(seed)
-        self.padding = int(padding)
-        self.flip = bool(flip)
+class _LoaderWrapper:
+    """A loader around `self.loader`: same length, and its `epoch` (which seeds shuffling) passes through."""
 
     @property
     def epoch(self):
@@ -62,6 +55,17 @@ class AugmentedLoader:
     def __len__(self):
         return len(self.loader)
 
+
+class AugmentedLoader(_LoaderWrapper):
+    """Wraps a loader of (x, y) batches: x goes through `random_crop_flip`, drawn from a
+    generator seeded by (seed, epoch), so a resumed run augments as an unbroken one does."""
+
+    def __init__(self, loader, seed: int, padding: int = 2, flip: bool = False):
+        self.loader = loader
+        self.seed = int(seed)
+        self.padding = int(padding)
+        self.flip = bool(flip)
+
     def __iter__(self):
         from .tensor import Tensor
         rng = np.random.default_rng([self.seed, int(self.epoch), 0xA6])
@@ -69,7 +73,7 @@ class AugmentedLoader:
             yield Tensor._wrap(random_crop_flip(x.data, rng, self.padding, self.flip)), y
 
 
-class PrefetchLoader:
+class PrefetchLoader(_LoaderWrapper):
     """Iterates `loader` in a background thread, `depth` batches ahead, yielding in order.
 
     Exceptions in the thread are re-raised in the consumer; abandoning the iteration (break,
@@ -83,17 +87,6 @@ class PrefetchLoader:
             raise ValueError(f"depth: expected a positive int, got {depth}")
         self.loader = loader
         self.depth = int(depth)
-
-    @property
-    def epoch(self):
-        return getattr(self.loader, "epoch", 0)
-
-    @epoch.setter
-    def epoch(self, value):
-        self.loader.epoch = value
-
-    def __len__(self):
-        return len(self.loader)
 
     def __iter__(self):
         ready: queue.Queue = queue.Queue(maxsize=self.depth)
