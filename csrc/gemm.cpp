@@ -79,6 +79,15 @@ struct PackBuffer : AlignedBuffer {
 };
 thread_local PackBuffer tl_pack_a;  // each thread's mc x KC block of A
 thread_local PackBuffer tl_pack_b;  // the calling thread's B panel (or block), shared with its team
+// What tl_pack_a holds when it is one K block of one row block: a thread's next task of the
+// same step and rows (the tasks of a row block are consecutive in its share) reuses it
+// instead of packing A again for each column block.
+struct PackedRows {
+  uint64_t step = 0;  // 0: nothing reusable
+  int64_t i0 = 0, mlen = 0;
+};
+thread_local PackedRows tl_packed_rows;
+std::atomic<uint64_t> g_next_step{1};
 }  // namespace
 
 // ---- epilogue -------------------------------------------------------------------------------
@@ -142,6 +151,7 @@ struct Problem {
   int64_t kc;     // K block (KC balanced so the last block is not a sliver)
   bool packA;     // pack A, or let the kernel read it in place
   bool packB;     // pack B, or let the kernel read full NR-wide columns in place (small M)
+  uint64_t step = 0;  // unique per parallel step (see PackedRows)
 
   const T* a_at(int64_t i, int64_t k) const { return transA ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
@@ -168,7 +178,11 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
     const int64_t kcur = std::min(p.kc, p.K - pc);
     const T beta = pc == 0 ? p.beta : T(1);
     const bool last = pc + kcur == p.K;
-    if (p.packA) {
+    const bool one_block = kcur == p.K;
+    const PackedRows held = tl_packed_rows;
+    const bool reuse = one_block && held.step == p.step && held.i0 == i0 && held.mlen == mlen;
+    if (reuse) {
+    } else if (p.packA) {
       for (int64_t ir = 0; ir < mlen; ir += MR)
         pack_a(p.transA, kcur, std::min<int64_t>(MR, mlen - ir), MR, p.a_at(i0 + ir, pc), p.lda,
                Ap + (ir / MR) * kcur * MR);
@@ -177,6 +191,7 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
       const int64_t ir = mlen - mlen % MR;
       pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + (ir / MR) * kcur * MR);
     }
+    tl_packed_rows = one_block ? PackedRows{p.step, i0, mlen} : PackedRows{};
     auto tile = [&](int64_t jr, int64_t ir) {
       const int64_t nv = std::min<int64_t>(NR, ncols - jr);
       const bool b_in_place = !p.packB && nv == NR;
@@ -342,7 +357,8 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   // first the B-panel packs, then the C blocks. Threads claim tasks with an atomic counter, so
   // there is no barrier between packing and computing (a compute task waits only for the
   // panels it reads); a thread that starts late or is descheduled simply claims fewer tasks.
-  auto panel_step = [&](const Problem<T>& q, T* Bp, int64_t jc, int64_t ncols) {
+  auto panel_step = [&](Problem<T> q, T* Bp, int64_t jc, int64_t ncols) {
+    q.step = g_next_step.fetch_add(1, std::memory_order_relaxed);
     const int64_t npanels = ceil_div(ncols, NR);
     const TaskGrid g = partition(M, ncols, q.K, MR, NR, mc_max, nt, q.packA, transA, sizeof(T));
     const int64_t ntasks = npanels + g.tm * g.tn;

@@ -163,19 +163,23 @@ def test_task_grid_orders_agree(dtype, M, K, N, ta, tb):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M,K,N,ta,tb", [(200, 600, 130, False, False), (97, 1030, 70, True, True),
-                                         (64, 513, 40, False, True), (130, 257, 33, True, False)])
+                                         (64, 513, 40, False, True), (130, 257, 33, True, False),
+                                         (300, 300, 700, False, False), (250, 200, 1000, True, False)])
 def test_loop_orders_agree(dtype, M, K, N, ta, tb):
     # K blocks inside the tasks (C block cached over the full K) or outside them (BLIS order,
-    # one KC x NC block of B per K block): the same K blocks summed in the same order, so the
-    # same bits, at 1 and 2 threads, with beta and a fused epilogue applied once.
+    # one KC x NC block of B per K block), A packed or read in place: the same K blocks summed
+    # in the same order, so the same bits, at 1 and 2 threads, with beta and a fused epilogue
+    # applied once.
     rng = np.random.default_rng(9)
     a = rand(rng, (K, M) if ta else (M, K), dtype)
     b = rand(rng, (N, K) if tb else (K, N), dtype)
     c0 = rand(rng, (M, N), dtype)
     bias = rand(rng, (N,), dtype)
     outs = []
-    for threads, order in itertools.product((1, 2), (0, 1)):
-        with gemm_setup(threads=threads, k_blocks_outside=order):
+    # pack_a=1 at 2 threads: a thread's packed A block is reused by its next task of the same
+    # rows and K block (the column blocks of one row block), never across steps or rows.
+    for threads, order, pack_a in itertools.product((1, 2), (0, 1), (-1, 1)):
+        with gemm_setup(threads=threads, k_blocks_outside=order, pack_a=pack_a, load_backoff=False):
             c = c0.copy()
             _C.gemm(a, b, c, trans_a=ta, trans_b=tb, alpha=0.5, beta=-1.0, bias=bias, act="relu")
             outs.append(c)
