@@ -387,7 +387,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
 
   // Which operand stays in L2 while a task runs: see use_k_blocks_outside (gemm_config.h).
   // The K blocks are the same in either loop order, so the results are bit-identical.
-  const bool k_blocks_outside = use_k_blocks_outside<T>(M, N, K, p.kc, NR, mc_max, p.packB);
+  const bool k_blocks_outside = use_k_blocks_outside<T>(M, N, K, p.kc, NR, mc_max, p.packB, nt);
   if (!k_blocks_outside) {
     // One parallel region per jc; each task keeps its C block in cache across its K blocks.
     const int64_t NC = nc_for<T>(K, NR);

@@ -84,7 +84,7 @@ struct GemmBlocking {
   int64_t nc = 0;            // columns of the packed B panel (L3 share) or block (L2)
   int64_t b_panel_bytes = 0, a_block_bytes = 0;  // the L3 and L2 budgets behind NC and MC
   int64_t b_block_bytes = 0;  // the L2 budget behind NC when the K blocks are outside the tasks
-  bool k_blocks_outside = false;  // BLIS loop order: a KC x NC block of B per K block (L2)
+  bool k_blocks_outside = false;  // BLIS loop order at 1 thread: a KC x NC block of B per K block (L2)
 };
 template <class T>
 GemmBlocking gemm_blocking(int64_t M, int64_t N, int64_t K, bool transA = false);

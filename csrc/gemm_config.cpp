@@ -71,8 +71,9 @@ int64_t nc_block_for(int64_t kc, int NR) {
 
 template <class T>
 bool use_k_blocks_outside(int64_t M, int64_t N, int64_t K, int64_t kc, int NR, int64_t mc,
-                          bool packB) {
+                          bool packB, int nt) {
   if (path_override().k_blocks_outside >= 0) return path_override().k_blocks_outside != 0;
+  if (nt > 1) return false;
   const double full_k_panel = double(K) * double(std::min<int64_t>(N, nc_for<T>(K, NR))) * double(sizeof(T));
   return packB && K > kc && M >= 4 * mc && full_k_panel > 2.0 * double(cache_blocking().b_block_bytes);
 }
@@ -145,7 +146,7 @@ const GemmPathOverride& path_override() { return g_override; }
 #define LAMINA_INSTANTIATE_GEMM_CONFIG(T)                                 \
   template int64_t nc_for<T>(int64_t, int);                               \
   template int64_t nc_block_for<T>(int64_t, int);                         \
-  template bool use_k_blocks_outside<T>(int64_t, int64_t, int64_t, int64_t, int, int64_t, bool); \
+  template bool use_k_blocks_outside<T>(int64_t, int64_t, int64_t, int64_t, int, int64_t, bool, int); \
   template int64_t mc_for<T>(const GemmKernel<T>&);                       \
   template int kernel_candidates<T>(GemmKernel<T>*);                      \
   template GemmKernel<T> choose_kernel<T>(int64_t, int64_t, bool);
@@ -185,7 +186,7 @@ GemmBlocking gemm_blocking(int64_t M, int64_t N, int64_t K, bool transA) {
   b.mc = mc_for<T>(kern);
   // B packed as gemm_impl packs a contiguous row-major B of this shape.
   const bool packB = M > tuning::kMaxMInPlaceB || (N * int64_t(sizeof(T))) % 256 == 0;
-  b.k_blocks_outside = use_k_blocks_outside<T>(M, N, K, b.kc, kern.nr, b.mc, packB);
+  b.k_blocks_outside = use_k_blocks_outside<T>(M, N, K, b.kc, kern.nr, b.mc, packB, 1);
   b.nc = b.k_blocks_outside ? nc_block_for<T>(b.kc, kern.nr) : nc_for<T>(K, kern.nr);
   b.b_panel_bytes = cache_blocking().b_panel_bytes;
   b.a_block_bytes = cache_blocking().a_block_bytes;

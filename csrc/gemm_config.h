@@ -58,11 +58,13 @@ int64_t nc_block_for(int64_t kc, int NR);
 // far larger than L2 (b_block_bytes) and at least 4 row blocks reread it, each task would
 // stream it from L3; then the K blocks go outside the tasks (BLIS order): per K block a
 // KC x NC block of B is packed once and reread from L2 by every row block, and C streams
-// instead (measured 1024^3 f32 1 thread, Xeon with 2 MiB L2: ~53-57% -> ~59-60% of the FMA
-// peak). packB: B is packed (a B read in place keeps the default order).
+// instead (measured 1024^3 f32 1 thread, Xeon with 2 MiB L2, page-aligned operands: 64% ->
+// 68% of the FMA peak; numpy's unaligned arrays: even, within the noise). packB: B is packed (a B read in place keeps the default order). Only for one
+// thread (nt): it takes one parallel region per K block instead of one per call, and under a
+// neighbour's load each region's join can wait a time slice for a descheduled worker.
 template <class T>
 bool use_k_blocks_outside(int64_t M, int64_t N, int64_t K, int64_t kc, int NR, int64_t mc,
-                          bool packB);
+                          bool packB, int nt);
 // MC: the kernel's preferred rows per task (measured per tile), capped so the A block fits.
 template <class T>
 int64_t mc_for(const GemmKernel<T>& kern);
