@@ -4,6 +4,7 @@
 // op code, so run() is a table lookup and never a switch over codes.
 #include "graph.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
@@ -749,22 +750,26 @@ std::string validate(const std::vector<Instr>& program, const std::vector<int64_
 }
 
 int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
-            Callback callback, void* user, std::string* error) {
+            Callback callback, void* user, std::string* error, double* seconds) {
   std::string local;
   std::string* err = error ? error : &local;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point t0;
   for (size_t idx = 0; idx < program.size(); ++idx) {
     const Instr& in = program[idx];
+    if (seconds) t0 = Clock::now();
     if (in.op == Op::callback) {
       const int64_t id = std::get_if<CallbackAttrs>(&in.attrs)->id;
       if (!callback || !callback(user, id)) {
         if (err->empty()) *err = "callback " + std::to_string(id) + " failed";
         return static_cast<int64_t>(idx);
       }
-      continue;
+    } else {
+      const Row& row = kTable[static_cast<int>(in.op)];
+      const int64_t bad = (in.dtype == DType::f64 ? row.run_f64 : row.run_f32)(in, slots, scalars, err);
+      if (bad >= 0) return static_cast<int64_t>(idx);
     }
-    const Row& row = kTable[static_cast<int>(in.op)];
-    const int64_t bad = (in.dtype == DType::f64 ? row.run_f64 : row.run_f32)(in, slots, scalars, err);
-    if (bad >= 0) return static_cast<int64_t>(idx);
+    if (seconds) seconds[idx] += std::chrono::duration<double>(Clock::now() - t0).count();
   }
   return -1;
 }

@@ -186,9 +186,11 @@ std::string validate(const std::vector<Instr>& program, const std::vector<int64_
 using Callback = bool (*)(void* user, int64_t callback_id);
 
 // Runs the program. slots[k] = base pointer of slot k. Returns -1 on success, else the index
-// of the failing instruction, with a message in *error.
+// of the failing instruction, with a message in *error. seconds: null, or one entry per
+// instruction to which the instruction's wall time is added (the step profile; null costs one
+// untaken branch per instruction).
 int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
-            Callback callback, void* user, std::string* error);
+            Callback callback, void* user, std::string* error, double* seconds = nullptr);
 
 }  // namespace graph
 }  // namespace lamina

@@ -475,6 +475,19 @@ class NativeExecutor:
         slots, attrs = build(n, n.attrs, [self._slot(v) for v in n.inputs], [self._slot(v) for v in n.outputs])
         return _C.GraphInstr(code, dtype, slots, attrs)
 
+    def set_profiling(self, on):
+        """Step profile on (zeroed) or off: while on, every run adds each instruction's wall time."""
+        self.prog.set_profiling(bool(on))
+
+    def profile(self, graph):
+        """(node, seconds per run) for every node of `graph` (the one this executor was built
+        from: instruction k is node k), averaged over the runs since set_profiling(True)."""
+        runs = self.prog.profile_runs
+        if runs == 0:
+            raise RuntimeError("no profiled run: call set_profiling(True), then run the step")
+        secs = self.prog.profile_seconds()
+        return [(n, float(t) / runs) for n, t in zip(graph.nodes, secs)]
+
     def run(self, inputs, scalars):
         if self.needs_input_views:
             self.mem.bind_inputs(inputs)
