@@ -18,6 +18,21 @@ template <> struct Y<float> {
   static R loadu(const float* p) { return _mm256_loadu_ps(p); }
   static void storeu(float* p, R x) { _mm256_storeu_ps(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R load(const float* p) { return _mm256_load_ps(p); }
+  static void store(float* p, R x) { _mm256_store_ps(p, x); }
+  // Lanes l < nl: p[l * stride] (zero past nl); stride * 7 fits int32 (the caller checks).
+  static R gather(const float* p, int64_t stride, int nl) {
+    const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i idx = _mm256_mullo_epi32(l, _mm256_set1_epi32(static_cast<int32_t>(stride)));
+    const __m256 mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(nl), l));
+    return _mm256_mask_i32gather_ps(zero(), p, idx, mask, 4);
+  }
+  static void scatter(float* p, int64_t stride, int nl, R x) {   // no scatter instruction in AVX2
+    alignas(32) float t[8];
+    _mm256_store_ps(t, x);
+    for (int l = 0; l < nl; ++l) p[l * stride] = t[l];
+  }
 };
 template <> struct Y<double> {
   using R = __m256d;
@@ -27,6 +42,20 @@ template <> struct Y<double> {
   static R loadu(const double* p) { return _mm256_loadu_pd(p); }
   static void storeu(double* p, R x) { _mm256_storeu_pd(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R load(const double* p) { return _mm256_load_pd(p); }
+  static void store(double* p, R x) { _mm256_store_pd(p, x); }
+  static R gather(const double* p, int64_t stride, int nl) {
+    const __m128i l = _mm_setr_epi32(0, 1, 2, 3);
+    const __m128i idx = _mm_mullo_epi32(l, _mm_set1_epi32(static_cast<int32_t>(stride)));
+    const __m256d mask = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_cmpgt_epi32(_mm_set1_epi32(nl), l)));
+    return _mm256_mask_i32gather_pd(zero(), p, idx, mask, 8);
+  }
+  static void scatter(double* p, int64_t stride, int nl, R x) {
+    alignas(32) double t[4];
+    _mm256_store_pd(t, x);
+    for (int l = 0; l < nl; ++l) p[l * stride] = t[l];
+  }
 };
 }  // namespace
 
@@ -40,6 +69,14 @@ DirectKernel<T> direct_kernel_avx2(int64_t K, DirectShape* s) {
 }
 template DirectKernel<float> direct_kernel_avx2<float>(int64_t, DirectShape*);
 template DirectKernel<double> direct_kernel_avx2<double>(int64_t, DirectShape*);
+// Lane kernels, at most 12 accumulators: K = 6: 6 x 2; else 4 x 3 with zero-padded channels.
+template <class T>
+void lane_kernels_avx2(int64_t K, LaneKernels<T>* lk) {
+  if (K % 6 == 0 && K % 4 != 0) return fill_lane_kernels<Y, T, 6, 2>(lk);
+  fill_lane_kernels<Y, T, 4, 3>(lk);
+}
+template void lane_kernels_avx2<float>(int64_t, LaneKernels<float>*);
+template void lane_kernels_avx2<double>(int64_t, LaneKernels<double>*);
 }  // namespace conv_direct_detail
 }  // namespace lamina
 #endif
