@@ -55,6 +55,8 @@ struct LaneKernels {
   // stride * (lanes - 1) must fit an int32.
   void (*gather)(const T* src, int64_t stride, int64_t n, int64_t nl, T* dst) = nullptr;
   void (*scatter)(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) = nullptr;
+  // ReLU + 2x2/2 max pool of lane rows r0, r1 -> pooled, code (PW, lanes) (conv_block.h's code).
+  void (*relu_pool2)(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* code) = nullptr;
 };
 #if defined(LAMINA_X86)
 template <class T> void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk);

@@ -90,6 +90,35 @@ void lane_scatter(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) {
   for (int64_t j = 0; j < n; ++j) X<T>::scatter(dst + j, stride, int(nl), X<T>::load(src + j * X<T>::W));
 }
 
+// ReLU then the 2x2 stride-2 max pool of two lane rows r0, r1 (each (2*PW.., lanes)), with the
+// rules of relu (x < 0 ? 0 : x, NaN kept) and max_pool2d (row-major window order, the first max
+// keeps ties, NaN wins): pooled (PW, lanes) and code (PW, lanes) = the max's window position
+// (0..3 row-major), or 4 where relu' is 0 there (the max is <= 0; NaN passes, as relu' does).
+// Plain selects over a fixed lane count: the compiler vectorizes them with this TU's ISA.
+template <template <class> class X, class T>
+void lane_relu_pool2(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* code) {
+  constexpr int W = X<T>::W;
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    const T* a = r0 + 2 * pw * W;
+    const T* c = r1 + 2 * pw * W;
+#pragma GCC ivdep
+    for (int l = 0; l < W; ++l) {
+      const T v0 = a[l] < T(0) ? T(0) : a[l], v1 = a[W + l] < T(0) ? T(0) : a[W + l];
+      const T v2 = c[l] < T(0) ? T(0) : c[l], v3 = c[W + l] < T(0) ? T(0) : c[W + l];
+      T m = v0;
+      uint8_t at = 0;
+      bool t = (v1 > m) | (v1 != v1);
+      m = t ? v1 : m; at = t ? 1 : at;
+      t = (v2 > m) | (v2 != v2);
+      m = t ? v2 : m; at = t ? 2 : at;
+      t = (v3 > m) | (v3 != v3);
+      m = t ? v3 : m; at = t ? 3 : at;
+      pooled[pw * W + l] = m;
+      code[pw * W + l] = m <= T(0) ? uint8_t(4) : at;
+    }
+  }
+}
+
 // The lane kernels of one channel block KB for V = 1 .. VMAX (a row's last, narrower tiles).
 template <template <class> class X, class T, int KB, int VMAX>
 void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
@@ -98,6 +127,7 @@ void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
   lk->lanes = X<T>::W;
   lk->gather = lane_gather<X, T>;
   lk->scatter = lane_scatter<X, T>;
+  lk->relu_pool2 = lane_relu_pool2<X, T>;
   lk->by_v[1] = lane_block<X, T, KB, 1>;
   if constexpr (VMAX >= 2) lk->by_v[2] = lane_block<X, T, KB, 2>;
   if constexpr (VMAX >= 3) lk->by_v[3] = lane_block<X, T, KB, 3>;

@@ -59,7 +59,7 @@ bool lane_forward(const ConvParams& p, const T* x, const T* w, const T* b, int64
   if (!lane_kernels<T>(p.K, &lk)) return false;
   // int32 gather/scatter offsets: lanes-1 images apart in x and in y.
   const int64_t img = std::max(p.C * p.H * p.W, p.K * p.OH() * p.OW());
-  if (img > INT32_MAX / lk.lanes) return false;
+  if (img > INT32_MAX / lk.lanes || p.N < lk.lanes || !conv_direct_applicable(p)) return false;
   const int64_t C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW, L = lk.lanes, KB = lk.kb;
   const int64_t OH = p.OH(), OW = p.OW(), Hp = H + 2 * p.pad_h, Wp = W + 2 * p.pad_w;
   const int64_t ntaps = C * KH * KW, nblk = (K + KB - 1) / KB, nbb = (p.N + L - 1) / L;
