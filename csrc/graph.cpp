@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "conv_block.h"
 #include "cpu.h"
 #include "loss.h"
 #include "norm.h"
@@ -504,6 +505,7 @@ template <> struct Family<ConvAttrs> {
     if (!e.empty()) return e;
     const char* pe = conv_params_error(p);
     if (pe[0]) return std::string("conv params: ") + pe;
+    if (in.op == Op::conv_block_forward || in.op == Op::conv_block_backward) return conv_block_error(p);
     return in.op == Op::conv2d_forward ? activation_error("act", a.act) : "";
   }
   static Need needs(const Instr& in, const ConvAttrs& a) {
@@ -512,14 +514,29 @@ template <> struct Family<ConvAttrs> {
     const int64_t t = itemsize(in.dtype);
     const int64_t xs = mul_sat(p.N, p.C, p.H, p.W), ws = mul_sat(p.K, p.C / p.groups, p.KH, p.KW);
     const int64_t ys = mul_sat(p.N, p.K, p.OH(), p.OW());
+    const int64_t pooled = mul_sat(p.N, p.K, p.OH() / 2, p.OW() / 2);
+    if (in.op == Op::conv_block_backward) {
+      nd.req(0, mul_sat(pooled, t)); nd.req(1, pooled); nd.req(2, mul_sat(ys, t));
+      return nd;
+    }
     nd.req(0, mul_sat(xs, t)); nd.req(1, mul_sat(ws, t));
-    if (in.op == Op::conv2d_forward) { nd.opt(2, mul_sat(p.K, t)); nd.req(3, mul_sat(ys, t)); }
+    if (in.op == Op::conv_block_forward) { nd.opt(2, mul_sat(p.K, t)); nd.req(3, mul_sat(pooled, t)); nd.req(4, pooled); }
+    else if (in.op == Op::conv2d_forward) { nd.opt(2, mul_sat(p.K, t)); nd.req(3, mul_sat(ys, t)); }
     else { nd.req(2, mul_sat(ys, t)); nd.opt(3, mul_sat(xs, t)); nd.opt(4, mul_sat(ws, t)); nd.opt(5, mul_sat(p.K, t)); }
     return nd;
   }
   template <class T>
   static int64_t run(const Instr& in, const ConvAttrs& a, void* const* s, const double*, std::string*) {
     const ConvParams& p = a.params;
+    if (in.op == Op::conv_block_forward) {
+      conv2d_relu_max_pool2d_forward<T>(p, P<const T>(s, in, 0), P<const T>(s, in, 1), P<const T>(s, in, 2),
+                                        P<T>(s, in, 3), P<uint8_t>(s, in, 4));
+      return -1;
+    }
+    if (in.op == Op::conv_block_backward) {
+      relu_max_pool2d_backward<T>(p, P<const T>(s, in, 0), P<const uint8_t>(s, in, 1), P<T>(s, in, 2));
+      return -1;
+    }
     if (in.op == Op::conv2d_backward) {
       conv2d_backward<T>(p, P<const T>(s, in, 0), P<const T>(s, in, 1), P<const T>(s, in, 2), P<T>(s, in, 3),
                          P<T>(s, in, 4), P<T>(s, in, 5));

@@ -66,4 +66,4 @@ def test_profile_step_tool_prints_a_table(capsys):
     finally:
         lamina.set_num_threads(threads)
     out = capsys.readouterr().out
-    assert "conv2d_fwd 1->6 28x28 k5" in out and "(outside the instructions)" in out
+    assert "conv_block_fwd 1->6 28x28 k5" in out and "(outside the instructions)" in out
