@@ -33,6 +33,21 @@ template <> struct Y<float> {
     _mm256_store_ps(t, x);
     for (int l = 0; l < nl; ++l) p[l * stride] = t[l];
   }
+  // relu and the pool's take rule (lane_relu_pool2): x < 0 ? 0 : x; v replaces m if v > m or NaN.
+  using I = __m256;   // positions as float bit patterns, selected with the same blends
+  static R relu(R x) { return _mm256_blendv_ps(x, zero(), _mm256_cmp_ps(x, zero(), _CMP_LT_OQ)); }
+  static I position(int k) { return _mm256_castsi256_ps(_mm256_set1_epi32(k)); }
+  static void take(R v, int k, R& m, I& at) {
+    const R t = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    m = _mm256_blendv_ps(m, v, t);
+    at = _mm256_blendv_ps(at, position(k), t);
+  }
+  static void store_code(uint8_t* c, R m, I at) {
+    at = _mm256_blendv_ps(at, position(4), _mm256_cmp_ps(m, zero(), _CMP_LE_OQ));
+    alignas(32) int32_t t[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(t), _mm256_castps_si256(at));
+    for (int l = 0; l < 8; ++l) c[l] = static_cast<uint8_t>(t[l]);
+  }
 };
 template <> struct Y<double> {
   using R = __m256d;
@@ -55,6 +70,20 @@ template <> struct Y<double> {
     alignas(32) double t[4];
     _mm256_store_pd(t, x);
     for (int l = 0; l < nl; ++l) p[l * stride] = t[l];
+  }
+  using I = __m256d;
+  static R relu(R x) { return _mm256_blendv_pd(x, zero(), _mm256_cmp_pd(x, zero(), _CMP_LT_OQ)); }
+  static I position(int k) { return _mm256_castsi256_pd(_mm256_set1_epi64x(k)); }
+  static void take(R v, int k, R& m, I& at) {
+    const R t = _mm256_or_pd(_mm256_cmp_pd(v, m, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+    m = _mm256_blendv_pd(m, v, t);
+    at = _mm256_blendv_pd(at, position(k), t);
+  }
+  static void store_code(uint8_t* c, R m, I at) {
+    at = _mm256_blendv_pd(at, position(4), _mm256_cmp_pd(m, zero(), _CMP_LE_OQ));
+    alignas(32) int64_t t[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(t), _mm256_castpd_si256(at));
+    for (int l = 0; l < 4; ++l) c[l] = static_cast<uint8_t>(t[l]);
   }
 };
 }  // namespace

@@ -32,6 +32,19 @@ template <> struct Z<float> {
   static void scatter(float* p, int64_t stride, int nl, R x) {
     _mm512_mask_i32scatter_ps(p, static_cast<__mmask16>((1u << nl) - 1), index(stride), x, 4);
   }
+  // relu and the pool's take rule (lane_relu_pool2): x < 0 ? 0 : x; v replaces m if v > m or NaN.
+  using I = __m512i;
+  static R relu(R x) { return _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, zero(), _CMP_LT_OQ), zero()); }
+  static I position(int k) { return _mm512_set1_epi32(k); }
+  static void take(R v, int k, R& m, I& at) {
+    const __mmask16 t = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_mask_mov_ps(m, t, v);
+    at = _mm512_mask_mov_epi32(at, t, position(k));
+  }
+  static void store_code(uint8_t* c, R m, I at) {   // 4 where m <= 0
+    at = _mm512_mask_mov_epi32(at, _mm512_cmp_ps_mask(m, zero(), _CMP_LE_OQ), position(4));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(c), _mm512_cvtepi32_epi8(at));
+  }
 };
 template <> struct Z<double> {
   using R = __m512d;
@@ -52,6 +65,18 @@ template <> struct Z<double> {
   }
   static void scatter(double* p, int64_t stride, int nl, R x) {
     _mm512_mask_i32scatter_pd(p, static_cast<__mmask8>((1u << nl) - 1), index(stride), x, 8);
+  }
+  using I = __m512i;
+  static R relu(R x) { return _mm512_mask_mov_pd(x, _mm512_cmp_pd_mask(x, zero(), _CMP_LT_OQ), zero()); }
+  static I position(int k) { return _mm512_set1_epi64(k); }
+  static void take(R v, int k, R& m, I& at) {
+    const __mmask8 t = _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_mask_mov_pd(m, t, v);
+    at = _mm512_mask_mov_epi64(at, t, position(k));
+  }
+  static void store_code(uint8_t* c, R m, I at) {
+    at = _mm512_mask_mov_epi64(at, _mm512_cmp_pd_mask(m, zero(), _CMP_LE_OQ), position(4));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(c), _mm512_cvtepi64_epi8(at));
   }
 };
 }  // namespace

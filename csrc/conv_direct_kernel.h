@@ -97,25 +97,19 @@ void lane_scatter(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) {
 // Plain selects over a fixed lane count: the compiler vectorizes them with this TU's ISA.
 template <template <class> class X, class T>
 void lane_relu_pool2(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* code) {
+  using R = typename X<T>::R;
+  using I = typename X<T>::I;   // window positions, one integer lane per float lane
   constexpr int W = X<T>::W;
   for (int64_t pw = 0; pw < PW; ++pw) {
     const T* a = r0 + 2 * pw * W;
     const T* c = r1 + 2 * pw * W;
-#pragma GCC ivdep
-    for (int l = 0; l < W; ++l) {
-      const T v0 = a[l] < T(0) ? T(0) : a[l], v1 = a[W + l] < T(0) ? T(0) : a[W + l];
-      const T v2 = c[l] < T(0) ? T(0) : c[l], v3 = c[W + l] < T(0) ? T(0) : c[W + l];
-      T m = v0;
-      uint8_t at = 0;
-      bool t = (v1 > m) | (v1 != v1);
-      m = t ? v1 : m; at = t ? 1 : at;
-      t = (v2 > m) | (v2 != v2);
-      m = t ? v2 : m; at = t ? 2 : at;
-      t = (v3 > m) | (v3 != v3);
-      m = t ? v3 : m; at = t ? 3 : at;
-      pooled[pw * W + l] = m;
-      code[pw * W + l] = m <= T(0) ? uint8_t(4) : at;
-    }
+    R m = X<T>::relu(X<T>::load(a));
+    I at = X<T>::position(0);
+    X<T>::take(X<T>::relu(X<T>::load(a + W)), 1, m, at);
+    X<T>::take(X<T>::relu(X<T>::load(c)), 2, m, at);
+    X<T>::take(X<T>::relu(X<T>::load(c + W)), 3, m, at);
+    X<T>::store(pooled + pw * W, m);
+    X<T>::store_code(code + pw * W, m, at);
   }
 }
 
