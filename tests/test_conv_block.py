@@ -230,3 +230,31 @@ def test_compiled_forward_fuses_too():
     out = f(x)
     assert [n.op for n in f.graph.nodes].count("conv_block_fwd") == 2
     np.testing.assert_array_equal(np.asarray(out.detach().numpy()), m(lamina.from_numpy(x)).detach().numpy())
+
+
+# ---------------------------------------------------------------- eager: F.conv2d_relu_max_pool2d
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N", [17, 2])
+def test_eager_fused_block_is_bitwise_the_three_ops(N, dtype):
+    rng = np.random.default_rng(N)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in ((N, 6, 14, 14), (16, 6, 5, 5), (16,))]
+    grads, outs = [], []
+    for fused in (True, False):
+        x, w, b = (lamina.tensor(a, requires_grad=True) for a in arrays)
+        y = F.conv2d_relu_max_pool2d(x, w, b) if fused else F.max_pool2d(F.relu(F.conv2d(x, w, b)), 2)
+        (y * lamina.from_numpy(np.arange(y.numel(), dtype=dtype).reshape(y.shape) % 7 - 3)).sum().backward()
+        outs.append(y.detach().numpy())
+        grads.append([t.grad.numpy() for t in (x, w, b)])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    for g0, g1 in zip(*grads):
+        np.testing.assert_array_equal(g0, g1)
+
+
+def test_eager_fused_block_errors_name_the_argument():
+    x, w = lamina.ones(2, 1, 4, 4), lamina.ones(3, 1, 3, 3)
+    with pytest.raises(ValueError, match="smaller than the 2x2 pool window"):
+        F.conv2d_relu_max_pool2d(x, lamina.ones(3, 1, 4, 4))
+    with pytest.raises(ValueError, match="input: expected a 4-D"):
+        F.conv2d_relu_max_pool2d(lamina.ones(1, 8, 8), w)
+    with pytest.raises(TypeError, match="weight"):
+        F.conv2d_relu_max_pool2d(lamina.ones(1, 1, 8, 8), lamina.ones(3, 1, 3, 3, dtype=lamina.float64))
