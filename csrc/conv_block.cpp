@@ -79,13 +79,15 @@ void relu_max_pool2d_backward(const ConvParams& p, const T* dy, const uint8_t* c
   parallel_tasks(ntasks, team_size(double(planes * OH * OW), 2e4), [&](int64_t task) {
     for (int64_t pl = task * kPlanesPerTask, e = std::min(planes, pl + kPlanesPerTask); pl < e; ++pl) {
       T* d = dz + pl * OH * OW;
-      std::fill(d, d + OH * OW, T(0));
       const T* g = dy + pl * PH * PW;
       const uint8_t* c = code + pl * PH * PW;
+      // Zero, then each window's max cell gets 0 + dy (max_pool2d_backward's zero-then-add:
+      // a -0 gradient lands as +0). (Writing each 2x2 block in one pass with selects measured
+      // 4x slower than the memset and the scattered stores.)
+      std::fill(d, d + OH * OW, T(0));
       for (int64_t ph = 0; ph < PH; ++ph)
         for (int64_t pw = 0; pw < PW; ++pw) {
           const uint8_t at = c[ph * PW + pw];
-          // 0 + dy: max_pool2d_backward's zero-then-add (a -0 gradient lands as +0).
           if (at < 4) d[(2 * ph + (at >> 1)) * OW + 2 * pw + (at & 1)] = T(0) + g[ph * PW + pw];
         }
     }
