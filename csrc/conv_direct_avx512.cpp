@@ -5,7 +5,6 @@
 #if defined(LAMINA_X86)
 #include <immintrin.h>
 
-#include <cstring>
 #include <type_traits>
 
 #include "conv_direct_kernel.h"
@@ -131,11 +130,8 @@ void scatter_code_f32(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, i
       r[j] = j < m ? _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + (j0 + j) * 16))))
                    : _mm512_setzero_ps();
     transpose16(r);
-    alignas(16) uint8_t row[16];
-    for (int64_t l = 0; l < nl; ++l) {
-      _mm_store_si128(reinterpret_cast<__m128i*>(row), _mm512_cvtepi32_epi8(_mm512_castps_si512(r[l])));
-      std::memcpy(dst + l * stride + j0, row, size_t(m));
-    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << m) - 1);
+    for (int64_t l = 0; l < nl; ++l) _mm512_mask_cvtepi32_storeu_epi8(dst + l * stride + j0, keep, _mm512_castps_si512(r[l]));
   }
 }
 
