@@ -234,6 +234,8 @@ def fuse_conv_relu_pool(graph):
         pf = pools[0]
         argmax = pf.outputs[1].root()
         pb = None
+        if not bwds and readers.get(argmax.id):
+            continue                 # the pool's backward without relu's: leave the pair alone
         if bwds:
             ab = bwds[0]
             if ab.attrs.get("kind") != "relu" or ab.inputs[0].root() is not z:
