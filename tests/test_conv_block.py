@@ -258,3 +258,40 @@ def test_eager_fused_block_errors_name_the_argument():
         F.conv2d_relu_max_pool2d(lamina.ones(1, 8, 8), w)
     with pytest.raises(TypeError, match="weight"):
         F.conv2d_relu_max_pool2d(lamina.ones(1, 1, 8, 8), lamina.ones(3, 1, 3, 3, dtype=lamina.float64))
+
+
+def test_fused_block_is_thread_count_independent():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((70, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    dy = rng.standard_normal((70, 16, 5, 5)).astype(np.float32)
+    threads = lamina.get_num_threads()
+    try:
+        out = []
+        for t in (1, 2):
+            lamina.set_num_threads(t)
+            out.append(_fused(x, w, b, 0, dy))
+    finally:
+        lamina.set_num_threads(threads)
+    for a, c in zip(*out):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_compiled_float64_lenet_with_a_ragged_batch_is_bitwise_eager():
+    from lamina.graph import compile
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((19, 1, 28, 28))
+    y = rng.integers(0, 10, 19)
+    me, oe = _lenet(19, dtype=np.float64)
+    mc, oc = _lenet(19, dtype=np.float64)
+    step = compile(mc, F.cross_entropy, oc)
+    for _ in range(3):
+        oe.zero_grad()
+        loss = F.cross_entropy(me(lamina.from_numpy(x)), lamina.from_numpy(y))
+        loss.backward()
+        oe.step()
+        assert step(x, y) == loss.item()
+    assert [n.op for n in step.graph.nodes].count("conv_block_fwd") == 2
+    for pe, pc in zip(me.parameters(), mc.parameters()):
+        np.testing.assert_array_equal(pe.data, pc.data)
