@@ -181,6 +181,10 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
   const int64_t nchunks = std::min<int64_t>(ngroups, std::max(4, nt));
   const int64_t acc_len = K * g.ntaps * L;
   acc.assign(static_cast<size_t>(nchunks * acc_len), T(0));
+  // Output rows per block: one channel block's dy rows in 32 KiB (C1, C3 at 1 thread: ~10%
+  // faster than whole maps, which stream dy from L2 once per tap block).
+  const int64_t rb = std::max<int64_t>(
+      1, std::min<int64_t>(OH, (int64_t(32) << 10) / (int64_t(sizeof(T)) * ceil_div(K, g.nkb) * OW * L)));
   parallel_tasks(nchunks, nt, [&](int64_t ch) {
     const int64_t tag[9] = {1, C, H, W, p.pad_h, p.pad_w, K, xlen + dlen, int64_t(sizeof(T))};
     T* xb = tagged_buffer<T>(tl_dw_buf, tag, xlen + dlen);
@@ -200,7 +204,10 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
         }
       for (int64_t i = 0; i < L; ++i) rows[i] = i < ng ? dy + (n0 + i) * K * OH * OW : nullptr;
       kk.to_lanes(rows, K * OH * OW, dyb);
-      dw_group(kk, g, xb, Wp * L, dyb, OW * L, OH * OW * L, OH, OW, off.data(), acc.data() + ch * acc_len);
+      // Blocks of rb output rows: one channel block's dy rows stay in L1 across the tap blocks.
+      for (int64_t r0 = 0; r0 < OH; r0 += rb)
+        dw_group(kk, g, xb + r0 * Wp * L, Wp * L, dyb + r0 * OW * L, OW * L, OH * OW * L,
+                 std::min(rb, OH - r0), OW, off.data(), acc.data() + ch * acc_len);
     }
   });
   return nchunks;
