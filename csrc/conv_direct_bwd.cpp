@@ -80,9 +80,12 @@ DwKernels<T> select_kernels() {
 
 // The calling thread's padded images and widened dy, tagged with their geometry: a call with
 // the same geometry finds the zeros (borders, discarded columns, slack) still in place.
+// Tag: layout, C, H, W, K, KH, KW, pad_h, pad_w, lanes, length, sizeof(T) -- everything that
+// places a zero (a wide row's discarded columns depend on KW, not only on the buffer length).
+constexpr int kTagLen = 12;
 struct WideBuffers {
   AlignedBuffer buf;
-  int64_t tag[9] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
+  int64_t tag[kTagLen] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 };
 thread_local WideBuffers tl_dw_buf, tl_dx_buf;
 
@@ -152,11 +155,11 @@ void dw_group(const DwKernels<T>& kk, const DwGeometry& g, const T* xb, int64_t 
 
 // The thread's buffer, zeroed when the geometry (tag) differs from its last use.
 template <class T>
-T* tagged_buffer(WideBuffers& wb, const int64_t (&tag)[9], int64_t len) {
+T* tagged_buffer(WideBuffers& wb, const int64_t (&tag)[kTagLen], int64_t len) {
   T* buf = wb.buf.elems<T>(len);
-  if (!std::equal(tag, tag + 9, wb.tag)) {  // a new geometry: zero everything once
+  if (!std::equal(tag, tag + kTagLen, wb.tag)) {  // a new geometry: zero everything once
     std::memset(buf, 0, sizeof(T) * size_t(len));
-    std::copy(tag, tag + 9, wb.tag);
+    std::copy(tag, tag + kTagLen, wb.tag);
   }
   return buf;
 }
@@ -186,7 +189,7 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
   const int64_t rb = std::max<int64_t>(
       1, std::min<int64_t>(OH, (int64_t(32) << 10) / (int64_t(sizeof(T)) * ceil_div(K, g.nkb) * OW * L)));
   parallel_tasks(nchunks, nt, [&](int64_t ch) {
-    const int64_t tag[9] = {1, C, H, W, p.pad_h, p.pad_w, K, xlen + dlen, int64_t(sizeof(T))};
+    const int64_t tag[kTagLen] = {1, C, H, W, K, g.KH, g.KW, p.pad_h, p.pad_w, L, xlen + dlen, int64_t(sizeof(T))};
     T* xb = tagged_buffer<T>(tl_dw_buf, tag, xlen + dlen);
     T* dyb = xb + xlen;
     const int64_t g0 = ngroups * ch / nchunks, g1 = ngroups * (ch + 1) / nchunks;
@@ -238,7 +241,7 @@ int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p
   const int64_t acc_len = K * g.ntaps * L;
   acc.assign(static_cast<size_t>(nchunks * acc_len), T(0));
   parallel_tasks(nchunks, nt, [&](int64_t ch) {
-    const int64_t tag[9] = {0, C, H, W, p.pad_h, p.pad_w, K, nb * (xs + ds), int64_t(sizeof(T))};
+    const int64_t tag[kTagLen] = {0, C, H, W, K, g.KH, g.KW, p.pad_h, p.pad_w, L, nb * (xs + ds), int64_t(sizeof(T))};
     T* xpb = tagged_buffer<T>(tl_dw_buf, tag, nb * (xs + ds));
     T* dyb = xpb + nb * xs;
     const int64_t n0 = N * ch / nchunks, n1 = N * (ch + 1) / nchunks;
@@ -360,7 +363,7 @@ void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx)
   const int64_t ngroups = ceil_div(N, L);
   const double flops = 2.0 * double(C) * double(ntaps) * double(H * W) * double(ngroups * L);
   parallel_tasks(ngroups, team_size(flops, 2e5), [&](int64_t gr) {
-    const int64_t tag[9] = {2, K, OH, OW, qph, qpw, dlen, int64_t(sizeof(T)), 0};
+    const int64_t tag[kTagLen] = {2, C, H, W, K, KH, KW, p.pad_h, p.pad_w, L, dlen, int64_t(sizeof(T))};
     T* dyb = tagged_buffer<T>(tl_dx_buf, tag, dlen);
     T* yw = tl_dx_out.elems<T>(KB * nvec * L);
     const int64_t n0 = gr * L, ng = std::min(L, N - n0);

@@ -139,6 +139,15 @@ int main() {
   }
   set_num_threads(0);
 
+  // Back-to-back calls whose buffers have the same size but zeros in other places (KW 3 -> 5:
+  // a wide row keeps 2 -> 4 discarded columns, which must not hold the previous call's dy).
+  set_num_threads(1);
+  for (int64_t N : {1, 32}) {
+    for (int64_t kw : {3, 5, 3}) check_dw<float>({N, 1, 9, 9, 2, 3, kw, 0, 0}, g, "regeometry");
+    for (int64_t kw : {3, 5, 3}) check_dw<double>({N, 2, 9, 11, 3, 3, kw, 1, 1}, g, "regeometry");
+  }
+  set_num_threads(0);
+
   // An empty batch gives a zero gradient.
   {
     ConvParams p = params({0, 2, 5, 5, 3, 3, 3, 1, 1});
