@@ -1,9 +1,9 @@
 """Lowering: recorded Function calls -> kernel nodes, forward then backward then update.
 
 Each op's emitters live with the op in its family module (lamina/ops/<family>.py) and are
-found through the op registry (`registry.of(cls).lower` / `.lower_backward`), never by class
-name. Rules shared with eager autodiff run here on `RuleKernels`, which records one node per
-kernel call instead of computing. The backward graph is built here the way
+found through the op registry (`registry.of(cls).lower` / `.backward` / `.lower_backward`),
+never by class name. An op's backward rule (`.backward`, the one eager autodiff runs) runs
+here on `RuleKernels`, which records one node per kernel call instead of computing. The backward graph is built here the way
 tensor.run_backward builds it at run time: one reverse sweep over the recorded (topological)
 order, starting from a `fill 1` seed on the loss, visiting only calls whose output received a
 gradient; a second contribution to a gradient accumulates in place (GEMM with beta = 1, or an
@@ -64,10 +64,14 @@ class Lowering:
             if not any(wants):
                 continue
             op = registry.of(fn.cls)
-            if getattr(fn, "lowered_by", None) is None or op is None or op.lower_backward is None:
+            if getattr(fn, "lowered_by", None) is None or op is None:
                 self._pycall_backward(fn, dy)
-            else:
+            elif op.backward is not None:
+                self.run_backward_rule(fn, op.backward, dy)
+            elif op.lower_backward is not None:
                 op.lower_backward(self, fn, dy)
+            else:
+                self._pycall_backward(fn, dy)
 
     def _wants(self, fn, pos):
         v = fn.args[pos]
@@ -91,6 +95,18 @@ class Lowering:
         for v, want, r in zip(inputs, wanted, grads):
             if want and r is not None:
                 self._contribute_value(v, r, fn.op, first)
+
+    def run_backward_rule(self, fn, rule, dy):
+        """Record the op's backward rule (the eager one, ops/_common.py) for one call: `out[p]`
+        is where input p's gradient goes (None: not wanted); a result the rule returns that no
+        kernel wrote there yet becomes the gradient (written in place, copied or accumulated)."""
+        first = len(self.g.nodes)
+        k = RuleKernels(self, fn.op)
+        out = tuple(GradOut(v) if self.wants(fn, p) else None for p, v in enumerate(fn.args))
+        grads = rule(k, fn.saved, dy, out)
+        for p, (o, r) in enumerate(zip(out, grads)):
+            if o is not None and r is not None and r.id not in k.written:
+                self._contribute_value(fn.args[p], r, fn.op, first)
 
     def _contribute_value(self, v, r, src, first):
         g, acc = self.grad_target(v)
@@ -188,30 +204,134 @@ class Lowering:
             self.g.add(Node("accumulate", [tmp], [g], inplace=[g], src=fn.op))
 
 
+class GradOut:
+    """Where a backward rule's kernel writes the gradient of input Value `v` (its gradient
+    buffer, resolved when the kernel is recorded: the first contribution overwrites it)."""
+    __slots__ = ("v",)
+
+    def __init__(self, v):
+        self.v = v
+
+
 class RuleKernels:
     """The kernels object of a shared backward rule, recording nodes (eager: ops._common.EAGER).
-    Each call appends one elementwise node writing a new temp and returns that temp Value."""
+    Each call appends one node and returns the Value it wrote: a new temp, or, given
+    `out=GradOut`, the input's gradient buffer (whose ids collect in `written`)."""
 
     def __init__(self, lowering, src):
         self.L, self.src = lowering, src
+        self.written = set()
+
+    def _emit(self, op, ins, outs, attrs, inplace=()):
+        self.L.emit(op, ins, outs, attrs, inplace=inplace, src=self.src)
+
+    def _temp(self, shape, dtype, name):
+        return self.L.g.value(shape, dtype, "temp", name)
 
     def _node(self, op, ins, attrs, name):
         like = ins[0]
-        out = self.L.g.value(like.shape, like.dtype, "temp", name)
-        self.L.emit(op, ins, [out], {**attrs, "n": like.size}, src=self.src)
+        out = self._temp(like.shape, like.dtype, name)
+        self._emit(op, ins, [out], {**attrs, "n": like.size})
         return out
 
+    def _overwrite(self, out, shape, dtype, name, make):
+        """A single-output kernel that overwrites: `make(Value)` emits it. Into the gradient when
+        given one (a second contribution goes through a temp and `accumulate`), else a temp."""
+        if out is None:
+            t = self._temp(shape, dtype, name)
+            make(t)
+            return t
+        g, acc = self.L.grad_target(out.v)
+        self.written.add(g.id)
+        if not acc:
+            make(g)
+            return g
+        t = self._temp(shape, dtype, "grad_part")
+        make(t)
+        self._emit("accumulate", [t], [g], {}, inplace=[g])
+        return g
+
+    # ---- elementwise
     def mul(self, a, b):
         return self._node("mul", [a, b], {}, "mul")
 
     def div(self, a, b):
         return self._node("div", [a, b], {}, "div")
 
-    def neg(self, a):
-        return self._node("scale", [a], {"alpha": -1.0}, "neg")
+    def neg(self, a, out=None):
+        return self._overwrite(out, a.shape, a.dtype, "neg",
+                               lambda o: self._emit("scale", [a], [o], {"alpha": -1.0, "n": a.size}))
 
     def unary(self, kind, x):
         return self._node("unary", [x], {"kind": kind}, kind)
+
+    # ---- the op kernels (their eager twins: ops/_common.py EagerKernels)
+    def gemm(self, a, b, trans_a, trans_b, out=None):
+        M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        N = b.shape[0] if trans_b else b.shape[1]
+        acc = False
+        if out is None:
+            y = self._temp((M, N), a.dtype, "gemm")
+        else:
+            y, acc = self.L.grad_target(out.v)
+            self.written.add(y.id)
+        # a second contribution accumulates in the GEMM itself: beta = 1
+        self._emit("gemm", [a, b, None], [y], {"ta": trans_a, "tb": trans_b, "M": M, "N": N, "K": K, "alpha": 1.0,
+                                               "beta": 1.0 if acc else 0.0, "bias_axis": "col", "act": "identity"},
+                   inplace=[y] if acc else ())
+        return y
+
+    def act_bwd(self, kind, y, dy):
+        dz = self._temp(dy.shape, dy.dtype, "dz")
+        self._emit("act_bwd", [y, dy], [dz], {"kind": kind, "slope": 0.01, "n": dy.size})
+        return dz
+
+    def bias_grad_rows(self, dy, out=None):
+        return self._overwrite(out, dy.shape[1:], dy.dtype, "db", lambda o: self._emit(
+            "bias_grad_rows", [dy], [o], {"N": dy.shape[0], "F": dy.shape[1]}))
+
+    def conv2d_bwd(self, x, w, dy, conv, dx=None, dw=None, db=None):
+        """One node writing the wanted gradients; it overwrites, so a second contribution to one
+        of them goes to a temp accumulated after."""
+        outs, parts, res = [], [], []
+        for o in (dx, dw, db):
+            if o is None:
+                res.append(None)
+                continue
+            g, acc = self.L.grad_target(o.v)
+            self.written.add(g.id)
+            res.append(g)
+            if acc:
+                t = self._temp(o.v.shape, o.v.dtype, "grad_part")
+                parts.append((g, t))
+                g = t
+            outs.append(g)
+        self._emit("conv2d_bwd", [x, w, dy], outs, {"conv": conv, "has": tuple(o is not None for o in (dx, dw, db))})
+        for g, t in parts:
+            self._emit("accumulate", [t], [g], {}, inplace=[g])
+        return tuple(res)
+
+    def max_pool_bwd(self, dy, idx, pool, out=None):
+        return self._overwrite(out, (pool.N, pool.C, pool.H, pool.W), dy.dtype, "dx", lambda o: self._emit(
+            "max_pool_bwd", [dy, idx], [o], {"pool": pool, "count_include_pad": False, "divisor_override": 0}))
+
+    def avg_pool_bwd(self, dy, pool, count_include_pad, divisor_override, out=None):
+        return self._overwrite(out, (pool.N, pool.C, pool.H, pool.W), dy.dtype, "dx", lambda o: self._emit(
+            "avg_pool_bwd", [dy], [o], {"pool": pool, "count_include_pad": bool(count_include_pad),
+                                        "divisor_override": int(divisor_override)}))
+
+    def adaptive_avg_pool_bwd(self, dy, x_shape, out=None):
+        return self._overwrite(out, x_shape, dy.dtype, "dx", lambda o: self._emit(
+            "adaptive_avg_pool_bwd", [dy], [o], {"sizes": tuple(x_shape) + dy.shape[2:]}))
+
+    def ce_bwd(self, probs, target, dy, scale, ignore_index, out=None):
+        N, C = probs.shape
+        return self._overwrite(out, probs.shape, probs.dtype, "dlogits", lambda o: self._emit(
+            "ce_bwd", [probs, target, dy, scale], [o], {"N": N, "C": C, "ignore_index": int(ignore_index)}))
+
+    def loss_bwd(self, kind, x, t, dy, scale, out=None):
+        return self._overwrite(out, x.shape, x.dtype, "dx", lambda o: self._emit(
+            "loss_bwd", [x, t, dy], [o], {"kind": kind, "n": x.size, "scale": scale}))
 
 
 def run_pycall_forward(fn, arrays):
@@ -247,4 +367,4 @@ def run_pycall_backward(fn, dy, wanted):
     return out
 
 
-__all__ = ["Lowering", "RuleKernels", "run_pycall_forward", "run_pycall_backward", "Tensor"]
+__all__ = ["Lowering", "GradOut", "RuleKernels", "run_pycall_forward", "run_pycall_backward", "Tensor"]

@@ -52,6 +52,10 @@ class ConvParams(_Mirrored):
     def OW(self):
         return (self.W + 2 * self.pad_w - self.dil_w * (self.KW - 1) - 1) // self.stride_w + 1
 
+    def conf(self):
+        """(stride, padding, dilation, groups): the trailing arguments of the `_C.conv2d_*` kernels."""
+        return (self.stride_h, self.stride_w), (self.pad_h, self.pad_w), (self.dil_h, self.dil_w), self.groups
+
 
 @dataclasses.dataclass(frozen=True)
 class PoolParams(_Mirrored):
