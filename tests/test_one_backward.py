@@ -126,7 +126,7 @@ def test_a_shared_linear_accumulates_with_gemm_beta_1():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)   # summed in another order
     linear_gemms = [n for n in g.nodes if n.op == "gemm" and n.src == "Linear"]
     # the second dW of fc accumulates in the GEMM itself, into the gradient buffer
-    assert any(n.attrs["beta"] == 1.0 and n.inplace and n.outputs[0].home == "grad" for n in linear_gemms)
+    assert any(n.attrs.beta == 1.0 and n.inplace and n.outputs[0].home == "grad" for n in linear_gemms)
     assert any(n.op == "accumulate" and n.src == "Linear" for n in g.nodes)      # the bias: sum, then +=
 
 
@@ -140,7 +140,7 @@ def test_a_shared_conv_overwrites_then_accumulates():
     assert len(bwd) == 2
     # the later-recorded conv2d_bwd (the first conv call) writes dw and db to temps, then += them
     second = g.nodes[bwd[1]]
-    assert second.attrs["has"] == (False, True, True)
+    assert second.attrs.has == (False, True, True)
     adds = [n for n in g.nodes[bwd[1] + 1:] if n.op == "accumulate" and n.src == "Conv2dFn"]
     assert {n.outputs[0].home for n in adds} == {"grad"} and len(adds) == 2
 

@@ -21,7 +21,7 @@ import numpy as np
 from .. import _C
 from ..tensor import Function, float32, float64
 from ._common import is_float
-from ._params import ConvParams
+from ._params import ConvAttrs, ConvParams
 from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
 from .registry import BadSample, Sample, register
 
@@ -38,7 +38,7 @@ def _lower_conv(L, fn, conv):
         return False
     act = getattr(fn, "act", "identity")
     fn.saved = ConvSaved(x=x, w=w, y=fn.out, act=act, conv=conv, has_bias=b is not None)
-    L.emit("conv2d_fwd", [x, w, b], [fn.out], {"conv": conv, "act": act, "slope": 0.01}, src=fn.op)
+    L.emit("conv2d_fwd", [x, w, b], [fn.out], ConvAttrs(params=conv, act=act), src=fn.op)
     fn.lowered_by = "conv"
     return True
 

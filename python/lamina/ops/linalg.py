@@ -8,6 +8,7 @@ import numpy as np
 from .. import _C
 from ..tensor import Function, float32, float64
 from ._common import FLOATS, empty
+from ._params import GemmAttrs
 from .registry import BadSample, Sample, export, register
 
 _F = (float32, float64)
@@ -23,8 +24,7 @@ def _gemm(a, b, c, trans_a=False, trans_b=False, beta=0.0):
 
 
 def _gemm_node(L, ins, out, ta, tb, M, N, K, bias_axis="col", act="identity", src=""):
-    L.emit("gemm", ins, [out], {"ta": ta, "tb": tb, "M": M, "N": N, "K": K, "alpha": 1.0, "beta": 0.0,
-                                "bias_axis": bias_axis, "act": act}, src=src)
+    L.emit("gemm", ins, [out], GemmAttrs(trans_a=ta, trans_b=tb, M=M, N=N, K=K, bias_axis=bias_axis, act=act), src=src)
 
 
 # ---------------------------------------------------------------- MatMul2D

@@ -8,6 +8,7 @@ import numpy as np
 from .. import _C
 from ..tensor import Function, Tensor, float32, float64
 from ._common import FLOATS, is_float
+from ._params import CrossEntropyAttrs, PointwiseLossAttrs
 from .activation import activation, log_softmax
 from .registry import BadSample, Sample, register
 
@@ -42,7 +43,7 @@ def _lower_cross_entropy(L, fn):
     scale = L.g.value((), np.float64, "temp", "ce_scale")   # 1/(rows not ignored), known at run time
     fn.saved = CrossEntropySaved(probs=probs, target=target, scale=scale, ignore_index=int(fn.args[2]))
     L.emit("ce_fwd", [logits, target], [fn.out, probs, scale],
-           {"N": N, "C": C, "ignore_index": int(fn.args[2]), "mean": bool(fn.args[3])}, src=fn.op)
+           CrossEntropyAttrs(N=N, C=C, ignore_index=int(fn.args[2]), mean=bool(fn.args[3])), src=fn.op)
     fn.lowered_by = "ce"
     return True
 
@@ -288,7 +289,7 @@ def _lower_pointwise_loss(L, fn):
         return False            # a gradient for the target: the eager rule (-x * dy * scale) runs
     scale = _C.loss_scale(mean, x.size)
     fn.saved = PointwiseLossSaved(x=x, t=t, scale=scale, kind=kind)
-    L.emit("loss_fwd", [x, t], [fn.out], {"kind": kind, "n": x.size, "scale": scale}, src=fn.op)
+    L.emit("loss_fwd", [x, t], [fn.out], PointwiseLossAttrs(n=x.size, kind=kind, scale=scale), src=fn.op)
     fn.lowered_by = "loss"
     return True
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import _C
 from ..tensor import Function, Tensor, float32, float64
 from ._common import is_float
-from ._params import PoolParams
+from ._params import AdaptivePoolAttrs, PoolAttrs, PoolParams
 from ._window import _as_array, _check_float, _is_int, _tuple
 from .registry import BadSample, Sample, register
 
@@ -59,8 +59,7 @@ def _lower_max_pool(L, fn):
     idx = L.g.value(fn.out.shape, np.int64, "temp", "argmax")
     pool = _pool_params(x, kernel, stride, padding, dilation, ceil_mode)
     fn.saved = MaxPoolSaved(idx=idx, pool=pool)
-    L.emit("max_pool_fwd", [x], [fn.out, idx], {"pool": pool, "count_include_pad": False, "divisor_override": 0},
-           src=fn.op)
+    L.emit("max_pool_fwd", [x], [fn.out, idx], PoolAttrs(params=pool), src=fn.op)
     fn.lowered_by = "pool"
     return True
 
@@ -72,7 +71,8 @@ def _lower_avg_pool(L, fn):
         return False
     fn.saved = AvgPoolSaved(pool=_pool_params(x, kernel, stride, padding, (1, 1), ceil_mode),
                             count_include_pad=bool(count_include_pad), divisor_override=int(divisor or 0))
-    L.emit("avg_pool_fwd", [x], [fn.out], fn.saved._asdict(), src=fn.op)
+    L.emit("avg_pool_fwd", [x], [fn.out], PoolAttrs(params=fn.saved.pool, count_include_pad=fn.saved.count_include_pad,
+                                                    divisor_override=fn.saved.divisor_override), src=fn.op)
     fn.lowered_by = "pool"
     return True
 
@@ -81,7 +81,8 @@ def _lower_adaptive_avg_pool(L, fn):
     x = fn.args[0]
     if len(x.shape) != 4 or not is_float(x):
         return False
-    L.emit("adaptive_avg_pool_fwd", [x], [fn.out], {"sizes": x.shape + fn.out.shape[2:]}, src=fn.op)
+    (N, C, H, W), (OH, OW) = x.shape, fn.out.shape[2:]
+    L.emit("adaptive_avg_pool_fwd", [x], [fn.out], AdaptivePoolAttrs(N=N, C=C, H=H, W=W, OH=OH, OW=OW), src=fn.op)
     fn.saved = AdaptivePoolSaved(x_shape=x.shape)
     fn.lowered_by = "pool"
     return True
