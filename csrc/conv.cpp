@@ -10,6 +10,7 @@
 
 #include "cpu.h"
 #include "conv_direct.h"
+#include "conv_direct_bwd.h"
 #include "gemm.h"
 #include "thread_team.h"
 #include "workspace.h"
@@ -327,6 +328,11 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
   }
   if (dw && use_winograd(p, true)) {
     conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
+    dw = nullptr;  // done
+  }
+  if (dw && conv_direct_dw_preferred(p)) {
+    // Few input channels: dw straight from the padded images and the widened dy (no im2col).
+    conv2d_direct_dw(p, x, dy, dw);
     dw = nullptr;  // done
   }
   if (dx && use_winograd(p, true)) {
