@@ -59,7 +59,8 @@ class _Mirrored:
         try:
             return getattr(self, name)
         except AttributeError:
-            raise KeyError(name) from None
+            fields = ", ".join(f.name for f in dataclasses.fields(self))
+            raise KeyError(f"{type(self).__name__} has no field {name!r} (fields: {fields})") from None
 
 
 @dataclasses.dataclass(frozen=True)
