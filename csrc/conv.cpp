@@ -225,9 +225,11 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
   conv2d_forward(p, x, w, b, y, Act::identity);
 }
 
+bool conv2d_forward_is_direct(const ConvParams& p) { return !use_winograd(p, false) && conv_direct_preferred(p); }
+
 template <class T>
 void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, Act act) {
-  if (!use_winograd(p, false) && conv_direct_preferred(p)) {
+  if (conv2d_forward_is_direct(p)) {
     conv2d_direct_forward(p, x, w, b, y, act);
     return;
   }

@@ -90,6 +90,9 @@ enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2, direct = 3 
 void conv_set_algo(ConvAlgo a);
 ConvAlgo conv_get_algo();
 bool conv_winograd_applicable(const ConvParams& p);
+// True when conv2d_forward runs p on the direct path (conv_direct.h): the fused conv blocks
+// take the same path, so their sums round as the unfused conv's.
+bool conv2d_forward_is_direct(const ConvParams& p);
 // U (16, Kout, Cin) = G g G^T for w (K, C, 3, 3); flip_transpose: Kout = C, Cin = K with each
 // filter rotated 180 degrees (the data gradient is that convolution of dy, padding 2 - pad).
 template <class T>

@@ -38,6 +38,30 @@ struct DirectShape {
   int vecs;   // vectors of output pixels per kernel call (the register block)
   int lanes;  // elements per vector
 };
+// Batch-lane micro-kernel, for batches of at least one vector of images: the block's images
+// sit in the lanes (xt (C, Hp, Wp, lanes), the padded input transposed), so no lane is wasted
+// on the wide rows' discarded columns. For the KB channels of one block and V adjacent output
+// pixels of one row, starting at xt (the tile's first pixel):
+//   yt[kb*ldk + v*lanes + l] = sum_t wt[t*KB + kb] * xt[off[t] + v*lanes + l] + bias[kb]
+// off[t] = ((c*Hp + kh)*Wp + kw) * lanes; xt and yt aligned to a vector.
+template <class T>
+using LaneKernel = void (*)(const T* xt, const int64_t* off, int64_t ntaps, const T* wt, const T* bias,
+                            T* yt, int64_t ldk);
+template <class T>
+struct LaneKernels {
+  int kb = 0, vmax = 0, lanes = 0;
+  LaneKernel<T> by_v[7] = {};   // by_v[v]: tiles of v pixels, 1 <= v <= vmax
+  // dst[j*lanes + l] = src[l*stride + j] (j < n, l < nl; zero lanes past nl), and back;
+  // stride * (lanes - 1) must fit an int32.
+  void (*gather)(const T* src, int64_t stride, int64_t n, int64_t nl, T* dst) = nullptr;
+  void (*scatter)(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) = nullptr;
+  // ReLU + 2x2/2 max pool of lane rows r0, r1 -> pooled, code (PW, lanes) (conv_block.h's code).
+  void (*relu_pool2)(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* code) = nullptr;
+};
+#if defined(LAMINA_X86)
+template <class T> void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk);
+template <class T> void lane_kernels_avx2(int64_t K, LaneKernels<T>* lk);
+#endif
 #if defined(LAMINA_X86)
 // conv_direct_avx512.cpp / conv_direct_avx2.cpp: the best register block for K output channels.
 template <class T> DirectKernel<T> direct_kernel_avx512(int64_t K, DirectShape* shape);

@@ -18,6 +18,33 @@ template <> struct Z<float> {
   static R loadu(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(float* p, R x) { _mm512_storeu_ps(p, x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R load(const float* p) { return _mm512_load_ps(p); }
+  static void store(float* p, R x) { _mm512_store_ps(p, x); }
+  // Lanes l < nl: p[l * stride] (zero past nl); stride * 15 fits int32 (the caller checks).
+  static __m512i index(int64_t stride) {
+    return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                              _mm512_set1_epi32(static_cast<int32_t>(stride)));
+  }
+  static R gather(const float* p, int64_t stride, int nl) {
+    return _mm512_mask_i32gather_ps(zero(), static_cast<__mmask16>((1u << nl) - 1), index(stride), p, 4);
+  }
+  static void scatter(float* p, int64_t stride, int nl, R x) {
+    _mm512_mask_i32scatter_ps(p, static_cast<__mmask16>((1u << nl) - 1), index(stride), x, 4);
+  }
+  // relu and the pool's take rule (lane_relu_pool2): x < 0 ? 0 : x; v replaces m if v > m or NaN.
+  using I = __m512i;
+  static R relu(R x) { return _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, zero(), _CMP_LT_OQ), zero()); }
+  static I position(int k) { return _mm512_set1_epi32(k); }
+  static void take(R v, int k, R& m, I& at) {
+    const __mmask16 t = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_mask_mov_ps(m, t, v);
+    at = _mm512_mask_mov_epi32(at, t, position(k));
+  }
+  static void store_code(uint8_t* c, R m, I at) {   // 4 where m <= 0
+    at = _mm512_mask_mov_epi32(at, _mm512_cmp_ps_mask(m, zero(), _CMP_LE_OQ), position(4));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(c), _mm512_cvtepi32_epi8(at));
+  }
 };
 template <> struct Z<double> {
   using R = __m512d;
@@ -27,6 +54,30 @@ template <> struct Z<double> {
   static R loadu(const double* p) { return _mm512_loadu_pd(p); }
   static void storeu(double* p, R x) { _mm512_storeu_pd(p, x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R load(const double* p) { return _mm512_load_pd(p); }
+  static void store(double* p, R x) { _mm512_store_pd(p, x); }
+  static __m256i index(int64_t stride) {
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int32_t>(stride)));
+  }
+  static R gather(const double* p, int64_t stride, int nl) {
+    return _mm512_mask_i32gather_pd(zero(), static_cast<__mmask8>((1u << nl) - 1), index(stride), p, 8);
+  }
+  static void scatter(double* p, int64_t stride, int nl, R x) {
+    _mm512_mask_i32scatter_pd(p, static_cast<__mmask8>((1u << nl) - 1), index(stride), x, 8);
+  }
+  using I = __m512i;
+  static R relu(R x) { return _mm512_mask_mov_pd(x, _mm512_cmp_pd_mask(x, zero(), _CMP_LT_OQ), zero()); }
+  static I position(int k) { return _mm512_set1_epi64(k); }
+  static void take(R v, int k, R& m, I& at) {
+    const __mmask8 t = _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_mask_mov_pd(m, t, v);
+    at = _mm512_mask_mov_epi64(at, t, position(k));
+  }
+  static void store_code(uint8_t* c, R m, I at) {
+    at = _mm512_mask_mov_epi64(at, _mm512_cmp_pd_mask(m, zero(), _CMP_LE_OQ), position(4));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(c), _mm512_cvtepi64_epi8(at));
+  }
 };
 }  // namespace
 
@@ -41,6 +92,16 @@ DirectKernel<T> direct_kernel_avx512(int64_t K, DirectShape* s) {
 }
 template DirectKernel<float> direct_kernel_avx512<float>(int64_t, DirectShape*);
 template DirectKernel<double> direct_kernel_avx512<double>(int64_t, DirectShape*);
+// Lane kernels, at most 24 accumulators: K = 6 (C1): 6 x 4; K a multiple of 8 (C3's 16): 8 x 3;
+// else 4 x 6 with zero-padded channels.
+template <class T>
+void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk) {
+  if (K % 6 == 0 && K % 8 != 0) return fill_lane_kernels<Z, T, 6, 4>(lk);
+  if (K % 8 == 0 || K > 4) return fill_lane_kernels<Z, T, 8, 3>(lk);
+  fill_lane_kernels<Z, T, 4, 6>(lk);
+}
+template void lane_kernels_avx512<float>(int64_t, LaneKernels<float>*);
+template void lane_kernels_avx512<double>(int64_t, LaneKernels<double>*);
 }  // namespace conv_direct_detail
 }  // namespace lamina
 #endif

@@ -43,5 +43,93 @@ void direct_block(const T* xp, const int64_t* off, int64_t ntaps, const T* wt, T
   }
 }
 
+// Batch-lane block (contract in conv_direct.h, LaneKernel): KB channels x V adjacent output
+// pixels of one row, each accumulator a vector over the block's images; every tap loads V
+// aligned vectors and broadcasts KB weights. Taps are summed in order from zero and the bias
+// added last, as direct_block and its row copy do, so both paths round alike.
+template <template <class> class X, class T, int KB, int V>
+void lane_block(const T* xt, const int64_t* off, int64_t ntaps, const T* wt, const T* bias, T* yt,
+                int64_t ldk) {
+  using R = typename X<T>::R;
+  constexpr int W = X<T>::W;
+  R acc[KB][V];
+#pragma GCC unroll 8
+  for (int k = 0; k < KB; ++k)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[k][v] = X<T>::zero();
+  const T* wk = wt;
+#pragma GCC unroll 1
+  for (int64_t t = 0; t < ntaps; ++t, wk += KB) {
+    const T* src = xt + off[t];
+    R xv[V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) xv[v] = X<T>::load(src + v * W);
+#pragma GCC unroll 8
+    for (int k = 0; k < KB; ++k) {
+      const R wv = X<T>::bcast(wk + k);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[k][v] = X<T>::fma(wv, xv[v], acc[k][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < KB; ++k) {
+    const R bv = X<T>::bcast(bias + k);
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) X<T>::store(yt + k * ldk + v * W, X<T>::add(acc[k][v], bv));
+  }
+}
+
+// Transposes into and out of the lane layout: dst[j*lanes + l] = src[l*stride + j] for j < n,
+// l < nl (lanes past nl zero), and back (only lanes < nl written).
+template <template <class> class X, class T>
+void lane_gather(const T* src, int64_t stride, int64_t n, int64_t nl, T* dst) {
+  for (int64_t j = 0; j < n; ++j) X<T>::store(dst + j * X<T>::W, X<T>::gather(src + j, stride, int(nl)));
+}
+template <template <class> class X, class T>
+void lane_scatter(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) {
+  for (int64_t j = 0; j < n; ++j) X<T>::scatter(dst + j, stride, int(nl), X<T>::load(src + j * X<T>::W));
+}
+
+// ReLU then the 2x2 stride-2 max pool of two lane rows r0, r1 (each (2*PW.., lanes)), with the
+// rules of relu (x < 0 ? 0 : x, NaN kept) and max_pool2d (row-major window order, the first max
+// keeps ties, NaN wins): pooled (PW, lanes) and code (PW, lanes) = the max's window position
+// (0..3 row-major), or 4 where relu' is 0 there (the max is <= 0; NaN passes, as relu' does).
+// Plain selects over a fixed lane count: the compiler vectorizes them with this TU's ISA.
+template <template <class> class X, class T>
+void lane_relu_pool2(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* code) {
+  using R = typename X<T>::R;
+  using I = typename X<T>::I;   // window positions, one integer lane per float lane
+  constexpr int W = X<T>::W;
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    const T* a = r0 + 2 * pw * W;
+    const T* c = r1 + 2 * pw * W;
+    R m = X<T>::relu(X<T>::load(a));
+    I at = X<T>::position(0);
+    X<T>::take(X<T>::relu(X<T>::load(a + W)), 1, m, at);
+    X<T>::take(X<T>::relu(X<T>::load(c)), 2, m, at);
+    X<T>::take(X<T>::relu(X<T>::load(c + W)), 3, m, at);
+    X<T>::store(pooled + pw * W, m);
+    X<T>::store_code(code + pw * W, m, at);
+  }
+}
+
+// The lane kernels of one channel block KB for V = 1 .. VMAX (a row's last, narrower tiles).
+template <template <class> class X, class T, int KB, int VMAX>
+void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
+  lk->kb = KB;
+  lk->vmax = VMAX;
+  lk->lanes = X<T>::W;
+  lk->gather = lane_gather<X, T>;
+  lk->scatter = lane_scatter<X, T>;
+  lk->relu_pool2 = lane_relu_pool2<X, T>;
+  lk->by_v[1] = lane_block<X, T, KB, 1>;
+  if constexpr (VMAX >= 2) lk->by_v[2] = lane_block<X, T, KB, 2>;
+  if constexpr (VMAX >= 3) lk->by_v[3] = lane_block<X, T, KB, 3>;
+  if constexpr (VMAX >= 4) lk->by_v[4] = lane_block<X, T, KB, 4>;
+  if constexpr (VMAX >= 5) lk->by_v[5] = lane_block<X, T, KB, 5>;
+  if constexpr (VMAX >= 6) lk->by_v[6] = lane_block<X, T, KB, 6>;
+  static_assert(VMAX <= 6, "lane kernels: at most 6 vectors per row tile");
+}
+
 }  // namespace
 }  // namespace lamina

@@ -4,6 +4,7 @@
 // op code, so run() is a table lookup and never a switch over codes.
 #include "graph.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
@@ -13,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "conv_block.h"
 #include "cpu.h"
 #include "loss.h"
 #include "norm.h"
@@ -503,6 +505,7 @@ template <> struct Family<ConvAttrs> {
     if (!e.empty()) return e;
     const char* pe = conv_params_error(p);
     if (pe[0]) return std::string("conv params: ") + pe;
+    if (in.op == Op::conv_block_forward || in.op == Op::conv_block_backward) return conv_block_error(p);
     return in.op == Op::conv2d_forward ? activation_error("act", a.act) : "";
   }
   static Need needs(const Instr& in, const ConvAttrs& a) {
@@ -511,14 +514,29 @@ template <> struct Family<ConvAttrs> {
     const int64_t t = itemsize(in.dtype);
     const int64_t xs = mul_sat(p.N, p.C, p.H, p.W), ws = mul_sat(p.K, p.C / p.groups, p.KH, p.KW);
     const int64_t ys = mul_sat(p.N, p.K, p.OH(), p.OW());
+    const int64_t pooled = mul_sat(p.N, p.K, p.OH() / 2, p.OW() / 2);
+    if (in.op == Op::conv_block_backward) {
+      nd.req(0, mul_sat(pooled, t)); nd.req(1, pooled); nd.req(2, mul_sat(ys, t));
+      return nd;
+    }
     nd.req(0, mul_sat(xs, t)); nd.req(1, mul_sat(ws, t));
-    if (in.op == Op::conv2d_forward) { nd.opt(2, mul_sat(p.K, t)); nd.req(3, mul_sat(ys, t)); }
+    if (in.op == Op::conv_block_forward) { nd.opt(2, mul_sat(p.K, t)); nd.req(3, mul_sat(pooled, t)); nd.req(4, pooled); }
+    else if (in.op == Op::conv2d_forward) { nd.opt(2, mul_sat(p.K, t)); nd.req(3, mul_sat(ys, t)); }
     else { nd.req(2, mul_sat(ys, t)); nd.opt(3, mul_sat(xs, t)); nd.opt(4, mul_sat(ws, t)); nd.opt(5, mul_sat(p.K, t)); }
     return nd;
   }
   template <class T>
   static int64_t run(const Instr& in, const ConvAttrs& a, void* const* s, const double*, std::string*) {
     const ConvParams& p = a.params;
+    if (in.op == Op::conv_block_forward) {
+      conv2d_relu_max_pool2d_forward<T>(p, P<const T>(s, in, 0), P<const T>(s, in, 1), P<const T>(s, in, 2),
+                                        P<T>(s, in, 3), P<uint8_t>(s, in, 4));
+      return -1;
+    }
+    if (in.op == Op::conv_block_backward) {
+      relu_max_pool2d_backward<T>(p, P<const T>(s, in, 0), P<const uint8_t>(s, in, 1), P<T>(s, in, 2));
+      return -1;
+    }
     if (in.op == Op::conv2d_backward) {
       conv2d_backward<T>(p, P<const T>(s, in, 0), P<const T>(s, in, 1), P<const T>(s, in, 2), P<T>(s, in, 3),
                          P<T>(s, in, 4), P<T>(s, in, 5));
@@ -749,22 +767,26 @@ std::string validate(const std::vector<Instr>& program, const std::vector<int64_
 }
 
 int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
-            Callback callback, void* user, std::string* error) {
+            Callback callback, void* user, std::string* error, double* seconds) {
   std::string local;
   std::string* err = error ? error : &local;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point t0;
   for (size_t idx = 0; idx < program.size(); ++idx) {
     const Instr& in = program[idx];
+    if (seconds) t0 = Clock::now();
     if (in.op == Op::callback) {
       const int64_t id = std::get_if<CallbackAttrs>(&in.attrs)->id;
       if (!callback || !callback(user, id)) {
         if (err->empty()) *err = "callback " + std::to_string(id) + " failed";
         return static_cast<int64_t>(idx);
       }
-      continue;
+    } else {
+      const Row& row = kTable[static_cast<int>(in.op)];
+      const int64_t bad = (in.dtype == DType::f64 ? row.run_f64 : row.run_f32)(in, slots, scalars, err);
+      if (bad >= 0) return static_cast<int64_t>(idx);
     }
-    const Row& row = kTable[static_cast<int>(in.op)];
-    const int64_t bad = (in.dtype == DType::f64 ? row.run_f64 : row.run_f32)(in, slots, scalars, err);
-    if (bad >= 0) return static_cast<int64_t>(idx);
+    if (seconds) seconds[idx] += std::chrono::duration<double>(Clock::now() - t0).count();
   }
   return -1;
 }

@@ -28,6 +28,9 @@
 //   conv2d_forward  x, w, b, y                     ConvAttrs (act on y: relu in the conv's GEMM
 //                                                  epilogue, others in place after it)
 //   conv2d_backward x, w, dy, dx, dw, db           ConvAttrs (dx, dw, db optional; each overwritten)
+//   conv_block_forward  x, w, b, y, code(u8)       ConvAttrs (conv + bias + relu + 2x2/2 max pool:
+//                                                  y, code (N, K, OH/2, OW/2); csrc/conv_block.h)
+//   conv_block_backward dy, code(u8), dz           ConvAttrs (dz (N, K, OH, OW): the conv's dy)
 //   max_pool2d_forward  x, y, indices(i64)         PoolAttrs
 //   max_pool2d_backward dy, indices, dx            PoolAttrs
 //   avg_pool2d_forward  x, y                       PoolAttrs (dil = 1)
@@ -79,7 +82,8 @@ namespace graph {
   X(adaptive_avg_pool2d_backward, AdaptivePoolAttrs) X(broadcast, BroadcastAttrs)                \
   X(reduce_broadcast, ReduceBroadcastAttrs) X(div, ElementwiseAttrs) X(unary, UnaryAttrs)        \
   X(loss_forward, PointwiseLossAttrs) X(loss_backward, PointwiseLossAttrs)                     \
-  X(batch_norm_forward, BatchNormAttrs) X(batch_norm_backward, BatchNormAttrs)
+  X(batch_norm_forward, BatchNormAttrs) X(batch_norm_backward, BatchNormAttrs)                   \
+  X(conv_block_forward, ConvAttrs) X(conv_block_backward, ConvAttrs)
 
 enum class Op : int32_t {
 #define LAMINA_GRAPH_OP_ENUM(name, attrs) name,
@@ -90,7 +94,7 @@ enum class Op : int32_t {
 constexpr int32_t kOpCount = 0 LAMINA_GRAPH_OPS(LAMINA_GRAPH_ONE);
 // Pinned so that adding an op is a deliberate act (ggml's GGML_OP_COUNT check): the tables
 // generated from the list follow it, this count and the Python test's expectations do not.
-static_assert(kOpCount == 32, "a graph op was added or removed: update this count and graph.h's slot table");
+static_assert(kOpCount == 34, "a graph op was added or removed: update this count and graph.h's slot table");
 
 // Kinds of the unary, broadcast and pointwise-loss instructions, listed once like the ops.
 #define LAMINA_UNARY_KINDS(X) X(neg) X(exp) X(log) X(sin) X(cos) X(abs) X(sign)
@@ -186,9 +190,11 @@ std::string validate(const std::vector<Instr>& program, const std::vector<int64_
 using Callback = bool (*)(void* user, int64_t callback_id);
 
 // Runs the program. slots[k] = base pointer of slot k. Returns -1 on success, else the index
-// of the failing instruction, with a message in *error.
+// of the failing instruction, with a message in *error. seconds: null, or one entry per
+// instruction to which the instruction's wall time is added (the step profile; null costs one
+// untaken branch per instruction).
 int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
-            Callback callback, void* user, std::string* error);
+            Callback callback, void* user, std::string* error, double* seconds = nullptr);
 
 }  // namespace graph
 }  // namespace lamina

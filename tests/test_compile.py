@@ -85,10 +85,12 @@ def test_lenet5_matches_eager(dtype, make_opt, executor):
     # Conv, ReLU, max-pool forward and backward are all C++ instructions: no callback left.
     assert g.callbacks == [] and "0 Python callback(s)" in str(g)
     ops = [n.op for n in g.nodes]
-    assert ops.count("conv2d_fwd") == 2 and ops.count("conv2d_bwd") == 2 and ops.count("max_pool_bwd") == 2
-    # Both conv ReLUs are applied in place by the conv instruction (only the GEMMs' relu' remain).
-    assert all(n.attrs.act == "relu" for n in g.nodes if n.op == "conv2d_fwd")
+    # Both conv ReLUs go into the conv instruction, and each conv + relu + 2x2 max pool then
+    # becomes one fused conv block, forward and backward (only the GEMMs' relu' remain).
+    assert ops.count("conv_block_fwd") == 2 and ops.count("conv_block_bwd") == 2 and ops.count("conv2d_bwd") == 2
+    assert "max_pool_fwd" not in ops and "max_pool_bwd" not in ops and ops.count("act_bwd") == 2
     assert "act_fwd" not in ops and str(g).count("into the conv instruction (in place)") == 2
+    assert str(g).count("fused conv + relu + 2x2 max pool") == 2
     check_plan(g)
 
 
@@ -390,10 +392,10 @@ def test_relu_backward_masks_dy_in_place():
     step(np.zeros((3, 1, 28, 28)), np.arange(3))
     g = step.graph
     bwd = [n for n in g.nodes if n.op == "act_bwd"]
-    assert len(bwd) == 4                       # 2 conv ReLUs + 2 Linear ReLUs
+    assert len(bwd) == 2                       # the 2 Linear ReLUs (the conv ReLUs' are in the conv blocks)
     # dy dies at relu': the output is written over it (the same arena bytes).
     assert all(n.outputs[0].root() is n.inputs[1].root() for n in bwd)
-    assert "in place: 4 elementwise node(s)" in str(g)
+    assert "in place: 2 elementwise node(s)" in str(g)
     check_plan(g)
 
 

@@ -32,8 +32,8 @@ def test_every_member_round_trips_and_codes_are_dense(enum):
 
 
 def test_counts_match_the_cpp_tables():
-    # Pinned like csrc/graph.h's static_assert(kOpCount == 32): adding an op is deliberate.
-    assert len(_C.OpCode.__members__) == 32
+    # Pinned like csrc/graph.h's static_assert(kOpCount == 34): adding an op is deliberate.
+    assert len(_C.OpCode.__members__) == 34
     assert [m.lower() for m in _C.Activation.__members__] == [
         "identity", "relu", "leaky_relu", "softplus", "sigmoid", "tanh", "step"]
     assert list(_C.DType.__members__) == ["FLOAT32", "FLOAT64", "INT64"]
@@ -136,8 +136,14 @@ def test_compiled_conv_and_pool_nodes_carry_named_params():
     f = compile(model, F.cross_entropy, opt)
     rng = np.random.default_rng(0)
     f(rng.standard_normal((2, 1, 28, 28)).astype(np.float32), np.array([1, 2]))
-    convs = [n for n in f.graph.nodes if n.op.startswith("conv2d")]
-    pools = [n for n in f.graph.nodes if n.op.endswith("pool_fwd") or n.op.endswith("pool_bwd")]
+    # LeNet's conv + relu + 2x2 pools become fused conv blocks (ConvParams); a 3x3 pool stays a pool.
+    convs = [n for n in f.graph.nodes if n.op.startswith("conv")]
+    lamina.manual_seed(0)
+    pooled = lamina.nn.Sequential(lamina.nn.Conv2d(1, 2, 3), lamina.nn.ReLU(), lamina.nn.MaxPool2d(3),
+                                  lamina.nn.Flatten(), lamina.nn.Linear(2 * 8 * 8, 10))
+    g = compile(pooled, F.cross_entropy, lamina.optim.SGD(pooled.parameters(), lr=0.01))
+    g(rng.standard_normal((2, 1, 26, 26)).astype(np.float32), np.array([1, 2]))
+    pools = [n for n in g.graph.nodes if n.op.endswith("pool_fwd") or n.op.endswith("pool_bwd")]
     assert convs and pools
     assert all(isinstance(n.attrs.params, ConvParams) for n in convs)
     assert all(isinstance(n.attrs.params, PoolParams) for n in pools if "adaptive" not in n.op)

@@ -95,6 +95,12 @@ def _graphs():
                           lamina.optim.AdamW(mixed.parameters(), lr=1e-3))
     step(rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32))
     yield step.graph
+    # pools the conv-block pass leaves alone (3x3 max, average)
+    pools = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3), nn.AvgPool2d(2), nn.Flatten(),
+                          nn.Linear(8, 3))
+    step = lamina.compile(pools, F.cross_entropy, lamina.optim.SGD(pools.parameters(), lr=0.1))
+    step(rng.standard_normal((2, 1, 14, 14)).astype(np.float32), np.array([0, 2]))
+    yield step.graph
 
 
 def test_every_compiled_node_carries_a_record():
@@ -112,7 +118,6 @@ def test_every_compiled_node_carries_a_record():
 
 
 def test_pool_nodes_carry_pool_params():
-    for g in _graphs():
-        for n in g.nodes:
-            if isinstance(n.attrs, PoolAttrs):
-                assert isinstance(n.attrs.params, PoolParams)
+    pools = [n for g in _graphs() for n in g.nodes if isinstance(n.attrs, PoolAttrs)]
+    assert {n.op for n in pools} == {"max_pool_fwd", "max_pool_bwd", "avg_pool_fwd", "avg_pool_bwd"}
+    assert all(isinstance(n.attrs.params, PoolParams) for n in pools)

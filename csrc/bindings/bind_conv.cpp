@@ -10,6 +10,7 @@
 #include "common.h"
 #include "window_params.h"
 #include "conv.h"
+#include "conv_block.h"
 
 namespace py = pybind11;
 using namespace lamina_py;
@@ -106,9 +107,79 @@ void conv2d_backward(const py::array& x, const py::array& w, const py::array& dy
   });
 }
 
+void check_code(const py::array& code, const char* name, std::vector<int64_t> shape) {
+  if (code.dtype().kind() != 'u' || code.itemsize() != 1)
+    type_error(name, ": expected dtype uint8, got ", dtype_of(code));
+  check_shape(code, name, shape);
+}
+
+void conv2d_relu_max_pool2d_forward(const py::array& x, const py::array& w, const py::object& b, const py::array& y,
+                                    const py::array& code, Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  const auto p = make_params(x, w, stride, padding, dilation, groups);
+  const std::string e = lamina::conv_block_error(p);
+  if (!e.empty()) value_error(e);
+  check_same_dtype(x, "input", w, "weight");
+  check_same_dtype(x, "input", y, "out");
+  check_shape(y, "out", {p.N, p.K, p.OH() / 2, p.OW() / 2});
+  check_code(code, "code", {p.N, p.K, p.OH() / 2, p.OW() / 2});
+  for (const py::array* a : {&y, &code}) {
+    check_no_alias(*a, "out", x, "input");
+    check_no_alias(*a, "out", w, "weight");
+  }
+  check_no_alias(y, "out", code, "code");
+  py::array barr;
+  if (!b.is_none()) {
+    if (!py::isinstance<py::array>(b)) type_error("bias: expected a numpy array or None");
+    barr = b.cast<py::array>();
+    check_same_dtype(x, "input", barr, "bias");
+    check_shape(barr, "bias", {p.K});
+    check_no_alias(y, "out", barr, "bias");
+  }
+  uint8_t* cp = static_cast<uint8_t*>(code.request(true).ptr);
+  if (!(code.flags() & py::array::c_style)) value_error("code: expected a C-contiguous array");
+  dispatch_float(x, "input", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = data_of<T>(x, "input");
+    const T* wp = data_of<T>(w, "weight");
+    const T* bp = b.is_none() ? nullptr : data_of<T>(barr, "bias");
+    T* yp = data_of<T>(y, "out", true);
+    py::gil_scoped_release nogil;
+    lamina::conv2d_relu_max_pool2d_forward<T>(p, xp, wp, bp, yp, cp);
+  });
+}
+
+void relu_max_pool2d_backward(const py::array& dy, const py::array& code, const py::array& dz) {
+  check_ndim(dy, "grad_output", 4);
+  check_ndim(dz, "grad_conv", 4);
+  lamina::ConvParams p;   // only N, K, OH(), OW() matter: a 1x1 conv of (N, 1, OH, OW) -> (N, K, OH, OW)
+  p.N = dz.shape(0); p.K = dz.shape(1); p.C = 1; p.H = dz.shape(2); p.W = dz.shape(3); p.KH = p.KW = 1;
+  check_shape(dy, "grad_output", {p.N, p.K, p.H / 2, p.W / 2});
+  check_code(code, "code", {p.N, p.K, p.H / 2, p.W / 2});
+  check_same_dtype(dy, "grad_output", dz, "grad_conv");
+  check_no_alias(dz, "grad_conv", dy, "grad_output");
+  check_no_alias(dz, "grad_conv", code, "code");
+  if (!(code.flags() & py::array::c_style)) value_error("code: expected a C-contiguous array");
+  const uint8_t* cp = static_cast<const uint8_t*>(code.data());
+  dispatch_float(dy, "grad_output", [&](auto tag) {
+    using T = decltype(tag);
+    const T* dyp = data_of<T>(dy, "grad_output");
+    T* dzp = data_of<T>(dz, "grad_conv", true);
+    py::gil_scoped_release nogil;
+    lamina::relu_max_pool2d_backward<T>(p, dyp, cp, dzp);
+  });
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  m.def("conv2d_relu_max_pool2d_forward", &conv2d_relu_max_pool2d_forward, py::arg("input"), py::arg("weight"),
+        py::arg("bias"), py::arg("out"), py::arg("code"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"),
+        "out (N, K, OH//2, OW//2) = max_pool2d(relu(conv2d(input, weight) + bias), 2) in one pass; code (uint8, "
+        "same shape) = the window position of each max (0..3), or 4 where relu' is 0 (csrc/conv_block.h).");
+  m.def("relu_max_pool2d_backward", &relu_max_pool2d_backward, py::arg("grad_output"), py::arg("code"),
+        py::arg("grad_conv"),
+        "grad_conv (N, K, OH, OW) = the gradient at the conv output from grad_output and code (N, K, OH//2, OW//2).");
   m.def("conv2d_forward", &conv2d_forward, py::arg("input"), py::arg("weight"), py::arg("bias"),
         py::arg("out"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         "out (N, K, OH, OW) = conv2d(input (N, C, H, W), weight (K, C/groups, KH, KW)) + bias (K,) or None.\n"

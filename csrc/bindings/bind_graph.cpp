@@ -134,8 +134,10 @@ class GraphProgram {
     int64_t bad;
     {
       py::gil_scoped_release nogil;
-      bad = lg::run(prog_, slots_.data(), sc, &CallbackState::call, &st, &err);
+      bad = lg::run(prog_, slots_.data(), sc, &CallbackState::call, &st, &err,
+                    profile_.empty() ? nullptr : profile_.data());
     }
+    if (!profile_.empty() && bad < 0) ++profile_runs_;
     if (st.error) {
       st.error->restore();
       delete st.error;
@@ -146,6 +148,19 @@ class GraphProgram {
   }
 
   size_t size() const { return prog_.size(); }
+
+  // The step profile: while on, each run adds every instruction's wall time to its entry.
+  void set_profiling(bool on) {
+    profile_.assign(on ? prog_.size() : 0, 0.0);
+    profile_runs_ = 0;
+  }
+  py::array_t<double> profile_seconds() const {
+    py::array_t<double> out(static_cast<py::ssize_t>(prog_.size()));
+    double* o = out.mutable_data();
+    for (size_t k = 0; k < prog_.size(); ++k) o[k] = profile_.empty() ? 0.0 : profile_[k];
+    return out;
+  }
+  int64_t profile_runs() const { return profile_runs_; }
 
  private:
   struct CallbackState {
@@ -186,6 +201,8 @@ class GraphProgram {
   std::vector<py::dtype> input_dtype_objs_;
   std::vector<int64_t> input_bytes_;
   bool validated_ = false;
+  std::vector<double> profile_;   // empty: profiling off
+  int64_t profile_runs_ = 0;
 };
 
 
@@ -326,5 +343,10 @@ void bind_graph(py::module_& m) {
       .def("set_slot", &GraphProgram::set_slot, py::arg("slot"), py::arg("array"))
       .def("set_inputs", &GraphProgram::set_inputs, py::arg("slots"), py::arg("dtypes"), py::arg("nbytes"))
       .def("run", &GraphProgram::run, py::arg("inputs"), py::arg("scalars"), py::arg("callback") = py::none())
+      .def("set_profiling", &GraphProgram::set_profiling, py::arg("on"),
+           "Turns the step profile on (zeroed) or off: while on, every run adds each instruction's wall time.")
+      .def("profile_seconds", &GraphProgram::profile_seconds,
+           "Seconds spent in each instruction over the profiled runs (float64, one per instruction).")
+      .def_property_readonly("profile_runs", &GraphProgram::profile_runs, "Completed runs since profiling was turned on.")
       .def("__len__", &GraphProgram::size);
 }

@@ -58,7 +58,7 @@ from .executor import NATIVE_OPS, Memory, NativeExecutor, PythonExecutor
 from .guards import ModelGuards, modules_of, training_flags
 from .ir import Graph, Node, Value
 from .lower import Lowering
-from .passes import (FoldGuard, check_plan, find_softmax_ce, fold_conv_bn, fuse_activations,
+from .passes import (FoldGuard, check_plan, find_softmax_ce, fold_conv_bn, fuse_activations, fuse_conv_relu_pool,
                      plan_memory, remove_dead_nodes, reuse_inplace)
 from .trace import CaptureError, Tracer
 from .update import Update, UpdateItem, state_of
@@ -359,6 +359,7 @@ def _fuse(fnodes, keep_ids):
 
 
 def _finish(g):
+    g.notes.extend(fuse_conv_relu_pool(g))
     removed = remove_dead_nodes(g)
     if removed:
         g.notes.append(f"dead-node removal: {removed} node(s) removed")

@@ -175,6 +175,17 @@ def _conv_closure(node, A, ins, outs, scalars):
     return bwd
 
 
+def _conv_block_closure(node, A, ins, outs, scalars):
+    p = node.attrs.params
+    if node.op == "conv_block_fwd":
+        xs, ws = (p.N, p.C, p.H, p.W), (p.K, p.C // p.groups, p.KH, p.KW)
+        conf = p.conf()
+        x, w, b = ins
+        return lambda: _C.conv2d_relu_max_pool2d_forward(A[x].reshape(xs), A[w].reshape(ws),
+                                                         A[b] if b is not None else None, A[outs[0]], A[outs[1]], *conf)
+    return lambda: _C.relu_max_pool2d_backward(A[ins[0]], A[ins[1]], A[outs[0]].reshape(p.N, p.K, p.OH, p.OW))
+
+
 def _pool_closure(node, A, ins, outs, scalars):
     op, a = node.op, node.attrs
     p = a.params
@@ -275,7 +286,7 @@ _CLOSURES = {
     "avg_pool_bwd": _pool_closure, "adaptive_avg_pool_fwd": _adaptive_pool_closure,
     "adaptive_avg_pool_bwd": _adaptive_pool_closure, "broadcast": _broadcast_closure,
     "reduce_broadcast": _reduce_broadcast_closure, "bn_fwd": _bn_closure, "bn_bwd": _bn_closure,
-    "pycall": _pycall_closure,
+    "pycall": _pycall_closure, "conv_block_fwd": _conv_block_closure, "conv_block_bwd": _conv_block_closure,
 }
 
 
@@ -363,6 +374,8 @@ _INSTRS = {
     "reduce_broadcast": (_OP.REDUCE_BROADCAST, _plain_instr),
     "bn_fwd": (_OP.BATCH_NORM_FORWARD, _optional_outputs_instr),
     "bn_bwd": (_OP.BATCH_NORM_BACKWARD, _optional_outputs_instr),
+    "conv_block_fwd": (_OP.CONV_BLOCK_FORWARD, _plain_instr),
+    "conv_block_bwd": (_OP.CONV_BLOCK_BACKWARD, _plain_instr),
 }
 # Ops the C++ executor runs itself; every other node is a Python callback.
 NATIVE_OPS = tuple(_INSTRS)
@@ -420,6 +433,19 @@ class NativeExecutor:
         code, build = entry
         slots, attrs = build(n, [self._slot(v) for v in n.inputs], [self._slot(v) for v in n.outputs])
         return _C.GraphInstr(code, dtype, slots, attrs)
+
+    def set_profiling(self, on):
+        """Step profile on (zeroed) or off: while on, every run adds each instruction's wall time."""
+        self.prog.set_profiling(bool(on))
+
+    def profile(self, graph):
+        """(node, seconds per run) for every node of `graph` (the one this executor was built
+        from: instruction k is node k), averaged over the runs since set_profiling(True)."""
+        runs = self.prog.profile_runs
+        if runs == 0:
+            raise RuntimeError("no profiled run: call set_profiling(True), then run the step")
+        secs = self.prog.profile_seconds()
+        return [(n, float(t) / runs) for n, t in zip(graph.nodes, secs)]
 
     def run(self, inputs, scalars):
         if self.needs_input_views:

@@ -10,6 +10,8 @@
   find_softmax_ce         reports softmax + cross-entropy pairs: eager already calls the fused
                           CrossEntropy kernel, so the pass finds and keeps it; a separate
                           log_softmax feeding nll_loss is reported as not fused.
+  fuse_conv_relu_pool     conv + relu + 2x2 max pool (and the backward pair) become the fused
+                          conv block nodes, when the conv output is read by nothing else.
   remove_dead_nodes       drops kernel nodes whose results nobody reads (no side effect).
   reuse_inplace           an elementwise node (act fwd/bwd, add, sub, mul, scale) writes over
                           an input whose buffer dies there (relu' masks dy in place).
@@ -22,6 +24,7 @@ import numpy as np
 
 from ..nn.utils.fusion import fold_conv_bn_arrays
 from ..ops import registry
+from ..ops._params import ConvAttrs
 from ..ops.activation import Activation, Softmax
 from ..ops.conv import Conv1dFn, Conv2dFn
 from ..ops.loss import CrossEntropy
@@ -191,6 +194,80 @@ def find_softmax_ce(fnodes):
 
 
 # ---------------------------------------------------------------- kernel-level passes
+def _pool_2x2(pool, conv):
+    """The 2x2 stride-2 max pool (no padding, dilation 1, floor) over the whole conv output."""
+    return (pool.KH, pool.KW, pool.stride_h, pool.stride_w, pool.pad_h, pool.pad_w, pool.dil_h, pool.dil_w,
+            bool(pool.ceil_mode)) == (2, 2, 2, 2, 0, 0, 1, 1, False) and \
+        (pool.N, pool.C, pool.H, pool.W) == (conv.N, conv.K, conv.OH, conv.OW)
+
+
+def _root_readers(graph):
+    readers = {}
+    for n in graph.nodes:
+        for v in n.reads():
+            readers.setdefault(v.root().id, []).append(n)
+    return readers
+
+
+def fuse_conv_relu_pool(graph):
+    """conv2d_fwd(act=relu) -> max_pool_fwd(2x2, stride 2) becomes one conv_block_fwd node
+    (csrc/conv_block.h) writing the pooled output and a uint8 window code, when the conv output
+    has no reader but the pool and relu's backward; the backward pair max_pool_bwd -> act_bwd
+    (relu) becomes one conv_block_bwd node writing the conv's dy. The fused kernels round
+    exactly as the pair they replace. Returns notes, one per fused block."""
+    readers = _root_readers(graph)
+    keep = {v.root().id for v in graph.outputs}
+    notes = []
+    for c in list(graph.nodes):
+        if c.op != "conv2d_fwd" or c.attrs.act != "relu":
+            continue
+        z = c.outputs[0].root()
+        if z.id in keep or z.base is not None:
+            continue
+        rs = readers.get(z.id, [])
+        pools = [n for n in rs if n.op == "max_pool_fwd"]
+        bwds = [n for n in rs if n.op == "act_bwd"]
+        conv = c.attrs.params
+        if len(pools) != 1 or len(pools) + len(bwds) != len(rs) or len(bwds) > 1 or \
+                not _pool_2x2(pools[0].attrs.params, conv):
+            continue
+        pf = pools[0]
+        argmax = pf.outputs[1].root()
+        pb = None
+        if bwds:
+            ab = bwds[0]
+            if ab.attrs.kind != "relu" or ab.inputs[0].root() is not z:
+                continue
+            ar = readers.get(argmax.id, [])
+            if len(ar) != 1 or ar[0].op != "max_pool_bwd" or argmax.id in keep:
+                continue
+            pb = ar[0]
+            gmid = pb.outputs[0].root()
+            if readers.get(gmid.id, []) != [ab] or ab.inputs[1].root() is not gmid or gmid.id in keep or \
+                    ab.outputs[0].root() is gmid:
+                continue
+        y = pf.outputs[0]
+        code = graph.value(y.shape, np.uint8, "temp", "pool_code")
+        fwd = _replace(graph, c, "conv_block_fwd", list(c.inputs), [y, code], ConvAttrs(params=conv))
+        graph.nodes.remove(pf)
+        if pb is not None:
+            _replace(graph, pb, "conv_block_bwd", [pb.inputs[0], code], [ab.outputs[0]], ConvAttrs(params=conv))
+            graph.nodes.remove(ab)
+        notes.append(f"fused conv + relu + 2x2 max pool into one conv block ({fwd.src}, "
+                     f"{conv.C}->{conv.K} {conv.H}x{conv.W}{', and its backward' if pb is not None else ''})")
+    return notes
+
+
+def _replace(graph, old, op, inputs, outputs, attrs):
+    """A new node in old's place in the schedule; its outputs name it their producer."""
+    from .ir import Node
+    n = Node(op, inputs, outputs, attrs, src=old.src)
+    for o in outputs:
+        o.producer = n
+    graph.nodes[graph.nodes.index(old)] = n
+    return n
+
+
 def remove_dead_nodes(graph):
     """Remove nodes none of whose outputs is read later or kept; returns how many went."""
     keep_roots = {v.root().id for v in graph.outputs}

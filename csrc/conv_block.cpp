@@ -1,0 +1,100 @@
+// Fused conv + bias + ReLU + 2x2 max pool (see conv_block.h).
+#include "conv_block.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "conv_direct.h"
+#include "conv_direct_lane.h"
+#include "thread_team.h"
+#include "workspace.h"
+
+namespace lamina {
+
+namespace {
+thread_local AlignedBuffer tl_pooled, tl_code;
+
+// The scalar ReLU + pool of one (2 row) window, for the path without lane kernels.
+template <class T>
+void relu_pool_plane(const T* z, int64_t OW, int64_t PH, int64_t PW, T* y, uint8_t* code) {
+  for (int64_t ph = 0; ph < PH; ++ph)
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const T* r0 = z + 2 * ph * OW + 2 * pw;
+      const T* r1 = r0 + OW;
+      const T v[4] = {r0[0], r0[1], r1[0], r1[1]};   // already ReLU'd by conv2d_forward
+      T m = v[0];
+      uint8_t at = 0;
+      for (uint8_t i = 1; i < 4; ++i)
+        if ((v[i] > m) | (v[i] != v[i])) { m = v[i]; at = i; }
+      y[ph * PW + pw] = m;
+      code[ph * PW + pw] = m <= T(0) ? uint8_t(4) : at;
+    }
+}
+}  // namespace
+
+std::string conv_block_error(const ConvParams& p) {
+  const char* e = conv_params_error(p);
+  if (e[0]) return std::string("conv params: ") + e;
+  if (p.OH() < 2 || p.OW() < 2) return "conv output: expected at least 2x2 for the 2x2 pool";
+  return "";
+}
+
+template <class T>
+void conv2d_relu_max_pool2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, uint8_t* code) {
+  using conv_direct_detail::LaneKernels;
+  using conv_direct_detail::LaneTile;
+  const int64_t K = p.K, OH = p.OH(), OW = p.OW(), PH = OH / 2, PW = OW / 2;
+  if (p.N == 0) return;
+  if (conv2d_forward_is_direct(p)) {
+    const bool done = conv_direct_detail::lane_forward<T>(
+        p, x, w, b, 2, [&](const LaneTile& t, const T* yr, const LaneKernels<T>& lk) {
+          if (t.nrows < 2) return;   // the odd last row: floor mode drops it
+          const int64_t L = lk.lanes, ph = t.oh0 / 2;
+          T* pooled = tl_pooled.elems<T>(PW * L);
+          uint8_t* pc = static_cast<uint8_t*>(tl_code.get(size_t(PW * L)));
+          for (int64_t kb = 0; kb < t.kn; ++kb) {
+            const T* r0 = yr + kb * 2 * OW * L;
+            lk.relu_pool2(r0, r0 + OW * L, PW, pooled, pc);
+            const int64_t at = (t.n0 * K + t.k0 + kb) * PH * PW + ph * PW;
+            lk.scatter(pooled, PW, t.nl, y + at, K * PH * PW);
+            for (int64_t l = 0; l < t.nl; ++l)
+              for (int64_t pw = 0; pw < PW; ++pw) code[at + l * K * PH * PW + pw] = pc[pw * L + l];
+          }
+        });
+    if (done) return;
+  }
+  // Elsewhere the unfused kernels themselves, plane by plane through one conv output buffer.
+  std::vector<T> z(static_cast<size_t>(p.N * K * OH * OW));
+  conv2d_forward<T>(p, x, w, b, z.data(), Act::relu);
+  parallel_tasks(p.N * K, team_size(double(p.N * K * OH * OW), 2e4), [&](int64_t pl) {
+    relu_pool_plane(z.data() + pl * OH * OW, OW, PH, PW, y + pl * PH * PW, code + pl * PH * PW);
+  });
+}
+
+template <class T>
+void relu_max_pool2d_backward(const ConvParams& p, const T* dy, const uint8_t* code, T* dz) {
+  const int64_t OH = p.OH(), OW = p.OW(), PH = OH / 2, PW = OW / 2, planes = p.N * p.K;
+  constexpr int64_t kPlanesPerTask = 16;
+  const int64_t ntasks = (planes + kPlanesPerTask - 1) / kPlanesPerTask;
+  parallel_tasks(ntasks, team_size(double(planes * OH * OW), 2e4), [&](int64_t task) {
+    for (int64_t pl = task * kPlanesPerTask, e = std::min(planes, pl + kPlanesPerTask); pl < e; ++pl) {
+      T* d = dz + pl * OH * OW;
+      std::fill(d, d + OH * OW, T(0));
+      const T* g = dy + pl * PH * PW;
+      const uint8_t* c = code + pl * PH * PW;
+      for (int64_t ph = 0; ph < PH; ++ph)
+        for (int64_t pw = 0; pw < PW; ++pw) {
+          const uint8_t at = c[ph * PW + pw];
+          // 0 + dy: max_pool2d_backward's zero-then-add (a -0 gradient lands as +0).
+          if (at < 4) d[(2 * ph + (at >> 1)) * OW + 2 * pw + (at & 1)] = T(0) + g[ph * PW + pw];
+        }
+    }
+  });
+}
+
+template void conv2d_relu_max_pool2d_forward<float>(const ConvParams&, const float*, const float*, const float*, float*, uint8_t*);
+template void conv2d_relu_max_pool2d_forward<double>(const ConvParams&, const double*, const double*, const double*, double*, uint8_t*);
+template void relu_max_pool2d_backward<float>(const ConvParams&, const float*, const uint8_t*, float*);
+template void relu_max_pool2d_backward<double>(const ConvParams&, const double*, const uint8_t*, double*);
+
+}  // namespace lamina

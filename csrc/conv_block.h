@@ -1,0 +1,33 @@
+// Fused convolution blocks: conv + bias + ReLU + 2x2 stride-2 max pool (LeNet's C1/S2 and
+// C3/S4) in one pass, and the matching backward up to the conv's own gradient.
+//
+// Forward: per block of images in the vector lanes (conv_direct_lane.h), two conv output rows
+// at a time stay in L1 while ReLU and the pool run over them; only the pooled output and a
+// one-byte code per pooled element reach memory (not the conv output, not int64 indices).
+//   code = window position of the max (0..3, row-major: (0,0) (0,1) (1,0) (1,1)), or 4 where
+//          ReLU's derivative is 0 there (the max is <= 0; ReLU'(0) = 0, NaN passes as relu' does)
+// Values and ties round exactly as conv2d_forward(Act::relu) then max_pool2d_forward: the same
+// conv sums in the same order (the fused path runs only where conv2d_forward takes the direct
+// path, else it calls conv2d_forward itself), the same select rules.
+// Backward: dz (N, K, OH, OW), the conv's dy = zero except dz[window max] = 0 + dy where code < 4
+// (max_pool2d_backward then relu' exactly); then conv2d_backward(x, w, dz) gives dx, dw, db.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "conv.h"
+
+namespace lamina {
+
+// The shapes the fused block takes: pooled (N, K, OH/2, OW/2) (floor), at least one output.
+std::string conv_block_error(const ConvParams& p);
+
+// x (N, C, H, W), w (K, C/groups, KH, KW), b (K) or nullptr -> y (N, K, OH/2, OW/2), code (same).
+template <class T>
+void conv2d_relu_max_pool2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, uint8_t* code);
+
+// dy, code (N, K, OH/2, OW/2) -> dz (N, K, OH, OW), overwritten.
+template <class T>
+void relu_max_pool2d_backward(const ConvParams& p, const T* dy, const uint8_t* code, T* dz);
+
+}  // namespace lamina
