@@ -49,7 +49,7 @@ void conv2d_relu_max_pool2d_forward(const ConvParams& p, const T* x, const T* w,
     const bool done = conv_direct_detail::lane_forward<T>(
         p, x, w, b, 2, [&](const LaneTile& t, const T* yr, const LaneKernels<T>& lk) {
           if (t.nrows < 2) return;   // the odd last row: floor mode drops it
-          const int64_t L = lk.lanes, ph = t.oh0 / 2;
+          const int64_t L = lk.lanes, ph = t.oh0 / 2;   // pooled (PW, L) in lanes, then scattered
           T* pooled = tl_pooled.elems<T>(PW * L);
           uint8_t* pc = static_cast<uint8_t*>(tl_code.get(size_t(PW * L)));
           for (int64_t kb = 0; kb < t.kn; ++kb) {
@@ -57,8 +57,7 @@ void conv2d_relu_max_pool2d_forward(const ConvParams& p, const T* x, const T* w,
             lk.relu_pool2(r0, r0 + OW * L, PW, pooled, pc);
             const int64_t at = (t.n0 * K + t.k0 + kb) * PH * PW + ph * PW;
             lk.scatter(pooled, PW, t.nl, y + at, K * PH * PW);
-            for (int64_t l = 0; l < t.nl; ++l)
-              for (int64_t pw = 0; pw < PW; ++pw) code[at + l * K * PH * PW + pw] = pc[pw * L + l];
+            lk.scatter_code(pc, PW, t.nl, code + at, K * PH * PW);
           }
         });
     if (done) return;
@@ -79,13 +78,15 @@ void relu_max_pool2d_backward(const ConvParams& p, const T* dy, const uint8_t* c
   parallel_tasks(ntasks, team_size(double(planes * OH * OW), 2e4), [&](int64_t task) {
     for (int64_t pl = task * kPlanesPerTask, e = std::min(planes, pl + kPlanesPerTask); pl < e; ++pl) {
       T* d = dz + pl * OH * OW;
-      std::fill(d, d + OH * OW, T(0));
       const T* g = dy + pl * PH * PW;
       const uint8_t* c = code + pl * PH * PW;
+      // Zero, then each window's max cell gets 0 + dy (max_pool2d_backward's zero-then-add:
+      // a -0 gradient lands as +0). (Writing each 2x2 block in one pass with selects measured
+      // 4x slower than the memset and the scattered stores.)
+      std::fill(d, d + OH * OW, T(0));
       for (int64_t ph = 0; ph < PH; ++ph)
         for (int64_t pw = 0; pw < PW; ++pw) {
           const uint8_t at = c[ph * PW + pw];
-          // 0 + dy: max_pool2d_backward's zero-then-add (a -0 gradient lands as +0).
           if (at < 4) d[(2 * ph + (at >> 1)) * OW + 2 * pw + (at & 1)] = T(0) + g[ph * PW + pw];
         }
     }

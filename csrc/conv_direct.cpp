@@ -97,10 +97,14 @@ bool lane_direct_forward(const ConvParams& p, const T* x, const T* w, const T* b
                           : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;
   using conv_direct_detail::LaneKernels;
   using conv_direct_detail::LaneTile;
-  return conv_direct_detail::lane_forward<T>(p, x, w, b, 1, [&](const LaneTile& t, const T* yr, const LaneKernels<T>& lk) {
-    // yr (kn, 1, OW, L) -> y[n0 + l][k0 + kb][oh0][:]
+  // Whole planes per group where they fit in L2 (one scatter per channel, whole 16-pixel
+  // transposes: C3's 10-wide rows left 6 of 16 lanes of each transpose idle).
+  const int64_t rows = OH * OW * 8 * 16 * int64_t(sizeof(T)) <= (int64_t(256) << 10) ? OH : 1;
+  return conv_direct_detail::lane_forward<T>(p, x, w, b, rows, [&](const LaneTile& t, const T* yr, const LaneKernels<T>& lk) {
+    // yr (kn, rows, OW, L) -> y[n0 + l][k0 + kb][oh0 : oh0 + nrows][:]
     for (int64_t kb = 0; kb < t.kn; ++kb)
-      lk.scatter(yr + kb * OW * L, OW, t.nl, y + (t.n0 * K + t.k0 + kb) * OH * OW + t.oh0 * OW, K * OH * OW);
+      lk.scatter(yr + kb * rows * OW * L, t.nrows * OW, t.nl, y + (t.n0 * K + t.k0 + kb) * OH * OW + t.oh0 * OW,
+                 K * OH * OW);
     if (has_act && t.oh0 + t.nrows == OH)
       for (int64_t l = 0; l < t.nl; ++l)
         for (int64_t kb = 0; kb < t.kn; ++kb) {

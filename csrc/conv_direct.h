@@ -57,6 +57,7 @@ struct LaneKernels {
   void (*scatter)(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) = nullptr;
   // ReLU + 2x2/2 max pool of lane rows r0, r1 -> pooled, code (PW, lanes) (conv_block.h's code).
   void (*relu_pool2)(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* code) = nullptr;
+  void (*scatter_code)(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, int64_t stride) = nullptr;
 };
 #if defined(LAMINA_X86)
 template <class T> void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk);

@@ -5,6 +5,8 @@
 #if defined(LAMINA_X86)
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "conv_direct_kernel.h"
 
 namespace lamina {
@@ -81,6 +83,58 @@ template <> struct Z<double> {
 };
 }  // namespace
 
+// In-register 16x16 transpose: r[j] (lane l) -> r[l] (lane j). Three shuffle rounds: pairs of
+// elements, quads within 128-bit lanes, then a 4x4 transpose of the 128-bit lanes.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {   // u[4i + j], 128-bit lane q: column 4q + j of rows 4i .. 4i+3
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 s0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), s1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+    const __m512 s2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), s3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    t[j] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+    t[4 + j] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+    t[8 + j] = _mm512_shuffle_f32x4(s0, s2, 0xdd);
+    t[12 + j] = _mm512_shuffle_f32x4(s1, s3, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// lane_scatter for f32 by 16x16 transposes: each image's row is one masked contiguous store
+// (vscatterdps issues 16 stores per vector and cost as much as the conv in the fused blocks).
+void scatter_f32(const float* src, int64_t n, int64_t nl, float* dst, int64_t stride) {
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const int64_t m = n - j0 < 16 ? n - j0 : 16;
+    __m512 r[16];
+    for (int64_t j = 0; j < 16; ++j) r[j] = j < m ? _mm512_load_ps(src + (j0 + j) * 16) : _mm512_setzero_ps();
+    transpose16(r);
+    const __mmask16 keep = static_cast<__mmask16>((1u << m) - 1);
+    for (int64_t l = 0; l < nl; ++l) _mm512_mask_storeu_ps(dst + l * stride + j0, keep, r[l]);
+  }
+}
+
+// The same for the fused block's one-byte codes, widened to 32 bits for the transpose.
+void scatter_code_f32(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, int64_t stride) {
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const int64_t m = n - j0 < 16 ? n - j0 : 16;
+    __m512 r[16];
+    for (int64_t j = 0; j < 16; ++j)
+      r[j] = j < m ? _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + (j0 + j) * 16))))
+                   : _mm512_setzero_ps();
+    transpose16(r);
+    const __mmask16 keep = static_cast<__mmask16>((1u << m) - 1);
+    for (int64_t l = 0; l < nl; ++l) _mm512_mask_cvtepi32_storeu_epi8(dst + l * stride + j0, keep, _mm512_castps_si512(r[l]));
+  }
+}
+
 namespace conv_direct_detail {
 // K = 6 (C1): 6 x 4; K a multiple of 8 (C3's 16): 8 x 3; else 4 x 6 with zero-padded channels.
 template <class T>
@@ -96,9 +150,13 @@ template DirectKernel<double> direct_kernel_avx512<double>(int64_t, DirectShape*
 // else 4 x 6 with zero-padded channels.
 template <class T>
 void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk) {
-  if (K % 6 == 0 && K % 8 != 0) return fill_lane_kernels<Z, T, 6, 4>(lk);
-  if (K % 8 == 0 || K > 4) return fill_lane_kernels<Z, T, 8, 3>(lk);
-  fill_lane_kernels<Z, T, 4, 6>(lk);
+  if (K % 6 == 0 && K % 8 != 0) fill_lane_kernels<Z, T, 6, 4>(lk);
+  else if (K % 8 == 0 || K > 4) fill_lane_kernels<Z, T, 8, 3>(lk);
+  else fill_lane_kernels<Z, T, 4, 6>(lk);
+  if constexpr (std::is_same_v<T, float>) {
+    lk->scatter = scatter_f32;
+    lk->scatter_code = scatter_code_f32;
+  }
 }
 template void lane_kernels_avx512<float>(int64_t, LaneKernels<float>*);
 template void lane_kernels_avx512<double>(int64_t, LaneKernels<double>*);

@@ -113,6 +113,13 @@ void lane_relu_pool2(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* c
   }
 }
 
+// lane_scatter for the one-byte codes of lane_relu_pool2 (code[j*lanes + l] -> dst[l*stride + j]).
+template <template <class> class X, class T>
+void lane_scatter_code(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, int64_t stride) {
+  for (int64_t l = 0; l < nl; ++l)
+    for (int64_t j = 0; j < n; ++j) dst[l * stride + j] = src[j * X<T>::W + l];
+}
+
 // The lane kernels of one channel block KB for V = 1 .. VMAX (a row's last, narrower tiles).
 template <template <class> class X, class T, int KB, int VMAX>
 void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
@@ -122,6 +129,7 @@ void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
   lk->gather = lane_gather<X, T>;
   lk->scatter = lane_scatter<X, T>;
   lk->relu_pool2 = lane_relu_pool2<X, T>;
+  lk->scatter_code = lane_scatter_code<X, T>;
   lk->by_v[1] = lane_block<X, T, KB, 1>;
   if constexpr (VMAX >= 2) lk->by_v[2] = lane_block<X, T, KB, 2>;
   if constexpr (VMAX >= 3) lk->by_v[3] = lane_block<X, T, KB, 3>;

@@ -230,3 +230,68 @@ def test_compiled_forward_fuses_too():
     out = f(x)
     assert [n.op for n in f.graph.nodes].count("conv_block_fwd") == 2
     np.testing.assert_array_equal(np.asarray(out.detach().numpy()), m(lamina.from_numpy(x)).detach().numpy())
+
+
+# ---------------------------------------------------------------- eager: F.conv2d_relu_max_pool2d
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N", [17, 2])
+def test_eager_fused_block_is_bitwise_the_three_ops(N, dtype):
+    rng = np.random.default_rng(N)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in ((N, 6, 14, 14), (16, 6, 5, 5), (16,))]
+    grads, outs = [], []
+    for fused in (True, False):
+        x, w, b = (lamina.tensor(a, requires_grad=True) for a in arrays)
+        y = F.conv2d_relu_max_pool2d(x, w, b) if fused else F.max_pool2d(F.relu(F.conv2d(x, w, b)), 2)
+        (y * lamina.from_numpy(np.arange(y.numel(), dtype=dtype).reshape(y.shape) % 7 - 3)).sum().backward()
+        outs.append(y.detach().numpy())
+        grads.append([t.grad.numpy() for t in (x, w, b)])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    for g0, g1 in zip(*grads):
+        np.testing.assert_array_equal(g0, g1)
+
+
+def test_eager_fused_block_errors_name_the_argument():
+    x, w = lamina.ones(2, 1, 4, 4), lamina.ones(3, 1, 3, 3)
+    with pytest.raises(ValueError, match="smaller than the 2x2 pool window"):
+        F.conv2d_relu_max_pool2d(x, lamina.ones(3, 1, 4, 4))
+    with pytest.raises(ValueError, match="input: expected a 4-D"):
+        F.conv2d_relu_max_pool2d(lamina.ones(1, 8, 8), w)
+    with pytest.raises(TypeError, match="weight"):
+        F.conv2d_relu_max_pool2d(lamina.ones(1, 1, 8, 8), lamina.ones(3, 1, 3, 3, dtype=lamina.float64))
+
+
+def test_fused_block_is_thread_count_independent():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((70, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    dy = rng.standard_normal((70, 16, 5, 5)).astype(np.float32)
+    threads = lamina.get_num_threads()
+    try:
+        out = []
+        for t in (1, 2):
+            lamina.set_num_threads(t)
+            out.append(_fused(x, w, b, 0, dy))
+    finally:
+        lamina.set_num_threads(threads)
+    for a, c in zip(*out):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_compiled_float64_lenet_with_a_ragged_batch_is_bitwise_eager():
+    from lamina.graph import compile
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((19, 1, 28, 28))
+    y = rng.integers(0, 10, 19)
+    me, oe = _lenet(19, dtype=np.float64)
+    mc, oc = _lenet(19, dtype=np.float64)
+    step = compile(mc, F.cross_entropy, oc)
+    for _ in range(3):
+        oe.zero_grad()
+        loss = F.cross_entropy(me(lamina.from_numpy(x)), lamina.from_numpy(y))
+        loss.backward()
+        oe.step()
+        assert step(x, y) == loss.item()
+    assert [n.op for n in step.graph.nodes].count("conv_block_fwd") == 2
+    for pe, pc in zip(me.parameters(), mc.parameters()):
+        np.testing.assert_array_equal(pe.data, pc.data)

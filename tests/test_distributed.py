@@ -69,6 +69,17 @@ def _started_here(pid, stacks):
     return _environ_of(pid).get("LAMINA_TEST_STACKS") == stacks
 
 
+def _shared_memory_files(pid):
+    """The /dev/shm files process `pid` has mapped (MPICH's segment of this job): a killed job
+    leaves them behind, so the deadline removes them once the job's processes are gone."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return {line.split(None, 5)[5].strip() for line in f
+                    if len(line.split(None, 5)) == 6 and line.split(None, 5)[5].startswith("/dev/shm/")}
+    except OSError:
+        return set()
+
+
 def _signal(pid, sig):
     try:
         os.kill(pid, sig)
@@ -110,8 +121,10 @@ def run_with_deadline(cmd, timeout, env=None):
                     text = f.read()
                 if "most recent call first" in text:
                     dumps[pid] = text
+        segments = set()
         for pid in pids:
             if _started_here(pid, stacks):
+                segments |= _shared_memory_files(pid)
                 _signal(pid, signal.SIGKILL)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -121,9 +134,15 @@ def run_with_deadline(cmd, timeout, env=None):
             out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             out, err = "", "(its output pipes were still open 30 s after the kill)"
+        for path in segments:      # only this job's processes had them mapped, and they are dead
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        removed = f"; removed its shared-memory files {sorted(segments)}" if segments else ""
         shown = "\n".join(f"--- {label[pid]}:\n{dumps.get(pid, '(no stack written)')}" for pid in pids)
         pytest.fail(f"{' '.join(cmd)} still running after {timeout} s; killed. Python stacks of its "
-                    f"{len(pids)} Python process(es):\n{shown}\n--- stdout:\n{out[-4000:]}\n--- stderr:\n{err[-4000:]}")
+                    f"{len(pids)} Python process(es){removed}:\n{shown}\n--- stdout:\n{out[-4000:]}\n--- stderr:\n{err[-4000:]}")
     finally:
         shutil.rmtree(stacks, ignore_errors=True)
 

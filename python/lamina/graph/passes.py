@@ -29,6 +29,7 @@ from ..ops.activation import Activation, Softmax
 from ..ops.conv import Conv1dFn, Conv2dFn
 from ..ops.loss import CrossEntropy
 from ..ops.norm import BatchNormFn
+from .ir import Node
 
 _ALIGN = 64
 _FUSABLE = ("relu", "sigmoid", "tanh")
@@ -234,6 +235,8 @@ def fuse_conv_relu_pool(graph):
         pf = pools[0]
         argmax = pf.outputs[1].root()
         pb = None
+        if not bwds and readers.get(argmax.id):
+            continue                 # the pool's backward without relu's: leave the pair alone
         if bwds:
             ab = bwds[0]
             if ab.attrs.kind != "relu" or ab.inputs[0].root() is not z:
@@ -248,20 +251,20 @@ def fuse_conv_relu_pool(graph):
                 continue
         y = pf.outputs[0]
         code = graph.value(y.shape, np.uint8, "temp", "pool_code")
-        fwd = _replace(graph, c, "conv_block_fwd", list(c.inputs), [y, code], ConvAttrs(params=conv))
+        src = f"{c.src}+relu+{pf.src}"
+        _replace(graph, c, "conv_block_fwd", list(c.inputs), [y, code], ConvAttrs(params=conv), src)
         graph.nodes.remove(pf)
         if pb is not None:
-            _replace(graph, pb, "conv_block_bwd", [pb.inputs[0], code], [ab.outputs[0]], ConvAttrs(params=conv))
+            _replace(graph, pb, "conv_block_bwd", [pb.inputs[0], code], [ab.outputs[0]], ConvAttrs(params=conv), src)
             graph.nodes.remove(ab)
-        notes.append(f"fused conv + relu + 2x2 max pool into one conv block ({fwd.src}, "
+        notes.append(f"fused conv + relu + 2x2 max pool into one conv block ({c.src}, "
                      f"{conv.C}->{conv.K} {conv.H}x{conv.W}{', and its backward' if pb is not None else ''})")
     return notes
 
 
-def _replace(graph, old, op, inputs, outputs, attrs):
+def _replace(graph, old, op, inputs, outputs, attrs, src):
     """A new node in old's place in the schedule; its outputs name it their producer."""
-    from .ir import Node
-    n = Node(op, inputs, outputs, attrs, src=old.src)
+    n = Node(op, inputs, outputs, attrs, src=src)
     for o in outputs:
         o.producer = n
     graph.nodes[graph.nodes.index(old)] = n

@@ -6,7 +6,7 @@ import numpy as np
 from ..tensor import Tensor, float32, float64
 
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
-from ..ops.conv import conv1d, conv2d  # noqa: F401
+from ..ops.conv import conv1d, conv2d, conv2d_relu_max_pool2d  # noqa: F401
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
 from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
                         _as_target, _cross_entropy_composite, _legacy_reduction, _reduce,

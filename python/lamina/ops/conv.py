@@ -25,7 +25,7 @@ from ._params import ConvAttrs, ConvParams
 from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
 from .registry import BadSample, Sample, register
 
-__all__ = ["conv1d", "conv2d"]
+__all__ = ["conv1d", "conv2d", "conv2d_relu_max_pool2d"]
 _F = (float32, float64)
 
 
@@ -164,6 +164,115 @@ class Conv1dFn(Function):
                                          conv=_conv1d_params(x, w, stride, padding, dilation, groups),
                                          has_bias=b is not None))
         return y[:, :, 0, :]
+
+
+# ---- the fused conv block: max_pool2d(relu(conv2d(x, w) + b), 2) in one pass (csrc/conv_block.h)
+def _block_params(x_shape, w_shape, conf):
+    stride, padding, dilation, groups = conf
+    (N, C, H, Wd), (K, _, KH, KW) = x_shape, w_shape
+    return ConvParams(N=N, C=C, H=H, W=Wd, K=K, KH=KH, KW=KW, stride_h=int(stride[0]), stride_w=int(stride[1]),
+                      pad_h=int(padding[0]), pad_w=int(padding[1]), dil_h=int(dilation[0]), dil_w=int(dilation[1]),
+                      groups=int(groups))
+
+
+def _lower_conv_block(L, fn):
+    x, w = fn.args[0], fn.args[1]
+    b = fn.args[2] if 2 in fn.tensor_pos else None
+    if not is_float(x, w) or w.dtype != x.dtype:
+        return False
+    conv = _block_params(x.shape, w.shape, fn.args[3:7])
+    fn.conv_attrs = conv
+    fn.code = L.g.value(fn.out.shape, np.uint8, "temp", "pool_code")
+    L.emit("conv_block_fwd", [x, w, b], [fn.out, fn.code], {"conv": conv}, src=fn.op)
+    fn.lowered_by = "conv_block"
+    return True
+
+
+def _lower_backward_conv_block(L, fn, dy):
+    x, w = fn.args[0], fn.args[1]
+    conv = fn.conv_attrs
+    dz = L.g.value((conv.N, conv.K, conv.OH, conv.OW), dy.dtype, "temp", "dz")
+    L.emit("conv_block_bwd", [dy, fn.code], [dz], {"conv": conv}, src=fn.op)
+    wanted = (L.wants(fn, 0), L.wants(fn, 1), 2 in fn.tensor_pos and L.wants(fn, 2))
+    outs, parts = L.overwrite_targets(fn, wanted)
+    L.emit("conv2d_bwd", [x, w, dz], outs, {"conv": conv, "has": wanted}, src=fn.op)
+    L.accumulate_parts(fn, parts)
+
+
+def _block_samples(dt):
+    return [Sample((_x(dt, (2, 3, 7, 6)), _x(dt, (4, 3, 3, 3), 61), _x(dt, (4,), 62)), {"padding": 1}, name="bias"),
+            Sample((_x(dt, (3, 2, 9, 9)), _x(dt, (2, 2, 3, 3), 61)), name="odd"),
+            Sample((_x(dt, (17, 1, 12, 12)), _x(dt, (6, 1, 5, 5), 61), _x(dt, (6,), 62)), {"padding": 2},
+                   name="lanes"),
+            Sample((_x(dt, (2, 4, 8, 8)), _x(dt, (4, 2, 3, 3), 61)), {"stride": 1, "dilation": 2, "groups": 2},
+                   name="dilated-groups")]
+
+
+def _block_bad():
+    return _conv_bad() + [BadSample((np.ones((1, 1, 3, 3), np.float32), np.ones((2, 1, 3, 3), np.float32)),
+                                    error=ValueError, match="2x2")]
+
+
+def _torch_block(torch, x, w, b=None, **kw):
+    return torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(x, w, b, **kw)), 2)
+
+
+@register("conv2d_relu_max_pool2d", lower=_lower_conv_block, lower_backward=_lower_backward_conv_block,
+          kernels=("_C.conv2d_relu_max_pool2d_forward", "_C.relu_max_pool2d_backward", "_C.conv2d_backward"),
+          dtypes=_F, call=lambda x, w, b=None, **kw: conv2d_relu_max_pool2d(x, w, b, **kw), samples=_block_samples,
+          bad_samples=_block_bad, torch=_torch_block)
+class Conv2dReLUMaxPool2dFn(Function):
+    """y = max_pool2d(relu(conv2d(x, w) + b), 2) on (N, C, H, W): one pass writing the pooled
+    output and a one-byte window code (what the backward needs), never the conv output."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups):
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        b = None if b is None else np.ascontiguousarray(b)
+        OH = _out_size(x.shape[2], w.shape[2], stride[0], padding[0], dilation[0])
+        OW = _out_size(x.shape[3], w.shape[3], stride[1], padding[1], dilation[1])
+        shape = (x.shape[0], w.shape[0], max(OH, 0) // 2, max(OW, 0) // 2)
+        y, code = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.uint8)
+        _C.conv2d_relu_max_pool2d_forward(x, w, b, y, code, stride, padding, dilation, groups)
+        ctx.save_for_backward(x, w)
+        ctx.code, ctx.conv_shape = code, (x.shape[0], w.shape[0], OH, OW)
+        ctx.conf = (stride, padding, dilation, groups)
+        ctx.has_bias = b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        dx = np.empty_like(x) if need[0] else None
+        dw = np.empty_like(w) if need[1] else None
+        db = np.empty(w.shape[0], dtype=w.dtype) if ctx.has_bias and need[2] else None
+        if dx is not None or dw is not None or db is not None:
+            dz = np.empty(ctx.conv_shape, dtype=x.dtype)
+            _C.relu_max_pool2d_backward(np.ascontiguousarray(dy, dtype=x.dtype), ctx.code, dz)
+            _C.conv2d_backward(x, w, dz, dx, dw, db, *ctx.conf)
+        return dx, dw, db, None, None, None, None
+
+
+def conv2d_relu_max_pool2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``max_pool2d(relu(conv2d(input, weight, bias, stride, padding, dilation, groups)), 2)`` as
+    one fused op (LeNet's conv blocks): the same values and gradients, bit for bit, without
+    writing the conv output (in the style of ``torch.ao.nn.intrinsic.ConvReLU2d``).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> x, w = lamina.ones(1, 1, 4, 4), lamina.ones(1, 1, 1, 1)
+    >>> F.conv2d_relu_max_pool2d(x, w, lamina.tensor([-0.5])).tolist()
+    [[[[0.5, 0.5], [0.5, 0.5]]]]
+    """
+    _check_conv(input, weight, bias, groups, 2)
+    if len(input.shape) != 4:
+        raise ValueError(f"input: expected a 4-D tensor (N, C, H, W), got shape {tuple(input.shape)}")
+    args = (_tuple(stride, 2, "stride", 1), _tuple(padding, 2, "padding", 0),
+            _tuple(dilation, 2, "dilation", 1), int(groups))
+    out = _spatial_out(input.shape[-2:], weight.shape[-2:], *args[:3])
+    if min(out) < 2:
+        raise ValueError(f"input: the conv output {out[0]}x{out[1]} is smaller than the 2x2 pool window")
+    return Conv2dReLUMaxPool2dFn.apply(input, weight, bias, *args)
 
 
 def _check_conv(input, weight, bias, groups, nd):
