@@ -15,7 +15,7 @@ from lamina.ops import registry
 from lamina.ops._common import EAGER, EagerKernels
 
 ONE_RULE_OPS = ("matmul", "linear", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-                "cross_entropy", "mse_loss", "bce_with_logits")
+                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d")
 FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss")
 
 

@@ -321,6 +321,11 @@ class RuleKernels:
             self.L.accumulate(t, g, self.src)
         return tuple(res)
 
+    def relu_max_pool_bwd(self, dy, code, conv):
+        dz = self._temp((conv.N, conv.K, conv.OH, conv.OW), dy.dtype, "dz")
+        self._emit("conv_block_bwd", [dy, code], [dz], ConvAttrs(params=conv))
+        return dz
+
     def max_pool_bwd(self, dy, idx, pool, out=None):
         return self._overwrite(out, (pool.N, pool.C, pool.H, pool.W), dy.dtype, "dx", lambda o: self._emit(
             "max_pool_bwd", [dy, idx], [o], PoolAttrs(params=pool)))

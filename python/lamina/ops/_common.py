@@ -98,6 +98,14 @@ class EagerKernels:
         return dx, dw, db
 
     @staticmethod
+    def relu_max_pool_bwd(dy, code, conv):
+        """The conv's dy (N, K, OH, OW) of a fused conv + relu + 2x2 max pool block, from the
+        pooled dy and the block's one-byte window code."""
+        dz = np.empty((conv.N, conv.K, conv.OH, conv.OW), dy.dtype)
+        _C.relu_max_pool2d_backward(_c(dy), code, dz)
+        return dz
+
+    @staticmethod
     def max_pool_bwd(dy, idx, pool, out=None):
         """dx (N, C, H, W) of PoolParams `pool`: dy routed to each window's argmax `idx`."""
         p = pool

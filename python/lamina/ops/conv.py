@@ -181,22 +181,26 @@ def _lower_conv_block(L, fn):
     if not is_float(x, w) or w.dtype != x.dtype:
         return False
     conv = _block_params(x.shape, w.shape, fn.args[3:7])
-    fn.conv_attrs = conv
-    fn.code = L.g.value(fn.out.shape, np.uint8, "temp", "pool_code")
-    L.emit("conv_block_fwd", [x, w, b], [fn.out, fn.code], {"conv": conv}, src=fn.op)
+    code = L.g.value(fn.out.shape, np.uint8, "temp", "pool_code")
+    fn.saved = ConvBlockSaved(x=x, w=w, code=code, conv=conv, has_bias=b is not None)
+    L.emit("conv_block_fwd", [x, w, b], [fn.out, code], ConvAttrs(params=conv), src=fn.op)
     fn.lowered_by = "conv_block"
     return True
 
 
-def _lower_backward_conv_block(L, fn, dy):
-    x, w = fn.args[0], fn.args[1]
-    conv = fn.conv_attrs
-    dz = L.g.value((conv.N, conv.K, conv.OH, conv.OW), dy.dtype, "temp", "dz")
-    L.emit("conv_block_bwd", [dy, fn.code], [dz], {"conv": conv}, src=fn.op)
-    wanted = (L.wants(fn, 0), L.wants(fn, 1), 2 in fn.tensor_pos and L.wants(fn, 2))
-    outs, parts = L.overwrite_targets(fn, wanted)
-    L.emit("conv2d_bwd", [x, w, dz], outs, {"conv": conv, "has": wanted}, src=fn.op)
-    L.accumulate_parts(fn, parts)
+# The one backward of the block (eager and compiled): the conv's dy from the pooled dy and the
+# window code (relu' and the pool's routing in one kernel), then the conv's backward.
+ConvBlockSaved = namedtuple("ConvBlockSaved", "x w code conv has_bias")
+
+
+def _conv_block_rule(k, s, dy, out):
+    x, w, code, conv, has_bias = s
+    db = out[2] if has_bias else None
+    if out[0] or out[1] or db:
+        dz = k.relu_max_pool_bwd(dy, code, conv)
+        dx, dw, db = k.conv2d_bwd(x, w, dz, conv, out[0], out[1], db)
+        return dx, dw, db, None, None, None, None
+    return None, None, None, None, None, None, None
 
 
 def _block_samples(dt):
@@ -217,7 +221,7 @@ def _torch_block(torch, x, w, b=None, **kw):
     return torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(x, w, b, **kw)), 2)
 
 
-@register("conv2d_relu_max_pool2d", lower=_lower_conv_block, lower_backward=_lower_backward_conv_block,
+@register("conv2d_relu_max_pool2d", lower=_lower_conv_block, backward=_conv_block_rule,
           kernels=("_C.conv2d_relu_max_pool2d_forward", "_C.relu_max_pool2d_backward", "_C.conv2d_backward"),
           dtypes=_F, call=lambda x, w, b=None, **kw: conv2d_relu_max_pool2d(x, w, b, **kw), samples=_block_samples,
           bad_samples=_block_bad, torch=_torch_block)
@@ -234,24 +238,9 @@ class Conv2dReLUMaxPool2dFn(Function):
         shape = (x.shape[0], w.shape[0], max(OH, 0) // 2, max(OW, 0) // 2)
         y, code = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.uint8)
         _C.conv2d_relu_max_pool2d_forward(x, w, b, y, code, stride, padding, dilation, groups)
-        ctx.save_for_backward(x, w)
-        ctx.code, ctx.conv_shape = code, (x.shape[0], w.shape[0], OH, OW)
-        ctx.conf = (stride, padding, dilation, groups)
-        ctx.has_bias = b is not None
+        conv = _block_params(x.shape, w.shape, (stride, padding, dilation, groups))
+        ctx.save_for_backward(*ConvBlockSaved(x=x, w=w, code=code, conv=conv, has_bias=b is not None))
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, w = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        dx = np.empty_like(x) if need[0] else None
-        dw = np.empty_like(w) if need[1] else None
-        db = np.empty(w.shape[0], dtype=w.dtype) if ctx.has_bias and need[2] else None
-        if dx is not None or dw is not None or db is not None:
-            dz = np.empty(ctx.conv_shape, dtype=x.dtype)
-            _C.relu_max_pool2d_backward(np.ascontiguousarray(dy, dtype=x.dtype), ctx.code, dz)
-            _C.conv2d_backward(x, w, dz, dx, dw, db, *ctx.conf)
-        return dx, dw, db, None, None, None, None
 
 
 def conv2d_relu_max_pool2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
