@@ -84,7 +84,8 @@ void conv2d_backward_reference(const ConvParams& p, const T* x, const T* w, cons
 // than im2col.
 // Extra memory per thread: 16 * (C + K) * tiles * sizeof(T), tiles chosen so 16*max(C,K)*tiles
 // *sizeof(T) <= 2 MiB (at least one row of 2x2 tiles); plus 16*K*C*sizeof(T) per call for U.
-// direct: conv_direct.h (few input channels; stride 1, dilation 1, groups 1; forward only).
+// direct: conv_direct.h (few input channels; stride 1, dilation 1, groups 1): the forward, the
+// data gradient as the forward of the flipped filters, and the weight gradient (conv_direct_bwd.h).
 enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2, direct = 3 };
 // Testing hook: force a path (winograd / direct only where applicable; automatic picks by shape).
 void conv_set_algo(ConvAlgo a);

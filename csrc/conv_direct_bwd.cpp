@@ -80,11 +80,14 @@ DwKernels<T> select_kernels() {
 
 // The calling thread's padded images and widened dy, tagged with their geometry: a call with
 // the same geometry finds the zeros (borders, discarded columns, slack) still in place.
+// Tag: layout, C, H, W, K, KH, KW, pad_h, pad_w, lanes, length, sizeof(T) -- everything that
+// places a zero (a wide row's discarded columns depend on KW, not only on the buffer length).
+constexpr int kTagLen = 12;
 struct WideBuffers {
   AlignedBuffer buf;
-  int64_t tag[9] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
+  int64_t tag[kTagLen] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 };
-thread_local WideBuffers tl_dw_buf;
+thread_local WideBuffers tl_dw_buf, tl_dx_buf;
 
 // dst[0:n] = src[0:n] for the short rows of small maps: fixed 8-element blocks the compiler
 // inlines, instead of one memcpy call per 10- or 28-element row.
@@ -101,70 +104,153 @@ inline void copy_row(T* dst, const T* src, int64_t n) {
 
 }  // namespace
 
+// Batch in the lanes once the batch fills most of one group's lanes (comparing the products
+// each layout computes: N rounded up to L images of OW columns, against N images of Wp-wide rows).
+static bool use_batch_lanes(const ConvParams& p, int64_t L, bool has_transpose) {
+  const int64_t Wp = p.W + 2 * p.pad_w;
+  return has_transpose && L <= 64 && ceil_div(p.N, L) * L * p.OW() <= p.N * Wp;
+}
+
 // Measured on an AVX-512 Xeon (thread CPU time, 1 thread, N = 64, dw alone, im2col + GEMM ->
-// direct, f32): C1 1 -> 6 28x28 5x5 p2 0.98 -> 0.19 ms; C3 6 -> 16 14x14 5x5 0.55 -> 0.42;
-// 3 -> 16 32x32 3x3 p1 1.30 -> 0.74; 4 -> 8 28x28 3x3 0.55 -> 0.32; 1 -> 32 28x28 3x3 p1
-// 1.08 -> 0.67; 8 -> 32 16x16 3x3 p1 1.25 -> 1.04; but 16 -> 16 14x14 5x5 1.31 -> 1.59,
-// 16 -> 32 16x16 3x3 2.16 -> 2.29, 16 -> 64 12x12 2.11 -> 3.13 (f64 alike): the GEMM's
-// deeper reduction wins from 16 input channels or 64 output channels on.
+// direct, f32; f64 alike): C1 1 -> 6 28x28 5x5 p2 0.98 -> 0.18 ms; C3 6 -> 16 14x14 5x5 0.55 ->
+// 0.33; 3 -> 16 32x32 3x3 p1 1.51 -> 0.90; 16 -> 16 14x14 5x5 1.55 -> 0.90; 16 -> 32 8x8 3x3
+// 0.62 -> 0.40; 16 -> 32 16x16 1.97 -> 1.64; but 32 -> 32 16x16 only 1.13x, 16 -> 64 12x12
+// 1.04x, 3 -> 64 32x32 5x5 0.78x. With the batch in the lanes. The wide rows alone (small
+// batches, no SIMD transpose) win only up to 8 input channels: 8 -> 32 16x16 1.25 -> 1.04,
+// 16 -> 16 14x14 5x5 1.31 -> 1.59.
 bool conv_direct_dw_preferred(const ConvParams& p) {
   const ConvAlgo a = conv_get_algo();
   if (!conv_direct_applicable(p)) return false;
   if (a == ConvAlgo::direct) return true;
   if (a != ConvAlgo::automatic || active_isa() < Isa::avx2) return false;
+  if (p.K > 32 || p.KH * p.KW < 9) return false;
+  const DwKernels<float> kk = select_kernels<float>();
+  if (use_batch_lanes(p, kk.lanes, kk.to_lanes != nullptr)) return p.C <= 16;
   const int64_t Wp = p.W + 2 * p.pad_w;
-  // Few channels, a kernel with several taps, and at least half of each wide row useful.
-  return p.C <= 8 && p.K <= 32 && p.KH * p.KW >= 9 && 2 * p.OW() >= Wp;
+  return p.C <= 8 && 2 * p.OW() >= Wp;  // and at least half of each wide row useful
 }
 
+namespace {
+
+// Sizes both layouts share.
+struct DwGeometry {
+  int64_t N, C, H, W, K, KH, KW, OH, OW, Hp, Wp, ntaps, nkb;
+};
+
+// The micro-kernel over every channel block x tap block of one group; off[t] is tap t's offset
+// in the group's x buffer, and the kernel's (nimg, nvec, xs, ds, ldd) walk its q range.
 template <class T>
-void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
-  const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW;
-  const int64_t OH = p.OH(), OW = p.OW(), Hp = H + 2 * p.pad_h, Wp = W + 2 * p.pad_w;
-  const int64_t plane = Hp * Wp, ntaps = C * KH * KW;
-  if (N == 0) {
-    std::fill(dw, dw + K * ntaps, T(0));
-    return;
+void dw_group(const DwKernels<T>& kk, const DwGeometry& g, const T* xb, int64_t xs, const T* dyb,
+              int64_t ds, int64_t ldd, int64_t nimg, int64_t nvec, const int64_t* off, T* acc) {
+  for (int64_t b = 0; b < g.nkb; ++b) {
+    const int64_t k0 = g.K * b / g.nkb, kb = g.K * (b + 1) / g.nkb - k0;
+    const int64_t tb_max = kk.tb_for(int(kb));
+    for (int64_t t0 = 0; t0 < g.ntaps; t0 += tb_max) {
+      const int64_t tb = std::min(tb_max, g.ntaps - t0);
+      kk.get(int(kb), int(tb))(xb, xs, dyb + k0 * ldd, ds, ldd, nimg, nvec, off + t0,
+                               acc + (k0 * g.ntaps + t0) * kk.lanes, g.ntaps * kk.lanes);
+    }
   }
-  const DwKernels<T> kk = select_kernels<T>();
-  const int64_t L = kk.lanes;
+}
+
+// The thread's buffer, zeroed when the geometry (tag) differs from its last use.
+template <class T>
+T* tagged_buffer(WideBuffers& wb, const int64_t (&tag)[kTagLen], int64_t len) {
+  T* buf = wb.buf.elems<T>(len);
+  if (!std::equal(tag, tag + kTagLen, wb.tag)) {  // a new geometry: zero everything once
+    std::memset(buf, 0, sizeof(T) * size_t(len));
+    std::copy(tag, tag + kTagLen, wb.tag);
+  }
+  return buf;
+}
+
+// Batch in the lanes: a group of L images is stored (C, Hp, Wp, L) and dy (K, OH, OW, L), so
+// each vector holds one position of L images. No wide-row waste and aligned loads; the kernel
+// walks output rows as its "images" (xs = one padded row, ds = one output row) and the OW
+// positions of a row as its vectors. Chunks take whole groups; a short last group is zero-filled.
+template <class T>
+int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p, const T* x,
+                       const T* dy, std::vector<T>& acc) {
+  const int64_t L = kk.lanes, C = g.C, H = g.H, W = g.W, K = g.K, OH = g.OH, OW = g.OW, Hp = g.Hp, Wp = g.Wp;
+  const int64_t ngroups = ceil_div(g.N, L);
+  const int64_t xlen = C * Hp * Wp * L, dlen = K * OH * OW * L;
+  std::vector<int64_t> off(static_cast<size_t>(g.ntaps));
+  for (int64_t c = 0, t = 0; c < C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw, ++t) off[size_t(t)] = ((c * Hp + kh) * Wp + kw) * L;
+  const double flops = 2.0 * double(K) * double(g.ntaps) * double(OH * OW) * double(ngroups * L);
+  const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), ngroups));
+  // A fixed number of chunks of whole groups, summed in chunk order: the same dw at 1..4 threads.
+  const int64_t nchunks = std::min<int64_t>(ngroups, std::max(4, nt));
+  const int64_t acc_len = K * g.ntaps * L;
+  acc.assign(static_cast<size_t>(nchunks * acc_len), T(0));
+  // Output rows per block: one channel block's dy rows in 32 KiB (C1, C3 at 1 thread: ~10%
+  // faster than whole maps, which stream dy from L2 once per tap block).
+  const int64_t rb = std::max<int64_t>(
+      1, std::min<int64_t>(OH, (int64_t(32) << 10) / (int64_t(sizeof(T)) * ceil_div(K, g.nkb) * OW * L)));
+  parallel_tasks(nchunks, nt, [&](int64_t ch) {
+    const int64_t tag[kTagLen] = {1, C, H, W, K, g.KH, g.KW, p.pad_h, p.pad_w, L, xlen + dlen, int64_t(sizeof(T))};
+    T* xb = tagged_buffer<T>(tl_dw_buf, tag, xlen + dlen);
+    T* dyb = xb + xlen;
+    const int64_t g0 = ngroups * ch / nchunks, g1 = ngroups * (ch + 1) / nchunks;
+    for (int64_t gr = g0; gr < g1; ++gr) {
+      const int64_t n0 = gr * L, ng = std::min(L, g.N - n0);
+      // Interiors only: the padding stays zero from the first fill. Lanes past ng are zeroed
+      // in x and dy both (a stale inf in one would make 0 * inf = NaN).
+      const T* rows[64];
+      for (int64_t i = 0; i < L; ++i) rows[i] = i < ng ? x + (n0 + i) * C * H * W : nullptr;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t h = 0; h < H; ++h) {
+          const T* r[64];
+          for (int64_t i = 0; i < L; ++i) r[i] = rows[i] ? rows[i] + (c * H + h) * W : nullptr;
+          kk.to_lanes(r, W, xb + ((c * Hp + h + p.pad_h) * Wp + p.pad_w) * L);
+        }
+      for (int64_t i = 0; i < L; ++i) rows[i] = i < ng ? dy + (n0 + i) * K * OH * OW : nullptr;
+      kk.to_lanes(rows, K * OH * OW, dyb);
+      // Blocks of rb output rows: one channel block's dy rows stay in L1 across the tap blocks.
+      for (int64_t r0 = 0; r0 < OH; r0 += rb)
+        dw_group(kk, g, xb + r0 * Wp * L, Wp * L, dyb + r0 * OW * L, OW * L, OH * OW * L,
+                 std::min(rb, OH - r0), OW, off.data(), acc.data() + ch * acc_len);
+    }
+  });
+  return nchunks;
+}
+
+// Wide rows (conv_direct_bwd.h): one image per "image" of the kernel, for batches too small to
+// fill the lanes. Groups of nb images whose buffers fit L1.
+template <class T>
+int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p, const T* x, const T* dy,
+                std::vector<T>& acc) {
+  const int64_t L = kk.lanes, N = g.N, C = g.C, H = g.H, W = g.W, K = g.K, OH = g.OH, OW = g.OW, Wp = g.Wp;
+  const int64_t plane = g.Hp * Wp;
   const int64_t nvec = ceil_div(OH * Wp, L), Qpad = nvec * L;
   // The last tap of a vector step reads up to (C-1)*plane + (KH-1)*Wp + KW-1 + Qpad - 1.
-  const int64_t xs = ceil_div(std::max(C * plane, (C - 1) * plane + (KH - 1) * Wp + KW - 1 + Qpad), L) * L;
+  const int64_t xs = ceil_div(std::max(C * plane, (C - 1) * plane + (g.KH - 1) * Wp + g.KW - 1 + Qpad), L) * L;
   const int64_t ds = K * Qpad;
-  std::vector<int64_t> off(static_cast<size_t>(ntaps));
+  std::vector<int64_t> off(static_cast<size_t>(g.ntaps));
   for (int64_t c = 0, t = 0; c < C; ++c)
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw, ++t) off[size_t(t)] = c * plane + kh * Wp + kw;
-  // Channel blocks of near-equal size <= kb_max (16 -> 8 + 8; 6 -> 6).
-  const int64_t nkb = ceil_div(K, kk.kb_max);
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw, ++t) off[size_t(t)] = c * plane + kh * Wp + kw;
   // Images per group: one channel block's dyw and the padded images stay in a 32 KiB L1.
-  const int64_t per_img = int64_t(sizeof(T)) * (xs + ceil_div(K, nkb) * Qpad);
+  const int64_t per_img = int64_t(sizeof(T)) * (xs + ceil_div(K, g.nkb) * Qpad);
   const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(32) << 10) / per_img));
-
-  const double flops = 2.0 * double(K) * double(ntaps) * double(OH * Wp) * double(N);
+  const double flops = 2.0 * double(K) * double(g.ntaps) * double(OH * Wp) * double(N);
   const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), N));
   // A fixed number of contiguous chunks, summed in chunk order: the same dw at 1..4 threads.
   const int64_t nchunks = std::min<int64_t>(N, std::max(4, nt));
-  const int64_t acc_len = K * ntaps * L;
-  std::vector<T> acc(static_cast<size_t>(nchunks * acc_len), T(0));
-
+  const int64_t acc_len = K * g.ntaps * L;
+  acc.assign(static_cast<size_t>(nchunks * acc_len), T(0));
   parallel_tasks(nchunks, nt, [&](int64_t ch) {
-    const int64_t n0 = N * ch / nchunks, n1 = N * (ch + 1) / nchunks;
-    T* xpb = tl_dw_buf.buf.elems<T>(nb * (xs + ds));
+    const int64_t tag[kTagLen] = {0, C, H, W, K, g.KH, g.KW, p.pad_h, p.pad_w, L, nb * (xs + ds), int64_t(sizeof(T))};
+    T* xpb = tagged_buffer<T>(tl_dw_buf, tag, nb * (xs + ds));
     T* dyb = xpb + nb * xs;
-    const int64_t tag[9] = {C, H, W, p.pad_h, p.pad_w, K, OH * Wp, nb * (xs + ds), int64_t(sizeof(T))};
-    if (!std::equal(tag, tag + 9, tl_dw_buf.tag)) {  // a new geometry: zero everything once
-      std::memset(xpb, 0, sizeof(T) * size_t(nb * (xs + ds)));
-      std::copy(tag, tag + 9, tl_dw_buf.tag);
-    }
-    T* accc = acc.data() + ch * acc_len;
-    for (int64_t g = n0; g < n1; g += nb) {
-      const int64_t ng = std::min(nb, n1 - g);
+    const int64_t n0 = N * ch / nchunks, n1 = N * (ch + 1) / nchunks;
+    for (int64_t gi = n0; gi < n1; gi += nb) {
+      const int64_t ng = std::min(nb, n1 - gi);
       for (int64_t i = 0; i < ng; ++i) {
         // Only the interiors: borders, wide columns and slack are zeros from the first fill.
         T* xp = xpb + i * xs + p.pad_h * Wp + p.pad_w;
-        const T* xn = x + (g + i) * C * H * W;
+        const T* xn = x + (gi + i) * C * H * W;
         if (Wp == W) {  // no side padding: each channel's rows are one contiguous run
           for (int64_t c = 0; c < C; ++c) std::memcpy(xp + c * plane, xn + c * H * W, sizeof(T) * size_t(H * W));
         } else {
@@ -172,21 +258,36 @@ void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
             for (int64_t h = 0; h < H; ++h) copy_row(xp + c * plane + h * Wp, xn + (c * H + h) * W, W);
         }
         T* dyw = dyb + i * ds;
-        const T* dyn = dy + (g + i) * K * OH * OW;
+        const T* dyn = dy + (gi + i) * K * OH * OW;
         for (int64_t k = 0; k < K; ++k)
           for (int64_t oh = 0; oh < OH; ++oh) copy_row(dyw + k * Qpad + oh * Wp, dyn + (k * OH + oh) * OW, OW);
       }
-      for (int64_t b = 0; b < nkb; ++b) {
-        const int64_t k0 = K * b / nkb, kb = K * (b + 1) / nkb - k0;
-        const int64_t tb_max = kk.tb_for(int(kb));
-        for (int64_t t0 = 0; t0 < ntaps; t0 += tb_max) {
-          const int64_t tb = std::min(tb_max, ntaps - t0);
-          kk.get(int(kb), int(tb))(xpb, xs, dyb + k0 * Qpad, ds, Qpad, ng, nvec, off.data() + t0,
-                                   accc + (k0 * ntaps + t0) * L, ntaps * L);
-        }
-      }
+      dw_group(kk, g, xpb, xs, dyb, ds, Qpad, ng, nvec, off.data(), acc.data() + ch * acc_len);
     }
   });
+  return nchunks;
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
+  DwGeometry g;
+  g.N = p.N; g.C = p.C; g.H = p.H; g.W = p.W; g.K = p.K; g.KH = p.KH; g.KW = p.KW;
+  g.OH = p.OH(); g.OW = p.OW(); g.Hp = p.H + 2 * p.pad_h; g.Wp = p.W + 2 * p.pad_w;
+  g.ntaps = g.C * g.KH * g.KW;
+  const int64_t K = g.K, ntaps = g.ntaps;
+  if (g.N == 0) {
+    std::fill(dw, dw + K * ntaps, T(0));
+    return;
+  }
+  const DwKernels<T> kk = select_kernels<T>();
+  const int64_t L = kk.lanes;
+  g.nkb = ceil_div(K, kk.kb_max);  // channel blocks of near-equal size <= kb_max (16 -> 8 + 8)
+  std::vector<T> acc;
+  const bool lanes = use_batch_lanes(p, L, kk.to_lanes != nullptr);
+  const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc) : dw_wide(kk, g, p, x, dy, acc);
+  const int64_t acc_len = K * ntaps * L;
   // dw[k][t] = sum over chunks (in order) of the lane sums.
   parallel_tasks(K, team_size(double(acc_len) * double(nchunks), 1e5), [&](int64_t k) {
     for (int64_t t = 0; t < ntaps; ++t) {
@@ -202,6 +303,94 @@ void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
   });
 }
 
+// ---- data gradient with the batch in the lanes ----
+
+namespace {
+// The forward direct micro-kernel (conv_direct.h) for Kout output channels, on the ISA whose
+// lanes match the transposes'; null where there is none.
+template <class T>
+conv_direct_detail::DirectKernel<T> lanes_forward_kernel(int64_t Kout, conv_direct_detail::DirectShape* s) {
+#if defined(LAMINA_X86)
+  if (active_isa() >= Isa::avx512) return conv_direct_detail::direct_kernel_avx512<T>(Kout, s);
+  if (active_isa() >= Isa::avx2) return conv_direct_detail::direct_kernel_avx2<T>(Kout, s);
+#endif
+  (void)Kout;
+  (void)s;
+  return nullptr;
+}
+thread_local AlignedBuffer tl_dx_out;
+}  // namespace
+
+template <class T>
+bool conv_direct_dx_lanes_applicable(const ConvParams& p) {
+  if (!conv_direct_applicable(p) || p.pad_h > p.KH - 1 || p.pad_w > p.KW - 1) return false;
+  const DwKernels<T> kk = select_kernels<T>();
+  conv_direct_detail::DirectShape s;
+  if (!kk.from_lanes || !lanes_forward_kernel<T>(p.C, &s) || s.lanes != kk.lanes) return false;
+  // The transposed convolution's rows: W outputs from OW + 2 (KW-1-pad) padded columns.
+  const int64_t Wq = p.OW() + 2 * (p.KW - 1 - p.pad_w);
+  return ceil_div(p.N, kk.lanes) * kk.lanes * p.W <= p.N * Wq;
+}
+
+// dx = the stride-1 convolution of dy, zero-padded by KH-1-pad_h, KW-1-pad_w, with the filters
+// rotated 180 degrees and transposed (K <-> C), computed by the forward direct micro-kernel on
+// L images at a time: dy stored (K, Hq, Wq, L), so each vector of the kernel's "wide output" is
+// one position of L images, and an output row of dx is W consecutive vectors (no wide-row
+// waste). Groups of L images are independent tasks.
+template <class T>
+void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx) {
+  const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW;
+  const int64_t OH = p.OH(), OW = p.OW(), qph = KH - 1 - p.pad_h, qpw = KW - 1 - p.pad_w;
+  const int64_t Hq = OH + 2 * qph, Wq = OW + 2 * qpw, ntaps = K * KH * KW;
+  if (N == 0) return;
+  const DwKernels<T> kk = select_kernels<T>();
+  conv_direct_detail::DirectShape sh;
+  const conv_direct_detail::DirectKernel<T> kern = lanes_forward_kernel<T>(C, &sh);
+  const int64_t L = kk.lanes, KB = sh.kb, nblk = ceil_div(C, KB);
+  const int64_t nvec = ceil_div(W, sh.vecs) * sh.vecs;  // one vector per position of a dx row
+  std::vector<int64_t> off(static_cast<size_t>(ntaps));
+  for (int64_t k = 0, t = 0; k < K; ++k)
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw, ++t) off[size_t(t)] = ((k * Hq + kh) * Wq + kw) * L;
+  // wt[blk][t][kb] = rot180(w[k][c]) at tap t = (k, kh, kw), c = blk*KB + kb (0 past C).
+  std::vector<T> wt(static_cast<size_t>(nblk * ntaps * KB), T(0));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < KH * KW; ++i)
+        wt[size_t(((c / KB) * ntaps + k * KH * KW + i) * KB + c % KB)] = w[(k * C + c) * KH * KW + KH * KW - 1 - i];
+  // The last row's taps read up to (KW - 1 + nvec - Wq) positions past the planes: zero slack.
+  const int64_t dlen = K * Hq * Wq * L + (nvec + KW) * L;
+  const int64_t ngroups = ceil_div(N, L);
+  const double flops = 2.0 * double(C) * double(ntaps) * double(H * W) * double(ngroups * L);
+  parallel_tasks(ngroups, team_size(flops, 2e5), [&](int64_t gr) {
+    const int64_t tag[kTagLen] = {2, C, H, W, K, KH, KW, p.pad_h, p.pad_w, L, dlen, int64_t(sizeof(T))};
+    T* dyb = tagged_buffer<T>(tl_dx_buf, tag, dlen);
+    T* yw = tl_dx_out.elems<T>(KB * nvec * L);
+    const int64_t n0 = gr * L, ng = std::min(L, N - n0);
+    // Interiors only (the padding stays zero); lanes past ng are zeroed.
+    const T* r[64];
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        for (int64_t i = 0; i < L; ++i) r[i] = i < ng ? dy + ((n0 + i) * K + k) * OH * OW + oh * OW : nullptr;
+        kk.to_lanes(r, OW, dyb + ((k * Hq + oh + qph) * Wq + qpw) * L);
+      }
+    T* out[64];
+    for (int64_t blk = 0; blk < nblk; ++blk)
+      for (int64_t h = 0; h < H; ++h) {
+        kern(dyb + h * Wq * L, off.data(), ntaps, wt.data() + blk * ntaps * KB, yw, nvec * L, nvec);
+        for (int64_t kb = 0; kb < KB && blk * KB + kb < C; ++kb) {
+          const int64_t c = blk * KB + kb;
+          for (int64_t i = 0; i < L; ++i) out[i] = i < ng ? dx + ((n0 + i) * C + c) * H * W + h * W : nullptr;
+          kk.from_lanes(yw + kb * nvec * L, W, out);
+        }
+      }
+  });
+}
+
+template bool conv_direct_dx_lanes_applicable<float>(const ConvParams&);
+template bool conv_direct_dx_lanes_applicable<double>(const ConvParams&);
+template void conv2d_direct_dx_lanes<float>(const ConvParams&, const float*, const float*, float*);
+template void conv2d_direct_dx_lanes<double>(const ConvParams&, const double*, const double*, double*);
 template void conv2d_direct_dw<float>(const ConvParams&, const float*, const float*, float*);
 template void conv2d_direct_dw<double>(const ConvParams&, const double*, const double*, double*);
 

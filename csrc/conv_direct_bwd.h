@@ -1,11 +1,14 @@
-// Direct weight gradient for layers with few input channels (LeNet's C1 1 -> 6, C3 6 -> 16), in
-// the "wide output" layout of conv_direct.h: the input plane zero-padded to Hp x Wp, the output
-// gradient widened to rows of Wp columns with zeros in the Wp - OW discarded ones (dyw). Output
-// position q = oh*Wp + ow reads xp[off[t] + q] for tap t = (c, kh, kw), so
-//   dw[k][t] = sum_n sum_q dyw[n][k][q] * xp[n][off[t] + q]
-// is a sum of products of whole vectors along q: no im2col copy, and the batch x pixel
-// reduction stays in vector accumulators (KB channels x TB taps in registers, one pass over
-// the images of a chunk), reduced across lanes once at the end.
+// Direct weight gradient for layers with few input channels (LeNet's C1 1 -> 6, C3 6 -> 16):
+//   dw[k][c][kh][kw] = sum_n sum_{oh, ow} dy[n][k][oh][ow] * xpad[n][c][oh + kh][ow + kw]
+// as sums of products of whole vectors, with no im2col copy: KB channels x TB taps of vector
+// accumulators stay in registers (one micro-kernel, conv_direct_bwd_kernel.h), summed across
+// the lanes once at the end. Two layouts feed it (conv_direct_bwd.cpp):
+// - batch in the lanes (batches that fill the vectors): L images side by side, x stored
+//   (C, Hp, Wp, L) and dy (K, OH, OW, L), transposed in registers; no wasted products and
+//   aligned loads;
+// - wide rows (small batches), the layout of conv_direct.h: the image zero-padded to Hp x Wp and
+//   dy widened to rows of Wp columns with zeros in the Wp - OW discarded ones, so output
+//   position q = oh*Wp + ow reads xp[off[t] + q] for tap t = (c, kh, kw).
 // Stride 1, dilation 1, groups 1 only.
 #pragma once
 #include <cstdint>
@@ -23,6 +26,15 @@ bool conv_direct_dw_preferred(const ConvParams& p);
 // same at 1..4 threads.
 template <class T>
 void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw);
+
+// The data gradient with the batch in the lanes, for the shapes whose data gradient runs on
+// the direct path (conv2d_backward decides; see conv.cpp): true where the ISA has the kernels
+// and transposes, padding <= kernel - 1, and the batch fills most of the lanes.
+template <class T>
+bool conv_direct_dx_lanes_applicable(const ConvParams& p);
+// dx (N, C, H, W), overwritten. Each group of lanes images is one task (no reduction).
+template <class T>
+void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx);
 
 namespace conv_direct_bwd_detail {
 // Micro-kernel contract, for one block of kb output channels and tb taps, W = lanes:
@@ -43,6 +55,11 @@ struct DwKernels {
   int kb_max = 1;
   int (*tb_for)(int kb) = nullptr;
   DwKernel<T> (*get)(int kb, int tb) = nullptr;
+  // Batch into the lanes: dst[w*lanes + i] = rows[i][w] for w < n, i < lanes (rows[i] null:
+  // zeros). Null where the ISA has no fast transpose (then only the wide layout is used).
+  void (*to_lanes)(const T* const* rows, int64_t n, T* dst) = nullptr;
+  // The inverse, rows[i][w] = src[w*lanes + i] (rows[i] null: skipped); null with to_lanes.
+  void (*from_lanes)(const T* src, int64_t n, T* const* rows) = nullptr;
 };
 #if defined(LAMINA_X86)
 // conv_direct_bwd_avx512.cpp / conv_direct_bwd_avx2.cpp.

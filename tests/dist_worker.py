@@ -212,8 +212,16 @@ def die_on_rank1():
     dist.barrier()
 
 
+def hang_on_rank1():
+    """Rank 1 waits forever while rank 0 waits in a collective (the test's deadline must end it)."""
+    import threading
+    if dist.get_rank() == 1:
+        threading.Event().wait()
+    dist.barrier()
+
+
 SCENARIOS = {f.__name__: f for f in (equivalence, compiled_schedule_order, no_sync, shape_mismatch,
-                                     collectives, raise_on_rank1, die_on_rank1)}
+                                     collectives, raise_on_rank1, die_on_rank1, hang_on_rank1)}
 
 
 def main(names):

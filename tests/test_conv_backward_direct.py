@@ -44,7 +44,9 @@ def _inputs(rng, dt, N, C, H, W, K, kh, kw, pad):
 # (N, C, H, W, K, kh, kw, pad): C = 1..8, K = 1..20, odd sizes, pads 0..3, non-square kernels.
 SHAPES = [(1, 1, 28, 28, 6, 5, 5, (2, 2)), (3, 6, 14, 14, 16, 5, 5, (0, 0)), (1, 1, 5, 7, 1, 3, 3, (0, 1)),
           (2, 3, 9, 11, 7, 3, 3, (3, 3)), (5, 8, 7, 13, 20, 3, 5, (1, 2)), (2, 2, 11, 9, 13, 5, 3, (2, 0)),
-          (4, 5, 6, 6, 9, 2, 2, (1, 3)), (1, 4, 17, 3, 5, 4, 1, (0, 2))]
+          (4, 5, 6, 6, 9, 2, 2, (1, 3)), (1, 4, 17, 3, 5, 4, 1, (0, 2)),
+          # batches that fill the SIMD lanes (whole and partial groups of 16 / 8 images)
+          (32, 1, 12, 11, 6, 5, 5, (2, 2)), (19, 6, 9, 10, 16, 5, 3, (0, 1)), (17, 3, 7, 7, 5, 3, 3, (3, 0))]
 
 
 @pytest.mark.parametrize("algo", ["direct", "auto", "im2col"])
@@ -98,9 +100,11 @@ def test_dw_matches_finite_differences(restore_conv_settings):
     np.testing.assert_allclose(dw, fd, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(37, 6, 14, 14, 16, 5, 5, (0, 0)), (19, 1, 28, 28, 6, 5, 5, (2, 2))])
+@pytest.mark.parametrize("shape", [(37, 6, 14, 14, 16, 5, 5, (0, 0)), (19, 1, 28, 28, 6, 5, 5, (2, 2)),
+                                   (48, 6, 14, 14, 16, 5, 5, (0, 0))])
 def test_dw_does_not_depend_on_thread_count(shape, restore_conv_settings):
-    """The batch is cut into a fixed number of chunks summed in order: same bits at 1 and 2."""
+    """dw: a fixed number of chunks summed in order; dx: independent groups of images. Same
+    bits at 1 and 2 threads (N = 48: dx with the batch in the lanes too)."""
     _C._conv_set_algo("auto")
     x, w, dy = _inputs(np.random.default_rng(5), np.float32, *shape)
     out = {}

@@ -1,6 +1,8 @@
 // The direct weight gradient (conv_direct_bwd.*) against the naive reference: odd shapes, every
-// padding up to 3, channel counts that leave partial channel and tap blocks, each ISA path,
-// float and double, 1..4 threads (bit-identical), and the automatic rule's choices.
+// padding up to 3, channel counts that leave partial channel and tap blocks, small batches
+// (wide rows) and batches that fill the lanes (batch in lanes, whole and partial groups; the
+// data gradient too), each ISA path, float and double, 1..4 threads (bit-identical), and the
+// automatic rule's choices.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -32,6 +34,8 @@ static double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
   return m / scale;
 }
 
+static int g_dx_lanes_cases = 0;
+
 struct Case {
   int64_t N, C, H, W, K, KH, KW, pad_h, pad_w;
 };
@@ -59,7 +63,13 @@ static void check_dw(const Case& c, std::mt19937& g, const char* isa) {
   const double e1 = rel_err(dw, dw_r);
   std::fill(dw.begin(), dw.end(), T(7));
   conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
-  const double e2 = rel_err(dw, dw_r), ex = rel_err(dx, dx_r), eb = rel_err(db, db_r);
+  double e2 = rel_err(dw, dw_r), ex = rel_err(dx, dx_r), eb = rel_err(db, db_r);
+  if (conv_direct_dx_lanes_applicable<T>(p)) {  // the data gradient with the batch in the lanes
+    std::fill(dx.begin(), dx.end(), T(7));
+    conv2d_direct_dx_lanes(p, w.data(), dy.data(), dx.data());
+    ex = std::max(ex, rel_err(dx, dx_r));
+    ++g_dx_lanes_cases;
+  }
   CHECK(lamina_test::all_finite(dw));
   CHECK_MSG(e1 <= tol && e2 <= tol && ex <= tol && eb <= tol,
             "%s %s N=%lld C=%lld %lldx%lld K=%lld k=%lldx%lld pad %lld,%lld: dw %g / %g dx %g db %g",
@@ -99,9 +109,17 @@ int main() {
       check_dw<float>({70, 1, 12, 12, 6, 5, 5, 2, 2}, g, name);
       check_dw<float>({3, 1, 28, 28, 6, 5, 5, 2, 2}, g, name);   // C1
       check_dw<double>({3, 6, 14, 14, 16, 5, 5, 0, 0}, g, name); // C3
+      // Batches that fill the lanes (AVX-512: the batch-in-lanes layout), whole and partial
+      // last groups, every padding.
+      check_dw<float>({32, 3, 9, 11, 7, 3, 3, 1, 2}, g, name);
+      check_dw<double>({16, 2, 7, 9, 13, 5, 3, 2, 1}, g, name);
+      check_dw<float>({35, 1, 12, 13, 6, 5, 5, 3, 0}, g, name);
+      check_dw<double>({19, 5, 6, 8, 9, 2, 4, 0, 3}, g, name);
+      check_dw<float>({64, 6, 14, 14, 16, 5, 5, 0, 0}, g, name);
     }
   }
   CHECK(cases > 100);
+  CHECK(g_dx_lanes_cases > 0 || !cpu_supports_avx2_fma());
   set_isa(best_isa());
 
   // The chunk-ordered sums: bit-identical dw at 1, 2, 3 and 4 threads (C3, f32).
@@ -121,6 +139,15 @@ int main() {
   }
   set_num_threads(0);
 
+  // Back-to-back calls whose buffers have the same size but zeros in other places (KW 3 -> 5:
+  // a wide row keeps 2 -> 4 discarded columns, which must not hold the previous call's dy).
+  set_num_threads(1);
+  for (int64_t N : {1, 32}) {
+    for (int64_t kw : {3, 5, 3}) check_dw<float>({N, 1, 9, 9, 2, 3, kw, 0, 0}, g, "regeometry");
+    for (int64_t kw : {3, 5, 3}) check_dw<double>({N, 2, 9, 11, 3, 3, kw, 1, 1}, g, "regeometry");
+  }
+  set_num_threads(0);
+
   // An empty batch gives a zero gradient.
   {
     ConvParams p = params({0, 2, 5, 5, 3, 3, 3, 1, 1});
@@ -136,6 +163,14 @@ int main() {
   CHECK(conv_direct_dw_preferred(params({64, 1, 28, 28, 6, 5, 5, 2, 2})) == simd);
   CHECK(conv_direct_dw_preferred(params({64, 6, 14, 14, 16, 5, 5, 0, 0})) == simd);
   CHECK(!conv_direct_dw_preferred(params({32, 64, 32, 32, 64, 3, 3, 1, 1})));
+  // 16 input channels: direct with the batch in the lanes (N = 64), not with wide rows (N = 1).
+  CHECK(conv_direct_dw_preferred(params({64, 16, 14, 14, 16, 5, 5, 0, 0})) == simd);
+  CHECK(!conv_direct_dw_preferred(params({1, 16, 14, 14, 16, 5, 5, 0, 0})));
+  // The data gradient of C3 at N = 64 fills the lanes; at N = 1 and for padding > kernel - 1
+  // it does not.
+  CHECK(conv_direct_dx_lanes_applicable<float>(params({64, 6, 14, 14, 16, 5, 5, 0, 0})) == simd);
+  CHECK(!conv_direct_dx_lanes_applicable<float>(params({1, 6, 14, 14, 16, 5, 5, 0, 0})));
+  CHECK(!conv_direct_dx_lanes_applicable<double>(params({64, 6, 14, 14, 16, 3, 3, 3, 3})));
   CHECK(!conv_direct_dw_preferred(params({64, 6, 14, 14, 16, 1, 1, 0, 0})));
   ConvParams strided = params({4, 1, 28, 28, 6, 5, 5, 2, 2});
   strided.stride_h = 2;

@@ -55,6 +55,28 @@ class IndexView(Function):
         return dx, None
 
 
+class ReshapeView(Function):
+    """x.view(shape) of a strided x whose strides allow it (the caller checked): NumPy's reshape
+    of the strided array itself, so the result shares x's storage, as PyTorch's view does."""
+
+    _reads_strided = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return np.ascontiguousarray(dy).reshape(ctx.shape), None
+
+
+def reshape_view(x, shape):
+    """x's storage seen with `shape` (Tensor.view of a strided x; the caller checked that NumPy's
+    reshape of it is a view)."""
+    return mark_view(ReshapeView.apply(x, shape), x, lambda a: a.reshape(shape))
+
+
 class ViewOf(Function):
     """A view of `base` after the base's history changed (it was written through a view)."""
 
@@ -306,5 +328,5 @@ def overwrite(t, src, op):
 
 
 # Tensor methods reach these through tensor._inplace (tensor.py does not import this module).
-for _f in (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace):
+for _f in (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace, reshape_view):
     setattr(_tensor_hooks, _f.__name__, _f)

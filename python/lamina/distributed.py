@@ -24,6 +24,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 
 import numpy as np
@@ -384,13 +385,21 @@ class CommThread:
     with the main thread's) and polls MPI_Test until the reduction is done, which is what
     moves MPICH's progress engine while the main thread computes backward. Reductions are
     posted in the order they were queued, which every rank must share.
+
+    While a reduction is in flight the thread never blocks: it takes new jobs with
+    `get_nowait()` and sleeps between polls. NOTE: not `SimpleQueue.get(timeout=...)`: when
+    the thread is descheduled past that deadline (a loaded machine), CPython 3.11's
+    SimpleQueue recomputes a negative remaining time, which its lock reads as "wait forever",
+    so the thread sleeps until the next put -- which never comes while backward waits for
+    this very reduction, and the other ranks wait in it too (the hang of a 2-rank run).
     """
 
     _POLL_S = 50e-6   # between MPI_Test calls while reductions are in flight
+    _Queue = queue.SimpleQueue   # the job queue (a class attribute, so a test can substitute it)
 
     def __init__(self, comm):
         self.comm = comm.Dup()
-        self._queue = queue.SimpleQueue()
+        self._queue = self._Queue()
         self._thread = threading.Thread(target=self._loop, name="lamina-allreduce", daemon=True)
         self._thread.start()
         _comm_threads.add(self)
@@ -412,10 +421,13 @@ class CommThread:
         MPI = _mpi()
         in_flight = []
         while True:
-            try:
-                job = self._queue.get(timeout=self._POLL_S) if in_flight else self._queue.get()
-            except queue.Empty:
-                job = False
+            if in_flight:
+                try:
+                    job = self._queue.get_nowait()   # never a timed wait: see the class docstring
+                except queue.Empty:
+                    job = False
+            else:
+                job = self._queue.get()              # idle: block until the next job (or stop)
             if job is None:
                 for j in in_flight:
                     j.request.Wait()
@@ -431,3 +443,5 @@ class CommThread:
                 else:
                     still.append(j)
             in_flight = still
+            if in_flight and job is False:
+                time.sleep(self._POLL_S)

@@ -18,6 +18,7 @@ from . import _inplace
 from . import random as _random
 from .ops import contract as _contract
 from .ops import index as _index
+from .ops.activation import log_softmax as _log_softmax_along, softmax as _softmax_along
 from .ops import math as _math
 from .ops import stats as _stats
 from .ops.index import normalize_dim
@@ -33,7 +34,7 @@ __all__ = [
     "index_select", "masked_fill", "clone", "numel", "rand_like", "randn_like", "randint_like",
     "empty_like", "square", "exp2", "log2", "log10", "floor", "ceil", "round", "trunc",
     "is_tensor", "is_floating_point", "add", "sub", "subtract", "mul", "multiply", "div", "divide",
-    "true_divide",
+    "true_divide", "softmax", "log_softmax",
 ]
 
 
@@ -217,6 +218,29 @@ def sigmoid(input):
 
 def tanh(input):
     return _need_tensor(input, "tanh").tanh()
+
+
+def softmax(input, dim, dtype=None):
+    """exp(x) / sum(exp(x)) along `dim`, as torch.softmax: `dim` is required (the implicit choice
+    of lamina.nn.functional.softmax is not offered here either); `dtype` casts the input first.
+
+    >>> import lamina
+    >>> lamina.softmax(lamina.tensor([0.0, 0.0]), dim=0).tolist()
+    [0.5, 0.5]
+    """
+    return _softmax_top("softmax", input, dim, dtype, _softmax_along)
+
+
+def log_softmax(input, dim, dtype=None):
+    """x - log(sum(exp(x))) along `dim`, as torch.log_softmax (`dim` required)."""
+    return _softmax_top("log_softmax", input, dim, dtype, _log_softmax_along)
+
+
+def _softmax_top(name, input, dim, dtype, fn):
+    _need_tensor(input, name)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}(): argument 'dim' must be int, not {type(dim).__name__}")
+    return fn(input, int(dim), dtype=dtype)
 
 
 def relu(input):

@@ -29,7 +29,8 @@ _default_dtype = float32
 # each op registers, so this module never imports lamina.ops (ops import Tensor, not the reverse).
 _api = types.SimpleNamespace()
 
-# Views and in-place writes (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace):
+# Views and in-place writes (getitem, setitem, overwrite, binary_inplace, mark_view, check_inplace,
+# reshape_view):
 # lamina._inplace fills this as it is imported, so tensor.py never imports it (no import circle).
 _inplace = types.SimpleNamespace()
 
@@ -699,6 +700,13 @@ class Tensor:
             return self.data.astype(want)
         return self.data
 
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # A NumPy ufunc on a Tensor (np.exp(t), np.add(t, 1)) returns a Tensor over the result, as
+        # PyTorch's __array_wrap__ does (0-d results too). NumPy read the input through __array__,
+        # so a tensor that requires grad was refused there. A bool result stays bool here (PyTorch
+        # turns it into uint8, a dtype lamina does not have).
+        return Tensor._wrap(np.asarray(array))
+
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """A DLPack capsule over this tensor's memory (DLPack 1.0 when max_version >= (1, 0))."""
         from ._dlpack import export_capsule
@@ -872,6 +880,9 @@ class Tensor:
 
     def __neg__(self):
         return _api.Neg.apply(self)
+
+    def __abs__(self):
+        return self.abs()
 
     def __pos__(self):
         return self
@@ -1055,7 +1066,31 @@ class Tensor:
             _inplace.mark_view(out, self, lambda a: a.reshape(target))
         return out
 
-    view = reshape
+    def view(self, *shape):
+        """The same storage seen with another shape (PyTorch's Tensor.view): writes through either
+        show in both. Where the strides make that impossible (a transposed matrix flattened, say)
+        it raises RuntimeError, as PyTorch does; .reshape() copies in that case.
+
+        >>> import lamina
+        >>> x = lamina.zeros(2, 3); v = x.view(3, 2); v[0, 0] = 5.0; x[0, 0].item()
+        5.0
+        """
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        shape = _check_shape(shape, "view")
+        if not self.data.flags.c_contiguous and self.data.size > 0:
+            try:
+                probe = self.data.reshape(shape)
+            except ValueError:
+                probe = None       # a wrong number of elements: reshape below names it
+            if probe is not None:
+                if not np.may_share_memory(probe, self.data):
+                    raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
+                                       "least one dimension spans across two contiguous subspaces). Use "
+                                       ".reshape(...) instead.")
+                # reshape would copy a strided input: view its storage instead
+                return _inplace.reshape_view(self, probe.shape)
+        return self.reshape(shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
         nd = self.ndim

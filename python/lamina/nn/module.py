@@ -281,25 +281,60 @@ class Module:
             yield b
 
     # ---- state
-    def state_dict(self):
-        sd = OrderedDict()
+    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+        """Parameters and persistent buffers by dotted name, as PyTorch's Module.state_dict.
+
+        destination: a dict to fill and return (a new OrderedDict by default); prefix: put before
+        every key; keep_vars: the Parameters themselves instead of detached tensors sharing
+        their storage. Positional arguments work but warn (FutureWarning), as in PyTorch.
+
+        >>> from lamina import nn
+        >>> list(nn.Linear(2, 1).state_dict(prefix="fc."))
+        ['fc.weight', 'fc.bias']
+        """
+        if args:
+            import warnings
+            warnings.warn("Positional args are being deprecated, use kwargs instead. Refer to "
+                          "https://pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn.Module.state_dict"
+                          " for details.", FutureWarning, stacklevel=2)
+            if len(args) > 3:
+                raise TypeError(f"state_dict() takes at most 3 positional arguments (destination, prefix, "
+                                f"keep_vars), got {len(args)}")
+            if destination is None:
+                destination = args[0]
+            if len(args) > 1 and prefix == "":
+                prefix = args[1]
+            if len(args) > 2 and keep_vars is False:
+                keep_vars = args[2]
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix: expected a str, got {type(prefix).__name__}")
+        sd = OrderedDict() if destination is None else destination
+        if not hasattr(sd, "__setitem__"):
+            raise TypeError(f"destination: expected a dict to fill, got {type(sd).__name__}")
+
+        def value(t):
+            return t if keep_vars or not isinstance(t, Tensor) else t.detach()
         # a module reachable under two names is saved under both, as in PyTorch
         for mp, m in self.named_modules(remove_duplicate=False):
             for n, p in m._parameters.items():
                 if p is not None:
-                    sd[f"{mp}.{n}" if mp else n] = p.detach()
+                    sd[prefix + (f"{mp}.{n}" if mp else n)] = value(p)
             transient = m.__dict__.get("_non_persistent_buffers", ())
             for n, b in m._buffers.items():
                 if b is not None and n not in transient:
-                    sd[f"{mp}.{n}" if mp else n] = b.detach() if isinstance(b, Tensor) else b
+                    sd[prefix + (f"{mp}.{n}" if mp else n)] = value(b)
         return sd
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy `state_dict`'s values into this module's parameters and buffers, as PyTorch's
         `param.copy_(value)`: values of another dtype (a float16 checkpoint, say) are cast to
         the parameter's dtype. Tensors and NumPy arrays are accepted. Every problem (missing or
         unexpected keys when strict, size mismatches, values that are not arrays) is reported
         together in one RuntimeError worded as PyTorch's, and then nothing has been copied.
+
+        assign=True (PyTorch's): instead of copying, the module takes the state dict's tensors
+        themselves (their dtype and storage); a parameter becomes a Parameter over the given
+        tensor's storage and keeps its own requires_grad. Build the optimizer afterwards.
 
         >>> from lamina import nn
         >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
@@ -307,12 +342,15 @@ class Module:
         <All keys matched successfully>
         """
         own = self.state_dict()
-        targets = {}
+        targets, slots = {}, {}
         for mp, m in self.named_modules(remove_duplicate=False):
             transient = m.__dict__.get("_non_persistent_buffers", ())
-            for n, p in list(m._parameters.items()) + list(m._buffers.items()):
-                if p is not None and n not in transient:
-                    targets[f"{mp}.{n}" if mp else n] = p
+            for kind in ("_parameters", "_buffers"):
+                for n, p in m.__dict__[kind].items():
+                    if p is not None and n not in transient:
+                        key = f"{mp}.{n}" if mp else n
+                        targets[key] = p
+                        slots.setdefault(key, []).append((m, kind, n))   # a shared module: every owner
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         errors, copies = [], []
@@ -336,18 +374,37 @@ class Module:
                 errors.append(f"size mismatch for {k}: copying a param with shape {tuple(src.shape)} from "
                               f"checkpoint, the shape in current model is {tuple(dst_arr.shape)}.")
                 continue
-            copies.append((dst, dst_arr, src))
+            copies.append((k, dst, dst_arr, src, v))
         if strict and unexpected:
             errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
         if strict and missing:
             errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
         if errors:
             raise StateDictError(type(self).__name__, errors, missing, unexpected)
-        for dst, dst_arr, src in copies:
+        for k, dst, dst_arr, src, v in copies:
+            if assign:
+                self._assign_loaded(slots[k], dst, src, v)
+                continue
             np.copyto(dst_arr, src, casting="unsafe")   # param.copy_(value): cast to the param's dtype
             if isinstance(dst, Tensor):
                 _version_counter(dst).value += 1    # an in-place write, as copy_ is
         return IncompatibleKeys(missing, unexpected)
+
+    @staticmethod
+    def _assign_loaded(slots, dst, src, value):
+        """load_state_dict(assign=True): put the loaded tensor itself where `dst` was."""
+        if isinstance(dst, Parameter):
+            if isinstance(value, Parameter) and value.shape == tuple(src.shape):
+                new = value
+            else:
+                new = Parameter(src)                   # over the loaded tensor's storage
+            new.requires_grad = dst.requires_grad      # the one property the module keeps
+        elif isinstance(value, Tensor) and value.shape == tuple(src.shape):
+            new = value
+        else:
+            new = Tensor._wrap(src)
+        for m, kind, n in slots:
+            m.__dict__[kind][n] = new
 
     # ---- modes, grads, dtype
     def train(self, mode=True):
