@@ -42,6 +42,12 @@ NETWORK = [
     ("conv1 im2col 50176x25x6", 50176, 25, 6),
     ("conv2 im2col 6400x150x16", 6400, 150, 16),
 ]
+# LeNet-5's fully connected layers F5, F6 and the output layer at batch 64 and 256 (full runs
+# only, each with its forward and both backward products; report.py slices NETWORK).
+LENET_FC = [
+    (f"lenet {layer} {b}x{k}x{n}", b, k, n)
+    for layer, k, n in (("f5", 400, 120), ("f6", 120, 84), ("out", 84, 10)) for b in (64, 256)
+]
 
 
 def variants(name, M, K, N):
@@ -172,7 +178,7 @@ def bench_case(M, K, N, ta, tb, dtype, reps, rng):
 def cases(quick):
     squares = [64, 128, 256, 512, 1024] if quick else [64, 128, 256, 512, 1024, 2048]
     out = [(f"square {n}", n, n, n, False, False) for n in squares]
-    for name, M, K, N in (NETWORK[:1] + NETWORK[4:] if quick else NETWORK):
+    for name, M, K, N in (NETWORK[:1] + NETWORK[4:] if quick else NETWORK + LENET_FC):
         out += list(variants(name, M, K, N)) if not quick else [(name + " NN", M, K, N, False, False)]
     return out
 

@@ -73,8 +73,21 @@ namespace gemm_detail {
 using namespace tuning;
 
 namespace {
-thread_local AlignedBuffer tl_pack_a;  // each thread's mc x KC block of A
-thread_local AlignedBuffer tl_pack_b;  // the calling thread's K x NC panel of B, shared with its team
+// Packed operands of 512 KiB or more sit on transparent huge pages (see AlignedBuffer).
+struct PackBuffer : AlignedBuffer {
+  PackBuffer() { huge_from = size_t(512) << 10; }
+};
+thread_local PackBuffer tl_pack_a;  // each thread's mc x KC block of A
+thread_local PackBuffer tl_pack_b;  // the calling thread's B panel (or block), shared with its team
+// What tl_pack_a holds when it is one K block of one row block: a thread's next task of the
+// same step and rows (the tasks of a row block are consecutive in its share) reuses it
+// instead of packing A again for each column block.
+struct PackedRows {
+  uint64_t step = 0;  // 0: nothing reusable
+  int64_t i0 = 0, mlen = 0;
+};
+thread_local PackedRows tl_packed_rows;
+std::atomic<uint64_t> g_next_step{1};
 }  // namespace
 
 // ---- epilogue -------------------------------------------------------------------------------
@@ -138,6 +151,7 @@ struct Problem {
   int64_t kc;     // K block (KC balanced so the last block is not a sliver)
   bool packA;     // pack A, or let the kernel read it in place
   bool packB;     // pack B, or let the kernel read full NR-wide columns in place (small M)
+  uint64_t step = 0;  // unique per parallel step (see PackedRows)
 
   const T* a_at(int64_t i, int64_t k) const { return transA ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
@@ -164,7 +178,11 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
     const int64_t kcur = std::min(p.kc, p.K - pc);
     const T beta = pc == 0 ? p.beta : T(1);
     const bool last = pc + kcur == p.K;
-    if (p.packA) {
+    const bool one_block = kcur == p.K;
+    const PackedRows held = tl_packed_rows;
+    const bool reuse = one_block && held.step == p.step && held.i0 == i0 && held.mlen == mlen;
+    if (reuse) {
+    } else if (p.packA) {
       for (int64_t ir = 0; ir < mlen; ir += MR)
         pack_a(p.transA, kcur, std::min<int64_t>(MR, mlen - ir), MR, p.a_at(i0 + ir, pc), p.lda,
                Ap + (ir / MR) * kcur * MR);
@@ -173,6 +191,7 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
       const int64_t ir = mlen - mlen % MR;
       pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + (ir / MR) * kcur * MR);
     }
+    tl_packed_rows = one_block ? PackedRows{p.step, i0, mlen} : PackedRows{};
     auto tile = [&](int64_t jr, int64_t ir) {
       const int64_t nv = std::min<int64_t>(NR, ncols - jr);
       const bool b_in_place = !p.packB && nv == NR;
@@ -331,21 +350,17 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   const bool b_aliased = (ldb * int64_t(sizeof(T))) % 256 == 0;
   p.packB = transB || (path_override().pack_b >= 0 ? path_override().pack_b != 0
                                               : b_aliased || M > kMaxMInPlaceB);
-  const int64_t NC = nc_for<T>(K, NR);
-  const int64_t ncols_max = std::min<int64_t>(N, NC);
-  T* Bp = tl_pack_b.elems<T>(round_up(ncols_max, NR) * K);
-
   const int nt = team_size(2.0 * double(M) * double(N) * double(K), kMinFlopsPerThread, max_threads);
   const int64_t mc_max = mc_for<T>(p.kern);
 
-  // One parallel region per jc step with a single shared task list: first the B-panel packs,
-  // then the C blocks. Threads claim tasks with an atomic counter, so there is no barrier
-  // between packing and computing (a compute task waits only for the panels it reads); a
-  // thread that starts late or is descheduled simply claims fewer tasks.
-  for (int64_t jc = 0; jc < N; jc += NC) {
-    const int64_t ncols = std::min(NC, N - jc);
+  // One parallel region per (jc, K block) step of problem q with a single shared task list:
+  // first the B-panel packs, then the C blocks. Threads claim tasks with an atomic counter, so
+  // there is no barrier between packing and computing (a compute task waits only for the
+  // panels it reads); a thread that starts late or is descheduled simply claims fewer tasks.
+  auto panel_step = [&](Problem<T> q, T* Bp, int64_t jc, int64_t ncols) {
+    q.step = g_next_step.fetch_add(1, std::memory_order_relaxed);
     const int64_t npanels = ceil_div(ncols, NR);
-    const TaskGrid g = partition(M, ncols, K, MR, NR, mc_max, nt, p.packA, transA, sizeof(T));
+    const TaskGrid g = partition(M, ncols, q.K, MR, NR, mc_max, nt, q.packA, transA, sizeof(T));
     const int64_t ntasks = npanels + g.tm * g.tn;
     std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));
     for (auto& r : ready) r.store(0, std::memory_order_relaxed);
@@ -354,20 +369,48 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     auto worker = [&](int me) {
       // Every B panel is claimed before any C block, so a block waits only on packs in flight.
       for (int64_t t; (t = packs.claim(me)) >= 0;) {
-        if (p.packB || ncols - t * NR < NR)  // in-place B still packs its ragged last panel
-          pack_b(transB, K, std::min<int64_t>(NR, ncols - t * NR), NR, p.b_at(0, jc + t * NR),
-                 ldb, Bp + t * K * NR);
+        if (q.packB || ncols - t * NR < NR)  // in-place B still packs its ragged last panel
+          pack_b(transB, q.K, std::min<int64_t>(NR, ncols - t * NR), NR, q.b_at(0, jc + t * NR),
+                 ldb, Bp + t * q.K * NR);
         ready[size_t(t)].store(1, std::memory_order_release);
       }
       for (int64_t u; (u = blocks.claim(me)) >= 0;) {
         const int64_t ti = u / g.tn, tj = u % g.tn;
         const int64_t i0 = ti * g.mc, j0 = tj * g.nc;
-        run_task(p, Bp, ready.data(), jc, ncols, i0, std::min(g.mc, M - i0), j0,
+        run_task(q, Bp, ready.data(), jc, ncols, i0, std::min(g.mc, M - i0), j0,
                  std::min(g.nc, ncols - j0));
       }
     };
-    // (the join ends the step: no thread repacks B for the next jc while another reads it)
+    // (the join ends the step: no thread repacks B for the next step while another reads it)
     team_run(team, worker);
+  };
+
+  // Which operand stays in L2 while a task runs: see use_k_blocks_outside (gemm_config.h).
+  // The K blocks are the same in either loop order, so the results are bit-identical.
+  const bool k_blocks_outside = use_k_blocks_outside<T>(M, N, K, p.kc, NR, mc_max, p.packB, nt);
+  if (!k_blocks_outside) {
+    // One parallel region per jc; each task keeps its C block in cache across its K blocks.
+    const int64_t NC = nc_for<T>(K, NR);
+    T* Bp = tl_pack_b.elems<T>(round_up(std::min<int64_t>(N, NC), NR) * K);
+    for (int64_t jc = 0; jc < N; jc += NC) panel_step(p, Bp, jc, std::min(NC, N - jc));
+    return;
+  }
+  // BLIS order: per K block, a KC x NC block of B sized to L2 is packed once and reread from
+  // L2 by every row block, and C streams instead.
+  const int64_t NC = nc_block_for<T>(p.kc, NR);
+  T* Bp = tl_pack_b.elems<T>(round_up(std::min<int64_t>(N, NC), NR) * p.kc);
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    for (int64_t pc = 0; pc < K; pc += p.kc) {
+      // The K block [pc, pc + kc) as a problem of its own: C = alpha op(A) op(B) + beta' C,
+      // beta' = beta for the first block and 1 after, the epilogue after the last.
+      Problem<T> q = p;
+      q.K = std::min(p.kc, K - pc);
+      q.A = transA ? A + pc * lda : A + pc;
+      q.B = transB ? B + pc : B + pc * ldb;
+      q.beta = pc == 0 ? beta : T(1);
+      q.ep = pc + q.K == K ? ep : nullptr;
+      panel_step(q, Bp, jc, std::min(NC, N - jc));
+    }
   }
 }
 

@@ -63,6 +63,7 @@ struct GemmPathOverride {
   int mc = 0;      // > 0 overrides the M block (tuning)
   int ksplit = 1;  // 0 keeps a small C with a long K on the tiled path instead of splitting K
   int rows_first = -1;  // 1 / 0 forces splitting C into tasks by rows / by columns first (tuning)
+  int k_blocks_outside = -1;  // 1 / 0 forces the BLIS loop order (K blocks outside the tasks) / the full-K tasks
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();
@@ -80,8 +81,10 @@ struct GemmBlocking {
   int mr = 0, nr = 0;        // register tile
   int64_t kc = 0, kc_max = 0;  // K block used for this K (balanced), and its cap from L1d
   int64_t mc = 0;            // rows of A per task block (L2)
-  int64_t nc = 0;            // columns of the packed B panel (L3 share)
+  int64_t nc = 0;            // columns of the packed B panel (L3 share) or block (L2)
   int64_t b_panel_bytes = 0, a_block_bytes = 0;  // the L3 and L2 budgets behind NC and MC
+  int64_t b_block_bytes = 0;  // the L2 budget behind NC when the K blocks are outside the tasks
+  bool k_blocks_outside = false;  // BLIS loop order at 1 thread: a KC x NC block of B per K block (L2)
 };
 template <class T>
 GemmBlocking gemm_blocking(int64_t M, int64_t N, int64_t K, bool transA = false);

@@ -44,6 +44,8 @@ CacheBlocking cache_blocking_for(int64_t l1d, int64_t l2, int64_t l3) {
   b.b_panel_bytes = std::clamp<int64_t>(llc_share, int64_t(512) << 10, int64_t(4) << 20);
   // A block: half of L2 (the other half holds B micro-panels passing through and C lines).
   b.a_block_bytes = l2 > 0 ? l2 / 2 : int64_t(256) << 10;
+  // B block of the BLIS-order path (big products): the other half of L2, beside the A block.
+  b.b_block_bytes = l2 > 0 ? l2 / 2 : int64_t(256) << 10;
   return b;
 }
 
@@ -59,6 +61,21 @@ template <class T>
 int64_t nc_for(int64_t K, int NR) {
   const int64_t budget = cache_blocking().b_panel_bytes / (std::max<int64_t>(K, 1) * int64_t(sizeof(T)));
   return std::max<int64_t>(NR, std::min<int64_t>(kMaxNC<T>, budget) / NR * NR);  // whole NR panels
+}
+
+template <class T>
+int64_t nc_block_for(int64_t kc, int NR) {
+  const int64_t budget = cache_blocking().b_block_bytes / (std::max<int64_t>(kc, 1) * int64_t(sizeof(T)));
+  return std::max<int64_t>(NR, std::min<int64_t>(kMaxNC<T>, budget) / NR * NR);
+}
+
+template <class T>
+bool use_k_blocks_outside(int64_t M, int64_t N, int64_t K, int64_t kc, int NR, int64_t mc,
+                          bool packB, int nt) {
+  if (path_override().k_blocks_outside >= 0) return path_override().k_blocks_outside != 0;
+  if (nt > 1) return false;
+  const double full_k_panel = double(K) * double(std::min<int64_t>(N, nc_for<T>(K, NR))) * double(sizeof(T));
+  return packB && K > kc && M >= 4 * mc && full_k_panel > 2.0 * double(cache_blocking().b_block_bytes);
 }
 
 template <class T>
@@ -128,6 +145,8 @@ const GemmPathOverride& path_override() { return g_override; }
 
 #define LAMINA_INSTANTIATE_GEMM_CONFIG(T)                                 \
   template int64_t nc_for<T>(int64_t, int);                               \
+  template int64_t nc_block_for<T>(int64_t, int);                         \
+  template bool use_k_blocks_outside<T>(int64_t, int64_t, int64_t, int64_t, int, int64_t, bool, int); \
   template int64_t mc_for<T>(const GemmKernel<T>&);                       \
   template int kernel_candidates<T>(GemmKernel<T>*);                      \
   template GemmKernel<T> choose_kernel<T>(int64_t, int64_t, bool);
@@ -165,9 +184,13 @@ GemmBlocking gemm_blocking(int64_t M, int64_t N, int64_t K, bool transA) {
   b.kc_max = kc_max;
   b.kc = K > 0 ? ceil_div(K, ceil_div(K, kc_max)) : kc_max;
   b.mc = mc_for<T>(kern);
-  b.nc = nc_for<T>(K, kern.nr);
+  // B packed as gemm_impl packs a contiguous row-major B of this shape.
+  const bool packB = M > tuning::kMaxMInPlaceB || (N * int64_t(sizeof(T))) % 256 == 0;
+  b.k_blocks_outside = use_k_blocks_outside<T>(M, N, K, b.kc, kern.nr, b.mc, packB, 1);
+  b.nc = b.k_blocks_outside ? nc_block_for<T>(b.kc, kern.nr) : nc_for<T>(K, kern.nr);
   b.b_panel_bytes = cache_blocking().b_panel_bytes;
   b.a_block_bytes = cache_blocking().a_block_bytes;
+  b.b_block_bytes = cache_blocking().b_block_bytes;
   return b;
 }
 

@@ -7,6 +7,7 @@
 // ISA flags, so the linker can never hand one TU's instructions to a CPU that lacks them.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 namespace lamina {
 namespace {
@@ -28,15 +29,26 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = X::zero();
 
-  // Fetch the C tile while the k loop runs: every 64-byte line of each row, with write intent
-  // where the TU's flags allow it (prefetchw), since for short K (a conv's dX with K = 16)
-  // the C traffic is the cost.
+  // The C tile: for a short k loop, fetch it into L1 with write intent now (for short K, a
+  // conv's dX with K = 16, the C traffic is the cost); for a long one, into L2 now and into L1
+  // only kPrefetchC steps before the end -- C rows a multiple of 4 KiB apart share one L1 set,
+  // and lines fetched into L1 at the start are evicted by the A and B streams before the
+  // stores (measured 1024^3 f32, 1 thread: see gemm.cpp).
   constexpr int kRowBytes = NV * W * int(sizeof(T));
+  constexpr int64_t kPrefetchC = 24;
+  const bool late_c = kc > 2 * kPrefetchC;
+  auto prefetch_c = [&](auto to_l1) {
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int off = 0; off < kRowBytes; off += 64)
-      __builtin_prefetch(reinterpret_cast<const char*>(C + i * ldc) + off, 1, 3);
+      for (int off = 0; off < kRowBytes; off += 64) {
+        const char* line = reinterpret_cast<const char*>(C + i * ldc) + off;
+        if constexpr (decltype(to_l1)::value) __builtin_prefetch(line, 1, 3);
+        else __builtin_prefetch(line, 0, 2);
+      }
+  };
+  if (late_c) prefetch_c(std::false_type{});
+  else prefetch_c(std::true_type{});
 
   // A rows in groups of 3 (base + {0, 1, 2} * rs): few integer registers for a strided A.
   constexpr int G = (MR + 2) / 3;
@@ -44,20 +56,29 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
 #pragma GCC unroll 8
   for (int g = 0; g < G; ++g) ag[g] = A + 3 * g * rs;
 
+  auto k_steps = [&](int64_t n) {
 #pragma GCC unroll 1
-  for (int64_t k = 0; k < kc; ++k) {
-    typename X::R bv[NV];
+    for (int64_t k = 0; k < n; ++k) {
+      typename X::R bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = X::loadu(Bp + v * W);
+      for (int v = 0; v < NV; ++v) bv[v] = X::loadu(Bp + v * W);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      const typename X::R ai = X::bcast(ag[i / 3] + (i % 3) * rs);
+      for (int i = 0; i < MR; ++i) {
+        const typename X::R ai = X::bcast(ag[i / 3] + (i % 3) * rs);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = X::fma(ai, bv[v], acc[i][v]);
-    }
+        for (int v = 0; v < NV; ++v) acc[i][v] = X::fma(ai, bv[v], acc[i][v]);
+      }
 #pragma GCC unroll 8
-    for (int g = 0; g < G; ++g) ag[g] += cs;
-    Bp += b_rs;
+      for (int g = 0; g < G; ++g) ag[g] += cs;
+      Bp += b_rs;
+    }
+  };
+  if (late_c) {
+    k_steps(kc - kPrefetchC);
+    prefetch_c(std::true_type{});
+    k_steps(kPrefetchC);
+  } else {
+    k_steps(kc);
   }
 
   const typename X::R va = X::set1(alpha);

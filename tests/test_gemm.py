@@ -161,6 +161,42 @@ def test_task_grid_orders_agree(dtype, M, K, N, ta, tb):
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,K,N,ta,tb", [(200, 600, 130, False, False), (97, 1030, 70, True, True),
+                                         (64, 513, 40, False, True), (130, 257, 33, True, False),
+                                         (300, 300, 700, False, False), (250, 200, 1000, True, False)])
+def test_loop_orders_agree(dtype, M, K, N, ta, tb):
+    # K blocks inside the tasks (C block cached over the full K) or outside them (BLIS order,
+    # one KC x NC block of B per K block), A packed or read in place: the same K blocks summed
+    # in the same order, so the same bits, at 1 and 2 threads, with beta and a fused epilogue
+    # applied once.
+    rng = np.random.default_rng(9)
+    a = rand(rng, (K, M) if ta else (M, K), dtype)
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    c0 = rand(rng, (M, N), dtype)
+    bias = rand(rng, (N,), dtype)
+    outs = []
+    # pack_a=1 at 2 threads: a thread's packed A block is reused by its next task of the same
+    # rows and K block (the column blocks of one row block), never across steps or rows.
+    for threads, order, pack_a in itertools.product((1, 2), (0, 1), (-1, 1)):
+        with gemm_setup(threads=threads, k_blocks_outside=order, pack_a=pack_a, load_backoff=False):
+            c = c0.copy()
+            _C.gemm(a, b, c, trans_a=ta, trans_b=tb, alpha=0.5, beta=-1.0, bias=bias, act="relu")
+            outs.append(c)
+    check(outs[0], ref(a, b, ta, tb, 0.5, -1.0, c0, bias, "col", "relu"), dtype, K)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_big_products_use_the_blis_order():
+    # 1024^3 f32: the full-K B panel (4 MiB) is far beyond half of any L2 we know, so the K
+    # blocks go outside the tasks; a small product keeps the full-K tasks.
+    l2 = _C.cpu_info()["caches"]["l2"]
+    big = _C.gemm_blocking(1024, 1024, 1024, "float32")
+    assert big["k_blocks_outside"] == (4 << 20 > 2 * big["b_block_bytes"])
+    assert not _C.gemm_blocking(64, 300, 784, "float32")["k_blocks_outside"]
+    assert l2 == 0 or big["b_block_bytes"] == l2 // 2
+
+
 @pytest.mark.parametrize("pack_a", [0, 1])
 @pytest.mark.parametrize("kernel", range(_C._gemm_kernel_count("float32")))
 def test_forced_paths(pack_a, kernel):
@@ -292,7 +328,10 @@ def test_gemm_blocking_is_consistent(dtype, k):
     assert 1 <= b["KC"] <= b["KC_max"] and math.ceil(k / b["KC"]) == math.ceil(k / b["KC_max"])
     assert b["MC"] % b["MR"] == 0 and b["NC"] % b["NR"] == 0
     item = 4 if dtype == "float32" else 8
-    assert b["NC"] == b["NR"] or b["NC"] * k * item <= b["b_panel_bytes"]
+    if b["k_blocks_outside"]:  # BLIS order: one KC x NC block of B in L2
+        assert b["NC"] == b["NR"] or b["NC"] * b["KC"] * item <= b["b_block_bytes"]
+    else:
+        assert b["NC"] == b["NR"] or b["NC"] * k * item <= b["b_panel_bytes"]
     assert b["MC"] == b["MR"] or b["MC"] * b["KC_max"] * item <= b["a_block_bytes"]
     with gemm_setup(kc=64, mc=2 * b["MR"]):
         forced = _C.gemm_blocking(300, 500, k, dtype)

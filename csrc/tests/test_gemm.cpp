@@ -197,7 +197,55 @@ struct Runner {
           }
     }
     gemm_set_path_override({});
+    loop_orders(ab, idx);
     batched();
+  }
+
+  // The BLIS loop order (K blocks outside the tasks, one KC x NC block of B at a time) against
+  // the reference, forced on shapes that cross K blocks, tiles and tasks, and bit-identical to
+  // the full-K tasks (the same K blocks, summed in the same order).
+  void loop_orders(const T (*ab)[2], int& idx) {
+    const std::vector<Shape> shapes = {{13, 9, 33}, {17, 37, 300}, {64, 70, 513}, {130, 47, 97},
+                                       {97, 131, 600}, {1, 40, 700}, {300, 1, 257}};
+    for (int order = 0; order < 2; ++order) {
+      GemmPathOverride o;
+      o.k_blocks_outside = order;
+      o.skinny = 0;
+      gemm_set_path_override(o);
+      for (const Shape& s : shapes)
+        for (int tA = 0; tA < 2; ++tA)
+          for (int tB = 0; tB < 2; ++tB) {
+            const T* c = ab[idx % 6];
+            run(tA, tB, s, c[0], c[1], (idx % 3 == 1) ? 3 : 0, idx % 6, order ? "k-outside" : "k-inside");
+            ++idx;
+          }
+    }
+    for (const Shape& s : {Shape{97, 131, 600}, Shape{200, 70, 1030}, Shape{300, 700, 300}})
+      for (int tA = 0; tA < 2; ++tA)
+        for (int tB = 0; tB < 2; ++tB) {
+          const int64_t M = s.M, N = s.N, K = s.K;
+          std::vector<T> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N)),
+              bias(static_cast<size_t>(N)), C0(static_cast<size_t>(M * N));
+          fill(A); fill(B); fill(bias); fill(C0);
+          std::vector<T> C1 = C0, C2 = C0;
+          const Epilogue<T> ep{bias.data(), BiasAxis::per_col, Act::relu};
+          // 0: full-K tasks; 1: BLIS order; 2: BLIS order with A packed (a packed A block
+          // reused by a thread's next task of the same rows at 2 threads).
+          for (int order = 0; order < 3; ++order) {
+            GemmPathOverride o;
+            o.k_blocks_outside = order > 0;
+            if (order == 2) o.pack_a = 1;
+            o.load_backoff = 0;
+            gemm_set_path_override(o);
+            gemm<T>(tA, tB, M, N, K, T(0.5), A.data(), tA ? M : K, B.data(), tB ? K : N, T(-1),
+                    (order == 0 ? C0 : order == 1 ? C1 : C2).data(), N, &ep);
+          }
+          bool same = true;
+          for (size_t i = 0; i < C0.size(); ++i) same = same && C0[i] == C1[i] && C0[i] == C2[i];
+          CHECK_MSG(same, "loop orders differ: tA=%d tB=%d M=%lld N=%lld K=%lld", tA, tB,
+                    (long long)M, (long long)N, (long long)K);
+        }
+    gemm_set_path_override({});
   }
 };
 

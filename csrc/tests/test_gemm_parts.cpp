@@ -1,6 +1,7 @@
 // The parts of the split GEMM on their own: cache facts from CPUID against the OS's view,
 // blocking derived from cache sizes (pure function, several CPUs' sizes), the blocking the
 // driver reports for this CPU, and pack_a / pack_b layouts with zero-padded edges.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -56,6 +57,24 @@ void check_packing() {
   }
 }
 
+// The loop order from the cache sizes: big products whose full-K B panel is far beyond L2
+// take the BLIS order; small ones and a K within one block keep the full-K tasks.
+template <class T>
+void check_loop_order() {
+  const int64_t half_l2 = cache_blocking().b_block_bytes;
+  CHECK(half_l2 > 0);
+  const GemmBlocking big = gemm_blocking<T>(1024, 1024, 1024);
+  const int64_t full_k_panel = 1024 * std::min<int64_t>(1024, nc_for<T>(1024, big.nr)) * int64_t(sizeof(T));
+  CHECK(big.k_blocks_outside == (full_k_panel > 2 * half_l2));
+  CHECK(!gemm_blocking<T>(64, 300, 784).k_blocks_outside);   // M below 4 row blocks
+  CHECK(!gemm_blocking<T>(2048, 2048, 200).k_blocks_outside);  // one K block
+  GemmPathOverride o;
+  o.k_blocks_outside = 1;
+  gemm_set_path_override(o);
+  CHECK(gemm_blocking<T>(64, 300, 784).k_blocks_outside);
+  gemm_set_path_override({});
+}
+
 template <class T>
 void check_reported_blocking() {
   for (int64_t K : {1, 100, 256, 257, 784, 5000}) {
@@ -66,7 +85,10 @@ void check_reported_blocking() {
     CHECK(ceil_div(K, b.kc) == ceil_div(K, b.kc_max));
     CHECK(b.mc >= b.mr && b.mc % b.mr == 0);
     CHECK(b.nc >= b.nr && b.nc % b.nr == 0);
-    CHECK(b.nc == b.nr || b.nc * K * int64_t(sizeof(T)) <= b.b_panel_bytes);  // B panel in its L3 share
+    if (b.k_blocks_outside)  // BLIS order: one KC x NC block of B in its L2 share
+      CHECK(b.nc == b.nr || b.nc * b.kc * int64_t(sizeof(T)) <= b.b_block_bytes);
+    else  // the K x NC panel of B in its L3 share
+      CHECK(b.nc == b.nr || b.nc * K * int64_t(sizeof(T)) <= b.b_panel_bytes);
     CHECK(b.mc == b.mr || b.mc * b.kc_max * int64_t(sizeof(T)) <= b.a_block_bytes);  // A block in L2
   }
 }
@@ -92,14 +114,17 @@ int main() {
     CHECK(zen3.kc == 256);
     CHECK(zen3.b_panel_bytes == int64_t(4) << 20);
     CHECK(zen3.a_block_bytes == 256 << 10);
+    CHECK(zen3.b_block_bytes == 256 << 10);  // BLIS order: a 256 x 256 f32 block of B in L2
     const CacheBlocking xeon = cache_blocking_for(48 << 10, 2 << 20, int64_t(480) << 20);
     CHECK(xeon.kc == 256);  // 48 KiB: the same K split as 32 KiB, so the same bits
+    CHECK(xeon.b_block_bytes == 1 << 20);
     CHECK(xeon.b_panel_bytes == int64_t(4) << 20);
     const CacheBlocking big_l1 = cache_blocking_for(64 << 10, 2 << 20, 0);  // no L3: half of L2
     CHECK(big_l1.kc == 512);
     CHECK(big_l1.b_panel_bytes == 1 << 20);
     const CacheBlocking unknown = cache_blocking_for(0, 0, 0);
-    CHECK(unknown.kc == 256 && unknown.b_panel_bytes > 0 && unknown.a_block_bytes > 0);
+    CHECK(unknown.kc == 256 && unknown.b_panel_bytes > 0 && unknown.a_block_bytes > 0 &&
+          unknown.b_block_bytes > 0);
     const CacheBlocking tiny = cache_blocking_for(16 << 10, 128 << 10, 0);
     CHECK(tiny.kc == 128 && tiny.b_panel_bytes == 512 << 10);
   }
@@ -108,6 +133,8 @@ int main() {
     if (!set_isa(isa)) continue;
     check_reported_blocking<float>();
     check_reported_blocking<double>();
+    check_loop_order<float>();
+    check_loop_order<double>();
     check_packing<float>();
     check_packing<double>();
   }
