@@ -105,7 +105,7 @@ def compiled_schedule_order():
     step = lamina.compile(model, F.cross_entropy, opt)
     for x, y in batches("mlp", 2, 4):
         step(x, y)
-    ops = [n.attrs.get("fn", n.op) for n in step.graph.nodes]
+    ops = [n.attrs.fn if n.op == "pycall" else n.op for n in step.graph.nodes]
     starts = [i for i, o in enumerate(ops) if str(o).startswith("ddp_allreduce_start")]
     wait = ops.index("ddp_allreduce_wait")
     updates = [i for i, n in enumerate(step.graph.nodes) if n.op == "sgd"]

@@ -71,9 +71,9 @@ def test_mlp_matches_eager(dtype, make_opt, executor):
 @pytest.mark.parametrize("executor", ["native", "python"])
 def test_batch_one_linear_runs_as_w_times_x(dtype, executor):
     step = _compare(lamina.models.mlp, dtype, ADAM, batch=1, executor=executor)
-    fwd = [n for n in step.graph.nodes if n.op == "gemm" and n.src == "Linear" and n.attrs["beta"] == 0.0
-           and n.attrs["bias_axis"] == "row"]
-    assert len(fwd) == 3 and all(n.attrs["N"] == 1 for n in fwd)      # y^T = W x^T, per-row bias
+    fwd = [n for n in step.graph.nodes if n.op == "gemm" and n.src == "Linear" and n.attrs.beta == 0.0
+           and n.attrs.bias_axis == "row"]
+    assert len(fwd) == 3 and all(n.attrs.N == 1 for n in fwd)      # y^T = W x^T, per-row bias
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -103,7 +103,7 @@ def test_resnet_matches_eager(dtype):
     # is one batch_norm_forward with the fused ReLU, its backward one instruction masking by y.
     assert step.graph.callbacks == []
     bn = [n for n in step.graph.nodes if n.op == "bn_fwd"]
-    assert bn and any(n.attrs["relu"] for n in bn) and any(n.op == "bn_bwd" for n in step.graph.nodes)
+    assert bn and any(n.attrs.relu for n in bn) and any(n.op == "bn_bwd" for n in step.graph.nodes)
     check_plan(step.graph)
 
 
@@ -139,7 +139,7 @@ def test_conv_pool_variants_match_eager(executor):
     for op in ("conv2d_fwd", "conv2d_bwd", "avg_pool_fwd", "avg_pool_bwd", "max_pool_fwd", "max_pool_bwd",
                "adaptive_avg_pool_fwd", "adaptive_avg_pool_bwd"):
         assert op in ops, op
-    acts = sorted(n.attrs["act"] for n in g.nodes if n.op == "conv2d_fwd")
+    acts = sorted(n.attrs.act for n in g.nodes if n.op == "conv2d_fwd")
     assert acts == ["identity", "identity", "sigmoid", "tanh"]
     check_plan(g)
 
@@ -170,7 +170,7 @@ def test_broadcasting_elementwise_is_native(dtype, executor):
     g = step.graph
     assert g.callbacks == []
     # x + s (cbias), x - s (shift), s - x (1.0 - h), x * s (scale, 0.5)
-    assert {n.attrs["kind"] for n in g.nodes if n.op == "broadcast"} == {"add", "sub", "rsub", "mul"}
+    assert {n.attrs.kind for n in g.nodes if n.op == "broadcast"} == {"add", "sub", "rsub", "mul"}
     assert sum(n.op == "reduce_broadcast" for n in g.nodes) >= 4      # cbias, scale (x2), shift
 
 
@@ -265,9 +265,9 @@ def test_exact_unary_and_div_are_native(dtype, executor):
     # exp/log/sin/cos run NumPy's kernels as callbacks (what eager runs, so bit for bit)
     assert sorted(g.callbacks) == sorted(["Exp", "Sin", "Cos", "Log", "Exp.backward", "Sin.backward",
                                           "Cos.backward", "Log.backward"])
-    kinds = {n.attrs["kind"] for n in g.nodes if n.op == "unary"}
+    kinds = {n.attrs.kind for n in g.nodes if n.op == "unary"}
     assert kinds == {"neg", "abs", "sign"}     # sign: Abs' backward
-    assert any(n.op == "div" for n in g.nodes) and any(n.op == "broadcast" and n.attrs["kind"] == "div"
+    assert any(n.op == "div" for n in g.nodes) and any(n.op == "broadcast" and n.attrs.kind == "div"
                                                        for n in g.nodes)
 
 
@@ -341,7 +341,7 @@ def test_fusion_and_dead_node_removal():
     g = step.graph
     text = str(g)
     assert "fused relu into the GEMM epilogue" in text
-    assert any(n.op == "gemm" and n.attrs["act"] == "relu" for n in g.nodes)
+    assert any(n.op == "gemm" and n.attrs.act == "relu" for n in g.nodes)
     assert not any(n.op == "act_fwd" for n in g.nodes)        # tanh was dead, relu fused
     assert "dead-node removal" in text
     assert "softmax+cross-entropy: one fused kernel already" in text
@@ -380,8 +380,8 @@ def test_conv_activation_fusion_only_when_safe():
             return self.fc(h.reshape(h.shape[0], -1))
     step = _compare(Net, np.float64, SGD, shape=(1, 6, 6), classes=3)
     g = step.graph
-    assert [n.attrs["act"] for n in g.nodes if n.op == "conv2d_fwd"] == ["identity", "identity"]
-    assert sorted(n.attrs["kind"] for n in g.nodes if n.op == "act_fwd") == ["leaky_relu", "relu"]
+    assert [n.attrs.act for n in g.nodes if n.op == "conv2d_fwd"] == ["identity", "identity"]
+    assert sorted(n.attrs.kind for n in g.nodes if n.op == "act_fwd") == ["leaky_relu", "relu"]
     assert "into the conv instruction" not in str(g) and g.callbacks == []
 
 

@@ -132,5 +132,5 @@ def test_compiled_lenet_skips_the_input_gradient_of_c1():
     step = lamina.compile(m, F.cross_entropy, opt)
     rng = np.random.default_rng(0)
     step(rng.standard_normal((8, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 8))
-    has = {n.attrs["conv"].C: n.attrs["has"] for n in step.graph.nodes if n.op == "conv2d_bwd"}
+    has = {n.attrs.params.C: n.attrs.has for n in step.graph.nodes if n.op == "conv2d_bwd"}
     assert has == {1: (False, True, True), 6: (True, True, True)}

@@ -67,3 +67,19 @@ def test_profile_step_tool_prints_a_table(capsys):
         lamina.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "conv_block_fwd 1->6 28x28 k5" in out and "(outside the instructions)" in out
+
+
+def test_bench_conv_block_tool_checks_and_prints(capsys):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "bench_conv_block.py"
+    spec = importlib.util.spec_from_file_location("bench_conv_block", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    threads = lamina.get_num_threads()
+    try:
+        mod.main(["--batch", "17"])
+    finally:
+        lamina.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "C1 N=  17" in out and "C3 N=  17" in out and "fused" in out

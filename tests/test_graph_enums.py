@@ -145,9 +145,9 @@ def test_compiled_conv_and_pool_nodes_carry_named_params():
     g(rng.standard_normal((2, 1, 26, 26)).astype(np.float32), np.array([1, 2]))
     pools = [n for n in g.graph.nodes if n.op.endswith("pool_fwd") or n.op.endswith("pool_bwd")]
     assert convs and pools
-    assert all(isinstance(n.attrs["conv"], ConvParams) for n in convs)
-    assert all(isinstance(n.attrs["pool"], PoolParams) for n in pools if "adaptive" not in n.op)
-    first = convs[0].attrs["conv"]
+    assert all(isinstance(n.attrs.params, ConvParams) for n in convs)
+    assert all(isinstance(n.attrs.params, PoolParams) for n in pools if "adaptive" not in n.op)
+    first = convs[0].attrs.params
     assert (first.N, first.C, first.H, first.K, first.KH) == (2, 1, 28, 6, 5)
 
 

@@ -23,21 +23,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import lamina  # noqa: E402
 import lamina.nn.functional as F  # noqa: E402
 from lamina.graph import compile  # noqa: E402
+from lamina.ops._params import ConvParams, PoolParams  # noqa: E402
 
 
 def node_label(n):
     """The node's op with the sizes that tell its layer apart (conv C->K HxW, gemm MxNxK...)."""
-    a = n.attrs
-    if "conv" in a:
-        p = a["conv"]
+    a = n.attrs                       # the node kind's typed record (lamina/ops/_params.py)
+    p = getattr(a, "params", None)
+    if isinstance(p, ConvParams):
         return f"{n.op} {p.C}->{p.K} {p.H}x{p.W} k{p.KH}"
-    if "pool" in a:
-        p = a["pool"]
+    if isinstance(p, PoolParams):
         return f"{n.op} C{p.C} {p.H}x{p.W}"
     if n.op == "gemm":
-        return f"gemm {'T' if a['ta'] else 'N'}{'T' if a['tb'] else 'N'} {a['M']}x{a['N']}x{a['K']}"
-    if "n" in a:
-        return f"{n.op} n={a['n']}"
+        return f"gemm {'T' if a.trans_a else 'N'}{'T' if a.trans_b else 'N'} {a.M}x{a.N}x{a.K}"
+    if hasattr(a, "n"):
+        return f"{n.op} n={a.n}"
     return n.op
 
 

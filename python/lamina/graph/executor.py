@@ -12,24 +12,13 @@ import numpy as np
 
 from .. import _C
 from ..ops._common import UNARY_KERNELS
+from ..ops._params import enum_member as _enum
 from ..ops.norm import batch_norm_factor
 from .lower import run_pycall_backward, run_pycall_forward
 
 _OP = _C.OpCode
-_BIAS_AXIS = {"row": _C.BiasAxis.PER_ROW, "col": _C.BiasAxis.PER_COL}
-# Scalar-table indices of an optimizer node's "sc", in the order its lower_update lists them.
-_SGD_SCALARS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "first_step")
-_ADAM_SCALARS = ("lr", "beta1", "beta2", "eps", "weight_decay", "step")
 _UNARY = UNARY_KERNELS      # ops/_common.py's table: the kernels eager runs
 _BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
-
-
-def _enum(enum, name):
-    """The member of a bound enum named `name` (`_enum(_C.Activation, "relu")` is RELU)."""
-    try:
-        return getattr(enum, name.upper())
-    except AttributeError:
-        raise ValueError(f"{enum.__name__}: no kind named {name!r}") from None
 
 
 class Memory:
@@ -73,26 +62,26 @@ def _gemm_closure(node, A, ins, outs, scalars):
     a = node.attrs
     i0, i1, i2 = ins
     o = outs[0]
-    ta, tb, al, be, act, axis = a["ta"], a["tb"], a["alpha"], a["beta"], a["act"], a["bias_axis"]
-    M, N, K = a["M"], a["N"], a["K"]
+    ta, tb, al, be, act, axis = a.trans_a, a.trans_b, a.alpha, a.beta, a.act, a.bias_axis
+    M, N, K = a.M, a.N, a.K
     sa, sb = (K, M) if ta else (M, K), (N, K) if tb else (K, N)     # op(A) (M, K), op(B) (K, N)
     return lambda: _C.gemm(A[i0].reshape(sa), A[i1].reshape(sb), A[o].reshape(M, N), ta, tb, al, be,
                            A[i2] if i2 is not None else None, axis, act)
 
 
 def _act_closure(node, A, ins, outs, scalars):
-    k, s = node.attrs["kind"], node.attrs["slope"]
+    k, s = node.attrs.kind, node.attrs.negative_slope
     if node.op == "act_fwd":
         return lambda: _C.act_forward(k, A[ins[0]], A[outs[0]], s)
     return lambda: _C.act_backward(k, A[ins[0]], A[ins[0]], A[ins[1]], A[outs[0]], s)
 
 
 def _ce_closure(node, A, ins, outs, scalars):
-    ign = node.attrs["ignore_index"]
+    ign = node.attrs.ignore_index
     if node.op == "ce_bwd":
         return lambda: _C.cross_entropy_backward(A[ins[0]], A[ins[1]], A[outs[0]],
                                                  float(A[ins[2]]) * float(A[ins[3]]), ign)
-    mean = node.attrs["mean"]
+    mean = node.attrs.mean
 
     def ce_fwd():
         total, count = _C.cross_entropy_forward(A[ins[0]], A[ins[1]], A[outs[1]], ign)
@@ -102,7 +91,7 @@ def _ce_closure(node, A, ins, outs, scalars):
 
 
 def _loss_closure(node, A, ins, outs, scalars):
-    sc, mse = node.attrs["scale"], node.attrs["kind"] == "mse"
+    sc, mse = node.attrs.scale, node.attrs.kind == "mse"
     if node.op == "loss_fwd":
         f = _C.mse_forward if mse else _C.bce_with_logits_forward
 
@@ -114,7 +103,7 @@ def _loss_closure(node, A, ins, outs, scalars):
 
 
 def _fill_closure(node, A, ins, outs, scalars):
-    val = node.attrs["value"]
+    val = node.attrs.value
 
     def fill():
         A[outs[0]][...] = val
@@ -127,10 +116,10 @@ def _elementwise_closure(node, A, ins, outs, scalars):
         f = _BINARY[op]
         return lambda: f(A[ins[0]], A[ins[1]], out=A[outs[0]])
     if op == "unary":
-        f = _UNARY[node.attrs["kind"]]
+        f = _UNARY[node.attrs.kind]
         return lambda: f(A[ins[0]], out=A[outs[0]])
     if op == "scale":
-        al = node.attrs["alpha"]
+        al = node.attrs.alpha
         return lambda: np.multiply(A[ins[0]], A[ins[0]].dtype.type(al), out=A[outs[0]])
     if op == "copy":
         return lambda: np.copyto(A[outs[0]], A[ins[0]].reshape(A[outs[0]].shape))
@@ -141,32 +130,31 @@ def _elementwise_closure(node, A, ins, outs, scalars):
 
 
 def _sgd_closure(node, A, ins, outs, scalars):
-    sc = dict(zip(_SGD_SCALARS, node.attrs["sc"]))
+    a = node.attrs
     p, gr = outs[0], ins[0]
     buf = outs[1] if len(outs) > 1 else None
-    return lambda: _C.sgd_step(A[p], A[gr], A[buf] if buf is not None else None, scalars[sc["lr"]],
-                               scalars[sc["momentum"]], scalars[sc["dampening"]], scalars[sc["weight_decay"]],
-                               bool(scalars[sc["nesterov"]]), bool(scalars[sc["first_step"]]))
+    return lambda: _C.sgd_step(A[p], A[gr], A[buf] if buf is not None else None, scalars[a.lr],
+                               scalars[a.momentum], scalars[a.dampening], scalars[a.weight_decay],
+                               bool(scalars[a.nesterov]), bool(scalars[a.first_step]))
 
 
 def _adam_closure(node, A, ins, outs, scalars):
     a = node.attrs
-    sc = dict(zip(_ADAM_SCALARS, a["sc"]))
     p, gr, m, v = outs[0], ins[0], outs[1], outs[2]
     vmax = outs[3] if len(outs) > 3 else None
-    dec, ams = a["decoupled"], a["amsgrad"]
+    dec, ams = a.decoupled, a.amsgrad
     return lambda: _C.adam_step(A[p], A[gr], A[m], A[v], A[vmax] if vmax is not None else None,
-                                int(scalars[sc["step"]]), scalars[sc["lr"]], scalars[sc["beta1"]],
-                                scalars[sc["beta2"]], scalars[sc["eps"]], scalars[sc["weight_decay"]], dec, ams)
+                                int(scalars[a.step]), scalars[a.lr], scalars[a.beta1],
+                                scalars[a.beta2], scalars[a.eps], scalars[a.weight_decay], dec, ams)
 
 
 def _conv_closure(node, A, ins, outs, scalars):
-    p = node.attrs["conv"]
+    p = node.attrs.params
     # x (N, C, H, W), w (K, C/groups, KH, KW), y (N, K, OH, OW): 4-D views of the (1-D conv's 3-D) buffers
     xs, ws, ys = (p.N, p.C, p.H, p.W), (p.K, p.C // p.groups, p.KH, p.KW), (p.N, p.K, p.OH, p.OW)
-    conf = ((p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (p.dil_h, p.dil_w), p.groups)
+    conf = p.conf()
     if node.op == "conv2d_fwd":
-        act, slope = node.attrs["act"], node.attrs["slope"]
+        act, slope = node.attrs.act, node.attrs.negative_slope
         x, w, b = ins
         o = outs[0]
 
@@ -178,7 +166,7 @@ def _conv_closure(node, A, ins, outs, scalars):
         return fwd
     x, w, dy = ins
     it = iter(outs)
-    dx, dw, db = (next(it) if h else None for h in node.attrs["has"])
+    dx, dw, db = (next(it) if h else None for h in node.attrs.has)
 
     def bwd():
         _C.conv2d_backward(A[x].reshape(xs), A[w].reshape(ws), A[dy].reshape(ys),
@@ -188,10 +176,10 @@ def _conv_closure(node, A, ins, outs, scalars):
 
 
 def _conv_block_closure(node, A, ins, outs, scalars):
-    p = node.attrs["conv"]
+    p = node.attrs.params
     if node.op == "conv_block_fwd":
         xs, ws = (p.N, p.C, p.H, p.W), (p.K, p.C // p.groups, p.KH, p.KW)
-        conf = ((p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (p.dil_h, p.dil_w), p.groups)
+        conf = p.conf()
         x, w, b = ins
         return lambda: _C.conv2d_relu_max_pool2d_forward(A[x].reshape(xs), A[w].reshape(ws),
                                                          A[b] if b is not None else None, A[outs[0]], A[outs[1]], *conf)
@@ -200,7 +188,7 @@ def _conv_block_closure(node, A, ins, outs, scalars):
 
 def _pool_closure(node, A, ins, outs, scalars):
     op, a = node.op, node.attrs
-    p = a["pool"]
+    p = a.params
     k, s, d = (p.KH, p.KW), (p.stride_h, p.stride_w), (p.dil_h, p.dil_w)
     pad, ceil = (p.pad_h, p.pad_w), p.ceil_mode
     if op == "max_pool_fwd":
@@ -208,7 +196,7 @@ def _pool_closure(node, A, ins, outs, scalars):
     if op == "max_pool_bwd":
         return lambda: _C.max_pool2d_backward(A[ins[0]], A[ins[1]], A[outs[0]], k, s, pad, d, ceil)
     f = _C.avg_pool2d_forward if op == "avg_pool_fwd" else _C.avg_pool2d_backward
-    cip, div = a["count_include_pad"], a["divisor_override"]
+    cip, div = a.count_include_pad, a.divisor_override
     return lambda: f(A[ins[0]], A[outs[0]], k, s, pad, ceil, cip, div)
 
 
@@ -218,9 +206,10 @@ def _adaptive_pool_closure(node, A, ins, outs, scalars):
 
 
 def _broadcast_closure(node, A, ins, outs, scalars):
-    o_, m_, i_ = node.attrs["split"]
+    a = node.attrs
+    o_, m_, i_ = a.outer, a.mid, a.inner
     x, sm = ins
-    kind = node.attrs["kind"]
+    kind = a.kind
     if kind == "rsub":
         return lambda: np.subtract(A[sm].reshape(1, m_, 1), A[x].reshape(o_, m_, i_),
                                    out=A[outs[0]].reshape(o_, m_, i_))
@@ -229,8 +218,9 @@ def _broadcast_closure(node, A, ins, outs, scalars):
 
 
 def _reduce_broadcast_closure(node, A, ins, outs, scalars):
-    o_, m_, i_ = node.attrs["split"]
-    alpha = node.attrs["alpha"]
+    a = node.attrs
+    o_, m_, i_ = a.outer, a.mid, a.inner
+    alpha = a.alpha
     dy, x = ins
 
     def reduce_bcast():
@@ -249,32 +239,32 @@ def _bn_closure(node, A, ins, outs, scalars):
     if node.op == "bn_fwd":
         x, w, b, rm, rv, nbt = ins
         y, mean, invstd = outs
-        momentum = None if a["cumulative_average"] else a["momentum"]
+        momentum = None if a.cumulative_average else a.momentum
 
         def fwd():
-            factor = batch_norm_factor(a["training"], get(rm), momentum, get(nbt))
-            _C.batch_norm_forward(A[x], get(w), get(b), get(rm), get(rv), a["training"], factor, a["eps"], a["relu"],
+            factor = batch_norm_factor(a.training, get(rm), momentum, get(nbt))
+            _C.batch_norm_forward(A[x], get(w), get(b), get(rm), get(rv), a.training, factor, a.eps, a.relu,
                                   A[y], A[mean], A[invstd])
         return fwd
     x, dy, y, w, mean, invstd = ins
     it = iter(outs)
-    dx, dw, db = (next(it) if h else None for h in a["has"])
-    return lambda: _C.batch_norm_backward(A[x], A[dy], get(y), get(w), A[mean], A[invstd], a["training"], get(dx),
+    dx, dw, db = (next(it) if h else None for h in a.has)
+    return lambda: _C.batch_norm_backward(A[x], A[dy], get(y), get(w), A[mean], A[invstd], a.training, get(dx),
                                           get(dw), get(db))
 
 
 def _pycall_closure(node, A, ins, outs, scalars):
-    kind = node.attrs["_kind"]
+    kind = node.attrs.kind
     if kind == "call":              # a whole Python step (an optimizer without a lowering)
-        return node.attrs["_call"]
-    fn = node.attrs["_fnode"]
+        return node.attrs.call
+    fn = node.attrs.fnode
     if kind == "forward":
         def fwd():
             out = run_pycall_forward(fn, [A[i] for i in ins])
             np.copyto(A[outs[0]], np.asarray(out).reshape(A[outs[0]].shape))
         return fwd
     if kind == "backward":
-        wanted = node.attrs["_wanted"]
+        wanted = node.attrs.wanted
 
         def bwd():
             grads = run_pycall_backward(fn, A[ins[0]], wanted)
@@ -324,116 +314,68 @@ class PythonExecutor:
 
 
 # ---------------------------------------------------------------- the C++ instructions
-# Each builder takes (node, node attrs, input slots, output slots) and returns (slots, attrs
-# struct); slot -1 is "none".
-def _gemm_instr(n, a, S, O):
-    return S[:2] + O + [S[2]], _C.GemmAttrs(
-        trans_a=bool(a["ta"]), trans_b=bool(a["tb"]), M=a["M"], N=a["N"], K=a["K"],
-        act=_enum(_C.Activation, a["act"]), bias_axis=_BIAS_AXIS[a["bias_axis"]], alpha=a["alpha"], beta=a["beta"])
+# Each builder takes (node, input slots, output slots) and returns (slots, attrs struct); slot -1
+# is "none". Most nodes' slots are their inputs then outputs, and their record (ops/_params.py)
+# converts itself to the bound attrs struct.
+def _plain_instr(n, S, O):
+    return S + O, n.attrs.native()
 
 
-def _act_instr(n, a, S, O):
-    return S + O, _C.ActAttrs(n=a["n"], kind=_enum(_C.Activation, a["kind"]), negative_slope=a["slope"])
+def _gemm_instr(n, S, O):
+    return S[:2] + O + [S[2]], n.attrs.native()       # A, B, C, bias
 
 
-def _ce_instr(n, a, S, O):
-    return S + O, _C.CrossEntropyAttrs(N=a["N"], C=a["C"], ignore_index=a["ignore_index"],
-                                       mean=bool(a.get("mean", True)))
-
-
-def _elementwise_instr(n, a, S, O):
-    # add/sub/mul/div carry n; copy and accumulate are sized by their output
-    return S + O, _C.ElementwiseAttrs(n=a["n"] if "n" in a else n.outputs[0].size)
-
-
-def _sgd_instr(n, a, S, O):
-    return [O[0], S[0], O[1] if len(O) > 1 else -1], _C.SgdAttrs(n=a["n"], **dict(zip(_SGD_SCALARS, a["sc"])))
-
-
-def _adam_instr(n, a, S, O):
-    return ([O[0], S[0], O[1], O[2], O[3] if len(O) > 3 else -1],
-            _C.AdamAttrs(n=a["n"], decoupled=bool(a["decoupled"]), amsgrad=bool(a["amsgrad"]),
-                         **dict(zip(_ADAM_SCALARS, a["sc"]))))
-
-
-def _conv_instr(n, a, S, O):
-    attrs = _C.ConvAttrs(params=a["conv"].native())
-    if n.op == "conv2d_fwd":
-        attrs.act, attrs.negative_slope = _enum(_C.Activation, a["act"]), a["slope"]
-        return S + O, attrs
+def _optional_outputs_instr(n, S, O):
+    """conv2d_bwd / bn_bwd: one slot per possible output, -1 for those not wanted (`has`)."""
+    if not n.op.endswith("bwd"):
+        return S + O, n.attrs.native()
     it = iter(O)
-    return S + [next(it) if h else -1 for h in a["has"]], attrs
+    return S + [next(it) if h else -1 for h in n.attrs.has], n.attrs.native()
 
 
-def _conv_block_instr(n, a, S, O):
-    return S + O, _C.ConvAttrs(params=a["conv"].native())
+def _sgd_instr(n, S, O):
+    return [O[0], S[0], O[1] if len(O) > 1 else -1], n.attrs.native()       # param, grad, momentum buffer
 
 
-def _pool_instr(n, a, S, O):
-    return S + O, _C.PoolAttrs(params=a["pool"].native(), count_include_pad=a["count_include_pad"],
-                               divisor_override=a["divisor_override"])
-
-
-def _adaptive_pool_instr(n, a, S, O):
-    N, C, H, W, OH, OW = a["sizes"]      # x.shape + the output's (OH, OW)
-    return S + O, _C.AdaptivePoolAttrs(N=N, C=C, H=H, W=W, OH=OH, OW=OW)
-
-
-def _broadcast_instr(n, a, S, O):
-    outer, mid, inner = a["split"]
-    return S + O, _C.BroadcastAttrs(outer=outer, mid=mid, inner=inner, kind=_enum(_C.BroadcastKind, a["kind"]))
-
-
-def _reduce_broadcast_instr(n, a, S, O):
-    outer, mid, inner = a["split"]
-    return S + O, _C.ReduceBroadcastAttrs(outer=outer, mid=mid, inner=inner, alpha=a["alpha"])
-
-
-def _bn_instr(n, a, S, O):
-    attrs = _C.BatchNormAttrs(**{k: a[k] for k in _C.BatchNormAttrs.fields})
-    if n.op == "bn_fwd":
-        return S + O, attrs
-    it = iter(O)
-    return S + [next(it) if h else -1 for h in a["has"]], attrs
+def _adam_instr(n, S, O):
+    return [O[0], S[0], O[1], O[2], O[3] if len(O) > 3 else -1], n.attrs.native()   # p, g, m, v, vmax
 
 
 # node op -> (instruction code, builder)
 _INSTRS = {
     "gemm": (_OP.GEMM, _gemm_instr),
-    "act_fwd": (_OP.ACT_FORWARD, _act_instr),
-    "act_bwd": (_OP.ACT_BACKWARD, _act_instr),
-    "bias_grad_rows": (_OP.BIAS_GRAD_ROWS, lambda n, a, S, O: (S + O, _C.BiasGradAttrs(N=a["N"], F=a["F"]))),
-    "ce_fwd": (_OP.CE_FORWARD, _ce_instr),
-    "ce_bwd": (_OP.CE_BACKWARD, _ce_instr),
-    "fill": (_OP.FILL, lambda n, a, S, O: (O, _C.FillAttrs(n=n.outputs[0].size, value=a["value"]))),
-    "add": (_OP.ADD, _elementwise_instr),
-    "sub": (_OP.SUB, _elementwise_instr),
-    "mul": (_OP.MUL, _elementwise_instr),
-    "div": (_OP.DIV, _elementwise_instr),
-    "copy": (_OP.COPY, _elementwise_instr),
-    "accumulate": (_OP.ACCUMULATE, _elementwise_instr),
-    "unary": (_OP.UNARY, lambda n, a, S, O: (S + O, _C.UnaryAttrs(n=a["n"], kind=_enum(_C.UnaryKind, a["kind"])))),
-    "scale": (_OP.SCALE, lambda n, a, S, O: (S + O, _C.ScaleAttrs(n=a["n"], alpha=a["alpha"]))),
-    "loss_fwd": (_OP.LOSS_FORWARD, lambda n, a, S, O: (S + O, _C.PointwiseLossAttrs(
-        n=a["n"], kind=_enum(_C.LossKind, a["kind"]), scale=a["scale"]))),
-    "loss_bwd": (_OP.LOSS_BACKWARD, lambda n, a, S, O: (S + O, _C.PointwiseLossAttrs(
-        n=a["n"], kind=_enum(_C.LossKind, a["kind"]), scale=a["scale"]))),
+    "act_fwd": (_OP.ACT_FORWARD, _plain_instr),
+    "act_bwd": (_OP.ACT_BACKWARD, _plain_instr),
+    "bias_grad_rows": (_OP.BIAS_GRAD_ROWS, _plain_instr),
+    "ce_fwd": (_OP.CE_FORWARD, _plain_instr),
+    "ce_bwd": (_OP.CE_BACKWARD, _plain_instr),
+    "fill": (_OP.FILL, _plain_instr),
+    "add": (_OP.ADD, _plain_instr),
+    "sub": (_OP.SUB, _plain_instr),
+    "mul": (_OP.MUL, _plain_instr),
+    "div": (_OP.DIV, _plain_instr),
+    "copy": (_OP.COPY, _plain_instr),
+    "accumulate": (_OP.ACCUMULATE, _plain_instr),
+    "unary": (_OP.UNARY, _plain_instr),
+    "scale": (_OP.SCALE, _plain_instr),
+    "loss_fwd": (_OP.LOSS_FORWARD, _plain_instr),
+    "loss_bwd": (_OP.LOSS_BACKWARD, _plain_instr),
     "sgd": (_OP.SGD, _sgd_instr),
     "adam": (_OP.ADAM, _adam_instr),
-    "conv2d_fwd": (_OP.CONV2D_FORWARD, _conv_instr),
-    "conv2d_bwd": (_OP.CONV2D_BACKWARD, _conv_instr),
-    "max_pool_fwd": (_OP.MAX_POOL2D_FORWARD, _pool_instr),
-    "max_pool_bwd": (_OP.MAX_POOL2D_BACKWARD, _pool_instr),
-    "avg_pool_fwd": (_OP.AVG_POOL2D_FORWARD, _pool_instr),
-    "avg_pool_bwd": (_OP.AVG_POOL2D_BACKWARD, _pool_instr),
-    "adaptive_avg_pool_fwd": (_OP.ADAPTIVE_AVG_POOL2D_FORWARD, _adaptive_pool_instr),
-    "adaptive_avg_pool_bwd": (_OP.ADAPTIVE_AVG_POOL2D_BACKWARD, _adaptive_pool_instr),
-    "broadcast": (_OP.BROADCAST, _broadcast_instr),
-    "reduce_broadcast": (_OP.REDUCE_BROADCAST, _reduce_broadcast_instr),
-    "bn_fwd": (_OP.BATCH_NORM_FORWARD, _bn_instr),
-    "bn_bwd": (_OP.BATCH_NORM_BACKWARD, _bn_instr),
-    "conv_block_fwd": (_OP.CONV_BLOCK_FORWARD, _conv_block_instr),
-    "conv_block_bwd": (_OP.CONV_BLOCK_BACKWARD, _conv_block_instr),
+    "conv2d_fwd": (_OP.CONV2D_FORWARD, _optional_outputs_instr),
+    "conv2d_bwd": (_OP.CONV2D_BACKWARD, _optional_outputs_instr),
+    "max_pool_fwd": (_OP.MAX_POOL2D_FORWARD, _plain_instr),
+    "max_pool_bwd": (_OP.MAX_POOL2D_BACKWARD, _plain_instr),
+    "avg_pool_fwd": (_OP.AVG_POOL2D_FORWARD, _plain_instr),
+    "avg_pool_bwd": (_OP.AVG_POOL2D_BACKWARD, _plain_instr),
+    "adaptive_avg_pool_fwd": (_OP.ADAPTIVE_AVG_POOL2D_FORWARD, _plain_instr),
+    "adaptive_avg_pool_bwd": (_OP.ADAPTIVE_AVG_POOL2D_BACKWARD, _plain_instr),
+    "broadcast": (_OP.BROADCAST, _plain_instr),
+    "reduce_broadcast": (_OP.REDUCE_BROADCAST, _plain_instr),
+    "bn_fwd": (_OP.BATCH_NORM_FORWARD, _optional_outputs_instr),
+    "bn_bwd": (_OP.BATCH_NORM_BACKWARD, _optional_outputs_instr),
+    "conv_block_fwd": (_OP.CONV_BLOCK_FORWARD, _plain_instr),
+    "conv_block_bwd": (_OP.CONV_BLOCK_BACKWARD, _plain_instr),
 }
 # Ops the C++ executor runs itself; every other node is a Python callback.
 NATIVE_OPS = tuple(_INSTRS)
@@ -489,7 +431,7 @@ class NativeExecutor:
             self.callbacks.append(node_closure(n, mem, scalars))
             return _C.GraphInstr(_OP.CALLBACK, dtype, [], _C.CallbackAttrs(id=cid))
         code, build = entry
-        slots, attrs = build(n, n.attrs, [self._slot(v) for v in n.inputs], [self._slot(v) for v in n.outputs])
+        slots, attrs = build(n, [self._slot(v) for v in n.inputs], [self._slot(v) for v in n.outputs])
         return _C.GraphInstr(code, dtype, slots, attrs)
 
     def set_profiling(self, on):

@@ -11,11 +11,13 @@ A Value may be a view of another (`base`): reshapes cost nothing and share the b
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 # Convolution and pooling sizes travel in graph nodes as these named records (defined beside
 # the ops that emit them, so the ops need nothing from the graph package).
-from ..ops._params import ConvParams, PoolParams  # noqa: F401
+from ..ops._params import ConvParams, PoolParams, PyCallAttrs  # noqa: F401
 
 _HOMES = ("input", "param", "grad", "state", "const", "temp")
 
@@ -75,7 +77,8 @@ class Node:
         self.op = op
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        self.attrs = dict(attrs or {})
+        # the node kind's record (ops/_params.py: GemmAttrs, ...), made at the emit site
+        self.attrs = attrs if attrs is not None else {}
         self.inplace = tuple(inplace)
         self.src = src
         self.effect = effect      # has a side effect outside the graph (never removed)
@@ -87,12 +90,20 @@ class Node:
         return f"Node({self.op})"
 
     def line(self):
-        attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in self.attrs.items() if not k.startswith("_"))
+        attrs = ", ".join(f"{k}={_fmt(v)}" for k, v in _attr_items(self.attrs))
         ins = ", ".join(v.describe() if v is not None else "None" for v in self.inputs)
         outs = ", ".join(v.describe() for v in self.outputs)
         acc = " (+=)" if self.inplace else ""
         src = f"  # {self.src}" if self.src else ""
         return f"{self.op}({ins}{'; ' + attrs if attrs else ''}) -> {outs}{acc}{src}"
+
+
+def _attr_items(attrs):
+    if isinstance(attrs, dict):
+        return [(k, v) for k, v in attrs.items() if not k.startswith("_")]
+    if isinstance(attrs, PyCallAttrs):
+        return [("fn", attrs.fn)]
+    return [(f.name, getattr(attrs, f.name)) for f in dataclasses.fields(attrs)]
 
 
 def _fmt(v):
@@ -137,7 +148,7 @@ class Graph:
     def callbacks(self):
         """Names of the nodes that run as Python callbacks (ops with no C++ instruction; the
         native executor takes the GIL back for each), in schedule order."""
-        return [n.attrs.get("fn", n.op) for n in self.nodes if n.op == "pycall"]
+        return [n.attrs["fn"] for n in self.nodes if n.op == "pycall"]
 
     def __str__(self):
         cbs = self.callbacks

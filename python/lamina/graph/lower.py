@@ -1,13 +1,14 @@
 """Lowering: recorded Function calls -> kernel nodes, forward then backward then update.
 
 Each op's emitters live with the op in its family module (lamina/ops/<family>.py) and are
-found through the op registry (`registry.of(cls).lower` / `.lower_backward`), never by class
-name. Rules shared with eager autodiff run here on `RuleKernels`, which records one node per
-kernel call instead of computing. The backward graph is built here the way
-tensor.run_backward builds it at run time: one reverse sweep over the recorded (topological)
-order, starting from a `fill 1` seed on the loss, visiting only calls whose output received a
-gradient; a second contribution to a gradient accumulates in place (GEMM with beta = 1, or an
-`accumulate` node), and broadcast gradients are reduced back to the input's shape.
+found through the op registry (`registry.of(cls).lower` / `.backward` / `.lower_backward`),
+never by class name. An op's backward rule (`.backward`, the one eager autodiff runs) runs
+here on `RuleKernels`, which records one node per kernel call instead of computing. The
+backward graph is built here the way tensor.run_backward builds it at run time: one reverse
+sweep over the recorded (topological) order, starting from a `fill 1` seed on the loss,
+visiting only calls whose output received a gradient; a second contribution to a gradient
+accumulates in place (GEMM with beta = 1, or an `accumulate` node), and broadcast gradients
+are reduced back to the input's shape.
 
 A Function without an emitter is not an error: it becomes a `pycall` node that runs the class's
 own forward (and, in the backward sweep, its own backward rule) on arena views, so every op is
@@ -18,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import registry
+from ..ops._params import (ActAttrs, AdaptivePoolAttrs, BiasGradAttrs, ConvAttrs, CrossEntropyAttrs, ElementwiseAttrs,
+                           FillAttrs, GemmAttrs, PointwiseLossAttrs, PoolAttrs, PyCallAttrs, ScaleAttrs, UnaryAttrs)
 from ..tensor import Tensor, reduce_to_shape
 from .ir import Node
 
@@ -45,15 +48,14 @@ class Lowering:
 
     def _pycall_forward(self, fn):
         fn.ctx_slot = None
-        self.g.add(Node("pycall", fn.inputs(), [fn.out],
-                        {"fn": fn.op, "_fnode": fn, "_kind": "forward"}, src=fn.op))
+        self.g.add(Node("pycall", fn.inputs(), [fn.out], PyCallAttrs(fn=fn.op, kind="forward", fnode=fn), src=fn.op))
 
     # ---- backward ---------------------------------------------------------------------
     def backward(self, loss, param_grad_buffers):
         """param_grad_buffers: param Value id -> (grad Value) persistent buffers."""
         self.param_grads = param_grad_buffers
         seed = self.g.value((), loss.dtype, "temp", "dloss")
-        self.g.add(Node("fill", [], [seed], {"value": 1.0}, src="seed"))
+        self.g.add(Node("fill", [], [seed], FillAttrs(n=seed.size, value=1.0), src="seed"))
         self.grad_of[loss.id] = seed
         self.grad_written.add(seed.id)
         for fn in reversed(self.fnodes):
@@ -64,10 +66,14 @@ class Lowering:
             if not any(wants):
                 continue
             op = registry.of(fn.cls)
-            if getattr(fn, "lowered_by", None) is None or op is None or op.lower_backward is None:
+            if getattr(fn, "lowered_by", None) is None or op is None:
                 self._pycall_backward(fn, dy)
-            else:
+            elif op.backward is not None:
+                self.run_backward_rule(fn, op.backward, dy)
+            elif op.lower_backward is not None:
                 op.lower_backward(self, fn, dy)
+            else:
+                self._pycall_backward(fn, dy)
 
     def _wants(self, fn, pos):
         v = fn.args[pos]
@@ -92,6 +98,18 @@ class Lowering:
             if want and r is not None:
                 self._contribute_value(v, r, fn.op, first)
 
+    def run_backward_rule(self, fn, rule, dy):
+        """Record the op's backward rule (the eager one, ops/_common.py) for one call: `out[p]`
+        is where input p's gradient goes (None: not wanted); a result the rule returns that no
+        kernel wrote there yet becomes the gradient (written in place, copied or accumulated)."""
+        first = len(self.g.nodes)
+        k = RuleKernels(self, fn.op)
+        out = tuple(GradOut(v) if self.wants(fn, p) else None for p, v in enumerate(fn.args))
+        grads = rule(k, fn.saved, dy, out)
+        for p, (o, r) in enumerate(zip(out, grads)):
+            if o is not None and r is not None and r.id not in k.written:
+                self._contribute_value(fn.args[p], r, fn.op, first)
+
     def _contribute_value(self, v, r, src, first):
         g, acc = self.grad_target(v)
         node = r.producer
@@ -103,9 +121,9 @@ class Lowering:
                 g.producer = node
             return
         if not acc:
-            self.emit("copy", [r], [g], src=src)
+            self.copy(r, g, src)
             return
-        self.emit("accumulate", [r], [g], inplace=[g], src=src)
+        self.accumulate(r, g, src)
 
     def wants(self, fn, pos):
         return fn.tensor_pos.count(pos) > 0 and self._wants(fn, pos)
@@ -141,7 +159,15 @@ class Lowering:
 
     def accumulate_parts(self, fn, parts):
         for g, tmp in parts:
-            self.emit("accumulate", [tmp], [g], inplace=[g], src=fn.op)
+            self.accumulate(tmp, g, fn.op)
+
+    def copy(self, v, out, src):
+        """out = v (same size; v may be a view of another shape)."""
+        return self.emit("copy", [v], [out], ElementwiseAttrs(n=out.size), src=src)
+
+    def accumulate(self, v, out, src):
+        """out += v: a second contribution to a gradient."""
+        return self.emit("accumulate", [v], [out], ElementwiseAttrs(n=out.size), inplace=[out], src=src)
 
     def contribute(self, v, src, make):
         """make(out Value) emits a node writing the gradient into `out` (overwrite)."""
@@ -151,7 +177,7 @@ class Lowering:
             return
         tmp = self.g.value(v.shape, v.dtype, "temp", "grad_part")
         make(tmp)
-        self.g.add(Node("accumulate", [tmp], [g], inplace=[g], src=src))
+        self.accumulate(tmp, g, src)
 
     def contribute_view(self, v, dy, src):
         """Gradient that is dy reshaped (Reshape's rule): a view when possible, else a copy."""
@@ -162,7 +188,7 @@ class Lowering:
             self.grad_written.add(view.id)
             return
         flat = self.g.view(dy, v.shape)
-        self.contribute(v, src, lambda out: self.g.add(Node("copy", [flat], [out], src=src)))
+        self.contribute(v, src, lambda out: self.copy(flat, out, src))
 
     def _pycall_backward(self, fn, dy):
         ins = fn.inputs()
@@ -182,36 +208,146 @@ class Lowering:
                 outs.append(g)
         # Reads the forward inputs and output too: the rule's ctx may have saved them.
         self.g.add(Node("pycall", [dy] + ins + [fn.out], outs,
-                        {"fn": fn.op + ".backward", "_fnode": fn, "_kind": "backward",
-                         "_wanted": tuple(wanted)}, src=fn.op))
+                        PyCallAttrs(fn=fn.op + ".backward", kind="backward", fnode=fn, wanted=tuple(wanted)),
+                        src=fn.op))
         for g, tmp in parts:
-            self.g.add(Node("accumulate", [tmp], [g], inplace=[g], src=fn.op))
+            self.accumulate(tmp, g, fn.op)
+
+
+class GradOut:
+    """Where a backward rule's kernel writes the gradient of input Value `v` (its gradient
+    buffer, resolved when the kernel is recorded: the first contribution overwrites it)."""
+    __slots__ = ("v",)
+
+    def __init__(self, v):
+        self.v = v
 
 
 class RuleKernels:
     """The kernels object of a shared backward rule, recording nodes (eager: ops._common.EAGER).
-    Each call appends one elementwise node writing a new temp and returns that temp Value."""
+    Each call appends one node and returns the Value it wrote: a new temp, or, given
+    `out=GradOut`, the input's gradient buffer (whose ids collect in `written`)."""
 
     def __init__(self, lowering, src):
         self.L, self.src = lowering, src
+        self.written = set()
+
+    def _emit(self, op, ins, outs, attrs, inplace=()):
+        self.L.emit(op, ins, outs, attrs, inplace=inplace, src=self.src)
+
+    def _temp(self, shape, dtype, name):
+        return self.L.g.value(shape, dtype, "temp", name)
 
     def _node(self, op, ins, attrs, name):
         like = ins[0]
-        out = self.L.g.value(like.shape, like.dtype, "temp", name)
-        self.L.emit(op, ins, [out], {**attrs, "n": like.size}, src=self.src)
+        out = self._temp(like.shape, like.dtype, name)
+        self._emit(op, ins, [out], attrs)
         return out
 
+    def _overwrite(self, out, shape, dtype, name, make):
+        """A single-output kernel that overwrites: `make(Value)` emits it. Into the gradient when
+        given one (a second contribution goes through a temp and `accumulate`), else a temp."""
+        if out is None:
+            t = self._temp(shape, dtype, name)
+            make(t)
+            return t
+        g, acc = self.L.grad_target(out.v)
+        self.written.add(g.id)
+        if not acc:
+            make(g)
+            return g
+        t = self._temp(shape, dtype, "grad_part")
+        make(t)
+        self.L.accumulate(t, g, self.src)
+        return g
+
+    # ---- elementwise
     def mul(self, a, b):
-        return self._node("mul", [a, b], {}, "mul")
+        return self._node("mul", [a, b], ElementwiseAttrs(n=a.size), "mul")
 
     def div(self, a, b):
-        return self._node("div", [a, b], {}, "div")
+        return self._node("div", [a, b], ElementwiseAttrs(n=a.size), "div")
 
-    def neg(self, a):
-        return self._node("scale", [a], {"alpha": -1.0}, "neg")
+    def neg(self, a, out=None):
+        return self._overwrite(out, a.shape, a.dtype, "neg",
+                               lambda o: self._emit("scale", [a], [o], ScaleAttrs(n=a.size, alpha=-1.0)))
 
     def unary(self, kind, x):
-        return self._node("unary", [x], {"kind": kind}, kind)
+        return self._node("unary", [x], UnaryAttrs(n=x.size, kind=kind), kind)
+
+    # ---- the op kernels (their eager twins: ops/_common.py EagerKernels)
+    def gemm(self, a, b, trans_a, trans_b, out=None):
+        M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        N = b.shape[0] if trans_b else b.shape[1]
+        acc = False
+        if out is None:
+            y = self._temp((M, N), a.dtype, "gemm")
+        else:
+            y, acc = self.L.grad_target(out.v)
+            self.written.add(y.id)
+        # a second contribution accumulates in the GEMM itself: beta = 1
+        self._emit("gemm", [a, b, None], [y], GemmAttrs(trans_a=trans_a, trans_b=trans_b, M=M, N=N, K=K,
+                                                        beta=1.0 if acc else 0.0), inplace=[y] if acc else ())
+        return y
+
+    def act_bwd(self, kind, y, dy):
+        dz = self._temp(dy.shape, dy.dtype, "dz")
+        self._emit("act_bwd", [y, dy], [dz], ActAttrs(n=dy.size, kind=kind))
+        return dz
+
+    def bias_grad_rows(self, dy, out=None):
+        return self._overwrite(out, dy.shape[1:], dy.dtype, "db", lambda o: self._emit(
+            "bias_grad_rows", [dy], [o], BiasGradAttrs(N=dy.shape[0], F=dy.shape[1])))
+
+    def conv2d_bwd(self, x, w, dy, conv, dx=None, dw=None, db=None):
+        """One node writing the wanted gradients; it overwrites, so a second contribution to one
+        of them goes to a temp accumulated after."""
+        outs, parts, res = [], [], []
+        for o in (dx, dw, db):
+            if o is None:
+                res.append(None)
+                continue
+            g, acc = self.L.grad_target(o.v)
+            self.written.add(g.id)
+            res.append(g)
+            if acc:
+                t = self._temp(o.v.shape, o.v.dtype, "grad_part")
+                parts.append((g, t))
+                g = t
+            outs.append(g)
+        has = tuple(o is not None for o in (dx, dw, db))
+        self._emit("conv2d_bwd", [x, w, dy], outs, ConvAttrs(params=conv, has=has))
+        for g, t in parts:
+            self.L.accumulate(t, g, self.src)
+        return tuple(res)
+
+    def relu_max_pool_bwd(self, dy, code, conv):
+        dz = self._temp((conv.N, conv.K, conv.OH, conv.OW), dy.dtype, "dz")
+        self._emit("conv_block_bwd", [dy, code], [dz], ConvAttrs(params=conv))
+        return dz
+
+    def max_pool_bwd(self, dy, idx, pool, out=None):
+        return self._overwrite(out, (pool.N, pool.C, pool.H, pool.W), dy.dtype, "dx", lambda o: self._emit(
+            "max_pool_bwd", [dy, idx], [o], PoolAttrs(params=pool)))
+
+    def avg_pool_bwd(self, dy, pool, count_include_pad, divisor_override, out=None):
+        return self._overwrite(out, (pool.N, pool.C, pool.H, pool.W), dy.dtype, "dx", lambda o: self._emit(
+            "avg_pool_bwd", [dy], [o], PoolAttrs(params=pool, count_include_pad=bool(count_include_pad),
+                                                 divisor_override=int(divisor_override))))
+
+    def adaptive_avg_pool_bwd(self, dy, x_shape, out=None):
+        (N, C, H, W), (OH, OW) = x_shape, dy.shape[2:]
+        return self._overwrite(out, x_shape, dy.dtype, "dx", lambda o: self._emit(
+            "adaptive_avg_pool_bwd", [dy], [o], AdaptivePoolAttrs(N=N, C=C, H=H, W=W, OH=OH, OW=OW)))
+
+    def ce_bwd(self, probs, target, dy, scale, ignore_index, out=None):
+        N, C = probs.shape
+        return self._overwrite(out, probs.shape, probs.dtype, "dlogits", lambda o: self._emit(
+            "ce_bwd", [probs, target, dy, scale], [o], CrossEntropyAttrs(N=N, C=C, ignore_index=int(ignore_index))))
+
+    def loss_bwd(self, kind, x, t, dy, scale, out=None):
+        return self._overwrite(out, x.shape, x.dtype, "dx", lambda o: self._emit(
+            "loss_bwd", [x, t, dy], [o], PointwiseLossAttrs(n=x.size, kind=kind, scale=scale)))
 
 
 def run_pycall_forward(fn, arrays):
@@ -247,4 +383,4 @@ def run_pycall_backward(fn, dy, wanted):
     return out
 
 
-__all__ = ["Lowering", "RuleKernels", "run_pycall_forward", "run_pycall_backward", "Tensor"]
+__all__ = ["Lowering", "GradOut", "RuleKernels", "run_pycall_forward", "run_pycall_backward", "Tensor"]

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..nn.utils.fusion import fold_conv_bn_arrays
 from ..ops import registry
+from ..ops._params import ConvAttrs
 from ..ops.activation import Activation, Softmax
 from ..ops.conv import Conv1dFn, Conv2dFn
 from ..ops.loss import CrossEntropy
@@ -219,7 +220,7 @@ def fuse_conv_relu_pool(graph):
     keep = {v.root().id for v in graph.outputs}
     notes = []
     for c in list(graph.nodes):
-        if c.op != "conv2d_fwd" or c.attrs.get("act") != "relu":
+        if c.op != "conv2d_fwd" or c.attrs.act != "relu":
             continue
         z = c.outputs[0].root()
         if z.id in keep or z.base is not None:
@@ -227,9 +228,9 @@ def fuse_conv_relu_pool(graph):
         rs = readers.get(z.id, [])
         pools = [n for n in rs if n.op == "max_pool_fwd"]
         bwds = [n for n in rs if n.op == "act_bwd"]
-        conv = c.attrs["conv"]
+        conv = c.attrs.params
         if len(pools) != 1 or len(pools) + len(bwds) != len(rs) or len(bwds) > 1 or \
-                not _pool_2x2(pools[0].attrs["pool"], conv):
+                not _pool_2x2(pools[0].attrs.params, conv):
             continue
         pf = pools[0]
         argmax = pf.outputs[1].root()
@@ -238,7 +239,7 @@ def fuse_conv_relu_pool(graph):
             continue                 # the pool's backward without relu's: leave the pair alone
         if bwds:
             ab = bwds[0]
-            if ab.attrs.get("kind") != "relu" or ab.inputs[0].root() is not z:
+            if ab.attrs.kind != "relu" or ab.inputs[0].root() is not z:
                 continue
             ar = readers.get(argmax.id, [])
             if len(ar) != 1 or ar[0].op != "max_pool_bwd" or argmax.id in keep:
@@ -251,10 +252,10 @@ def fuse_conv_relu_pool(graph):
         y = pf.outputs[0]
         code = graph.value(y.shape, np.uint8, "temp", "pool_code")
         src = f"{c.src}+relu+{pf.src}"
-        _replace(graph, c, "conv_block_fwd", list(c.inputs), [y, code], {"conv": conv}, src)
+        _replace(graph, c, "conv_block_fwd", list(c.inputs), [y, code], ConvAttrs(params=conv), src)
         graph.nodes.remove(pf)
         if pb is not None:
-            _replace(graph, pb, "conv_block_bwd", [pb.inputs[0], code], [ab.outputs[0]], {"conv": conv}, src)
+            _replace(graph, pb, "conv_block_bwd", [pb.inputs[0], code], [ab.outputs[0]], ConvAttrs(params=conv), src)
             graph.nodes.remove(ab)
         notes.append(f"fused conv + relu + 2x2 max pool into one conv block ({c.src}, "
                      f"{conv.C}->{conv.K} {conv.H}x{conv.W}{', and its backward' if pb is not None else ''})")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
+from ..ops._params import PyCallAttrs
 from .ir import Node
 
 
@@ -110,7 +111,7 @@ class Update:
             b = UpdateBuilder(g, opt)
             b.live_keys = None        # the eager step reads every hyper-parameter itself
             g.add(Node("pycall", [it.grad for it in items], [],
-                       {"fn": f"{kind}.step", "_kind": "call", "_call": self._eager_step}, src=kind, effect=True))
+                       PyCallAttrs(fn=f"{kind}.step", kind="call", call=self._eager_step), src=kind, effect=True))
             g.notes.append(f"optimizer {kind}: no native lowering, runs optimizer.step() after the compiled backward")
         self.rows, self.steps, self.bound = b.rows, b.steps, b.bound
         self._state_obj = getattr(opt, "state", None)

@@ -241,6 +241,7 @@ class DistributedDataParallel(Module):
         if not self._buckets:
             return
         from ..graph.ir import Node
+        from ..ops._params import PyCallAttrs
         grad_of = {id(p): v for p, v in param_grads}
         for n, p in self._named_params:
             if id(p) not in grad_of:
@@ -255,16 +256,16 @@ class DistributedDataParallel(Module):
             vals = [grad_of[id(p)] for p in b.params]
             pos = max(last_write.get(v.root().id, -1) for v in vals)
             after.setdefault(pos, []).append(
-                Node("pycall", vals, [], {"fn": f"ddp_allreduce_start[{b.index}]", "_kind": "call", "_fnode": None,
-                                          "_call": self._compiled_start(b, vals)},
+                Node("pycall", vals, [], PyCallAttrs(fn=f"ddp_allreduce_start[{b.index}]", kind="call",
+                                                     call=self._compiled_start(b, vals)),
                      src="DistributedDataParallel", effect=True))
         nodes = list(after.pop(-1, []))
         for i, node in enumerate(graph.nodes):
             nodes.append(node)
             nodes.extend(after.get(i, []))
         every = [v for b in self._buckets for v in (grad_of[id(p)] for p in b.params)]
-        nodes.append(Node("pycall", every, [], {"fn": "ddp_allreduce_wait", "_kind": "call", "_fnode": None,
-                                                "_call": self._compiled_wait},
+        nodes.append(Node("pycall", every, [], PyCallAttrs(fn="ddp_allreduce_wait", kind="call",
+                                                           call=self._compiled_wait),
                           src="DistributedDataParallel", effect=True))
         graph.nodes[:] = nodes
         graph.notes.append(f"DistributedDataParallel: {len(self._buckets)} bucket all-reduce(s) "

@@ -10,6 +10,7 @@ from .._dims import normalize_dim
 from .. import _C
 from ..tensor import Function, float32, float64
 from ._common import empty, float_check, is_float
+from ._params import ActAttrs
 from .registry import BadSample, Sample, export, register
 
 _F = (float32, float64)
@@ -28,7 +29,7 @@ def _lower_activation(L, fn):
     kind, slope = fn.args[1], fn.args[2]
     if not is_float(x):
         return False
-    L.emit("act_fwd", [x], [fn.out], {"kind": kind, "slope": float(slope), "n": x.size}, src=fn.op)
+    L.emit("act_fwd", [x], [fn.out], ActAttrs(n=x.size, kind=kind, negative_slope=float(slope)), src=fn.op)
     fn.lowered_by = "act"
     return True
 
@@ -38,7 +39,7 @@ def _lower_backward_activation(L, fn, dy):
     kind, slope = fn.args[1], fn.args[2]
     saved = fn.out if kind in ACT_READS_Y else x
     L.contribute(x, fn.op, lambda out: L.emit("act_bwd", [saved, dy], [out],
-                                              {"kind": kind, "slope": float(slope), "n": x.size}, src=fn.op))
+                                              ActAttrs(n=x.size, kind=kind, negative_slope=float(slope)), src=fn.op))
 
 
 def _torch_act(torch, x, kind="relu"):

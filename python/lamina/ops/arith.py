@@ -12,6 +12,7 @@ import numpy as np
 from ..tensor import Function, float32, float64
 from .._dims import bcast_split
 from ._common import EAGER, EXACT_UNARY, FLOATS, UNARY_KERNELS, is_float
+from ._params import BroadcastAttrs, ElementwiseAttrs, ReduceBroadcastAttrs, ScaleAttrs, UnaryAttrs
 from .registry import BadSample, Sample, register
 
 _F = (float32, float64)
@@ -57,7 +58,7 @@ def _lower_binary(op):
         if a.dtype != b.dtype or a.dtype not in FLOATS:
             return False
         if a.shape == b.shape:
-            L.emit(op, [a, b], [fn.out], {"n": a.size}, src=fn.op)
+            L.emit(op, [a, b], [fn.out], ElementwiseAttrs(n=a.size), src=fn.op)
             fn.lowered_by = op
             return True
         # One operand has the output's shape, the other repeats over it (bias-like).
@@ -69,7 +70,7 @@ def _lower_binary(op):
             return False        # x / s with a gradient for s: no native rule (the eager one runs)
         kind = _BCAST_KIND[(op, full)]
         fn.bcast = (full, split, kind)
-        L.emit("broadcast", [fn.args[full], fn.args[1 - full]], [fn.out], {"split": split, "kind": kind},
+        L.emit("broadcast", [fn.args[full], fn.args[1 - full]], [fn.out], BroadcastAttrs(*split, kind=kind),
                src=fn.op)
         fn.lowered_by = "broadcast"
         return True
@@ -85,18 +86,18 @@ def _lower_backward_broadcast(L, fn, dy):
         if kind in ("add", "sub"):
             L.contribute_view(x, dy, fn.op)      # dy itself (a copy if x already has a gradient)
         elif kind == "div":
-            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], {"split": split, "kind": "div"},
+            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], BroadcastAttrs(*split, kind="div"),
                                                       src=fn.op))
         elif kind == "rsub":
-            L.contribute(x, fn.op, lambda out: L.emit("scale", [dy], [out], {"alpha": -1.0, "n": dy.size},
+            L.contribute(x, fn.op, lambda out: L.emit("scale", [dy], [out], ScaleAttrs(n=dy.size, alpha=-1.0),
                                                       src=fn.op))
         else:
-            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], {"split": split, "kind": "mul"},
+            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], BroadcastAttrs(*split, kind="mul"),
                                                       src=fn.op))
     if L.wants(fn, 1 - full):            # (never for x / s: the forward left that to eager)
         alpha = -1.0 if kind == "sub" else 1.0
         L.contribute(sm, fn.op, lambda out: L.emit(
-            "reduce_broadcast", [dy, x if kind == "mul" else None], [out], {"split": split, "alpha": alpha},
+            "reduce_broadcast", [dy, x if kind == "mul" else None], [out], ReduceBroadcastAttrs(*split, alpha=alpha),
             src=fn.op))
 
 
@@ -112,16 +113,16 @@ def _lower_backward_add(L, fn, dy):
                 L.contribute_view(v, dy, fn.op)
                 aliased = True
             else:
-                L.contribute(v, fn.op, lambda out: L.emit("copy", [dy], [out], src=fn.op))
+                L.contribute(v, fn.op, lambda out: L.copy(dy, out, fn.op))
 
 
 def _lower_backward_sub(L, fn, dy):
     if getattr(fn, "bcast", None):
         return _lower_backward_broadcast(L, fn, dy)
     if L.wants(fn, 0):
-        L.contribute(fn.args[0], fn.op, lambda out: L.emit("copy", [dy], [out], src=fn.op))
+        L.contribute(fn.args[0], fn.op, lambda out: L.copy(dy, out, fn.op))
     if L.wants(fn, 1):
-        L.contribute(fn.args[1], fn.op, lambda out: L.emit("scale", [dy], [out], {"alpha": -1.0, "n": dy.size},
+        L.contribute(fn.args[1], fn.op, lambda out: L.emit("scale", [dy], [out], ScaleAttrs(n=dy.size, alpha=-1.0),
                                                            src=fn.op))
 
 
@@ -224,7 +225,7 @@ def _lower_unary(kind):
         x = fn.args[0]
         if kind not in EXACT_UNARY or fn.tensor_pos != [0] or not is_float(x):
             return False      # exp, log, sin, cos: a callback running the eager kernel (bit for bit)
-        L.emit("unary", [x], [fn.out], {"kind": kind, "n": x.size}, src=fn.op)
+        L.emit("unary", [x], [fn.out], UnaryAttrs(n=x.size, kind=kind), src=fn.op)
         fn.lowered_by = "unary"
         return True
 

@@ -14,12 +14,14 @@ leading batch axis of 1, as in PyTorch.
 >>> y.sum().backward(); tuple(x.grad.shape)
 (2, 3, 8, 8)
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .. import _C
 from ..tensor import Function, float32, float64
 from ._common import is_float
-from ._params import ConvParams
+from ._params import ConvAttrs, ConvParams
 from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
 from .registry import BadSample, Sample, register
 
@@ -35,45 +37,50 @@ def _lower_conv(L, fn, conv):
     if not is_float(x, w) or w.dtype != x.dtype:
         return False
     act = getattr(fn, "act", "identity")
-    fn.conv_attrs = conv
-    L.emit("conv2d_fwd", [x, w, b], [fn.out], {"conv": conv, "act": act, "slope": 0.01}, src=fn.op)
+    fn.saved = ConvSaved(x=x, w=w, y=fn.out, act=act, conv=conv, has_bias=b is not None)
+    L.emit("conv2d_fwd", [x, w, b], [fn.out], ConvAttrs(params=conv, act=act), src=fn.op)
     fn.lowered_by = "conv"
     return True
+
+
+def _conv2d_params(x, w, stride, padding, dilation, groups):
+    (N, C, H, Wd), (K, _, KH, KW) = x.shape, w.shape
+    return ConvParams(N=N, C=C, H=H, W=Wd, K=K, KH=KH, KW=KW, stride_h=int(stride[0]), stride_w=int(stride[1]),
+                      pad_h=int(padding[0]), pad_w=int(padding[1]), dil_h=int(dilation[0]), dil_w=int(dilation[1]),
+                      groups=int(groups))
+
+
+def _conv1d_params(x, w, stride, padding, dilation, groups):
+    (N, C, Wd), (K, _, KW) = x.shape, w.shape
+    return ConvParams(N=N, C=C, H=1, W=Wd, K=K, KH=1, KW=KW, stride_w=int(stride), pad_w=int(padding),
+                      dil_w=int(dilation), groups=int(groups))
 
 
 def _lower_conv2d(L, fn):
     x, w = fn.args[0], fn.args[1]
     if len(x.shape) != 4:
         return False
-    stride, padding, dilation, groups = fn.args[3:7]
-    (N, C, H, Wd), (K, _, KH, KW) = x.shape, w.shape
-    return _lower_conv(L, fn, ConvParams(N=N, C=C, H=H, W=Wd, K=K, KH=KH, KW=KW, stride_h=int(stride[0]),
-                                         stride_w=int(stride[1]), pad_h=int(padding[0]), pad_w=int(padding[1]),
-                                         dil_h=int(dilation[0]), dil_w=int(dilation[1]), groups=int(groups)))
+    return _lower_conv(L, fn, _conv2d_params(x, w, *fn.args[3:7]))
 
 
 def _lower_conv1d(L, fn):
     x, w = fn.args[0], fn.args[1]
     if len(x.shape) != 3:
         return False
-    stride, padding, dilation, groups = fn.args[3:7]
-    (N, C, Wd), (K, _, KW) = x.shape, w.shape
-    return _lower_conv(L, fn, ConvParams(N=N, C=C, H=1, W=Wd, K=K, KH=1, KW=KW, stride_w=int(stride),
-                                         pad_w=int(padding), dil_w=int(dilation), groups=int(groups)))
+    return _lower_conv(L, fn, _conv1d_params(x, w, *fn.args[3:7]))
 
 
-def _lower_backward_conv(L, fn, dy):
-    x, w = fn.args[0], fn.args[1]
-    act = getattr(fn, "act", "identity")
+# The one backward of conv2d and conv1d (eager and compiled). y is the output: a fused
+# activation's derivative reads it (compiled only: eager convs have act "identity").
+ConvSaved = namedtuple("ConvSaved", "x w y act conv has_bias")
+
+
+def _conv_rule(k, s, dy, out):
+    x, w, y, act, conv, has_bias = s
     if act != "identity":
-        dz = L.g.value(dy.shape, dy.dtype, "temp", "dz")
-        # The conv output holds act(z): relu/sigmoid/tanh' read it (relu: y > 0 iff z > 0).
-        L.emit("act_bwd", [fn.out, dy], [dz], {"kind": act, "slope": 0.01, "n": dy.size}, src=fn.op)
-        dy = dz
-    wanted = (L.wants(fn, 0), L.wants(fn, 1), 2 in fn.tensor_pos and L.wants(fn, 2))
-    outs, parts = L.overwrite_targets(fn, wanted)
-    L.emit("conv2d_bwd", [x, w, dy], outs, {"conv": fn.conv_attrs, "has": wanted}, src=fn.op)
-    L.accumulate_parts(fn, parts)
+        dy = k.act_bwd(act, y, dy)
+    dx, dw, db = k.conv2d_bwd(x, w, dy, conv, out[0], out[1], out[2] if has_bias else None)
+    return dx, dw, db, None, None, None, None
 
 
 _EPILOGUE = {"epilogue": (lambda fn: getattr(fn, "act", "identity"), lambda fn, act: setattr(fn, "act", act),
@@ -110,7 +117,7 @@ def _torch_conv1d(torch, x, w, b=None, **kw):
     return torch.nn.functional.conv1d(x, w, b, **kw)
 
 
-@register("conv2d", lower=_lower_conv2d, lower_backward=_lower_backward_conv,
+@register("conv2d", lower=_lower_conv2d, backward=_conv_rule,
           kernels=("_C.conv2d_forward", "_C.conv2d_backward"), dtypes=_F, traits=_EPILOGUE,
           call=lambda x, w, b=None, **kw: conv2d(x, w, b, **kw), samples=_conv2d_samples, bad_samples=_conv_bad,
           torch=_torch_conv2d)
@@ -120,31 +127,26 @@ class Conv2dFn(Function):
     @staticmethod
     def forward(ctx, x, w, b, stride, padding, dilation, groups):
         x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
-        b = None if b is None else np.ascontiguousarray(b)
-        N, _, H, W = x.shape
-        OH = _out_size(H, w.shape[2], stride[0], padding[0], dilation[0])
-        OW = _out_size(W, w.shape[3], stride[1], padding[1], dilation[1])
-        # The kernel validates everything; a negative size only reaches it as a clear error.
-        y = np.empty((N, w.shape[0], max(OH, 0), max(OW, 0)), dtype=x.dtype)
-        _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups)
-        ctx.save_for_backward(x, w)
-        ctx.conf = (stride, padding, dilation, groups)
-        ctx.has_bias = b is not None
+        y = _conv2d_forward(x, w, b, stride, padding, dilation, groups)
+        ctx.save_for_backward(*ConvSaved(x=x, w=w, y=None, act="identity",
+                                         conv=_conv2d_params(x, w, stride, padding, dilation, groups),
+                                         has_bias=b is not None))
         return y
 
-    @staticmethod
-    def backward(ctx, dy):
-        x, w = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        dx = np.empty_like(x) if need[0] else None
-        dw = np.empty_like(w) if need[1] else None
-        db = np.empty(w.shape[0], dtype=w.dtype) if ctx.has_bias and need[2] else None
-        if dx is not None or dw is not None or db is not None:
-            _C.conv2d_backward(x, w, np.ascontiguousarray(dy, dtype=x.dtype), dx, dw, db, *ctx.conf)
-        return dx, dw, db, None, None, None, None
+
+def _conv2d_forward(x, w, b, stride, padding, dilation, groups):
+    """y (N, K, OH, OW) of contiguous x (N, C, H, W) and w (K, C/groups, KH, KW)."""
+    b = None if b is None else np.ascontiguousarray(b)
+    N, _, H, W = x.shape
+    OH = _out_size(H, w.shape[2], stride[0], padding[0], dilation[0])
+    OW = _out_size(W, w.shape[3], stride[1], padding[1], dilation[1])
+    # The kernel validates everything; a negative size only reaches it as a clear error.
+    y = np.empty((N, w.shape[0], max(OH, 0), max(OW, 0)), dtype=x.dtype)
+    _C.conv2d_forward(x, w, b, y, stride, padding, dilation, groups)
+    return y
 
 
-@register("conv1d", lower=_lower_conv1d, lower_backward=_lower_backward_conv,
+@register("conv1d", lower=_lower_conv1d, backward=_conv_rule,
           kernels=("_C.conv2d_forward", "_C.conv2d_backward"), dtypes=_F, traits=_EPILOGUE,
           call=lambda x, w, b=None, **kw: conv1d(x, w, b, **kw),
           samples=lambda dt: [Sample((_x(dt, (2, 3, 7)), _x(dt, (4, 3, 3), 61), _x(dt, (4,), 62))),
@@ -156,15 +158,12 @@ class Conv1dFn(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, stride, padding, dilation, groups):
-        x4, w4 = np.ascontiguousarray(x)[:, :, None, :], np.ascontiguousarray(w)[:, :, None, :]
-        y = Conv2dFn.forward(ctx, x4, w4, b, (1, stride), (0, padding), (1, dilation), groups)
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        y = _conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, (1, stride), (0, padding), (1, dilation), groups)
+        ctx.save_for_backward(*ConvSaved(x=x, w=w, y=None, act="identity",
+                                         conv=_conv1d_params(x, w, stride, padding, dilation, groups),
+                                         has_bias=b is not None))
         return y[:, :, 0, :]
-
-    @staticmethod
-    def backward(ctx, dy):
-        dx, dw, db, *rest = Conv2dFn.backward(ctx, dy[:, :, None, :])
-        return (None if dx is None else dx[:, :, 0, :], None if dw is None else dw[:, :, 0, :], db,
-                *rest)
 
 
 # ---- the fused conv block: max_pool2d(relu(conv2d(x, w) + b), 2) in one pass (csrc/conv_block.h)
@@ -182,22 +181,26 @@ def _lower_conv_block(L, fn):
     if not is_float(x, w) or w.dtype != x.dtype:
         return False
     conv = _block_params(x.shape, w.shape, fn.args[3:7])
-    fn.conv_attrs = conv
-    fn.code = L.g.value(fn.out.shape, np.uint8, "temp", "pool_code")
-    L.emit("conv_block_fwd", [x, w, b], [fn.out, fn.code], {"conv": conv}, src=fn.op)
+    code = L.g.value(fn.out.shape, np.uint8, "temp", "pool_code")
+    fn.saved = ConvBlockSaved(x=x, w=w, code=code, conv=conv, has_bias=b is not None)
+    L.emit("conv_block_fwd", [x, w, b], [fn.out, code], ConvAttrs(params=conv), src=fn.op)
     fn.lowered_by = "conv_block"
     return True
 
 
-def _lower_backward_conv_block(L, fn, dy):
-    x, w = fn.args[0], fn.args[1]
-    conv = fn.conv_attrs
-    dz = L.g.value((conv.N, conv.K, conv.OH, conv.OW), dy.dtype, "temp", "dz")
-    L.emit("conv_block_bwd", [dy, fn.code], [dz], {"conv": conv}, src=fn.op)
-    wanted = (L.wants(fn, 0), L.wants(fn, 1), 2 in fn.tensor_pos and L.wants(fn, 2))
-    outs, parts = L.overwrite_targets(fn, wanted)
-    L.emit("conv2d_bwd", [x, w, dz], outs, {"conv": conv, "has": wanted}, src=fn.op)
-    L.accumulate_parts(fn, parts)
+# The one backward of the block (eager and compiled): the conv's dy from the pooled dy and the
+# window code (relu' and the pool's routing in one kernel), then the conv's backward.
+ConvBlockSaved = namedtuple("ConvBlockSaved", "x w code conv has_bias")
+
+
+def _conv_block_rule(k, s, dy, out):
+    x, w, code, conv, has_bias = s
+    db = out[2] if has_bias else None
+    if out[0] or out[1] or db:
+        dz = k.relu_max_pool_bwd(dy, code, conv)
+        dx, dw, db = k.conv2d_bwd(x, w, dz, conv, out[0], out[1], db)
+        return dx, dw, db, None, None, None, None
+    return None, None, None, None, None, None, None
 
 
 def _block_samples(dt):
@@ -218,7 +221,7 @@ def _torch_block(torch, x, w, b=None, **kw):
     return torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(x, w, b, **kw)), 2)
 
 
-@register("conv2d_relu_max_pool2d", lower=_lower_conv_block, lower_backward=_lower_backward_conv_block,
+@register("conv2d_relu_max_pool2d", lower=_lower_conv_block, backward=_conv_block_rule,
           kernels=("_C.conv2d_relu_max_pool2d_forward", "_C.relu_max_pool2d_backward", "_C.conv2d_backward"),
           dtypes=_F, call=lambda x, w, b=None, **kw: conv2d_relu_max_pool2d(x, w, b, **kw), samples=_block_samples,
           bad_samples=_block_bad, torch=_torch_block)
@@ -235,24 +238,9 @@ class Conv2dReLUMaxPool2dFn(Function):
         shape = (x.shape[0], w.shape[0], max(OH, 0) // 2, max(OW, 0) // 2)
         y, code = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.uint8)
         _C.conv2d_relu_max_pool2d_forward(x, w, b, y, code, stride, padding, dilation, groups)
-        ctx.save_for_backward(x, w)
-        ctx.code, ctx.conv_shape = code, (x.shape[0], w.shape[0], OH, OW)
-        ctx.conf = (stride, padding, dilation, groups)
-        ctx.has_bias = b is not None
+        conv = _block_params(x.shape, w.shape, (stride, padding, dilation, groups))
+        ctx.save_for_backward(*ConvBlockSaved(x=x, w=w, code=code, conv=conv, has_bias=b is not None))
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, w = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        dx = np.empty_like(x) if need[0] else None
-        dw = np.empty_like(w) if need[1] else None
-        db = np.empty(w.shape[0], dtype=w.dtype) if ctx.has_bias and need[2] else None
-        if dx is not None or dw is not None or db is not None:
-            dz = np.empty(ctx.conv_shape, dtype=x.dtype)
-            _C.relu_max_pool2d_backward(np.ascontiguousarray(dy, dtype=x.dtype), ctx.code, dz)
-            _C.conv2d_backward(x, w, dz, dx, dw, db, *ctx.conf)
-        return dx, dw, db, None, None, None, None
 
 
 def conv2d_relu_max_pool2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -1,11 +1,14 @@
 """Matrix products: matmul (2-D and batched) and linear (GEMM with a fused bias + activation)."""
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .. import _C
 from ..tensor import Function, float32, float64
 from ._common import FLOATS, empty
+from ._params import GemmAttrs
 from .registry import BadSample, Sample, export, register
 
 _F = (float32, float64)
@@ -20,10 +23,8 @@ def _gemm(a, b, c, trans_a=False, trans_b=False, beta=0.0):
     _C.gemm(a, b, c, trans_a, trans_b, 1.0, beta)
 
 
-def _gemm_node(L, ins, out, ta, tb, M, N, K, acc=False, bias_axis="col", act="identity", src=""):
-    L.emit("gemm", ins, [out], {"ta": ta, "tb": tb, "M": M, "N": N, "K": K, "alpha": 1.0,
-                                "beta": 1.0 if acc else 0.0, "bias_axis": bias_axis, "act": act},
-           inplace=[out] if acc else (), src=src)
+def _gemm_node(L, ins, out, ta, tb, M, N, K, bias_axis="col", act="identity", src=""):
+    L.emit("gemm", ins, [out], GemmAttrs(trans_a=ta, trans_b=tb, M=M, N=N, K=K, bias_axis=bias_axis, act=act), src=src)
 
 
 # ---------------------------------------------------------------- MatMul2D
@@ -33,20 +34,20 @@ def _lower_matmul(L, fn):
         return False
     M, K = a.shape
     _gemm_node(L, [a, b, None], fn.out, False, False, M, b.shape[1], K, src=fn.op)
+    fn.saved = MatMulSaved(a=a, b=b)
     fn.lowered_by = "gemm"
     return True
 
 
-def _lower_backward_matmul(L, fn, dy):
-    a, b = fn.args[0], fn.args[1]
-    M, K = a.shape
-    N = b.shape[1]
-    if L.wants(fn, 0):
-        g, acc = L.grad_target(a)
-        _gemm_node(L, [dy, b, None], g, False, True, M, K, N, acc, src=fn.op)     # dA = dY B^T
-    if L.wants(fn, 1):
-        g, acc = L.grad_target(b)
-        _gemm_node(L, [a, dy, None], g, True, False, K, N, M, acc, src=fn.op)     # dB = A^T dY
+# The one backward of MatMul2D (eager and compiled): NT and TN GEMMs, no transposed copies.
+MatMulSaved = namedtuple("MatMulSaved", "a b")
+
+
+def _matmul_rule(k, s, dy, out):
+    a, b = s
+    da = k.gemm(dy, b, False, True, out=out[0]) if out[0] else None       # dA = dY B^T
+    db = k.gemm(a, dy, True, False, out=out[1]) if out[1] else None       # dB = A^T dY
+    return da, db
 
 
 def _matmul_samples(dt):
@@ -64,7 +65,7 @@ def _matmul_bad():
             BadSample((np.ones((2, 3), np.float32), np.ones((3, 2), np.float64)), error=TypeError, match="matmul")]
 
 
-@register("matmul", lower=_lower_matmul, lower_backward=_lower_backward_matmul, kernels=("_C.gemm",),
+@register("matmul", lower=_lower_matmul, backward=_matmul_rule, kernels=("_C.gemm",),
           dtypes=_F, call=lambda a, b: a @ b, samples=_matmul_samples, bad_samples=_matmul_bad,
           reference=np.matmul, torch=lambda torch, a, b: a @ b)
 class MatMul2D(Function):
@@ -72,23 +73,10 @@ class MatMul2D(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(*MatMulSaved(a=a, b=b))
         y = empty((a.shape[0], b.shape[1]), a.dtype)
         _gemm(a, b, y)
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        a, b = ctx.saved_tensors
-        na, nb = ctx.needs_input_grad
-        da = db = None
-        if na:
-            da = empty(a.shape, a.dtype)
-            _gemm(dy, b, da, trans_b=True)       # dA = dY B^T
-        if nb:
-            db = empty(b.shape, b.dtype)
-            _gemm(a, dy, db, trans_a=True)       # dB = A^T dY
-        return da, db
 
 
 @register("matmul_batched", kernels=("_C.gemm_batched",), dtypes=_F)   # sampled through "matmul"
@@ -168,30 +156,24 @@ def _lower_linear(L, fn):
         _gemm_node(L, [w, x, b], fn.out, False, False, N, 1, K, bias_axis="row", act=act, src=fn.op)
     else:
         _gemm_node(L, [x, w, b], fn.out, False, True, M, N, K, bias_axis="col", act=act, src=fn.op)
+    fn.saved = LinearSaved(x=x, w=w, y=fn.out, act=act, has_bias=b is not None)
     fn.lowered_by = "gemm"
     return True
 
 
-def _lower_backward_linear(L, fn, dy):
-    x, w = fn.args[0], fn.args[1]
-    act = fn.args[3]
-    M, K = x.shape
-    N = w.shape[0]
-    src = fn.op
+# The one backward of Linear (eager and compiled). y is the output act(z): the activation's
+# derivative reads it (relu: y > 0 iff z > 0). has_bias: whether a bias was given.
+LinearSaved = namedtuple("LinearSaved", "x w y act has_bias")
+
+
+def _linear_rule(k, s, dy, out):
+    x, w, y, act, has_bias = s
     if act != "identity":
-        dz = L.g.value(dy.shape, dy.dtype, "temp", "dz")
-        # sigmoid/tanh/relu' all read the output y (relu: y > 0 iff z > 0).
-        L.emit("act_bwd", [fn.out, dy], [dz], {"kind": act, "slope": 0.01, "n": dy.size}, src=src)
-        dy = dz
-    if L.wants(fn, 0):
-        g, acc = L.grad_target(x)
-        _gemm_node(L, [dy, w, None], g, False, False, M, K, N, acc, src=src)      # dX = dY W
-    if L.wants(fn, 1):
-        g, acc = L.grad_target(w)
-        _gemm_node(L, [dy, x, None], g, True, False, N, K, M, acc, src=src)       # dW = dY^T X
-    if 2 in fn.tensor_pos and L.wants(fn, 2):
-        b = fn.args[2]
-        L.contribute(b, src, lambda out: L.emit("bias_grad_rows", [dy], [out], {"N": M, "F": N}, src=src))
+        dy = k.act_bwd(act, y, dy)
+    dx = k.gemm(dy, w, False, False, out=out[0]) if out[0] else None     # dX = dY W
+    dw = k.gemm(dy, x, True, False, out=out[1]) if out[1] else None      # dW = dY^T X
+    db = k.bias_grad_rows(dy, out=out[2]) if has_bias and out[2] else None
+    return dx, dw, db, None
 
 
 def _set_linear_act(fn, act):
@@ -218,7 +200,7 @@ def _torch_linear(torch, x, w, b=None):
     return torch.nn.functional.linear(x, w, b)
 
 
-@register("linear", lower=_lower_linear, lower_backward=_lower_backward_linear,
+@register("linear", lower=_lower_linear, backward=_linear_rule,
           kernels=("_C.gemm (bias + activation epilogue)", "_C.act_backward", "_C.bias_grad_rows"), dtypes=_F,
           call=lambda x, w, b=None: linear_checked(x, w, b), samples=_linear_samples, bad_samples=_linear_bad,
           reference=lambda x, w, b=None: x @ w.T + (0 if b is None else b), torch=_torch_linear,
@@ -233,30 +215,8 @@ class Linear(Function):
             _C.gemm(x, w, y, False, True, 1.0, 0.0, b, "col", act)
         else:
             _C.gemm(x, w, y, False, True, 1.0, 0.0, None, "col", act)
-        ctx.save_for_backward(x, w, y)
-        ctx.act = act
-        ctx.has_bias = b is not None
+        ctx.save_for_backward(*LinearSaved(x=x, w=w, y=y, act=act, has_bias=b is not None))
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, w, y = ctx.saved_tensors
-        nx, nw, nb, _ = ctx.needs_input_grad
-        if ctx.act != "identity":
-            dz = empty(dy.shape, dy.dtype)
-            _C.act_backward(ctx.act, y, y, dy, dz)  # sigmoid/tanh/relu' read from y
-            dy = dz
-        dx = dw = db = None
-        if nx:
-            dx = empty(x.shape, x.dtype)
-            _C.gemm(dy, w, dx, False, False, 1.0, 0.0)     # dX = dY W
-        if nw:
-            dw = empty(w.shape, w.dtype)
-            _C.gemm(dy, x, dw, True, False, 1.0, 0.0)      # dW = dY^T X
-        if ctx.has_bias and nb:
-            db = empty((w.shape[0],), w.dtype)
-            _C.bias_grad_rows(dy, db)
-        return dx, dw, db, None
 
 
 @export

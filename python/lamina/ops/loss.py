@@ -1,11 +1,14 @@
 """Losses: softmax cross-entropy (fused kernel), nll, MSE, BCE with logits."""
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .. import _C
 from ..tensor import Function, Tensor, float32, float64
 from ._common import FLOATS, is_float
+from ._params import CrossEntropyAttrs, PointwiseLossAttrs
 from .activation import activation, log_softmax
 from .registry import BadSample, Sample, register
 
@@ -37,20 +40,21 @@ def _lower_cross_entropy(L, fn):
         return False
     N, C = logits.shape
     probs = L.g.value(logits.shape, logits.dtype, "temp", "probs")
-    scale = L.g.value((), np.float64, "temp", "ce_scale")
-    fn.saved = (probs, scale)
+    scale = L.g.value((), np.float64, "temp", "ce_scale")   # 1/(rows not ignored), known at run time
+    fn.saved = CrossEntropySaved(probs=probs, target=target, scale=scale, ignore_index=int(fn.args[2]))
     L.emit("ce_fwd", [logits, target], [fn.out, probs, scale],
-           {"N": N, "C": C, "ignore_index": int(fn.args[2]), "mean": bool(fn.args[3])}, src=fn.op)
+           CrossEntropyAttrs(N=N, C=C, ignore_index=int(fn.args[2]), mean=bool(fn.args[3])), src=fn.op)
     fn.lowered_by = "ce"
     return True
 
 
-def _lower_backward_cross_entropy(L, fn, dy):
-    logits, target = fn.args[0], fn.args[1]
-    probs, scale = fn.saved
-    N, C = logits.shape
-    L.contribute(logits, fn.op, lambda out: L.emit("ce_bwd", [probs, target, dy, scale], [out],
-                                                   {"N": N, "C": C, "ignore_index": int(fn.args[2])}, src=fn.op))
+# The one backward of CrossEntropy (eager and compiled): d logits = (softmax - onehot) * dy * scale.
+CrossEntropySaved = namedtuple("CrossEntropySaved", "probs target scale ignore_index")
+
+
+def _cross_entropy_rule(k, s, dy, out):
+    probs, target, scale, ignore_index = s
+    return k.ce_bwd(probs, target, dy, scale, ignore_index, out=out[0]), None, None, None
 
 
 def _ce_samples(dt):
@@ -75,7 +79,7 @@ def _torch_ce(torch, x, t, **kw):
     return torch.nn.functional.cross_entropy(x, t, **kw)
 
 
-@register("cross_entropy", lower=_lower_cross_entropy, lower_backward=_lower_backward_cross_entropy,
+@register("cross_entropy", lower=_lower_cross_entropy, backward=_cross_entropy_rule,
           kernels=("_C.cross_entropy_forward", "_C.cross_entropy_backward"), dtypes=_F,
           call=lambda x, t, **kw: cross_entropy(x, t, **kw), samples=_ce_samples, bad_samples=_ce_bad,
           torch=_torch_ce)
@@ -86,17 +90,9 @@ class CrossEntropy(Function):
     def forward(ctx, logits, target, ignore_index, mean):
         probs = np.empty_like(logits)
         total, count = _C.cross_entropy_forward(logits, target, probs, ignore_index)
-        ctx.save_for_backward(probs, target)
-        ctx.ignore_index = ignore_index
-        ctx.scale = _C.loss_scale(mean, count)
+        ctx.save_for_backward(*CrossEntropySaved(probs=probs, target=target, scale=_C.loss_scale(mean, count),
+                                                 ignore_index=ignore_index))
         return np.asarray(_C.reduced_loss(total, mean, count), dtype=logits.dtype)
-
-    @staticmethod
-    def backward(ctx, dy):
-        probs, target = ctx.saved_tensors
-        dx = np.empty_like(probs)
-        _C.cross_entropy_backward(probs, target, dx, float(dy) * ctx.scale, ctx.ignore_index)
-        return dx, None, None, None
 
 
 class TargetDtypeError(TypeError, RuntimeError):
@@ -292,24 +288,25 @@ def _lower_pointwise_loss(L, fn):
     if kind == "bce" and L.wants(fn, 1):
         return False            # a gradient for the target: the eager rule (-x * dy * scale) runs
     scale = _C.loss_scale(mean, x.size)
-    fn.saved = scale
-    L.emit("loss_fwd", [x, t], [fn.out], {"kind": kind, "n": x.size, "scale": scale}, src=fn.op)
+    fn.saved = PointwiseLossSaved(x=x, t=t, scale=scale, kind=kind)
+    L.emit("loss_fwd", [x, t], [fn.out], PointwiseLossAttrs(n=x.size, kind=kind, scale=scale), src=fn.op)
     fn.lowered_by = "loss"
     return True
 
 
-def _lower_backward_pointwise_loss(L, fn, dy):
-    x, t, scale = fn.args[0], fn.args[1], fn.saved
-    attrs = {"kind": L.op_of(fn).traits["loss_kind"], "n": x.size, "scale": scale}
-    if L.wants(fn, 1):          # MSE only: dt = -dx, so dx is made first, in a buffer of its own
-        dx = L.g.value(x.shape, x.dtype, "temp", "dx")
-        L.emit("loss_bwd", [x, t, dy], [dx], attrs, src=fn.op)
-        L.contribute(t, fn.op, lambda out: L.emit("scale", [dx], [out], {"alpha": -1.0, "n": x.size}, src=fn.op))
-        if L.wants(fn, 0):
-            L.contribute(x, fn.op, lambda out: L.emit("copy", [dx], [out], src=fn.op))
-        return
-    if L.wants(fn, 0):
-        L.contribute(x, fn.op, lambda out: L.emit("loss_bwd", [x, t, dy], [out], attrs, src=fn.op))
+# The one backward of MSE and BCE with logits (eager and compiled); scale: 1/n for a mean.
+PointwiseLossSaved = namedtuple("PointwiseLossSaved", "x t scale kind")
+
+
+def _pointwise_loss_rule(k, s, dy, out):
+    x, t, scale, kind = s
+    if not out[1]:
+        return k.loss_bwd(kind, x, t, dy, scale, out=out[0]) if out[0] else None, None, None
+    if kind == "bce":           # eager only: the lowering leaves a wanted target gradient to a callback
+        dx = k.loss_bwd(kind, x, t, dy, scale, out=out[0]) if out[0] else None
+        return dx, k.bce_target_bwd(x, dy, scale, out=out[1]), None
+    dx = k.loss_bwd(kind, x, t, dy, scale)          # MSE: dt = -dx, so dx gets a buffer of its own
+    return (dx if out[0] else None), k.neg(dx, out=out[1]), None
 
 
 def _pair_samples(dt, target01=False):
@@ -320,15 +317,15 @@ def _pair_samples(dt, target01=False):
             Sample((_x(dt, (3, 4)), t), {"reduction": "none"}, name="none", compile=False)]
 
 
-def _pointwise_loss_forward(ctx, kernel, x, t, mean):
+def _pointwise_loss_forward(ctx, kernel, kind, x, t, mean):
     """The summed loss from `kernel`, scaled by 1/N for reduction="mean" (the scale the backward
     reuses); x and t are saved for the backward kernel."""
-    ctx.save_for_backward(x, t)
-    ctx.scale = _C.loss_scale(mean, x.size)
-    return np.asarray(kernel(x, t) * ctx.scale, dtype=x.dtype)
+    scale = _C.loss_scale(mean, x.size)
+    ctx.save_for_backward(*PointwiseLossSaved(x=x, t=t, scale=scale, kind=kind))
+    return np.asarray(kernel(x, t) * scale, dtype=x.dtype)
 
 
-@register("mse_loss", lower=_lower_pointwise_loss, lower_backward=_lower_backward_pointwise_loss,
+@register("mse_loss", lower=_lower_pointwise_loss, backward=_pointwise_loss_rule,
           kernels=("_C.mse_forward", "_C.mse_backward"), dtypes=_F, traits={"loss_kind": "mse"},
           call=lambda x, t, **kw: mse_loss(x, t, **kw), samples=_pair_samples,
           bad_samples=lambda: [BadSample((np.ones((2, 3), np.float32), np.ones((4,), np.float32)),
@@ -337,14 +334,7 @@ def _pointwise_loss_forward(ctx, kernel, x, t, mean):
 class MSE(Function):
     @staticmethod
     def forward(ctx, x, t, mean):
-        return _pointwise_loss_forward(ctx, _C.mse_forward, x, t, mean)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, t = ctx.saved_tensors
-        dx = np.empty_like(x)
-        _C.mse_backward(x, t, 2.0 * float(dy) * ctx.scale, dx)   # d/dx (x - t)^2 = 2 (x - t)
-        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+        return _pointwise_loss_forward(ctx, _C.mse_forward, "mse", x, t, mean)
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
@@ -363,7 +353,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return _reduce(d * d, reduction)
 
 
-@register("bce_with_logits", lower=_lower_pointwise_loss, lower_backward=_lower_backward_pointwise_loss,
+@register("bce_with_logits", lower=_lower_pointwise_loss, backward=_pointwise_loss_rule,
           kernels=("_C.bce_with_logits_forward", "_C.bce_with_logits_backward"), dtypes=_F,
           traits={"loss_kind": "bce"}, call=lambda x, t, **kw: binary_cross_entropy_with_logits(x, t, **kw),
           samples=lambda dt: _pair_samples(dt, target01=True),
@@ -373,17 +363,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 class BCEWithLogits(Function):
     @staticmethod
     def forward(ctx, x, t, mean):
-        return _pointwise_loss_forward(ctx, _C.bce_with_logits_forward, x, t, mean)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, t = ctx.saved_tensors
-        dx = np.empty_like(x)
-        _C.bce_with_logits_backward(x, t, float(dy) * ctx.scale, dx)
-        dt = None
-        if ctx.needs_input_grad[1]:
-            dt = -x * (float(dy) * ctx.scale)
-        return dx, dt, None
+        return _pointwise_loss_forward(ctx, _C.bce_with_logits_forward, "bce", x, t, mean)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,

@@ -6,12 +6,15 @@ are in lamina.nn.normalization.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import _C
 from .. import random as _random
 from ..tensor import Function, float32, float64
 from ._common import is_float
+from ._params import BatchNormAttrs
 from .registry import BadSample, Sample, register
 
 _F = (float32, float64)
@@ -62,9 +65,9 @@ def _lower_batch_norm(L, fn):
     N, C = x.shape[:2]
     mean = L.g.value((C,), x.dtype, "temp", "bn_mean")
     invstd = L.g.value((C,), x.dtype, "temp", "bn_invstd")
-    attrs = {"N": N, "C": C, "S": int(np.prod(x.shape[2:], dtype=np.int64)), "training": bool(training),
-             "relu": bool(relu), "cumulative_average": momentum is None,
-             "momentum": 0.0 if momentum is None else float(momentum), "eps": float(eps)}
+    attrs = BatchNormAttrs(N=N, C=C, S=int(np.prod(x.shape[2:], dtype=np.int64)), training=bool(training),
+                           relu=bool(relu), cumulative_average=momentum is None,
+                           momentum=0.0 if momentum is None else float(momentum), eps=float(eps))
     fn.saved = (mean, invstd, attrs)
     # the running statistics change in place: a side effect even if y were unused
     L.emit("bn_fwd", [x, w, b, rm, rv, nbt], [fn.out, mean, invstd], attrs, src=fn.op,
@@ -78,8 +81,8 @@ def _lower_backward_batch_norm(L, fn, dy):
     mean, invstd, attrs = fn.saved
     wanted = (L.wants(fn, 0), L.wants(fn, 1), L.wants(fn, 2))
     outs, parts = L.overwrite_targets(fn, wanted)
-    y = fn.out if attrs["relu"] else None
-    L.emit("bn_bwd", [x, dy, y, w, mean, invstd], outs, {**attrs, "has": wanted}, src=fn.op)
+    y = fn.out if attrs.relu else None
+    L.emit("bn_bwd", [x, dy, y, w, mean, invstd], outs, dataclasses.replace(attrs, has=wanted), src=fn.op)
     L.accumulate_parts(fn, parts)
 
 

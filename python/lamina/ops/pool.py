@@ -6,12 +6,14 @@
 >>> F.max_pool2d(lamina.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
 [[[[5.0, 7.0], [13.0, 15.0]]]]
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .. import _C
 from ..tensor import Function, Tensor, float32, float64
 from ._common import is_float
-from ._params import PoolParams
+from ._params import AdaptivePoolAttrs, PoolAttrs, PoolParams
 from ._window import _as_array, _check_float, _is_int, _tuple
 from .registry import BadSample, Sample, register
 
@@ -20,12 +22,33 @@ _F = (float32, float64)
 
 
 # ---- lowering: pooling sizes travel as PoolParams (graph/ir.py)
-def _pool_attrs(x, kernel, stride, padding, dilation, ceil_mode, count_include_pad=False, divisor=0):
+def _pool_params(x, kernel, stride, padding, dilation, ceil_mode):
     N, C, H, W = x.shape
-    pool = PoolParams(N=N, C=C, H=H, W=W, KH=int(kernel[0]), KW=int(kernel[1]), stride_h=int(stride[0]),
+    return PoolParams(N=N, C=C, H=H, W=W, KH=int(kernel[0]), KW=int(kernel[1]), stride_h=int(stride[0]),
                       stride_w=int(stride[1]), pad_h=int(padding[0]), pad_w=int(padding[1]),
                       dil_h=int(dilation[0]), dil_w=int(dilation[1]), ceil_mode=bool(ceil_mode))
-    return {"pool": pool, "count_include_pad": bool(count_include_pad), "divisor_override": int(divisor or 0)}
+
+
+# ---- the one backward of each pooling op (eager and compiled), beside what its forward keeps
+MaxPoolSaved = namedtuple("MaxPoolSaved", "idx pool")            # argmax (int64, like y), PoolParams
+AvgPoolSaved = namedtuple("AvgPoolSaved", "pool count_include_pad divisor_override")
+AdaptivePoolSaved = namedtuple("AdaptivePoolSaved", "x_shape")
+
+
+def _max_pool_rule(k, s, dy, out):
+    idx, pool = s
+    return k.max_pool_bwd(dy, idx, pool, out=out[0]), None, None, None, None, None, None
+
+
+def _avg_pool_rule(k, s, dy, out):
+    pool, count_include_pad, divisor_override = s
+    return k.avg_pool_bwd(dy, pool, count_include_pad, divisor_override, out=out[0]), None, None, None, None, None, \
+        None
+
+
+def _adaptive_avg_pool_rule(k, s, dy, out):
+    (x_shape,) = s
+    return k.adaptive_avg_pool_bwd(dy, x_shape, out=out[0]), None
 
 
 def _lower_max_pool(L, fn):
@@ -34,16 +57,11 @@ def _lower_max_pool(L, fn):
     if holder is not None or len(x.shape) != 4 or not is_float(x):
         return False      # return_indices hands the indices to Python: keep the eager call
     idx = L.g.value(fn.out.shape, np.int64, "temp", "argmax")
-    pool = _pool_attrs(x, kernel, stride, padding, dilation, ceil_mode)
-    fn.saved = (idx, pool)
-    L.emit("max_pool_fwd", [x], [fn.out, idx], pool, src=fn.op)
+    pool = _pool_params(x, kernel, stride, padding, dilation, ceil_mode)
+    fn.saved = MaxPoolSaved(idx=idx, pool=pool)
+    L.emit("max_pool_fwd", [x], [fn.out, idx], PoolAttrs(params=pool), src=fn.op)
     fn.lowered_by = "pool"
     return True
-
-
-def _lower_backward_max_pool(L, fn, dy):
-    x, (idx, pool) = fn.args[0], fn.saved
-    L.contribute(x, fn.op, lambda out: L.emit("max_pool_bwd", [dy, idx], [out], pool, src=fn.op))
 
 
 def _lower_avg_pool(L, fn):
@@ -51,31 +69,23 @@ def _lower_avg_pool(L, fn):
     kernel, stride, padding, ceil_mode, count_include_pad, divisor = fn.args[1:7]
     if len(x.shape) != 4 or not is_float(x):
         return False
-    pool = _pool_attrs(x, kernel, stride, padding, (1, 1), ceil_mode, count_include_pad, divisor)
-    fn.saved = pool
-    L.emit("avg_pool_fwd", [x], [fn.out], pool, src=fn.op)
+    fn.saved = AvgPoolSaved(pool=_pool_params(x, kernel, stride, padding, (1, 1), ceil_mode),
+                            count_include_pad=bool(count_include_pad), divisor_override=int(divisor or 0))
+    L.emit("avg_pool_fwd", [x], [fn.out], PoolAttrs(params=fn.saved.pool, count_include_pad=fn.saved.count_include_pad,
+                                                    divisor_override=fn.saved.divisor_override), src=fn.op)
     fn.lowered_by = "pool"
     return True
-
-
-def _lower_backward_avg_pool(L, fn, dy):
-    x, pool = fn.args[0], fn.saved
-    L.contribute(x, fn.op, lambda out: L.emit("avg_pool_bwd", [dy], [out], pool, src=fn.op))
 
 
 def _lower_adaptive_avg_pool(L, fn):
     x = fn.args[0]
     if len(x.shape) != 4 or not is_float(x):
         return False
-    L.emit("adaptive_avg_pool_fwd", [x], [fn.out], {"sizes": x.shape + fn.out.shape[2:]}, src=fn.op)
+    (N, C, H, W), (OH, OW) = x.shape, fn.out.shape[2:]
+    L.emit("adaptive_avg_pool_fwd", [x], [fn.out], AdaptivePoolAttrs(N=N, C=C, H=H, W=W, OH=OH, OW=OW), src=fn.op)
+    fn.saved = AdaptivePoolSaved(x_shape=x.shape)
     fn.lowered_by = "pool"
     return True
-
-
-def _lower_backward_adaptive_avg_pool(L, fn, dy):
-    x = fn.args[0]
-    sizes = x.shape + fn.out.shape[2:]
-    L.contribute(x, fn.op, lambda out: L.emit("adaptive_avg_pool_bwd", [dy], [out], {"sizes": sizes}, src=fn.op))
 
 
 def _x(dt, shape, seed=70):
@@ -90,7 +100,7 @@ def _pool_bad():
             BadSample((np.ones((1, 1, 4, 4), np.int64),), {"kernel_size": 2}, TypeError, "input")]
 
 
-@register("max_pool2d", lower=_lower_max_pool, lower_backward=_lower_backward_max_pool,
+@register("max_pool2d", lower=_lower_max_pool, backward=_max_pool_rule,
           kernels=("_C.max_pool2d_forward", "_C.max_pool2d_backward"), dtypes=_F,
           call=lambda x, **kw: max_pool2d(x, **kw),
           samples=lambda dt: [Sample((_x(dt, (2, 3, 6, 6)),), {"kernel_size": 2}),
@@ -112,20 +122,14 @@ class MaxPool2dFn(Function):
         y = np.empty((N, C, max(OH, 0), max(OW, 0)), dtype=x.dtype)
         idx = np.empty(y.shape, dtype=np.int64)
         _C.max_pool2d_forward(x, y, idx, kernel, stride, padding, dilation, ceil_mode)
-        ctx.indices, ctx.x_shape = idx, x.shape
-        ctx.conf = (kernel, stride, padding, dilation, ceil_mode)
+        ctx.save_for_backward(*MaxPoolSaved(idx=idx, pool=_pool_params(x, kernel, stride, padding, dilation,
+                                                                       ceil_mode)))
         if holder is not None:
             holder.append(idx)
         return y
 
-    @staticmethod
-    def backward(ctx, dy):
-        dx = np.empty(ctx.x_shape, dtype=dy.dtype)
-        _C.max_pool2d_backward(np.ascontiguousarray(dy), ctx.indices, dx, *ctx.conf)
-        return dx, None, None, None, None, None, None
 
-
-@register("avg_pool2d", lower=_lower_avg_pool, lower_backward=_lower_backward_avg_pool,
+@register("avg_pool2d", lower=_lower_avg_pool, backward=_avg_pool_rule,
           kernels=("_C.avg_pool2d_forward", "_C.avg_pool2d_backward"), dtypes=_F,
           call=lambda x, **kw: avg_pool2d(x, **kw),
           samples=lambda dt: [Sample((_x(dt, (2, 3, 6, 6)),), {"kernel_size": 2}),
@@ -142,20 +146,14 @@ class AvgPool2dFn(Function):
         OH = _C.pool_output_size(H, kernel[0], stride[0], padding[0], 1, ceil_mode)
         OW = _C.pool_output_size(W, kernel[1], stride[1], padding[1], 1, ceil_mode)
         y = np.empty((N, C, max(OH, 0), max(OW, 0)), dtype=x.dtype)
-        conf = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
-        _C.avg_pool2d_forward(x, y, *conf)
-        ctx.x_shape, ctx.conf = x.shape, conf
+        _C.avg_pool2d_forward(x, y, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        ctx.save_for_backward(*AvgPoolSaved(pool=_pool_params(x, kernel, stride, padding, (1, 1), ceil_mode),
+                                            count_include_pad=count_include_pad,
+                                            divisor_override=divisor_override))
         return y
 
-    @staticmethod
-    def backward(ctx, dy):
-        dx = np.empty(ctx.x_shape, dtype=dy.dtype)
-        _C.avg_pool2d_backward(np.ascontiguousarray(dy), dx, *ctx.conf)
-        return dx, None, None, None, None, None, None
 
-
-@register("adaptive_avg_pool2d", lower=_lower_adaptive_avg_pool,
-          lower_backward=_lower_backward_adaptive_avg_pool,
+@register("adaptive_avg_pool2d", lower=_lower_adaptive_avg_pool, backward=_adaptive_avg_pool_rule,
           kernels=("_C.adaptive_avg_pool2d_forward", "_C.adaptive_avg_pool2d_backward"), dtypes=_F,
           call=lambda x, output_size=1: adaptive_avg_pool2d(x, output_size),
           samples=lambda dt: [Sample((_x(dt, (2, 3, 6, 5)),), {"output_size": 1}),
@@ -169,14 +167,8 @@ class AdaptiveAvgPool2dFn(Function):
         x = np.ascontiguousarray(x)
         y = np.empty(x.shape[:2] + tuple(output_size), dtype=x.dtype)
         _C.adaptive_avg_pool2d_forward(x, y)
-        ctx.x_shape = x.shape
+        ctx.save_for_backward(*AdaptivePoolSaved(x_shape=x.shape))
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        dx = np.empty(ctx.x_shape, dtype=dy.dtype)
-        _C.adaptive_avg_pool2d_backward(np.ascontiguousarray(dy), dx)
-        return dx, None
 
 
 def _pool_input(input, nd):

@@ -8,7 +8,12 @@ everything else the rest of lamina needs to know about it:
   function     the Function class: forward + eager backward
   lower        forward emitter `lower(L, fn) -> bool`: append graph nodes for one recorded
                call, or return False to leave it to a Python callback (the eager forward)
-  lower_backward  backward emitter `lower_backward(L, fn, dy)`: append the gradient nodes
+  backward     the op's one backward rule `rule(k, saved, dy, out)` (ops/_common.py): eager
+               autodiff runs it on the `_C` kernels (`register` makes it the Function's
+               backward), the compiler on its node recorder (graph/lower.py RuleKernels), so
+               an op with a rule has no lower_backward
+  lower_backward  backward emitter `lower_backward(L, fn, dy)` of an op without a rule:
+               append the gradient nodes
   kernels      the native kernels (`_C` functions) its forward and backward call
   dtypes       the dtypes its samples are run in by tests/test_opinfo.py
   call         the public entry taking Tensors (`lambda x: x.exp()`), used by the test
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ..tensor import _api as api
+from ._common import eager_backward
 
 
 @dataclass
@@ -59,6 +65,7 @@ class OpInfo:
     name: str
     function: type
     lower: Optional[Callable] = None
+    backward: Optional[Callable] = None
     lower_backward: Optional[Callable] = None
     kernels: Sequence[str] = ()
     dtypes: Sequence[Any] = ()
@@ -104,6 +111,13 @@ def register(name=None, **info):
         if op.name in _BY_NAME and _BY_NAME[op.name].function is not cls:
             raise ValueError(f"register: op {op.name!r} is already registered "
                              f"(by {_BY_NAME[op.name].function.__qualname__})")
+        if op.backward is not None:
+            if op.lower_backward is not None:
+                raise ValueError(f"register: op {op.name!r} has a backward rule; it needs no lower_backward")
+            if "backward" in vars(cls):
+                raise ValueError(f"register: op {op.name!r} has a backward rule; {cls.__qualname__} "
+                                 "must not define backward too")
+            cls.backward = eager_backward(op.backward)
         _BY_NAME[op.name] = op
         _BY_FUNCTION[cls] = op
         setattr(api, cls.__name__, cls)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _C
+from ..ops._params import AdamAttrs
 from .optimizer import Optimizer, _refuse_differentiable
 
 
@@ -72,9 +73,10 @@ class Adam(Optimizer):
             states = [b.state(it, k) for k in keys]
             if any(s is None for s in states) or "step" not in it.state:
                 return False
+            lr, beta1, beta2, eps, weight_decay = sc        # _SCALARS' order
             b.emit("adam", [it.grad], [it.value] + states,
-                   {"n": it.value.size, "sc": sc + [b.step_scalar(it.state)], "decoupled": self._decoupled,
-                    "amsgrad": amsgrad})
+                   AdamAttrs(n=it.value.size, decoupled=self._decoupled, amsgrad=amsgrad, lr=lr, beta1=beta1,
+                             beta2=beta2, eps=eps, weight_decay=weight_decay, step=b.step_scalar(it.state)))
         return True
 
 

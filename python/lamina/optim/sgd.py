@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _C
+from ..ops._params import SgdAttrs
 from .optimizer import Optimizer, _refuse_differentiable
 
 
@@ -71,6 +72,9 @@ class SGD(Optimizer):
                 if buf is None:
                     return False
                 outs.append(buf)
-            b.emit("sgd", [it.grad], outs, {"n": it.value.size, "sc": sc})
+            lr, momentum, dampening, weight_decay, nesterov, first_step = sc     # _SCALARS' order, then extra
+            b.emit("sgd", [it.grad], outs, SgdAttrs(n=it.value.size, lr=lr, momentum=momentum, dampening=dampening,
+                                                    weight_decay=weight_decay, nesterov=nesterov,
+                                                    first_step=first_step))
         return True
 

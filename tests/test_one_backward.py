@@ -1,0 +1,179 @@
+"""One backward per op: the compiled backward of Linear, matmul, conv, pooling and the losses IS
+their eager backward -- the registry's rule run on a node recorder instead of on the kernels --
+so there is no second emitter to drift. tests/test_opinfo.py checks compiled == eager bit for
+bit on every op's samples (values and gradients); this file pins the structure and the
+accumulation paths (a second contribution to one gradient)."""
+import importlib
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import nn
+from lamina.graph.lower import RuleKernels
+from lamina.ops import registry
+from lamina.ops._common import EAGER, EagerKernels
+
+ONE_RULE_OPS = ("matmul", "linear", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d")
+FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss")
+
+
+@pytest.mark.parametrize("name", ONE_RULE_OPS)
+def test_the_op_has_one_backward_rule_and_no_emitter(name):
+    op = registry.get(name)
+    assert op.backward is not None and op.lower_backward is None
+    # the eager Function.backward is the same rule, installed by register()
+    assert op.function.backward.rule is op.backward
+
+
+@pytest.mark.parametrize("module", FAMILIES)
+def test_no_backward_emitter_is_left_in_the_family_modules(module):
+    mod = importlib.import_module(module)
+    assert not [n for n in vars(mod) if n.startswith("_lower_backward")]
+
+
+def test_register_refuses_a_rule_beside_a_second_backward():
+    class Twice(lamina.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, dy):
+            return (dy,)
+
+    with pytest.raises(ValueError, match="must not define backward"):
+        registry.register("twice_demo", backward=lambda k, s, dy, out: (dy,))(Twice)
+    with pytest.raises(ValueError, match="no lower_backward"):
+        registry.register("twice_demo", backward=lambda k, s, dy, out: (dy,),
+                          lower_backward=lambda L, fn, dy: None)(type("Once", (lamina.autograd.Function,), {}))
+    assert "twice_demo" not in {op.name for op in registry.all_ops()}
+
+
+def test_every_recorder_kernel_has_an_eager_twin():
+    # the rule runs on either object, so they expose the same kernels
+    def kernels(cls):
+        return {n for n in vars(cls) if not n.startswith("_")}
+    assert kernels(RuleKernels) <= kernels(EagerKernels)
+    assert isinstance(EAGER, EagerKernels)
+
+
+def _rule_calls(monkeypatch, name):
+    """Wrap op `name`'s rule (for the compiler, which reads it from the registry) and record the
+    kernels object each call gets."""
+    op = registry.get(name)
+    seen, rule = [], op.backward
+
+    def spy(k, s, dy, out):
+        seen.append(type(k))
+        return rule(k, s, dy, out)
+    monkeypatch.setattr(op, "backward", spy)
+    return seen
+
+
+def test_the_compiled_backward_runs_the_rule(monkeypatch):
+    calls = {n: _rule_calls(monkeypatch, n) for n in ("linear", "conv2d", "max_pool2d", "cross_entropy")}
+    lamina.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(2 * 3 * 3, 4))
+    step = lamina.compile(model, lamina.nn.functional.cross_entropy, lamina.optim.SGD(model.parameters(), lr=0.1))
+    x = np.random.default_rng(0).standard_normal((5, 1, 6, 6)).astype(np.float32)
+    step(x, np.array([0, 1, 2, 3, 0]))
+    assert all(c == [RuleKernels] for c in calls.values()), calls
+    assert step.graph.callbacks == []
+
+
+def _eager_and_compiled_grads(make, x, y, loss):
+    lamina.manual_seed(0)
+    eager = make()
+    loss(eager(lamina.tensor(x)), lamina.tensor(y)).backward()
+    lamina.manual_seed(0)
+    model = make()
+    step = lamina.compile(model, loss, lamina.optim.SGD(model.parameters(), lr=0.0))
+    step(x, y)
+    return [p.grad.numpy() for p in eager.parameters()], [p.grad.numpy() for p in model.parameters()], step.graph
+
+
+class _SharedLinear(nn.Module):
+    """One Linear applied twice: its weight and bias gradients get two contributions each."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.out(self.fc(self.fc(x).relu()))
+
+
+class _SharedConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 2 * 2, 3)
+
+    def forward(self, x):
+        h = nn.functional.max_pool2d(self.conv(self.conv(x)), 2)
+        return self.fc(h.flatten(1))
+
+
+def test_a_shared_linear_accumulates_with_gemm_beta_1():
+    x = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+    y = np.array([0, 1, 2, 1])
+    want, got, g = _eager_and_compiled_grads(_SharedLinear, x, y, nn.functional.cross_entropy)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)   # summed in another order
+    linear_gemms = [n for n in g.nodes if n.op == "gemm" and n.src == "Linear"]
+    # the second dW of fc accumulates in the GEMM itself, into the gradient buffer
+    assert any(n.attrs.beta == 1.0 and n.inplace and n.outputs[0].home == "grad" for n in linear_gemms)
+    assert any(n.op == "accumulate" and n.src == "Linear" for n in g.nodes)      # the bias: sum, then +=
+
+
+def test_a_shared_conv_overwrites_then_accumulates():
+    x = np.random.default_rng(2).standard_normal((2, 2, 4, 4)).astype(np.float32)
+    y = np.array([0, 2])
+    want, got, g = _eager_and_compiled_grads(_SharedConv, x, y, nn.functional.cross_entropy)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)   # summed in another order
+    bwd = [i for i, n in enumerate(g.nodes) if n.op == "conv2d_bwd"]
+    assert len(bwd) == 2
+    # the later-recorded conv2d_bwd (the first conv call) writes dw and db to temps, then += them
+    second = g.nodes[bwd[1]]
+    assert second.attrs.has == (False, True, True)
+    adds = [n for n in g.nodes[bwd[1] + 1:] if n.op == "accumulate" and n.src == "Conv2dFn"]
+    assert {n.outputs[0].home for n in adds} == {"grad"} and len(adds) == 2
+
+
+def test_unwanted_gradients_are_not_computed():
+    # a frozen weight: no dW GEMM; the input x is a step argument: no dX for the first layer
+    lamina.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    model[2].weight.requires_grad_(False)
+    step = lamina.compile(model, nn.functional.cross_entropy, lamina.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.1))
+    step(np.ones((2, 5), np.float32), np.array([0, 1]))
+    gemms = [n for n in step.graph.nodes if n.op == "gemm"]
+    # 2 forward + (dX of layer 2) + (dW of layer 1): no dW for the frozen weight, no dX for the input
+    assert len(gemms) == 4
+
+
+def test_mse_with_a_target_gradient_is_one_rule_in_both_modes():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(np.linspace(-1, 1, 6).reshape(2, 3))
+            self.b = nn.Parameter(np.linspace(1, -2, 6).reshape(2, 3))
+
+        def forward(self, x):
+            return nn.functional.mse_loss(self.a, self.b)
+
+    eager = Pair()
+    eager(None).backward()
+    model = Pair()
+    step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(model.parameters(), lr=0.0))
+    step(np.zeros(1), np.zeros(1))
+    for p, q in zip(model.parameters(), eager.parameters()):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+    np.testing.assert_array_equal(model.b.grad.numpy(), -model.a.grad.numpy())
+    assert step.graph.callbacks == []
