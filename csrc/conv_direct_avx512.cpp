@@ -8,6 +8,11 @@
 #include <type_traits>
 
 #include "conv_direct_kernel.h"
+#include "simd_transpose_avx512.h"
+
+// GCC 12's shuffle, unpack and narrowing intrinsics start from _mm512_undefined_*(), which
+// -Wmaybe-uninitialized reports at every use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace lamina {
 namespace {
@@ -83,30 +88,7 @@ template <> struct Z<double> {
 };
 }  // namespace
 
-// In-register 16x16 transpose: r[j] (lane l) -> r[l] (lane j). Three shuffle rounds: pairs of
-// elements, quads within 128-bit lanes, then a 4x4 transpose of the 128-bit lanes.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {   // u[4i + j], 128-bit lane q: column 4q + j of rows 4i .. 4i+3
-    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512 s0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), s1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
-    const __m512 s2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), s3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-    t[j] = _mm512_shuffle_f32x4(s0, s2, 0x88);
-    t[4 + j] = _mm512_shuffle_f32x4(s1, s3, 0x88);
-    t[8 + j] = _mm512_shuffle_f32x4(s0, s2, 0xdd);
-    t[12 + j] = _mm512_shuffle_f32x4(s1, s3, 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
+using avx512::transpose16;
 
 // lane_scatter for f32 by 16x16 transposes: each image's row is one masked contiguous store
 // (vscatterdps issues 16 stores per vector and cost as much as the conv in the fused blocks).

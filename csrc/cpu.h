@@ -6,8 +6,8 @@
 namespace lamina {
 
 // Ordered: each level includes the one below it. Kernel families test `active_isa() >=
-// Isa::avx2`; only GEMM has AVX-512 micro-kernels, the other families run their AVX2 code
-// at the avx512 level.
+// Isa::avx2`. GEMM, direct convolution (forward and backward) and tanh/sigmoid have AVX-512
+// kernels (*_avx512.cpp); the other families run their AVX2 code at the avx512 level.
 enum class Isa { portable = 0, avx2 = 1, avx512 = 2 };
 
 // CPUID says AVX2 + FMA are present and the OS saves ymm state.
