@@ -14,6 +14,9 @@ from ..tensor import Function, Tensor, float32, float64
 from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
 from .registry import BadSample, Sample, register
 
+# The public functional names: lamina.nn.functional re-exports every name listed here.
+__all__ = ["binary_cross_entropy", "elu", "embedding", "gelu", "pad", "silu"]
+
 _F = (float32, float64)
 _erf = np.vectorize(math.erf, otypes=[np.float64])    # the test reference for exact GELU
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
