@@ -15,8 +15,8 @@ from lamina.ops import registry
 from lamina.ops._common import EAGER, EagerKernels
 
 ONE_RULE_OPS = ("matmul", "linear", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d")
-FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss")
+                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d", "activation")
+FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss", "lamina.ops.activation")
 
 
 @pytest.mark.parametrize("name", ONE_RULE_OPS)
@@ -177,3 +177,35 @@ def test_mse_with_a_target_gradient_is_one_rule_in_both_modes():
         np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
     np.testing.assert_array_equal(model.b.grad.numpy(), -model.a.grad.numpy())
     assert step.graph.callbacks == []
+
+
+@pytest.mark.parametrize("kind", ["relu", "leaky_relu", "softplus", "sigmoid", "tanh"])
+def test_an_activation_used_twice_is_one_rule_in_both_modes(monkeypatch, kind):
+    calls = _rule_calls(monkeypatch, "activation")
+
+    class Twice(nn.Module):
+        # x feeds the activation twice: its gradient is one act_bwd written in place, then a
+        # second one into a temp that is accumulated
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(np.linspace(-2, 2, 12).reshape(3, 4) + 0.05)
+
+        def forward(self, x):
+            act = lambda t: nn.functional._activation(t, kind, 0.2)   # noqa: E731
+            return (act(self.a) * act(self.a * 2.0)).sum() + act(self.a).sum()
+
+    eager = Twice()
+    eager(None).backward()
+    model = Twice()
+    step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(model.parameters(), lr=0.0))
+    step(np.zeros(1), np.zeros(1))
+    np.testing.assert_array_equal(model.a.grad.numpy(), eager.a.grad.numpy())
+    assert RuleKernels in calls
+    bwd = [n for n in step.graph.nodes if n.op == "act_bwd"]
+    assert len(bwd) == 3 and all(n.attrs.negative_slope == 0.2 for n in bwd)
+    # sigmoid and tanh read their output, the rest their input
+    reads_y = kind in ("sigmoid", "tanh")
+    fwd_out = {n.outputs[0].id for n in step.graph.nodes if n.op == "act_fwd"}
+    assert all((n.inputs[0].id in fwd_out) == reads_y for n in bwd)
+    assert any(n.op == "accumulate" and n.src == "Activation" for n in step.graph.nodes)
+    assert not [c for c in step.graph.callbacks if c.startswith("Activation")]

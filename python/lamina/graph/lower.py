@@ -295,6 +295,10 @@ class RuleKernels:
         self._emit("act_bwd", [y, dy], [dz], ActAttrs(n=dy.size, kind=kind))
         return dz
 
+    def activation_bwd(self, kind, src, dy, negative_slope, out=None):
+        return self._overwrite(out, dy.shape, dy.dtype, "dx", lambda o: self._emit(
+            "act_bwd", [src, dy], [o], ActAttrs(n=dy.size, kind=kind, negative_slope=float(negative_slope))))
+
     def bias_grad_rows(self, dy, out=None):
         return self._overwrite(out, dy.shape[1:], dy.dtype, "db", lambda o: self._emit(
             "bias_grad_rows", [dy], [o], BiasGradAttrs(N=dy.shape[0], F=dy.shape[1])))

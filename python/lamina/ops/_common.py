@@ -76,6 +76,13 @@ class EagerKernels:
         return dz
 
     @staticmethod
+    def activation_bwd(kind, src, dy, negative_slope, out=None):
+        """dx of activation `kind` from what its kernel reads, `src` (y for sigmoid/tanh, else x)."""
+        dx = np.empty(dy.shape, dy.dtype)
+        _C.act_backward(kind, src, src, dy, dx, negative_slope)
+        return dx
+
+    @staticmethod
     def bias_grad_rows(dy, out=None):
         """db (F,) = column sums of dy (N, F)."""
         db = np.empty(dy.shape[1:], dy.dtype)
