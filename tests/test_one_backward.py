@@ -15,8 +15,10 @@ from lamina.ops import registry
 from lamina.ops._common import EAGER, EagerKernels
 
 ONE_RULE_OPS = ("matmul", "linear", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d", "activation")
-FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss", "lamina.ops.activation")
+                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d", "activation",
+                "reshape")
+FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss", "lamina.ops.activation",
+            "lamina.ops.shape")
 
 
 @pytest.mark.parametrize("name", ONE_RULE_OPS)
@@ -209,3 +211,29 @@ def test_an_activation_used_twice_is_one_rule_in_both_modes(monkeypatch, kind):
     assert all((n.inputs[0].id in fwd_out) == reads_y for n in bwd)
     assert any(n.op == "accumulate" and n.src == "Activation" for n in step.graph.nodes)
     assert not [c for c in step.graph.callbacks if c.startswith("Activation")]
+
+
+def test_a_reshape_gradient_is_a_view_then_a_copy_in_both_modes(monkeypatch):
+    calls = _rule_calls(monkeypatch, "reshape")
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(np.linspace(-1, 1, 12).reshape(3, 4))
+
+        def forward(self, x):
+            h = self.a * 2.0
+            # h gets two gradients through reshape: the first is a view of dy, the second a copy
+            # accumulated into it
+            return (h.reshape(12) * h.reshape(2, 6).flatten()).sum() + h.reshape(4, 3).sum()
+
+    eager = Twice()
+    eager(None).backward()
+    model = Twice()
+    step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(model.parameters(), lr=0.0))
+    step(np.zeros(1), np.zeros(1))
+    np.testing.assert_array_equal(model.a.grad.numpy(), eager.a.grad.numpy())
+    assert RuleKernels in calls
+    reshape_nodes = [n for n in step.graph.nodes if n.src == "Reshape"]
+    assert reshape_nodes and all(n.op in ("copy", "accumulate") for n in reshape_nodes)
+    assert not [c for c in step.graph.callbacks if c.startswith("Reshape")]

@@ -275,6 +275,15 @@ class RuleKernels:
     def unary(self, kind, x):
         return self._node("unary", [x], UnaryAttrs(n=x.size, kind=kind), kind)
 
+    def reshape(self, a, shape, out=None):
+        """a seen as `shape`; as an input's gradient, a view of a when it has none yet (no copy)."""
+        if out is None:
+            return self.L.g.view(a, shape)
+        self.L.contribute_view(out.v, a, self.src)
+        g = self.L.grad_of[out.v.id]
+        self.written.add(g.id)
+        return g
+
     # ---- the op kernels (their eager twins: ops/_common.py EagerKernels)
     def gemm(self, a, b, trans_a, trans_b, out=None):
         M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape

@@ -62,6 +62,10 @@ class EagerKernels:
         return UNARY_KERNELS[kind](x)
 
     @staticmethod
+    def reshape(a, shape, out=None):
+        return a.reshape(shape)
+
+    @staticmethod
     def gemm(a, b, trans_a, trans_b, out=None):
         """op(a) @ op(b), op transposing when asked (no transposed copy is made)."""
         y = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]), a.dtype)

@@ -25,14 +25,15 @@ def _x(dt, shape, seed=40):
     return np.where(np.abs(x) < 0.05, dt.type(0.3), x)     # away from relu's kink at 0
 
 
-# What the activation's backward reads (y for ACT_READS_Y kinds, else x), its kind and slope.
-ActSaved = namedtuple("ActSaved", "src kind negative_slope")
+# Both x and y are kept (so an in-place change to either is caught before backward), though the
+# kernel reads one: y for ACT_READS_Y kinds, else x.
+ActSaved = namedtuple("ActSaved", "x y kind negative_slope")
 
 
 def _activation_rule(k, s, dy, out):
     """The one backward of every activation, eager and compiled."""
-    src, kind, slope = s
-    return k.activation_bwd(kind, src, dy, slope, out=out[0]), None, None
+    x, y, kind, slope = s
+    return k.activation_bwd(kind, y if kind in ACT_READS_Y else x, dy, slope, out=out[0]), None, None
 
 
 def _lower_activation(L, fn):
@@ -41,7 +42,7 @@ def _lower_activation(L, fn):
     if not is_float(x):
         return False
     L.emit("act_fwd", [x], [fn.out], ActAttrs(n=x.size, kind=kind, negative_slope=float(slope)), src=fn.op)
-    fn.saved = ActSaved(src=fn.out if kind in ACT_READS_Y else x, kind=kind, negative_slope=slope)
+    fn.saved = ActSaved(x=x, y=fn.out, kind=kind, negative_slope=slope)
     fn.lowered_by = "act"
     return True
 
@@ -72,8 +73,7 @@ class Activation(Function):
         float_check(x, "input", kind)
         y = empty(x.shape, x.dtype)
         _C.act_forward(kind, x, y, negative_slope)
-        ctx.save_for_backward(*ActSaved(src=y if kind in ACT_READS_Y else x, kind=kind,
-                                        negative_slope=negative_slope))
+        ctx.save_for_backward(*ActSaved(x=x, y=y, kind=kind, negative_slope=negative_slope))
         return y
 
 
