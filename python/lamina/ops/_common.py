@@ -109,6 +109,16 @@ class EagerKernels:
         return dx, dw, db
 
     @staticmethod
+    def batch_norm_bwd(x, dy, y, weight, mean, invstd, bn, dx=None, dw=None, db=None):
+        """Gradients of batch norm (BatchNormAttrs `bn`; y given: the fused relu masks dy by
+        y > 0) for the wanted ones of (x, weight, bias); None where not wanted."""
+        dx = np.empty_like(x) if dx else None
+        dw = np.empty_like(mean) if dw else None
+        db = np.empty_like(mean) if db else None
+        _C.batch_norm_backward(x, _c(dy), y, weight, mean, invstd, bn.training, dx, dw, db)
+        return dx, dw, db
+
+    @staticmethod
     def relu_max_pool_bwd(dy, code, conv):
         """The conv's dy (N, K, OH, OW) of a fused conv + relu + 2x2 max pool block, from the
         pooled dy and the block's one-byte window code."""
