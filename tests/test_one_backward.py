@@ -15,8 +15,10 @@ from lamina.ops import registry
 from lamina.ops._common import EAGER, EagerKernels
 
 ONE_RULE_OPS = ("matmul", "linear", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d")
-FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss")
+                "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d", "activation",
+                "reshape", "batch_norm", "neg", "exp", "log", "sin", "cos", "abs")
+FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss", "lamina.ops.activation",
+            "lamina.ops.shape", "lamina.ops.norm")
 
 
 @pytest.mark.parametrize("name", ONE_RULE_OPS)
@@ -177,3 +179,97 @@ def test_mse_with_a_target_gradient_is_one_rule_in_both_modes():
         np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
     np.testing.assert_array_equal(model.b.grad.numpy(), -model.a.grad.numpy())
     assert step.graph.callbacks == []
+
+
+@pytest.mark.parametrize("kind", ["relu", "leaky_relu", "softplus", "sigmoid", "tanh"])
+def test_an_activation_used_twice_is_one_rule_in_both_modes(monkeypatch, kind):
+    calls = _rule_calls(monkeypatch, "activation")
+
+    class Twice(nn.Module):
+        # x feeds the activation twice: its gradient is one act_bwd written in place, then a
+        # second one into a temp that is accumulated
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(np.linspace(-2, 2, 12).reshape(3, 4) + 0.05)
+
+        def forward(self, x):
+            act = lambda t: nn.functional._activation(t, kind, 0.2)   # noqa: E731
+            return (act(self.a) * act(self.a * 2.0)).sum() + act(self.a).sum()
+
+    eager = Twice()
+    eager(None).backward()
+    model = Twice()
+    step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(model.parameters(), lr=0.0))
+    step(np.zeros(1), np.zeros(1))
+    np.testing.assert_array_equal(model.a.grad.numpy(), eager.a.grad.numpy())
+    assert RuleKernels in calls
+    bwd = [n for n in step.graph.nodes if n.op == "act_bwd"]
+    assert len(bwd) == 3 and all(n.attrs.negative_slope == 0.2 for n in bwd)
+    # sigmoid and tanh read their output, the rest their input
+    reads_y = kind in ("sigmoid", "tanh")
+    fwd_out = {n.outputs[0].id for n in step.graph.nodes if n.op == "act_fwd"}
+    assert all((n.inputs[0].id in fwd_out) == reads_y for n in bwd)
+    assert any(n.op == "accumulate" and n.src == "Activation" for n in step.graph.nodes)
+    assert not [c for c in step.graph.callbacks if c.startswith("Activation")]
+
+
+def test_a_reshape_gradient_is_a_view_then_a_copy_in_both_modes(monkeypatch):
+    calls = _rule_calls(monkeypatch, "reshape")
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(np.linspace(-1, 1, 12).reshape(3, 4))
+
+        def forward(self, x):
+            h = self.a * 2.0
+            # h gets two gradients through reshape: the first is a view of dy, the second a copy
+            # accumulated into it
+            return (h.reshape(12) * h.reshape(2, 6).flatten()).sum() + h.reshape(4, 3).sum()
+
+    eager = Twice()
+    eager(None).backward()
+    model = Twice()
+    step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(model.parameters(), lr=0.0))
+    step(np.zeros(1), np.zeros(1))
+    np.testing.assert_array_equal(model.a.grad.numpy(), eager.a.grad.numpy())
+    assert RuleKernels in calls
+    reshape_nodes = [n for n in step.graph.nodes if n.src == "Reshape"]
+    assert reshape_nodes and all(n.op in ("copy", "accumulate") for n in reshape_nodes)
+    assert not [c for c in step.graph.callbacks if c.startswith("Reshape")]
+
+
+def test_batch_norm_relu_is_one_rule_in_both_modes(monkeypatch):
+    calls = _rule_calls(monkeypatch, "batch_norm")
+    make = lambda: nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),  # noqa: E731
+                                 nn.Linear(3 * 4 * 4, 4))
+    x = np.random.default_rng(3).standard_normal((5, 1, 6, 6)).astype(np.float32)
+    want, got, g = _eager_and_compiled_grads(make, x, np.array([0, 1, 2, 3, 0]), nn.functional.cross_entropy)
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(b, a)
+    assert RuleKernels in calls
+    # the relu is fused into the batch-norm kernel: its backward reads y and writes dx, dw, db
+    (bwd,) = [n for n in g.nodes if n.op == "bn_bwd"]
+    assert bwd.attrs.relu and bwd.inputs[2] is not None and bwd.attrs.has == (True, True, True)
+    assert not [n for n in g.nodes if n.op == "act_bwd" and n.src == "Activation"]
+    assert g.callbacks == []
+
+
+def test_a_batch_norm_weight_used_twice_accumulates(monkeypatch):
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(4)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(self.bn(self.bn(x) * 2.0))
+
+    x = np.random.default_rng(4).standard_normal((6, 4)).astype(np.float32)
+    want, got, g = _eager_and_compiled_grads(Twice, x, np.array([0, 1, 2, 0, 1, 2]), nn.functional.cross_entropy)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)   # summed in another order
+    bwd = [i for i, n in enumerate(g.nodes) if n.op == "bn_bwd"]
+    assert len(bwd) == 2
+    adds = [n for n in g.nodes[bwd[1] + 1:] if n.op == "accumulate" and n.src == "BatchNormFn"]
+    assert {n.outputs[0].home for n in adds} == {"grad"} and len(adds) == 2

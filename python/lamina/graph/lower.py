@@ -16,6 +16,8 @@ capturable; only those nodes need the GIL in the C++ executor.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..ops import registry
@@ -275,6 +277,15 @@ class RuleKernels:
     def unary(self, kind, x):
         return self._node("unary", [x], UnaryAttrs(n=x.size, kind=kind), kind)
 
+    def reshape(self, a, shape, out=None):
+        """a seen as `shape`; as an input's gradient, a view of a when it has none yet (no copy)."""
+        if out is None:
+            return self.L.g.view(a, shape)
+        self.L.contribute_view(out.v, a, self.src)
+        g = self.L.grad_of[out.v.id]
+        self.written.add(g.id)
+        return g
+
     # ---- the op kernels (their eager twins: ops/_common.py EagerKernels)
     def gemm(self, a, b, trans_a, trans_b, out=None):
         M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
@@ -295,15 +306,20 @@ class RuleKernels:
         self._emit("act_bwd", [y, dy], [dz], ActAttrs(n=dy.size, kind=kind))
         return dz
 
+    def activation_bwd(self, kind, src, dy, negative_slope, out=None):
+        return self._overwrite(out, dy.shape, dy.dtype, "dx", lambda o: self._emit(
+            "act_bwd", [src, dy], [o], ActAttrs(n=dy.size, kind=kind, negative_slope=float(negative_slope))))
+
     def bias_grad_rows(self, dy, out=None):
         return self._overwrite(out, dy.shape[1:], dy.dtype, "db", lambda o: self._emit(
             "bias_grad_rows", [dy], [o], BiasGradAttrs(N=dy.shape[0], F=dy.shape[1])))
 
-    def conv2d_bwd(self, x, w, dy, conv, dx=None, dw=None, db=None):
-        """One node writing the wanted gradients; it overwrites, so a second contribution to one
-        of them goes to a temp accumulated after."""
+    def _overwrite_all(self, op, ins, attrs, grads):
+        """One node `op` writing the wanted gradients (`grads`: GradOut or None each); it
+        overwrites, so a second contribution to one of them goes to a temp accumulated after.
+        `attrs(has)` makes the node's record from which outputs it writes."""
         outs, parts, res = [], [], []
-        for o in (dx, dw, db):
+        for o in grads:
             if o is None:
                 res.append(None)
                 continue
@@ -315,11 +331,18 @@ class RuleKernels:
                 parts.append((g, t))
                 g = t
             outs.append(g)
-        has = tuple(o is not None for o in (dx, dw, db))
-        self._emit("conv2d_bwd", [x, w, dy], outs, ConvAttrs(params=conv, has=has))
+        self._emit(op, ins, outs, attrs(tuple(o is not None for o in grads)))
         for g, t in parts:
             self.L.accumulate(t, g, self.src)
         return tuple(res)
+
+    def conv2d_bwd(self, x, w, dy, conv, dx=None, dw=None, db=None):
+        return self._overwrite_all("conv2d_bwd", [x, w, dy], lambda has: ConvAttrs(params=conv, has=has),
+                                   (dx, dw, db))
+
+    def batch_norm_bwd(self, x, dy, y, weight, mean, invstd, bn, dx=None, dw=None, db=None):
+        return self._overwrite_all("bn_bwd", [x, dy, y, weight, mean, invstd],
+                                   lambda has: dataclasses.replace(bn, has=has), (dx, dw, db))
 
     def relu_max_pool_bwd(self, dy, code, conv):
         dz = self._temp((conv.N, conv.K, conv.OH, conv.OW), dy.dtype, "dz")

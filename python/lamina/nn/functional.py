@@ -6,12 +6,17 @@ import numpy as np
 from ..tensor import Tensor, float32, float64
 
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
-from ..ops.conv import conv1d, conv2d, conv2d_relu_max_pool2d  # noqa: F401
+from ..ops import conv as _conv, nn_extra as _nn_extra, pool as _pool
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
 from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
                         _as_target, _cross_entropy_composite, _legacy_reduction, _reduce,
                         binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss)
-from ..ops.pool import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d  # noqa: F401
+
+# A family module's public functional names are its __all__: a new op listed there is
+# F.<name> with no edit here (see README.md, "Adding an op").
+for _family in (_conv, _pool, _nn_extra):
+    globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
+del _family
 
 
 def linear(input, weight, bias=None):
@@ -78,8 +83,7 @@ def step(input):
 
 
 # --------------------------------------------------------------------------- issue 13 additions
-from ..ops.nn_extra import (_loss_target, binary_cross_entropy, elu, embedding, gelu, pad,  # noqa: E402,F401
-                            silu)
+from ..ops.nn_extra import _loss_target  # noqa: E402
 
 
 def _float_input(input, fn):

@@ -62,6 +62,10 @@ class EagerKernels:
         return UNARY_KERNELS[kind](x)
 
     @staticmethod
+    def reshape(a, shape, out=None):
+        return a.reshape(shape)
+
+    @staticmethod
     def gemm(a, b, trans_a, trans_b, out=None):
         """op(a) @ op(b), op transposing when asked (no transposed copy is made)."""
         y = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]), a.dtype)
@@ -74,6 +78,13 @@ class EagerKernels:
         dz = np.empty(dy.shape, dy.dtype)
         _C.act_backward(kind, y, y, dy, dz)
         return dz
+
+    @staticmethod
+    def activation_bwd(kind, src, dy, negative_slope, out=None):
+        """dx of activation `kind` from what its kernel reads, `src` (y for sigmoid/tanh, else x)."""
+        dx = np.empty(dy.shape, dy.dtype)
+        _C.act_backward(kind, src, src, dy, dx, negative_slope)
+        return dx
 
     @staticmethod
     def bias_grad_rows(dy, out=None):
@@ -95,6 +106,16 @@ class EagerKernels:
             _C.conv2d_backward(x.reshape(xs), w.reshape(ws), _c(dy, x.dtype).reshape(ys),
                                None if dx is None else dx.reshape(xs), None if dw is None else dw.reshape(ws), db,
                                *p.conf())
+        return dx, dw, db
+
+    @staticmethod
+    def batch_norm_bwd(x, dy, y, weight, mean, invstd, bn, dx=None, dw=None, db=None):
+        """Gradients of batch norm (BatchNormAttrs `bn`; y given: the fused relu masks dy by
+        y > 0) for the wanted ones of (x, weight, bias); None where not wanted."""
+        dx = np.empty_like(x) if dx else None
+        dw = np.empty_like(mean) if dw else None
+        db = np.empty_like(mean) if db else None
+        _C.batch_norm_backward(x, _c(dy), y, weight, mean, invstd, bn.training, dx, dw, db)
         return dx, dw, db
 
     @staticmethod

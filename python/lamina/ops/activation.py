@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import namedtuple
 
 import numpy as np
 
@@ -24,22 +25,26 @@ def _x(dt, shape, seed=40):
     return np.where(np.abs(x) < 0.05, dt.type(0.3), x)     # away from relu's kink at 0
 
 
+# Both x and y are kept (so an in-place change to either is caught before backward), though the
+# kernel reads one: y for ACT_READS_Y kinds, else x.
+ActSaved = namedtuple("ActSaved", "x y kind negative_slope")
+
+
+def _activation_rule(k, s, dy, out):
+    """The one backward of every activation, eager and compiled."""
+    x, y, kind, slope = s
+    return k.activation_bwd(kind, y if kind in ACT_READS_Y else x, dy, slope, out=out[0]), None, None
+
+
 def _lower_activation(L, fn):
     (x,) = fn.inputs()
     kind, slope = fn.args[1], fn.args[2]
     if not is_float(x):
         return False
     L.emit("act_fwd", [x], [fn.out], ActAttrs(n=x.size, kind=kind, negative_slope=float(slope)), src=fn.op)
+    fn.saved = ActSaved(x=x, y=fn.out, kind=kind, negative_slope=slope)
     fn.lowered_by = "act"
     return True
-
-
-def _lower_backward_activation(L, fn, dy):
-    x = fn.args[0]
-    kind, slope = fn.args[1], fn.args[2]
-    saved = fn.out if kind in ACT_READS_Y else x
-    L.contribute(x, fn.op, lambda out: L.emit("act_bwd", [saved, dy], [out],
-                                              ActAttrs(n=x.size, kind=kind, negative_slope=float(slope)), src=fn.op))
 
 
 def _torch_act(torch, x, kind="relu"):
@@ -54,7 +59,7 @@ def _np_act(x, kind="relu"):
             "tanh": lambda: np.tanh(x), "step": lambda: (x > 0).astype(x.dtype)}[kind]()
 
 
-@register("activation", lower=_lower_activation, lower_backward=_lower_backward_activation,
+@register("activation", lower=_lower_activation, backward=_activation_rule,
           kernels=("_C.act_forward", "_C.act_backward"), dtypes=_F,
           call=lambda x, kind="relu": activation(x, kind),
           samples=lambda dt: [Sample((_x(dt, (3, 5)),), {"kind": k}, name=k, grad=k != "step") for k in _KINDS]
@@ -68,16 +73,8 @@ class Activation(Function):
         float_check(x, "input", kind)
         y = empty(x.shape, x.dtype)
         _C.act_forward(kind, x, y, negative_slope)
-        ctx.save_for_backward(x, y)
-        ctx.kind, ctx.slope = kind, negative_slope
+        ctx.save_for_backward(*ActSaved(x=x, y=y, kind=kind, negative_slope=negative_slope))
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, y = ctx.saved_tensors
-        dx = empty(x.shape, x.dtype)
-        _C.act_backward(ctx.kind, x, y, dy, dx, ctx.slope)
-        return dx, None, None
 
 
 @export

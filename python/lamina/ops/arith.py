@@ -226,13 +226,18 @@ def _lower_unary(kind):
         if kind not in EXACT_UNARY or fn.tensor_pos != [0] or not is_float(x):
             return False      # exp, log, sin, cos: a callback running the eager kernel (bit for bit)
         L.emit("unary", [x], [fn.out], UnaryAttrs(n=x.size, kind=kind), src=fn.op)
+        fn.saved = (x, fn.out)
         fn.lowered_by = "unary"
         return True
+    return lower
 
-    def lower_backward(L, fn, dy):
-        x = fn.args[0]
-        L.run_rule(fn, (x,), (True,), lambda k: (_UNARY_RULES[kind](k, x, fn.out, dy),))
-    return lower, lower_backward
+
+def _unary_backward(kind):
+    """The op's one backward rule (registered: eager and compiled), saved = (x, y)."""
+    def rule(k, saved, dy, out):
+        x, y = saved
+        return (_UNARY_RULES[kind](k, x, y, dy),)
+    return rule
 
 
 def _unary_samples(positive=False):
@@ -250,22 +255,16 @@ def _unary_samples(positive=False):
 
 def _unary_op(name, cls_name, positive=False):
     np_fn = UNARY_KERNELS[name]
-    lower, lower_backward = _lower_unary(name)
-    rule = _UNARY_RULES[name]
 
     def forward(ctx, x):
         y = np_fn(x)
         ctx.save_for_backward(x, y)
         return y
 
-    def backward(ctx, dy):
-        x, y = ctx.saved_tensors
-        return (rule(EAGER, x, y, dy),)
-
-    cls = type(cls_name, (Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward),
-                                       "__module__": __name__, "__qualname__": cls_name})
+    cls = type(cls_name, (Function,), {"forward": staticmethod(forward), "__module__": __name__,
+                                       "__qualname__": cls_name})
     method = name if name != "neg" else "__neg__"
-    return register(name, lower=lower, lower_backward=lower_backward, kernels=(f"numpy {np_fn.__name__}",
+    return register(name, lower=_lower_unary(name), backward=_unary_backward(name), kernels=(f"numpy {np_fn.__name__}",
                                                                                  "graph: unary" if name in EXACT_UNARY
                                                                                  else "graph: callback"),
                     dtypes=_F, call=lambda x: getattr(x, method)(), samples=_unary_samples(positive), reference=np_fn,

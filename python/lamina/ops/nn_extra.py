@@ -1,4 +1,4 @@
-"""nn-level ops: ELU, GELU, SiLU, constant/reflect/replicate/circular padding, embedding
+"""nn-level ops: ELU, GELU, SiLU, Mish, constant/reflect/replicate/circular padding, embedding
 lookup and binary cross-entropy on probabilities. Each is a Function (NumPy forward, or a _C
 kernel for exact GELU, beside its backward rule) registered with samples; the compiler runs them
 as callbacks (no lowering).
@@ -13,6 +13,9 @@ from .. import _C
 from ..tensor import Function, Tensor, float32, float64
 from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
 from .registry import BadSample, Sample, register
+
+# The public functional names: lamina.nn.functional re-exports every name listed here.
+__all__ = ["binary_cross_entropy", "elu", "embedding", "gelu", "mish", "pad", "silu"]
 
 _F = (float32, float64)
 _erf = np.vectorize(math.erf, otypes=[np.float64])    # the test reference for exact GELU
@@ -132,6 +135,32 @@ class SiLU(Function):
     def backward(ctx, dy):
         x, s = ctx.saved_tensors
         return (dy * s * (1 + x * (1 - s))).astype(x.dtype, copy=False)
+
+
+def _np_mish(x):
+    return x * np.tanh(np.logaddexp(0, x))
+
+
+@register("mish", dtypes=_F, call=lambda x: mish(x),
+          samples=lambda dt: [Sample((_x(dt, (3, 5)),)), Sample((_x(dt, (6,), low=-40.0, high=40.0),), name="wide"),
+                              Sample((_x(dt, (0, 2)),), name="size0"), Sample((_x(dt, ()),), name="0d")],
+          bad_samples=lambda: [BadSample((np.ones(3, np.int64),), error=TypeError, match="float")],
+          reference=_np_mish, torch=lambda torch, x: torch.nn.functional.mish(x))
+class Mish(Function):
+    """x * tanh(softplus(x)); d/dx = tanh(sp) + x * (1 - tanh(sp)^2) * sigmoid(x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        sp = np.logaddexp(0, x)            # softplus without overflow in exp
+        ctx.save_for_backward(x, sp)
+        return (x * np.tanh(sp)).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, sp = ctx.saved_tensors
+        t = np.tanh(sp)
+        s = -np.expm1(-sp)                 # sigmoid(x) = 1 - e^-softplus(x), exact far into x < 0
+        return (dy * (t + x * (1 - t * t) * s)).astype(x.dtype, copy=False)
 
 
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -297,6 +326,17 @@ def silu(input, inplace=False):
     """
     _float_input(input, "silu")
     return SiLU.apply(input)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x)) (PyTorch's F.mish; inplace is accepted and ignored).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> round(F.mish(lamina.tensor([1.0])).item(), 4)
+    0.8651
+    """
+    _float_input(input, "mish")
+    return Mish.apply(input)
 
 
 def pad(input, pad, mode="constant", value=None):

@@ -6,7 +6,7 @@ are in lamina.nn.normalization.
 """
 from __future__ import annotations
 
-import dataclasses
+from collections import namedtuple
 
 import numpy as np
 
@@ -56,34 +56,41 @@ def batch_norm_factor(training, running_mean, momentum, num_batches_tracked):
     return 1.0 / float(num_batches_tracked) if num_batches_tracked is not None else 0.0
 
 
+# What batch norm's one backward reads: y only with the fused relu (it masks dy by y > 0), and
+# the call's BatchNormAttrs (training picks batch or running statistics).
+BatchNormSaved = namedtuple("BatchNormSaved", "x y weight mean invstd bn")
+
+
+def _bn_attrs(x_shape, training, momentum, eps, relu):
+    N, C = x_shape[:2]
+    return BatchNormAttrs(N=N, C=C, S=int(np.prod(x_shape[2:], dtype=np.int64)), training=bool(training),
+                          relu=bool(relu), cumulative_average=momentum is None,
+                          momentum=0.0 if momentum is None else float(momentum), eps=float(eps))
+
+
+def _batch_norm_rule(k, s, dy, out):
+    """The one backward of batch norm, eager and compiled: one fused kernel call."""
+    x, y, weight, mean, invstd, bn = s
+    dx, dw, db = k.batch_norm_bwd(x, dy, y, weight, mean, invstd, bn, dx=out[0], dw=out[1], db=out[2])
+    return (dx, dw, db) + (None,) * 7
+
+
 # ---- lowering: one batch_norm_forward instruction (the fused BN+ReLU kernel when relu is set,
-# after the compiler's epilogue fusion) and one batch_norm_backward.
+# after the compiler's epilogue fusion); its backward is _batch_norm_rule's one bn_bwd.
 def _lower_batch_norm(L, fn):
     x, w, b, rm, rv, nbt, training, momentum, eps, relu = fn.args
     if not is_float(x) or len(x.shape) < 2 or any(v is not None and v.dtype != x.dtype for v in (w, b, rm, rv)):
         return False
-    N, C = x.shape[:2]
+    C = x.shape[1]
     mean = L.g.value((C,), x.dtype, "temp", "bn_mean")
     invstd = L.g.value((C,), x.dtype, "temp", "bn_invstd")
-    attrs = BatchNormAttrs(N=N, C=C, S=int(np.prod(x.shape[2:], dtype=np.int64)), training=bool(training),
-                           relu=bool(relu), cumulative_average=momentum is None,
-                           momentum=0.0 if momentum is None else float(momentum), eps=float(eps))
-    fn.saved = (mean, invstd, attrs)
+    attrs = _bn_attrs(x.shape, training, momentum, eps, relu)
+    fn.saved = BatchNormSaved(x=x, y=fn.out if attrs.relu else None, weight=w, mean=mean, invstd=invstd, bn=attrs)
     # the running statistics change in place: a side effect even if y were unused
     L.emit("bn_fwd", [x, w, b, rm, rv, nbt], [fn.out, mean, invstd], attrs, src=fn.op,
            effect=bool(training) and rm is not None)
     fn.lowered_by = "batch_norm"
     return True
-
-
-def _lower_backward_batch_norm(L, fn, dy):
-    x, w = fn.args[0], fn.args[1]
-    mean, invstd, attrs = fn.saved
-    wanted = (L.wants(fn, 0), L.wants(fn, 1), L.wants(fn, 2))
-    outs, parts = L.overwrite_targets(fn, wanted)
-    y = fn.out if attrs.relu else None
-    L.emit("bn_bwd", [x, dy, y, w, mean, invstd], outs, dataclasses.replace(attrs, has=wanted), src=fn.op)
-    L.accumulate_parts(fn, parts)
 
 
 def _bn_call(x, w=None, b=None, training=True):
@@ -95,7 +102,7 @@ def _torch_bn(torch, x, w=None, b=None, training=True):
 
 
 @register("batch_norm", kernels=("_C.batch_norm_forward", "_C.batch_norm_backward"), dtypes=_F,
-          lower=_lower_batch_norm, lower_backward=_lower_backward_batch_norm,
+          lower=_lower_batch_norm, backward=_batch_norm_rule,
           # a following relu runs inside the kernel (the graph compiler's BN+ReLU fusion)
           traits={"epilogue": (_get_relu, _set_relu, "the batch-norm kernel", ("relu",))},
           call=_bn_call,
@@ -129,19 +136,9 @@ class BatchNormFn(Function):
         invstd = np.empty(c, dtype=x.dtype)
         _C.batch_norm_forward(x, _arr(weight), _arr(bias), running_mean, running_var, bool(training), factor,
                               float(eps), bool(relu), y, mean, invstd)
-        ctx.save_for_backward(x, y if relu else None, _arr(weight), mean, invstd)
-        ctx.training = bool(training)
+        ctx.save_for_backward(*BatchNormSaved(x=x, y=y if relu else None, weight=_arr(weight), mean=mean,
+                                              invstd=invstd, bn=_bn_attrs(x.shape, training, momentum, eps, relu)))
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, y, weight, mean, invstd = ctx.saved_tensors
-        dy = np.ascontiguousarray(dy)
-        dx = np.empty_like(x) if _needs(ctx, 0) else None
-        dw = np.empty_like(mean) if _needs(ctx, 1) else None
-        db = np.empty_like(mean) if _needs(ctx, 2) else None
-        _C.batch_norm_backward(x, dy, y, weight, mean, invstd, ctx.training, dx, dw, db)
-        return dx, dw, db, None, None, None, None, None, None, None
 
 
 def _ln_call(x, w=None, b=None):

@@ -1,6 +1,8 @@
 """Shape ops: reshape (a free view when compiled), permute, expand, indexing, cat, stack."""
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .._dims import normalize_dim
@@ -15,19 +17,25 @@ def _x(dt, shape, seed=20):
     return np.random.default_rng(seed).standard_normal(shape).astype(dt)
 
 
+ReshapeSaved = namedtuple("ReshapeSaved", "x_shape")
+
+
+def _reshape_rule(k, s, dy, out):
+    """dx is dy seen in x's shape (compiled: a view of dy, or a copy when x has a gradient)."""
+    (x_shape,) = s
+    return k.reshape(dy, x_shape, out=out[0]), None
+
+
 def _lower_reshape(L, fn):
     (x,) = fn.inputs()
     fn.out.base = x
     fn.out.home = x.home if x.home != "temp" else "temp"
+    fn.saved = ReshapeSaved(x_shape=x.shape)
     fn.lowered_by = "view"
     return True
 
 
-def _lower_backward_reshape(L, fn, dy):
-    L.contribute_view(fn.args[0], dy, fn.op)
-
-
-@register("reshape", lower=_lower_reshape, lower_backward=_lower_backward_reshape, kernels=("a view",),
+@register("reshape", lower=_lower_reshape, backward=_reshape_rule, kernels=("a view",),
           dtypes=_F, call=lambda x, shape=(-1,): x.reshape(shape),
           samples=lambda dt: [Sample((_x(dt, (2, 3, 4)),), {"shape": (6, 4)}),
                               Sample((_x(dt, (2, 3, 4)),), {"shape": (-1,)}),
@@ -37,16 +45,12 @@ def _lower_backward_reshape(L, fn, dy):
 class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
-        ctx.shape = x.shape
+        ctx.save_for_backward(*ReshapeSaved(x_shape=x.shape))
         try:
             return x.reshape(shape)
         except ValueError:
             raise ValueError(f"reshape: shape {tuple(shape)} is invalid for input of shape {x.shape} "
                              f"({x.size} elements)") from None
-
-    @staticmethod
-    def backward(ctx, dy):
-        return dy.reshape(ctx.shape), None
 
 
 @register("permute", kernels=("numpy transpose",), dtypes=_F, call=lambda x, dims=(2, 0, 1): x.permute(dims),
