@@ -273,3 +273,25 @@ def test_a_batch_norm_weight_used_twice_accumulates(monkeypatch):
     assert len(bwd) == 2
     adds = [n for n in g.nodes[bwd[1] + 1:] if n.op == "accumulate" and n.src == "BatchNormFn"]
     assert {n.outputs[0].home for n in adds} == {"grad"} and len(adds) == 2
+
+
+@pytest.mark.parametrize("x_grad, w_grad", [(False, True), (True, False), (True, True)])
+def test_eager_conv_backward_computes_only_the_wanted_gradients(monkeypatch, x_grad, w_grad):
+    # A network's input needs no dx: eager must not ask the kernel for it (wasted work, not a
+    # wrong value, so only the kernel's arguments can show it).
+    from lamina.ops import _common
+    seen = []
+    real = _common._C.conv2d_backward
+
+    def spy(x, w, dy, dx, dw, db, *conf):
+        seen.append((dx is not None, dw is not None, db is not None))
+        return real(x, w, dy, dx, dw, db, *conf)
+
+    monkeypatch.setattr(_common._C, "conv2d_backward", spy)
+    rng = np.random.default_rng(3)
+    x = lamina.tensor(rng.standard_normal((2, 3, 7, 7)).astype(np.float32), requires_grad=x_grad)
+    conv = nn.Conv2d(3, 4, 3, bias=False)
+    conv.weight.requires_grad_(w_grad)
+    conv(x).sum().backward()
+    assert seen == [(x_grad, w_grad, False)]
+    assert (x.grad is not None) == x_grad and (conv.weight.grad is not None) == w_grad

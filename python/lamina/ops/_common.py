@@ -99,9 +99,10 @@ class EagerKernels:
         wanted ones of (x, w, bias); None where not wanted."""
         p = conv
         xs, ws, ys = (p.N, p.C, p.H, p.W), (p.K, p.C // p.groups, p.KH, p.KW), (p.N, p.K, p.OH, p.OW)
-        dx = np.empty(x.shape, x.dtype) if dx is not None else None
-        dw = np.empty(w.shape, w.dtype) if dw is not None else None
-        db = np.empty((p.K,), w.dtype) if db is not None else None
+        # dx/dw/db arrive as the wanted flags (needs_input_grad: False, not None, when not wanted)
+        dx = np.empty(x.shape, x.dtype) if dx else None
+        dw = np.empty(w.shape, w.dtype) if dw else None
+        db = np.empty((p.K,), w.dtype) if db else None
         if dx is not None or dw is not None or db is not None:
             _C.conv2d_backward(x.reshape(xs), w.reshape(ws), _c(dy, x.dtype).reshape(ys),
                                None if dx is None else dx.reshape(xs), None if dw is None else dw.reshape(ws), db,
