@@ -50,11 +50,7 @@ void bind_activation(py::module_& m) {
         const lamina::Activation k = parse_kind(kind);
         dispatch_float(x, "x", [&](auto tag) {
           using T = decltype(tag);
-          const T* xp = data_of<T>(x, "x");
-          check_same_dtype(x, "x", y, "y");
-          T* yp = data_of<T>(y, "y", true);
-          check_shape(y, "y", shape_of(x));
-          check_same_or_disjoint(y, "y", x, "x");
+          const auto [xp, yp] = elementwise_io<T>(x, y);
           const int64_t n = static_cast<int64_t>(x.size());
           py::gil_scoped_release nogil;
           lamina::act_forward<T>(k, n, xp, yp, static_cast<T>(negative_slope));
@@ -254,11 +250,7 @@ gradient of an operand broadcast over the other dims, shared by eager autodiff a
       [](const py::array& x, const py::array& y) {
         dispatch_float(x, "x", [&](auto tag) {
           using T = decltype(tag);
-          const T* xp = data_of<T>(x, "x");
-          check_same_dtype(x, "x", y, "y");
-          T* yp = data_of<T>(y, "y", true);
-          check_shape(y, "y", shape_of(x));
-          check_same_or_disjoint(y, "y", x, "x");
+          const auto [xp, yp] = elementwise_io<T>(x, y);
           const int64_t n = static_cast<int64_t>(x.size());
           py::gil_scoped_release nogil;
           lamina::gelu_forward<T>(n, xp, yp);

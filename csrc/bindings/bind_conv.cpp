@@ -45,6 +45,18 @@ lamina::ConvParams make_params(const py::array& x, const py::array& w, Pair stri
   return p;
 }
 
+// The optional bias of a forward conv: an array of x's dtype and shape (K,), not aliasing y;
+// an empty array when b is None.
+py::array checked_bias(const py::object& b, const py::array& x, const py::array& y, int64_t K) {
+  if (b.is_none()) return py::array();
+  if (!py::isinstance<py::array>(b)) type_error("bias: expected a numpy array or None");
+  py::array barr = b.cast<py::array>();
+  check_same_dtype(x, "input", barr, "bias");
+  check_shape(barr, "bias", {K});
+  check_no_alias(y, "out", barr, "bias");
+  return barr;
+}
+
 void conv2d_forward(const py::array& x, const py::array& w, const py::object& b, const py::array& y,
                     Pair stride, Pair padding, Pair dilation, int64_t groups) {
   const auto p = make_params(x, w, stride, padding, dilation, groups);
@@ -53,14 +65,7 @@ void conv2d_forward(const py::array& x, const py::array& w, const py::object& b,
   check_shape(y, "out", {p.N, p.K, p.OH(), p.OW()});
   check_no_alias(y, "out", x, "input");
   check_no_alias(y, "out", w, "weight");
-  py::array barr;
-  if (!b.is_none()) {
-    if (!py::isinstance<py::array>(b)) type_error("bias: expected a numpy array or None");
-    barr = b.cast<py::array>();
-    check_same_dtype(x, "input", barr, "bias");
-    check_shape(barr, "bias", {p.K});
-    check_no_alias(y, "out", barr, "bias");
-  }
+  const py::array barr = checked_bias(b, x, y, p.K);
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = data_of<T>(x, "input");
@@ -127,14 +132,7 @@ void conv2d_relu_max_pool2d_forward(const py::array& x, const py::array& w, cons
     check_no_alias(*a, "out", w, "weight");
   }
   check_no_alias(y, "out", code, "code");
-  py::array barr;
-  if (!b.is_none()) {
-    if (!py::isinstance<py::array>(b)) type_error("bias: expected a numpy array or None");
-    barr = b.cast<py::array>();
-    check_same_dtype(x, "input", barr, "bias");
-    check_shape(barr, "bias", {p.K});
-    check_no_alias(y, "out", barr, "bias");
-  }
+  const py::array barr = checked_bias(b, x, y, p.K);
   uint8_t* cp = static_cast<uint8_t*>(code.request(true).ptr);
   if (!(code.flags() & py::array::c_style)) value_error("code: expected a C-contiguous array");
   dispatch_float(x, "input", [&](auto tag) {

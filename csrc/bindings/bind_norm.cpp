@@ -226,11 +226,7 @@ void bind_norm(py::module_& m) {
           value_error("unit: expected a positive divisor of the input's ", total, " elements, got ", unit);
         dispatch_float(x, "x", [&](auto tag) {
           using T = decltype(tag);
-          const T* xp = data_of<T>(x, "x");
-          check_same_dtype(x, "x", y, "y");
-          check_shape(y, "y", shape_of(x));
-          T* yp = data_of<T>(y, "y", true);
-          check_same_or_disjoint(y, "y", x, "x");
+          const auto [xp, yp] = elementwise_io<T>(x, y);
           py::gil_scoped_release nogil;
           lamina::dropout_apply<T>(total / unit, unit, xp, yp, p, seed);
         });

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace lamina_py {
@@ -101,6 +102,18 @@ inline std::vector<int64_t> shape_of(const py::array& a) {
   std::vector<int64_t> s(a.ndim());
   for (py::ssize_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
   return s;
+}
+
+// The buffers of an elementwise kernel x -> y: y of x's dtype and shape, writable, and either x
+// itself (in place) or disjoint from it.
+template <class T>
+std::pair<const T*, T*> elementwise_io(const py::array& x, const py::array& y) {
+  const T* xp = data_of<T>(x, "x");
+  check_same_dtype(x, "x", y, "y");
+  T* yp = data_of<T>(y, "y", true);
+  check_shape(y, "y", shape_of(x));
+  check_same_or_disjoint(y, "y", x, "x");
+  return {xp, yp};
 }
 
 inline bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
+#include <vector>
 
 namespace lamina_test {
 inline int& failures() { static int n = 0; return n; }
@@ -19,6 +21,24 @@ inline bool all_finite(const V& v) {
   for (const auto& x : v)
     if (!std::isfinite(static_cast<double>(x))) return false;
   return true;
+}
+
+// n values uniform in [-1, 1) from g (the kernels' tests draw their operands with it).
+template <class T>
+std::vector<T> randv(size_t n, std::mt19937& g) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> v(n);
+  for (auto& e : v) e = static_cast<T>(u(g));
+  return v;
+}
+
+// max |a - b| / max(1, max |b|), NaN-keeping (max_err).
+template <class T>
+double max_rel_err(const std::vector<T>& a, const std::vector<T>& b) {
+  double m = 0, scale = 1;
+  for (size_t i = 0; i < b.size(); ++i) scale = scale > std::fabs(double(b[i])) ? scale : std::fabs(double(b[i]));
+  for (size_t i = 0; i < a.size(); ++i) m = max_err(m, std::fabs(double(a[i]) - double(b[i])));
+  return m / scale;
 }
 }  // namespace lamina_test
 

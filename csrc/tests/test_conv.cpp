@@ -12,22 +12,8 @@
 #include "cpu.h"
 
 using namespace lamina;
-
-template <class T>
-static std::vector<T> randv(size_t n, std::mt19937& g) {
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(u(g));
-  return v;
-}
-
-template <class T>
-static double max_rel_err(const std::vector<T>& a, const std::vector<T>& b) {
-  double m = 0, scale = 1;
-  for (size_t i = 0; i < b.size(); ++i) scale = std::max(scale, std::fabs(double(b[i])));
-  for (size_t i = 0; i < a.size(); ++i) m = lamina_test::max_err(m, std::fabs(double(a[i]) - double(b[i])));
-  return m / scale;
-}
+using lamina_test::max_rel_err;
+using lamina_test::randv;
 
 template <class T>
 static void check_case(const ConvParams& p, bool with_bias, std::mt19937& g) {

@@ -16,23 +16,8 @@
 #include "cpu.h"
 
 using namespace lamina;
-
-template <class T>
-static std::vector<T> randv(size_t n, std::mt19937& g) {
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<T> v(n);
-  for (auto& e : v) e = static_cast<T>(u(g));
-  return v;
-}
-
-// max |a - b| / max(1, max |b|)
-template <class T>
-static double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
-  double m = 0, scale = 1;
-  for (size_t i = 0; i < b.size(); ++i) scale = std::max(scale, std::fabs(double(b[i])));
-  for (size_t i = 0; i < a.size(); ++i) m = lamina_test::max_err(m, std::fabs(double(a[i]) - double(b[i])));
-  return m / scale;
-}
+using lamina_test::max_rel_err;
+using lamina_test::randv;
 
 static int g_dx_lanes_cases = 0;
 
@@ -60,14 +45,14 @@ static void check_dw(const Case& c, std::mt19937& g, const char* isa) {
   std::vector<T> dw_r(nw), dx_r(nx), db_r(size_t(p.K));
   conv2d_backward_reference(p, x.data(), w.data(), dy.data(), dx_r.data(), dw_r.data(), db_r.data());
   conv2d_direct_dw(p, x.data(), dy.data(), dw.data());
-  const double e1 = rel_err(dw, dw_r);
+  const double e1 = max_rel_err(dw, dw_r);
   std::fill(dw.begin(), dw.end(), T(7));
   conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
-  double e2 = rel_err(dw, dw_r), ex = rel_err(dx, dx_r), eb = rel_err(db, db_r);
+  double e2 = max_rel_err(dw, dw_r), ex = max_rel_err(dx, dx_r), eb = max_rel_err(db, db_r);
   if (conv_direct_dx_lanes_applicable<T>(p)) {  // the data gradient with the batch in the lanes
     std::fill(dx.begin(), dx.end(), T(7));
     conv2d_direct_dx_lanes(p, w.data(), dy.data(), dx.data());
-    ex = std::max(ex, rel_err(dx, dx_r));
+    ex = std::max(ex, max_rel_err(dx, dx_r));
     ++g_dx_lanes_cases;
   }
   CHECK(lamina_test::all_finite(dw));
