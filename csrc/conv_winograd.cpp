@@ -173,7 +173,10 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
   const double flops = 2.0 * 16 * K * C * th * tw * N;
   const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), jobs));
   const int64_t nchunks = std::min<int64_t>(jobs, std::max(4, nt));  // fixed: same sums at 1..4 threads
-  std::vector<T> dU(static_cast<size_t>(nchunks * USZ));  // dU_c[e] (K, C) per chunk
+  // dU_c[e] (K, C) per chunk, in a buffer kept across calls (1 MiB for C = K = 64: a fresh
+  // one cost page faults every call); each chunk's first GEMM overwrites its part (beta = 0).
+  static thread_local AlignedBuffer dU_buf;
+  T* dU = dU_buf.elems<T>(nchunks * USZ);
 
   auto run_chunk = [&](int64_t c) {
     const int64_t j0 = jobs * c / nchunks, j1 = jobs * (c + 1) / nchunks;
@@ -187,7 +190,7 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
       dy_transform(dy + n * K * OH * OW, K, OH, OW, ty0, ty1, tw, Mdy, rows);
       // per e: dU[e] (K, C) (+)= Mdy[e] (K, Tc) @ V[e]^T (Tc, C)
       gemm_strided_batched<T>(false, true, K, C, Tc, T(1), Mdy, Tc, K * Tc, V, Tc, C * Tc,
-                              job == j0 ? T(0) : T(1), dU.data() + c * USZ, C, K * C, 16);
+                              job == j0 ? T(0) : T(1), dU + c * USZ, C, K * C, 16);
     }
   };
   parallel_tasks(nchunks, nt, run_chunk);

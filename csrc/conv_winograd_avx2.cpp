@@ -8,10 +8,64 @@
 #include "conv_winograd_f4_tf.h"
 
 namespace lamina {
+namespace {
+// 8 floats of row from column i, zeros outside [0, len) (masked lanes are never read).
+inline __m256 load8_masked(const float* row, int64_t i, int64_t len) {
+  if (i >= 0 && i + 8 <= len) return _mm256_loadu_ps(row + i);
+  const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)),
+                                      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(len)), idx));
+  return _mm256_maskload_ps(row + i, in);
+}
+// even / odd columns of the 16 from column i: lane t = row[i + 2t] / row[i + 2t + 1].
+inline void even_odd8(const float* row, int64_t i, int64_t len, __m256* even, __m256* odd) {
+  const __m256 a = load8_masked(row, i, len), b = load8_masked(row, i + 8, len);
+  // shuffle_ps works per 128-bit lane: tiles (0 1 4 5 | 2 3 6 7); one 64-bit permute restores the order
+  *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+  *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+}  // namespace
+
+// wino_input_transform (F(2x2), conv_winograd_tf.h) with the column pass in registers, 8
+// tiles per step: the portable copy's deinterleaving scalar stores stalled the vector loads
+// after them (store forwarding). rows: wino_scratch(tw) floats.
 void winograd_input_transform_avx2(const float* x, int64_t C, int64_t H, int64_t W, int64_t pad_h,
                                    int64_t pad_w, int64_t ty0, int64_t ty1, int64_t tw, float* V,
                                    float* rows) {
-  wino_avx2::wino_input_transform<float>(x, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, rows);
+  const int64_t Tc = (ty1 - ty0) * tw, es = C * Tc, tw8 = (tw + 7) / 8 * 8;
+  float* h[4][4];  // h[i][j]: input row i after B along columns (tile column j), tw8 long
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) h[i][j] = rows + (4 * i + j) * tw8;
+  for (int64_t c = 0; c < C; ++c) {
+    const float* xc = x + c * H * W;
+    for (int64_t ty = ty0; ty < ty1; ++ty) {
+      for (int i = 0; i < 4; ++i) {
+        const int64_t ih = 2 * ty - pad_h + i;
+        for (int64_t tx = 0; tx < tw; tx += 8) {
+          __m256 d[4];
+          if (ih < 0 || ih >= H) {
+            for (int j = 0; j < 4; ++j) d[j] = _mm256_setzero_ps();
+          } else {
+            __m256 c0, c1, c2, c3;  // tile t's columns 2t .. 2t + 3
+            even_odd8(xc + ih * W, 2 * tx - pad_w, W, &c0, &c1);
+            even_odd8(xc + ih * W, 2 * tx - pad_w + 2, W, &c2, &c3);
+            d[0] = _mm256_sub_ps(c0, c2);  // B^T along columns: (a0 - a2, a1 + a2, a2 - a1, a1 - a3)
+            d[1] = _mm256_add_ps(c1, c2);
+            d[2] = _mm256_sub_ps(c2, c1);
+            d[3] = _mm256_sub_ps(c1, c3);
+          }
+          for (int j = 0; j < 4; ++j) _mm256_storeu_ps(h[i][j] + tx, d[j]);
+        }
+      }
+      float* v = V + c * Tc + (ty - ty0) * tw;
+      for (int j = 0; j < 4; ++j) {  // B^T along rows: V[4r + j] = (h0 - h2, h1 + h2, h2 - h1, h1 - h3)[r]
+        wino_avx2::v_sub(v + j * es, h[0][j], h[2][j], tw);
+        wino_avx2::v_add(v + (4 + j) * es, h[1][j], h[2][j], tw);
+        wino_avx2::v_sub(v + (8 + j) * es, h[2][j], h[1][j], tw);
+        wino_avx2::v_sub(v + (12 + j) * es, h[1][j], h[3][j], tw);
+      }
+    }
+  }
 }
 void winograd_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
                                     int64_t ty1, int64_t tw, const float* bias, float* y, float* rows) {
