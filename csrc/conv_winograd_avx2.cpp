@@ -71,9 +71,52 @@ void winograd_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64
                                     int64_t ty1, int64_t tw, const float* bias, float* y, float* rows) {
   wino_avx2::wino_output_transform<float>(M, K, OH, OW, ty0, ty1, tw, bias, y, rows);
 }
+// wino_dy_transform (conv_winograd_tf.h) in registers, 16 tiles per step, straight into Mdy
+// (masked stores for the last tiles of a row): the portable copy's 8-float copies became
+// memmove calls and its deinterleaving scalar stores stalled the loads after them. Each of
+// the 16 streams gets 16 floats (a whole cache line) per step: the streams are K*Tc apart,
+// often a multiple of 4 KiB, so they share L1 sets, and half-written lines were evicted
+// before their second half came.
 void winograd_dy_transform_avx2(const float* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
                                 int64_t ty1, int64_t tw, float* Mdy, float* rows) {
-  wino_avx2::wino_dy_transform<float>(dy, K, OH, OW, ty0, ty1, tw, Mdy, rows);
+  const int64_t Tc = (ty1 - ty0) * tw, es = K * Tc;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t ty = ty0; ty < ty1; ++ty) {
+      const float* d0 = dy + (k * OH + 2 * ty) * OW;
+      const bool has_row1 = 2 * ty + 1 < OH;
+      float* m = Mdy + k * Tc + (ty - ty0) * tw;
+      for (int64_t tx = 0; tx < tw; tx += 16) {
+        __m256 out[2][16];  // 8 tiles each: Mdy[e] for e = 0..15
+        const int groups = tw - tx > 8 ? 2 : 1;
+        for (int g = 0; g < groups; ++g) {
+          __m256 e0, o0, e1 = zero, o1 = zero;  // dy rows 2ty / 2ty + 1, even / odd columns
+          even_odd8(d0, 2 * (tx + 8 * g), OW, &e0, &o0);
+          if (has_row1) even_odd8(d0 + OW, 2 * (tx + 8 * g), OW, &e1, &o1);
+          // A d along rows: (d0, d0 + d1, d0 - d1, -d1); then each row's (a, b) -> (a, a + b, a - b, -b)
+          const __m256 re[4] = {e0, _mm256_add_ps(e0, e1), _mm256_sub_ps(e0, e1), _mm256_sub_ps(zero, e1)};
+          const __m256 ro[4] = {o0, _mm256_add_ps(o0, o1), _mm256_sub_ps(o0, o1), _mm256_sub_ps(zero, o1)};
+          for (int i = 0; i < 4; ++i) {
+            out[g][4 * i] = re[i];
+            out[g][4 * i + 1] = _mm256_add_ps(re[i], ro[i]);
+            out[g][4 * i + 2] = _mm256_sub_ps(re[i], ro[i]);
+            out[g][4 * i + 3] = _mm256_sub_ps(zero, ro[i]);
+          }
+        }
+        for (int e = 0; e < 16; ++e)
+          for (int g = 0; g < groups; ++g) {
+            float* dst = m + e * es + tx + 8 * g;
+            const int64_t n = tw - tx - 8 * g;
+            if (n >= 8) {
+              _mm256_storeu_ps(dst, out[g][e]);
+            } else {
+              const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+              _mm256_maskstore_ps(dst, lanes, out[g][e]);
+            }
+          }
+      }
+    }
 }
 namespace {
 // 4 floats of row from column i (zeros where a column is outside [0, len)); masked lanes are
