@@ -32,10 +32,15 @@ T* winograd_workspace(int64_t n) {  // its own buffer: the im2col path's may be 
 }
 
 constexpr int64_t kWinoChunkBytes = int64_t(2) << 20;  // V (16, C, tiles) per chunk; 0.25-2 MiB measured alike
-int64_t g_wino4_chunk_bytes = int64_t(2) << 20;        // V (36, C, tiles) per F(4x4) job (tuning hook)
+// V (36, C, tiles) per F(4x4) job: V and M (as big) then fit a 2 MiB L2 together; measured
+// 1 thread against 2 and 4 MiB: mid 64x32x32 11.3 vs 12.3 / 15.4 ms, 128x28x28 10.4 vs 14.5 /
+// 10.9 ms (tuning hook: conv_winograd4_set_chunk_bytes).
+constexpr int64_t kWino4ChunkBytes = int64_t(1) << 20;
+int64_t g_wino4_chunk_bytes = kWino4ChunkBytes;
+constexpr int64_t kWino4MinTiles = 64;  // but GEMMs of at least this many columns: 256x14x14 at 16 was 24 vs 20 ms
 }  // namespace
 
-void conv_winograd4_set_chunk_bytes(int64_t bytes) { g_wino4_chunk_bytes = bytes > 0 ? bytes : int64_t(2) << 20; }
+void conv_winograd4_set_chunk_bytes(int64_t bytes) { g_wino4_chunk_bytes = bytes > 0 ? bytes : kWino4ChunkBytes; }
 
 void conv_set_algo(ConvAlgo a) { g_algo.store(static_cast<int>(a)); }
 ConvAlgo conv_get_algo() { return static_cast<ConvAlgo>(g_algo.load()); }
@@ -282,7 +287,8 @@ void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int
   // tiles fit (the GEMMs get >= ~200 columns on small maps), else rows of one image's tiles.
   // The cut depends on the shape only, never on the thread count: results are bit-identical
   // for any number of threads.
-  const int64_t max_tiles = std::max<int64_t>(1, g_wino4_chunk_bytes / (36 * std::max(C, K) * int64_t(sizeof(T))));
+  const int64_t max_tiles =
+      std::max<int64_t>(kWino4MinTiles, g_wino4_chunk_bytes / (36 * std::max(C, K) * int64_t(sizeof(T))));
   int64_t nimg = 1, rpc = th;
   if (tiles <= max_tiles) {
     const int64_t groups = (N + max_tiles / tiles - 1) / (max_tiles / tiles);
