@@ -15,6 +15,7 @@
 
 #include "conv_direct.h"
 #include "conv_direct_bwd_kernel.h"
+#include "conv_direct_lane.h"
 #include "cpu.h"
 #include "thread_team.h"
 #include "workspace.h"
@@ -306,18 +307,6 @@ void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
 // ---- data gradient with the batch in the lanes ----
 
 namespace {
-// The forward direct micro-kernel (conv_direct.h) for Kout output channels, on the ISA whose
-// lanes match the transposes'; null where there is none.
-template <class T>
-conv_direct_detail::DirectKernel<T> lanes_forward_kernel(int64_t Kout, conv_direct_detail::DirectShape* s) {
-#if defined(LAMINA_X86)
-  if (active_isa() >= Isa::avx512) return conv_direct_detail::direct_kernel_avx512<T>(Kout, s);
-  if (active_isa() >= Isa::avx2) return conv_direct_detail::direct_kernel_avx2<T>(Kout, s);
-#endif
-  (void)Kout;
-  (void)s;
-  return nullptr;
-}
 thread_local AlignedBuffer tl_dx_out;
 }  // namespace
 
@@ -325,47 +314,62 @@ template <class T>
 bool conv_direct_dx_lanes_applicable(const ConvParams& p) {
   if (!conv_direct_applicable(p) || p.pad_h > p.KH - 1 || p.pad_w > p.KW - 1) return false;
   const DwKernels<T> kk = select_kernels<T>();
-  conv_direct_detail::DirectShape s;
-  if (!kk.from_lanes || !lanes_forward_kernel<T>(p.C, &s) || s.lanes != kk.lanes) return false;
+  conv_direct_detail::LaneKernels<T> lk;
+  if (!kk.from_lanes || !conv_direct_detail::lane_kernels<T>(p.C, &lk) || lk.lanes != kk.lanes) return false;
   // The transposed convolution's rows: W outputs from OW + 2 (KW-1-pad) padded columns.
   const int64_t Wq = p.OW() + 2 * (p.KW - 1 - p.pad_w);
   return ceil_div(p.N, kk.lanes) * kk.lanes * p.W <= p.N * Wq;
 }
 
 // dx = the stride-1 convolution of dy, zero-padded by KH-1-pad_h, KW-1-pad_w, with the filters
-// rotated 180 degrees and transposed (K <-> C), computed by the forward direct micro-kernel on
-// L images at a time: dy stored (K, Hq, Wq, L), so each vector of the kernel's "wide output" is
-// one position of L images, and an output row of dx is W consecutive vectors (no wide-row
-// waste). Groups of L images are independent tasks.
+// rotated 180 degrees and transposed (K <-> C), computed by the forward lane kernels
+// (conv_direct_lane.h) on L images at a time: dy stored (K, Hq, Wq, L), so each vector is one
+// position of L images, and a dx row is W vectors cut into tiles of at most vmax. Taps are
+// ordered (kh, k, kw): the taps of dx row h that read real dy rows, not the zero padding, are
+// one contiguous run, and only those run (C3: 50 of 70 row-taps; the skipped products are 0).
+// Groups of L images are independent tasks.
 template <class T>
 void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx) {
   const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW;
   const int64_t OH = p.OH(), OW = p.OW(), qph = KH - 1 - p.pad_h, qpw = KW - 1 - p.pad_w;
-  const int64_t Hq = OH + 2 * qph, Wq = OW + 2 * qpw, ntaps = K * KH * KW;
+  const int64_t Hq = OH + 2 * qph, Wq = OW + 2 * qpw, ntaps = K * KH * KW, row_taps = K * KW;
   if (N == 0) return;
   const DwKernels<T> kk = select_kernels<T>();
-  conv_direct_detail::DirectShape sh;
-  const conv_direct_detail::DirectKernel<T> kern = lanes_forward_kernel<T>(C, &sh);
-  const int64_t L = kk.lanes, KB = sh.kb, nblk = ceil_div(C, KB);
-  const int64_t nvec = ceil_div(W, sh.vecs) * sh.vecs;  // one vector per position of a dx row
+  conv_direct_detail::LaneKernels<T> lk;
+  conv_direct_detail::lane_kernels<T>(C, &lk);
+  const int64_t L = lk.lanes, KB = lk.kb, nblk = ceil_div(C, KB);
   std::vector<int64_t> off(static_cast<size_t>(ntaps));
-  for (int64_t k = 0, t = 0; k < K; ++k)
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw, ++t) off[size_t(t)] = ((k * Hq + kh) * Wq + kw) * L;
-  // wt[blk][t][kb] = rot180(w[k][c]) at tap t = (k, kh, kw), c = blk*KB + kb (0 past C).
-  std::vector<T> wt(static_cast<size_t>(nblk * ntaps * KB), T(0));
-  for (int64_t c = 0; c < C; ++c)
+  for (int64_t kh = 0, t = 0; kh < KH; ++kh)
     for (int64_t k = 0; k < K; ++k)
-      for (int64_t i = 0; i < KH * KW; ++i)
-        wt[size_t(((c / KB) * ntaps + k * KH * KW + i) * KB + c % KB)] = w[(k * C + c) * KH * KW + KH * KW - 1 - i];
-  // The last row's taps read up to (KW - 1 + nvec - Wq) positions past the planes: zero slack.
-  const int64_t dlen = K * Hq * Wq * L + (nvec + KW) * L;
+      for (int64_t kw = 0; kw < KW; ++kw, ++t) off[size_t(t)] = ((k * Hq + kh) * Wq + kw) * L;
+  // wt[blk][t][kb] = rot180(w[k][c]) at tap t = (kh, k, kw), c = blk*KB + kb (0 past C).
+  std::vector<T> wt(static_cast<size_t>(nblk * ntaps * KB), T(0)), zero_bias(static_cast<size_t>(KB), T(0));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t kw = 0; kw < KW; ++kw)
+          wt[size_t(((c / KB) * ntaps + (kh * K + k) * KW + kw) * KB + c % KB)] =
+              w[((k * C + c) * KH + KH - 1 - kh) * KW + KW - 1 - kw];
+  // Row tiles of at most vmax pixels, as equal as they come (14 = 4+4+3+3).
+  const int64_t ntiles = ceil_div(W, lk.vmax);
+  std::vector<int64_t> tile_at(static_cast<size_t>(ntiles + 1), 0);
+  for (int64_t i = 0; i < ntiles; ++i) tile_at[size_t(i + 1)] = tile_at[size_t(i)] + W / ntiles + (i < W % ntiles);
+  // dx row h reads padded dy rows h .. h+KH-1, of which qph .. qph+OH-1 hold dy.
+  std::vector<int64_t> kh_lo(static_cast<size_t>(H)), kh_n(static_cast<size_t>(H));
+  int64_t row_work = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t lo = std::max<int64_t>(0, qph - h), hi = std::min<int64_t>(KH - 1, qph + OH - 1 - h);
+    kh_lo[size_t(h)] = lo;
+    kh_n[size_t(h)] = std::max<int64_t>(0, hi - lo + 1);
+    row_work += kh_n[size_t(h)];
+  }
+  const int64_t dlen = K * Hq * Wq * L;
   const int64_t ngroups = ceil_div(N, L);
-  const double flops = 2.0 * double(C) * double(ntaps) * double(H * W) * double(ngroups * L);
+  const double flops = 2.0 * double(C) * double(row_taps * row_work) * double(W) * double(ngroups * L);
   parallel_tasks(ngroups, team_size(flops, 2e5), [&](int64_t gr) {
     const int64_t tag[kTagLen] = {2, C, H, W, K, KH, KW, p.pad_h, p.pad_w, L, dlen, int64_t(sizeof(T))};
     T* dyb = tagged_buffer<T>(tl_dx_buf, tag, dlen);
-    T* yw = tl_dx_out.elems<T>(KB * nvec * L);
+    T* yw = tl_dx_out.elems<T>(KB * W * L);
     const int64_t n0 = gr * L, ng = std::min(L, N - n0);
     // Interiors only (the padding stays zero); lanes past ng are zeroed.
     const T* r[64];
@@ -377,11 +381,16 @@ void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx)
     T* out[64];
     for (int64_t blk = 0; blk < nblk; ++blk)
       for (int64_t h = 0; h < H; ++h) {
-        kern(dyb + h * Wq * L, off.data(), ntaps, wt.data() + blk * ntaps * KB, yw, nvec * L, nvec);
+        const int64_t t0 = kh_lo[size_t(h)] * row_taps, nt = kh_n[size_t(h)] * row_taps;
+        const T* wb = wt.data() + (blk * ntaps + t0) * KB;
+        for (int64_t i = 0; i < ntiles; ++i) {
+          const int64_t ow = tile_at[size_t(i)], v = tile_at[size_t(i + 1)] - ow;
+          lk.by_v[v](dyb + (h * Wq + ow) * L, off.data() + t0, nt, wb, zero_bias.data(), yw + ow * L, W * L);
+        }
         for (int64_t kb = 0; kb < KB && blk * KB + kb < C; ++kb) {
           const int64_t c = blk * KB + kb;
           for (int64_t i = 0; i < L; ++i) out[i] = i < ng ? dx + ((n0 + i) * C + c) * H * W + h * W : nullptr;
-          kk.from_lanes(yw + kb * nvec * L, W, out);
+          kk.from_lanes(yw + kb * W * L, W, out);
         }
       }
   });
