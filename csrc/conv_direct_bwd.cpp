@@ -324,36 +324,58 @@ bool conv_direct_dx_lanes_applicable(const ConvParams& p) {
 // dx = the stride-1 convolution of dy, zero-padded by KH-1-pad_h, KW-1-pad_w, with the filters
 // rotated 180 degrees and transposed (K <-> C), computed by the forward lane kernels
 // (conv_direct_lane.h) on L images at a time: dy stored (K, Hq, Wq, L), so each vector is one
-// position of L images, and a dx row is W vectors cut into tiles of at most vmax. Taps are
-// ordered (kh, k, kw): the taps of dx row h that read real dy rows, not the zero padding, are
-// one contiguous run, and only those run (C3: 50 of 70 row-taps; the skipped products are 0).
+// position of L images, and a dx row is W vectors cut into tiles of at most vmax. Only the taps
+// that read real dy, not its zero padding, run (the skipped products are 0): taps ordered
+// (kh, k, kw) with the tile's live kw, so dx row h's live kh are one run (C3: 50 of 70 row
+// taps, 60 of 70 column taps).
 // Groups of L images are independent tasks.
 template <class T>
 void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx) {
   const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW;
   const int64_t OH = p.OH(), OW = p.OW(), qph = KH - 1 - p.pad_h, qpw = KW - 1 - p.pad_w;
-  const int64_t Hq = OH + 2 * qph, Wq = OW + 2 * qpw, ntaps = K * KH * KW, row_taps = K * KW;
+  const int64_t Hq = OH + 2 * qph, Wq = OW + 2 * qpw;
   if (N == 0) return;
   const DwKernels<T> kk = select_kernels<T>();
   conv_direct_detail::LaneKernels<T> lk;
   conv_direct_detail::lane_kernels<T>(C, &lk);
   const int64_t L = lk.lanes, KB = lk.kb, nblk = ceil_div(C, KB);
-  std::vector<int64_t> off(static_cast<size_t>(ntaps));
-  for (int64_t kh = 0, t = 0; kh < KH; ++kh)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t kw = 0; kw < KW; ++kw, ++t) off[size_t(t)] = ((k * Hq + kh) * Wq + kw) * L;
-  // wt[blk][t][kb] = rot180(w[k][c]) at tap t = (kh, k, kw), c = blk*KB + kb (0 past C).
-  std::vector<T> wt(static_cast<size_t>(nblk * ntaps * KB), T(0)), zero_bias(static_cast<size_t>(KB), T(0));
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t kw = 0; kw < KW; ++kw)
-          wt[size_t(((c / KB) * ntaps + (kh * K + k) * KW + kw) * KB + c % KB)] =
-              w[((k * C + c) * KH + KH - 1 - kh) * KW + KW - 1 - kw];
   // Row tiles of at most vmax pixels, as equal as they come (14 = 4+4+3+3).
   const int64_t ntiles = ceil_div(W, lk.vmax);
   std::vector<int64_t> tile_at(static_cast<size_t>(ntiles + 1), 0);
   for (int64_t i = 0; i < ntiles; ++i) tile_at[size_t(i + 1)] = tile_at[size_t(i)] + W / ntiles + (i < W % ntiles);
+  // A tile of v pixels from column ow reads padded columns ow+kw .. ow+kw+v-1, of which
+  // qpw .. qpw+OW-1 hold dy: its live kw are one range (C3's first tile 1..4, last 0..2). One
+  // tap set per distinct range: off and wt for taps (kh, k, kw in range), so a row's live kh
+  // stay one contiguous run within it.
+  struct TapSet {
+    int64_t kw0, nkw;
+    std::vector<int64_t> off;
+    std::vector<T> wt;   // wt[blk][t][kb] = rot180(w[k][c]) at tap t, c = blk*KB + kb (0 past C)
+  };
+  std::vector<TapSet> sets;
+  std::vector<size_t> set_of(static_cast<size_t>(ntiles));
+  int64_t tile_work = 0;   // pixels x live kw, for the thread count
+  for (int64_t i = 0; i < ntiles; ++i) {
+    const int64_t ow = tile_at[size_t(i)], v = tile_at[size_t(i + 1)] - ow;
+    const int64_t kw0 = std::max<int64_t>(0, qpw - ow - v + 1), kw1 = std::min<int64_t>(KW - 1, qpw + OW - 1 - ow);
+    const int64_t nkw = std::max<int64_t>(0, kw1 - kw0 + 1);
+    tile_work += v * nkw;
+    size_t at = 0;
+    while (at < sets.size() && (sets[at].kw0 != kw0 || sets[at].nkw != nkw)) ++at;
+    set_of[size_t(i)] = at;
+    if (at < sets.size()) continue;
+    TapSet ts{kw0, nkw, std::vector<int64_t>(size_t(KH * K * nkw)), std::vector<T>(size_t(nblk * KH * K * nkw * KB), T(0))};
+    const int64_t nset = KH * K * nkw;
+    for (int64_t kh = 0, t = 0; kh < KH; ++kh)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t kw = kw0; kw < kw0 + nkw; ++kw, ++t) {
+          ts.off[size_t(t)] = ((k * Hq + kh) * Wq + kw) * L;
+          for (int64_t c = 0; c < C; ++c)
+            ts.wt[size_t(((c / KB) * nset + t) * KB + c % KB)] = w[((k * C + c) * KH + KH - 1 - kh) * KW + KW - 1 - kw];
+        }
+    sets.push_back(std::move(ts));
+  }
+  const std::vector<T> zero_bias(static_cast<size_t>(KB), T(0));
   // dx row h reads padded dy rows h .. h+KH-1, of which qph .. qph+OH-1 hold dy.
   std::vector<int64_t> kh_lo(static_cast<size_t>(H)), kh_n(static_cast<size_t>(H));
   int64_t row_work = 0;
@@ -365,7 +387,7 @@ void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx)
   }
   const int64_t dlen = K * Hq * Wq * L;
   const int64_t ngroups = ceil_div(N, L);
-  const double flops = 2.0 * double(C) * double(row_taps * row_work) * double(W) * double(ngroups * L);
+  const double flops = 2.0 * double(C) * double(K * row_work) * double(tile_work) * double(ngroups * L);
   parallel_tasks(ngroups, team_size(flops, 2e5), [&](int64_t gr) {
     const int64_t tag[kTagLen] = {2, C, H, W, K, KH, KW, p.pad_h, p.pad_w, L, dlen, int64_t(sizeof(T))};
     T* dyb = tagged_buffer<T>(tl_dx_buf, tag, dlen);
@@ -381,11 +403,13 @@ void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx)
     T* out[64];
     for (int64_t blk = 0; blk < nblk; ++blk)
       for (int64_t h = 0; h < H; ++h) {
-        const int64_t t0 = kh_lo[size_t(h)] * row_taps, nt = kh_n[size_t(h)] * row_taps;
-        const T* wb = wt.data() + (blk * ntaps + t0) * KB;
         for (int64_t i = 0; i < ntiles; ++i) {
           const int64_t ow = tile_at[size_t(i)], v = tile_at[size_t(i + 1)] - ow;
-          lk.by_v[v](dyb + (h * Wq + ow) * L, off.data() + t0, nt, wb, zero_bias.data(), yw + ow * L, W * L);
+          const TapSet& ts = sets[set_of[size_t(i)]];
+          const int64_t row_taps = K * ts.nkw, nset = KH * row_taps;
+          const int64_t t0 = kh_lo[size_t(h)] * row_taps, nt = kh_n[size_t(h)] * row_taps;
+          lk.by_v[v](dyb + (h * Wq + ow) * L, ts.off.data() + t0, nt, ts.wt.data() + (blk * nset + t0) * KB,
+                     zero_bias.data(), yw + ow * L, W * L);
         }
         for (int64_t kb = 0; kb < KB && blk * KB + kb < C; ++kb) {
           const int64_t c = blk * KB + kb;
