@@ -169,9 +169,39 @@ T* tagged_buffer(WideBuffers& wb, const int64_t (&tag)[kTagLen], int64_t len) {
 // each vector holds one position of L images. No wide-row waste and aligned loads; the kernel
 // walks output rows as its "images" (xs = one padded row, ds = one output row) and the OW
 // positions of a row as its vectors. Chunks take whole groups; a short last group is zero-filled.
+// One image's db term from its dy plane, as conv2d_backward's db loop sums it: 8 running sums
+// over positions i = l (mod 8) up to the last whole 8, a running tail, then
+// ((s0+s1)+(s2+s3)) + ((s4+s5)+(s6+s7)) + tail in double. Here for L images at once, the plane
+// in lanes (P, L): each lane adds in the same order, so the value is bitwise the same.
+template <class T, int LN>
+void bias_grad_lanes_n(const T* plane, int64_t P, int64_t nl, double* out, int64_t out_stride) {
+  T s[8][LN], tail[LN];
+  const int64_t P8 = P / 8 * 8;
+  for (int j = 0; j < 8; ++j) {   // one residue at a time: its LN running sums stay in registers
+    T a[LN] = {};
+    for (int64_t i = j; i < P8; i += 8)
+      for (int l = 0; l < LN; ++l) a[l] += plane[i * LN + l];
+    for (int l = 0; l < LN; ++l) s[j][l] = a[l];
+  }
+  for (int l = 0; l < LN; ++l) tail[l] = T(0);
+  for (int64_t i = P8; i < P; ++i)
+    for (int l = 0; l < LN; ++l) tail[l] += plane[i * LN + l];
+  for (int64_t l = 0; l < nl; ++l)
+    out[l * out_stride] = double((s[0][l] + s[1][l]) + (s[2][l] + s[3][l])) +
+                          double((s[4][l] + s[5][l]) + (s[6][l] + s[7][l])) + double(tail[l]);
+}
+template <class T>
+void bias_grad_lanes(const T* plane, int64_t P, int64_t L, int64_t nl, double* out, int64_t out_stride) {
+  if (L == 16) return bias_grad_lanes_n<T, 16>(plane, P, nl, out, out_stride);
+  if (L == 8) return bias_grad_lanes_n<T, 8>(plane, P, nl, out, out_stride);
+  bias_grad_lanes_n<T, 4>(plane, P, nl, out, out_stride);   // the lane counts there are: 4, 8, 16
+}
+constexpr bool bias_grad_lanes_has(int64_t L) { return L == 4 || L == 8 || L == 16; }
+
+// db_terms (N, K) or null: each image's db term per channel (bias_grad_lanes).
 template <class T>
 int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p, const T* x,
-                       const T* dy, std::vector<T>& acc) {
+                       const T* dy, std::vector<T>& acc, double* db_terms) {
   const int64_t L = kk.lanes, C = g.C, H = g.H, W = g.W, K = g.K, OH = g.OH, OW = g.OW, Hp = g.Hp, Wp = g.Wp;
   const int64_t ngroups = ceil_div(g.N, L);
   const int64_t xlen = C * Hp * Wp * L, dlen = K * OH * OW * L;
@@ -208,6 +238,8 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
         }
       for (int64_t i = 0; i < L; ++i) rows[i] = i < ng ? dy + (n0 + i) * K * OH * OW : nullptr;
       kk.to_lanes(rows, K * OH * OW, dyb);
+      if (db_terms)
+        for (int64_t k = 0; k < K; ++k) bias_grad_lanes(dyb + k * OH * OW * L, OH * OW, L, ng, db_terms + n0 * K + k, K);
       // Blocks of rb output rows: one channel block's dy rows stay in L1 across the tap blocks.
       for (int64_t r0 = 0; r0 < OH; r0 += rb)
         dw_group(kk, g, xb + r0 * Wp * L, Wp * L, dyb + r0 * OW * L, OW * L, OH * OW * L,
@@ -272,7 +304,7 @@ int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p
 }  // namespace
 
 template <class T>
-void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
+bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db) {
   DwGeometry g;
   g.N = p.N; g.C = p.C; g.H = p.H; g.W = p.W; g.K = p.K; g.KH = p.KH; g.KW = p.KW;
   g.OH = p.OH(); g.OW = p.OW(); g.Hp = p.H + 2 * p.pad_h; g.Wp = p.W + 2 * p.pad_w;
@@ -280,14 +312,23 @@ void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
   const int64_t K = g.K, ntaps = g.ntaps;
   if (g.N == 0) {
     std::fill(dw, dw + K * ntaps, T(0));
-    return;
+    return false;
   }
   const DwKernels<T> kk = select_kernels<T>();
   const int64_t L = kk.lanes;
   g.nkb = ceil_div(K, kk.kb_max);  // channel blocks of near-equal size <= kb_max (16 -> 8 + 8)
   std::vector<T> acc;
   const bool lanes = use_batch_lanes(p, L, kk.to_lanes != nullptr);
-  const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc) : dw_wide(kk, g, p, x, dy, acc);
+  if (!lanes || !bias_grad_lanes_has(L)) db = nullptr;   // conv2d_backward sums it
+  std::vector<double> db_terms(db ? size_t(g.N * K) : 0);
+  const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc, db ? db_terms.data() : nullptr)
+                                : dw_wide(kk, g, p, x, dy, acc);
+  if (db)
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0;   // images in order, as conv2d_backward's db loop
+      for (int64_t n = 0; n < g.N; ++n) s += db_terms[size_t(n * K + k)];
+      db[k] = static_cast<T>(s);
+    }
   const int64_t acc_len = K * ntaps * L;
   // dw[k][t] = sum over chunks (in order) of the lane sums.
   parallel_tasks(K, team_size(double(acc_len) * double(nchunks), 1e5), [&](int64_t k) {
@@ -302,6 +343,7 @@ void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
       dw[k * ntaps + t] = s;
     }
   });
+  return db != nullptr;
 }
 
 // ---- data gradient with the batch in the lanes ----
@@ -424,7 +466,7 @@ template bool conv_direct_dx_lanes_applicable<float>(const ConvParams&);
 template bool conv_direct_dx_lanes_applicable<double>(const ConvParams&);
 template void conv2d_direct_dx_lanes<float>(const ConvParams&, const float*, const float*, float*);
 template void conv2d_direct_dx_lanes<double>(const ConvParams&, const double*, const double*, double*);
-template void conv2d_direct_dw<float>(const ConvParams&, const float*, const float*, float*);
-template void conv2d_direct_dw<double>(const ConvParams&, const double*, const double*, double*);
+template bool conv2d_direct_dw<float>(const ConvParams&, const float*, const float*, float*, float*);
+template bool conv2d_direct_dw<double>(const ConvParams&, const double*, const double*, double*, double*);
 
 }  // namespace lamina
