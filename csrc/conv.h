@@ -8,7 +8,7 @@
 // 3x3 / stride 1 / dilation 1 / groups 1 layers with enough channels run instead as Winograd
 // (conv_winograd.cpp; declarations at the end of this file): forward from C, K >= 16 on maps
 // >= 8x8, the backward pair from C, K >= 64 on maps >= 14x14 (measured). The forward and the
-// data gradient use F(4x4, 3x3) up to 128 channels, F(2x2, 3x3) above; the weight gradient
+// data gradient use F(4x4, 3x3) up to 64 channels, F(2x2, 3x3) above; the weight gradient
 // is always F(2x2) (F(4x4)'s would be ~4x less accurate).
 // Small-map forwards with K <= 16 compute y^T = col^T W^T so K fills the GEMM's 16-wide tile.
 //
