@@ -19,8 +19,9 @@ How a step is captured (see trace.py, lower.py, passes.py, executor.py):
     fuse    Linear + relu/sigmoid/tanh -> one GEMM with the activation in its epilogue;
             Conv2d/Conv1d + relu/sigmoid/tanh -> one conv instruction applying it in place;
             softmax + cross-entropy is found already fused (CrossEntropy) and kept.
- 3. lower   Every call becomes kernel nodes; the backward sweep is derived from each op's
-            backward emitter (pycall nodes for ops without one); the optimizer update follows.
+ 3. lower   Every call becomes kernel nodes; the backward sweep runs each op's one backward
+            rule (the eager one) on a node recorder (pycall nodes for ops lowered to none); the
+            optimizer update follows.
  4. dce     Nodes whose results nobody reads are removed; an elementwise node whose input
             dies there writes over it (relu' masks dy in place).
  5. plan    Liveness over the schedule gives every intermediate an offset in one arena

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from ..tensor import float32, float64
+from ..tensor import float32, float64, reduce_to_shape
 
 FLOATS = (float32, float64)
 
@@ -64,6 +64,18 @@ class EagerKernels:
     @staticmethod
     def reshape(a, shape, out=None):
         return a.reshape(shape)
+
+    @staticmethod
+    def reduce_to_shape(g, shape, times=None, alpha=1.0, out=None):
+        """alpha * g (* times) summed back to `shape` by the engine's one reduce_to_shape (g
+        itself, no copy, when nothing is to be summed, scaled or multiplied)."""
+        if times is not None:
+            g = np.multiply(g, times)
+        if alpha == -1.0:
+            g = np.negative(g)
+        elif alpha != 1.0:
+            g = np.multiply(g, g.dtype.type(alpha))
+        return reduce_to_shape(g, shape)
 
     @staticmethod
     def gemm(a, b, trans_a, trans_b, out=None):
