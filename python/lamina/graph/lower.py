@@ -318,6 +318,20 @@ class RuleKernels:
                                                         beta=1.0 if acc else 0.0), inplace=[y] if acc else ())
         return y
 
+    def gemm_batched(self, a, b, trans_a, trans_b, out=None):
+        """One gemm node over a (B, ., .) batch; a second contribution accumulates (beta = 1)."""
+        B, (M, K) = a.shape[0], ((a.shape[2], a.shape[1]) if trans_a else a.shape[1:])
+        N = b.shape[1] if trans_b else b.shape[2]
+        acc = False
+        if out is None:
+            y = self._temp((B, M, N), a.dtype, "gemm")
+        else:
+            y, acc = self.L.grad_target(out.v)
+            self.written.add(y.id)
+        self._emit("gemm", [a, b, None], [y], GemmAttrs(trans_a=trans_a, trans_b=trans_b, M=M, N=N, K=K, batch=B,
+                                                        beta=1.0 if acc else 0.0), inplace=[y] if acc else ())
+        return y
+
     def act_bwd(self, kind, y, dy):
         dz = self._temp(dy.shape, dy.dtype, "dz")
         self._emit("act_bwd", [y, dy], [dz], ActAttrs(n=dy.size, kind=kind))

@@ -85,6 +85,14 @@ class EagerKernels:
         return y
 
     @staticmethod
+    def gemm_batched(a, b, trans_a, trans_b, out=None):
+        """op(a[i]) @ op(b[i]) for each i of a (B, ., .) batch (no transposed copy is made)."""
+        y = np.empty((a.shape[0], a.shape[2] if trans_a else a.shape[1], b.shape[1] if trans_b else b.shape[2]),
+                     a.dtype)
+        _C.gemm_batched(a, b, y, trans_a, trans_b, 1.0, 0.0)
+        return y
+
+    @staticmethod
     def act_bwd(kind, y, dy):
         """dz from dy through activation `kind`, read from its output y (relu: y > 0 iff z > 0)."""
         dz = np.empty(dy.shape, dy.dtype)
