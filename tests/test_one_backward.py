@@ -452,3 +452,40 @@ def test_bias_like_broadcasts_match_eager(expr):
                                                frozen=frozen))
     _same(want, got)
     assert g.callbacks == []
+
+
+def test_a_lowered_op_without_a_rule_is_refused_when_a_gradient_is_needed():
+    # its forward runs as nodes, so there is no ctx for a Python backward: say so at compile time
+    from lamina.ops._params import ScaleAttrs
+    from lamina.tensor import Function
+
+    def lower(L, fn):
+        L.emit("scale", [fn.args[0]], [fn.out], ScaleAttrs(n=fn.args[0].size, alpha=2.0), src=fn.op)
+        fn.lowered_by = "scale"
+        return True
+
+    class Twice(Function):       # the engine's Function, as the ops use
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, dy):
+            return (dy * 2,)
+
+    registry.register("twice_no_rule_demo", lower=lower)(Twice)
+    try:
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Parameter(np.ones((2, 3), np.float32))
+
+            def forward(self, x):
+                return nn.functional.mse_loss(Twice.apply(self.a), lamina.tensor(np.zeros((2, 3), np.float32)))
+
+        model = M()
+        step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(model.parameters(), lr=0.1))
+        with pytest.raises(NotImplementedError, match="twice_no_rule_demo.*no backward rule"):
+            step(np.zeros(1), np.zeros(1))
+    finally:
+        registry.unregister("twice_no_rule_demo")

@@ -75,7 +75,9 @@ class Lowering:
             elif op.backward is not None:
                 self.run_backward_rule(fn, op.backward, dy)
             else:
-                self._pycall_backward(fn, dy)
+                # its forward ran as nodes, so no live ctx exists for Function.backward
+                raise NotImplementedError(f"{fn.op}: op {op.name!r} is lowered to graph nodes but registers no "
+                                          "backward rule, so the compiler cannot differentiate it")
 
     def _wants(self, fn, pos):
         v = fn.args[pos]
