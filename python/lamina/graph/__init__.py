@@ -320,6 +320,7 @@ class CompiledStep(_Compiled):
         g.notes.extend(find_softmax_ce(fnodes))
         params = [(t, v) for t, v in tr.params.values()]
         grad_bufs = {}
+        had_no_grad = set()                  # ids of the leaves whose eager step left p.grad None
         for t, v in params:
             if not t.requires_grad:
                 continue
@@ -327,6 +328,8 @@ class CompiledStep(_Compiled):
                     and t.grad.data.flags.c_contiguous and t.grad.data.flags.writeable:
                 arr = t.grad.data            # adopt eager's buffer: p.grad stays the live gradient
             else:
+                if t.grad is None:
+                    had_no_grad.add(id(t))
                 arr = np.zeros_like(t.data)
                 t.grad = Tensor._wrap(arr)
             grad_bufs[v.id] = g.value(t.shape, t.dtype, "grad", "grad", array=arr)
@@ -341,7 +344,12 @@ class CompiledStep(_Compiled):
         update = Update(opt, g, _update_items(opt, params, grad_bufs, written))
         g.outputs = [vloss, vlogits]
         _finish(g)
-        grads = [(t, grad_bufs[v.id].array) for t, v in params if v.id in grad_bufs]
+        # A leaf the loss does not reach keeps p.grad None, as eager and PyTorch leave it.
+        for t, v in params:
+            if v.id in grad_bufs and grad_bufs[v.id].id not in written and id(t) in had_no_grad:
+                t.grad = None
+        grads = [(t, grad_bufs[v.id].array) for t, v in params
+                 if v.id in grad_bufs and (grad_bufs[v.id].id in written or id(t) not in had_no_grad)]
         plan = _Plan(g, self.executor, update.scalars, guards, loss=vloss, out=vlogits,
                      params=self._traced_leaves(tr), update=update, grads=grads, folds=folds)
         return plan, loss, logits
