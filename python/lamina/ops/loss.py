@@ -287,7 +287,7 @@ def _lower_pointwise_loss(L, fn):
     kind = L.op_of(fn).traits["loss_kind"]
     if kind == "bce" and L.wants(fn, 1):
         return False            # a gradient for the target: the eager rule (-x * dy * scale) runs
-    scale = _C.loss_scale(mean, x.size)
+    scale = _pointwise_scale(mean, x.size)
     fn.saved = PointwiseLossSaved(x=x, t=t, scale=scale, kind=kind)
     L.emit("loss_fwd", [x, t], [fn.out], PointwiseLossAttrs(n=x.size, kind=kind, scale=scale), src=fn.op)
     fn.lowered_by = "loss"
@@ -317,10 +317,16 @@ def _pair_samples(dt, target01=False):
             Sample((_x(dt, (3, 4)), t), {"reduction": "none"}, name="none", compile=False)]
 
 
+def _pointwise_scale(mean, n):
+    """The loss's scale: 1/n for a mean, 1 for a sum, and NaN for a mean over nothing, so that the
+    forward (sum * scale) is NaN as in PyTorch; the backward of an empty input reads no scale."""
+    return float("nan") if mean and n == 0 else _C.loss_scale(mean, n)
+
+
 def _pointwise_loss_forward(ctx, kernel, kind, x, t, mean):
     """The summed loss from `kernel`, scaled by 1/N for reduction="mean" (the scale the backward
     reuses); x and t are saved for the backward kernel."""
-    scale = _C.loss_scale(mean, x.size)
+    scale = _pointwise_scale(mean, x.size)
     ctx.save_for_backward(*PointwiseLossSaved(x=x, t=t, scale=scale, kind=kind))
     return np.asarray(kernel(x, t) * scale, dtype=x.dtype)
 
