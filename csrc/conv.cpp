@@ -311,8 +311,20 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
   const int64_t WSZ = p.K * CKKg;
   const bool pointwise = is_pointwise(p);
 
+  if (dw && use_winograd(p, true)) {
+    conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
+    dw = nullptr;  // done
+  }
+  if (dw && conv_direct_dw_preferred(p)) {
+    // Few input channels: dw straight from the padded images and the widened dy (no im2col);
+    // with the batch in the lanes it sums db too, from dy while it is in cache (bitwise the
+    // loop below).
+    if (conv2d_direct_dw(p, x, dy, dw, db)) db = nullptr;
+    dw = nullptr;  // done
+  }
   if (db) {
     // db[k] = sum over images and positions; threads take channels, images summed in order.
+    // bias_grad_lanes (conv_direct_bwd.cpp) repeats this rule lane by lane: change both.
     parallel_tasks(p.K, team_size(double(p.N) * p.K * P, 1e5), [&](int64_t k) {
       double acc = 0;  // NOTE: double across images so float bias grads of big maps stay accurate
       for (int64_t n = 0; n < p.N; ++n) {
@@ -327,15 +339,6 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
       }
       db[k] = static_cast<T>(acc);
     });
-  }
-  if (dw && use_winograd(p, true)) {
-    conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
-    dw = nullptr;  // done
-  }
-  if (dw && conv_direct_dw_preferred(p)) {
-    // Few input channels: dw straight from the padded images and the widened dy (no im2col).
-    conv2d_direct_dw(p, x, dy, dw);
-    dw = nullptr;  // done
   }
   if (dx && use_winograd(p, true)) {
     // dx (N, C, H, W) = 3x3 conv of dy (N, K, OH, OW) with rotated, transposed filters, pad 2 - p

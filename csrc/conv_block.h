@@ -30,4 +30,15 @@ void conv2d_relu_max_pool2d_forward(const ConvParams& p, const T* x, const T* w,
 template <class T>
 void relu_max_pool2d_backward(const ConvParams& p, const T* dy, const uint8_t* code, T* dz);
 
+namespace conv_block_detail {
+// The two dz rows under one pooled row (PW windows): r0[2pw + j] = 0 + g[pw] where code[pw]
+// == j, r1[2pw + j] = 0 + g[pw] where code[pw] == 2 + j, +0 elsewhere (the first 2*PW cells
+// of each row). conv_direct_avx512.cpp; null without AVX-512.
+using UnpoolRowsF32 = void (*)(const float* g, const uint8_t* code, int64_t PW, float* r0, float* r1);
+UnpoolRowsF32 unpool_rows_f32();
+#if defined(LAMINA_X86)
+void unpool_rows_f32_avx512(const float* g, const uint8_t* code, int64_t PW, float* r0, float* r1);
+#endif
+}  // namespace conv_block_detail
+
 }  // namespace lamina

@@ -1,10 +1,13 @@
 // AVX-512F direct-convolution micro-kernels (contract in conv_direct.h): 32 zmm registers hold
 // 24 accumulators (KB channels x V vectors) plus the tap's V input vectors and a broadcast.
 #include "conv_direct.h"
+#include "conv_block.h"
 
 #if defined(LAMINA_X86)
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "conv_direct_kernel.h"
@@ -143,5 +146,40 @@ void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk) {
 template void lane_kernels_avx512<float>(int64_t, LaneKernels<float>*);
 template void lane_kernels_avx512<double>(int64_t, LaneKernels<double>*);
 }  // namespace conv_direct_detail
+}  // namespace lamina
+
+namespace lamina {
+namespace conv_block_detail {
+// 16 windows per step: the window's value masked by code == j, then the even and odd cells
+// interleaved into two rows of 32 by one two-source permute each.
+void unpool_rows_f32_avx512(const float* g, const uint8_t* code, int64_t PW, float* r0, float* r1) {
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t pw = 0; pw < PW; pw += 16) {
+    const int64_t n = std::min<int64_t>(16, PW - pw);
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    // 0 + g: a -0 gradient lands as +0, as max_pool2d_backward's zero-then-add.
+    const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, g + pw));
+    alignas(16) uint8_t cb[16] = {};   // AVX-512F has no masked byte load: copy the n codes
+    for (int64_t i = 0; i < n; ++i) cb[i] = code[pw + i];
+    const __m512i c = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(cb)));
+    const __m512 a0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(0)), v);
+    const __m512 a1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(1)), v);
+    const __m512 b0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(2)), v);
+    const __m512 b1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(c, _mm512_set1_epi32(3)), v);
+    // 2n cells: the first min(16, 2n) from the low half, the rest from the high half.
+    const __mmask16 mlo = n >= 8 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (2 * n)) - 1);
+    const __mmask16 mhi = n > 8 ? static_cast<__mmask16>((1u << (2 * n - 16)) - 1) : __mmask16(0);
+    float* d0 = r0 + 2 * pw;
+    float* d1 = r1 + 2 * pw;
+    _mm512_mask_storeu_ps(d0, mlo, _mm512_permutex2var_ps(a0, lo, a1));
+    _mm512_mask_storeu_ps(d1, mlo, _mm512_permutex2var_ps(b0, lo, b1));
+    if (mhi) {
+      _mm512_mask_storeu_ps(d0 + 16, mhi, _mm512_permutex2var_ps(a0, hi, a1));
+      _mm512_mask_storeu_ps(d1 + 16, mhi, _mm512_permutex2var_ps(b0, hi, b1));
+    }
+  }
+}
+}  // namespace conv_block_detail
 }  // namespace lamina
 #endif

@@ -15,6 +15,7 @@
 
 #include "conv_direct.h"
 #include "conv_direct_bwd_kernel.h"
+#include "conv_direct_lane.h"
 #include "cpu.h"
 #include "thread_team.h"
 #include "workspace.h"
@@ -168,9 +169,39 @@ T* tagged_buffer(WideBuffers& wb, const int64_t (&tag)[kTagLen], int64_t len) {
 // each vector holds one position of L images. No wide-row waste and aligned loads; the kernel
 // walks output rows as its "images" (xs = one padded row, ds = one output row) and the OW
 // positions of a row as its vectors. Chunks take whole groups; a short last group is zero-filled.
+// One image's db term from its dy plane, as conv2d_backward's db loop sums it: 8 running sums
+// over positions i = l (mod 8) up to the last whole 8, a running tail, then
+// ((s0+s1)+(s2+s3)) + ((s4+s5)+(s6+s7)) + tail in double. Here for L images at once, the plane
+// in lanes (P, L): each lane adds in the same order, so the value is bitwise the same.
+template <class T, int LN>
+void bias_grad_lanes_n(const T* plane, int64_t P, int64_t nl, double* out, int64_t out_stride) {
+  T s[8][LN], tail[LN];
+  const int64_t P8 = P / 8 * 8;
+  for (int j = 0; j < 8; ++j) {   // one residue at a time: its LN running sums stay in registers
+    T a[LN] = {};
+    for (int64_t i = j; i < P8; i += 8)
+      for (int l = 0; l < LN; ++l) a[l] += plane[i * LN + l];
+    for (int l = 0; l < LN; ++l) s[j][l] = a[l];
+  }
+  for (int l = 0; l < LN; ++l) tail[l] = T(0);
+  for (int64_t i = P8; i < P; ++i)
+    for (int l = 0; l < LN; ++l) tail[l] += plane[i * LN + l];
+  for (int64_t l = 0; l < nl; ++l)
+    out[l * out_stride] = double((s[0][l] + s[1][l]) + (s[2][l] + s[3][l])) +
+                          double((s[4][l] + s[5][l]) + (s[6][l] + s[7][l])) + double(tail[l]);
+}
+template <class T>
+void bias_grad_lanes(const T* plane, int64_t P, int64_t L, int64_t nl, double* out, int64_t out_stride) {
+  if (L == 16) return bias_grad_lanes_n<T, 16>(plane, P, nl, out, out_stride);
+  if (L == 8) return bias_grad_lanes_n<T, 8>(plane, P, nl, out, out_stride);
+  bias_grad_lanes_n<T, 4>(plane, P, nl, out, out_stride);   // the lane counts there are: 4, 8, 16
+}
+constexpr bool bias_grad_lanes_has(int64_t L) { return L == 4 || L == 8 || L == 16; }
+
+// db_terms (N, K) or null: each image's db term per channel (bias_grad_lanes).
 template <class T>
 int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p, const T* x,
-                       const T* dy, std::vector<T>& acc) {
+                       const T* dy, std::vector<T>& acc, double* db_terms) {
   const int64_t L = kk.lanes, C = g.C, H = g.H, W = g.W, K = g.K, OH = g.OH, OW = g.OW, Hp = g.Hp, Wp = g.Wp;
   const int64_t ngroups = ceil_div(g.N, L);
   const int64_t xlen = C * Hp * Wp * L, dlen = K * OH * OW * L;
@@ -207,6 +238,8 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
         }
       for (int64_t i = 0; i < L; ++i) rows[i] = i < ng ? dy + (n0 + i) * K * OH * OW : nullptr;
       kk.to_lanes(rows, K * OH * OW, dyb);
+      if (db_terms)
+        for (int64_t k = 0; k < K; ++k) bias_grad_lanes(dyb + k * OH * OW * L, OH * OW, L, ng, db_terms + n0 * K + k, K);
       // Blocks of rb output rows: one channel block's dy rows stay in L1 across the tap blocks.
       for (int64_t r0 = 0; r0 < OH; r0 += rb)
         dw_group(kk, g, xb + r0 * Wp * L, Wp * L, dyb + r0 * OW * L, OW * L, OH * OW * L,
@@ -271,7 +304,7 @@ int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p
 }  // namespace
 
 template <class T>
-void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
+bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db) {
   DwGeometry g;
   g.N = p.N; g.C = p.C; g.H = p.H; g.W = p.W; g.K = p.K; g.KH = p.KH; g.KW = p.KW;
   g.OH = p.OH(); g.OW = p.OW(); g.Hp = p.H + 2 * p.pad_h; g.Wp = p.W + 2 * p.pad_w;
@@ -279,14 +312,23 @@ void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
   const int64_t K = g.K, ntaps = g.ntaps;
   if (g.N == 0) {
     std::fill(dw, dw + K * ntaps, T(0));
-    return;
+    return false;
   }
   const DwKernels<T> kk = select_kernels<T>();
   const int64_t L = kk.lanes;
   g.nkb = ceil_div(K, kk.kb_max);  // channel blocks of near-equal size <= kb_max (16 -> 8 + 8)
   std::vector<T> acc;
   const bool lanes = use_batch_lanes(p, L, kk.to_lanes != nullptr);
-  const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc) : dw_wide(kk, g, p, x, dy, acc);
+  if (!lanes || !bias_grad_lanes_has(L)) db = nullptr;   // conv2d_backward sums it
+  std::vector<double> db_terms(db ? size_t(g.N * K) : 0);
+  const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc, db ? db_terms.data() : nullptr)
+                                : dw_wide(kk, g, p, x, dy, acc);
+  if (db)
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0;   // images in order, as conv2d_backward's db loop
+      for (int64_t n = 0; n < g.N; ++n) s += db_terms[size_t(n * K + k)];
+      db[k] = static_cast<T>(s);
+    }
   const int64_t acc_len = K * ntaps * L;
   // dw[k][t] = sum over chunks (in order) of the lane sums.
   parallel_tasks(K, team_size(double(acc_len) * double(nchunks), 1e5), [&](int64_t k) {
@@ -301,23 +343,12 @@ void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw) {
       dw[k * ntaps + t] = s;
     }
   });
+  return db != nullptr;
 }
 
 // ---- data gradient with the batch in the lanes ----
 
 namespace {
-// The forward direct micro-kernel (conv_direct.h) for Kout output channels, on the ISA whose
-// lanes match the transposes'; null where there is none.
-template <class T>
-conv_direct_detail::DirectKernel<T> lanes_forward_kernel(int64_t Kout, conv_direct_detail::DirectShape* s) {
-#if defined(LAMINA_X86)
-  if (active_isa() >= Isa::avx512) return conv_direct_detail::direct_kernel_avx512<T>(Kout, s);
-  if (active_isa() >= Isa::avx2) return conv_direct_detail::direct_kernel_avx2<T>(Kout, s);
-#endif
-  (void)Kout;
-  (void)s;
-  return nullptr;
-}
 thread_local AlignedBuffer tl_dx_out;
 }  // namespace
 
@@ -325,47 +356,84 @@ template <class T>
 bool conv_direct_dx_lanes_applicable(const ConvParams& p) {
   if (!conv_direct_applicable(p) || p.pad_h > p.KH - 1 || p.pad_w > p.KW - 1) return false;
   const DwKernels<T> kk = select_kernels<T>();
-  conv_direct_detail::DirectShape s;
-  if (!kk.from_lanes || !lanes_forward_kernel<T>(p.C, &s) || s.lanes != kk.lanes) return false;
+  conv_direct_detail::LaneKernels<T> lk;
+  if (!kk.from_lanes || !conv_direct_detail::lane_kernels<T>(p.C, &lk) || lk.lanes != kk.lanes) return false;
   // The transposed convolution's rows: W outputs from OW + 2 (KW-1-pad) padded columns.
   const int64_t Wq = p.OW() + 2 * (p.KW - 1 - p.pad_w);
   return ceil_div(p.N, kk.lanes) * kk.lanes * p.W <= p.N * Wq;
 }
 
 // dx = the stride-1 convolution of dy, zero-padded by KH-1-pad_h, KW-1-pad_w, with the filters
-// rotated 180 degrees and transposed (K <-> C), computed by the forward direct micro-kernel on
-// L images at a time: dy stored (K, Hq, Wq, L), so each vector of the kernel's "wide output" is
-// one position of L images, and an output row of dx is W consecutive vectors (no wide-row
-// waste). Groups of L images are independent tasks.
+// rotated 180 degrees and transposed (K <-> C), computed by the forward lane kernels
+// (conv_direct_lane.h) on L images at a time: dy stored (K, Hq, Wq, L), so each vector is one
+// position of L images, and a dx row is W vectors cut into tiles of at most vmax. Only the taps
+// that read real dy, not its zero padding, run (the skipped products are 0): taps ordered
+// (kh, k, kw) with the tile's live kw, so dx row h's live kh are one run (C3: 50 of 70 row
+// taps, 60 of 70 column taps).
+// Groups of L images are independent tasks.
 template <class T>
 void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx) {
   const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW;
   const int64_t OH = p.OH(), OW = p.OW(), qph = KH - 1 - p.pad_h, qpw = KW - 1 - p.pad_w;
-  const int64_t Hq = OH + 2 * qph, Wq = OW + 2 * qpw, ntaps = K * KH * KW;
+  const int64_t Hq = OH + 2 * qph, Wq = OW + 2 * qpw;
   if (N == 0) return;
   const DwKernels<T> kk = select_kernels<T>();
-  conv_direct_detail::DirectShape sh;
-  const conv_direct_detail::DirectKernel<T> kern = lanes_forward_kernel<T>(C, &sh);
-  const int64_t L = kk.lanes, KB = sh.kb, nblk = ceil_div(C, KB);
-  const int64_t nvec = ceil_div(W, sh.vecs) * sh.vecs;  // one vector per position of a dx row
-  std::vector<int64_t> off(static_cast<size_t>(ntaps));
-  for (int64_t k = 0, t = 0; k < K; ++k)
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw, ++t) off[size_t(t)] = ((k * Hq + kh) * Wq + kw) * L;
-  // wt[blk][t][kb] = rot180(w[k][c]) at tap t = (k, kh, kw), c = blk*KB + kb (0 past C).
-  std::vector<T> wt(static_cast<size_t>(nblk * ntaps * KB), T(0));
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t i = 0; i < KH * KW; ++i)
-        wt[size_t(((c / KB) * ntaps + k * KH * KW + i) * KB + c % KB)] = w[(k * C + c) * KH * KW + KH * KW - 1 - i];
-  // The last row's taps read up to (KW - 1 + nvec - Wq) positions past the planes: zero slack.
-  const int64_t dlen = K * Hq * Wq * L + (nvec + KW) * L;
+  conv_direct_detail::LaneKernels<T> lk;
+  conv_direct_detail::lane_kernels<T>(C, &lk);
+  const int64_t L = lk.lanes, KB = lk.kb, nblk = ceil_div(C, KB);
+  // Row tiles of at most vmax pixels, as equal as they come (14 = 4+4+3+3).
+  const int64_t ntiles = ceil_div(W, lk.vmax);
+  std::vector<int64_t> tile_at(static_cast<size_t>(ntiles + 1), 0);
+  for (int64_t i = 0; i < ntiles; ++i) tile_at[size_t(i + 1)] = tile_at[size_t(i)] + W / ntiles + (i < W % ntiles);
+  // A tile of v pixels from column ow reads padded columns ow+kw .. ow+kw+v-1, of which
+  // qpw .. qpw+OW-1 hold dy: its live kw are one range (C3's first tile 1..4, last 0..2). One
+  // tap set per distinct range: off and wt for taps (kh, k, kw in range), so a row's live kh
+  // stay one contiguous run within it.
+  struct TapSet {
+    int64_t kw0, nkw;
+    std::vector<int64_t> off;
+    std::vector<T> wt;   // wt[blk][t][kb] = rot180(w[k][c]) at tap t, c = blk*KB + kb (0 past C)
+  };
+  std::vector<TapSet> sets;
+  std::vector<size_t> set_of(static_cast<size_t>(ntiles));
+  int64_t tile_work = 0;   // pixels x live kw, for the thread count
+  for (int64_t i = 0; i < ntiles; ++i) {
+    const int64_t ow = tile_at[size_t(i)], v = tile_at[size_t(i + 1)] - ow;
+    const int64_t kw0 = std::max<int64_t>(0, qpw - ow - v + 1), kw1 = std::min<int64_t>(KW - 1, qpw + OW - 1 - ow);
+    const int64_t nkw = std::max<int64_t>(0, kw1 - kw0 + 1);
+    tile_work += v * nkw;
+    size_t at = 0;
+    while (at < sets.size() && (sets[at].kw0 != kw0 || sets[at].nkw != nkw)) ++at;
+    set_of[size_t(i)] = at;
+    if (at < sets.size()) continue;
+    TapSet ts{kw0, nkw, std::vector<int64_t>(size_t(KH * K * nkw)), std::vector<T>(size_t(nblk * KH * K * nkw * KB), T(0))};
+    const int64_t nset = KH * K * nkw;
+    for (int64_t kh = 0, t = 0; kh < KH; ++kh)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t kw = kw0; kw < kw0 + nkw; ++kw, ++t) {
+          ts.off[size_t(t)] = ((k * Hq + kh) * Wq + kw) * L;
+          for (int64_t c = 0; c < C; ++c)
+            ts.wt[size_t(((c / KB) * nset + t) * KB + c % KB)] = w[((k * C + c) * KH + KH - 1 - kh) * KW + KW - 1 - kw];
+        }
+    sets.push_back(std::move(ts));
+  }
+  const std::vector<T> zero_bias(static_cast<size_t>(KB), T(0));
+  // dx row h reads padded dy rows h .. h+KH-1, of which qph .. qph+OH-1 hold dy.
+  std::vector<int64_t> kh_lo(static_cast<size_t>(H)), kh_n(static_cast<size_t>(H));
+  int64_t row_work = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t lo = std::max<int64_t>(0, qph - h), hi = std::min<int64_t>(KH - 1, qph + OH - 1 - h);
+    kh_lo[size_t(h)] = lo;
+    kh_n[size_t(h)] = std::max<int64_t>(0, hi - lo + 1);
+    row_work += kh_n[size_t(h)];
+  }
+  const int64_t dlen = K * Hq * Wq * L;
   const int64_t ngroups = ceil_div(N, L);
-  const double flops = 2.0 * double(C) * double(ntaps) * double(H * W) * double(ngroups * L);
+  const double flops = 2.0 * double(C) * double(K * row_work) * double(tile_work) * double(ngroups * L);
   parallel_tasks(ngroups, team_size(flops, 2e5), [&](int64_t gr) {
     const int64_t tag[kTagLen] = {2, C, H, W, K, KH, KW, p.pad_h, p.pad_w, L, dlen, int64_t(sizeof(T))};
     T* dyb = tagged_buffer<T>(tl_dx_buf, tag, dlen);
-    T* yw = tl_dx_out.elems<T>(KB * nvec * L);
+    T* yw = tl_dx_out.elems<T>(KB * W * L);
     const int64_t n0 = gr * L, ng = std::min(L, N - n0);
     // Interiors only (the padding stays zero); lanes past ng are zeroed.
     const T* r[64];
@@ -377,11 +445,18 @@ void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx)
     T* out[64];
     for (int64_t blk = 0; blk < nblk; ++blk)
       for (int64_t h = 0; h < H; ++h) {
-        kern(dyb + h * Wq * L, off.data(), ntaps, wt.data() + blk * ntaps * KB, yw, nvec * L, nvec);
+        for (int64_t i = 0; i < ntiles; ++i) {
+          const int64_t ow = tile_at[size_t(i)], v = tile_at[size_t(i + 1)] - ow;
+          const TapSet& ts = sets[set_of[size_t(i)]];
+          const int64_t row_taps = K * ts.nkw, nset = KH * row_taps;
+          const int64_t t0 = kh_lo[size_t(h)] * row_taps, nt = kh_n[size_t(h)] * row_taps;
+          lk.by_v[v](dyb + (h * Wq + ow) * L, ts.off.data() + t0, nt, ts.wt.data() + (blk * nset + t0) * KB,
+                     zero_bias.data(), yw + ow * L, W * L);
+        }
         for (int64_t kb = 0; kb < KB && blk * KB + kb < C; ++kb) {
           const int64_t c = blk * KB + kb;
           for (int64_t i = 0; i < L; ++i) out[i] = i < ng ? dx + ((n0 + i) * C + c) * H * W + h * W : nullptr;
-          kk.from_lanes(yw + kb * nvec * L, W, out);
+          kk.from_lanes(yw + kb * W * L, W, out);
         }
       }
   });
@@ -391,7 +466,7 @@ template bool conv_direct_dx_lanes_applicable<float>(const ConvParams&);
 template bool conv_direct_dx_lanes_applicable<double>(const ConvParams&);
 template void conv2d_direct_dx_lanes<float>(const ConvParams&, const float*, const float*, float*);
 template void conv2d_direct_dx_lanes<double>(const ConvParams&, const double*, const double*, double*);
-template void conv2d_direct_dw<float>(const ConvParams&, const float*, const float*, float*);
-template void conv2d_direct_dw<double>(const ConvParams&, const double*, const double*, double*);
+template bool conv2d_direct_dw<float>(const ConvParams&, const float*, const float*, float*, float*);
+template bool conv2d_direct_dw<double>(const ConvParams&, const double*, const double*, double*, double*);
 
 }  // namespace lamina

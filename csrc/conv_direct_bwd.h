@@ -23,9 +23,11 @@ bool conv_direct_dw_preferred(const ConvParams& p);
 
 // dw (K, C, KH, KW), overwritten. The batch is cut into a fixed number of contiguous chunks
 // (min(N, max(4, threads))) whose partial sums are added in chunk order, so the result is the
-// same at 1..4 threads.
+// same at 1..4 threads. db (K) or null: with the batch in the lanes, db is summed from the
+// transposed dy while it is in cache, bitwise as conv2d_backward's own db loop (see
+// bias_grad_lanes); returns whether it wrote db.
 template <class T>
-void conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw);
+bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db = nullptr);
 
 // The data gradient with the batch in the lanes, for the shapes whose data gradient runs on
 // the direct path (conv2d_backward decides; see conv.cpp): true where the ISA has the kernels

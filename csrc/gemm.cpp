@@ -79,6 +79,7 @@ struct PackBuffer : AlignedBuffer {
 };
 thread_local PackBuffer tl_pack_a;  // each thread's mc x KC block of A
 thread_local PackBuffer tl_pack_b;  // the calling thread's B panel (or block), shared with its team
+thread_local AlignedBuffer tl_pack_b_near;  // each thread's B micro-panel(s) of one K block (Problem::packB_near)
 // What tl_pack_a holds when it is one K block of one row block: a thread's next task of the
 // same step and rows (the tasks of a row block are consecutive in its share) reuses it
 // instead of packing A again for each column block.
@@ -152,6 +153,9 @@ struct Problem {
   bool packA;     // pack A, or let the kernel read it in place
   bool packB;     // pack B, or let the kernel read full NR-wide columns in place (small M)
   uint64_t step = 0;  // unique per parallel step (see PackedRows)
+  // B packed by each task right before use, one KC x NR micro-panel at a time into an L1-sized
+  // buffer, instead of whole K x NC panels up front (packB) or read in place: see gemm_impl.
+  bool packB_near = false;
 
   const T* a_at(int64_t i, int64_t k) const { return transA ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
@@ -192,10 +196,19 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
       pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + (ir / MR) * kcur * MR);
     }
     tl_packed_rows = one_block ? PackedRows{p.step, i0, mlen} : PackedRows{};
+    // Short K (see below): the task's whole B slice of this K block is packed near at once.
+    const bool short_k = kcur * nlen * int64_t(sizeof(T)) <= kSmallBBytes;
+    T* Bn = p.packB_near ? tl_pack_b_near.elems<T>(kcur * (short_k ? round_up(nlen, NR) : NR)) : nullptr;
+    auto pack_near = [&](int64_t jr) {  // columns [jr, jr + NR) of the task's K block
+      pack_b(p.transB, kcur, std::min<int64_t>(NR, ncols - jr), NR, p.b_at(pc, jc + jr), p.ldb,
+             Bn + (short_k ? (jr - j0) / NR * kcur * NR : 0));
+    };
     auto tile = [&](int64_t jr, int64_t ir) {
       const int64_t nv = std::min<int64_t>(NR, ncols - jr);
-      const bool b_in_place = !p.packB && nv == NR;
-      const T* b = b_in_place ? p.b_at(pc, jc + jr) : Bp + (jr / NR) * p.K * NR + pc * NR;
+      const bool b_in_place = !p.packB && !p.packB_near && nv == NR;
+      const T* b = p.packB_near ? Bn + (short_k ? (jr - j0) / NR * kcur * NR : 0)
+                   : b_in_place ? p.b_at(pc, jc + jr)
+                                : Bp + (jr / NR) * p.K * NR + pc * NR;
       const int64_t b_rs = b_in_place ? p.ldb : NR;
       const int64_t mv = std::min<int64_t>(MR, mlen - ir);
       T* c = p.C + (i0 + ir) * p.ldc + jc + jr;
@@ -217,17 +230,21 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
     };
     if (pc == 0)
       for (int64_t jr = j0; jr < j0 + nlen; jr += NR) wait_ready(ready[jr / NR]);
-    if (kcur * nlen * int64_t(sizeof(T)) <= kSmallBBytes) {
+    if (short_k) {
       // Short K: the task's whole B slice sits in L1 anyway, and the cost is writing C, so
       // each MR-row strip of C is written left to right in one pass instead of in NR-wide
       // column stripes (measured 6400x16x150 NT, a conv's dX, 2 threads, vs OpenBLAS: f32
       // 0.83 -> 1.10x, f64 0.73 -> 1.18x).
+      if (p.packB_near)
+        for (int64_t jr = j0; jr < j0 + nlen; jr += NR) pack_near(jr);
       for (int64_t ir = 0; ir < mlen; ir += MR)
         for (int64_t jr = j0; jr < j0 + nlen; jr += NR) tile(jr, ir);
     } else {
       // BLIS order: one KC x NR micro-panel of B stays in L1 while the A micro-panels stream.
-      for (int64_t jr = j0; jr < j0 + nlen; jr += NR)
+      for (int64_t jr = j0; jr < j0 + nlen; jr += NR) {
+        if (p.packB_near) pack_near(jr);
         for (int64_t ir = 0; ir < mlen; ir += MR) tile(jr, ir);
+      }
     }
   }
 }
@@ -334,15 +351,21 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   const int64_t kc_max = path_override().kc > 0 ? path_override().kc : cache_blocking().kc;
   p.kc = ceil_div(K, ceil_div(K, kc_max));
   // Row-major A is read in place: its MR rows are MR contiguous streams the kernel broadcasts
-  // from, and skipping the (transposing) pack measured faster on every shape here, unless the
-  // row stride is a multiple of 2 KiB (the MR rows crowd into one or two L1 sets). Transposed A (a column of
-  // op(A) per cache line, kc lines per micro-panel) is packed once K and the B reuse are big
-  // for tiles that do not read it in place (GemmKernel::trans_a_in_place); the others pack
-  // it, like a row-major A, only when the stride aliases.
+  // from, and skipping the (transposing) pack measured faster on most shapes, unless the row
+  // stride is a multiple of 2 KiB (the MR rows crowd into one or two L1 sets) or K is long and
+  // each A micro-panel meets many B micro-panels (f32 1 thread vs PyTorch, Xeon: 64x784x300
+  // 0.88 -> 0.91x, 256x784x300 0.93 -> 1.02x; K = 120..400 even or worse; at 2 threads, where
+  // each column task would repack its rows, not measured, so not done). Transposed
+  // A (a column of op(A) per cache line, kc lines per micro-panel) is packed for tiles that do
+  // not read it in place (GemmKernel::trans_a_in_place) once the B reuse is big, whatever K
+  // (measured f32 TN, 1 thread, vs PyTorch, K = 64 packed too: 784x64x300 0.71 -> 0.89x,
+  // 120x64x400 0.86 -> 0.97x, 300x64x100 0.81 -> 0.88x); the others pack it, like a row-major
+  // A, only when the stride aliases.
+  const int nt = team_size(2.0 * double(M) * double(N) * double(K), kMinFlopsPerThread, max_threads);
   const bool aliased = (lda * int64_t(sizeof(T))) % 2048 == 0;
   p.packA = path_override().pack_a >= 0 ? path_override().pack_a != 0
-            : (transA && !p.kern.trans_a_in_place) ? (K >= 128 && N > 2 * NR)
-                                                   : (aliased && N > 4 * NR && M > MR);
+            : (transA && !p.kern.trans_a_in_place) ? N > 2 * NR
+                                                   : (aliased || (K >= kPackAMinK && nt == 1)) && N > 4 * NR && M > MR;
 
   // Packing B costs a visible share of the math unless M is large (each B micro-panel then
   // meets many A micro-panels); a row-major B is read in place instead, unless its row
@@ -350,7 +373,6 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   const bool b_aliased = (ldb * int64_t(sizeof(T))) % 256 == 0;
   p.packB = transB || (path_override().pack_b >= 0 ? path_override().pack_b != 0
                                               : b_aliased || M > kMaxMInPlaceB);
-  const int nt = team_size(2.0 * double(M) * double(N) * double(K), kMinFlopsPerThread, max_threads);
   const int64_t mc_max = mc_for<T>(p.kern);
 
   // One parallel region per (jc, K block) step of problem q with a single shared task list:
@@ -361,6 +383,13 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     q.step = g_next_step.fetch_add(1, std::memory_order_relaxed);
     const int64_t npanels = ceil_div(ncols, NR);
     const TaskGrid g = partition(M, ncols, q.K, MR, NR, mc_max, nt, q.packA, transA, sizeof(T));
+    // A transposed B packed near, by each task, when one row block covers M (so each
+    // micro-panel is still packed once): the pack's writes stay in L1 instead of making a
+    // K x NC panel in L2 / L3 that the kernel then reads back (measured f32 NT, 1 thread:
+    // 64x300x784 262 -> 237 us, 64x784x300 278 -> 254 us; with 3 row blocks (M = 256), each
+    // repacking it, 878 -> 998 us, hence one row block only).
+    q.packB_near = path_override().pack_b_near >= 0 ? path_override().pack_b_near != 0
+                                                    : transB && g.tm == 1;
     const int64_t ntasks = npanels + g.tm * g.tn;
     std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));
     for (auto& r : ready) r.store(0, std::memory_order_relaxed);
@@ -369,7 +398,8 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     auto worker = [&](int me) {
       // Every B panel is claimed before any C block, so a block waits only on packs in flight.
       for (int64_t t; (t = packs.claim(me)) >= 0;) {
-        if (q.packB || ncols - t * NR < NR)  // in-place B still packs its ragged last panel
+        // in-place B still packs its ragged last panel; near-packed B is packed by the tasks
+        if (!q.packB_near && (q.packB || ncols - t * NR < NR))
           pack_b(transB, q.K, std::min<int64_t>(NR, ncols - t * NR), NR, q.b_at(0, jc + t * NR),
                  ldb, Bp + t * q.K * NR);
         ready[size_t(t)].store(1, std::memory_order_release);

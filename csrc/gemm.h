@@ -64,6 +64,7 @@ struct GemmPathOverride {
   int ksplit = 1;  // 0 keeps a small C with a long K on the tiled path instead of splitting K
   int rows_first = -1;  // 1 / 0 forces splitting C into tasks by rows / by columns first (tuning)
   int k_blocks_outside = -1;  // 1 / 0 forces the BLIS loop order (K blocks outside the tasks) / the full-K tasks
+  int pack_b_near = -1;  // 1 / 0 forces each task to pack B one micro-panel at a time right before use / not
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();

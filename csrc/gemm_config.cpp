@@ -138,11 +138,22 @@ GemmKernel<T> choose_kernel(int64_t M, int64_t N, bool transA) {
   // On Intel (Xeon, AVX-512, 1 MiB+ L2) a transposed A is packed like any other and the 8 x 32
   // tile wins there too (measured f32 TN dW shapes, 1 thread / 2 threads: 784x256x300 1491 ->
   // 901 us / 1432 -> 469 us; 400x64x120 62 -> 51 us at 2 threads; PyTorch 871 us at 1 thread).
+  // A last column panel at most half full runs on the half-width sibling, so N <= 16 costs the
+  // 32-wide tiles 16 lanes, not 32: with a row-major A the 8 x 32 tile then beats the 24 x 16
+  // one (measured f32 1 thread, Xeon, vs PyTorch: 6400x150x16 NN 0.89 -> 1.11x, 64x84x10 0.78
+  // -> 1.12x); with a transposed A the 24-row tile stays ahead (150x6400x16 TN 497 vs 594 us).
   const double weight[5] = {0.97, 0.85, 1.0, transA && !intel_cpu() ? 1.05 : 0.97, 0.85};
+  // (Measured so only for float, the zmm tiles 0 and 2 and N within the half tile; the other
+  // cases keep whole-NR padding and the choices they had.)
+  auto padded_n = [&](int i) {
+    const bool half = !transA && sizeof(T) == 4 && (i == 0 || i == 2) && k[i].half_packed &&
+                      N <= k[i].nr / 2;
+    return half ? int64_t(k[i].nr / 2) : round_up(N, k[i].nr);
+  };
   int best = 2;
   double best_score = -1;
   for (int i = 0; i < n && i < 5; ++i) {
-    const double score = weight[i] * double(N) / double(round_up(N, k[i].nr)) *
+    const double score = weight[i] * double(N) / double(padded_n(i)) *
                          double(M) / double(round_up(M, k[i].mr));
     if (score > best_score) { best_score = score; best = i; }
   }

@@ -97,6 +97,10 @@ void pack_rows_masked_avx2(int W, int64_t K, int64_t nv, const double* src, int6
 // variant 1: 8 x 32 / 8 x 16 -- 16 accumulators, for M = 8k batches a 12-row tile would pad.
 // variant 2: 24 x 16 / 24 x 8 -- one vector per row, for N <= 16 (8).
 template <class T> GemmKernel<T> gemm_kernel_avx512(int variant);
+// dst[k*W + j] = j < nv ? src[j*ld + k] : 0 for k < K, j < W (W a multiple of 16 floats / 8
+// doubles, dst 64-byte aligned): a transposed B's NR columns by 16x16 (8x8) zmm transposes.
+void pack_rows_trans_avx512(int W, int64_t K, int64_t nv, const float* src, int64_t ld, float* dst);
+void pack_rows_trans_avx512(int W, int64_t K, int64_t nv, const double* src, int64_t ld, double* dst);
 // 24 independent zmm FMA chains for `iters` rounds; returns flops done.
 double fma_peak_probe_avx512(int64_t iters, float* sink);
 template <> GemmKernel<float> gemm_kernel_avx512<float>(int variant);

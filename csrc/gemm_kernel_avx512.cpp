@@ -14,9 +14,16 @@
 // broadcast fit in the 32 zmm registers, but the default schedule hoists the broadcasts).
 #pragma GCC optimize("schedule-insns", "sched-pressure")
 #pragma GCC target("tune=skylake-avx512")
+// GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_ps(), which
+// -Wmaybe-uninitialized reports at every use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "gemm_ukernel.h"
+#include "simd_transpose_avx512.h"
 
 namespace lamina {
 namespace {
@@ -92,6 +99,38 @@ template <> GemmKernel<double> gemm_kernel_avx512<double>(int variant) {
     default: return K{12, 16, f64_12x16_packed, f64_12x16_strided, "avx512 12x16 f64", 48, true}
                 .with_half(f64_12x8_packed, f64_12x8_strided);
   }
+}
+
+// W lines of K contiguous values (a transposed B's NR columns, lines nv.. zero) into a
+// k-major panel, one L x L register transpose per L-value chunk of k (L = lanes), each
+// transposed row stored as one whole 64-byte line of the 64-byte-aligned panel. The ragged
+// end of K is read with masked loads, so nothing past the matrix is touched.
+template <class T, class R, class Mask, class Load, class Transpose>
+static void pack_trans_lines(int W, int64_t K, int64_t nv, const T* src, int64_t ld, T* dst,
+                             Load maskload, Transpose transpose) {
+  constexpr int L = 64 / sizeof(T);
+  for (int64_t k0 = 0; k0 < K; k0 += L) {
+    const int kn = int(std::min<int64_t>(L, K - k0));
+    const Mask m = Mask(kn == L ? ~0u : (1u << kn) - 1u);
+    for (int h = 0; h < W; h += L) {
+      R r[L];
+      for (int i = 0; i < L; ++i)
+        r[i] = h + i < nv ? maskload(m, src + (h + i) * ld + k0) : R{};
+      transpose(r);
+      for (int i = 0; i < kn; ++i) std::memcpy(dst + (k0 + i) * W + h, &r[i], sizeof(R));
+    }
+  }
+}
+
+void pack_rows_trans_avx512(int W, int64_t K, int64_t nv, const float* src, int64_t ld, float* dst) {
+  pack_trans_lines<float, __m512, __mmask16>(
+      W, K, nv, src, ld, dst, [](__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); },
+      [](__m512* r) { avx512::transpose16(r); });
+}
+void pack_rows_trans_avx512(int W, int64_t K, int64_t nv, const double* src, int64_t ld, double* dst) {
+  pack_trans_lines<double, __m512d, __mmask8>(
+      W, K, nv, src, ld, dst, [](__mmask8 m, const double* p) { return _mm512_maskz_loadu_pd(m, p); },
+      [](__m512d* r) { avx512::transpose8(r); });
 }
 
 // 24 independent zmm FMA chains for `iters` rounds (no memory traffic): the AVX-512 yardstick.

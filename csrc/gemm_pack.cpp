@@ -2,6 +2,7 @@
 // interleaved layout the micro-kernel reads with constant offsets, zero-padding the lines past
 // the matrix edge so the kernel's full tile is exact (contract in gemm_kernel.h).
 #include <algorithm>
+#include <cstdint>
 
 #include "cpu.h"
 #include "gemm_internal.h"
@@ -34,6 +35,16 @@ void pack_panel(bool lines_contiguous_in_k, int64_t K, int64_t nv, int W, const 
     }
     return;
   }
+#if defined(LAMINA_X86)
+  // zmm transposes, one whole 64-byte line stored per k and 16 (8) lines: measured f32 NT,
+  // 1 thread, vs the ymm transposes below: 64x784x300 312 -> 285-292 us, 256x300x784 955 ->
+  // 925-935 us (the pack is then bound by reading B from L3, ~17% of the call).
+  if (W % (64 / sizeof(T)) == 0 && active_isa() >= Isa::avx512 &&
+      reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+    pack_rows_trans_avx512(W, K, nv, src, ld, dst);
+    return;
+  }
+#endif
 #if defined(LAMINA_X86)
   // Register transposes instead of strided scalar stores. Measured: f32 NT 64 x 300 x 784,
   // 1 thread 82 -> 96 GF/s, 2 threads 132 -> 147; and for A (1024^3, packed because its

@@ -134,3 +134,24 @@ def test_compiled_lenet_skips_the_input_gradient_of_c1():
     step(rng.standard_normal((8, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 8))
     has = {n.attrs.params.C: n.attrs.has for n in step.graph.nodes if n.op == "conv2d_bwd"}
     assert has == {1: (False, True, True), 6: (True, True, True)}
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(48, 6, 14, 14, 16, 5, 5, (0, 0)), (37, 1, 28, 28, 6, 5, 5, (2, 2)),
+                                   (17, 6, 13, 11, 8, 5, 3, (1, 2))])
+def test_db_summed_beside_dw_is_bitwise_db_alone(shape, dt, restore_conv_settings):
+    """With the batch in the lanes, db is summed from the transposed dy inside the direct dw
+    pass (whole and partial groups of images); it must be the same bits as db alone (its own
+    loop over NCHW dy), and close to PyTorch's."""
+    _C._conv_set_algo("auto")
+    x, w, dy = _inputs(np.random.default_rng(11), dt, *shape)
+    pad = shape[-1]
+    dy[0, 0].flat[::5] *= 1e7          # large and small terms: a different sum order would show
+    dw, db = np.empty_like(w), np.full(w.shape[0], np.nan, dt)
+    _C.conv2d_backward(x, w, dy, None, dw, db, (1, 1), pad, (1, 1), 1)
+    db_alone = np.full_like(db, np.nan)
+    _C.conv2d_backward(x, w, dy, None, None, db_alone, (1, 1), pad, (1, 1), 1)
+    np.testing.assert_array_equal(db, db_alone)
+    scale = np.abs(dy.astype(np.float64)).sum(axis=(0, 2, 3))
+    err = np.abs(db - dy.astype(np.float64).sum(axis=(0, 2, 3))) / scale
+    assert err.max() <= (1e-6 if dt == np.float32 else 1e-14), err

@@ -95,8 +95,9 @@ def _fused(x, w, b, pad, dy):
     return y, dz, code
 
 
-# odd conv outputs (13 -> 9: floor drops the last row and column), small batches (no lane path)
-BLOCK_CASES = LANE_CASES + [(33, 3, 13, 5, 1), (3, 2, 9, 7, 2)]
+# odd conv outputs (13 -> 9: floor drops the last row and column), small batches (no lane path),
+# and pooled rows of 8 or more windows (the vector backward: 12 in one step, 17 in 16 + 1, odd)
+BLOCK_CASES = LANE_CASES + [(33, 3, 13, 5, 1), (3, 2, 9, 7, 2), (4, 1, 24, 2, 2), (3, 2, 39, 3, 0)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -109,10 +110,13 @@ def test_fused_block_is_bitwise_the_unfused_kernels(case, dtype):
     b = rng.standard_normal(K).astype(dtype)
     P = (H + 2 * pad - 4) // 2
     dy = rng.standard_normal((N, K, P, P)).astype(dtype)
+    dy.flat[::7] = -0.0   # lands as +0 (zero-then-add), which assert_array_equal alone would not see
     y0, dz0 = _unfused(x, w, b, pad, dy)
     y1, dz1, code = _fused(x, w, b, pad, dy)
     np.testing.assert_array_equal(y1, y0)
     np.testing.assert_array_equal(dz1, dz0)
+    np.testing.assert_array_equal(np.signbit(dz1), np.signbit(dz0))
+    assert not (np.signbit(dz1) & (dz1 == 0)).any()   # no -0 cell
     assert set(np.unique(code)) <= {0, 1, 2, 3, 4}
     # against PyTorch: max_pool2d(relu(conv2d)) and its gradient at the conv output
     xt = torch.from_numpy(x)

@@ -178,13 +178,47 @@ def test_loop_orders_agree(dtype, M, K, N, ta, tb):
     outs = []
     # pack_a=1 at 2 threads: a thread's packed A block is reused by its next task of the same
     # rows and K block (the column blocks of one row block), never across steps or rows.
-    for threads, order, pack_a in itertools.product((1, 2), (0, 1), (-1, 1)):
+    for threads, order, pack_a in itertools.product((1, 2), (0, 1), (-1, 0, 1)):
         with gemm_setup(threads=threads, k_blocks_outside=order, pack_a=pack_a, load_backoff=False):
             c = c0.copy()
             _C.gemm(a, b, c, trans_a=ta, trans_b=tb, alpha=0.5, beta=-1.0, bias=bias, act="relu")
             outs.append(c)
     check(outs[0], ref(a, b, ta, tb, 0.5, -1.0, c0, bias, "col", "relu"), dtype, K)
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,K,N,ta,tb", [(64, 300, 784, False, True), (64, 784, 300, False, True),
+                                         (61, 517, 101, True, True), (64, 16, 150, False, True),
+                                         (33, 257, 47, False, False), (256, 300, 130, False, True),
+                                         (1, 40, 300, False, True), (9, 1, 33, True, True)])
+def test_near_packed_b_agrees(dtype, M, K, N, ta, tb):
+    # B packed by each task one micro-panel at a time right before use (pack_b_near=1), up front
+    # as whole panels or read in place (0), or as chosen (-1): the same tiles summing the same K
+    # blocks in the same order, so the same bits at 1 and 2 threads, in either loop order, on
+    # every ISA's tiles; K and N off the KC / NR multiples, a K short enough for the row-strip
+    # order (K = 16, 1), beta and an epilogue.
+    rng = np.random.default_rng(10)
+    a = rand(rng, (K, M) if ta else (M, K), dtype)
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    c0 = rand(rng, (M, N), dtype)
+    bias = rand(rng, (N,), dtype)
+    want = ref(a, b, ta, tb, 1.0, 0.5, c0, bias, "col", "tanh")
+    before = ISA_NAMES[_C.isa()]
+    try:
+        for isa in ("avx512", "avx2", "portable"):
+            if not _C.set_isa(isa):
+                continue
+            outs = []
+            for threads, near, order in itertools.product((1, 2), (-1, 0, 1), (-1, 1)):
+                with gemm_setup(threads=threads, pack_b_near=near, k_blocks_outside=order, load_backoff=False):
+                    c = c0.copy()
+                    _C.gemm(a, b, c, trans_a=ta, trans_b=tb, beta=0.5, bias=bias, act="tanh")
+                    outs.append(c)
+            check(outs[0], want, dtype, K)
+            assert all(np.array_equal(outs[0], o) for o in outs[1:]), isa
+    finally:
+        _C.set_isa(before)
 
 
 def test_big_products_use_the_blis_order():

@@ -1,4 +1,5 @@
-"""Per-instruction profile of a compiled training step: where the step's time goes, node by node.
+"""Per-instruction profile of a compiled training step: where the step's time goes, node by node,
+and how many fork/joins the thread team ran per step.
 
     PYTHONPATH=python python tools/profile_step.py [--model lenet5|mlp] [--batch 64 256]
         [--threads 2] [--steps 200] [--nodes]
@@ -57,13 +58,15 @@ def profile(model_name, batch, threads, steps):
     plan = step._last
     ex = plan.executor
     ex.set_profiling(True)
+    lamina._C._gemm_load_stats(True)   # reset the thread team's counters
     t0 = time.perf_counter()
     for _ in range(steps):
         step(x, y)
     wall = (time.perf_counter() - t0) / steps
+    team = lamina._C._gemm_load_stats(True)
     rows = ex.profile(plan.graph)
     ex.set_profiling(False)
-    return wall, rows
+    return wall, rows, {k: v / steps for k, v in team.items() if k != "worker_late_us_mean"}
 
 
 def table(title, groups, wall):
@@ -82,10 +85,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print(f"lamina {lamina.__version__}, isa {lamina._C.isa()}, {args.threads} threads")
     for batch in args.batch:
-        wall, rows = profile(args.model, batch, args.threads, args.steps)
+        wall, rows, team = profile(args.model, batch, args.threads, args.steps)
         inside = sum(t for _, t in rows)
         print(f"\n{args.model} batch {batch}: {wall * 1e6:.0f} us/step wall ({batch / wall:.0f} img/s), "
               f"instructions {inside * 1e6:.0f} us, outside {(wall - inside) * 1e6:.0f} us")
+        # Fork/joins per step: regions run on the team, and calls the load backoff kept on one
+        # thread (each would have been a region); the master's wait at the joins.
+        print(f"  thread team per step: {team['parallel_regions']:.1f} parallel regions, "
+              f"{team['backoff_single_calls']:.1f} calls kept on one thread by the load backoff, "
+              f"{team['join_wait_us']:.0f} us waiting at joins, {team['slow_joins']:.2f} slow joins")
         by_op, by_label = defaultdict(lambda: [0.0, 0]), defaultdict(lambda: [0.0, 0])
         for n, t in rows:
             for d, key in ((by_op, n.op), (by_label, f"{node_label(n)}  [{n.src}]")):

@@ -11,6 +11,7 @@
 #include "cpu.h"
 #include "gemm.h"
 #include "gemm_internal.h"
+#include "workspace.h"
 
 using namespace lamina;
 using namespace lamina::gemm_detail;
@@ -53,6 +54,33 @@ void check_packing() {
           const T want = j < nv ? T(1 + k * 100 + j) : T(0);
           CHECK_MSG(dst[size_t(k * 16 + j)] == want, "pack_b trans %d nv %ld (%ld, %d)", int(trans), long(nv), long(k), j);
         }
+    }
+  }
+}
+
+// A transposed B's NR columns packed at the full 32-wide (16 for double) AVX-512 tile width
+// into a 64-byte-aligned panel, the way the driver packs them (the zmm-transpose path on
+// AVX-512): K across and around the 16 (8) values of one transpose, ragged panels (nv < NR,
+// lines past nv zero), and nothing written past the K x NR panel.
+template <class T>
+void check_trans_b_packing_wide() {
+  constexpr int NR = 128 / int(sizeof(T));
+  for (int64_t K : {1, 7, 15, 16, 17, 33, 300}) {
+    for (int64_t nv : {int64_t(1), int64_t(NR / 2 - 1), int64_t(NR / 2), int64_t(NR / 2 + 1), int64_t(NR)}) {
+      const int64_t ld = K + 3;
+      std::vector<T> bt(size_t((nv - 1) * ld + K));  // exactly up to the last value read
+      for (int64_t j = 0; j < nv; ++j)
+        for (int64_t k = 0; k < K; ++k) bt[size_t(j * ld + k)] = T(1 + k * 100 + j);
+      AlignedBuffer buf;
+      T* dst = buf.elems<T>(K * NR + 16);
+      std::fill(dst, dst + K * NR + 16, T(-7));
+      pack_b(true, K, nv, NR, bt.data(), ld, dst);
+      for (int64_t k = 0; k < K; ++k)
+        for (int j = 0; j < NR; ++j) {
+          const T want = j < nv ? T(1 + k * 100 + j) : T(0);
+          CHECK_MSG(dst[size_t(k * NR + j)] == want, "wide pack_b K %ld nv %ld (%ld, %d)", long(K), long(nv), long(k), j);
+        }
+      for (int64_t e = K * NR; e < K * NR + 16; ++e) CHECK_MSG(dst[e] == T(-7), "wide pack_b wrote past the panel, K %ld", long(K));
     }
   }
 }
@@ -137,6 +165,8 @@ int main() {
     check_loop_order<double>();
     check_packing<float>();
     check_packing<double>();
+    check_trans_b_packing_wide<float>();
+    check_trans_b_packing_wide<double>();
   }
   set_isa(cpu_supports_avx512() ? Isa::avx512 : cpu_supports_avx2_fma() ? Isa::avx2 : Isa::portable);
   TEST_MAIN_END();
