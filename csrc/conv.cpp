@@ -212,12 +212,40 @@ static ConvParams transposed_conv_params(const ConvParams& p) {
 // Measured (1 thread, 3x3 pad 1): forward wins from C = K = 16 on maps >= 8x8 (loses on 4x4
 // maps and for C = 3); the backward pair only from C = K = 64 on maps >= 14x14 (at C = K = 16
 // .. 32 or 8x8 maps it ties or loses to im2col).
-static bool use_winograd(const ConvParams& p, bool backward) {
+// The Winograd output tile for p: 0 (not Winograd), 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)).
+// The weight gradient always runs as F(2x2) when this is nonzero (backward = true).
+static int winograd_tile(const ConvParams& p, bool backward) {
   const ConvAlgo a = conv_get_algo();
-  if (a == ConvAlgo::im2col || a == ConvAlgo::direct || !conv_winograd_applicable(p)) return false;
-  if (a == ConvAlgo::winograd) return true;
-  if (backward) return p.C >= 64 && p.K >= 64 && p.OH() * p.OW() >= 196;
-  return p.C >= 16 && p.K >= 16 && p.OH() >= 8 && p.OW() >= 8;
+  if (a == ConvAlgo::im2col || a == ConvAlgo::direct || !conv_winograd_applicable(p)) return 0;
+  if (a == ConvAlgo::winograd) return 2;
+  if (a == ConvAlgo::winograd4) return 4;
+  const bool wino = backward ? p.C >= 64 && p.K >= 64 && p.OH() * p.OW() >= 196
+                             : p.C >= 16 && p.K >= 16 && p.OH() >= 8 && p.OW() >= 8;
+  if (!wino) return 0;
+  // F(4x4) measured faster (1 thread, Xeon, ms fwd F2 -> F4) wherever the channels are <= 128:
+  // 64x32x32 N=32 15.8 -> 11.1, 64x8x8 N=64 4.6 -> 3.9, 32x32x32 3.0 -> 2.3, 128x56x56 N=8
+  // 39.4 -> 31.0; not on 256x14x14 N=8 (17.0 -> 18.3), whose GEMMs are short and wide.
+  return std::max(p.C, p.K) <= 128 ? 4 : 2;
+}
+static bool use_winograd(const ConvParams& p, bool backward) { return winograd_tile(p, backward) != 0; }
+
+// y = the 3x3 conv of x (N, C, H, W) with w (K, C, 3, 3) on the Winograd path of tile m;
+// flip_transpose: w's rotated, transposed filters (K <-> C), for the data gradient.
+template <class T>
+static void winograd_conv(int m, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h,
+                          int64_t pad_w, const T* x, const T* w, bool flip_transpose, const T* b, T* y, Act act) {
+  const int64_t Kw = flip_transpose ? C : K, Cw = flip_transpose ? K : C;  // w's (K, C)
+  // U in a buffer kept across calls: a fresh one (0.6 MiB for 64 x 64 channels) cost page
+  // faults every call. Its own buffer: the Winograd jobs use the thread's other workspaces.
+  static thread_local AlignedBuffer U_buf;
+  T* U = U_buf.elems<T>((m == 4 ? 36 : 16) * K * C);
+  if (m == 4) {
+    winograd4_weights(w, Kw, Cw, flip_transpose, U);
+    conv2d_winograd4(N, C, H, W, K, pad_h, pad_w, x, U, b, y, act);
+  } else {
+    winograd_weights(w, Kw, Cw, flip_transpose, U);
+    conv2d_winograd(N, C, H, W, K, pad_h, pad_w, x, U, b, y, act);
+  }
 }
 
 template <class T>
@@ -233,10 +261,8 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
     conv2d_direct_forward(p, x, w, b, y, act);
     return;
   }
-  if (use_winograd(p, false)) {
-    std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
-    winograd_weights(w, p.K, p.C, false, U.data());
-    conv2d_winograd(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, U.data(), b, y, act);
+  if (const int m = winograd_tile(p, false)) {
+    winograd_conv(m, p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, w, false, b, y, act);
     return;
   }
   const Blocking bl = block_images<T>(p);
@@ -340,12 +366,10 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
       db[k] = static_cast<T>(acc);
     });
   }
-  if (dx && use_winograd(p, true)) {
+  if (const int m = dx ? winograd_tile(p, true) : 0) {
     // dx (N, C, H, W) = 3x3 conv of dy (N, K, OH, OW) with rotated, transposed filters, pad 2 - p
-    std::vector<T> U(static_cast<size_t>(16 * p.K * p.C));
-    winograd_weights(w, p.K, p.C, true, U.data());
-    conv2d_winograd(p.N, p.K, p.OH(), p.OW(), p.C, 2 - p.pad_h, 2 - p.pad_w, dy, U.data(),
-                    static_cast<const T*>(nullptr), dx, Act::identity);
+    winograd_conv(m, p.N, p.K, p.OH(), p.OW(), p.C, 2 - p.pad_h, 2 - p.pad_w, dy, w, true,
+                  static_cast<const T*>(nullptr), dx, Act::identity);
     dx = nullptr;  // done
   }
   if (dx && p.N > 0 && P > 0) {

@@ -86,7 +86,8 @@ void conv2d_backward_reference(const ConvParams& p, const T* x, const T* w, cons
 // *sizeof(T) <= 2 MiB (at least one row of 2x2 tiles); plus 16*K*C*sizeof(T) per call for U.
 // direct: conv_direct.h (few input channels; stride 1, dilation 1, groups 1): the forward, the
 // data gradient as the forward of the flipped filters, and the weight gradient (conv_direct_bwd.h).
-enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2, direct = 3 };
+// winograd: F(2x2, 3x3); winograd4: F(4x4, 3x3) (below), both only where applicable.
+enum class ConvAlgo : int { automatic = 0, im2col = 1, winograd = 2, direct = 3, winograd4 = 4 };
 // Testing hook: force a path (winograd / direct only where applicable; automatic picks by shape).
 void conv_set_algo(ConvAlgo a);
 ConvAlgo conv_get_algo();
@@ -106,5 +107,21 @@ void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int6
 template <class T>
 void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h,
                         int64_t pad_w, const T* x, const T* dy, T* dw);
+
+
+// ---- Winograd F(4x4, 3x3) (conv_winograd.cpp; transforms in conv_winograd_f4_tf.h) ----
+// Same applicability as F(2x2); 36 GEMMs over 6x6-transformed tiles: 4x fewer multiplies than
+// im2col. Float32 error measured about 8x F(2x2)'s (still ~2e-6 of 1 + |y| at C = 64).
+// Extra memory per thread: 36 * (C + K) * tiles * sizeof(T), tiles chosen so that
+// 36*max(C,K)*tiles*sizeof(T) <= 2 MiB (whole images per job when they fit, else tile rows);
+// plus 36*K*C*sizeof(T) per call for U.
+// U (36, Kout, Cin) = G g G^T, flip_transpose as in winograd_weights.
+template <class T>
+void winograd4_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T* U);
+template <class T>
+void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
+                      const T* x, const T* U, const T* bias, T* y, Act act = Act::identity);
+// Tuning hook: the F(4x4) job's V budget in bytes (<= 0: the default, 2 MiB).
+void conv_winograd4_set_chunk_bytes(int64_t bytes);
 
 }  // namespace lamina

@@ -18,6 +18,7 @@
 #include "workspace.h"
 #define LAMINA_WINO_NS wino_portable
 #include "conv_winograd_tf.h"
+#include "conv_winograd_f4_tf.h"
 
 namespace lamina {
 
@@ -31,7 +32,15 @@ T* winograd_workspace(int64_t n) {  // its own buffer: the im2col path's may be 
 }
 
 constexpr int64_t kWinoChunkBytes = int64_t(2) << 20;  // V (16, C, tiles) per chunk; 0.25-2 MiB measured alike
+// V (36, C, tiles) per F(4x4) job: V and M (as big) then fit a 2 MiB L2 together; measured
+// 1 thread against 2 and 4 MiB: mid 64x32x32 11.3 vs 12.3 / 15.4 ms, 128x28x28 10.4 vs 14.5 /
+// 10.9 ms (tuning hook: conv_winograd4_set_chunk_bytes).
+constexpr int64_t kWino4ChunkBytes = int64_t(1) << 20;
+int64_t g_wino4_chunk_bytes = kWino4ChunkBytes;
+constexpr int64_t kWino4MinTiles = 64;  // but GEMMs of at least this many columns: 256x14x14 at 16 was 24 vs 20 ms
 }  // namespace
+
+void conv_winograd4_set_chunk_bytes(int64_t bytes) { g_wino4_chunk_bytes = bytes > 0 ? bytes : kWino4ChunkBytes; }
 
 void conv_set_algo(ConvAlgo a) { g_algo.store(static_cast<int>(a)); }
 ConvAlgo conv_get_algo() { return static_cast<ConvAlgo>(g_algo.load()); }
@@ -169,7 +178,10 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
   const double flops = 2.0 * 16 * K * C * th * tw * N;
   const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), jobs));
   const int64_t nchunks = std::min<int64_t>(jobs, std::max(4, nt));  // fixed: same sums at 1..4 threads
-  std::vector<T> dU(static_cast<size_t>(nchunks * USZ));  // dU_c[e] (K, C) per chunk
+  // dU_c[e] (K, C) per chunk, in a buffer kept across calls (1 MiB for C = K = 64: a fresh
+  // one cost page faults every call); each chunk's first GEMM overwrites its part (beta = 0).
+  static thread_local AlignedBuffer dU_buf;
+  T* dU = dU_buf.elems<T>(nchunks * USZ);
 
   auto run_chunk = [&](int64_t c) {
     const int64_t j0 = jobs * c / nchunks, j1 = jobs * (c + 1) / nchunks;
@@ -183,7 +195,7 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
       dy_transform(dy + n * K * OH * OW, K, OH, OW, ty0, ty1, tw, Mdy, rows);
       // per e: dU[e] (K, C) (+)= Mdy[e] (K, Tc) @ V[e]^T (Tc, C)
       gemm_strided_batched<T>(false, true, K, C, Tc, T(1), Mdy, Tc, K * Tc, V, Tc, C * Tc,
-                              job == j0 ? T(0) : T(1), dU.data() + c * USZ, C, K * C, 16);
+                              job == j0 ? T(0) : T(1), dU + c * USZ, C, K * C, 16);
     }
   };
   parallel_tasks(nchunks, nt, run_chunk);
@@ -202,12 +214,131 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
   }
 }
 
+
+// ---- Winograd F(4x4, 3x3) ----
+// Each 4x4 output tile Y = A^T [ U .* V ] A with U = G g G^T and V = B^T d B over 6x6 input
+// patches: 36 GEMMs  M[e] (K, tiles) = U[e] (K, C) @ V[e] (C, tiles),  4x fewer multiplies
+// than im2col (F(2x2): 2.25x), and 2.25 transformed values per output instead of 4, so the
+// transformed buffers (the memory traffic) shrink too. B^T, A^T: conv_winograd_f4_tf.h;
+//   G = [1 0 0; -1/3 -1/3 -1/3; 1/3 -1/3 1/3; 1/15 2/15 4/15; -16/15 8/15 -4/15; 0 0 1].
+
+template <class T>
+void winograd4_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T* U) {
+  static const double G[6][3] = {{1, 0, 0},
+                                 {-1.0 / 3, -1.0 / 3, -1.0 / 3},
+                                 {1.0 / 3, -1.0 / 3, 1.0 / 3},
+                                 {1.0 / 15, 2.0 / 15, 4.0 / 15},
+                                 {-16.0 / 15, 8.0 / 15, -4.0 / 15},
+                                 {0, 0, 1}};
+  const int64_t Kout = flip_transpose ? C : K, Cin = flip_transpose ? K : C, es = Kout * Cin;
+  for (int64_t o = 0; o < Kout; ++o)
+    for (int64_t i = 0; i < Cin; ++i) {
+      double g[3][3];  // NOTE: in double, so float U carries one rounding, not three
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+          g[a][b] = flip_transpose ? w[(i * C + o) * 9 + (2 - a) * 3 + (2 - b)] : w[(o * C + i) * 9 + a * 3 + b];
+      double t[6][3];  // G g
+      for (int r = 0; r < 6; ++r)
+        for (int b = 0; b < 3; ++b) t[r][b] = G[r][0] * g[0][b] + G[r][1] * g[1][b] + G[r][2] * g[2][b];
+      for (int r = 0; r < 6; ++r)  // (G g) G^T
+        for (int s = 0; s < 6; ++s)
+          U[(r * 6 + s) * es + o * Cin + i] = static_cast<T>(t[r][0] * G[s][0] + t[r][1] * G[s][1] + t[r][2] * G[s][2]);
+    }
+}
+
+#if defined(LAMINA_X86)
+void winograd4_input_transform_avx2(const float* x, int64_t C, int64_t H, int64_t W, int64_t pad_h,
+                                    int64_t pad_w, int64_t ty0, int64_t ty1, int64_t tw, float* V,
+                                    int64_t ldv, int64_t t0, float* rows);
+void winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
+                                     int64_t ty1, int64_t tw, int64_t ldm, int64_t t0, const float* bias,
+                                     float* y, float* rows);
+#endif
+
+template <class T>
+static void input_transform4(const T* x, int64_t C, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w,
+                             int64_t ty0, int64_t ty1, int64_t tw, T* V, int64_t ldv, int64_t t0, T* rows) {
+#if defined(LAMINA_X86)
+  if constexpr (sizeof(T) == 4)
+    if (active_isa() >= Isa::avx2)
+      return winograd4_input_transform_avx2(x, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, ldv, t0, rows);
+#endif
+  wino_portable::wino4_input_transform<T>(x, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, ldv, t0, rows);
+}
+
+template <class T>
+static void output_transform4(const T* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
+                              int64_t tw, int64_t ldm, int64_t t0, const T* bias, T* y, T* rows) {
+#if defined(LAMINA_X86)
+  if constexpr (sizeof(T) == 4)
+    if (active_isa() >= Isa::avx2)
+      return winograd4_output_transform_avx2(M, K, OH, OW, ty0, ty1, tw, ldm, t0, bias, y, rows);
+#endif
+  wino_portable::wino4_output_transform<T>(M, K, OH, OW, ty0, ty1, tw, ldm, t0, bias, y, rows);
+}
+
+template <class T>
+void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
+                      const T* x, const T* U, const T* bias, T* y, Act act) {
+  const int64_t OH = H + 2 * pad_h - 2, OW = W + 2 * pad_w - 2;
+  if (N == 0 || OH <= 0 || OW <= 0) return;
+  const int64_t th = (OH + 3) / 4, tw = (OW + 3) / 4, tiles = th * tw;
+  // A job: V (36, C, Tc) within the chunk budget -- several whole images when one image's
+  // tiles fit (the GEMMs get >= ~200 columns on small maps), else rows of one image's tiles.
+  // The cut depends on the shape only, never on the thread count: results are bit-identical
+  // for any number of threads.
+  const int64_t max_tiles =
+      std::max<int64_t>(kWino4MinTiles, g_wino4_chunk_bytes / (36 * std::max(C, K) * int64_t(sizeof(T))));
+  int64_t nimg = 1, rpc = th;
+  if (tiles <= max_tiles) {
+    const int64_t groups = (N + max_tiles / tiles - 1) / (max_tiles / tiles);
+    nimg = (N + groups - 1) / groups;  // balanced: image groups differ by at most one image
+  } else {
+    rpc = std::max<int64_t>(1, max_tiles / tw);
+  }
+  const int64_t per_image = (th + rpc - 1) / rpc;
+  const int64_t jobs = nimg > 1 ? (N + nimg - 1) / nimg : N * per_image;
+  const int64_t Tmax = nimg > 1 ? nimg * tiles : rpc * tw, scratch = wino_portable::wino4_scratch(tw);
+
+  auto run_job = [&](int64_t job) {
+    const int64_t n0 = nimg > 1 ? job * nimg : job / per_image, n1 = nimg > 1 ? std::min(N, n0 + nimg) : n0 + 1;
+    const int64_t ty0 = nimg > 1 ? 0 : (job % per_image) * rpc, ty1 = std::min(th, ty0 + rpc);
+    const int64_t Tc = (n1 - n0) * (ty1 - ty0) * tw;  // GEMM columns: tiles of this job
+    T* V = winograd_workspace<T>(36 * (C + K) * Tmax + scratch);
+    T* Mt = V + 36 * C * Tmax;
+    T* rows = Mt + 36 * K * Tmax;
+    for (int64_t n = n0; n < n1; ++n)
+      input_transform4(x + n * C * H * W, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, Tc, (n - n0) * tiles, rows);
+    // per e: M[e] (K, Tc) = U[e] (K, C) @ V[e] (C, Tc)
+    gemm_strided_batched<T>(false, false, K, Tc, C, T(1), U, C, K * C, V, Tc, C * Tc, T(0), Mt, Tc,
+                            K * Tc, 36);
+    for (int64_t n = n0; n < n1; ++n) {
+      output_transform4(Mt, K, OH, OW, ty0, ty1, tw, Tc, (n - n0) * tiles, bias, y + n * K * OH * OW, rows);
+      if (act != Act::identity) {  // on the rows just written, while they are in cache
+        const Activation kind = act == Act::relu ? Activation::relu
+                                : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;
+        const int64_t r0 = 4 * ty0, r1 = std::min(OH, 4 * ty1);
+        for (int64_t k = 0; k < K; ++k) {
+          T* yk = y + (n * K + k) * OH * OW + r0 * OW;
+          act_forward<T>(kind, (r1 - r0) * OW, yk, yk);
+        }
+      }
+    }
+  };
+
+  const double flops = 2.0 * 36 * K * C * tiles * N;
+  parallel_tasks(jobs, team_size(flops, 2e5), run_job);
+}
+
 #define LAMINA_INSTANTIATE_WINOGRAD(T)                                                             \
   template void winograd_weights<T>(const T*, int64_t, int64_t, bool, T*);                          \
   template void conv2d_winograd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                    const T*, const T*, const T*, T*, Act);             \
   template void conv2d_winograd_dw<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
-                                      const T*, const T*, T*);
+                                      const T*, const T*, T*);                                      \
+  template void winograd4_weights<T>(const T*, int64_t, int64_t, bool, T*);                         \
+  template void conv2d_winograd4<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
+                                    const T*, const T*, const T*, T*, Act);
 LAMINA_INSTANTIATE_WINOGRAD(float)
 LAMINA_INSTANTIATE_WINOGRAD(double)
 

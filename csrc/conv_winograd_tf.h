@@ -92,7 +92,7 @@ inline void interleave(T* __restrict d, const T* __restrict e, const T* __restri
 }
 
 // Scratch (rows) every transform below needs, in elements.
-inline int64_t wino_scratch(int64_t tw) { return 24 * (tw + 2); }
+inline int64_t wino_scratch(int64_t tw) { return 24 * (tw + 8); }  // + 8: the AVX2 input transform's
 
 // V[e] (C, Tc) = B^T d B for tile rows [ty0, ty1) of one image x (C, H, W); tw tiles per row.
 template <class T>

@@ -137,25 +137,34 @@ Act gemm_act(Activation a) {
 }
 
 template <> struct Family<GemmAttrs> {
-  static std::string check(const Instr&, const GemmAttrs& a) {
-    std::string e = sizes_error({{"M", a.M}, {"N", a.N}, {"K", a.K}});
+  static std::string check(const Instr& in, const GemmAttrs& a) {
+    std::string e = sizes_error({{"M", a.M}, {"N", a.N}, {"K", a.K}, {"batch", a.batch}});
     if (!e.empty()) return e;
     const Activation x = a.act;
     if (x != Activation::identity && x != Activation::relu && x != Activation::sigmoid && x != Activation::tanh)
       return "act: the GEMM epilogue takes identity, relu, sigmoid or tanh, got " +
              std::to_string(static_cast<int64_t>(x));
     if (!in_range(a.bias_axis, 3)) return "bias_axis: out of range";
+    if (a.batch != 1 && (x != Activation::identity || in.slot[3] >= 0))
+      return "batch: a batched GEMM takes no bias and act identity";
     return "";
   }
   static Need needs(const Instr& in, const GemmAttrs& a) {
     Need nd;
     const int64_t t = itemsize(in.dtype);
-    nd.req(0, mul_sat(a.M, a.K, t)); nd.req(1, mul_sat(a.K, a.N, t)); nd.req(2, mul_sat(a.M, a.N, t));
+    nd.req(0, mul_sat(a.M, a.K, t, a.batch)); nd.req(1, mul_sat(a.K, a.N, t, a.batch));
+    nd.req(2, mul_sat(a.M, a.N, t, a.batch));
     nd.opt(3, mul_sat(a.bias_axis == BiasAxis::per_row ? a.M : a.N, t));
     return nd;
   }
   template <class T>
   static int64_t run(const Instr& in, const GemmAttrs& a, void* const* s, const double*, std::string*) {
+    if (a.batch != 1) {   // the kernel eager's MatMulBatched calls (_C.gemm_batched), so bit for bit
+      gemm_strided_batched<T>(a.trans_a, a.trans_b, a.M, a.N, a.K, T(a.alpha), P<const T>(s, in, 0),
+                              a.trans_a ? a.M : a.K, a.M * a.K, P<const T>(s, in, 1), a.trans_b ? a.K : a.N,
+                              a.K * a.N, T(a.beta), P<T>(s, in, 2), a.N, a.M * a.N, a.batch);
+      return -1;
+    }
     Epilogue<T> ep;
     ep.act = gemm_act(a.act);
     ep.bias_axis = in.slot[3] >= 0 ? a.bias_axis : BiasAxis::none;

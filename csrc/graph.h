@@ -9,7 +9,9 @@
 // table. Slots per op (T = the instruction's dtype; "n" = element count):
 //   gemm            A, B, C, bias                  GemmAttrs (contiguous operands: lda = trans_a ? M : K,
 //                                                  ldb = trans_b ? K : N, ldc = N; act: identity, relu,
-//                                                  sigmoid or tanh, the GEMM epilogue's list)
+//                                                  sigmoid or tanh, the GEMM epilogue's list; batch != 1:
+//                                                  that many GEMMs, each operand's matrices back to
+//                                                  back, no bias, act identity)
 //   act_forward     x, y                           ActAttrs
 //   act_backward    x_or_y, dy, dx                 ActAttrs
 //   bias_grad_rows  dy, db                         BiasGradAttrs
@@ -126,6 +128,7 @@ struct GemmAttrs {
   Activation act = Activation::identity;   // identity, relu, sigmoid or tanh (the epilogue's)
   BiasAxis bias_axis = BiasAxis::none;     // used when the bias slot is set
   double alpha = 1, beta = 0;
+  int64_t batch = 1;                       // != 1: a strided batch (batched matmul), no epilogue
 };
 struct ActAttrs { int64_t n = 0; Activation kind = Activation::identity; double negative_slope = 0.01; };
 struct BiasGradAttrs { int64_t N = 0, F = 0; };

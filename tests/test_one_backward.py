@@ -3,6 +3,7 @@ their eager backward -- the registry's rule run on a node recorder instead of on
 so there is no second emitter to drift. tests/test_opinfo.py checks compiled == eager bit for
 bit on every op's samples (values and gradients); this file pins the structure and the
 accumulation paths (a second contribution to one gradient)."""
+import dataclasses
 import importlib
 
 import numpy as np
@@ -16,15 +17,15 @@ from lamina.ops._common import EAGER, EagerKernels
 
 ONE_RULE_OPS = ("matmul", "linear", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
                 "cross_entropy", "mse_loss", "bce_with_logits", "conv2d_relu_max_pool2d", "activation",
-                "reshape", "batch_norm", "neg", "exp", "log", "sin", "cos", "abs")
+                "reshape", "batch_norm", "neg", "exp", "log", "sin", "cos", "abs", "add", "sub", "mul", "div")
 FAMILIES = ("lamina.ops.linalg", "lamina.ops.conv", "lamina.ops.pool", "lamina.ops.loss", "lamina.ops.activation",
-            "lamina.ops.shape", "lamina.ops.norm")
+            "lamina.ops.shape", "lamina.ops.norm", "lamina.ops.arith")
 
 
 @pytest.mark.parametrize("name", ONE_RULE_OPS)
 def test_the_op_has_one_backward_rule_and_no_emitter(name):
     op = registry.get(name)
-    assert op.backward is not None and op.lower_backward is None
+    assert op.backward is not None
     # the eager Function.backward is the same rule, installed by register()
     assert op.function.backward.rule is op.backward
 
@@ -47,10 +48,15 @@ def test_register_refuses_a_rule_beside_a_second_backward():
 
     with pytest.raises(ValueError, match="must not define backward"):
         registry.register("twice_demo", backward=lambda k, s, dy, out: (dy,))(Twice)
-    with pytest.raises(ValueError, match="no lower_backward"):
-        registry.register("twice_demo", backward=lambda k, s, dy, out: (dy,),
-                          lower_backward=lambda L, fn, dy: None)(type("Once", (lamina.autograd.Function,), {}))
     assert "twice_demo" not in {op.name for op in registry.all_ops()}
+
+
+def test_the_registry_has_no_second_backward_path():
+    # a backward emitter beside the rule is gone for good: the record has no field for one
+    assert "lower_backward" not in {f.name for f in dataclasses.fields(registry.OpInfo)}
+    with pytest.raises(TypeError, match="lower_backward"):
+        registry.register("emitter_demo", lower_backward=lambda L, fn, dy: None)(
+            type("EmitterDemo", (lamina.autograd.Function,), {}))
 
 
 def test_every_recorder_kernel_has_an_eager_twin():
@@ -295,3 +301,191 @@ def test_eager_conv_backward_computes_only_the_wanted_gradients(monkeypatch, x_g
     conv(x).sum().backward()
     assert seen == [(x_grad, w_grad, False)]
     assert (x.grad is not None) == x_grad and (conv.weight.grad is not None) == w_grad
+
+
+# ---- add / sub / mul / div: one rule each, equal shapes and the bias-like broadcast
+def _params_step(module):
+    """(eager gradients, compiled gradients, graph) of `module()(None)`, a scalar."""
+    eager = module()
+    eager(None).backward()
+    model = module()
+    step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.0))
+    step(np.zeros(1), np.zeros(1))
+    grads = lambda m: [None if p.grad is None else p.grad.numpy() for p in m.parameters()]  # noqa: E731
+    return grads(eager), grads(model), step.graph
+
+
+def _same(want, got):
+    assert len(want) == len(got)
+    for a, b in zip(want, got):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(b, a)
+
+
+def _binary_module(forward, a_shape=(3, 4), b_shape=(3, 4), frozen=()):
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            r = np.random.default_rng(7)
+            self.a = nn.Parameter(r.standard_normal(a_shape).astype(np.float32))
+            self.b = nn.Parameter(np.abs(r.standard_normal(b_shape)).astype(np.float32) + 0.5)
+            for n in frozen:
+                getattr(self, n).requires_grad_(False)
+
+        def forward(self, x):
+            return forward(self.a, self.b)
+    return Pair
+
+
+def _weighted_sum(t):
+    # a native loss with a non-uniform dy (t - target), so a swapped or unscaled gradient shows
+    target = lamina.tensor(np.linspace(-1.0, 2.0, t.numel()).reshape(t.shape).astype(np.float32))
+    return nn.functional.mse_loss(t, target)
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+def test_the_binary_rules_run_on_the_recorder(monkeypatch, name):
+    calls = _rule_calls(monkeypatch, name)
+    fn = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+          "div": lambda a, b: a / b}[name]
+    for shapes in (((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 4), (3, 1))):
+        frozen = ("b",) if name == "div" and shapes[0] != shapes[1] else ()   # x / s: s wants no gradient
+        want, got, g = _params_step(_binary_module(lambda a, b: _weighted_sum(fn(a, b)), *shapes, frozen=frozen))
+        _same(want, got)
+        assert g.callbacks == []
+    assert calls and set(calls) == {RuleKernels}
+
+
+def test_a_bias_added_twice_reduces_then_accumulates():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(np.linspace(-1, 1, 24).reshape(2, 3, 4).astype(np.float32))
+            self.bias = nn.Parameter(np.linspace(0.5, -0.5, 4).astype(np.float32))
+
+        def forward(self, x):
+            h = self.w + self.bias
+            return _weighted_sum((h * h) + self.bias)
+
+    want, got, g = _params_step(Twice)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)   # the two sums added in another order
+    reduces = [i for i, n in enumerate(g.nodes) if n.op == "reduce_broadcast" and n.src == "Add"]
+    assert len(reduces) == 2
+    # the first (the later add) writes the bias gradient, the second a temp added into it
+    assert g.nodes[reduces[0]].outputs[0].home == "grad"
+    first = g.nodes[reduces[1]]
+    assert first.outputs[0].home == "temp"
+    assert any(n.op == "accumulate" and n.inputs[0] is first.outputs[0] and n.outputs[0].home == "grad"
+               for n in g.nodes[reduces[1] + 1:])
+    assert g.callbacks == []
+
+
+def test_sub_with_both_sides_wanting_gradients():
+    want, got, g = _params_step(_binary_module(lambda a, b: _weighted_sum(a - b)))
+    _same(want, got)
+    np.testing.assert_array_equal(got[1], -got[0])
+    # parameters keep their own gradient buffers: dy copied into a's, scaled by -1 into b's
+    assert [n.op for n in g.nodes if n.src == "Sub"] == ["sub", "copy", "scale"]
+
+
+def test_sub_of_two_intermediates_hands_dy_over_without_a_copy():
+    want, got, g = _params_step(_binary_module(lambda a, b: _weighted_sum((a * 2.0) - (b * 2.0))))
+    _same(want, got)
+    np.testing.assert_array_equal(got[1], -got[0])
+    sub_nodes = [n for n in g.nodes if n.src == "Sub"]
+    assert [n.op for n in sub_nodes] == ["sub", "scale"] and sub_nodes[1].attrs.alpha == -1.0
+    # a * 2's gradient is dy itself: the Mul backward reads a view of the loss gradient
+    dy = sub_nodes[1].inputs[0]
+    assert any(n.src == "Mul" and any(v is not None and v.base is dy for v in n.inputs) for n in g.nodes)
+
+
+@pytest.mark.parametrize("op", ["sub", "add"])
+def test_x_op_x_gets_both_contributions(op):
+    class Same(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(np.linspace(-1, 1, 12).reshape(3, 4).astype(np.float32))
+
+        def forward(self, x):
+            h = self.a * 2.0
+            return _weighted_sum(h - h if op == "sub" else h + h)
+
+    want, got, g = _params_step(Same)
+    _same(want, got)
+    if op == "sub":
+        np.testing.assert_array_equal(got[0], np.zeros((3, 4), np.float32))
+    else:
+        np.testing.assert_array_equal(got[0], want[0])
+        assert np.abs(got[0]).min() > 0
+    # the first operand takes dy as a view, the second goes to a temp accumulated into it
+    src = "Sub" if op == "sub" else "Add"
+    assert [n.op for n in g.nodes if n.src == src][1:] == ["scale" if op == "sub" else "copy", "accumulate"]
+
+
+def test_the_same_shape_add_gives_dy_to_one_operand_only():
+    want, got, g = _params_step(_binary_module(lambda a, b: _weighted_sum((a * 1.0) + (b * 1.0))))
+    _same(want, got)
+    add_nodes = [n for n in g.nodes if n.src == "Add"]
+    # one operand aliases dy, the other gets a copy (a later write into one would change the other)
+    assert [n.op for n in add_nodes] == ["add", "copy"]
+
+
+@pytest.mark.parametrize("frozen", ["a", "b"])
+@pytest.mark.parametrize("shapes", [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((4,), (2, 3, 4))])
+def test_a_frozen_operand_gets_no_gradient_node(frozen, shapes):
+    want, got, g = _params_step(_binary_module(lambda a, b: _weighted_sum(a * b), *shapes, frozen=(frozen,)))
+    _same(want, got)
+    mul_nodes = [n for n in g.nodes if n.src == "Mul"]
+    assert len(mul_nodes) == 2            # the forward and the one wanted gradient
+    assert g.callbacks == []
+
+
+@pytest.mark.parametrize("expr", ["x - s", "s - x", "s * x", "x / s", "x + s", "s + x"])
+def test_bias_like_broadcasts_match_eager(expr):
+    frozen = ("b",) if expr == "x / s" else ()
+    f = {"x - s": lambda a, b: a - b, "s - x": lambda a, b: b - a, "s * x": lambda a, b: b * a,
+         "x / s": lambda a, b: a / b, "x + s": lambda a, b: a + b, "s + x": lambda a, b: b + a}[expr]
+    want, got, g = _params_step(_binary_module(lambda a, b: _weighted_sum(f(a, b)), (2, 3, 1, 1), (3, 1, 1),
+                                               frozen=frozen))
+    _same(want, got)
+    assert g.callbacks == []
+
+
+def test_a_lowered_op_without_a_rule_is_refused_when_a_gradient_is_needed():
+    # its forward runs as nodes, so there is no ctx for a Python backward: say so at compile time
+    from lamina.ops._params import ScaleAttrs
+    from lamina.tensor import Function
+
+    def lower(L, fn):
+        L.emit("scale", [fn.args[0]], [fn.out], ScaleAttrs(n=fn.args[0].size, alpha=2.0), src=fn.op)
+        fn.lowered_by = "scale"
+        return True
+
+    class Twice(Function):       # the engine's Function, as the ops use
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, dy):
+            return (dy * 2,)
+
+    registry.register("twice_no_rule_demo", lower=lower)(Twice)
+    try:
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Parameter(np.ones((2, 3), np.float32))
+
+            def forward(self, x):
+                return nn.functional.mse_loss(Twice.apply(self.a), lamina.tensor(np.zeros((2, 3), np.float32)))
+
+        model = M()
+        step = lamina.compile(model, lambda out, y: out, lamina.optim.SGD(model.parameters(), lr=0.1))
+        with pytest.raises(NotImplementedError, match="twice_no_rule_demo.*no backward rule"):
+            step(np.zeros(1), np.zeros(1))
+    finally:
+        registry.unregister("twice_no_rule_demo")

@@ -201,9 +201,13 @@ void bind_conv(py::module_& m) {
     else if (name == "im2col") a = lamina::ConvAlgo::im2col;
     else if (name == "winograd") a = lamina::ConvAlgo::winograd;
     else if (name == "direct") a = lamina::ConvAlgo::direct;
-    else value_error("algo: expected 'auto', 'im2col', 'winograd' or 'direct', got '", name, "'");
+    else if (name == "winograd4") a = lamina::ConvAlgo::winograd4;
+    else value_error("algo: expected 'auto', 'im2col', 'winograd', 'winograd4' or 'direct', got '", name, "'");
     lamina::conv_set_algo(a);
   }, py::arg("algo"),
-        "Testing hook: force the convolution path ('winograd' / 'direct' only where the shape allows "
-        "it; the others fall back to im2col); 'auto' picks by the measured rules.");
+        "Testing hook: force the convolution path ('winograd' = F(2x2, 3x3), 'winograd4' = F(4x4, 3x3), "
+        "'direct' only where the shape allows it; the others fall back to im2col); 'auto' picks by the "
+        "measured rules.");
+  m.def("_conv_winograd4_set_chunk_bytes", [](int64_t bytes) { lamina::conv_winograd4_set_chunk_bytes(bytes); },
+        py::arg("bytes"), "Tuning hook: the Winograd F(4x4) job's transformed-input budget (<= 0: default).");
 }

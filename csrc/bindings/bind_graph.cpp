@@ -228,6 +228,7 @@ void bind_attrs(py::module_& m) {
       .field("M", &lg::GemmAttrs::M).field("N", &lg::GemmAttrs::N).field("K", &lg::GemmAttrs::K)
       .field("act", &lg::GemmAttrs::act).field("bias_axis", &lg::GemmAttrs::bias_axis)
       .field("alpha", &lg::GemmAttrs::alpha).field("beta", &lg::GemmAttrs::beta)
+      .field("batch", &lg::GemmAttrs::batch)
       .done();
   AttrsBinding<lg::ActAttrs>(m, "ActAttrs", "act_forward / act_backward over n elements.")
       .field("n", &lg::ActAttrs::n).field("kind", &lg::ActAttrs::kind)

@@ -262,6 +262,24 @@ int main() {
             ++wcases;
           }
     CHECK(wcases == 96);
+    // F(4x4, 3x3) likewise: outputs not multiples of 4, maps wider than one and two 8-tile
+    // AVX2 steps (W 37, 70), several images per job, C / K off the GEMM tiles.
+    conv_set_algo(ConvAlgo::winograd4);
+    int w4cases = 0;
+    for (int threads : {1, 2})
+      for (int64_t pad : {0, 1, 2})
+        for (int64_t H : {3, 6, 9})
+          for (int64_t W : {3, 4, 7, 13, 37, 70}) {
+            set_num_threads(threads);
+            ConvParams p;
+            p.N = threads == 1 ? 1 : 3; p.C = 5; p.K = 7; p.H = H; p.W = W; p.KH = p.KW = 3;
+            p.pad_h = pad; p.pad_w = (pad + W) % 3;
+            check_case<float>(p, (w4cases & 1) == 0, g);
+            check_case<double>(p, (w4cases & 1) == 1, g);
+            ++w4cases;
+          }
+    CHECK(w4cases == 108);
+    conv_set_algo(ConvAlgo::winograd);
     ConvParams q;  // not applicable: falls back to im2col even when forced
     q.N = 2; q.C = 4; q.K = 4; q.H = 9; q.W = 9; q.KH = q.KW = 3; q.stride_h = 2;
     CHECK(!conv_winograd_applicable(q));

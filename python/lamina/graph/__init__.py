@@ -19,8 +19,9 @@ How a step is captured (see trace.py, lower.py, passes.py, executor.py):
     fuse    Linear + relu/sigmoid/tanh -> one GEMM with the activation in its epilogue;
             Conv2d/Conv1d + relu/sigmoid/tanh -> one conv instruction applying it in place;
             softmax + cross-entropy is found already fused (CrossEntropy) and kept.
- 3. lower   Every call becomes kernel nodes; the backward sweep is derived from each op's
-            backward emitter (pycall nodes for ops without one); the optimizer update follows.
+ 3. lower   Every call becomes kernel nodes; the backward sweep runs each op's one backward
+            rule (the eager one) on a node recorder (pycall nodes for ops lowered to none); the
+            optimizer update follows.
  4. dce     Nodes whose results nobody reads are removed; an elementwise node whose input
             dies there writes over it (relu' masks dy in place).
  5. plan    Liveness over the schedule gives every intermediate an offset in one arena
@@ -31,7 +32,8 @@ A new input shape or dtype, or a different train/eval mode, traces again (a smal
 shapes, dtypes and the modules' training flags); a changed guard (guards.py: a swapped or frozen
 parameter, a changed module attribute, new optimizer groups) drops the plan and traces again.
 
-Native (C++ instruction, no GIL): Linear, MatMul2D, Activation, CrossEntropy, MSE and
+Native (C++ instruction, no GIL): Linear, MatMul2D, MatMulBatched ((B, M, K) @ (B, K, N): one
+gemm node with a batch count), Activation, CrossEntropy, MSE and
 BCE-with-logits losses, Reshape/Flatten (free views), Add/Sub/Mul/Div of equal shapes or with
 one operand repeated over a contiguous block of dims (a bias (C, 1, 1) or (F,), a Python
 scalar; for Div only x / s with no gradient for s), Neg, Abs, Conv2d, Conv1d, max/avg pooling
@@ -39,7 +41,8 @@ scalar; for Div only x / s with no gradient for s), Neg, Abs, Conv2d, Conv1d, ma
 resnet_mnist and the MLPs compile to no callback at all.
 Still Python callbacks (each takes the GIL back; `graph.callbacks` lists them and `str(graph)`
 marks them "[callback]"): Exp, Log, Sin, Cos (NumPy's SIMD kernels, exactly as eager runs
-them), Dropout, Pow, PowTensor, Clamp, Clone, Cast, Sum, Mean, MaxAll, MaxDim, Permute, Expand, GetItem, Cat, MatMulBatched, Softmax/log_softmax (outside
+them), Dropout, Pow, PowTensor, Clamp, Clone, Cast, Sum, Mean, MaxAll, MaxDim, Permute, Expand (so also
+the batch dims that matmul broadcasts), GetItem, Cat, Softmax/log_softmax (outside
 cross-entropy), broadcasts of both operands ((N, 1) + (1, F)), s / x with s broadcast, x / s
 when s needs a gradient, BCE-with-logits when its target needs a gradient, max pooling with
 return_indices=True (the indices go back to Python), and optimizers other than SGD / Adam /

@@ -65,6 +65,10 @@ def _gemm_closure(node, A, ins, outs, scalars):
     ta, tb, al, be, act, axis = a.trans_a, a.trans_b, a.alpha, a.beta, a.act, a.bias_axis
     M, N, K = a.M, a.N, a.K
     sa, sb = (K, M) if ta else (M, K), (N, K) if tb else (K, N)     # op(A) (M, K), op(B) (K, N)
+    if a.batch != 1:
+        B = a.batch
+        return lambda: _C.gemm_batched(A[i0].reshape(B, *sa), A[i1].reshape(B, *sb), A[o].reshape(B, M, N), ta, tb,
+                                       al, be)
     return lambda: _C.gemm(A[i0].reshape(sa), A[i1].reshape(sb), A[o].reshape(M, N), ta, tb, al, be,
                            A[i2] if i2 is not None else None, axis, act)
 

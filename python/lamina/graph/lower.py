@@ -1,8 +1,8 @@
 """Lowering: recorded Function calls -> kernel nodes, forward then backward then update.
 
 Each op's emitters live with the op in its family module (lamina/ops/<family>.py) and are
-found through the op registry (`registry.of(cls).lower` / `.backward` / `.lower_backward`),
-never by class name. An op's backward rule (`.backward`, the one eager autodiff runs) runs
+found through the op registry (`registry.of(cls).lower` / `.backward`), never by class name.
+An op's backward rule (`.backward`, the one eager autodiff runs) is its only backward: it runs
 here on `RuleKernels`, which records one node per kernel call instead of computing. The
 backward graph is built here the way tensor.run_backward builds it at run time: one reverse
 sweep over the recorded (topological) order, starting from a `fill 1` seed on the loss,
@@ -21,8 +21,10 @@ import dataclasses
 import numpy as np
 
 from ..ops import registry
-from ..ops._params import (ActAttrs, AdaptivePoolAttrs, BiasGradAttrs, ConvAttrs, CrossEntropyAttrs, ElementwiseAttrs,
-                           FillAttrs, GemmAttrs, PointwiseLossAttrs, PoolAttrs, PyCallAttrs, ScaleAttrs, UnaryAttrs)
+from .._dims import bcast_split
+from ..ops._params import (ActAttrs, AdaptivePoolAttrs, BiasGradAttrs, BroadcastAttrs, ConvAttrs, CrossEntropyAttrs,
+                           ElementwiseAttrs, FillAttrs, GemmAttrs, PointwiseLossAttrs, PoolAttrs, PyCallAttrs,
+                           ReduceBroadcastAttrs, ScaleAttrs, UnaryAttrs)
 from ..tensor import Tensor, reduce_to_shape
 from .ir import Node
 
@@ -72,10 +74,10 @@ class Lowering:
                 self._pycall_backward(fn, dy)
             elif op.backward is not None:
                 self.run_backward_rule(fn, op.backward, dy)
-            elif op.lower_backward is not None:
-                op.lower_backward(self, fn, dy)
             else:
-                self._pycall_backward(fn, dy)
+                # its forward ran as nodes, so no live ctx exists for Function.backward
+                raise NotImplementedError(f"{fn.op}: op {op.name!r} is lowered to graph nodes but registers no "
+                                          "backward rule, so the compiler cannot differentiate it")
 
     def _wants(self, fn, pos):
         v = fn.args[pos]
@@ -90,15 +92,6 @@ class Lowering:
     def emit(self, op, inputs, outputs, attrs=None, inplace=(), src="", effect=False):
         """Append one kernel node to the schedule (effect: it writes outside the graph, keep it)."""
         return self.g.add(Node(op, inputs, outputs, attrs, inplace=inplace, src=src, effect=effect))
-
-    def run_rule(self, fn, inputs, wanted, rule):
-        """Run a backward rule shared with eager (`rule(k)` -> one gradient per input) on the node
-        recorder; each result becomes its input's gradient (the last node writes it directly)."""
-        first = len(self.g.nodes)
-        grads = rule(RuleKernels(self, fn.op))
-        for v, want, r in zip(inputs, wanted, grads):
-            if want and r is not None:
-                self._contribute_value(v, r, fn.op, first)
 
     def run_backward_rule(self, fn, rule, dy):
         """Record the op's backward rule (the eager one, ops/_common.py) for one call: `out[p]`
@@ -142,26 +135,6 @@ class Lowering:
         acc = g.id in self.grad_written
         self.grad_written.add(g.id)
         return g, acc
-
-    def overwrite_targets(self, fn, wanted):
-        """Gradient Values for the wanted args of a kernel that overwrites its outputs: (outs, parts),
-        where a second contribution goes to a temp that `accumulate_parts(fn, parts)` adds after."""
-        outs, parts = [], []
-        for p, want in enumerate(wanted):
-            if not want:
-                continue
-            v = fn.args[p]
-            g, acc = self.grad_target(v)
-            if acc:
-                tmp = self.g.value(v.shape, v.dtype, "temp", "grad_part")
-                parts.append((g, tmp))
-                g = tmp
-            outs.append(g)
-        return outs, parts
-
-    def accumulate_parts(self, fn, parts):
-        for g, tmp in parts:
-            self.accumulate(tmp, g, fn.op)
 
     def copy(self, v, out, src):
         """out = v (same size; v may be a view of another shape)."""
@@ -232,13 +205,17 @@ class RuleKernels:
 
     def __init__(self, lowering, src):
         self.L, self.src = lowering, src
-        self.written = set()
+        self.written = set()    # gradient Value ids a kernel wrote
+        self.made = set()       # temp Value ids this rule call made
+        self.aliased = False    # dy already handed over as one input's gradient
 
     def _emit(self, op, ins, outs, attrs, inplace=()):
         self.L.emit(op, ins, outs, attrs, inplace=inplace, src=self.src)
 
     def _temp(self, shape, dtype, name):
-        return self.L.g.value(shape, dtype, "temp", name)
+        t = self.L.g.value(shape, dtype, "temp", name)
+        self.made.add(t.id)
+        return t
 
     def _node(self, op, ins, attrs, name):
         like = ins[0]
@@ -264,15 +241,57 @@ class RuleKernels:
         return g
 
     # ---- elementwise
+    def _binary(self, op, a, b):
+        """a op b: equal shapes, or b (for mul either operand) repeated over the other's dims."""
+        if a.shape == b.shape:
+            return self._node(op, [a, b], ElementwiseAttrs(n=a.size), op)
+        if op == "mul" and a.size < b.size:
+            a, b = b, a
+        split = bcast_split(a.shape, b.shape)
+        if split is None:
+            raise NotImplementedError(f"{self.src}: no graph node for {a.shape} {op} {b.shape}")
+        return self._node("broadcast", [a, b], BroadcastAttrs(*split, kind=op), op)
+
     def mul(self, a, b):
-        return self._node("mul", [a, b], ElementwiseAttrs(n=a.size), "mul")
+        return self._binary("mul", a, b)
 
     def div(self, a, b):
-        return self._node("div", [a, b], ElementwiseAttrs(n=a.size), "div")
+        return self._binary("div", a, b)
 
     def neg(self, a, out=None):
         return self._overwrite(out, a.shape, a.dtype, "neg",
                                lambda o: self._emit("scale", [a], [o], ScaleAttrs(n=a.size, alpha=-1.0)))
+
+    def reduce_to_shape(self, g, shape, times=None, alpha=1.0, out=None):
+        """alpha * g (* times) summed back to an operand's `shape` (eager: the engine's
+        reduce_to_shape). For an operand of g's own shape: g itself becomes the gradient (a
+        view, no copy; one operand per rule call at most, since a later contribution to it
+        writes through), a `scale` node for alpha = -1, a mul (or broadcast mul) by `times`.
+        Else one reduce_broadcast node, the product by `times` fused into it."""
+        shape = tuple(shape)
+        if shape != g.shape:
+            split = bcast_split(g.shape, shape)
+            if split is None:
+                raise NotImplementedError(f"{self.src}: no graph node summing {g.shape} to {shape}")
+            return self._overwrite(out, shape, g.dtype, "ds", lambda o: self._emit(
+                "reduce_broadcast", [g, times], [o], ReduceBroadcastAttrs(*split, alpha=alpha)))
+        if times is not None and alpha == 1.0:
+            make = (lambda o: self._emit("mul", [g, times], [o], ElementwiseAttrs(n=g.size))) \
+                if times.shape == g.shape else \
+                (lambda o: self._emit("broadcast", [g, times], [o],
+                                      BroadcastAttrs(*bcast_split(g.shape, times.shape), kind="mul")))
+            return self._overwrite(out, shape, g.dtype, "mul", make)
+        if times is None and alpha == -1.0:
+            return self.neg(g, out)
+        if times is not None or alpha != 1.0:
+            raise NotImplementedError(f"{self.src}: no graph node for {alpha} * g * times")
+        if out is None or g.id in self.made:
+            return g            # a result of this rule: run_backward_rule writes it in place
+        v = out.v
+        if not self.aliased and v.id not in self.L.grad_of and v.id not in self.L.param_grads:
+            self.aliased = True
+            return self.reshape(g, shape, out)      # dy itself, as a view
+        return self._overwrite(out, shape, g.dtype, "grad", lambda o: self.L.copy(g, o, self.src))
 
     def unary(self, kind, x):
         return self._node("unary", [x], UnaryAttrs(n=x.size, kind=kind), kind)
@@ -298,6 +317,20 @@ class RuleKernels:
             self.written.add(y.id)
         # a second contribution accumulates in the GEMM itself: beta = 1
         self._emit("gemm", [a, b, None], [y], GemmAttrs(trans_a=trans_a, trans_b=trans_b, M=M, N=N, K=K,
+                                                        beta=1.0 if acc else 0.0), inplace=[y] if acc else ())
+        return y
+
+    def gemm_batched(self, a, b, trans_a, trans_b, out=None):
+        """One gemm node over a (B, ., .) batch; a second contribution accumulates (beta = 1)."""
+        B, (M, K) = a.shape[0], ((a.shape[2], a.shape[1]) if trans_a else a.shape[1:])
+        N = b.shape[1] if trans_b else b.shape[2]
+        acc = False
+        if out is None:
+            y = self._temp((B, M, N), a.dtype, "gemm")
+        else:
+            y, acc = self.L.grad_target(out.v)
+            self.written.add(y.id)
+        self._emit("gemm", [a, b, None], [y], GemmAttrs(trans_a=trans_a, trans_b=trans_b, M=M, N=N, K=K, batch=B,
                                                         beta=1.0 if acc else 0.0), inplace=[y] if acc else ())
         return y
 

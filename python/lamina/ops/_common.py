@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from ..tensor import float32, float64
+from ..tensor import float32, float64, reduce_to_shape
 
 FLOATS = (float32, float64)
 
@@ -66,10 +66,30 @@ class EagerKernels:
         return a.reshape(shape)
 
     @staticmethod
+    def reduce_to_shape(g, shape, times=None, alpha=1.0, out=None):
+        """alpha * g (* times) summed back to `shape` by the engine's one reduce_to_shape (g
+        itself, no copy, when nothing is to be summed, scaled or multiplied)."""
+        if times is not None:
+            g = np.multiply(g, times)
+        if alpha == -1.0:
+            g = np.negative(g)
+        elif alpha != 1.0:
+            g = np.multiply(g, g.dtype.type(alpha))
+        return reduce_to_shape(g, shape)
+
+    @staticmethod
     def gemm(a, b, trans_a, trans_b, out=None):
         """op(a) @ op(b), op transposing when asked (no transposed copy is made)."""
         y = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]), a.dtype)
         _C.gemm(a, b, y, trans_a, trans_b, 1.0, 0.0)
+        return y
+
+    @staticmethod
+    def gemm_batched(a, b, trans_a, trans_b, out=None):
+        """op(a[i]) @ op(b[i]) for each i of a (B, ., .) batch (no transposed copy is made)."""
+        y = np.empty((a.shape[0], a.shape[2] if trans_a else a.shape[1], b.shape[1] if trans_b else b.shape[2]),
+                     a.dtype)
+        _C.gemm_batched(a, b, y, trans_a, trans_b, 1.0, 0.0)
         return y
 
     @staticmethod

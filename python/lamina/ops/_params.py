@@ -125,7 +125,8 @@ class PoolParams(_Mirrored):
 @dataclass(frozen=True)
 class GemmAttrs(_Mirrored):
     """gemm: C (M, N) = alpha op(A) op(B) + beta C, then the bias along `bias_axis` ("row" /
-    "col") and the activation `act`; beta = 1 accumulates into C."""
+    "col") and the activation `act`; beta = 1 accumulates into C. batch != 1: that many GEMMs
+    over (batch, ...) operands (batched matmul: no bias, act identity)."""
     trans_a: bool = False
     trans_b: bool = False
     M: int = 0
@@ -135,6 +136,7 @@ class GemmAttrs(_Mirrored):
     bias_axis: str = "col"
     alpha: float = 1.0
     beta: float = 0.0
+    batch: int = 1
     ENUMS = {"act": "Activation"}
     _AXES = {"row": "PER_ROW", "col": "PER_COL"}
 
@@ -147,7 +149,7 @@ class GemmAttrs(_Mirrored):
         return _C.GemmAttrs(trans_a=bool(self.trans_a), trans_b=bool(self.trans_b), M=self.M, N=self.N, K=self.K,
                             act=enum_member(_C.Activation, self.act),
                             bias_axis=getattr(_C.BiasAxis, self._AXES[self.bias_axis]), alpha=self.alpha,
-                            beta=self.beta)
+                            beta=self.beta, batch=self.batch)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,21 @@
 """Elementwise arithmetic: add, sub, mul, div, neg, pow, exp, log, abs, sin, cos, clamp, clone, cast.
 
 Each op: its Function (forward + eager backward), its lowering to graph nodes, its samples.
-Same-shape and bias-like broadcasts lower to native nodes; the unary ops and mul/div share one
-backward rule between eager and compiled code (`_rule_*` over a kernels object, see _common.py).
-Broadcast gradients are reduced to input shapes by the engine (tensor.reduce_to_shape), never here.
+Same-shape and bias-like broadcasts lower to native nodes. Every op with a native lowering has
+one backward rule (`_rule_*` over a kernels object, see _common.py) that eager autodiff and the
+compiler both run; broadcast gradients are summed back through k.reduce_to_shape, which in eager
+is the engine's one tensor.reduce_to_shape.
 """
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 
 from ..tensor import Function, float32, float64
 from .._dims import bcast_split
-from ._common import EAGER, EXACT_UNARY, FLOATS, UNARY_KERNELS, is_float
-from ._params import BroadcastAttrs, ElementwiseAttrs, ReduceBroadcastAttrs, ScaleAttrs, UnaryAttrs
+from ._common import EXACT_UNARY, FLOATS, UNARY_KERNELS, is_float
+from ._params import BroadcastAttrs, ElementwiseAttrs, UnaryAttrs
 from .registry import BadSample, Sample, register
 
 _F = (float32, float64)
@@ -57,6 +60,8 @@ def _lower_binary(op):
         a, b = fn.inputs()
         if a.dtype != b.dtype or a.dtype not in FLOATS:
             return False
+        # the op's rule reads the operands' shapes (add, sub) or the operands (mul, div)
+        fn.saved = _BinaryShapes(a.shape, b.shape) if op in ("add", "sub") else _Operands(a, b)
         if a.shape == b.shape:
             L.emit(op, [a, b], [fn.out], ElementwiseAttrs(n=a.size), src=fn.op)
             fn.lowered_by = op
@@ -69,7 +74,6 @@ def _lower_binary(op):
         if op == "div" and L.wants(fn, 1):
             return False        # x / s with a gradient for s: no native rule (the eager one runs)
         kind = _BCAST_KIND[(op, full)]
-        fn.bcast = (full, split, kind)
         L.emit("broadcast", [fn.args[full], fn.args[1 - full]], [fn.out], BroadcastAttrs(*split, kind=kind),
                src=fn.op)
         fn.lowered_by = "broadcast"
@@ -77,53 +81,38 @@ def _lower_binary(op):
     return lower
 
 
-def _lower_backward_broadcast(L, fn, dy):
-    """x (op) s with s repeated: dx = dy (add, x - s), -dy (s - x) or dy * s (mul);
-    ds = the sum of dy (times x for mul) over the repeated dims, negated for x - s."""
-    full, split, kind = fn.bcast
-    x, sm = fn.args[full], fn.args[1 - full]
-    if L.wants(fn, full):
-        if kind in ("add", "sub"):
-            L.contribute_view(x, dy, fn.op)      # dy itself (a copy if x already has a gradient)
-        elif kind == "div":
-            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], BroadcastAttrs(*split, kind="div"),
-                                                      src=fn.op))
-        elif kind == "rsub":
-            L.contribute(x, fn.op, lambda out: L.emit("scale", [dy], [out], ScaleAttrs(n=dy.size, alpha=-1.0),
-                                                      src=fn.op))
-        else:
-            L.contribute(x, fn.op, lambda out: L.emit("broadcast", [dy, sm], [out], BroadcastAttrs(*split, kind="mul"),
-                                                      src=fn.op))
-    if L.wants(fn, 1 - full):            # (never for x / s: the forward left that to eager)
-        alpha = -1.0 if kind == "sub" else 1.0
-        L.contribute(sm, fn.op, lambda out: L.emit(
-            "reduce_broadcast", [dy, x if kind == "mul" else None], [out], ReduceBroadcastAttrs(*split, alpha=alpha),
-            src=fn.op))
+# ---- one backward rule per op, run by eager autodiff (k = EAGER) and the compiler (k = its
+# recorder). k.reduce_to_shape(g, shape, ...) is the gradient g (times `times`, times alpha)
+# summed back to an operand's shape: a no-op for an operand of the output's shape (the compiler
+# then hands dy itself over as the gradient, no copy, to one operand at most), the central
+# tensor.reduce_to_shape in eager, one reduce_broadcast node (the product fused) when compiled.
+_BinaryShapes = namedtuple("_BinaryShapes", "a b")
+_Operands = namedtuple("_Operands", "a b")
 
 
-def _lower_backward_add(L, fn, dy):
-    if getattr(fn, "bcast", None):
-        return _lower_backward_broadcast(L, fn, dy)
-    aliased = False
-    for p in (0, 1):
-        if L.wants(fn, p):
-            v = fn.args[p]
-            if not aliased and v.id not in L.grad_of and v.id not in L.param_grads:
-                # dy itself becomes this input's gradient (no copy); only one input may alias it.
-                L.contribute_view(v, dy, fn.op)
-                aliased = True
-            else:
-                L.contribute(v, fn.op, lambda out: L.copy(dy, out, fn.op))
+def _rule_add(k, saved, dy, out):
+    return tuple(k.reduce_to_shape(dy, shape, out=o) if o else None for shape, o in zip(saved, out))
 
 
-def _lower_backward_sub(L, fn, dy):
-    if getattr(fn, "bcast", None):
-        return _lower_backward_broadcast(L, fn, dy)
-    if L.wants(fn, 0):
-        L.contribute(fn.args[0], fn.op, lambda out: L.copy(dy, out, fn.op))
-    if L.wants(fn, 1):
-        L.contribute(fn.args[1], fn.op, lambda out: L.emit("scale", [dy], [out], ScaleAttrs(n=dy.size, alpha=-1.0),
-                                                           src=fn.op))
+def _rule_sub(k, saved, dy, out):
+    a_shape, b_shape = saved
+    return (k.reduce_to_shape(dy, a_shape, out=out[0]) if out[0] else None,
+            k.reduce_to_shape(dy, b_shape, alpha=-1.0, out=out[1]) if out[1] else None)
+
+
+def _rule_mul(k, saved, dy, out):
+    a, b = saved
+    return (k.reduce_to_shape(dy, a.shape, times=b, out=out[0]) if out[0] else None,
+            k.reduce_to_shape(dy, b.shape, times=a, out=out[1]) if out[1] else None)
+
+
+def _rule_div(k, saved, dy, out):
+    a, b = saved
+    da = k.reduce_to_shape(k.div(dy, b), a.shape, out=out[0]) if out[0] else None
+    # ((-dy) * a) / (b * b); compiled only for equal shapes (the lowering leaves x / s with a
+    # gradient for s to a callback)
+    db = k.reduce_to_shape(k.div(k.mul(k.neg(dy), a), k.mul(b, b)), b.shape, out=out[1]) if out[1] else None
+    return da, db
 
 
 def _binary_kwargs(torch_name):
@@ -131,54 +120,27 @@ def _binary_kwargs(torch_name):
                 torch=lambda torch, a, b: getattr(torch, torch_name)(a, b))
 
 
-@register("add", lower=_lower_binary("add"), lower_backward=_lower_backward_add,
+@register("add", lower=_lower_binary("add"), backward=_rule_add,
           call=lambda a, b: a + b, samples=_binary_samples, bad_samples=_binary_bad,
           reference=np.add, **_binary_kwargs("add"))
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
+        ctx.save_for_backward(*_BinaryShapes(a.shape, b.shape))
         return np.add(a, b)
 
-    @staticmethod
-    def backward(ctx, dy):
-        return dy, dy
 
-
-@register("sub", lower=_lower_binary("sub"), lower_backward=_lower_backward_sub,
+@register("sub", lower=_lower_binary("sub"), backward=_rule_sub,
           call=lambda a, b: a - b, samples=_binary_samples, bad_samples=_binary_bad,
           reference=np.subtract, **_binary_kwargs("sub"))
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
+        ctx.save_for_backward(*_BinaryShapes(a.shape, b.shape))
         return np.subtract(a, b)
 
-    @staticmethod
-    def backward(ctx, dy):
-        return dy, -dy
 
-
-# ---- mul and div: one backward rule for eager (k = EAGER) and compiled (k = the recorder)
-def _rule_mul(k, a, b, dy, want_a, want_b):
-    return (k.mul(dy, b) if want_a else None), (k.mul(dy, a) if want_b else None)
-
-
-def _rule_div(k, a, b, dy, want_a, want_b):
-    da = k.div(dy, b) if want_a else None
-    db = k.div(k.mul(k.neg(dy), a), k.mul(b, b)) if want_b else None    # ((-dy) * a) / (b * b)
-    return da, db
-
-
-def _lower_backward_rule(rule):
-    def lower_backward(L, fn, dy):
-        if getattr(fn, "bcast", None):
-            return _lower_backward_broadcast(L, fn, dy)
-        a, b = fn.args[0], fn.args[1]
-        want = (L.wants(fn, 0), L.wants(fn, 1))
-        L.run_rule(fn, (a, b), want, lambda k: rule(k, a, b, dy, *want))
-    return lower_backward
-
-
-@register("mul", lower=_lower_binary("mul"), lower_backward=_lower_backward_rule(_rule_mul),
+@register("mul", lower=_lower_binary("mul"), backward=_rule_mul,
           call=lambda a, b: a * b, samples=_binary_samples, bad_samples=_binary_bad,
           reference=np.multiply, **_binary_kwargs("mul"))
 class Mul(Function):
@@ -187,13 +149,8 @@ class Mul(Function):
         ctx.save_for_backward(a, b)
         return np.multiply(a, b)
 
-    @staticmethod
-    def backward(ctx, dy):
-        a, b = ctx.saved_tensors
-        return _rule_mul(EAGER, a, b, dy, *ctx.needs_input_grad)
 
-
-@register("div", lower=_lower_binary("div"), lower_backward=_lower_backward_rule(_rule_div),
+@register("div", lower=_lower_binary("div"), backward=_rule_div,
           call=lambda a, b: a / b, samples=lambda dt: _binary_samples(dt, positive_b=True),
           bad_samples=_binary_bad, reference=np.true_divide, **_binary_kwargs("div"))
 class Div(Function):
@@ -201,11 +158,6 @@ class Div(Function):
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return np.true_divide(a, b)
-
-    @staticmethod
-    def backward(ctx, dy):
-        a, b = ctx.saved_tensors
-        return _rule_div(EAGER, a, b, dy, *ctx.needs_input_grad)
 
 
 # ---------------------------------------------------------------- unary with native kernels

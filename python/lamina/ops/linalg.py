@@ -54,6 +54,8 @@ def _matmul_samples(dt):
     return [Sample((_x(dt, (3, 4)), _x(dt, (4, 5), 31)), name="2d"),
             Sample((_x(dt, (2, 3, 4)), _x(dt, (4, 5), 31)), name="3d@2d"),
             Sample((_x(dt, (2, 3, 4)), _x(dt, (2, 4, 2), 31)), name="batched"),
+            Sample((_x(dt, (2, 2, 3, 4)), _x(dt, (2, 1, 4, 5), 31)), name="broadcast-batch"),
+            Sample((_x(dt, (3, 4)), _x(dt, (2, 4, 5), 31)), name="2d@batched"),
             Sample((_x(dt, (4,)), _x(dt, (4, 3), 31)), name="1d@2d"),
             Sample((_x(dt, (0, 4)), _x(dt, (4, 3), 31)), name="size0"),
             Sample((_x(dt, (1, 1)), _x(dt, (1, 1), 31)), name="size1")]
@@ -79,29 +81,37 @@ class MatMul2D(Function):
         return y
 
 
-@register("matmul_batched", kernels=("_C.gemm_batched",), dtypes=_F)   # sampled through "matmul"
+def _lower_matmul_batched(L, fn):
+    a, b = fn.inputs()
+    if a.dtype not in FLOATS:
+        return False
+    B, M, K = a.shape
+    L.emit("gemm", [a, b, None], [fn.out], GemmAttrs(M=M, N=b.shape[2], K=K, batch=B), src=fn.op)
+    fn.saved = MatMulSaved(a=a, b=b)
+    fn.lowered_by = "gemm"
+    return True
+
+
+# The one backward of MatMulBatched (eager and compiled): per batch entry, NT and TN GEMMs. Batch
+# dims that matmul broadcast were expanded before this op: Expand's backward sums them back.
+def _matmul_batched_rule(k, s, dy, out):
+    a, b = s
+    da = k.gemm_batched(dy, b, False, True, out=out[0]) if out[0] else None      # dA = dY B^T
+    db = k.gemm_batched(a, dy, True, False, out=out[1]) if out[1] else None      # dB = A^T dY
+    return da, db
+
+
+@register("matmul_batched", lower=_lower_matmul_batched, backward=_matmul_batched_rule, kernels=("_C.gemm_batched",),
+          dtypes=_F)   # sampled through "matmul"
 class MatMulBatched(Function):
     """(B,M,K) @ (B,K,N) with equal batch sizes."""
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(*MatMulSaved(a=a, b=b))
         y = empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
         _C.gemm_batched(a, b, y, False, False, 1.0, 0.0)
         return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        a, b = ctx.saved_tensors
-        na, nb = ctx.needs_input_grad
-        da = db = None
-        if na:
-            da = empty(a.shape, a.dtype)
-            _C.gemm_batched(dy, b, da, False, True, 1.0, 0.0)
-        if nb:
-            db = empty(b.shape, b.dtype)
-            _C.gemm_batched(a, dy, db, True, False, 1.0, 0.0)
-        return da, db
 
 
 @export
@@ -132,7 +142,10 @@ def matmul(a, b):
         a3 = a.expand(batch + a.shape[-2:]) if a.shape[:-2] != batch else a
         b3 = b.expand(batch + b.shape[-2:]) if b.shape[:-2] != batch else b
         nb = int(np.prod(batch)) if batch else 1
-        out = MatMulBatched.apply(a3.reshape(nb, *a.shape[-2:]), b3.reshape(nb, *b.shape[-2:]))
+        # a (B, M, K) operand goes in as it is: its gradient is the rule's own (no Reshape between)
+        a3 = a3 if a3.ndim == 3 else a3.reshape(nb, *a.shape[-2:])
+        b3 = b3 if b3.ndim == 3 else b3.reshape(nb, *b.shape[-2:])
+        out = MatMulBatched.apply(a3, b3)
         out = out.reshape(batch + (a.shape[-2], b.shape[-1]))
     if squeeze_a:
         out = out.squeeze(-2)

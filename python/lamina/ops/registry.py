@@ -10,10 +10,9 @@ everything else the rest of lamina needs to know about it:
                call, or return False to leave it to a Python callback (the eager forward)
   backward     the op's one backward rule `rule(k, saved, dy, out)` (ops/_common.py): eager
                autodiff runs it on the `_C` kernels (`register` makes it the Function's
-               backward), the compiler on its node recorder (graph/lower.py RuleKernels), so
-               an op with a rule has no lower_backward
-  lower_backward  backward emitter `lower_backward(L, fn, dy)` of an op without a rule:
-               append the gradient nodes
+               backward), the compiler on its node recorder (graph/lower.py RuleKernels);
+               an op without one keeps its Function.backward, which the compiled graph runs
+               as a Python callback
   kernels      the native kernels (`_C` functions) its forward and backward call
   dtypes       the dtypes its samples are run in by tests/test_opinfo.py
   call         the public entry taking Tensors (`lambda x: x.exp()`), used by the test
@@ -66,7 +65,6 @@ class OpInfo:
     function: type
     lower: Optional[Callable] = None
     backward: Optional[Callable] = None
-    lower_backward: Optional[Callable] = None
     kernels: Sequence[str] = ()
     dtypes: Sequence[Any] = ()
     call: Optional[Callable] = None
@@ -112,8 +110,6 @@ def register(name=None, **info):
             raise ValueError(f"register: op {op.name!r} is already registered "
                              f"(by {_BY_NAME[op.name].function.__qualname__})")
         if op.backward is not None:
-            if op.lower_backward is not None:
-                raise ValueError(f"register: op {op.name!r} has a backward rule; it needs no lower_backward")
             if "backward" in vars(cls):
                 raise ValueError(f"register: op {op.name!r} has a backward rule; {cls.__qualname__} "
                                  "must not define backward too")
