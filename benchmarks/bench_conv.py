@@ -2,6 +2,7 @@
 
     PYTHONPATH=python python3 benchmarks/bench_conv.py [--quick] [--threads 2]
     PYTHONPATH=python python3 benchmarks/bench_conv.py --cpu-time     # 1 thread, CPU time
+    PYTHONPATH=python python3 benchmarks/bench_conv.py --threads 1 --case mid   # one layer
 
 --cpu-time measures single-threaded process CPU time (min over reps) instead of wall time:
 on a machine shared with other jobs it is far less disturbed by their load.
@@ -232,6 +233,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="LeNet shapes and the small pool only")
     ap.add_argument("--cpu-time", action="store_true", help="1 thread, process CPU time (robust under load)")
+    ap.add_argument("--case", default="", help="only the cases whose name contains this text (e.g. mid)")
     args = ap.parse_args(argv)
     global CLOCK
     if args.cpu_time:
@@ -242,8 +244,13 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     rows = []
     conv = CONV_CASES[:4] if args.quick else CONV_CASES
+    pool = POOL_CASES[:1] if args.quick else POOL_CASES
+    conv = [c for c in conv if args.case in c[0]]
+    pool = [c for c in pool if args.case in c[0]]
+    if not conv and not pool:
+        raise SystemExit(f"--case: no case name contains {args.case!r}")
     run_conv(conv, args.threads, rng, rows)
-    run_pool(POOL_CASES[:1] if args.quick else POOL_CASES, args.threads, rng, rows)
+    run_pool(pool, args.threads, rng, rows)
     print_table(rows, args.threads)
 
 

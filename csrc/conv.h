@@ -6,8 +6,10 @@
 //   bias          db[k]   = sum_{n, p} dy[n, k, p]
 // 1-D convolution is the 2-D one with H = KH = 1.
 // 3x3 / stride 1 / dilation 1 / groups 1 layers with enough channels run instead as Winograd
-// F(2x2, 3x3) (conv_winograd.cpp; declarations at the end of this file): forward from
-// C, K >= 16 on maps >= 8x8, the backward pair from C, K >= 64 on maps >= 14x14 (measured).
+// (conv_winograd.cpp; declarations at the end of this file): forward from C, K >= 16 on maps
+// >= 8x8, the backward pair from C, K >= 64 on maps >= 14x14 (measured). The forward and the
+// data gradient use F(4x4, 3x3) up to 64 channels, F(2x2, 3x3) above; the weight gradient
+// is always F(2x2) (F(4x4)'s would be ~4x less accurate).
 // Small-map forwards with K <= 16 compute y^T = col^T W^T so K fills the GEMM's 16-wide tile.
 //
 // Batching: images are processed in blocks of nb; nb = 1 when OH*OW >= 512, else enough images
@@ -22,8 +24,9 @@
 //             (chunks = min(blocks, max(4, nt)): the same sums at 1..4 threads; freed on return).
 // E.g. LeNet C1 (1x28x28, 6@5x5 pad 2), float: 25*784*4 B = 78 KiB per thread.
 // The im2col row chunking caps a big map's column matrix at ~2 MiB per thread. Winograd:
-// see its block below (~4 MiB per thread for the "wide" 128x56x56 layer, + 1 MiB for U,
-// + chunks * 16*K*C*sizeof(T) for the weight gradient's partial sums).
+// see its blocks below (F(2x2): ~4 MiB per thread for a 128x56x56 layer, + 1 MiB for U,
+// + chunks * 16*K*C*sizeof(T) for the weight gradient's partial sums; U and the partials live in
+// buffers of the calling thread, kept across calls).
 #pragma once
 #include <cstdint>
 
@@ -83,7 +86,7 @@ void conv2d_backward_reference(const ConvParams& p, const T* x, const T* w, cons
 // and weight gradients run as 16 GEMMs over 4x4-transformed tiles: 2.25x fewer multiplies
 // than im2col.
 // Extra memory per thread: 16 * (C + K) * tiles * sizeof(T), tiles chosen so 16*max(C,K)*tiles
-// *sizeof(T) <= 2 MiB (at least one row of 2x2 tiles); plus 16*K*C*sizeof(T) per call for U.
+// *sizeof(T) <= 2 MiB (at least one row of 2x2 tiles); plus 16*K*C*sizeof(T) for U (kept).
 // direct: conv_direct.h (few input channels; stride 1, dilation 1, groups 1): the forward, the
 // data gradient as the forward of the flipped filters, and the weight gradient (conv_direct_bwd.h).
 // winograd: F(2x2, 3x3); winograd4: F(4x4, 3x3) (below), both only where applicable.
@@ -111,10 +114,12 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
 
 // ---- Winograd F(4x4, 3x3) (conv_winograd.cpp; transforms in conv_winograd_f4_tf.h) ----
 // Same applicability as F(2x2); 36 GEMMs over 6x6-transformed tiles: 4x fewer multiplies than
-// im2col. Float32 error measured about 8x F(2x2)'s (still ~2e-6 of 1 + |y| at C = 64).
+// im2col. Float32 error about 8x F(2x2)'s: ~1e-5 of 1 + |y| measured at C = 64 (F(2x2)
+// ~1.3e-6, im2col ~3e-7); tests/test_conv_winograd.py holds it to 3e-5.
 // Extra memory per thread: 36 * (C + K) * tiles * sizeof(T), tiles chosen so that
-// 36*max(C,K)*tiles*sizeof(T) <= 2 MiB (whole images per job when they fit, else tile rows);
-// plus 36*K*C*sizeof(T) per call for U.
+// 36*max(C,K)*tiles*sizeof(T) <= 1 MiB but tiles >= 64 (whole images per job when they fit,
+// else tile rows);
+// plus 36*K*C*sizeof(T) for U (kept across calls).
 // U (36, Kout, Cin) = G g G^T, flip_transpose as in winograd_weights.
 template <class T>
 void winograd4_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T* U);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "conv_direct.h"
 #include "cpu.h"
@@ -85,6 +86,12 @@ UnpoolRowsF32 unpool_rows_f32() {
 #endif
   return nullptr;
 }
+UnpoolPlaneF32 unpool_plane_f32() {
+#if defined(LAMINA_X86)
+  if (active_isa() >= Isa::avx512) return unpool_plane_f32_avx512;
+#endif
+  return nullptr;
+}
 }  // namespace conv_block_detail
 
 template <class T>
@@ -96,14 +103,41 @@ void relu_max_pool2d_backward(const ConvParams& p, const T* dy, const uint8_t* c
   const int64_t ntasks = (planes + kPlanesPerTask - 1) / kPlanesPerTask;
   conv_block_detail::UnpoolRowsF32 simd_rows = nullptr;
   // Measured per pooled row (AVX-512, 1 thread, N = 256): C1's PW = 14 0.51 -> 0.35 ms; C3's
-  // PW = 5 fills a third of the vector and ran slower (0.18 -> 0.30 ms), so narrow rows stay scalar.
-  if constexpr (std::is_same_v<T, float>)
+  // PW = 5 fills a third of the vector and ran slower (0.18 -> 0.30 ms): planes of at most 32
+  // windows go whole through per-cell tables instead (unpool_plane_f32).
+  conv_block_detail::UnpoolPlaneF32 simd_plane = nullptr;
+  const int64_t P = PH * PW, cells = OH * OW;
+  std::vector<int32_t> src, want;
+  if constexpr (std::is_same_v<T, float>) {
     if (PW >= 8) simd_rows = conv_block_detail::unpool_rows_f32();
+    if (P <= 32 && P > 0 && (simd_plane = conv_block_detail::unpool_plane_f32())) {
+      src.assign(size_t((cells + 15) / 16 * 16), 0);
+      want.assign(src.size(), 255);
+      for (int64_t o = 0; o < cells; ++o) {
+        const int64_t oh = o / OW, ow = o % OW;
+        if (oh >= 2 * PH || ow >= 2 * PW) continue;   // floor mode: no window, +0
+        src[size_t(o)] = int32_t((oh / 2) * PW + ow / 2);
+        want[size_t(o)] = int32_t((oh & 1) * 2 + (ow & 1));
+      }
+    }
+  }
   parallel_tasks(ntasks, team_size(double(planes * OH * OW), 2e4), [&](int64_t task) {
     for (int64_t pl = task * kPlanesPerTask, e = std::min(planes, pl + kPlanesPerTask); pl < e; ++pl) {
       T* d = dz + pl * OH * OW;
       const T* g = dy + pl * PH * PW;
       const uint8_t* c = code + pl * PH * PW;
+      if constexpr (std::is_same_v<T, float>) {
+        if (simd_plane) {
+          alignas(16) uint8_t tail[32] = {};   // the last planes' codes: 32 readable bytes
+          const uint8_t* c32 = c;
+          if ((planes - pl) * P < 32) {
+            std::memcpy(tail, c, size_t(P));
+            c32 = tail;
+          }
+          simd_plane(g, c32, P, src.data(), want.data(), cells, d);
+          continue;
+        }
+      }
       // Every cell written once: the window's max cell gets 0 + dy (max_pool2d_backward's
       // zero-then-add: a -0 gradient lands as +0), the others +0, chosen by masking the bits.
       // The codes are data: a branch on them mispredicted about half the time (C1 N=256:

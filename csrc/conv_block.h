@@ -36,8 +36,17 @@ namespace conv_block_detail {
 // of each row). conv_direct_avx512.cpp; null without AVX-512.
 using UnpoolRowsF32 = void (*)(const float* g, const uint8_t* code, int64_t PW, float* r0, float* r1);
 UnpoolRowsF32 unpool_rows_f32();
+// Small planes (PH*PW <= 32 windows, C3's 5x5): a whole dz plane (OH*OW cells, contiguous)
+// from the plane's windows g, code, by per-cell tables built once per shape: src[o] = the
+// window of cell o, want[o] = the code that puts the gradient there (255: no window, +0).
+// codes32: the plane's codes, readable for 32 bytes.
+using UnpoolPlaneF32 = void (*)(const float* g, const uint8_t* codes32, int64_t P, const int32_t* src,
+                                const int32_t* want, int64_t cells, float* dz);
+UnpoolPlaneF32 unpool_plane_f32();
 #if defined(LAMINA_X86)
 void unpool_rows_f32_avx512(const float* g, const uint8_t* code, int64_t PW, float* r0, float* r1);
+void unpool_plane_f32_avx512(const float* g, const uint8_t* codes32, int64_t P, const int32_t* src,
+                             const int32_t* want, int64_t cells, float* dz);
 #endif
 }  // namespace conv_block_detail
 

@@ -16,6 +16,7 @@
 // GCC 12's shuffle, unpack and narrowing intrinsics start from _mm512_undefined_*(), which
 // -Wmaybe-uninitialized reports at every use.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"   // the same, where the value is a constant load
 
 namespace lamina {
 namespace {
@@ -178,6 +179,27 @@ void unpool_rows_f32_avx512(const float* g, const uint8_t* code, int64_t PW, flo
       _mm512_mask_storeu_ps(d0 + 16, mhi, _mm512_permutex2var_ps(a0, hi, a1));
       _mm512_mask_storeu_ps(d1 + 16, mhi, _mm512_permutex2var_ps(b0, hi, b1));
     }
+  }
+}
+
+// The whole plane through two-source permutes of its (at most 32) windows: per 16 cells, the
+// window values and codes gathered by src, kept where the code is the cell's want.
+void unpool_plane_f32_avx512(const float* g, const uint8_t* codes32, int64_t P, const int32_t* src,
+                             const int32_t* want, int64_t cells, float* dz) {
+  const __mmask16 m0 = static_cast<__mmask16>(P >= 16 ? 0xFFFF : (1u << P) - 1);
+  const __mmask16 m1 = static_cast<__mmask16>(P <= 16 ? 0 : P >= 32 ? 0xFFFF : (1u << (P - 16)) - 1);
+  // 0 + g: a -0 gradient lands as +0, as max_pool2d_backward's zero-then-add.
+  const __m512 g0 = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m0, g));
+  const __m512 g1 = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m1, g + 16));
+  const __m512i c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes32)));
+  const __m512i c1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes32 + 16)));
+  for (int64_t o = 0; o < cells; o += 16) {
+    const __m512i idx = _mm512_loadu_si512(src + o);
+    const __mmask16 hit = _mm512_cmpeq_epi32_mask(_mm512_permutex2var_epi32(c0, idx, c1), _mm512_loadu_si512(want + o));
+    const __m512 v = _mm512_maskz_mov_ps(hit, _mm512_permutex2var_ps(g0, idx, g1));
+    const int64_t n = cells - o;
+    if (n >= 16) _mm512_storeu_ps(dz + o, v);
+    else _mm512_mask_storeu_ps(dz + o, static_cast<__mmask16>((1u << n) - 1), v);
   }
 }
 }  // namespace conv_block_detail

@@ -89,6 +89,7 @@ struct WideBuffers {
   int64_t tag[kTagLen] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 };
 thread_local WideBuffers tl_dw_buf, tl_dx_buf;
+thread_local AlignedBuffer tl_dw_acc;   // the calling thread's per-chunk dw accumulators
 
 // dst[0:n] = src[0:n] for the short rows of small maps: fixed 8-element blocks the compiler
 // inlines, instead of one memcpy call per 10- or 28-element row.
@@ -201,7 +202,7 @@ constexpr bool bias_grad_lanes_has(int64_t L) { return L == 4 || L == 8 || L == 
 // db_terms (N, K) or null: each image's db term per channel (bias_grad_lanes).
 template <class T>
 int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p, const T* x,
-                       const T* dy, std::vector<T>& acc, double* db_terms) {
+                       const T* dy, AlignedBuffer& acc_buf, double* db_terms) {
   const int64_t L = kk.lanes, C = g.C, H = g.H, W = g.W, K = g.K, OH = g.OH, OW = g.OW, Hp = g.Hp, Wp = g.Wp;
   const int64_t ngroups = ceil_div(g.N, L);
   const int64_t xlen = C * Hp * Wp * L, dlen = K * OH * OW * L;
@@ -214,12 +215,14 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
   // A fixed number of chunks of whole groups, summed in chunk order: the same dw at 1..4 threads.
   const int64_t nchunks = std::min<int64_t>(ngroups, std::max(4, nt));
   const int64_t acc_len = K * g.ntaps * L;
-  acc.assign(static_cast<size_t>(nchunks * acc_len), T(0));
+  // Each chunk's accumulators zeroed by the thread that fills them (not all by the caller).
+  T* acc = acc_buf.elems<T>(nchunks * acc_len);
   // Output rows per block: one channel block's dy rows in 32 KiB (C1, C3 at 1 thread: ~10%
   // faster than whole maps, which stream dy from L2 once per tap block).
   const int64_t rb = std::max<int64_t>(
       1, std::min<int64_t>(OH, (int64_t(32) << 10) / (int64_t(sizeof(T)) * ceil_div(K, g.nkb) * OW * L)));
   parallel_tasks(nchunks, nt, [&](int64_t ch) {
+    std::fill(acc + ch * acc_len, acc + (ch + 1) * acc_len, T(0));
     const int64_t tag[kTagLen] = {1, C, H, W, K, g.KH, g.KW, p.pad_h, p.pad_w, L, xlen + dlen, int64_t(sizeof(T))};
     T* xb = tagged_buffer<T>(tl_dw_buf, tag, xlen + dlen);
     T* dyb = xb + xlen;
@@ -243,7 +246,7 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
       // Blocks of rb output rows: one channel block's dy rows stay in L1 across the tap blocks.
       for (int64_t r0 = 0; r0 < OH; r0 += rb)
         dw_group(kk, g, xb + r0 * Wp * L, Wp * L, dyb + r0 * OW * L, OW * L, OH * OW * L,
-                 std::min(rb, OH - r0), OW, off.data(), acc.data() + ch * acc_len);
+                 std::min(rb, OH - r0), OW, off.data(), acc + ch * acc_len);
     }
   });
   return nchunks;
@@ -253,7 +256,7 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
 // fill the lanes. Groups of nb images whose buffers fit L1.
 template <class T>
 int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p, const T* x, const T* dy,
-                std::vector<T>& acc) {
+                AlignedBuffer& acc_buf) {
   const int64_t L = kk.lanes, N = g.N, C = g.C, H = g.H, W = g.W, K = g.K, OH = g.OH, OW = g.OW, Wp = g.Wp;
   const int64_t plane = g.Hp * Wp;
   const int64_t nvec = ceil_div(OH * Wp, L), Qpad = nvec * L;
@@ -272,8 +275,9 @@ int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p
   // A fixed number of contiguous chunks, summed in chunk order: the same dw at 1..4 threads.
   const int64_t nchunks = std::min<int64_t>(N, std::max(4, nt));
   const int64_t acc_len = K * g.ntaps * L;
-  acc.assign(static_cast<size_t>(nchunks * acc_len), T(0));
+  T* acc = acc_buf.elems<T>(nchunks * acc_len);   // zeroed per chunk by its thread
   parallel_tasks(nchunks, nt, [&](int64_t ch) {
+    std::fill(acc + ch * acc_len, acc + (ch + 1) * acc_len, T(0));
     const int64_t tag[kTagLen] = {0, C, H, W, K, g.KH, g.KW, p.pad_h, p.pad_w, L, nb * (xs + ds), int64_t(sizeof(T))};
     T* xpb = tagged_buffer<T>(tl_dw_buf, tag, nb * (xs + ds));
     T* dyb = xpb + nb * xs;
@@ -295,7 +299,7 @@ int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p
         for (int64_t k = 0; k < K; ++k)
           for (int64_t oh = 0; oh < OH; ++oh) copy_row(dyw + k * Qpad + oh * Wp, dyn + (k * OH + oh) * OW, OW);
       }
-      dw_group(kk, g, xpb, xs, dyb, ds, Qpad, ng, nvec, off.data(), acc.data() + ch * acc_len);
+      dw_group(kk, g, xpb, xs, dyb, ds, Qpad, ng, nvec, off.data(), acc + ch * acc_len);
     }
   });
   return nchunks;
@@ -317,12 +321,12 @@ bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db
   const DwKernels<T> kk = select_kernels<T>();
   const int64_t L = kk.lanes;
   g.nkb = ceil_div(K, kk.kb_max);  // channel blocks of near-equal size <= kb_max (16 -> 8 + 8)
-  std::vector<T> acc;
+  AlignedBuffer& acc_buf = tl_dw_acc;   // kept between calls: no fresh pages to fault in each step
   const bool lanes = use_batch_lanes(p, L, kk.to_lanes != nullptr);
   if (!lanes || !bias_grad_lanes_has(L)) db = nullptr;   // conv2d_backward sums it
   std::vector<double> db_terms(db ? size_t(g.N * K) : 0);
-  const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc, db ? db_terms.data() : nullptr)
-                                : dw_wide(kk, g, p, x, dy, acc);
+  const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc_buf, db ? db_terms.data() : nullptr)
+                                : dw_wide(kk, g, p, x, dy, acc_buf);
   if (db)
     for (int64_t k = 0; k < K; ++k) {
       double s = 0;   // images in order, as conv2d_backward's db loop
@@ -335,7 +339,7 @@ bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db
     for (int64_t t = 0; t < ntaps; ++t) {
       T s = T(0);
       for (int64_t c = 0; c < nchunks; ++c) {
-        const T* a = acc.data() + c * acc_len + (k * ntaps + t) * L;
+        const T* a = acc_buf.elems<T>(0) + c * acc_len + (k * ntaps + t) * L;
         T part = T(0);
         for (int64_t l = 0; l < L; ++l) part += a[l];
         s += part;

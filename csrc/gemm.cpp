@@ -346,7 +346,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   }
 
   Problem<T> p{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ep,
-               choose_kernel<T>(M, N, transA), 0, true, true};
+               choose_kernel<T>(M, N, transA, K), 0, true, true};
   const int MR = p.kern.mr, NR = p.kern.nr;
   const int64_t kc_max = path_override().kc > 0 ? path_override().kc : cache_blocking().kc;
   p.kc = ceil_div(K, ceil_div(K, kc_max));

@@ -26,6 +26,7 @@ constexpr int64_t kShortK = 128;              // K up to this: the task grid spl
 constexpr int64_t kRowsFirstMaxB = 112 << 10; // ... when the task's K x ncols slice of B is at most this
 constexpr int64_t kMaxSkinny = 4;             // M or N up to this goes through the matrix-vector path
 constexpr int64_t kMaxMInPlaceB = 512;        // up to this M, row-major B is read in place (packing would not pay off)
+constexpr int64_t kShortTransK = 1024;        // a transposed A over K up to this is a Linear's dW (K = batch): see choose_kernel
 constexpr int64_t kPackAMinK = 512;           // from this K, a row-major A is packed (f32 1 thread: K = 784 +3-5%, K = 120 -4%)
 // K-split: a small C over a long K (a conv weight gradient: Cout x Cin*kh*kw summed over
 // batch x pixels) has too few C tiles for two threads; such K is cut into fixed chunks whose
@@ -76,7 +77,7 @@ template <class T>
 int kernel_candidates(GemmKernel<T>* out);
 // The kernel for this problem (or the one the override forces).
 template <class T>
-GemmKernel<T> choose_kernel(int64_t M, int64_t N, bool transA);
+GemmKernel<T> choose_kernel(int64_t M, int64_t N, bool transA, int64_t K = 0);
 // gemm_kernel_portable.cpp: plain loops the compiler vectorizes (SSE2 on x86-64, NEON on arm).
 template <class T>
 GemmKernel<T> portable_kernel();
