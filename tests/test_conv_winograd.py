@@ -16,14 +16,6 @@ from conftest import tolerance
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture
-def restore_conv_settings():
-    n0 = _C.get_num_threads()
-    yield
-    _C._conv_set_algo("auto")
-    _C.set_num_threads(n0)
-
-
 def _run(algo, x, w, b, dy, pad):
     """lamina's (y, dx, dw, db) on the forced path `algo`."""
     _C._conv_set_algo(algo)
