@@ -164,7 +164,7 @@ def memory(batch=256):
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         out[name] = peak
-    params = sum(p.data.nbytes for p in m2.parameters())
+    params = sum(p.detach().numpy().nbytes for p in m2.parameters())
     g = step.graph
     print(f"LeNet-5 batch {batch}: parameters {params / 1e6:.2f} MB (+ same for grads, momentum)")
     print(f"  eager    peak allocated during a step: {out['eager'] / 1e6:.2f} MB (activations, grads, temporaries)")

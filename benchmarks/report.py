@@ -709,7 +709,7 @@ def run_end_to_end(L, prof, data_root, threads, log, launcher, cpu_time=False):
             # first one must be the NumPy forward pass's loss (float64, from the same weights).
             err = None
             try:
-                w64 = [p.data.astype(np.float64) for p in model.parameters()]
+                w64 = [p.detach().numpy().astype(np.float64) for p in model.parameters()]
                 ref0 = L["R"].mnist_model_loss(model_name, w64, x[:batch].astype(np.float64), y[:batch])
                 for impl in res:
                     L["R"].check_equal(np.float64(res[impl]["warmup_losses"][0]), np.float64(ref0), rtol=1e-5,

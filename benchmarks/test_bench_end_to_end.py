@@ -44,7 +44,7 @@ def _mnist():
 @functools.lru_cache(maxsize=2)
 def _initial_weights(model_name):
     lamina.manual_seed(0)
-    return [p.data.copy() for p in _lamina_model(model_name).parameters()]
+    return [p.detach().numpy().copy() for p in _lamina_model(model_name).parameters()]
 
 
 def _lamina_model(model_name):

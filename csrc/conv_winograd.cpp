@@ -126,6 +126,20 @@ static void output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int6
   wino_portable::wino_output_transform<T>(M, K, OH, OW, ty0, ty1, tw, bias, y, rows);
 }
 
+// The fused activation on output rows [r0, r1) of every channel of one image (clipped to OH),
+// applied right after the output transform wrote them, while they are in cache.
+template <class T>
+static void activate_rows(Act act, int64_t K, int64_t OH, int64_t OW, int64_t r0, int64_t r1, T* y) {
+  if (act == Act::identity) return;
+  const Activation kind = act == Act::relu ? Activation::relu
+                          : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;
+  r1 = std::min(OH, r1);
+  for (int64_t k = 0; k < K; ++k) {
+    T* yk = y + k * OH * OW + r0 * OW;
+    act_forward<T>(kind, (r1 - r0) * OW, yk, yk);
+  }
+}
+
 template <class T>
 void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
                      const T* x, const T* U, const T* bias, T* y, Act act) {
@@ -149,15 +163,7 @@ void conv2d_winograd(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int6
     gemm_strided_batched<T>(false, false, K, Tc, C, T(1), U, C, K * C, V, Tc, C * Tc, T(0), Mt, Tc,
                             K * Tc, 16);
     output_transform(Mt, K, OH, OW, ty0, ty1, tw, bias, y + n * K * OH * OW, rows);
-    if (act != Act::identity) {  // on the rows just written, while they are in cache
-      const Activation kind = act == Act::relu ? Activation::relu
-                              : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;
-      const int64_t r0 = 2 * ty0, r1 = std::min(OH, 2 * ty1);
-      for (int64_t k = 0; k < K; ++k) {
-        T* yk = y + (n * K + k) * OH * OW + r0 * OW;
-        act_forward<T>(kind, (r1 - r0) * OW, yk, yk);
-      }
-    }
+    activate_rows(act, K, OH, OW, 2 * ty0, 2 * ty1, y + n * K * OH * OW);
   };
 
   const double flops = 2.0 * 16 * K * C * th * tw * N;
@@ -329,15 +335,7 @@ void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int
                             K * Tc, 36);
     for (int64_t n = n0; n < n1; ++n) {
       output_transform4(Mt, K, OH, OW, ty0, ty1, tw, Tc, (n - n0) * tiles, bias, y + n * K * OH * OW, rows);
-      if (act != Act::identity) {  // on the rows just written, while they are in cache
-        const Activation kind = act == Act::relu ? Activation::relu
-                                : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;
-        const int64_t r0 = 4 * ty0, r1 = std::min(OH, 4 * ty1);
-        for (int64_t k = 0; k < K; ++k) {
-          T* yk = y + (n * K + k) * OH * OW + r0 * OW;
-          act_forward<T>(kind, (r1 - r0) * OW, yk, yk);
-        }
-      }
+      activate_rows(act, K, OH, OW, 4 * ty0, 4 * ty1, y + n * K * OH * OW);
     }
   };
 

@@ -76,6 +76,16 @@ def require_mnist(root=None):
 
 
 @pytest.fixture
+def restore_conv_settings():
+    """For tests that force a convolution algorithm or a thread count: put both back."""
+    from lamina import _C
+    n0 = _C.get_num_threads()
+    yield
+    _C._conv_set_algo("auto")
+    _C.set_num_threads(n0)
+
+
+@pytest.fixture
 def mnist_guard():
     return require_mnist()
 

@@ -55,7 +55,7 @@ def train(model, opt, data, compiled):
 
 
 def params_of(model):
-    return [p.data.copy() for p in model.parameters()]
+    return [p.detach().numpy().copy() for p in model.parameters()]
 
 
 def assert_ranks_identical(arrays, what):
@@ -123,7 +123,7 @@ def no_sync():
     ref = make_model("mlp", 0)
     for x, y in data:
         F.cross_entropy(ref(lamina.from_numpy(x)), lamina.from_numpy(y)).backward()
-    expected = [p.grad.data / size for p in ref.parameters()]
+    expected = [p.grad.numpy() / size for p in ref.parameters()]
     ddp = DDP(make_model("mlp", 0))
     (x0, y0), (x1, y1) = data[2 * rank], data[2 * rank + 1]
     with ddp.no_sync():
@@ -156,9 +156,9 @@ def collectives():
                      (dist.ReduceOp.AVG, sum(base + r for r in ranks) / size),
                      (dist.ReduceOp.MAX, base + size - 1), (dist.ReduceOp.MIN, base)):
         t = lamina.from_numpy(base + rank)
-        buf = t.data
+        buf = t.numpy()
         assert dist.all_reduce(t, op=op) is None
-        assert t.data is buf, "all_reduce replaced the buffer instead of writing it in place"
+        assert t.detach().numpy() is buf, "all_reduce replaced the buffer instead of writing it in place"
         np.testing.assert_allclose(t.data, want, rtol=0, atol=1e-12, err_msg=str(op))
     ti = lamina.tensor([rank + 1, 10 * (rank + 1)])
     dist.all_reduce(ti)

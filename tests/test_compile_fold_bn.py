@@ -119,7 +119,7 @@ def test_train_eval_switch_replans_and_refolds_changed_statistics():
     np.testing.assert_allclose(y_train, _eager_eval(twin, x2), **TOL[np.float32])
     f(x2)
     _eager_eval(twin, x2)
-    stem = model.stem_bn.running_mean.data.copy()
+    stem = model.stem_bn.running_mean.detach().numpy().copy()
     np.testing.assert_allclose(stem, twin.stem_bn.running_mean.data, rtol=1e-5, atol=1e-6)
     # back to eval: the cached eval plan, re-folded from the new statistics (no new trace)
     model.eval()

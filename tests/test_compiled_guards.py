@@ -68,7 +68,7 @@ class Head(nn.Module):
 
 model = Head()
 f = lamina.compile(model)
-W, b = model.fc.weight.data.astype(np.float64), model.fc.bias.data.astype(np.float64)
+W, b = model.fc.weight.detach().numpy().astype(np.float64), model.fc.bias.detach().numpy().astype(np.float64)
 ROWS, COLS = {rows}, {cols}
 f(np.ones((ROWS, COLS), np.float32))          # trace once
 wrong, errors = [0], []
@@ -142,7 +142,7 @@ def test_finding_4_frozen_parameter_is_not_updated():
     _eager_step(m1, o1, x, y)
     for m in (m1, m2):
         m[1].weight.requires_grad_(False)
-    frozen = m2[1].weight.data.copy()
+    frozen = m2[1].weight.detach().numpy().copy()
     for _ in range(2):
         assert step(x, y) == _eager_step(m1, o1, x, y)
     np.testing.assert_array_equal(m2[1].weight.data, frozen)
@@ -278,7 +278,7 @@ def test_finding_7_one_thread_compiles_while_two_run_eager_autodiff():
                 step(x, y)
                 step(x, y)
                 traces += step.traces
-            results["compiled"] = [p.data.copy() for p in m.parameters()]
+            results["compiled"] = [p.detach().numpy().copy() for p in m.parameters()]
             results["traces"] = traces
         except Exception as e:
             errors.append(f"compiled thread: {e!r}")

@@ -11,14 +11,6 @@ from lamina import _C
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture
-def restore_conv_settings():
-    n0 = _C.get_num_threads()
-    yield
-    _C._conv_set_algo("auto")
-    _C.set_num_threads(n0)
-
-
 def _grads(x, w, dy, pad):
     dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty(w.shape[0], x.dtype)
     _C.conv2d_backward(x, w, dy, dx, dw, db, (1, 1), pad, (1, 1), 1)

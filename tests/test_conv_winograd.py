@@ -16,14 +16,6 @@ from conftest import tolerance
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture
-def restore_conv_settings():
-    n0 = _C.get_num_threads()
-    yield
-    _C._conv_set_algo("auto")
-    _C.set_num_threads(n0)
-
-
 def _run(algo, x, w, b, dy, pad):
     """lamina's (y, dx, dw, db) on the forced path `algo`."""
     _C._conv_set_algo(algo)
@@ -105,7 +97,7 @@ def test_default_init_layer_within_torch_testing_tolerance():
     x = torch.randn(8, 64, 24, 24)
     ref = m(x).detach()
     w, b = m.weight.detach().numpy(), m.bias.detach().numpy()
-    y = F.conv2d(lamina.tensor(x.numpy()), lamina.tensor(w), lamina.tensor(b), 1, 1).data
+    y = F.conv2d(lamina.tensor(x.numpy()), lamina.tensor(w), lamina.tensor(b), 1, 1).numpy()
     torch.testing.assert_close(torch.from_numpy(y), ref)
 
 
@@ -163,11 +155,11 @@ def test_fused_relu_pool_on_winograd4(restore_conv_settings):
     rng = np.random.default_rng(3)
     x, w, b, dy = (lamina.tensor(a) for a in _case(rng, 3, 16, 13, 18, 20, (1, 1), np.float32))
     _C._conv_set_algo("winograd4")
-    fused = F.conv2d_relu_max_pool2d(x, w, b, 1, 1).data
-    plain = F.max_pool2d(F.relu(F.conv2d(x, w, b, 1, 1)), 2).data
+    fused = F.conv2d_relu_max_pool2d(x, w, b, 1, 1).numpy()
+    plain = F.max_pool2d(F.relu(F.conv2d(x, w, b, 1, 1)), 2).numpy()
     np.testing.assert_array_equal(fused, plain)
     ref = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(
-        *(torch.tensor(t.data, dtype=torch.float64) for t in (x, w, b)), padding=1)), 2).numpy()
+        *(torch.tensor(t.numpy(), dtype=torch.float64) for t in (x, w, b)), padding=1)), 2).numpy()
     assert _rel_err(fused, ref) <= 5e-5
 
 

@@ -302,7 +302,7 @@ def test_clip_grad_norm_inside_a_training_loop():
     loss.backward()
     before = nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
     assert before.item() > 1.0
-    after = math.sqrt(sum(float((p.grad.data.astype(np.float64) ** 2).sum()) for p in model.parameters()))
+    after = math.sqrt(sum(float((p.grad.detach().numpy().astype(np.float64) ** 2).sum()) for p in model.parameters()))
     assert after == pytest.approx(1.0, rel=1e-5)
     opt.step()
 
@@ -375,7 +375,7 @@ def test_new_activations_train_the_same_compiled_and_eager():
                 loss.backward()
                 opt.step()
                 out.append(loss.item())
-        return out, [p.data.copy() for p in m.parameters()]
+        return out, [p.detach().numpy().copy() for p in m.parameters()]
 
     (le, pe), (lc, pc) = run(False), run(True)
     np.testing.assert_allclose(lc, le, rtol=1e-12)

@@ -28,14 +28,14 @@ def _randomize(lconv, lbn, tconv, tbn, rng):
         lbn.weight.data[...] = rng.uniform(0.5, 2.0, c)
         lbn.bias.data[...] = rng.standard_normal(c)
     with torch.no_grad():
-        tconv.weight.copy_(torch.from_numpy(lconv.weight.data.copy()))
+        tconv.weight.copy_(torch.from_numpy(lconv.weight.detach().numpy().copy()))
         if lconv.bias is not None:
-            tconv.bias.copy_(torch.from_numpy(lconv.bias.data.copy()))
-        tbn.running_mean.copy_(torch.from_numpy(lbn.running_mean.data.copy()))
-        tbn.running_var.copy_(torch.from_numpy(lbn.running_var.data.copy()))
+            tconv.bias.copy_(torch.from_numpy(lconv.bias.detach().numpy().copy()))
+        tbn.running_mean.copy_(torch.from_numpy(lbn.running_mean.detach().numpy().copy()))
+        tbn.running_var.copy_(torch.from_numpy(lbn.running_var.detach().numpy().copy()))
         if lbn.weight is not None:
-            tbn.weight.copy_(torch.from_numpy(lbn.weight.data.copy()))
-            tbn.bias.copy_(torch.from_numpy(lbn.bias.data.copy()))
+            tbn.weight.copy_(torch.from_numpy(lbn.weight.detach().numpy().copy()))
+            tbn.bias.copy_(torch.from_numpy(lbn.bias.detach().numpy().copy()))
 
 
 def _pair(kind, dtype, bias, affine, groups=1, eps=1e-5):
@@ -91,11 +91,11 @@ def test_fuse_conv_bn_eval_matches_torch_and_unfused(dtype, kind, bias, affine):
 
 def test_fuse_leaves_the_originals_alone():
     lconv, lbn, _, _, shape = _pair("conv2d", np.float32, False, True)
-    w = lconv.weight.data.copy()
+    w = lconv.weight.detach().numpy().copy()
     fused = lamina.nn.utils.fuse_conv_bn_eval(lconv, lbn)
     assert lconv.bias is None and fused.bias is not None
     np.testing.assert_array_equal(lconv.weight.data, w)
-    assert fused.weight.data is not lconv.weight.data
+    assert not np.shares_memory(fused.weight.detach().numpy(), lconv.weight.detach().numpy())
     # the copy keeps the conv's hyper-parameters
     assert (fused.stride, fused.padding, fused.groups) == (lconv.stride, lconv.padding, lconv.groups)
     assert "bias" in dict(fused.named_parameters()) and "bias" in fused.state_dict()
@@ -137,11 +137,11 @@ def test_fuse_linear_bn_eval_matches_torch(bias):
     bn.weight.data[...] = rng.uniform(0.5, 2, 4)
     bn.bias.data[...] = rng.standard_normal(4)
     with torch.no_grad():
-        tlin.weight.copy_(torch.from_numpy(lin.weight.data.copy()))
+        tlin.weight.copy_(torch.from_numpy(lin.weight.detach().numpy().copy()))
         if bias:
-            tlin.bias.copy_(torch.from_numpy(lin.bias.data.copy()))
+            tlin.bias.copy_(torch.from_numpy(lin.bias.detach().numpy().copy()))
         for name in ("running_mean", "running_var", "weight", "bias"):
-            getattr(tbn, name).copy_(torch.from_numpy(getattr(bn, name).data.copy()))
+            getattr(tbn, name).copy_(torch.from_numpy(getattr(bn, name).detach().numpy().copy()))
     for m in (lin, bn, tlin, tbn):
         m.eval()
     fused, tfused = lamina.nn.utils.fuse_linear_bn_eval(lin, bn), torch.nn.utils.fusion.fuse_linear_bn_eval(tlin, tbn)

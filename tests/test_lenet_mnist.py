@@ -46,7 +46,7 @@ def _train(net, x, y, epochs=1, batch=32, lr=0.05, momentum=0.9, seed=0):
             loss.backward()
             for p, v in zip(params, vel):
                 v *= momentum
-                v += p.grad.data
+                v += p.grad.numpy()
                 p.data -= lr * v
     return float(loss.item())
 
@@ -109,7 +109,7 @@ def test_resnet_mnist_follows_torch(mnist):
     assert [b.shape for b in lb] == [tuple(b.shape) for b in tb]
     with torch.no_grad():
         for a, b in zip(lp, tp):
-            b.copy_(torch.from_numpy(a.data))
+            b.copy_(torch.from_numpy(a.detach().numpy()))
     opt = torch.optim.SGD(tnet.parameters(), lr=0.02, momentum=0.9)
     vel = [np.zeros_like(p.data) for p in lp]
     for i in range(0, 8 * 32, 32):
@@ -127,7 +127,7 @@ def test_resnet_mnist_follows_torch(mnist):
         opt.step()
         for p, v in zip(lp, vel):
             v *= 0.9
-            v += p.grad.data
+            v += p.grad.numpy()
             p.data -= 0.02 * v
     for a, b in zip(lb, tb):
         np.testing.assert_allclose(a.data, b.numpy(), rtol=1e-9, atol=1e-12)

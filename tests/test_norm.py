@@ -26,7 +26,7 @@ def _copy_params(lmod, tmod):
         for name, p in lmod.named_parameters():
             # Random affine parameters, so a wrong weight/bias gradient or use shows.
             p.data[...] = rng.uniform(0.5, 1.5, p.shape) if name.endswith("weight") else rng.uniform(-1, 1, p.shape)
-            dict(tmod.named_parameters())[name].copy_(torch.from_numpy(p.data.copy()))
+            dict(tmod.named_parameters())[name].copy_(torch.from_numpy(p.detach().numpy().copy()))
 
 
 def _step_both(lmod, tmod, x, v, dtype):
@@ -73,7 +73,7 @@ def test_batch_norm_matches_torch_train_then_eval(cls, shape, momentum, affine, 
     assert int(lmod.num_batches_tracked.item()) == int(tmod.num_batches_tracked) == 4
     lmod.eval()
     tmod.eval()
-    before = lmod.running_mean.data.copy()
+    before = lmod.running_mean.detach().numpy().copy()
     x = (rng.standard_normal(shape) * 2.0 + 0.5).astype(dtype)
     _step_both(lmod, tmod, x, rng.standard_normal(shape).astype(dtype), dtype)
     np.testing.assert_array_equal(lmod.running_mean.data, before)   # eval does not update
@@ -358,7 +358,7 @@ def _pair_of(make, dtype):
 
 
 def _state(m):
-    return [v.data.copy() for v in m.state_dict().values()]
+    return [v.detach().numpy().copy() for v in m.state_dict().values()]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -23,7 +23,8 @@ def _perturb(model, seed=0):
     """Non-trivial weights (biases too), so a wrong layout cannot hide behind zeros."""
     rng = np.random.default_rng(seed)
     for p in model.parameters():
-        p.data[...] = (p.data + 0.1 * rng.standard_normal(p.shape)).astype(p.dtype)
+        a = p.detach().numpy()
+        a[...] = (a + 0.1 * rng.standard_normal(p.shape)).astype(p.dtype)
     return model
 
 

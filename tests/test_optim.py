@@ -18,7 +18,7 @@ def _grads(seed, steps):
 
 def _run_lamina(make_opt, init, grads, sched=None):
     params = [Parameter(w.copy()) for w in init]
-    views = [p.data for p in params]  # the update must be in place: these stay the parameters
+    views = [p.detach().numpy() for p in params]  # the update must be in place: these stay the parameters
     opt = make_opt(params)
     s = sched(opt) if sched else None
     lrs = []
@@ -30,8 +30,8 @@ def _run_lamina(make_opt, init, grads, sched=None):
             lrs.append(opt.param_groups[0]["lr"])
             s.step()
     for p, v in zip(params, views):
-        assert p.data is v
-    return [p.data for p in params], lrs
+        assert p.detach().numpy() is v
+    return [p.detach().numpy() for p in params], lrs
 
 
 def _run_torch(make_opt, init, grads, sched=None):

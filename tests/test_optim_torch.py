@@ -29,13 +29,13 @@ def _init(seed):
 
 def _lamina_run(make, init, grads, params=None, opt=None):
     params = params or [Parameter(w.copy()) for w in init]
-    views = [p.data for p in params]
+    views = [p.detach().numpy() for p in params]
     opt = opt or make(params)
     for gs in grads:
         for p, g in zip(params, gs):
             p.grad = lamina.tensor(g.copy())
         opt.step()
-    assert all(p.data is v for p, v in zip(params, views)), "the update must be in place"
+    assert all(p.detach().numpy() is v for p, v in zip(params, views)), "the update must be in place"
     return params, opt
 
 
@@ -98,7 +98,7 @@ def test_state_dict_resumes_bit_identically(name, kw):
 
     params, opt = _lamina_run(lambda p: getattr(optim, name)(p, **kw), init, grads[:8])
     sd = opt.state_dict()
-    copies = [Parameter(p.data.copy()) for p in params]
+    copies = [Parameter(p.detach().numpy().copy()) for p in params]
     fresh = getattr(optim, name)(copies, **{**kw, "lr": 123.0})
     fresh.load_state_dict(sd)
     assert fresh.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
@@ -266,7 +266,7 @@ def test_training_resumed_from_a_lamina_save_file_is_bit_identical(tmp_path, cls
 
     m, o, s = make(0)
     train(m, o, s, range(10))
-    full = [p.data.copy() for p in m.parameters()]
+    full = [p.detach().numpy().copy() for p in m.parameters()]
 
     m, o, s = make(0)
     train(m, o, s, range(4))
@@ -320,7 +320,7 @@ def test_a_user_written_optimizer_runs_like_torchs():
     assert opt.state[ours[0]]["step"] == 6
     sd = opt.state_dict()
     assert sorted(sd["state"][0]) == ["step", "velocity"]
-    fresh = make(optim.Optimizer, lamina)([Parameter(a.data.copy()) for a in ours])
+    fresh = make(optim.Optimizer, lamina)([Parameter(a.detach().numpy().copy()) for a in ours])
     fresh.load_state_dict(sd)
     assert isinstance(fresh.state[fresh.param_groups[0]["params"][0]]["velocity"], lamina.Tensor)
 

@@ -42,7 +42,7 @@ def test_same_architecture_as_lamina_resnet(tool, width):
             v.data[...] = rng.standard_normal(v.shape) * 0.2
         elif k.endswith("running_var"):
             v.data[...] = rng.uniform(0.5, 2.0, v.shape)
-    tm.load_state_dict({k: torch.from_numpy(np.array(v.data)) for k, v in lm.state_dict().items()})
+    tm.load_state_dict({k: torch.from_numpy(v.detach().numpy()) for k, v in lm.state_dict().items()})
     x = rng.random((3, 1, 28, 28)).astype(np.float32)
     for mode in ("eval", "train"):
         getattr(lm, mode)()

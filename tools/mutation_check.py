@@ -58,7 +58,7 @@ MUTATIONS = [
              [("csrc/pool.h", "const bool t = (v > m) | (v != v);", "const bool t = (v >= m) | (v != v);")],
              ["tests/test_pool.py", "tests/test_properties.py"], ctest=True),
     Mutation("fanout_overwrites", "a leaf's gradient overwritten instead of accumulated on fan-out",
-             [("python/lamina/tensor.py", "t.grad.data += g", "t.grad.data[...] = g")],
+             [("python/lamina/tensor.py", "t.grad._data += g", "t.grad._data[...] = g")],
              ["tests/test_autograd.py", "tests/test_ops.py", "tests/test_nn.py"]),
 ]
 

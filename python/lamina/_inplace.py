@@ -182,8 +182,8 @@ class ReadOnlyTensorError(RuntimeError, ValueError):
 def check_inplace(t, op):
     """PyTorch refuses in-place writes into a leaf (or a view of one) that requires grad, and
     into an expand()ed tensor (a read-only view here)."""
-    if not t.data.flags.writeable:
-        if t._base is not None and t._base.data.flags.writeable:   # a read-only view of writeable memory
+    if not t._data.flags.writeable:
+        if t._base is not None and t._base._data.flags.writeable:   # a read-only view of writeable memory
             raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor "
                                "refers to a single memory location (an expand()ed tensor); clone() it first")
         # PyTorch leaves writes into a read-only NumPy array undefined; lamina says so up front
@@ -230,7 +230,7 @@ def commit(t, result, op):
     if result.shape != t.shape:
         raise RuntimeError(f"{op}: output with shape {tuple(t.shape)} doesn't match the broadcast "
                            f"shape {tuple(result.shape)}")
-    np.copyto(t.data, result.data, casting="unsafe")
+    np.copyto(t._data, result._data, casting="unsafe")
     bump_version(t)
     tracer = _active_tracer()
     if result.requires_grad or tracer is not None:
@@ -273,7 +273,7 @@ def _retrace(tracer, t, now):
 def _snapshot(t):
     """t's current value and history, with its own copy of the data: ops that save their input
     (mul, div) must not see the write that follows."""
-    s = Tensor._wrap(np.array(t.data, copy=True))
+    s = Tensor._wrap(np.array(t._data, copy=True))
     s._node = t._node
     s.requires_grad = t.requires_grad
     return s
@@ -289,8 +289,8 @@ def binary_inplace(t, other, name, ufunc, out_of_place):
     if _promotion.category(result) > _promotion.category(t.dtype):
         raise RuntimeError(f"{name}: result type {result} can't be cast to the desired output type "
                            f"{t.dtype} of the tensor written in place")
-    o = other.data if isinstance(other, Tensor) else other
-    ufunc(t.data, o, out=t.data, casting="unsafe")
+    o = other._data if isinstance(other, Tensor) else other
+    ufunc(t._data, o, out=t._data, casting="unsafe")
     bump_version(t)
     return t
 
@@ -301,7 +301,7 @@ def setitem(t, idx, value):
         if not isinstance(value, Tensor):
             value = Tensor(value, dtype=t.dtype)
         return commit(t, SetItem.apply(t, value, idx), "setitem")
-    t.data[idx] = value.data if isinstance(value, Tensor) else value
+    t._data[idx] = value._data if isinstance(value, Tensor) else value
     bump_version(t)
     return t
 
@@ -317,9 +317,9 @@ def overwrite(t, src, op):
             raise RuntimeError(f"{op}: src of shape {tuple(src.shape)} cannot be broadcast to the "
                                f"tensor's shape {tuple(t.shape)}") from None
         return commit(t, Overwrite.apply(t, src), op)
-    s = src.data if isinstance(src, Tensor) else src
+    s = src._data if isinstance(src, Tensor) else src
     try:
-        np.copyto(t.data, np.broadcast_to(s, t.shape), casting="unsafe")
+        np.copyto(t._data, np.broadcast_to(s, t.shape), casting="unsafe")
     except ValueError:
         raise RuntimeError(f"{op}: src of shape {tuple(np.shape(s))} cannot be broadcast to the "
                            f"tensor's shape {tuple(t.shape)}") from None

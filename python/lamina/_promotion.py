@@ -58,7 +58,7 @@ def result_type(operands, default_float):
         if isinstance(x, _SCALARS):
             g, dt = 2, _scalar_dtype(x, default_float)
         else:
-            a = x if isinstance(x, np.ndarray) else x.data  # a Tensor's storage
+            a = x if isinstance(x, np.ndarray) else x._data  # a Tensor's storage
             g, dt = (0 if a.ndim else 1), a.dtype
         groups[g] = dt if groups[g] is None else _promote_pair(groups[g], dt)
     result = None

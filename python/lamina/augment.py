@@ -70,7 +70,7 @@ class AugmentedLoader(_LoaderWrapper):
         from .tensor import Tensor
         rng = np.random.default_rng([self.seed, int(self.epoch), 0xA6])
         for x, y in self.loader:
-            yield Tensor._wrap(random_crop_flip(x.data, rng, self.padding, self.flip)), y
+            yield Tensor._wrap(random_crop_flip(x._data, rng, self.padding, self.flip)), y
 
 
 class PrefetchLoader(_LoaderWrapper):

@@ -89,7 +89,7 @@ class _CustomNode(_EngineFunction):
             elif g is None:  # None means zero, as in PyTorch
                 out.append(np.zeros(t.shape, dtype=t.dtype))
             else:
-                arr = g.data if isinstance(g, Tensor) else np.asarray(g)
+                arr = g._data if isinstance(g, Tensor) else np.asarray(g)
                 try:
                     np.broadcast_shapes(arr.shape, t.shape)
                 except ValueError:
@@ -166,11 +166,11 @@ class Function:
             if isinstance(o, np.ndarray):
                 outs[k] = returned[k] = o = Tensor._wrap(o)
             if isinstance(o, Tensor) and any(o is d for d in dirty):
-                outs[k] = Tensor._wrap(o.data)      # the node's output; rebased onto the input below
+                outs[k] = Tensor._wrap(o._data)      # the node's output; rebased onto the input below
             elif isinstance(o, Tensor) and any(o is a for a in args):
                 outs[k] = returned[k] = o.detach()  # an input returned unmarked: a new tensor
         differentiable = [k for k, o in enumerate(outs)
-                          if isinstance(o, Tensor) and o.data.dtype.kind == "f"
+                          if isinstance(o, Tensor) and o._data.dtype.kind == "f"
                           and id(returned[k]) not in ctx._non_differentiable]
         if is_grad_enabled() and any(needs) and differentiable:
             node = _CustomNode()
@@ -179,7 +179,7 @@ class Function:
             node.input_nodes = tuple(a._node if isinstance(a, Tensor) else None for a in args)
             node.needs_input_grad = needs
             tensors = [o for o in outs if isinstance(o, Tensor)]
-            node.outputs = [o.data for o in tensors]
+            node.outputs = [o._data for o in tensors]
             if len(tensors) == 1:
                 tensors[0]._node = node
                 tensors[0].requires_grad = True
@@ -210,8 +210,8 @@ def _check_dirty(cls, ctx, args, outs):
 def _link_packed(node, tensors, differentiable):
     """Several outputs share one node through a flat buffer holding all of them: each output
     reads its slice, so the node's gradient is the sum of the slices' gradients, packed."""
-    dtype = np.result_type(*[t.data.dtype for t in tensors if t.data.dtype.kind == "f"])
-    packed = Tensor._wrap(np.concatenate([t.data.reshape(-1).astype(dtype) for t in tensors]))
+    dtype = np.result_type(*[t._data.dtype for t in tensors if t._data.dtype.kind == "f"])
+    packed = Tensor._wrap(np.concatenate([t._data.reshape(-1).astype(dtype) for t in tensors]))
     packed._node = node
     packed.requires_grad = True
     start = 0
@@ -221,7 +221,7 @@ def _link_packed(node, tensors, differentiable):
                 sliced = _PackedOutput.apply(packed, start, t.shape)
             t._node = sliced._node
             t.requires_grad = True
-        start += t.data.size
+        start += t._data.size
 
 
 class GradcheckError(AssertionError):
@@ -263,7 +263,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         with no_grad():
             o = fn(*inputs)
         os_ = o if isinstance(o, (tuple, list)) else [o]
-        return sum(float((oo.data * v).sum()) for oo, v in zip(os_, vs))
+        return sum(float((oo._data * v).sum()) for oo, v in zip(os_, vs))
 
     for t in diff:
         t.grad = None
@@ -276,9 +276,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         if total is not None:
             total.backward()
     for k, t in enumerate(diff):
-        analytic = np.zeros(t.shape) if t.grad is None else t.grad.data.astype(np.float64)
+        analytic = np.zeros(t.shape) if t.grad is None else t.grad._data.astype(np.float64)
         numeric = np.zeros(t.shape)
-        flat = t.data.reshape(-1)
+        flat = t._data.reshape(-1)
         for i in range(flat.size):
             orig = flat[i]
             flat[i] = orig + eps

@@ -243,7 +243,7 @@ def _share_resumed_state(dist, model, optimizer, info):
     from .train import load_optimizer_state, optimizer_state
     payload = [None]
     if dist.get_rank() == 0:
-        payload = [{"info": info, "model": {k: v.data for k, v in model.state_dict().items()},
+        payload = [{"info": info, "model": {k: v._data for k, v in model.state_dict().items()},
                     "optim": optimizer_state(optimizer), "rng": lrandom.get_rng_state()}]
     dist.broadcast_object_list(payload, src=0)
     got = payload[0]

@@ -204,7 +204,7 @@ def _buffer(tensor, name="tensor"):
     """The tensor's own NumPy buffer, which MPI reads and writes in place."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{name}: expected a lamina Tensor, got {type(tensor).__name__}")
-    arr = tensor.data
+    arr = tensor._data
     if not isinstance(arr, np.ndarray) or not arr.flags.c_contiguous or not arr.flags.writeable:
         raise ValueError(f"{name}: collectives work in place on a writeable C-contiguous buffer; "
                          "call .clone() first")

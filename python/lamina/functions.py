@@ -109,7 +109,7 @@ def log10(input):
 def _no_grad_unary(np_fn, name):
     def f(input):
         x = _need_tensor(input, name)
-        return Tensor._wrap(np_fn(x.data))
+        return Tensor._wrap(np_fn(x._data))
     f.__name__ = name
     f.__doc__ = f"{name}(input): elementwise, no gradient (piecewise constant: zero almost everywhere)."
     return f
@@ -122,7 +122,7 @@ trunc = _no_grad_unary(np.trunc, "trunc")
 
 def round(input, decimals=0):
     x = _need_tensor(input, "round")
-    return Tensor._wrap(np.round(x.data, decimals))
+    return Tensor._wrap(np.round(x._data, decimals))
 
 
 def abs(input):
@@ -139,7 +139,7 @@ negative = neg
 def sign(input):
     x = _need_tensor(input, "sign")
     if x.dtype.kind in "biu":
-        return Tensor._wrap(np.sign(x.data))
+        return Tensor._wrap(np.sign(x._data))
     return _math.Sign.apply(x)
 
 
@@ -169,14 +169,14 @@ clip = clamp
 def maximum(input, other):
     a, b = _same_kind(input, other, "maximum")
     if a.dtype.kind in "biu":
-        return Tensor._wrap(np.maximum(a.data, b.data))
+        return Tensor._wrap(np.maximum(a._data, b._data))
     return _math.Maximum.apply(a, b)
 
 
 def minimum(input, other):
     a, b = _same_kind(input, other, "minimum")
     if a.dtype.kind in "biu":
-        return Tensor._wrap(np.minimum(a.data, b.data))
+        return Tensor._wrap(np.minimum(a._data, b._data))
     return _math.Minimum.apply(a, b)
 
 
@@ -196,7 +196,7 @@ def where(condition, input=None, other=None):
     """where(cond, x, y): x where cond else y; where(cond) alone: the indices of True (nonzero)."""
     c = _t(condition)
     if input is None and other is None:
-        return tuple(Tensor._wrap(i.astype(np.int64)) for i in np.nonzero(c.data))
+        return tuple(Tensor._wrap(i.astype(np.int64)) for i in np.nonzero(c._data))
     if c.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {c.dtype}")
     ref = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else None
@@ -208,8 +208,8 @@ def where(condition, input=None, other=None):
     except ValueError:
         raise RuntimeError(f"where: shapes {tuple(c.shape)}, {tuple(a.shape)}, {tuple(b.shape)} do not broadcast") from None
     if a.dtype.kind != "f":
-        return Tensor._wrap(np.where(c.data, a.data, b.data))
-    return _math.Where.apply(c.data, a, b)
+        return Tensor._wrap(np.where(c._data, a._data, b._data))
+    return _math.Where.apply(c._data, a, b)
 
 
 def sigmoid(input):
@@ -374,12 +374,12 @@ logsumexp = _stats.logsumexp
 def _cmp(np_fn, name):
     def f(input, other):
         x = _need_tensor(input, name)
-        o = other.data if isinstance(other, Tensor) else other
+        o = other._data if isinstance(other, Tensor) else other
         try:
             np.broadcast_shapes(x.shape, np.shape(o))
         except ValueError:
             raise RuntimeError(f"{name}: shapes {tuple(x.shape)} and {tuple(np.shape(o))} do not broadcast") from None
-        return Tensor._wrap(np.asarray(np_fn(x.data, o)))
+        return Tensor._wrap(np.asarray(np_fn(x._data, o)))
     f.__name__ = name
     f.__doc__ = f"{name}(input, other): elementwise comparison, a bool tensor (no gradient)."
     return f
@@ -396,22 +396,22 @@ greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
 
 def equal(input, other):
     """True when both have the same shape and elements (a Python bool)."""
-    return tuple(input.shape) == tuple(other.shape) and bool(np.array_equal(input.data, other.data))
+    return tuple(input.shape) == tuple(other.shape) and bool(np.array_equal(input._data, other._data))
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return bool(np.allclose(input.data, _t(other).data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return bool(np.allclose(input._data, _t(other)._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def _bool_reduce(np_fn, name):
     def f(input, dim=None, keepdim=False):
         x = _need_tensor(input, name)
         if dim is None:
-            return Tensor._wrap(np.asarray(np_fn(x.data)))
+            return Tensor._wrap(np.asarray(np_fn(x._data)))
         d = normalize_dim(dim, x.ndim, name)
         if x.ndim == 0:
-            return Tensor._wrap(np.asarray(np_fn(x.data)))
-        return Tensor._wrap(np.asarray(np_fn(x.data, axis=d, keepdims=keepdim)))
+            return Tensor._wrap(np.asarray(np_fn(x._data)))
+        return Tensor._wrap(np.asarray(np_fn(x._data, axis=d, keepdims=keepdim)))
     f.__name__ = name
     f.__doc__ = f"{name}(input, dim=None, keepdim=False): a bool tensor (no gradient)."
     return f
@@ -422,15 +422,15 @@ any = _bool_reduce(np.any, "any")
 
 
 def isnan(input):
-    return Tensor._wrap(np.isnan(_need_tensor(input, "isnan").data))
+    return Tensor._wrap(np.isnan(_need_tensor(input, "isnan")._data))
 
 
 def isfinite(input):
-    return Tensor._wrap(np.isfinite(_need_tensor(input, "isfinite").data))
+    return Tensor._wrap(np.isfinite(_need_tensor(input, "isfinite")._data))
 
 
 def isinf(input):
-    return Tensor._wrap(np.isinf(_need_tensor(input, "isinf").data))
+    return Tensor._wrap(np.isinf(_need_tensor(input, "isinf")._data))
 
 
 # ---------------------------------------------------------------- indexing
@@ -462,7 +462,7 @@ def clone(input):
 
 
 def numel(input):
-    return int(_need_tensor(input, "numel").data.size)
+    return int(_need_tensor(input, "numel")._data.size)
 
 
 def is_tensor(obj):
@@ -526,11 +526,11 @@ def div(input, other, *, rounding_mode=None):
         return x / other
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
-    o = other.data if isinstance(other, Tensor) else other
+    o = other._data if isinstance(other, Tensor) else other
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.true_divide(x.data, o)
+        q = np.true_divide(x._data, o)
         q = np.trunc(q) if rounding_mode == "trunc" else np.floor(q)
-    dt = np.result_type(x.data, o) if x.dtype.kind in "iu" else x.dtype
+    dt = np.result_type(x._data, o) if x.dtype.kind in "iu" else x.dtype
     return Tensor._wrap(q.astype(dt))     # piecewise constant: no gradient, as PyTorch
 
 

@@ -64,20 +64,20 @@ def _conv(b, m, x, name, x_val):
             begin, end = tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)
     else:
         begin = end = tuple(m.padding)
-    inputs = [x, b.constant(f"{name}.weight", m.weight.data)]
+    inputs = [x, b.constant(f"{name}.weight", m.weight._data)]
     if m.bias is not None:
-        inputs.append(b.constant(f"{name}.bias", m.bias.data))
+        inputs.append(b.constant(f"{name}.bias", m.bias._data))
     return b.node("Conv", inputs, name, kernel_shape=list(m.kernel_size), strides=list(m.stride),
                   pads=list(begin) + list(end), dilations=list(m.dilation), group=m.groups)
 
 
 def _linear(b, m, x, name, x_val):
-    w = b.constant(f"{name}.weight", m.weight.data)
+    w = b.constant(f"{name}.weight", m.weight._data)
     if x_val.ndim == 2:
-        inputs = [x, w] + ([b.constant(f"{name}.bias", m.bias.data)] if m.bias is not None else [])
+        inputs = [x, w] + ([b.constant(f"{name}.bias", m.bias._data)] if m.bias is not None else [])
         return b.node("Gemm", inputs, name, transB=1)
-    y = b.node("MatMul", [x, b.constant(f"{name}.weight_t", m.weight.data.T)], name)
-    return b.node("Add", [y, b.constant(f"{name}.bias", m.bias.data)], name + ".add") if m.bias is not None else y
+    y = b.node("MatMul", [x, b.constant(f"{name}.weight_t", m.weight._data.T)], name)
+    return b.node("Add", [y, b.constant(f"{name}.bias", m.bias._data)], name + ".add") if m.bias is not None else y
 
 
 def _max_pool(b, m, x, name, x_val):
@@ -225,22 +225,22 @@ def _layer_norm(b, m, x, name, x_val):
     shape = tuple(m.normalized_shape)
     weight = getattr(m, "weight", None)
     bias = getattr(m, "bias", None)
-    scale = weight.data if weight is not None else np.ones(shape, x_val.dtype)
+    scale = weight._data if weight is not None else np.ones(shape, x_val.dtype)
     inputs = [x, b.constant(f"{name}.weight", np.asarray(scale, x_val.dtype))]
     if bias is not None:
-        inputs.append(b.constant(f"{name}.bias", np.asarray(bias.data, x_val.dtype)))
+        inputs.append(b.constant(f"{name}.bias", np.asarray(bias._data, x_val.dtype)))
     return b.node("LayerNormalization", inputs, name, axis=-len(shape), epsilon=float(m.eps))
 
 
 def _batch_norm(b, m, x, name, x_val):
     c = x_val.shape[1]
-    scale = m.weight.data if getattr(m, "weight", None) is not None else np.ones(c, x_val.dtype)
-    bias = m.bias.data if getattr(m, "bias", None) is not None else np.zeros(c, x_val.dtype)
+    scale = m.weight._data if getattr(m, "weight", None) is not None else np.ones(c, x_val.dtype)
+    bias = m.bias._data if getattr(m, "bias", None) is not None else np.zeros(c, x_val.dtype)
     mean, var = getattr(m, "running_mean", None), getattr(m, "running_var", None)
     if mean is None or var is None:
         raise NotImplementedError(f"{name}: BatchNorm without running statistics has no inference export")
-    mean = mean.data if isinstance(mean, Tensor) else np.asarray(mean)
-    var = var.data if isinstance(var, Tensor) else np.asarray(var)
+    mean = mean._data if isinstance(mean, Tensor) else np.asarray(mean)
+    var = var._data if isinstance(var, Tensor) else np.asarray(var)
     inputs = [x] + [b.constant(f"{name}.{k}", np.asarray(v, x_val.dtype))
                     for k, v in (("weight", scale), ("bias", bias), ("running_mean", mean), ("running_var", var))]
     return b.node("BatchNormalization", inputs, name, epsilon=float(m.eps))
@@ -303,8 +303,8 @@ def export(model, example_input, path, input_names=None, output_names=None, dyna
             shape[0] = "batch"
         return onnx.helper.make_tensor_value_info(name, _onnx_dtype(b, arr.dtype), shape)
 
-    graph = onnx.helper.make_graph(b.nodes, type(model).__name__, [value_info(input_names[0], x_val.data)],
-                                   [value_info(output_names[0], y_val.data)], initializer=b.initializers)
+    graph = onnx.helper.make_graph(b.nodes, type(model).__name__, [value_info(input_names[0], x_val._data)],
+                                   [value_info(output_names[0], y_val._data)], initializer=b.initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset_version)],
                                    producer_name="lamina")
     proto.ir_version = min(proto.ir_version, 9)     # onnxruntime 1.16+ reads IR 9

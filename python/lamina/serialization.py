@@ -173,7 +173,7 @@ def _encode(obj, where: str, arrays: "OrderedDict[str, np.ndarray]", name: Optio
         value = float(obj)
         return value if math.isfinite(value) else {"float": repr(value)}   # nan / inf are not JSON
     if isinstance(obj, (Tensor, np.ndarray)):
-        arr = obj.data if isinstance(obj, Tensor) else obj
+        arr = obj._data if isinstance(obj, Tensor) else obj
         if arr.dtype not in _SUPPORTED:
             raise TypeError(f"{where}: unsupported dtype {arr.dtype} "
                             f"(expected one of {sorted(str(d) for d in _SUPPORTED)})")

@@ -276,7 +276,7 @@ class Function:
         raw = []
         for a in args:
             if isinstance(a, Tensor):
-                d = a.data
+                d = a._data
                 # Only views can be strided; most kernels read C-contiguous buffers.
                 if a._base is not None and not cls._reads_strided and not d.flags.c_contiguous:
                     d = np.ascontiguousarray(d)
@@ -299,7 +299,7 @@ class Function:
         if type(out) is not np.ndarray:  # NumPy ufuncs turn 0-d results into scalars
             out = np.asarray(out)
         t = _object_new(Tensor)  # the fields Tensor.__new__ sets, inline: this is the hot path
-        t.data = out
+        t._data = out
         t.grad = None
         t._vc = None
         t._base = None
@@ -352,7 +352,7 @@ def _saved_versions(saved, raw, args, out):
     """[(counter, version at save, input index or -1 for the output)] for each saved array that
     is an input's or the output's storage, so backward can refuse tensors modified since."""
     found = []
-    out_data = out.data
+    out_data = out._data
     for s in saved:
         if s is out_data:
             found.append((_version_counter(out), 0, -1))
@@ -430,11 +430,11 @@ def run_backward(root, grad=None, retain_graph=False):
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if grad is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {root.shape}")
-        g = np.ones_like(root.data)
+        g = np.ones_like(root._data)
     else:
-        g = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=root.dtype)
+        g = grad._data if isinstance(grad, Tensor) else np.asarray(grad, dtype=root.dtype)
         if g.shape != root.shape:
             raise ValueError(f"grad: expected shape {root.shape}, got {g.shape}")
     node = root._node
@@ -468,10 +468,10 @@ def run_backward(root, grad=None, retain_graph=False):
                 continue
             if gi is None:
                 raise RuntimeError(f"no gradient rule for input of {node.op}")
-            if gi.shape != t.data.shape:
-                gi = reduce_to_shape(gi, t.data.shape)
-            if gi.dtype != t.data.dtype:
-                gi = gi.astype(t.data.dtype)
+            if gi.shape != t._data.shape:
+                gi = reduce_to_shape(gi, t._data.shape)
+            if gi.dtype != t._data.dtype:
+                gi = gi.astype(t._data.dtype)
             if child is None:
                 _accumulate_leaf(t, gi)
                 if pending and id(t) in pending:
@@ -537,13 +537,13 @@ def _accumulate_leaf(t, g):
         # Own the buffer: g may alias an array still referenced by the graph.
         t.grad = Tensor._wrap(np.array(g, copy=True))
     else:
-        t.grad.data += g
+        t.grad._data += g
 
 
 # --------------------------------------------------------------------------- Tensor
 def _as_array(data, dtype):
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         dtype = np.dtype(dtype)
         if dtype not in _SUPPORTED:
@@ -580,7 +580,8 @@ class Tensor:
     # _base/_view_fn: for a view, the tensor owning the storage and how to take this view of
     # an array laid out like the base's (so in-place writes can rebase the base's history).
     # _post_acc_hooks: register_post_accumulate_grad_hook's hooks (unset until the first).
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_vc", "_base", "_view_fn",
+    # _data: the storage, a numpy array (kernels read it directly); `.data` is PyTorch's view of it.
+    __slots__ = ("_data", "grad", "requires_grad", "_node", "_vc", "_base", "_view_fn",
                  "_post_acc_hooks", "__weakref__")
     __array_priority__ = 1000  # so ndarray OP Tensor defers to Tensor's reflected operator
 
@@ -596,7 +597,7 @@ class Tensor:
         return t
 
     def __init__(self, data, dtype=None, requires_grad=False):
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -604,28 +605,45 @@ class Tensor:
         # Pickle and deepcopy give a standalone tensor of the same class: the values, grad and
         # requires_grad travel; view links, version counter and graph do not (nor could the
         # view's function be pickled).
-        return (_rebuild_tensor, (type(self), np.ascontiguousarray(self.data), self.requires_grad,
+        return (_rebuild_tensor, (type(self), np.ascontiguousarray(self._data), self.requires_grad,
                                   self.grad))
 
     @staticmethod
     def _wrap(arr, requires_grad=False):
         t = Tensor.__new__(Tensor)
-        t.data = arr
+        t._data = arr
         t.requires_grad = requires_grad
         return t
 
     # ---- properties
     @property
+    def data(self):
+        """PyTorch's `.data`: a tensor sharing this one's storage, outside autograd (no history,
+        requires_grad=False, its own version counter), so `p.data.mul_(0.5)` or
+        `m.weight.data.normal_(0, 0.02)` writes the parameter without being recorded."""
+        return Tensor._wrap(self._data)
+
+    @data.setter
+    def data(self, value):
+        # PyTorch's `x.data = y`: x takes y's storage (shape and dtype may change); history kept.
+        if isinstance(value, Tensor):
+            self._data = value._data
+        elif isinstance(value, np.ndarray):
+            self._data = value
+        else:
+            raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def grad_fn(self):
@@ -642,29 +660,29 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[normalize_dim(dim, self.ndim)]
+        return self._data.shape if dim is None else self._data.shape[normalize_dim(dim, self.ndim)]
 
     def dim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self):
-        return self.data.size
+        return self._data.size
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def item(self):
         _check_read(self, "item")
         return self._scalar()
 
     def _scalar(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self):
         _check_read(self, "tolist")
-        return self.data.tolist()
+        return self._data.tolist()
 
     def numpy(self, *, force=False):
         """The underlying NumPy array, sharing memory, as PyTorch's `Tensor.numpy` on CPU.
@@ -682,7 +700,7 @@ class Tensor:
         _check_read(self, "numpy")
         if self.requires_grad and not force:
             raise RuntimeError(_NUMPY_REQUIRES_GRAD)
-        return self.data
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
         # NumPy 2 protocol: copy=True must copy, copy=False must not (or raise), None: only if
@@ -690,15 +708,15 @@ class Tensor:
         # is refused with the same message.
         if self.requires_grad:
             raise RuntimeError(_NUMPY_REQUIRES_GRAD)
-        want = self.data.dtype if dtype is None else np.dtype(dtype)
+        want = self._data.dtype if dtype is None else np.dtype(dtype)
         if copy:
-            return np.array(self.data, dtype=want, copy=True)
-        if want != self.data.dtype:
+            return np.array(self._data, dtype=want, copy=True)
+        if want != self._data.dtype:
             if copy is False:
-                raise ValueError(f"__array__: copy=False, but converting dtype {self.data.dtype} to {want} "
+                raise ValueError(f"__array__: copy=False, but converting dtype {self._data.dtype} to {want} "
                                  "needs a copy")
-            return self.data.astype(want)
-        return self.data
+            return self._data.astype(want)
+        return self._data
 
     def __array_wrap__(self, array, context=None, return_scalar=False):
         # A NumPy ufunc on a Tensor (np.exp(t), np.add(t, 1)) returns a Tensor over the result, as
@@ -710,14 +728,14 @@ class Tensor:
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """A DLPack capsule over this tensor's memory (DLPack 1.0 when max_version >= (1, 0))."""
         from ._dlpack import export_capsule
-        return export_capsule(self.data, self.requires_grad, stream=stream, max_version=max_version,
+        return export_capsule(self._data, self.requires_grad, stream=stream, max_version=max_version,
                               dl_device=dl_device, copy=copy)
 
     def __dlpack_device__(self):
         return (1, 0)   # (kDLCPU, device 0)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
         if self.dtype != _default_dtype and self.dtype.kind == "f" or self.dtype == bool_:
             extra += f", dtype=lamina.{self.dtype}"
@@ -729,7 +747,7 @@ class Tensor:
 
     # ---- autograd
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype not in _FLOATS:
+        if requires_grad and self._data.dtype not in _FLOATS:
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         self.requires_grad = bool(requires_grad)
         return self
@@ -775,7 +793,7 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing storage and version counter, outside the graph."""
-        t = Tensor._wrap(self.data)
+        t = Tensor._wrap(self._data)
         t._vc = _version_counter(self)
         return t
 
@@ -891,9 +909,9 @@ class Tensor:
         if isinstance(p, Tensor):
             return _api.PowTensor.apply(*_operands(self, p))
         x = self
-        if isinstance(p, (float, np.floating)) and self.data.dtype.kind != "f":
+        if isinstance(p, (float, np.floating)) and self._data.dtype.kind != "f":
             x = _api.Cast.apply(self, _default_dtype)  # int ** 0.5 is a float, as in PyTorch
-        if isinstance(p, (int, np.integer)) and not isinstance(p, bool) and x.data.dtype.kind != "f":
+        if isinstance(p, (int, np.integer)) and not isinstance(p, bool) and x._data.dtype.kind != "f":
             return _api.Pow.apply(x, int(p))  # int ** int stays an integer
         return _api.Pow.apply(x, float(p))
 
@@ -923,7 +941,9 @@ class Tensor:
 
     # comparisons: no gradient, bool tensors
     def _cmp(self, o, f):
-        out = Tensor._wrap(f(self.data, o.data if isinstance(o, Tensor) else o))
+        if getattr(o, "__array_ufunc__", 0) is None:
+            return NotImplemented    # an object that compares itself (pytest.approx): as PyTorch
+        out = Tensor._wrap(f(self._data, o._data if isinstance(o, Tensor) else o))
         tracer = _grad_mode.tracer
         if tracer is not None:   # a comparison of a traced value is data too
             tracer.derive(out, self, f.__name__)
@@ -951,9 +971,9 @@ class Tensor:
 
     def __bool__(self):
         _check_read(self, "__bool__")
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError("the truth value of a tensor with more than one element is ambiguous")
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self):
         _check_read(self, "__float__")
@@ -1040,29 +1060,29 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._wrap(np.asarray(self.data.argmax(), dtype=int64))
+            return Tensor._wrap(np.asarray(self._data.argmax(), dtype=int64))
         d = normalize_dim(dim, self.ndim)
         if self.ndim == 0:
             return Tensor._wrap(np.zeros((), dtype=int64))
-        return Tensor._wrap(self.data.argmax(axis=d, keepdims=keepdim).astype(int64, copy=False))
+        return Tensor._wrap(self._data.argmax(axis=d, keepdims=keepdim).astype(int64, copy=False))
 
     def argmin(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._wrap(np.asarray(self.data.argmin(), dtype=int64))
+            return Tensor._wrap(np.asarray(self._data.argmin(), dtype=int64))
         d = normalize_dim(dim, self.ndim)
         if self.ndim == 0:
             return Tensor._wrap(np.zeros((), dtype=int64))
-        return Tensor._wrap(self.data.argmin(axis=d, keepdims=keepdim).astype(int64, copy=False))
+        return Tensor._wrap(self._data.argmin(axis=d, keepdims=keepdim).astype(int64, copy=False))
 
     # ---- shape
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         shape = _check_shape(shape, "reshape")
-        contiguous = self.data.flags.c_contiguous
+        contiguous = self._data.flags.c_contiguous
         out = _api.Reshape.apply(self, shape)
         if contiguous:  # NumPy reshaped the storage itself: a view, as in PyTorch
-            target = out.data.shape
+            target = out._data.shape
             _inplace.mark_view(out, self, lambda a: a.reshape(target))
         return out
 
@@ -1078,13 +1098,13 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         shape = _check_shape(shape, "view")
-        if not self.data.flags.c_contiguous and self.data.size > 0:
+        if not self._data.flags.c_contiguous and self._data.size > 0:
             try:
-                probe = self.data.reshape(shape)
+                probe = self._data.reshape(shape)
             except ValueError:
                 probe = None       # a wrong number of elements: reshape below names it
             if probe is not None:
-                if not np.may_share_memory(probe, self.data):
+                if not np.may_share_memory(probe, self._data):
                     raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
                                        "least one dimension spans across two contiguous subspaces). Use "
                                        ".reshape(...) instead.")
@@ -1166,23 +1186,23 @@ class Tensor:
 
     def contiguous(self):
         """This tensor if its storage is C-contiguous, else a contiguous copy (a strided view)."""
-        return self if self.data.flags.c_contiguous else _api.Clone.apply(self)
+        return self if self._data.flags.c_contiguous else _api.Clone.apply(self)
 
     def is_contiguous(self):
-        return bool(self.data.flags.c_contiguous)
+        return bool(self._data.flags.c_contiguous)
 
 
 def _unwrap_index(idx):
     if isinstance(idx, Tensor):
-        return idx.data
+        return idx._data
     if isinstance(idx, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
     return idx
 
 
 def _rebuild_tensor(cls, data, requires_grad, grad):
     t = cls.__new__(cls)
-    t.data = data
+    t._data = data
     t.requires_grad = requires_grad
     t.grad = grad
     return t
@@ -1214,13 +1234,13 @@ def _operands(a, b, divide=False):
     """a and b as Tensors of PyTorch's common dtype (casts are differentiable)."""
     ta, tb = type(a) is Tensor, type(b) is Tensor
     if ta and tb:
-        dt = a.data.dtype
-        if dt == b.data.dtype and (not divide or dt.kind == "f"):
+        dt = a._data.dtype
+        if dt == b._data.dtype and (not divide or dt.kind == "f"):
             return a, b
-    elif ta and type(b) in (float, int) and a.data.dtype.kind == "f":
-        return a, Tensor._wrap(np.asarray(b, dtype=a.data.dtype))
-    elif tb and type(a) in (float, int) and b.data.dtype.kind == "f":
-        return Tensor._wrap(np.asarray(a, dtype=b.data.dtype)), b
+    elif ta and type(b) in (float, int) and a._data.dtype.kind == "f":
+        return a, Tensor._wrap(np.asarray(b, dtype=a._data.dtype))
+    elif tb and type(a) in (float, int) and b._data.dtype.kind == "f":
+        return Tensor._wrap(np.asarray(a, dtype=b._data.dtype)), b
     if not isinstance(a, (Tensor, int, float, bool, np.number, np.bool_)):
         a = Tensor._wrap(_as_array(a, None))
     if not isinstance(b, (Tensor, int, float, bool, np.number, np.bool_)):
@@ -1233,6 +1253,6 @@ def _operands(a, b, divide=False):
 
 def _cast_to(x, dtype):
     if isinstance(x, Tensor):
-        return x if x.data.dtype == dtype else _api.Cast.apply(x, dtype)
+        return x if x._data.dtype == dtype else _api.Cast.apply(x, dtype)
     return Tensor._wrap(np.asarray(x, dtype=dtype))
 

@@ -36,7 +36,7 @@ def _planes(img):
     if isinstance(img, Tensor):
         if img.ndim < 2:
             raise ValueError(f"img: expected a tensor of shape (..., H, W), got {tuple(img.shape)}")
-        return img.data, lambda a: Tensor._wrap(np.ascontiguousarray(a))
+        return img._data, lambda a: Tensor._wrap(np.ascontiguousarray(a))
     if isinstance(img, np.ndarray):
         if img.ndim == 2:
             return img, lambda a: np.ascontiguousarray(a)
@@ -123,8 +123,8 @@ class Normalize:
         mean = np.asarray(self.mean, dtype=tensor.dtype).reshape(-1, 1, 1)
         std = np.asarray(self.std, dtype=tensor.dtype).reshape(-1, 1, 1)
         if self.inplace and not tensor.requires_grad:
-            tensor.data -= mean
-            tensor.data /= std
+            tensor._data -= mean
+            tensor._data /= std
             return tensor
         return (tensor - Tensor._wrap(mean)) / Tensor._wrap(std)
 

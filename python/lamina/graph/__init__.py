@@ -99,7 +99,7 @@ def compile(model, loss_fn=None, optimizer=None, executor="native", fallback="er
 
 def _as_array(a, name):
     if isinstance(a, Tensor):
-        a = a.data
+        a = a._data
     a = np.asarray(a)
     if a.dtype.kind in "iu" and a.dtype != np.int64:
         a = a.astype(np.int64)
@@ -133,7 +133,7 @@ class _Plan:
 
     def valid(self):
         for t, arr, rg in self.params:
-            if t.data is not arr or t.requires_grad != rg:
+            if t._data is not arr or t.requires_grad != rg:
                 return False
         return self.guards.check() and (self.update is None or self.update.valid())
 
@@ -141,7 +141,7 @@ class _Plan:
         # After a compiled step p.grad is the step's gradient, as after an eager step.
         for t, arr in self.grads:
             g = t.grad
-            if g is None or g.data is not arr:
+            if g is None or g._data is not arr:
                 t.grad = Tensor._wrap(arr)
 
 
@@ -190,8 +190,8 @@ class _Compiled:
         self.eager = True
 
     def _traced_leaves(self, tr):
-        return [(t, t.data, t.requires_grad) for t, _ in tr.params.values()] + \
-               [(t, t.data, t.requires_grad) for t in tr.consts]
+        return [(t, t._data, t.requires_grad) for t, _ in tr.params.values()] + \
+               [(t, t._data, t.requires_grad) for t in tr.consts]
 
 
 class CompiledForward(_Compiled):
@@ -268,7 +268,7 @@ class CompiledStep(_Compiled):
                     self._capture_failed(err)
                     return self._eager_step(xa, ya, want_logits)
                 self._store(key, plan)
-                return (float(loss.data), logits.detach()) if want_logits else (float(loss.data), None)
+                return (float(loss._data), logits.detach()) if want_logits else (float(loss._data), None)
             self._last = plan
             plan.update.before_step(plan.scalars)
             plan.executor.run([xa, ya], plan.scalars)
@@ -286,7 +286,7 @@ class CompiledStep(_Compiled):
         loss = self.loss_fn(logits, Tensor._wrap(ya))
         loss.backward()
         opt.step()
-        return float(loss.data), (logits.detach() if want_logits else None)
+        return float(loss._data), (logits.detach() if want_logits else None)
 
     def _trace(self, xa, ya):
         g = Graph()
@@ -324,13 +324,13 @@ class CompiledStep(_Compiled):
         for t, v in params:
             if not t.requires_grad:
                 continue
-            if t.grad is not None and t.grad.data.shape == t.shape and t.grad.data.dtype == t.dtype \
-                    and t.grad.data.flags.c_contiguous and t.grad.data.flags.writeable:
-                arr = t.grad.data            # adopt eager's buffer: p.grad stays the live gradient
+            if t.grad is not None and t.grad._data.shape == t.shape and t.grad._data.dtype == t.dtype \
+                    and t.grad._data.flags.c_contiguous and t.grad._data.flags.writeable:
+                arr = t.grad._data            # adopt eager's buffer: p.grad stays the live gradient
             else:
                 if t.grad is None:
                     had_no_grad.add(id(t))
-                arr = np.zeros_like(t.data)
+                arr = np.zeros_like(t._data)
                 t.grad = Tensor._wrap(arr)
             grad_bufs[v.id] = g.value(t.shape, t.dtype, "grad", "grad", array=arr)
         L = Lowering(g, fnodes, [v for t, v in params if t.requires_grad])

@@ -49,13 +49,13 @@ class ModelGuards:
                 if _is_plain(v):
                     self.values.append((d, name, v))
                 elif isinstance(v, Tensor):
-                    self.tensors.append((d, name, v, v.data, v.requires_grad))
+                    self.tensors.append((d, name, v, v._data, v.requires_grad))
                 elif isinstance(v, np.ndarray):
                     self.objects.append((d, name, v))
             for key in ("_parameters", "_buffers"):
                 for name, t in d.get(key, {}).items():
                     if isinstance(t, Tensor):
-                        self.tensors.append((d[key], name, t, t.data, t.requires_grad))
+                        self.tensors.append((d[key], name, t, t._data, t.requires_grad))
                     else:
                         self.objects.append((d[key], name, t))
             for name, sub in d.get("_modules", {}).items():
@@ -67,7 +67,7 @@ class ModelGuards:
             if cur is not v and (type(cur) is not type(v) or cur != v):
                 return False
         for d, name, t, arr, rg in self.tensors:
-            if d.get(name) is not t or t.data is not arr or t.requires_grad != rg:
+            if d.get(name) is not t or t._data is not arr or t.requires_grad != rg:
                 return False
         for d, name, obj in self.objects:
             if d.get(name, _MISSING) is not obj:

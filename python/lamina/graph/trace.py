@@ -63,7 +63,7 @@ class Tracer:
         self.consts = []          # leaf Tensors captured by value (frozen params, tensor attributes)
         for t, v in inputs:
             self.by_tensor[id(t)] = v
-            self.by_array[id(t.data)] = v
+            self.by_array[id(t._data)] = v
             self.keep.append(t)
         self.producer_of = {}     # Value id -> FNode
         self.derived = {}         # id(Tensor) -> description, for untraced results (comparisons)
@@ -74,11 +74,11 @@ class Tracer:
         if v is not None:
             return v
         if t._node is None and t.requires_grad:
-            v = self.graph.value(t.shape, t.dtype, "param", array=t.data)
+            v = self.graph.value(t.shape, t.dtype, "param", array=t._data)
             v.name = "param"
             self.params[id(t)] = (t, v)
         else:
-            v = self.graph.value(t.shape, t.dtype, "const", array=t.data)
+            v = self.graph.value(t.shape, t.dtype, "const", array=t._data)
             if t._node is None:
                 self.consts.append(t)
         self.by_tensor[id(t)] = v

@@ -33,7 +33,7 @@ def state_of(optimizer, p):
 
 def as_array(x):
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     return x if isinstance(x, np.ndarray) else None
 
 
@@ -150,7 +150,7 @@ class Update:
 
     def _eager_step(self):
         for it in self.items:
-            if it.param.grad is None or it.param.grad.data is not it.grad.array:
+            if it.param.grad is None or it.param.grad._data is not it.grad.array:
                 it.param.grad = Tensor._wrap(it.grad.array)
         self.opt.step()
 
@@ -164,7 +164,7 @@ class Update:
         for st, _ in self.steps:
             s = st["step"]
             if isinstance(s, Tensor):
-                s.data += 1
+                s._data += 1
             elif isinstance(s, np.ndarray):
                 s += 1
             else:
@@ -173,5 +173,5 @@ class Update:
 
 def _step_value(s):
     if isinstance(s, Tensor):
-        return float(s.data)
+        return float(s._data)
     return float(s)

@@ -54,7 +54,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     [0.6931471824645996, 6.0]
     """
     z = input if beta == 1.0 else input * beta
-    linear = z.data > threshold
+    linear = z._data > threshold
     soft = _activation(z, "softplus")
     if beta != 1.0:
         soft = soft * (1.0 / beta)
@@ -175,10 +175,10 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        if target.data.size and target.data.min() < 0:
-            raise ValueError(f"target: kl_div expects probabilities (>= 0), got a minimum of {target.data.min()}"
+        if target._data.size and target._data.min() < 0:
+            raise ValueError(f"target: kl_div expects probabilities (>= 0), got a minimum of {target._data.min()}"
                              " (pass log_target=True for log-probabilities)")
-        zero = Tensor._wrap((target.data == 0).astype(input.dtype))
+        zero = Tensor._wrap((target._data == 0).astype(input.dtype))
         loss = target * ((target + zero).log() - input)   # xlogy: 0 * log 0 = 0
     if reduction == "batchmean":
         return loss.sum() / float(input.shape[0] if input.ndim else 1)

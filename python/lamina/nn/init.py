@@ -42,7 +42,7 @@ def _fan(tensor, mode):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.data[...] = values.astype(tensor.dtype, copy=False)
+        tensor._data[...] = values.astype(tensor.dtype, copy=False)
     return tensor
 
 
@@ -55,7 +55,7 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 
 def constant_(tensor, val):
-    tensor.data[...] = val
+    tensor._data[...] = val
     return tensor
 
 

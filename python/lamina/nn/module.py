@@ -44,10 +44,10 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty(0, dtype=np.float32)
         # Kernels read C-contiguous buffers: a strided view (x[:, :2]) is copied, others shared.
-        arr = np.ascontiguousarray(data.data if isinstance(data, Tensor) else data)
+        arr = np.ascontiguousarray(data._data if isinstance(data, Tensor) else data)
         if arr.dtype not in _FLOATS:
             arr = arr.astype(np.float32)
-        self.data = arr
+        self._data = arr
         self.grad = None
         self._node = None
         self.requires_grad = bool(requires_grad)
@@ -358,9 +358,9 @@ class Module:
             if k not in targets:
                 continue
             dst = targets[k]
-            dst_arr = dst.data if isinstance(dst, Tensor) else dst
+            dst_arr = dst._data if isinstance(dst, Tensor) else dst
             try:
-                src = v.data if isinstance(v, Tensor) else np.asarray(v)
+                src = v._data if isinstance(v, Tensor) else np.asarray(v)
             except (TypeError, ValueError):
                 src = np.empty(0, object)
             if src.dtype.kind not in "biuf":
@@ -425,7 +425,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def to(self, *args, **kwargs):
         """to(device), to(dtype), to(device, dtype): parameters and float buffers, in place.
@@ -441,11 +441,11 @@ class Module:
         for m in self.modules():
             for n, p in m._parameters.items():
                 if p is not None and p.dtype != dtype:
-                    p.data = p.data.astype(dtype)
+                    p._data = p._data.astype(dtype)
                     p.grad = None
             for n, b in m._buffers.items():
                 if isinstance(b, Tensor) and b.dtype in _FLOATS and b.dtype != dtype:
-                    b.data = b.data.astype(dtype)
+                    b._data = b._data.astype(dtype)
         return self
 
     def cpu(self):

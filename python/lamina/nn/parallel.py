@@ -41,7 +41,7 @@ class _Bucket:
     def __init__(self, index, params, dtype):
         self.index = index
         self.params = params
-        sizes = [p.data.size for p in params]
+        sizes = [p._data.size for p in params]
         self.flat = np.zeros(sum(sizes), dtype=dtype)
         self.views = []
         off = 0
@@ -93,7 +93,7 @@ class DistributedDataParallel(Module):
             return
         self._check_same_parameters(world)
         for _, p in module.named_parameters():
-            world.comm.Bcast(p.data, root=0)
+            world.comm.Bcast(p._data, root=0)
         self._sync_buffers()
         object.__setattr__(self, "_comm", dist.CommThread(world.comm))
         self._build_buckets(float(bucket_cap_mb) * (1 << 20))
@@ -123,7 +123,7 @@ class DistributedDataParallel(Module):
         limit = min(_FIRST_BUCKET_BYTES, cap_bytes)
         # Reverse registration order: backward produces the last layer's gradients first.
         for _, p in reversed(self._named_params):
-            nb = p.data.nbytes
+            nb = p._data.nbytes
             if current and (p.dtype != dtype or size + nb > limit):
                 buckets.append(_Bucket(len(buckets), current, dtype))
                 current, size, limit = [], 0, cap_bytes
@@ -146,14 +146,14 @@ class DistributedDataParallel(Module):
     def _sync_buffers(self):
         for _, b in self.module.named_buffers():
             if isinstance(b, Tensor):
-                self._world.comm.Bcast(b.data, root=0)
+                self._world.comm.Bcast(b._data, root=0)
 
     # ---- the reduction, driven by gradient-ready hooks
     def _grad_ready(self, p):
         if not self.require_backward_grad_sync:
             return
         bucket, view = self._slot[id(p)]
-        g = p.grad.data
+        g = p.grad._data
         if g is not view:
             np.copyto(view, g)
             p.grad = Tensor._wrap(view)
@@ -289,7 +289,7 @@ class DistributedDataParallel(Module):
         self._finish_reduction()
         for b in self._buckets:
             for p, view in zip(b.params, b.views):
-                g = p.grad.data if p.grad is not None else None
+                g = p.grad._data if p.grad is not None else None
                 if g is not view and g is not None and not _same_memory(g, view):
                     np.copyto(g, view)
 

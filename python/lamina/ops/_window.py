@@ -28,7 +28,7 @@ def _tuple(v, n, name, minimum):
 
 def _as_array(t, name):
     if isinstance(t, Tensor):
-        return t.data
+        return t._data
     if isinstance(t, np.ndarray):
         return t
     raise TypeError(f"{name}: expected a lamina.Tensor, got {type(t).__name__}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._dims import normalize_dim as _normalize_dim
-from ..tensor import Function, float32, float64
+from ..tensor import Function, Tensor, float32, float64
 from .registry import BadSample, Sample, register
 
 _F = (float32, float64)
@@ -24,7 +24,7 @@ def normalize_dim(dim, ndim, op="dim"):
 
 
 def _index_array(index, op):
-    idx = np.asarray(index.data if hasattr(index, "data") else index)
+    idx = np.asarray(index._data if hasattr(index, "_data") else index)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor, got {idx.dtype}")
     return idx.astype(np.int64, copy=False)
@@ -225,7 +225,7 @@ def _wrap_index_bool(mask):
 
 
 def masked_fill(input, mask, value):
-    m = np.asarray(mask.data if hasattr(mask, "data") else mask)
+    m = np.asarray(mask._data if hasattr(mask, "_data") else mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
     try:
@@ -235,12 +235,12 @@ def masked_fill(input, mask, value):
                            f"shape {tuple(input.shape)}") from None
     if np.broadcast_shapes(m.shape, input.shape) != tuple(input.shape):
         raise RuntimeError(f"masked_fill: mask of shape {tuple(m.shape)} would change input shape {tuple(input.shape)}")
-    if hasattr(value, "data"):
-        if np.asarray(value.data).ndim != 0:
+    if isinstance(value, (Tensor, np.ndarray)):
+        if np.asarray(value).ndim != 0:
             raise RuntimeError("masked_fill: value must be a number or a 0-d tensor")
-        value = np.asarray(value.data).item()
+        value = np.asarray(value).item()
     if input.dtype.kind in "iub":
-        return input._wrap(np.where(m, np.asarray(value).astype(input.dtype), input.data))
+        return input._wrap(np.where(m, np.asarray(value).astype(input.dtype), input._data))
     return MaskedFill.apply(input, m, value)
 
 
@@ -275,8 +275,8 @@ def sort(input, dim=-1, descending=False, stable=False):
     d = normalize_dim(dim, input.ndim, "sort")
     if input.ndim == 0:
         return _ValuesIndices((input.clone() if input.requires_grad else input, Tensor._wrap(np.zeros((), np.int64))))
-    idx = _sorted_indices(input.data, d, descending)
-    values = Gather.apply(input, d, idx) if input.dtype in _F else Tensor._wrap(np.take_along_axis(input.data, idx, d))
+    idx = _sorted_indices(input._data, d, descending)
+    values = Gather.apply(input, d, idx) if input.dtype in _F else Tensor._wrap(np.take_along_axis(input._data, idx, d))
     return _ValuesIndices((values, Tensor._wrap(idx.astype(np.int64))))
 
 
@@ -292,9 +292,9 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
         raise RuntimeError(f"topk: k ({k}) out of range for dim {d} of size {n}")
     if input.ndim == 0:
         return sort(input)
-    idx = _sorted_indices(input.data, d, largest)
+    idx = _sorted_indices(input._data, d, largest)
     idx = np.take(idx, np.arange(k), axis=d)
-    values = Gather.apply(input, d, idx) if input.dtype in _F else Tensor._wrap(np.take_along_axis(input.data, idx, d))
+    values = Gather.apply(input, d, idx) if input.dtype in _F else Tensor._wrap(np.take_along_axis(input._data, idx, d))
     return _ValuesIndices((values, Tensor._wrap(idx.astype(np.int64))))
 
 

@@ -30,7 +30,7 @@ def _reduce(loss, reduction):
 
 
 def _as_target(target):
-    return target.data if isinstance(target, Tensor) else np.asarray(target)
+    return target._data if isinstance(target, Tensor) else np.asarray(target)
 
 
 # ---------------------------------------------------------------- cross-entropy

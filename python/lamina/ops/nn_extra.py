@@ -418,10 +418,10 @@ def check_dense_embedding(sparse):
 def _renorm_rows_(weight, idx, max_norm, norm_type):
     # PyTorch renormalizes the looked-up rows of the weight in place (outside autograd)
     rows = np.unique(idx)
-    w = weight.data[rows]
+    w = weight._data[rows]
     norms = (np.abs(w) ** norm_type).sum(1) ** (1.0 / norm_type)
     scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
-    weight.data[rows] = w * scale[:, None]
+    weight._data[rows] = w * scale[:, None]
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -433,7 +433,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     0.6931
     """
     target = _loss_target(input, target, "binary_cross_entropy")
-    x = input.data
+    x = input._data
     if x.size and not (np.all(x >= 0) and np.all(x <= 1)):
         raise ValueError("input: binary_cross_entropy expects probabilities in [0, 1] (apply sigmoid, or use "
                          f"binary_cross_entropy_with_logits), got values in [{x.min()}, {x.max()}]")

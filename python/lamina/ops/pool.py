@@ -182,7 +182,7 @@ def _pool_input(input, nd):
 
 def _to4d(input, nd):
     """(N, C, H, W) Tensor view of a 1-D/2-D, batched/unbatched input, and the shape to return to."""
-    x = input.data if isinstance(input, Tensor) else input
+    x = input._data if isinstance(input, Tensor) else input
     lead = x.shape[:-nd]  # (N, C) or (C,)
     shape4 = (int(np.prod(lead[:-1], dtype=np.int64)) if len(lead) > 1 else 1, lead[-1]) + \
         ((1,) if nd == 1 else ()) + x.shape[-nd:]

@@ -125,7 +125,7 @@ def _max_min(x, dim, keepdim, use_min):
     if x.shape[d] == 0:
         raise ValueError(f"max/min: dim {dim} has size 0")
     values = MaxDim.apply(x, d, keepdim, use_min)
-    idx = np.argmin(x.data, axis=d) if use_min else np.argmax(x.data, axis=d)
+    idx = np.argmin(x._data, axis=d) if use_min else np.argmax(x._data, axis=d)
     if keepdim:
         idx = np.expand_dims(idx, d)
     return _MaxResult((values, Tensor._wrap(idx.astype(int64, copy=False))))

@@ -54,7 +54,7 @@ def cumsum(input, dim, dtype=None):
     d = normalize_dim(dim, input.ndim, "cumsum")
     x = input if dtype is None else input.to(dtype)
     if x.dtype.kind in "biu":
-        return x._wrap(np.cumsum(x.data, axis=d, dtype=np.int64))
+        return x._wrap(np.cumsum(x._data, axis=d, dtype=np.int64))
     return Cumsum.apply(x, d)
 
 
@@ -101,13 +101,13 @@ def prod(input, dim=None, keepdim=False, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if dim is None:
         if x.dtype.kind in "biu":
-            return x._wrap(np.asarray(np.prod(x.data, dtype=np.int64)))
+            return x._wrap(np.asarray(np.prod(x._data, dtype=np.int64)))
         return Prod.apply(x, None, False)
     d = normalize_dim(dim, x.ndim, "prod")
     if x.ndim == 0:
         return x.clone()
     if x.dtype.kind in "biu":
-        return x._wrap(np.prod(x.data, axis=d, keepdims=keepdim, dtype=np.int64))
+        return x._wrap(np.prod(x._data, axis=d, keepdims=keepdim, dtype=np.int64))
     return Prod.apply(x, d, keepdim)
 
 

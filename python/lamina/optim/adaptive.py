@@ -119,7 +119,7 @@ class Adagrad(Optimizer):
 
     def _init_state(self, p, group):
         state = self.state[id(p)] = {"step": 0, "sum": np.full_like(
-            p.data, group["initial_accumulator_value"])}
+            p._data, group["initial_accumulator_value"])}
         return state
 
     def step(self, closure=None):

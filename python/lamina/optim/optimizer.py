@@ -1,6 +1,6 @@
 """Optimizer base class: parameter groups, zero_grad, state_dict, with PyTorch's names.
 
-Each concrete optimizer updates ``p.data`` (a C-contiguous numpy array) IN PLACE through a
+Each concrete optimizer updates ``p``'s storage (a C-contiguous numpy array) IN PLACE through a
 ``lamina._C`` kernel, so views of the parameter elsewhere (modules, checkpoints) stay valid.
 """
 import copy
@@ -13,8 +13,8 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _array(x, name):
-    """The numpy array behind a lamina Tensor (``.data``) or an array itself."""
-    arr = x if isinstance(x, np.ndarray) else getattr(x, "data", None)
+    """The numpy array behind a lamina Tensor (its storage) or an array itself."""
+    arr = x if isinstance(x, np.ndarray) else getattr(x, "_data", None)
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{name}: expected a lamina Tensor or numpy array, got {type(x).__name__}")
     return arr

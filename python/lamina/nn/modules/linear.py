@@ -35,7 +35,7 @@ class Linear(Module):
         if self.in_features == 0:
             # No inputs: the weight is empty and the bias bound 1/sqrt(0) is taken as 0 (PyTorch).
             if self.bias is not None:
-                self.bias.data[...] = 0
+                self.bias._data[...] = 0
             return
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
@@ -104,7 +104,7 @@ class Embedding(Module):
                                     requires_grad=not _freeze)
             self.reset_parameters()
         else:
-            w = _weight.data if hasattr(_weight, "data") else np.asarray(_weight)
+            w = _weight._data if hasattr(_weight, "_data") else np.asarray(_weight)
             if w.shape != (self.num_embeddings, self.embedding_dim):
                 raise ValueError(f"_weight: expected shape ({self.num_embeddings}, {self.embedding_dim}), "
                                  f"got {tuple(w.shape)}")
@@ -114,7 +114,7 @@ class Embedding(Module):
     def reset_parameters(self):
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight._data[self.padding_idx] = 0
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,

@@ -31,12 +31,12 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         return Tensor._wrap(np.asarray(0.0, dtype=np.float32))
     if norm_type <= 0 and norm_type != -math.inf:
         raise ValueError(f"norm_type: expected a positive number or inf, got {norm_type}")
-    dtype = np.result_type(*[g.data.dtype for g in grads])
+    dtype = np.result_type(*[g._data.dtype for g in grads])
     if norm_type == math.inf:
-        total = max(float(np.max(np.abs(g.data))) if g.data.size else 0.0 for g in grads)
+        total = max(float(np.max(np.abs(g._data))) if g._data.size else 0.0 for g in grads)
     else:
         # the norm of the per-tensor norms (each in float64) is the norm over every element
-        norms = np.array([np.linalg.norm(g.data.ravel().astype(np.float64), ord=norm_type)
+        norms = np.array([np.linalg.norm(g._data.ravel().astype(np.float64), ord=norm_type)
                           for g in grads])
         total = float(np.linalg.norm(norms, ord=norm_type))
     if error_if_nonfinite and not math.isfinite(total):
@@ -45,7 +45,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     coef = min(max_norm / (total + 1e-6), 1.0)
     if coef < 1.0 or math.isnan(coef):
         for g in grads:
-            g.data *= g.data.dtype.type(coef)
+            g._data *= g._data.dtype.type(coef)
     return Tensor._wrap(np.asarray(total, dtype=dtype))
 
 
@@ -61,26 +61,26 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     if clip_value < 0:
         raise ValueError(f"clip_value: expected a value >= 0, got {clip_value}")
     for g in _grads(parameters):
-        np.clip(g.data, -clip_value, clip_value, out=g.data)
+        np.clip(g._data, -clip_value, clip_value, out=g._data)
 
 
 def parameters_to_vector(parameters):
     """All parameters flattened and joined into one 1-d Tensor (a copy)."""
-    return Tensor._wrap(np.concatenate([p.data.ravel() for p in parameters]))
+    return Tensor._wrap(np.concatenate([p._data.ravel() for p in parameters]))
 
 
 def vector_to_parameters(vec, parameters):
     """Copy consecutive slices of the 1-d ``vec`` into each parameter, in place."""
-    v = vec.data if isinstance(vec, Tensor) else np.asarray(vec)
+    v = vec._data if isinstance(vec, Tensor) else np.asarray(vec)
     params = list(parameters)
-    need = sum(p.data.size for p in params)
+    need = sum(p._data.size for p in params)
     if v.ndim != 1 or v.size != need:
         raise ValueError(f"vec: expected a 1-d tensor of {need} elements (the parameters' total), "
                          f"got shape {tuple(v.shape)}")
     i = 0
     for p in params:
-        n = p.data.size
-        p.data[...] = v[i:i + n].reshape(p.data.shape)
+        n = p._data.size
+        p._data[...] = v[i:i + n].reshape(p._data.shape)
         i += n
 
 

@@ -40,7 +40,7 @@ class FusionError(AssertionError, ValueError):
 def _array(t, name):
     if t is None:
         return None
-    a = t.data if isinstance(t, Tensor) else np.asarray(t)
+    a = t._data if isinstance(t, Tensor) else np.asarray(t)
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name}: expected a float32 or float64 tensor, got dtype {a.dtype}")
     return a

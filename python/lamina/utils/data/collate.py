@@ -94,7 +94,7 @@ def default_collate(batch):
         raise ValueError("default_collate: expected a non-empty list of samples")
     elem = batch[0]
     if isinstance(elem, Tensor):
-        return Tensor._wrap(_stack([t.data for t in batch], "tensor"))
+        return Tensor._wrap(_stack([t._data for t in batch], "tensor"))
     if isinstance(elem, np.ndarray) and elem.dtype.kind not in "USO":
         return _array_to_tensor(_stack([np.asarray(a) for a in batch], "array"))
     if isinstance(elem, np.generic) and elem.dtype.kind not in "USO":

@@ -81,11 +81,11 @@ class TensorDataset(Dataset):
         return int(self.tensors[0].shape[0])
 
     def __getitem__(self, index):
-        return tuple(Tensor._wrap(t.data[index]) for t in self.tensors)
+        return tuple(Tensor._wrap(t._data[index]) for t in self.tensors)
 
     def _batch(self, indices):
         idx = np.asarray(indices, dtype=np.int64)
-        return [Tensor._wrap(np.ascontiguousarray(t.data[idx])) for t in self.tensors]
+        return [Tensor._wrap(np.ascontiguousarray(t._data[idx])) for t in self.tensors]
 
 
 class ArrayDataset(Dataset):
@@ -98,8 +98,8 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(self, x, y):
-        self.x = x.data if isinstance(x, Tensor) else np.asarray(x)
-        self.y = y.data if isinstance(y, Tensor) else np.asarray(y)
+        self.x = x._data if isinstance(x, Tensor) else np.asarray(x)
+        self.y = y._data if isinstance(y, Tensor) else np.asarray(y)
         if self.x.ndim == 0 or self.y.ndim == 0:
             raise ValueError(f"x and y need a leading sample dimension, got shapes "
                              f"{self.x.shape} and {self.y.shape}")

@@ -50,7 +50,7 @@ class _Wire:
 def to_wire(obj):
     from ...tensor import Tensor
     if isinstance(obj, Tensor):
-        return _Wire(obj.data)
+        return _Wire(obj._data)
     if isinstance(obj, list):
         return [to_wire(v) for v in obj]
     if isinstance(obj, tuple):
