@@ -239,7 +239,7 @@ def _train(prog, compiled, threads=True):
             t = loss_fn(model(lamina.tensor(x)), lamina.tensor(y))
             t.backward()
             opt.step()
-            loss = float(t.data)
+            loss = t.item()
         out.append((loss, {n: _grad(getattr(model, n)) for n in prog.params},
                     {n: getattr(model, n).detach().numpy().copy() for n in prog.params}))
     return out
