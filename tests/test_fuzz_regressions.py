@@ -56,3 +56,39 @@ def test_a_mean_pointwise_loss_over_an_empty_batch_is_nan_as_in_pytorch():
     step = lamina.compile(model, nn.functional.mse_loss, lamina.optim.SGD(model.parameters(), lr=0.1))
     for _ in range(2):                                   # the traced step, then the compiled one
         assert np.isnan(step(x, x))
+
+
+class _ThreeUses(nn.Module):
+    """An intermediate `v` read by three ops, in an order that a depth-first walk of the graph
+    from the loss does not follow (fuzz seeds 3097, 3146, 2036)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(np.linspace(-1.3, 1.7, 12).reshape(4, 3))
+
+    def forward(self, x):
+        v = x @ self.w
+        p = v * 2.1              # consumers made in the order p, q, r ...
+        q = v * 3.3
+        r = v / 0.7
+        return (r + q) + p       # ... but a depth-first walk from the loss meets r first
+
+
+def test_a_value_with_many_gradient_contributions_sums_them_as_eager_does():
+    # Eager swept its graph depth-first while the compiler went in reverse creation order, so
+    # three or more contributions were summed in another order: ~1 ulp apart from step 1 on.
+    rng = np.random.default_rng(3097)
+    xs = [rng.standard_normal((5, 4)) for _ in range(3)]
+    ys = [rng.standard_normal((5, 3)) for _ in range(3)]
+    eager, compiled = _ThreeUses(), _ThreeUses()
+    opt = lamina.optim.SGD(eager.parameters(), lr=0.01, momentum=0.9)
+    step = lamina.compile(compiled, nn.functional.mse_loss,
+                          lamina.optim.SGD(compiled.parameters(), lr=0.01, momentum=0.9))
+    for x, y in zip(xs, ys):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(eager(lamina.tensor(x)), lamina.tensor(y))
+        loss.backward()
+        opt.step()
+        assert step(x, y) == loss.item()
+        np.testing.assert_array_equal(compiled.w.grad.numpy(), eager.w.grad.numpy())
+    np.testing.assert_array_equal(compiled.w.detach().numpy(), eager.w.detach().numpy())

@@ -13,9 +13,11 @@ scalars; float32 or float64; batch 1, odd or 0) and checks:
     python tools/fuzz_graph.py --minutes 15 --start 1000
     python tools/fuzz_graph.py --one 17               # run one seed in this process
 
-Known and open (fuzz seeds 3097, 3146): an intermediate with three or more gradient contributions
-(v used by sub(v, v), mul(v, v) and div) gets them summed in another order compiled than eager,
-so its upstream gradient can differ in the last bit; these seeds fail here on purpose.
+Found and fixed: an intermediate with three or more gradient contributions (seeds 3097, 3146,
+2036) was summed in another order compiled than eager (eager swept depth-first; both now go in
+reverse creation order), tests/test_fuzz_regressions.py. Still compared with a tolerance: a
+parameter read by two instructions, whose second contribution the compiled GEMM accumulates
+with beta = 1 (one rounding fewer than eager's separate add).
 
 A seed whose subprocess dies (segfault), hangs past --timeout, or fails a check is printed with
 its seed and symptom; the exit status is 1 if any seed failed.

@@ -8,6 +8,8 @@ chain is fine), sweeps it in reverse, and accumulates gradients on fan-out.
 """
 from __future__ import annotations
 
+import itertools
+import operator
 import threading
 import types
 
@@ -230,6 +232,9 @@ class set_grad_enabled(_GradModeContext):
 
 
 # --------------------------------------------------------------------------- Function
+# Node creation counter (itertools.count's next() is atomic under the GIL: threads may share it).
+_node_seq = itertools.count()
+
 class Function:
     """A differentiable primitive: subclass and define two static methods.
 
@@ -253,8 +258,13 @@ class Function:
     6.0
     """
 
-    __slots__ = ("inputs", "saved_tensors", "needs_input_grad", "__dict__")
+    __slots__ = ("inputs", "saved_tensors", "needs_input_grad", "seq", "__dict__")
     _saves = False  # set on the instance by save_for_backward (cheaper to test than an unset slot)
+
+    def __init__(self):
+        # Creation order: the backward sweep runs in its reverse, as the compiled graph does,
+        # so a gradient with 3+ contributions is summed in the same order by both (bit for bit).
+        self.seq = next(_node_seq)
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
@@ -404,7 +414,8 @@ def reduce_to_shape(g, shape):
 
 
 def _topological_order(root_node):
-    """Nodes reachable from root_node, parents before children, without recursion."""
+    """Nodes reachable from root_node in creation order (inputs' producers first: a node is
+    made after the nodes it reads), found without recursion."""
     order = []
     seen = {id(root_node)}
     stack = [(root_node, iter(root_node.input_nodes))]
@@ -422,7 +433,11 @@ def _topological_order(root_node):
         else:
             stack.pop()
             order.append(node)
+    order.sort(key=_seq_key)
     return order
+
+
+_seq_key = operator.attrgetter("seq")
 
 
 def run_backward(root, grad=None, retain_graph=False):
