@@ -112,10 +112,11 @@ void conv2d_backward(const py::array& x, const py::array& w, const py::array& dy
   });
 }
 
-void check_code(const py::array& code, const char* name, std::vector<int64_t> shape) {
-  if (code.dtype().kind() != 'u' || code.itemsize() != 1)
-    type_error(name, ": expected dtype uint8, got ", dtype_of(code));
-  check_shape(code, name, shape);
+// The fused block's one-byte window codes: uint8, C-contiguous, of `shape`.
+uint8_t* code_data(const py::array& code, const std::vector<int64_t>& shape, bool writeable) {
+  uint8_t* cp = data_of<uint8_t>(code, "code", writeable);
+  check_shape(code, "code", shape);
+  return cp;
 }
 
 void conv2d_relu_max_pool2d_forward(const py::array& x, const py::array& w, const py::object& b, const py::array& y,
@@ -126,15 +127,13 @@ void conv2d_relu_max_pool2d_forward(const py::array& x, const py::array& w, cons
   check_same_dtype(x, "input", w, "weight");
   check_same_dtype(x, "input", y, "out");
   check_shape(y, "out", {p.N, p.K, p.OH() / 2, p.OW() / 2});
-  check_code(code, "code", {p.N, p.K, p.OH() / 2, p.OW() / 2});
+  uint8_t* cp = code_data(code, {p.N, p.K, p.OH() / 2, p.OW() / 2}, true);
   for (const py::array* a : {&y, &code}) {
     check_no_alias(*a, "out", x, "input");
     check_no_alias(*a, "out", w, "weight");
   }
   check_no_alias(y, "out", code, "code");
   const py::array barr = checked_bias(b, x, y, p.K);
-  uint8_t* cp = static_cast<uint8_t*>(code.request(true).ptr);
-  if (!(code.flags() & py::array::c_style)) value_error("code: expected a C-contiguous array");
   dispatch_float(x, "input", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = data_of<T>(x, "input");
@@ -152,12 +151,10 @@ void relu_max_pool2d_backward(const py::array& dy, const py::array& code, const 
   lamina::ConvParams p;   // only N, K, OH(), OW() matter: a 1x1 conv of (N, 1, OH, OW) -> (N, K, OH, OW)
   p.N = dz.shape(0); p.K = dz.shape(1); p.C = 1; p.H = dz.shape(2); p.W = dz.shape(3); p.KH = p.KW = 1;
   check_shape(dy, "grad_output", {p.N, p.K, p.H / 2, p.W / 2});
-  check_code(code, "code", {p.N, p.K, p.H / 2, p.W / 2});
+  const uint8_t* cp = code_data(code, {p.N, p.K, p.H / 2, p.W / 2}, false);
   check_same_dtype(dy, "grad_output", dz, "grad_conv");
   check_no_alias(dz, "grad_conv", dy, "grad_output");
   check_no_alias(dz, "grad_conv", code, "code");
-  if (!(code.flags() & py::array::c_style)) value_error("code: expected a C-contiguous array");
-  const uint8_t* cp = static_cast<const uint8_t*>(code.data());
   dispatch_float(dy, "grad_output", [&](auto tag) {
     using T = decltype(tag);
     const T* dyp = data_of<T>(dy, "grad_output");

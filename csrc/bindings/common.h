@@ -51,6 +51,7 @@ template <class T> const char* dtype_name();
 template <> inline const char* dtype_name<float>() { return "float32"; }
 template <> inline const char* dtype_name<double>() { return "float64"; }
 template <> inline const char* dtype_name<int64_t>() { return "int64"; }
+template <> inline const char* dtype_name<uint8_t>() { return "uint8"; }
 
 inline std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 

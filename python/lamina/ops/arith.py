@@ -126,7 +126,7 @@ def _binary_kwargs(torch_name):
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(*_BinaryShapes(a.shape, b.shape))
+        ctx.save_for_backward(a.shape, b.shape)
         return np.add(a, b)
 
 
@@ -136,7 +136,7 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(*_BinaryShapes(a.shape, b.shape))
+        ctx.save_for_backward(a.shape, b.shape)
         return np.subtract(a, b)
 
 
