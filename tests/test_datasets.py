@@ -188,6 +188,36 @@ def test_mnist_test_split():
 
 
 @needs_mnist
+def test_mnist_data_and_targets_are_tensors_like_torchvision():
+    """torchvision's MNIST: `.data` a uint8 (N, 28, 28) Tensor, `.targets` an int64 (N,) Tensor;
+    code written for it (masks, .float() / 255, slicing a subset) runs unchanged."""
+    import lamina
+    ds = MNIST(DATA, train=False, download=False)
+    assert isinstance(ds.data, lamina.Tensor) and isinstance(ds.targets, lamina.Tensor)
+    assert ds.data.dtype == lamina.uint8 and ds.targets.dtype == lamina.int64
+    assert "dtype=lamina.uint8" in repr(ds.data[0, 0, :3])
+    threes = ds.data[ds.targets == 3]
+    assert threes.shape == (1010, 28, 28) and threes.dtype == lamina.uint8
+    x = ds.data.float() / 255
+    assert x.dtype == lamina.float32 and float(x.max()) == 1.0
+    assert int(ds.data[0].sum()) == int(ds.data[0].numpy().astype(np.int64).sum())   # no uint8 wrap
+    assert ds.data[0].sum().dtype == lamina.int64
+    assert ds.targets[:5].tolist() == [7, 2, 1, 0, 4]
+    xa, ya = ds.arrays()
+    np.testing.assert_array_equal(xa[:, 0], ds.data.numpy() / np.float32(255.0))
+    assert ya.dtype == np.int64 and np.array_equal(ya, ds.targets.numpy())
+    # a subset assigned as torchvision users do (Tensors or NumPy arrays): items and arrays follow
+    for cut in (lambda t: t[:100], lambda t: t.numpy()[:100]):
+        sub = MNIST(DATA, train=False, download=False)
+        sub.data, sub.targets = cut(sub.data), cut(sub.targets)
+        assert len(sub) == 100 and sub.arrays()[0].shape == (100, 1, 28, 28)
+        assert sub[99][1] == int(ds.targets[99]) and np.array_equal(sub[99][0].numpy(), ds[99][0].numpy())
+    loader = lamina.utils.data.DataLoader(ds, batch_size=64)
+    xb, yb = next(iter(loader))
+    assert xb.dtype == lamina.float32 and yb.dtype == lamina.int64 and yb.tolist() == ds.targets[:64].tolist()
+
+
+@needs_mnist
 def test_mnist_transform_and_env(monkeypatch):
     monkeypatch.setenv("LAMINA_DATA", str(DATA))
     ds = MNIST(train=False, transform=lambda im: im.sum(), download=False)

@@ -24,7 +24,7 @@ def test_from_numpy_shares_memory_and_rejects_others():
     with pytest.raises(ValueError, match="lamina.tensor"):
         lamina.from_numpy(np.zeros((4, 4), dtype=np.float32)[:, ::2])
     with pytest.raises(ValueError, match="lamina.tensor"):
-        lamina.from_numpy(np.zeros(3, dtype=np.int8))
+        lamina.from_numpy(np.zeros(3, dtype=np.float16))
     assert np.asarray(t) is t.numpy() or np.shares_memory(np.asarray(t), a)
 
 
@@ -98,7 +98,9 @@ def test_dtype_conversion_and_int_labels():
     assert t.double().dtype == lamina.float64
     assert t.to(lamina.float64).float().dtype == lamina.float32
     labels = lamina.tensor(np.array([1, 2, 3], dtype=np.int32))
-    assert labels.dtype == lamina.int64
+    assert labels.dtype == lamina.int32            # an array keeps its dtype, as torch.tensor does
+    assert labels.long().dtype == lamina.int64 and labels.long().tolist() == [1, 2, 3]
+    assert lamina.tensor(np.array([7], dtype=np.uint16)).dtype == lamina.int64   # no uint16: widened
 
 
 def test_numpy_interop_with_ndarray_on_left():

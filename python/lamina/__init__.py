@@ -6,6 +6,7 @@
 >>> x.grad.tolist()
 [2.0, 4.0]
 """
+import builtins as _builtins
 import os as _os
 
 # Threads that wait for work spin briefly (~10 us) then sleep, instead of spinning for ms:
@@ -15,7 +16,7 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from . import _C  # noqa: E402
 from .tensor import (Tensor, bool_, enable_grad, float32, float64, get_default_dtype,  # noqa: E402,F401
-                     int64, is_grad_enabled, no_grad, set_default_dtype)
+                     int8, int16, int32, int64, is_grad_enabled, no_grad, set_default_dtype, uint8)
 from .tensor import inference_mode, set_grad_enabled  # noqa: E402,F401
 from . import _inplace  # noqa: E402,F401  (views and in-place writes for Tensor methods)
 from .factory import (arange, as_tensor, empty, eye, from_dlpack, from_numpy, full, full_like,  # noqa: E402,F401
@@ -38,6 +39,9 @@ __version__ = _C.__version__
 float = float32  # noqa: A001  (PyTorch aliases)
 double = float64
 long = int64
+int = int32  # noqa: A001
+short = int16
+bool = bool_  # noqa: A001
 
 
 def get_num_threads():
@@ -48,7 +52,7 @@ def get_num_threads():
 def set_num_threads(n):
     """Set the threads lamina's kernels may use; each kernel still uses fewer when the work is
     too small to pay for a fork/join. Does not touch NumPy's or PyTorch's own thread pools."""
-    _C.set_num_threads(int(n))
+    _C.set_num_threads(_builtins.int(n))
 
 
 def show_config(file=None):

@@ -20,7 +20,8 @@ from . import _C
 __all__ = ["import_array", "export_capsule", "CPU_DEVICE"]
 
 CPU_DEVICE = (1, 0)   # (kDLCPU, device 0): the only device lamina has
-_LAMINA_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
+_LAMINA_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.uint8, np.int8, np.int16, np.int32,
+                                               np.int64, np.bool_))
 
 
 class RequiresGradExportError(RuntimeError, BufferError):
@@ -67,7 +68,8 @@ def import_array(obj) -> np.ndarray:
     """The NumPy array behind `lamina.from_dlpack(obj)` (see factory.from_dlpack)."""
     array, read_only = _C.dlpack_import(_capsule_from(obj))
     if array.dtype not in _LAMINA_DTYPES:
-        raise TypeError(f"obj: dtype {array.dtype} is not a lamina dtype (float32, float64, int64, bool); "
+        raise TypeError(f"obj: dtype {array.dtype} is not a lamina dtype (float32, float64, uint8, int8, int16, "
+                        "int32, int64, bool); "
                         f"convert it before from_dlpack (e.g. tensor.float() in PyTorch)")
     if read_only:
         array.flags.writeable = False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _promotion
-from .tensor import Function, Tensor, _grad_mode, _version_counter, get_default_dtype
+from .tensor import Function, Tensor, _grad_mode, _version_counter, cmp_operand, get_default_dtype
 from .tensor import _api, _inplace as _tensor_hooks
 
 
@@ -285,11 +285,16 @@ def binary_inplace(t, other, name, ufunc, out_of_place):
     check_inplace(t, name)
     if _recording(t, other):
         return commit(t, out_of_place(_snapshot(t) if name in ("mul_", "div_") else t, other), name)
+    if name == "sub_" and (t.dtype == np.bool_ or getattr(other, "dtype", None) == np.bool_
+                           or isinstance(other, (bool, np.bool_))):
+        raise RuntimeError("sub_: subtraction with a bool tensor is not supported (as in PyTorch)")
     result = _promotion.result_type((t, other), get_default_dtype())
+    if name == "div_":
+        result = _promotion.true_divide_type(result, get_default_dtype())
     if _promotion.category(result) > _promotion.category(t.dtype):
         raise RuntimeError(f"{name}: result type {result} can't be cast to the desired output type "
                            f"{t.dtype} of the tensor written in place")
-    o = other._data if isinstance(other, Tensor) else other
+    o = cmp_operand(t._data, other)   # a Python int wraps into t's integer dtype, as in PyTorch
     ufunc(t._data, o, out=t._data, casting="unsafe")
     bump_version(t)
     return t

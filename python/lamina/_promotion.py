@@ -4,14 +4,17 @@ Operands fall in three priority groups: tensors with dimensions, 0-d tensors, an
 scalars. The result's category (bool < integer < float) is the highest of all operands, but a
 lower-priority group only decides the dtype when its category is higher than the groups above
 it: float32 * int64-tensor is float32, float32-tensor * 2.5 stays float32, int64-tensor * 2.5
-is the default float dtype, bool-tensor * 2 is int64.
+is the default float dtype, bool-tensor * 2 is int64. Within a category the wider type wins,
+as NumPy's promote_types and PyTorch agree for lamina's dtypes: uint8 + int8 is int16, uint8 +
+int64 is int64, and a Python int never widens an integer tensor (uint8-tensor + 300 is uint8).
 """
 from __future__ import annotations
 
 import numpy as np
 
 bool_ = np.dtype(np.bool_)
-_CATEGORY = {bool_: 0, np.dtype(np.int64): 1, np.dtype(np.float32): 2, np.dtype(np.float64): 2}
+_CATEGORY = {bool_: 0, np.dtype(np.float32): 2, np.dtype(np.float64): 2,
+             **{np.dtype(t): 1 for t in (np.uint8, np.int8, np.int16, np.int32, np.int64)}}
 _SCALARS = (bool, int, float, np.number, np.bool_)
 
 

@@ -117,6 +117,12 @@ def read_idx(path: PathLike) -> np.ndarray:
     return parse_idx(_open_bytes(path), str(path))
 
 
+def _storage(t) -> np.ndarray:
+    """The NumPy array behind `.data` / `.targets` (a Tensor, or an array a user assigned)."""
+    from .tensor import Tensor
+    return t._data if isinstance(t, Tensor) else np.asarray(t)
+
+
 class MNIST:
     """The MNIST digits from `root`/mnist (IDX files, raw or .gz), downloaded if missing, as
     torchvision's `datasets.MNIST`.
@@ -124,9 +130,10 @@ class MNIST:
     `root` is the data directory (see `resolve_data_root`; `root` may also be the mnist folder
     itself). Items are `(image, label)`: with no transform, image is a float32 (1, 28, 28)
     Tensor in [0, 1] and label an int; `transform` receives the raw uint8 (28, 28) array
-    (where torchvision passes a PIL image) and `target_transform` the int label. `.data` is
-    uint8 (N, 28, 28), `.targets` int64 (N,), `.classes` the class names. `arrays()` gives the
-    whole split as NumPy arrays at once.
+    (where torchvision passes a PIL image) and `target_transform` the int label. `.data` is a
+    uint8 (N, 28, 28) Tensor and `.targets` an int64 (N,) Tensor, as torchvision's; both may be
+    replaced (by Tensors or NumPy arrays, e.g. sliced to a subset). `.classes` the class names.
+    `arrays()` gives the whole split as NumPy arrays at once.
 
     >>> ds = MNIST("/work/shared/data", train=False, download=False)   # doctest: +SKIP
     >>> len(ds), ds.data.shape, ds[0][1]                               # doctest: +SKIP
@@ -179,21 +186,25 @@ class MNIST:
         if labels.size and labels.max() >= len(self.classes):
             raise ValueError(f"{labels_path}: labels must be in 0..{len(self.classes) - 1}, "
                              f"found {int(labels.max())}")
-        self.data = images
-        self.targets = labels.astype(np.int64)
+        from .tensor import Tensor
+        self.data = Tensor._wrap(images)
+        self.targets = Tensor._wrap(labels.astype(np.int64))
         self._arrays: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
     @property
     def class_to_idx(self):
         return {name: i for i, name in enumerate(self.classes)}
 
+    def _data_array(self) -> np.ndarray:
+        return _storage(self.data)
+
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
     def __getitem__(self, index):
         from .tensor import Tensor
-        image = self.data[index]
-        label = int(self.targets[index])
+        image = self._data_array()[index]
+        label = int(_storage(self.targets)[index])
         if self.transform is not None:
             image = self.transform(image)
         else:
@@ -218,9 +229,9 @@ class MNIST:
         Ignores `transform`.
         """
         if self._arrays is None:
-            x = self.data.astype(np.float32)
+            x = self._data_array().astype(np.float32)
             x /= np.float32(255.0)  # same rounding as __getitem__
-            self._arrays = (x[:, None, :, :], self.targets)
+            self._arrays = (x[:, None, :, :], np.ascontiguousarray(_storage(self.targets), dtype=np.int64))
         return self._arrays
 
     def __getstate__(self):

@@ -5,7 +5,8 @@ import numpy as np
 
 from . import random as _random
 from ._device import check_device as _check_device
-from .tensor import Tensor, _FLOATS, _SUPPORTED, get_default_dtype
+from .tensor import (Tensor, _DTYPE_NAMES, _FLOATS, _SUPPORTED, cast_array, check_dtype, check_int_range,
+                     get_default_dtype, int64)
 
 
 def _shape(size):
@@ -19,10 +20,7 @@ def _shape(size):
 
 
 def _dtype(dtype, default=None):
-    d = np.dtype(dtype) if dtype is not None else (default or get_default_dtype())
-    if d not in _SUPPORTED:
-        raise TypeError(f"dtype: expected float32, float64 or int64, got {d}")
-    return d
+    return check_dtype(dtype) if dtype is not None else (default or get_default_dtype())
 
 
 def _make(arr, requires_grad):
@@ -44,7 +42,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 
 def from_numpy(a):
-    """A tensor sharing memory with NumPy array `a` (C-contiguous float32/float64/int64).
+    """A tensor sharing memory with NumPy array `a` (C-contiguous, of a lamina dtype: float32,
+    float64, uint8, int8, int16, int32, int64 or bool).
 
     >>> import numpy as np, lamina
     >>> a = np.zeros(3, dtype=np.float32); t = lamina.from_numpy(a); a[0] = 5
@@ -53,8 +52,8 @@ def from_numpy(a):
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype not in _SUPPORTED or a.dtype == np.bool_:
-        raise ValueError(f"from_numpy: dtype {a.dtype} is not supported (float32, float64, int64); "
+    if a.dtype not in _SUPPORTED:
+        raise ValueError(f"from_numpy: dtype {a.dtype} is not supported (expected {_DTYPE_NAMES}); "
                          "use lamina.tensor(a) to make a converted copy")
     if not a.flags.c_contiguous:
         raise ValueError("from_numpy: the array is not C-contiguous, so memory cannot be shared; "
@@ -82,7 +81,7 @@ def as_tensor(data, dtype=None, device=None):
     want = None if dtype is None else np.dtype(dtype)
     if isinstance(data, Tensor):
         return data if want is None or want == data.dtype else data.to(want)
-    if (isinstance(data, np.ndarray) and data.dtype in _SUPPORTED and data.dtype != np.bool_
+    if (isinstance(data, np.ndarray) and data.dtype in _SUPPORTED
             and data.flags.c_contiguous and want in (None, data.dtype)):
         return from_numpy(data)
     return tensor(data, dtype=dtype)
@@ -107,7 +106,13 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     _check_device(device)
     if dtype is None and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
         dtype = np.int64
-    return _make(np.full(_shape((size,)), fill_value, dtype=_dtype(dtype)), requires_grad)
+    if dtype is None and isinstance(fill_value, (bool, np.bool_)):
+        dtype = np.bool_       # as PyTorch: full((2,), True) is a bool tensor
+    d = _dtype(dtype)
+    if d.kind in "iu" and d != int64 and isinstance(fill_value, (int, float, np.integer, np.floating)):
+        check_int_range(fill_value, fill_value, d, "fill_value")   # PyTorch's overflow check
+        return _make(cast_array(np.full(_shape((size,)), fill_value), d), requires_grad)
+    return _make(np.full(_shape((size,)), fill_value, dtype=d), requires_grad)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
@@ -163,12 +168,12 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         raise ValueError("step: must be non-zero")
     is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     d = _dtype(dtype, np.dtype(np.int64) if is_int else None)
-    return _make(np.arange(start, end, step).astype(d), requires_grad)
+    return _make(cast_array(np.arange(start, end, step), d), requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     _check_device(device)
-    return _make(np.linspace(start, end, int(steps)).astype(_dtype(dtype)), requires_grad)
+    return _make(cast_array(np.linspace(start, end, int(steps)), _dtype(dtype)), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
@@ -179,7 +184,8 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 def from_dlpack(obj):
     """A lamina tensor sharing memory with any DLPack producer (NumPy, PyTorch, JAX on CPU, ...).
 
-    No copy is made for C-contiguous float32, float64, int64 and bool data. Read-only producers
+    No copy is made for C-contiguous data of a lamina dtype (float32, float64, uint8, int8, int16,
+    int32, int64, bool). Read-only producers
     give a tensor whose in-place writes raise. A strided (non-contiguous) producer is copied into
     a contiguous tensor, with a warning saying so, because lamina's kernels take dense rows.
     Other dtypes are refused: convert them on the producer's side first.

@@ -14,7 +14,7 @@ import builtins as _builtins
 
 import numpy as np
 
-from . import _inplace
+from . import _inplace, _promotion
 from . import random as _random
 from .ops import contract as _contract
 from .ops import index as _index
@@ -22,7 +22,7 @@ from .ops.activation import log_softmax as _log_softmax_along, softmax as _softm
 from .ops import math as _math
 from .ops import stats as _stats
 from .ops.index import normalize_dim
-from .tensor import Tensor
+from .tensor import Tensor, cmp_operand, get_default_dtype
 
 __all__ = [
     "sin", "cos", "tan", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "neg", "negative",
@@ -34,7 +34,7 @@ __all__ = [
     "index_select", "masked_fill", "clone", "numel", "rand_like", "randn_like", "randint_like",
     "empty_like", "square", "exp2", "log2", "log10", "floor", "ceil", "round", "trunc",
     "is_tensor", "is_floating_point", "add", "sub", "subtract", "mul", "multiply", "div", "divide",
-    "true_divide", "softmax", "log_softmax",
+    "true_divide", "softmax", "log_softmax", "floor_divide", "remainder",
 ]
 
 
@@ -183,11 +183,7 @@ def minimum(input, other):
 def _same_kind(a, b, op):
     a, b = _need_tensor(a, op), _need_tensor(b, op, "other")
     if a.dtype != b.dtype:
-        dt = np.promote_types(a.dtype, b.dtype)
-        if a.dtype.kind == "f" and b.dtype.kind != "f":
-            dt = a.dtype
-        elif b.dtype.kind == "f" and a.dtype.kind != "f":
-            dt = b.dtype
+        dt = _promotion.result_type((a, b), get_default_dtype())   # PyTorch's promotion (0-d rule too)
         a, b = a.to(dt) if a.dtype != dt else a, b.to(dt) if b.dtype != dt else b
     return a, b
 
@@ -327,17 +323,11 @@ def chunk(input, chunks, dim=0):
 
 # ---------------------------------------------------------------- reductions
 def sum(input, dim=None, keepdim=False, *, dtype=None):
-    x = _need_tensor(input, "sum")
-    if dtype is not None:
-        x = x.to(dtype)
-    return x.sum(dim, keepdim) if dim is not None else x.sum()
+    return _need_tensor(input, "sum").sum(dim, keepdim, dtype=dtype)
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None):
-    x = _need_tensor(input, "mean")
-    if dtype is not None:
-        x = x.to(dtype)
-    return x.mean(dim, keepdim) if dim is not None else x.mean()
+    return _need_tensor(input, "mean").mean(dim, keepdim, dtype=dtype)
 
 
 def max(input, dim=None, keepdim=False):
@@ -374,7 +364,7 @@ logsumexp = _stats.logsumexp
 def _cmp(np_fn, name):
     def f(input, other):
         x = _need_tensor(input, name)
-        o = other._data if isinstance(other, Tensor) else other
+        o = cmp_operand(x._data, other)
         try:
             np.broadcast_shapes(x.shape, np.shape(o))
         except ValueError:
@@ -537,6 +527,18 @@ def div(input, other, *, rounding_mode=None):
 divide = true_divide = div
 
 
+def floor_divide(input, other):
+    """input // other (rounding down, as Python and PyTorch)."""
+    return _need_tensor(input, "floor_divide") // other
+
+
+def remainder(input, other):
+    """input % other (the sign of the divisor, as Python and PyTorch)."""
+    if not isinstance(input, Tensor):
+        return input % _need_tensor(other, "remainder", "other")
+    return input % other
+
+
 # ---------------------------------------------------------------- in-place variants
 def _inplace_of(name, out_of_place):
     """`x.name_(...)`: out_of_place(x, ...) written into x's storage. Recorded in the graph (and
@@ -598,7 +600,7 @@ _METHODS = {
     "new_zeros": _method_new(0), "new_ones": _method_new(1), "floor": floor, "ceil": ceil, "trunc": trunc,
     "round": round, "is_floating_point": is_floating_point, "equal": equal, "allclose": allclose,
     "add": add, "sub": sub, "subtract": sub, "mul": mul, "multiply": mul, "div": div, "divide": div,
-    "true_divide": div,
+    "true_divide": div, "floor_divide": floor_divide, "remainder": remainder,
     "pow_": _inplace_of("pow_", lambda x, e: x ** e),
     "clamp_": _inplace_of("clamp_", lambda x, min=None, max=None: clamp(x, min, max)),
     "clip_": _inplace_of("clip_", lambda x, min=None, max=None: clamp(x, min, max)),

@@ -21,9 +21,67 @@ from ._dims import bcast_split, normalize_dim, normalize_dims
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
+int32 = np.dtype(np.int32)
+int16 = np.dtype(np.int16)
+int8 = np.dtype(np.int8)
+uint8 = np.dtype(np.uint8)
 bool_ = np.dtype(np.bool_)
-_SUPPORTED = (float32, float64, int64, bool_)
 _FLOATS = (float32, float64)
+_INTS = (uint8, int8, int16, int32, int64)
+_SUPPORTED = _FLOATS + _INTS + (bool_,)
+_DTYPE_NAMES = "float32, float64, uint8, int8, int16, int32, int64 or bool"
+
+
+def check_dtype(dtype, arg="dtype"):
+    """`dtype` (a lamina/NumPy dtype, type or name) as a lamina dtype; TypeError naming `arg` if
+    it is none of them."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{arg}: expected a dtype ({_DTYPE_NAMES}), got {dtype!r}") from None
+    if d not in _SUPPORTED:
+        raise TypeError(f"{arg}: expected one of {_DTYPE_NAMES}, got {d}")
+    return d
+
+
+class RequiresGradDtypeError(RuntimeError, TypeError):
+    """requires_grad on an integer or bool tensor: PyTorch's RuntimeError, and the TypeError
+    lamina raised before."""
+
+
+class IntegerDivisionByZeroError(RuntimeError, ZeroDivisionError):
+    """Integer // or % by zero: PyTorch raises a RuntimeError saying ZeroDivisionError."""
+
+
+def wrap_int_scalar(v, dtype):
+    """Python integer `v` as a 0-d array of integer `dtype`, modulo 2**bits: PyTorch's cast of a
+    scalar operand (uint8 tensor + 300 adds 44, uint8 tensor == -1 compares with 255)."""
+    bits = dtype.itemsize * 8
+    v = int(v) & ((1 << bits) - 1)
+    if dtype.kind == "i" and v >= 1 << (bits - 1):
+        v -= 1 << bits
+    return np.array(v, dtype=dtype)
+
+
+def check_int_range(lo, hi, dtype, what):
+    """PyTorch's checked conversion of values into integer `dtype` (tensor(), full(), clamp
+    bounds): floats must lie in the type's range; integers too, except that uint8 takes
+    negative integers (they wrap: -1 is 255)."""
+    info = np.iinfo(dtype)
+    is_float = isinstance(lo, (float, np.floating)) or isinstance(hi, (float, np.floating))
+    low = np.iinfo(np.int64).min if dtype.kind == "u" and not is_float else info.min
+    if lo < low or hi > info.max:
+        bad = lo if lo < low else hi
+        raise RuntimeError(f"{what}: value {bad} cannot be converted to type {dtype} without overflow")
+
+
+def cast_array(a, dtype):
+    """a.astype(dtype) as PyTorch casts: floats to a narrow integer type go through int64 (so
+    -1.7 becomes 255 in uint8, 300.5 becomes 44), not through C's undefined narrowing."""
+    if a.dtype.kind == "f" and dtype.kind in "iu" and dtype.itemsize < 8:
+        with np.errstate(invalid="ignore"):
+            return a.astype(int64).astype(dtype)
+    return a.astype(dtype)
 
 _default_dtype = float32
 
@@ -560,9 +618,13 @@ def _as_array(data, dtype):
     if isinstance(data, Tensor):
         data = data._data
     if dtype is not None:
-        dtype = np.dtype(dtype)
-        if dtype not in _SUPPORTED:
-            raise TypeError(f"dtype: expected one of float32, float64, int64, got {dtype}")
+        dtype = check_dtype(dtype)
+        if dtype.kind in "iu" and dtype != int64:
+            # Python numbers are checked into range as PyTorch does; arrays are cast (wrapping)
+            arr = np.array(data, copy=True, order="C")
+            if not isinstance(data, np.ndarray) and arr.dtype.kind in "iuf" and arr.size:
+                check_int_range(arr.min(), arr.max(), dtype, "data")
+            return cast_array(arr, dtype) if arr.dtype != dtype else arr
         return np.array(data, dtype=dtype, copy=True, order="C")
     arr = np.array(data, copy=True, order="C")
     k = arr.dtype.kind
@@ -571,6 +633,8 @@ def _as_array(data, dtype):
             return arr
         return arr.astype(_default_dtype if not isinstance(data, np.ndarray) else float32)
     if k in "iu":
+        if isinstance(data, np.ndarray) and arr.dtype in _INTS:
+            return arr      # a NumPy array keeps its integer dtype, as in PyTorch
         if k == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
             raise OverflowError(f"data: value {arr.max()} does not fit in int64, the integer dtype "
                                 "lamina tensors hold")
@@ -752,7 +816,8 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.dtype != _default_dtype and self.dtype.kind == "f" or self.dtype == bool_:
+        dt = self.dtype
+        if dt != _default_dtype and dt.kind == "f" or dt == bool_ or (dt.kind in "iu" and dt != int64):
             extra += f", dtype=lamina.{self.dtype}"
         if self._node is not None:
             extra += f", grad_fn=<{self._node.op}>"
@@ -763,7 +828,7 @@ class Tensor:
     # ---- autograd
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self._data.dtype not in _FLOATS:
-            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+            raise RequiresGradDtypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         self.requires_grad = bool(requires_grad)
         return self
 
@@ -864,7 +929,7 @@ class Tensor:
         if dtype is None or dtype == self.dtype:
             return self.clone() if copy else self
         if dtype not in _SUPPORTED:
-            raise TypeError(f"to(): dtype must be one of float32, float64, int64, bool, got {dtype}")
+            raise TypeError(f"to(): dtype must be one of {_DTYPE_NAMES}, got {dtype}")
         return _api.Cast.apply(self, dtype)
 
     def cpu(self):
@@ -883,8 +948,29 @@ class Tensor:
     def long(self):
         return self.to(int64)
 
-    def type(self, dtype):
-        return self.to(dtype)
+    def int(self):
+        return self.to(int32)
+
+    def short(self):
+        return self.to(int16)
+
+    def char(self):
+        return self.to(int8)
+
+    def byte(self):
+        return self.to(uint8)
+
+    def bool(self):
+        return self.to(bool_)
+
+    def type(self, dtype=None, non_blocking=False):
+        """type(): the type's name ("lamina.ByteTensor", as PyTorch's "torch.ByteTensor");
+        type(dtype) or type("torch.IntTensor" / "lamina.IntTensor"): this tensor in that dtype."""
+        if dtype is None:
+            return "lamina." + _TYPE_NAMES[self.dtype]
+        if isinstance(dtype, str) and dtype.rsplit(".", 1)[-1] in _TYPE_DTYPES:
+            dtype = _TYPE_DTYPES[dtype.rsplit(".", 1)[-1]]
+        return self.to(check_dtype(dtype))
 
     # ---- arithmetic (NumPy broadcasting; gradients reduced back in reduce_to_shape)
     def __add__(self, o):
@@ -894,9 +980,11 @@ class Tensor:
         return _api.Add.apply(*_operands(o, self))
 
     def __sub__(self, o):
+        _check_bool_sub(self, o)
         return _api.Sub.apply(*_operands(self, o))
 
     def __rsub__(self, o):
+        _check_bool_sub(self, o)
         return _api.Sub.apply(*_operands(o, self))
 
     def __mul__(self, o):
@@ -910,6 +998,18 @@ class Tensor:
 
     def __rtruediv__(self, o):
         return _api.Div.apply(*_operands(o, self, divide=True))
+
+    def __floordiv__(self, o):
+        return _floor_divide(self, o)
+
+    def __rfloordiv__(self, o):
+        return _floor_divide(o, self)
+
+    def __mod__(self, o):
+        return _remainder(self, o)
+
+    def __rmod__(self, o):
+        return _remainder(o, self)
 
     def __neg__(self):
         return _api.Neg.apply(self)
@@ -958,7 +1058,7 @@ class Tensor:
     def _cmp(self, o, f):
         if getattr(o, "__array_ufunc__", 0) is None:
             return NotImplemented    # an object that compares itself (pytest.approx): as PyTorch
-        out = Tensor._wrap(f(self._data, o._data if isinstance(o, Tensor) else o))
+        out = Tensor._wrap(f(self._data, cmp_operand(self._data, o)))
         tracer = _grad_mode.tracer
         if tracer is not None:   # a comparison of a traced value is data too
             tracer.derive(out, self, f.__name__)
@@ -1010,6 +1110,9 @@ class Tensor:
         return _inplace.getitem(self, _unwrap_index(idx))
 
     def __setitem__(self, idx, value):
+        if isinstance(idx, Tensor) and idx._data.dtype == uint8 and not isinstance(value, Tensor):
+            raise RuntimeError("setitem: masked_fill_ only supports boolean masks, but got mask with dtype "
+                               "uint8 (as PyTorch); use a bool mask")
         _inplace.setitem(self, _unwrap_index(idx), value)
 
     def __iter__(self):
@@ -1017,23 +1120,28 @@ class Tensor:
             yield self[i]
 
     # ---- math
+    def _as_float(self):
+        """Integer and bool inputs of float functions (exp, sqrt, ...) become the default float
+        dtype first, as in PyTorch (NumPy would give float16 for uint8, float64 for int64)."""
+        return self if self._data.dtype.kind == "f" else _api.Cast.apply(self, _default_dtype)
+
     def exp(self):
-        return _api.Exp.apply(self)
+        return _api.Exp.apply(self._as_float())
 
     def log(self):
-        return _api.Log.apply(self)
+        return _api.Log.apply(self._as_float())
 
     def sqrt(self):
-        return _api.Pow.apply(self, 0.5)
+        return _api.Pow.apply(self._as_float(), 0.5)
 
     def abs(self):
         return _api.Abs.apply(self)
 
     def sin(self):
-        return _api.Sin.apply(self)
+        return _api.Sin.apply(self._as_float())
 
     def cos(self):
-        return _api.Cos.apply(self)
+        return _api.Cos.apply(self._as_float())
 
     def relu(self):
         return _api.activation(self, "relu")
@@ -1051,13 +1159,29 @@ class Tensor:
         return _api.log_softmax(self, normalize_dim(dim, self.ndim))
 
     def clamp(self, min=None, max=None):
-        return _api.Clamp.apply(self, min, max)
+        x = self
+        if self._data.dtype.kind in "iu":
+            # PyTorch: a float bound makes the result float; an integer bound is converted into
+            # the tensor's dtype with its overflow check (uint8 clamp(max=300) raises)
+            dt = _promotion.result_type([self] + [b for b in (min, max) if b is not None], _default_dtype)
+            if dt != self._data.dtype:
+                x = _api.Cast.apply(self, dt)
+            min, max = _int_bound(min, dt), _int_bound(max, dt)
+        return _api.Clamp.apply(x, min, max)
 
-    def sum(self, dim=None, keepdim=False):
-        return _api.Sum.apply(self, normalize_dims(dim, self.ndim), keepdim)
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        """Integer and bool tensors sum into int64, as in PyTorch (`dtype` casts first, and
+        an integer `dtype` is also the result's)."""
+        x = self if dtype is None else self.to(dtype)
+        out = _api.Sum.apply(x, normalize_dims(dim, x.ndim), keepdim)
+        return out if dtype is None or out.dtype == x.dtype else out.to(x.dtype)
 
-    def mean(self, dim=None, keepdim=False):
-        return _api.Mean.apply(self, normalize_dims(dim, self.ndim), keepdim)
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        x = self if dtype is None else self.to(dtype)
+        if x._data.dtype.kind != "f":
+            raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating "
+                               f"point, got {x.dtype}; pass dtype=lamina.float32 or call .float() first")
+        return _api.Mean.apply(x, normalize_dims(dim, x.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False):
         return self._max_min(dim, keepdim, _api.max_)
@@ -1073,7 +1197,12 @@ class Tensor:
             return op(self.reshape(1), 0, False)
         return op(self, d, keepdim)
 
+    def _check_arg_reduce(self, name):
+        if self._data.dtype == bool_:
+            raise RuntimeError(f"{name}(): does not support bool input (as PyTorch); convert it with .int() first")
+
     def argmax(self, dim=None, keepdim=False):
+        self._check_arg_reduce("argmax")
         if dim is None:
             return Tensor._wrap(np.asarray(self._data.argmax(), dtype=int64))
         d = normalize_dim(dim, self.ndim)
@@ -1082,6 +1211,7 @@ class Tensor:
         return Tensor._wrap(self._data.argmax(axis=d, keepdims=keepdim).astype(int64, copy=False))
 
     def argmin(self, dim=None, keepdim=False):
+        self._check_arg_reduce("argmin")
         if dim is None:
             return Tensor._wrap(np.asarray(self._data.argmin(), dtype=int64))
         d = normalize_dim(dim, self.ndim)
@@ -1207,11 +1337,37 @@ class Tensor:
         return bool(self._data.flags.c_contiguous)
 
 
+def _int_bound(b, dtype):
+    if dtype.kind not in "iu" or b is None:
+        return b
+    if isinstance(b, Tensor):
+        return b._data if b._data.dtype == dtype else cast_array(b._data, dtype)
+    if isinstance(b, (int, np.integer)) and not isinstance(b, bool):
+        check_int_range(int(b), int(b), dtype, "clamp")
+        return wrap_int_scalar(b, dtype)
+    return b
+
+
+def _index_storage(t):
+    """A Tensor used as an index, as NumPy reads it: PyTorch takes uint8 as a (deprecated) mask
+    and refuses int8/int16."""
+    a = t._data
+    dt = a.dtype
+    if dt == uint8:
+        import warnings
+        warnings.warn("indexing with dtype lamina.uint8 is now deprecated, please use a dtype lamina.bool "
+                      "instead (a uint8 index is a mask, as in PyTorch)", UserWarning, stacklevel=4)
+        return a.astype(bool_)
+    if dt in (int8, int16) or dt.kind == "f":
+        raise IndexError(f"index: tensors used as indices must be long, int, byte or bool tensors, got {dt}")
+    return a
+
+
 def _unwrap_index(idx):
     if isinstance(idx, Tensor):
-        return idx._data
+        return _index_storage(idx)
     if isinstance(idx, tuple):
-        return tuple(i._data if isinstance(i, Tensor) else i for i in idx)
+        return tuple(_index_storage(i) if isinstance(i, Tensor) else i for i in idx)
     return idx
 
 
@@ -1269,5 +1425,71 @@ def _operands(a, b, divide=False):
 def _cast_to(x, dtype):
     if isinstance(x, Tensor):
         return x if x._data.dtype == dtype else _api.Cast.apply(x, dtype)
+    if dtype.kind in "iu" and isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return Tensor._wrap(wrap_int_scalar(x, dtype))
     return Tensor._wrap(np.asarray(x, dtype=dtype))
+
+
+def cmp_operand(a, o):
+    """The other operand of a comparison with array `a`: a Tensor's storage, or a Python integer
+    wrapped into `a`'s integer dtype as PyTorch does (uint8 tensor == -1 compares with 255)."""
+    if isinstance(o, Tensor):
+        return o._data
+    if a.dtype.kind in "iu" and isinstance(o, (int, np.integer)) and not isinstance(o, (bool, np.bool_)):
+        return wrap_int_scalar(o, a.dtype)
+    return o
+
+
+_TYPE_NAMES = {float32: "FloatTensor", float64: "DoubleTensor", int64: "LongTensor", int32: "IntTensor",
+               int16: "ShortTensor", int8: "CharTensor", uint8: "ByteTensor", bool_: "BoolTensor"}
+_TYPE_DTYPES = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def _derive(out, src, what):
+    tracer = _grad_mode.tracer
+    if tracer is not None:   # a value computed outside the graph from a traced one is data too
+        tracer.derive(out, src, what)
+    return out
+
+
+def _is_bool(x):
+    return isinstance(x, (bool, np.bool_)) or (isinstance(x, Tensor) and x._data.dtype == bool_)
+
+
+def _check_bool_sub(a, b):
+    if _is_bool(a) or _is_bool(b):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported (as in "
+                           "PyTorch); use the `~` or `logical_not()` operator, or convert to an integer first")
+
+
+def _floor_divide(a, b):
+    """a // b with PyTorch's promotion; floors like Python (and PyTorch). No gradient: the
+    result is piecewise constant. Integer division by zero raises, as PyTorch does."""
+    ta, tb = _operands(a, b)
+    x, y = ta._data, tb._data
+    if x.dtype.kind in "biu":
+        if x.dtype == bool_:
+            raise RuntimeError("floor_divide: not implemented for bool tensors (as PyTorch)")
+        if (y == 0).any():
+            raise IntegerDivisionByZeroError("ZeroDivisionError: integer floor division by zero")
+        return _derive(Tensor._wrap(np.asarray(np.floor_divide(x, y))), ta, "floor_divide")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _derive(Tensor._wrap(np.asarray(np.floor_divide(x, y))), ta, "floor_divide")
+
+
+def _remainder(a, b):
+    """a % b, PyTorch's remainder: the sign of the divisor, as Python's %. For floats that need a
+    gradient it is a - floor(a / b) * b, whose derivatives are PyTorch's (1 and -floor(a / b))."""
+    ta, tb = _operands(a, b)
+    x, y = ta._data, tb._data
+    if x.dtype.kind in "biu":
+        if x.dtype == bool_:
+            raise RuntimeError("remainder: not implemented for bool tensors (as PyTorch)")
+        if (y == 0).any():
+            raise IntegerDivisionByZeroError("ZeroDivisionError: integer remainder by zero")
+        return _derive(Tensor._wrap(np.asarray(np.remainder(x, y))), ta, "remainder")
+    if _grad_mode.enabled and (ta.requires_grad or tb.requires_grad):
+        return ta - _floor_divide(ta.detach(), tb.detach()) * tb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _derive(Tensor._wrap(np.asarray(np.remainder(x, y))), ta, "remainder")
 

@@ -12,7 +12,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..tensor import Function, float32, float64
+from ..tensor import Function, cast_array, float32, float64
 from .._dims import bcast_split
 from ._common import EXACT_UNARY, FLOATS, UNARY_KERNELS, is_float
 from ._params import BroadcastAttrs, ElementwiseAttrs, UnaryAttrs
@@ -330,7 +330,7 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.src = x.dtype
-        return x.astype(dtype)
+        return cast_array(x, dtype)
 
     @staticmethod
     def backward(ctx, dy):

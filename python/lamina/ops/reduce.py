@@ -26,7 +26,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
-        return np.asarray(x.sum(axis=dims, keepdims=keepdim))
+        # integers and bools sum into int64, as in PyTorch (NumPy would give uint64 for uint8)
+        return np.asarray(x.sum(axis=dims, keepdims=keepdim, dtype=int64 if x.dtype.kind in "biu" else None))
 
     @staticmethod
     def backward(ctx, dy):

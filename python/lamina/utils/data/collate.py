@@ -2,8 +2,8 @@
 with the samples' structure (tuple/list -> list, dict -> dict, namedtuple -> namedtuple), each
 field stacked and keeping its dtype.
 
-lamina tensors hold float32, float64, int64 and bool only, so NumPy fields of another dtype are
-widened the way `lamina.tensor` widens them (uint8/int32 -> int64, float16 -> float32).
+NumPy fields of a lamina dtype (float32, float64, uint8, int8, int16, int32, int64, bool) keep it;
+others are widened the way `lamina.tensor` widens them (uint16/uint32 -> int64, float16 -> float32).
 
 >>> import lamina
 >>> from lamina.utils.data import default_collate
@@ -17,7 +17,7 @@ import collections.abc
 
 import numpy as np
 
-from ...tensor import Tensor
+from ...tensor import Tensor, _SUPPORTED
 
 __all__ = ["default_collate", "default_convert"]
 
@@ -25,9 +25,7 @@ _WIDEN = {"i": np.int64, "u": np.int64, "f": np.float32}
 
 
 def _array_to_tensor(a: np.ndarray) -> Tensor:
-    if a.dtype.kind == "f" and a.dtype in (np.float32, np.float64):
-        pass
-    elif a.dtype.kind == "b" or a.dtype == np.int64:
+    if a.dtype in _SUPPORTED:
         pass
     elif a.dtype.kind in _WIDEN and a.dtype.itemsize <= 8:
         a = a.astype(_WIDEN[a.dtype.kind])
