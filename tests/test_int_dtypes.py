@@ -93,6 +93,12 @@ def test_from_numpy_shares_and_keeps_dtype(dt):
     assert same(lambda lib, x: lib.tensor(x), a)[0] == dt
 
 
+@pytest.mark.parametrize("dt", INTS)
+def test_numpy_scalars_keep_their_dtype(dt):
+    for data in (np.dtype(dt).type(3), [np.dtype(dt).type(3)], np.array(3, dt), [[1, 2]]):
+        same(lambda lib: lib.tensor(data))
+
+
 @pytest.mark.parametrize("bad", ["uint16", "uint32", "float16", "complex64"])
 def test_unsupported_numpy_dtype_is_refused_by_name(bad):
     with pytest.raises(ValueError, match=rf"from_numpy: dtype {bad} is not supported \(expected float32, .*uint8"):
@@ -447,3 +453,22 @@ def test_float_functions_of_integers_give_the_default_float(dt, fn):
     with np.errstate(all="ignore"):
         same(lambda lib, x: getattr(x, fn)(), a)
         same(lambda lib, x: getattr(lib, fn)(x), a)
+
+
+@pytest.mark.parametrize("dt", INTS)
+@pytest.mark.parametrize("p", [0, 1, 2, 3, 7, 300, -1])
+def test_integer_powers_wrap_like_torch(dt, p):
+    a = _sample(dt, seed=17)
+    same(lambda lib, x: x ** p, a)
+    same(lambda lib, x: lib.pow(x, p), a)
+
+
+def test_numpy_ufunc_bool_result_is_uint8_like_torch():
+    a = np.array([1.0, -2.0, np.nan], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # torch's __array_wrap__ signature
+        want = np.greater(torch.from_numpy(a), 0)
+    got = np.greater(lamina.tensor(a), 0)
+    assert isinstance(got, lamina.Tensor) and str(want.dtype) == "torch.uint8" and got.dtype == lamina.uint8
+    assert got.tolist() == want.tolist() == [1, 0, 0]
+    assert np.exp(lamina.tensor(a)).dtype == lamina.float32

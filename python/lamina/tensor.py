@@ -633,8 +633,8 @@ def _as_array(data, dtype):
             return arr
         return arr.astype(_default_dtype if not isinstance(data, np.ndarray) else float32)
     if k in "iu":
-        if isinstance(data, np.ndarray) and arr.dtype in _INTS:
-            return arr      # a NumPy array keeps its integer dtype, as in PyTorch
+        if arr.dtype in _INTS:
+            return arr      # NumPy arrays and scalars keep their integer dtype, as in PyTorch
         if k == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
             raise OverflowError(f"data: value {arr.max()} does not fit in int64, the integer dtype "
                                 "lamina tensors hold")
@@ -800,9 +800,10 @@ class Tensor:
     def __array_wrap__(self, array, context=None, return_scalar=False):
         # A NumPy ufunc on a Tensor (np.exp(t), np.add(t, 1)) returns a Tensor over the result, as
         # PyTorch's __array_wrap__ does (0-d results too). NumPy read the input through __array__,
-        # so a tensor that requires grad was refused there. A bool result stays bool here (PyTorch
-        # turns it into uint8, a dtype lamina does not have).
-        return Tensor._wrap(np.asarray(array))
+        # so a tensor that requires grad was refused there. A bool result becomes uint8, as
+        # PyTorch's __array_wrap__ makes it (np.isnan(t) is a uint8 tensor there too).
+        array = np.asarray(array)
+        return Tensor._wrap(array.astype(uint8) if array.dtype == bool_ else array)
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """A DLPack capsule over this tensor's memory (DLPack 1.0 when max_version >= (1, 0))."""
@@ -1027,6 +1028,8 @@ class Tensor:
         if isinstance(p, (float, np.floating)) and self._data.dtype.kind != "f":
             x = _api.Cast.apply(self, _default_dtype)  # int ** 0.5 is a float, as in PyTorch
         if isinstance(p, (int, np.integer)) and not isinstance(p, bool) and x._data.dtype.kind != "f":
+            if x._data.dtype.kind in "iu":   # PyTorch converts the exponent into the dtype, checked
+                check_int_range(int(p), int(p), x._data.dtype, "exponent")
             return _api.Pow.apply(x, int(p))  # int ** int stays an integer
         return _api.Pow.apply(x, float(p))
 

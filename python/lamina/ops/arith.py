@@ -243,8 +243,10 @@ class Pow(Function):
     def forward(ctx, x, p):
         ctx.save_for_backward(x)
         ctx.p = p
-        y = np.power(x, x.dtype.type(p)) if x.dtype in FLOATS else np.power(x, p)
-        return y
+        if x.dtype in FLOATS:
+            return np.power(x, x.dtype.type(p))
+        # integers: in int64, then back (wrapping mod 2**bits like PyTorch's uint8 ** 300)
+        return np.power(x, np.int64(p)).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, dy):
