@@ -120,6 +120,54 @@ void lane_scatter_code(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, 
     for (int64_t j = 0; j < n; ++j) dst[l * stride + j] = src[j * X<T>::W + l];
 }
 
+// Row Winograd F(4, 5) with the points 0, +-1, +-2, +-1/2 and infinity (conv_direct_lane.h
+// derives it): per tile of 8 input columns d, v = B^T d with B^T's rows scaled to these small
+// coefficients (the weight transform carries the inverse scales); paired rows share terms.
+template <template <class> class X, class T>
+void lane_wino_in(const T* __restrict x, int64_t ntiles, T* __restrict v, int64_t ldv) {
+  constexpr int W = X<T>::W;
+  for (int64_t j = 0; j < ntiles; ++j) {
+    const T* d = x + 4 * j * W;
+    T* o = v + j * W;
+#pragma GCC unroll 1
+    for (int l = 0; l < W; ++l) {
+      const T d0 = d[l], d1 = d[W + l], d2 = d[2 * W + l], d3 = d[3 * W + l];
+      const T d4 = d[4 * W + l], d5 = d[5 * W + l], d6 = d[6 * W + l], d7 = d[7 * W + l];
+      o[l] = (d0 - d6) + T(5.25) * (d4 - d2);
+      o[7 * ldv + l] = (d7 - d1) + T(5.25) * (d3 - d5);
+      T p = (d2 + d6) - T(4.25) * d4, q = (d1 + d5) - T(4.25) * d3;
+      o[ldv + l] = q + p;
+      o[2 * ldv + l] = q - p;
+      p = T(0.5) * d2 - T(2.5) * d4 + T(2) * d6;
+      q = d1 - T(5) * d3 + T(4) * d5;
+      o[3 * ldv + l] = q + p;
+      o[4 * ldv + l] = q - p;
+      p = T(2) * d2 - T(2.5) * d4 + T(0.5) * d6;
+      q = d1 - T(1.25) * d3 + T(0.25) * d5;
+      o[5 * ldv + l] = q + p;
+      o[6 * ldv + l] = q - p;
+    }
+  }
+}
+// y = A^T m + bias, A^T's rows (1 1 1 1 1 1 1 0), (0 1 -1 2 -2 1/2 -1/2 0),
+// (0 1 1 4 4 1/4 1/4 0), (0 1 -1 8 -8 1/8 -1/8 1); the first nout of the 4 outputs stored.
+template <template <class> class X, class T>
+void lane_wino_out(const T* __restrict m, int64_t lde, T bias, int64_t nout, T* __restrict y) {
+  constexpr int W = X<T>::W;
+  alignas(64) T out[4][W];
+  for (int l = 0; l < W; ++l) {
+    const T s12 = m[lde + l] + m[2 * lde + l], d12 = m[lde + l] - m[2 * lde + l];
+    const T s34 = m[3 * lde + l] + m[4 * lde + l], d34 = m[3 * lde + l] - m[4 * lde + l];
+    const T s56 = m[5 * lde + l] + m[6 * lde + l], d56 = m[5 * lde + l] - m[6 * lde + l];
+    out[0][l] = m[l] + s12 + s34 + s56 + bias;
+    out[1][l] = d12 + T(2) * d34 + T(0.5) * d56 + bias;
+    out[2][l] = s12 + T(4) * s34 + T(0.25) * s56 + bias;
+    out[3][l] = d12 + T(8) * d34 + T(0.125) * d56 + m[7 * lde + l] + bias;
+  }
+  for (int64_t i = 0; i < nout; ++i)
+    for (int l = 0; l < W; ++l) y[i * W + l] = out[i][l];
+}
+
 // The lane kernels of one channel block KB for V = 1 .. VMAX (a row's last, narrower tiles).
 template <template <class> class X, class T, int KB, int VMAX>
 void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
@@ -130,6 +178,8 @@ void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
   lk->scatter = lane_scatter<X, T>;
   lk->relu_pool2 = lane_relu_pool2<X, T>;
   lk->scatter_code = lane_scatter_code<X, T>;
+  lk->wino_in = lane_wino_in<X, T>;
+  lk->wino_out = lane_wino_out<X, T>;
   lk->by_v[1] = lane_block<X, T, KB, 1>;
   if constexpr (VMAX >= 2) lk->by_v[2] = lane_block<X, T, KB, 2>;
   if constexpr (VMAX >= 3) lk->by_v[3] = lane_block<X, T, KB, 3>;
