@@ -30,6 +30,9 @@ template <> struct Z<float> {
   static void storeu(float* p, R x) { _mm512_storeu_ps(p, x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R set1(float v) { return _mm512_set1_ps(v); }
   static R load(const float* p) { return _mm512_load_ps(p); }
   static void store(float* p, R x) { _mm512_store_ps(p, x); }
   // Lanes l < nl: p[l * stride] (zero past nl); stride * 15 fits int32 (the caller checks).
@@ -66,6 +69,9 @@ template <> struct Z<double> {
   static void storeu(double* p, R x) { _mm512_storeu_pd(p, x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  static R set1(double v) { return _mm512_set1_pd(v); }
   static R load(const double* p) { return _mm512_load_pd(p); }
   static void store(double* p, R x) { _mm512_store_pd(p, x); }
   static __m256i index(int64_t stride) {
