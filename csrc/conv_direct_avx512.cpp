@@ -113,6 +113,19 @@ void scatter_f32(const float* src, int64_t n, int64_t nl, float* dst, int64_t st
   }
 }
 
+// lane_gather for f32 by the same transposes: each image's row is one masked contiguous load
+// (vgatherdps took 30 cycles a vector on Zen 4, 17% of the row-Winograd C3 forward).
+void gather_f32(const float* src, int64_t stride, int64_t n, int64_t nl, float* dst) {
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const int64_t m = n - j0 < 16 ? n - j0 : 16;
+    const __mmask16 keep = static_cast<__mmask16>((1u << m) - 1);
+    __m512 r[16];
+    for (int64_t l = 0; l < 16; ++l) r[l] = l < nl ? _mm512_maskz_loadu_ps(keep, src + l * stride + j0) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int64_t j = 0; j < m; ++j) _mm512_store_ps(dst + (j0 + j) * 16, r[j]);
+  }
+}
+
 // The same for the fused block's one-byte codes, widened to 32 bits for the transpose.
 void scatter_code_f32(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, int64_t stride) {
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
@@ -146,6 +159,7 @@ void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk) {
   else if (K % 8 == 0 || K > 4) fill_lane_kernels<Z, T, 8, 3>(lk);
   else fill_lane_kernels<Z, T, 4, 6>(lk);
   if constexpr (std::is_same_v<T, float>) {
+    lk->gather = gather_f32;
     lk->scatter = scatter_f32;
     lk->scatter_code = scatter_code_f32;
   }
