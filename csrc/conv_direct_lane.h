@@ -53,8 +53,9 @@ inline thread_local AlignedBuffer tl_lane_m;
 // Row Winograd F(4, 5) on the lanes: each output row is the sum over (c, kh) of 1-D
 // correlations of input row oh + kh with the filter row w[k][c][kh][:], and each 1-D
 // correlation of 4 outputs is A^T [(G g) .* (B^T d)] over 8 inputs d: 8 multiplies per 4
-// outputs instead of 20 (1-D: about twice the error of the taps' sums, where 2-D F(4x4, 5x5)
-// or 1-D F(5, 5) are 10x worse). Points 0, +-1, +-2, +-1/2, infinity:
+// outputs instead of 20. Float32 error in a C3-like sum (numpy model): about twice the taps'
+// (F(2, 5) 1.6x; F(5, 5) and F(6, 5) with +-3 as the extra points 17x and 32x, so not those).
+// Points 0, +-1, +-2, +-1/2, infinity:
 //   B^T (rows scaled by 1, -9/2, 9/2, 180, -180, 45/64, -45/64, 1; G's by the inverses):
 //     1 0 -21/4 0 21/4 0 -1 0 | 0 1 1 -17/4 -17/4 1 1 0 | 0 1 -1 -17/4 17/4 1 -1 0 |
 //     0 1 1/2 -5 -5/2 4 2 0 | 0 1 -1/2 -5 5/2 4 -2 0 | 0 1 2 -5/4 -5/2 1/4 1/2 0 |

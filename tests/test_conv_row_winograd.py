@@ -48,8 +48,9 @@ def test_row_winograd_forward_matches_torch(case, dtype, restore_conv_settings):
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(y_nobias, _torch_conv(x, w, None, pad), rtol=tol, atol=tol)
     np.testing.assert_allclose(taps, ref, rtol=tol, atol=tol)
-    # the transform's rounding differs from the taps': the forced path did run
-    assert not np.array_equal(y, taps)
+    if _C.isa() != "portable":   # (the portable build has no lane kernels: taps alone)
+        # the transform's rounding differs from the taps': the forced path did run
+        assert not np.array_equal(y, taps)
 
 
 def test_row_winograd_error_is_near_the_taps(restore_conv_settings):
