@@ -90,10 +90,11 @@ std::atomic<int> g_row_winograd{0};
 void conv_direct_set_row_winograd(int mode) { g_row_winograd.store(mode); }
 
 namespace conv_direct_detail {
-// Measured on Zen 4 (AMD EPYC, AVX-512 on 256-bit units), 1 thread, against the lane taps on
-// the same build: C3 6 -> 16 14x14 5x5 f32 N=256 FIGURE. Only there: on an AVX-512 Xeon (two
-// full 512-bit FMA units, so the transforms' adds weigh more) and on AVX2 hosts it is not
-// measured, so they keep the taps.
+// Measured on Zen 4 (AMD EPYC, AVX-512 on 256-bit units), 1 thread, thread CPU time, against
+// the lane taps on the same build: C3 6 -> 16 14x14 5x5 f32 N=64 299 -> 195 us, N=256 1237 ->
+// 777 us (the lane kernel runs at the FMA peak either way; 115k instead of 240k FMAs per 16
+// images). Only there: on AVX-512 Xeons (full-width FMA units, so the transforms weigh more)
+// and AVX2 hosts it is unmeasured, so they keep the taps (vendor check below).
 bool lane_winograd_preferred(const ConvParams& p) {
   if (p.KW != 5 || !conv_direct_applicable(p)) return false;
   const int mode = g_row_winograd.load();
