@@ -10,6 +10,7 @@
 #include "conv_direct_lane.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -83,6 +84,28 @@ bool conv_direct_preferred(const ConvParams& p) {
   return p.C <= 16 && p.K <= 32 && p.KH * p.KW >= 9 && 2 * p.OW() >= Wp;
 }
 
+namespace {
+std::atomic<int> g_row_winograd{0};
+}
+void conv_direct_set_row_winograd(int mode) { g_row_winograd.store(mode); }
+
+namespace conv_direct_detail {
+// Measured on Zen 4 (AMD EPYC, AVX-512 on 256-bit units), 1 thread, thread CPU time, against
+// the lane taps on the same build: C3 6 -> 16 14x14 5x5 f32 N=64 299 -> 195 us, N=256 1237 ->
+// 777 us (the lane kernel runs at the FMA peak either way; 115k instead of 240k FMAs per 16
+// images). Only there: on AVX-512 Xeons (full-width FMA units, so the transforms weigh more)
+// and AVX2 hosts it is unmeasured, so they keep the taps (vendor check below).
+bool lane_winograd_preferred(const ConvParams& p) {
+  if (p.KW != 5 || !conv_direct_applicable(p)) return false;
+  const int mode = g_row_winograd.load();
+  if (mode != 0) return mode == 1;
+  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return false;
+  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return false;
+  // Enough (c, kh) taps to feed the lane kernel (C1's 5 do not), rows of at least 2 tiles.
+  return p.C * p.KH >= 16 && p.OW() >= 8;
+}
+}  // namespace conv_direct_detail
+
 // The batch-lane path (conv_direct_lane.h) for batches that fill the lanes: y scattered back
 // from each group's rows, then the activation per plane.
 template <class T>
@@ -91,7 +114,9 @@ bool lane_direct_forward(const ConvParams& p, const T* x, const T* w, const T* b
   // Measured (AVX-512 Xeon, 1 thread, N = 256, CPU time): C3 (150 taps) 1.41 -> 1.06 ms on
   // lanes, but C1 (25 taps) 0.76 -> 1.5 ms: the transposes in and out cost about as much as
   // 60 taps. AVX2 has no scatter instruction (unmeasured there): wide rows.
-  if (p.C * p.KH * p.KW < 64 || active_isa() < Isa::avx512) return false;
+  // Row Winograd (lane_winograd_preferred) runs on the lanes alone.
+  if (!conv_direct_detail::lane_winograd_preferred(p) && (p.C * p.KH * p.KW < 64 || active_isa() < Isa::avx512))
+    return false;
   const bool has_act = act != Act::identity;
   const Activation kind = act == Act::relu ? Activation::relu
                           : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;

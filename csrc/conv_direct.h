@@ -58,7 +58,15 @@ struct LaneKernels {
   // ReLU + 2x2/2 max pool of lane rows r0, r1 -> pooled, code (PW, lanes) (conv_block.h's code).
   void (*relu_pool2)(const T* r0, const T* r1, int64_t PW, T* pooled, uint8_t* code) = nullptr;
   void (*scatter_code)(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, int64_t stride) = nullptr;
+  // Row Winograd F(4, 5) (conv_direct_lane.h): the ntiles 8-column tiles of one lane row
+  // (tile j reads columns 4j .. 4j+7) to the transform domain, v[e*ldv + j*lanes + l]; and one
+  // tile's 8 transformed sums m[e*lde + l] back to nout <= 4 outputs y[i*lanes + l], plus bias.
+  void (*wino_in)(const T* x, int64_t ntiles, T* v, int64_t ldv) = nullptr;
+  void (*wino_out)(const T* m, int64_t lde, T bias, int64_t nout, T* y) = nullptr;
 };
+// True when the lane driver runs p as row Winograd F(4, 5) (conv_direct_lane.h): the measured
+// rule, or the testing hook below.
+bool lane_winograd_preferred(const ConvParams& p);
 #if defined(LAMINA_X86)
 template <class T> void lane_kernels_avx512(int64_t K, LaneKernels<T>* lk);
 template <class T> void lane_kernels_avx2(int64_t K, LaneKernels<T>* lk);
@@ -69,5 +77,9 @@ template <class T> DirectKernel<T> direct_kernel_avx512(int64_t K, DirectShape* 
 template <class T> DirectKernel<T> direct_kernel_avx2(int64_t K, DirectShape* shape);
 #endif
 }  // namespace conv_direct_detail
+
+// Testing hook for the row Winograd lane path: 0 = the measured rule, 1 = wherever it applies
+// (5-wide filters on the lane path), 2 = never.
+void conv_direct_set_row_winograd(int mode);
 
 }  // namespace lamina

@@ -19,6 +19,9 @@ template <> struct Y<float> {
   static void storeu(float* p, R x) { _mm256_storeu_ps(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R set1(float v) { return _mm256_set1_ps(v); }
   static R load(const float* p) { return _mm256_load_ps(p); }
   static void store(float* p, R x) { _mm256_store_ps(p, x); }
   // Lanes l < nl: p[l * stride] (zero past nl); stride * 7 fits int32 (the caller checks).
@@ -58,6 +61,9 @@ template <> struct Y<double> {
   static void storeu(double* p, R x) { _mm256_storeu_pd(p, x); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  static R set1(double v) { return _mm256_set1_pd(v); }
   static R load(const double* p) { return _mm256_load_pd(p); }
   static void store(double* p, R x) { _mm256_store_pd(p, x); }
   static R gather(const double* p, int64_t stride, int nl) {

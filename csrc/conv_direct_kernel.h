@@ -120,6 +120,56 @@ void lane_scatter_code(const uint8_t* src, int64_t n, int64_t nl, uint8_t* dst, 
     for (int64_t j = 0; j < n; ++j) dst[l * stride + j] = src[j * X<T>::W + l];
 }
 
+// Row Winograd F(4, 5) with the points 0, +-1, +-2, +-1/2 and infinity (conv_direct_lane.h
+// derives it): per tile of 8 input columns d, v = B^T d with B^T's rows scaled to these small
+// coefficients (the weight transform carries the inverse scales); paired rows share terms.
+template <template <class> class X, class T>
+void lane_wino_in(const T* x, int64_t ntiles, T* v, int64_t ldv) {
+  using R = typename X<T>::R;
+  constexpr int W = X<T>::W;
+  const R c5_25 = X<T>::set1(T(5.25)), c4_25 = X<T>::set1(T(4.25)), c0_5 = X<T>::set1(T(0.5));
+  const R c2_5 = X<T>::set1(T(2.5)), c2 = X<T>::set1(T(2)), c5 = X<T>::set1(T(5)), c4 = X<T>::set1(T(4));
+  const R c1_25 = X<T>::set1(T(1.25)), c0_25 = X<T>::set1(T(0.25));
+  for (int64_t j = 0; j < ntiles; ++j) {
+    const T* d = x + 4 * j * W;
+    T* o = v + j * W;
+    const R d0 = X<T>::load(d), d1 = X<T>::load(d + W), d2 = X<T>::load(d + 2 * W), d3 = X<T>::load(d + 3 * W);
+    const R d4 = X<T>::load(d + 4 * W), d5 = X<T>::load(d + 5 * W), d6 = X<T>::load(d + 6 * W), d7 = X<T>::load(d + 7 * W);
+    X<T>::store(o, X<T>::fma(c5_25, X<T>::sub(d4, d2), X<T>::sub(d0, d6)));
+    X<T>::store(o + 7 * ldv, X<T>::fma(c5_25, X<T>::sub(d3, d5), X<T>::sub(d7, d1)));
+    R p = X<T>::sub(X<T>::add(d2, d6), X<T>::mul(c4_25, d4));
+    R q = X<T>::sub(X<T>::add(d1, d5), X<T>::mul(c4_25, d3));
+    X<T>::store(o + ldv, X<T>::add(q, p));
+    X<T>::store(o + 2 * ldv, X<T>::sub(q, p));
+    p = X<T>::fma(c2, d6, X<T>::sub(X<T>::mul(c0_5, d2), X<T>::mul(c2_5, d4)));
+    q = X<T>::fma(c4, d5, X<T>::sub(d1, X<T>::mul(c5, d3)));
+    X<T>::store(o + 3 * ldv, X<T>::add(q, p));
+    X<T>::store(o + 4 * ldv, X<T>::sub(q, p));
+    p = X<T>::fma(c0_5, d6, X<T>::sub(X<T>::mul(c2, d2), X<T>::mul(c2_5, d4)));
+    q = X<T>::fma(c0_25, d5, X<T>::sub(d1, X<T>::mul(c1_25, d3)));
+    X<T>::store(o + 5 * ldv, X<T>::add(q, p));
+    X<T>::store(o + 6 * ldv, X<T>::sub(q, p));
+  }
+}
+// y = A^T m + bias, A^T's rows (1 1 1 1 1 1 1 0), (0 1 -1 2 -2 1/2 -1/2 0),
+// (0 1 1 4 4 1/4 1/4 0), (0 1 -1 8 -8 1/8 -1/8 1); the first nout of the 4 outputs stored.
+template <template <class> class X, class T>
+void lane_wino_out(const T* m, int64_t lde, T bias, int64_t nout, T* y) {
+  using R = typename X<T>::R;
+  constexpr int W = X<T>::W;
+  const R m1 = X<T>::load(m + lde), m2 = X<T>::load(m + 2 * lde), m3 = X<T>::load(m + 3 * lde);
+  const R m4 = X<T>::load(m + 4 * lde), m5 = X<T>::load(m + 5 * lde), m6 = X<T>::load(m + 6 * lde);
+  const R s12 = X<T>::add(m1, m2), d12 = X<T>::sub(m1, m2), s34 = X<T>::add(m3, m4), d34 = X<T>::sub(m3, m4);
+  const R s56 = X<T>::add(m5, m6), d56 = X<T>::sub(m5, m6), bv = X<T>::set1(bias);
+  R out[4];
+  out[0] = X<T>::add(X<T>::add(X<T>::add(X<T>::load(m), s12), X<T>::add(s34, s56)), bv);
+  out[1] = X<T>::add(X<T>::fma(X<T>::set1(T(0.5)), d56, X<T>::fma(X<T>::set1(T(2)), d34, d12)), bv);
+  out[2] = X<T>::add(X<T>::fma(X<T>::set1(T(0.25)), s56, X<T>::fma(X<T>::set1(T(4)), s34, s12)), bv);
+  out[3] = X<T>::add(X<T>::add(X<T>::fma(X<T>::set1(T(0.125)), d56, X<T>::fma(X<T>::set1(T(8)), d34, d12)),
+                               X<T>::load(m + 7 * lde)), bv);
+  for (int64_t i = 0; i < nout; ++i) X<T>::store(y + i * W, out[i]);
+}
+
 // The lane kernels of one channel block KB for V = 1 .. VMAX (a row's last, narrower tiles).
 template <template <class> class X, class T, int KB, int VMAX>
 void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
@@ -130,6 +180,8 @@ void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
   lk->scatter = lane_scatter<X, T>;
   lk->relu_pool2 = lane_relu_pool2<X, T>;
   lk->scatter_code = lane_scatter_code<X, T>;
+  lk->wino_in = lane_wino_in<X, T>;
+  lk->wino_out = lane_wino_out<X, T>;
   lk->by_v[1] = lane_block<X, T, KB, 1>;
   if constexpr (VMAX >= 2) lk->by_v[2] = lane_block<X, T, KB, 2>;
   if constexpr (VMAX >= 3) lk->by_v[3] = lane_block<X, T, KB, 3>;

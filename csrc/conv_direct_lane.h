@@ -47,6 +47,93 @@ int64_t lane_width() {
 
 inline thread_local AlignedBuffer tl_lane_xt;
 inline thread_local AlignedBuffer tl_lane_yr;
+inline thread_local AlignedBuffer tl_lane_v;
+inline thread_local AlignedBuffer tl_lane_m;
+
+// Row Winograd F(4, 5) on the lanes: each output row is the sum over (c, kh) of 1-D
+// correlations of input row oh + kh with the filter row w[k][c][kh][:], and each 1-D
+// correlation of 4 outputs is A^T [(G g) .* (B^T d)] over 8 inputs d: 8 multiplies per 4
+// outputs instead of 20. Float32 error in a C3-like sum (numpy model): about twice the taps'
+// (F(2, 5) 1.6x; F(5, 5) and F(6, 5) with +-3 as the extra points 17x and 32x, so not those).
+// Points 0, +-1, +-2, +-1/2, infinity:
+//   B^T (rows scaled by 1, -9/2, 9/2, 180, -180, 45/64, -45/64, 1; G's by the inverses):
+//     1 0 -21/4 0 21/4 0 -1 0 | 0 1 1 -17/4 -17/4 1 1 0 | 0 1 -1 -17/4 17/4 1 -1 0 |
+//     0 1 1/2 -5 -5/2 4 2 0 | 0 1 -1/2 -5 5/2 4 -2 0 | 0 1 2 -5/4 -5/2 1/4 1/2 0 |
+//     0 1 -2 -5/4 5/2 1/4 -1/2 0 | 0 -1 0 21/4 0 -21/4 0 1
+//   G (8 x 5) in kWinoG below; A^T in lane_wino_out (conv_direct_kernel.h).
+// The sum over (c, kh) runs in the transform domain on the lane kernels themselves, with the
+// C*KH (c, kh) pairs as taps and the (output row, tile) positions as pixels:
+//   V (8, C, Hp, ntiles, L) = B^T of every tile of every input row
+//   M[e] (KB, positions)    = lane kernel over taps t = (c, kh): U[e][t] . V[e][c][oh + kh][j]
+//   yr rows                 = A^T M + bias, in the groups of `rows` output rows done() takes.
+inline constexpr double kWinoG[8][5] = {
+    {1, 0, 0, 0, 0},
+    {-2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9, -2.0 / 9},
+    {2.0 / 9, -2.0 / 9, 2.0 / 9, -2.0 / 9, 2.0 / 9},
+    {1.0 / 180, 1.0 / 90, 1.0 / 45, 2.0 / 45, 4.0 / 45},
+    {-1.0 / 180, 1.0 / 90, -1.0 / 45, 2.0 / 45, -4.0 / 45},
+    {64.0 / 45, 32.0 / 45, 16.0 / 45, 8.0 / 45, 4.0 / 45},
+    {-64.0 / 45, 32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45},
+    {0, 0, 0, 0, 1}};
+
+template <class T, class Done>
+void lane_winograd_forward(const ConvParams& p, const T* x, const T* w, const T* b, int64_t rows,
+                           const LaneKernels<T>& lk, Done&& done) {
+  const int64_t C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, L = lk.lanes, KB = lk.kb;
+  const int64_t OH = p.OH(), OW = p.OW(), Hp = H + 2 * p.pad_h;
+  const int64_t ntiles = (OW + 3) / 4, Wx = 4 * ntiles + 4;   // the last tile reads 8 columns
+  const int64_t taps = C * KH, nblk = (K + KB - 1) / KB, nbb = (p.N + L - 1) / L;
+  const int64_t npos = OH * ntiles, ngroups = (OH + rows - 1) / rows, ldv = C * Hp * ntiles * L;
+  const int64_t vmax = lk.vmax;
+  std::vector<int64_t> off(static_cast<size_t>(taps));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t kh = 0; kh < KH; ++kh) off[size_t(c * KH + kh)] = (c * Hp + kh) * ntiles * L;
+  // U[blk][e][t][kb] = (G g)[e] for g = w[blk*KB + kb][c][kh][:], zero for padding channels.
+  std::vector<T> U(static_cast<size_t>(nblk * 8 * taps * KB), T(0)), bias(static_cast<size_t>(nblk * KB), T(0));
+  const std::vector<T> zeros(static_cast<size_t>(KB), T(0));
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t t = 0; t < taps; ++t) {
+      const T* g = w + (k * taps + t) * 5;
+      for (int e = 0; e < 8; ++e) {
+        double u = 0;
+        for (int i = 0; i < 5; ++i) u += kWinoG[e][i] * double(g[i]);
+        U[size_t((((k / KB) * 8 + e) * taps + t) * KB + k % KB)] = T(u);
+      }
+    }
+    if (b) bias[size_t(k)] = b[k];
+  }
+  const double flops = 2.0 * double(K) * double(taps * 5) * double(OH * OW) * double(p.N);
+  parallel_tasks(nbb, team_size(flops, 2e5), [&](int64_t bb) {
+    const int64_t n0 = bb * L, nl = std::min(L, p.N - n0);
+    T* xt = tl_lane_xt.elems<T>(C * Hp * Wx * L);   // (C, Hp, Wx, L), zero past the image
+    std::memset(xt, 0, sizeof(T) * size_t(C * Hp * Wx * L));
+    const T* xn0 = x + n0 * C * H * W;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t h = 0; h < H; ++h)
+        lk.gather(xn0 + (c * H + h) * W, C * H * W, W, nl, xt + ((c * Hp + h + p.pad_h) * Wx + p.pad_w) * L);
+    T* V = tl_lane_v.elems<T>(8 * ldv);
+    for (int64_t r = 0; r < C * Hp; ++r) lk.wino_in(xt + r * Wx * L, ntiles, V + r * ntiles * L, ldv);
+    T* yr = tl_lane_yr.elems<T>(ngroups * KB * rows * OW * L);   // (ngroups, KB, rows, OW, L)
+    T* M = tl_lane_m.elems<T>(8 * KB * vmax * L);                 // (8, KB, vmax, L)
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+      const int64_t kn = std::min<int64_t>(KB, K - blk * KB);
+      for (int64_t p0 = 0; p0 < npos; p0 += vmax) {
+        const int64_t v = std::min(vmax, npos - p0);
+        for (int e = 0; e < 8; ++e)
+          lk.by_v[v](V + e * ldv + p0 * L, off.data(), taps, U.data() + (blk * 8 + e) * taps * KB, zeros.data(),
+                     M + e * KB * vmax * L, vmax * L);
+        for (int64_t i = 0; i < v; ++i) {
+          const int64_t oh = (p0 + i) / ntiles, ow0 = 4 * ((p0 + i) % ntiles), g = oh / rows, r = oh % rows;
+          for (int64_t kb = 0; kb < kn; ++kb)
+            lk.wino_out(M + (kb * vmax + i) * L, KB * vmax * L, bias[size_t(blk * KB + kb)], std::min<int64_t>(4, OW - ow0),
+                        yr + (((g * KB + kb) * rows + r) * OW + ow0) * L);
+        }
+      }
+      for (int64_t g = 0; g < ngroups; ++g)
+        done(LaneTile{n0, nl, blk * KB, kn, g * rows, std::min(rows, OH - g * rows)}, yr + g * KB * rows * OW * L, lk);
+    }
+  });
+}
 
 // Runs the lane convolution of p (stride 1, dilation 1, groups 1) over the batch, calling
 // done(tile, yr, lk) for every group of rows; yr[((kb * rows + r) * OW + ow) * lanes + l]
@@ -60,6 +147,10 @@ bool lane_forward(const ConvParams& p, const T* x, const T* w, const T* b, int64
   // int32 gather/scatter offsets: lanes-1 images apart in x and in y.
   const int64_t img = std::max(p.C * p.H * p.W, p.K * p.OH() * p.OW());
   if (img > INT32_MAX / lk.lanes || p.N < lk.lanes || !conv_direct_applicable(p)) return false;
+  if (lane_winograd_preferred(p)) {
+    lane_winograd_forward<T>(p, x, w, b, rows, lk, done);
+    return true;
+  }
   const int64_t C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW, L = lk.lanes, KB = lk.kb;
   const int64_t OH = p.OH(), OW = p.OW(), Hp = H + 2 * p.pad_h, Wp = W + 2 * p.pad_w;
   const int64_t ntaps = C * KH * KW, nblk = (K + KB - 1) / KB, nbb = (p.N + L - 1) / L;

@@ -82,6 +82,7 @@ def restore_conv_settings():
     n0 = _C.get_num_threads()
     yield
     _C._conv_set_algo("auto")
+    _C._conv_set_row_winograd("auto")
     _C.set_num_threads(n0)
 
 

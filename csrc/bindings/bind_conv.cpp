@@ -11,6 +11,7 @@
 #include "window_params.h"
 #include "conv.h"
 #include "conv_block.h"
+#include "conv_direct.h"
 
 namespace py = pybind11;
 using namespace lamina_py;
@@ -205,6 +206,14 @@ void bind_conv(py::module_& m) {
         "Testing hook: force the convolution path ('winograd' = F(2x2, 3x3), 'winograd4' = F(4x4, 3x3), "
         "'direct' only where the shape allows it; the others fall back to im2col); 'auto' picks by the "
         "measured rules.");
+  m.def("_conv_set_row_winograd", [](const std::string& mode) {
+    if (mode == "auto") lamina::conv_direct_set_row_winograd(0);
+    else if (mode == "on") lamina::conv_direct_set_row_winograd(1);
+    else if (mode == "off") lamina::conv_direct_set_row_winograd(2);
+    else value_error("mode: expected 'auto', 'on' or 'off', got '", mode, "'");
+  }, py::arg("mode"),
+        "Testing hook: the lane path's row Winograd F(4, 5) for 5-wide filters ('on' wherever it applies, "
+        "'off' never, 'auto' the measured rule).");
   m.def("_conv_winograd4_set_chunk_bytes", [](int64_t bytes) { lamina::conv_winograd4_set_chunk_bytes(bytes); },
         py::arg("bytes"), "Tuning hook: the Winograd F(4x4) job's transformed-input budget (<= 0: default).");
 }
