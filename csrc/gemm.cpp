@@ -446,21 +446,25 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
 
 }  // namespace gemm_detail
 
-double fma_peak_gflops(double seconds) {
+double fma_peak_gflops(double seconds) { return fma_peak_gflops(seconds, active_isa()); }
+
+double fma_peak_gflops(double seconds, Isa isa) {
 #if defined(LAMINA_X86)
-  if (!cpu_supports_avx2_fma()) return 0.0;
+  if (!cpu_supports_avx2_fma() || isa < Isa::avx2) return 0.0;
+  if (isa == Isa::avx512 && !cpu_supports_avx512()) return 0.0;
   float sink = 0;
   double best = 0;
   const double t_end = team_detail::now_s() + seconds;
   do {  // ~1 ms runs: the fastest is the one no other process interrupted
     const double t0 = team_detail::now_s();
-    const double flops = active_isa() >= Isa::avx512 ? fma_peak_probe_avx512(50000, &sink)
+    const double flops = isa >= Isa::avx512 ? fma_peak_probe_avx512(50000, &sink)
                                                       : fma_peak_probe_avx2(100000, &sink);
     best = std::max(best, flops / (team_detail::now_s() - t0));
   } while (team_detail::now_s() < t_end);
   return best * 1e-9 + 0.0 * double(sink);
 #else
   (void)seconds;
+  (void)isa;
   return 0.0;
 #endif
 }

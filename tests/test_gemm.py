@@ -352,6 +352,49 @@ def test_cpu_info_reports_the_cpu():
         assert blk == _C.gemm_blocking(1024, 1024, 1024, dtype)
 
 
+def test_cpu_info_family_and_fma_width():
+    """The CPUID family / model match what the OS read, and the FMA flops per cycle the
+    benchmarks divide the measured peak by follow from them (Zen 4 runs zmm double-pumped)."""
+    import platform
+
+    info = _C.cpu_info()
+    per_cycle = info["fma_f32_flops_per_cycle"]
+    if info["isa"] == "portable":
+        assert per_cycle == 0
+    else:
+        assert per_cycle in (16, 32, 64)
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return
+    os_view = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("cpu family", "model") and key.strip() not in os_view:
+                    os_view[key.strip()] = int(value)
+    except (OSError, ValueError):
+        os_view = {}
+    if len(os_view) == 2:
+        assert (info["family"], info["model_number"]) == (os_view["cpu family"], os_view["model"])
+    zen4 = info["vendor"] == "AuthenticAMD" and info["family"] == 0x19
+    if info["isa"] == "avx512":
+        assert per_cycle == (32 if zen4 else 64)
+    elif info["isa"] == "avx2":
+        assert per_cycle in (16, 32)
+
+
+def test_fma_peak_probe_by_isa():
+    supported = {"avx2": _C.cpu_supports_avx2_fma(), "avx512": _C.cpu_supports_avx512()}
+    for isa in ("avx2", "avx512"):
+        rate = _C.fma_peak_gflops(0.01, isa)
+        if supported[isa]:
+            assert math.isfinite(rate) and 0.0 < rate < 1000.0, (isa, rate)
+        else:
+            assert rate == 0.0
+    with pytest.raises(ValueError, match=r"^isa: expected '', 'avx2' or 'avx512', got 'sse'"):
+        _C.fma_peak_gflops(0.01, "sse")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("k", [1, 255, 256, 257, 784, 4097])
 def test_gemm_blocking_is_consistent(dtype, k):
