@@ -365,6 +365,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   const bool aliased = (lda * int64_t(sizeof(T))) % 2048 == 0;
   p.packA = path_override().pack_a >= 0 ? path_override().pack_a != 0
             : (transA && !p.kern.trans_a_in_place) ? N > 2 * NR
+            : !transA && zen4_one_thread_a_in_place(nt) ? false
                                                    : (aliased || (K >= kPackAMinK && nt == 1)) && N > 4 * NR && M > MR;
 
   // Packing B costs a visible share of the math unless M is large (each B micro-panel then

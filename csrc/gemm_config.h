@@ -67,6 +67,16 @@ int64_t nc_block_for(int64_t kc, int NR);
 template <class T>
 bool use_k_blocks_outside(int64_t M, int64_t N, int64_t K, int64_t kc, int NR, int64_t mc,
                           bool packB, int nt);
+// Zen 4 (cpu_is_zen4) at one thread: a row-major A is read in place, never packed, and the K
+// blocks stay inside the tasks (use_k_blocks_outside is false). Its 32 KiB L1d cannot hold
+// the 32 KiB KC x NR micro-panel of B that the BLIS order keeps there, so both orders stream B
+// from L2 anyway, and packing A (a transposing copy, once per column block) is the cost left.
+// Measured f32 1 thread, thread CPU time, min of interleaved rounds, vs the old choice (A
+// packed, K blocks outside): 1024^3 86-87% -> 87-90% of the FMA peak, 1536^3 83-86 -> 90-92%,
+// 2048^3 83-87 -> 86-89%; 512^3 89 -> 93%; 1000^3 88 -> 89%; f64 1024^3 81 -> 85%. Intel
+// (2 MiB L2, 48 KiB L1d) keeps the measured choice below; two threads are unchanged (a
+// transposed copy per task there was not measured on this CPU).
+bool zen4_one_thread_a_in_place(int nt);
 // MC: the kernel's preferred rows per task (measured per tile), capped so the A block fits.
 template <class T>
 int64_t mc_for(const GemmKernel<T>& kern);
