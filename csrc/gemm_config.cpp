@@ -86,6 +86,11 @@ bool zen4_one_thread_a_in_place(int nt) {
   return nt == 1 && zen4 && active_isa() == Isa::avx512;
 }
 
+bool pack_b_by_rows() {
+  static const bool zen4 = cpu_is_zen4();
+  return zen4 && active_isa() == Isa::avx512;
+}
+
 template <class T>
 int64_t mc_for(const GemmKernel<T>& kern) {
   if (path_override().mc > 0) return path_override().mc;
