@@ -250,11 +250,23 @@ def under_load(reps):
 
 
 def peak_clock(peak, isa):
-    """The clock the measured FMA peak implies with two FMA pipes of the probe's vector width
-    (zmm on AVX-512: 2 x 16 lanes x 2 flops = 64 per cycle; ymm on AVX2: 32), beside the clock
-    /proc/cpuinfo reports (often the nominal one, below the turbo the probe runs at)."""
-    per_cycle = 64 if isa == "avx512" else 32
-    text = f"{per_cycle} flops/cycle (2 FMA pipes x {per_cycle // 4} f32 lanes x 2) at {peak / per_cycle:.2f} GHz"
+    """The clock the measured FMA peak implies, from the flops per cycle the CPU's vendor and
+    family give for the probe's vectors (cpu_info's fma_f32_flops_per_cycle, derived, not
+    measured: zmm 64 with two 512-bit FMA pipes, 32 on Zen 4, which runs zmm double-pumped on
+    two 256-bit pipes; ymm 32), beside the measured zmm / ymm ratio that checks it (~1:
+    double-pumped or one 512-bit pipe, ~2: two 512-bit pipes) and the clock /proc/cpuinfo
+    reports (often the nominal one, below the turbo the probe runs at)."""
+    info = _C.cpu_info() if hasattr(_C, "cpu_info") else {}
+    per_cycle = info.get("fma_f32_flops_per_cycle") or (64 if isa == "avx512" else 32)
+    width = {"avx512": "zmm", "avx2": "ymm"}.get(isa, isa)
+    text = (f"{per_cycle} f32 flops/cycle for {width} FMAs ({info.get('vendor', '?')} family"
+            f" {info.get('family', 0):#x} model {info.get('model_number', 0):#x}) at {peak / per_cycle:.2f} GHz")
+    if isa == "avx512":
+        try:
+            ymm = _C.fma_peak_gflops(0.2, "avx2")
+            text += f"; measured zmm/ymm {peak / ymm:.2f}" if ymm > 0 else ""
+        except TypeError:  # an older build without the isa argument
+            pass
     try:
         with open("/proc/cpuinfo") as f:
             mhz = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]

@@ -209,6 +209,13 @@ CpuInfo read_cpu_info() {
     while (*s == ' ') ++s;  // Intel pads the brand string on the left
     std::snprintf(info.model, sizeof(info.model), "%s", s);
   }
+  __cpuid(1, a, b, c, d);
+  {
+    const int base_family = int((a >> 8) & 0xF), base_model = int((a >> 4) & 0xF);
+    info.family = base_family == 0xF ? base_family + int((a >> 20) & 0xFF) : base_family;
+    info.model_number = base_family == 0xF || base_family == 0x6 ? (int((a >> 16) & 0xF) << 4) | base_model
+                                                                 : base_model;
+  }
   if (__get_cpuid_max(0, nullptr) >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
     info.amx_tile = d & (1u << 24);
@@ -239,6 +246,21 @@ CpuInfo read_cpu_info() {
 const CpuInfo& cpu_info() {
   static const CpuInfo info = read_cpu_info();  // thread-safe one-time init (C++11 statics)
   return info;
+}
+
+bool cpu_is_zen4() {
+  const CpuInfo& i = cpu_info();
+  return std::strcmp(i.vendor, "AuthenticAMD") == 0 && i.family == 0x19 && cpu_supports_avx512();
+}
+
+int fma_f32_flops_per_cycle(Isa isa) {
+  const CpuInfo& i = cpu_info();
+  const bool amd = std::strcmp(i.vendor, "AuthenticAMD") == 0;
+  switch (isa) {
+    case Isa::avx2: return amd && i.family == 0x17 && i.model_number < 0x30 ? 16 : 32;
+    case Isa::avx512: return amd && i.family == 0x19 ? 32 : 64;
+    default: return 0;
+  }
 }
 
 }  // namespace lamina

@@ -45,8 +45,20 @@ struct CpuInfo {
   char model[64] = {0};   // the brand string, e.g. "AMD EPYC 7B13 64-Core Processor"
   CpuCaches caches;
   bool amx_tile = false, avx512_bf16 = false;  // reported only (no kernel uses them yet)
+  int family = 0, model_number = 0;  // CPUID leaf 1 display family / model (0 off x86)
 };
 const CpuInfo& cpu_info();
+// AMD Zen 4 (AuthenticAMD, family 0x19, with AVX-512): its zmm instructions run double-pumped
+// on 256-bit units, so blocking and kernel choices that differ from Intel's AVX-512 are gated
+// on this.
+bool cpu_is_zen4();
+// Float32 flops per cycle of one core's FMA units at the vector width of `isa`, derived from
+// CPUID vendor / family (not measured): ymm 2 pipes x 8 lanes x 2 = 32 (Zen 1, family 0x17
+// below model 0x30, splits ymm in two: 16); zmm 64 with two 512-bit FMA pipes (Intel server
+// cores, Zen 5), 32 on Zen 4 (double-pumped 256-bit). Intel parts with one 512-bit FMA port
+// exist and CPUID does not say so: the benchmarks print the measured zmm / ymm ratio beside it.
+// 0 for the portable path.
+int fma_f32_flops_per_cycle(Isa isa);
 // The cache walk itself, exposed so tests can check it against the sysconf / sysfs view.
 CpuCaches cpu_caches_from_cpuid();
 

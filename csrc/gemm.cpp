@@ -365,6 +365,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   const bool aliased = (lda * int64_t(sizeof(T))) % 2048 == 0;
   p.packA = path_override().pack_a >= 0 ? path_override().pack_a != 0
             : (transA && !p.kern.trans_a_in_place) ? N > 2 * NR
+            : !transA && zen4_one_thread_a_in_place(nt) ? false
                                                    : (aliased || (K >= kPackAMinK && nt == 1)) && N > 4 * NR && M > MR;
 
   // Packing B costs a visible share of the math unless M is large (each B micro-panel then
@@ -390,19 +391,29 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     // repacking it, 878 -> 998 us, hence one row block only).
     q.packB_near = path_override().pack_b_near >= 0 ? path_override().pack_b_near != 0
                                                     : transB && g.tm == 1;
-    const int64_t ntasks = npanels + g.tm * g.tn;
+    // A row-major B packed whole: on CPUs where it pays (pack_b_by_rows), each pack task
+    // copies `group` panels reading B row by row (see pack_b_panels).
+    const bool by_rows = !transB && q.packB && !q.packB_near && pack_b_by_rows();
+    const int64_t group = by_rows ? std::max<int64_t>(1, kPackBRowBytes / (NR * int64_t(sizeof(T)))) : 1;
+    const int64_t npacks = ceil_div(npanels, group);
+    const int64_t ntasks = npacks + g.tm * g.tn;
     std::vector<std::atomic<int>> ready(static_cast<size_t>(npanels));
     for (auto& r : ready) r.store(0, std::memory_order_relaxed);
     const int team = static_cast<int>(std::min<int64_t>(nt, ntasks));
-    TaskShares packs(npanels, team), blocks(g.tm * g.tn, team);
+    TaskShares packs(npacks, team), blocks(g.tm * g.tn, team);
     auto worker = [&](int me) {
       // Every B panel is claimed before any C block, so a block waits only on packs in flight.
       for (int64_t t; (t = packs.claim(me)) >= 0;) {
-        // in-place B still packs its ragged last panel; near-packed B is packed by the tasks
-        if (!q.packB_near && (q.packB || ncols - t * NR < NR))
-          pack_b(transB, q.K, std::min<int64_t>(NR, ncols - t * NR), NR, q.b_at(0, jc + t * NR),
-                 ldb, Bp + t * q.K * NR);
-        ready[size_t(t)].store(1, std::memory_order_release);
+        const int64_t p0 = t * group, p1 = std::min(npanels, p0 + group);
+        const int64_t whole = by_rows ? std::clamp(ncols / NR, p0, p1) : p0;  // panels [p0, whole) by rows
+        if (whole > p0)
+          pack_b_panels(q.K, (whole - p0) * NR, NR, q.b_at(0, jc + p0 * NR), ldb, Bp + p0 * q.K * NR);
+        for (int64_t p = whole; p < p1; ++p)
+          // in-place B still packs its ragged last panel; near-packed B is packed by the tasks
+          if (!q.packB_near && (q.packB || ncols - p * NR < NR))
+            pack_b(transB, q.K, std::min<int64_t>(NR, ncols - p * NR), NR, q.b_at(0, jc + p * NR),
+                   ldb, Bp + p * q.K * NR);
+        for (int64_t p = p0; p < p1; ++p) ready[size_t(p)].store(1, std::memory_order_release);
       }
       for (int64_t u; (u = blocks.claim(me)) >= 0;) {
         const int64_t ti = u / g.tn, tj = u % g.tn;
@@ -446,21 +457,25 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
 
 }  // namespace gemm_detail
 
-double fma_peak_gflops(double seconds) {
+double fma_peak_gflops(double seconds) { return fma_peak_gflops(seconds, active_isa()); }
+
+double fma_peak_gflops(double seconds, Isa isa) {
 #if defined(LAMINA_X86)
-  if (!cpu_supports_avx2_fma()) return 0.0;
+  if (!cpu_supports_avx2_fma() || isa < Isa::avx2) return 0.0;
+  if (isa == Isa::avx512 && !cpu_supports_avx512()) return 0.0;
   float sink = 0;
   double best = 0;
   const double t_end = team_detail::now_s() + seconds;
   do {  // ~1 ms runs: the fastest is the one no other process interrupted
     const double t0 = team_detail::now_s();
-    const double flops = active_isa() >= Isa::avx512 ? fma_peak_probe_avx512(50000, &sink)
+    const double flops = isa >= Isa::avx512 ? fma_peak_probe_avx512(50000, &sink)
                                                       : fma_peak_probe_avx2(100000, &sink);
     best = std::max(best, flops / (team_detail::now_s() - t0));
   } while (team_detail::now_s() < t_end);
   return best * 1e-9 + 0.0 * double(sink);
 #else
   (void)seconds;
+  (void)isa;
   return 0.0;
 #endif
 }

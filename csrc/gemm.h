@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "cpu.h"
+
 namespace lamina {
 
 enum class Act : int { identity = 0, relu = 1, sigmoid = 2, tanh = 3 };
@@ -43,8 +45,11 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
 
 // This core's sustained float32 FMA rate in GFLOP/s (FMA chains of the active ISA's widest
 // vectors -- zmm on the AVX-512 path, ymm on AVX2 -- with no memory traffic; the best of short
-// runs over about `seconds`), the yardstick for "% of FMA peak". 0 without AVX2.
+// runs over about `seconds`), the yardstick for "% of FMA peak". 0 without AVX2. The second
+// form probes the given ISA's vectors instead (at most what the CPU supports, else 0): the ymm
+// rate beside the zmm one shows whether zmm FMAs are double-pumped.
 double fma_peak_gflops(double seconds);
+double fma_peak_gflops(double seconds, Isa isa);
 
 // ---- testing / tuning hooks (not needed for normal use) ----
 // Forces a GEMM path so tests cover every code path regardless of shape: pack_a = 1 always

@@ -76,9 +76,19 @@ template <class T>
 bool use_k_blocks_outside(int64_t M, int64_t N, int64_t K, int64_t kc, int NR, int64_t mc,
                           bool packB, int nt) {
   if (path_override().k_blocks_outside >= 0) return path_override().k_blocks_outside != 0;
-  if (nt > 1) return false;
+  if (nt > 1 || zen4_one_thread_a_in_place(nt)) return false;
   const double full_k_panel = double(K) * double(std::min<int64_t>(N, nc_for<T>(K, NR))) * double(sizeof(T));
   return packB && K > kc && M >= 4 * mc && full_k_panel > 2.0 * double(cache_blocking().b_block_bytes);
+}
+
+bool zen4_one_thread_a_in_place(int nt) {
+  static const bool zen4 = cpu_is_zen4();
+  return nt == 1 && zen4 && active_isa() == Isa::avx512;
+}
+
+bool pack_b_by_rows() {
+  static const bool zen4 = cpu_is_zen4();
+  return zen4 && active_isa() == Isa::avx512;
 }
 
 template <class T>

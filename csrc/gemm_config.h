@@ -27,6 +27,7 @@ constexpr int64_t kRowsFirstMaxB = 112 << 10; // ... when the task's K x ncols s
 constexpr int64_t kMaxSkinny = 4;             // M or N up to this goes through the matrix-vector path
 constexpr int64_t kMaxMInPlaceB = 512;        // up to this M, row-major B is read in place (packing would not pay off)
 constexpr int64_t kShortTransK = 1024;        // a transposed A over K up to this is a Linear's dW (K = batch): see choose_kernel
+constexpr int64_t kPackBRowBytes = 1024;    // pack_b_by_rows: columns of B one pack task copies per row
 constexpr int64_t kPackAMinK = 512;           // from this K, a row-major A is packed (f32 1 thread: K = 784 +3-5%, K = 120 -4%)
 // K-split: a small C over a long K (a conv weight gradient: Cout x Cin*kh*kw summed over
 // batch x pixels) has too few C tiles for two threads; such K is cut into fixed chunks whose
@@ -67,6 +68,20 @@ int64_t nc_block_for(int64_t kc, int NR);
 template <class T>
 bool use_k_blocks_outside(int64_t M, int64_t N, int64_t K, int64_t kc, int NR, int64_t mc,
                           bool packB, int nt);
+// Zen 4 (cpu_is_zen4) at one thread: a row-major A is read in place, never packed, and the K
+// blocks stay inside the tasks (use_k_blocks_outside is false). Its 32 KiB L1d cannot hold
+// the 32 KiB KC x NR micro-panel of B that the BLIS order keeps there, so both orders stream B
+// from L2 anyway, and packing A (a transposing copy, once per column block) is the cost left.
+// Measured f32 1 thread, thread CPU time, min of interleaved rounds, vs the old choice (A
+// packed, K blocks outside): 1024^3 86-87% -> 87-90% of the FMA peak, 1536^3 83-86 -> 90-92%,
+// 2048^3 83-87 -> 86-89%; 512^3 89 -> 93%; 1000^3 88 -> 89%; f64 1024^3 81 -> 85%. Intel
+// (2 MiB L2, 48 KiB L1d) keeps the measured choice below; two threads are unchanged (a
+// transposed copy per task there was not measured on this CPU).
+bool zen4_one_thread_a_in_place(int nt);
+// Pack a row-major B several panels at a time, row by row (pack_b_panels), instead of one
+// K x NR panel at a time walking rows ldb apart: on Zen 4 only, where it was measured (the
+// packs of 1024 x 1024 f32 B, cold: 0.63 -> 0.43 ns a value, ~1% of a 1024^3 product).
+bool pack_b_by_rows();
 // MC: the kernel's preferred rows per task (measured per tile), capped so the A block fits.
 template <class T>
 int64_t mc_for(const GemmKernel<T>& kern);

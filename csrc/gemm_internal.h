@@ -15,6 +15,12 @@ namespace gemm_detail {
 // columns j >= nv zero; B points at op(B)(0, j0).
 template <class T>
 void pack_b(bool transB, int64_t K, int64_t nv, int NR, const T* B, int64_t ldb, T* dst);
+// Whole NR-column panels [0, ncols / NR) of a row-major B (ncols a multiple of NR) over the
+// full K, panel p to dst + p*K*NR: the same layout as pack_b per panel, but each row of B is
+// read once as one contiguous stretch of ncols values, k outermost, instead of each panel
+// walking K rows ldb apart.
+template <class T>
+void pack_b_panels(int64_t K, int64_t ncols, int NR, const T* B, int64_t ldb, T* dst);
 // Rows [0, mv) of an MR-row micro-panel of op(A), k in [0, kc), into dst[k*MR + i], rows
 // i >= mv zero; A points at op(A)(i0, pc).
 template <class T>

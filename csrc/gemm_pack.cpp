@@ -3,6 +3,7 @@
 // the matrix edge so the kernel's full tile is exact (contract in gemm_kernel.h).
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "cpu.h"
 #include "gemm_internal.h"
@@ -77,6 +78,29 @@ void pack_b(bool transB, int64_t K, int64_t nv, int NR, const T* B, int64_t ldb,
   pack_panel(transB, K, nv, NR, B, ldb, dst);
 }
 
+namespace {
+template <class T, int NR>
+void pack_b_panels_nr(int64_t K, int64_t npanels, const T* B, int64_t ldb, T* dst) {
+  for (int64_t k = 0; k < K; ++k) {
+    const T* s = B + k * ldb;
+    T* d = dst + k * NR;
+    for (int64_t p = 0; p < npanels; ++p) std::memcpy(d + p * K * NR, s + p * NR, NR * sizeof(T));
+  }
+}
+}  // namespace
+
+template <class T>
+void pack_b_panels(int64_t K, int64_t ncols, int NR, const T* B, int64_t ldb, T* dst) {
+  const int64_t np = ncols / NR;
+  switch (NR * int(sizeof(T))) {  // the row bytes of every tile's panel: a fixed-size copy
+    case 128: return pack_b_panels_nr<T, 128 / sizeof(T)>(K, np, B, ldb, dst);
+    case 64: return pack_b_panels_nr<T, 64 / sizeof(T)>(K, np, B, ldb, dst);
+    case 32: return pack_b_panels_nr<T, 32 / sizeof(T)>(K, np, B, ldb, dst);
+    default:
+      for (int64_t p = 0; p < np; ++p) pack_b(false, K, NR, NR, B + p * NR, ldb, dst + p * K * NR);
+  }
+}
+
 // Rows [0, mv) of an MR-row micro-panel of op(A), k in [0, kc); A points at op(A)(i0, pc).
 template <class T>
 void pack_a(bool transA, int64_t kc, int64_t mv, int MR, const T* A, int64_t lda, T* dst) {
@@ -85,6 +109,8 @@ void pack_a(bool transA, int64_t kc, int64_t mv, int MR, const T* A, int64_t lda
 
 template void pack_b<float>(bool, int64_t, int64_t, int, const float*, int64_t, float*);
 template void pack_b<double>(bool, int64_t, int64_t, int, const double*, int64_t, double*);
+template void pack_b_panels<float>(int64_t, int64_t, int, const float*, int64_t, float*);
+template void pack_b_panels<double>(int64_t, int64_t, int, const double*, int64_t, double*);
 template void pack_a<float>(bool, int64_t, int64_t, int, const float*, int64_t, float*);
 template void pack_a<double>(bool, int64_t, int64_t, int, const double*, int64_t, double*);
 

@@ -221,14 +221,48 @@ def test_near_packed_b_agrees(dtype, M, K, N, ta, tb):
         _C.set_isa(before)
 
 
+def is_zen4_avx512():
+    info = _C.cpu_info()
+    return info["vendor"] == "AuthenticAMD" and info["family"] == 0x19 and info["isa"] == "avx512"
+
+
 def test_big_products_use_the_blis_order():
     # 1024^3 f32: the full-K B panel (4 MiB) is far beyond half of any L2 we know, so the K
-    # blocks go outside the tasks; a small product keeps the full-K tasks.
+    # blocks go outside the tasks; a small product keeps the full-K tasks. Zen 4 keeps the
+    # full-K tasks at one thread (its L1d cannot hold the B micro-panel the BLIS order keeps).
     l2 = _C.cpu_info()["caches"]["l2"]
     big = _C.gemm_blocking(1024, 1024, 1024, "float32")
-    assert big["k_blocks_outside"] == (4 << 20 > 2 * big["b_block_bytes"])
+    assert big["k_blocks_outside"] == (not is_zen4_avx512() and 4 << 20 > 2 * big["b_block_bytes"])
     assert not _C.gemm_blocking(64, 300, 784, "float32")["k_blocks_outside"]
     assert l2 == 0 or big["b_block_bytes"] == l2 // 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_one_thread_big_aliased_products(dtype, ta, tb):
+    # The 1-thread path for big products with 2 KiB-multiple row strides (Zen 4 reads a
+    # row-major A in place over full-K tasks; other CPUs pack it, K blocks outside), K over
+    # several K blocks and ragged, N and M off the tiles, beta and an epilogue; the same bits
+    # as every forced loop order / A packing.
+    rng = np.random.default_rng(12)
+    M, K, N = 517, 1031, 525
+    row = 4096 // np.dtype(dtype).itemsize  # a's rows 4 KiB apart, a view of a wider array
+    width = M if ta else K
+    a = rand(rng, (K if ta else M, -(-width // row) * row), dtype)[:, :width]
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    c0 = rand(rng, (M, N), dtype)
+    bias = rand(rng, (M,), dtype)
+    want = ref(a, b, ta, tb, 1.5, 0.5, c0, bias, "row", "relu")
+    outs = []
+    # (M > 512: a row-major B is packed, on Zen 4 eight panels at a time row by row, 16 whole
+    # panels and a ragged one; at 2 threads the pack groups are claimed by both threads.)
+    for threads, order, pack_a in itertools.product((1, 2), (-1, 0, 1), (-1, 0, 1)):
+        with gemm_setup(threads=threads, k_blocks_outside=order, pack_a=pack_a, load_backoff=False):
+            c = c0.copy()
+            _C.gemm(a, b, c, trans_a=ta, trans_b=tb, alpha=1.5, beta=0.5, bias=bias, bias_axis="row", act="relu")
+            outs.append(c)
+    check(outs[0], want, dtype, K)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
 @pytest.mark.parametrize("pack_a", [0, 1])
@@ -350,6 +384,49 @@ def test_cpu_info_reports_the_cpu():
     for dtype in ("float32", "float64"):
         blk = info["gemm_blocking"][dtype]
         assert blk == _C.gemm_blocking(1024, 1024, 1024, dtype)
+
+
+def test_cpu_info_family_and_fma_width():
+    """The CPUID family / model match what the OS read, and the FMA flops per cycle the
+    benchmarks divide the measured peak by follow from them (Zen 4 runs zmm double-pumped)."""
+    import platform
+
+    info = _C.cpu_info()
+    per_cycle = info["fma_f32_flops_per_cycle"]
+    if info["isa"] == "portable":
+        assert per_cycle == 0
+    else:
+        assert per_cycle in (16, 32, 64)
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return
+    os_view = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("cpu family", "model") and key.strip() not in os_view:
+                    os_view[key.strip()] = int(value)
+    except (OSError, ValueError):
+        os_view = {}
+    if len(os_view) == 2:
+        assert (info["family"], info["model_number"]) == (os_view["cpu family"], os_view["model"])
+    zen4 = info["vendor"] == "AuthenticAMD" and info["family"] == 0x19
+    if info["isa"] == "avx512":
+        assert per_cycle == (32 if zen4 else 64)
+    elif info["isa"] == "avx2":
+        assert per_cycle in (16, 32)
+
+
+def test_fma_peak_probe_by_isa():
+    supported = {"avx2": _C.cpu_supports_avx2_fma(), "avx512": _C.cpu_supports_avx512()}
+    for isa in ("avx2", "avx512"):
+        rate = _C.fma_peak_gflops(0.01, isa)
+        if supported[isa]:
+            assert math.isfinite(rate) and 0.0 < rate < 1000.0, (isa, rate)
+        else:
+            assert rate == 0.0
+    with pytest.raises(ValueError, match=r"^isa: expected '', 'avx2' or 'avx512', got 'sse'"):
+        _C.fma_peak_gflops(0.01, "sse")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

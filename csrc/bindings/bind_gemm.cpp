@@ -191,6 +191,10 @@ py::dict cpu_info_dict() {
   d["isa_supported"] = supported;
   d["amx_tile"] = info.amx_tile;
   d["avx512_bf16"] = info.avx512_bf16;
+  d["family"] = info.family;
+  d["model_number"] = info.model_number;
+  // derived from vendor / family for the active ISA's vectors (see cpu.h), not measured
+  d["fma_f32_flops_per_cycle"] = lamina::fma_f32_flops_per_cycle(lamina::active_isa());
   d["caches"] = caches;
   d["num_threads"] = lamina::get_num_threads();
   py::dict gemm;  // the large-square blocking, the one quoted beside peak figures
@@ -257,15 +261,22 @@ void bind_gemm(py::module_& m) {
     value_error("dtype: expected 'float32' or 'float64', got '", dtype, "'");
   }, py::arg("n"), py::arg("dtype") = "float32", py::arg("m") = 256,
         "The micro-kernel gemm uses for an m x n result.");
-  m.def("fma_peak_gflops", [](double seconds) {
+  m.def("fma_peak_gflops", [](double seconds, const std::string& isa) {
     if (!(seconds > 0 && seconds <= 60))
       value_error("seconds: expected a number in (0, 60], got ", seconds);
+    lamina::Isa which = lamina::active_isa();
+    if (isa == "avx2") which = lamina::Isa::avx2;
+    else if (isa == "avx512") which = lamina::Isa::avx512;
+    else if (!isa.empty())
+      value_error("isa: expected '', 'avx2' or 'avx512', got '", isa, "'");
     py::gil_scoped_release nogil;
-    return lamina::fma_peak_gflops(seconds);
-  }, py::arg("seconds") = 0.2,
+    return lamina::fma_peak_gflops(seconds, which);
+  }, py::arg("seconds") = 0.2, py::arg("isa") = "",
         "This core's measured float32 FMA limit in GFLOP/s (FMA chains of the active ISA's "
         "widest vectors: zmm on the avx512 path, ymm on avx2; no memory traffic; best of ~1 ms "
-        "runs): the yardstick for single-thread GEMM efficiency. 0.0 without AVX2.");
+        "runs): the yardstick for single-thread GEMM efficiency. 0.0 without AVX2. isa='avx2' / "
+        "'avx512' probes those vectors instead (0.0 where the CPU lacks them): zmm / ymm ~ 1 "
+        "means double-pumped zmm FMAs (Zen 4), ~2 two 512-bit FMA pipes.");
   m.def("_gemm_load_stats", [](bool reset) {
     const lamina::TeamLoadStats s = lamina::team_load_stats(reset);
     py::dict d;
