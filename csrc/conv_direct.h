@@ -11,6 +11,8 @@
 // Stride 1, dilation 1, groups 1 only. Forward only: the backward stays on im2col + GEMM.
 #pragma once
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "conv.h"
 
@@ -25,6 +27,23 @@ template <class T>
 void conv2d_direct_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* y, Act act);
 
 namespace conv_direct_detail {
+// True when no value of x[0 .. n) is inf or NaN (exponent bits all ones): an integer OR
+// reduction, which the compiler vectorizes (a float compare with an early exit it does not).
+// Internal linkage (static): each ISA's translation unit keeps its own copy at its own
+// width (LaneKernels::all_finite), never one the linker picked from an AVX-512 unit.
+template <class T>
+static inline bool all_finite(const T* x, int64_t n) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr U kExp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    U u;
+    std::memcpy(&u, x + i, sizeof(T));
+    bad |= U((u & kExp) == kExp);
+  }
+  return bad == 0;
+}
+
 // Micro-kernel: for the KB output channels of one block and nvec vectors of wide output
 // starting at xp (the image's padded planes, shifted to the block's first q):
 //   yw[kb*ldy + j] = sum_t wt[t*KB + kb] * xp[off[t] + j]   for j < nvec * lanes
@@ -63,6 +82,8 @@ struct LaneKernels {
   // tile's 8 transformed sums m[e*lde + l] back to nout <= 4 outputs y[i*lanes + l], plus bias.
   void (*wino_in)(const T* x, int64_t ntiles, T* v, int64_t ldv) = nullptr;
   void (*wino_out)(const T* m, int64_t lde, T bias, int64_t nout, T* y) = nullptr;
+  // all_finite (above) compiled for this ISA: the row Winograd driver checks each block's input.
+  bool (*all_finite)(const T* x, int64_t n) = nullptr;
 };
 // True when the lane driver runs p as row Winograd F(4, 5) (conv_direct_lane.h): the measured
 // rule, or the testing hook below.

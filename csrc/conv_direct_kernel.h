@@ -170,6 +170,12 @@ void lane_wino_out(const T* m, int64_t lde, T bias, int64_t nout, T* y) {
   for (int64_t i = 0; i < nout; ++i) X<T>::store(y + i * W, out[i]);
 }
 
+// conv_direct_detail::all_finite, instantiated in this TU (its ISA's vector width).
+template <class T>
+bool lane_all_finite(const T* x, int64_t n) {
+  return conv_direct_detail::all_finite(x, n);
+}
+
 // The lane kernels of one channel block KB for V = 1 .. VMAX (a row's last, narrower tiles).
 template <template <class> class X, class T, int KB, int VMAX>
 void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
@@ -182,6 +188,7 @@ void fill_lane_kernels(conv_direct_detail::LaneKernels<T>* lk) {
   lk->scatter_code = lane_scatter_code<X, T>;
   lk->wino_in = lane_wino_in<X, T>;
   lk->wino_out = lane_wino_out<X, T>;
+  lk->all_finite = lane_all_finite<T>;
   lk->by_v[1] = lane_block<X, T, KB, 1>;
   if constexpr (VMAX >= 2) lk->by_v[2] = lane_block<X, T, KB, 2>;
   if constexpr (VMAX >= 3) lk->by_v[3] = lane_block<X, T, KB, 3>;

@@ -50,6 +50,71 @@ inline thread_local AlignedBuffer tl_lane_yr;
 inline thread_local AlignedBuffer tl_lane_v;
 inline thread_local AlignedBuffer tl_lane_m;
 
+// The lane taps of one convolution: offsets, weights tap-major per channel block, bias padded
+// to whole blocks, and each row's tiles of at most vmax pixels.
+template <class T>
+struct LaneTapsPlan {
+  std::vector<int64_t> off, tile_at;
+  std::vector<T> wt, bias;
+  int64_t ntaps = 0, nblk = 0, ntiles = 0;
+};
+
+template <class T>
+LaneTapsPlan<T> lane_taps_plan(const ConvParams& p, const T* w, const T* b, const LaneKernels<T>& lk) {
+  const int64_t C = p.C, K = p.K, KH = p.KH, KW = p.KW, L = lk.lanes, KB = lk.kb;
+  const int64_t OW = p.OW(), Hp = p.H + 2 * p.pad_h, Wp = p.W + 2 * p.pad_w;
+  LaneTapsPlan<T> q;
+  q.ntaps = C * KH * KW;
+  q.nblk = (K + KB - 1) / KB;
+  q.off.resize(static_cast<size_t>(q.ntaps));
+  for (int64_t c = 0, t = 0; c < C; ++c)
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw, ++t) q.off[size_t(t)] = ((c * Hp + kh) * Wp + kw) * L;
+  // wt[blk][t][kb] = w[blk*KB + kb][t]; bias padded with zeros to whole blocks.
+  q.wt.assign(static_cast<size_t>(q.nblk * q.ntaps * KB), T(0));
+  q.bias.assign(static_cast<size_t>(q.nblk * KB), T(0));
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t t = 0; t < q.ntaps; ++t) q.wt[size_t(((k / KB) * q.ntaps + t) * KB + k % KB)] = w[k * q.ntaps + t];
+    if (b) q.bias[size_t(k)] = b[k];
+  }
+  // Row tiles of at most vmax pixels, as equal as they come (10 = 3+3+2+2, not 3+3+3+1).
+  q.ntiles = (OW + lk.vmax - 1) / lk.vmax;
+  q.tile_at.assign(static_cast<size_t>(q.ntiles + 1), 0);
+  for (int64_t i = 0; i < q.ntiles; ++i)
+    q.tile_at[size_t(i + 1)] = q.tile_at[size_t(i)] + OW / q.ntiles + (i < OW % q.ntiles);
+  return q;
+}
+
+// One block of lanes images (images bb*lanes ...) through the lane taps, done() per group of rows.
+template <class T, class Done>
+void lane_taps_block(const ConvParams& p, const T* x, int64_t bb, int64_t rows, const LaneKernels<T>& lk,
+                     const LaneTapsPlan<T>& q, Done&& done) {
+  const int64_t C = p.C, H = p.H, W = p.W, K = p.K, L = lk.lanes, KB = lk.kb;
+  const int64_t OH = p.OH(), OW = p.OW(), Hp = H + 2 * p.pad_h, Wp = W + 2 * p.pad_w;
+  const int64_t n0 = bb * L, nl = std::min(L, p.N - n0);
+  T* xt = tl_lane_xt.elems<T>(C * Hp * Wp * L);
+  if (p.pad_h > 0 || p.pad_w > 0) std::memset(xt, 0, sizeof(T) * size_t(C * Hp * Wp * L));
+  const T* xn0 = x + n0 * C * H * W;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t h = 0; h < H; ++h)
+      lk.gather(xn0 + (c * H + h) * W, C * H * W, W, nl, xt + ((c * Hp + h + p.pad_h) * Wp + p.pad_w) * L);
+  T* yr = tl_lane_yr.elems<T>(KB * rows * OW * L);
+  for (int64_t blk = 0; blk < q.nblk; ++blk) {
+    const T* wb = q.wt.data() + blk * q.ntaps * KB;
+    const T* bias_blk = q.bias.data() + blk * KB;
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += rows) {
+      const int64_t nrows = std::min(rows, OH - oh0);
+      for (int64_t r = 0; r < nrows; ++r)
+        for (int64_t i = 0; i < q.ntiles; ++i) {
+          const int64_t ow = q.tile_at[size_t(i)], v = q.tile_at[size_t(i + 1)] - ow;
+          lk.by_v[v](xt + ((oh0 + r) * Wp + ow) * L, q.off.data(), q.ntaps, wb, bias_blk, yr + (r * OW + ow) * L,
+                     rows * OW * L);
+        }
+      done(LaneTile{n0, nl, blk * KB, std::min<int64_t>(KB, K - blk * KB), oh0, nrows}, yr, lk);
+    }
+  }
+}
+
 // Row Winograd F(4, 5) on the lanes: each output row is the sum over (c, kh) of 1-D
 // correlations of input row oh + kh with the filter row w[k][c][kh][:], and each 1-D
 // correlation of 4 outputs is A^T [(G g) .* (B^T d)] over 8 inputs d: 8 multiplies per 4
@@ -76,9 +141,13 @@ inline constexpr double kWinoG[8][5] = {
     {-64.0 / 45, 32.0 / 45, -16.0 / 45, 8.0 / 45, -4.0 / 45},
     {0, 0, 0, 0, 1}};
 
+// A block whose input holds an inf or NaN runs on the lane taps instead (taps_plan): the
+// transforms would mix it into every output of its tiles, where PyTorch's and the taps' sums
+// keep it to the windows that read it (an inf at one column turned outputs 4-6 columns away
+// into NaN, and +-inf into NaN).
 template <class T, class Done>
 void lane_winograd_forward(const ConvParams& p, const T* x, const T* w, const T* b, int64_t rows,
-                           const LaneKernels<T>& lk, Done&& done) {
+                           const LaneKernels<T>& lk, const LaneTapsPlan<T>& taps_plan, Done&& done) {
   const int64_t C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, L = lk.lanes, KB = lk.kb;
   const int64_t OH = p.OH(), OW = p.OW(), Hp = H + 2 * p.pad_h;
   const int64_t ntiles = (OW + 3) / 4, Wx = 4 * ntiles + 4;   // the last tile reads 8 columns
@@ -111,6 +180,11 @@ void lane_winograd_forward(const ConvParams& p, const T* x, const T* w, const T*
     for (int64_t c = 0; c < C; ++c)
       for (int64_t h = 0; h < H; ++h)
         lk.gather(xn0 + (c * H + h) * W, C * H * W, W, nl, xt + ((c * Hp + h + p.pad_h) * Wx + p.pad_w) * L);
+    // checked here, in cache just after the gather (a pass over x itself cost 2-3% of C3)
+    if (!lk.all_finite(xt, C * Hp * Wx * L)) {
+      lane_taps_block(p, x, bb, rows, lk, taps_plan, done);
+      return;
+    }
     T* V = tl_lane_v.elems<T>(8 * ldv);
     for (int64_t r = 0; r < C * Hp; ++r) lk.wino_in(xt + r * Wx * L, ntiles, V + r * ntiles * L, ldv);
     T* yr = tl_lane_yr.elems<T>(ngroups * KB * rows * OW * L);   // (ngroups, KB, rows, OW, L)
@@ -147,54 +221,14 @@ bool lane_forward(const ConvParams& p, const T* x, const T* w, const T* b, int64
   // int32 gather/scatter offsets: lanes-1 images apart in x and in y.
   const int64_t img = std::max(p.C * p.H * p.W, p.K * p.OH() * p.OW());
   if (img > INT32_MAX / lk.lanes || p.N < lk.lanes || !conv_direct_applicable(p)) return false;
+  const LaneTapsPlan<T> plan = lane_taps_plan<T>(p, w, b, lk);
   if (lane_winograd_preferred(p)) {
-    lane_winograd_forward<T>(p, x, w, b, rows, lk, done);
+    lane_winograd_forward<T>(p, x, w, b, rows, lk, plan, done);
     return true;
   }
-  const int64_t C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH, KW = p.KW, L = lk.lanes, KB = lk.kb;
-  const int64_t OH = p.OH(), OW = p.OW(), Hp = H + 2 * p.pad_h, Wp = W + 2 * p.pad_w;
-  const int64_t ntaps = C * KH * KW, nblk = (K + KB - 1) / KB, nbb = (p.N + L - 1) / L;
-  const bool padded = p.pad_h > 0 || p.pad_w > 0;
-  std::vector<int64_t> off(static_cast<size_t>(ntaps));
-  for (int64_t c = 0, t = 0; c < C; ++c)
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw, ++t) off[size_t(t)] = ((c * Hp + kh) * Wp + kw) * L;
-  // wt[blk][t][kb] = w[blk*KB + kb][t]; bias padded with zeros to whole blocks.
-  std::vector<T> wt(static_cast<size_t>(nblk * ntaps * KB), T(0)), bias(static_cast<size_t>(nblk * KB), T(0));
-  for (int64_t k = 0; k < K; ++k) {
-    for (int64_t t = 0; t < ntaps; ++t) wt[size_t(((k / KB) * ntaps + t) * KB + k % KB)] = w[k * ntaps + t];
-    if (b) bias[size_t(k)] = b[k];
-  }
-  // Row tiles of at most vmax pixels, as equal as they come (10 = 3+3+2+2, not 3+3+3+1).
-  const int64_t ntiles = (OW + lk.vmax - 1) / lk.vmax;
-  std::vector<int64_t> tile_at(static_cast<size_t>(ntiles + 1), 0);
-  for (int64_t i = 0; i < ntiles; ++i) tile_at[size_t(i + 1)] = tile_at[size_t(i)] + OW / ntiles + (i < OW % ntiles);
-
-  const double flops = 2.0 * double(K) * double(ntaps) * double(OH * OW) * double(p.N);
-  parallel_tasks(nbb, team_size(flops, 2e5), [&](int64_t bb) {
-    const int64_t n0 = bb * L, nl = std::min(L, p.N - n0);
-    T* xt = tl_lane_xt.elems<T>(C * Hp * Wp * L);
-    if (padded) std::memset(xt, 0, sizeof(T) * size_t(C * Hp * Wp * L));
-    const T* xn0 = x + n0 * C * H * W;
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t h = 0; h < H; ++h)
-        lk.gather(xn0 + (c * H + h) * W, C * H * W, W, nl, xt + ((c * Hp + h + p.pad_h) * Wp + p.pad_w) * L);
-    T* yr = tl_lane_yr.elems<T>(KB * rows * OW * L);
-    for (int64_t blk = 0; blk < nblk; ++blk) {
-      const T* wb = wt.data() + blk * ntaps * KB;
-      const T* bias_blk = bias.data() + blk * KB;
-      for (int64_t oh0 = 0; oh0 < OH; oh0 += rows) {
-        const int64_t nrows = std::min(rows, OH - oh0);
-        for (int64_t r = 0; r < nrows; ++r)
-          for (int64_t i = 0; i < ntiles; ++i) {
-            const int64_t ow = tile_at[size_t(i)], v = tile_at[size_t(i + 1)] - ow;
-            lk.by_v[v](xt + ((oh0 + r) * Wp + ow) * L, off.data(), ntaps, wb, bias_blk,
-                       yr + (r * OW + ow) * L, rows * OW * L);
-          }
-        done(LaneTile{n0, nl, blk * KB, std::min<int64_t>(KB, K - blk * KB), oh0, nrows}, yr, lk);
-      }
-    }
-  });
+  const double flops = 2.0 * double(p.K) * double(plan.ntaps) * double(p.OH() * p.OW()) * double(p.N);
+  parallel_tasks((p.N + lk.lanes - 1) / lk.lanes, team_size(flops, 2e5),
+                 [&](int64_t bb) { lane_taps_block(p, x, bb, rows, lk, plan, done); });
   return true;
 }
 

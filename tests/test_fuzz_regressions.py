@@ -1,5 +1,7 @@
-"""Bugs found by tools/fuzz_graph.py, each pinned by the smallest program that showed it."""
+"""Bugs found by tools/fuzz_graph.py and tools/fuzz_kernels.py, each pinned by the smallest
+program that showed it."""
 import numpy as np
+import pytest
 
 import lamina
 from lamina import nn
@@ -92,3 +94,58 @@ def test_a_value_with_many_gradient_contributions_sums_them_as_eager_does():
         assert step(x, y) == loss.item()
         np.testing.assert_array_equal(compiled.w.grad.numpy(), eager.w.grad.numpy())
     np.testing.assert_array_equal(compiled.w.detach().numpy(), eager.w.detach().numpy())
+
+
+# ---- found by tools/fuzz_kernels.py
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_row_winograd_keeps_a_non_finite_input_to_the_outputs_that_read_it(bad, dtype, restore_conv_settings):
+    # Row Winograd F(4, 5) mixes a tile's 8 input columns into all 4 of its outputs: one inf at
+    # column 5 made outputs 0, 6 and 7 of that row NaN (their windows, columns 0-4, 6-10 and
+    # 7-11, do not hold it; PyTorch and the taps give finite values there) and turned the
+    # others' +-inf into NaN. It is the auto path on AMD AVX-512, so the same program gave other
+    # answers on other hosts.
+    torch = pytest.importorskip("torch")
+    from lamina import _C
+    F = nn.functional
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((17, 6, 14, 14)).astype(dtype)
+    w = (rng.standard_normal((16, 6, 5, 5)) / 12).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    x[0, 0, 0, 5] = bad
+    x[16, 3, 7, 9] = bad                 # the last (partly filled) block of 16 images too
+    tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
+    ref = torch.nn.functional.conv2d(tx, tw, tb).numpy()
+    ref_block = torch.nn.functional.max_pool2d(torch.relu(torch.from_numpy(ref)), 2).numpy()
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for mode in ("on", "auto", "off"):
+        _C._conv_set_row_winograd(mode)
+        y = F.conv2d(lamina.tensor(x), lamina.tensor(w), lamina.tensor(b)).detach().numpy()
+        yb = F.conv2d_relu_max_pool2d(lamina.tensor(x), lamina.tensor(w), lamina.tensor(b)).detach().numpy()
+        for got, want in ((y, ref), (yb, ref_block)):
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=mode)
+            np.testing.assert_array_equal(np.isinf(got), np.isinf(want), err_msg=mode)
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=mode)   # equal infinities pass
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_row_winograd_data_gradient_keeps_a_nan_gradient_to_the_inputs_it_reaches(mode, restore_conv_settings):
+    # dx of a C3-like layer whose batch does not fill the lanes (N = 17) is the forward conv of
+    # dy with the rotated filters, on row Winograd by the AMD rule: one NaN in dy made 240
+    # entries of dx NaN where PyTorch has 150.
+    torch = pytest.importorskip("torch")
+    from lamina import _C
+    F = nn.functional
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((17, 6, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((16, 6, 5, 5)) / 12).astype(np.float32)
+    gy = rng.standard_normal((17, 16, 10, 10)).astype(np.float32)
+    gy[4, 2, 3, 5] = np.nan
+    tx = torch.tensor(x, requires_grad=True)
+    (torch.nn.functional.conv2d(tx, torch.from_numpy(w)) * torch.from_numpy(gy)).sum().backward()
+    _C._conv_set_row_winograd(mode)
+    xl = lamina.tensor(x, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        (F.conv2d(xl, lamina.tensor(w)) * lamina.tensor(gy)).sum().backward()
+    np.testing.assert_array_equal(np.isnan(xl.grad.numpy()), np.isnan(tx.grad.numpy()))
+    np.testing.assert_allclose(xl.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
