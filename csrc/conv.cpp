@@ -344,7 +344,7 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
     dw = nullptr;  // done
   }
-  if (dw && conv_direct_dw_preferred(p)) {
+  if (dw && conv_direct_dw_preferred(p) && conv_direct_dw_exact(p, x)) {
     // Few input channels: dw straight from the padded images and the widened dy (no im2col);
     // with the batch in the lanes it sums db too, from dy while it is in cache (bitwise the
     // loop below).

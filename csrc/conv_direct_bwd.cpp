@@ -308,6 +308,15 @@ int64_t dw_wide(const DwKernels<T>& kk, const DwGeometry& g, const ConvParams& p
 }  // namespace
 
 template <class T>
+bool conv_direct_dw_exact(const ConvParams& p, const T* x) {
+  const DwKernels<T> kk = select_kernels<T>();
+  return use_batch_lanes(p, kk.lanes, kk.to_lanes != nullptr) ||
+         conv_direct_detail::all_finite(x, p.N * p.C * p.H * p.W);
+}
+template bool conv_direct_dw_exact<float>(const ConvParams&, const float*);
+template bool conv_direct_dw_exact<double>(const ConvParams&, const double*);
+
+template <class T>
 bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db) {
   DwGeometry g;
   g.N = p.N; g.C = p.C; g.H = p.H; g.W = p.W; g.K = p.K; g.KH = p.KH; g.KW = p.KW;

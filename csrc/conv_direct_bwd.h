@@ -21,6 +21,12 @@ namespace lamina {
 // forced where the shape allows it (conv_direct_applicable).
 bool conv_direct_dw_preferred(const ConvParams& p);
 
+// False when dw would take the wide rows and x holds an inf or NaN: a discarded wide column
+// pairs a zero of the widened dy with a real input, and 0 * inf = NaN reached taps that PyTorch's
+// (and im2col's) sums never multiply by that input. conv2d_backward then takes im2col + GEMM.
+template <class T>
+bool conv_direct_dw_exact(const ConvParams& p, const T* x);
+
 // dw (K, C, KH, KW), overwritten. The batch is cut into a fixed number of contiguous chunks
 // (min(N, max(4, threads))) whose partial sums are added in chunk order, so the result is the
 // same at 1..4 threads. db (K) or null: with the batch in the lanes, db is summed from the

@@ -149,3 +149,30 @@ def test_row_winograd_data_gradient_keeps_a_nan_gradient_to_the_inputs_it_reache
         (F.conv2d(xl, lamina.tensor(w)) * lamina.tensor(gy)).sum().backward()
     np.testing.assert_array_equal(np.isnan(xl.grad.numpy()), np.isnan(tx.grad.numpy()))
     np.testing.assert_allclose(xl.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_direct_weight_gradient_keeps_a_non_finite_input_to_the_taps_that_read_it(bad, dtype, restore_conv_settings):
+    # fuzz_kernels seeds 43, 522, 1117: small batches take dw on wide rows (conv_direct_bwd.h),
+    # where each row's discarded columns pair a zero of the widened dy with a real input: one
+    # NaN at column 0 made dw NaN at kw = 2..4 too, which never multiply it (PyTorch: finite).
+    torch = pytest.importorskip("torch")
+    from lamina import _C
+    F = nn.functional
+    rng = np.random.default_rng(1117)
+    x = rng.standard_normal((3, 6, 20, 24)).astype(dtype)
+    w = (rng.standard_normal((15, 6, 5, 5)) / 12).astype(dtype)
+    x[1, 3, 12, 0] = bad
+    gy = rng.standard_normal((3, 15, 16, 22)).astype(dtype)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    (torch.nn.functional.conv2d(tx, tw, padding=(0, 1)) * torch.from_numpy(gy)).sum().backward()
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for algo in ("auto", "direct", "im2col"):
+        _C._conv_set_algo(algo)
+        xl, wl = lamina.tensor(x, requires_grad=True), lamina.tensor(w, requires_grad=True)
+        with np.errstate(invalid="ignore"):
+            (F.conv2d(xl, wl, padding=(0, 1)) * lamina.tensor(gy)).sum().backward()
+        for got, want in ((wl.grad.numpy(), tw.grad.numpy()), (xl.grad.numpy(), tx.grad.numpy())):
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=algo)
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=algo)
