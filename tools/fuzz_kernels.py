@@ -145,6 +145,8 @@ def conv_case(seed, block=False):
     c["isa"] = str(rng.choice(["avx512"] * 15 + ["avx2"] * 4 + ["portable"]))
     c["scale"] = float(rng.choice([1.0, 1.0, 1.0, 1e-3, 1e3]))
     c["spikes"] = float(rng.choice([0.0, 0.0, 0.0, 1e2, 1e4]))
+    c["nonfinite"] = [str(v) for v in rng.choice(["inf", "-inf", "nan"], size=int(rng.integers(1, 4)))] \
+        if rng.random() < 0.12 else []
     return c
 
 
@@ -278,7 +280,10 @@ def check_bound(what, got, ref, absref, L, dtype, case):
     nan_ref, nan_got = np.isnan(ref), np.isnan(got)
     assert np.array_equal(nan_ref, nan_got), \
         f"{what}: NaN at {np.argwhere(nan_ref != nan_got)[:5].tolist()}\ncase {case}"
-    fin = ~nan_ref
+    inf_ref = np.isinf(ref)
+    odd = (inf_ref & (got != ref)) | (np.isinf(got) & ~inf_ref)
+    assert not odd.any(), f"{what}: infinities differ at {np.argwhere(odd)[:5].tolist()}\ncase {case}"
+    fin = ~nan_ref & ~inf_ref
     tol = RTOL[dtype] * length_factor(L) * absref + np.finfo(dtype).tiny
     err = np.abs(got - ref)
     bad = fin & ~(err <= tol)
@@ -300,6 +305,9 @@ def _conv_input(case, rng, dt):
         a = rng.standard_normal(shape) * case["scale"]
         if case.get("spikes"):
             a[rng.random(shape) < 0.01] *= case["spikes"]
+        for v in case.get("nonfinite", []):     # (in the viewed part or not: either is a case)
+            if a.size:
+                a.flat[int(rng.integers(0, a.size))] = float(v)
         return a
 
     if lay == "transposed":           # base (N, C, W, H), x = base.transpose(2, 3)
@@ -345,7 +353,10 @@ def _torch_conv_refs(case, base, view_t, w, b, gy):
     bt = torch.tensor(b.astype(np.float64), requires_grad=True) if b is not None else None
     y = tf.conv2d(view_t(xb), wt, bt, **kw)
     (y * torch.tensor(gy)).sum().backward()
-    xa = torch.tensor(np.abs(base.astype(np.float64)), requires_grad=True)
+    # |x| with NaN as inf: the bound of an output that a NaN reaches is inf (its own value is
+    # compared as NaN / inf, not by the bound)
+    abs_base = np.nan_to_num(np.abs(base.astype(np.float64)), nan=np.inf)
+    xa = torch.tensor(abs_base, requires_grad=True)
     wa = torch.tensor(np.abs(w.astype(np.float64)), requires_grad=True)
     ya = tf.conv2d(view_t(xa), wa, None, **kw)
     if b is not None:
@@ -357,10 +368,17 @@ def _torch_conv_refs(case, base, view_t, w, b, gy):
         out["db"], out["db_abs"] = bt.grad.numpy(), np.abs(gy).sum(axis=(0, 2, 3))
     if row_winograd_may_run(case) and base.size:
         with torch.no_grad():
-            spread = tf.max_pool2d(view_t(torch.tensor(np.abs(base.astype(np.float64)))), (1, 15), stride=1,
+            spread = tf.max_pool2d(view_t(torch.tensor(abs_base)), (1, 15), stride=1,
                                    padding=(0, 7))
             yw = tf.conv2d(spread, wa.detach(), None, **kw) * WINO_FACTOR
         out["y_abs"] = np.maximum(out["y_abs"], yw.numpy())
+        # dx is the convolution of dy with the rotated filters, on the same path (row Winograd
+        # where the batch does not fill the lanes): the same spread, over dy's columns
+        if gy.size:
+            xs = torch.zeros(base.shape, dtype=torch.float64, requires_grad=True)
+            gy_spread = tf.max_pool2d(torch.tensor(np.abs(gy.astype(np.float64))), (1, 15), stride=1, padding=(0, 7))
+            (tf.conv2d(view_t(xs), wa.detach(), None, **kw) * gy_spread).sum().backward()
+            out["dx_abs"] = np.maximum(out["dx_abs"], xs.grad.numpy() * WINO_FACTOR)
     return out
 
 
@@ -890,7 +908,8 @@ RUNNERS = {"conv": run_conv, "block": run_block, "gemm": run_gemm, "act": run_ac
 
 def run_case(case):
     try:
-        RUNNERS[case["family"]](case)
+        with np.errstate(invalid="ignore", over="ignore"):    # the non-finite cases' NaN sums
+            RUNNERS[case["family"]](case)
     finally:
         _reset()
 
