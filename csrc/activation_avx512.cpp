@@ -42,20 +42,21 @@ inline __m512 exp_reduced(__m512 z) {
   return _mm512_scalef_ps(p, n);
 }
 
-// tanh on [0, 9.02] in 16 pieces, so that each coefficient is one vpermps from a single register
-// (a two-register vpermt2ps costs more: on Zen 4 it competes with the FMAs for the same pipes).
-// The pieces are quarter binades of s = a + 0.625, not of a: s's float bits >> 21 give the piece,
-// and the shift by 0.625 narrows the pieces where tanh bends most (width 1/4 on [0.375, 1.375],
-// 1/2 up to 3.375, 1 up to 7.375) and widens them near 0 (one piece for [0, 1/8), where tanh is
-// nearly a) and near 1, which is what lets degree 5 stay within 2 ulp with 16 pieces (quarter
-// binades of a itself would need degree 6, half binades 6.7 ulp). The low 4 bits of the piece
-// number are the slot: the 16 pieces, s in [0.625, 10), are 16 consecutive numbers.
-// Per piece, t = a - L (L = its left end, exact: L is a multiple of a's ulp, and a rounded s
-// only moves a lane to the neighbouring piece, whose fit covers that half-ulp overhang), and
-// tanh(a) ~ c0 + t (c1 + t (c2 + t (c3 + t (c4 + t c5)))). Our own fits (iteratively reweighted
-// least squares towards relative minimax, then each coefficient rounded to float from the top
-// down with the lower ones refitted); the piece at 0 has c0 = 0, c1 = 1, so tanh(x) = x for tiny
-// x. Largest error of the float evaluation over every float: see activation.h.
+// tanh on [0, 9.02] in 16 pieces, so that each coefficient is one vpermps from a single register (a
+// two-register vpermt2ps costs more: measured on Zen 4, vpermt2ps + FMA pairs issue at one per
+// cycle, vpermps + FMA pairs at 1.5). The pieces are quarter binades of s = a + 0.625, not of a:
+// s's float bits >> 21 give the piece, and the shift by 0.625 narrows the pieces where tanh bends
+// most (width 1/4 on [0.375, 1.375], 1/2 up to 3.375, 1 up to 7.375) and widens them near 0 (one
+// piece for [0, 1/8), where tanh is nearly a) and near 1, which is what lets degree 5 stay within 2
+// ulp with 16 pieces (on 16 half binades of a itself degree 5 is 6.7 ulp off, and degree 6 costs a
+// permute and an FMA more). The low 4 bits of the piece number are the slot: the 16 pieces, s in
+// [0.625, 10), are 16 consecutive numbers. Per piece, t = a - L (L = its left end, exact: L is a
+// multiple of a's ulp, and a rounded s only moves a lane to the neighbouring piece, whose fit
+// covers that half-ulp overhang), and tanh(a) ~ c0 + t (c1 + t (c2 + t (c3 + t (c4 + t c5)))). Our
+// own fits (iteratively reweighted least squares towards relative minimax, then each coefficient
+// rounded to float from the top down with the lower ones refitted); the piece at 0 has c0 = 0, c1 =
+// 1, so tanh(x) = x for tiny x. Largest error of the float evaluation over every float: see
+// activation.h.
 alignas(64) const float kTanhL[16] = {
     1.375f, 1.875f, 2.375f, 2.875f, 3.375f, 4.375f, 5.375f, 6.375f, 7.375f, 0.0f, 0.125f, 0.25f,
     0.375f, 0.625f, 0.875f, 1.125f};
@@ -87,18 +88,19 @@ alignas(64) const float kTanhC[6][16] = {
 
 // tanh(x) = sign(x) T(min(|x|, 9.02)): from 9.02 up tanh rounds to 1 (1 - tanh < 2^-25), and the
 // top piece gives exactly 1 at 9.02, so tanh(+-inf) = +-1 with no compare; min keeps NaN, whose
-// slot is garbage but whose t is NaN. Per vector: 7 permutes, 5 FMAs, min, add, shift, sub and
-// two integer logic ops (the old 32-piece form: 7 two-register permutes, 5 FMAs and 9 more).
-// Zen 4 executes a zmm op in two halves on its 256-bit pipes, so this loop is bound by how many
-// FP-pipe ops it issues, not by one port. Intel's AVX-512 cores run the same code: one permute
-// per cycle on port 5 either way, and fewer ops in all. kGroup vectors go through each step
-// together: the chain load -> shift -> permute -> five FMAs is ~35 cycles long, and interleaving
-// four independent chains keeps the FP scheduler fed (measured on Zen 4: 4 at a time ~10% faster
-// than 1, 8 spills registers).
+// slot is garbage but whose t is NaN. Per vector: 7 permutes, 5 FMAs, min, add, shift, sub and two
+// integer logic ops (the old 32-piece form: 7 two-register permutes, 5 FMAs and 9 more). Zen 4 runs
+// each zmm op double-pumped on its 256-bit pipes, and this loop costs about 0.7 cycles per vector
+// op whatever the op (measured), so the count of ops is what matters. Intel's AVX-512 cores run the
+// same code: one permute per cycle on port 5 either way, and fewer ops in all. kGroup vectors go
+// through each step together: the chain load -> shift -> permute -> five FMAs is ~35 cycles long,
+// and interleaving four independent chains keeps the FP scheduler fed (measured on Zen 4: 4 at a
+// time ~10% faster than 1, 8 spills registers).
 struct Tanh16 {
   static constexpr int kGroup = 4;
-  __m512 l = _mm512_load_ps(kTanhL), c0 = _mm512_load_ps(kTanhC[0]), c1 = _mm512_load_ps(kTanhC[1]),
-         c2 = _mm512_load_ps(kTanhC[2]), c3 = _mm512_load_ps(kTanhC[3]), c4 = _mm512_load_ps(kTanhC[4]),
+  __m512 l = _mm512_load_ps(kTanhL), c0 = _mm512_load_ps(kTanhC[0]),
+         c1 = _mm512_load_ps(kTanhC[1]), c2 = _mm512_load_ps(kTanhC[2]),
+         c3 = _mm512_load_ps(kTanhC[3]), c4 = _mm512_load_ps(kTanhC[4]),
          c5 = _mm512_load_ps(kTanhC[5]);
   template <int U>
   void operator()(__m512 (&v)[U]) const {
@@ -107,7 +109,8 @@ struct Tanh16 {
 #define LAMINA_EACH _Pragma("GCC unroll 8") for (int j = 0; j < U; ++j)
     LAMINA_EACH a[j] = _mm512_min_ps(set(9.02f), _mm512_castsi512_ps(_mm512_and_epi32(
                            _mm512_castps_si512(v[j]), _mm512_set1_epi32(0x7fffffff))));
-    LAMINA_EACH idx[j] = _mm512_srli_epi32(_mm512_castps_si512(_mm512_add_ps(a[j], set(0.625f))), 21);
+    LAMINA_EACH idx[j] =
+        _mm512_srli_epi32(_mm512_castps_si512(_mm512_add_ps(a[j], set(0.625f))), 21);
     LAMINA_EACH t[j] = _mm512_sub_ps(a[j], _mm512_permutexvar_ps(idx[j], l));
     LAMINA_EACH p[j] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx[j], c5), t[j],
                                        _mm512_permutexvar_ps(idx[j], c4));
@@ -116,8 +119,9 @@ struct Tanh16 {
     LAMINA_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], _mm512_permutexvar_ps(idx[j], c1));
     LAMINA_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], _mm512_permutexvar_ps(idx[j], c0));
     // p | (x & sign): vpternlogd truth table A | (B & C) = 0xF8
-    LAMINA_EACH v[j] = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
-        _mm512_castps_si512(p[j]), _mm512_castps_si512(v[j]), _mm512_set1_epi32(int(0x80000000u)), 0xF8));
+    LAMINA_EACH v[j] = _mm512_castsi512_ps(
+        _mm512_ternarylogic_epi32(_mm512_castps_si512(p[j]), _mm512_castps_si512(v[j]),
+                                  _mm512_set1_epi32(int(0x80000000u)), 0xF8));
 #undef LAMINA_EACH
   }
 };
