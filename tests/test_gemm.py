@@ -309,9 +309,9 @@ def test_c_scratch_agrees(dtype, ta, tb):
 
 
 def test_c_scratch_choice():
-    # Chosen only where measured: Zen 4 (AVX-512), one thread, C rows a multiple of 4 KiB apart.
-    # Its result must be that of the other path bit for bit (test_c_scratch_agrees); here: the
-    # 1024^3 product with a contiguous C (4 KiB rows) agrees with c_scratch=0 and with numpy.
+    # The automatic choice (the scratch on Zen 4 with AVX-512 at one thread for C rows a
+    # multiple of 4 KiB apart, C itself elsewhere) on the 1024^3 f32 product with a contiguous,
+    # NaN-filled C: the bits of both forced paths, and numpy's values.
     rng = np.random.default_rng(14)
     a = rand(rng, (1024, 1024), np.float32)
     b = rand(rng, (1024, 1024), np.float32)
