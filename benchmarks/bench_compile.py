@@ -218,6 +218,7 @@ def main():
     if args.cpu_time:
         _CLOCK = time.process_time
         args.threads = 1
+    print(lamina_path.host_line())
     cases = [("mlp", b) for b in (1, 16, 64, 256)] + [("lenet5", b) for b in (64, 256)]
     if args.only:
         cases = [c for c in cases if c[0] == args.only]

@@ -241,6 +241,7 @@ def main(argv=None):
     _C.set_num_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)
+    print(lamina_path.host_line())
     rng = np.random.default_rng(0)
     rows = []
     conv = CONV_CASES[:4] if args.quick else CONV_CASES

@@ -23,6 +23,11 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lamina_path  # noqa: E402
+
+lamina_path.use_lamina()  # the source tree's dev build if it has one, else the installed package
+
 
 def _model(name):
     import lamina
@@ -134,6 +139,7 @@ def main():
     if args.worker:
         return worker(args)
     import lamina
+    print(lamina_path.host_line())
     threads = args.threads or args.ranks
     per_rank_threads = max(1, threads // args.ranks)
     lamina.set_num_threads(threads)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import os
+import platform
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,3 +45,23 @@ def use_lamina(source: str = SOURCE) -> str:
     if "lamina" in sys.modules and not hasattr(sys.modules["lamina"], "_C"):
         del sys.modules["lamina"]  # a half-imported source package from before the fix-up
     return "installed"
+
+
+def host_line(peak_seconds: float = 0.3) -> str:
+    """One line on the host every benchmark script prints first, so that figures from different
+    machines can be compared: the CPU model (vendor, family/model), the ISA path lamina runs, the
+    cache sizes it read, its f32 GEMM micro-kernel, this core's measured FMA peak and where lamina
+    was imported from (dev build or installed package)."""
+    import lamina
+    from lamina import _C
+
+    info = _C.cpu_info()
+    c = info["caches"]
+    blk = info["gemm_blocking"]["float32"]
+    peak = _C.fma_peak_gflops(peak_seconds)
+    return (f"cpu: {info['model']} ({info['vendor']} family {info['family']} model {info['model_number']}, "
+            f"{platform.machine()}, {os.cpu_count()} cpus); isa {_C.isa()}; "
+            f"L1d {c['l1d'] >> 10} KiB, L2 {c['l2'] >> 10} KiB, L3 {c['l3'] >> 20} MiB ({c['source']}); "
+            f"f32 GEMM {blk['kernel']} MC {blk['MC']} KC {blk['KC']} NC {blk['NC']}; "
+            f"FMA peak (1 core, f32, measured) {peak:.1f} GFLOP/s; "
+            f"lamina {lamina.__version__} from {os.path.dirname(os.path.abspath(lamina.__file__))}")

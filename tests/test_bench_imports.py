@@ -12,7 +12,7 @@ import lamina
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 BENCH = os.path.join(ROOT, "benchmarks")
 PKG = os.path.join(ROOT, "python", "lamina")
-SCRIPTS = ["bench_gemm.py", "bench_conv.py", "bench_compile.py", "report.py"]
+SCRIPTS = ["bench_gemm.py", "bench_conv.py", "bench_compile.py", "bench_dist.py", "report.py"]
 
 sys.path.insert(0, BENCH)
 import lamina_path  # noqa: E402
@@ -81,3 +81,23 @@ def test_which_lamina_is_chosen(checkout_without_c):
         assert which == "source" and os.path.realpath(where).startswith(os.path.realpath(PKG))
     else:
         assert which == "installed" and where.startswith(str(site))
+
+
+def test_host_line_names_the_cpu_isa_caches_and_peak():
+    """Every benchmark script prints this line first (issue 15: figures from different hosts must
+    be comparable)."""
+    from lamina import _C
+    line = lamina_path.host_line(peak_seconds=0.02)
+    info = _C.cpu_info()
+    assert line.startswith(f"cpu: {info['model']} ")
+    assert f"isa {_C.isa()};" in line
+    assert f"L1d {info['caches']['l1d'] >> 10} KiB" in line and f"L2 {info['caches']['l2'] >> 10} KiB" in line
+    assert info["gemm_blocking"]["float32"]["kernel"] in line
+    peak = float(line.split("FMA peak (1 core, f32, measured) ")[1].split(" GFLOP/s")[0])
+    assert peak > 0.5  # GFLOP/s: any core that runs the tests beats this
+
+
+@pytest.mark.parametrize("script", ["bench_conv.py", "bench_compile.py", "bench_dist.py"])
+def test_scripts_print_the_host_line(script):
+    src = open(os.path.join(BENCH, script)).read()
+    assert "print(lamina_path.host_line())" in src

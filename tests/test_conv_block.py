@@ -5,6 +5,8 @@ import pytest
 import lamina
 import lamina.nn.functional as F
 
+from conv_block_check import assert_fused_block_is_bitwise_the_unfused_ops
+
 torch = pytest.importorskip("torch")
 
 # (N, C, H, K, pad): LeNet's C1 and C3, batches that fill, miss and overrun the lanes (16 f32,
@@ -245,16 +247,7 @@ def test_compiled_forward_fuses_too():
 def test_eager_fused_block_is_bitwise_the_three_ops(N, dtype):
     rng = np.random.default_rng(N)
     arrays = [rng.standard_normal(s).astype(dtype) for s in ((N, 6, 14, 14), (16, 6, 5, 5), (16,))]
-    grads, outs = [], []
-    for fused in (True, False):
-        x, w, b = (lamina.tensor(a, requires_grad=True) for a in arrays)
-        y = F.conv2d_relu_max_pool2d(x, w, b) if fused else F.max_pool2d(F.relu(F.conv2d(x, w, b)), 2)
-        (y * lamina.from_numpy(np.arange(y.numel(), dtype=dtype).reshape(y.shape) % 7 - 3)).sum().backward()
-        outs.append(y.detach().numpy())
-        grads.append([t.grad.numpy() for t in (x, w, b)])
-    np.testing.assert_array_equal(outs[0], outs[1])
-    for g0, g1 in zip(*grads):
-        np.testing.assert_array_equal(g0, g1)
+    assert_fused_block_is_bitwise_the_unfused_ops(arrays, dtype)
 
 
 def test_eager_fused_block_errors_name_the_argument():
