@@ -12,7 +12,7 @@
 // Accuracy (AVX2 path, float): sigmoid, softplus within ~2e-7 relative, tanh within 3.4e-7
 // (a rational approximation, checked on every float; <= 5.6 ulp just below 1); double within
 // a few ulp. AVX-512 path (float tanh, sigmoid): within 2 ulp of the float64 value, checked on
-// every float (csrc/tests/test_activation_allfloats.cpp: tanh 1.11, sigmoid 1.49 ulp at most). The portable path: float tanh / sigmoid by the same math as AVX-512 in plain
+// every float (csrc/tests/test_activation_allfloats.cpp: tanh 1.52, sigmoid 1.49 ulp at most). The portable path: float tanh / sigmoid by the same math as AVX-512 in plain
 // loops the compiler vectorizes (within 2 ulp); the rest, and double, use the C library.
 // NOTE: relu backward passes dy where x is NaN (x <= 0 is false), as PyTorch does.
 // In place: y may equal x, and dx may equal dy (or x/y); partial overlap is not allowed.

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -80,6 +81,7 @@ struct PackBuffer : AlignedBuffer {
 thread_local PackBuffer tl_pack_a;  // each thread's mc x KC block of A
 thread_local PackBuffer tl_pack_b;  // the calling thread's B panel (or block), shared with its team
 thread_local AlignedBuffer tl_pack_b_near;  // each thread's B micro-panel(s) of one K block (Problem::packB_near)
+thread_local AlignedBuffer tl_c_scratch;    // a task's C block while its K blocks are summed (Problem::c_scratch)
 // What tl_pack_a holds when it is one K block of one row block: a thread's next task of the
 // same step and rows (the tasks of a row block are consecutive in its share) reuses it
 // instead of packing A again for each column block.
@@ -156,6 +158,11 @@ struct Problem {
   // B packed by each task right before use, one KC x NR micro-panel at a time into an L1-sized
   // buffer, instead of whole K x NC panels up front (packB) or read in place: see gemm_impl.
   bool packB_near = false;
+  // A task over several K blocks sums its C block in a scratch buffer whose rows are one cache
+  // line longer than the block, and copies it to C after the last K block (see
+  // c_scratch_for_aliased_c in gemm_config.h). The same operations on the same values in the
+  // same order: only where the partial sums live changes, so the bits do not.
+  bool c_scratch = false;
 
   const T* a_at(int64_t i, int64_t k) const { return transA ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
@@ -177,6 +184,12 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
   const int64_t npan_a = ceil_div(mlen, MR);
   T* Ap = tl_pack_a.elems<T>(npan_a * MR * p.kc);
   const int64_t a_rs = p.transA ? 1 : p.lda, a_cs = p.transA ? p.lda : 1;
+  T* const c_block = p.C + i0 * p.ldc + jc + j0;
+  const bool scratch = p.c_scratch && p.K > p.kc;
+  const int64_t lds = scratch ? round_up(nlen, NR) + 64 / int64_t(sizeof(T)) : p.ldc;
+  T* const Cs = scratch ? tl_c_scratch.elems<T>(mlen * lds) : nullptr;
+  if (scratch && p.beta != T(0))  // beta == 0: C is never read (NaN in C does not propagate)
+    for (int64_t i = 0; i < mlen; ++i) std::memcpy(Cs + i * lds, c_block + i * p.ldc, nlen * sizeof(T));
 
   for (int64_t pc = 0; pc < p.K; pc += p.kc) {
     const int64_t kcur = std::min(p.kc, p.K - pc);
@@ -211,22 +224,22 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
                                 : Bp + (jr / NR) * p.K * NR + pc * NR;
       const int64_t b_rs = b_in_place ? p.ldb : NR;
       const int64_t mv = std::min<int64_t>(MR, mlen - ir);
-      T* c = p.C + (i0 + ir) * p.ldc + jc + jr;
+      T* c = scratch ? Cs + ir * lds + (jr - j0) : p.C + (i0 + ir) * p.ldc + jc + jr;
       const bool packed = p.packA || mv < MR;
       const T* a = packed ? Ap + (ir / MR) * kcur * MR : p.a_at(i0 + ir, pc);
       const int TMR = p.kern.tail_mr;
       if (mv < MR && p.kern.tail && round_up(mv, TMR) < MR) {
         // Ragged last panel: the smaller tile in TMR-row steps over the zero-padded pack.
         for (int64_t r = 0; r < mv; r += TMR)
-          p.kern.tail(kcur, a + r, 1, MR, b, b_rs, c + r * p.ldc, p.ldc, p.alpha, beta,
+          p.kern.tail(kcur, a + r, 1, MR, b, b_rs, c + r * lds, lds, p.alpha, beta,
                       std::min<int64_t>(TMR, mv - r), nv);
       } else {
         const bool half = p.kern.half_packed && nv <= NR / 2;  // ragged last column panel
         GemmUkernel<T> uk = packed ? (half ? p.kern.half_packed : p.kern.packed)
                                    : (half ? p.kern.half_strided : p.kern.strided);
-        uk(kcur, a, a_rs, a_cs, b, b_rs, c, p.ldc, p.alpha, beta, mv, nv);
+        uk(kcur, a, a_rs, a_cs, b, b_rs, c, lds, p.alpha, beta, mv, nv);
       }
-      if (last && p.ep) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);
+      if (last && p.ep && !scratch) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);
     };
     if (pc == 0)
       for (int64_t jr = j0; jr < j0 + nlen; jr += NR) wait_ready(ready[jr / NR]);
@@ -246,6 +259,10 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
         for (int64_t ir = 0; ir < mlen; ir += MR) tile(jr, ir);
       }
     }
+  }
+  if (scratch) {
+    for (int64_t i = 0; i < mlen; ++i) std::memcpy(c_block + i * p.ldc, Cs + i * lds, nlen * sizeof(T));
+    if (p.ep) epilogue_tile(*p.ep, c_block, p.ldc, i0, jc + j0, mlen, nlen);
   }
 }
 
@@ -375,6 +392,8 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   p.packB = transB || (path_override().pack_b >= 0 ? path_override().pack_b != 0
                                               : b_aliased || M > kMaxMInPlaceB);
   const int64_t mc_max = mc_for<T>(p.kern);
+  p.c_scratch = path_override().c_scratch >= 0 ? path_override().c_scratch != 0
+                                               : c_scratch_for_aliased_c<T>(ldc, nt);
 
   // One parallel region per (jc, K block) step of problem q with a single shared task list:
   // first the B-panel packs, then the C blocks. Threads claim tasks with an atomic counter, so

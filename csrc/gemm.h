@@ -70,6 +70,7 @@ struct GemmPathOverride {
   int rows_first = -1;  // 1 / 0 forces splitting C into tasks by rows / by columns first (tuning)
   int k_blocks_outside = -1;  // 1 / 0 forces the BLIS loop order (K blocks outside the tasks) / the full-K tasks
   int pack_b_near = -1;  // 1 / 0 forces each task to pack B one micro-panel at a time right before use / not
+  int c_scratch = -1;    // 1 / 0 forces a task to accumulate its C block in a scratch buffer over its K blocks / not
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();

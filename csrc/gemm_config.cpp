@@ -92,6 +92,11 @@ bool pack_b_by_rows() {
 }
 
 template <class T>
+bool c_scratch_for_aliased_c(int64_t ldc, int nt) {
+  return zen4_one_thread_a_in_place(nt) && (ldc * int64_t(sizeof(T))) % 4096 == 0;
+}
+
+template <class T>
 int64_t mc_for(const GemmKernel<T>& kern) {
   if (path_override().mc > 0) return path_override().mc;
   const int64_t kc = path_override().kc > 0 ? path_override().kc : cache_blocking().kc;
@@ -182,6 +187,7 @@ const GemmPathOverride& path_override() { return g_override; }
   template int64_t nc_block_for<T>(int64_t, int);                         \
   template bool use_k_blocks_outside<T>(int64_t, int64_t, int64_t, int64_t, int, int64_t, bool, int); \
   template int64_t mc_for<T>(const GemmKernel<T>&);                       \
+  template bool c_scratch_for_aliased_c<T>(int64_t, int);                  \
   template int kernel_candidates<T>(GemmKernel<T>*);                      \
   template GemmKernel<T> choose_kernel<T>(int64_t, int64_t, bool, int64_t);
 LAMINA_INSTANTIATE_GEMM_CONFIG(float)

@@ -265,6 +265,66 @@ def test_one_thread_big_aliased_products(dtype, ta, tb):
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
+def aliased_c(rng, M, N, dtype, fill=None):
+    """An M x N view whose rows are 4 KiB apart (C's rows in one L1 set), random or `fill`."""
+    row = 4096 // np.dtype(dtype).itemsize
+    base = rand(rng, (M, -(-N // row) * row), dtype)
+    if fill is not None:
+        base[...] = fill
+    return base[:, :N]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_c_scratch_agrees(dtype, ta, tb):
+    # A task summing its C block over several K blocks in a scratch buffer (c_scratch=1: chosen
+    # on Zen 4 at 1 thread for C rows a multiple of 4 KiB apart) or in C itself (0): the same
+    # operations on the same values, so the same bits, for every micro-kernel (edge rows and
+    # columns on each tile), K over several ragged K blocks, at 1 and 2 threads; beta with a
+    # row-bias epilogue applied once after the copy; beta = 0 never reads C (NaN stays out).
+    rng = np.random.default_rng(13)
+    M, K, N = 101, 700, 75
+    a = rand(rng, (K, M) if ta else (M, K), dtype)
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    c0 = rand(rng, (M, N), dtype)
+    bias = rand(rng, (M,), dtype)
+    want = ref(a, b, ta, tb, 1.5, -0.5, c0, bias, "row", "relu")
+    want0 = ref(a, b, ta, tb, 1.5)
+    for kernel in range(_C._gemm_kernel_count(np.dtype(dtype).name)):
+        outs, outs0 = [], []
+        for threads, scratch in itertools.product((1, 2), (-1, 0, 1)):
+            with gemm_setup(threads=threads, kernel=kernel, c_scratch=scratch, load_backoff=False):
+                c = aliased_c(rng, M, N, dtype)
+                c[...] = c0
+                _C.gemm(a, b, c, trans_a=ta, trans_b=tb, alpha=1.5, beta=-0.5, bias=bias,
+                        bias_axis="row", act="relu")
+                outs.append(c.copy())
+                c = aliased_c(rng, M, N, dtype, fill=np.nan)
+                _C.gemm(a, b, c, trans_a=ta, trans_b=tb, alpha=1.5)
+                outs0.append(c.copy())
+        check(outs[0], want, dtype, K)
+        check(outs0[0], want0, dtype, K)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), kernel
+        assert all(np.array_equal(outs0[0], o) for o in outs0[1:]), kernel
+
+
+def test_c_scratch_choice():
+    # The automatic choice (the scratch on Zen 4 with AVX-512 at one thread for C rows a
+    # multiple of 4 KiB apart, C itself elsewhere) on the 1024^3 f32 product with a contiguous,
+    # NaN-filled C: the bits of both forced paths, and numpy's values.
+    rng = np.random.default_rng(14)
+    a = rand(rng, (1024, 1024), np.float32)
+    b = rand(rng, (1024, 1024), np.float32)
+    outs = []
+    for scratch in (-1, 0, 1):
+        with gemm_setup(threads=1, c_scratch=scratch):
+            c = np.full((1024, 1024), np.nan, np.float32)
+            _C.gemm(a, b, c)
+            outs.append(c)
+    check(outs[0], ref(a, b, False, False), np.float32, 1024)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
 @pytest.mark.parametrize("pack_a", [0, 1])
 @pytest.mark.parametrize("kernel", range(_C._gemm_kernel_count("float32")))
 def test_forced_paths(pack_a, kernel):
