@@ -160,6 +160,8 @@ def gemm_case(seed):
     M, N, K = size(), size(), size()
     if rng.random() < 0.3:
         K = int(rng.choice([1024, 2048]))           # row strides that are multiples of 4 KiB
+    if rng.random() < 0.25:
+        N = int(rng.choice([1024, 2048]))           # C's (and B's) rows 4 KiB apart
     # keep a case under ~0.3 GFLOP so a seed stays a second or two
     while M * N * K > 3e8:
         if M >= N and M > 1:
@@ -189,7 +191,7 @@ def gemm_case(seed):
                          "kernel": int(rng.integers(-1, 5)), "rows_first": int(rng.integers(-1, 2)),
                          "k_blocks_outside": int(rng.integers(-1, 2)), "pack_b_near": int(rng.integers(-1, 2)),
                          "ksplit": bool(rng.random() < 0.7), "kc": int(rng.choice([0, 0, 8, 64, 100, 256])),
-                         "mc": int(rng.choice([0, 0, 8, 24, 96]))}
+                         "mc": int(rng.choice([0, 0, 8, 24, 96])), "c_scratch": int(rng.integers(-1, 2))}
     return c
 
 
@@ -597,7 +599,11 @@ def run_gemm(case):
     a_arr, ta = _row_strided(A, "a")
     b_arr, tb = _row_strided(B, "b")
     c_layout = "guarded" if case["ld_pad"] == 3 else "padded" if case["ld_pad"] else "contiguous"
-    c_base, c_view = _operand(rng, M, N, c_layout, dt, case["ld_pad"], case["offset"])
+    c_pad = case["ld_pad"]
+    if c_layout == "padded" and case["seed"] % 3 == 0:    # C's rows a multiple of 4 KiB apart
+        page = 4096 // np.dtype(dt).itemsize
+        c_pad = (-N) % page or page
+    c_base, c_view = _operand(rng, M, N, c_layout, dt, c_pad, case["offset"])
     c = c_view(c_base)
     c_before = c.astype(np.float64)
     outside = np.ones(c_base.shape, bool)
