@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -21,6 +22,16 @@ inline bool all_finite(const V& v) {
   for (const auto& x : v)
     if (!std::isfinite(static_cast<double>(x))) return false;
   return true;
+}
+
+// One float ulp at the float64 value r: the spacing of floats in r's binade (2^-149 below the
+// normals), the unit the activation tests state their error bounds in.
+inline double float_ulp(double r) {
+  const double a = std::fabs(r);
+  if (a < (double)std::numeric_limits<float>::min()) return std::ldexp(1.0, -149);
+  int e;
+  std::frexp(a, &e);
+  return std::ldexp(1.0, e - 24);
 }
 
 // n values uniform in [-1, 1) from g (the kernels' tests draw their operands with it).

@@ -162,14 +162,6 @@ void check_float_sweep() {
 // edges of the kernels' ranges. The AVX-512 and portable paths hold 2 ulp; AVX2's rational
 // tanh 6 and its sigmoid 3 (activation.h). NaN in gives NaN out, everything else is finite
 // and in range, tanh(x) = x for |x| < 2^-12, denormal x gives sigmoid 0.5.
-static double float_ulp(double r) {
-  const double a = std::fabs(r);
-  if (a < (double)std::numeric_limits<float>::min()) return std::ldexp(1.0, -149);
-  int e;
-  std::frexp(a, &e);
-  return std::ldexp(1.0, e - 24);
-}
-
 void check_ulp_sweep() {
   std::vector<float> xs;
   for (uint64_t b = 0; b < (uint64_t(1) << 32); b += 4093) {
@@ -198,7 +190,7 @@ void check_ulp_sweep() {
         continue;
       }
       const double ref = k == Activation::tanh ? std::tanh(x) : 1.0 / (1.0 + std::exp(-x));
-      const double ulps = std::fabs((double)y[i] - ref) / float_ulp(ref);
+      const double ulps = std::fabs((double)y[i] - ref) / lamina_test::float_ulp(ref);
       CHECK_MSG(ulps <= limit, "%s %s(%.9g) = %.9g, float64 %.9g: %.2f ulp", isa_name(isa),
                 activation_name(k), x, (double)y[i], ref, ulps);
       if (ulps > worst) { worst = ulps; worst_x = xs[i]; }

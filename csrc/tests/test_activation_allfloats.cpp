@@ -20,14 +20,6 @@
 
 using namespace lamina;
 
-static double float_ulp(double r) {
-  const double a = std::fabs(r);
-  if (a < (double)std::numeric_limits<float>::min()) return std::ldexp(1.0, -149);
-  int e;
-  std::frexp(a, &e);
-  return std::ldexp(1.0, e - 24);
-}
-
 static void check_all_floats(Activation k, double limit) {
   constexpr int64_t kChunk = int64_t(1) << 20;
   std::vector<float> x(kChunk), y(kChunk), x_pos(kChunk), y_pos(kChunk);
@@ -59,7 +51,7 @@ static void check_all_floats(Activation k, double limit) {
         else if (ax >= 9.02f) ok = yf == std::copysign(1.0f, xf);
         else {
           const double ref = std::tanh((double)xf);
-          const double ulps = std::fabs((double)yf - ref) / float_ulp(ref);
+          const double ulps = std::fabs((double)yf - ref) / lamina_test::float_ulp(ref);
           if (ulps > worst) { worst = ulps; worst_x = xf; }
           ok = ulps <= limit;
         }
@@ -69,7 +61,7 @@ static void check_all_floats(Activation k, double limit) {
         else if (xf < -110.0f) ok = yf == 0.0f;
         else {
           const double ref = 1.0 / (1.0 + std::exp(-(double)xf));
-          const double ulps = std::fabs((double)yf - ref) / float_ulp(ref);
+          const double ulps = std::fabs((double)yf - ref) / lamina_test::float_ulp(ref);
           if (ulps > worst) { worst = ulps; worst_x = xf; }
           ok = ulps <= limit && yf >= 0.0f && yf <= 1.0f;
         }
