@@ -5,6 +5,9 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <atomic>
+#include <initializer_list>
+#include <utility>
 #include <cstring>
 #include <vector>
 
@@ -232,6 +235,27 @@ static int winograd_tile(const ConvParams& p, bool backward) {
 }
 static bool use_winograd(const ConvParams& p, bool backward) { return winograd_tile(p, backward) != 0; }
 
+// Winograd's transforms add and subtract across a whole tile, so one inf or NaN in an operand
+// would make outputs that never read it NaN (and turn inf into NaN). Operands holding one take
+// the im2col path, which sums each output's own window only, as PyTorch does. The check is one
+// pass over each operand (in chunks, on the thread team): a few percent of the convolution.
+template <class T>
+static bool winograd_operands_finite(std::initializer_list<std::pair<const T*, int64_t>> operands) {
+  constexpr int64_t kChunk = int64_t(1) << 16;
+  for (const auto& [a, n] : operands) {
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    std::atomic<bool> bad{false};
+    parallel_tasks(chunks, team_size(double(n), 1e6), [&](int64_t c) {
+      if (bad.load(std::memory_order_relaxed)) return;
+      const int64_t i0 = c * kChunk;
+      if (!conv_direct_detail::all_finite(a + i0, std::min(kChunk, n - i0)))
+        bad.store(true, std::memory_order_relaxed);
+    });
+    if (bad.load()) return false;
+  }
+  return true;
+}
+
 // y = the 3x3 conv of x (N, C, H, W) with w (K, C, 3, 3) on the Winograd path of tile m;
 // flip_transpose: w's rotated, transposed filters (K <-> C), for the data gradient.
 template <class T>
@@ -264,7 +288,8 @@ void conv2d_forward(const ConvParams& p, const T* x, const T* w, const T* b, T* 
     conv2d_direct_forward(p, x, w, b, y, act);
     return;
   }
-  if (const int m = winograd_tile(p, false)) {
+  if (const int m = winograd_tile(p, false);
+      m && winograd_operands_finite<T>({{x, p.N * p.C * p.H * p.W}, {w, p.K * p.C * 9}})) {
     winograd_conv(m, p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, w, false, b, y, act);
     return;
   }
@@ -340,7 +365,8 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
   const int64_t WSZ = p.K * CKKg;
   const bool pointwise = is_pointwise(p);
 
-  if (dw && use_winograd(p, true)) {
+  if (dw && use_winograd(p, true) &&
+      winograd_operands_finite<T>({{x, p.N * p.C * p.H * p.W}, {dy, p.N * p.K * P}})) {
     conv2d_winograd_dw(p.N, p.C, p.H, p.W, p.K, p.pad_h, p.pad_w, x, dy, dw);
     dw = nullptr;  // done
   }
@@ -369,7 +395,8 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
       db[k] = static_cast<T>(acc);
     });
   }
-  if (const int m = dx ? winograd_tile(p, true) : 0) {
+  if (const int m = dx ? winograd_tile(p, true) : 0;
+      m && winograd_operands_finite<T>({{dy, p.N * p.K * P}, {w, p.K * p.C * 9}})) {
     // dx (N, C, H, W) = 3x3 conv of dy (N, K, OH, OW) with rotated, transposed filters, pad 2 - p
     winograd_conv(m, p.N, p.K, p.OH(), p.OW(), p.C, 2 - p.pad_h, 2 - p.pad_w, dy, w, true,
                   static_cast<const T*>(nullptr), dx, Act::identity);

@@ -176,3 +176,36 @@ def test_direct_weight_gradient_keeps_a_non_finite_input_to_the_taps_that_read_i
         for got, want in ((wl.grad.numpy(), tw.grad.numpy()), (xl.grad.numpy(), tx.grad.numpy())):
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=algo)
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=algo)
+
+
+@pytest.mark.parametrize("algo", ["auto", "winograd", "winograd4"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_3x3_winograd_keeps_a_non_finite_value_to_what_reads_it(bad, dtype, algo, restore_conv_settings):
+    # brk15's report: F(4x4, 3x3) mixes a 6x6 input tile into all 16 of its outputs, so one inf
+    # gave 400 non-finite outputs where PyTorch has 144, and F(2x2) turned inf into NaN. The same
+    # holds for dy in the data gradient and for x, dy in the weight gradient (F(2x2) dw). The
+    # mid layer shape (64 channels, 3x3, pad 1) takes Winograd by the auto rule.
+    torch = pytest.importorskip("torch")
+    from lamina import _C
+    F = nn.functional
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 64, 16, 16)).astype(dtype)
+    w = (rng.standard_normal((64, 64, 3, 3)) / 24).astype(dtype)
+    gy = rng.standard_normal((2, 64, 16, 16)).astype(dtype)
+    x[0, 5, 6, 7] = bad
+    gy[1, 9, 3, 12] = bad
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, padding=1)
+    (ty * torch.from_numpy(gy)).sum().backward()
+    _C._conv_set_algo(algo)
+    xl, wl = lamina.tensor(x, requires_grad=True), lamina.tensor(w, requires_grad=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        yl = F.conv2d(xl, wl, padding=1)
+        (yl * lamina.tensor(gy)).sum().backward()
+    tol = 2e-4 if dtype == np.float32 else 1e-11
+    for name, got, want in (("y", yl.detach().numpy(), ty.detach().numpy()),
+                            ("dx", xl.grad.numpy(), tx.grad.numpy()), ("dw", wl.grad.numpy(), tw.grad.numpy())):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want), err_msg=name)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=name)  # equal infinities pass
