@@ -85,29 +85,13 @@ def interleaved_ms(fns, min_time=0.3, max_reps=200):
     reps = int(min(max_reps, max(7, min_time / max(sum(one), 1e-6))))
     # process_time ticks are coarse: repeat fast calls so one sample is >= ~5 ms
     inner = [max(1, int(0.005 / max(o, 1e-7))) if CLOCK is time.process_time else 1 for o in one]
-    samples = [[] for _ in fns]
-    if THREADS > 1 and CLOCK is time.perf_counter:
-        # Blocks (A.. B.. C.. A.. B.. C..) after an idle pause, as report.py times its 2-thread
-        # rows: interleaved call by call, NumPy's OpenBLAS workers (yield-spinning ~0.1 s after
-        # each call) sat on the core lamina's and PyTorch's second thread needed, and the mid
-        # layer measured no faster at 2 threads than at 1 (12.3 vs 11.5 ms; 6.3 ms alone).
-        from bench_gemm import settle_and_warm
-        per_block = max(1, -(-reps // 2))
-        for _ in range(2):
-            for fn, acc, k in zip(fns, samples, inner):
-                settle_and_warm(fn)
-                for _ in range(per_block):
-                    t0 = CLOCK()
-                    for _ in range(k):
-                        fn()
-                    acc.append((CLOCK() - t0) / k)
-    else:
-        for _ in range(reps):
-            for fn, acc, k in zip(fns, samples, inner):
-                t0 = CLOCK()
-                for _ in range(k):
-                    fn()
-                acc.append((CLOCK() - t0) / k)
+    # At 2+ threads on the wall clock, blocks after an idle pause (as report.py times its
+    # 2-thread rows): interleaved call by call, NumPy's OpenBLAS workers (yield-spinning ~0.1 s
+    # after each call) sat on the core lamina's and PyTorch's second thread needed, and the mid
+    # layer measured no faster at 2 threads than at 1 (12.3 vs 11.5 ms; 6.3 ms alone).
+    from bench_gemm import sample_round_robin
+    blocks = THREADS > 1 and CLOCK is time.perf_counter
+    samples = sample_round_robin(fns, inner, reps, CLOCK, idle_gap=0.15 if blocks else 0.0)
     pick = min if CLOCK is time.process_time else statistics.median
     return [1e3 * pick(a) for a in samples]
 

@@ -82,6 +82,33 @@ def settle_and_warm(fn, pause=0.15, warm=0.02):
         fn()
 
 
+def sample_round_robin(fns, inner, reps, clock, idle_gap=0.0):
+    """Seconds per call of each fn, `reps` samples each (a sample: inner[i] calls of fns[i]).
+    Round-robin (A B C A B C ...), so load from other processes hits every library alike; with
+    idle_gap > 0 (multi-threaded wall-clock timing) in two cycles of blocks (A.. B.. C.. A.. B..
+    C..), each after settle_and_warm, so one pool's spinning workers do not slow the next."""
+    samples = [[] for _ in fns]
+
+    def sample(fn, k, acc):
+        t0 = clock()
+        for _ in range(k):
+            fn()
+        acc.append((clock() - t0) / k)
+
+    if idle_gap > 0:
+        per_block = max(1, -(-reps // 2))
+        for _ in range(2):
+            for fn, k, acc in zip(fns, inner, samples):
+                settle_and_warm(fn, pause=idle_gap)
+                for _ in range(per_block):
+                    sample(fn, k, acc)
+    else:
+        for _ in range(reps):
+            for fn, k, acc in zip(fns, inner, samples):
+                sample(fn, k, acc)
+    return samples
+
+
 def median_time(fn, reps, min_time=0.02):
     settle_and_warm(fn)
     # choose an inner loop count so each timed sample is >= min_time

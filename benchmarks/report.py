@@ -412,7 +412,7 @@ def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=tim
     speed for lamina and PyTorch alike. After each pause every library runs ~20 ms of untimed
     calls first, so all are timed in their steady state (the first calls after an idle pause
     wait for halted vCPUs to be rescheduled, 0.2-1 ms each on this VM)."""
-    from bench_gemm import settle_and_warm  # one idle-pause + warm-up rule for every benchmark
+    from bench_gemm import sample_round_robin  # one idle-pause + warm-up rule for every benchmark
     est = []
     for fn in fns:
         fn()  # warm-up
@@ -422,25 +422,7 @@ def time_round_robin(fns, budget, min_reps, max_reps, min_sample=2e-3, clock=tim
     inner = [max(1, math.ceil(min_sample / e)) for e in est]
     per_round = sum(e * k for e, k in zip(est, inner))
     reps = int(min(max_reps, max(min_reps, budget / per_round)))
-    samples = [[] for _ in fns]
-    if idle_gap > 0:
-        cycles = 2
-        per_block = max(1, math.ceil(reps / cycles))
-        for _ in range(cycles):
-            for fn, k, acc in zip(fns, inner, samples):
-                settle_and_warm(fn, pause=idle_gap)
-                for _ in range(per_block):
-                    t0 = clock()
-                    for _ in range(k):
-                        fn()
-                    acc.append((clock() - t0) / k)
-        return [statistics.median(a) for a in samples]
-    for _ in range(reps):
-        for fn, k, acc in zip(fns, inner, samples):
-            t0 = clock()
-            for _ in range(k):
-                fn()
-            acc.append((clock() - t0) / k)
+    samples = sample_round_robin(fns, inner, reps, clock, idle_gap)
     return [statistics.median(a) for a in samples]
 
 
