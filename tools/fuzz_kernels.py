@@ -257,6 +257,13 @@ def _setup(case):
 _INITIAL = {}
 
 
+def _begin(case, setup=None):
+    """Every family's first steps: apply `setup`'s settings (default: the case's own), and give
+    the case's dtype and its random stream."""
+    _setup(case if setup is None else setup)
+    return np.dtype(case["dtype"]).type, np.random.default_rng(case["seed"] + 7)
+
+
 def _reset():
     """Back to the settings this process started with (ISA, threads, conv algo and rule)."""
     _, _, _C = _lamina()
@@ -403,9 +410,7 @@ def _maybe_guarded(a, case):
 
 def run_conv(case):
     lamina, F, _C = _lamina()
-    _setup(case)
-    dt = np.dtype(case["dtype"]).type
-    rng = np.random.default_rng(case["seed"] + 7)
+    dt, rng = _begin(case)
     base, view_l, view_t = _conv_input(case, rng, dt)
     Cg = case["C"] // case["groups"]
     L_fwd = Cg * case["KH"] * case["KW"] + 1
@@ -438,9 +443,7 @@ def run_conv(case):
 def run_block(case):
     lamina, F, _C = _lamina()
     torch = _torch()
-    _setup(case)
-    dt = np.dtype(case["dtype"]).type
-    rng = np.random.default_rng(case["seed"] + 7)
+    dt, rng = _begin(case)
     base, view_l, view_t = _conv_input(case, rng, dt)
     Cg = case["C"] // case["groups"]
     L_fwd = Cg * case["KH"] * case["KW"] + 1
@@ -543,9 +546,7 @@ def _act_np(kind, z):
 
 def run_gemm(case):
     lamina, F, _C = _lamina()
-    _setup(case)
-    dt = np.dtype(case["dtype"]).type
-    rng = np.random.default_rng(case["seed"] + 7)
+    dt, rng = _begin(case)
     M, N, K = case["M"], case["N"], case["K"]
     a_base, a_view = _operand(rng, M, K, case["a_layout"], dt, case["ld_pad"], case["offset"])
     A = a_view(a_base)
@@ -658,9 +659,7 @@ def _act_reference(kind, x):
 def run_act(case):
     lamina, F, _C = _lamina()
     torch = _torch()
-    _setup(case)
-    dt = np.dtype(case["dtype"]).type
-    rng = np.random.default_rng(case["seed"] + 7)
+    dt, rng = _begin(case)
     n, off, kind = case["n"], case["offset"], case["kind"]
     vals = rng.standard_normal(n) * case["spread"]
     special = SPECIAL32 if dt == np.float32 else SPECIAL64
@@ -732,9 +731,7 @@ def run_threads(case):
     once: every result within the bound of its float64 reference."""
     lamina, F, _C = _lamina()
     torch = _torch()
-    _setup({"row_winograd": case["row_winograd"], "threads": 2})
-    dt = np.dtype(case["dtype"]).type
-    rng = np.random.default_rng(case["seed"] + 7)
+    dt, rng = _begin(case, setup={"row_winograd": case["row_winograd"], "threads": 2})
     x = rng.standard_normal((case["N"], 6, 14, 14)).astype(dt)
     w = (rng.standard_normal((16, 6, 5, 5)) / 12).astype(dt)
     b = rng.standard_normal(16).astype(dt)
