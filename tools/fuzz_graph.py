@@ -24,12 +24,13 @@ its seed and symptom; the exit status is 1 if any seed failed.
 """
 import argparse
 import os
-import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fuzz_campaign import add_campaign_args, campaign, spawn  # noqa: E402
 
 STEPS = 3
 
@@ -374,46 +375,16 @@ def run_one(seed):
     return prog
 
 
-def _spawn(seed, timeout):
-    env = dict(os.environ)
-    try:
-        r = subprocess.run([sys.executable, __file__, "--one", str(seed)], capture_output=True, text=True,
-                           timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return f"seed {seed}: HANG (over {timeout} s)"
-    if r.returncode == 0:
-        return None
-    if r.returncode < 0:
-        return f"seed {seed}: CRASH signal {-r.returncode}\n{r.stderr[-2000:]}"
-    return f"seed {seed}: FAIL\n{r.stderr[-3000:]}"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", default="0:50", help="a:b, the seeds to run (default 0:50)")
-    ap.add_argument("--minutes", type=float, help="run seeds from --start until this many minutes pass")
-    ap.add_argument("--start", type=int, default=0)
+    add_campaign_args(ap, default_seeds="0:50", default_timeout=60.0)
     ap.add_argument("--one", type=int, help="run this seed in this process (raises on a failure)")
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds per seed's subprocess")
     args = ap.parse_args(argv)
     if args.one is not None:
         run_one(args.one)
         return 0
-    if args.minutes is not None:
-        end, seeds = time.monotonic() + 60 * args.minutes, iter(range(args.start, 1 << 62))
-    else:
-        a, b = (int(s) for s in args.seeds.split(":"))
-        end, seeds = None, iter(range(a, b))
-    runs, failures = 0, []
-    for seed in seeds:
-        if end is not None and time.monotonic() > end:
-            break
-        msg = _spawn(seed, args.timeout)
-        runs += 1
-        if msg:
-            failures.append(seed)
-            print(msg, flush=True)
-    print(f"{runs} cases, {len(failures)} failed: {failures}", flush=True)
+    ran, failures = campaign(args, lambda seed: spawn(__file__, seed, args.timeout))
+    print(f"{len(ran)} cases, {len(failures)} failed: {failures}", flush=True)
     return 1 if failures else 0
 
 

@@ -45,12 +45,13 @@ import argparse
 import ctypes
 import mmap
 import os
-import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fuzz_campaign import add_campaign_args, campaign, spawn  # noqa: E402
 
 FAMILIES = ("conv", "conv", "block", "gemm", "act", "threads")
 RTOL = {np.float32: 1.3e-6, np.float64: 4.9e-15}
@@ -928,54 +929,31 @@ def run_one(seed):
 
 def _spawn(seed, timeout):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    try:
-        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", str(seed)], capture_output=True,
-                           text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return f"seed {seed}: HANG (over {timeout} s) case {make_case(seed) if seed >= 0 else 'bad input'}"
-    if r.returncode == 0:
-        return None
-    if r.returncode < 0:
-        return f"seed {seed}: CRASH signal {-r.returncode} case {make_case(seed) if seed >= 0 else 'bad input'}\n" \
-               f"{r.stderr[-2000:]}"
-    return f"seed {seed}: FAIL\n{r.stderr[-3000:]}"
+    return spawn(__file__, seed, timeout, env,
+                 describe=lambda s: f" case {make_case(s) if s >= 0 else 'bad input'}")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", default="0:60", help="a:b, the seeds to run (default 0:60)")
-    ap.add_argument("--minutes", type=float, help="run seeds from --start until this many minutes pass")
-    ap.add_argument("--start", type=int, default=0)
+    add_campaign_args(ap, default_seeds="0:60", default_timeout=120.0)
     ap.add_argument("--family", choices=sorted(set(FAMILIES)), help="only seeds of this family")
     ap.add_argument("--one", type=int, help="run this seed in this process (raises on a failure); -1: bad input")
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per seed's subprocess")
     args = ap.parse_args(argv)
     if args.one is not None:
         print(run_one(args.one))
         return 0
-    if args.minutes is not None:
-        end, seeds = time.monotonic() + 60 * args.minutes, iter(range(args.start, 1 << 62))
-    else:
-        a, b = (int(s) for s in args.seeds.split(":"))
-        end, seeds = None, iter(range(a, b))
-    runs, failures, per_family = 0, [], {}
+    failures = []
     msg = _spawn(-1, args.timeout)
     if msg:
         failures.append(-1)
         print(msg, flush=True)
-    for seed in seeds:
-        if end is not None and time.monotonic() > end:
-            break
-        fam = family_of(seed)
-        if args.family and fam != args.family:
-            continue
-        msg = _spawn(seed, args.timeout)
-        runs += 1
-        per_family[fam] = per_family.get(fam, 0) + 1
-        if msg:
-            failures.append(seed)
-            print(msg, flush=True)
-    print(f"{runs} cases ({per_family}) + the bad-input set, {len(failures)} failed: {failures}", flush=True)
+    ran, failed = campaign(args, lambda seed: _spawn(seed, args.timeout),
+                           keep=lambda seed: not args.family or family_of(seed) == args.family)
+    per_family = {}
+    for seed in ran:
+        per_family[family_of(seed)] = per_family.get(family_of(seed), 0) + 1
+    failures += failed
+    print(f"{len(ran)} cases ({per_family}) + the bad-input set, {len(failures)} failed: {failures}", flush=True)
     return 1 if failures else 0
 
 
