@@ -271,7 +271,7 @@ struct TaskGrid {
   int64_t mc, nc, tm, tn;
 };
 TaskGrid partition(int64_t M, int64_t ncols, int64_t K, int MR, int NR, int64_t MC, int nt,
-                   bool packA, bool transA, int64_t elem_bytes) {
+                   bool packA, bool transA, bool transB, int64_t elem_bytes) {
   int64_t mc = std::min(MC, round_up(M, MR));
   int64_t nc = round_up(ncols, NR);
   if (nt > 1) {
@@ -291,9 +291,18 @@ TaskGrid partition(int64_t M, int64_t ncols, int64_t K, int MR, int NR, int64_t 
     const bool rows_first = path_override().rows_first >= 0
                                 ? path_override().rows_first != 0
                                 : K <= kShortK && (transA || K * ncols * elem_bytes <= kRowsFirstMaxB);
+    // A transposed B under one row block is packed near, once per micro-panel, by the task
+    // that uses it (see Problem::packB_near); a second row block would make it a whole-panel
+    // pack up front, whose writes go out to L2 / L3 and are read back. So once the columns
+    // give 4 tasks per thread, rows are not split. Measured f32 64x784x300 NT (a Linear's dX),
+    // 2 threads, Zen 4, wall clock, min of 400 calls, alternating runs: 2 row blocks with B
+    // packed up front 189-193 us, 1 row block packed near 157-158 us (PyTorch ~186 us).
+    // Zen 4 only (near_b_one_row_block), where it was measured.
+    const bool one_row_block = transB && !rows_first && mc >= M && near_b_one_row_block();
     while (ceil_div(M, mc) * ceil_div(ncols, nc) < target) {
       if (rows_first && mc >= 2 * MR) mc = round_up(ceil_div(mc, 2), MR);
       else if (nc >= 2 * min_cols) nc = round_up(ceil_div(nc, 2), NR);
+      else if (one_row_block && ceil_div(ncols, nc) >= 4 * nt) break;
       else if (mc >= 2 * MR) mc = round_up(ceil_div(mc, 2), MR);
       else if (nc >= 2 * NR) nc = round_up(ceil_div(nc, 2), NR);
       else break;
@@ -402,7 +411,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   auto panel_step = [&](Problem<T> q, T* Bp, int64_t jc, int64_t ncols) {
     q.step = g_next_step.fetch_add(1, std::memory_order_relaxed);
     const int64_t npanels = ceil_div(ncols, NR);
-    const TaskGrid g = partition(M, ncols, q.K, MR, NR, mc_max, nt, q.packA, transA, sizeof(T));
+    const TaskGrid g = partition(M, ncols, q.K, MR, NR, mc_max, nt, q.packA, transA, transB, sizeof(T));
     // A transposed B packed near, by each task, when one row block covers M (so each
     // micro-panel is still packed once): the pack's writes stay in L1 instead of making a
     // K x NC panel in L2 / L3 that the kernel then reads back (measured f32 NT, 1 thread:

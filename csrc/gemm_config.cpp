@@ -91,6 +91,11 @@ bool pack_b_by_rows() {
   return zen4 && active_isa() == Isa::avx512;
 }
 
+bool near_b_one_row_block() {
+  static const bool zen4 = cpu_is_zen4();
+  return zen4 && active_isa() == Isa::avx512;
+}
+
 template <class T>
 bool c_scratch_for_aliased_c(int64_t ldc, int nt) {
   return zen4_one_thread_a_in_place(nt) && (ldc * int64_t(sizeof(T))) % 4096 == 0;

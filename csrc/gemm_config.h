@@ -82,6 +82,10 @@ bool zen4_one_thread_a_in_place(int nt);
 // K x NR panel at a time walking rows ldb apart: on Zen 4 only, where it was measured (the
 // packs of 1024 x 1024 f32 B, cold: 0.63 -> 0.43 ns a value, ~1% of a 1024^3 product).
 bool pack_b_by_rows();
+// Zen 4 with AVX-512, 2+ threads: a transposed B that one row block covers keeps C's rows in
+// one block when the columns alone give 4 tasks per thread, so B stays packed near (see
+// partition in gemm.cpp). Measured on Zen 4 only; other CPUs split rows as before.
+bool near_b_one_row_block();
 // Zen 4 at one thread, C's row stride a multiple of 4 KiB (1024 or 2048 f32 columns): the rows
 // of a C tile fall into one L1 set, 8 lines in an 8-way set, and the tile's reads and writes
 // at every K block evict each other and the A and B lines streaming through. Such a task sums

@@ -194,7 +194,8 @@ def test_loop_orders_agree(dtype, M, K, N, ta, tb):
 @pytest.mark.parametrize("M,K,N,ta,tb", [(64, 300, 784, False, True), (64, 784, 300, False, True),
                                          (61, 517, 101, True, True), (64, 16, 150, False, True),
                                          (33, 257, 47, False, False), (256, 300, 130, False, True),
-                                         (1, 40, 300, False, True), (9, 1, 33, True, True)])
+                                         (1, 40, 300, False, True), (9, 1, 33, True, True),
+                                         (40, 130, 777, False, True), (96, 257, 1000, True, True)])
 def test_near_packed_b_agrees(dtype, M, K, N, ta, tb):
     # B packed by each task one micro-panel at a time right before use (pack_b_near=1), up front
     # as whole panels or read in place (0), or as chosen (-1): the same tiles summing the same K
