@@ -203,3 +203,54 @@ def test_helpers_match_plain_arithmetic():
     # the exact a * b + c, rounded once (Fraction's float() rounds correctly)
     exact = [float(Fraction(x) * Fraction(y) + Fraction(z)) for x, y, z in zip(a, b, c)]
     assert same(lrandom._fma64(a, b, c), np.array(exact))
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5, 0.9])
+def test_dropout_masks_values_and_gradients_are_pytorchs(p):
+    """Masks are PyTorch's CPU bernoulli_(1 - p) draws: a float64 uniform per unit, kept below
+    1 - p, checked on every host against torch.rand(float64) from the same seed. PyTorch's own
+    dropout draws exactly that off Intel; on Intel CPUs its x86 wheels use MKL's stream instead,
+    so there the comparison with torch's dropout itself is not made."""
+    torch = both(3)
+    x = np.random.default_rng(0).standard_normal((8, 6, 3, 3)).astype(np.float32)
+    x[0, 0, 0, 0] = -0.0
+    keep2d = torch.rand(48, dtype=torch.float64).numpy() < 1 - p
+    keep = torch.rand(x.size, dtype=torch.float64).numpy() < 1 - p
+    scale = np.float32(1) / np.float32(1 - p)
+    noise2d = np.where(keep2d, scale, np.float32(0)).astype(np.float32).reshape(8, 6, 1, 1)
+    noise = np.where(keep, scale, np.float32(0)).astype(np.float32).reshape(x.shape)
+    want = (x * noise2d) * noise
+    lamina.manual_seed(3)  # lamina draws what torch.rand drew above
+    lx = lamina.tensor(x, requires_grad=True)
+    ly = lamina.nn.functional.dropout(lamina.nn.functional.dropout2d(lx, p), p)
+    assert same(ly.detach().numpy(), want)  # incl. -0 where a negative value is dropped
+    g = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    ly.backward(lamina.tensor(g))
+    assert same(lx.grad.numpy(), (g * noise) * noise2d)
+    assert same(lamina.randn(3).numpy(), torch.randn(3).numpy())  # the draw after agrees
+    if lamina._C.cpu_info()["vendor"] != "GenuineIntel":  # PyTorch's dropout itself, gradients too
+        torch.manual_seed(4), lamina.manual_seed(4)
+        tx, lx = torch.tensor(x, requires_grad=True), lamina.tensor(x, requires_grad=True)
+        ty = torch.nn.functional.dropout(torch.nn.functional.dropout2d(tx, p), p)
+        ly = lamina.nn.functional.dropout(lamina.nn.functional.dropout2d(lx, p), p)
+        assert same(ly.detach().numpy(), ty.detach().numpy())
+        ty.backward(torch.tensor(g))
+        ly.backward(lamina.tensor(g))
+        assert same(lx.grad.numpy(), tx.grad.numpy())
+        assert same(lamina.nn.Dropout(p)(lamina.ones(40)).numpy(), torch.nn.Dropout(p)(torch.ones(40)).numpy())
+    both(5)
+    assert same(lamina.nn.functional.dropout(lamina.ones(5), 1.0).numpy(), torch.nn.functional.dropout(torch.ones(5), 1.0).numpy())
+    assert same(lamina.randn(3).numpy(), torch.randn(3).numpy())  # p = 1 drew nothing, as PyTorch's
+
+
+def test_dropout_kernel_checks_its_mask():
+    from lamina import _C
+    x, y = np.ones(6, np.float32), np.empty(6, np.float32)
+    with pytest.raises(ValueError, match=r"keep: expected 3 units \(6 elements / unit 2\), got 4"):
+        _C.dropout(x, y, np.ones(4, np.uint8), 0.5, 2)
+    with pytest.raises(TypeError, match="keep: expected a bool or uint8 array, got dtype float64"):
+        _C.dropout(x, y, np.ones(3), 0.5, 2)
+    with pytest.raises(ValueError, match="keep: expected a C-contiguous array"):
+        _C.dropout(x, y, np.ones(6, np.uint8)[::2], 0.5, 2)
+    _C.dropout(x, y, np.array([True, False, True]), 0.5, 2)
+    assert y.tolist() == [2, 2, 0, 0, 2, 2]

@@ -18,6 +18,9 @@ against it in tests/test_random_torch.py):
   sine half is cached on the generator for the next such draw.
 - randint(low, high): the output (32-bit if high - low < 2^32, else 64-bit) mod (high - low), + low.
 - randperm(n): a forward Fisher-Yates shuffle with 32-bit outputs mod (n - i).
+- bernoulli(p) (dropout's masks): a float64 uniform per value, kept when below p. This is
+  PyTorch's draw on AMD and other non-Intel CPUs; on Intel CPUs its x86 wheels draw Bernoulli
+  masks from MKL's own generator instead, which lamina does not reproduce.
 """
 import math
 
@@ -278,6 +281,14 @@ class Generator:
         raw = self._u32(n) if span < (1 << 32) else self._u64(n)
         out = ((raw % np.uint64(span)).astype(np.int64) + np.int64(low)).reshape(shape)
         return int(out.item()) if size is None else out
+
+    def bernoulli(self, p, size=None):
+        """True with probability p: Tensor.bernoulli_(p) as PyTorch's CPU kernel draws it without
+        MKL (a float64 uniform per value, true when below p). PyTorch's x86 wheels take MKL's own
+        stream instead on Intel CPUs; on others, and for dropout masks here, this is its draw."""
+        n, shape = _count(size)
+        out = (self._uniform01(n, np.float64) < float(p)).reshape(shape)
+        return bool(out.item()) if size is None else out
 
     def random_int64(self):
         """torch.empty((), dtype=torch.int64).random_(): 64 bits mod 2^63 (DataLoader's seeds)."""
