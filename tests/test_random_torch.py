@@ -244,13 +244,43 @@ def test_negative_seed_counts_modulo_2_64_as_pytorchs():
     assert same(lamina.randn(18).numpy(), torch.randn(18).numpy())
 
 
-def test_helpers_match_plain_arithmetic():
+def _round_f32(r):
+    """The float32 nearest the exact rational r (ties to even)."""
     from fractions import Fraction
+    f = np.float32(float(r))
+    cands = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
+    return min(cands, key=lambda c: (abs(Fraction(float(c)) - r), int(np.float32(c).view(np.int32)) & 1))
+
+
+def test_fused_scale_shift_rounds_once():
+    from fractions import Fraction
+    from lamina import _C
     rng = np.random.default_rng(0)
     a, b, c = rng.standard_normal((3, 1000)) * np.array([[1.0], [1e8], [1e-8]])
-    # the exact a * b + c, rounded once (Fraction's float() rounds correctly)
-    exact = [float(Fraction(x) * Fraction(y) + Fraction(z)) for x, y, z in zip(a, b, c)]
-    assert same(lrandom._fma64(a, b, c), np.array(exact))
+    y = np.empty_like(a)
+    for i in range(len(a)):  # scalar scale and shift per call, as the kernel takes them
+        _C.fused_scale_shift(a[i:i + 1], y[i:i + 1], b[i], c[i])
+    exact = [float(Fraction(x) * Fraction(s) + Fraction(t)) for x, s, t in zip(a, b, c)]  # rounds once
+    assert same(y, np.array(exact))
+    a32, b32, c32 = (v.astype(np.float32) for v in (rng.standard_normal(300), rng.standard_normal(300) * 3,
+                                                      rng.standard_normal(300) * 1e-7))
+    y32 = np.empty_like(a32)
+    for i in range(len(a32)):
+        _C.fused_scale_shift(a32[i:i + 1], y32[i:i + 1], float(b32[i]), float(c32[i]))
+    want = [_round_f32(Fraction(float(x)) * Fraction(float(s)) + Fraction(float(t))) for x, s, t in zip(a32, b32, c32)]
+    assert same(y32, np.array(want, dtype=np.float32))
+
+
+def test_normal_blocks_checks_its_buffer():
+    from lamina import _C
+    with pytest.raises(ValueError, match="data: expected a multiple of 16 values, got 15"):
+        _C.normal_blocks(np.zeros(15, np.float32), 0.0, 1.0)
+    with pytest.raises(TypeError, match="data: expected dtype float32 or float64, got int64"):
+        _C.normal_blocks(np.zeros(16, np.int64), 0.0, 1.0)
+    with pytest.raises(ValueError, match="data: expected a writeable array"):
+        a = np.zeros(16, np.float32)
+        a.flags.writeable = False
+        _C.normal_blocks(a, 0.0, 1.0)
 
 
 @pytest.mark.parametrize("p", [0.3, 0.5, 0.9])

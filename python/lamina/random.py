@@ -12,7 +12,8 @@ against it in tests/test_random_torch.py):
 - uniform(a, b): u * (b - a) + a in the tensor's dtype, fused (one rounding).
 - normal, 16 or more float32 values: all the uniforms first, then Box-Muller on each block of 16
   (value j pairs with j + 8), with PyTorch's AVX2 single-precision log and sincos (Cephes
-  polynomials) so that the bits agree; a ragged tail redraws 16 uniforms for the last 16 values.
+  polynomials, csrc/random_kernel.h) so that the bits agree; a ragged tail redraws 16 uniforms
+  for the last 16 values.
   float64: the same blocks in double precision.
 - normal, fewer than 16 values: each from two float64 uniforms, Box-Muller in double, and the
   sine half is cached on the generator for the next such draw.
@@ -32,7 +33,6 @@ import numpy as np
 
 _MASK24 = np.uint64((1 << 24) - 1)
 _MASK53 = np.uint64((1 << 53) - 1)
-_TWO_PI_F32 = np.float32(2.0 * math.pi)
 # A fresh Generator's seed before manual_seed, as PyTorch's torch.Generator() (its default
 # generator instead starts from the OS entropy pool, as lamina's does).
 DEFAULT_GENERATOR_SEED = 67280421310721
@@ -61,76 +61,13 @@ def _mt_key(seed32):
     return key
 
 
-# ---- PyTorch's AVX2 single-precision log and sincos (its avx_mathfun.h, Cephes-based), written
-# over NumPy float32 arrays. Where that code multiplies and then adds, the compiler fuses the two
-# into one FMA; _fma32 does the same (float32 operands: the product is exact in float64).
-def _fma32(a, b, c):
-    return (np.asarray(a, np.float64) * np.float64(b) + np.asarray(c, np.float64)).astype(np.float32)
-
-
-_LOG_P = (7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
-          -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1)
-
-
-def _log_f32(x):
-    f32 = np.float32
-    x = np.maximum(x, f32(1.17549435e-38))
-    bits = x.view(np.int32)
-    e = ((bits >> 23) - 0x7F).astype(np.float32) + f32(1)
-    m = ((bits & ~0x7F800000) | 0x3F000000).view(np.float32)  # mantissa in [0.5, 1)
-    small = m < f32(0.707106781186547524)                     # then use 2m - 1 and e - 1
-    x = (m - f32(1)) + np.where(small, m, f32(0))
-    e = e - np.where(small, f32(1), f32(0))
-    z = x * x
-    y = np.full_like(x, f32(_LOG_P[0]))
-    for p in _LOG_P[1:]:
-        y = _fma32(y, x, f32(p))
-    y = y * x
-    y = _fma32(y, z, e * f32(-2.12194440e-4))
-    y = _fma32(z, f32(-0.5), y)
-    return _fma32(e, f32(0.693359375), x + y)
-
-
-def _sincos_f32(x):
-    """sin and cos of x >= 0 (Box-Muller's angles)."""
-    f32 = np.float32
-    j = (x * f32(1.27323954473516)).astype(np.int32)  # x * 4/pi, truncated
-    j = (j + 1) & ~1
-    y = j.astype(np.float32)
-    sign_sin = (j & 4) << 29
-    sign_cos = (~(j - 2) & 4) << 29
-    use_sin_poly = (j & 2) == 0
-    for dp in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8):  # x - j pi/4
-        x = _fma32(y, f32(dp), x)
-    z = x * x
-    c = np.full_like(x, f32(2.443315711809948E-005))
-    for k in (-1.388731625493765E-003, 4.166664568298827E-002):
-        c = _fma32(c, z, f32(k))
-    c = _fma32(c * z, z, -(z * f32(0.5))) + f32(1)
-    s = np.full_like(x, f32(-1.9515295891E-4))
-    for k in (8.3321608736E-3, -1.6666654611E-1):
-        s = _fma32(s, z, f32(k))
-    s = _fma32(s * z, x, x)
-    sin = np.where(use_sin_poly, s, c).view(np.int32) ^ sign_sin
-    cos = np.where(use_sin_poly, c, s).view(np.int32) ^ sign_cos
-    return sin.view(np.float32), cos.view(np.float32)
-
-
-def _fma64(a, b, c):
-    """a * b + c rounded once (float64), from the exact product (Dekker) and sum (Knuth)."""
-    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
-    p = a * b
-    split = 134217729.0  # 2^27 + 1
-    ah = a * split - (a * split - a)
-    bh = b * split - (b * split - b)
-    al, bl = a - ah, b - bh
-    err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    s = p + c
-    bb = s - p
-    t = (p - (s - bb)) + (c - bb)
-    with np.errstate(invalid="ignore"):
-        out = s + (t + err)
-    return np.where(np.isfinite(p) & np.isfinite(c), out, p + c)
+def _fused(x, scale, shift):
+    """x * scale + shift rounded once, in x's dtype (C++: the random family's kernel)."""
+    from . import _C
+    out = np.ascontiguousarray(x)
+    out = out.copy() if out is x else out
+    _C.fused_scale_shift(out, out, float(scale), float(shift))
+    return out
 
 
 class Generator:
@@ -215,11 +152,11 @@ class Generator:
         n, shape = _count(size)
         u = self._uniform01(n, dtype)
         if dtype == np.float64:
-            out = _fma64(u, float(high) - float(low), float(low))
-        else:
+            out = _fused(u, float(high) - float(low), float(low))
+        else:  # the bounds in float32 first, their difference in float32
             lo, hi = np.float32(low), np.float32(high)
-            out = _fma32(u, hi - lo, lo)
-        out = out.astype(dtype).reshape(shape)
+            out = _fused(u, hi - lo, lo)
+        out = out.reshape(shape)
         return out.item() if size is None else out
 
     def standard_normal(self, size=None, dtype=np.float32):
@@ -239,28 +176,15 @@ class Generator:
         return out.item() if size is None else out
 
     def _normal_blocks(self, n, dtype, mean, std):
-        u = self._uniform01(n, dtype)
-        blocks, tail = n // 16, n % 16
-        out = np.empty(n, dtype=dtype)
-        out[:blocks * 16] = self._box_muller16(u[:blocks * 16].reshape(blocks, 16), dtype, mean, std).ravel()
-        if tail:  # the last 16 values again, from 16 fresh uniforms
-            out[n - 16:] = self._box_muller16(self._uniform01(16, dtype).reshape(1, 16), dtype, mean, std).ravel()
+        from . import _C
+        out = self._uniform01(n, dtype)
+        blocks = n // 16
+        _C.normal_blocks(out[:blocks * 16], mean, std)  # in place, 16 uniforms per block
+        if n % 16:  # the last 16 values again, from 16 fresh uniforms
+            tail = self._uniform01(16, dtype)
+            _C.normal_blocks(tail, mean, std)
+            out[n - 16:] = tail
         return out
-
-    @staticmethod
-    def _box_muller16(u, dtype, mean, std):
-        if dtype == np.float64:  # C's log, sin, cos: Python's math (NumPy's SIMD log differs in the last bit)
-            u1, u2 = 1.0 - u[:, :8], u[:, 8:]
-            log = np.fromiter(map(math.log, u1.ravel()), np.float64, u1.size).reshape(u1.shape)
-            radius = np.sqrt(-2.0 * log)
-            theta = np.float64(np.float32(2.0)) * math.pi * u2
-            cos = np.fromiter(map(math.cos, theta.ravel()), np.float64, theta.size).reshape(theta.shape)
-            sin = np.fromiter(map(math.sin, theta.ravel()), np.float64, theta.size).reshape(theta.shape)
-            return _fma64(np.concatenate([radius * cos, radius * sin], axis=1), std, mean)
-        u1, u2 = np.float32(1) - u[:, :8], u[:, 8:]
-        radius = np.sqrt(np.float32(-2) * _log_f32(u1))
-        sin, cos = _sincos_f32(_TWO_PI_F32 * u2)
-        return _fma32(np.concatenate([radius * cos, radius * sin], axis=1), np.float32(std), np.float32(mean))
 
     def _normal_one(self, mean, std):
         if self._next_double_normal is not None:
@@ -271,7 +195,7 @@ class Generator:
             theta = 2.0 * math.pi * float(u1)
             self._next_double_normal = r * math.sin(theta)
             z = r * math.cos(theta)
-        return float(_fma64(z, std, mean))
+        return float(_fused(np.array([z]), std, mean)[0])
 
     def integers(self, low, high=None, size=None):
         """Integers in [low, high): torch.randint (int64)."""
