@@ -148,6 +148,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
 
 def randint(low, high=None, size=(), generator=None, dtype=None, device=None, requires_grad=False):
     _check_device(device)
+    if isinstance(high, (tuple, list)):  # PyTorch's randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     arr = _random.generator_of(generator).integers(low, high, size=_shape((size,)))

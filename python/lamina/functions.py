@@ -557,7 +557,9 @@ def _random_fill(name, draw):
         _inplace.check_inplace(self, name)
         if self.dtype.kind != "f":
             raise TypeError(f"{name}: expected a floating-point tensor, got {self.dtype}")
-        values = draw(_random.default_generator(), tuple(self.shape), *args, **kwargs)
+        generator = _random.generator_of(kwargs.pop("generator", None))
+        dtype = np.float64 if self.dtype == np.float64 else np.float32  # as PyTorch draws them
+        values = draw(generator, tuple(self.shape), dtype, *args, **kwargs)
         return _inplace.overwrite(self, np.asarray(values, dtype=self.dtype), name)
     method.__name__ = name
     return method
@@ -614,8 +616,8 @@ _METHODS = {
     "scatter_": _inplace_of("scatter_", lambda x, dim, index, src=None, value=None, **kw:
                             scatter(x, dim, index, src, value, **kw)),
     "floor_": _inplace_of("floor_", floor), "ceil_": _inplace_of("ceil_", ceil),
-    "uniform_": _random_fill("uniform_", lambda g, shape, a=0.0, b=1.0: g.uniform(a, b, shape)),
-    "normal_": _random_fill("normal_", lambda g, shape, mean=0.0, std=1.0: g.normal(mean, std, shape)),
+    "uniform_": _random_fill("uniform_", lambda g, shape, dtype, a=0.0, b=1.0: g.uniform(a, b, shape, dtype)),
+    "normal_": _random_fill("normal_", lambda g, shape, dtype, mean=0.0, std=1.0: g.normal(mean, std, shape, dtype)),
 }
 
 

@@ -1,42 +1,138 @@
-"""lamina's global random state: one NumPy PCG64 generator, reseeded by manual_seed."""
+"""lamina's random numbers: PyTorch's CPU generator, draw for draw.
+
+A Generator is a Mersenne Twister (MT19937, seeded as C++'s std::mt19937 is) and every draw turns
+its 32- or 64-bit outputs into values the way PyTorch's CPU kernels do, so that code ported from
+PyTorch with only its imports changed starts from the same random numbers: `manual_seed(0)` then
+`randn`, `rand`, `randint`, `randperm`, `uniform_`/`normal_` and the `nn` initializers give
+PyTorch's values. How each draw is made (what PyTorch 2.x does on an x86 CPU with AVX2, checked
+against it in tests/test_random_torch.py):
+
+- float32 uniform [0, 1): the low 24 bits of one 32-bit output, times 2^-24; float64: the low 53
+  bits of a 64-bit output (two 32-bit ones, the first in the high half), times 2^-53.
+- uniform(a, b): u * (b - a) + a in the tensor's dtype, fused (one rounding).
+- normal, 16 or more float32 values: all the uniforms first, then Box-Muller on each block of 16
+  (value j pairs with j + 8), with PyTorch's AVX2 single-precision log and sincos (Cephes
+  polynomials) so that the bits agree; a ragged tail redraws 16 uniforms for the last 16 values.
+  float64: the same blocks in double precision.
+- normal, fewer than 16 values: each from two float64 uniforms, Box-Muller in double, and the
+  sine half is cached on the generator for the next such draw.
+- randint(low, high): the output (32-bit if high - low < 2^32, else 64-bit) mod (high - low), + low.
+- randperm(n): a forward Fisher-Yates shuffle with 32-bit outputs mod (n - i).
+- bernoulli(p) (dropout's masks): a float64 uniform per value, kept when below p. This is
+  PyTorch's draw on AMD and other non-Intel CPUs; on Intel CPUs its x86 wheels draw Bernoulli
+  masks from MKL's own generator instead, which lamina does not reproduce.
+"""
+import math
+
 import numpy as np
 
-_generator = np.random.Generator(np.random.PCG64())
+_MASK24 = np.uint64((1 << 24) - 1)
+_MASK53 = np.uint64((1 << 53) - 1)
+_TWO_PI_F32 = np.float32(2.0 * math.pi)
+# A fresh Generator's seed before manual_seed, as PyTorch's torch.Generator() (its default
+# generator instead starts from the OS entropy pool, as lamina's does).
+DEFAULT_GENERATOR_SEED = 67280421310721
 
 
-def manual_seed(seed):
-    """Seed every random draw lamina makes (init, rand/randn, dropout, DataLoader default).
-
-    >>> import lamina
-    >>> _ = lamina.manual_seed(0); a = lamina.randn(2).numpy()
-    >>> _ = lamina.manual_seed(0); b = lamina.randn(2).numpy()
-    >>> bool((a == b).all())
-    True
-    """
-    global _generator
+def _seed_value(seed):
+    """PyTorch's accepted seeds: [-2^63, 2^64); a negative one counts as seed + 2^64."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise TypeError(f"seed: expected an integer, got {type(seed).__name__}") from None
     seed = int(seed)
-    if seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed}")
-    _generator = np.random.Generator(np.random.PCG64(seed))
-    return _generator
+    if not -(1 << 63) <= seed < (1 << 64):
+        raise ValueError(f"seed: expected an integer in [-2**63, 2**64), got {seed}")
+    return seed + (1 << 64) if seed < 0 else seed
 
 
-def default_generator():
-    return _generator
+def _mt_key(seed32):
+    """The MT19937 state std::mt19937(seed) starts from (Matsumoto and Nishimura's init_genrand)."""
+    key = np.empty(624, dtype=np.uint32)
+    s = seed32
+    for i in range(624):
+        key[i] = s
+        s = (1812433253 * (s ^ (s >> 30)) + i + 1) & 0xFFFFFFFF
+    return key
 
 
-def get_rng_state():
-    """A JSON-able snapshot of the generator (for checkpoints)."""
-    return _generator.bit_generator.state
+# ---- PyTorch's AVX2 single-precision log and sincos (its avx_mathfun.h, Cephes-based), written
+# over NumPy float32 arrays. Where that code multiplies and then adds, the compiler fuses the two
+# into one FMA; _fma32 does the same (float32 operands: the product is exact in float64).
+def _fma32(a, b, c):
+    return (np.asarray(a, np.float64) * np.float64(b) + np.asarray(c, np.float64)).astype(np.float32)
 
 
-def set_rng_state(state):
-    _generator.bit_generator.state = state
+_LOG_P = (7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
+          -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1)
+
+
+def _log_f32(x):
+    f32 = np.float32
+    x = np.maximum(x, f32(1.17549435e-38))
+    bits = x.view(np.int32)
+    e = ((bits >> 23) - 0x7F).astype(np.float32) + f32(1)
+    m = ((bits & ~0x7F800000) | 0x3F000000).view(np.float32)  # mantissa in [0.5, 1)
+    small = m < f32(0.707106781186547524)                     # then use 2m - 1 and e - 1
+    x = (m - f32(1)) + np.where(small, m, f32(0))
+    e = e - np.where(small, f32(1), f32(0))
+    z = x * x
+    y = np.full_like(x, f32(_LOG_P[0]))
+    for p in _LOG_P[1:]:
+        y = _fma32(y, x, f32(p))
+    y = y * x
+    y = _fma32(y, z, e * f32(-2.12194440e-4))
+    y = _fma32(z, f32(-0.5), y)
+    return _fma32(e, f32(0.693359375), x + y)
+
+
+def _sincos_f32(x):
+    """sin and cos of x >= 0 (Box-Muller's angles)."""
+    f32 = np.float32
+    j = (x * f32(1.27323954473516)).astype(np.int32)  # x * 4/pi, truncated
+    j = (j + 1) & ~1
+    y = j.astype(np.float32)
+    sign_sin = (j & 4) << 29
+    sign_cos = (~(j - 2) & 4) << 29
+    use_sin_poly = (j & 2) == 0
+    for dp in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8):  # x - j pi/4
+        x = _fma32(y, f32(dp), x)
+    z = x * x
+    c = np.full_like(x, f32(2.443315711809948E-005))
+    for k in (-1.388731625493765E-003, 4.166664568298827E-002):
+        c = _fma32(c, z, f32(k))
+    c = _fma32(c * z, z, -(z * f32(0.5))) + f32(1)
+    s = np.full_like(x, f32(-1.9515295891E-4))
+    for k in (8.3321608736E-3, -1.6666654611E-1):
+        s = _fma32(s, z, f32(k))
+    s = _fma32(s * z, x, x)
+    sin = np.where(use_sin_poly, s, c).view(np.int32) ^ sign_sin
+    cos = np.where(use_sin_poly, c, s).view(np.int32) ^ sign_cos
+    return sin.view(np.float32), cos.view(np.float32)
+
+
+def _fma64(a, b, c):
+    """a * b + c rounded once (float64), from the exact product (Dekker) and sum (Knuth)."""
+    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
+    p = a * b
+    split = 134217729.0  # 2^27 + 1
+    ah = a * split - (a * split - a)
+    bh = b * split - (b * split - b)
+    al, bl = a - ah, b - bh
+    err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    s = p + c
+    bb = s - p
+    t = (p - (s - bb)) + (c - bb)
+    with np.errstate(invalid="ignore"):
+        out = s + (t + err)
+    return np.where(np.isfinite(p) & np.isfinite(c), out, p + c)
 
 
 class Generator:
     """A random generator of its own, as PyTorch's `torch.Generator`: pass it as `generator=` to
-    `random_split`, `RandomSampler`, `DataLoader`, `randperm`, `rand`, `randn`, `randint`.
+    `random_split`, `RandomSampler`, `DataLoader`, `randperm`, `rand`, `randn`, `randint`. Draws
+    are PyTorch's (see the module docstring); an unseeded one starts from PyTorch's fixed seed.
 
     >>> import lamina
     >>> g = lamina.Generator().manual_seed(42)
@@ -48,16 +144,16 @@ class Generator:
     def __init__(self, device="cpu"):
         from ._device import check_device
         self.device = check_device(device)
-        # Unseeded: a fresh seed from the OS entropy pool, as PyTorch's default does.
-        self._seed = int(np.random.SeedSequence().entropy % (1 << 63))
-        self._rng = np.random.Generator(np.random.PCG64(self._seed))
+        self.manual_seed(DEFAULT_GENERATOR_SEED)
 
+    # ---- seeding and state
     def manual_seed(self, seed):
-        seed = int(seed)
-        if seed < 0:
-            raise ValueError(f"seed: expected a non-negative integer, got {seed}")
+        seed = _seed_value(seed)
         self._seed = seed
-        self._rng = np.random.Generator(np.random.PCG64(seed))
+        self._bits = np.random.MT19937()
+        self._bits.state = {"bit_generator": "MT19937", "state": {"key": _mt_key(seed & 0xFFFFFFFF), "pos": 624}}
+        self._next_double_normal = None  # Box-Muller's cached sine half (float64 draws)
+        self._next_float_normal = None
         return self
 
     def seed(self):
@@ -69,22 +165,204 @@ class Generator:
         return self._seed
 
     def get_state(self):
-        return self._rng.bit_generator.state
+        """A JSON-able snapshot: the twister's 624 words and position, and the cached normals."""
+        st = self._bits.state["state"]
+        return {"generator": "lamina.MT19937", "seed": self._seed, "key": [int(v) for v in st["key"]],
+                "pos": int(st["pos"]), "next_double_normal": self._next_double_normal,
+                "next_float_normal": self._next_float_normal}
 
     def set_state(self, state):
-        self._rng.bit_generator.state = state
+        if not isinstance(state, dict) or state.get("generator") != "lamina.MT19937":
+            got = state.get("bit_generator", state.get("generator")) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state: expected a lamina.MT19937 state from get_state(), got {got!r} "
+                             f"(states saved before lamina drew PyTorch's numbers cannot be restored)")
+        key = np.asarray(state["key"], dtype=np.uint32)
+        if key.shape != (624,) or not 0 <= int(state["pos"]) <= 624:
+            raise ValueError(f"state: expected 624 key words and pos in [0, 624], got {key.shape[0]} and {state['pos']}")
+        self._seed = int(state.get("seed", 0))
+        self._bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": int(state["pos"])}}
+        self._next_double_normal = state.get("next_double_normal")
+        self._next_float_normal = state.get("next_float_normal")
         return self
 
-    @property
-    def numpy_generator(self) -> np.random.Generator:
-        """The NumPy generator that draws for this Generator."""
-        return self._rng
+    # ---- raw outputs
+    def _u32(self, n):
+        return self._bits.random_raw(int(n)).astype(np.uint64)
+
+    def _u64(self, n):
+        r = self._u32(2 * int(n))
+        return (r[0::2] << np.uint64(32)) | r[1::2]
+
+    def _uniform01(self, n, dtype):
+        if np.dtype(dtype) == np.float64:
+            return (self._u64(n) & _MASK53).astype(np.float64) * 2.0 ** -53
+        return (self._u32(n) & _MASK24).astype(np.float32) * np.float32(2.0 ** -24)
+
+    # ---- draws (NumPy Generator's method names, PyTorch's values)
+    def random(self, size=None, dtype=np.float32):
+        """Uniform on [0, 1): torch.rand."""
+        n, shape = _count(size)
+        out = self._uniform01(n, _float_dtype(dtype)).reshape(shape)
+        return out.item() if size is None else out
+
+    def uniform(self, low=0.0, high=1.0, size=None, dtype=np.float32):
+        """Uniform on [low, high): Tensor.uniform_(low, high)."""
+        dtype = _float_dtype(dtype)
+        n, shape = _count(size)
+        u = self._uniform01(n, dtype)
+        if dtype == np.float64:
+            out = _fma64(u, float(high) - float(low), float(low))
+        else:
+            lo, hi = np.float32(low), np.float32(high)
+            out = _fma32(u, hi - lo, lo)
+        out = out.astype(dtype).reshape(shape)
+        return out.item() if size is None else out
+
+    def standard_normal(self, size=None, dtype=np.float32):
+        """torch.randn."""
+        return self.normal(0.0, 1.0, size, dtype)
+
+    def normal(self, loc=0.0, scale=1.0, size=None, dtype=np.float32):
+        """Tensor.normal_(mean, std)."""
+        dtype = _float_dtype(dtype)
+        n, shape = _count(size)
+        if n >= 16:
+            out = self._normal_blocks(n, dtype, float(loc), float(scale))
+        else:
+            out = np.array([self._normal_one(float(loc), float(scale)) for _ in range(n)], dtype=np.float64)
+            out = out.astype(dtype)
+        out = out.reshape(shape)
+        return out.item() if size is None else out
+
+    def _normal_blocks(self, n, dtype, mean, std):
+        u = self._uniform01(n, dtype)
+        blocks, tail = n // 16, n % 16
+        out = np.empty(n, dtype=dtype)
+        out[:blocks * 16] = self._box_muller16(u[:blocks * 16].reshape(blocks, 16), dtype, mean, std).ravel()
+        if tail:  # the last 16 values again, from 16 fresh uniforms
+            out[n - 16:] = self._box_muller16(self._uniform01(16, dtype).reshape(1, 16), dtype, mean, std).ravel()
+        return out
+
+    @staticmethod
+    def _box_muller16(u, dtype, mean, std):
+        if dtype == np.float64:  # C's log, sin, cos: Python's math (NumPy's SIMD log differs in the last bit)
+            u1, u2 = 1.0 - u[:, :8], u[:, 8:]
+            log = np.fromiter(map(math.log, u1.ravel()), np.float64, u1.size).reshape(u1.shape)
+            radius = np.sqrt(-2.0 * log)
+            theta = np.float64(np.float32(2.0)) * math.pi * u2
+            cos = np.fromiter(map(math.cos, theta.ravel()), np.float64, theta.size).reshape(theta.shape)
+            sin = np.fromiter(map(math.sin, theta.ravel()), np.float64, theta.size).reshape(theta.shape)
+            return _fma64(np.concatenate([radius * cos, radius * sin], axis=1), std, mean)
+        u1, u2 = np.float32(1) - u[:, :8], u[:, 8:]
+        radius = np.sqrt(np.float32(-2) * _log_f32(u1))
+        sin, cos = _sincos_f32(_TWO_PI_F32 * u2)
+        return _fma32(np.concatenate([radius * cos, radius * sin], axis=1), np.float32(std), np.float32(mean))
+
+    def _normal_one(self, mean, std):
+        if self._next_double_normal is not None:
+            z, self._next_double_normal = self._next_double_normal, None
+        else:
+            u1, u2 = self._uniform01(2, np.float64)
+            r = math.sqrt(-2.0 * math.log1p(-float(u2)))
+            theta = 2.0 * math.pi * float(u1)
+            self._next_double_normal = r * math.sin(theta)
+            z = r * math.cos(theta)
+        return float(_fma64(z, std, mean))
+
+    def integers(self, low, high=None, size=None):
+        """Integers in [low, high): torch.randint (int64)."""
+        if high is None:
+            low, high = 0, low
+        low, high = int(low), int(high)
+        if high <= low:
+            raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+        n, shape = _count(size)
+        span = high - low
+        raw = self._u32(n) if span < (1 << 32) else self._u64(n)
+        out = ((raw % np.uint64(span)).astype(np.int64) + np.int64(low)).reshape(shape)
+        return int(out.item()) if size is None else out
+
+    def bernoulli(self, p, size=None):
+        """True with probability p: Tensor.bernoulli_(p) as PyTorch's CPU kernel draws it without
+        MKL (a float64 uniform per value, true when below p). PyTorch's x86 wheels take MKL's own
+        stream instead on Intel CPUs; on others, and for dropout masks here, this is its draw."""
+        n, shape = _count(size)
+        out = (self._uniform01(n, np.float64) < float(p)).reshape(shape)
+        return bool(out.item()) if size is None else out
+
+    def random_int64(self):
+        """torch.empty((), dtype=torch.int64).random_(): 64 bits mod 2^63 (DataLoader's seeds)."""
+        return int(self._u64(1)[0]) % (1 << 63)
+
+    def permutation(self, n):
+        """torch.randperm(n)."""
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"randperm: n must be non-negative, got {n}")
+        perm = list(range(n))
+        if n > 1:
+            picks = (self._u32(n - 1) % np.arange(n, 1, -1, dtype=np.uint64)).tolist()
+            for i, k in enumerate(picks):
+                k += i
+                perm[i], perm[k] = perm[k], perm[i]
+        return np.array(perm, dtype=np.int64)
 
 
-def generator_of(generator=None) -> np.random.Generator:
-    """The NumPy generator behind `generator` (a lamina.Generator), or lamina's global one."""
+def _count(size):
+    shape = () if size is None else (tuple(int(s) for s in size) if isinstance(size, (tuple, list)) else (int(size),))
+    return int(np.prod(shape, dtype=np.int64)), shape
+
+
+def _float_dtype(dtype):
+    d = np.dtype(dtype)
+    if d not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype: expected float32 or float64, got {d}")
+    return d
+
+
+# The global generator: seeded from the OS entropy pool until manual_seed, as PyTorch's default.
+_generator = Generator()
+_generator.seed()
+
+
+def manual_seed(seed):
+    """Seed every random draw lamina makes (init, rand/randn, dropout, DataLoader default).
+
+    >>> import lamina
+    >>> _ = lamina.manual_seed(0); a = lamina.randn(2).numpy()
+    >>> _ = lamina.manual_seed(0); b = lamina.randn(2).numpy()
+    >>> bool((a == b).all())
+    True
+    """
+    return _generator.manual_seed(seed)
+
+
+def initial_seed():
+    return _generator.initial_seed()
+
+
+def seed():
+    """Reseed the global generator from the OS entropy pool; returns the seed."""
+    return _generator.seed()
+
+
+def default_generator():
+    return _generator
+
+
+def get_rng_state():
+    """A JSON-able snapshot of the global generator (for checkpoints)."""
+    return _generator.get_state()
+
+
+def set_rng_state(state):
+    _generator.set_state(state)
+
+
+def generator_of(generator=None) -> Generator:
+    """`generator` (a lamina.Generator), or lamina's global one."""
     if generator is None:
         return _generator
     if isinstance(generator, Generator):
-        return generator.numpy_generator
+        return generator
     raise TypeError(f"generator: expected a lamina.Generator or None, got {type(generator).__name__}")
