@@ -18,9 +18,13 @@ against it in tests/test_random_torch.py):
   sine half is cached on the generator for the next such draw.
 - randint(low, high): the output (32-bit if high - low < 2^32, else 64-bit) mod (high - low), + low.
 - randperm(n): a forward Fisher-Yates shuffle with 32-bit outputs mod (n - i).
-- bernoulli(p) (dropout's masks): a float64 uniform per value, kept when below p. This is
-  PyTorch's draw on AMD and other non-Intel CPUs; on Intel CPUs its x86 wheels draw Bernoulli
-  masks from MKL's own generator instead, which lamina does not reproduce.
+- bernoulli(p) (dropout's masks): a float64 uniform per value, kept when below p; with a tensor
+  of probabilities, a uniform of the probabilities' dtype per value.
+- exponential(lambd): -log1p(-u) / lambd from a float64 uniform; multinomial without replacement
+  (or one sample) races p / q with q ~ Exp(1); with replacement, a float64 uniform per draw
+  searched in the row's normalized running sums.
+PyTorch's released wheels have MKL's random streams switched off for bernoulli_ and exponential_
+(its DistributionKernels.cpp: only its internal builds use them), so these hold on every CPU.
 """
 import math
 
@@ -283,12 +287,65 @@ class Generator:
         return int(out.item()) if size is None else out
 
     def bernoulli(self, p, size=None):
-        """True with probability p: Tensor.bernoulli_(p) as PyTorch's CPU kernel draws it without
-        MKL (a float64 uniform per value, true when below p). PyTorch's x86 wheels take MKL's own
-        stream instead on Intel CPUs; on others, and for dropout masks here, this is its draw."""
+        """True with probability p: Tensor.bernoulli_(p) as PyTorch's CPU kernel draws it (a
+        float64 uniform per value, true when below p); dropout's masks."""
         n, shape = _count(size)
         out = (self._uniform01(n, np.float64) < float(p)).reshape(shape)
         return bool(out.item()) if size is None else out
+
+    def bernoulli_probs(self, probs):
+        """One draw per element of the array `probs`: torch.bernoulli(probs). float64
+        probabilities are compared with 53-bit uniforms, any other float dtype with 24-bit ones."""
+        probs = np.asarray(probs)
+        if probs.dtype == np.float64:
+            return self._uniform01(probs.size, np.float64).reshape(probs.shape) < probs
+        return self._uniform01(probs.size, np.float32).reshape(probs.shape) < probs.astype(np.float32)
+
+    def exponential(self, lambd=1.0, size=None, dtype=np.float32):
+        """Tensor.exponential_(lambd): -log1p(-u) / lambd from a float64 uniform, in float64."""
+        dtype = _float_dtype(dtype)
+        n, shape = _count(size)
+        u = self._uniform01(n, np.float64)
+        log1p = np.fromiter(map(math.log1p, (-u).tolist()), np.float64, n)  # C's log1p, to the bit
+        out = ((-1.0 / float(lambd)) * log1p).astype(dtype).reshape(shape)
+        return out.item() if size is None else out
+
+    def random_full(self, size, dtype):
+        """Tensor.random_() with no bounds: [0, 2^mantissa] for floats, [0, max] for integers."""
+        d = np.dtype(dtype)
+        n, shape = _count(size)
+        wide = d in (np.dtype(np.float64), np.dtype(np.int64))
+        raw = self._u64(n) if wide else self._u32(n)
+        if d == np.bool_:
+            top = 1
+        elif d.kind == "f":
+            top = 1 << (53 if d == np.float64 else 24)
+        else:
+            top = int(np.iinfo(d).max)
+        return (raw % np.uint64(top + 1)).astype(d).reshape(shape)
+
+    def multinomial(self, probs, num_samples, replacement=False):
+        """torch.multinomial over the rows of the 2-D array `probs` (int64 indices)."""
+        probs = np.asarray(probs)
+        rows, k = probs.shape
+        out = np.empty((rows, num_samples), dtype=np.int64)
+        if not replacement or num_samples == 1:
+            # Exponential races (PyTorch's CPU path): the largest p / q, q ~ Exp(1), one q per entry.
+            q = self.exponential(1.0, probs.shape, np.float64 if probs.dtype == np.float64 else np.float32)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keys = probs / q
+            if num_samples == 1:
+                return np.argmax(keys, axis=-1).reshape(rows, 1).astype(np.int64)
+            order = np.argsort(-keys, axis=-1, kind="stable")
+            return order[:, :num_samples].astype(np.int64)
+        for r in range(rows):  # inverse CDF: a float64 uniform per draw, binary search in the CDF
+            # float64 running sums stored in the row's dtype, then each divided by the float64 total
+            dt = np.float64 if probs.dtype == np.float64 else np.float32
+            sums = np.cumsum(probs[r].astype(np.float64))
+            cdf = (sums.astype(dt).astype(np.float64) / sums[-1]).astype(dt)
+            u = self._uniform01(num_samples, np.float64)
+            out[r] = np.searchsorted(cdf, u, side="left")
+        return out
 
     def random_int64(self):
         """torch.empty((), dtype=torch.int64).random_(): 64 bits mod 2^63 (DataLoader's seeds)."""
