@@ -88,14 +88,17 @@ alignas(64) const float kTanhC[6][16] = {
 
 // tanh(x) = sign(x) T(min(|x|, 9.02)): from 9.02 up tanh rounds to 1 (1 - tanh < 2^-25), and the
 // top piece gives exactly 1 at 9.02, so tanh(+-inf) = +-1 with no compare; min keeps NaN, whose
-// slot is garbage but whose t is NaN. Per vector: 7 permutes, 5 FMAs, min, add, shift, sub and two
-// integer logic ops (the old 32-piece form: 7 two-register permutes, 5 FMAs and 9 more). Zen 4 runs
+// slot is garbage but whose t is NaN. (AVX512DQ's vrangeps would do abs and min in one op, but for
+// a quiet-NaN operand it returns the other one, 9.02, so tanh(NaN) would come out +-1.) Per
+// vector: 7 permutes, 5 FMAs, min, add, shift, sub and two integer logic ops (the old 32-piece
+// form: 7 two-register permutes, 5 FMAs and 9 more). Zen 4 runs
 // each zmm op double-pumped on its 256-bit pipes, and this loop costs about 0.7 cycles per vector
 // op whatever the op (measured), so the count of ops is what matters. Intel's AVX-512 cores run the
 // same code: one permute per cycle on port 5 either way, and fewer ops in all. kGroup vectors go
 // through each step together: the chain load -> shift -> permute -> five FMAs is ~35 cycles long,
 // and interleaving four independent chains keeps the FP scheduler fed (measured on Zen 4: 4 at a
-// time ~10% faster than 1, 8 spills registers).
+// time ~10% faster than 1, 8 spills registers; a software-pipelined loop, the permutes and sub of
+// the next group issued before the FMAs of this one, measured no faster).
 struct Tanh16 {
   static constexpr int kGroup = 4;
   __m512 l = _mm512_load_ps(kTanhL), c0 = _mm512_load_ps(kTanhC[0]),

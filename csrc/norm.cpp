@@ -355,22 +355,8 @@ void group_norm_backward(int64_t N, int64_t C, int64_t S, int64_t G, const T* x,
 }
 
 // ---------------------------------------------------------------------------- Dropout
-namespace {
-inline uint64_t splitmix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-}  // namespace
-
-double dropout_uniform(uint64_t seed, int64_t r) {
-  const uint64_t h = splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(r));
-  return static_cast<double>(h >> 11) * 0x1.0p-53;
-}
-
 template <class T>
-void dropout_apply(int64_t R, int64_t S, const T* x, T* y, double p, uint64_t seed) {
+void dropout_apply(int64_t R, int64_t S, const T* x, T* y, const uint8_t* keep, double p) {
   // PyTorch scales the mask by 1 / (1 - p) in T, then multiplies.
   const T scale = p < 1.0 ? static_cast<T>(1.0) / static_cast<T>(1.0 - p) : T(0);
   const int64_t block = std::max<int64_t>(1, 16384 / std::max<int64_t>(S, 1));
@@ -378,7 +364,7 @@ void dropout_apply(int64_t R, int64_t S, const T* x, T* y, double p, uint64_t se
   for_each_item(blocks, static_cast<double>(block * S), [&](int64_t b) {
     const int64_t r1 = std::min(R, (b + 1) * block);
     for (int64_t r = b * block; r < r1; ++r) {
-      const T m = (p < 1.0 && dropout_uniform(seed, r) >= p) ? scale : T(0);
+      const T m = keep[r] ? scale : T(0);
       const T* xr = x + r * S;
       T* yr = y + r * S;
       for (int64_t i = 0; i < S; ++i) yr[i] = xr[i] * m;
@@ -398,7 +384,7 @@ void dropout_apply(int64_t R, int64_t S, const T* x, T* y, double p, uint64_t se
                                       double, T*, T*, T*);                                                  \
   template void group_norm_backward<T>(int64_t, int64_t, int64_t, int64_t, const T*, const T*, const T*,    \
                                        const T*, const T*, T*, T*, T*);                                     \
-  template void dropout_apply<T>(int64_t, int64_t, const T*, T*, double, uint64_t);
+  template void dropout_apply<T>(int64_t, int64_t, const T*, T*, const uint8_t*, double);
 LAMINA_NORM_INSTANTIATE(float)
 LAMINA_NORM_INSTANTIATE(double)
 #undef LAMINA_NORM_INSTANTIATE

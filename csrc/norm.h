@@ -7,8 +7,8 @@
 // 8 interleaved partial sums combined in a fixed tree (NormRows below); the AVX2 path keeps that
 // order exactly, so the portable and AVX2 paths give bit-identical results, and a result never
 // depends on the thread count. Weight gradients are summed per channel / column by one thread.
-// Dropout's mask is a counter-based hash of (seed, unit index), not a sequential generator, for
-// the same reason.
+// Dropout's mask comes in from the caller, drawn before the kernel runs (PyTorch's sequential
+// draws), so the threads only apply it.
 #pragma once
 #include <cstdint>
 
@@ -57,14 +57,13 @@ template <class T>
 void group_norm_backward(int64_t N, int64_t C, int64_t S, int64_t G, const T* x, const T* dy,
                          const T* weight, const T* mean, const T* rstd, T* dx, T* dweight, T* dbias);
 
-// ---- Dropout over x (R, S): unit r (S elements: 1 for Dropout, H * W for Dropout2d's
-// channels) is kept when dropout_uniform(seed, r) >= p, and kept values are scaled by
-// 1 / (1 - p) (p = 1 zeroes everything). The backward is the same call on dy (same seed): the
-// mask is recomputed, not stored. y may be x (in place).
+// ---- Dropout over x (R, S): y = x * noise[r] for unit r (S elements: 1 for Dropout, H * W for
+// Dropout2d's channels), noise[r] = keep[r] ? 1 / (1 - p) : 0 computed in T, as PyTorch's
+// x * noise (so a dropped -x is -0 and a dropped inf or NaN is NaN, as there). The caller draws
+// the keep mask (lamina.random: PyTorch's draws); the backward is the same call on dy with the
+// same mask. y may be x (in place).
 template <class T>
-void dropout_apply(int64_t R, int64_t S, const T* x, T* y, double p, uint64_t seed);
-// A uniform double in [0, 1) from a hash of (seed, r): splitmix64 of the seed, then of r.
-double dropout_uniform(uint64_t seed, int64_t r);
+void dropout_apply(int64_t R, int64_t S, const T* x, T* y, const uint8_t* keep, double p);
 
 namespace detail {
 // The row primitives every kernel above is built from; one table per ISA, chosen at run time.

@@ -153,3 +153,25 @@ def test_cpu_time_mode_measures_one_thread_by_cpu_time():
     assert all(ln.split()[6] == "-" for ln in rows)  # no torch time without torch
     p = _run("--cpu-time", "--threads", "2")
     assert p.returncode != 0 and "--cpu-time" in p.stderr
+
+
+def test_end_to_end_child_times_windows_and_reports_the_median(tmp_path):
+    """--quick times several windows of batches (one short window was too noisy to read a ratio
+    from); the rate reported is the median window's, and windows go round the saved images."""
+    import lamina
+    rng = np.random.default_rng(0)
+    batch, saved = 8, 40  # 5 batches saved, 3 warm-up + 3 windows x 2 timed: wraps around
+    np.save(tmp_path / "x.npy", rng.random((saved, 1, 28, 28), dtype=np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 10, saved))
+    lamina.manual_seed(0)
+    np.savez(tmp_path / "w.npz", **{f"p{i}": p.detach().numpy() for i, p in enumerate(lamina.models.mlp().parameters())})
+    spec = dict(impl="compiled", model="mlp", batch=batch, threads=1, batches=2, windows=3,
+                epoch_images=saved, cpu_time=False, x=str(tmp_path / "x.npy"), y=str(tmp_path / "y.npy"),
+                weights=str(tmp_path / "w.npz"))
+    p = _run("--_e2e-child", json.dumps(spec))
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["windows"] == 3 and r["timed_batches"] == 2 and len(r["window_images_per_s"]) == 3
+    assert r["images_per_s"] == pytest.approx(sorted(r["window_images_per_s"])[1])
+    assert r["step_s"] == pytest.approx(batch / r["images_per_s"])
+    assert np.isfinite(r["last_loss"]) and len(r["warmup_losses"]) == 3

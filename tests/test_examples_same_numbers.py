@@ -52,14 +52,24 @@ _fw.nn.Linear.reset_parameters = _reset_linear
 '''
 
 
-def _run(script, framework, float64):
+# Only a seed (and the float64 switch): since lamina draws PyTorch's random numbers, the scripts'
+# own randn calls and nn.Linear's default init already agree.
+SEED_ONLY = '''
+import {fw} as _fw
+_fw.manual_seed(1234)
+if {float64}:
+    _fw.set_default_dtype(_fw.float64)
+'''
+
+
+def _run(script, framework, float64, prelude_text=None):
     src = (EXAMPLES / script).read_text()
     assert src.count("import lamina as torch") == 1        # only the import differs from PyTorch's
     if framework == "torch":
         src = src.replace("import lamina as torch", "import torch")
     if float64:
         src = src.replace("dtype = torch.float\n", "dtype = torch.float64\n")
-    prelude = PRELUDE.format(fw="lamina" if framework == "lamina" else "torch", float64=float64)
+    prelude = (prelude_text or PRELUDE).format(fw="lamina" if framework == "lamina" else "torch", float64=float64)
     env = dict(os.environ, PYTHONPATH=LAMINA_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", prelude + src], capture_output=True, text=True, timeout=600,
                           env=env)
@@ -92,13 +102,20 @@ SCRIPTS = {   # script: (printed losses, how many of them are compared tightly, 
 }
 
 
+@pytest.mark.parametrize("prelude", ["numpy draws", "seed only"])
 @pytest.mark.parametrize("float64", [True, False], ids=["float64", "float32"])
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
-def test_example_prints_pytorchs_losses_from_the_same_weights(script, float64):
+def test_example_prints_pytorchs_losses_from_the_same_weights(script, float64, prelude):
     requires_torch()
     count, tight, rtol64, rtol32 = SCRIPTS[script]
     rtol = rtol64 if float64 else rtol32
-    ours_out, ref_out = _run(script, "lamina", float64), _run(script, "torch", float64)
+    text = PRELUDE if prelude == "numpy draws" else SEED_ONLY
+    if script == "polynomial_optim.py" and prelude == "seed only":
+        # From PyTorch's own initial weights the RMSprop fit reaches its noise floor a little
+        # sooner: step 999 already moves by 1e-5 with the last bit of a float64 sum (the same
+        # happens with both frameworks given identical linspace values).
+        tight = 9
+    ours_out, ref_out = _run(script, "lamina", float64, text), _run(script, "torch", float64, text)
     ours, ref = _losses(ours_out), _losses(ref_out)
     assert len(ours) == len(ref) == count, (ours_out[-500:], ref_out[-500:])
     assert ref[-1] < ref[0]                    # the run learns something, so the comparison means something

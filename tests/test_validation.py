@@ -465,8 +465,9 @@ CASES = [
      lambda: lamina.tensor([1, 2]).relu()),
     ("softmax on int64", TypeError, r"^softmax: input must be float32 or float64, got int64",
      lambda: lamina.tensor([[1, 2]]).softmax(-1)),
-    ("manual_seed negative", ValueError, r"^seed: expected a non-negative integer, got -1",
-     lambda: lamina.manual_seed(-1)),
+    # PyTorch's range: a negative seed counts as seed + 2**64 (tests/test_random_torch.py)
+    ("manual_seed out of range", ValueError, r"^seed: expected an integer in \[-2\*\*63, 2\*\*64\), got -9223372036854775809",
+     lambda: lamina.manual_seed(-(2 ** 63) - 1)),
     ("set_num_threads 0 (public)", ValueError, r"^num_threads: expected a positive integer",
      lambda: lamina.set_num_threads(0)),
     # ---------------------------------------------------------------- public API: nn.functional, nn

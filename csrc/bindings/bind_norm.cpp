@@ -219,24 +219,33 @@ void bind_norm(py::module_& m) {
 
   m.def(
       "dropout",
-      [](const py::array& x, const py::array& y, double p, uint64_t seed, int64_t unit) {
+      [](const py::array& x, const py::array& y, const py::array& keep, double p, int64_t unit) {
         if (!(p >= 0 && p <= 1)) value_error("p: dropout probability must be in [0, 1], got ", p);
         const int64_t total = static_cast<int64_t>(x.size());
         if (unit <= 0 || total % unit != 0)
           value_error("unit: expected a positive divisor of the input's ", total, " elements, got ", unit);
+        if (keep.dtype().kind() != 'b' && !(keep.dtype().kind() == 'u' && keep.itemsize() == 1))
+          type_error("keep: expected a bool or uint8 array, got dtype ", std::string(py::str(keep.dtype())));
+        if (!(keep.flags() & py::array::c_style))
+          value_error("keep: expected a C-contiguous array");
+        if (static_cast<int64_t>(keep.size()) != total / unit)
+          value_error("keep: expected ", total / unit, " units (", total, " elements / unit ", unit, "), got ",
+                      static_cast<int64_t>(keep.size()));
+        const auto* kp = static_cast<const uint8_t*>(keep.data());
         dispatch_float(x, "x", [&](auto tag) {
           using T = decltype(tag);
           const auto [xp, yp] = elementwise_io<T>(x, y);
           py::gil_scoped_release nogil;
-          lamina::dropout_apply<T>(total / unit, unit, xp, yp, p, seed);
+          lamina::dropout_apply<T>(total / unit, unit, xp, yp, kp, p);
         });
       },
-      py::arg("x"), py::arg("y"), py::arg("p"), py::arg("seed"), py::arg("unit"),
-      R"doc(y = x * mask / (1 - p): unit r (`unit` consecutive elements; 1 for dropout, H*W for dropout2d)
-is kept when a hash of (seed, r) >= p. The same call on dy with the same seed is the backward.
+      py::arg("x"), py::arg("y"), py::arg("keep"), py::arg("p"), py::arg("unit"),
+      R"doc(y = x * noise: unit r (`unit` consecutive elements; 1 for dropout, H*W for dropout2d) is
+multiplied by 1 / (1 - p) where keep[r], else by 0. The same call on dy with the same keep mask is
+the backward.
 
 >>> import numpy as np; from lamina import _C
->>> y = np.empty(4); _C.dropout(np.ones(4), y, 0.0, 7, 1); y.tolist()
-[1.0, 1.0, 1.0, 1.0]
+>>> y = np.empty(4); _C.dropout(np.ones(4), y, np.array([1, 0, 1, 1], np.uint8), 0.5, 1); y.tolist()
+[2.0, 0.0, 2.0, 2.0]
 )doc");
 }

@@ -20,6 +20,7 @@ void bind_optim(py::module_& m);
 void bind_graph(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_dlpack(py::module_& m);
+void bind_random(py::module_& m);
 
 #ifndef LAMINA_COMPILER
 #define LAMINA_COMPILER "unknown"
@@ -69,5 +70,6 @@ PYBIND11_MODULE(_C, m) {
   bind_optim(m);
   bind_graph(m);
   bind_norm(m);
+  bind_random(m);
   bind_dlpack(m);
 }

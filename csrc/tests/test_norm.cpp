@@ -185,7 +185,9 @@ static std::vector<T> run_all(int64_t N, int64_t C, int64_t S) {
   group_norm_backward<T>(N, C, S, 1, x.data(), dy.data(), w.data(), gm.data(), gr.data(), dx.data(), dw.data(),
                          db.data());
   for (auto* v : {&y, &dx, &dw, &db}) out.insert(out.end(), v->begin(), v->end());
-  dropout_apply<T>(N * C, S, x.data(), y.data(), 0.3, 1234);
+  std::vector<uint8_t> keep(N * C);
+  for (int64_t r = 0; r < N * C; ++r) keep[r] = static_cast<uint8_t>((r * 7 + 3) % 10 >= 3);
+  dropout_apply<T>(N * C, S, x.data(), y.data(), keep.data(), 0.3);
   out.insert(out.end(), y.begin(), y.end());
   return out;
 }
@@ -212,24 +214,31 @@ static void check_paths_and_threads() {
 }
 
 static void check_dropout() {
-  const int64_t R = 20000;
-  std::vector<double> x(R * 3, 2.0), y(R * 3), y2(R * 3);
-  for (double p : {0.0, 0.25, 0.5, 0.9, 1.0}) {
-    dropout_apply<double>(R, 3, x.data(), y.data(), p, 99);
-    int64_t kept = 0;
-    for (int64_t r = 0; r < R; ++r) {
-      const bool k = y[r * 3] != 0;
-      kept += k;
-      for (int s = 0; s < 3; ++s) CHECK(y[r * 3 + s] == (k ? 2.0 / (1.0 - p) : 0.0));  // whole units
-    }
-    const double frac = double(kept) / R;
-    CHECK_MSG(std::fabs(frac - (1 - p)) < 0.02, "p=%g: kept fraction %g", p, frac);
+  const int64_t R = 2000;
+  std::vector<double> x(R * 3), y(R * 3);
+  std::vector<uint8_t> keep(R);
+  for (int64_t r = 0; r < R; ++r) {
+    keep[r] = static_cast<uint8_t>(r % 3 != 0);
+    for (int s = 0; s < 3; ++s) x[r * 3 + s] = (r % 2 ? -1.5 : 2.0) * (s + 1);
   }
-  dropout_apply<double>(R, 3, x.data(), y.data(), 0.5, 1);
-  dropout_apply<double>(R, 3, x.data(), y2.data(), 0.5, 2);
-  CHECK(!bits_equal(y, y2));  // another seed, another mask
-  dropout_apply<double>(R, 3, x.data(), y2.data(), 0.5, 1);
-  CHECK(bits_equal(y, y2));
+  x[0] = std::numeric_limits<double>::infinity();  // unit 0 is dropped: inf * 0 is NaN, as PyTorch's
+  for (double p : {0.0, 0.25, 0.5, 0.9, 1.0}) {
+    dropout_apply<double>(R, 3, x.data(), y.data(), keep.data(), p);
+    const double scale = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
+    for (int64_t r = 0; r < R; ++r)
+      for (int s = 0; s < 3; ++s) {
+        const double want = x[r * 3 + s] * (keep[r] ? scale : 0.0);  // whole units, x * noise
+        const double got = y[r * 3 + s];
+        CHECK_MSG((std::isnan(want) && std::isnan(got)) || (got == want && std::signbit(got) == std::signbit(want)),
+                  "p=%g r=%lld s=%d: %g, want %g", p, (long long)r, s, got, want);
+      }
+  }
+  std::vector<float> xf(5, -3.0f), yf(5);
+  const uint8_t keep5[5] = {1, 0, 1, 0, 1};
+  dropout_apply<float>(5, 1, xf.data(), yf.data(), keep5, 0.3);
+  CHECK(yf[0] == -3.0f * (1.0f / 0.7f) && yf[1] == 0.0f && std::signbit(yf[1]));  // float scale, -0
+  dropout_apply<float>(5, 1, xf.data(), xf.data(), keep5, 0.3);  // in place
+  CHECK(bits_equal(xf, yf));
 }
 
 int main() {

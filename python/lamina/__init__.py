@@ -20,8 +20,9 @@ from .tensor import (Tensor, bool_, enable_grad, float32, float64, get_default_d
 from .tensor import inference_mode, set_grad_enabled  # noqa: E402,F401
 from . import _inplace  # noqa: E402,F401  (views and in-place writes for Tensor methods)
 from .factory import (arange, as_tensor, empty, eye, from_dlpack, from_numpy, full, full_like,  # noqa: E402,F401
-                      linspace, ones, ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like)
-from .random import Generator, get_rng_state, manual_seed, set_rng_state  # noqa: E402,F401
+                      bernoulli, linspace, multinomial, normal, ones, ones_like, rand, randint, randn, randperm, tensor,
+                      zeros, zeros_like)
+from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: E402,F401
 from ._device import device, get_default_device, set_default_device  # noqa: E402,F401
 from .ops import cat, matmul, stack  # noqa: E402,F401
 from .functions import *  # noqa: E402,F401,F403  (sin, pow, topk, gather, ...: PyTorch's top-level functions)

@@ -148,10 +148,92 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
 
 def randint(low, high=None, size=(), generator=None, dtype=None, device=None, requires_grad=False):
     _check_device(device)
+    if isinstance(high, (tuple, list)):  # PyTorch's randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     arr = _random.generator_of(generator).integers(low, high, size=_shape((size,)))
     return _make(arr.astype(_dtype(dtype, np.dtype(np.int64))), requires_grad)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """torch.normal: N(mean, std) with float mean and std and a `size`, or elementwise over tensor
+    means and/or stds (broadcast together), drawn as PyTorch draws them."""
+    _check_device(device)
+    g = _random.generator_of(generator)
+    mean_t, std_t = isinstance(mean, Tensor), isinstance(std, Tensor)
+    if not mean_t and not std_t:
+        if size is None:
+            raise TypeError("normal: with float mean and std, expected a size")
+        d = _dtype(dtype)
+        if d not in _FLOATS:
+            raise TypeError(f"normal: dtype must be floating point, got {d}")
+        if not float(std) >= 0.0:
+            raise ValueError(f"normal: std must be >= 0.0, got {std}")
+        return _make(g.normal(float(mean), float(std), _shape((size,)), dtype=d), requires_grad)
+    if size is not None:
+        raise TypeError("normal: size is only taken with float mean and std")
+    m = mean._data if mean_t else None
+    sd = std._data if std_t else None
+    for name, a in (("mean", m), ("std", sd)):
+        if a is not None and a.dtype.kind != "f":
+            raise TypeError(f"normal: {name} must be a floating point tensor, got {a.dtype}")
+    if sd is not None and (sd < 0).any():
+        raise ValueError("normal: std must be >= 0.0 everywhere")
+    if not std_t and not float(std) >= 0.0:
+        raise ValueError(f"normal: std must be >= 0.0, got {std}")
+    d = (m if mean_t else sd).dtype
+    shape = np.broadcast_shapes(*(a.shape for a in (m, sd) if a is not None))
+    if mean_t and not std_t:   # PyTorch: normal_(0, std), then + mean
+        out = g.normal(0.0, float(std), shape, dtype=d) + m
+    else:                      # normal_(0, 1), then * std, then + mean
+        out = g.normal(0.0, 1.0, shape, dtype=d) * sd
+        out = out + (m if mean_t else d.type(mean))
+    return _make(np.asarray(out, dtype=d), requires_grad)
+
+
+def _probabilities(input, name):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: expected a Tensor of probabilities, got {type(input).__name__}")
+    p = input._data
+    if p.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating point tensor, got {p.dtype}")
+    return p
+
+
+def bernoulli(input, p=None, *, generator=None):
+    """torch.bernoulli: 1 with probability input[i] (or with probability p, a float), else 0."""
+    probs = _probabilities(input, "bernoulli")
+    g = _random.generator_of(generator)
+    if p is not None:
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"bernoulli: p must be in [0, 1], got {p}")
+        return Tensor._wrap(g.bernoulli(float(p), probs.shape).astype(probs.dtype))
+    if probs.size and not ((probs >= 0) & (probs <= 1)).all():
+        raise ValueError("bernoulli: expected all probabilities in [0, 1]")
+    return Tensor._wrap(g.bernoulli_probs(probs).astype(probs.dtype))
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """torch.multinomial: `num_samples` category indices per row of the (unnormalized)
+    probabilities `input` (1-D or 2-D), with or without replacement, drawn as PyTorch draws them."""
+    probs = _probabilities(input, "multinomial")
+    if probs.ndim not in (1, 2):
+        raise ValueError(f"multinomial: prob_dist must be 1 or 2 dim, got {probs.ndim}")
+    num_samples = int(num_samples)
+    if num_samples <= 0:
+        raise ValueError(f"multinomial: num_samples must be positive, got {num_samples}")
+    k = probs.shape[-1]
+    if not replacement and num_samples > k:
+        raise ValueError(f"multinomial: cannot sample n_sample > prob_dist.size(-1) samples without "
+                         f"replacement (n_sample {num_samples}, categories {k})")
+    rows = probs.reshape(-1, k)
+    if not np.isfinite(rows).all() or (rows < 0).any():
+        raise ValueError("multinomial: probability tensor contains either inf, nan or element < 0")
+    if (rows.sum(axis=-1) <= 0).any():
+        raise ValueError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
+    out = _random.generator_of(generator).multinomial(rows, num_samples, bool(replacement))
+    return Tensor._wrap(out.reshape(probs.shape[:-1] + (num_samples,)))
 
 
 def randperm(n, generator=None, dtype=None, device=None):

@@ -557,10 +557,51 @@ def _random_fill(name, draw):
         _inplace.check_inplace(self, name)
         if self.dtype.kind != "f":
             raise TypeError(f"{name}: expected a floating-point tensor, got {self.dtype}")
-        values = draw(_random.default_generator(), tuple(self.shape), *args, **kwargs)
+        generator = _random.generator_of(kwargs.pop("generator", None))
+        dtype = np.float64 if self.dtype == np.float64 else np.float32  # as PyTorch draws them
+        values = draw(generator, tuple(self.shape), dtype, *args, **kwargs)
         return _inplace.overwrite(self, np.asarray(values, dtype=self.dtype), name)
     method.__name__ = name
     return method
+
+
+def _bernoulli_(self, p=0.5, generator=None):
+    """In place: 1 with probability p (a float or a tensor broadcast to this one), else 0."""
+    _inplace.check_inplace(self, "bernoulli_")
+    g = _random.generator_of(generator)
+    if isinstance(p, Tensor):
+        probs = np.broadcast_to(p._data, tuple(self.shape))
+        values = g.bernoulli_probs(probs)
+    else:
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"bernoulli_: p must be in [0, 1], got {p}")
+        values = g.bernoulli(float(p), tuple(self.shape))
+    return _inplace.overwrite(self, np.asarray(values, dtype=self.dtype), "bernoulli_")
+
+
+def _random_(self, from_=None, to=None, generator=None, **kwargs):
+    """In place: integers drawn uniformly from [from, to) (random_(to): [0, to); random_(): the
+    dtype's whole range, up to 2^mantissa for floats), as PyTorch draws them."""
+    _inplace.check_inplace(self, "random_")
+    if "from" in kwargs:
+        from_ = kwargs.pop("from")
+    if kwargs:
+        raise TypeError(f"random_: unexpected arguments {sorted(kwargs)}")
+    g = _random.generator_of(generator)
+    shape = tuple(self.shape)
+    if from_ is None and to is None:
+        values = g.random_full(shape, self.dtype)
+    else:
+        low, high = (0, from_) if to is None else (from_, to)
+        if int(high) <= int(low):
+            raise ValueError(f"random_: expected from < to, got from={low}, to={high}")
+        values = g.integers(int(low), int(high), shape)
+    return _inplace.overwrite(self, np.asarray(values).astype(self.dtype), "random_")
+
+
+def _factory_bernoulli(self, p=None, generator=None):
+    from .factory import bernoulli
+    return bernoulli(self, p, generator=generator)
 
 
 # ---------------------------------------------------------------- Tensor methods
@@ -614,8 +655,12 @@ _METHODS = {
     "scatter_": _inplace_of("scatter_", lambda x, dim, index, src=None, value=None, **kw:
                             scatter(x, dim, index, src, value, **kw)),
     "floor_": _inplace_of("floor_", floor), "ceil_": _inplace_of("ceil_", ceil),
-    "uniform_": _random_fill("uniform_", lambda g, shape, a=0.0, b=1.0: g.uniform(a, b, shape)),
-    "normal_": _random_fill("normal_", lambda g, shape, mean=0.0, std=1.0: g.normal(mean, std, shape)),
+    "exponential_": _random_fill("exponential_", lambda g, shape, dtype, lambd=1.0: g.exponential(lambd, shape, dtype)),
+    "bernoulli_": _bernoulli_,
+    "random_": _random_,
+    "bernoulli": lambda self, p=None, generator=None: _factory_bernoulli(self, p, generator=generator),
+    "uniform_": _random_fill("uniform_", lambda g, shape, dtype, a=0.0, b=1.0: g.uniform(a, b, shape, dtype)),
+    "normal_": _random_fill("normal_", lambda g, shape, dtype, mean=0.0, std=1.0: g.normal(mean, std, shape, dtype)),
 }
 
 

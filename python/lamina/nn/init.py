@@ -46,12 +46,19 @@ def _fill(tensor, values):
     return tensor
 
 
-def uniform_(tensor, a=0.0, b=1.0):
-    return _fill(tensor, _random.default_generator().uniform(a, b, tensor.shape))
+def _draw_dtype(tensor):
+    # PyTorch draws float64 tensors from 64-bit outputs and every other float dtype in float32.
+    return np.float64 if tensor.dtype == np.float64 else np.float32
 
 
-def normal_(tensor, mean=0.0, std=1.0):
-    return _fill(tensor, _random.default_generator().normal(mean, std, tensor.shape))
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    g = _random.generator_of(generator)
+    return _fill(tensor, g.uniform(a, b, tuple(tensor.shape), dtype=_draw_dtype(tensor)))
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    g = _random.generator_of(generator)
+    return _fill(tensor, g.normal(mean, std, tuple(tensor.shape), dtype=_draw_dtype(tensor)))
 
 
 def constant_(tensor, val):
@@ -67,24 +74,25 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor, gain=1.0, generator=None):
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -bound, bound)
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    bound = math.sqrt(3.0) * std  # PyTorch's arithmetic, so the float32 bounds round alike
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor, gain=1.0, generator=None):
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """He initialisation, uniform: bound = gain * sqrt(3 / fan)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     bound = math.sqrt(3.0) * std
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, std, generator)

@@ -210,25 +210,31 @@ class GroupNormFn(Function):
         return dx, dw, db, None, None
 
 
-# random masks: no samples (tests/test_norm.py checks seeding, scaling, gradients and compile)
+# random masks: no samples (tests/test_norm.py checks seeding, scaling, gradients and compile;
+# tests/test_random_torch.py that the masks are PyTorch's)
 @register("dropout", kernels=("_C.dropout",), dtypes=_F)
 class DropoutFn(Function):
-    """y = x * mask / (1 - p); `unit` consecutive elements share one mask bit (1 for dropout,
-    H*W for dropout2d). The mask is a hash of (key, unit index) with a 63-bit key drawn from
-    lamina's generator (so manual_seed fixes it); the backward recomputes it from the key."""
+    """y = x * noise, noise = keep / (1 - p) per unit of `unit` consecutive elements (1 for
+    dropout, H*W for dropout2d). keep is drawn as PyTorch's CPU bernoulli_(1 - p) draws it (one
+    53-bit uniform per unit, kept when below 1 - p) from lamina's generator, so manual_seed gives
+    PyTorch's masks; p = 1 draws nothing (all dropped), as there. The backward reuses the mask."""
 
     @staticmethod
     def forward(ctx, x, p, unit):
         x = np.ascontiguousarray(x)
-        key = int(_random.default_generator().integers(0, 2 ** 63 - 1))
+        units = x.size // unit
+        if p >= 1.0:
+            keep = np.zeros(units, dtype=np.uint8)
+        else:
+            keep = _random.default_generator().bernoulli(1.0 - p, units).view(np.uint8)
         y = np.empty_like(x)
-        _C.dropout(x, y, float(p), key, int(unit))
-        ctx.key, ctx.p, ctx.unit = key, float(p), int(unit)
+        _C.dropout(x, y, keep, float(p), int(unit))
+        ctx.keep, ctx.p, ctx.unit = keep, float(p), int(unit)
         return y
 
     @staticmethod
     def backward(ctx, dy):
         dy = np.ascontiguousarray(dy)
         dx = np.empty_like(dy)
-        _C.dropout(dy, dx, ctx.p, ctx.key, ctx.unit)
+        _C.dropout(dy, dx, ctx.keep, ctx.p, ctx.unit)
         return dx, None, None

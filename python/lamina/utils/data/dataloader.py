@@ -151,23 +151,28 @@ class DataLoader:
 
     def _draw_base_seed(self) -> int:
         from ...random import generator_of
-        return int(generator_of(self.generator).integers(0, 1 << 62))
+        return generator_of(self.generator).random_int64()
 
     # ---- iteration
     def __iter__(self):
         self._pass_epoch = self.epoch
         self.epoch += 1
+        # The workers' base seed is drawn here, when the pass starts, workers or not (persistent
+        # workers: only when their pool starts), and the sampler draws at the first batch: PyTorch's
+        # order, so after the same manual_seed the shuffles and the draws after them are PyTorch's,
+        # with or without workers.
+        reuse_pool = self.num_workers > 0 and self.persistent_workers and self._pool is not None \
+            and self._pool.alive()
+        base_seed = None if reuse_pool else self._draw_base_seed()
         if self.num_workers == 0:
             return self._single_process()
-        return self._multi_process()
+        return self._multi_process(base_seed)
 
-    def _multi_process(self):
+    def _multi_process(self, base_seed):
         if self._is_iterable:
             spec = (self.batch_size, self.drop_last)
             tasks = iter(lambda: spec, None)       # endless: workers say when their stream ends
         else:
-            # The sampler draws its order first, the workers' base seed after: the same
-            # manual_seed then gives the same batches with or without workers.
             tasks = self._tasks()
             first = next(tasks, _NOTHING)
             if first is _NOTHING:
@@ -175,10 +180,10 @@ class DataLoader:
             tasks = itertools.chain([first], tasks)
         if self.persistent_workers:
             if self._pool is None or not self._pool.alive():
-                self._pool = _WorkerPool(self, self._draw_base_seed())
+                self._pool = _WorkerPool(self, base_seed if base_seed is not None else self._draw_base_seed())
             yield from self._pool.run_pass(self._pass_epoch, tasks)
             return
-        pool = _WorkerPool(self, self._draw_base_seed())
+        pool = _WorkerPool(self, base_seed)
         try:
             yield from pool.run_pass(self._pass_epoch, tasks)
         finally:

@@ -34,12 +34,14 @@ class SequentialSampler(Sampler):
         return len(self.data_source)
 
 
-def _epoch_rng(generator):
-    """A NumPy generator for one pass: seeded from `generator` (a lamina.Generator) or, when
-    None, from lamina's global generator, so `lamina.manual_seed` fixes every epoch's order."""
-    from ...random import generator_of
-    seed = int(generator_of(generator).integers(0, 1 << 63))
-    return np.random.default_rng(seed)
+def _pass_generator(generator):
+    """The generator one pass draws from, as PyTorch's RandomSampler: the given one itself, or,
+    when None, a fresh one seeded by one draw from lamina's global generator (so
+    `lamina.manual_seed` fixes every epoch's order, and the orders are PyTorch's)."""
+    from ...random import Generator, default_generator
+    if generator is not None:
+        return generator
+    return Generator().manual_seed(default_generator().random_int64())
 
 
 class RandomSampler(Sampler):
@@ -66,12 +68,20 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else int(self._num_samples)
 
     def __iter__(self):
+        # A generator function, as PyTorch's: nothing is drawn until the first index is asked for,
+        # and the draws come in PyTorch's order (32 indices at a time with replacement; whole
+        # permutations, the last one cut, without), so the orders are PyTorch's too.
         n = len(self.data_source)
-        rng = _epoch_rng(self.generator)
+        g = _pass_generator(self.generator)
         if self.replacement:
-            return iter(rng.integers(0, n, size=self.num_samples).tolist())
-        chunks = [rng.permutation(n) for _ in range(-(-self.num_samples // n))] if n else []
-        return iter(np.concatenate(chunks)[:self.num_samples].tolist() if chunks else [])
+            for _ in range(self.num_samples // 32):
+                yield from g.integers(0, n, size=32).tolist()
+            if self.num_samples % 32:
+                yield from g.integers(0, n, size=self.num_samples % 32).tolist()
+            return
+        for _ in range(self.num_samples // n):
+            yield from g.permutation(n).tolist()
+        yield from g.permutation(n).tolist()[:self.num_samples % n]
 
     def __len__(self) -> int:
         return self.num_samples
@@ -85,8 +95,9 @@ class SubsetRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self):
-        order = _epoch_rng(self.generator).permutation(len(self.indices))
-        return iter([self.indices[i] for i in order])
+        from ...random import generator_of
+        for i in generator_of(self.generator).permutation(len(self.indices)).tolist():
+            yield self.indices[i]
 
     def __len__(self) -> int:
         return len(self.indices)
