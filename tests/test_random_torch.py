@@ -331,3 +331,21 @@ def test_dropout_kernel_checks_its_mask():
         _C.dropout(x, y, np.ones(6, np.uint8)[::2], 0.5, 2)
     _C.dropout(x, y, np.array([True, False, True]), 0.5, 2)
     assert y.tolist() == [2, 2, 0, 0, 2, 2]
+
+
+def test_draws_from_two_threads_are_whole_draws_of_the_sequence():
+    """Each call is one whole draw: from two threads, every result is one of the results the
+    same calls give one after another (a ragged normal redraws its tail: interleaving another
+    thread's draw inside it would give values from neither)."""
+    import threading
+    def calls(g, k):
+        return [lamina.randn(37, generator=g).numpy().tobytes() for _ in range(k)]
+    sequential = set(calls(lamina.Generator().manual_seed(3), 400))
+    g = lamina.Generator().manual_seed(3)
+    got = []
+    threads = [threading.Thread(target=lambda: got.extend(calls(g, 200))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 400 and set(got) == sequential

@@ -27,7 +27,9 @@ against it in tests/test_random_torch.py):
 PyTorch's released wheels have MKL's random streams switched off for bernoulli_ and exponential_
 (its DistributionKernels.cpp: only its internal builds use them), so these hold on every CPU.
 """
+import functools
 import math
+import threading
 
 import numpy as np
 
@@ -70,6 +72,17 @@ def _fused(x, scale, shift):
     return out
 
 
+def _locked(method):
+    """One draw at a time per generator, whole (PyTorch holds its generator's mutex for a whole
+    kernel): two threads never interleave inside one draw, e.g. between a normal's blocks and
+    its ragged tail."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run
+
+
 class Generator:
     """A random generator of its own, as PyTorch's `torch.Generator`: pass it as `generator=` to
     `random_split`, `RandomSampler`, `DataLoader`, `randperm`, `rand`, `randn`, `randint`. Draws
@@ -85,9 +98,11 @@ class Generator:
     def __init__(self, device="cpu"):
         from ._device import check_device
         self.device = check_device(device)
+        self._lock = threading.RLock()
         self.manual_seed(DEFAULT_GENERATOR_SEED)
 
     # ---- seeding and state
+    @_locked
     def manual_seed(self, seed):
         seed = _seed_value(seed)
         self._seed = seed
@@ -105,6 +120,7 @@ class Generator:
     def initial_seed(self):
         return self._seed
 
+    @_locked
     def get_state(self):
         """A JSON-able snapshot: the twister's 624 words and position, and the cached normals."""
         st = self._bits.state["state"]
@@ -112,6 +128,7 @@ class Generator:
                 "pos": int(st["pos"]), "next_double_normal": self._next_double_normal,
                 "next_float_normal": self._next_float_normal}
 
+    @_locked
     def set_state(self, state):
         if not isinstance(state, dict) or state.get("generator") != "lamina.MT19937":
             got = state.get("bit_generator", state.get("generator")) if isinstance(state, dict) else type(state).__name__
@@ -140,12 +157,14 @@ class Generator:
         return (self._u32(n) & _MASK24).astype(np.float32) * np.float32(2.0 ** -24)
 
     # ---- draws (NumPy Generator's method names, PyTorch's values)
+    @_locked
     def random(self, size=None, dtype=np.float32):
         """Uniform on [0, 1): torch.rand."""
         n, shape = _count(size)
         out = self._uniform01(n, _float_dtype(dtype)).reshape(shape)
         return out.item() if size is None else out
 
+    @_locked
     def uniform(self, low=0.0, high=1.0, size=None, dtype=np.float32):
         """Uniform on [low, high): Tensor.uniform_(low, high)."""
         dtype = _float_dtype(dtype)
@@ -163,6 +182,7 @@ class Generator:
         """torch.randn."""
         return self.normal(0.0, 1.0, size, dtype)
 
+    @_locked
     def normal(self, loc=0.0, scale=1.0, size=None, dtype=np.float32):
         """Tensor.normal_(mean, std)."""
         dtype = _float_dtype(dtype)
@@ -197,6 +217,7 @@ class Generator:
             z = r * math.cos(theta)
         return float(_fused(np.array([z]), std, mean)[0])
 
+    @_locked
     def integers(self, low, high=None, size=None):
         """Integers in [low, high): torch.randint (int64)."""
         if high is None:
@@ -210,6 +231,7 @@ class Generator:
         out = ((raw % np.uint64(span)).astype(np.int64) + np.int64(low)).reshape(shape)
         return int(out.item()) if size is None else out
 
+    @_locked
     def bernoulli(self, p, size=None):
         """True with probability p: Tensor.bernoulli_(p) as PyTorch's CPU kernel draws it (a
         float64 uniform per value, true when below p); dropout's masks."""
@@ -217,6 +239,7 @@ class Generator:
         out = (self._uniform01(n, np.float64) < float(p)).reshape(shape)
         return bool(out.item()) if size is None else out
 
+    @_locked
     def bernoulli_probs(self, probs):
         """One draw per element of the array `probs`: torch.bernoulli(probs). float64
         probabilities are compared with 53-bit uniforms, any other float dtype with 24-bit ones."""
@@ -225,6 +248,7 @@ class Generator:
             return self._uniform01(probs.size, np.float64).reshape(probs.shape) < probs
         return self._uniform01(probs.size, np.float32).reshape(probs.shape) < probs.astype(np.float32)
 
+    @_locked
     def exponential(self, lambd=1.0, size=None, dtype=np.float32):
         """Tensor.exponential_(lambd): -log1p(-u) / lambd from a float64 uniform, in float64."""
         dtype = _float_dtype(dtype)
@@ -234,6 +258,7 @@ class Generator:
         out = ((-1.0 / float(lambd)) * log1p).astype(dtype).reshape(shape)
         return out.item() if size is None else out
 
+    @_locked
     def random_full(self, size, dtype):
         """Tensor.random_() with no bounds: [0, 2^mantissa] for floats, [0, max] for integers."""
         d = np.dtype(dtype)
@@ -248,6 +273,7 @@ class Generator:
             top = int(np.iinfo(d).max)
         return (raw % np.uint64(top + 1)).astype(d).reshape(shape)
 
+    @_locked
     def multinomial(self, probs, num_samples, replacement=False):
         """torch.multinomial over the rows of the 2-D array `probs` (int64 indices)."""
         probs = np.asarray(probs)
@@ -271,10 +297,12 @@ class Generator:
             out[r] = np.searchsorted(cdf, u, side="left")
         return out
 
+    @_locked
     def random_int64(self):
         """torch.empty((), dtype=torch.int64).random_(): 64 bits mod 2^63 (DataLoader's seeds)."""
         return int(self._u64(1)[0]) % (1 << 63)
 
+    @_locked
     def permutation(self, n):
         """torch.randperm(n)."""
         n = int(n)
