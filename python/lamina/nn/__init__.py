@@ -1,8 +1,10 @@
 """lamina.nn: layers, losses and containers with PyTorch's names and semantics."""
 from . import functional, init, parallel  # noqa: F401
 from .module import Module, ModuleShapeError, Parameter  # noqa: F401
-from .modules.activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,  # noqa: F401
-                                 Softmax, Softplus, Step, Tanh)
+from .modules.activation import (CELU, ELU, GELU, GLU, Hardshrink, Hardsigmoid, Hardswish,  # noqa: F401
+                                 Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, PReLU, ReLU, ReLU6, SELU,
+                                 Sigmoid, SiLU, Softmax, Softmin, Softplus, Softshrink, Softsign, Step,
+                                 Tanh, Tanhshrink, Threshold)
 from .modules.container import ModuleDict, ModuleList, Sequential  # noqa: F401
 from .modules.linear import Embedding, Flatten, Identity, Linear  # noqa: F401
 from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,  # noqa: F401

@@ -113,3 +113,155 @@ class LogSoftmax(Module):
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+# ---- more of PyTorch's activations (lamina.ops.act_extra), with PyTorch's reprs
+def _inplace_repr(inplace):
+    return "inplace=True" if inplace else ""
+
+
+class Hardtanh(Module):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__()
+        if not min_val <= max_val:
+            raise ValueError(f"max_val: expected max_val >= min_val, got min_val={min_val}, max_val={max_val}")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        s = f"min_val={self.min_val}, max_val={self.max_val}"
+        return s + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    def __init__(self, inplace=False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self):
+        return _inplace_repr(self.inplace)
+
+
+class _Plain(Module):
+    """An activation with no parameters: forward is F.<_fn>."""
+    _fn = ""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return getattr(F, self._fn)(x)
+
+
+class Hardsigmoid(_Plain):
+    _fn = "hardsigmoid"
+
+
+class Hardswish(_Plain):
+    _fn = "hardswish"
+
+
+class SELU(_Plain):
+    _fn = "selu"
+
+    def extra_repr(self):
+        return _inplace_repr(self.inplace)
+
+
+class Softsign(_Plain):
+    _fn = "softsign"
+
+
+class LogSigmoid(_Plain):
+    _fn = "logsigmoid"
+
+
+class Tanhshrink(_Plain):
+    _fn = "tanhshrink"
+
+
+class CELU(Module):
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.celu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Hardshrink(Module):
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, x):
+        return F.hardshrink(x, self.lambd)
+
+    def extra_repr(self):
+        return f"{self.lambd}"
+
+
+class Softshrink(Hardshrink):
+    def forward(self, x):
+        return F.softshrink(x, self.lambd)
+
+
+class Threshold(Module):
+    def __init__(self, threshold, value, inplace=False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, x):
+        return F.threshold(x, self.threshold, self.value)
+
+    def extra_repr(self):
+        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
+
+
+class Softmin(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmin(x, self.dim, _stacklevel=5)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class GLU(Module):
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.glu(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class PReLU(Module):
+    """max(0, x) + a * min(0, x) with a learned slope a (one, or num_parameters, one per channel)."""
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        from ... import factory
+        from ..module import Parameter
+        self.num_parameters = int(num_parameters)
+        if self.num_parameters < 1:
+            raise ValueError(f"num_parameters: expected a positive integer, got {num_parameters}")
+        self.init = init
+        self.weight = Parameter(factory.full((self.num_parameters,), float(init), dtype=dtype, device=device))
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
