@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu.h"
+#include "float_bits.h"
 #include "thread_team.h"
 
 namespace lamina {
@@ -36,16 +37,6 @@ template <class T> constexpr T softplus_threshold() { return T(20); }
 // x86-64, NEON on arm64) instead of calling libm per element (~20x slower). NaN propagates
 // through the arithmetic (a final `x != x ? x : y` would be kept as a branch, which stops the
 // vectorizer). Within 2 ulp of the float64 value (csrc/tests/test_activation.cpp).
-inline float bits_to_float(int32_t b) {
-  float f;
-  std::memcpy(&f, &b, sizeof f);
-  return f;
-}
-inline int32_t float_bits(float f) {
-  int32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return b;
-}
 // c ? a : b by bit masks. A plain `?:` between two computed values gets its arms sunk into
 // branches (under -ftrapping-math GCC may not evaluate both), and branches stop the vectorizer.
 inline float select_f32(bool c, float a, float b) {

@@ -5,21 +5,12 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstring>
+
+#include "float_bits.h"
 
 namespace lamina {
 namespace random_kernel {
 
-inline int32_t bits_of(float f) {
-  int32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return b;
-}
-inline float float_of(int32_t b) {
-  float f;
-  std::memcpy(&f, &b, sizeof f);
-  return f;
-}
 // Constants as PyTorch's code spells them: a double literal rounded to float.
 constexpr float f(double v) { return static_cast<float>(v); }
 
@@ -27,9 +18,9 @@ constexpr float f(double v) { return static_cast<float>(v); }
 // polynomial in m - 1, plus e log 2 in two parts.
 inline float log_f32(float x) {
   x = std::fmax(x, f(1.17549435e-38));
-  const int32_t bits = bits_of(x);
+  const int32_t bits = float_bits(x);
   float e = static_cast<float>((bits >> 23) - 0x7f) + 1.0f;
-  const float m = float_of((bits & ~0x7f800000) | 0x3f000000);  // in [0.5, 1)
+  const float m = bits_to_float((bits & ~0x7f800000) | 0x3f000000);  // in [0.5, 1)
   const bool small = m < f(0.707106781186547524);                // then 2m - 1, e - 1
   const float t = (m - 1.0f) + (small ? m : 0.0f);
   e = e - (small ? 1.0f : 0.0f);
@@ -70,8 +61,8 @@ inline void sincos_f32(float x, float* s, float* c) {
   sp = std::fma(sp, z, f(8.3321608736E-3));
   sp = std::fma(sp, z, f(-1.6666654611E-1));
   sp = std::fma(sp * z, x, x);
-  *s = float_of(static_cast<int32_t>(static_cast<uint32_t>(bits_of(sine_poly ? sp : cp)) ^ sign_sin));
-  *c = float_of(static_cast<int32_t>(static_cast<uint32_t>(bits_of(sine_poly ? cp : sp)) ^ sign_cos));
+  *s = bits_to_float(static_cast<int32_t>(static_cast<uint32_t>(float_bits(sine_poly ? sp : cp)) ^ sign_sin));
+  *c = bits_to_float(static_cast<int32_t>(static_cast<uint32_t>(float_bits(sine_poly ? cp : sp)) ^ sign_cos));
 }
 
 inline void normal_blocks(int64_t blocks, float* data, float mean, float std) {

@@ -68,3 +68,57 @@ def test_prelu_trains_in_a_compiled_step():
     before = model[1].weight.detach().numpy().copy()
     losses = [step(x, y) for _ in range(5)]
     assert losses[-1] < losses[0] and not np.array_equal(model[1].weight.detach().numpy(), before)
+
+
+NORMS = [
+    ("x.norm()", lambda m, x, y: x.norm()),
+    ("x.norm(dim=1)", lambda m, x, y: x.norm(dim=1)),
+    ("x.norm(p=1, dim=0, keepdim)", lambda m, x, y: x.norm(p=1, dim=0, keepdim=True)),
+    ("norm(p=3)", lambda m, x, y: m.norm(x, p=3)),
+    ("vector_norm(inf, dim=1)", lambda m, x, y: m.linalg.vector_norm(x, float("inf"), dim=1)),
+    ("vector_norm(-inf)", lambda m, x, y: m.linalg.vector_norm(x, float("-inf"), dim=1)),
+    ("vector_norm(0)", lambda m, x, y: m.linalg.vector_norm(x, 0, dim=1)),
+    ("linalg.norm", lambda m, x, y: m.linalg.norm(x)),
+    ("F.normalize", lambda m, x, y: m.nn.functional.normalize(x)),
+    ("F.normalize(p=1, dim=0)", lambda m, x, y: m.nn.functional.normalize(x, p=1, dim=0)),
+    ("F.cosine_similarity", lambda m, x, y: m.nn.functional.cosine_similarity(x, y)),
+    ("F.pairwise_distance", lambda m, x, y: m.nn.functional.pairwise_distance(x, y)),
+]
+
+
+@pytest.mark.parametrize("name,fn", NORMS, ids=[n for n, _ in NORMS])
+def test_norms_and_distances_match_pytorch_with_a_zero_row(name, fn):
+    torch = requires_torch()
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    a[1] = 0.0  # PyTorch's gradient of a zero norm is 0, not 0/0
+    a[2, 3] = a[2, 1] = 9.0  # a tie for the inf-norm: the gradient is shared
+    lx, ly = lamina.tensor(a, requires_grad=True), lamina.tensor(b, requires_grad=True)
+    tx, ty = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    lo, to = fn(lamina, lx, ly), fn(torch, tx, ty)
+    np.testing.assert_allclose(lo.detach().numpy(), to.detach().numpy(), rtol=1e-12, atol=1e-14)
+    g = rng.standard_normal(tuple(to.shape))
+    lo.backward(lamina.tensor(g))
+    to.backward(torch.tensor(g))
+    for l, t in ((lx, tx), (ly, ty)):
+        if t.grad is not None:
+            np.testing.assert_allclose(l.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+PADS = [("ZeroPad2d", (1,)), ("ZeroPad2d", ((1, 0, 2, 1),)), ("ConstantPad2d", (2, 3.5)), ("ConstantPad1d", ((1, 2), -1.0)),
+        ("ReflectionPad2d", (2,)), ("ReflectionPad1d", ((2, 1),)), ("ReplicationPad2d", ((1, 2, 0, 1),)),
+        ("ReplicationPad1d", (3,)), ("ZeroPad1d", (2,))]
+
+
+@pytest.mark.parametrize("name,args", PADS, ids=[f"{n}{i}" for i, (n, _) in enumerate(PADS)])
+def test_padding_and_unflatten_modules_match_pytorch(name, args):
+    torch = requires_torch()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    if name.endswith("1d"):
+        x = x[:, :, 0]
+    tm, lm = getattr(torch.nn, name)(*args), getattr(nn, name)(*args)
+    assert repr(lm) == repr(tm)
+    np.testing.assert_array_equal(lm(lamina.tensor(x)).numpy(), tm(torch.tensor(x)).numpy())
+    tu, lu = torch.nn.Unflatten(1, (3, 1)), nn.Unflatten(1, (3, 1))
+    assert repr(lu) == repr(tu)
+    np.testing.assert_array_equal(lu(lamina.tensor(x)).numpy(), tu(torch.tensor(x)).numpy())

@@ -24,6 +24,7 @@ from .factory import (arange, as_tensor, empty, eye, from_dlpack, from_numpy, fu
                       zeros, zeros_like)
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: E402,F401
 from ._device import device, get_default_device, set_default_device  # noqa: E402,F401
+from . import linalg  # noqa: E402,F401  (torch.linalg.vector_norm, norm)
 from .ops import cat, matmul, stack  # noqa: E402,F401
 from .functions import *  # noqa: E402,F401,F403  (sin, pow, topk, gather, ...: PyTorch's top-level functions)
 from .functions import _install_methods  # noqa: E402

@@ -34,7 +34,7 @@ __all__ = [
     "index_select", "masked_fill", "clone", "numel", "rand_like", "randn_like", "randint_like",
     "empty_like", "square", "exp2", "log2", "log10", "floor", "ceil", "round", "trunc",
     "is_tensor", "is_floating_point", "add", "sub", "subtract", "mul", "multiply", "div", "divide",
-    "true_divide", "softmax", "log_softmax", "floor_divide", "remainder",
+    "true_divide", "softmax", "log_softmax", "floor_divide", "remainder", "norm",
 ]
 
 
@@ -357,6 +357,7 @@ var = _stats.var
 std = _stats.std
 prod = _stats.prod
 cumsum = _stats.cumsum
+norm = _stats.norm
 logsumexp = _stats.logsumexp
 
 
@@ -633,6 +634,9 @@ _METHODS = {
     "pow": _method_pow, "clip": clamp, "square": square, "maximum": maximum, "minimum": minimum,
     "view_as": _view_as, "type_as": _type_as, "repeat": _index.repeat,
     "mm": mm, "matmul": lambda self, other: self @ other, "bmm": bmm,
+    "norm": _stats.norm, "clamp_min": lambda self, min: clamp(self, min=min),
+    "clamp_max": lambda self, max: clamp(self, max=max),
+    "expand_as": lambda self, other: self.expand(*other.shape),
     "split": split, "chunk": chunk, "std": std, "var": var, "prod": prod, "cumsum": cumsum,
     "logsumexp": logsumexp, "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
     "all": all, "any": any, "isnan": isnan, "isfinite": isfinite, "isinf": isinf,

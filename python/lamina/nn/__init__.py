@@ -6,7 +6,9 @@ from .modules.activation import (CELU, ELU, GELU, GLU, Hardshrink, Hardsigmoid, 
                                  Sigmoid, SiLU, Softmax, Softmin, Softplus, Softshrink, Softsign, Step,
                                  Tanh, Tanhshrink, Threshold)
 from .modules.container import ModuleDict, ModuleList, Sequential  # noqa: F401
-from .modules.linear import Embedding, Flatten, Identity, Linear  # noqa: F401
+from .modules.linear import Embedding, Flatten, Identity, Linear, Unflatten  # noqa: F401
+from .modules.padding import (ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,  # noqa: F401
+                              ReplicationPad1d, ReplicationPad2d, ZeroPad1d, ZeroPad2d)
 from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,  # noqa: F401
                            L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from . import utils  # noqa: F401

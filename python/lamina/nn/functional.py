@@ -19,6 +19,38 @@ for _family in (_conv, _pool, _nn_extra, _act_extra):
 del _family
 
 
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p over dim, eps), as PyTorch's F.normalize.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.normalize(lamina.tensor([[3.0, 4.0]])).tolist()
+    [[0.6000000238418579, 0.800000011920929]]
+    """
+    if out is not None:
+        raise TypeError("normalize: out= is not supported")
+    denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
+    return input / denom
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 / ||x1|| * x2 / ||x2||) over dim, each norm at least eps (PyTorch's formula)."""
+    from ..ops.stats import vector_norm
+    from ..tensor import no_grad
+    n1 = vector_norm(x1, 2, dim, True)
+    n2 = vector_norm(x2, 2, dim, True)
+    with no_grad():  # PyTorch clamps the norms in place, outside autograd
+        n1._data[...] = np.maximum(n1._data, eps)
+        n2._data[...] = np.maximum(n2._data, eps)
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p over the last dim."""
+    from ..ops.stats import vector_norm
+    diff = x1 - x2 + eps
+    return vector_norm(diff, p, -1 if diff.ndim else None, keepdim)
+
+
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias, on lamina's GEMM (bias fused into its epilogue).
 

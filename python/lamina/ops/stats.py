@@ -176,3 +176,93 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+# ---------------------------------------------------------------- vector norms
+def _np_vector_norm(x, ord, dims, keepdim):
+    a = np.abs(x)
+    if ord == np.inf:
+        y = np.max(a, axis=dims, keepdims=True, initial=0)
+    elif ord == -np.inf:
+        y = np.min(a, axis=dims, keepdims=True)
+    elif ord == 0:
+        y = np.sum(a != 0, axis=dims, keepdims=True).astype(x.dtype)
+    elif ord == 1:
+        y = np.sum(a, axis=dims, keepdims=True)
+    elif ord == 2:
+        y = np.sqrt(np.sum(a * a, axis=dims, keepdims=True))
+    else:
+        y = np.sum(a ** ord, axis=dims, keepdims=True) ** (1.0 / ord)
+    y = y.astype(x.dtype, copy=False)
+    return y if keepdim else np.squeeze(y, axis=dims)
+
+
+@register("vector_norm", kernels=("numpy abs/sum/sqrt",), dtypes=_F,
+          call=lambda x, ord=2, dim=None, keepdim=False: vector_norm(x, ord, dim, keepdim),
+          samples=lambda dt: [Sample((_x(dt, (3, 4), 85),), {}, name="all"),
+                              Sample((_x(dt, (3, 4), 86),), {"dim": 1}, name="dim1"),
+                              Sample((_x(dt, (3, 4), 87),), {"ord": 1, "dim": 0, "keepdim": True}, name="l1"),
+                              Sample((_x(dt, (2, 5), 88),), {"ord": np.inf, "dim": 1}, name="inf"),
+                              Sample((_x(dt, (2, 5), 89),), {"ord": 3.0, "dim": (0, 1)}, name="l3")],
+          reference=lambda x, ord=2, dim=None, keepdim=False: _np_vector_norm(
+              x, ord, _dims(dim, x.ndim, "vector_norm"), keepdim),
+          torch=lambda torch, x, ord=2, dim=None, keepdim=False: torch.linalg.vector_norm(x, ord, dim, keepdim))
+class VectorNorm(Function):
+    """||x||_ord over dims. The gradient is PyTorch's: 0 where the norm is 0 (no 0/0), sign(x)
+    for ord 1, shared evenly among the entries that reach the max (min) for ord inf (-inf), none
+    for ord 0, x |x|^(ord-2) / ||x||^(ord-1) otherwise."""
+
+    @staticmethod
+    def forward(ctx, x, ord, dims, keepdim):
+        y = _np_vector_norm(x, ord, dims, True)
+        ctx.save_for_backward(x, y)
+        ctx.ord, ctx.dims, ctx.keepdim = ord, dims, keepdim
+        return y if keepdim else np.squeeze(y, axis=dims)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, y = ctx.saved_tensors
+        ord, dims = ctx.ord, ctx.dims
+        g = dy if ctx.keepdim else np.expand_dims(dy, dims)
+        if ord == 0:
+            return np.zeros_like(x), None, None, None
+        if ord == 1:
+            return np.sign(x) * g, None, None, None
+        if ord in (np.inf, -np.inf):
+            hit = (np.abs(x) == y).astype(x.dtype)
+            return np.sign(x) * hit * (g / np.sum(hit, axis=dims, keepdims=True)), None, None, None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ord == 2:
+                dx = x * (g / y)
+            else:
+                dx = x * np.abs(x) ** (ord - 2) * (g / y ** (ord - 1))
+        return np.where(y == 0, 0, dx).astype(x.dtype, copy=False), None, None, None
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """torch.linalg.vector_norm: (sum |x|^ord)^(1/ord) over dim (all dims by default)."""
+    from ..tensor import Tensor
+    if not isinstance(x, Tensor):
+        raise TypeError(f"input: vector_norm expected a lamina Tensor, got {type(x).__name__}")
+    if dtype is not None:
+        x = x.to(dtype)
+    if x.dtype not in _F:
+        raise TypeError(f"input: vector_norm expected a floating point tensor, got {x.dtype}")
+    try:
+        ord = float(ord)
+    except (TypeError, ValueError):
+        raise ValueError(f"ord: vector_norm expected a number (or inf), got {ord!r}") from None
+    dims = _dims(dim, x.ndim, "vector_norm")
+    if x.ndim == 0:
+        return VectorNorm.apply(x.reshape(1), ord, (0,), False) if not keepdim else x.abs()
+    return VectorNorm.apply(x, ord, dims, keepdim)
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """torch.norm / Tensor.norm for vector norms: p a number, inf, or 'fro' (the 2-norm of the
+    entries, over dim or all of them)."""
+    if p == "fro":
+        p = 2
+    elif p == "nuc":
+        raise NotImplementedError("norm: the nuclear norm ('nuc') is not supported")
+    return vector_norm(input, p, dim, keepdim, dtype=dtype)
