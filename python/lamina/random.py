@@ -101,6 +101,17 @@ class Generator:
         self._lock = threading.RLock()
         self.manual_seed(DEFAULT_GENERATOR_SEED)
 
+    # Pickling and copying carry the state, not the lock (DataLoader workers, deepcopy of a
+    # dataset or model that holds a generator).
+    def __getstate__(self):
+        return {"device": self.device, "state": self.get_state()}
+
+    def __setstate__(self, saved):
+        self.device = saved["device"]
+        self._lock = threading.RLock()
+        self._bits = np.random.MT19937()
+        self.set_state(saved["state"])
+
     # ---- seeding and state
     @_locked
     def manual_seed(self, seed):
