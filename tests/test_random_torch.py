@@ -361,3 +361,11 @@ def test_a_generator_pickles_and_copies_with_its_state():
         assert same(lamina.randn(7, generator=clone).numpy(), lamina.randn(7, generator=copy.deepcopy(g)).numpy())
     a = pickle.loads(pickle.dumps(g))
     assert same(lamina.rand(4, generator=a).numpy(), lamina.rand(4, generator=g).numpy())
+
+
+def test_an_empty_source_gives_an_empty_pass_and_draws_nothing():
+    lamina.manual_seed(4)
+    assert list(RandomSampler([])) == [] and list(RandomSampler([], replacement=True)) == []
+    after = lamina.rand(3).numpy()
+    lamina.manual_seed(4)
+    assert same(lamina.rand(3).numpy(), after)

@@ -72,6 +72,8 @@ class RandomSampler(Sampler):
         # and the draws come in PyTorch's order (32 indices at a time with replacement; whole
         # permutations, the last one cut, without), so the orders are PyTorch's too.
         n = len(self.data_source)
+        if n == 0:  # nothing to order (PyTorch refuses an empty source when it is built)
+            return
         g = _pass_generator(self.generator)
         if self.replacement:
             for _ in range(self.num_samples // 32):
