@@ -174,7 +174,9 @@ def test_dataloader_with_workers_shuffles_as_pytorchs(tmp_path):
         if __name__ == "__main__":
             main(sys.argv[1])
     """))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    # the lamina under test: the installed package in CI (a clean checkout's python/ has no built _C)
+    lamina_parent = os.path.dirname(os.path.dirname(os.path.abspath(lamina.__file__)))
+    env = dict(os.environ, PYTHONPATH=lamina_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
     got = {}
     for fw in ("torch", "lamina"):
         p = subprocess.run([sys.executable, str(script), fw], capture_output=True, text=True, timeout=300, env=env)

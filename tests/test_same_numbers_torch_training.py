@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 
+import lamina
 
 from conftest import requires_torch
 
@@ -77,7 +78,9 @@ def test_pytorch_mnist_script_prints_pytorchs_losses(tmp_path, data_root):
     x, y = MNIST(data_root, train=True).arrays()
     np.savez(tmp_path / "data.npz", x=((x[:320] - 0.1307) / 0.3081).astype(np.float32), y=y[:320])
     (tmp_path / "script.py").write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    # the lamina under test: the installed package in CI (a clean checkout's python/ has no built _C)
+    lamina_parent = os.path.dirname(os.path.dirname(os.path.abspath(lamina.__file__)))
+    env = dict(os.environ, PYTHONPATH=lamina_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = {}
     for fw in ("torch", "lamina"):
         p = subprocess.run([sys.executable, str(tmp_path / "script.py"), fw, str(tmp_path / "data.npz")],
