@@ -8,6 +8,7 @@ from ..tensor import Tensor, float32, float64
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
 from ..ops import act_extra as _act_extra, conv as _conv, nn_extra as _nn_extra, pool as _pool
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
+from ..ops.stats import vector_norm as _vector_norm
 from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
                         _as_target, _cross_entropy_composite, _legacy_reduction, _reduce,
                         binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss)
@@ -34,10 +35,9 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """sum(x1 / ||x1|| * x2 / ||x2||) over dim, each norm at least eps (PyTorch's formula)."""
-    from ..ops.stats import vector_norm
     from ..tensor import no_grad
-    n1 = vector_norm(x1, 2, dim, True)
-    n2 = vector_norm(x2, 2, dim, True)
+    n1 = _vector_norm(x1, 2, dim, True)
+    n2 = _vector_norm(x2, 2, dim, True)
     with no_grad():  # PyTorch clamps the norms in place, outside autograd
         n1._data[...] = np.maximum(n1._data, eps)
         n2._data[...] = np.maximum(n2._data, eps)
@@ -46,9 +46,8 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
 
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     """||x1 - x2 + eps||_p over the last dim."""
-    from ..ops.stats import vector_norm
     diff = x1 - x2 + eps
-    return vector_norm(diff, p, -1 if diff.ndim else None, keepdim)
+    return _vector_norm(diff, p, -1 if diff.ndim else None, keepdim)
 
 
 def linear(input, weight, bias=None):

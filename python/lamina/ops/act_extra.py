@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor, float32, float64
+from .nn_extra import _float_input
 from .registry import BadSample, Sample, register
 
 # The public functional names: lamina.nn.functional re-exports every name listed here.
@@ -29,43 +30,36 @@ def _x(dt, shape, seed=90, low=-4.0, high=4.0):
     return x
 
 
-def _float_input(input, fn):
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input: {fn} expected a lamina Tensor, got {type(input).__name__}")
-    if input.dtype not in _F:
-        raise TypeError(f"input: {fn} expected dtype float32 or float64, got {input.dtype}")
-
-
 def _sigmoid(x):
     return 0.5 * (1 + np.tanh(0.5 * x))   # no overflow in exp
 
 
-# (forward(x, *params) -> y, slope(x, y, *params) -> dy/dx, params' names and PyTorch's defaults)
+# (forward(x, *params) -> y, slope(x, *params) -> dy/dx, params' names and PyTorch's defaults)
 _RULES = {
     "hardtanh": (lambda x, lo, hi: np.clip(x, lo, hi),
-                 lambda x, y, lo, hi: (x > lo) & (x < hi), ("min_val", "max_val"), (-1.0, 1.0)),
+                 lambda x, lo, hi: (x > lo) & (x < hi), ("min_val", "max_val"), (-1.0, 1.0)),
     # PyTorch's backward multiplies by the float 1/6 in every dtype
     "hardsigmoid": (lambda x: np.minimum(np.maximum(x + 3, 0), 6) / 6,
-                    lambda x, y: np.where((x > -3) & (x < 3), float(np.float32(1.0 / 6.0)), 0.0), (), ()),
+                    lambda x: np.where((x > -3) & (x < 3), float(np.float32(1.0 / 6.0)), 0.0), (), ()),
     "hardswish": (lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6,
-                  lambda x, y: np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0)), (), ()),
+                  lambda x: np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0)), (), ()),
     "selu": (lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0))),
-             lambda x, y: np.where(x > 0, SELU_SCALE, SELU_SCALE * SELU_ALPHA * np.exp(np.minimum(x, 0))), (), ()),
+             lambda x: np.where(x > 0, SELU_SCALE, SELU_SCALE * SELU_ALPHA * np.exp(np.minimum(x, 0))), (), ()),
     # celu is elu(x, alpha, input_scale=1/alpha); PyTorch's backward takes 1/alpha from alpha as a float
     "celu": (lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0) * (1.0 / a))),
-             lambda x, y, a: np.where(x > 0, 1.0, (1.0 / float(np.float32(a))) * a
+             lambda x, a: np.where(x > 0, 1.0, (1.0 / float(np.float32(a))) * a
                                       * np.exp(np.minimum(x, 0) * (1.0 / float(np.float32(a))))),
              ("alpha",), (1.0,)),
-    "softsign": (lambda x: x / (1 + np.abs(x)), lambda x, y: 1 / (1 + np.abs(x)) ** 2, (), ()),
+    "softsign": (lambda x: x / (1 + np.abs(x)), lambda x: 1 / (1 + np.abs(x)) ** 2, (), ()),
     "logsigmoid": (lambda x: np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x))),
-                   lambda x, y: _sigmoid(-x), (), ()),
-    "tanhshrink": (lambda x: x - np.tanh(x), lambda x, y: np.tanh(x) ** 2, (), ()),
+                   lambda x: _sigmoid(-x), (), ()),
+    "tanhshrink": (lambda x: x - np.tanh(x), lambda x: np.tanh(x) ** 2, (), ()),
     "hardshrink": (lambda x, lambd: np.where((x > lambd) | (x < -lambd), x, 0),
-                   lambda x, y, lambd: (x > lambd) | (x < -lambd), ("lambd",), (0.5,)),
+                   lambda x, lambd: (x > lambd) | (x < -lambd), ("lambd",), (0.5,)),
     "softshrink": (lambda x, lambd: np.where(x > lambd, x - lambd, np.where(x < -lambd, x + lambd, 0)),
-                   lambda x, y, lambd: (x > lambd) | (x < -lambd), ("lambd",), (0.5,)),
+                   lambda x, lambd: (x > lambd) | (x < -lambd), ("lambd",), (0.5,)),
     "threshold": (lambda x, t, v: np.where(x > t, x, v),
-                  lambda x, y, t, v: x > t, ("threshold", "value"), (None, None)),
+                  lambda x, t, v: x > t, ("threshold", "value"), (None, None)),
 }
 
 
@@ -79,12 +73,11 @@ def _elementwise_op(name):
 
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
-        d = np.asarray(slope(x, None, *ctx.params))
+        d = np.asarray(slope(x, *ctx.params))
         return ((dy * d).astype(x.dtype, copy=False),) + (None,) * len(ctx.params)
 
     kw = dict(zip(names, defaults))
     sample_kw = {"threshold": {"threshold": 0.5, "value": -2.0}}.get(name, {})
-    torch_name = name
     cls = type(name.capitalize() + "Fn", (Function,), {
         "forward": staticmethod(forward), "backward": staticmethod(backward),
         "__doc__": f"PyTorch's F.{name}, elementwise; its backward multiplies by the derivative."})
@@ -102,7 +95,7 @@ def _elementwise_op(name):
                                  Sample((_x(dt, (0, 2)),), dict(sample_kw), name="size0")],
              bad_samples=lambda: [BadSample((np.ones(3, np.int64),), dict(sample_kw), TypeError, "float")],
              reference=reference,
-             torch=lambda torch, x, **k: getattr(torch.nn.functional, torch_name)(x, **k))(cls)
+             torch=lambda torch, x, **k: getattr(torch.nn.functional, name)(x, **k))(cls)
     return cls
 
 
