@@ -64,12 +64,11 @@ def _mt_key(seed32):
 
 
 def _fused(x, scale, shift):
-    """x * scale + shift rounded once, in x's dtype (C++: the random family's kernel)."""
+    """x * scale + shift rounded once, in x's dtype, in place (x: a fresh C-contiguous array of
+    this module's): the random family's C++ kernel."""
     from . import _C
-    out = np.ascontiguousarray(x)
-    out = out.copy() if out is x else out
-    _C.fused_scale_shift(out, out, float(scale), float(shift))
-    return out
+    _C.fused_scale_shift(x, x, float(scale), float(shift))
+    return x
 
 
 def _locked(method):
@@ -120,7 +119,6 @@ class Generator:
         self._bits = np.random.MT19937()
         self._bits.state = {"bit_generator": "MT19937", "state": {"key": _mt_key(seed & 0xFFFFFFFF), "pos": 624}}
         self._next_double_normal = None  # Box-Muller's cached sine half (float64 draws)
-        self._next_float_normal = None
         return self
 
     def seed(self):
@@ -136,8 +134,7 @@ class Generator:
         """A JSON-able snapshot: the twister's 624 words and position, and the cached normals."""
         st = self._bits.state["state"]
         return {"generator": "lamina.MT19937", "seed": self._seed, "key": [int(v) for v in st["key"]],
-                "pos": int(st["pos"]), "next_double_normal": self._next_double_normal,
-                "next_float_normal": self._next_float_normal}
+                "pos": int(st["pos"]), "next_double_normal": self._next_double_normal}
 
     @_locked
     def set_state(self, state):
@@ -151,7 +148,6 @@ class Generator:
         self._seed = int(state.get("seed", 0))
         self._bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": int(state["pos"])}}
         self._next_double_normal = state.get("next_double_normal")
-        self._next_float_normal = state.get("next_float_normal")
         return self
 
     # ---- raw outputs
