@@ -46,6 +46,11 @@ bool conv_direct_dx_lanes_applicable(const ConvParams& p);
 // dx (N, C, H, W), overwritten. Each group of lanes images is one task (no reduction).
 template <class T>
 void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx);
+// The same data gradient as row Winograd F(4, 5) (5-wide filters), where its rule (Zen 4) or
+// the row-Winograd testing hook picks it and dy is finite: true when it wrote dx, false (nothing
+// written) when the caller should run conv2d_direct_dx_lanes.
+template <class T>
+bool conv2d_direct_dx_winograd(const ConvParams& p, const T* w, const T* dy, T* dx);
 
 namespace conv_direct_bwd_detail {
 // Micro-kernel contract, for one block of kb output channels and tb taps, W = lanes:

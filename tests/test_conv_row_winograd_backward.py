@@ -1,5 +1,6 @@
 """Row Winograd F(4, 5) in the convolution backward (csrc/conv_direct_bwd.cpp): the weight
-gradient as G^T [(B^T x) .* (A dy)] summed in the transform domain, forced on wherever it applies
+gradient as G^T [(B^T x) .* (A dy)] summed in the transform domain, and the data gradient as the
+forward's row Winograd of dy over its live rows only, forced on wherever they apply
 by the testing hook _conv_set_row_winograd('on') (automatically only on Zen 4): against PyTorch,
 against float64, against the lane taps, across thread counts, with inf/NaN, and through autograd
 against float64 finite differences."""
@@ -69,8 +70,9 @@ def test_row_winograd_backward_matches_torch(case, dtype, restore_conv_settings)
     L = {"avx512": 16, "avx2": 8}.get(_C.isa(), 0) // (2 if dtype == np.float64 else 1)
     if L and -(-N // L) * L * (W + 2 * pad - 4) <= N * (W + 2 * pad):
         # the batch in the lanes (conv_direct_bwd.cpp's use_batch_lanes): the transform's
-        # rounding differs from the taps', so the forced path did run
+        # rounding differs from the taps', so the forced paths did run
         assert not np.array_equal(got[1], taps[1])
+        assert not np.array_equal(got[0], taps[0])
 
 
 def test_row_winograd_dw_error_is_near_the_taps(restore_conv_settings):
@@ -94,9 +96,10 @@ def test_row_winograd_dw_threads_and_nonfinite(restore_conv_settings):
     out = []
     for t in (1, 2, 3):
         _C.set_num_threads(t)
-        out.append(_grads(x, w, dy, 0)[1])
-    np.testing.assert_array_equal(out[0], out[1])
-    np.testing.assert_array_equal(out[0], out[2])
+        out.append(_grads(x, w, dy, 0))
+    for o in out[1:]:
+        for a, b in zip(out[0], o):
+            np.testing.assert_array_equal(a, b)
     # an inf in x or dy of one group of lanes: that group takes the taps, so inf/NaN land where
     # PyTorch's sums put them, and the other groups' sums stay finite
     for bad_x in (True, False):
@@ -114,13 +117,36 @@ def test_row_winograd_dw_threads_and_nonfinite(restore_conv_settings):
         np.testing.assert_allclose(got[fin], ref[fin], rtol=0, atol=2e-6 * np.abs(ref[fin]).max())
 
 
+def test_row_winograd_dx_nonfinite_and_error(restore_conv_settings):
+    """dx: within 4x the taps' float32 error against float64; an inf or NaN in dy sends the call
+    to the lane taps, so it reaches exactly the dx windows PyTorch's sums reach."""
+    x, w, dy = _arrays((48, 6, 14, 14, 16, 5, 0), np.float32, 6)
+    ref = _torch_grads(*(a.astype(np.float64) for a in (x, w, dy)), 0)[0]
+    _C._conv_set_algo("direct")
+    err = {}
+    for mode in ("off", "on"):
+        _C._conv_set_row_winograd(mode)
+        err[mode] = np.abs(_grads(x, w, dy, 0)[0] - ref).max()
+    assert err["on"] < 4 * err["off"] + 1e-7, err
+    for bad in (np.inf, np.nan):
+        dyb = dy.copy()
+        dyb[7, 3, 5, 2] = bad
+        got = _grads(x, w, dyb, 0)[0]
+        refb = _torch_grads(*(a.astype(np.float64) for a in (x, w, dyb)), 0)[0]
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(refb))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(refb))
+        fin = np.isfinite(refb)
+        assert not fin.all()
+        np.testing.assert_allclose(got[fin], refb[fin], rtol=0, atol=5e-6 * np.abs(refb[fin]).max())
+
+
 def test_row_winograd_dw_matches_finite_differences(restore_conv_settings):
-    """conv2d in autograd, float64, dw on the forced transform path: central differences of a
-    weighted sum of the output."""
+    """conv2d in autograd, float64, dx and dw on the forced transform paths: central differences
+    of a weighted sum of the output."""
     _C._conv_set_algo("direct")
     _C._conv_set_row_winograd("on")
     rng = np.random.default_rng(12)
-    N, C, H, W, K = 17, 5, 10, 13, 6
+    N, C, H, W, K = 16, 5, 10, 13, 6   # a float64 batch that fills the lanes (dx and dw)
     xs = rng.standard_normal((N, C, H, W))
     ws = rng.standard_normal((K, C, 5, 5)) * 0.2
     gy = rng.standard_normal((N, K, H - 4, W - 4))
@@ -129,13 +155,18 @@ def test_row_winograd_dw_matches_finite_differences(restore_conv_settings):
         y = F.conv2d(lamina.from_numpy(xs), lamina.from_numpy(wa))
         return float((y.detach().numpy() * gy).sum())
 
+    def loss_x(xa):
+        y = F.conv2d(lamina.from_numpy(xa), lamina.from_numpy(ws))
+        return float((y.detach().numpy() * gy).sum())
+
+    x = lamina.tensor(xs, requires_grad=True)
     w = lamina.tensor(ws, requires_grad=True)
-    (F.conv2d(lamina.from_numpy(xs), w) * lamina.from_numpy(gy)).sum().backward()
-    grad = w.grad.numpy()
+    (F.conv2d(x, w) * lamina.from_numpy(gy)).sum().backward()
     eps = 1e-6
-    for idx in [tuple(rng.integers(0, s) for s in ws.shape) for _ in range(8)]:
-        a1, a2 = ws.copy(), ws.copy()
-        a1[idx] += eps
-        a2[idx] -= eps
-        fd = (loss(a1) - loss(a2)) / (2 * eps)
-        assert abs(fd - grad[idx]) <= 1e-6 * max(1.0, abs(fd)), (idx, fd, grad[idx])
+    for arr, grad, f in ((ws, w.grad.numpy(), loss), (xs, x.grad.numpy(), loss_x)):
+        for idx in [tuple(rng.integers(0, s) for s in arr.shape) for _ in range(8)]:
+            a1, a2 = arr.copy(), arr.copy()
+            a1[idx] += eps
+            a2[idx] -= eps
+            fd = (f(a1) - f(a2)) / (2 * eps)
+            assert abs(fd - grad[idx]) <= 1e-6 * max(1.0, abs(fd)), (idx, fd, grad[idx])
