@@ -23,7 +23,9 @@ End to end: MNIST training with SGD (lr 0.01, momentum 0.9) from identical initi
 784-300-100-10 and LeNet-5, batch 64 and 256, for lamina eager, lamina compiled
 (`lamina.compile(model, loss_fn, optimizer)`) and PyTorch, each config in a fresh subprocess so
 `ru_maxrss` (peak RSS) is per config. The first 3 batches are warm-up (and their losses are checked
-equal across the three); images/s is over the rest of one epoch (--quick: 50 batches).
+equal across the three); images/s is over the rest of one epoch (--quick: the median of 7 windows of
+50 batches). The three processes run side by side: each warms up, then their timed windows take
+turns (after an idle pause each), so a slow spell of the shared host falls on all three alike.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ ROOT = os.path.dirname(HERE)
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 REGRESSION = 1.10        # new/old lamina time above this is flagged
 WARMUP_BATCHES = 3       # end-to-end batches before the timed ones (the compiled step traces on the first)
+E2E_PAUSE_S = 0.2        # idle before each end-to-end window: the last library's pool threads stop spinning
 
 
 def _reexec_without_openblas_overrides():
@@ -71,7 +74,7 @@ PROFILES = {
     "smoke": dict(budget=0.01, min_reps=3, max_reps=5, bw_n=1 << 20, e2e_batches=5, e2e_windows=1),
     # quick: 5 windows of 50 batches, the median window's rate. One window of 50 LeNet-5 batches at
     # b=64 is ~0.1 s for lamina, short enough that one stolen time slice moved the ratio by 30%.
-    "quick": dict(budget=0.25, min_reps=5, max_reps=50, bw_n=1 << 24, e2e_batches=50, e2e_windows=5),
+    "quick": dict(budget=0.25, min_reps=5, max_reps=50, bw_n=1 << 24, e2e_batches=50, e2e_windows=7),
     "full": dict(budget=1.0, min_reps=7, max_reps=200, bw_n=1 << 24, e2e_batches=None, e2e_windows=1),  # None: one epoch
 }
 
@@ -538,8 +541,11 @@ def _rss_kib(field):
     return None
 
 
-def e2e_child(spec):
-    """Runs in a fresh process: train `batches` timed batches after WARMUP_BATCHES, print JSON."""
+def e2e_child(spec, interleaved=False):
+    """Runs in a fresh process: train `batches` timed batches after WARMUP_BATCHES, print JSON.
+
+    interleaved: after the warm-up print {"ready": true}, then time one window per "go" line read
+    from stdin, printing {"window_s": ...} after each; the summary JSON comes last."""
     import resource
     import numpy as np
     x_all = np.load(spec["x"])
@@ -613,8 +619,13 @@ def e2e_child(spec):
         rss_start = _rss_kib("VmRSS")
     except OSError:
         rss_start = None
-    window_s, wall, cpu, i = [], 0.0, 0.0, WARMUP_BATCHES
+    window_s, window_t0, wall, cpu, i = [], [], 0.0, 0.0, WARMUP_BATCHES
+    if interleaved:  # the launcher starts each window ("go") in turn with the other libraries' windows
+        print(json.dumps({"ready": True}), flush=True)
     for _ in range(windows):
+        if interleaved and sys.stdin.readline().strip() != "go":
+            raise SystemExit("e2e child: expected 'go' from the launcher")
+        window_t0.append(time.time())  # the epoch clock: comparable across the interleaved processes
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(per_window):
             last = step(*batch_at(i))
@@ -622,6 +633,8 @@ def e2e_child(spec):
         w, c = time.perf_counter() - t0, time.process_time() - c0
         window_s.append(c if spec.get("cpu_time") else w)
         wall, cpu = wall + w, cpu + c
+        if interleaved:
+            print(json.dumps({"window_s": window_s[-1]}), flush=True)
     elapsed = sorted(window_s)[len(window_s) // 2]  # the median window (windows is odd)
     peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     hwm = _rss_kib("VmHWM") if rss_start is not None else None
@@ -629,6 +642,7 @@ def e2e_child(spec):
     print(json.dumps({
         "impl": impl, "version": version, "warmup_losses": losses, "last_loss": float(last),
         "timed_batches": timed, "windows": windows, "window_images_per_s": [timed * batch / t for t in window_s],
+        "window_started": window_t0,
         "epoch_batches": nb, "seconds": elapsed, "wall_s": wall, "cpu_s": cpu,
         "images_per_s": timed * batch / elapsed, "step_s": elapsed / timed,
         "peak_rss_mb": max(peak_before, peak_after) / 1024,
@@ -648,10 +662,11 @@ class Launcher:
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--_launcher"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    def run(self, spec):
-        self.proc.stdin.write(json.dumps(spec) + "\n")
+    def run_interleaved(self, specs, windows, pause_s):
+        """One result per spec ({"rc", "stdout", "stderr"}), their timed windows interleaved."""
+        self.proc.stdin.write(json.dumps({"specs": specs, "windows": windows, "pause_s": pause_s}) + "\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
+        return json.loads(self.proc.stdout.readline())["results"]
 
     def close(self):
         if self.proc.poll() is None:
@@ -659,12 +674,65 @@ class Launcher:
             self.proc.wait()
 
 
+def interleave_children(specs, windows, pause_s):
+    """Start one child per spec (each warms up alone, then waits), then time their windows in turn:
+    window w runs child (w + k) % n for k = 0..n-1, each after an idle pause. So every library's
+    window k is measured within a few seconds of the others' window k, under the same background
+    load; one library's spinning pool threads have gone to sleep before the next starts.
+
+    Why: the host is shared, and its speed drifts by 20-40% over seconds. Measured one library
+    after the other, a slow spell under one of them moved the ratio from 2x to 7x between runs."""
+    procs, errs = [], []
+    try:
+        for spec in specs:
+            err = tempfile.TemporaryFile(mode="w+")
+            p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--_e2e-child", json.dumps(spec),
+                                  "--_interleaved"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                 text=True)
+            procs.append(p)
+            errs.append(err)
+            line = p.stdout.readline()  # the warm-up is done; the child waits for "go"
+            if not line.strip().startswith('{"ready"'):
+                break
+        alive = [p.poll() is None for p in procs]
+        if len(procs) == len(specs) and all(alive):
+            n = len(procs)
+            for w in range(windows):
+                for k in range(n):
+                    p = procs[(w + k) % n]
+                    time.sleep(pause_s)
+                    p.stdin.write("go\n")
+                    p.stdin.flush()
+                    if not p.stdout.readline().strip():
+                        raise RuntimeError("an end-to-end child stopped before its window ended")
+        results = []
+        for p, err in zip(procs, errs):
+            p.stdin.close()
+            out = p.stdout.read()  # not communicate(): readline() may already hold the summary in its buffer
+            p.wait()
+            err.seek(0)
+            results.append({"rc": p.returncode, "stdout": out, "stderr": err.read()})
+        results += [{"rc": -1, "stdout": "", "stderr": "not started: an earlier child failed"}] * (len(specs) - len(procs))
+        return results
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for err in errs:
+            err.close()
+
+
 def launcher_loop():
-    """--_launcher: for each JSON spec line on stdin, run one child; reply with one JSON line."""
+    """--_launcher: for each JSON request line on stdin, run its children interleaved; reply with
+    one JSON line."""
     for line in sys.stdin:
-        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--_e2e-child", line.strip()],
-                           capture_output=True, text=True)
-        sys.stdout.write(json.dumps({"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}) + "\n")
+        req = json.loads(line)
+        try:
+            results = interleave_children(req["specs"], req["windows"], req["pause_s"])
+        except Exception as e:  # noqa: BLE001 - reported to the parent, which raises
+            results = [{"rc": -1, "stdout": "", "stderr": f"launcher: {e!r}"}] * len(req["specs"])
+        sys.stdout.write(json.dumps({"results": results}) + "\n")
         sys.stdout.flush()
 
 
@@ -691,11 +759,13 @@ def run_end_to_end(L, prof, data_root, threads, log, launcher, cpu_time=False):
             wpath = os.path.join(tmp, f"{model_name}.npz")
             np.savez(wpath, **{f"p{i}": p.data for i, p in enumerate(model.parameters())})
             res = {}
-            for impl in ["eager", "compiled"] + (["torch"] if torch_ok else []):
-                spec = dict(impl=impl, model=model_name, batch=batch, threads=threads, batches=prof["e2e_batches"],
-                            windows=prof["e2e_windows"], epoch_images=len(x), cpu_time=cpu_time,
-                            x=os.path.join(tmp, "x.npy"), y=os.path.join(tmp, "y.npy"), weights=wpath)
-                proc = launcher.run(spec)
+            impls = ["eager", "compiled"] + (["torch"] if torch_ok else [])
+            specs = [dict(impl=impl, model=model_name, batch=batch, threads=threads, batches=prof["e2e_batches"],
+                          windows=prof["e2e_windows"], epoch_images=len(x), cpu_time=cpu_time,
+                          x=os.path.join(tmp, "x.npy"), y=os.path.join(tmp, "y.npy"), weights=wpath)
+                     for impl in impls]
+            procs = launcher.run_interleaved(specs, prof["e2e_windows"], E2E_PAUSE_S)
+            for impl, proc in zip(impls, procs):
                 if proc["rc"] != 0:
                     raise RuntimeError(f"end-to-end child {impl} {model_name} b={batch} failed:\n{proc['stderr'][-3000:]}")
                 res[impl] = json.loads(proc["stdout"].strip().splitlines()[-1])
@@ -728,7 +798,10 @@ def run_end_to_end(L, prof, data_root, threads, log, launcher, cpu_time=False):
                        "train_peak_mb": r["train_peak_over_start_mb"],
                        "torch_train_peak_mb": t["train_peak_over_start_mb"] if t else None,
                        "timed_batches": r["timed_batches"], "windows": r["windows"],
-                       "epoch_batches": r["epoch_batches"]}
+                       "epoch_batches": r["epoch_batches"],
+                       # window k of every library ran back to back: their ratio shares the load
+                       "window_vs_torch": [a / b for a, b in zip(r["window_images_per_s"],
+                                                                 t["window_images_per_s"])] if t else None}
                 row["target"], row["status"] = status_of(row, [("torch", 1.0)])
                 if err:
                     row.update(status="WRONG", error=err)
@@ -807,6 +880,11 @@ def print_family(fam, rows, out):
             w(f"{r['case']:26s} {r['images_per_s']:9.0f} {'-' if ti is None else f'{ti:.0f}':>11s} "
               f"{fmt_x(r['vs_torch']):>7s} | {mb(r['peak_rss_mb']):>9s} {mb(r['torch_peak_rss_mb']):>7s} | "
               f"{mb(r['train_peak_mb']):>7s} {mb(r['torch_train_peak_mb']):>7s} | {r['target']:16s} {r['status']}\n")
+        paired = [r for r in rows if r.get("window_vs_torch") and len(r["window_vs_torch"]) > 1]
+        if paired:
+            w("windows run in turn (lamina eager, compiled, torch, then rotated); vs pt of each window k:\n")
+            for r in paired:
+                w(f"  {r['case']:24s} " + " ".join(f"{v:.2f}x" for v in r["window_vs_torch"]) + "\n")
         return
     extra = "GF/s" if fam in ("gemm", "conv") else "GB/s"
     hdr = (f"{'case':34s} {'thr':>3s} {'lamina':>9s} {'numpy':>9s} {'torch':>9s} {'vs np':>7s} {'vs pt':>7s} "
@@ -968,6 +1046,7 @@ def parse_args(argv):
     ap.add_argument("--from-json", metavar="FILE", help="print tables (and --compare) from a saved JSON; no measuring")
     ap.add_argument("--_e2e-child", dest="e2e_child", help=argparse.SUPPRESS)
     ap.add_argument("--_launcher", dest="launcher", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_interleaved", dest="interleaved", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     fams = [f.strip() for f in args.families.split(",") if f.strip()]
     bad = [f for f in fams if f not in ALL_FAMILIES]
@@ -990,7 +1069,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     if args.e2e_child:
-        e2e_child(json.loads(args.e2e_child))
+        e2e_child(json.loads(args.e2e_child), interleaved=args.interleaved)
         return 0
     if args.launcher:
         launcher_loop()

@@ -175,3 +175,39 @@ def test_end_to_end_child_times_windows_and_reports_the_median(tmp_path):
     assert r["images_per_s"] == pytest.approx(sorted(r["window_images_per_s"])[1])
     assert r["step_s"] == pytest.approx(batch / r["images_per_s"])
     assert np.isfinite(r["last_loss"]) and len(r["warmup_losses"]) == 3
+
+
+def test_end_to_end_children_take_turns_window_by_window(tmp_path):
+    """The end-to-end libraries run side by side: each child warms up, then window k of every
+    child runs before window k + 1 of any, the first child rotating, so a slow spell of the host
+    falls on all of them alike."""
+    import lamina
+    report = _load_report()
+    rng = np.random.default_rng(0)
+    batch, saved = 8, 64
+    np.save(tmp_path / "x.npy", rng.random((saved, 1, 28, 28), dtype=np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 10, saved))
+    lamina.manual_seed(0)
+    np.savez(tmp_path / "w.npz", **{f"p{i}": p.detach().numpy() for i, p in enumerate(lamina.models.mlp().parameters())})
+    specs = [dict(impl=impl, model="mlp", batch=batch, threads=1, batches=2, windows=3, epoch_images=saved,
+                  cpu_time=False, x=str(tmp_path / "x.npy"), y=str(tmp_path / "y.npy"), weights=str(tmp_path / "w.npz"))
+             for impl in ("eager", "compiled")]
+    results = report.interleave_children(specs, 3, 0.01)
+    assert [r["rc"] for r in results] == [0, 0], [r["stderr"][-2000:] for r in results]
+    out = [json.loads(r["stdout"].strip().splitlines()[-1]) for r in results]
+    assert [o["impl"] for o in out] == ["eager", "compiled"]
+    assert all(len(o["window_started"]) == 3 and len(o["window_images_per_s"]) == 3 for o in out)
+    order = sorted((t, c) for c, o in enumerate(out) for t in o["window_started"])
+    assert [c for _, c in order] == [0, 1, 1, 0, 0, 1]  # window w starts with child w % 2
+    # Same weights and batches: the two implementations' warm-up losses agree.
+    np.testing.assert_allclose(out[0]["warmup_losses"], out[1]["warmup_losses"], rtol=1e-4, atol=1e-5)
+
+
+def test_an_end_to_end_child_that_fails_is_reported_not_hung(tmp_path):
+    report = _load_report()
+    bad = dict(impl="compiled", model="mlp", batch=8, threads=1, batches=2, windows=2, epoch_images=16,
+               cpu_time=False, x=str(tmp_path / "missing.npy"), y=str(tmp_path / "missing.npy"),
+               weights=str(tmp_path / "missing.npz"))
+    results = report.interleave_children([bad, dict(bad)], 2, 0.01)
+    assert results[0]["rc"] != 0 and "missing.npy" in results[0]["stderr"]
+    assert results[1]["rc"] != 0  # not started after the first failed
