@@ -504,6 +504,7 @@ def test_compile_argument_errors():
 
 # ---------------------------------------------------------------- inference
 @pytest.mark.parametrize("executor", ["native", "python"])
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_inference_compile(executor):
     lamina.manual_seed(0)
     m = lamina.models.lenet5().to(np.float64)

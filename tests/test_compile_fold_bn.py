@@ -55,6 +55,7 @@ def _no_fold(graph, fnodes, keep_ids=(), trainable_ids=()):
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_compiled_eval_resnet_folds_and_matches_eager(executor, monkeypatch):
     model = _resnet().eval()
     x = _x((5, 1, 28, 28))
@@ -79,6 +80,7 @@ def test_compiled_eval_resnet_folds_and_matches_eager(executor, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_fold_conv1d_conv2d_with_relu_and_dtypes(dtype, kind):
     lamina.manual_seed(4)
     if kind == "conv2d":
@@ -101,6 +103,7 @@ def test_fold_conv1d_conv2d_with_relu_and_dtypes(dtype, kind):
     assert not _bn_nodes(f.graph)
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_train_eval_switch_replans_and_refolds_changed_statistics():
     model = _resnet(1)
     x, x2 = _x((6, 1, 28, 28)), _x((6, 1, 28, 28), seed=2)
@@ -132,6 +135,7 @@ def test_train_eval_switch_replans_and_refolds_changed_statistics():
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_load_state_dict_refolds(executor):
     a, b = _resnet(0), _resnet(7)
     a.eval()
@@ -151,6 +155,7 @@ def test_load_state_dict_refolds(executor):
     assert f._last.folds.refolds == 9
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_not_folded_when_the_fold_would_be_wrong():
     lamina.manual_seed(2)
     conv, bn = nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3, track_running_stats=False)

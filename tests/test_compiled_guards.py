@@ -67,6 +67,7 @@ class Head(nn.Module):
         return self.fc(x[:, :16])
 
 model = Head()
+model.requires_grad_(False)   # inference: no gradient can flow, so every call runs the planned schedule
 f = lamina.compile(model)
 W, b = model.fc.weight.detach().numpy().astype(np.float64), model.fc.bias.detach().numpy().astype(np.float64)
 ROWS, COLS = {rows}, {cols}
@@ -102,6 +103,7 @@ def test_finding_1_2_concurrent_calls_of_one_compiled_forward(rows, cols):
 
 
 # ---- finding 3: eval() after compiling
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_finding_3_eval_after_compiling_turns_dropout_off():
     model = _mlp(dropout=0.5)
     f = compile(model)
@@ -166,6 +168,7 @@ def _eager_forward(model, x):
         return model(lamina.from_numpy(x)).numpy()
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_finding_5_new_parameter_float_and_tensor_attributes_retrace():
     lamina.manual_seed(0)
     model = _Scaled()
@@ -181,6 +184,7 @@ def test_finding_5_new_parameter_float_and_tensor_attributes_retrace():
     assert f.traces == 4
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_finding_5_unchanged_model_does_not_retrace():
     lamina.manual_seed(0)
     model = _Scaled()
@@ -327,8 +331,9 @@ def test_finding_7_three_threads_compile_their_own_models():
             m = _mlp(seed=tid)
             f = compile(m)
             x, _ = _data(seed=tid)
-            for _ in range(20):
-                got = f(x).numpy()
+            with lamina.no_grad():      # grad mode is per thread: inference, the planned schedule
+                for _ in range(20):
+                    got = f(x).numpy()
             outs[tid] = (got, _eager_forward(m, x))
         except Exception as e:          # "nested tracing is not supported" before the fix
             errors.append(repr(e))
@@ -356,6 +361,7 @@ class _Branchy(nn.Module):
         return h
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_item_during_capture_names_the_line():
     lamina.manual_seed(0)
     f = compile(_Branchy())
@@ -364,6 +370,7 @@ def test_item_during_capture_names_the_line():
         f(x)
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_numpy_during_capture_is_a_capture_error():
     lamina.manual_seed(0)
     model = nn.Sequential(nn.Linear(12, 3))
@@ -372,6 +379,7 @@ def test_numpy_during_capture_is_a_capture_error():
         compile(model)(_data()[0])
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_fallback_eager_runs_the_step_eagerly():
     lamina.manual_seed(0)
     model = _Branchy()

@@ -230,6 +230,7 @@ def test_block_not_fused_when_the_conv_output_is_read_elsewhere():
     assert "conv_block_fwd" not in ops and "max_pool_fwd" in ops
 
 
+@lamina.no_grad()  # its compiled calls are inference: the planned schedule, not the eager fallback
 def test_compiled_forward_fuses_too():
     from lamina.graph import compile
     m, _ = _lenet(16)

@@ -394,10 +394,11 @@ def test_compiled_step_equals_eager_bit_for_bit(make, dtype, executor):
     comp.eval()
     x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
     fwd = compile(comp, executor=executor)
-    np.testing.assert_array_equal(fwd(x).detach().numpy(), eager(lamina.tensor(x)).detach().numpy())   # the trace: eager itself
-    # The compiled forward folds each conv+BN at eval (test_compile_fold_bn.py): equal to rounding.
-    np.testing.assert_allclose(fwd(x).detach().numpy(), eager(lamina.tensor(x)).detach().numpy(),
-                               **(dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)))
+    with lamina.no_grad():   # inference: the planned schedule, not the eager fallback
+        np.testing.assert_array_equal(fwd(x).detach().numpy(), eager(lamina.tensor(x)).detach().numpy())   # the trace: eager itself
+        # The compiled forward folds each conv+BN at eval (test_compile_fold_bn.py): equal to rounding.
+        np.testing.assert_allclose(fwd(x).detach().numpy(), eager(lamina.tensor(x)).detach().numpy(),
+                                   **(dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)))
     y = rng.integers(0, 10, 5)
     o1.zero_grad()
     l1 = F.cross_entropy(eager(lamina.tensor(x)), lamina.tensor(y))

@@ -89,6 +89,7 @@ def test_prediction_through_data_max():
     assert correct == int((out.detach().numpy().argmax(1) == target.numpy()).sum())
 
 
+@lamina.no_grad()  # an inference call: the planned schedule, not the eager fallback
 def test_compiled_step_sees_a_storage_swapped_through_data():
     lamina.manual_seed(0)
     model = nn.Linear(4, 2)

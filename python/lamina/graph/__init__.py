@@ -56,7 +56,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, is_grad_enabled, no_grad
 from .executor import NATIVE_OPS, Memory, NativeExecutor, PythonExecutor
 from .guards import ModelGuards, modules_of, training_flags
 from .ir import Graph, Node, Value
@@ -72,23 +72,47 @@ __all__ = ["compile", "CompiledStep", "CompiledForward", "CaptureError", "Graph"
 _CACHE_SIZE = 8
 
 
-def compile(model, loss_fn=None, optimizer=None, executor="native", fallback="error"):
+_TORCH_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile(model=None, loss_fn=None, optimizer=None, executor="native", fallback="error", *, fullgraph=False,
+            dynamic=None, backend="inductor", mode=None, options=None, disable=False):
     """Capture `model` (+ `loss_fn` and `optimizer`) into a planned graph.
 
     With a loss and an optimizer, returns a `CompiledStep`: `step(x, y) -> float` runs forward,
     loss, backward and the update. With the model alone, returns a `CompiledForward`:
-    `f(x) -> Tensor` (inference, no gradients). executor: "native" (C++) or "python".
+    `f(x) -> Tensor`, the planned forward pass wherever no gradient can flow (under no_grad,
+    or nothing requires grad); where one can, it runs the model eagerly so backward() works,
+    as the module torch.compile(model) returns does. executor: "native" (C++) or "python".
     fallback: "error" raises CaptureError when the step cannot be captured (a value read back
     to Python with .item() / .numpy() / bool() during the trace); "eager" runs it eagerly instead.
+
+    PyTorch's keywords are accepted: `lamina.compile()` / `lamina.compile(mode=...)` without a
+    model is a decorator; disable=True returns the model itself; fullgraph, dynamic, backend,
+    mode and options are checked as PyTorch checks them and otherwise change nothing (lamina
+    has one compiler).
 
     Every call checks the plan's guards (module training flags, parameter/buffer identity,
     shape, dtype and requires_grad, module attributes, optimizer groups) and re-traces when one
     changed; concurrent calls of one compiled object run one at a time.
     """
+    if mode is not None and options is not None:
+        raise RuntimeError("Either mode or options can be specified, but both can't be specified at the same time.")
+    if mode is not None and mode not in _TORCH_MODES:
+        raise RuntimeError(f"Unrecognized mode={mode}, should be one of: {', '.join(_TORCH_MODES)}")
+    if model is None:
+        def decorate(fn):
+            return compile(fn, loss_fn, optimizer, executor, fallback, fullgraph=fullgraph, dynamic=dynamic,
+                           backend=backend, mode=mode, options=options, disable=disable)
+        return decorate
+    if not callable(model):
+        raise TypeError(f"compile: model must be a Module or a function, got {type(model).__name__}")
     if executor not in ("native", "python"):
         raise ValueError(f"executor: expected 'native' or 'python', got {executor!r}")
     if fallback not in ("error", "eager"):
         raise ValueError(f"fallback: expected 'error' or 'eager', got {fallback!r}")
+    if disable:
+        return model
     if loss_fn is None and optimizer is None:
         return CompiledForward(model, executor, fallback)
     if loss_fn is None or optimizer is None:
@@ -195,10 +219,39 @@ class _Compiled:
 
 
 class CompiledForward(_Compiled):
-    """`f(x) -> Tensor`: the model's forward pass as one planned schedule (no gradients)."""
+    """`f(x) -> Tensor`: the model's forward pass as one planned schedule (no gradients).
 
-    def __call__(self, x):
-        xa = _as_array(x, "x")
+    Stands in for the model as torch.compile's module does: attributes it does not have
+    (parameters(), train(), eval(), state_dict(), ...) are the model's, and `_orig_mod` is the
+    model. A call where a gradient can flow (grad mode on, and the input or a parameter requires
+    grad), or with other than one positional input, runs the model eagerly: the planned schedule
+    keeps no autograd record, and a training loop must get one."""
+
+    def __getattr__(self, name):  # only for names the object itself lacks
+        model = self.__dict__.get("model")
+        if model is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(model, name)
+
+    @property
+    def _orig_mod(self):
+        return self.model
+
+    def forward(self, *args, **kwargs):
+        return self(*args, **kwargs)
+
+    def _grad_can_flow(self, x):
+        if not is_grad_enabled():
+            return False
+        if isinstance(x, Tensor) and x.requires_grad:
+            return True
+        params = getattr(self.model, "parameters", None)
+        return callable(params) and any(p.requires_grad for p in params())
+
+    def __call__(self, *args, **kwargs):
+        if len(args) != 1 or kwargs or self._grad_can_flow(args[0]):
+            return self.model(*args, **kwargs)
+        xa = _as_array(args[0], "x")
         with self._lock:
             if self.eager:
                 with no_grad():
