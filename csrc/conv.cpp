@@ -412,7 +412,8 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     const bool direct = q.pad_h >= 0 && q.pad_w >= 0 && conv_direct_applicable(p) && conv_direct_preferred(q) &&
                         (p.C >= 4 || conv_get_algo() == ConvAlgo::direct);
     if (direct && conv_direct_dx_lanes_applicable<T>(p)) {
-      conv2d_direct_dx_lanes(p, w, dy, dx);  // batches that fill the lanes: L images per vector
+      // batches that fill the lanes: L images per vector (row Winograd on Zen 4)
+      if (!conv2d_direct_dx_winograd(p, w, dy, dx)) conv2d_direct_dx_lanes(p, w, dy, dx);
       dx = nullptr;  // done
     } else if (direct) {
       std::vector<T> wf(static_cast<size_t>(p.K * p.C * p.KH * p.KW));

@@ -88,6 +88,7 @@ namespace {
 std::atomic<int> g_row_winograd{0};
 }
 void conv_direct_set_row_winograd(int mode) { g_row_winograd.store(mode); }
+int conv_direct_row_winograd_mode() { return g_row_winograd.load(); }
 
 namespace conv_direct_detail {
 // Measured on Zen 4 (AMD EPYC, AVX-512 on 256-bit units), 1 thread, thread CPU time, against

@@ -102,5 +102,6 @@ template <class T> DirectKernel<T> direct_kernel_avx2(int64_t K, DirectShape* sh
 // Testing hook for the row Winograd lane path: 0 = the measured rule, 1 = wherever it applies
 // (5-wide filters on the lane path), 2 = never.
 void conv_direct_set_row_winograd(int mode);
+int conv_direct_row_winograd_mode();
 
 }  // namespace lamina

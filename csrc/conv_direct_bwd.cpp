@@ -65,6 +65,21 @@ DwKernel<T> portable_get(int kb, int tb) {
   return table[size_t((kb - 1) * kPortableTb + (tb - 1))];
 }
 
+// DwKernels::lane_sums for the portable kernels (L lanes): chunks in order, then the lanes.
+template <class T>
+void portable_lane_sums(const T* a, int64_t n, int64_t nchunks, int64_t stride, T* out) {
+  constexpr int64_t L = 8;
+  for (int64_t t = 0; t < n; ++t) {
+    T v[L];
+    for (int64_t l = 0; l < L; ++l) v[l] = a[t * L + l];
+    for (int64_t c = 1; c < nchunks; ++c)
+      for (int64_t l = 0; l < L; ++l) v[l] += a[c * stride + t * L + l];
+    T s = T(0);
+    for (int64_t l = 0; l < L; ++l) s += v[l];
+    out[t] = s;
+  }
+}
+
 template <class T>
 DwKernels<T> select_kernels() {
 #if defined(LAMINA_X86)
@@ -76,6 +91,7 @@ DwKernels<T> select_kernels() {
   k.kb_max = kPortableKb;
   k.tb_for = portable_tb_for;
   k.get = portable_get<T>;
+  k.lane_sums = portable_lane_sums<T>;
   return k;
 }
 
@@ -90,6 +106,7 @@ struct WideBuffers {
 };
 thread_local WideBuffers tl_dw_buf, tl_dx_buf;
 thread_local AlignedBuffer tl_dw_acc;   // the calling thread's per-chunk dw accumulators
+thread_local AlignedBuffer tl_dw_wino;  // row Winograd dw: the transformed images and dy
 
 // dst[0:n] = src[0:n] for the short rows of small maps: fixed 8-element blocks the compiler
 // inlines, instead of one memcpy call per 10- or 28-element row.
@@ -252,6 +269,90 @@ int64_t dw_batch_lanes(const DwKernels<T>& kk, const DwGeometry& g, const ConvPa
   return nchunks;
 }
 
+// Row Winograd F(4, 5) for dw (5-wide filters, batch in the lanes): the transpose of the
+// forward's (conv_direct_lane.h). The forward's 4 outputs of a tile are A^T [(G g) .* (B^T d)],
+// so their gradient with respect to the filter row g is G^T [(B^T d) .* (A dy)]: per tile, 8
+// products instead of 20, and the sums over images, rows and tiles run in the transform domain,
+// with G^T applied once at the end (conv2d_direct_dw). Per group of L images:
+//   xb (C, Hp, Wx, L)          the padded images, Wx = 4*ntiles + 4 columns (zeros past Wp)
+//   V  (8, C*Hp, ntiles, L)    B^T of every tile of every input row (the forward's wino_in)
+//   M  (8, K, OH*ntiles, L)    A of every 4-wide tile of every dy row (wino_dy)
+//   accw[e] (K, C*KH, L)      += M[e] . V[e] over positions (oh, tile): the direct micro-kernel
+//                                with the (c, kh) pairs as taps, position p reading V[e] at
+//                                (c*Hp + kh)*ntiles + p, since rows follow each other
+// A group whose x or dy holds an inf or NaN takes the taps into accd (K, C*KH*KW, L): the
+// transforms would spread it to every tap of its rows.
+struct DwWinoChunks {
+  int64_t nchunks, accw_len, accd_len;
+  bool any_taps;   // some group took the taps (accd then holds every chunk's sums, zeros included)
+};
+template <class T>
+DwWinoChunks dw_batch_lanes_winograd(const DwKernels<T>& kk, const conv_direct_detail::LaneKernels<T>& lk,
+                                     const DwGeometry& g, const ConvParams& p, const T* x, const T* dy,
+                                     AlignedBuffer& acc_buf, double* db_terms) {
+  const int64_t L = kk.lanes, C = g.C, H = g.H, W = g.W, K = g.K, OH = g.OH, OW = g.OW, Hp = g.Hp;
+  const int64_t ntiles = ceil_div(OW, 4), Wx = 4 * ntiles + 4, npos = OH * ntiles, CK = C * g.KH;
+  const int64_t ngroups = ceil_div(g.N, L);
+  const int64_t xlen = C * Hp * Wx * L, dlen = K * OH * OW * L, ldv = C * Hp * ntiles * L, ldm = K * npos * L;
+  std::vector<int64_t> offw(static_cast<size_t>(CK)), offd(static_cast<size_t>(g.ntaps));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      offw[size_t(c * g.KH + kh)] = (c * Hp + kh) * ntiles * L;
+      for (int64_t kw = 0; kw < g.KW; ++kw) offd[size_t((c * g.KH + kh) * g.KW + kw)] = ((c * Hp + kh) * Wx + kw) * L;
+    }
+  DwGeometry gw = g;   // the transform domain's taps: the (c, kh) pairs
+  gw.ntaps = CK;
+  const double flops = 2.0 * double(K) * double(CK * 8) * double(npos) * double(ngroups * L);
+  const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), ngroups));
+  const int64_t nchunks = std::min<int64_t>(ngroups, std::max(4, nt));   // fixed: same dw at 1..4 threads
+  const int64_t accw_len = 8 * K * CK * L, accd_len = K * g.ntaps * L, acc_len = accw_len + accd_len;
+  T* acc = acc_buf.elems<T>(nchunks * acc_len);
+  std::vector<char> took_taps(static_cast<size_t>(nchunks), 0);   // accd zeroed (and used) only then
+  parallel_tasks(nchunks, nt, [&](int64_t ch) {
+    T* accw = acc + ch * acc_len;
+    T* accd = accw + accw_len;
+    std::fill(accw, accw + accw_len, T(0));
+    const int64_t tag[kTagLen] = {3, C, H, W, K, g.KH, g.KW, p.pad_h, p.pad_w, L, xlen + dlen, int64_t(sizeof(T))};
+    T* xb = tagged_buffer<T>(tl_dw_buf, tag, xlen + dlen);
+    T* dyb = xb + xlen;
+    T* V = tl_dw_wino.elems<T>(8 * (ldv + ldm));
+    T* M = V + 8 * ldv;
+    const int64_t g0 = ngroups * ch / nchunks, g1 = ngroups * (ch + 1) / nchunks;
+    for (int64_t gr = g0; gr < g1; ++gr) {
+      const int64_t n0 = gr * L, ng = std::min(L, g.N - n0);
+      const T* r[64];
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t h = 0; h < H; ++h) {
+          for (int64_t i = 0; i < L; ++i) r[i] = i < ng ? x + ((n0 + i) * C + c) * H * W + h * W : nullptr;
+          kk.to_lanes(r, W, xb + ((c * Hp + h + p.pad_h) * Wx + p.pad_w) * L);
+        }
+      for (int64_t i = 0; i < L; ++i) r[i] = i < ng ? dy + (n0 + i) * K * OH * OW : nullptr;
+      kk.to_lanes(r, K * OH * OW, dyb);
+      if (db_terms)
+        for (int64_t k = 0; k < K; ++k) bias_grad_lanes(dyb + k * OH * OW * L, OH * OW, L, ng, db_terms + n0 * K + k, K);
+      if (!lk.all_finite(xb, xlen) || !lk.all_finite(dyb, dlen)) {
+        if (!took_taps[size_t(ch)]) std::fill(accd, accd + accd_len, T(0));
+        took_taps[size_t(ch)] = 1;
+        dw_group(kk, g, xb, Wx * L, dyb, OW * L, OH * OW * L, OH, OW, offd.data(), accd);
+        continue;
+      }
+      for (int64_t row = 0; row < C * Hp; ++row) lk.wino_in(xb + row * Wx * L, ntiles, V + row * ntiles * L, ldv);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t j = 0; j < ntiles; ++j)
+            kk.wino_dy(dyb + ((k * OH + oh) * OW + 4 * j) * L, std::min<int64_t>(4, OW - 4 * j),
+                       M + ((k * OH + oh) * ntiles + j) * L, ldm);
+      for (int e = 0; e < 8; ++e)
+        dw_group(kk, gw, V + e * ldv, 0, M + e * ldm, 0, npos * L, 1, npos, offw.data(), accw + e * K * CK * L);
+    }
+  });
+  const bool any_taps = std::find(took_taps.begin(), took_taps.end(), 1) != took_taps.end();
+  if (any_taps)
+    for (int64_t ch = 0; ch < nchunks; ++ch)
+      if (!took_taps[size_t(ch)]) std::fill(acc + ch * acc_len + accw_len, acc + (ch + 1) * acc_len, T(0));
+  return {nchunks, accw_len, accd_len, any_taps};
+}
+
 // Wide rows (conv_direct_bwd.h): one image per "image" of the kernel, for batches too small to
 // fill the lanes. Groups of nb images whose buffers fit L1.
 template <class T>
@@ -316,6 +417,34 @@ bool conv_direct_dw_exact(const ConvParams& p, const T* x) {
 template bool conv_direct_dw_exact<float>(const ConvParams&, const float*);
 template bool conv_direct_dw_exact<double>(const ConvParams&, const double*);
 
+namespace {
+// db[k] from the images' terms, images in order, as conv2d_backward's db loop.
+template <class T>
+void sum_db_terms(const DwGeometry& g, const std::vector<double>& terms, T* db) {
+  for (int64_t k = 0; k < g.K; ++k) {
+    double s = 0;
+    for (int64_t n = 0; n < g.N; ++n) s += terms[size_t(n * g.K + k)];
+    db[k] = static_cast<T>(s);
+  }
+}
+
+// Row Winograd for dw where the forward's row Winograd is measured (conv_direct.cpp's
+// lane_winograd_preferred: Zen 4), or where the testing hook forces it: 5-wide filters,
+// stride 1, the batch in the lanes (the caller checks). Measured on Zen 4, 1 thread, thread
+// CPU time, f32 N=64, dw + db, min of 150 calls, against the taps on the same build: C3 6 -> 16
+// 14x14 5x5 330 -> 242 us; C1 1 -> 6 28x28 pad 2 211 -> 210 us (5 (c, kh) taps: not taken).
+// Intel AVX-512 and AVX2 hosts are unmeasured and keep the taps.
+bool dw_winograd_preferred(const ConvParams& p) {
+  if (p.KW != 5 || !conv_direct_applicable(p)) return false;
+  const int mode = conv_direct_row_winograd_mode();
+  if (mode != 0) return mode == 1;
+  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return false;
+  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return false;
+  // Enough (c, kh) taps to keep the transforms small beside the products (C1's 5 did not pay).
+  return p.C * p.KH >= 16 && p.OW() >= 8;
+}
+}  // namespace
+
 template <class T>
 bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db) {
   DwGeometry g;
@@ -334,27 +463,36 @@ bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db
   const bool lanes = use_batch_lanes(p, L, kk.to_lanes != nullptr);
   if (!lanes || !bias_grad_lanes_has(L)) db = nullptr;   // conv2d_backward sums it
   std::vector<double> db_terms(db ? size_t(g.N * K) : 0);
+  conv_direct_detail::LaneKernels<T> lk;
+  if (lanes && dw_winograd_preferred(p) && kk.wino_dy && conv_direct_detail::lane_kernels<T>(K, &lk) &&
+      lk.lanes == L) {
+    const DwWinoChunks wc = dw_batch_lanes_winograd(kk, lk, g, p, x, dy, acc_buf, db ? db_terms.data() : nullptr);
+    if (db) sum_db_terms(g, db_terms, db);
+    // dw[k][c][kh][kw] = sum_e G[e][kw] (the chunks' lane sums of accw[e][k][(c, kh)], in
+    // chunk order), in double, + the taps' sums of any group with an inf or NaN.
+    const int64_t CK = g.C * g.KH, acc_len = wc.accw_len + wc.accd_len;
+    const T* acc = acc_buf.elems<T>(0);
+    parallel_tasks(K, team_size(double(acc_len) * double(wc.nchunks), 1e5), [&](int64_t k) {
+      std::vector<T> m(static_cast<size_t>(8 * CK)), d(static_cast<size_t>(5 * CK), T(0));
+      for (int e = 0; e < 8; ++e) kk.lane_sums(acc + (e * K + k) * CK * L, CK, wc.nchunks, acc_len, m.data() + e * CK);
+      if (wc.any_taps) kk.lane_sums(acc + wc.accw_len + k * CK * 5 * L, CK * 5, wc.nchunks, acc_len, d.data());
+      for (int64_t t = 0; t < CK; ++t) {
+        for (int kw = 0; kw < 5; ++kw) {
+          double s = double(d[size_t(t * 5 + kw)]);
+          for (int e = 0; e < 8; ++e) s += conv_direct_detail::kWinoG[e][kw] * double(m[size_t(e * CK + t)]);
+          dw[(k * CK + t) * 5 + kw] = static_cast<T>(s);
+        }
+      }
+    });
+    return db != nullptr;
+  }
   const int64_t nchunks = lanes ? dw_batch_lanes(kk, g, p, x, dy, acc_buf, db ? db_terms.data() : nullptr)
                                 : dw_wide(kk, g, p, x, dy, acc_buf);
-  if (db)
-    for (int64_t k = 0; k < K; ++k) {
-      double s = 0;   // images in order, as conv2d_backward's db loop
-      for (int64_t n = 0; n < g.N; ++n) s += db_terms[size_t(n * K + k)];
-      db[k] = static_cast<T>(s);
-    }
+  if (db) sum_db_terms(g, db_terms, db);
   const int64_t acc_len = K * ntaps * L;
-  // dw[k][t] = sum over chunks (in order) of the lane sums.
+  // dw[k][t] = the lane sum of the chunks' accumulators.
   parallel_tasks(K, team_size(double(acc_len) * double(nchunks), 1e5), [&](int64_t k) {
-    for (int64_t t = 0; t < ntaps; ++t) {
-      T s = T(0);
-      for (int64_t c = 0; c < nchunks; ++c) {
-        const T* a = acc_buf.elems<T>(0) + c * acc_len + (k * ntaps + t) * L;
-        T part = T(0);
-        for (int64_t l = 0; l < L; ++l) part += a[l];
-        s += part;
-      }
-      dw[k * ntaps + t] = s;
-    }
+    kk.lane_sums(acc_buf.elems<T>(0) + k * ntaps * L, ntaps, nchunks, acc_len, dw + k * ntaps);
   });
   return db != nullptr;
 }
@@ -363,6 +501,21 @@ bool conv2d_direct_dw(const ConvParams& p, const T* x, const T* dy, T* dw, T* db
 
 namespace {
 thread_local AlignedBuffer tl_dx_out;
+thread_local AlignedBuffer tl_dx_wino;   // row Winograd dx: transformed dy, sums, one dx row
+
+// Row Winograd for dx where the forward's is measured, as dw_winograd_preferred (same hook):
+// Zen 4, enough (k, kh) taps and rows of at least two tiles. Measured on Zen 4, 1 thread,
+// thread CPU time, f32 N=64, min of 200 calls, against the lane taps on the same build: C3
+// 6 -> 16 14x14 5x5 374 -> 265 us (154k instead of 288k FMAs per 16 images). Intel AVX-512
+// and AVX2 hosts are unmeasured and keep the taps.
+bool dx_winograd_preferred(const ConvParams& p) {
+  if (p.KW != 5 || !conv_direct_applicable(p)) return false;
+  const int mode = conv_direct_row_winograd_mode();
+  if (mode != 0) return mode == 1;
+  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return false;
+  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return false;
+  return p.K * p.KH >= 16 && p.W >= 8;
+}
 }  // namespace
 
 template <class T>
@@ -475,6 +628,97 @@ void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx)
   });
 }
 
+// dx as row Winograd F(4, 5) on the lanes: the transposed convolution of dy (padded by
+// qph = KH-1-pad_h rows, qpw = KW-1-pad_w columns) with rot180(w) transposed, run as the
+// forward's row Winograd (conv_direct_lane.h) but with the taps ordered (kh, k), so that dx row
+// h sums only its live kh (the dy rows, not the zero padding: C3's 50 of 70), one lane-kernel
+// call per row and transform point e over the row's ntiles tiles. Per group of L images:
+//   dyt (K, Hq, Wx, L)       dy padded and transposed, Wx = 4*ntiles + 4 (zeros past the padding)
+//   V   (8, K, Hq, ntiles, L) B^T of every tile of the dy rows (padding rows never read)
+//   M   (8, KB, ntiles, L)   the lane kernel over the row's live taps
+//   yw  (KB, W, L)           A^T M, then back to dx rows (from_lanes)
+// Channel blocks of KB dx channels (C3's 6: one block).
+template <class T>
+bool conv2d_direct_dx_winograd(const ConvParams& p, const T* w, const T* dy, T* dx) {
+  if (p.KW != 5 || !conv_direct_dx_lanes_applicable<T>(p) || !dx_winograd_preferred(p)) return false;
+  const DwKernels<T> kk = select_kernels<T>();
+  conv_direct_detail::LaneKernels<T> lk;
+  if (!conv_direct_detail::lane_kernels<T>(p.C, &lk) || lk.lanes != kk.lanes || lk.vmax < 1) return false;
+  const int64_t N = p.N, C = p.C, H = p.H, W = p.W, K = p.K, KH = p.KH;
+  const int64_t OH = p.OH(), OW = p.OW(), qph = KH - 1 - p.pad_h, qpw = 4 - p.pad_w;
+  const int64_t Hq = OH + 2 * qph, ntiles = ceil_div(W, 4), Wx = 4 * ntiles + 4;
+  if (Wx < OW + 2 * qpw) return false;   // (never: W = OW + 4 - 2*pad_w)
+  const int64_t L = lk.lanes, KB = lk.kb, nblk = ceil_div(C, KB), taps = KH * K, vmax = lk.vmax;
+  // A transform spreads an inf or NaN of dy over its whole tile: the lane taps keep it to the
+  // windows that read it (the caller runs them on false).
+  if (!lk.all_finite(dy, N * K * OH * OW)) return false;
+  std::vector<int64_t> off(static_cast<size_t>(taps));
+  for (int64_t kh = 0; kh < KH; ++kh)
+    for (int64_t k = 0; k < K; ++k) off[size_t(kh * K + k)] = (k * Hq + kh) * ntiles * L;
+  // U[blk][e][t = (kh, k)][kb] = (G g)[e], g = rot180(w[k][c]) row kh = w[k][c][KH-1-kh][4 - i].
+  std::vector<T> U(static_cast<size_t>(nblk * 8 * taps * KB), T(0));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t k = 0; k < K; ++k) {
+        const T* row = w + ((k * C + c) * KH + KH - 1 - kh) * 5;
+        for (int e = 0; e < 8; ++e) {
+          double u = 0;
+          for (int i = 0; i < 5; ++i) u += conv_direct_detail::kWinoG[e][i] * double(row[4 - i]);
+          U[size_t((((c / KB) * 8 + e) * taps + kh * K + k) * KB + c % KB)] = T(u);
+        }
+      }
+  const std::vector<T> zeros(static_cast<size_t>(KB), T(0));
+  std::vector<int64_t> kh_lo(static_cast<size_t>(H)), kh_n(static_cast<size_t>(H));
+  int64_t row_work = 0;
+  for (int64_t h = 0; h < H; ++h) {   // dx row h reads padded dy rows h .. h+KH-1; qph .. qph+OH-1 hold dy
+    const int64_t lo = std::max<int64_t>(0, qph - h), hi = std::min<int64_t>(KH - 1, qph + OH - 1 - h);
+    kh_lo[size_t(h)] = lo;
+    kh_n[size_t(h)] = std::max<int64_t>(0, hi - lo + 1);
+    row_work += kh_n[size_t(h)];
+  }
+  const int64_t dlen = K * Hq * Wx * L, ldv = K * Hq * ntiles * L, ngroups = ceil_div(N, L);
+  const double flops = 2.0 * 8 * double(K * row_work) * double(ntiles * C) * double(ngroups * L);
+  parallel_tasks(ngroups, team_size(flops, 2e5), [&](int64_t gr) {
+    const int64_t tag[kTagLen] = {4, C, H, W, K, KH, 5, p.pad_h, p.pad_w, L, dlen, int64_t(sizeof(T))};
+    T* dyt = tagged_buffer<T>(tl_dx_buf, tag, dlen);
+    T* V = tl_dx_wino.elems<T>(8 * ldv + 8 * KB * vmax * L + KB * W * L);
+    T* M = V + 8 * ldv;
+    T* yw = M + 8 * KB * vmax * L;
+    const int64_t n0 = gr * L, ng = std::min(L, N - n0);
+    const T* r[64];
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        for (int64_t i = 0; i < L; ++i) r[i] = i < ng ? dy + ((n0 + i) * K + k) * OH * OW + oh * OW : nullptr;
+        T* row = dyt + ((k * Hq + oh + qph) * Wx + qpw) * L;
+        kk.to_lanes(r, OW, row);
+        lk.wino_in(row - qpw * L, ntiles, V + (k * Hq + oh + qph) * ntiles * L, ldv);
+      }
+    T* out[64];
+    for (int64_t blk = 0; blk < nblk; ++blk)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t t0 = kh_lo[size_t(h)] * K, nt = kh_n[size_t(h)] * K;
+        for (int64_t j0 = 0; j0 < ntiles; j0 += vmax) {
+          const int64_t v = std::min(vmax, ntiles - j0);
+          for (int e = 0; e < 8; ++e)
+            lk.by_v[v](V + e * ldv + (h * ntiles + j0) * L, off.data() + t0, nt, U.data() + ((blk * 8 + e) * taps + t0) * KB,
+                       zeros.data(), M + e * KB * vmax * L, vmax * L);
+          for (int64_t j = 0; j < v; ++j)
+            for (int64_t kb = 0; kb < KB; ++kb)
+              lk.wino_out(M + (kb * vmax + j) * L, KB * vmax * L, T(0), std::min<int64_t>(4, W - 4 * (j0 + j)),
+                          yw + (kb * W + 4 * (j0 + j)) * L);
+        }
+        for (int64_t kb = 0; kb < KB && blk * KB + kb < C; ++kb) {
+          const int64_t c = blk * KB + kb;
+          for (int64_t i = 0; i < L; ++i) out[i] = i < ng ? dx + ((n0 + i) * C + c) * H * W + h * W : nullptr;
+          kk.from_lanes(yw + kb * W * L, W, out);
+        }
+      }
+  });
+  return true;
+}
+
+template bool conv2d_direct_dx_winograd<float>(const ConvParams&, const float*, const float*, float*);
+template bool conv2d_direct_dx_winograd<double>(const ConvParams&, const double*, const double*, double*);
 template bool conv_direct_dx_lanes_applicable<float>(const ConvParams&);
 template bool conv_direct_dx_lanes_applicable<double>(const ConvParams&);
 template void conv2d_direct_dx_lanes<float>(const ConvParams&, const float*, const float*, float*);

@@ -9,6 +9,9 @@
 // - wide rows (small batches), the layout of conv_direct.h: the image zero-padded to Hp x Wp and
 //   dy widened to rows of Wp columns with zeros in the Wp - OW discarded ones, so output
 //   position q = oh*Wp + ow reads xp[off[t] + q] for tap t = (c, kh, kw).
+// With the batch in the lanes and 5-wide filters, dw can also run as row Winograd F(4, 5), the
+// transpose of the forward's (conv_direct_lane.h): the same micro-kernel sums the transformed
+// dy and images over positions, with the (c, kh) pairs as taps (conv_direct_bwd.cpp).
 // Stride 1, dilation 1, groups 1 only.
 #pragma once
 #include <cstdint>
@@ -43,6 +46,11 @@ bool conv_direct_dx_lanes_applicable(const ConvParams& p);
 // dx (N, C, H, W), overwritten. Each group of lanes images is one task (no reduction).
 template <class T>
 void conv2d_direct_dx_lanes(const ConvParams& p, const T* w, const T* dy, T* dx);
+// The same data gradient as row Winograd F(4, 5) (5-wide filters), where its rule (Zen 4) or
+// the row-Winograd testing hook picks it and dy is finite: true when it wrote dx, false (nothing
+// written) when the caller should run conv2d_direct_dx_lanes.
+template <class T>
+bool conv2d_direct_dx_winograd(const ConvParams& p, const T* w, const T* dy, T* dx);
 
 namespace conv_direct_bwd_detail {
 // Micro-kernel contract, for one block of kb output channels and tb taps, W = lanes:
@@ -68,6 +76,11 @@ struct DwKernels {
   void (*to_lanes)(const T* const* rows, int64_t n, T* dst) = nullptr;
   // The inverse, rows[i][w] = src[w*lanes + i] (rows[i] null: skipped); null with to_lanes.
   void (*from_lanes)(const T* src, int64_t n, T* const* rows) = nullptr;
+  // Row Winograd F(4, 5) of dy (conv_direct_bwd_kernel.h's dw_wino_dy); null with to_lanes.
+  void (*wino_dy)(const T* d, int64_t nd, T* m, int64_t lde) = nullptr;
+  // out[t] = sum over lanes of sum_{c < nchunks} a[c*stride + t*lanes + l], t < n: the chunks'
+  // accumulators to dw (a scalar chain of adds per tap cost as much as the micro-kernel on C3).
+  void (*lane_sums)(const T* a, int64_t n, int64_t nchunks, int64_t stride, T* out) = nullptr;
 };
 #if defined(LAMINA_X86)
 // conv_direct_bwd_avx512.cpp / conv_direct_bwd_avx2.cpp.

@@ -19,6 +19,14 @@ template <> struct Y<float> {
   static R loadu(const float* p) { return _mm256_loadu_ps(p); }
   static void storeu(float* p, R x) { _mm256_storeu_ps(p, x); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R set1(float v) { return _mm256_set1_ps(v); }
+  static float hsum(R x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+  }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static void pin(R& x) { __asm__("" : "+v"(x)); }
 };
@@ -29,6 +37,13 @@ template <> struct Y<double> {
   static R loadu(const double* p) { return _mm256_loadu_pd(p); }
   static void storeu(double* p, R x) { _mm256_storeu_pd(p, x); }
   static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_pd(a, b); }
+  static R set1(double v) { return _mm256_set1_pd(v); }
+  static double hsum(R x) {
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
   static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
   static void pin(R& x) { __asm__("" : "+v"(x)); }
 };
@@ -128,6 +143,8 @@ DwKernels<T> dw_kernels_avx2() {
   k.get = get<T>;
   k.to_lanes = ToLanes<T>::fn;
   k.from_lanes = ToLanes<T>::back;
+  k.wino_dy = dw_wino_dy<Y, T>;
+  k.lane_sums = dw_lane_sums<Y, T>;
   return k;
 }
 template DwKernels<float> dw_kernels_avx2<float>();

@@ -24,6 +24,10 @@ template <> struct Z<float> {
   static R loadu(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(float* p, R x) { _mm512_storeu_ps(p, x); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R set1(float v) { return _mm512_set1_ps(v); }
+  static float hsum(R x) { return _mm512_reduce_add_ps(x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static void pin(R& x) { __asm__("" : "+v"(x)); }
 };
@@ -34,6 +38,10 @@ template <> struct Z<double> {
   static R loadu(const double* p) { return _mm512_loadu_pd(p); }
   static void storeu(double* p, R x) { _mm512_storeu_pd(p, x); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  static R set1(double v) { return _mm512_set1_pd(v); }
+  static double hsum(R x) { return _mm512_reduce_add_pd(x); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
   static void pin(R& x) { __asm__("" : "+v"(x)); }
 };
@@ -107,6 +115,8 @@ DwKernels<T> dw_kernels_avx512() {
   k.get = get<T>;
   k.to_lanes = ToLanes<T>::fn;
   k.from_lanes = ToLanes<T>::back;
+  k.wino_dy = dw_wino_dy<Z, T>;
+  k.lane_sums = dw_lane_sums<Z, T>;
   return k;
 }
 template DwKernels<float> dw_kernels_avx512<float>();

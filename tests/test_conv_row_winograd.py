@@ -91,8 +91,9 @@ def test_row_winograd_threads_and_nonfinite(restore_conv_settings):
 
 
 def test_row_winograd_gradients_match_finite_differences_and_torch(restore_conv_settings):
-    """The forward on this path inside autograd (the backward is the lane taps'): float64
-    central differences of a weighted sum, and torch's gradients."""
+    """The forward on this path inside autograd (the backward's dx and dw too, by the same hook:
+    test_conv_row_winograd_backward.py): float64 central differences of a weighted sum, and
+    torch's gradients."""
     _C._conv_set_algo("direct")
     _C._conv_set_row_winograd("on")
     rng = np.random.default_rng(11)
