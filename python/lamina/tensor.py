@@ -815,16 +815,28 @@ class Tensor:
         return (1, 0)   # (kDLCPU, device 0)
 
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
-        extra = ""
+        # PyTorch's layout and digits (_tensor_str.py); the dtype is named unless it is the
+        # default float, int64 or bool, as PyTorch names it.
+        from . import _tensor_str
+        prefix = "tensor("
+        indent = len(prefix)
+        suffixes = []
+        a = self._data
         dt = self.dtype
-        if dt != _default_dtype and dt.kind == "f" or dt == bool_ or (dt.kind in "iu" and dt != int64):
-            extra += f", dtype=lamina.{self.dtype}"
+        shown_dtype = not (dt == _default_dtype or dt == int64 or dt == bool_)
+        if a.size == 0:
+            if a.ndim != 1:
+                suffixes.append(f"size={tuple(a.shape)}")
+            body = "[]"
+        else:
+            body = _tensor_str.array_str(a, indent)
+        if shown_dtype:
+            suffixes.append(f"dtype=lamina.{dt}")
         if self._node is not None:
-            extra += f", grad_fn=<{self._node.op}>"
+            suffixes.append(f"grad_fn=<{self._node.op}>")
         elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+            suffixes.append("requires_grad=True")
+        return _tensor_str.add_suffixes(prefix + body, suffixes, indent)
 
     # ---- autograd
     def requires_grad_(self, requires_grad=True):

@@ -1,0 +1,65 @@
+"""A tensor prints as PyTorch prints it (digits, padding, scientific switch, wrapping,
+summarizing, dtype and size suffixes), so a script that prints tensors prints the same text
+with only `torch.` -> `lamina.` in dtype names."""
+import numpy as np
+import pytest
+
+import lamina
+
+torch = pytest.importorskip("torch")
+
+CASES = [
+    "T.tensor([True, False])", "T.zeros(0)", "T.zeros(2, 0)", "T.zeros(0, dtype=T.int32)",
+    "T.tensor([1, 2], dtype=T.int32)", "T.tensor([float('nan'), 1.5, float('inf')])",
+    "T.tensor([float('nan'), 1., -float('inf')])", "T.tensor([1e-5, 1.0])", "T.arange(2000.)",
+    "T.ones(40, 40)", "T.tensor([0., 0.])", "T.tensor(1e-8)", "T.tensor(3.5)", "T.tensor(7)",
+    "T.tensor([1, 2], dtype=T.uint8)", "T.tensor([123456.789, 1.0])", "T.tensor([[1.5, 2.0], [3.25, -1e-3]])",
+    "T.arange(24.).reshape(2, 3, 4) / 7", "T.arange(3000).reshape(30, 100)", "T.tensor([1e9, 2.0])",
+    "T.tensor([-0.0, 1.0])", "T.tensor([0.1, 0.25], dtype=T.float64)", "T.tensor([1.0, 2.0], requires_grad=True)",
+    "T.tensor([1.0, 2.0], dtype=T.float64, requires_grad=True)", "T.linspace(0, 1, 30)",
+    "T.arange(100.).reshape(1, 100) * 1.5", "T.tensor([[[1.0]]])", "T.tensor([12345678.0, 1.0])",
+    "T.tensor([1e-3, 1e-2, 0.5])", "T.tensor([3, -1000000])", "T.full((2, 3), -2.5)",
+    "T.arange(12.).reshape(3, 4).t()", "T.arange(1200.).reshape(2, 600)[:, ::7]",
+    "T.tensor([1.0, 2.0], dtype=T.float64).reshape(2, 1, 1)",
+]
+
+
+def _repr(lib, expr):
+    return repr(eval(expr, {"T": lib})).replace(lib.__name__ + ".", "X.")
+
+
+@pytest.mark.parametrize("expr", CASES)
+def test_repr_is_pytorchs(expr):
+    assert _repr(lamina, expr) == _repr(torch, expr)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_arrays_print_as_pytorch(seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(d) for d in rng.integers(1, 7, rng.integers(1, 4)))
+    scale = 10.0 ** rng.integers(-6, 10)
+    a = (rng.standard_normal(shape) * scale).astype(rng.choice([np.float32, np.float64]))
+    if seed % 3 == 0:
+        a = np.round(a)                    # integer-valued floats: the "3." form
+    if seed % 4 == 1:
+        a.reshape(-1)[0] = np.nan
+    assert repr(lamina.tensor(a)).replace("lamina.", "X.") == repr(torch.tensor(a)).replace("torch.", "X.")
+
+
+def test_printoptions_as_pytorch():
+    a = np.linspace(-1, 1, 2500).astype(np.float32).reshape(50, 50)
+    try:
+        for kw in (dict(precision=2), dict(sci_mode=True), dict(threshold=10, edgeitems=1), dict(linewidth=40),
+                   dict(profile="short"), dict(profile="full", linewidth=200)):
+            lamina.set_printoptions(**kw)
+            torch.set_printoptions(**kw)
+            assert repr(lamina.tensor(a[:4, :9])) == repr(torch.tensor(a[:4, :9])), kw
+            assert repr(lamina.tensor(a)) == repr(torch.tensor(a)), kw
+    finally:
+        lamina.set_printoptions(profile="default")
+        torch.set_printoptions(profile="default")
+    assert lamina.get_printoptions()["precision"] == 4
+    with pytest.raises(ValueError, match="profile"):
+        lamina.set_printoptions(profile="long")
+    with pytest.raises(ValueError, match="precision"):
+        lamina.set_printoptions(precision=-1)
