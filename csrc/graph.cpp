@@ -5,6 +5,7 @@
 #include "graph.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -850,7 +851,12 @@ size_t group_end(const std::vector<Instr>& program, size_t idx, void* const* slo
   return *team >= 2 ? end : idx + 1;
 }
 
+std::atomic<bool> g_side_by_side{true};
+
 }  // namespace
+
+void set_side_by_side(bool on) { g_side_by_side.store(on, std::memory_order_relaxed); }
+bool side_by_side() { return g_side_by_side.load(std::memory_order_relaxed); }
 
 std::string validate(const std::vector<Instr>& program, const std::vector<int64_t>& slot_bytes,
                      int64_t n_scalars) {
@@ -877,7 +883,7 @@ int64_t run(const std::vector<Instr>& program, void* const* slots, const double*
   std::string* err = error ? error : &local;
   using Clock = std::chrono::steady_clock;
   Clock::time_point t0;
-  const bool grouping = get_num_threads() > 1;
+  const bool grouping = get_num_threads() > 1 && side_by_side();
   for (size_t idx = 0; idx < program.size(); ++idx) {
     const Instr& in = program[idx];
     int team = 1;

@@ -202,5 +202,9 @@ using Callback = bool (*)(void* user, int64_t callback_id);
 int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
             Callback callback, void* user, std::string* error, double* seconds = nullptr);
 
+// Side-by-side groups on (the default) or off: a tuning and test switch, process-wide.
+void set_side_by_side(bool on);
+bool side_by_side();
+
 }  // namespace graph
 }  // namespace lamina

@@ -184,3 +184,40 @@ def test_gemm_load_stats_count_parallel_regions():
         _C._gemm_set_path_override()
         _C.set_num_threads(n0)
     np.testing.assert_allclose(c, a @ a, rtol=1e-4, atol=1e-3)
+
+
+def test_compiled_step_side_by_side_same_bits():
+    """A compiled LeNet-5 step at 2 threads runs its Linear backward products side by side
+    (fewer parallel regions per step) and ends with the same weights, bit for bit, as with the
+    groups switched off and as at 1 thread."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 64, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=(6, 64))
+
+    def train(threads, side_by_side):
+        lamina.manual_seed(0)
+        model = lamina.models.lenet5()
+        opt = lamina.optim.SGD(list(model.parameters()), lr=0.05, momentum=0.9)
+        step = lamina.compile(model, F.cross_entropy, opt)
+        _C.set_num_threads(threads)
+        _C._graph_side_by_side(side_by_side)
+        _C._gemm_set_path_override(load_backoff=False)   # a slow join must not drop calls to 1 thread
+        step(x[0], y[0])                                  # traces (an eager step)
+        _C._gemm_load_stats(True)
+        for xb, yb in zip(x[1:], y[1:]):
+            step(xb, yb)
+        regions = _C._gemm_load_stats(True)["parallel_regions"]
+        return [p.detach().numpy().copy() for p in model.parameters()], regions
+
+    n0 = _C.get_num_threads()
+    try:
+        grouped, r_grouped = train(2, True)
+        plain, r_plain = train(2, False)
+        single, r_single = train(1, True)
+    finally:
+        _C._graph_side_by_side(True)
+        _C._gemm_set_path_override()
+        _C.set_num_threads(n0)
+    assert r_single == 0 and 0 < r_grouped < r_plain, (r_grouped, r_plain, r_single)
+    for a, b, c in zip(grouped, plain, single):
+        assert a.tobytes() == b.tobytes() == c.tobytes()

@@ -350,4 +350,11 @@ void bind_graph(py::module_& m) {
            "Seconds spent in each instruction over the profiled runs (float64, one per instruction).")
       .def_property_readonly("profile_runs", &GraphProgram::profile_runs, "Completed runs since profiling was turned on.")
       .def("__len__", &GraphProgram::size);
+  m.def("_graph_side_by_side", [](py::object on) {
+        if (!on.is_none()) lamina::graph::set_side_by_side(on.cast<bool>());
+        return lamina::graph::side_by_side();
+      }, py::arg("on") = py::none(),
+      "Tuning / test switch: independent neighbouring GEMM, activation, bias-gradient and SGD "
+      "instructions of a compiled step run side by side (True, the default) or one after another. "
+      "Returns the setting.");
 }
