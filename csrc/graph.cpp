@@ -768,6 +768,12 @@ std::string operands_error(const Instr& in, const Need& nd, const std::vector<in
 // a team region) and the GEMM, activation, bias-gradient and SGD kernels give the same bits at
 // any thread count, so grouping changes no result. Only these families take part: their
 // written slots are known here, and none calls back into Python.
+// Off by default (set_side_by_side): in the LeNet-5 step at batch 64, 2 threads, Zen 4, a quiet
+// run measured the F6 pair 22 -> ~18 us and the F5 pair (6.1 MFLOP each, which already scale
+// well on 2 threads: 35 + 35 us) 70 -> ~67 us, under 1% of the step; under a neighbour's load a
+// late worker delays a whole member (a split GEMM's tasks are taken over by the other thread),
+// and whole-step rates were within the host's noise either way. Kept, with its tests, for
+// CPUs and models where 2-thread GEMMs scale worse.
 struct Footprint {
   const char* lo[kSlots];
   const char* hi[kSlots];
@@ -851,7 +857,7 @@ size_t group_end(const std::vector<Instr>& program, size_t idx, void* const* slo
   return *team >= 2 ? end : idx + 1;
 }
 
-std::atomic<bool> g_side_by_side{true};
+std::atomic<bool> g_side_by_side{false};  // off by default: see the measurements above
 
 }  // namespace
 

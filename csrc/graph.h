@@ -195,14 +195,14 @@ using Callback = bool (*)(void* user, int64_t callback_id);
 // Runs the program. slots[k] = base pointer of slot k. Returns -1 on success, else the index
 // of the failing instruction, with a message in *error. seconds: null, or one entry per
 // instruction to which the instruction's wall time is added (the step profile; null costs one
-// untaken branch per instruction). With more than one thread, consecutive GEMM, activation,
-// bias-gradient and SGD instructions over disjoint memory may run side by side, one thread
-// each (same results: see group_end in graph.cpp); each profile entry is then that
-// instruction's own time, so side-by-side entries overlap.
+// untaken branch per instruction). With more than one thread and set_side_by_side(true),
+// consecutive GEMM, activation, bias-gradient and SGD instructions over disjoint memory may
+// run side by side, one thread each (same results: see group_end in graph.cpp); each profile
+// entry is then that instruction's own time, so side-by-side entries overlap.
 int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
             Callback callback, void* user, std::string* error, double* seconds = nullptr);
 
-// Side-by-side groups on (the default) or off: a tuning and test switch, process-wide.
+// Side-by-side groups on or off (the default): a tuning and test switch, process-wide.
 void set_side_by_side(bool on);
 bool side_by_side();
 

@@ -187,9 +187,9 @@ def test_gemm_load_stats_count_parallel_regions():
 
 
 def test_compiled_step_side_by_side_same_bits():
-    """A compiled LeNet-5 step at 2 threads runs its Linear backward products side by side
-    (fewer parallel regions per step) and ends with the same weights, bit for bit, as with the
-    groups switched off and as at 1 thread."""
+    """With the executor's side-by-side groups on, a compiled LeNet-5 step at 2 threads runs its
+    Linear backward products side by side (fewer parallel regions per step) and ends with the
+    same weights, bit for bit, as with the groups off (the default) and as at 1 thread."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((6, 64, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, size=(6, 64))
@@ -210,12 +210,13 @@ def test_compiled_step_side_by_side_same_bits():
         return [p.detach().numpy().copy() for p in model.parameters()], regions
 
     n0 = _C.get_num_threads()
+    assert _C._graph_side_by_side() is False
     try:
         grouped, r_grouped = train(2, True)
         plain, r_plain = train(2, False)
         single, r_single = train(1, True)
     finally:
-        _C._graph_side_by_side(True)
+        _C._graph_side_by_side(False)
         _C._gemm_set_path_override()
         _C.set_num_threads(n0)
     assert r_single == 0 and 0 < r_grouped < r_plain, (r_grouped, r_plain, r_single)

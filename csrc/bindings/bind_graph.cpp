@@ -355,6 +355,6 @@ void bind_graph(py::module_& m) {
         return lamina::graph::side_by_side();
       }, py::arg("on") = py::none(),
       "Tuning / test switch: independent neighbouring GEMM, activation, bias-gradient and SGD "
-      "instructions of a compiled step run side by side (True, the default) or one after another. "
+      "instructions of a compiled step run side by side (True) or one after another (False, the default). "
       "Returns the setting.");
 }

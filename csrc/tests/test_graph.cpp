@@ -2,8 +2,9 @@
 // kernels called directly, bit for bit; window attributes are validated before anything runs.
 // Also: a small Linear + ReLU + cross-entropy + SGD program must give exactly what
 // the same kernels called directly give; validate() must refuse bad slot sizes and indices.
-// Independent neighbours (a Linear's dX, dW and bias gradient) run side by side as one team
-// region at 2 threads, with the bits of 1 thread; neighbours that share written memory do not.
+// With side-by-side groups on, independent neighbours (a Linear's dX, dW and bias gradient)
+// run as one team region at 2 threads, with the bits of 1 thread; neighbours that share
+// written memory do not.
 #include <cmath>
 #include <cstring>
 #include <cstdint>
@@ -277,6 +278,8 @@ static void grouped_programs() {
   gemm<float>(false, true, B, O, I, 1.f, x.data(), I, w.data(), I, 0.f, dy_ref.data(), O);
   gemm<float>(false, false, B, I, O, 1.f, dy_ref.data(), O, w.data(), I, 0.f, dx.data(), I);
 
+  CHECK(!graph::side_by_side());  // off by default
+  graph::set_side_by_side(true);
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     GemmPathOverride o;
@@ -311,6 +314,7 @@ static void grouped_programs() {
     CHECK(std::memcmp(g_dep.data(), dep.data(), dep.size() * 4) == 0);
     CHECK(std::memcmp(g_dy.data(), dy_ref.data(), dy_ref.size() * 4) == 0);
   }
+  graph::set_side_by_side(false);
   set_num_threads(0);
 }
 
