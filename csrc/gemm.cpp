@@ -294,15 +294,17 @@ TaskGrid partition(int64_t M, int64_t ncols, int64_t K, int MR, int NR, int64_t 
     // A transposed B under one row block is packed near, once per micro-panel, by the task
     // that uses it (see Problem::packB_near); a second row block would make it a whole-panel
     // pack up front, whose writes go out to L2 / L3 and are read back. So once the columns
-    // give 4 tasks per thread, rows are not split. Measured f32 64x784x300 NT (a Linear's dX),
+    // give 2 tasks per thread, rows are not split. Measured f32 64x784x300 NT (a Linear's dX),
     // 2 threads, Zen 4, wall clock, min of 400 calls, alternating runs: 2 row blocks with B
     // packed up front 189-193 us, 1 row block packed near 157-158 us (PyTorch ~186 us).
-    // Zen 4 only (near_b_one_row_block), where it was measured.
+    // Two column tasks per thread are enough (was 4): f32 64x120x400 NT (LeNet-5's F5 forward
+    // at batch 64) 48-50 -> 38-39 us, 64x200x300 67 -> 49 us, 32x160x500 49 -> 41 us (2 threads,
+    // wall clock, min of interleaved runs). Zen 4 only (near_b_one_row_block), where it was measured.
     const bool one_row_block = transB && !rows_first && mc >= M && near_b_one_row_block();
     while (ceil_div(M, mc) * ceil_div(ncols, nc) < target) {
       if (rows_first && mc >= 2 * MR) mc = round_up(ceil_div(mc, 2), MR);
       else if (nc >= 2 * min_cols) nc = round_up(ceil_div(nc, 2), NR);
-      else if (one_row_block && ceil_div(ncols, nc) >= 4 * nt) break;
+      else if (one_row_block && ceil_div(ncols, nc) >= 2 * nt) break;
       else if (mc >= 2 * MR) mc = round_up(ceil_div(mc, 2), MR);
       else if (nc >= 2 * NR) nc = round_up(ceil_div(nc, 2), NR);
       else break;

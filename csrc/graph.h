@@ -195,7 +195,10 @@ using Callback = bool (*)(void* user, int64_t callback_id);
 // Runs the program. slots[k] = base pointer of slot k. Returns -1 on success, else the index
 // of the failing instruction, with a message in *error. seconds: null, or one entry per
 // instruction to which the instruction's wall time is added (the step profile; null costs one
-// untaken branch per instruction).
+// untaken branch per instruction). With more than one thread, consecutive GEMM, activation,
+// bias-gradient and SGD instructions over disjoint memory may run side by side, one thread
+// each (same results: see group_end in graph.cpp); each profile entry is then that
+// instruction's own time, so side-by-side entries overlap.
 int64_t run(const std::vector<Instr>& program, void* const* slots, const double* scalars,
             Callback callback, void* user, std::string* error, double* seconds = nullptr);
 

@@ -1,5 +1,5 @@
-// AVX2 Adam / AdamW update (see optim.h for the rule). The same operations in the same order
-// as the portable loop in optim.cpp, one rounding each: FMA contraction is switched off here,
+// AVX2 SGD and Adam / AdamW updates (see optim.h for the rules). The same operations in the same
+// order as the portable loops in optim.cpp, one rounding each: FMA contraction is switched off here,
 // so both ISAs give bit-identical parameters (test_optim_avx2 checks it). Tails use masked
 // loads/stores, so every element goes through the same vector arithmetic.
 #if defined(LAMINA_X86)
@@ -19,6 +19,45 @@ namespace {
 
 using F32 = avx2::F32;
 using F64 = avx2::F64;
+
+// SGD: the portable loop is SSE2 (optim.cpp builds for baseline x86-64), 4 floats an
+// instruction and bound by its instruction count on a 48k-parameter layer that sits in L2.
+template <class K, bool kDecay, int kMomentum /*0 none, 1 first step, 2 later*/, bool kNesterov>
+void sgd_range(int64_t i0, int64_t i1, typename K::S* p, const typename K::S* grad, typename K::S* buf,
+               typename K::S lr, typename K::S momentum, typename K::S one_minus_dampening, typename K::S wd) {
+  using V = typename K::V;
+  using S = typename K::S;
+  const V lrv = K::set(lr), mom = K::set(momentum), omd = K::set(one_minus_dampening), wdv = K::set(wd);
+  auto step = [&](int64_t i, int64_t k) {
+    auto ld = [&](const S* a) { return k == K::W ? K::load(a + i) : K::load(a + i, k); };
+    auto st = [&](S* a, V x) { k == K::W ? K::store(a + i, x) : K::store(a + i, x, k); };
+    V g = ld(grad);
+    const V pi = ld(p);
+    if (kDecay) g = K::add(g, K::mul(wdv, pi));
+    if (kMomentum != 0) {
+      const V b = kMomentum == 1 ? g : K::add(K::mul(mom, ld(buf)), K::mul(omd, g));
+      st(buf, b);
+      g = kNesterov ? K::add(g, K::mul(mom, b)) : b;
+    }
+    st(p, K::sub(pi, K::mul(lrv, g)));
+  };
+  int64_t i = i0;
+  for (; i + K::W <= i1; i += K::W) step(i, K::W);
+  if (i < i1) step(i, i1 - i);
+}
+
+template <class K, bool kDecay>
+void sgd_dispatch(int64_t i0, int64_t i1, typename K::S* p, const typename K::S* g, typename K::S* buf,
+                  typename K::S lr, typename K::S mom, typename K::S omd, typename K::S wd, bool has_momentum,
+                  bool first, bool nesterov) {
+  if (!has_momentum) return sgd_range<K, kDecay, 0, false>(i0, i1, p, g, buf, lr, mom, omd, wd);
+  if (first) {
+    if (nesterov) return sgd_range<K, kDecay, 1, true>(i0, i1, p, g, buf, lr, mom, omd, wd);
+    return sgd_range<K, kDecay, 1, false>(i0, i1, p, g, buf, lr, mom, omd, wd);
+  }
+  if (nesterov) return sgd_range<K, kDecay, 2, true>(i0, i1, p, g, buf, lr, mom, omd, wd);
+  sgd_range<K, kDecay, 2, false>(i0, i1, p, g, buf, lr, mom, omd, wd);
+}
 
 template <class K, int kDecay /*0 none, 1 L2 into grad, 2 decoupled*/, bool kAmsgrad>
 void adam_range(int64_t i0, int64_t i1, typename K::S* p, const typename K::S* grad, typename K::S* m,
@@ -72,6 +111,16 @@ void adam_dispatch(int64_t i0, int64_t i1, typename K::S* p, const typename K::S
 
 namespace detail {
 // Declared in optim.cpp (its only caller).
+void sgd_range_avx2(int64_t i0, int64_t i1, float* p, const float* g, float* buf, float lr, float mom, float omd,
+                    float wd, bool decay, bool has_momentum, bool first, bool nesterov) {
+  if (decay) return sgd_dispatch<F32, true>(i0, i1, p, g, buf, lr, mom, omd, wd, has_momentum, first, nesterov);
+  sgd_dispatch<F32, false>(i0, i1, p, g, buf, lr, mom, omd, wd, has_momentum, first, nesterov);
+}
+void sgd_range_avx2(int64_t i0, int64_t i1, double* p, const double* g, double* buf, double lr, double mom,
+                    double omd, double wd, bool decay, bool has_momentum, bool first, bool nesterov) {
+  if (decay) return sgd_dispatch<F64, true>(i0, i1, p, g, buf, lr, mom, omd, wd, has_momentum, first, nesterov);
+  sgd_dispatch<F64, false>(i0, i1, p, g, buf, lr, mom, omd, wd, has_momentum, first, nesterov);
+}
 void adam_range_avx2(int64_t i0, int64_t i1, float* p, const float* g, float* m, float* v, float* vmax, int decay,
                      bool amsgrad, float lr_wd, float wd, float omb1, float b2, float omb2, float inv_bc2_sqrt,
                      float eps, float step_size) {

@@ -2,7 +2,10 @@
 // kernels called directly, bit for bit; window attributes are validated before anything runs.
 // Also: a small Linear + ReLU + cross-entropy + SGD program must give exactly what
 // the same kernels called directly give; validate() must refuse bad slot sizes and indices.
+// Independent neighbours (a Linear's dX, dW and bias gradient) run side by side as one team
+// region at 2 threads, with the bits of 1 thread; neighbours that share written memory do not.
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -15,6 +18,7 @@
 #include "loss.h"
 #include "optim.h"
 #include "pool.h"
+#include "thread_team.h"
 
 using namespace lamina;
 using graph::Instr;
@@ -248,7 +252,70 @@ static void loss_programs() {
   }
 }
 
+// dX = dY W, dW = dY^T X, db = column sums of dY (LeNet-5 F5's shapes), then a product that
+// overwrites dY through another slot (aliased memory: never beside the three that read dY),
+// then one that reads dX, then dX again from the new dY.
+static void grouped_programs() {
+  const int64_t B = 64, I = 400, O = 120;
+  std::vector<float> dy(B * O), w(O * I), x(B * I), v(I * 8);
+  for (int64_t i = 0; i < B * O; ++i) dy[i] = std::sin(0.37f * i);
+  for (int64_t i = 0; i < O * I; ++i) w[i] = std::cos(0.11f * i);
+  for (int64_t i = 0; i < B * I; ++i) x[i] = std::sin(0.23f * i + 1);
+  for (int64_t i = 0; i < I * 8; ++i) v[i] = std::cos(0.7f * i);
+  const graph::GemmAttrs dx_a{false, false, B, I, O, Activation::identity, BiasAxis::none, 1.0, 0.0};
+  const graph::GemmAttrs dw_a{true, false, O, I, B, Activation::identity, BiasAxis::none, 1.0, 0.0};
+  const graph::GemmAttrs dep_a{false, false, B, 8, I, Activation::identity, BiasAxis::none, 1.0, 0.0};
+  const graph::GemmAttrs over_a{false, true, B, O, I, Activation::identity, BiasAxis::none, 1.0, 0.0};
+
+  // reference at 1 thread: the kernels one by one
+  set_num_threads(1);
+  std::vector<float> dx(B * I), dw(O * I), db(O), dep(B * 8), dy_ref = dy;
+  gemm<float>(false, false, B, I, O, 1.f, dy_ref.data(), O, w.data(), I, 0.f, dx.data(), I);
+  gemm<float>(true, false, O, I, B, 1.f, dy_ref.data(), O, x.data(), I, 0.f, dw.data(), I);
+  bias_grad_rows<float>(B, O, dy_ref.data(), db.data());
+  gemm<float>(false, false, B, 8, I, 1.f, dx.data(), I, v.data(), 8, 0.f, dep.data(), 8);
+  gemm<float>(false, true, B, O, I, 1.f, x.data(), I, w.data(), I, 0.f, dy_ref.data(), O);
+  gemm<float>(false, false, B, I, O, 1.f, dy_ref.data(), O, w.data(), I, 0.f, dx.data(), I);
+
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    GemmPathOverride o;
+    o.load_backoff = 0;  // a neighbour's load must not turn the 2-thread run into 1-thread runs
+    gemm_set_path_override(o);
+    std::vector<float> g_dy = dy, g_dx(B * I), g_dw(O * I), g_db(O), g_dep(B * 8);
+    // slots: 0 dy, 1 w, 2 x, 3 dx, 4 dw, 5 db, 6 v, 7 dep, 8 dy again (aliased)
+    std::vector<void*> slots = {g_dy.data(), w.data(), x.data(), g_dx.data(), g_dw.data(), g_db.data(),
+                                v.data(), g_dep.data(), g_dy.data()};
+    std::vector<int64_t> bytes = {B * O * 4, O * I * 4, B * I * 4, B * I * 4, O * I * 4, O * 4, I * 8 * 4, B * 8 * 4,
+                                  B * O * 4};
+    std::vector<Instr> prog = {
+        make(Op::gemm, {0, 1, 3}, dx_a),                         // group: dX, dW, db
+        make(Op::gemm, {0, 2, 4}, dw_a),
+        make(Op::bias_grad_rows, {0, 5}, graph::BiasGradAttrs{B, O}),
+        make(Op::gemm, {2, 1, 8}, over_a),                       // writes dY (slot 8): not beside them
+        make(Op::gemm, {3, 6, 7}, dep_a),                        // reads dX
+        make(Op::gemm, {0, 1, 3}, dx_a),                         // reads the new dY
+    };
+    CHECK_MSG(graph::validate(prog, bytes, 0).empty(), graph::validate(prog, bytes, 0).c_str());
+    team_load_stats(true);
+    std::string err;
+    CHECK(graph::run(prog, slots.data(), nullptr, nullptr, nullptr, &err) == -1);
+    const int64_t regions = team_load_stats(true).parallel_regions;
+    gemm_set_path_override({});
+    // 2 threads: one region for the group of three, one for each 6.1 MFLOP product after it;
+    // the 0.4 MFLOP one runs on one thread.
+    CHECK_MSG(regions == (threads == 1 ? 0 : 3), "threads %d: %lld parallel regions", threads, (long long)regions);
+    CHECK(std::memcmp(g_dx.data(), dx.data(), dx.size() * 4) == 0);
+    CHECK(std::memcmp(g_dw.data(), dw.data(), dw.size() * 4) == 0);
+    CHECK(std::memcmp(g_db.data(), db.data(), db.size() * 4) == 0);
+    CHECK(std::memcmp(g_dep.data(), dep.data(), dep.size() * 4) == 0);
+    CHECK(std::memcmp(g_dy.data(), dy_ref.data(), dy_ref.size() * 4) == 0);
+  }
+  set_num_threads(0);
+}
+
 int main() {
+  grouped_programs();
   const int64_t N = 5, K = 7, F = 3;
   std::vector<float> x(N * K), w(F * K), b(F);
   for (int64_t i = 0; i < N * K; ++i) x[i] = std::sin(0.7f * i);

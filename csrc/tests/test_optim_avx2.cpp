@@ -1,5 +1,6 @@
-// Adam/AdamW: the AVX2 loop (optim_avx2.cpp) gives bit-identical parameters and state to the
-// portable one, for every decay/amsgrad combination, at sizes around the 8/4-lane width.
+// SGD and Adam/AdamW: the AVX2 loops (optim_avx2.cpp) give bit-identical parameters and state to
+// the portable ones, for every decay/momentum/nesterov/amsgrad combination, at sizes around the
+// 8/4-lane width and across parallel_ranges' chunks.
 #include <cstring>
 #include <random>
 #include <vector>
@@ -32,6 +33,26 @@ void check_same(int64_t n, double wd, bool decoupled, bool ams, std::mt19937& rn
   CHECK(n == 0 || std::memcmp(vm[0].data(), vm[1].data(), bytes) == 0);
 }
 
+template <class T>
+void check_same_sgd(int64_t n, double wd, double momentum, double dampening, bool nesterov, std::mt19937& rng) {
+  std::normal_distribution<double> d(0, 1);
+  std::vector<T> p[2], buf[2], g(n);
+  for (int k = 0; k < 2; ++k) { p[k].resize(n); buf[k].assign(n, T(0)); }
+  for (int64_t i = 0; i < n; ++i) p[0][i] = p[1][i] = static_cast<T>(d(rng));
+  for (int step = 1; step <= 3; ++step) {
+    for (auto& x : g) x = static_cast<T>(d(rng));
+    for (int k = 0; k < 2; ++k) {
+      set_isa(k == 0 ? Isa::portable : Isa::avx2);
+      sgd_step<T>(n, p[k].data(), g.data(), buf[k].data(), 1e-2, momentum, dampening, wd, nesterov, step == 1);
+    }
+  }
+  set_isa(Isa::avx2);
+  const size_t bytes = n * sizeof(T);
+  CHECK_MSG(n == 0 || std::memcmp(p[0].data(), p[1].data(), bytes) == 0, "sgd param differs n=%lld", (long long)n);
+  CHECK_MSG(n == 0 || std::memcmp(buf[0].data(), buf[1].data(), bytes) == 0, "sgd buffer differs n=%lld",
+            (long long)n);
+}
+
 int main() {
   if (!cpu_supports_avx2_fma()) {
     std::printf("no AVX2+FMA: nothing to compare\n");
@@ -44,6 +65,14 @@ int main() {
         for (bool ams : {false, true}) {
           check_same<float>(n, wd, dec, ams, rng);
           check_same<double>(n, wd, dec, ams, rng);
+        }
+  for (int64_t n : {0, 1, 7, 8, 9, 17, 1000, 48000, 70001})
+    for (double wd : {0.0, 0.1})
+      for (double mom : {0.0, 0.9})
+        for (bool nest : {false, true}) {
+          if (nest && mom == 0.0) continue;
+          check_same_sgd<float>(n, wd, mom, nest ? 0.0 : 0.1, nest, rng);
+          check_same_sgd<double>(n, wd, mom, nest ? 0.0 : 0.1, nest, rng);
         }
   TEST_MAIN_END();
 }

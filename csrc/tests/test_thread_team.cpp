@@ -68,7 +68,8 @@ int main() {
   team_set_load_backoff(true);
 
   // parallel_ranges: disjoint chunks that cover [0, n) exactly.
-  for (int64_t n : {int64_t(0), int64_t(1), kElemChunk - 1, kElemChunk, 3 * kElemChunk + 5, 20 * kElemChunk}) {
+  for (int64_t n : {int64_t(0), int64_t(1), kElemChunk - 1, kElemChunk, 3 * kElemChunk + 5, 20 * kElemChunk,
+                    int64_t(48000), int64_t(65537), int64_t(1000003)}) {
     std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
     for (auto& h : hits) h.store(0);
     parallel_ranges(n, [&](int64_t i0, int64_t i1) {
