@@ -38,7 +38,7 @@ def run_example(script, *args, limit=1000, cwd):
 
 def test_quickstart(tmp_path):
     out = run_example("quickstart.py", cwd=tmp_path)
-    assert "Shape of X [N, C, H, W]: (64, 1, 28, 28)" in out
+    assert "Shape of X [N, C, H, W]: lamina.Size([64, 1, 28, 28])" in out   # PyTorch: torch.Size([...])
     assert "Using cpu device" in out and "Done!" in out
     # one log line per epoch (16 batches of 64); SGD at lr 1e-3 barely moves from ln(10) = 2.30
     losses = [float(v) for v in re.findall(r"loss: ([\d.]+)  \[", out)]

@@ -63,3 +63,19 @@ def test_printoptions_as_pytorch():
         lamina.set_printoptions(profile="long")
     with pytest.raises(ValueError, match="precision"):
         lamina.set_printoptions(precision=-1)
+
+
+def test_shape_is_a_size_that_prints_as_pytorchs():
+    import pickle
+    for shape in [(2, 3), (), (5,), (1, 0, 4)]:
+        a = np.zeros(shape, np.float32)
+        ours, theirs = lamina.tensor(a), torch.tensor(a)
+        assert repr(ours.shape).replace("lamina.", "X.") == repr(theirs.shape).replace("torch.", "X.")
+        assert str(ours.size()).replace("lamina.", "X.") == str(theirs.size()).replace("torch.", "X.")
+        assert ours.shape == shape and ours.shape == theirs.shape and hash(ours.shape) == hash(shape)
+        assert ours.shape.numel() == theirs.shape.numel()
+        assert pickle.loads(pickle.dumps(ours.shape)) == ours.shape
+    s = lamina.zeros(2, 3, 4).shape
+    assert isinstance(s[1:], lamina.Size) and s[1:] == (3, 4) and s[-1] == 4 and type(s[0]) is int
+    assert isinstance(s + (5,), lamina.Size) and s + (5,) == (2, 3, 4, 5)
+    assert lamina.Size([2, 3]) == (2, 3) and np.zeros(s).shape == (2, 3, 4)

@@ -137,6 +137,36 @@ def _check_read(t, what):
         tracer.check_read(t, what)
 
 
+class Size(tuple):
+    """A tensor's shape: a tuple of ints that prints as PyTorch's torch.Size does
+    (`lamina.Size([2, 3])`), with `numel()`; slices and concatenations stay Sizes."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"lamina.Size({list(self)})"
+
+    __str__ = __repr__
+
+    def numel(self):
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return Size(r) if isinstance(i, slice) else r
+
+    def __add__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(self, other))
+
+    def __reduce__(self):
+        return (Size, (tuple(self),))
+
+
 def is_grad_enabled():
     return _grad_mode.enabled
 
@@ -504,12 +534,12 @@ def run_backward(root, grad=None, retain_graph=False):
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if grad is None:
         if root._data.size != 1:
-            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {root.shape}")
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {tuple(root.shape)}")
         g = np.ones_like(root._data)
     else:
         g = grad._data if isinstance(grad, Tensor) else np.asarray(grad, dtype=root.dtype)
         if g.shape != root.shape:
-            raise ValueError(f"grad: expected shape {root.shape}, got {g.shape}")
+            raise ValueError(f"grad: expected shape {tuple(root.shape)}, got {g.shape}")
     node = root._node
     if node is None:  # a leaf: its gradient is the seed
         _accumulate_leaf(root, g)
@@ -714,7 +744,7 @@ class Tensor:
 
     @property
     def shape(self):
-        return self._data.shape
+        return Size(self._data.shape)
 
     @property
     def dtype(self):
@@ -739,7 +769,7 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim=None):
-        return self._data.shape if dim is None else self._data.shape[normalize_dim(dim, self.ndim)]
+        return Size(self._data.shape) if dim is None else self._data.shape[normalize_dim(dim, self.ndim)]
 
     def dim(self):
         return self._data.ndim
@@ -756,7 +786,7 @@ class Tensor:
 
     def _scalar(self):
         if self._data.size != 1:
-            raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
+            raise ValueError(f"item(): expected a tensor with one element, got shape {tuple(self.shape)}")
         return self._data.item()
 
     def tolist(self):

@@ -16,7 +16,7 @@ def mlp(sizes=(784, 300, 100, 10), activation="relu"):
     >>> import lamina
     >>> net = lamina.models.mlp((4, 3, 2))
     >>> net(lamina.ones(5, 4)).shape
-    (5, 2)
+    lamina.Size([5, 2])
     """
     if len(sizes) < 2:
         raise ValueError(f"sizes: expected at least an input and an output size, got {tuple(sizes)}")

@@ -55,7 +55,7 @@ def linear(input, weight, bias=None):
 
     >>> import lamina, lamina.nn.functional as F
     >>> F.linear(lamina.ones(2, 3), lamina.ones(4, 3)).shape
-    (2, 4)
+    lamina.Size([2, 4])
     """
     return linear_checked(input, weight, bias)
 

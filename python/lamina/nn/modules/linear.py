@@ -96,7 +96,7 @@ class Embedding(Module):
     >>> import lamina
     >>> emb = lamina.nn.Embedding(10, 3, padding_idx=0)
     >>> emb(lamina.tensor([[0, 4], [9, 0]])).shape, emb.weight[0].tolist()
-    ((2, 2, 3), [0.0, 0.0, 0.0])
+    (lamina.Size([2, 2, 3]), [0.0, 0.0, 0.0])
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
