@@ -79,3 +79,15 @@ def test_shape_is_a_size_that_prints_as_pytorchs():
     assert isinstance(s[1:], lamina.Size) and s[1:] == (3, 4) and s[-1] == 4 and type(s[0]) is int
     assert isinstance(s + (5,), lamina.Size) and s + (5,) == (2, 3, 4, 5)
     assert lamina.Size([2, 3]) == (2, 3) and np.zeros(s).shape == (2, 3, 4)
+
+
+def test_format_spec_on_a_scalar_tensor_formats_its_value():
+    loss = lamina.tensor(2.302585, requires_grad=True) * 1.0
+    tloss = torch.tensor(2.302585, requires_grad=True) * 1.0
+    for spec in (".4f", "8.2e", "", ">12"):
+        assert format(loss, spec).replace("lamina.", "X.") == format(tloss, spec).replace("torch.", "X.")
+    assert f"{lamina.tensor(7):03d}" == f"{torch.tensor(7):03d}" == "007"
+    with pytest.raises(TypeError):
+        f"{lamina.tensor([1.0, 2.0]):.2f}"
+    with pytest.raises(TypeError):
+        f"{torch.tensor([1.0, 2.0]):.2f}"

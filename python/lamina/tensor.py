@@ -844,6 +844,13 @@ class Tensor:
     def __dlpack_device__(self):
         return (1, 0)   # (kDLCPU, device 0)
 
+    def __format__(self, spec):
+        # f"{loss:.4f}" formats a one-element 0-d tensor's value, as PyTorch does; any other
+        # tensor takes only the empty spec (its repr).
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
     def __repr__(self):
         # PyTorch's layout and digits (_tensor_str.py); the dtype is named unless it is the
         # default float, int64 or bool, as PyTorch names it.
