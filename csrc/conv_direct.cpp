@@ -96,12 +96,17 @@ namespace conv_direct_detail {
 // 777 us (the lane kernel runs at the FMA peak either way; 115k instead of 240k FMAs per 16
 // images). Only there: on AVX-512 Xeons (full-width FMA units, so the transforms weigh more)
 // and AVX2 hosts it is unmeasured, so they keep the taps (vendor check below).
-bool lane_winograd_preferred(const ConvParams& p) {
-  if (p.KW != 5 || !conv_direct_applicable(p)) return false;
+int row_winograd_gate(const ConvParams& p) {
+  if (p.KW != 5 || !conv_direct_applicable(p)) return 0;
   const int mode = g_row_winograd.load();
-  if (mode != 0) return mode == 1;
-  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return false;
-  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return false;
+  if (mode != 0) return mode == 1 ? 1 : 0;
+  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return 0;
+  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return 0;
+  return -1;
+}
+
+bool lane_winograd_preferred(const ConvParams& p) {
+  if (const int gate = row_winograd_gate(p); gate >= 0) return gate == 1;
   // Enough (c, kh) taps to feed the lane kernel (C1's 5 do not), rows of at least 2 tiles.
   return p.C * p.KH >= 16 && p.OW() >= 8;
 }

@@ -85,6 +85,10 @@ struct LaneKernels {
   // all_finite (above) compiled for this ISA: the row Winograd driver checks each block's input.
   bool (*all_finite)(const T* x, int64_t n) = nullptr;
 };
+// Where row Winograd F(4, 5) may run at all, shared by the forward, dw and dx: 1 when the
+// testing hook below forces it on, 0 when it is off (hook, another ConvAlgo, below AVX-512, not
+// AMD, not 5-wide), -1 when each pass's own measured shape rule decides.
+int row_winograd_gate(const ConvParams& p);
 // True when the lane driver runs p as row Winograd F(4, 5) (conv_direct_lane.h): the measured
 // rule, or the testing hook below.
 bool lane_winograd_preferred(const ConvParams& p);

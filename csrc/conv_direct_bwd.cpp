@@ -434,15 +434,9 @@ void sum_db_terms(const DwGeometry& g, const std::vector<double>& terms, T* db) 
 // CPU time, f32 N=64, dw + db, min of 150 calls, against the taps on the same build: C3 6 -> 16
 // 14x14 5x5 330 -> 242 us; C1 1 -> 6 28x28 pad 2 211 -> 210 us (5 (c, kh) taps: not taken).
 // Intel AVX-512 and AVX2 hosts are unmeasured and keep the taps.
-bool dw_winograd_preferred(const ConvParams& p) {
-  if (p.KW != 5 || !conv_direct_applicable(p)) return false;
-  const int mode = conv_direct_row_winograd_mode();
-  if (mode != 0) return mode == 1;
-  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return false;
-  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return false;
-  // Enough (c, kh) taps to keep the transforms small beside the products (C1's 5 did not pay).
-  return p.C * p.KH >= 16 && p.OW() >= 8;
-}
+// The forward's rule holds as it is: enough (c, kh) taps to keep the transforms small beside the
+// products (C1's 5 did not pay), rows of at least 2 tiles.
+bool dw_winograd_preferred(const ConvParams& p) { return conv_direct_detail::lane_winograd_preferred(p); }
 }  // namespace
 
 template <class T>
@@ -509,11 +503,7 @@ thread_local AlignedBuffer tl_dx_wino;   // row Winograd dx: transformed dy, sum
 // 6 -> 16 14x14 5x5 374 -> 265 us (154k instead of 288k FMAs per 16 images). Intel AVX-512
 // and AVX2 hosts are unmeasured and keep the taps.
 bool dx_winograd_preferred(const ConvParams& p) {
-  if (p.KW != 5 || !conv_direct_applicable(p)) return false;
-  const int mode = conv_direct_row_winograd_mode();
-  if (mode != 0) return mode == 1;
-  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return false;
-  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return false;
+  if (const int gate = conv_direct_detail::row_winograd_gate(p); gate >= 0) return gate == 1;
   return p.K * p.KH >= 16 && p.W >= 8;
 }
 }  // namespace
