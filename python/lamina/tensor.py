@@ -15,7 +15,7 @@ import types
 
 import numpy as np
 
-from . import _C, _device, _promotion
+from . import _C, _device, _promotion, _tensor_str
 from ._dims import bcast_split, normalize_dim, normalize_dims
 
 float32 = np.dtype(np.float32)
@@ -854,7 +854,6 @@ class Tensor:
     def __repr__(self):
         # PyTorch's layout and digits (_tensor_str.py); the dtype is named unless it is the
         # default float, int64 or bool, as PyTorch names it.
-        from . import _tensor_str
         prefix = "tensor("
         indent = len(prefix)
         suffixes = []

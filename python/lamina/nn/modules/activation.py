@@ -91,33 +91,36 @@ class SiLU(Module):
         return F.silu(x)
 
 
-class Softmax(Module):
+class _AlongDim(Module):
+    """Softmax, LogSoftmax, Softmin: forward is F.<_fn> along `dim` (None: PyTorch's implicit
+    rule, warned at the caller's line)."""
+    _fn = ""
+
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, self.dim, _stacklevel=5)     # dim None: PyTorch's implicit rule, warned
+        return getattr(F, self._fn)(x, self.dim, _stacklevel=5)
 
     def extra_repr(self):
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Module):
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
+class Softmax(_AlongDim):
+    _fn = "softmax"
 
-    def forward(self, x):
-        return F.log_softmax(x, self.dim, _stacklevel=5)
 
-    def extra_repr(self):
-        return f"dim={self.dim}"
+class LogSoftmax(_AlongDim):
+    _fn = "log_softmax"
 
 
 # ---- more of PyTorch's activations (lamina.ops.act_extra), with PyTorch's reprs
-def _inplace_repr(inplace):
-    return "inplace=True" if inplace else ""
+def _inplace_repr(inplace, before=""):
+    """PyTorch's repr tail: `before`, then "inplace=True" only when set."""
+    if not inplace:
+        return before
+    return f"{before}, inplace=True" if before else "inplace=True"
 
 
 class Hardtanh(Module):
@@ -131,8 +134,7 @@ class Hardtanh(Module):
         return F.hardtanh(x, self.min_val, self.max_val)
 
     def extra_repr(self):
-        s = f"min_val={self.min_val}, max_val={self.max_val}"
-        return s + (", inplace=True" if self.inplace else "")
+        return _inplace_repr(self.inplace, f"min_val={self.min_val}, max_val={self.max_val}")
 
 
 class ReLU6(Hardtanh):
@@ -191,7 +193,7 @@ class CELU(Module):
         return F.celu(x, self.alpha)
 
     def extra_repr(self):
-        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+        return _inplace_repr(self.inplace, f"alpha={self.alpha}")
 
 
 class Hardshrink(Module):
@@ -220,19 +222,11 @@ class Threshold(Module):
         return F.threshold(x, self.threshold, self.value)
 
     def extra_repr(self):
-        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
+        return _inplace_repr(self.inplace, f"threshold={self.threshold}, value={self.value}")
 
 
-class Softmin(Module):
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x):
-        return F.softmin(x, self.dim, _stacklevel=5)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
+class Softmin(_AlongDim):
+    _fn = "softmin"
 
 
 class GLU(Module):
