@@ -49,7 +49,7 @@ def test_item_repr_and_errors():
     assert lamina.tensor([2.5]).item() == 2.5
     with pytest.raises(ValueError, match="one element"):
         lamina.ones(2).item()
-    assert "grad_fn=<Mul>" in repr(lamina.ones(2, requires_grad=True) * 2)
+    assert "grad_fn=<MulBackward0>" in repr(lamina.ones(2, requires_grad=True) * 2)
     with pytest.raises(TypeError, match="floating-point"):
         lamina.tensor([1, 2], requires_grad=True)
 

@@ -78,3 +78,7 @@ def show_config(file=None):
     text = "\n".join(lines)
     print(text, file=file or sys.stdout)
     return text
+
+from . import _out as _out_module  # noqa: E402
+
+_out_module.install(globals())  # out= on the top-level functions, as PyTorch's take it

@@ -4,7 +4,9 @@ import numpy as np
 from . import _inplace
 from .tensor import Function as _EngineFunction
 from .tensor import (Tensor, _version_counter, enable_grad, inference_mode,  # noqa: F401
-                     is_grad_enabled, no_grad, run_backward, set_grad_enabled)
+                     is_grad_enabled, no_grad, run_backward, set_grad_enabled,
+                     _check_create_graph, _as_input_list, accumulate_into, capture_grads,
+                     run_backward_many)
 
 
 class FunctionCtx:
@@ -101,6 +103,9 @@ class _CustomNode(_EngineFunction):
     @property
     def op(self):
         return self.fn_cls.__name__
+
+    def name(self):
+        return f"{self.fn_cls.__name__}Backward"  # PyTorch's name for a custom Function's node
 
 
 class _PackedOutput(_EngineFunction):
@@ -228,12 +233,71 @@ class GradcheckError(AssertionError):
     pass
 
 
-def backward(tensors, grad_tensors=None, retain_graph=False):
-    if isinstance(tensors, Tensor):
-        tensors, grad_tensors = [tensors], [grad_tensors]
-    grad_tensors = grad_tensors or [None] * len(tensors)
-    for t, g in zip(tensors, grad_tensors):
-        run_backward(t, g, retain_graph)
+def _as_list(x, what):
+    if isinstance(x, Tensor):
+        return [x]
+    if x is None:
+        return None
+    out = list(x)
+    for i, t in enumerate(out):
+        if what == "outputs" and not isinstance(t, Tensor):
+            raise TypeError(f"{what}[{i}] must be a Tensor, got {type(t).__name__}")
+    return out
+
+
+def _grads_for(outputs, grad_outputs, where):
+    grads = _as_list(grad_outputs, "grad_outputs")
+    if grads is None:
+        return [None] * len(outputs)
+    if len(grads) != len(outputs):
+        raise RuntimeError(f"{where}: got {len(grads)} grad_outputs for {len(outputs)} outputs")
+    return grads
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None):
+    """Sum the gradients of `tensors` (seeded with `grad_tensors`) into the leaves' `.grad`, in
+    one sweep over the graph they share (PyTorch's torch.autograd.backward)."""
+    _check_create_graph(create_graph, "autograd.backward")
+    tensors = _as_list(tensors, "outputs")
+    grads = _grads_for(tensors, grad_tensors if grad_tensors is not None else grad_variables,
+                       "autograd.backward")
+    if inputs is not None:
+        accumulate_into(_as_input_list(inputs, "autograd.backward"), tensors, grads, bool(retain_graph))
+    else:
+        run_backward_many(tensors, grads, bool(retain_graph))
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of `outputs` with respect to `inputs`, returned as a tuple and not summed
+    into any `.grad` (PyTorch's torch.autograd.grad). An input the outputs do not depend on
+    raises unless allow_unused=True (then its gradient is None, or zeros with
+    materialize_grads=True)."""
+    _check_create_graph(create_graph, "autograd.grad")
+    if is_grads_batched:
+        raise NotImplementedError("autograd.grad(is_grads_batched=True) is not supported by lamina")
+    outputs = _as_list(outputs, "outputs")
+    single = isinstance(inputs, Tensor)
+    ins = [inputs] if single else list(inputs)
+    for i, t in enumerate(ins):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"autograd.grad: inputs[{i}] must be a Tensor, got {type(t).__name__}")
+        if not t.requires_grad:
+            raise RuntimeError(f"autograd.grad: inputs[{i}] does not require grad")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    grads = capture_grads(ins, outputs, _grads_for(outputs, grad_outputs, "autograd.grad"), bool(retain_graph))
+    result = []
+    for i, (t, g) in enumerate(zip(ins, grads)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"autograd.grad: inputs[{i}] was not used in the graph of the outputs; "
+                                   "pass allow_unused=True if this is the desired behavior")
+            result.append(Tensor._wrap(np.zeros_like(t._data)) if materialize_grads else None)
+        else:
+            result.append(Tensor._wrap(np.ascontiguousarray(g)))
+    return tuple(result)
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0):

@@ -12,11 +12,13 @@ import itertools
 import operator
 import threading
 import types
+import weakref
 
 import numpy as np
 
 from . import _C, _device, _promotion, _tensor_str
 from ._dims import bcast_split, normalize_dim, normalize_dims
+from ._grad_fn_names import torch_node_name
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -362,6 +364,27 @@ class Function:
     def op(self):
         return type(self).__name__
 
+    # ---- what PyTorch code reads off a grad_fn
+    def name(self):
+        """PyTorch's name for this node: `(x * 2).grad_fn.name() == 'MulBackward0'`."""
+        return torch_node_name(self)
+
+    @property
+    def next_functions(self):
+        """((node, 0), ...) per tensor input, as PyTorch's: the input's grad_fn, an AccumulateGrad
+        for a leaf that requires grad, or None for one that does not."""
+        inputs = self.inputs
+        if inputs is None:  # freed by backward: the producers are still known, the leaves are not
+            return tuple((n, 0) for n in self.input_nodes if n is not None)
+        pairs = [(a, n) for a, n in zip(inputs, self.input_nodes) if isinstance(a, Tensor)]
+        if self.op == "Linear" and len(pairs) == 3:  # PyTorch's addmm lists the bias first
+            pairs = [pairs[2], pairs[0], pairs[1]]
+        return tuple((n if n is not None else AccumulateGrad(t) if t.requires_grad else None, 0)
+                     for t, n in pairs)
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
     # Ops that return views of their input (basic indexing) read strided arrays; the rest get
     # C-contiguous copies of strided views, since the kernels read C-contiguous buffers.
     _reads_strided = False
@@ -428,6 +451,24 @@ class Function:
 
 
 _object_new = object.__new__
+
+
+class AccumulateGrad:
+    """The node PyTorch shows in `next_functions` for a leaf that requires grad: where its
+    gradient is summed into `.grad`. `variable` is the leaf."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+    next_functions = ()
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {id(self):#x}>"
 
 
 class _VersionCounter:
@@ -501,26 +542,30 @@ def reduce_to_shape(g, shape):
     return g.reshape(shape)
 
 
-def _topological_order(root_node):
-    """Nodes reachable from root_node in creation order (inputs' producers first: a node is
+def _topological_order(root_nodes):
+    """Nodes reachable from root_nodes in creation order (inputs' producers first: a node is
     made after the nodes it reads), found without recursion."""
     order = []
-    seen = {id(root_node)}
-    stack = [(root_node, iter(root_node.input_nodes))]
-    while stack:
-        node, it = stack[-1]
-        for child in it:
-            if child is not None and id(child) not in seen:
-                if child.inputs is None:
-                    raise RuntimeError(
-                        f"trying to backward through the graph a second time ({child.op}); "
-                        "pass retain_graph=True to the first backward()")
-                seen.add(id(child))
-                stack.append((child, iter(child.input_nodes)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
+    seen = set()
+    for root_node in root_nodes:
+        if id(root_node) in seen:
+            continue
+        seen.add(id(root_node))
+        stack = [(root_node, iter(root_node.input_nodes))]
+        while stack:
+            node, it = stack[-1]
+            for child in it:
+                if child is not None and id(child) not in seen:
+                    if child.inputs is None:
+                        raise RuntimeError(
+                            f"trying to backward through the graph a second time ({child.op}); "
+                            "pass retain_graph=True to the first backward()")
+                    seen.add(id(child))
+                    stack.append((child, iter(child.input_nodes)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
     order.sort(key=_seq_key)
     return order
 
@@ -528,36 +573,84 @@ def _topological_order(root_node):
 _seq_key = operator.attrgetter("seq")
 
 
-def run_backward(root, grad=None, retain_graph=False):
-    """Reverse sweep from `root`, seeded with `grad` (ones for a scalar)."""
+def _seed(root, grad):
+    """The gradient a sweep starts from at `root`: `grad`, or ones for a one-element root."""
     if not root.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if grad is None:
         if root._data.size != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape {tuple(root.shape)}")
-        g = np.ones_like(root._data)
-    else:
-        g = grad._data if isinstance(grad, Tensor) else np.asarray(grad, dtype=root.dtype)
-        if g.shape != root.shape:
-            raise ValueError(f"grad: expected shape {tuple(root.shape)}, got {g.shape}")
+        return np.ones_like(root._data)
+    g = grad._data if isinstance(grad, Tensor) else np.asarray(grad, dtype=root.dtype)
+    if g.shape != root.shape:
+        raise ValueError(f"grad: expected shape {tuple(root.shape)}, got {g.shape}")
+    return g
+
+
+def run_backward(root, grad=None, retain_graph=False):
+    """Reverse sweep from `root`, seeded with `grad` (ones for a scalar)."""
+    g = _seed(root, grad)
     node = root._node
     if node is None:  # a leaf: its gradient is the seed
-        _accumulate_leaf(root, g)
+        _accumulate_leaf(root, _leaf_hooks(root, g) if _hooked_tensors else g)
         _run_post_accumulate_hooks(root)
         return
     if node.inputs is None:
         raise RuntimeError(f"trying to backward through the graph a second time ({node.op}); "
                            "pass retain_graph=True to the first backward()")
-    order = _topological_order(node)
+    _sweep([node], {id(node): g}, retain_graph)
+
+
+def run_backward_many(roots, grads, retain_graph=False, capture=None):
+    """One reverse sweep from several roots (their seeds summed where they share a node). With
+    `capture` ({id(tensor): [tensor, None]}), the gradients of those tensors are collected into
+    the entries and no leaf's `.grad` is touched (autograd.grad, backward(inputs=...))."""
+    seeds, nodes = {}, []
+    for r, g in zip(roots, grads):
+        g = _seed(r, g)
+        if r._node is None:  # a leaf root: its seed is its whole gradient from this root
+            if capture is None:
+                _accumulate_leaf(r, _leaf_hooks(r, g) if _hooked_tensors else g)
+                _run_post_accumulate_hooks(r)
+            elif id(r) in capture:
+                _add_captured(capture[id(r)], g)
+            continue
+        if r._node.inputs is None:
+            raise RuntimeError(f"trying to backward through the graph a second time ({r._node.op}); "
+                               "pass retain_graph=True to the first backward()")
+        k = id(r._node)
+        if k in seeds:
+            seeds[k] = seeds[k] + g
+        else:
+            seeds[k] = g
+            nodes.append(r._node)
+    if nodes:
+        _sweep(nodes, seeds, retain_graph, capture)
+
+
+def _add_captured(entry, g):
+    entry[1] = np.array(g, copy=True) if entry[1] is None else entry[1] + g
+
+
+def _sweep(root_nodes, grads, retain_graph, capture=None):
+    order = _topological_order(root_nodes)
     # Leaves with post-accumulate hooks: how many contributions each still awaits in this sweep.
-    pending = _pending_hook_leaves(order) if _hooked_leaves else None
-    grads = {id(node): g}
+    pending = _pending_hook_leaves(order) if _hooked_leaves and capture is None else None
+    # Non-leaf tensors to capture, by the node that made them; tensor hooks: the leaves' summed
+    # gradients wait for the end of the sweep (a hook sees a leaf's whole gradient, as in PyTorch).
+    captured_nodes = ({id(e[0]._node): e for e in capture.values() if e[0]._node is not None}
+                      if capture else None)
+    held_leaves = {} if _hooked_tensors and capture is None else None
     for node in reversed(order):
         dy = grads.pop(id(node), None)
         if dy is None:
             continue
         if type(dy) is not np.ndarray or not dy.flags.c_contiguous:
             dy = np.array(dy, order="C")  # kernels read C-contiguous arrays, not views or scalars
+        if _hooked_tensors and "hooked_output" in node.__dict__:
+            dy = _output_hooks(node, dy)
+        if captured_nodes is not None and id(node) in captured_nodes:
+            _add_captured(captured_nodes[id(node)], dy)
         if "saved_versions" in node.__dict__:
             _check_saved_versions(node)
         in_grads = type(node).backward(node, dy)
@@ -576,9 +669,16 @@ def run_backward(root, grad=None, retain_graph=False):
             if gi.dtype != t._data.dtype:
                 gi = gi.astype(t._data.dtype)
             if child is None:
-                _accumulate_leaf(t, gi)
-                if pending and id(t) in pending:
-                    _count_down_hooks(pending, t)
+                if capture is not None:
+                    if id(t) in capture:
+                        _add_captured(capture[id(t)], gi)
+                elif held_leaves is not None and getattr(t, "_grad_hooks", None):
+                    held = held_leaves.get(id(t))
+                    held_leaves[id(t)] = [t, np.array(gi, copy=True)] if held is None else [t, held[1] + gi]
+                else:
+                    _accumulate_leaf(t, gi)
+                    if pending and id(t) in pending:
+                        _count_down_hooks(pending, t)
             else:
                 k = id(child)
                 prev = grads.get(k)
@@ -587,9 +687,120 @@ def run_backward(root, grad=None, retain_graph=False):
         if not retain_graph:
             node.inputs = None
             node.saved_tensors = None
+    if held_leaves:
+        for t, g in held_leaves.values():
+            _accumulate_leaf(t, _leaf_hooks(t, g))
+            if pending and id(t) in pending:
+                pending[id(t)][1] = 1
+                _count_down_hooks(pending, t)
     if not retain_graph:
         for n in order:
             n.inputs = None
+
+
+def _check_create_graph(create_graph, where):
+    if create_graph:
+        raise NotImplementedError(f"{where}(create_graph=True): higher-order gradients are not supported by "
+                                  "lamina (its backward rules compute on arrays, not on recorded tensors)")
+
+
+def _as_input_list(inputs, where):
+    seq = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if not seq:
+        raise RuntimeError(f"{where}: 'inputs' argument to backward() cannot be empty")
+    for i, t in enumerate(seq):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{where}: inputs[{i}] must be a Tensor, got {type(t).__name__}")
+        if not t.requires_grad:
+            raise RuntimeError(f"{where}: inputs[{i}] does not require grad")
+    return seq
+
+
+def capture_grads(inputs, roots, grads, retain_graph):
+    """The gradients of `roots` (seeded with `grads`) with respect to each of `inputs`, as arrays
+    (None where an input is not reached); no `.grad` is touched."""
+    capture = {}
+    for t in inputs:
+        capture.setdefault(id(t), [t, None])
+    run_backward_many(roots, grads, retain_graph, capture)
+    return [capture[id(t)][1] for t in inputs]
+
+
+def accumulate_into(inputs, roots, grads, retain_graph):
+    """backward(inputs=...): gradients summed into those tensors' `.grad` only."""
+    for t, g in zip(inputs, capture_grads(inputs, roots, grads, retain_graph)):
+        if g is not None:
+            _accumulate_leaf(t, g)
+            if t._node is None:
+                _run_post_accumulate_hooks(t)
+
+
+class _HookHandle:
+    def __init__(self, tensor, key):
+        self._tensor, self._key = weakref.ref(tensor), key
+
+    def remove(self):
+        t = self._tensor()
+        hooks = getattr(t, "_grad_hooks", None) if t is not None else None
+        if hooks and hooks.pop(self._key, None) is not None:
+            _unwatch_tensor(t)
+
+
+_hook_keys = itertools.count()
+
+
+def _add_tensor_hook(t, hook):
+    hooks = getattr(t, "_grad_hooks", None)
+    if hooks is None:
+        t._grad_hooks = hooks = {}
+    key = next(_hook_keys)
+    hooks[key] = hook
+    _watch_tensor(t)
+    return _HookHandle(t, key)
+
+
+def _watch_tensor(t):
+    global _hooked_tensors
+    _hooked_tensors += 1
+    if t._node is not None:
+        t._node.hooked_output = weakref.ref(t)
+
+
+def _unwatch_tensor(t):
+    global _hooked_tensors
+    _hooked_tensors = max(0, _hooked_tensors - 1)
+
+
+# ---- tensor hooks (Tensor.register_hook, Tensor.retain_grad)
+# Number of tensors holding gradient hooks or retaining their gradient: the sweep skips this
+# bookkeeping entirely while it is 0.
+_hooked_tensors = 0
+
+
+def _apply_hooks(t, g):
+    for hook in list(getattr(t, "_grad_hooks", {}).values()):
+        r = hook(Tensor._wrap(g))
+        if r is not None:
+            r = r._data if isinstance(r, Tensor) else np.asarray(r)
+            if r.shape != g.shape:
+                raise RuntimeError(f"hook: expected a gradient of shape {tuple(g.shape)}, got {tuple(r.shape)}")
+            g = r.astype(g.dtype, copy=False)
+    return g
+
+
+def _leaf_hooks(t, g):
+    return _apply_hooks(t, g) if getattr(t, "_grad_hooks", None) else g
+
+
+def _output_hooks(node, dy):
+    """The hooks of the non-leaf tensor `node` made, then retain_grad's copy into its .grad."""
+    t = node.hooked_output()
+    if t is None or t._node is not node:
+        return dy
+    dy = _apply_hooks(t, dy)
+    if getattr(t, "_retains_grad", False):
+        _accumulate_leaf(t, dy)
+    return dy
 
 
 # Number of leaves holding post-accumulate-grad hooks: run_backward skips the hook
@@ -689,9 +900,10 @@ class Tensor:
     # _base/_view_fn: for a view, the tensor owning the storage and how to take this view of
     # an array laid out like the base's (so in-place writes can rebase the base's history).
     # _post_acc_hooks: register_post_accumulate_grad_hook's hooks (unset until the first).
+    # _grad_hooks, _retains_grad: register_hook's hooks and retain_grad()'s flag (unset until used).
     # _data: the storage, a numpy array (kernels read it directly); `.data` is PyTorch's view of it.
     __slots__ = ("_data", "grad", "requires_grad", "_node", "_vc", "_base", "_view_fn",
-                 "_post_acc_hooks", "__weakref__")
+                 "_post_acc_hooks", "_grad_hooks", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray OP Tensor defers to Tensor's reflected operator
 
     def __new__(cls, *args, **kwargs):
@@ -869,7 +1081,7 @@ class Tensor:
         if shown_dtype:
             suffixes.append(f"dtype=lamina.{dt}")
         if self._node is not None:
-            suffixes.append(f"grad_fn=<{self._node.op}>")
+            suffixes.append(f"grad_fn=<{self._node.name()}>")
         elif self.requires_grad:
             suffixes.append("requires_grad=True")
         return _tensor_str.add_suffixes(prefix + body, suffixes, indent)
@@ -881,8 +1093,36 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def backward(self, grad=None, retain_graph=False):
-        run_backward(self, grad, retain_graph)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Sum d(self)/d(leaf) . gradient into each leaf's `.grad` (PyTorch's signature).
+        `gradient` is needed unless self has one element; `inputs` limits the accumulation to
+        those tensors. `create_graph=True` (gradients that are themselves differentiable) is not
+        supported: lamina's backward rules compute on arrays."""
+        _check_create_graph(create_graph, "backward")
+        retain = bool(retain_graph)
+        if inputs is None:
+            run_backward(self, gradient, retain)
+            return
+        accumulate_into(_as_input_list(inputs, "backward"), [self], [gradient], retain)
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` with this tensor's gradient each backward; a tensor it returns
+        replaces the gradient. Returns a handle whose `.remove()` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        return _add_tensor_hook(self, hook)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in `.grad` after backward (leaves always do)."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._node is not None and not getattr(self, "_retains_grad", False):
+            self._retains_grad = True
+            _watch_tensor(self)
+
+    @property
+    def retains_grad(self):
+        return self._node is not None and getattr(self, "_retains_grad", False)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Run `hook(self)` once per backward, after this leaf's `.grad` has received its last
