@@ -270,6 +270,17 @@ def _retrace(tracer, t, now):
         tracer.keep.append(t)
 
 
+def apply_inplace(t, name, out_of_place, *args, **kwargs):
+    """`out_of_place(t, ...)` written into t's storage (x.relu_(), F.relu(x, inplace=True)):
+    recorded in the graph and the version counter bumped, as `x.copy_(...)` is. The op reads a
+    snapshot when recording, so what it saves for backward is not the storage the write changes."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a Tensor to write into, got {type(t).__name__}")
+    check_inplace(t, name)
+    src = _snapshot(t) if _recording(t, *args) else t
+    return commit(t, out_of_place(src, *args, **kwargs), name)
+
+
 def _snapshot(t):
     """t's current value and history, with its own copy of the data: ops that save their input
     (mul, div) must not see the write that follows."""

@@ -545,9 +545,7 @@ def _inplace_of(name, out_of_place):
     """`x.name_(...)`: out_of_place(x, ...) written into x's storage. Recorded in the graph (and
     the version counter bumped) exactly like `x.copy_(...)`, so autograd sees the write."""
     def method(self, *args, **kwargs):
-        _inplace.check_inplace(self, name)
-        src = _inplace._snapshot(self) if _inplace._recording(self, *args) else self
-        return _inplace.commit(self, out_of_place(src, *args, **kwargs), name)
+        return _inplace.apply_inplace(self, name, out_of_place, *args, **kwargs)
     method.__name__ = name
     method.__doc__ = f"In-place {name[:-1]}: the result is written into this tensor."
     return method

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._inplace import apply_inplace as _apply_inplace
 from ..tensor import Tensor, float32, float64
 
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
@@ -70,10 +71,14 @@ def identity(input):
 
 
 def relu(input, inplace=False):
+    if inplace:
+        return _apply_inplace(input, "relu_", relu)
     return _activation(input, "relu")
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
+    if inplace:
+        return _apply_inplace(input, "leaky_relu_", leaky_relu, negative_slope)
     return _activation(input, "leaky_relu", float(negative_slope))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._inplace import apply_inplace
 from ..tensor import Function, Tensor, float32, float64
 from .nn_extra import _float_input
 from .registry import BadSample, Sample, register
@@ -110,6 +111,8 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     >>> F.hardtanh(lamina.tensor([-2.0, 0.5, 3.0])).tolist()
     [-1.0, 0.5, 1.0]
     """
+    if inplace:
+        return apply_inplace(input, "hardtanh_", hardtanh, min_val, max_val)
     _float_input(input, "hardtanh")
     if not min_val <= max_val:
         raise ValueError(f"max_val: expected max_val >= min_val, got min_val={min_val}, max_val={max_val}")
@@ -118,30 +121,40 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
 
 def relu6(input, inplace=False):
     """min(max(x, 0), 6): hardtanh(x, 0, 6)."""
+    if inplace:
+        return apply_inplace(input, "relu6_", relu6)
     _float_input(input, "relu6")
     return HardtanhFn.apply(input, 0.0, 6.0)
 
 
 def hardsigmoid(input, inplace=False):
     """relu6(x + 3) / 6."""
+    if inplace:
+        return apply_inplace(input, "hardsigmoid_", hardsigmoid)
     _float_input(input, "hardsigmoid")
     return HardsigmoidFn.apply(input)
 
 
 def hardswish(input, inplace=False):
     """x * relu6(x + 3) / 6."""
+    if inplace:
+        return apply_inplace(input, "hardswish_", hardswish)
     _float_input(input, "hardswish")
     return HardswishFn.apply(input)
 
 
 def selu(input, inplace=False):
     """scale * elu(x, alpha) with the self-normalizing constants (Klambauer et al. 2017)."""
+    if inplace:
+        return apply_inplace(input, "selu_", selu)
     _float_input(input, "selu")
     return SeluFn.apply(input)
 
 
 def celu(input, alpha=1.0, inplace=False):
     """x for x > 0, alpha * (exp(x / alpha) - 1) otherwise."""
+    if inplace:
+        return apply_inplace(input, "celu_", celu, alpha)
     _float_input(input, "celu")
     if alpha == 0:
         raise ValueError("alpha: celu expected a nonzero alpha, got 0")
@@ -183,6 +196,8 @@ def softshrink(input, lambd=0.5):
 def threshold(input, threshold, value, inplace=False):
     """x where x > threshold, else value."""
     _float_input(input, "threshold")
+    if inplace:  # (the argument `threshold` hides this function's name)
+        return apply_inplace(input, "threshold_", ThresholdFn.apply, float(threshold), float(value))
     return ThresholdFn.apply(input, float(threshold), float(value))
 
 

@@ -228,7 +228,10 @@ class Linear(Function):
             _C.gemm(x, w, y, False, True, 1.0, 0.0, b, "col", act)
         else:
             _C.gemm(x, w, y, False, True, 1.0, 0.0, None, "col", act)
-        ctx.save_for_backward(*LinearSaved(x=x, w=w, y=y, act=act, has_bias=b is not None))
+        # y only when the activation's derivative reads it: a saved y would make an in-place op
+        # on the output (y.relu_(), ReLU(inplace=True)) an error where PyTorch allows it.
+        ctx.save_for_backward(*LinearSaved(x=x, w=w, y=y if act != "identity" else None, act=act,
+                                           has_bias=b is not None))
         return y
 
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .. import _C
+from .._inplace import apply_inplace
 from ..tensor import Function, Tensor, float32, float64
 from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
 from .registry import BadSample, Sample, register
@@ -300,6 +301,8 @@ def elu(input, alpha=1.0, inplace=False):
     >>> [round(v, 4) for v in F.elu(lamina.tensor([-1.0, 2.0])).tolist()]
     [-0.6321, 2.0]
     """
+    if inplace:
+        return apply_inplace(input, "elu_", elu, alpha)
     _float_input(input, "elu")
     return ELU.apply(input, float(alpha))
 
@@ -324,17 +327,21 @@ def silu(input, inplace=False):
     >>> F.silu(lamina.tensor([0.0])).item()
     0.0
     """
+    if inplace:
+        return apply_inplace(input, "silu_", silu)
     _float_input(input, "silu")
     return SiLU.apply(input)
 
 
 def mish(input, inplace=False):
-    """x * tanh(softplus(x)) (PyTorch's F.mish; inplace is accepted and ignored).
+    """x * tanh(softplus(x)) (PyTorch's F.mish).
 
     >>> import lamina, lamina.nn.functional as F
     >>> round(F.mish(lamina.tensor([1.0])).item(), 4)
     0.8651
     """
+    if inplace:
+        return apply_inplace(input, "mish_", mish)
     _float_input(input, "mish")
     return Mish.apply(input)
 
