@@ -25,7 +25,7 @@ from ._params import ConvAttrs, ConvParams
 from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
 from .registry import BadSample, Sample, register
 
-__all__ = ["conv1d", "conv2d", "conv2d_relu_max_pool2d"]
+__all__ = ["conv1d", "conv2d", "conv2d_relu_max_pool2d", "conv_transpose2d"]
 _F = (float32, float64)
 
 
@@ -164,6 +164,125 @@ class Conv1dFn(Function):
                                          conv=_conv1d_params(x, w, stride, padding, dilation, groups),
                                          has_bias=b is not None))
         return y[:, :, 0, :]
+
+
+# ---- transposed convolution, the adjoint of conv2d: its forward is the input gradient of the
+# conv2d whose input has y's shape, its input gradient is that conv2d's forward, and its weight
+# gradient is conv2d's weight gradient with the roles of x and dy swapped. The same kernels, read
+# the other way round; the weight (C_in, C_out/groups, KH, KW) is that conv2d's weight as it is.
+def _transposed_params(x_shape, w_shape, stride, padding, output_padding, dilation, groups):
+    """The ConvParams of the conv2d mapping y (N, C_out, OH, OW) back to x (N, C_in, H, W)."""
+    (N, Cin, H, W), (_, Cout_g, KH, KW) = x_shape, w_shape
+    OH = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (KH - 1) + output_padding[0] + 1
+    OW = (W - 1) * stride[1] - 2 * padding[1] + dilation[1] * (KW - 1) + output_padding[1] + 1
+    if OH <= 0 or OW <= 0:
+        raise ValueError(f"input: conv_transpose2d of spatial size {(H, W)} with kernel {(KH, KW)}, stride "
+                         f"{tuple(stride)}, padding {tuple(padding)} gives output size {(OH, OW)}, which is too small")
+    return ConvParams(N=N, C=Cout_g * groups, H=OH, W=OW, K=Cin, KH=KH, KW=KW, stride_h=stride[0],
+                      stride_w=stride[1], pad_h=padding[0], pad_w=padding[1], dil_h=dilation[0],
+                      dil_w=dilation[1], groups=groups)
+
+
+def _conv_transpose2d_samples(dt):
+    return [Sample((_x(dt, (2, 3, 4, 5)), _x(dt, (3, 2, 3, 3), 61), _x(dt, (2,), 62)), name="bias"),
+            Sample((_x(dt, (2, 4, 3, 3)), _x(dt, (4, 3, 4, 4), 61)), {"stride": 2, "padding": 1}, name="dcgan"),
+            Sample((_x(dt, (1, 4, 3, 4)), _x(dt, (4, 1, 3, 2), 61), _x(dt, (2,), 62)),
+                   {"stride": (2, 3), "padding": (1, 0), "output_padding": (1, 2), "groups": 2, "dilation": (1, 2)},
+                   name="groups-output_padding"),
+            Sample((_x(dt, (3, 4, 4)), _x(dt, (3, 2, 2, 2), 61)), {"stride": 2}, name="unbatched", compile=False)]
+
+
+def _conv_transpose2d_bad():
+    f = np.float32
+    return [BadSample((np.ones((1, 3, 5, 5), f), np.ones((2, 4, 3, 3), f)), error=ValueError, match="weight"),
+            BadSample((np.ones((1, 2, 5, 5), f), np.ones((2, 4, 3, 3), f)), {"stride": 2, "output_padding": 2},
+                      error=ValueError, match="output_padding"),
+            BadSample((np.ones((1, 2, 5, 5), np.int64), np.ones((2, 4, 3, 3), np.int64)), error=TypeError,
+                      match="input")]
+
+
+def _torch_conv_transpose2d(torch, x, w, b=None, **kw):
+    return torch.nn.functional.conv_transpose2d(x, w, b, **kw)
+
+
+@register("conv_transpose2d", kernels=("_C.conv2d_backward (forward, dW)", "_C.conv2d_forward (dX)"), dtypes=_F,
+          call=lambda x, w, b=None, **kw: conv_transpose2d(x, w, b, **kw), samples=_conv_transpose2d_samples,
+          bad_samples=_conv_transpose2d_bad, torch=_torch_conv_transpose2d)
+class ConvTranspose2dFn(Function):
+    """y = conv_transpose2d(x, w) + b on (N, C_in, H, W), w (C_in, C_out/groups, KH, KW)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, output_padding, dilation, groups):
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        p = _transposed_params(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+        y = np.empty((p.N, p.C, p.H, p.W), x.dtype)
+        # conv2d_backward wants the conv's input for its shape (dx alone never reads it)
+        _C.conv2d_backward(np.empty_like(y), w, x, y, None, None, *p.conf())
+        if b is not None:
+            y += np.asarray(b).reshape(1, -1, 1, 1)
+        ctx.save_for_backward(x, w, p, b is not None)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w, p, has_bias = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        dx = dw = db = None
+        if need[0]:
+            dx = np.empty(x.shape, x.dtype)
+            _C.conv2d_forward(dy, w, None, dx, *p.conf())
+        if need[1]:
+            dw = np.empty(w.shape, w.dtype)
+            _C.conv2d_backward(dy, w, x, None, dw, None, *p.conf())
+        if has_bias and need[2]:
+            db = dy.sum(axis=(0, 2, 3))
+        return dx, dw, db, None, None, None, None, None
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-D transposed convolution ("deconvolution"), PyTorch's ``F.conv_transpose2d``: the
+    gradient of conv2d with respect to its input, so a stride-s layer upsamples by s. weight is
+    (in_channels, out_channels/groups, kH, kW).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.conv_transpose2d(lamina.ones(1, 1, 2, 2), lamina.ones(1, 1, 2, 2), stride=2).shape
+    lamina.Size([1, 1, 4, 4])
+    """
+    x, w = _as_array(input, "input"), _as_array(weight, "weight")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input: expected a 3-D or 4-D tensor (C, H, W) or (N, C, H, W), got shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"weight: expected a 4-D tensor (in_channels, out_channels/groups, kH, kW), "
+                         f"got shape {w.shape}")
+    _check_float(x, "input")
+    if w.dtype != x.dtype:
+        raise TypeError(f"weight: expected dtype {x.dtype} (the input's), got {w.dtype}")
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"groups: expected a positive integer, got {groups!r}")
+    C = x.shape[-3]
+    if w.shape[0] != C:
+        raise ValueError(f"weight: expected shape[0] = in_channels = {C}, got weight shape {w.shape} "
+                         f"for input shape {x.shape}")
+    if C % groups:
+        raise ValueError(f"groups: in_channels ({C}) must be divisible by groups={groups}")
+    if bias is not None:
+        b = _as_array(bias, "bias")
+        if b.shape != (w.shape[1] * groups,):
+            raise ValueError(f"bias: expected shape ({w.shape[1] * groups},), got {b.shape}")
+        if b.dtype != x.dtype:
+            raise TypeError(f"bias: expected dtype {x.dtype} (the input's), got {b.dtype}")
+    stride, padding = _tuple(stride, 2, "stride", 1), _tuple(padding, 2, "padding", 0)
+    dilation, output_padding = _tuple(dilation, 2, "dilation", 1), _tuple(output_padding, 2, "output_padding", 0)
+    for op, st in zip(output_padding, stride):
+        if op >= st:
+            # PyTorch also allows output_padding < dilation; that output is not the adjoint of a conv
+            raise ValueError(f"output_padding: expected each value smaller than the stride {tuple(stride)}, "
+                             f"got {tuple(output_padding)}")
+    args = (stride, padding, output_padding, dilation, int(groups))
+    if x.ndim == 3:
+        y = ConvTranspose2dFn.apply(input.reshape(1, *input.shape), weight, bias, *args)
+        return y.reshape(*y.shape[1:])
+    return ConvTranspose2dFn.apply(input, weight, bias, *args)
 
 
 # ---- the fused conv block: max_pool2d(relu(conv2d(x, w) + b), 2) in one pass (csrc/conv_block.h)

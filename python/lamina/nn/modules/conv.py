@@ -104,3 +104,94 @@ class Conv1d(_ConvNd):
     def forward(self, x):
         self._check(x)
         return _conv.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(Module):
+    """2-D transposed convolution, PyTorch's ``nn.ConvTranspose2d``: the input gradient of a Conv2d
+    with the same arguments, so stride 2 doubles H and W (DCGAN's generator, decoders).
+    `output_padding` (or `output_size` in forward) picks among the sizes a strided conv maps back.
+
+    >>> import lamina
+    >>> up = lamina.nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+    >>> tuple(up(lamina.zeros(2, 16, 7, 7)).shape)
+    (2, 8, 14, 14)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not _conv._is_int(v) or v <= 0:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
+                             f"divisible by groups ({groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode: only 'zeros' is supported for ConvTranspose2d, got {padding_mode!r}")
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size = _conv._tuple(kernel_size, 2, "kernel_size", 1)
+        self.stride = _conv._tuple(stride, 2, "stride", 1)
+        self.padding = _conv._tuple(padding, 2, "padding", 0)
+        self.output_padding = _conv._tuple(output_padding, 2, "output_padding", 0)
+        self.dilation = _conv._tuple(dilation, 2, "dilation", 1)
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"output_padding: expected each value smaller than the stride {self.stride}, "
+                             f"got {self.output_padding}")
+        self.padding_mode = padding_mode
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.weight = Parameter(np.empty((in_channels, out_channels // groups) + self.kernel_size, dtype=dt))
+        if bias:
+            self.bias = Parameter(np.empty((out_channels,), dtype=dt))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # PyTorch's default, with fan_in read off this weight's layout: (out_channels/groups) kH kW.
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = (self.out_channels // self.groups) * int(np.prod(self.kernel_size))
+            bound = 1.0 / math.sqrt(fan_in)
+            init.uniform_(self.bias, -bound, bound)
+
+    def _output_padding(self, x, output_size):
+        if output_size is None:
+            return self.output_padding
+        size = tuple(int(s) for s in output_size)[-2:]
+        if len(size) != 2:
+            raise ValueError(f"output_size: expected at least 2 sizes (H, W), got {output_size!r}")
+        pads = []
+        for d, want in enumerate(size):
+            smallest = ((x.shape[-2 + d] - 1) * self.stride[d] - 2 * self.padding[d]
+                        + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
+            if not smallest <= want < smallest + self.stride[d]:
+                raise ValueError(f"output_size: requested {size}, but the sizes this layer can give for input "
+                                 f"{tuple(x.shape)} are {smallest} to {smallest + self.stride[d] - 1} in dim {d}")
+            pads.append(want - smallest)
+        return tuple(pads)
+
+    def forward(self, x, output_size=None):
+        if x.ndim not in (3, 4):
+            raise ModuleShapeError(self, f"expected a 3-D or 4-D input (C, H, W) or (N, C, H, W), "
+                                         f"got shape {tuple(x.shape)}")
+        if x.shape[-3] != self.in_channels:
+            raise ModuleShapeError(self, f"expected {self.in_channels} input channels, got {x.shape[-3]} "
+                                         f"(input shape {tuple(x.shape)})")
+        return _conv.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                      self._output_padding(x, output_size), self.groups, self.dilation)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
