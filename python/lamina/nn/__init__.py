@@ -13,8 +13,10 @@ from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLo
                            L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from . import utils  # noqa: F401
 
-from .modules.conv import Conv1d, Conv2d  # noqa: F401
+from .modules.conv import Conv1d, Conv2d, ConvTranspose2d  # noqa: F401
 from .modules.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
                               MaxPool2d)
 from .normalization import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, GroupNorm,  # noqa: F401
-                            LayerNorm)
+                            InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm)
+from .modules.resample import (PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d,  # noqa: F401
+                               UpsamplingNearest2d)

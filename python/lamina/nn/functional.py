@@ -8,6 +8,7 @@ from ..tensor import Tensor, float32, float64
 
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
 from ..ops import act_extra as _act_extra, conv as _conv, nn_extra as _nn_extra, pool as _pool
+from ..ops import resample as _resample
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
 from ..ops.stats import vector_norm as _vector_norm
 from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
@@ -16,7 +17,7 @@ from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, Targ
 
 # A family module's public functional names are its __all__: a new op listed there is
 # F.<name> with no edit here (see README.md, "Adding an op").
-for _family in (_conv, _pool, _nn_extra, _act_extra):
+for _family in (_conv, _pool, _nn_extra, _act_extra, _resample):
     globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
 del _family
 
@@ -222,4 +223,4 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 
 # Normalization and dropout: the functional forms beside their modules (ops in lamina.ops.norm).
-from .normalization import batch_norm, dropout, dropout2d, group_norm, layer_norm  # noqa: E402,F401
+from .normalization import batch_norm, dropout, dropout2d, group_norm, instance_norm, layer_norm  # noqa: E402,F401

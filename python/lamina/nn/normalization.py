@@ -16,6 +16,7 @@ import numbers
 import numpy as np
 
 from ..ops.norm import BatchNormFn, DropoutFn, GroupNormFn, LayerNormFn  # noqa: F401
+from .._inplace import apply_inplace
 from ..tensor import Tensor, get_default_dtype
 from .module import Module, ModuleShapeError, Parameter
 
@@ -108,6 +109,41 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     return GroupNormFn.apply(input, weight, bias, int(num_groups), float(eps))
 
 
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalize each (sample, channel) plane of (N, C, ...) by its own mean and variance, PyTorch's
+    F.instance_norm: group_norm with one channel per group. With running statistics given and
+    use_input_stats, they are updated as PyTorch does (the batch average of each instance's
+    mean and unbiased variance, mixed in by momentum); use_input_stats=False normalizes by them."""
+    _check_float(input)
+    if input.ndim < 3:
+        raise ValueError(f"input: expected (N, C, ...) with at least one spatial dim, got shape {tuple(input.shape)}")
+    c = input.shape[1]
+    for t, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+        _check_param(t, name, (c,), input.dtype)
+    _check_param(weight, "weight", (c,), input.dtype)
+    _check_param(bias, "bias", (c,), input.dtype)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError("running_mean, running_var: expected both when use_input_stats=False")
+        shape = (1, c) + (1,) * (input.ndim - 2)
+        y = (input - running_mean.detach().reshape(shape)) / (running_var.detach().reshape(shape) + eps).sqrt()
+        if weight is not None:
+            y = y * weight.reshape(shape)
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        return y
+    if running_mean is not None or running_var is not None:
+        x = input.detach().numpy().astype(np.float64).reshape(input.shape[0], c, -1)
+        n, m = x.shape[2], float(momentum)
+        if running_mean is not None:
+            running_mean._data[...] = (1 - m) * running_mean._data + m * x.mean(axis=2).mean(axis=0)
+        if running_var is not None:
+            var = x.var(axis=2, ddof=1) if n > 1 else np.full(x.shape[:2], np.nan)
+            running_var._data[...] = (1 - m) * running_var._data + m * var.mean(axis=0)
+    return group_norm(input, c, weight, bias, eps)
+
+
 def _check_p(p):
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")
@@ -125,6 +161,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0.0:
         return input
     _check_float(input)
+    if inplace:
+        return apply_inplace(input, "dropout_", dropout, p, training)
     return DropoutFn.apply(input, float(p), 1)
 
 
@@ -136,6 +174,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     _check_float(input)
     if input.ndim not in (3, 4):
         raise ValueError(f"input: dropout2d expects (N, C, H, W) or (C, H, W), got shape {tuple(input.shape)}")
+    if inplace:
+        return apply_inplace(input, "dropout2d_", dropout2d, p, training)
     return DropoutFn.apply(input, float(p), int(input.shape[-1] * input.shape[-2]))
 
 
@@ -283,6 +323,74 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.has_bias}"
 
 
+class _InstanceNorm(Module):
+    _spatial = 2
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, device=None,
+                 dtype=None, *, bias=True):
+        super().__init__()
+        _check_device(device)
+        if not isinstance(num_features, numbers.Integral) or num_features <= 0:
+            raise ValueError(f"num_features: expected a positive integer, got {num_features!r}")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        self.has_bias = bool(affine and bias)
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.register_parameter("weight", Parameter(np.ones(num_features, dtype=dt)) if self.affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_features, dtype=dt)) if self.has_bias else None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dt)))
+            self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dt)))
+            self.register_buffer("num_batches_tracked", Tensor._wrap(np.zeros((), dtype=np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, x):
+        nd = self._spatial
+        if x.ndim not in (nd + 1, nd + 2):
+            raise ModuleShapeError(self, f"expected {nd + 1}D (unbatched) or {nd + 2}D input, got {x.ndim}D input "
+                                         f"of shape {tuple(x.shape)}")
+        unbatched = x.ndim == nd + 1
+        c = x.shape[-nd - 1]
+        if self.affine and c != self.num_features:
+            raise ModuleShapeError(self, f"expected {self.num_features} channels (num_features), got {c} "
+                                         f"(input shape {tuple(x.shape)})")
+        xb = x.reshape(1, *x.shape) if unbatched else x
+        use_input_stats = self.training or not self.track_running_stats
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked._data[...] += 1
+        y = instance_norm(xb, self.running_mean, self.running_var, self.weight, self.bias, use_input_stats,
+                          0.1 if self.momentum is None else self.momentum, self.eps)
+        return y.reshape(*x.shape) if unbatched else y
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.has_bias}, track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization over (N, C, L) or (C, L), PyTorch's ``nn.InstanceNorm1d``."""
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization over (N, C, H, W) or (C, H, W), PyTorch's ``nn.InstanceNorm2d``
+    (style transfer networks normalize each image's feature maps on their own).
+
+    >>> import lamina
+    >>> tuple(lamina.nn.InstanceNorm2d(3)(lamina.randn(2, 3, 4, 4)).shape)
+    (2, 3, 4, 4)
+    """
+    _spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization over (N, C, D, H, W) or (C, D, H, W)."""
+    _spatial = 3
+
+
 class Dropout(Module):
     """Zero elements with probability p while training (scaled by 1 / (1 - p)); identity in eval.
 
@@ -297,7 +405,7 @@ class Dropout(Module):
         self.p, self.inplace = float(p), inplace
 
     def forward(self, x):
-        return dropout(x, self.p, self.training)
+        return dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
@@ -307,4 +415,4 @@ class Dropout2d(Dropout):
     """Zero whole channels of (N, C, H, W) input with probability p while training."""
 
     def forward(self, x):
-        return dropout2d(x, self.p, self.training)
+        return dropout2d(x, self.p, self.training, self.inplace)
