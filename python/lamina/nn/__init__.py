@@ -20,3 +20,5 @@ from .normalization import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, GroupN
                             InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm)
 from .modules.resample import (PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d,  # noqa: F401
                                UpsamplingNearest2d)
+from .modules.transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: F401
+                                  TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)

@@ -17,8 +17,10 @@ class Identity(Module):
 class Linear(Module):
     """y = x W^T + b with PyTorch's default init (kaiming_uniform a=sqrt(5))."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if int(v) != v or v < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {v}")
