@@ -5,12 +5,14 @@ from .modules.activation import (CELU, ELU, GELU, GLU, Hardshrink, Hardsigmoid, 
                                  Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, PReLU, ReLU, ReLU6, SELU,
                                  Sigmoid, SiLU, Softmax, Softmin, Softplus, Softshrink, Softsign, Step,
                                  Tanh, Tanhshrink, Threshold)
-from .modules.container import ModuleDict, ModuleList, Sequential  # noqa: F401
+from .modules.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
 from .modules.linear import Embedding, Flatten, Identity, Linear, Unflatten  # noqa: F401
 from .modules.padding import (ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,  # noqa: F401
                               ReplicationPad1d, ReplicationPad2d, ZeroPad1d, ZeroPad2d)
 from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,  # noqa: F401
-                           L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
+                           L1Loss, MSELoss, NLLLoss, SmoothL1Loss, CosineEmbeddingLoss, GaussianNLLLoss,
+                           HingeEmbeddingLoss, MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss,
+                           PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss)
 from . import utils  # noqa: F401
 
 from .modules.conv import Conv1d, Conv2d, ConvTranspose2d  # noqa: F401
@@ -22,3 +24,5 @@ from .modules.resample import (PixelShuffle, PixelUnshuffle, Upsample, Upsamplin
                                UpsamplingNearest2d)
 from .modules.transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: F401
                                   TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
+from .modules.misc import (AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Bilinear,  # noqa: F401,E402
+                           ConvTranspose1d, CosineSimilarity, Dropout1d, Dropout3d, Mish, PairwiseDistance, Softmax2d)

@@ -8,7 +8,7 @@ from ..tensor import Tensor, float32, float64
 
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
 from ..ops import act_extra as _act_extra, conv as _conv, nn_extra as _nn_extra, pool as _pool
-from ..ops import attention as _attention, resample as _resample
+from ..ops import attention as _attention, loss_extra as _loss_extra, resample as _resample
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
 from ..ops.stats import vector_norm as _vector_norm
 from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
@@ -17,7 +17,7 @@ from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, Targ
 
 # A family module's public functional names are its __all__: a new op listed there is
 # F.<name> with no edit here (see README.md, "Adding an op").
-for _family in (_conv, _pool, _nn_extra, _act_extra, _resample, _attention):
+for _family in (_conv, _pool, _nn_extra, _act_extra, _resample, _attention, _loss_extra):
     globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
 del _family
 
@@ -223,4 +223,22 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 
 # Normalization and dropout: the functional forms beside their modules (ops in lamina.ops.norm).
-from .normalization import batch_norm, dropout, dropout2d, group_norm, instance_norm, layer_norm  # noqa: E402,F401
+from .normalization import (batch_norm, dropout, dropout1d, dropout2d, dropout3d, group_norm,  # noqa: E402,F401
+                            instance_norm, layer_norm)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y = x1^T A x2 + b over the last dims: x1 (*, I), x2 (*, J), weight (O, I, J), bias (O,)."""
+    if weight.ndim != 3:
+        raise ValueError(f"weight: expected 3-D (out, in1, in2), got shape {tuple(weight.shape)}")
+    O, I, J = weight.shape
+    if input1.shape[-1] != I or input2.shape[-1] != J or tuple(input1.shape[:-1]) != tuple(input2.shape[:-1]):
+        raise ValueError(f"input1, input2: expected (*, {I}) and (*, {J}) with the same leading dims, got "
+                         f"{tuple(input1.shape)} and {tuple(input2.shape)}")
+    lead = tuple(input1.shape[:-1])
+    x1, x2 = input1.reshape(-1, I), input2.reshape(-1, J)
+    t = (x1 @ weight.permute(1, 0, 2).reshape(I, O * J)).reshape(-1, O, J)
+    y = (t * x2.unsqueeze(1)).sum(-1)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(*lead, O)

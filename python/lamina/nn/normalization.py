@@ -144,6 +144,32 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return group_norm(input, c, weight, bias, eps)
 
 
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, L) or (C, L) input with probability p."""
+    _check_p(p)
+    if input.ndim not in (2, 3):
+        raise ValueError(f"input: dropout1d expects (N, C, L) or (C, L), got shape {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    _check_float(input)
+    if inplace:
+        return apply_inplace(input, "dropout1d_", dropout1d, p, training)
+    return DropoutFn.apply(input, float(p), int(input.shape[-1]))
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability p."""
+    _check_p(p)
+    if input.ndim not in (4, 5):
+        raise ValueError(f"input: dropout3d expects (N, C, D, H, W) or (C, D, H, W), got shape {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    _check_float(input)
+    if inplace:
+        return apply_inplace(input, "dropout3d_", dropout3d, p, training)
+    return DropoutFn.apply(input, float(p), int(np.prod(input.shape[-3:])))
+
+
 def _check_p(p):
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"p: dropout probability must be in [0, 1], got {p}")

@@ -25,7 +25,7 @@ from ._params import ConvAttrs, ConvParams
 from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
 from .registry import BadSample, Sample, register
 
-__all__ = ["conv1d", "conv2d", "conv2d_relu_max_pool2d", "conv_transpose2d"]
+__all__ = ["conv1d", "conv2d", "conv2d_relu_max_pool2d", "conv_transpose2d", "conv_transpose1d"]
 _F = (float32, float64)
 
 
@@ -283,6 +283,16 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         y = ConvTranspose2dFn.apply(input.reshape(1, *input.shape), weight, bias, *args)
         return y.reshape(*y.shape[1:])
     return ConvTranspose2dFn.apply(input, weight, bias, *args)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """1-D transposed convolution over (N, C, L) or (C, L), weight (in, out/groups, kW): the 2-D
+    op on (.., 1, L)."""
+    one = lambda v, name: _tuple(v, 1, name, 0)[0]  # noqa: E731
+    y = conv_transpose2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, one(stride, "stride")),
+                         (0, one(padding, "padding")), (0, one(output_padding, "output_padding")), groups,
+                         (1, one(dilation, "dilation")))
+    return y.squeeze(-2)
 
 
 # ---- the fused conv block: max_pool2d(relu(conv2d(x, w) + b), 2) in one pass (csrc/conv_block.h)

@@ -17,7 +17,8 @@ from ._params import AdaptivePoolAttrs, PoolAttrs, PoolParams
 from ._window import _as_array, _check_float, _is_int, _tuple
 from .registry import BadSample, Sample, register
 
-__all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d"]
+__all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_avg_pool1d",
+           "adaptive_max_pool2d", "adaptive_max_pool1d"]
 _F = (float32, float64)
 
 
@@ -282,3 +283,54 @@ def adaptive_avg_pool2d(input, output_size):
     out = _tuple(out, 2, "output_size", 1)
     x4, lead = _to4d(input, 2)
     return _from4d(AdaptiveAvgPool2dFn.apply(x4, out), lead, 2)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Average pooling of (N, C, L) or (C, L) to `output_size` positions: the 2-D op on (.., 1, L)."""
+    n = _tuple(output_size, 1, "output_size", 1)[0] if not isinstance(output_size, int) else output_size
+    return adaptive_avg_pool2d(input.unsqueeze(-2), (1, n)).squeeze(-2)
+
+
+def _adaptive_bounds(size, out):
+    """PyTorch's adaptive windows: [floor(i size / out), ceil((i + 1) size / out)) for each i."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, H, W) or (C, H, W) to `output_size`, PyTorch's windows; the indices
+    (with return_indices) are flat positions in each H x W plane, the first maximum's. A size that
+    divides evenly is plain max pooling; otherwise each output cell takes the max of its window."""
+    from .shape import stack
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: expected a lamina Tensor, got {type(input).__name__}")
+    if input.ndim not in (3, 4):
+        raise ValueError(f"input: expected (C, H, W) or (N, C, H, W), got shape {tuple(input.shape)}")
+    H, W = input.shape[-2:]
+    os = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    oh, ow = (H if os[0] is None else int(os[0])), (W if os[1] is None else int(os[1]))
+    if oh < 1 or ow < 1:
+        raise ValueError(f"output_size: expected positive sizes, got {output_size!r}")
+    if H % oh == 0 and W % ow == 0:
+        return max_pool2d(input, (H // oh, W // ow), return_indices=return_indices)
+    vals, idxs = [], []
+    plane = np.arange(H * W).reshape(H, W)
+    for hs, he in _adaptive_bounds(H, oh):
+        for ws, we in _adaptive_bounds(W, ow):
+            win = input[..., hs:he, ws:we]
+            v, i = win.reshape(*win.shape[:-2], -1).max(-1)
+            vals.append(v)
+            if return_indices:
+                idxs.append(plane[hs:he, ws:we].reshape(-1)[i.numpy()])
+    y = stack(vals, -1).reshape(*input.shape[:-2], oh, ow)
+    if not return_indices:
+        return y
+    return y, Tensor._wrap(np.stack(idxs, -1).reshape(*input.shape[:-2], oh, ow).astype(np.int64))
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, L) or (C, L) to `output_size` positions."""
+    n = output_size if isinstance(output_size, int) else tuple(output_size)[0]
+    out = adaptive_max_pool2d(input.unsqueeze(-2), (1, n), return_indices)
+    if return_indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)

@@ -1,6 +1,6 @@
 from collections import OrderedDict
 
-from ..module import Module
+from ..module import Module, Parameter
 from .activation import ReLU, Sigmoid, Tanh
 from .linear import Linear
 
@@ -186,3 +186,109 @@ class ModuleDict(Module):
                 raise ValueError(f"modules: element {i} of an update sequence must be a (name, module) pair, "
                                  f"got length {len(kv)}")
             self.add_module(kv[0], kv[1])
+
+
+class ParameterList(Module):
+    """A list of parameters registered as "0", "1", ... (PyTorch's ParameterList); tensors given
+    to it become Parameters.
+
+    >>> import lamina
+    >>> ps = lamina.nn.ParameterList([lamina.nn.Parameter(lamina.ones(2)) for _ in range(3)])
+    >>> len(ps), len(list(ps.parameters()))
+    (3, 3)
+    """
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    @staticmethod
+    def _as_param(v):
+        from ...tensor import Tensor
+        if isinstance(v, Parameter) or not isinstance(v, Tensor):
+            return v
+        return Parameter(v)
+
+    def _index(self, i):
+        n = len(self._parameters)
+        if not -n <= i < n:
+            raise IndexError(f"index: {i} out of range for a ParameterList of length {n}")
+        return str(i % n)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ParameterList(list(self._parameters.values())[i])
+        return self._parameters[self._index(i)]
+
+    def __setitem__(self, i, value):
+        self.register_parameter(self._index(i), self._as_param(value))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def __iadd__(self, values):
+        return self.extend(values)
+
+    def append(self, value):
+        self.register_parameter(str(len(self)), self._as_param(value))
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def extra_repr(self):
+        return "\n".join(f"({k}): Parameter containing: [{type(p).__name__} of size {'x'.join(map(str, p.shape))}]"
+                         for k, p in self._parameters.items())
+
+
+class ParameterDict(Module):
+    """Parameters by name, in insertion order (PyTorch's ParameterDict)."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        self.register_parameter(key, ParameterList._as_param(value))
+
+    def __delitem__(self, key):
+        del self._parameters[key]
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def values(self):
+        return self._parameters.values()
+
+    def items(self):
+        return self._parameters.items()
+
+    def get(self, key, default=None):
+        return self._parameters.get(key, default)
+
+    def pop(self, key):
+        return self._parameters.pop(key)
+
+    def update(self, parameters):
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for k, v in items:
+            self[k] = v

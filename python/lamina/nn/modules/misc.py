@@ -1,0 +1,172 @@
+"""Smaller layers PyTorch code reaches for: Softmax2d, CosineSimilarity, PairwiseDistance,
+Bilinear, Mish, Dropout1d/3d, adaptive max pooling and 1-D adaptive average pooling,
+ConvTranspose1d. Each forwards to lamina.nn.functional."""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import init
+from ..module import Module, ModuleShapeError, Parameter
+from ..normalization import Dropout
+from .conv import ConvTranspose2d
+from ...tensor import get_default_dtype
+
+
+class Softmax2d(Module):
+    """softmax over the channels of (N, C, H, W) or (C, H, W)."""
+
+    def forward(self, x):
+        if x.ndim not in (3, 4):
+            raise ModuleShapeError(self, f"expected a 3-D or 4-D input, got shape {tuple(x.shape)}")
+        return F.softmax(x, -3)
+
+
+class Mish(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.mish(x, self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class CosineSimilarity(Module):
+    def __init__(self, dim=1, eps=1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1, x2):
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    def __init__(self, p=2.0, eps=1e-6, keepdim=False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1, x2):
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b, PyTorch's ``nn.Bilinear(in1_features, in2_features, out_features)``."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
+        self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype=dt))
+        if bias:
+            self.bias = Parameter(np.empty((out_features,), dtype=dt))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x1, x2):
+        return F.bilinear(x1, x2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+class Dropout1d(Dropout):
+    """Zero whole channels of (N, C, L) or (C, L) input with probability p while training."""
+
+    def forward(self, x):
+        return F.dropout1d(x, self.p, self.training, self.inplace)
+
+
+class Dropout3d(Dropout):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability p while training."""
+
+    def forward(self, x):
+        return F.dropout3d(x, self.p, self.training, self.inplace)
+
+
+class _AdaptivePool(Module):
+    _fn = ""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x):
+        fn = getattr(F, self._fn)
+        return fn(x, self.output_size, self.return_indices) if "max" in self._fn else fn(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(_AdaptivePool):
+    _fn = "adaptive_max_pool2d"
+
+
+class AdaptiveMaxPool1d(_AdaptivePool):
+    _fn = "adaptive_max_pool1d"
+
+
+class AdaptiveAvgPool1d(_AdaptivePool):
+    _fn = "adaptive_avg_pool1d"
+
+    def __init__(self, output_size):
+        super().__init__(output_size)
+
+
+class ConvTranspose1d(ConvTranspose2d):
+    """1-D transposed convolution over (N, C, L) or (C, L): the 2-D layer on (N, C, 1, L)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        one = lambda v, name: v if isinstance(v, (int, np.integer)) else (  # noqa: E731
+            v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else _bad(name, v))
+        super().__init__(in_channels, out_channels, (1, one(kernel_size, "kernel_size")),
+                         (1, one(stride, "stride")), (0, one(padding, "padding")),
+                         (0, one(output_padding, "output_padding")), groups, bias, (1, one(dilation, "dilation")),
+                         padding_mode, device, dtype)
+        self.weight = Parameter(self.weight.detach().numpy()[:, :, 0, :].copy())
+
+    def forward(self, x, output_size=None):
+        if x.ndim not in (2, 3):
+            raise ModuleShapeError(self, f"expected a 2-D or 3-D input (C, L) or (N, C, L), got shape {tuple(x.shape)}")
+        return F.conv_transpose1d(x, self.weight, self.bias, self.stride[1], self.padding[1],
+                                  self._output_padding1d(x, output_size), self.groups, self.dilation[1])
+
+    def _output_padding1d(self, x, output_size):
+        if output_size is None:
+            return self.output_padding[1]
+        x2 = x.unsqueeze(-2)
+        size = tuple(output_size)[-1:]
+        return self._output_padding(x2, (1,) + size)[1]
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size=({self.kernel_size[1]},), "
+             f"stride=({self.stride[1]},)")
+        if self.padding[1]:
+            s += f", padding=({self.padding[1]},)"
+        if self.dilation[1] != 1:
+            s += f", dilation=({self.dilation[1]},)"
+        if self.output_padding[1]:
+            s += f", output_padding=({self.output_padding[1]},)"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+def _bad(name, v):
+    raise ValueError(f"{name}: expected an int or a 1-tuple, got {v!r}")
