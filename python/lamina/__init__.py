@@ -34,6 +34,9 @@ _install_methods()
 from . import autograd, nn, optim, models  # noqa: E402,F401
 from . import accelerator, backends, cuda, utils, data, datasets, distributed, onnx, transforms, signal, viz  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
+from ._dtype_info import (are_deterministic_algorithms_enabled, can_cast, finfo, iinfo,  # noqa: E402,F401
+                          is_deterministic_algorithms_warn_only_enabled, is_inference_mode_enabled, promote_types,
+                          result_type, use_deterministic_algorithms)
 from .summary import Summary, summary  # noqa: E402,F401
 from .graph import compile  # noqa: E402,F401  (capture a training step once, replay it)
 

@@ -276,7 +276,13 @@ class inference_mode(_GradModeContext):
 
     def __enter__(self):
         self._prev = _grad_mode.enabled
+        self._prev_inference = getattr(_grad_mode, "inference", False)
         _grad_mode.enabled = self._prev and not self._inference
+        _grad_mode.inference = self._inference  # what is_inference_mode_enabled() reports
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._prev
+        _grad_mode.inference = self._prev_inference
 
     def _fresh(self):
         return type(self)(self._inference)

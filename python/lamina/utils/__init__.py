@@ -1,2 +1,2 @@
 """`lamina.utils`: PyTorch's `torch.utils` namespace (today: `lamina.utils.data`)."""
-from . import data  # noqa: F401
+from . import checkpoint, data  # noqa: F401
