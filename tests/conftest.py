@@ -108,6 +108,32 @@ def requires_torch():
     return torch
 
 
+def run_in_both(fn):
+    """fn(fw) -> {name: Tensor or plain value}, run once with fw = lamina and once with fw = torch,
+    each in float64 by default from manual_seed(0): (lamina's results, torch's), tensors as arrays."""
+    t = requires_torch()
+    out = []
+    for fw in (lamina, t):
+        prev = fw.get_default_dtype()
+        fw.set_default_dtype(fw.float64)
+        try:
+            fw.manual_seed(0)
+            out.append({k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in fn(fw).items()})
+        finally:
+            fw.set_default_dtype(prev)
+    return out[0], out[1]
+
+
+def assert_same_results(got, want, tol=1e-10):
+    """run_in_both's two dicts agree: arrays to `tol`, everything else exactly."""
+    assert got.keys() == want.keys()
+    for k in got:
+        if isinstance(got[k], np.ndarray):
+            np.testing.assert_allclose(got[k], want[k], rtol=tol, atol=tol, err_msg=k)
+        else:
+            assert got[k] == want[k], k
+
+
 def closed_port_url():
     """A URL on a local port that nothing listens on: connecting to it is refused at once."""
     import socket

@@ -6,30 +6,7 @@ import numpy as np
 import pytest
 
 import lamina
-from conftest import requires_torch
-
-
-def _run_both(fn):
-    torch = requires_torch()
-    out = {}
-    for name, fw in (("lamina", lamina), ("torch", torch)):
-        prev = fw.get_default_dtype()
-        fw.set_default_dtype(fw.float64)
-        try:
-            fw.manual_seed(0)
-            out[name] = {k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in fn(fw).items()}
-        finally:
-            fw.set_default_dtype(prev)
-    return out["lamina"], out["torch"]
-
-
-def _close(a, b, tol=1e-10):
-    assert a.keys() == b.keys()
-    for k in a:
-        if isinstance(a[k], str):
-            assert a[k] == b[k], k
-        else:
-            np.testing.assert_allclose(a[k], b[k], rtol=tol, atol=tol, err_msg=k)
+from conftest import assert_same_results, run_in_both
 
 
 def _x(fw, shape, seed):
@@ -47,7 +24,7 @@ def test_sdpa_matches_torch():
                 F.scaled_dot_product_attention(q, k, v, scale=0.5)]
         sum(((o * o).sum() for o in outs[1:]), outs[0].sum()).backward()
         return {**{f"out{i}": o for i, o in enumerate(outs)}, "dq": q.grad, "dk": k.grad, "dv": v.grad}
-    _close(*_run_both(run))
+    assert_same_results(*run_in_both(run))
 
 
 @pytest.mark.parametrize("case", ["padding", "causal-float", "bool-mask-per-head", "no-weights", "kdim-vdim",
@@ -86,7 +63,7 @@ def test_multihead_attention_matches_torch(case):
         if w is not None:
             res["w"] = w
         return res
-    _close(*_run_both(run))
+    assert_same_results(*run_in_both(run))
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(activation="gelu", norm_first=True)])
@@ -100,7 +77,7 @@ def test_transformer_encoder_matches_torch(kw):
         y = enc(x, mask=nn.Transformer.generate_square_subsequent_mask(5) == float("-inf"), src_key_padding_mask=kpm)
         (y * fw.tensor(np.arange(120.0).reshape(3, 5, 8))).sum().backward()
         return {"y": y, "dx": x.grad, **{n: p.grad for n, p in enc.named_parameters()}}
-    _close(*_run_both(run), tol=1e-9)
+    assert_same_results(*run_in_both(run), tol=1e-9)
 
 
 def test_transformer_matches_torch():
@@ -112,7 +89,7 @@ def test_transformer_matches_torch():
         out.sum().backward()
         return {"out": out, "dsrc": src.grad, "dtgt": tgt.grad, **{n: p for n, p in t.named_parameters()},
                 **{"d" + n: p.grad for n, p in t.named_parameters()}}
-    _close(*_run_both(run), tol=1e-9)
+    assert_same_results(*run_in_both(run), tol=1e-9)
 
 
 def test_attention_errors():

@@ -5,27 +5,11 @@ import numpy as np
 import pytest
 
 import lamina
-from conftest import requires_torch
+from conftest import assert_same_results, requires_torch, run_in_both
 
 
 def _both(fn):
-    torch = requires_torch()
-    out = {}
-    for name, fw in (("lamina", lamina), ("torch", torch)):
-        prev = fw.get_default_dtype()
-        fw.set_default_dtype(fw.float64)
-        try:
-            fw.manual_seed(0)
-            out[name] = {k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in fn(fw).items()}
-        finally:
-            fw.set_default_dtype(prev)
-    a, b = out["lamina"], out["torch"]
-    assert a.keys() == b.keys()
-    for k in a:
-        if isinstance(a[k], (str, list, tuple)):
-            assert a[k] == b[k], k
-        else:
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    assert_same_results(*run_in_both(fn))
 
 
 def _inputs(fw):

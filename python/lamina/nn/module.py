@@ -56,6 +56,18 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def new_weight_and_bias(module, weight_shape, bias_size, bias, dtype):
+    """Set module.weight (weight_shape) and module.bias ((bias_size,), or None without bias),
+    uninitialized, in `dtype` or the default dtype: the layer's reset_parameters draws them."""
+    from ..tensor import get_default_dtype
+    dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    module.weight = Parameter(np.empty(tuple(weight_shape), dtype=dt))
+    if bias:
+        module.bias = Parameter(np.empty((bias_size,), dtype=dt))
+    else:
+        module.register_parameter("bias", None)
+
+
 class ModuleShapeError(ValueError):
     """A shape mismatch inside a module; the outermost module call adds the dotted name."""
 

@@ -211,9 +211,8 @@ def _check_device(device):
         raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
 
 
-class _BatchNorm(Module):
-    _dims = ()          # accepted input ndims
-    _want = ""
+class _NormBase(Module):
+    """What batch and instance norm share: the affine parameters and the running statistics."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
                  dtype=None, *, bias=True):
@@ -250,6 +249,11 @@ class _BatchNorm(Module):
             self.weight._data[...] = 1
         if self.bias is not None:
             self.bias._data[...] = 0
+
+
+class _BatchNorm(_NormBase):
+    _dims = ()          # accepted input ndims
+    _want = ""
 
     def _check(self, x):
         if x.ndim not in self._dims:
@@ -349,29 +353,12 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.has_bias}"
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_NormBase):
     _spatial = 2
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, device=None,
                  dtype=None, *, bias=True):
-        super().__init__()
-        _check_device(device)
-        if not isinstance(num_features, numbers.Integral) or num_features <= 0:
-            raise ValueError(f"num_features: expected a positive integer, got {num_features!r}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
-        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        self.has_bias = bool(affine and bias)
-        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
-        self.register_parameter("weight", Parameter(np.ones(num_features, dtype=dt)) if self.affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(num_features, dtype=dt)) if self.has_bias else None)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dt)))
-            self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dt)))
-            self.register_buffer("num_batches_tracked", Tensor._wrap(np.zeros((), dtype=np.int64)))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def forward(self, x):
         nd = self._spatial

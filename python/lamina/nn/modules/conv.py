@@ -5,8 +5,21 @@ import numpy as np
 
 from ...ops import conv as _conv
 from .. import init
-from ..module import Module, ModuleShapeError, Parameter
-from ...tensor import get_default_dtype
+from ..module import Module, ModuleShapeError, new_weight_and_bias
+
+
+def _check_channels(layer, in_channels, out_channels, groups, padding_mode):
+    """Validate and set in_channels, out_channels and groups (and the one padding_mode lamina has)."""
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if not _conv._is_int(v) or v <= 0:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    if in_channels % groups:
+        raise ValueError(f"groups: in_channels ({in_channels}) must be divisible by groups ({groups})")
+    if out_channels % groups:
+        raise ValueError(f"groups: out_channels ({out_channels}) must be divisible by groups ({groups})")
+    if padding_mode != "zeros":
+        raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
+    layer.in_channels, layer.out_channels, layer.groups = int(in_channels), int(out_channels), int(groups)
 
 
 class _ConvNd(Module):
@@ -16,16 +29,7 @@ class _ConvNd(Module):
                  groups=1, bias=True, padding_mode="zeros", dtype=None):
         super().__init__()
         nd = self._nd
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _conv._is_int(v) or v <= 0:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        if in_channels % groups:
-            raise ValueError(f"groups: in_channels ({in_channels}) must be divisible by groups ({groups})")
-        if out_channels % groups:
-            raise ValueError(f"groups: out_channels ({out_channels}) must be divisible by groups ({groups})")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        _check_channels(self, in_channels, out_channels, groups, padding_mode)
         self.kernel_size = _conv._tuple(kernel_size, nd, "kernel_size", 1)
         self.stride = _conv._tuple(stride, nd, "stride", 1)
         self.dilation = _conv._tuple(dilation, nd, "dilation", 1)
@@ -37,12 +41,7 @@ class _ConvNd(Module):
         else:
             self.padding = _conv._tuple(padding, nd, "padding", 0)
         self.padding_mode = padding_mode
-        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dt))
-        if bias:
-            self.bias = Parameter(np.empty((out_channels,), dtype=dt))
-        else:
-            self.register_parameter("bias", None)
+        new_weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -120,17 +119,9 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _conv._is_int(v) or v <= 0:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
-                             f"divisible by groups ({groups})")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode: only 'zeros' is supported for ConvTranspose2d, got {padding_mode!r}")
+        _check_channels(self, in_channels, out_channels, groups, padding_mode)
         if device is not None and str(device) != "cpu":
             raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = _conv._tuple(kernel_size, 2, "kernel_size", 1)
         self.stride = _conv._tuple(stride, 2, "stride", 1)
         self.padding = _conv._tuple(padding, 2, "padding", 0)
@@ -140,12 +131,7 @@ class ConvTranspose2d(Module):
             raise ValueError(f"output_padding: expected each value smaller than the stride {self.stride}, "
                              f"got {self.output_padding}")
         self.padding_mode = padding_mode
-        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
-        self.weight = Parameter(np.empty((in_channels, out_channels // groups) + self.kernel_size, dtype=dt))
-        if bias:
-            self.bias = Parameter(np.empty((out_channels,), dtype=dt))
-        else:
-            self.register_parameter("bias", None)
+        new_weight_and_bias(self, (in_channels, out_channels // groups) + self.kernel_size, out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):

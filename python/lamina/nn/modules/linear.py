@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
-from ..module import Module, ModuleShapeError, Parameter
+from ..module import Module, ModuleShapeError, Parameter, new_weight_and_bias
 from ...ops.nn_extra import check_dense_embedding
 from ...tensor import get_default_dtype
 
@@ -25,12 +25,7 @@ class Linear(Module):
             if int(v) != v or v < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {v}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dt))
-        if bias:
-            self.bias = Parameter(np.empty((out_features,), dtype=dt))
-        else:
-            self.register_parameter("bias", None)
+        new_weight_and_bias(self, (out_features, in_features), out_features, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):

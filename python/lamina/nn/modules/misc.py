@@ -7,10 +7,9 @@ import numpy as np
 
 from .. import functional as F
 from .. import init
-from ..module import Module, ModuleShapeError, Parameter
+from ..module import Module, ModuleShapeError, Parameter, new_weight_and_bias
 from ..normalization import Dropout
 from .conv import ConvTranspose2d
-from ...tensor import get_default_dtype
 
 
 class Softmax2d(Module):
@@ -60,12 +59,7 @@ class Bilinear(Module):
         if device is not None and str(device) != "cpu":
             raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
-        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype=dt))
-        if bias:
-            self.bias = Parameter(np.empty((out_features,), dtype=dt))
-        else:
-            self.register_parameter("bias", None)
+        new_weight_and_bias(self, (out_features, in1_features, in2_features), out_features, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
