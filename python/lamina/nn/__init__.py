@@ -26,3 +26,4 @@ from .modules.transformer import (MultiheadAttention, Transformer, TransformerDe
                                   TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 from .modules.misc import (AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Bilinear,  # noqa: F401,E402
                            ConvTranspose1d, CosineSimilarity, Dropout1d, Dropout3d, Mish, PairwiseDistance, Softmax2d)
+from .modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
