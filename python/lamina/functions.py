@@ -18,6 +18,7 @@ from . import _inplace, _promotion
 from . import random as _random
 from .ops import contract as _contract
 from .ops import index as _index
+from .ops import stack
 from .ops.activation import log_softmax as _log_softmax_along, softmax as _softmax_along
 from .ops import math as _math
 from .ops import stats as _stats
@@ -671,3 +672,1573 @@ def _install_methods():
     for name, fn in _METHODS.items():
         if not hasattr(Tensor, name):
             setattr(Tensor, name, fn)
+
+
+# ================================================================ more of PyTorch's functions
+# Compositions of differentiable ops where PyTorch defines a gradient (so backward, the compiler
+# and the gradient checks come from those ops), NumPy where the result is integer / bool.
+def _int64(a):
+    return Tensor._wrap(np.asarray(a, dtype=np.int64))
+
+
+def _bool(a):
+    return Tensor._wrap(np.asarray(a, dtype=np.bool_))
+
+
+def _dim(dim, ndim, op):
+    return normalize_dim(dim, ndim, op)
+
+
+def _at_least(x, n, op):
+    if x.ndim < n:
+        raise RuntimeError(f"{op}(): input must have at least {n} dimensions, got {x.ndim}")
+
+
+def _zero_like_slot(x):
+    """A 1-element tensor of zero in x's dtype (no grad): the 'empty' slot of zero-slot indexing."""
+    return Tensor._wrap(np.zeros(x.shape[:-1] + (1,), dtype=x.dtype))
+
+
+def _take_last(x, idx):
+    """x[..., idx] for an integer array idx (any shape), differentiable (a gather on a copy)."""
+    return x[(Ellipsis, _int64(idx))]
+
+
+# ---------------------------------------------------------------- triangles, diagonals, flips
+def _keep(x, mask, op):
+    mask = np.broadcast_to(mask, tuple(x.shape))
+    return masked_fill(x, _bool(~mask), 0)
+
+
+def tril(input, diagonal=0):
+    """The lower triangle of the last two dims (at and below `diagonal`), the rest zero."""
+    x = _need_tensor(input, "tril")
+    _at_least(x, 2, "tril")
+    return _keep(x, np.tri(x.shape[-2], x.shape[-1], int(diagonal), dtype=bool), "tril")
+
+
+def triu(input, diagonal=0):
+    """The upper triangle of the last two dims (at and above `diagonal`), the rest zero."""
+    x = _need_tensor(input, "triu")
+    _at_least(x, 2, "triu")
+    return _keep(x, ~np.tri(x.shape[-2], x.shape[-1], int(diagonal) - 1, dtype=bool), "triu")
+
+
+def _dims_list(dims, ndim, op):
+    dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    out = [_dim(d, ndim, op) for d in dims]
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"{op}(): dims {tuple(dims)} has a dim appearing more than once")
+    return out
+
+
+def flip(input, dims):
+    """A copy with the order of elements reversed along `dims` (PyTorch's flip copies too)."""
+    x = _need_tensor(input, "flip")
+    idx = [slice(None)] * x.ndim
+    for d in _dims_list(dims, x.ndim, "flip"):
+        if x.ndim:
+            idx[d] = slice(None, None, -1)
+    return x[tuple(idx)].clone()
+
+
+def fliplr(input):
+    x = _need_tensor(input, "fliplr")
+    _at_least(x, 2, "fliplr")
+    return flip(x, [1])
+
+
+def flipud(input):
+    x = _need_tensor(input, "flipud")
+    _at_least(x, 1, "flipud")
+    return flip(x, [0])
+
+
+def roll(input, shifts, dims=None):
+    """Elements shifted along dims, wrapping around; dims=None rolls the flattened tensor."""
+    x = _need_tensor(input, "roll")
+    if dims is None:
+        if not isinstance(shifts, (int, np.integer)):
+            if len(shifts) != 1:
+                raise RuntimeError(f"roll(): shifts {tuple(shifts)} needs dims when it has more than one entry")
+            shifts = shifts[0]
+        return roll(x.reshape(-1), shifts, 0).reshape(tuple(x.shape))
+    shifts = (shifts,) if isinstance(shifts, (int, np.integer)) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"roll(): shifts and dims must align, got {len(shifts)} shifts and {len(dims)} dims")
+    return _roll_impl(x, shifts, dims)
+
+
+def _roll_impl(x, shifts, dims):
+    out = x
+    for s, d in zip(shifts, dims):
+        d = _dim(d, x.ndim, "roll")
+        n = x.shape[d] if x.ndim else 1
+        if n == 0 or x.ndim == 0 or int(s) % n == 0:
+            continue
+        s = int(s) % n
+        out = _cat_any([narrow(out, d, n - s, s), narrow(out, d, 0, n - s)], d)
+    return out.clone() if out is x else out
+
+
+def _cat_any(tensors, dim):
+    """cat for every dtype (integer and bool tensors concatenate in NumPy: no gradient to keep)."""
+    if _builtins.all(t.dtype.kind == "f" for t in tensors):
+        from .ops import cat as _cat
+        return _cat(tensors, dim)
+    dt = _promotion.result_type(tuple(tensors), get_default_dtype())
+    return Tensor._wrap(np.concatenate([np.asarray(t._data, dtype=dt) for t in tensors], axis=dim))
+
+
+def rot90(input, k=1, dims=(0, 1)):
+    """Rotate by 90 degrees k times in the plane of `dims`, from the first dim towards the second."""
+    x = _need_tensor(input, "rot90")
+    dims = tuple(dims)
+    if len(dims) != 2:
+        raise RuntimeError(f"rot90(): expected total rotation dims == 2, but got dims = {len(dims)}")
+    if x.ndim < 2:
+        raise RuntimeError(f"rot90(): expected total dims >= 2, but got total dims = {x.ndim}")
+    d0, d1 = _dim(dims[0], x.ndim, "rot90"), _dim(dims[1], x.ndim, "rot90")
+    if d0 == d1:
+        raise RuntimeError(f"rot90(): expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
+    k = int(k) % 4
+    if k == 1:
+        return flip(x, [d1]).transpose(d0, d1)
+    if k == 2:
+        return flip(x, [d0, d1])
+    if k == 3:
+        return flip(x, [d0]).transpose(d0, d1)
+    return x.clone()
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The diagonal of the (dim1, dim2) planes, appended as the last dim (a copy here)."""
+    x = _need_tensor(input, "diagonal")
+    _at_least(x, 2, "diagonal")
+    d1, d2 = _dim(dim1, x.ndim, "diagonal"), _dim(dim2, x.ndim, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal(): dim1 and dim2 cannot be identical, got {d1} and {d2}")
+    x = movedim(x, (d1, d2), (-2, -1))
+    r, c = x.shape[-2], x.shape[-1]
+    offset = int(offset)
+    n = _builtins.max(0, _builtins.min(r + _builtins.min(offset, 0), c - _builtins.max(offset, 0)))
+    rows = np.arange(n) + _builtins.max(-offset, 0)
+    cols = np.arange(n) + _builtins.max(offset, 0)
+    return x[(Ellipsis, _int64(rows), _int64(cols))]
+
+
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    """The last dim of input laid on the diagonals of new (dim1, dim2) planes, zeros elsewhere."""
+    x = _need_tensor(input, "diag_embed")
+    nd = x.ndim + 1
+    d1, d2 = _dim(dim1, nd, "diag_embed"), _dim(dim2, nd, "diag_embed")
+    if d1 == d2:
+        raise RuntimeError(f"diag_embed(): dim1 and dim2 cannot be identical, got {d1} and {d2}")
+    if x.ndim == 0:
+        x = x.reshape(1)
+    n = x.shape[-1]
+    offset = int(offset)
+    m = n + _builtins.abs(offset)
+    idx = np.full((m, m), n)            # index n: the zero slot
+    ar = np.arange(n)
+    idx[ar + _builtins.max(-offset, 0), ar + _builtins.max(offset, 0)] = ar
+    out = _take_last(_cat_any([x, _zero_like_slot(x)], -1), idx)
+    return movedim(out, (-2, -1), (d1, d2))
+
+
+def diag(input, diagonal=0):
+    """1-D input: a square matrix with it on the `diagonal`-th diagonal; 2-D: that diagonal."""
+    x = _need_tensor(input, "diag")
+    if x.ndim == 1:
+        return diag_embed(x, diagonal)
+    if x.ndim == 2:
+        return globals()["diagonal"](x, diagonal)
+    raise RuntimeError(f"diag(): input must be 1-D or 2-D, got {x.ndim}-D")
+
+
+def trace(input):
+    x = _need_tensor(input, "trace")
+    if x.ndim != 2:
+        raise RuntimeError(f"trace(): expected a matrix, but got tensor with dim {x.ndim}")
+    d = diagonal(x)
+    return d.sum() if x.dtype.kind == "f" else Tensor._wrap(np.asarray(d._data.sum(dtype=np.int64)))
+
+
+def tril_indices(row, col, offset=0, *, dtype=None):
+    r, c = np.tril_indices(int(row), int(offset), int(col))
+    return Tensor._wrap(np.stack([r, c]).astype(dtype or np.int64).reshape(2, -1))
+
+
+def triu_indices(row, col, offset=0, *, dtype=None):
+    r, c = np.triu_indices(int(row), int(offset), int(col))
+    return Tensor._wrap(np.stack([r, c]).astype(dtype or np.int64).reshape(2, -1))
+
+
+# ---------------------------------------------------------------- products
+def _need_dims(x, n, op, name="input"):
+    if x.ndim != n:
+        raise RuntimeError(f"{op}(): argument '{name}' must be {n}-D, got {x.ndim}-D (shape {tuple(x.shape)})")
+
+
+def _same_dtype(a, b, op):
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{op}(): expected both arguments to have the same dtype, but got {a.dtype} and {b.dtype}")
+
+
+def outer(input, vec2):
+    a, b = _need_tensor(input, "outer"), _need_tensor(vec2, "outer", "vec2")
+    _need_dims(a, 1, "outer")
+    _need_dims(b, 1, "outer", "vec2")
+    return a.reshape(-1, 1) * b.reshape(1, -1)
+
+
+ger = outer
+
+
+def dot(input, tensor):
+    a, b = _need_tensor(input, "dot"), _need_tensor(tensor, "dot", "tensor")
+    _need_dims(a, 1, "dot")
+    _need_dims(b, 1, "dot", "tensor")
+    _same_dtype(a, b, "dot")
+    if a.shape != b.shape:
+        raise RuntimeError(f"dot(): inconsistent tensor size, expected {a.shape[0]} elements in both, "
+                           f"got {a.shape[0]} and {b.shape[0]}")
+    return (a * b).sum()
+
+
+vdot = dot       # real tensors only: no conjugate to take
+
+
+def mv(input, vec):
+    m, v = _need_tensor(input, "mv"), _need_tensor(vec, "mv", "vec")
+    _need_dims(m, 2, "mv")
+    _need_dims(v, 1, "mv", "vec")
+    if m.shape[1] != v.shape[0]:
+        raise RuntimeError(f"mv(): size mismatch, input {tuple(m.shape)}, vec {tuple(v.shape)}")
+    return m @ v
+
+
+def inner(input, other):
+    a, b = _need_tensor(input, "inner"), _need_tensor(other, "inner", "other")
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return tensordot(a, b, dims=([-1], [-1]))
+
+
+def tensordot(a, b, dims=2):
+    """Sum over the paired dims of a and b (the last `dims` of a with the first of b, or lists)."""
+    a, b = _need_tensor(a, "tensordot", "a"), _need_tensor(b, "tensordot", "b")
+    if isinstance(dims, (int, np.integer)):
+        if dims < 0:
+            raise RuntimeError(f"tensordot(): expects dims >= 0, but got dims={dims}")
+        da, db = list(range(a.ndim - int(dims), a.ndim)), list(range(int(dims)))
+    else:
+        da, db = dims
+        da = [da] if isinstance(da, (int, np.integer)) else list(da)
+        db = [db] if isinstance(db, (int, np.integer)) else list(db)
+    da = [_dim(d, a.ndim, "tensordot") for d in da]
+    db = [_dim(d, b.ndim, "tensordot") for d in db]
+    if len(da) != len(db) or _builtins.any(a.shape[i] != b.shape[j] for i, j in zip(da, db)):
+        raise RuntimeError(f"tensordot(): contracted dims of a {tuple(a.shape)} at {da} and b {tuple(b.shape)} "
+                           f"at {db} do not match")
+    fa = [d for d in range(a.ndim) if d not in da]
+    fb = [d for d in range(b.ndim) if d not in db]
+    k = int(np.prod([a.shape[d] for d in da]))
+    am = a.permute(fa + da).reshape(-1, k)
+    bm = b.permute(db + fb).reshape(k, -1)
+    out_shape = tuple(a.shape[d] for d in fa) + tuple(b.shape[d] for d in fb)
+    if a.dtype.kind != "f":
+        return Tensor._wrap((am._data @ bm._data).reshape(out_shape))
+    return (am @ bm).reshape(out_shape)
+
+
+def _scaled(x, s):
+    return x if s == 1 else x * s
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2); beta=0 ignores input (NaN there does not leak)."""
+    x, a, b = _need_tensor(input, "addmm"), _need_tensor(mat1, "addmm", "mat1"), _need_tensor(mat2, "addmm", "mat2")
+    _need_dims(a, 2, "addmm", "mat1")
+    _need_dims(b, 2, "addmm", "mat2")
+    prod_ = _scaled(mm(a, b), alpha)
+    return _combine(x, prod_, beta, "addmm")
+
+
+def _combine(x, prod_, beta, op):
+    try:
+        shape = np.broadcast_shapes(tuple(x.shape), tuple(prod_.shape))
+    except ValueError:
+        raise RuntimeError(f"{op}(): input of shape {tuple(x.shape)} does not broadcast to the product's "
+                           f"shape {tuple(prod_.shape)}") from None
+    if shape != tuple(prod_.shape):
+        raise RuntimeError(f"{op}(): input of shape {tuple(x.shape)} does not broadcast to the product's "
+                           f"shape {tuple(prod_.shape)}")
+    if beta == 0:
+        return prod_
+    return _scaled(x, beta) + prod_
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    return _combine(_need_tensor(input, "addmv"), _scaled(mv(mat, vec), alpha), beta, "addmv")
+
+
+def addr(input, vec1, vec2, *, beta=1, alpha=1):
+    return _combine(_need_tensor(input, "addr"), _scaled(outer(vec1, vec2), alpha), beta, "addr")
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    return _combine(_need_tensor(input, "baddbmm"), _scaled(bmm(batch1, batch2), alpha), beta, "baddbmm")
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    return _combine(_need_tensor(input, "addbmm"), _scaled(bmm(batch1, batch2).sum(0), alpha), beta, "addbmm")
+
+
+def kron(input, other):
+    a, b = _need_tensor(input, "kron"), _need_tensor(other, "kron", "other")
+    nd = _builtins.max(a.ndim, b.ndim)
+    a = a.reshape((1,) * (nd - a.ndim) + tuple(a.shape))
+    b = b.reshape((1,) * (nd - b.ndim) + tuple(b.shape))
+    ia, ib = [], []
+    for i in range(nd):             # a's dims interleaved with b's: (a0, 1, a1, 1) * (1, b0, 1, b1)
+        ia += [a.shape[i], 1]
+        ib += [1, b.shape[i]]
+    out = a.reshape(ia) * b.reshape(ib)
+    return out.reshape(tuple(a.shape[i] * b.shape[i] for i in range(nd)))
+
+
+def cross(input, other, dim=None):
+    """The cross product of 3-vectors along `dim` (None: the first dim of size 3, as torch.cross)."""
+    a, b = _need_tensor(input, "cross"), _need_tensor(other, "cross", "other")
+    shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    a, b = a.expand(shape), b.expand(shape)
+    if dim is None:
+        dims3 = [i for i, s in enumerate(shape) if s == 3]
+        if not dims3:
+            raise RuntimeError(f"cross(): no dimension of size 3 in input of shape {tuple(shape)}")
+        d = dims3[0]
+    else:
+        d = _dim(dim, len(shape), "cross")
+    if shape[d] != 3:
+        raise RuntimeError(f"cross(): inputs dimension {d} must have length 3, got {shape[d]}")
+    ax = [narrow(a, d, i, 1) for i in range(3)]
+    bx = [narrow(b, d, i, 1) for i in range(3)]
+    return _cat_any([ax[1] * bx[2] - ax[2] * bx[1], ax[2] * bx[0] - ax[0] * bx[2],
+                     ax[0] * bx[1] - ax[1] * bx[0]], d)
+
+
+def dist(input, other, p=2):
+    a, b = _need_tensor(input, "dist"), _need_tensor(other, "dist", "other")
+    return _stats.vector_norm(a - b, ord=p)
+
+
+def cdist(x1, x2, p=2.0):
+    """Pairwise p-norm distances between the rows of x1 (.., P, M) and of x2 (.., R, M)."""
+    a, b = _need_tensor(x1, "cdist", "x1"), _need_tensor(x2, "cdist", "x2")
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-1]:
+        raise RuntimeError(f"cdist(): x1 {tuple(a.shape)} and x2 {tuple(b.shape)} must be at least 2-D with "
+                           "the same last dim")
+    diff_ = a.unsqueeze(-2) - b.unsqueeze(-3)
+    return _stats.vector_norm(diff_, ord=p, dim=-1)
+
+
+# ---------------------------------------------------------------- arithmetic compositions
+def lerp(input, end, weight):
+    """input + weight * (end - input)."""
+    x, e = _need_tensor(input, "lerp"), _need_tensor(end, "lerp", "end")
+    _same_dtype(x, e, "lerp")
+    return x + weight * (e - x)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    return _need_tensor(input, "addcmul") + _scaled(tensor1 * tensor2, value)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    t1, t2 = _need_tensor(tensor1, "addcdiv", "tensor1"), _need_tensor(tensor2, "addcdiv", "tensor2")
+    if t1.dtype.kind in "biu" and t2.dtype.kind in "biu":
+        raise RuntimeError("addcdiv(): integer division of tensors is no longer supported; use true division "
+                           "(tensor1 / tensor2) with addcmul")
+    return _need_tensor(input, "addcdiv") + _scaled(t1 / t2, value)
+
+
+def hypot(input, other):
+    a, b = _same_kind(input, other, "hypot")
+    return (a * a + b * b).sqrt()
+
+
+def atan2(input, other):
+    a, b = _same_kind(_float(input, "atan2"), _float(other, "atan2"), "atan2")
+    return _math.Atan2.apply(a, b)
+
+
+arctan2 = atan2
+
+
+def logaddexp(input, other):
+    """log(exp(a) + exp(b)) without overflow: the larger is factored out (a constant for the
+    gradient, which the formula does not depend on)."""
+    a, b = _same_kind(_float(input, "logaddexp"), _float(other, "logaddexp"), "logaddexp")
+    m = Tensor._wrap(np.where(np.isinf(np.maximum(a._data, b._data)), 0, np.maximum(a._data, b._data))
+                     .astype(a.dtype))
+    return m + ((a - m).exp() + (b - m).exp()).log()
+
+
+def logaddexp2(input, other):
+    ln2 = float(np.log(2.0))
+    return logaddexp(_float(input, "logaddexp2") * ln2, _float(other, "logaddexp2") * ln2) * (1 / ln2)
+
+
+def frac(input):
+    x = _need_tensor(input, "frac")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"frac(): not implemented for integer tensors ({x.dtype})")
+    return x - Tensor._wrap(np.trunc(x._data))
+
+
+def deg2rad(input):
+    return _float(input, "deg2rad") * float(np.pi / 180.0)
+
+
+def rad2deg(input):
+    return _float(input, "rad2deg") * float(180.0 / np.pi)
+
+
+def heaviside(input, values):
+    x, v = _need_tensor(input, "heaviside"), _need_tensor(values, "heaviside", "values")
+    _same_dtype(x, v, "heaviside")
+    out = np.where(x._data == 0, v._data, (x._data > 0).astype(x.dtype))
+    return Tensor._wrap(np.asarray(out, dtype=x.dtype))
+
+
+def logit(input, eps=None):
+    x = _float(input, "logit")
+    if eps is not None:
+        x = clamp(x, float(eps), 1.0 - float(eps))
+    return (x / (1 - x)).log()
+
+
+def xlogy(input, other):
+    """input * log(other), 0 where input == 0 (unless other is NaN); d/dinput = log(other)."""
+    ref = input if isinstance(input, Tensor) else other
+    x, y = _same_kind(_float(_t(input, ref), "xlogy"), _float(_t(other, ref), "xlogy"), "xlogy")
+    shape = np.broadcast_shapes(tuple(x.shape), tuple(y.shape))
+    xd, yd = np.broadcast_to(x._data, shape), np.broadcast_to(y._data, shape)
+    # where input is 0 and log(other) is not finite (other <= 0), the product would be 0 * -inf: 0
+    bad = (xd == 0) & ~np.isnan(yd) & (yd <= 0)
+    log_y = y.log()
+    if bad.any():
+        log_y = where(_bool(bad), Tensor._wrap(np.zeros((), y.dtype)), log_y.expand(*shape))
+    return x * log_y
+
+
+def sgn(input):
+    return sign(input)
+
+
+def signbit(input):
+    return _bool(np.signbit(_need_tensor(input, "signbit")._data))
+
+
+def copysign(input, other):
+    x = _float(input, "copysign")
+    o = other._data if isinstance(other, Tensor) else np.asarray(other)
+    s = np.where(np.signbit(o), -1.0, 1.0).astype(x.dtype)
+    return x.abs() * Tensor._wrap(s)
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    x = _need_tensor(input, "nan_to_num")
+    if x.dtype.kind != "f":
+        return x.clone()
+    d = x._data
+    fi = np.finfo(x.dtype)
+    out = x
+    for bad, value in ((np.isnan(d), nan), (np.isposinf(d), fi.max if posinf is None else posinf),
+                       (np.isneginf(d), fi.min if neginf is None else neginf)):
+        if bad.any():
+            out = masked_fill(out, _bool(bad), value)
+    return out if out is not x else x.clone()
+
+
+def fmax(input, other):
+    """maximum that ignores NaN: NaN only where both are NaN."""
+    return _fminmax(input, other, maximum, np.fmax, "fmax")
+
+
+def fmin(input, other):
+    return _fminmax(input, other, minimum, np.fmin, "fmin")
+
+
+def _fminmax(input, other, pick, np_pick, op):
+    a, b = _same_kind(input, other, op)
+    if a.dtype.kind != "f":
+        return Tensor._wrap(np_pick(a._data, b._data))
+    an, bn = np.isnan(a._data), np.isnan(b._data)
+    # a NaN side takes the other's value, so the pick (and its gradient) goes to the number
+    a2 = where(_bool(an & ~bn), b, a) if (an & ~bn).any() else a
+    b2 = where(_bool(bn & ~an), a, b) if (bn & ~an).any() else b
+    if (an & bn).any():     # both NaN: the first input's NaN takes the whole gradient, as PyTorch's
+        loser = -np.inf if op == "fmax" else np.inf
+        b2 = where(_bool(an & bn), Tensor._wrap(np.asarray(loser, a.dtype)), b2)
+    return pick(a2, b2)
+
+
+def clamp_min(input, min):
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max):
+    return clamp(input, max=max)
+
+
+# ---------------------------------------------------------------- logic and bits (no gradient)
+def _logical(np_fn, name):
+    def f(input, other):
+        a, b = _need_tensor(input, name), _t(other)
+        return _bool(np_fn(a._data.astype(bool), b._data.astype(bool)))
+    f.__name__ = name
+    f.__doc__ = f"{name}(input, other): elementwise on truth values (nonzero is True), a bool tensor."
+    return f
+
+
+logical_and = _logical(np.logical_and, "logical_and")
+logical_or = _logical(np.logical_or, "logical_or")
+logical_xor = _logical(np.logical_xor, "logical_xor")
+
+
+def logical_not(input):
+    return _bool(np.logical_not(_need_tensor(input, "logical_not")._data))
+
+
+def _bitwise(np_fn, name):
+    def f(input, other):
+        a = _need_tensor(input, name)
+        b = _t(other, a)
+        if a.dtype.kind not in "biu" or b.dtype.kind not in "biu":
+            raise TypeError(f"{name}(): expected integer or bool tensors, got {a.dtype} and {b.dtype}")
+        dt = _promotion.result_type((a, b), get_default_dtype())
+        return Tensor._wrap(np.asarray(np_fn(a._data.astype(dt), b._data.astype(dt))))
+    f.__name__ = name
+    return f
+
+
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+
+
+def bitwise_not(input):
+    x = _need_tensor(input, "bitwise_not")
+    if x.dtype.kind not in "biu":
+        raise TypeError(f"bitwise_not(): expected an integer or bool tensor, got {x.dtype}")
+    return Tensor._wrap(np.invert(x._data))
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    a, b = _need_tensor(input, "isclose"), _t(other, input)
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"isclose(): expected both arguments to have the same dtype, got {a.dtype} and {b.dtype}")
+    return _bool(np.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def count_nonzero(input, dim=None):
+    x = _need_tensor(input, "count_nonzero")
+    if dim is None:
+        return _int64(np.count_nonzero(x._data))
+    dims = tuple(_dims_list(dim, x.ndim, "count_nonzero"))
+    return _int64(np.count_nonzero(x._data, axis=dims) if x.ndim else np.count_nonzero(x._data))
+
+
+def nonzero(input, *, as_tuple=False):
+    x = _need_tensor(input, "nonzero")
+    if as_tuple:
+        d = x._data if x.ndim else x._data.reshape(1)
+        return tuple(_int64(i) for i in np.nonzero(d))
+    return _int64(np.argwhere(x._data).reshape(-1, x.ndim))
+
+
+def argwhere(input):
+    return nonzero(input)
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    e = _t(elements)
+    return _bool(np.isin(e._data, _t(test_elements)._data, invert=invert))
+
+
+def isposinf(input):
+    return _bool(np.isposinf(_need_tensor(input, "isposinf")._data))
+
+
+def isneginf(input):
+    return _bool(np.isneginf(_need_tensor(input, "isneginf")._data))
+
+
+def isreal(input):
+    return _bool(np.ones(tuple(_need_tensor(input, "isreal").shape), dtype=bool))
+
+
+# ---------------------------------------------------------------- counting, sets, searching
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values (always sorted, as PyTorch's CPU unique), optionally the index of each
+    input element's value in them and each value's count; dim: distinct slices along dim."""
+    x = _need_tensor(input, "unique")
+    if dim is None:
+        vals, inv, counts = np.unique(x._data.reshape(-1), return_inverse=True, return_counts=True)
+        inv = inv.reshape(tuple(x.shape))
+    else:
+        d = _dim(dim, x.ndim, "unique")
+        vals, inv, counts = np.unique(x._data, return_inverse=True, return_counts=True, axis=d)
+        inv = inv.reshape(-1)
+    out = [Tensor._wrap(vals.astype(x.dtype))]
+    if return_inverse:
+        out.append(_int64(inv))
+    if return_counts:
+        out.append(_int64(counts))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    """Collapse each run of equal consecutive values (or slices along dim) to one."""
+    x = _need_tensor(input, "unique_consecutive")
+    if dim is None:
+        a = x._data.reshape(-1)
+        new = np.ones(a.shape[0], dtype=bool)
+        new[1:] = a[1:] != a[:-1]
+        vals = a[new]
+        inv_shape = tuple(x.shape)
+    else:
+        d = _dim(dim, x.ndim, "unique_consecutive")
+        a = np.moveaxis(x._data, d, 0)
+        new = np.ones(a.shape[0], dtype=bool)
+        if a.shape[0] > 1:
+            new[1:] = (a[1:] != a[:-1]).reshape(a.shape[0] - 1, -1).any(axis=1)
+        vals = np.moveaxis(a[new], 0, d)
+        inv_shape = (a.shape[0],)
+    inv = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, new.shape[0]))
+    out = [Tensor._wrap(np.ascontiguousarray(vals))]
+    if return_inverse:
+        out.append(_int64(inv.reshape(inv_shape)))
+    if return_counts:
+        out.append(_int64(counts))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def bincount(input, weights=None, minlength=0):
+    x = _need_tensor(input, "bincount")
+    if x.ndim != 1 or x.dtype.kind not in "iu":
+        raise RuntimeError(f"bincount(): input must be a 1-D non-negative integer tensor, got {x.ndim}-D {x.dtype}")
+    if x.numel() and x._data.min() < 0:
+        raise RuntimeError("bincount(): input must contain only non-negative integers")
+    if minlength < 0:
+        raise RuntimeError(f"bincount(): minlength should be >= 0, got {minlength}")
+    if weights is None:
+        return _int64(np.bincount(x._data, minlength=minlength))
+    w = _need_tensor(weights, "bincount", "weights")
+    if w.shape != x.shape:
+        raise RuntimeError(f"bincount(): weights shape {tuple(w.shape)} must match input shape {tuple(x.shape)}")
+    dt = w.dtype if w.dtype.kind == "f" else np.float64
+    return Tensor._wrap(np.bincount(x._data, weights=w._data.astype(np.float64), minlength=minlength).astype(dt))
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None):
+    """Where each value of input would go in the innermost rows of sorted_sequence to keep them sorted."""
+    seq = _need_tensor(sorted_sequence, "searchsorted", "sorted_sequence")
+    scalar = not isinstance(input, Tensor)
+    vals = np.asarray(input._data if not scalar else input)
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"searchsorted(): side must be 'left' or 'right', got {side!r}")
+        if right and side == "left":
+            raise RuntimeError("searchsorted(): side and right can't be set to opposites, got side of left "
+                               "while right was True")
+        right = side == "right"
+    s = seq._data
+    if sorter is not None:
+        s = np.take_along_axis(s, _t(sorter)._data, axis=-1)
+    how = "right" if right else "left"
+    if s.ndim == 1:
+        out = np.searchsorted(s, vals, side=how)
+    else:
+        if vals.shape[:-1] != s.shape[:-1]:
+            raise RuntimeError(f"searchsorted(): boundaries {tuple(s.shape)} and input {tuple(vals.shape)} must "
+                               "have the same leading dims")
+        rows_s, rows_v = s.reshape(-1, s.shape[-1]), vals.reshape(-1, vals.shape[-1])
+        out = np.stack([np.searchsorted(a, v, side=how) for a, v in zip(rows_s, rows_v)]).reshape(vals.shape)
+    return Tensor._wrap(np.asarray(out, dtype=np.int32 if out_int32 else np.int64))
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    b = _need_tensor(boundaries, "bucketize", "boundaries")
+    if b.ndim != 1:
+        raise RuntimeError(f"bucketize(): boundaries tensor must be 1 dimension, but got dim({b.ndim})")
+    return searchsorted(b, input, out_int32=out_int32, right=right)
+
+
+def histc(input, bins=100, min=0, max=0):
+    x = _need_tensor(input, "histc")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"histc(): expected a floating-point tensor, got {x.dtype}")
+    if bins <= 0:
+        raise RuntimeError(f"histc(): bins must be > 0, but got {bins}")
+    lo, hi = float(min), float(max)
+    d = x._data.reshape(-1)
+    if lo == hi and d.size:
+        lo, hi = float(d.min()), float(d.max())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if lo > hi:
+        raise RuntimeError(f"histc(): max must be larger than min, got min={min}, max={max}")
+    counts, _ = np.histogram(d, bins=int(bins), range=(lo, hi))
+    return Tensor._wrap(counts.astype(x.dtype))
+
+
+# ---------------------------------------------------------------- order statistics
+class _NamedPair(tuple):
+    """(values, indices) with PyTorch's field names (torch.return_types.*)."""
+    _fields = ("values", "indices")
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def _pick_along(x, d, idx, keepdim):
+    """x's elements at idx (keepdim-shaped index along d): values through gather, so the gradient
+    goes to the chosen element, as PyTorch routes it; plus the int64 indices."""
+    values = gather(x, d, _int64(idx)) if x.dtype.kind == "f" else Tensor._wrap(np.take_along_axis(x._data, idx, d))
+    if not keepdim:
+        values = values.squeeze(d)
+        idx = np.squeeze(idx, d)
+    return _NamedPair(values, _int64(idx))
+
+
+def _order_dim(x, dim, op):
+    d = _dim(dim, x.ndim, op)
+    if x.ndim and x.shape[d] == 0:
+        raise IndexError(f"{op}(): expected reduction dimension {d} to have non-zero size")
+    return d
+
+
+def _kth_index(data, d, k_of_n, nan_mode):
+    """Index along d of the k-th smallest (0-based k from k_of_n(count of valid values)).
+    nan_mode 'propagate': a slice with NaN answers its first NaN; 'ignore': NaNs are skipped."""
+    order = np.argsort(data, axis=d, kind="stable")        # NaN sorts last
+    if data.dtype.kind == "f":
+        nans = np.isnan(data)
+        valid = data.shape[d] - nans.sum(axis=d, keepdims=True)
+    else:
+        nans = None
+        valid = np.full(data.shape[:d] + (1,) + data.shape[d + 1:], data.shape[d])
+    k = np.clip(k_of_n(valid), 0, data.shape[d] - 1)
+    idx = np.take_along_axis(order, k, d)
+    if nans is not None:
+        any_nan = nans.any(axis=d, keepdims=True)
+        first_nan = np.expand_dims(np.argmax(nans, axis=d), d)
+        if nan_mode == "propagate":
+            idx = np.where(any_nan, first_nan, idx)
+        else:
+            idx = np.where(valid == 0, first_nan, idx)
+    return idx
+
+
+def median(input, dim=None, keepdim=False):
+    """The lower of the two middle values (PyTorch's median); with dim, (values, indices)."""
+    return _median(input, dim, keepdim, "median", "propagate")
+
+
+def nanmedian(input, dim=None, keepdim=False):
+    """median ignoring NaN (NaN only where a slice is all NaN)."""
+    return _median(input, dim, keepdim, "nanmedian", "ignore")
+
+
+def _median(input, dim, keepdim, op, nan_mode):
+    x = _need_tensor(input, op)
+    if dim is None:
+        if x.numel() == 0:
+            return Tensor._wrap(np.asarray(np.nan, dtype=x.dtype if x.dtype.kind == "f" else np.float32))
+        flat = x.reshape(-1)
+        return _median(flat, 0, False, op, nan_mode).values
+    if x.ndim == 0:
+        _dim(dim, 0, op)
+        return _NamedPair(x.clone(), _int64(0))
+    d = _order_dim(x, dim, op)
+    idx = _kth_index(x._data, d, lambda n: (n - 1) // 2, nan_mode)
+    return _pick_along(x, d, idx, keepdim)
+
+
+def kthvalue(input, k, dim=-1, keepdim=False):
+    """The k-th smallest value (k from 1) along dim and its index."""
+    x = _need_tensor(input, "kthvalue")
+    if x.ndim == 0:
+        _dim(dim, 0, "kthvalue")
+        if k != 1:
+            raise RuntimeError(f"kthvalue(): selected number k ({k}) out of range for a 0-d tensor")
+        return _NamedPair(x.clone(), _int64(0))
+    d = _order_dim(x, dim, "kthvalue")
+    if not 1 <= int(k) <= x.shape[d]:
+        raise RuntimeError(f"kthvalue(): selected number k ({k}) out of range for dimension {d} of size {x.shape[d]}")
+    order = np.argsort(x._data, axis=d, kind="stable")
+    idx = np.take(order, [int(k) - 1], axis=d)
+    return _pick_along(x, d, idx, keepdim)
+
+
+def mode(input, dim=-1, keepdim=False):
+    """The most frequent value along dim (the smallest such on ties) and the last index it is at."""
+    x = _need_tensor(input, "mode")
+    if x.ndim == 0:
+        _dim(dim, 0, "mode")
+        return _NamedPair(x.clone(), _int64(0))
+    d = _order_dim(x, dim, "mode")
+    a = np.moveaxis(x._data, d, -1)
+    rows = a.reshape(-1, a.shape[-1])
+    best = np.empty(rows.shape[0], dtype=np.int64)
+    for r, row in enumerate(rows):
+        vals, counts = np.unique(row, return_counts=True)
+        v = vals[np.argmax(counts)]                     # argmax: the first (smallest) of the most frequent
+        hits = np.flatnonzero((row == v) | (np.isnan(row) & np.isnan(v)) if row.dtype.kind == "f" else row == v)
+        best[r] = hits[-1]
+    idx = np.expand_dims(best.reshape(a.shape[:-1]), d)
+    return _pick_along(x, d, idx, keepdim)
+
+
+def msort(input):
+    return sort(_need_tensor(input, "msort"), 0).values
+
+
+def _quantile(input, q, dim, keepdim, interpolation, op, ignore_nan):
+    x = _need_tensor(input, op)
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"{op}(): input tensor must be either float or double dtype, got {x.dtype}")
+    qs = np.asarray(q._data if isinstance(q, Tensor) else q, dtype=np.float64)
+    if qs.ndim > 1:
+        raise RuntimeError(f"{op}(): q must be a scalar or 1D tensor, got {qs.ndim}-D")
+    if isinstance(q, Tensor) and q.dtype != x.dtype:
+        raise RuntimeError(f"{op}(): q tensor must be same dtype as the input tensor ({x.dtype}), got {q.dtype}")
+    if ((qs < 0) | (qs > 1)).any():
+        raise RuntimeError(f"{op}(): q values must be in the range [0, 1]")
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise RuntimeError(f"{op}(): interpolation must be one of linear, lower, higher, midpoint or nearest, "
+                           f"got {interpolation!r}")
+    if x.numel() == 0:
+        raise RuntimeError(f"{op}(): input tensor must be non-empty")
+    if dim is None:
+        src, d = x.reshape(-1), 0
+    else:
+        d = _dim(dim, x.ndim, op)
+        src = x if x.ndim else x.reshape(1)
+        d = 0 if x.ndim == 0 else d
+    data = src._data
+    order = np.argsort(data, axis=d, kind="stable")              # NaN last
+    nans = np.isnan(data)
+    n = src.shape[d]
+    valid = n - nans.sum(axis=d, keepdims=True) if ignore_nan else np.full(
+        data.shape[:d] + (1,) + data.shape[d + 1:], n)
+    has_nan = nans.any(axis=d, keepdims=True)
+    outs = []
+    for qi, qv in enumerate(qs.reshape(-1)):
+        pos = qv * (valid - 1).astype(np.float64)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.ceil(pos).astype(np.int64)
+        w = pos - lo
+        if interpolation == "lower":
+            hi, w = lo, np.zeros_like(w)
+        elif interpolation == "higher":
+            lo, w = hi, np.zeros_like(w)
+        elif interpolation == "nearest":
+            near = np.round(pos).astype(np.int64)      # round half to even, as PyTorch
+            lo = hi = near
+            w = np.zeros_like(w)
+        elif interpolation == "midpoint":
+            w = np.where(hi > lo, 0.5, 0.0)
+        lo, hi = np.clip(lo, 0, n - 1), np.clip(hi, 0, n - 1)
+        a = gather(src, d, _int64(np.take_along_axis(order, lo, d)))
+        b = gather(src, d, _int64(np.take_along_axis(order, hi, d)))
+        weight = Tensor._wrap(w.astype(x.dtype))
+        if interpolation == "linear" and isinstance(q, Tensor) and q.requires_grad:
+            # the weight depends on q: keep it differentiable, as PyTorch does
+            weight = q.reshape(-1)[qi] * Tensor._wrap((valid - 1).astype(x.dtype)) - Tensor._wrap(lo.astype(x.dtype))
+        out = a + (b - a) * weight
+        bad = (valid == 0) if ignore_nan else has_nan
+        if bad.any():
+            out = masked_fill(out, _bool(bad), float("nan"))
+        if not keepdim:
+            out = out.squeeze(d) if dim is not None else out.reshape(())
+        elif dim is None:
+            out = out.reshape((1,) * x.ndim)
+        outs.append(out)
+    if qs.ndim == 0:
+        return outs[0]
+    return stack(outs, 0) if x.dtype.kind == "f" else outs
+
+
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """The q-th quantiles along dim (or of all elements), interpolating between the order statistics."""
+    return _quantile(input, q, dim, keepdim, interpolation, "quantile", False)
+
+
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    return _quantile(input, q, dim, keepdim, interpolation, "nanquantile", True)
+
+
+def _cum_extreme(input, dim, op, better):
+    x = _need_tensor(input, op)
+    if x.ndim == 0:
+        _dim(dim, 0, op)
+        return _NamedPair(x.clone(), _int64(0))
+    d = _dim(dim, x.ndim, op)
+    a = np.moveaxis(x._data, d, -1)
+    idx = np.zeros(a.shape, dtype=np.int64)
+    if a.shape[-1]:
+        best = a[..., 0].copy()
+        for i in range(1, a.shape[-1]):
+            v = a[..., i]
+            # ties move to the later index; NaN wins and stays (as PyTorch's cummax/cummin)
+            take = better(v, best) | (v == best) | np.isnan(v) if a.dtype.kind == "f" else better(v, best) | (v == best)
+            if a.dtype.kind == "f":
+                take &= ~(np.isnan(best) & ~np.isnan(v))
+            best = np.where(take, v, best)
+            idx[..., i] = np.where(take, i, idx[..., i - 1])
+    idx = np.ascontiguousarray(np.moveaxis(idx, -1, d))
+    return _pick_along(x, d, idx, True)
+
+
+def cummax(input, dim):
+    return _cum_extreme(input, dim, "cummax", np.greater)
+
+
+def cummin(input, dim):
+    return _cum_extreme(input, dim, "cummin", np.less)
+
+
+cumprod = _stats.cumprod
+amax = _stats.amax
+amin = _stats.amin
+
+
+def aminmax(input, *, dim=None, keepdim=False):
+    x = _need_tensor(input, "aminmax")
+    d = () if dim is None else dim
+    return _MinMax(amin(x, d, keepdim), amax(x, d, keepdim))
+
+
+class _MinMax(tuple):
+    _fields = ("min", "max")
+
+    def __new__(cls, mn, mx):
+        return super().__new__(cls, (mn, mx))
+
+    @property
+    def min(self):
+        return self[0]
+
+    @property
+    def max(self):
+        return self[1]
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim) \
+        if dim is not None else mean(input)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    m = mean(input, dim, keepdim) if dim is not None else mean(input)
+    return std(input, dim, unbiased, keepdim, correction=correction), m
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    x = _need_tensor(input, "nansum")
+    if x.dtype.kind == "f":
+        nan_ = np.isnan(x._data)
+        if nan_.any():
+            x = masked_fill(x, _bool(nan_), 0.0)
+    return x.sum(dim, keepdim, dtype=dtype)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    x = _need_tensor(input, "nanmean")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"nanmean(): expected a floating-point input, got {x.dtype}")
+    count = Tensor._wrap((~np.isnan(x._data)).astype(x.dtype))
+    return nansum(x, dim, keepdim, dtype=dtype) / count.sum(dim, keepdim)
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    x = _need_tensor(input, "diff")
+    if x.ndim == 0:
+        raise RuntimeError("diff(): expects input to be at least one-dimensional")
+    d = _dim(dim, x.ndim, "diff")
+    parts = [p for p in (prepend, x, append) if p is not None]
+    if len(parts) > 1:
+        x = _cat_any([_t(p, x) if p.ndim else _t(p, x).expand(*x.shape[:d], 1, *x.shape[d + 1:])
+                      for p in (_t(q, x) for q in parts)], d)
+    for _ in range(int(n)):
+        m = x.shape[d]
+        if m == 0:
+            break
+        hi, lo = narrow(x, d, 1, m - 1), narrow(x, d, 0, m - 1)
+        x = Tensor._wrap(hi._data != lo._data) if x.dtype == np.bool_ else hi - lo
+    return x
+
+
+# ---------------------------------------------------------------- selecting and placing
+def masked_select(input, mask):
+    """The elements where mask (broadcast with input) is True, as a 1-D tensor."""
+    x = _need_tensor(input, "masked_select")
+    m = _need_tensor(mask, "masked_select", "mask")
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_select(): expected mask to be a bool tensor, got {m.dtype}")
+    shape = np.broadcast_shapes(tuple(x.shape), tuple(m.shape))
+    xb = x.expand(shape) if tuple(x.shape) != shape else x
+    where_ = np.nonzero(np.broadcast_to(m._data, shape))
+    return xb[tuple(_int64(w) for w in where_)] if shape else xb.reshape(1)[_int64(np.nonzero(m._data.reshape(1))[0])]
+
+
+def take(input, index):
+    x = _need_tensor(input, "take")
+    idx = _index._index_array(index, "take")
+    n = x.numel()
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"take(): index out of range in self (size {n})")
+    return x.reshape(-1)[_int64(np.where(idx < 0, idx + n, idx))]
+
+
+def take_along_dim(input, indices, dim=None):
+    x = _need_tensor(input, "take_along_dim")
+    idx = _index._index_array(indices, "take_along_dim")
+    if dim is None:
+        return take(x.reshape(-1), _int64(idx.reshape(-1)))
+    d = _dim(dim, x.ndim, "take_along_dim")
+    if idx.ndim != x.ndim:
+        raise RuntimeError(f"take_along_dim(): input and indices should have the same number of dimensions, "
+                           f"but got {x.ndim} and {idx.ndim}")
+    shape_x = list(np.broadcast_shapes(tuple(s for i, s in enumerate(x.shape) if i != d),
+                                       tuple(s for i, s in enumerate(idx.shape) if i != d)))
+    sx, si = list(shape_x), list(shape_x)
+    sx.insert(d, x.shape[d])
+    si.insert(d, idx.shape[d])
+    xb = x.expand(sx) if tuple(sx) != tuple(x.shape) else x
+    return gather(xb, d, _int64(np.broadcast_to(idx, si)))
+
+
+def _index_along(x, dim, index, op):
+    d = _dim(dim, x.ndim, op)
+    idx = _index._index_array(index, op).reshape(-1)
+    n = x.shape[d] if x.ndim else 1
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"{op}(): index out of range for dim {d} of size {n}")
+    return d, np.where(idx < 0, idx + n, idx)
+
+
+def _source_index(x, d, idx, src, op):
+    """The scatter index placing src's slices (along d) at idx along d of x."""
+    if x.ndim and (src.ndim != x.ndim or src.shape[d] != idx.size or
+                   tuple(src.shape[:d] + src.shape[d + 1:]) != tuple(x.shape[:d] + x.shape[d + 1:])):
+        raise RuntimeError(f"{op}(): source of shape {tuple(src.shape)} does not match index of {idx.size} "
+                           f"entries along dim {d} of input {tuple(x.shape)}")
+    shape = [1] * src.ndim
+    shape[d] = idx.size
+    return np.ascontiguousarray(np.broadcast_to(idx.reshape(shape), tuple(src.shape)))
+
+
+def index_add(input, dim, index, source, *, alpha=1):
+    """input with alpha * source's slices added at `index` along dim (repeats accumulate)."""
+    x = _need_tensor(input, "index_add")
+    src = _need_tensor(source, "index_add", "source")
+    d, idx = _index_along(x, dim, index, "index_add")
+    full = _source_index(x, d, idx, src, "index_add")
+    if x.dtype.kind != "f":
+        out = x._data.copy()
+        np.add.at(out, _index._full_index(full, d), (src._data * alpha).astype(x.dtype))
+        return Tensor._wrap(out)
+    return _index.Scatter.apply(x, _scaled(src, alpha), d, full, True)
+
+
+def index_copy(input, dim, index, source):
+    x = _need_tensor(input, "index_copy")
+    src = _need_tensor(source, "index_copy", "source")
+    d, idx = _index_along(x, dim, index, "index_copy")
+    full = _source_index(x, d, idx, src, "index_copy")
+    if x.dtype.kind != "f":
+        out = x._data.copy()
+        out[_index._full_index(full, d)] = src._data
+        return Tensor._wrap(out)
+    return _index.Scatter.apply(x, src, d, full, False)
+
+
+def index_fill(input, dim, index, value):
+    x = _need_tensor(input, "index_fill")
+    d, idx = _index_along(x, dim, index, "index_fill")
+    mask = np.zeros(tuple(x.shape), dtype=bool)
+    sl = [slice(None)] * x.ndim
+    if x.ndim:
+        sl[d] = idx
+        mask[tuple(sl)] = True
+    else:
+        mask[...] = idx.size > 0
+    return masked_fill(x, _bool(mask), value)
+
+
+def narrow(input, dim, start, length):
+    """The `length` elements from `start` along dim (a view)."""
+    x = _need_tensor(input, "narrow")
+    d = _dim(dim, x.ndim, "narrow")
+    n = x.shape[d]
+    start = int(start.item() if isinstance(start, Tensor) else start)
+    if not -n <= start <= n:
+        raise IndexError(f"narrow(): start ({start}) out of range for dimension {d} of size {n}")
+    start = start + n if start < 0 else start
+    if length < 0 or start + length > n:
+        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({n})")
+    idx = [slice(None)] * x.ndim
+    idx[d] = slice(start, start + int(length))
+    return x[tuple(idx)]
+
+
+def movedim(input, source, destination):
+    x = _need_tensor(input, "movedim")
+    src = [source] if isinstance(source, (int, np.integer)) else list(source)
+    dst = [destination] if isinstance(destination, (int, np.integer)) else list(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim(): Invalid source or destination dims: source ({src} dims) should contain "
+                           f"the same number of dims as destination ({dst} dims)")
+    if x.ndim == 0:
+        for s in src + dst:
+            _dim(s, 0, "movedim")
+        return x
+    src = _dims_list(src, x.ndim, "movedim")
+    dst = _dims_list(dst, x.ndim, "movedim")
+    perm = [None] * x.ndim
+    for s, t_ in zip(src, dst):
+        perm[t_] = s
+    rest = iter(d for d in range(x.ndim) if d not in src)
+    perm = [p if p is not None else next(rest) for p in perm]
+    return x.permute(perm)
+
+
+moveaxis = movedim
+
+
+def swapaxes(input, axis0, axis1):
+    return _need_tensor(input, "swapaxes").transpose(axis0, axis1)
+
+
+swapdims = swapaxes
+
+
+def tile(input, dims):
+    x = _need_tensor(input, "tile")
+    dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    dims = (1,) * (x.ndim - len(dims)) + tuple(int(r) for r in dims)
+    if x.dtype.kind != "f":
+        return Tensor._wrap(np.tile(x._data, dims))
+    return _index.repeat(x, *dims)
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Each element (or slice along dim) repeated `repeats` times in place; repeat_interleave(r)
+    on an integer tensor r: each index i repeated r[i] times."""
+    x = _need_tensor(input, "repeat_interleave")
+    if repeats is None:
+        r = x._data.reshape(-1)
+        if x.ndim > 1 or r.dtype.kind not in "iu":
+            raise RuntimeError("repeat_interleave(): repeats must be a 1-D integer tensor")
+        return _int64(np.repeat(np.arange(r.size), r))
+    if dim is None:
+        x, d = x.reshape(-1), 0
+    else:
+        d = _dim(dim, x.ndim, "repeat_interleave")
+        if x.ndim == 0:
+            x = x.reshape(1)
+    n = x.shape[d]
+    r = np.asarray(repeats._data if isinstance(repeats, Tensor) else repeats, dtype=np.int64).reshape(-1)
+    if r.size not in (1, n):
+        raise RuntimeError(f"repeat_interleave(): repeats must have the same size as input along dim, but got "
+                           f"repeats.size(0) = {r.size} and input.size({d}) = {n}")
+    if (r < 0).any():
+        raise RuntimeError("repeat_interleave(): repeats can not be negative")
+    idx = np.repeat(np.arange(n), np.broadcast_to(r, (n,)))
+    if x.dtype.kind != "f":
+        return Tensor._wrap(np.take(x._data, idx, axis=d))
+    return _index.IndexSelect.apply(x, d, idx)
+
+
+def broadcast_to(input, size):
+    return _need_tensor(input, "broadcast_to").expand(*size)
+
+
+def broadcast_shapes(*shapes):
+    from .tensor import Size
+    try:
+        return Size(np.broadcast_shapes(*[(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]))
+    except ValueError:
+        raise RuntimeError(f"broadcast_shapes(): shapes {shapes} cannot be broadcast together") from None
+
+
+def broadcast_tensors(*tensors):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    shape = tuple(broadcast_shapes(*[tuple(_need_tensor(t_, "broadcast_tensors").shape) for t_ in tensors]))
+    return tuple(t_.expand(*shape) for t_ in tensors)
+
+
+def _atleast(n, name):
+    def f(*tensors):
+        if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+            return tuple(f(t_) for t_ in tensors[0])
+        if len(tensors) > 1:
+            return tuple(f(t_) for t_ in tensors)
+        x = _need_tensor(tensors[0], name)
+        if x.ndim >= n:
+            return x
+        if n == 3 and x.ndim == 2:
+            return x.unsqueeze(-1)
+        return x.reshape((1,) * (n - x.ndim - (1 if n == 3 and x.ndim == 1 else 0)) + tuple(x.shape)
+                         + ((1,) if n == 3 and x.ndim == 1 else ()))
+    f.__name__ = name
+    return f
+
+
+atleast_1d = _atleast(1, "atleast_1d")
+atleast_2d = _atleast(2, "atleast_2d")
+atleast_3d = _atleast(3, "atleast_3d")
+
+
+def _seq(tensors, op):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError(f"{op}(): expects a non-empty TensorList")
+    return [_need_tensor(t_, op, "tensors") for t_ in tensors]
+
+
+def hstack(tensors):
+    ts = list(atleast_1d(*_seq(tensors, "hstack"))) if len(tensors) > 1 else [atleast_1d(_seq(tensors, "hstack")[0])]
+    return _cat_any(ts, 0 if ts[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    ts = _seq(tensors, "vstack")
+    return _cat_any([atleast_2d(t_) for t_ in ts], 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors):
+    ts = _seq(tensors, "dstack")
+    return _cat_any([atleast_3d(t_) for t_ in ts], 2)
+
+
+def column_stack(tensors):
+    ts = _seq(tensors, "column_stack")
+    return _cat_any([t_.reshape(-1, 1) if t_.ndim <= 1 else t_ for t_ in ts], 1)
+
+
+def tensor_split(input, indices_or_sections, dim=0):
+    """Split into n nearly equal parts (the first n % size one longer) or at the given indices."""
+    x = _need_tensor(input, "tensor_split")
+    d = _dim(dim, x.ndim, "tensor_split")
+    n = x.shape[d]
+    ios = indices_or_sections
+    if isinstance(ios, Tensor):
+        ios = ios.tolist() if ios.ndim else int(ios.item())
+    if isinstance(ios, (int, np.integer)):
+        if ios <= 0:
+            raise RuntimeError(f"tensor_split(): number of sections must be larger than 0, got {ios}")
+        q, r = divmod(n, int(ios))
+        sizes = [q + 1] * r + [q] * (int(ios) - r)
+        bounds = np.cumsum([0] + sizes)
+    else:
+        bounds = [0] + [_builtins.min(_builtins.max(int(i) if i >= 0 else int(i) + n, 0), n) for i in ios] + [n]
+    return tuple(narrow(x, d, int(s), _builtins.max(int(e) - int(s), 0)) for s, e in zip(bounds[:-1], bounds[1:]))
+
+
+def _split_n(op, need, dim_of):
+    def f(input, indices_or_sections):
+        x = _need_tensor(input, op)
+        _at_least(x, need, op)
+        d = dim_of(x)
+        if isinstance(indices_or_sections, (int, np.integer)) and x.shape[d] % int(indices_or_sections):
+            raise RuntimeError(f"{op}(): tensor of size {x.shape[d]} along dim {d} is not divisible by the split "
+                               f"size {indices_or_sections}")
+        return tensor_split(x, indices_or_sections, d)
+    f.__name__ = op
+    return f
+
+
+hsplit = _split_n("hsplit", 1, lambda x: 0 if x.ndim == 1 else 1)
+vsplit = _split_n("vsplit", 2, lambda x: 0)
+dsplit = _split_n("dsplit", 3, lambda x: 2)
+
+
+def block_diag(*tensors):
+    ts = [_need_tensor(t_, "block_diag", "tensors") for t_ in tensors]
+    ts = [t_.reshape(1, 1) if t_.ndim == 0 else t_.reshape(1, -1) if t_.ndim == 1 else t_ for t_ in ts]
+    if _builtins.any(t_.ndim != 2 for t_ in ts):
+        raise RuntimeError("block_diag(): input tensors must have 2 or fewer dimensions")
+    if not ts:
+        return Tensor._wrap(np.zeros((1, 0), dtype=get_default_dtype()))
+    dt = _promotion.result_type(tuple(ts), get_default_dtype())
+    cols = _builtins.sum(t_.shape[1] for t_ in ts)
+    rows, left = [], 0
+    for t_ in ts:
+        t_ = t_ if t_.dtype == dt else t_.to(dt)
+        pieces = []
+        if left:
+            pieces.append(Tensor._wrap(np.zeros((t_.shape[0], left), dt)))
+        pieces.append(t_)
+        right = cols - left - t_.shape[1]
+        if right:
+            pieces.append(Tensor._wrap(np.zeros((t_.shape[0], right), dt)))
+        rows.append(_cat_any(pieces, 1) if len(pieces) > 1 else t_)
+        left += t_.shape[1]
+    return _cat_any(rows, 0)
+
+
+def meshgrid(*tensors, indexing=None):
+    """Grids from 1-D tensors: output i varies along dim i ('ij', PyTorch's default) or with the
+    first two dims swapped ('xy')."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    ts = [_need_tensor(t_, "meshgrid", "tensors") for t_ in tensors]
+    if indexing is None:
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid(): indexing must be 'ij' or 'xy', got {indexing!r}")
+    for t_ in ts:
+        if t_.ndim > 1:
+            raise RuntimeError(f"meshgrid(): expects all tensors to be 0-D or 1-D, got {t_.ndim}-D")
+    ts = [t_.reshape(-1) for t_ in ts]
+    swap = indexing == "xy" and len(ts) >= 2
+    order = list(range(len(ts)))
+    if swap:
+        order[0], order[1] = 1, 0
+    shape = tuple(ts[i].shape[0] for i in order)
+    out = []
+    for i, t_ in enumerate(ts):
+        pos = order.index(i)
+        view = [1] * len(ts)
+        view[pos] = -1
+        out.append(t_.reshape(view).expand(*shape))
+    return tuple(out)
+
+
+def cartesian_prod(*tensors):
+    grids = meshgrid(*tensors, indexing="ij")
+    if len(grids) == 1:
+        return grids[0]
+    flat = [g.reshape(-1) for g in grids]
+    if _builtins.all(f.dtype.kind == "f" for f in flat):
+        return stack(flat, 1)
+    return Tensor._wrap(np.stack([f._data for f in flat], 1))
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
+    dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    exps = np.linspace(float(start), float(end), int(steps), dtype=np.float64)
+    t_ = Tensor._wrap(np.power(float(base), exps).astype(dt))
+    return t_.requires_grad_(True) if requires_grad else t_
+
+
+# ---------------------------------------------------------------- elementwise math as ops
+def _unary_op(cls, name):
+    def f(input):
+        return cls.apply(_float(input, name))
+    f.__name__ = name
+    f.__doc__ = f"{name}(input): elementwise, with its derivative (lamina.ops.math)."
+    return f
+
+
+sinh = _unary_op(_math.Sinh, "sinh")
+cosh = _unary_op(_math.Cosh, "cosh")
+asin = arcsin = _unary_op(_math.Asin, "asin")
+acos = arccos = _unary_op(_math.Acos, "acos")
+atan = arctan = _unary_op(_math.Atan, "atan")
+asinh = arcsinh = _unary_op(_math.Asinh, "asinh")
+acosh = arccosh = _unary_op(_math.Acosh, "acosh")
+atanh = arctanh = _unary_op(_math.Atanh, "atanh")
+erf = _unary_op(_math.Erf, "erf")
+erfc = _unary_op(_math.Erfc, "erfc")
+erfinv = _unary_op(_math.Erfinv, "erfinv")
+reciprocal = _unary_op(_math.Reciprocal, "reciprocal")
+
+
+# ---------------------------------------------------------------- more Tensor methods
+def _new_full(self, size, fill_value, *, dtype=None, requires_grad=False):
+    size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+    t_ = Tensor._wrap(np.full(size, fill_value, dtype=np.dtype(dtype) if dtype is not None else self.dtype))
+    return t_.requires_grad_(True) if requires_grad else t_
+
+
+def _new_empty(self, *size, dtype=None, requires_grad=False):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return _new_full(self, size, 0, dtype=dtype, requires_grad=requires_grad)
+
+
+def _new_tensor(self, data, *, dtype=None, requires_grad=False):
+    src = data._data if isinstance(data, Tensor) else data
+    arr = np.array(src, dtype=np.dtype(dtype) if dtype is not None else None)
+    if dtype is None and not isinstance(data, Tensor):
+        arr = arr.astype(self.dtype) if arr.dtype.kind == "f" or self.dtype.kind == "f" or arr.dtype.kind == "iu" else arr
+    t_ = Tensor._wrap(np.ascontiguousarray(arr))
+    return t_.requires_grad_(True) if requires_grad else t_
+
+
+def _fill_diagonal_(self, fill_value, wrap=False):
+    if self.ndim < 2:
+        raise RuntimeError(f"fill_diagonal_(): dimensions must be larger than 1, got {self.ndim}")
+    if self.ndim > 2 and len(set(self.shape)) != 1:
+        raise RuntimeError("fill_diagonal_(): all dimensions of input must be of equal length")
+    mask = np.zeros(tuple(self.shape), dtype=bool)
+    np.fill_diagonal(mask, True, wrap=wrap)
+    return _inplace.apply_inplace(self, "fill_diagonal_", lambda x: masked_fill(x, _bool(mask), fill_value))
+
+
+def _reshape_inplace(name, shape_of):
+    """squeeze_/unsqueeze_/t_: change this tensor's shape (same storage)."""
+    def method(self, *args):
+        if self.requires_grad:
+            raise RuntimeError(f"{name}(): lamina changes a shape in place only for tensors that do not require "
+                               f"grad; use the out-of-place {name[:-1]}() instead")
+        self._data = shape_of(self, *args)._data
+        return self
+    method.__name__ = name
+    return method
+
+
+def _sum_to_size(self, *size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    size = tuple(int(s) for s in size)
+    try:
+        ok = np.broadcast_shapes(size, tuple(self.shape)) == tuple(self.shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise RuntimeError(f"sum_to_size(): size {list(size)} is not expandable to size {list(self.shape)}")
+    out, lead = self, self.ndim - len(size)
+    if lead:
+        out = out.sum(tuple(range(lead)))
+    dims = tuple(i for i, (s, have) in enumerate(zip(size, out.shape)) if s == 1 and have != 1)
+    if dims:
+        out = out.sum(dims, keepdim=True)
+    return out if out is not self else self
+
+
+def _unfold(self, dimension, size, step):
+    """Every window of `size` elements, `step` apart, along `dimension`, as a new last dim."""
+    x = self if self.ndim else self.reshape(1)
+    d = _dim(dimension, self.ndim, "unfold") if self.ndim else 0
+    n = x.shape[d]
+    if size < 0 or size > n:
+        raise RuntimeError(f"unfold(): maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"unfold(): step is {step} but must be > 0")
+    count = (n - size) // step + 1
+    idx = (np.arange(count)[:, None] * step + np.arange(size)).reshape(-1)
+    picked = (_index.IndexSelect.apply(x, d, idx) if x.dtype.kind == "f"
+              else Tensor._wrap(np.take(x._data, idx, axis=d)))
+    out = picked.reshape(tuple(x.shape[:d]) + (count, size) + tuple(x.shape[d + 1:]))
+    out = movedim(out, d + 1, -1)
+    return out.reshape(size) if self.ndim == 0 else out
+
+
+def _stride(self, dim=None):
+    strides = tuple(s // self._data.itemsize for s in self._data.strides)
+    if dim is None:
+        return strides
+    return strides[_dim(dim, self.ndim, "stride")]
+
+
+def _storage_offset(self):
+    base = self._base
+    while base is not None and base._base is not None:
+        base = base._base
+    if base is None:
+        return 0
+    here = self._data.__array_interface__["data"][0]
+    start = base._data.__array_interface__["data"][0]
+    return (here - start) // self._data.itemsize
+
+
+def _no_16_bit(name):
+    def method(self, *args, **kwargs):
+        raise TypeError(f"{name}(): lamina has no 16-bit floating-point dtype; use float() (float32) or double()")
+    method.__name__ = name
+    return method
+
+
+_MORE_METHODS = {
+    "tril": tril, "triu": triu, "flip": lambda self, *dims: flip(self, dims[0] if len(dims) == 1 and not
+                                                                     isinstance(dims[0], int) else dims),
+    "fliplr": fliplr, "flipud": flipud, "roll": roll, "rot90": rot90, "diag": diag, "diagonal": diagonal,
+    "diag_embed": diag_embed, "outer": outer, "ger": ger, "isclose": isclose, "amax": amax, "amin": amin,
+    "aminmax": aminmax, "nonzero": nonzero, "argwhere": argwhere, "unique": unique,
+    "unique_consecutive": unique_consecutive, "bincount": bincount, "histc": histc, "median": median,
+    "nanmedian": nanmedian, "mode": mode, "kthvalue": kthvalue, "quantile": quantile, "nanquantile": nanquantile,
+    "nan_to_num": nan_to_num, "cumprod": cumprod, "cummax": cummax, "cummin": cummin, "kron": kron,
+    "trace": trace, "cross": cross, "dist": dist, "count_nonzero": count_nonzero, "logical_and": logical_and,
+    "logical_or": logical_or, "logical_not": logical_not, "logical_xor": logical_xor, "bitwise_and": bitwise_and,
+    "bitwise_or": bitwise_or, "bitwise_xor": bitwise_xor, "bitwise_not": bitwise_not, "fmax": fmax, "fmin": fmin,
+    "lerp": lerp, "addcmul": addcmul, "addcdiv": addcdiv, "addmm": addmm, "addbmm": addbmm, "baddbmm": baddbmm,
+    "addmv": addmv, "addr": addr, "mv": mv, "dot": dot, "vdot": vdot, "inner": inner, "sinh": sinh, "cosh": cosh,
+    "asin": asin, "acos": acos, "atan": atan, "asinh": asinh, "acosh": acosh, "atanh": atanh, "arcsin": asin,
+    "arccos": acos, "arctan": atan, "arcsinh": asinh, "arccosh": acosh, "arctanh": atanh, "atan2": atan2,
+    "arctan2": atan2, "erf": erf, "erfc": erfc, "erfinv": erfinv, "logaddexp": logaddexp,
+    "logaddexp2": logaddexp2, "hypot": hypot, "frac": frac, "reciprocal": reciprocal, "deg2rad": deg2rad,
+    "rad2deg": rad2deg, "heaviside": heaviside, "logit": logit, "xlogy": xlogy, "sgn": sgn, "signbit": signbit,
+    "copysign": copysign, "masked_select": masked_select, "take": take, "take_along_dim": take_along_dim,
+    "index_add": index_add, "index_copy": index_copy, "index_fill": index_fill, "narrow": narrow,
+    "movedim": movedim, "moveaxis": moveaxis, "swapaxes": swapaxes, "swapdims": swapdims, "tile": tile,
+    "repeat_interleave": repeat_interleave, "broadcast_to": broadcast_to, "tensor_split": tensor_split,
+    "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit, "msort": msort, "nansum": nansum, "nanmean": nanmean,
+    "diff": diff, "isposinf": isposinf, "isneginf": isneginf, "isreal": isreal,
+    "new_full": _new_full, "new_empty": _new_empty, "new_tensor": _new_tensor,
+    "fill_diagonal_": _fill_diagonal_,
+    "index_add_": _inplace_of("index_add_", index_add), "index_copy_": _inplace_of("index_copy_", index_copy),
+    "index_fill_": _inplace_of("index_fill_", index_fill),
+    "addcmul_": _inplace_of("addcmul_", addcmul), "addcdiv_": _inplace_of("addcdiv_", addcdiv),
+    "lerp_": _inplace_of("lerp_", lerp),
+    "squeeze_": _reshape_inplace("squeeze_", lambda x, dim=None: x.squeeze(dim)),
+    "unsqueeze_": _reshape_inplace("unsqueeze_", lambda x, dim: x.unsqueeze(dim)),
+    "t_": _reshape_inplace("t_", lambda x: x.t()),
+    "sum_to_size": _sum_to_size, "unfold": _unfold, "stride": _stride, "storage_offset": _storage_offset,
+    "element_size": lambda self: int(self._data.itemsize),
+    "nbytes": property(lambda self: int(self._data.nbytes)),
+    "itemsize": property(lambda self: int(self._data.itemsize)),
+    "half": _no_16_bit("half"), "bfloat16": _no_16_bit("bfloat16"),
+}
+_METHODS.update(_MORE_METHODS)
+
+__all__ += [
+    "tril", "triu", "flip", "fliplr", "flipud", "roll", "rot90", "diag", "diagonal", "diag_embed", "outer", "ger",
+    "meshgrid", "isclose", "amax", "amin", "aminmax", "nonzero", "argwhere", "unique", "unique_consecutive",
+    "bincount", "searchsorted", "bucketize", "histc", "median", "nanmedian", "mode", "kthvalue", "quantile",
+    "nanquantile", "nan_to_num", "cumprod", "cummax", "cummin", "kron", "trace", "cross", "dist", "cdist",
+    "tensordot", "count_nonzero", "logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and",
+    "bitwise_or", "bitwise_xor", "bitwise_not", "fmax", "fmin", "lerp", "addcmul", "addcdiv", "addmm", "addbmm",
+    "baddbmm", "addmv", "addr", "mv", "dot", "vdot", "inner", "sinh", "cosh", "asin", "acos", "atan", "atan2",
+    "arcsin", "arccos", "arctan", "arctan2", "arcsinh", "arccosh", "arctanh",
+    "asinh", "acosh", "atanh", "erf", "erfc", "erfinv", "logaddexp", "logaddexp2", "hypot", "frac", "reciprocal",
+    "deg2rad", "rad2deg", "heaviside", "logit", "xlogy", "sgn", "signbit", "copysign", "masked_select", "take",
+    "take_along_dim", "index_add", "index_copy", "index_fill", "narrow", "movedim", "moveaxis", "swapaxes",
+    "swapdims", "tile", "repeat_interleave", "broadcast_to", "broadcast_shapes", "broadcast_tensors",
+    "atleast_1d", "atleast_2d", "atleast_3d", "column_stack", "hstack", "vstack", "row_stack", "dstack",
+    "tensor_split", "hsplit", "vsplit", "dsplit", "block_diag", "cartesian_prod", "clamp_min", "clamp_max",
+    "logspace", "tril_indices", "triu_indices", "msort", "var_mean", "std_mean", "nansum", "nanmean", "diff",
+    "isin", "isposinf", "isneginf", "isreal",
+]

@@ -1,4 +1,5 @@
 """More elementwise math, as PyTorch names it: tan, log1p, expm1, rsqrt, sign, maximum, minimum,
+sinh cosh asin acos atan asinh acosh atanh erf erfc erfinv reciprocal atan2,
 where.
 
 Python-only ops (NumPy forward, NumPy backward): the compiler runs them as callbacks, so they are
@@ -6,6 +7,8 @@ correct compiled, just not fused. Gradients follow PyTorch's conventions at kink
 sign' = 0; maximum/minimum split the gradient evenly between tied inputs.
 """
 from __future__ import annotations
+
+import math as _pymath
 
 import numpy as np
 
@@ -15,10 +18,14 @@ from .registry import Sample, register
 _F = (float32, float64)
 
 
-def _x(dt, shape=(3, 5), seed=60, positive=False, low=None):
+def _x(dt, shape=(3, 5), seed=60, positive=False, low=None, unit=False, above_one=False):
     x = np.random.default_rng(seed).standard_normal(shape).astype(dt)
     if positive:
         x = np.abs(x) + dt.type(0.25)
+    if unit:            # inside (-1, 1), away from the ends: asin, acos, atanh, erfinv
+        x = (np.tanh(x) * 0.9).astype(dt)
+    if above_one:       # acosh's domain, away from its kink at 1
+        x = (np.abs(x) + 1.25).astype(dt)
     if low is not None:
         x = np.clip(x, low, None)
     return x
@@ -125,3 +132,69 @@ class Where(Function):
         zero = dy.dtype.type(0)
         return None, np.where(ctx.cond, dy, zero), np.where(ctx.cond, zero, dy)
 
+
+
+# ---------------------------------------------------------------- trigonometric, hyperbolic, erf
+def _erf(x):
+    """erf without SciPy (not a dependency): math.erf elementwise, in x's dtype."""
+    return np.asarray(np.frompyfunc(_pymath.erf, 1, 1)(x)).astype(x.dtype) if x.size else x.copy()
+
+
+def _erfinv(y):
+    """erf's inverse: Giles' single-precision start, polished by Newton steps on erf in float64."""
+    y64 = y.astype(np.float64)
+    w = -np.log((1.0 - y64) * (1.0 + y64))
+    small = w < 5.0
+    ws, wl = w - 2.5, np.sqrt(np.maximum(w, 5.0)) - 3.0
+    ps = np.polyval([2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                     -0.00125372503, -0.00417768164, 0.246640727, 1.50140941], ws)
+    pl = np.polyval([-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+                     -0.0076224613, 0.00943887047, 1.00167406, 2.83297682], wl)
+    x = np.where(small, ps, pl) * y64
+    finite = np.abs(y64) < 1
+    for _ in range(3):      # erf(x) - y = 0; erf'(x) = 2/sqrt(pi) exp(-x^2)
+        err = _erf(np.where(finite, x, 0.0)) - y64
+        x = np.where(finite, x - err / (2.0 / np.sqrt(np.pi) * np.exp(-x * x)), x)
+    x = np.where(np.abs(y64) == 1, np.copysign(np.inf, y64), x)
+    return np.where(np.abs(y64) > 1, np.nan, x).astype(y.dtype)
+
+
+_SQRT_PI_2 = 2.0 / np.sqrt(np.pi)
+
+Sinh = _unary("sinh", "Sinh", np.sinh, lambda x, y: np.cosh(x), dict(seed=90))
+Cosh = _unary("cosh", "Cosh", np.cosh, lambda x, y: np.sinh(x), dict(seed=91))
+Asin = _unary("asin", "Asin", np.arcsin, lambda x, y: 1 / np.sqrt(1 - x * x), dict(seed=92, unit=True))
+Acos = _unary("acos", "Acos", np.arccos, lambda x, y: -1 / np.sqrt(1 - x * x), dict(seed=93, unit=True))
+Atan = _unary("atan", "Atan", np.arctan, lambda x, y: 1 / (1 + x * x), dict(seed=94))
+Asinh = _unary("asinh", "Asinh", np.arcsinh, lambda x, y: 1 / np.sqrt(x * x + 1), dict(seed=95))
+Acosh = _unary("acosh", "Acosh", np.arccosh, lambda x, y: 1 / np.sqrt(x * x - 1), dict(seed=96, above_one=True))
+Atanh = _unary("atanh", "Atanh", np.arctanh, lambda x, y: 1 / (1 - x * x), dict(seed=97, unit=True))
+Erf = _unary("erf", "Erf", _erf, lambda x, y: _SQRT_PI_2 * np.exp(-x * x), dict(seed=98))
+Erfc = _unary("erfc", "Erfc", lambda x: (1 - _erf(x.astype(np.float64))).astype(x.dtype),
+              lambda x, y: -_SQRT_PI_2 * np.exp(-x * x), dict(seed=99))
+Erfinv = _unary("erfinv", "Erfinv", _erfinv, lambda x, y: 0.5 * np.sqrt(np.pi) * np.exp(y * y), dict(seed=100, unit=True))
+Reciprocal = _unary("reciprocal", "Reciprocal", lambda x: 1 / x, lambda x, y: -y * y, dict(seed=101, positive=True))
+
+
+def _atan2_samples(dt):
+    r = np.random.default_rng(102)
+    a, b = r.standard_normal((3, 4)).astype(dt), r.standard_normal((3, 4)).astype(dt)
+    return [Sample((a, b), name="2d"), Sample((a, b[:1]), name="broadcast"), Sample((a[:0], b[:0]), name="size0")]
+
+
+@register("atan2", kernels=("numpy arctan2",), dtypes=_F, call=lambda a, b: a.atan2(b), samples=_atan2_samples,
+          reference=np.arctan2, torch=lambda torch, a, b: torch.atan2(a, b))
+class Atan2(Function):
+    """atan2(a, b), the angle of the point (b, a): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.arctan2(a, b)
+
+    @staticmethod
+    def backward(ctx, dy):
+        a, b = ctx.saved_tensors
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = a * a + b * b
+            return (dy * b / r2).astype(dy.dtype), (dy * -a / r2).astype(dy.dtype)

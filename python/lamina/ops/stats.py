@@ -266,3 +266,108 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     elif p == "nuc":
         raise NotImplementedError("norm: the nuclear norm ('nuc') is not supported")
     return vector_norm(input, p, dim, keepdim, dtype=dtype)
+
+
+@register("cumprod", kernels=("numpy cumprod",), dtypes=_F, call=lambda x, dim=1: x.cumprod(dim),
+          samples=lambda dt: [Sample((_x(dt, (3, 4), 83),), {"dim": 1}), Sample((_x(dt, (3, 4), 84),), {"dim": 0}),
+                              Sample((np.array([[1.5, 0.0, 2.0, -1.0], [0.0, 0.5, 0.0, 3.0]], dt),), {"dim": 1},
+                                     name="zeros"),
+                              Sample((_x(dt)[:0],), {"dim": 0}, name="size0")],
+          reference=lambda x, dim=1: np.cumprod(x, axis=dim), torch=lambda torch, x, dim=1: torch.cumprod(x, dim))
+class Cumprod(Function):
+    """Running product. NOTE: the gradient of y_j wrt x_i (i <= j) is the product of x_0..x_j
+    without x_i; it is computed with x_i set to 1, never by dividing, so it is exact at zeros."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        ctx.save_for_backward(x)
+        return np.cumprod(x, axis=dim, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        d = ctx.dim
+        xm = np.moveaxis(x, d, -1)
+        gm = np.moveaxis(dy, d, -1)
+        dx = np.empty_like(xm)
+        n = xm.shape[-1]
+        for i in range(n):
+            without = xm[..., i:].copy()
+            without[..., 0] = 1
+            # sum over j >= i of dy_j * prod(x_0..x_j without x_i)
+            prefix = np.prod(xm[..., :i], axis=-1, keepdims=True)
+            dx[..., i] = (gm[..., i:] * prefix * np.cumprod(without, axis=-1)).sum(axis=-1)
+        return np.ascontiguousarray(np.moveaxis(dx, -1, d)), None
+
+
+def cumprod(input, dim, dtype=None):
+    if input.ndim == 0:
+        normalize_dim(dim, 0, "cumprod")
+        return input.clone() if dtype is None else input.to(dtype)
+    d = normalize_dim(dim, input.ndim, "cumprod")
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype.kind in "biu":
+        return x._wrap(np.cumprod(x._data, axis=d, dtype=np.int64))
+    return Cumprod.apply(x, d)
+
+
+def _ties(dt):
+    x = np.array([[1.0, 3.0, 3.0, -2.0], [0.5, 0.5, 0.5, 0.25], [-1.0, 4.0, 2.0, 4.0]], dt)
+    return x
+
+
+@register("amax", kernels=("numpy max",), dtypes=_F,
+          call=lambda x, dim=(), keepdim=False, use_min=False: (x.amin if use_min else x.amax)(dim, keepdim),
+          # ties are kinks: finite differences do not apply there (the tie split is checked
+          # against PyTorch in tests/test_torch_functions_more.py)
+          samples=lambda dt: [Sample((_ties(dt),), {"dim": 1}, name="ties", grad=False),
+                              Sample((_x(dt, (3, 4), 85),), {"dim": 1}, name="dim1"),
+                              Sample((_x(dt, (3, 4), 86),), {"dim": (0, 1), "keepdim": True}, name="all_keepdim"),
+                              Sample((_x(dt, (3, 4), 87),), {"dim": 0, "use_min": True}, name="amin"),
+                              Sample((_x(dt, (3, 4), 88),), {}, name="all")],
+          reference=lambda x, dim=(), keepdim=False, use_min=False:
+              (np.min if use_min else np.max)(x, axis=None if dim == () else dim, keepdims=keepdim),
+          torch=lambda torch, x, dim=(), keepdim=False, use_min=False:
+              (torch.amin if use_min else torch.amax)(x, dim, keepdim))
+class AMax(Function):
+    """amax/amin over dims. NOTE: tied extremes share the gradient evenly, as PyTorch's do (max(dim)
+    instead gives it all to the index it returns)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, use_min):
+        y = (np.min if use_min else np.max)(x, axis=dims, keepdims=True)
+        ctx.save_for_backward(x, y)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        return y if keepdim else np.squeeze(y, dims)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, y = ctx.saved_tensors
+        if not ctx.keepdim:
+            dy = np.expand_dims(dy, ctx.dims)
+        hit = (x == y) | (np.isnan(x) & np.isnan(y))
+        count = hit.sum(axis=ctx.dims, keepdims=True)
+        return (dy * hit / count).astype(dy.dtype), None, None, None
+
+
+def amax(input, dim=(), keepdim=False, *, _use_min=False):
+    op = "amin" if _use_min else "amax"
+    dims = () if dim is None else dim
+    dims = _dims(None if dims == () or dims == [] else dims, input.ndim, op) if input.ndim else ()
+    if input.ndim and any(input.shape[d] == 0 for d in dims):
+        raise IndexError(f"{op}(): expected reduction dim {dims} to have non-zero size, got shape "
+                         f"{tuple(input.shape)}")
+    if input.ndim == 0:
+        if dim not in ((), [], None):
+            for d in ((dim,) if isinstance(dim, int) else dim):
+                normalize_dim(d, 0, op)
+        return input.clone()
+    if input.dtype.kind in "biu":
+        fn = np.min if _use_min else np.max
+        return input._wrap(np.asarray(fn(input._data, axis=dims, keepdims=keepdim)))
+    return AMax.apply(input, dims, keepdim, _use_min)
+
+
+def amin(input, dim=(), keepdim=False):
+    return amax(input, dim, keepdim, _use_min=True)
