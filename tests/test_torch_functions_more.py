@@ -350,6 +350,8 @@ def test_nonzero_argwhere_unique():
     check("argwhere", a, grad=False)
     check("nonzero", a, as_tuple=True, grad=False)
     check("nonzero", np.zeros((0, 3)), grad=False)
+    check("nonzero", np.asarray(3), grad=False)
+    check("nonzero", np.asarray(0.0), grad=False)
     check("unique", a, grad=False)
     check("unique", a, return_inverse=True, return_counts=True, grad=False)
     check("unique", _r(3, 4).round(0), return_inverse=True, grad=False)
@@ -597,3 +599,16 @@ def test_integer_results_carry_no_grad():
                 lamina.argwhere(x), lamina.bucketize(x, lamina.tensor([0.0])), lamina.signbit(x),
                 lamina.median(x, 1).indices, lamina.logical_not(x)):
         assert not out.requires_grad
+
+
+@pytest.mark.parametrize("name,args", [("sinh_", ()), ("erf_", ()), ("reciprocal_", ()), ("tril_", (1,)),
+                                       ("triu_", (-1,)), ("atan2_", (_r(3, 3, seed=2),)), ("xlogy_", (np.abs(_r(3, 3, seed=3)),)),
+                                       ("cumprod_", (1,)), ("nan_to_num_", ()), ("logit_", ())])
+def test_more_inplace_methods(name, args):
+    x = np.clip(np.abs(_r(3, 3)), 0.05, 0.95)
+    lx, tx = lamina.tensor(x), torch.from_numpy(x.copy())
+    la = [lamina.tensor(a) if isinstance(a, np.ndarray) else a for a in args]
+    ta = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
+    assert getattr(lx, name)(*la) is lx
+    getattr(tx, name)(*ta)
+    _compare(lx, tx, F64, name)

@@ -705,7 +705,8 @@ def _take_last(x, idx):
 
 
 # ---------------------------------------------------------------- triangles, diagonals, flips
-def _keep(x, mask, op):
+def _keep(x, mask):
+    """x where mask holds (broadcast over leading dims), zero elsewhere."""
     mask = np.broadcast_to(mask, tuple(x.shape))
     return masked_fill(x, _bool(~mask), 0)
 
@@ -714,14 +715,14 @@ def tril(input, diagonal=0):
     """The lower triangle of the last two dims (at and below `diagonal`), the rest zero."""
     x = _need_tensor(input, "tril")
     _at_least(x, 2, "tril")
-    return _keep(x, np.tri(x.shape[-2], x.shape[-1], int(diagonal), dtype=bool), "tril")
+    return _keep(x, np.tri(x.shape[-2], x.shape[-1], int(diagonal), dtype=bool))
 
 
 def triu(input, diagonal=0):
     """The upper triangle of the last two dims (at and above `diagonal`), the rest zero."""
     x = _need_tensor(input, "triu")
     _at_least(x, 2, "triu")
-    return _keep(x, ~np.tri(x.shape[-2], x.shape[-1], int(diagonal) - 1, dtype=bool), "triu")
+    return _keep(x, ~np.tri(x.shape[-2], x.shape[-1], int(diagonal) - 1, dtype=bool))
 
 
 def _dims_list(dims, ndim, op):
@@ -1257,7 +1258,7 @@ def nonzero(input, *, as_tuple=False):
     if as_tuple:
         d = x._data if x.ndim else x._data.reshape(1)
         return tuple(_int64(i) for i in np.nonzero(d))
-    return _int64(np.argwhere(x._data).reshape(-1, x.ndim))
+    return _int64(np.argwhere(x._data))
 
 
 def argwhere(input):
@@ -1925,7 +1926,7 @@ def _seq(tensors, op):
 
 
 def hstack(tensors):
-    ts = list(atleast_1d(*_seq(tensors, "hstack"))) if len(tensors) > 1 else [atleast_1d(_seq(tensors, "hstack")[0])]
+    ts = [atleast_1d(t_) for t_ in _seq(tensors, "hstack")]
     return _cat_any(ts, 0 if ts[0].ndim == 1 else 1)
 
 
@@ -2242,3 +2243,14 @@ __all__ += [
     "logspace", "tril_indices", "triu_indices", "msort", "var_mean", "std_mean", "nansum", "nanmean", "diff",
     "isin", "isposinf", "isneginf", "isreal",
 ]
+
+# the in-place forms PyTorch has of the functions above: x.name_(...) = name(x, ...) written into x
+for _name in ("acos", "acosh", "addbmm", "addmm", "asin", "asinh", "atan2", "atan", "atanh", "baddbmm",
+              "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "copysign", "cosh", "cumprod", "deg2rad",
+              "erf", "erfc", "erfinv", "frac", "heaviside", "hypot", "logical_and", "logical_not", "logical_or",
+              "logical_xor", "logit", "nan_to_num", "rad2deg", "reciprocal", "sgn", "sinh", "tril", "triu", "xlogy",
+              "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "fmax", "fmin"):
+    _METHODS.setdefault(_name + "_", _inplace_of(_name + "_", globals()[_name]))
+_METHODS["swapaxes_"] = _reshape_inplace("swapaxes_", lambda x, a, b: x.transpose(a, b))
+_METHODS["swapdims_"] = _reshape_inplace("swapdims_", lambda x, a, b: x.transpose(a, b))
+del _name

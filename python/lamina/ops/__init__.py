@@ -9,8 +9,9 @@
   conv        conv1d conv2d
   pool        max/avg/adaptive pooling
   norm        batch_norm layer_norm group_norm dropout (dropout2d)
-  math        tan log1p expm1 rsqrt sign maximum minimum where
-  stats       cumsum prod logsumexp (var std composed)
+  math        tan log1p expm1 rsqrt sign maximum minimum where sinh cosh asin acos atan asinh
+              acosh atanh erf erfc erfinv reciprocal atan2
+  stats       cumsum cumprod prod logsumexp amax/amin (var std composed)
   index       gather scatter index_select masked_fill repeat (topk sort through gather)
   contract    mm bmm einsum
   nn_extra    elu gelu silu pad embedding binary_cross_entropy
