@@ -201,3 +201,19 @@ def test_out_keyword_errors_and_resize_warning():
         lamina.add(a, a, out=base[:2])
     with pytest.raises(TypeError, match="out"):
         lamina.add(a, a, out=np.empty((3, 4)))
+
+
+def test_ieee_specials_without_numpy_warnings():
+    """log(0), x / 0, sqrt(-1), 0 ** -1 and their gradients give inf / nan quietly, as PyTorch does
+    (NumPy would print a RuntimeWarning for each)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = lamina.tensor([0.0, 1.0], requires_grad=True)
+        (lamina.log(x).sum() + x.sqrt().sum() + (x / 0.0).sum()).backward()
+        assert np.isinf(x.grad.numpy()[0])
+        y = lamina.tensor([1.0, 0.0]) / lamina.tensor([0.0, 0.0])
+        assert np.isinf(y.numpy()[0]) and np.isnan(y.numpy()[1])
+        assert np.isnan(lamina.tensor([-1.0]).sqrt().item())
+        assert np.isinf((lamina.tensor([0.0]) ** -1).item())
+        assert np.isinf((lamina.tensor([0.0]) ** lamina.tensor([-1.0])).item())

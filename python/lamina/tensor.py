@@ -639,6 +639,12 @@ def _add_captured(entry, g):
 
 
 def _sweep(root_nodes, grads, retain_graph, capture=None):
+    # IEEE results (1/0 = inf, 0/0 = nan) without NumPy's RuntimeWarnings, as PyTorch gives them
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        _sweep_quiet(root_nodes, grads, retain_graph, capture)
+
+
+def _sweep_quiet(root_nodes, grads, retain_graph, capture):
     order = _topological_order(root_nodes)
     # Leaves with post-accumulate hooks: how many contributions each still awaits in this sweep.
     pending = _pending_hook_leaves(order) if _hooked_leaves and capture is None else None

@@ -157,7 +157,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.true_divide(a, b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # x / 0 = inf quietly, as PyTorch
+            return np.true_divide(a, b)
 
 
 # ---------------------------------------------------------------- unary with native kernels
@@ -209,7 +210,8 @@ def _unary_op(name, cls_name, positive=False):
     np_fn = UNARY_KERNELS[name]
 
     def forward(ctx, x):
-        y = np_fn(x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # log(0) = -inf quietly, as PyTorch
+            y = np_fn(x)
         ctx.save_for_backward(x, y)
         return y
 
@@ -244,7 +246,8 @@ class Pow(Function):
         ctx.save_for_backward(x)
         ctx.p = p
         if x.dtype in FLOATS:
-            return np.power(x, x.dtype.type(p))
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                return np.power(x, x.dtype.type(p))
         # integers: in int64, then back (wrapping mod 2**bits like PyTorch's uint8 ** 300)
         return np.power(x, np.int64(p)).astype(x.dtype, copy=False)
 
@@ -266,7 +269,8 @@ class Pow(Function):
 class PowTensor(Function):
     @staticmethod
     def forward(ctx, a, b):
-        y = np.power(a, b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            y = np.power(a, b)
         ctx.save_for_backward(a, b, y)
         return y
 
