@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "conv_direct_kernel.h"
+#include "simd_transpose_avx2.h"
 
 namespace lamina {
 namespace {
@@ -92,6 +93,66 @@ template <> struct Y<double> {
     for (int l = 0; l < 4; ++l) c[l] = static_cast<uint8_t>(t[l]);
   }
 };
+
+// lane_gather / lane_scatter by in-register transposes: each image's row is one contiguous
+// (masked at the row's end) load or store, where vgatherdps costs a load per lane and AVX2 has
+// no scatter instruction (a scalar store per lane). Zen 4 with AVX-512 hidden, C3 row Winograd
+// forward, 1 thread, thread CPU time: N=64 334 -> 298 us, N=256 1296 -> 1159 us.
+template <class T> struct LaneTranspose;
+template <> struct LaneTranspose<float> {
+  using R = __m256;
+  static constexpr int W = 8;
+  static __m256i mask(int64_t m) { return avx2::first_lanes_f32(m); }
+  static R maskload(const float* p, __m256i k) { return _mm256_maskload_ps(p, k); }
+  static void maskstore(float* p, __m256i k, R x) { _mm256_maskstore_ps(p, k, x); }
+  static void transpose(R* r) { avx2::transpose8(r); }
+};
+template <> struct LaneTranspose<double> {
+  using R = __m256d;
+  static constexpr int W = 4;
+  static __m256i mask(int64_t m) { return avx2::first_lanes_f64(m); }
+  static R maskload(const double* p, __m256i k) { return _mm256_maskload_pd(p, k); }
+  static void maskstore(double* p, __m256i k, R x) { _mm256_maskstore_pd(p, k, x); }
+  static void transpose(R* r) { avx2::transpose4(r); }
+};
+
+// dst[j*W + l] = src[l*stride + j] for j < n, l < nl; lanes past nl zero (dst aligned).
+template <class T>
+void gather_transpose(const T* src, int64_t stride, int64_t n, int64_t nl, T* dst) {
+  using X = LaneTranspose<T>;
+  constexpr int W = X::W;
+  for (int64_t j0 = 0; j0 < n; j0 += W) {
+    const int64_t m = n - j0 < W ? n - j0 : W;
+    typename X::R r[W];
+    if (m == W) {
+      for (int64_t l = 0; l < W; ++l) r[l] = l < nl ? Y<T>::loadu(src + l * stride + j0) : Y<T>::zero();
+    } else {
+      const __m256i k = X::mask(m);
+      for (int64_t l = 0; l < W; ++l) r[l] = l < nl ? X::maskload(src + l * stride + j0, k) : Y<T>::zero();
+    }
+    X::transpose(r);
+    for (int64_t j = 0; j < m; ++j) Y<T>::store(dst + (j0 + j) * W, r[j]);
+  }
+}
+
+// dst[l*stride + j] = src[j*W + l] for j < n, l < nl (src aligned).
+template <class T>
+void scatter_transpose(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) {
+  using X = LaneTranspose<T>;
+  constexpr int W = X::W;
+  for (int64_t j0 = 0; j0 < n; j0 += W) {
+    const int64_t m = n - j0 < W ? n - j0 : W;
+    typename X::R r[W];
+    for (int64_t j = 0; j < W; ++j) r[j] = j < m ? Y<T>::load(src + (j0 + j) * W) : Y<T>::zero();
+    X::transpose(r);
+    if (m == W) {
+      for (int64_t l = 0; l < nl; ++l) Y<T>::storeu(dst + l * stride + j0, r[l]);
+    } else {
+      const __m256i k = X::mask(m);
+      for (int64_t l = 0; l < nl; ++l) X::maskstore(dst + l * stride + j0, k, r[l]);
+    }
+  }
+}
 }  // namespace
 
 namespace conv_direct_detail {
@@ -107,8 +168,10 @@ template DirectKernel<double> direct_kernel_avx2<double>(int64_t, DirectShape*);
 // Lane kernels, at most 12 accumulators: K = 6: 6 x 2; else 4 x 3 with zero-padded channels.
 template <class T>
 void lane_kernels_avx2(int64_t K, LaneKernels<T>* lk) {
-  if (K % 6 == 0 && K % 4 != 0) return fill_lane_kernels<Y, T, 6, 2>(lk);
-  fill_lane_kernels<Y, T, 4, 3>(lk);
+  if (K % 6 == 0 && K % 4 != 0) fill_lane_kernels<Y, T, 6, 2>(lk);
+  else fill_lane_kernels<Y, T, 4, 3>(lk);
+  lk->gather = gather_transpose<T>;   // the same values as lane_gather / lane_scatter
+  lk->scatter = scatter_transpose<T>;
 }
 template void lane_kernels_avx2<float>(int64_t, LaneKernels<float>*);
 template void lane_kernels_avx2<double>(int64_t, LaneKernels<double>*);

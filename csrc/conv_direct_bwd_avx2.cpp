@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "conv_direct_bwd_kernel.h"
+#include "simd_transpose_avx2.h"
 
 namespace lamina {
 namespace {
@@ -56,39 +57,15 @@ conv_direct_bwd_detail::DwKernel<T> get(int kb, int tb) {
   static constexpr auto table = dw_table<Y, T, kTbMax>(std::make_index_sequence<kKbMax * kTbMax>());
   return table[size_t((kb - 1) * kTbMax + (tb - 1))];
 }
-// 8 x 8 float transpose in registers: out[w] lane i = r[i] lane w (pairs of rows interleaved,
-// 4-row columns gathered per 128-bit lane, then the halves of the two 4-row groups swapped).
-inline void transpose8(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int k = 0; k < 4; ++k) {
-    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-  }
-  for (int k = 0; k < 2; ++k) {  // u[4k+m], 128-bit lane j = column 4j+m of rows 4k..4k+3
-    u[4 * k + 0] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
-    u[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
-    u[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
-    u[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
-  }
-  for (int m = 0; m < 4; ++m) {
-    r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);      // column m
-    r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);  // column 4+m
-  }
-}
-// 4 x 4 double transpose.
-inline void transpose4(__m256d r[4]) {
-  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-  r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-  r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-  r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-  r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
-}
+using avx2::first_lanes_f32;
+using avx2::first_lanes_f64;
+using avx2::transpose4;
+using avx2::transpose8;
 
 void to_lanes_f32(const float* const* rows, int64_t n, float* dst) {
   for (int64_t w0 = 0; w0 < n; w0 += 8) {
     const int64_t m = std::min<int64_t>(8, n - w0);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i mask = first_lanes_f32(m);
     __m256 r[8];
     for (int i = 0; i < 8; ++i) r[i] = rows[i] ? _mm256_maskload_ps(rows[i] + w0, mask) : _mm256_setzero_ps();
     transpose8(r);
@@ -98,7 +75,7 @@ void to_lanes_f32(const float* const* rows, int64_t n, float* dst) {
 void to_lanes_f64(const double* const* rows, int64_t n, double* dst) {
   for (int64_t w0 = 0; w0 < n; w0 += 4) {
     const int64_t m = std::min<int64_t>(4, n - w0);
-    const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), _mm256_setr_epi64x(0, 1, 2, 3));
+    const __m256i mask = first_lanes_f64(m);
     __m256d r[4];
     for (int i = 0; i < 4; ++i) r[i] = rows[i] ? _mm256_maskload_pd(rows[i] + w0, mask) : _mm256_setzero_pd();
     transpose4(r);
@@ -109,7 +86,7 @@ void to_lanes_f64(const double* const* rows, int64_t n, double* dst) {
 void from_lanes_f32(const float* src, int64_t n, float* const* rows) {
   for (int64_t w0 = 0; w0 < n; w0 += 8) {
     const int64_t m = std::min<int64_t>(8, n - w0);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i mask = first_lanes_f32(m);
     __m256 r[8];
     for (int64_t j = 0; j < 8; ++j) r[j] = j < m ? _mm256_loadu_ps(src + (w0 + j) * 8) : _mm256_setzero_ps();
     transpose8(r);
@@ -120,7 +97,7 @@ void from_lanes_f32(const float* src, int64_t n, float* const* rows) {
 void from_lanes_f64(const double* src, int64_t n, double* const* rows) {
   for (int64_t w0 = 0; w0 < n; w0 += 4) {
     const int64_t m = std::min<int64_t>(4, n - w0);
-    const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), _mm256_setr_epi64x(0, 1, 2, 3));
+    const __m256i mask = first_lanes_f64(m);
     __m256d r[4];
     for (int64_t j = 0; j < 4; ++j) r[j] = j < m ? _mm256_loadu_pd(src + (w0 + j) * 4) : _mm256_setzero_pd();
     transpose4(r);
