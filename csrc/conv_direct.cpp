@@ -94,13 +94,18 @@ namespace conv_direct_detail {
 // Measured on Zen 4 (AMD EPYC, AVX-512 on 256-bit units), 1 thread, thread CPU time, against
 // the lane taps on the same build: C3 6 -> 16 14x14 5x5 f32 N=64 299 -> 195 us, N=256 1237 ->
 // 777 us (the lane kernel runs at the FMA peak either way; 115k instead of 240k FMAs per 16
-// images). Only there: on AVX-512 Xeons (full-width FMA units, so the transforms weigh more)
-// and AVX2 hosts it is unmeasured, so they keep the taps (vendor check below).
+// images). On AVX2 (8 lanes; measured on the same Zen 4 with AVX-512 hidden by the hypervisor,
+// 1 thread, thread CPU time, against the wide rows AVX2 ran before, f32): C3 forward N=64
+// 558 -> 298 us, N=256 2210 -> 1159 us; dx N=256 2013 -> 1741 us, dw + db 1634 -> 1169 us.
+// Not on AVX-512 Xeons (full-width FMA units, so the transforms weigh more): unmeasured, they
+// keep the taps (vendor check below).
 int row_winograd_gate(const ConvParams& p) {
   if (p.KW != 5 || !conv_direct_applicable(p)) return 0;
   const int mode = g_row_winograd.load();
   if (mode != 0) return mode == 1 ? 1 : 0;
-  if (conv_get_algo() != ConvAlgo::automatic || active_isa() < Isa::avx512) return 0;
+  if (conv_get_algo() != ConvAlgo::automatic) return 0;
+  if (active_isa() == Isa::avx2) return -1;   // AVX2's 8 lanes: measured above
+  if (active_isa() < Isa::avx512) return 0;
   if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return 0;
   return -1;
 }
@@ -119,7 +124,8 @@ bool lane_direct_forward(const ConvParams& p, const T* x, const T* w, const T* b
   const int64_t K = p.K, OH = p.OH(), OW = p.OW(), L = conv_direct_detail::lane_width<T>();
   // Measured (AVX-512 Xeon, 1 thread, N = 256, CPU time): C3 (150 taps) 1.41 -> 1.06 ms on
   // lanes, but C1 (25 taps) 0.76 -> 1.5 ms: the transposes in and out cost about as much as
-  // 60 taps. AVX2 has no scatter instruction (unmeasured there): wide rows.
+  // 60 taps. AVX2 keeps the wide rows for the taps (unmeasured there); its row Winograd
+  // (lane_winograd_preferred) is measured (row_winograd_gate).
   // Row Winograd (lane_winograd_preferred) runs on the lanes alone.
   if (!conv_direct_detail::lane_winograd_preferred(p) && (p.C * p.KH * p.KW < 64 || active_isa() < Isa::avx512))
     return false;

@@ -86,8 +86,8 @@ struct LaneKernels {
   bool (*all_finite)(const T* x, int64_t n) = nullptr;
 };
 // Where row Winograd F(4, 5) may run at all, shared by the forward, dw and dx: 1 when the
-// testing hook below forces it on, 0 when it is off (hook, another ConvAlgo, below AVX-512, not
-// AMD, not 5-wide), -1 when each pass's own measured shape rule decides.
+// testing hook below forces it on, 0 when it is off (hook, another ConvAlgo, portable, AVX-512
+// not on AMD, not 5-wide), -1 when each pass's own measured shape rule decides (AVX2, AMD AVX-512).
 int row_winograd_gate(const ConvParams& p);
 // True when the lane driver runs p as row Winograd F(4, 5) (conv_direct_lane.h): the measured
 // rule, or the testing hook below.

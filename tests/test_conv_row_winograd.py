@@ -144,3 +144,29 @@ def test_fused_block_on_row_winograd_is_bitwise_the_unfused_ops(N, dtype, restor
 def test_row_winograd_hook_rejects_bad_mode():
     with pytest.raises(ValueError, match="mode: expected 'auto', 'on' or 'off', got 'yes'"):
         _C._conv_set_row_winograd("yes")
+
+
+def test_automatic_rule_takes_row_winograd_where_measured(restore_conv_settings):
+    """LeNet's C3 at a batch that fills the lanes: the automatic rule runs row Winograd on AVX2
+    (8 lanes; measured on Zen 4 with AVX-512 hidden) and on AMD's AVX-512, the taps elsewhere --
+    bitwise the forced path's forward, dx and dw either way."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((24, 6, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((16, 6, 5, 5)) / np.sqrt(150)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    dy = rng.standard_normal((24, 16, 10, 10)).astype(np.float32)
+
+    def run(mode):
+        _C._conv_set_row_winograd(mode)
+        y = np.empty((24, 16, 10, 10), np.float32)
+        dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
+        _C.conv2d_forward(x, w, b, y, (1, 1), (0, 0), (1, 1), 1)
+        _C.conv2d_backward(x, w, dy, dx, dw, db, (1, 1), (0, 0), (1, 1), 1)
+        return y, dx, dw
+
+    auto, on, off = run("auto"), run("on"), run("off")
+    wino = _C.isa() == "avx2+fma" or (_C.isa() == "avx512" and _C.cpu_info()["vendor"] == "AuthenticAMD")
+    for a, o, f in zip(auto, on, off):
+        np.testing.assert_array_equal(a, o if wino else f)
+        if _C.isa() != "portable":
+            assert not np.array_equal(o, f)

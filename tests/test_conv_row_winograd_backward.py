@@ -1,7 +1,7 @@
 """Row Winograd F(4, 5) in the convolution backward (csrc/conv_direct_bwd.cpp): the weight
 gradient as G^T [(B^T x) .* (A dy)] summed in the transform domain, and the data gradient as the
 forward's row Winograd of dy over its live rows only, forced on wherever they apply
-by the testing hook _conv_set_row_winograd('on') (automatically only on Zen 4): against PyTorch,
+by the testing hook _conv_set_row_winograd('on') (automatically on AVX2 and Zen 4's AVX-512): against PyTorch,
 against float64, against the lane taps, across thread counts, with inf/NaN, and through autograd
 against float64 finite differences."""
 import numpy as np
@@ -67,11 +67,14 @@ def test_row_winograd_backward_matches_torch(case, dtype, restore_conv_settings)
         np.testing.assert_allclose(t, r, rtol=0, atol=tol * scale)
     np.testing.assert_array_equal(got[2], taps[2])   # db is summed as before, bitwise
     N, W, pad = case[0], case[3], case[-1]
-    L = {"avx512": 16, "avx2": 8}.get(_C.isa(), 0) // (2 if dtype == np.float64 else 1)
-    if L and -(-N // L) * L * (W + 2 * pad - 4) <= N * (W + 2 * pad):
-        # the batch in the lanes (conv_direct_bwd.cpp's use_batch_lanes): the transform's
-        # rounding differs from the taps', so the forced paths did run
+    L = {"avx512": 16, "avx2+fma": 8}.get(_C.isa(), 0) // (2 if dtype == np.float64 else 1)
+    lanes = -(-N // L) * L if L else 0
+    # the batch in the lanes (conv_direct_bwd.cpp's use_batch_lanes for dw,
+    # conv_direct_dx_lanes_applicable for dx): the transform's rounding differs from the
+    # taps', so the forced paths did run
+    if L and lanes * (W + 2 * pad - 4) <= N * (W + 2 * pad):
         assert not np.array_equal(got[1], taps[1])
+    if L and lanes * W <= N * (W + 4):   # dx: W outputs from W + 2*pad - 4 + 2*(4 - pad) columns
         assert not np.array_equal(got[0], taps[0])
 
 
