@@ -121,8 +121,8 @@ template <class T>
 void gather_transpose(const T* src, int64_t stride, int64_t n, int64_t nl, T* dst) {
   using X = LaneTranspose<T>;
   constexpr int W = X::W;
-  for (int64_t j0 = 0; j0 < n; j0 += W) {
-    const int64_t m = n - j0 < W ? n - j0 : W;
+  for (int64_t j = 0; j < n; j += W) {
+    const int64_t j0 = avx2::block_start(j, n, W), m = n - j0 < W ? n - j0 : W;
     typename X::R r[W];
     if (m == W) {
       for (int64_t l = 0; l < W; ++l) r[l] = l < nl ? Y<T>::loadu(src + l * stride + j0) : Y<T>::zero();
@@ -140,8 +140,8 @@ template <class T>
 void scatter_transpose(const T* src, int64_t n, int64_t nl, T* dst, int64_t stride) {
   using X = LaneTranspose<T>;
   constexpr int W = X::W;
-  for (int64_t j0 = 0; j0 < n; j0 += W) {
-    const int64_t m = n - j0 < W ? n - j0 : W;
+  for (int64_t i = 0; i < n; i += W) {
+    const int64_t j0 = avx2::block_start(i, n, W), m = n - j0 < W ? n - j0 : W;
     typename X::R r[W];
     for (int64_t j = 0; j < W; ++j) r[j] = j < m ? Y<T>::load(src + (j0 + j) * W) : Y<T>::zero();
     X::transpose(r);

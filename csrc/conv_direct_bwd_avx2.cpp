@@ -62,47 +62,67 @@ using avx2::first_lanes_f64;
 using avx2::transpose4;
 using avx2::transpose8;
 
+using avx2::block_start;
+
 void to_lanes_f32(const float* const* rows, int64_t n, float* dst) {
-  for (int64_t w0 = 0; w0 < n; w0 += 8) {
-    const int64_t m = std::min<int64_t>(8, n - w0);
-    const __m256i mask = first_lanes_f32(m);
+  for (int64_t w = 0; w < n; w += 8) {
+    const int64_t w0 = block_start(w, n, 8), m = std::min<int64_t>(8, n - w0);
     __m256 r[8];
-    for (int i = 0; i < 8; ++i) r[i] = rows[i] ? _mm256_maskload_ps(rows[i] + w0, mask) : _mm256_setzero_ps();
+    if (m == 8) {
+      for (int i = 0; i < 8; ++i) r[i] = rows[i] ? _mm256_loadu_ps(rows[i] + w0) : _mm256_setzero_ps();
+    } else {
+      const __m256i mask = first_lanes_f32(m);
+      for (int i = 0; i < 8; ++i) r[i] = rows[i] ? _mm256_maskload_ps(rows[i] + w0, mask) : _mm256_setzero_ps();
+    }
     transpose8(r);
     for (int64_t j = 0; j < m; ++j) _mm256_storeu_ps(dst + (w0 + j) * 8, r[j]);
   }
 }
 void to_lanes_f64(const double* const* rows, int64_t n, double* dst) {
-  for (int64_t w0 = 0; w0 < n; w0 += 4) {
-    const int64_t m = std::min<int64_t>(4, n - w0);
-    const __m256i mask = first_lanes_f64(m);
+  for (int64_t w = 0; w < n; w += 4) {
+    const int64_t w0 = block_start(w, n, 4), m = std::min<int64_t>(4, n - w0);
     __m256d r[4];
-    for (int i = 0; i < 4; ++i) r[i] = rows[i] ? _mm256_maskload_pd(rows[i] + w0, mask) : _mm256_setzero_pd();
+    if (m == 4) {
+      for (int i = 0; i < 4; ++i) r[i] = rows[i] ? _mm256_loadu_pd(rows[i] + w0) : _mm256_setzero_pd();
+    } else {
+      const __m256i mask = first_lanes_f64(m);
+      for (int i = 0; i < 4; ++i) r[i] = rows[i] ? _mm256_maskload_pd(rows[i] + w0, mask) : _mm256_setzero_pd();
+    }
     transpose4(r);
     for (int64_t j = 0; j < m; ++j) _mm256_storeu_pd(dst + (w0 + j) * 4, r[j]);
   }
 }
 // The inverse: rows[i][w] = src[w*8 + i] for w < n (rows[i] null: skipped).
 void from_lanes_f32(const float* src, int64_t n, float* const* rows) {
-  for (int64_t w0 = 0; w0 < n; w0 += 8) {
-    const int64_t m = std::min<int64_t>(8, n - w0);
-    const __m256i mask = first_lanes_f32(m);
+  for (int64_t w = 0; w < n; w += 8) {
+    const int64_t w0 = block_start(w, n, 8), m = std::min<int64_t>(8, n - w0);
     __m256 r[8];
     for (int64_t j = 0; j < 8; ++j) r[j] = j < m ? _mm256_loadu_ps(src + (w0 + j) * 8) : _mm256_setzero_ps();
     transpose8(r);
-    for (int i = 0; i < 8; ++i)
-      if (rows[i]) _mm256_maskstore_ps(rows[i] + w0, mask, r[i]);
+    if (m == 8) {
+      for (int i = 0; i < 8; ++i)
+        if (rows[i]) _mm256_storeu_ps(rows[i] + w0, r[i]);
+    } else {
+      const __m256i mask = first_lanes_f32(m);
+      for (int i = 0; i < 8; ++i)
+        if (rows[i]) _mm256_maskstore_ps(rows[i] + w0, mask, r[i]);
+    }
   }
 }
 void from_lanes_f64(const double* src, int64_t n, double* const* rows) {
-  for (int64_t w0 = 0; w0 < n; w0 += 4) {
-    const int64_t m = std::min<int64_t>(4, n - w0);
-    const __m256i mask = first_lanes_f64(m);
+  for (int64_t w = 0; w < n; w += 4) {
+    const int64_t w0 = block_start(w, n, 4), m = std::min<int64_t>(4, n - w0);
     __m256d r[4];
     for (int64_t j = 0; j < 4; ++j) r[j] = j < m ? _mm256_loadu_pd(src + (w0 + j) * 4) : _mm256_setzero_pd();
     transpose4(r);
-    for (int i = 0; i < 4; ++i)
-      if (rows[i]) _mm256_maskstore_pd(rows[i] + w0, mask, r[i]);
+    if (m == 4) {
+      for (int i = 0; i < 4; ++i)
+        if (rows[i]) _mm256_storeu_pd(rows[i] + w0, r[i]);
+    } else {
+      const __m256i mask = first_lanes_f64(m);
+      for (int i = 0; i < 4; ++i)
+        if (rows[i]) _mm256_maskstore_pd(rows[i] + w0, mask, r[i]);
+    }
   }
 }
 template <class T> struct ToLanes;

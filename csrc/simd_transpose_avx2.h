@@ -49,6 +49,13 @@ inline __m256i first_lanes_f64(int64_t m) {
   return _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), _mm256_setr_epi64x(0, 1, 2, 3));
 }
 
+// Where the block of V columns covering column w of an n-column row starts when a row moves
+// through the transposes V columns at a time: a row of n >= V is whole vectors only, its last
+// block starting at n - V and overlapping the one before (it rewrites the same values there);
+// masked loads and stores (vmaskmovps) cost more than the overlap on Zen 4. Shorter rows take
+// one masked block.
+inline int64_t block_start(int64_t w, int64_t n, int64_t V) { return w + V <= n || n < V ? w : n - V; }
+
 }  // namespace avx2
 }  // namespace lamina
 #endif
