@@ -32,6 +32,25 @@ template <> struct V<float> {
   }
   static R maskload(const float* p, __m256i m) { return _mm256_maskload_ps(p, m); }
   static void maskstore(float* p, __m256i m, R x) { _mm256_maskstore_ps(p, m, x); }
+  // The first `lanes` lanes (0 < lanes < 8) by 16-, 8- and 4-byte stores: a masked store
+  // costs far more on AMD (measured Zen 4, f32 1 thread, 50176x6x25 NT, where each 6 x 16
+  // tile's last row ends in 1 live lane: 19.4 -> 26.2 GFLOP/s).
+  static void store_first(float* p, int64_t lanes, __m256i, R x) {
+    __m128 h = _mm256_castps256_ps128(x);
+    if (lanes >= 4) {
+      _mm_storeu_ps(p, h);
+      h = _mm256_extractf128_ps(x, 1);
+      p += 4;
+      lanes -= 4;
+    }
+    if (lanes >= 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+      h = _mm_movehl_ps(h, h);
+      p += 2;
+      lanes -= 2;
+    }
+    if (lanes) _mm_store_ss(p, h);
+  }
 };
 template <> struct V<double> {
   using R = __m256d;
@@ -50,6 +69,16 @@ template <> struct V<double> {
   }
   static R maskload(const double* p, __m256i m) { return _mm256_maskload_pd(p, m); }
   static void maskstore(double* p, __m256i m, R x) { _mm256_maskstore_pd(p, m, x); }
+  static void store_first(double* p, int64_t lanes, __m256i, R x) {  // 0 < lanes < 4
+    __m128d h = _mm256_castpd256_pd128(x);
+    if (lanes >= 2) {
+      _mm_storeu_pd(p, h);
+      h = _mm256_extractf128_pd(x, 1);
+      p += 2;
+      lanes -= 2;
+    }
+    if (lanes) _mm_store_sd(p, h);
+  }
 };
 
 LAMINA_UKERNEL(V, f32_6x16, float, 6, 2)

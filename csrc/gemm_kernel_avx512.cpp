@@ -44,6 +44,7 @@ template <> struct Z<float> {
   static M mask(int64_t lanes) { return M((1u << lanes) - 1u); }  // 0 < lanes < 16
   static R maskload(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   static void maskstore(float* p, M m, R x) { _mm512_mask_storeu_ps(p, m, x); }
+  static void store_first(float* p, int64_t, M m, R x) { maskstore(p, m, x); }
 };
 template <> struct Z<double> {
   using R = __m512d;
@@ -59,6 +60,7 @@ template <> struct Z<double> {
   static M mask(int64_t lanes) { return M((1u << lanes) - 1u); }  // 0 < lanes < 8
   static R maskload(const double* p, M m) { return _mm512_maskz_loadu_pd(m, p); }
   static void maskstore(double* p, M m, R x) { _mm512_mask_storeu_pd(p, m, x); }
+  static void store_first(double* p, int64_t, M m, R x) { maskstore(p, m, x); }
 };
 
 LAMINA_UKERNEL(Z, f32_12x32, float, 12, 2)

@@ -2,7 +2,8 @@
 // (gemm_kernel_avx2.cpp, gemm_kernel_avx512.cpp; contract in gemm_kernel.h). Each TU includes
 // it after <immintrin.h> and instantiates it with its own vector traits VT<T>, which give:
 //   R (register type), W (lanes), zero, set1, bcast, loadu, storeu, fma, mul,
-//   mask(lanes) for 0 < lanes < W, maskload(p, m), maskstore(p, m, x).
+//   mask(lanes) for 0 < lanes < W, maskload(p, m), maskstore(p, m, x), and
+//   store_first(p, lanes, m, x): the first `lanes` lanes (m = mask(lanes)).
 // The anonymous namespace is deliberate: every TU gets its own copy, compiled with its own
 // ISA flags, so the linker can never hand one TU's instructions to a CPU that lacks them.
 #pragma once
@@ -116,23 +117,32 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const T* A, int64
     }
     return;
   }
-  // Edge tile: only rows < mv and columns < nv are read or written (masked partial vectors).
+  // Edge tile: only rows < mv and columns < nv are read or written (partial vectors). The
+  // accumulators go through a stack tile first: kept in registers beside the masks and the
+  // alpha / beta vectors here, they were spilled by the register allocator at every k step
+  // of the loop above instead (measured f32 1 thread, Zen 4 AVX2: 50176x6x25 NT 22.5 -> 25.1
+  // GFLOP/s, 6400x16x150 NT 40 -> 55).
+  alignas(64) T tile[MR * NV * W];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-    if (i >= mv) break;
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) X::storeu(tile + (i * NV + v) * W, acc[i][v]);
+  asm volatile("" : : "r"(tile) : "memory");  // the tile stays in memory
+  for (int64_t i = 0; i < mv; ++i) {
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       const int64_t lanes = nv - v * W;
       T* c = C + i * ldc + v * W;
+      const typename X::R t = X::loadu(tile + (i * NV + v) * W);
       if (lanes >= W) {
-        typename X::R r = X::mul(acc[i][v], va);
+        typename X::R r = X::mul(t, va);
         if (beta != T(0)) r = X::fma(vb, X::loadu(c), r);
         X::storeu(c, r);
       } else if (lanes > 0) {
         const auto m = X::mask(lanes);
-        typename X::R r = X::mul(acc[i][v], va);
+        typename X::R r = X::mul(t, va);
         if (beta != T(0)) r = X::fma(vb, X::maskload(c, m), r);
-        X::maskstore(c, m, r);
+        X::store_first(c, lanes, m, r);
       }
     }
   }
