@@ -312,8 +312,14 @@ void pack_rows_masked(int W, int64_t K, int64_t nv, const T* src, int64_t ld, T*
   using X = V<T>;
   constexpr int L = X::W;
   if (W < L) {  // the AVX2 6-row float tile: narrower than one vector
-    for (int64_t k = 0; k < K; ++k)
-      for (int j = 0; j < W; ++j) dst[k * W + j] = j < nv ? src[k * ld + j] : T(0);
+    // One masked load per k (nothing past column nv is read), stored whole: its lanes past W
+    // land in the next k's slot, written right after; the last k stores only W lanes.
+    // Measured f32 TN 1 thread (a Linear's dW, A packed), Zen 4 AVX2, vs a scalar copy per
+    // value: 300x64x100 63 -> 70 GFLOP/s, 400x256x120 72 -> 79, 120x64x84 57 -> 63.
+    const __m256i live = X::mask(std::min<int64_t>(nv, W));
+    int64_t k = 0;
+    for (; k + 1 < K; ++k) X::storeu(dst + k * W, X::maskload(src + k * ld, live));
+    if (k < K) X::store_first(dst + k * W, W, live, X::maskload(src + k * ld, live));
     return;
   }
   constexpr int kMaxChunks = 8;  // W <= 8 vectors: every tile's MR and NR
