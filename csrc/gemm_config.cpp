@@ -77,8 +77,15 @@ bool use_k_blocks_outside(int64_t M, int64_t N, int64_t K, int64_t kc, int NR, i
                           bool packB, int nt) {
   if (path_override().k_blocks_outside >= 0) return path_override().k_blocks_outside != 0;
   if (nt > 1 || zen4_one_thread_a_in_place(nt)) return false;
+  if (c_block_stays_in_l2<T>(mc, std::min<int64_t>(N, nc_for<T>(K, NR)), kc)) return false;
   const double full_k_panel = double(K) * double(std::min<int64_t>(N, nc_for<T>(K, NR))) * double(sizeof(T));
   return packB && K > kc && M >= 4 * mc && full_k_panel > 2.0 * double(cache_blocking().b_block_bytes);
+}
+
+template <class T>
+bool c_block_stays_in_l2(int64_t mc, int64_t nc, int64_t kc) {
+  const int64_t l2 = cache_blocking().l2;
+  return active_isa() == Isa::avx2 && l2 > 0 && (mc * nc + mc * kc) * int64_t(sizeof(T)) <= l2 / 4 * 3;
 }
 
 bool zen4_one_thread_a_in_place(int nt) {
@@ -193,6 +200,7 @@ const GemmPathOverride& path_override() { return g_override; }
   template bool use_k_blocks_outside<T>(int64_t, int64_t, int64_t, int64_t, int, int64_t, bool, int); \
   template int64_t mc_for<T>(const GemmKernel<T>&);                       \
   template bool c_scratch_for_aliased_c<T>(int64_t, int);                  \
+  template bool c_block_stays_in_l2<T>(int64_t, int64_t, int64_t);         \
   template int kernel_candidates<T>(GemmKernel<T>*);                      \
   template GemmKernel<T> choose_kernel<T>(int64_t, int64_t, bool, int64_t);
 LAMINA_INSTANTIATE_GEMM_CONFIG(float)

@@ -114,8 +114,14 @@ void check_loop_order() {
   CHECK(half_l2 > 0);
   const GemmBlocking big = gemm_blocking<T>(1024, 1024, 1024);
   const int64_t full_k_panel = 1024 * std::min<int64_t>(1024, nc_for<T>(1024, big.nr)) * int64_t(sizeof(T));
-  // (Zen 4 keeps the full-K tasks at one thread: see zen4_one_thread_a_in_place.)
-  CHECK(big.k_blocks_outside == (!zen4_one_thread_a_in_place(1) && full_k_panel > 2 * half_l2));
+  // (Zen 4 keeps the full-K tasks at one thread: see zen4_one_thread_a_in_place; and the AVX2
+  // path where the task's C block stays in L2: see c_block_stays_in_l2.)
+  const int64_t nc = std::min<int64_t>(1024, nc_for<T>(1024, big.nr));
+  const int64_t l2 = cache_blocking().l2;
+  const bool c_in_l2 = active_isa() == Isa::avx2 && l2 > 0 &&
+                       (big.mc * nc + big.mc * big.kc) * int64_t(sizeof(T)) <= l2 / 4 * 3;
+  CHECK(c_block_stays_in_l2<T>(big.mc, nc, big.kc) == c_in_l2);
+  CHECK(big.k_blocks_outside == (!zen4_one_thread_a_in_place(1) && !c_in_l2 && full_k_panel > 2 * half_l2));
   CHECK(!gemm_blocking<T>(64, 300, 784).k_blocks_outside);   // M below 4 row blocks
   CHECK(!gemm_blocking<T>(2048, 2048, 200).k_blocks_outside);  // one K block
   GemmPathOverride o;
