@@ -202,11 +202,11 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
     } else if (p.packA) {
       for (int64_t ir = 0; ir < mlen; ir += MR)
         pack_a(p.transA, kcur, std::min<int64_t>(MR, mlen - ir), MR, p.a_at(i0 + ir, pc), p.lda,
-               Ap + (ir / MR) * kcur * MR);
+               Ap + ir * kcur);
     } else if (mlen % MR) {
       // Strided A: only the ragged last micro-panel is packed (zero rows keep the tile exact).
       const int64_t ir = mlen - mlen % MR;
-      pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + (ir / MR) * kcur * MR);
+      pack_a(p.transA, kcur, mlen - ir, MR, p.a_at(i0 + ir, pc), p.lda, Ap + ir * kcur);
     }
     tl_packed_rows = one_block ? PackedRows{p.step, i0, mlen} : PackedRows{};
     // Short K (see below): the task's whole B slice of this K block is packed near at once.
@@ -214,19 +214,21 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
     T* Bn = p.packB_near ? tl_pack_b_near.elems<T>(kcur * (short_k ? round_up(nlen, NR) : NR)) : nullptr;
     auto pack_near = [&](int64_t jr) {  // columns [jr, jr + NR) of the task's K block
       pack_b(p.transB, kcur, std::min<int64_t>(NR, ncols - jr), NR, p.b_at(pc, jc + jr), p.ldb,
-             Bn + (short_k ? (jr - j0) / NR * kcur * NR : 0));
+             Bn + (short_k ? (jr - j0) * kcur : 0));
     };
+    // (ir and jr are multiples of MR and NR: micro-panel offsets are ir * kcur and jr * K, with
+    // no division per tile, which the run-time MR and NR would make an idiv.)
     auto tile = [&](int64_t jr, int64_t ir) {
       const int64_t nv = std::min<int64_t>(NR, ncols - jr);
       const bool b_in_place = !p.packB && !p.packB_near && nv == NR;
-      const T* b = p.packB_near ? Bn + (short_k ? (jr - j0) / NR * kcur * NR : 0)
+      const T* b = p.packB_near ? Bn + (short_k ? (jr - j0) * kcur : 0)
                    : b_in_place ? p.b_at(pc, jc + jr)
-                                : Bp + (jr / NR) * p.K * NR + pc * NR;
+                                : Bp + jr * p.K + pc * NR;
       const int64_t b_rs = b_in_place ? p.ldb : NR;
       const int64_t mv = std::min<int64_t>(MR, mlen - ir);
       T* c = scratch ? Cs + ir * lds + (jr - j0) : p.C + (i0 + ir) * p.ldc + jc + jr;
       const bool packed = p.packA || mv < MR;
-      const T* a = packed ? Ap + (ir / MR) * kcur * MR : p.a_at(i0 + ir, pc);
+      const T* a = packed ? Ap + ir * kcur : p.a_at(i0 + ir, pc);
       const int TMR = p.kern.tail_mr;
       if (mv < MR && p.kern.tail && round_up(mv, TMR) < MR) {
         // Ragged last panel: the smaller tile in TMR-row steps over the zero-padded pack.
