@@ -70,6 +70,7 @@ class Optimizer:
     """
 
     _numpy_state = False   # True for lamina's own optimizers, whose state buffers are ndarrays
+    _scalar_state = ()     # state keys that hold one number (torch keeps them in 0-dim tensors)
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -183,6 +184,8 @@ class Optimizer:
             for k, v in entry.items():
                 if k == "step":
                     loaded[k] = int(np.asarray(_array(v, k) if not np.isscalar(v) else v))
+                elif k in self._scalar_state:
+                    loaded[k] = float(np.asarray(_array(v, k) if not np.isscalar(v) else v))
                 elif isinstance(v, np.ndarray) or hasattr(v, "data"):
                     a = _array(v, k)
                     if a.shape != arr.shape:
