@@ -2,6 +2,7 @@
 ``step()`` after each epoch's ``optimizer.step()`` moves to the next)."""
 import math
 import types
+from bisect import bisect_right
 from collections import Counter
 
 from .optimizer import Optimizer
@@ -25,6 +26,8 @@ def _per_group(name, optimizer, value):
 class LRScheduler:
     """Base: remembers ``initial_lr`` per group, ``last_epoch``, and the last lrs it set."""
 
+    _is_initial = False
+
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
@@ -38,8 +41,13 @@ class LRScheduler:
                                    "when resuming a scheduler with last_epoch >= 0")
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self):
+        """The constructor's step: applies epoch 0, it does not decay (SequentialLR calls it
+        again on a scheduler when that scheduler takes over)."""
         self._step_count = 0
-        self._is_initial = True   # the constructor's step applies epoch 0, it does not decay
+        self._is_initial = True
         try:
             self.step()
         finally:
@@ -53,6 +61,9 @@ class LRScheduler:
 
     def step(self, epoch=None):
         self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
         if epoch is None:
             self.last_epoch += 1
             lrs = self.get_lr()
@@ -503,3 +514,320 @@ class LinearLR(LRScheduler):
         span = self.end_factor - self.start_factor
         return [b * (self.start_factor + span * min(self.total_iters, self.last_epoch) / self.total_iters)
                 for b in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """lr = base_lr * (1 - epoch / total_iters) ** power, reached by PyTorch's recursive ratio
+    of consecutive factors (the closed form when step() is given an epoch); constant after.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.PolynomialLR(opt, total_iters=4, power=1.0)
+    >>> lrs = []
+    >>> for _ in range(6):
+    ...     lrs.append(round(s.get_last_lr()[0], 6)); opt.step(); s.step()
+    >>> lrs
+    [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    """
+
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return [g["lr"] for g in groups]
+        factor = ((1.0 - self.last_epoch / self.total_iters)
+                  / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
+        return [g["lr"] * factor for g in groups]
+
+    def _closed_form(self):
+        return [b * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for b in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR: cosine annealing from base_lr to ``eta_min`` over ``T_0`` epochs, then restart,
+    each period ``T_mult`` times longer than the last. ``step(epoch)`` may take a fractional
+    epoch (stepping within an epoch, per batch).
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = lamina.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2)
+    >>> lrs = []
+    >>> for _ in range(4):
+    ...     lrs.append(round(s.get_last_lr()[0], 6)); opt.step(); s.step()
+    >>> lrs
+    [1.0, 0.5, 1.0, 0.5]
+    """
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        if not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"T_0: expected a positive integer, got {T_0!r}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"T_mult: expected an integer >= 1, got {T_mult!r}")
+        if not isinstance(eta_min, (float, int)):
+            raise ValueError(f"eta_min: expected a float or int, got {type(eta_min).__name__}")
+        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for b in self.base_lrs]
+
+    def step(self, epoch=None):
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"epoch: expected a non-negative epoch, got {epoch}")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    # which restart period the epoch falls in (periods grow geometrically)
+                    n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult ** n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        for g, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            g["lr"] = lr
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rate (Smith 2017): the lr goes from ``base_lr`` up to ``max_lr`` over
+    ``step_size_up`` steps and back over ``step_size_down``, the amplitude scaled per cycle
+    (``triangular``: constant, ``triangular2``: halved each cycle) or per iteration
+    (``exp_range``: ``gamma**iteration``), or by ``scale_fn``. With ``cycle_momentum`` the
+    momentum (Adam's beta1) moves the opposite way between ``max_momentum`` and ``base_momentum``.
+    Step it after every batch.
+
+    >>> import numpy as np, lamina
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
+    >>> s = lamina.optim.lr_scheduler.CyclicLR(opt, base_lr=0.1, max_lr=0.5, step_size_up=2)
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     lrs.append(round(s.get_last_lr()[0], 6)); opt.step(); s.step()
+    >>> lrs
+    [0.1, 0.3, 0.5, 0.3, 0.1]
+    """
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
+                 gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
+                 max_momentum=0.9, last_epoch=-1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, g in zip(base_lrs, optimizer.param_groups):
+                g["lr"] = lr
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        step_size_up = float(step_size_up)
+        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        self.total_size = step_size_up + step_size_down
+        self.step_ratio = step_size_up / self.total_size
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"mode: expected 'triangular', 'triangular2' or 'exp_range' (or a scale_fn), "
+                             f"got {mode!r}")
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"cycle_momentum: {type(optimizer).__name__} has neither momentum nor betas "
+                                 "to cycle; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for m, b, g in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
+                    if self.use_beta1:
+                        g["betas"] = (m, *g["betas"][1:])
+                    else:
+                        g["momentum"] = m
+                    g["max_momentum"] = m
+                    g["base_momentum"] = b
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self):
+        if self._scale_fn_custom is not None:
+            return
+        # the built-in modes fix scale_mode, as in PyTorch
+        if self.mode == "triangular":
+            self.scale_mode = "cycle"
+        elif self.mode == "triangular2":
+            self.scale_mode = "cycle"
+        elif self.mode == "exp_range":
+            self.scale_mode = "iterations"
+
+    def scale_fn(self, x):
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def get_lr(self):
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        if x <= self.step_ratio:
+            scale_factor = x / self.step_ratio
+        else:
+            scale_factor = (x - 1) / (self.step_ratio - 1)
+        at = cycle if self.scale_mode == "cycle" else self.last_epoch
+        lrs = [b + (m - b) * scale_factor * self.scale_fn(at) for b, m in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for g, b, m in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                momentum = m - (m - b) * scale_factor * self.scale_fn(at)
+                if self.use_beta1:
+                    g["betas"] = (momentum, *g["betas"][1:])
+                else:
+                    g["momentum"] = momentum
+        return lrs
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_scale_fn_custom")}
+        fn = self._scale_fn_custom
+        sd["_scale_fn_custom"] = (dict(fn.__dict__) if fn is not None and not isinstance(fn, types.FunctionType)
+                                  else None)
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        fn = state_dict.pop("_scale_fn_custom", None)
+        self.__dict__.update(state_dict)
+        if fn is not None:
+            self._scale_fn_custom.__dict__.update(fn)
+        self._init_scale_fn()
+
+
+def _check_composed(kind, optimizer, schedulers):
+    if len(schedulers) < 1:
+        raise ValueError(f"schedulers: {kind} expects at least one scheduler, got none")
+    for i, s in enumerate(schedulers):
+        if not hasattr(s, "optimizer"):
+            raise TypeError(f"schedulers[{i}]: expected a scheduler with an optimizer attribute, "
+                            f"got {type(s).__name__}")
+        if isinstance(s, ReduceLROnPlateau):
+            raise ValueError(f"schedulers[{i}]: {kind} does not support ReduceLROnPlateau (its step() needs "
+                             "the metric)")
+        if s.optimizer is not optimizer:
+            raise ValueError(f"schedulers[{i}]: {kind} expects all schedulers to belong to the same optimizer, "
+                             f"got {type(s).__name__} on a different one")
+
+
+class _Composed(LRScheduler):
+    """state_dict / load_state_dict for schedulers made of schedulers: each inner one's own."""
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        inner = state_dict.pop("_schedulers")
+        self.__dict__.update(state_dict)
+        for s, d in zip(self._schedulers, inner):
+            s.load_state_dict(d)
+
+
+class SequentialLR(_Composed):
+    """Run ``schedulers[i]`` between ``milestones[i-1]`` and ``milestones[i]``; at each milestone
+    the next scheduler starts from its epoch 0 (e.g. a LinearLR warm-up, then cosine decay).
+
+    >>> import numpy as np, lamina
+    >>> sch = lamina.optim.lr_scheduler
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = sch.SequentialLR(opt, [sch.ConstantLR(opt, factor=0.5, total_iters=2),
+    ...                            sch.ExponentialLR(opt, gamma=0.5)], milestones=[2])
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     lrs.append(s.get_last_lr()[0]); opt.step(); s.step()
+    >>> lrs
+    [0.5, 0.5, 1.0, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        _check_composed("SequentialLR", optimizer, schedulers)
+        milestones = list(milestones)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"milestones: expected {len(schedulers) - 1} (one fewer than the schedulers), "
+                             f"got {len(milestones)}")
+        self._schedulers = list(schedulers)
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        # the inner schedulers each ran their constructor step; undo that, then start the first
+        for g in optimizer.param_groups:
+            g["lr"] = g["initial_lr"]
+        self._undo_initial_steps(self)
+        idx = bisect_right(self._milestones, 0)
+        self._schedulers[idx]._initial_step()
+        self._last_lr = self._schedulers[idx].get_last_lr()
+
+    def _undo_initial_steps(self, sched):
+        if hasattr(sched, "_schedulers"):
+            for s in sched._schedulers:
+                self._undo_initial_steps(s)
+        elif hasattr(sched, "last_epoch"):
+            sched.last_epoch -= 1
+
+    def step(self):
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            scheduler._update_lr(0)   # a scheduler taking over starts at its epoch 0 (closed form)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+
+class ChainedScheduler(_Composed):
+    """Step every scheduler in ``schedulers`` each time, in order: their effects multiply
+    (for the recursive, chainable ones).
+
+    >>> import numpy as np, lamina
+    >>> sch = lamina.optim.lr_scheduler
+    >>> opt = lamina.optim.SGD([lamina.nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = sch.ChainedScheduler([sch.ConstantLR(opt, factor=0.5, total_iters=2),
+    ...                           sch.ExponentialLR(opt, gamma=0.5)])
+    >>> lrs = []
+    >>> for _ in range(4):
+    ...     lrs.append(s.get_last_lr()[0]); opt.step(); s.step()
+    >>> lrs
+    [0.5, 0.25, 0.25, 0.125]
+    """
+
+    def __init__(self, schedulers, optimizer=None):
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise ValueError("schedulers: ChainedScheduler expects at least one scheduler, got none")
+        optimizer = optimizer or schedulers[0].optimizer
+        _check_composed("ChainedScheduler", optimizer, schedulers)
+        self._schedulers = schedulers
+        self.optimizer = optimizer
+        self._last_lr = [g["lr"] for g in self._schedulers[-1].optimizer.param_groups]
+
+    def step(self):
+        for s in self._schedulers:
+            s.step()
+        self._last_lr = [g["lr"] for g in self._schedulers[-1].optimizer.param_groups]
