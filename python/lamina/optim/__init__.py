@@ -1,9 +1,13 @@
 """Optimizers over lamina parameters (SGD and Adam updates run in lamina._C kernels, the
-adaptive ones in NumPy; all in place on the parameter's array)."""
+others in NumPy; all in place on the parameter's array)."""
 from . import lr_scheduler
 from .adam import Adam, AdamW
+from .adam_variants import Adamax, NAdam, RAdam
 from .adaptive import Adadelta, Adagrad, RMSprop
+from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .sgd import SGD
+from .sgd_variants import ASGD, Rprop
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+           "ASGD", "Rprop", "LBFGS", "lr_scheduler"]
