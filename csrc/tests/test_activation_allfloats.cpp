@@ -20,13 +20,25 @@
 
 using namespace lamina;
 
+// Under AddressSanitizer (instrumented code, ~8x slower: 500 s of a 600 s ctest timeout on an
+// AVX2 host, where the portable loops are the path checked) one 2^20-float chunk in 16 is
+// checked, chunk index c * 17 mod 4096: an odd stride, so the chunks spread over every sign,
+// exponent and leading mantissa bits. The release build checks every float.
+constexpr int64_t kChunk = int64_t(1) << 20;
+constexpr int64_t kChunks = int64_t(1) << 12;  // 2^32 / kChunk
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int64_t kChunkStride = 17, kChunksChecked = kChunks / 16;
+#else
+constexpr int64_t kChunkStride = 1, kChunksChecked = kChunks;
+#endif
+
 static void check_all_floats(Activation k, double limit) {
-  constexpr int64_t kChunk = int64_t(1) << 20;
   std::vector<float> x(kChunk), y(kChunk), x_pos(kChunk), y_pos(kChunk);
   double worst = 0;
   float worst_x = 0;
   int64_t failures = 0;
-  for (uint64_t base = 0; base < (uint64_t(1) << 32); base += kChunk) {
+  for (int64_t c = 0; c < kChunksChecked; ++c) {
+    const uint64_t base = uint64_t((c * kChunkStride) % kChunks) * uint64_t(kChunk);
     for (int64_t i = 0; i < kChunk; ++i) {
       const uint32_t bits = uint32_t(base + i);
       std::memcpy(&x[i], &bits, 4);
@@ -72,8 +84,8 @@ static void check_all_floats(Activation k, double limit) {
   }
   CHECK_MSG(failures == 0, "%s %s: %lld floats out of bounds", isa_name(active_isa()), activation_name(k),
             (long long)failures);
-  std::printf("%s %s: all 2^32 floats, max error %.3f ulp at x = %.9g\n", isa_name(active_isa()),
-              activation_name(k), worst, (double)worst_x);
+  std::printf("%s %s: %s, max error %.3f ulp at x = %.9g\n", isa_name(active_isa()), activation_name(k),
+              kChunksChecked == kChunks ? "all 2^32 floats" : "one 2^20-float chunk in 16", worst, (double)worst_x);
 }
 
 int main() {
