@@ -18,6 +18,7 @@ from . import _inplace, _promotion
 from . import random as _random
 from .ops import contract as _contract
 from .ops import index as _index
+from .ops.index import _ValuesIndices  # (values, indices), as sort and topk return them
 from .ops import stack
 from .ops.activation import log_softmax as _log_softmax_along, softmax as _softmax_along
 from .ops import math as _math
@@ -1400,22 +1401,6 @@ def histc(input, bins=100, min=0, max=0):
 
 
 # ---------------------------------------------------------------- order statistics
-class _NamedPair(tuple):
-    """(values, indices) with PyTorch's field names (torch.return_types.*)."""
-    _fields = ("values", "indices")
-
-    def __new__(cls, values, indices):
-        return super().__new__(cls, (values, indices))
-
-    @property
-    def values(self):
-        return self[0]
-
-    @property
-    def indices(self):
-        return self[1]
-
-
 def _pick_along(x, d, idx, keepdim):
     """x's elements at idx (keepdim-shaped index along d): values through gather, so the gradient
     goes to the chosen element, as PyTorch routes it; plus the int64 indices."""
@@ -1423,7 +1408,7 @@ def _pick_along(x, d, idx, keepdim):
     if not keepdim:
         values = values.squeeze(d)
         idx = np.squeeze(idx, d)
-    return _NamedPair(values, _int64(idx))
+    return _ValuesIndices((values, _int64(idx)))
 
 
 def _order_dim(x, dim, op):
@@ -1474,7 +1459,7 @@ def _median(input, dim, keepdim, op, nan_mode):
         return _median(flat, 0, False, op, nan_mode).values
     if x.ndim == 0:
         _dim(dim, 0, op)
-        return _NamedPair(x.clone(), _int64(0))
+        return _ValuesIndices((x.clone(), _int64(0)))
     d = _order_dim(x, dim, op)
     idx = _kth_index(x._data, d, lambda n: (n - 1) // 2, nan_mode)
     return _pick_along(x, d, idx, keepdim)
@@ -1487,7 +1472,7 @@ def kthvalue(input, k, dim=-1, keepdim=False):
         _dim(dim, 0, "kthvalue")
         if k != 1:
             raise RuntimeError(f"kthvalue(): selected number k ({k}) out of range for a 0-d tensor")
-        return _NamedPair(x.clone(), _int64(0))
+        return _ValuesIndices((x.clone(), _int64(0)))
     d = _order_dim(x, dim, "kthvalue")
     if not 1 <= int(k) <= x.shape[d]:
         raise RuntimeError(f"kthvalue(): selected number k ({k}) out of range for dimension {d} of size {x.shape[d]}")
@@ -1501,7 +1486,7 @@ def mode(input, dim=-1, keepdim=False):
     x = _need_tensor(input, "mode")
     if x.ndim == 0:
         _dim(dim, 0, "mode")
-        return _NamedPair(x.clone(), _int64(0))
+        return _ValuesIndices((x.clone(), _int64(0)))
     d = _order_dim(x, dim, "mode")
     a = np.moveaxis(x._data, d, -1)
     rows = a.reshape(-1, a.shape[-1])
@@ -1598,7 +1583,7 @@ def _cum_extreme(input, dim, op, better):
     x = _need_tensor(input, op)
     if x.ndim == 0:
         _dim(dim, 0, op)
-        return _NamedPair(x.clone(), _int64(0))
+        return _ValuesIndices((x.clone(), _int64(0)))
     d = _dim(dim, x.ndim, op)
     a = np.moveaxis(x._data, d, -1)
     idx = np.zeros(a.shape, dtype=np.int64)
