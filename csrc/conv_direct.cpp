@@ -89,6 +89,11 @@ std::atomic<int> g_row_winograd{0};
 }
 void conv_direct_set_row_winograd(int mode) { g_row_winograd.store(mode); }
 int conv_direct_row_winograd_mode() { return g_row_winograd.load(); }
+namespace {
+std::atomic<int> g_lane_gather{0};
+}
+void conv_direct_set_lane_gather(int mode) { g_lane_gather.store(mode); }
+int conv_direct_lane_gather_mode() { return g_lane_gather.load(); }
 
 namespace conv_direct_detail {
 // Measured on Zen 4 (AMD EPYC, AVX-512 on 256-bit units), 1 thread, thread CPU time, against
@@ -97,8 +102,12 @@ namespace conv_direct_detail {
 // images). On AVX2 (8 lanes; measured on the same Zen 4 with AVX-512 hidden by the hypervisor,
 // 1 thread, thread CPU time, against the wide rows AVX2 ran before, f32): C3 forward N=64
 // 558 -> 298 us, N=256 2210 -> 1159 us; dx N=256 2013 -> 1741 us, dw + db 1634 -> 1169 us.
-// Not on AVX-512 Xeons (full-width FMA units, so the transforms weigh more): unmeasured, they
-// keep the taps (vendor check below).
+// On an AVX-512 Xeon (Sapphire Rapids class, full-width FMA units), 1 thread, thread CPU
+// time, f32, min of 10-30 interleaved calls in one process, taps -> row Winograd: C3 forward
+// N=64 206 -> 177 us, N=256 836 -> 724; fused conv+relu+pool 216 -> 186, 849 -> 734; dx 280
+// -> 249, 1126 -> 1030; dw + db 247 -> 242, 948 -> 866. C1 (5 (c, kh) taps) loses there as on
+// Zen 4: forward N=256 653 -> 854, dw + db 734 -> 1004; the passes' shape rules keep its taps.
+// Other vendors' AVX-512 cores are unmeasured and keep the taps.
 int row_winograd_gate(const ConvParams& p) {
   if (p.KW != 5 || !conv_direct_applicable(p)) return 0;
   const int mode = g_row_winograd.load();
@@ -106,7 +115,8 @@ int row_winograd_gate(const ConvParams& p) {
   if (conv_get_algo() != ConvAlgo::automatic) return 0;
   if (active_isa() == Isa::avx2) return -1;   // AVX2's 8 lanes: measured above
   if (active_isa() < Isa::avx512) return 0;
-  if (std::strcmp(cpu_info().vendor, "AuthenticAMD") != 0) return 0;
+  const char* v = cpu_info().vendor;
+  if (std::strcmp(v, "AuthenticAMD") != 0 && std::strcmp(v, "GenuineIntel") != 0) return 0;
   return -1;
 }
 
@@ -124,8 +134,8 @@ bool lane_direct_forward(const ConvParams& p, const T* x, const T* w, const T* b
   const int64_t K = p.K, OH = p.OH(), OW = p.OW(), L = conv_direct_detail::lane_width<T>();
   // Measured (AVX-512 Xeon, 1 thread, N = 256, CPU time): C3 (150 taps) 1.41 -> 1.06 ms on
   // lanes, but C1 (25 taps) 0.76 -> 1.5 ms: the transposes in and out cost about as much as
-  // 60 taps. AVX2 keeps the wide rows for the taps (unmeasured there); its row Winograd
-  // (lane_winograd_preferred) is measured (row_winograd_gate).
+  // 60 taps. AVX2 keeps the wide rows for the taps (unmeasured there); row Winograd
+  // (lane_winograd_preferred) is measured on AVX2, Zen 4 and Xeon (row_winograd_gate).
   // Row Winograd (lane_winograd_preferred) runs on the lanes alone.
   if (!conv_direct_detail::lane_winograd_preferred(p) && (p.C * p.KH * p.KW < 64 || active_isa() < Isa::avx512))
     return false;

@@ -87,7 +87,8 @@ struct LaneKernels {
 };
 // Where row Winograd F(4, 5) may run at all, shared by the forward, dw and dx: 1 when the
 // testing hook below forces it on, 0 when it is off (hook, another ConvAlgo, portable, AVX-512
-// not on AMD, not 5-wide), -1 when each pass's own measured shape rule decides (AVX2, AMD AVX-512).
+// of a vendor other than AMD or Intel, not 5-wide), -1 when each pass's own measured shape rule
+// decides (AVX2, AMD and Intel AVX-512).
 int row_winograd_gate(const ConvParams& p);
 // True when the lane driver runs p as row Winograd F(4, 5) (conv_direct_lane.h): the measured
 // rule, or the testing hook below.
@@ -107,5 +108,9 @@ template <class T> DirectKernel<T> direct_kernel_avx2(int64_t K, DirectShape* sh
 // (5-wide filters on the lane path), 2 = never.
 void conv_direct_set_row_winograd(int mode);
 int conv_direct_row_winograd_mode();
+// Testing hook for the AVX-512 f32 lane gather: 0 = the measured rule, 1 = in-register
+// transposes, 2 = vgatherdps (the same bits either way).
+void conv_direct_set_lane_gather(int mode);
+int conv_direct_lane_gather_mode();
 
 }  // namespace lamina

@@ -429,12 +429,12 @@ void sum_db_terms(const DwGeometry& g, const std::vector<double>& terms, T* db) 
 }
 
 // Row Winograd for dw where the forward's row Winograd is measured (conv_direct.cpp's
-// lane_winograd_preferred: Zen 4 AVX-512, AVX2), or where the testing hook forces it: 5-wide filters,
+// lane_winograd_preferred: Zen 4 and Xeon AVX-512, AVX2), or where the testing hook forces it: 5-wide filters,
 // stride 1, the batch in the lanes (the caller checks). Measured on Zen 4, 1 thread, thread
 // CPU time, f32 N=64, dw + db, min of 150 calls, against the taps on the same build: C3 6 -> 16
 // 14x14 5x5 330 -> 242 us; C1 1 -> 6 28x28 pad 2 211 -> 210 us (5 (c, kh) taps: not taken).
-// AVX2 (8 lanes, the same Zen 4 with AVX-512 hidden): C3 N=256 1634 -> 1169 us. Intel AVX-512
-// hosts are unmeasured and keep the taps.
+// AVX2 (8 lanes, the same Zen 4 with AVX-512 hidden): C3 N=256 1634 -> 1169 us. AVX-512 Xeon
+// (same method, 10-30 calls): C3 N=64 247 -> 242 us, N=256 948 -> 866; C1 N=256 734 -> 1004.
 // The forward's rule holds as it is: enough (c, kh) taps to keep the transforms small beside the
 // products (C1's 5 did not pay), rows of at least 2 tiles.
 bool dw_winograd_preferred(const ConvParams& p) { return conv_direct_detail::lane_winograd_preferred(p); }
@@ -499,11 +499,11 @@ thread_local AlignedBuffer tl_dx_out;
 thread_local AlignedBuffer tl_dx_wino;   // row Winograd dx: transformed dy, sums, one dx row
 
 // Row Winograd for dx where the forward's is measured, as dw_winograd_preferred (same hook):
-// Zen 4 and AVX2, enough (k, kh) taps and rows of at least two tiles. Measured on Zen 4, 1 thread,
+// Zen 4, Xeon AVX-512 and AVX2, enough (k, kh) taps and rows of at least two tiles. Measured on Zen 4, 1 thread,
 // thread CPU time, f32 N=64, min of 200 calls, against the lane taps on the same build: C3
-// 6 -> 16 14x14 5x5 374 -> 265 us (154k instead of 288k FMAs per 16 images). Intel AVX-512
-// hosts are unmeasured and keep the taps; AVX2 (8 lanes, the same Zen 4 with AVX-512 hidden):
-// C3 N=256 2013 -> 1741 us.
+// 6 -> 16 14x14 5x5 374 -> 265 us (154k instead of 288k FMAs per 16 images). AVX-512 Xeon
+// (same method): C3 N=64 280 -> 249 us, N=256 1126 -> 1030. AVX2 (8 lanes, the same Zen 4 with
+// AVX-512 hidden): C3 N=256 2013 -> 1741 us.
 bool dx_winograd_preferred(const ConvParams& p) {
   if (const int gate = conv_direct_detail::row_winograd_gate(p); gate >= 0) return gate == 1;
   return p.K * p.KH >= 16 && p.W >= 8;

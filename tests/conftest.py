@@ -83,6 +83,7 @@ def restore_conv_settings():
     yield
     _C._conv_set_algo("auto")
     _C._conv_set_row_winograd("auto")
+    _C._conv_set_lane_gather("auto")
     _C.set_num_threads(n0)
 
 

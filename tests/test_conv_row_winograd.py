@@ -148,7 +148,8 @@ def test_row_winograd_hook_rejects_bad_mode():
 
 def test_automatic_rule_takes_row_winograd_where_measured(restore_conv_settings):
     """LeNet's C3 at a batch that fills the lanes: the automatic rule runs row Winograd on AVX2
-    (8 lanes; measured on Zen 4 with AVX-512 hidden) and on AMD's AVX-512, the taps elsewhere --
+    (8 lanes; measured on Zen 4 with AVX-512 hidden) and on AMD's and Intel's AVX-512, the taps
+    elsewhere --
     bitwise the forced path's forward, dx and dw either way."""
     rng = np.random.default_rng(21)
     x = rng.standard_normal((24, 6, 14, 14)).astype(np.float32)
@@ -165,8 +166,37 @@ def test_automatic_rule_takes_row_winograd_where_measured(restore_conv_settings)
         return y, dx, dw
 
     auto, on, off = run("auto"), run("on"), run("off")
-    wino = _C.isa() == "avx2+fma" or (_C.isa() == "avx512" and _C.cpu_info()["vendor"] == "AuthenticAMD")
+    wino = _C.isa() == "avx2+fma" or (_C.isa() == "avx512" and
+                                      _C.cpu_info()["vendor"] in ("AuthenticAMD", "GenuineIntel"))
     for a, o, f in zip(auto, on, off):
         np.testing.assert_array_equal(a, o if wino else f)
         if _C.isa() != "portable":
             assert not np.array_equal(o, f)
+
+
+@pytest.mark.parametrize("wino", ["on", "off"])
+def test_lane_gather_hook_same_bits(wino, restore_conv_settings):
+    """The AVX-512 f32 lane gather by in-register transposes (Zen 4's choice) and by vgatherdps
+    (Xeons' choice, a measured tie there) put the same values in the lanes: forward and fused
+    conv block bitwise equal, with a last lane group of 8 of 16 images and odd strides of x."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 6, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((16, 6, 5, 5)) / np.sqrt(150)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    _C._conv_set_row_winograd(wino)
+
+    def run(mode):
+        _C._conv_set_lane_gather(mode)
+        y = np.empty((40, 16, 10, 10), np.float32)
+        yp, code = np.empty((40, 16, 5, 5), np.float32), np.empty((40, 16, 5, 5), np.uint8)
+        _C.conv2d_forward(x, w, b, y, (1, 1), (0, 0), (1, 1), 1)
+        _C.conv2d_relu_max_pool2d_forward(x, w, b, yp, code, (1, 1), (0, 0), (1, 1), 1)
+        return y, yp, code
+
+    t, g = run("transpose"), run("vgather")
+    for a, c in zip(t, g):
+        np.testing.assert_array_equal(a, c)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(t[0], ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="mode: expected 'auto', 'transpose' or 'vgather', got 'x'"):
+        _C._conv_set_lane_gather("x")

@@ -1,9 +1,9 @@
 """Row Winograd F(4, 5) in the convolution backward (csrc/conv_direct_bwd.cpp): the weight
 gradient as G^T [(B^T x) .* (A dy)] summed in the transform domain, and the data gradient as the
-forward's row Winograd of dy over its live rows only, forced on wherever they apply
-by the testing hook _conv_set_row_winograd('on') (automatically on AVX2 and Zen 4's AVX-512): against PyTorch,
-against float64, against the lane taps, across thread counts, with inf/NaN, and through autograd
-against float64 finite differences."""
+forward's row Winograd of dy over its live rows only, forced on wherever they apply by the
+testing hook _conv_set_row_winograd('on') (automatically on AVX2 and on Zen 4's and Xeons'
+AVX-512): against PyTorch, against float64, against the lane taps, across thread counts, with
+inf/NaN, and through autograd against float64 finite differences."""
 import numpy as np
 import pytest
 

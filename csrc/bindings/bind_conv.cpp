@@ -214,6 +214,14 @@ void bind_conv(py::module_& m) {
   }, py::arg("mode"),
         "Testing hook: the lane path's row Winograd F(4, 5) for 5-wide filters ('on' wherever it applies, "
         "'off' never, 'auto' the measured rule).");
+  m.def("_conv_set_lane_gather", [](const std::string& mode) {
+    if (mode == "auto") lamina::conv_direct_set_lane_gather(0);
+    else if (mode == "transpose") lamina::conv_direct_set_lane_gather(1);
+    else if (mode == "vgather") lamina::conv_direct_set_lane_gather(2);
+    else value_error("mode: expected 'auto', 'transpose' or 'vgather', got '", mode, "'");
+  }, py::arg("mode"),
+        "Testing hook: how the AVX-512 f32 lane path gathers images into lanes ('transpose' in-register "
+        "transposes, 'vgather' vgatherdps, 'auto' the measured rule).");
   m.def("_conv_winograd4_set_chunk_bytes", [](int64_t bytes) { lamina::conv_winograd4_set_chunk_bytes(bytes); },
         py::arg("bytes"), "Tuning hook: the Winograd F(4x4) job's transformed-input budget (<= 0: default).");
 }
