@@ -408,9 +408,11 @@ void conv2d_backward(const ConvParams& p, const T* x, const T* w, const T* dy, T
     const ConvParams q = transposed_conv_params(p);
     // Fewer than 4 data-gradient channels (C1's 1) leave most of the direct kernel's channel
     // block empty: im2col + GEMM measured faster (C1 N=256, 1 thread: AVX-512 2.1 vs 2.2-2.4
-    // ms, AVX2 2.2 vs 3.0 ms). Forcing ConvAlgo::direct still takes the direct path.
+    // ms, AVX2 2.2 vs 3.0 ms), except where one channel has its own kernel (Xeon: 2.0 -> 1.2
+    // ms, conv_direct_one_channel_wide). Forcing ConvAlgo::direct still takes the direct path.
     const bool direct = q.pad_h >= 0 && q.pad_w >= 0 && conv_direct_applicable(p) && conv_direct_preferred(q) &&
-                        (p.C >= 4 || conv_get_algo() == ConvAlgo::direct);
+                        (p.C >= 4 || (p.C == 1 && conv_direct_one_channel_wide()) ||
+                         conv_get_algo() == ConvAlgo::direct);
     if (direct && conv_direct_dx_lanes_applicable<T>(p)) {
       // batches that fill the lanes: L images per vector (row Winograd on Zen 4)
       if (!conv2d_direct_dx_winograd(p, w, dy, dx)) conv2d_direct_dx_lanes(p, w, dy, dx);

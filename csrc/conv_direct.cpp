@@ -92,6 +92,17 @@ int conv_direct_row_winograd_mode() { return g_row_winograd.load(); }
 namespace {
 std::atomic<int> g_lane_gather{0};
 }
+// The C1 data gradient (dy 6 -> 1 channel, 28x28, 5x5 pad 2), f32, 1 thread, thread CPU time,
+// min of 12-15 interleaved calls, on an AVX-512 Xeon: im2col + GEMM 2003 us (N=256), 488 (N=64);
+// lane taps (4 x 6, one channel of 4 used) 1877; lane row Winograd 1782; wide rows with a
+// 1 x 14 kernel 1178, 290 (1 x 28 1147, 265; 1 x 24 1379, 331: 24 leaves 16 of 72 vectors
+// idle). Zen 4 unmeasured: it keeps the lanes and im2col. The row Winograd hook's 'on' keeps
+// the lanes too, so that row Winograd runs wherever it applies.
+bool conv_direct_one_channel_wide() {
+  return active_isa() >= Isa::avx512 && std::strcmp(cpu_info().vendor, "GenuineIntel") == 0 &&
+         g_row_winograd.load() != 1;
+}
+
 void conv_direct_set_lane_gather(int mode) { g_lane_gather.store(mode); }
 int conv_direct_lane_gather_mode() { return g_lane_gather.load(); }
 
@@ -139,6 +150,7 @@ bool lane_direct_forward(const ConvParams& p, const T* x, const T* w, const T* b
   // Row Winograd (lane_winograd_preferred) runs on the lanes alone.
   if (!conv_direct_detail::lane_winograd_preferred(p) && (p.C * p.KH * p.KW < 64 || active_isa() < Isa::avx512))
     return false;
+  if (p.K == 1 && conv_direct_one_channel_wide()) return false;   // the wide rows' 1 x 14 kernel
   const bool has_act = act != Act::identity;
   const Activation kind = act == Act::relu ? Activation::relu
                           : act == Act::sigmoid ? Activation::sigmoid : Activation::tanh;

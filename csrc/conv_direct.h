@@ -108,6 +108,10 @@ template <class T> DirectKernel<T> direct_kernel_avx2(int64_t K, DirectShape* sh
 // (5-wide filters on the lane path), 2 = never.
 void conv_direct_set_row_winograd(int mode);
 int conv_direct_row_winograd_mode();
+// Where direct convolutions with one output channel (C1's dx) run the wide rows with a 1 x 14
+// kernel instead of the lane kernels or im2col + GEMM: AVX-512 on Intel (measured there), unless
+// the row Winograd hook forces that path on.
+bool conv_direct_one_channel_wide();
 // Testing hook for the AVX-512 f32 lane gather: 0 = the measured rule, 1 = in-register
 // transposes, 2 = vgatherdps (the same bits either way).
 void conv_direct_set_lane_gather(int mode);

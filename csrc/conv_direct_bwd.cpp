@@ -10,6 +10,7 @@
 #include "conv_direct_bwd.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -513,6 +514,7 @@ bool dx_winograd_preferred(const ConvParams& p) {
 template <class T>
 bool conv_direct_dx_lanes_applicable(const ConvParams& p) {
   if (!conv_direct_applicable(p) || p.pad_h > p.KH - 1 || p.pad_w > p.KW - 1) return false;
+  if (p.C == 1 && conv_direct_one_channel_wide()) return false;   // the wide rows' 1 x 14 kernel
   const DwKernels<T> kk = select_kernels<T>();
   conv_direct_detail::LaneKernels<T> lk;
   if (!kk.from_lanes || !conv_direct_detail::lane_kernels<T>(p.C, &lk) || lk.lanes != kk.lanes) return false;

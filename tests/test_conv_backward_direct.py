@@ -147,3 +147,36 @@ def test_db_summed_beside_dw_is_bitwise_db_alone(shape, dt, restore_conv_setting
     scale = np.abs(dy.astype(np.float64)).sum(axis=(0, 2, 3))
     err = np.abs(db - dy.astype(np.float64).sum(axis=(0, 2, 3))) / scale
     assert err.max() <= (1e-6 if dt == np.float32 else 1e-14), err
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_one_channel_dx_and_forward_match_im2col_and_torch(dt, restore_conv_settings):
+    """C1's data gradient (6 -> 1 channel; wide rows with a 1 x 14 kernel on Intel AVX-512, lanes
+    or im2col elsewhere) and a 1-channel forward, at an odd batch (a partial lane group, a row
+    block not a multiple of 14 vectors at 13x13): against float64 torch, against im2col + GEMM, and
+    bitwise the same at 1 and 2 threads."""
+    rng = np.random.default_rng(41)
+    tol = 2e-5 if dt == np.float32 else 1e-12
+    for N, H, W, pad in ((37, 28, 28, (2, 2)), (19, 13, 13, (2, 2)), (17, 12, 9, (1, 0))):
+        x, w, dy = _inputs(rng, dt, N, 1, H, W, 6, 5, 5, pad)
+        ref = _torch_grads(x, w, dy, pad)[0]
+        yref = torch.nn.functional.conv2d(torch.tensor(dy, dtype=torch.float64),
+                                          torch.tensor(w, dtype=torch.float64).flip(2, 3).transpose(0, 1),
+                                          padding=(4 - pad[0], 4 - pad[1])).numpy()
+        out = {}
+        for algo, threads in (("auto", 1), ("auto", 2), ("im2col", 1)):
+            _C._conv_set_algo(algo)
+            _C.set_num_threads(threads)
+            dx = np.full_like(x, np.nan)
+            _C.conv2d_backward(x, w, dy, dx, None, None, (1, 1), pad, (1, 1), 1)
+            # the same transposed convolution as a forward with one output channel
+            wf = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            y = np.full((N, 1, H, W), np.nan, dt)
+            _C.conv2d_forward(dy, wf, None, y, (1, 1), (4 - pad[0], 4 - pad[1]), (1, 1), 1)
+            out[algo, threads] = dx, y
+        for key, (dx, y) in out.items():
+            for name, g, r in (("dx", dx, ref), ("fwd", y, yref)):
+                err = np.abs(g - r).max() / max(1.0, np.abs(r).max())
+                assert err <= tol, (name, key, dt.__name__, (N, H, W, pad), err)
+        for a, b in zip(out["auto", 1], out["auto", 2]):
+            np.testing.assert_array_equal(a, b)
