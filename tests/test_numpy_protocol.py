@@ -159,6 +159,23 @@ def test_from_numpy_shares_memory_both_ways_as_torch():
     assert a.tolist() == [1.0, 3.0, 1.0] and tt.tolist() == [1.0, 3.0, 1.0]
 
 
+def test_from_numpy_of_a_strided_view_shares_and_computes_as_torch():
+    # pytorch/examples' time_sequence_prediction feeds data[3:, :-1] (a strided view) to an LSTMCell
+    base = np.arange(24, dtype=np.float64).reshape(4, 6)
+    view = base[1:, :-1]
+    t, tt = lamina.from_numpy(view), torch.from_numpy(view)
+    assert t.stride() == tt.stride() and t.is_contiguous() == tt.is_contiguous() is False
+    base[2, 0] = -5.0
+    assert t.tolist() == tt.tolist()
+    w = lamina.tensor(np.linspace(-1, 1, 15).reshape(5, 3), requires_grad=True)
+    tw = torch.tensor(np.linspace(-1, 1, 15).reshape(5, 3), requires_grad=True)
+    (t.split(2, dim=1)[0].exp() @ w[:2]).sum().backward()
+    (tt.split(2, dim=1)[0].exp() @ tw[:2]).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    t.mul_(2)  # in place through the view writes the shared array, as torch does
+    assert base[1, 0] == 12.0 and base[3, 5] == 23.0
+
+
 @pytest.mark.parametrize("values", [3.5, [1, 2], [[True, False]], [[1.5, -2.0], [0.0, 4.0]]], ids=repr)
 def test_tolist_and_asarray_dtype_match_torch(values):
     t, tt = lamina.tensor(values), torch.tensor(values)

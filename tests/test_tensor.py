@@ -21,8 +21,12 @@ def test_from_numpy_shares_memory_and_rejects_others():
     t = lamina.from_numpy(a)
     a[1, 1] = 7
     assert t.numpy()[1, 1] == 7 and np.shares_memory(t.numpy(), a)
-    with pytest.raises(ValueError, match="lamina.tensor"):
-        lamina.from_numpy(np.zeros((4, 4), dtype=np.float32)[:, ::2])
+    strided = np.zeros((4, 4), dtype=np.float32)[:, ::2]
+    s = lamina.from_numpy(strided)  # shared with its strides, as torch.from_numpy
+    strided[0, 1] = 3
+    assert s.tolist()[0] == [0, 3] and not s.is_contiguous() and s.stride() == (4, 2)
+    with pytest.raises(ValueError, match="negative"):
+        lamina.from_numpy(np.zeros(4, dtype=np.float32)[::-1])
     with pytest.raises(ValueError, match="lamina.tensor"):
         lamina.from_numpy(np.zeros(3, dtype=np.float16))
     assert np.asarray(t) is t.numpy() or np.shares_memory(np.asarray(t), a)

@@ -42,8 +42,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 
 def from_numpy(a):
-    """A tensor sharing memory with NumPy array `a` (C-contiguous, of a lamina dtype: float32,
-    float64, uint8, int8, int16, int32, int64 or bool).
+    """A tensor sharing memory with NumPy array `a` (of a lamina dtype: float32, float64, uint8,
+    int8, int16, int32, int64 or bool). As in PyTorch, a strided view is shared with its strides
+    (the tensor is then not contiguous); negative strides are refused.
 
     >>> import numpy as np, lamina
     >>> a = np.zeros(3, dtype=np.float32); t = lamina.from_numpy(a); a[0] = 5
@@ -55,9 +56,14 @@ def from_numpy(a):
     if a.dtype not in _SUPPORTED:
         raise ValueError(f"from_numpy: dtype {a.dtype} is not supported (expected {_DTYPE_NAMES}); "
                          "use lamina.tensor(a) to make a converted copy")
-    if not a.flags.c_contiguous:
-        raise ValueError("from_numpy: the array is not C-contiguous, so memory cannot be shared; "
-                         "use lamina.tensor(a) to make a contiguous copy")
+    if any(st < 0 for st in a.strides):
+        # as PyTorch: a tensor's strides are non-negative, so a reversed view cannot be shared
+        raise ValueError("from_numpy: at least one stride in the given numpy array is negative "
+                         f"(strides {a.strides}), which a tensor cannot share; copy it first "
+                         "(a.copy() or lamina.tensor(a))")
+    if any(st % a.itemsize for st in a.strides):
+        raise ValueError(f"from_numpy: the given numpy array has byte strides {a.strides} that are not "
+                         f"a multiple of the element size {a.itemsize}; copy it first (a.copy())")
     if not a.flags.writeable:
         # as PyTorch does: the tensor shares the memory, and any in-place write to it is refused
         warnings.warn("from_numpy: the given NumPy array is not writable; the tensor shares its memory, "

@@ -404,8 +404,9 @@ class Function:
         for a in args:
             if isinstance(a, Tensor):
                 d = a._data
-                # Only views can be strided; most kernels read C-contiguous buffers.
-                if a._base is not None and not cls._reads_strided and not d.flags.c_contiguous:
+                # Views and from_numpy of a strided array are strided; most kernels read
+                # C-contiguous buffers.
+                if not cls._reads_strided and not d.flags.c_contiguous:
                     d = np.ascontiguousarray(d)
                 raw.append(d)
                 if grad_on and a.requires_grad:
