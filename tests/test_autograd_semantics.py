@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import lamina
-from conftest import requires_torch
+from conftest import assert_same_results, requires_torch, run_in_both
 
 
 def both(program):
@@ -385,6 +385,37 @@ def test_custom_function_needs_input_grad_non_differentiable_and_two_outputs():
         results.append(x.grad.numpy().copy())
     np.testing.assert_allclose(results[0], results[1])
     assert seen["lamina"] == seen["torch"] == (True, False, False)
+
+
+def test_operand_not_needed_by_any_wanted_gradient_may_change_in_place():
+    # PyTorch saves a product's operand only for the other operand's gradient: pytorch/examples'
+    # differentiable_physics writes `v = v + a * dt; p = p + v * dt; v[0] = 0` in its loop.
+    def program(fw):
+        p0 = fw.tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True)
+        w = fw.tensor([[1.5, 0.5], [-0.5, 2.0]], requires_grad=True)
+        p, v = p0 * 1, fw.zeros(2, 2)
+        for _ in range(3):
+            v = v + (p @ w) * 0.1      # matmul saves p (for w's gradient) and w (for p's)
+            p = p + v * 0.1            # mul by a number: v is not saved
+            q = v / 4.0                # div by a number: v is not saved
+            v[0] = 0.0                 # so this in-place write leaves the graph valid
+            p = p + q.sum()
+        loss = (p ** 2).sum()
+        loss.backward()
+        return {"loss": loss, "dp0": p0.grad, "dw": w.grad}
+    got, want = run_in_both(program)
+    assert_same_results(got, want)
+
+
+def test_operand_needed_by_a_wanted_gradient_is_still_refused_after_change():
+    def program(lib):
+        x = lib.ones(3, requires_grad=True)
+        a = x * 1
+        y = (a * 2.0).sum() + (a * x).sum()  # a * x saves a for x's gradient
+        a.add_(1)
+        y.backward()
+    msg = raises_in_both(program, RuntimeError)
+    assert "modified by an in-place operation" in msg
 
 
 def test_custom_function_saved_tensor_modified_is_refused():

@@ -32,6 +32,24 @@ def empty(shape, dtype):
     return np.empty(shape, dtype=dtype)
 
 
+def stand_in(a):
+    """A saved operand whose values the rule will not read: same shape and dtype, no shared
+    storage, so changing the operand in place after the op leaves the graph valid."""
+    return np.broadcast_to(np.zeros((), a.dtype), a.shape) if isinstance(a, np.ndarray) else a
+
+
+def saved_operands(ctx, a, b, a_read_by=(1,), b_read_by=(0,)):
+    """(a, b) to save for a binary rule, each only where a wanted gradient reads it (as PyTorch
+    saves): `a_read_by` lists the inputs whose gradient reads a's values (mul: b's gradient,
+    dy * a), and likewise `b_read_by`; otherwise a stand-in keeps the shape for the rule. So
+    `v * dt` followed by `v[0] = 0` backpropagates as in PyTorch instead of raising."""
+    need = getattr(ctx, "needs_input_grad", None)
+    if need is None:
+        return a, b
+    return (a if any(need[i] for i in a_read_by) else stand_in(a),
+            b if any(need[i] for i in b_read_by) else stand_in(b))
+
+
 def float_check(x, name, op):
     if x.dtype not in FLOATS:
         raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..tensor import Function, cast_array, float32, float64
 from .._dims import bcast_split
-from ._common import EXACT_UNARY, FLOATS, UNARY_KERNELS, is_float
+from ._common import EXACT_UNARY, FLOATS, UNARY_KERNELS, is_float, saved_operands
 from ._params import BroadcastAttrs, ElementwiseAttrs, UnaryAttrs
 from .registry import BadSample, Sample, register
 
@@ -146,7 +146,7 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(*saved_operands(ctx, a, b))
         return np.multiply(a, b)
 
 
@@ -156,7 +156,7 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(*saved_operands(ctx, a, b, b_read_by=(0, 1)))  # db reads a and b
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # x / 0 = inf quietly, as PyTorch
             return np.true_divide(a, b)
 

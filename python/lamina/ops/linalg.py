@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _C
 from ..tensor import Function, float32, float64
-from ._common import FLOATS, empty
+from ._common import FLOATS, empty, saved_operands
 from ._params import GemmAttrs
 from .registry import BadSample, Sample, export, register
 
@@ -75,7 +75,7 @@ class MatMul2D(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(*MatMulSaved(a=a, b=b))
+        ctx.save_for_backward(*MatMulSaved(*saved_operands(ctx, a, b)))
         y = empty((a.shape[0], b.shape[1]), a.dtype)
         _gemm(a, b, y)
         return y
@@ -108,7 +108,7 @@ class MatMulBatched(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(*MatMulSaved(a=a, b=b))
+        ctx.save_for_backward(*MatMulSaved(*saved_operands(ctx, a, b)))
         y = empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
         _C.gemm_batched(a, b, y, False, False, 1.0, 0.0)
         return y
