@@ -253,7 +253,7 @@ def test_public_docstrings_run():
     import lamina.optim.lr_scheduler
     import lamina.ops.nn_extra  # noqa: F401
     for name in ("lamina.nn.module", "lamina.nn.modules.container", "lamina.nn.modules.linear",
-                 "lamina.nn.utils", "lamina.optim.adaptive", "lamina.optim.lr_scheduler",
+                 "lamina.nn.utils", "lamina.nn.utils.rnn", "lamina.optim.adaptive", "lamina.optim.lr_scheduler",
                  "lamina.nn.functional", "lamina.ops.nn_extra"):
         result = doctest.testmod(sys.modules[name])
         assert result.failed == 0 and result.attempted > 0, name

@@ -328,13 +328,76 @@ def test_proj_size_is_refused_clearly():
         nn.LSTM(3, 4, proj_size=2)
 
 
-def test_packed_sequence_is_a_clear_type_error():
+def test_a_torch_packed_sequence_is_a_clear_type_error():
     torch = requires_torch()
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.zeros(5, 2, 3), [5, 3])
     with pytest.raises(TypeError, match="PackedSequence"):
         nn.LSTM(3, 4)(packed)
     with pytest.raises(TypeError, match="input"):
         nn.GRU(3, 4)(np.zeros((5, 2, 3), np.float32))
+
+
+# --------------------------------------------------------------------------- packed sequences
+PACKED = list(itertools.product(CLASSES, (1, 2), (False, True), (False, True), (True, False)))
+
+
+@pytest.mark.parametrize("name,num_layers,bidirectional,batch_first,enforce_sorted", PACKED)
+def test_packed_sequence_forward_and_gradients_match_torch_float64(name, num_layers, bidirectional,
+                                                                   batch_first, enforce_sorted):
+    torch = requires_torch()
+    tr, lr = torch.nn.utils.rnn, nn.utils.rnn
+    t, m = _pair(name, I, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+    rng = np.random.default_rng(11)
+    lengths = [5, 3, 3, 1] if enforce_sorted else [2, 5, 1, 3]
+    B, T = len(lengths), max(lengths)
+    tx, mx = _leaf(rng.standard_normal((B, T, I) if batch_first else (T, B, I)))
+    lstm = name == "LSTM"
+    state_shape = (num_layers * (2 if bidirectional else 1), B, H)
+    leaves = [_leaf(rng.standard_normal(state_shape)) for _ in range(2 if lstm else 1)]
+    th = tuple(a for a, _ in leaves) if lstm else leaves[0][0]
+    mh = tuple(b for _, b in leaves) if lstm else leaves[0][1]
+    tp = tr.pack_padded_sequence(tx, torch.tensor(lengths), batch_first, enforce_sorted)
+    mp = lr.pack_padded_sequence(mx, lamina.tensor(lengths), batch_first, enforce_sorted)
+    for a, b in zip(tp[1:], mp[1:]):  # batch_sizes, sorted_indices, unsorted_indices
+        assert (a is None) == (b is None) and (a is None or a.tolist() == b.tolist())
+    tout, tstate = t(tp, th)
+    mout, mstate = m(mp, mh)
+    assert isinstance(mout, lr.PackedSequence) and mout.batch_sizes.tolist() == tout.batch_sizes.tolist()
+    np.testing.assert_allclose(_np(mout.data), _np(tout.data), rtol=1e-10, atol=1e-10)
+    for a, b in zip(_states(tstate, lstm), _states(mstate, lstm), strict=True):
+        np.testing.assert_allclose(_np(b), _np(a), rtol=1e-10, atol=1e-10)
+    tpad, tlen = tr.pad_packed_sequence(tout, batch_first=batch_first, padding_value=-1.0, total_length=T + 1)
+    mpad, mlen = lr.pad_packed_sequence(mout, batch_first=batch_first, padding_value=-1.0, total_length=T + 1)
+    assert mlen.tolist() == tlen.tolist() == lengths
+    np.testing.assert_allclose(_np(mpad), _np(tpad), rtol=1e-10, atol=1e-10)
+
+    w = rng.standard_normal(tuple(tpad.shape))
+    ((tpad * torch.tensor(w)).sum() + sum((s * s).sum() for s in _states(tstate, lstm))).backward()
+    ((mpad * lamina.tensor(w)).sum() + sum((s * s).sum() for s in _states(mstate, lstm))).backward()
+    for a, b in [(tx, mx)] + leaves + list(zip(t.parameters(), m.parameters())):
+        np.testing.assert_allclose(_np(b.grad), _np(a.grad), rtol=1e-9, atol=1e-9)
+
+
+def test_pad_pack_helpers_match_torch():
+    torch = requires_torch()
+    tr, lr = torch.nn.utils.rnn, nn.utils.rnn
+    seqs = [np.arange(6.0).reshape(3, 2), np.arange(2.0).reshape(1, 2) + 10, np.arange(10.0).reshape(5, 2)]
+    tseq, mseq = [torch.tensor(a) for a in seqs], [lamina.tensor(a) for a in seqs]
+    for kw in ({}, {"batch_first": True, "padding_value": -2.0}, {"padding_side": "left"}):
+        np.testing.assert_array_equal(lr.pad_sequence(mseq, **kw).numpy(), tr.pad_sequence(tseq, **kw).numpy())
+    tp, mp = tr.pack_sequence(tseq, enforce_sorted=False), lr.pack_sequence(mseq, enforce_sorted=False)
+    np.testing.assert_array_equal(mp.data.numpy(), tp.data.numpy())
+    assert mp.sorted_indices.tolist() == tp.sorted_indices.tolist()
+    assert mp.unsorted_indices.tolist() == tp.unsorted_indices.tolist()
+    for a, b in zip(tr.unpack_sequence(tp), lr.unpack_sequence(mp), strict=True):
+        np.testing.assert_array_equal(b.numpy(), a.numpy())
+    padded = lr.pad_sequence(mseq, batch_first=True)
+    for a, b in zip(seqs, lr.unpad_sequence(padded, lamina.tensor([3, 1, 5]), batch_first=True), strict=True):
+        np.testing.assert_array_equal(b.numpy(), a)
+    with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+        lr.pack_sequence(mseq)
+    with pytest.raises(ValueError, match="total_length"):
+        lr.pad_packed_sequence(mp, total_length=2)
 
 
 def test_module_docstring_runs():

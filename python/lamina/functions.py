@@ -30,7 +30,7 @@ __all__ = [
     "sin", "cos", "tan", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "neg", "negative",
     "sign", "pow", "clamp", "clip", "maximum", "minimum", "where", "sigmoid", "tanh", "relu",
     "flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "mm", "bmm", "einsum",
-    "split", "chunk", "sum", "mean", "max", "min", "argmax", "argmin", "std", "var", "prod",
+    "split", "chunk", "unbind", "sum", "mean", "max", "min", "argmax", "argmin", "std", "var", "prod",
     "cumsum", "logsumexp", "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "all", "any",
     "isnan", "isfinite", "isinf", "topk", "sort", "argsort", "gather", "scatter", "scatter_add",
     "index_select", "masked_fill", "clone", "numel", "rand_like", "randn_like", "randint_like",
@@ -321,6 +321,18 @@ def chunk(input, chunks, dim=0):
     if size == 0:
         return tuple(split(x, [0] * 1 if n == 0 else [n], d))
     return split(x, size, d)
+
+
+def unbind(input, dim=0):
+    """The slices along dim, each without that dim (PyTorch's unbind): a tuple of views."""
+    x = _need_tensor(input, "unbind")
+    d = normalize_dim(dim, x.ndim, "unbind")
+    idx = [slice(None)] * x.ndim
+    out = []
+    for i in range(x.shape[d]):
+        idx[d] = i
+        out.append(x[tuple(idx)])
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- reductions
@@ -637,7 +649,7 @@ _METHODS = {
     "norm": _stats.norm, "clamp_min": lambda self, min: clamp(self, min=min),
     "clamp_max": lambda self, max: clamp(self, max=max),
     "expand_as": lambda self, other: self.expand(*other.shape),
-    "split": split, "chunk": chunk, "std": std, "var": var, "prod": prod, "cumsum": cumsum,
+    "split": split, "chunk": chunk, "unbind": unbind, "std": std, "var": var, "prod": prod, "cumsum": cumsum,
     "logsumexp": logsumexp, "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
     "all": all, "any": any, "isnan": isnan, "isfinite": isfinite, "isinf": isinf,
     "topk": topk, "sort": sort, "argsort": argsort, "gather": gather, "scatter": scatter,

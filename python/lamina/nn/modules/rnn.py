@@ -26,6 +26,7 @@ from ..module import Module, Parameter
 from ..._device import check_device
 from ...ops.shape import cat, stack
 from ...tensor import Tensor, get_default_dtype
+from ..utils.rnn import PackedSequence, _padded_from_packed
 
 # Rows of weight_ih / weight_hh per hidden unit: LSTM gates i, f, g, o; GRU r, z, n.
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -81,13 +82,15 @@ def _time_steps(xw):
     return steps
 
 
+def _packed_steps(x, batch_sizes):
+    """The packed data of a time-major (T, B, F) batch: step t's first batch_sizes[t] rows."""
+    return cat([x[t, :int(b)] for t, b in enumerate(batch_sizes)], 0)
+
+
 # --------------------------------------------------------------------------- checks
 def _need_tensor(x, name, owner):
     if isinstance(x, Tensor):
         return
-    if type(x).__name__ == "PackedSequence":
-        raise TypeError(f"{name}: {owner} does not support PackedSequence inputs; pass a padded "
-                        "(L, N, input_size) tensor")
     raise TypeError(f"{name}: {owner} expected a lamina Tensor, got {type(x).__name__}")
 
 
@@ -250,6 +253,8 @@ class RNNBase(Module):
         return states if batched else [s.unsqueeze(1) for s in states]
 
     def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         self._check_input(input)
         batched = input.ndim == 3
         if not batched:
@@ -290,15 +295,66 @@ class RNNBase(Module):
             h_n = [h.squeeze(1) for h in h_n]
         return output, (tuple(h_n) if n_states == 2 else h_n[0])
 
+    def _forward_packed(self, input, hx):
+        """forward on a PackedSequence: the batch is run in its sorted order, where the
+        sequences still running at step t are the first batch_sizes[t] rows; the others keep
+        their state. hx and the final states are in the caller's order, as PyTorch's."""
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        _need_tensor(data, "input.data", type(self).__name__)
+        bs = batch_sizes._data if isinstance(batch_sizes, Tensor) else np.asarray(batch_sizes)
+        x = _padded_from_packed(data, bs, 0.0, None)                  # (T, B, I), sorted order
+        n_states = 2 if self.mode == "LSTM" else 1
+        directions = 2 if self.bidirectional else 1
+        if hx is None:
+            zeros = Tensor._wrap(np.zeros((self.num_layers * directions, x.shape[1], self.hidden_size),
+                                          dtype=x.dtype))
+            states = [zeros] * n_states
+        else:
+            states = self._split_hx(hx, True)
+            if sorted_indices is not None:
+                states = [s.index_select(1, sorted_indices) for s in states]
+        self._check_forward_args(x, states)
+        step = _STEPS[self.mode]
+        finals = [[] for _ in range(n_states)]
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(directions):
+                k = layer * directions + direction
+                names = self._all_weights[k]
+                w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
+                b_ih, b_hh = (getattr(self, names[2]), getattr(self, names[3])) if self.bias else (None, None)
+                state = tuple(s[k] for s in states) if n_states == 2 else states[0][k]
+                out, state = self._run_direction(step, x, state, w_ih, w_hh, b_ih, b_hh, direction == 1, bs)
+                outs.append(out)
+                for kind, st in enumerate(state if n_states == 2 else (state,)):
+                    finals[kind].append(st)
+            x = outs[0] if directions == 1 else cat(outs, 2)
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                # on the packed steps only, as PyTorch (the same number of random draws)
+                x = _padded_from_packed(F.dropout(_packed_steps(x, bs), self.dropout, True), bs, 0.0, None)
+        h_n = [stack(f, 0) for f in finals]
+        if unsorted_indices is not None:
+            h_n = [h.index_select(1, unsorted_indices) for h in h_n]
+        output = PackedSequence(_packed_steps(x, bs), batch_sizes, sorted_indices, unsorted_indices)
+        return output, (tuple(h_n) if n_states == 2 else h_n[0])
+
     @staticmethod
-    def _run_direction(step, x, state, w_ih, w_hh, b_ih, b_hh, reverse):
+    def _run_direction(step, x, state, w_ih, w_hh, b_ih, b_hh, reverse, batch_sizes=None):
         """One layer in one direction over time-major x (L, N, I): the (L, N, H) outputs in time
         order and the final state."""
         L = x.shape[0]
         xws = _time_steps(F.linear(x, w_ih, b_ih))    # every step's input projection in one GEMM
         hs = []
+        N = x.shape[1]
         for t in (range(L - 1, -1, -1) if reverse else range(L)):
-            state = step(xws[t], state, w_hh, b_hh)
+            b = N if batch_sizes is None else int(batch_sizes[t])
+            if b == N:
+                state = step(xws[t], state, w_hh, b_hh)
+            else:  # a packed batch: rows past b have ended (or, in reverse, not yet begun)
+                pair = isinstance(state, tuple)
+                new = step(xws[t][:b], tuple(s[:b] for s in state) if pair else state[:b], w_hh, b_hh)
+                state = (tuple(cat([n, s[b:]], 0) for n, s in zip(new, state)) if pair
+                         else cat([new, state[b:]], 0))
             hs.append(state[0] if isinstance(state, tuple) else state)
         if reverse:
             hs.reverse()

@@ -84,6 +84,6 @@ def vector_to_parameters(vec, parameters):
         i += n
 
 
-from . import fusion  # noqa: E402,F401
+from . import fusion, rnn  # noqa: E402,F401
 from .fusion import (fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval,  # noqa: E402,F401
                      fuse_linear_bn_weights)
