@@ -371,3 +371,24 @@ def test_an_empty_source_gives_an_empty_pass_and_draws_nothing():
     after = lamina.rand(3).numpy()
     lamina.manual_seed(4)
     assert same(lamina.rand(3).numpy(), after)
+
+
+@pytest.mark.parametrize("weights,num_samples,replacement", [
+    ([0.1, 0.9, 0.5], 4, True), ([1, 2, 3, 4, 5], 50, True), ([0.2, 0.3, 0.5, 0.1], 3, False),
+    (list(np.linspace(0.1, 1, 40)), 100, True)])
+def test_weighted_random_sampler_draws_pytorchs_indices(weights, num_samples, replacement):
+    torch = requires_torch()
+    from lamina.utils.data import WeightedRandomSampler
+    torch.manual_seed(3)
+    lamina.manual_seed(3)
+    want = list(torch.utils.data.WeightedRandomSampler(weights, num_samples, replacement))
+    assert list(WeightedRandomSampler(weights, num_samples, replacement)) == want
+    g, tg = lamina.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    sampler = WeightedRandomSampler(lamina.tensor(weights), num_samples, replacement, generator=g)
+    assert list(sampler) == list(torch.utils.data.WeightedRandomSampler(weights, num_samples, replacement,
+                                                                        generator=tg))
+    assert len(sampler) == num_samples
+    loader = DataLoader(TensorDataset(lamina.arange(len(weights))), batch_size=7, sampler=sampler)
+    assert sum(len(b[0]) for b in loader) == num_samples
+    with pytest.raises(ValueError, match="num_samples"):
+        WeightedRandomSampler(weights, 0)

@@ -10,12 +10,13 @@ from .collate import default_collate, default_convert
 from .dataloader import DataLoader
 from .dataset import (ArrayDataset, ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset,
                       random_split)
-from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler
+from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                      WeightedRandomSampler)
 from .worker import WorkerInfo, get_worker_info
 
 __all__ = ["DataLoader", "Dataset", "IterableDataset", "TensorDataset", "ArrayDataset", "Subset",
            "ConcatDataset", "random_split", "Sampler", "SequentialSampler", "RandomSampler",
-           "SubsetRandomSampler", "BatchSampler", "default_collate", "default_convert",
+           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "default_collate", "default_convert",
            "get_worker_info", "WorkerInfo"]
 
 try:  # DistributedSampler lives in its own module (helper mpi adds it)
