@@ -75,6 +75,41 @@ def test_unbatched_and_string_padding_match_torch():
              [x1, w1], np.float64)
 
 
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("cls,shape,kwargs", [
+    ("Conv2d", (2, 3, 6, 7), {"kernel_size": 3, "padding": 1}),
+    ("Conv2d", (2, 3, 6, 7), {"kernel_size": (3, 2), "padding": (2, 1), "stride": 2}),
+    ("Conv2d", (3, 6, 7), {"kernel_size": 4, "padding": "same"}),          # even kernel: asymmetric
+    ("Conv2d", (2, 3, 6, 7), {"kernel_size": 2, "padding": "same", "dilation": 3}),
+    ("Conv1d", (2, 3, 9), {"kernel_size": 3, "padding": 2}),
+    ("Conv1d", (2, 3, 9), {"kernel_size": 4, "padding": "same"}),
+])
+def test_padding_modes_and_asymmetric_same_match_torch(mode, cls, shape, kwargs):
+    torch = requires_torch()
+    C = shape[-3] if cls == "Conv2d" else shape[-2]
+    torch.manual_seed(0)
+    t = getattr(torch.nn, cls)(C, 4, padding_mode=mode, dtype=torch.float64, **kwargs)
+    lamina.manual_seed(0)
+    m = getattr(lamina.nn, cls)(C, 4, padding_mode=mode, dtype=lamina.float64, **kwargs)
+    assert repr(m) == repr(t)
+    x = np.random.default_rng(5).standard_normal(shape)
+    tx, mx = torch.tensor(x, requires_grad=True), lamina.tensor(x, requires_grad=True)
+    ty, my = t(tx), m(mx)
+    np.testing.assert_allclose(my.detach().numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = np.random.default_rng(6).standard_normal(tuple(ty.shape))
+    (ty * torch.tensor(g)).sum().backward()
+    (my * lamina.tensor(g)).sum().backward()
+    for a, b in [(tx, mx), (t.weight, m.weight), (t.bias, m.bias)]:
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-11, atol=1e-11)
+    if kwargs.get("padding") == "same":
+        f = getattr(F, cls.lower())
+        tf = getattr(torch.nn.functional, cls.lower())
+        dil = kwargs.get("dilation", 1)
+        np.testing.assert_allclose(f(mx, m.weight, None, padding="same", dilation=dil).detach().numpy(),
+                                   tf(tx, t.weight, None, padding="same", dilation=dil).detach().numpy(),
+                                   rtol=1e-12, atol=1e-12)
+
+
 GRAD_GRID = list(itertools.product(
     [1, 2],                    # batch
     [(3, 3, 1), (4, 2, 2), (3, 3, 3)],  # (C, K, groups): odd channels, grouped, depthwise
@@ -189,8 +224,10 @@ def test_conv_errors():
         lamina.nn.Conv2d(3, 4, 3)(x)
     with pytest.raises(ValueError, match="groups"):
         lamina.nn.Conv2d(4, 6, 3, groups=4)
-    with pytest.raises(ValueError, match="padding_mode"):
-        lamina.nn.Conv2d(4, 6, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        lamina.nn.Conv2d(4, 6, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match="zeros"):
+        lamina.nn.ConvTranspose2d(4, 6, 3, padding_mode="reflect")
     with pytest.raises(ValueError, match="kernel_size"):
         lamina.nn.Conv2d(4, 6, 0)
 

@@ -432,8 +432,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """
     unbatched = _check_conv(input, weight, bias, groups, 2)
     if isinstance(padding, str):
-        padding = _string_padding(padding, weight.shape[2:], _tuple(dilation, 2, "dilation", 1),
+        mode = padding
+        padding = _string_padding(mode, weight.shape[2:], _tuple(dilation, 2, "dilation", 1),
                                   _tuple(stride, 2, "stride", 1))
+        if padding is None:  # 'same' with an even extent: pad the odd unit after, as PyTorch
+            from .nn_extra import pad
+            pairs = same_pads(weight.shape[2:], _tuple(dilation, 2, "dilation", 1))
+            return conv2d(pad(input, reversed_pad_pairs(pairs)), weight, bias, stride, 0, dilation, groups)
     args = (_tuple(stride, 2, "stride", 1), _tuple(padding, 2, "padding", 0),
             _tuple(dilation, 2, "dilation", 1), int(groups))
     if unbatched:
@@ -451,8 +456,13 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """
     unbatched = _check_conv(input, weight, bias, groups, 1)
     if isinstance(padding, str):
-        padding = _string_padding(padding, weight.shape[2:], _tuple(dilation, 1, "dilation", 1),
+        mode = padding
+        padding = _string_padding(mode, weight.shape[2:], _tuple(dilation, 1, "dilation", 1),
                                   _tuple(stride, 1, "stride", 1))
+        if padding is None:
+            from .nn_extra import pad
+            pairs = same_pads(weight.shape[2:], _tuple(dilation, 1, "dilation", 1))
+            return conv1d(pad(input, reversed_pad_pairs(pairs)), weight, bias, stride, 0, dilation, groups)
     args = (_tuple(stride, 1, "stride", 1)[0], _tuple(padding, 1, "padding", 0)[0],
             _tuple(dilation, 1, "dilation", 1)[0], int(groups))
     if unbatched:
@@ -465,18 +475,27 @@ def _spatial_out(size, kernel, stride, padding, dilation):
     return tuple(_out_size(s, k, st, p, d) for s, k, st, p, d in zip(size, kernel, stride, padding, dilation))
 
 
+def same_pads(kernel, dilation):
+    """(before, after) per spatial dim keeping the size at stride 1, as PyTorch: the total
+    d (k - 1), its odd unit after."""
+    return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation)]
+
+
+def reversed_pad_pairs(pairs):
+    """F.pad's list (last dim first) for per-dim (before, after) pairs."""
+    return tuple(v for before, after in reversed(pairs) for v in (before, after))
+
+
 def _string_padding(mode, kernel, dilation, stride):
-    """padding='valid' -> 0; 'same' -> symmetric padding keeping the size (stride 1, odd extent)."""
+    """padding='valid' -> 0; 'same' -> the padding keeping the size (stride 1), a per-dim tuple,
+    or None when it is asymmetric (an even dilated extent): the caller pads the input first."""
     if mode == "valid":
         return (0,) * len(kernel)
     if mode == "same":
         if any(s != 1 for s in stride):
             raise ValueError("padding: 'same' is only supported with stride 1")
-        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        if any(t % 2 for t in total):
-            raise ValueError("padding: 'same' needs an odd (dilated) kernel extent here "
-                             "(asymmetric padding is not supported)")
-        return tuple(t // 2 for t in total)
+        pairs = same_pads(kernel, dilation)
+        return tuple(b for b, _ in pairs) if all(b == a for b, a in pairs) else None
     raise ValueError(f"padding: expected an int, a tuple, 'valid' or 'same', got {mode!r}")
 
 

@@ -8,8 +8,11 @@ from .. import init
 from ..module import Module, ModuleShapeError, new_weight_and_bias
 
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
 def _check_channels(layer, in_channels, out_channels, groups, padding_mode):
-    """Validate and set in_channels, out_channels and groups (and the one padding_mode lamina has)."""
+    """Validate and set in_channels, out_channels and groups; check padding_mode."""
     for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
         if not _conv._is_int(v) or v <= 0:
             raise ValueError(f"{name}: expected a positive integer, got {v!r}")
@@ -17,8 +20,8 @@ def _check_channels(layer, in_channels, out_channels, groups, padding_mode):
         raise ValueError(f"groups: in_channels ({in_channels}) must be divisible by groups ({groups})")
     if out_channels % groups:
         raise ValueError(f"groups: out_channels ({out_channels}) must be divisible by groups ({groups})")
-    if padding_mode != "zeros":
-        raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, but got padding_mode='{padding_mode}'")
     layer.in_channels, layer.out_channels, layer.groups = int(in_channels), int(out_channels), int(groups)
 
 
@@ -41,6 +44,10 @@ class _ConvNd(Module):
         else:
             self.padding = _conv._tuple(padding, nd, "padding", 0)
         self.padding_mode = padding_mode
+        # F.pad's list for a padding_mode other than zeros (PyTorch's attribute of this name)
+        pairs = (_conv.same_pads(self.kernel_size, self.dilation) if padding == "same" else
+                 [(0, 0)] * nd if padding == "valid" else [(p, p) for p in self.padding])
+        self._reversed_padding_repeated_twice = list(_conv.reversed_pad_pairs(pairs))
         new_weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, out_channels, bias, dtype)
         self.reset_parameters()
 
@@ -66,14 +73,23 @@ class _ConvNd(Module):
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self._nd:
-            s += f", padding={self.padding!r}"
+            s += f", padding={self.padding}"
         if self.dilation != (1,) * self._nd:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
+
+    def _padded(self, x):
+        """x and the conv padding: for reflect / replicate / circular, x padded by F.pad first."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        from ...ops.nn_extra import pad
+        return pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), 0
 
 
 class Conv2d(_ConvNd):
@@ -88,7 +104,8 @@ class Conv2d(_ConvNd):
 
     def forward(self, x):
         self._check(x)
-        return _conv.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x, padding = self._padded(x)
+        return _conv.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class Conv1d(_ConvNd):
@@ -102,7 +119,8 @@ class Conv1d(_ConvNd):
 
     def forward(self, x):
         self._check(x)
-        return _conv.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x, padding = self._padded(x)
+        return _conv.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(Module):
@@ -120,6 +138,8 @@ class ConvTranspose2d(Module):
                  bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         _check_channels(self, in_channels, out_channels, groups, padding_mode)
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         if device is not None and str(device) != "cpu":
             raise ValueError(f"device: lamina runs on the CPU, expected None or 'cpu', got {device!r}")
         self.kernel_size = _conv._tuple(kernel_size, 2, "kernel_size", 1)
