@@ -120,7 +120,10 @@ def test_example_prints_pytorchs_losses_from_the_same_weights(script, float64, p
     assert len(ours) == len(ref) == count, (ours_out[-500:], ref_out[-500:])
     assert ref[-1] < ref[0]                    # the run learns something, so the comparison means something
     np.testing.assert_allclose(ours[:tight], ref[:tight], rtol=rtol)
-    np.testing.assert_allclose(ours[tight:], ref[tight:], rtol=2e-2)
+    # The tail is the noise-floor hopping described above: on an Intel Xeon (AVX-512 GEMM and sum
+    # orders) the float64 seed-only RMSprop run read 9.105 against torch's 8.907 at step 1699 (2.2%)
+    # while every earlier step agreed; 5% still fails a wrong optimizer (it never reaches ~8.9).
+    np.testing.assert_allclose(ours[tight:], ref[tight:], rtol=5e-2)
     if script in ("polynomial_autograd.py", "polynomial_nn.py", "polynomial_optim.py"):   # same fit
         a, b = _coefficients(ours_out), _coefficients(ref_out)
         assert len(a) == len(b) == 4, (ours_out[-300:], ref_out[-300:])
