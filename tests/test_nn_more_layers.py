@@ -119,3 +119,33 @@ def test_parameter_containers_match_torch():
         y.sum().backward()
         return {"keys": list(m.state_dict().keys()), "y": y, "g0": m.ws[0].grad, "len": [len(m.ws), len(m.extra)]}
     _both(run)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4), (2, 5, 7), (2, 6, 2, 3, 2), (1, 1, 3)])
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_local_response_norm_matches_torch(shape, size):
+    x = np.random.default_rng(size).standard_normal(shape)
+
+    def program(fw):
+        t = fw.tensor(x, requires_grad=True)
+        layer = fw.nn.LocalResponseNorm(size, alpha=0.3, beta=0.6, k=1.5)
+        y = layer(t)
+        (y * y).sum().backward()
+        return {"y": y, "dx": t.grad, "repr": repr(layer)}
+    assert_same_results(*run_in_both(program), tol=1e-13)
+
+
+def test_fold_unfold_modules_match_torch():
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6))
+
+    def program(fw):
+        t = fw.tensor(x, requires_grad=True)
+        unfold = fw.nn.Unfold((3, 2), dilation=(1, 2), padding=1, stride=(2, 1))
+        cols = unfold(t)
+        fold = fw.nn.Fold((7, 6), (3, 2), dilation=(1, 2), padding=1, stride=(2, 1))
+        back = fold(cols * 2.0)
+        (back * back).sum().backward()
+        return {"cols": cols, "back": back, "dx": t.grad, "r": repr(unfold) + repr(fold)}
+    assert_same_results(*run_in_both(program), tol=1e-12)
+    with pytest.raises(ValueError, match="sliding blocks"):
+        lamina.nn.functional.fold(lamina.zeros(1, 12, 23), (7, 6), (3, 2), dilation=(1, 2), padding=1, stride=(2, 1))

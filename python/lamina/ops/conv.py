@@ -25,7 +25,7 @@ from ._params import ConvAttrs, ConvParams
 from ._window import _as_array, _check_float, _is_int, _out_size, _tuple
 from .registry import BadSample, Sample, register
 
-__all__ = ["conv1d", "conv2d", "conv2d_relu_max_pool2d", "conv_transpose2d", "conv_transpose1d"]
+__all__ = ["conv1d", "conv2d", "conv2d_relu_max_pool2d", "conv_transpose2d", "conv_transpose1d", "unfold", "fold"]
 _F = (float32, float64)
 
 
@@ -499,3 +499,164 @@ def _string_padding(mode, kernel, dilation, stride):
     raise ValueError(f"padding: expected an int, a tuple, 'valid' or 'same', got {mode!r}")
 
 
+
+
+# ---------------------------------------------------------------------------- unfold / fold
+# F.unfold is im2col made visible: (N, C, H, W) -> (N, C*kh*kw, L), L sliding blocks, row index
+# c*kh*kw + i*kw + j (PyTorch's order); F.fold is its adjoint, col2im, summing where blocks
+# overlap. Each one's backward is the other, on the same geometry.
+_Blocks = namedtuple("_Blocks", "kernel dilation padding stride")
+
+
+def _blocks(kernel_size, dilation, padding, stride):
+    return _Blocks(_tuple(kernel_size, 2, "kernel_size", 1), _tuple(dilation, 2, "dilation", 1),
+                   _tuple(padding, 2, "padding", 0), _tuple(stride, 2, "stride", 1))
+
+
+def _grid(hw, b):
+    """Number of block positions along H and W for an (H, W) image."""
+    return tuple(_out_size(hw[d], b.kernel[d], b.stride[d], b.padding[d], b.dilation[d]) for d in range(2))
+
+
+def _tap(b, i, j, grid):
+    """The padded-image slices tap (i, j) of every block reads."""
+    (dh, dw), (sh, sw), (oh, ow) = b.dilation, b.stride, grid
+    return (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh), slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def _unfold_array(x, b):
+    N, C, H, W = x.shape
+    (kh, kw), (ph, pw) = b.kernel, b.padding
+    grid = _grid((H, W), b)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    cols = np.empty((N, C, kh, kw) + grid, x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = xp[(slice(None), slice(None)) + _tap(b, i, j, grid)]
+    return cols.reshape(N, C * kh * kw, grid[0] * grid[1])
+
+
+def _fold_array(cols, hw, b):
+    N, CK, _ = cols.shape
+    (kh, kw), (ph, pw) = b.kernel, b.padding
+    C = CK // (kh * kw)
+    grid = _grid(hw, b)
+    blocks = cols.reshape(N, C, kh, kw, *grid)
+    xp = np.zeros((N, C, hw[0] + 2 * ph, hw[1] + 2 * pw), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[(slice(None), slice(None)) + _tap(b, i, j, grid)] += blocks[:, :, i, j]
+    return np.ascontiguousarray(xp[:, :, ph:ph + hw[0], pw:pw + hw[1]])
+
+
+class Unfold(Function):
+    @staticmethod
+    def forward(ctx, x, blocks):
+        ctx.hw, ctx.blocks = x.shape[2:], blocks
+        return _unfold_array(x, blocks)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _fold_array(dy, ctx.hw, ctx.blocks), None
+
+
+class Fold(Function):
+    @staticmethod
+    def forward(ctx, cols, hw, blocks):
+        ctx.blocks = blocks
+        return _fold_array(cols, hw, blocks)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _unfold_array(dy, ctx.blocks), None, None
+
+
+def _unfold_samples(dt):
+    return [Sample((_x(dt, (2, 3, 5, 6)),), {"kernel_size": 2}, name="plain"),
+            Sample((_x(dt, (1, 2, 7, 6)),), {"kernel_size": (3, 2), "dilation": (1, 2), "padding": 1,
+                                               "stride": (2, 1)}, name="all"),
+            Sample((_x(dt, (2, 5, 4)),), {"kernel_size": 3, "padding": 1}, name="unbatched")]
+
+
+def _fold_samples(dt):
+    return [Sample((_x(dt, (2, 12, 20)),), {"output_size": (5, 6), "kernel_size": 2}, name="plain"),
+            Sample((_x(dt, (1, 12, 24)),), {"output_size": (7, 6), "kernel_size": (3, 2), "dilation": (1, 2),
+                                             "padding": 1, "stride": (2, 1)}, name="all"),
+            Sample((_x(dt, (45, 16)),), {"output_size": 4, "kernel_size": 3, "padding": 1}, name="unbatched")]
+
+
+@register("unfold", dtypes=_F, call=lambda x, **kw: unfold(x, **kw), samples=_unfold_samples,
+          bad_samples=lambda: [BadSample((np.ones((2, 3), np.float32),), {"kernel_size": 2}, ValueError, "3-D or 4-D"),
+                               BadSample((np.ones((1, 1, 2, 2), np.float32),), {"kernel_size": 3}, ValueError,
+                                         "too small")],
+          torch=lambda torch, x, **kw: torch.nn.functional.unfold(x, **kw))
+class UnfoldOp(Unfold):
+    pass
+
+
+@register("fold", dtypes=_F, call=lambda x, **kw: fold(x, **kw), samples=_fold_samples,
+          bad_samples=lambda: [BadSample((np.ones((1, 12, 19), np.float32),), {"output_size": (5, 6), "kernel_size": 2},
+                                         ValueError, "sliding blocks")],
+          torch=lambda torch, x, **kw: torch.nn.functional.fold(x, **kw))
+class FoldOp(Fold):
+    pass
+
+
+def _float_tensor(x, name, op):
+    from ..tensor import Tensor
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: {name} must be a lamina Tensor, got {type(x).__name__}")
+    if x.dtype not in _F:
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Sliding blocks of a batch of images as columns, PyTorch's ``F.unfold`` (im2col):
+    (N, C, H, W) -> (N, C * kh * kw, L), or (C, H, W) -> (C * kh * kw, L).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.unfold(lamina.arange(9.0).reshape(1, 1, 3, 3), 2).tolist()
+    [[[0.0, 1.0, 3.0, 4.0], [1.0, 2.0, 4.0, 5.0], [3.0, 4.0, 6.0, 7.0], [4.0, 5.0, 7.0, 8.0]]]
+    """
+    _float_tensor(input, "input", "unfold")
+    if input.ndim not in (3, 4):
+        raise ValueError(f"unfold: expected a 3-D or 4-D input (C, H, W) or (N, C, H, W), got shape {tuple(input.shape)}")
+    b = _blocks(kernel_size, dilation, padding, stride)
+    hw = tuple(input.shape[-2:])
+    grid = _grid(hw, b)
+    if min(grid) < 1:
+        raise ValueError(f"unfold: input {hw} (padding {b.padding}) is too small for kernel_size {b.kernel} "
+                         f"with dilation {b.dilation}: no sliding block fits")
+    if input.ndim == 3:
+        return UnfoldOp.apply(input.reshape(1, *input.shape), b).reshape(-1, grid[0] * grid[1])
+    return UnfoldOp.apply(input, b)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum sliding blocks back into images, PyTorch's ``F.fold`` (col2im, the adjoint of unfold):
+    (N, C * kh * kw, L) -> (N, C, H, W), or (C * kh * kw, L) -> (C, H, W).
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.fold(lamina.ones(1, 4, 4), (3, 3), 2).tolist()
+    [[[[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]]]
+    """
+    _float_tensor(input, "input", "fold")
+    if input.ndim not in (2, 3):
+        raise ValueError(f"fold: expected a 2-D or 3-D input (C*kh*kw, L) or (N, C*kh*kw, L), "
+                         f"got shape {tuple(input.shape)}")
+    hw = _tuple(output_size, 2, "output_size", 1)
+    b = _blocks(kernel_size, dilation, padding, stride)
+    kk = b.kernel[0] * b.kernel[1]
+    ck, L = input.shape[-2:]
+    if ck % kk:
+        raise ValueError(f"fold: expected size of input's dimension {input.ndim - 2} to be divisible by the "
+                         f"product of kernel_size {kk}, but got input.size({input.ndim - 2})={ck}")
+    grid = _grid(hw, b)
+    if min(grid) < 1 or grid[0] * grid[1] != L:
+        raise ValueError(f"fold: given output_size={hw}, kernel_size={b.kernel}, dilation={b.dilation}, "
+                         f"padding={b.padding}, stride={b.stride}, expected size of input's dimension "
+                         f"{input.ndim - 1} to match the calculated number of sliding blocks "
+                         f"{grid[0]} * {grid[1]} = {grid[0] * grid[1]}, but got input.size({input.ndim - 1})={L}")
+    if input.ndim == 2:
+        return FoldOp.apply(input.reshape(1, *input.shape), hw, b).reshape(-1, *hw)
+    return FoldOp.apply(input, hw, b)

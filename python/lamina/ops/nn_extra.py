@@ -16,7 +16,7 @@ from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
 from .registry import BadSample, Sample, register
 
 # The public functional names: lamina.nn.functional re-exports every name listed here.
-__all__ = ["binary_cross_entropy", "elu", "embedding", "gelu", "mish", "pad", "silu"]
+__all__ = ["binary_cross_entropy", "elu", "embedding", "gelu", "local_response_norm", "mish", "pad", "silu"]
 
 _F = (float32, float64)
 _erf = np.vectorize(math.erf, otypes=[np.float64])    # the test reference for exact GELU
@@ -388,6 +388,32 @@ def pad(input, pad, mode="constant", value=None):
         if before or after:
             plan.append((dim, before, after))
     return Pad.apply(input, tuple(plan), mode, 0.0 if value is None else float(value))
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta (AlexNet's LRN), as
+    PyTorch's: the window of channel c is [c - size//2, c + (size-1)//2], zero beyond the ends,
+    and the mean always divides by `size`. A composition of differentiable ops.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> round(F.local_response_norm(lamina.ones(1, 3, 1, 1), 2, alpha=1.0, k=1.0)[0, 0, 0, 0].item(), 4)
+    0.7378
+    """
+    from .pool import avg_pool2d
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: expected a lamina Tensor, got {type(input).__name__}")
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} dimensions)")
+    if int(size) != size or size < 1:
+        raise ValueError(f"size: expected a positive integer, got {size!r}")
+    size = int(size)
+    if input.numel() == 0:
+        return input
+    shape = tuple(input.shape)
+    sq = (input * input).reshape(shape[0], 1, shape[1], -1)                 # (N, 1, C, rest)
+    sq = pad(sq, (0, 0, size // 2, (size - 1) // 2))
+    div = avg_pool2d(sq, (size, 1), stride=1).reshape(shape)
+    return input / (div * alpha + k) ** beta
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,

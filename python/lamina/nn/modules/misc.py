@@ -1,6 +1,6 @@
 """Smaller layers PyTorch code reaches for: Softmax2d, CosineSimilarity, PairwiseDistance,
 Bilinear, Mish, Dropout1d/3d, adaptive max pooling and 1-D adaptive average pooling,
-ConvTranspose1d. Each forwards to lamina.nn.functional."""
+ConvTranspose1d, Unfold, Fold, LocalResponseNorm. Each forwards to lamina.nn.functional."""
 import math
 
 import numpy as np
@@ -164,3 +164,48 @@ class ConvTranspose1d(ConvTranspose2d):
 
 def _bad(name, v):
     raise ValueError(f"{name}: expected an int or a 1-tuple, got {v!r}")
+
+
+class Unfold(Module):
+    """Sliding blocks as columns, PyTorch's ``nn.Unfold`` (F.unfold)."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
+
+    def forward(self, input):
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "
+                f"stride={self.stride}")
+
+
+class Fold(Module):
+    """Columns summed back into images, PyTorch's ``nn.Fold`` (F.fold)."""
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, input):
+        return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self):
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
+
+
+class LocalResponseNorm(Module):
+    """PyTorch's ``nn.LocalResponseNorm`` (F.local_response_norm)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return "{size}, alpha={alpha}, beta={beta}, k={k}".format(**self.__dict__)
