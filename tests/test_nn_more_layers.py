@@ -149,3 +149,30 @@ def test_fold_unfold_modules_match_torch():
     assert_same_results(*run_in_both(program), tol=1e-12)
     with pytest.raises(ValueError, match="sliding blocks"):
         lamina.nn.functional.fold(lamina.zeros(1, 12, 23), (7, 6), (3, 2), dilation=(1, 2), padding=1, stride=(2, 1))
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+@pytest.mark.parametrize("case", ["offsets", "2d", "last_offset", "padding", "weights"])
+def test_embedding_bag_matches_torch(mode, case):
+    if case == "weights" and mode != "sum":
+        return
+    idx1 = [1, 2, 4, 5, 4, 3, 2, 9, 0, 0]
+
+    def program(fw):
+        kw = {"mode": mode}
+        if case == "last_offset":
+            kw["include_last_offset"] = True
+        if case == "padding":
+            kw["padding_idx"] = 2
+        bag = fw.nn.EmbeddingBag(10, 3, **kw)
+        args = {"offsets": (fw.tensor([[1, 2, 4], [5, 4, 3]]), None), "2d": (fw.tensor([[1, 2, 4], [5, 4, 3]]), None),
+                "last_offset": (fw.tensor(idx1), fw.tensor([0, 2, 2, 7, 10])),
+                "padding": (fw.tensor(idx1), fw.tensor([0, 2, 3, 7])),
+                "weights": (fw.tensor(idx1), fw.tensor([0, 4, 4, 8]))}[case]
+        if case == "offsets":
+            args = (fw.tensor(idx1), fw.tensor([0, 3, 3, 8]))     # bag 1 empty: zeros
+        psw = fw.tensor(np.linspace(-1, 2, 10)) if case == "weights" else None
+        y = bag(*args, per_sample_weights=psw) if psw is not None else bag(*args)
+        (y * fw.tensor(np.arange(y.numel(), dtype=np.float64).reshape(tuple(y.shape)))).sum().backward()
+        return {"y": y, "dw": bag.weight.grad, "repr": repr(bag)}
+    assert_same_results(*run_in_both(program), tol=1e-12)

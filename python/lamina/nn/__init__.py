@@ -25,6 +25,6 @@ from .modules.resample import (PixelShuffle, PixelUnshuffle, Upsample, Upsamplin
 from .modules.transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: F401
                                   TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 from .modules.misc import (AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Bilinear,  # noqa: F401,E402
-                           ConvTranspose1d, CosineSimilarity, Dropout1d, Dropout3d, Fold, LocalResponseNorm, Mish,
+                           ConvTranspose1d, CosineSimilarity, Dropout1d, Dropout3d, EmbeddingBag, Fold, LocalResponseNorm, Mish,
                            PairwiseDistance, Softmax2d, Unfold)
 from .modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401

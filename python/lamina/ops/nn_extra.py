@@ -16,7 +16,7 @@ from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
 from .registry import BadSample, Sample, register
 
 # The public functional names: lamina.nn.functional re-exports every name listed here.
-__all__ = ["binary_cross_entropy", "elu", "embedding", "gelu", "local_response_norm", "mish", "pad", "silu"]
+__all__ = ["binary_cross_entropy", "elu", "embedding", "embedding_bag", "gelu", "local_response_norm", "mish", "pad", "silu"]
 
 _F = (float32, float64)
 _erf = np.vectorize(math.erf, otypes=[np.float64])    # the test reference for exact GELU
@@ -440,6 +440,87 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     check_dense_embedding(sparse)
     return Embedding.apply(weight, np.ascontiguousarray(idx, dtype=np.int64), padding_idx,
                            bool(scale_grad_by_freq))
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
+                  mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False,
+                  padding_idx=None):
+    """Sums, means or maxima of bags of embedding rows, PyTorch's ``F.embedding_bag``: a 2-D
+    input is B bags of equal length; a 1-D input is cut into bags at `offsets` (bag b holds
+    input[offsets[b]:offsets[b+1]], the last one running to the end unless
+    include_last_offset). Entries equal to padding_idx are left out (and not counted by mean);
+    an empty bag gives zeros. per_sample_weights scale the rows (mode='sum' only). Built from
+    the embedding lookup and a (B, n) weighting matmul, so gradients come from those ops.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> w = lamina.tensor([[1.0, 0.0], [0.0, 2.0], [4.0, 4.0]])
+    >>> F.embedding_bag(lamina.tensor([0, 1, 2, 2]), w, lamina.tensor([0, 2])).tolist()
+    [[0.5, 1.0], [4.0, 4.0]]
+    """
+    from ..ops.shape import stack
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    idx = _as_target(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"input: embedding_bag expected integer indices, got dtype {idx.dtype}")
+    if idx.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch "
+                             "of fixed length sequences.")
+        B, L = idx.shape
+        starts = np.arange(B, dtype=np.int64) * L
+        flat = idx.reshape(-1)
+        ends = starts + L
+    elif idx.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        off = np.asarray(_as_target(offsets), dtype=np.int64)
+        if off.ndim != 1:
+            raise ValueError(f"offsets has to be a 1D Tensor, got shape {off.shape}")
+        flat = idx
+        if include_last_offset:
+            starts, ends = off[:-1], off[1:]
+        else:
+            starts, ends = off, np.append(off[1:], idx.shape[0])
+        if off.size and (off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] > idx.shape[0]):
+            raise ValueError(f"offsets: expected non-decreasing values starting at 0 and at most "
+                             f"{idx.shape[0]} (the input's length), got {off.tolist()}")
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {idx.ndim}")
+    if per_sample_weights is not None:
+        if mode != "sum":
+            raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is "
+                                      f"only supported for mode='sum' (got mode='{mode}'). Please open a "
+                                      "feature request on GitHub.")
+        if tuple(per_sample_weights.shape) != tuple(np.shape(idx)):
+            raise ValueError(f"per_sample_weights: expected shape {tuple(np.shape(idx))} (the input's), "
+                             f"got {tuple(per_sample_weights.shape)}")
+    n = weight.shape[0]
+    if padding_idx is not None:
+        padding_idx = int(padding_idx) + (n if padding_idx < 0 else 0)
+    rows = embedding(Tensor._wrap(np.ascontiguousarray(flat, dtype=np.int64)), weight, None, max_norm,
+                     norm_type, scale_grad_by_freq, sparse)                          # (n_total, D)
+    keep = np.ones(flat.shape[0], bool) if padding_idx is None else flat != padding_idx
+    B = len(starts)
+    if mode == "max":
+        D = weight.shape[1]
+        bags = []
+        for b in range(B):
+            sel = np.nonzero(keep[starts[b]:ends[b]])[0] + starts[b]
+            bags.append(rows[Tensor._wrap(sel)].max(0)[0] if sel.size else
+                        Tensor._wrap(np.zeros(D, weight.dtype)))
+        return stack(bags, 0) if B else Tensor._wrap(np.zeros((0, D), weight.dtype))
+    mix = np.zeros((B, flat.shape[0]), weight.dtype)        # bag b's weight on each row
+    for b in range(B):
+        k = keep[starts[b]:ends[b]]
+        if mode == "mean" and k.any():
+            mix[b, starts[b]:ends[b]] = k / k.sum()
+        else:
+            mix[b, starts[b]:ends[b]] = k
+    mix = Tensor._wrap(mix)
+    if per_sample_weights is not None:
+        mix = mix * per_sample_weights.reshape(1, -1)
+    return mix @ rows
 
 
 def check_dense_embedding(sparse):

@@ -1,6 +1,6 @@
 """Smaller layers PyTorch code reaches for: Softmax2d, CosineSimilarity, PairwiseDistance,
 Bilinear, Mish, Dropout1d/3d, adaptive max pooling and 1-D adaptive average pooling,
-ConvTranspose1d, Unfold, Fold, LocalResponseNorm. Each forwards to lamina.nn.functional."""
+ConvTranspose1d, Unfold, Fold, LocalResponseNorm, EmbeddingBag. Each forwards to lamina.nn.functional."""
 import math
 
 import numpy as np
@@ -209,3 +209,74 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self):
         return "{size}, alpha={alpha}, beta={beta}, k={k}".format(**self.__dict__)
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embeddings, PyTorch's ``nn.EmbeddingBag`` (weight
+    initialized N(0, 1) as PyTorch's, the padding row zero).
+
+    >>> import lamina
+    >>> bag = lamina.nn.EmbeddingBag(10, 3, mode="sum")
+    >>> tuple(bag(lamina.tensor([1, 2, 4, 5, 4]), lamina.tensor([0, 2])).shape)
+    (2, 3)
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+                 mode="mean", sparse=False, _weight=None, include_last_offset=False, padding_idx=None,
+                 device=None, dtype=None):
+        super().__init__()
+        from ..._device import check_device
+        from ...ops.nn_extra import check_dense_embedding
+        from ...tensor import get_default_dtype
+        check_device(device)
+        check_dense_embedding(sparse)
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        if padding_idx is not None:
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError("padding_idx must be within num_embeddings")
+            padding_idx = padding_idx % self.num_embeddings
+        self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
+        self.mode, self.sparse, self.include_last_offset, self.padding_idx = mode, sparse, include_last_offset, padding_idx
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        if _weight is None:
+            self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), dtype=dt))
+            self.reset_parameters()
+        else:
+            w = _weight._data if hasattr(_weight, "_data") else np.asarray(_weight)
+            if w.shape != (self.num_embeddings, self.embedding_dim):
+                raise ValueError("Shape of weight does not match num_embeddings and embedding_dim")
+            self.weight = Parameter(np.array(w))
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight._data[self.padding_idx] = 0
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+                        mode="mean", sparse=False, include_last_offset=False, padding_idx=None):
+        rows, dim = embeddings.shape
+        bag = cls(rows, dim, max_norm, norm_type, scale_grad_by_freq, mode, sparse, embeddings,
+                  include_last_offset, padding_idx)
+        bag.weight.requires_grad = not freeze
+        return bag
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return F.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
+                               self.mode, self.sparse, per_sample_weights, self.include_last_offset,
+                               self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq is not False:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        s += f", mode={self.mode!r}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
