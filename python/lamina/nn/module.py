@@ -6,7 +6,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..tensor import Tensor, _FLOATS, _version_counter
+from ..tensor import Function, Tensor, _FLOATS, _version_counter, is_grad_enabled
 
 
 class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -83,6 +83,133 @@ class _CallState(threading.local):
 
 
 _call_state = _CallState()
+
+
+class RemovableHandle:
+    """What register_*_hook returns, as PyTorch's: ``handle.remove()`` (or leaving a ``with``
+    block) takes the hook out again."""
+
+    _next_id = 0
+
+    def __init__(self, hooks_dict):
+        self._hooks = hooks_dict
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _add_hook(module, attr, hook, prepend, **flags):
+    hooks = module.__dict__.get(attr)
+    if hooks is None:
+        hooks = OrderedDict()
+        object.__setattr__(module, attr, hooks)
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = (hook, flags)
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
+
+
+class _BackwardHookIdentity(Function):
+    """Where a module's backward hooks watch its inputs and outputs: the value itself, the
+    gradient passed through (PyTorch's BackwardHookFunction)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view()
+
+    @staticmethod
+    def backward(ctx, dy):
+        return dy
+
+
+class _BackwardHookCall:
+    """One forward's bookkeeping for register_full_backward_(pre_)hook: the gradients of the
+    outputs are collected (pre-hooks may replace them), then, once every input that needs a
+    gradient has received it, the hooks see (grad_input, grad_output) and may replace
+    grad_input."""
+
+    def __init__(self, module, args):
+        self.module = module
+        self.positions = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        self.waiting = [i for i in self.positions if args[i].requires_grad]
+        self.grad_input = {}
+        self.grad_output = None
+
+    def wrap_inputs(self, args):
+        args = list(args)
+        for i in self.waiting:
+            args[i] = _BackwardHookIdentity.apply(args[i])
+            args[i].register_hook(lambda g, i=i: self._input_grad(i, g))
+        return tuple(args)
+
+    def wrap_output(self, out):
+        single = isinstance(out, Tensor)
+        outs = [out] if single else list(out) if isinstance(out, (tuple, list)) else None
+        if outs is None:
+            return out
+        live = [k for k, o in enumerate(outs) if isinstance(o, Tensor) and o.requires_grad]
+        if not live:
+            return out
+        self.grad_output = [None] * len(outs)
+        self.n_outputs_left = len(live)
+        for k in live:
+            outs[k] = _BackwardHookIdentity.apply(outs[k])
+            outs[k].register_hook(lambda g, k=k: self._output_grad(k, g))
+        return outs[0] if single else type(out)(outs)
+
+    def _output_grad(self, k, g):
+        self.grad_output[k] = g
+        self.n_outputs_left -= 1
+        pre = self.module.__dict__.get("_backward_pre_hooks") or {}
+        replaced = None
+        if self.n_outputs_left == 0:
+            grad_output = tuple(self.grad_output)
+            for hook, _ in list(pre.values()):
+                res = hook(self.module, grad_output)
+                if res is not None:
+                    res = tuple(res) if isinstance(res, (tuple, list)) else (res,)
+                    if len(res) != len(grad_output):
+                        raise RuntimeError(f"backward pre-hook returned {len(res)} gradients for "
+                                           f"{len(grad_output)} outputs")
+                    if sum(x is not None for x in self.grad_output) > 1 and res != grad_output:
+                        raise NotImplementedError("lamina: a backward pre-hook replacing the gradients of "
+                                                  "a module with several outputs is not supported")
+                    grad_output = res
+            self.grad_output = list(grad_output)
+            replaced = grad_output[k]
+            if not self.waiting:   # no input needs a gradient: the hooks run now, grad_input all None
+                self._run_hooks()
+        return replaced
+
+    def _input_grad(self, i, g):
+        self.grad_input[i] = g
+        if len(self.grad_input) < len(self.waiting):
+            return None
+        return self._run_hooks().get(i)
+
+    def _run_hooks(self):
+        grad_output = tuple(self.grad_output or ())
+        grad_input = tuple(self.grad_input.get(i) for i in self.positions)
+        for hook, _ in list((self.module.__dict__.get("_backward_hooks") or {}).values()):
+            res = hook(self.module, grad_input, grad_output)
+            if res is not None:
+                res = tuple(res) if isinstance(res, (tuple, list)) else (res,)
+                if len(res) != len(grad_input):
+                    raise RuntimeError(f"backward hook returned {len(res)} gradients for {len(grad_input)} inputs")
+                if len(self.waiting) > 1 and res != grad_input:
+                    raise NotImplementedError("lamina: a backward hook replacing the input gradients of a "
+                                              "module with several inputs that need gradients is not supported")
+                grad_input = res
+        return {i: g for i, g in zip(self.positions, grad_input)}
 
 
 class Module:
@@ -218,10 +345,80 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
+    # ---- hooks (PyTorch's forward hooks; run by __call__, not by forward)
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) before each forward; a non-None result replaces args (a single
+        value is wrapped in a tuple). with_kwargs: hook(module, args, kwargs) -> None or
+        (args, kwargs)."""
+        return _add_hook(self, "_forward_pre_hooks", hook, prepend, with_kwargs=with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """hook(module, args, output) after each forward; a non-None result replaces the
+        output. with_kwargs: hook(module, args, kwargs, output). always_call: also when forward
+        raises (then with output None... as PyTorch, the exception still propagates)."""
+        return _add_hook(self, "_forward_hooks", hook, prepend, with_kwargs=with_kwargs, always_call=always_call)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """hook(module, grad_input, grad_output) once the gradients of this call's tensor
+        inputs are known (None for inputs that need none); a non-None result replaces
+        grad_input. As PyTorch's, it runs in backward, for each forward call made while it
+        was registered."""
+        return _add_hook(self, "_backward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """hook(module, grad_output) when the gradients of this call's outputs are known; a
+        non-None result replaces grad_output."""
+        return _add_hook(self, "_backward_pre_hooks", hook, prepend)
+
+    def register_backward_hook(self, hook):
+        raise NotImplementedError("register_backward_hook is deprecated in PyTorch and not provided by "
+                                  "lamina; use register_full_backward_hook")
+
+    def _call_with_hooks(self, args, kwargs):
+        bw = None
+        if (self.__dict__.get("_backward_hooks") or self.__dict__.get("_backward_pre_hooks")) and is_grad_enabled():
+            bw = _BackwardHookCall(self, args)
+            args = bw.wrap_inputs(args)
+        pre = self.__dict__.get("_forward_pre_hooks")
+        if pre:
+            for hook, flags in list(pre.values()):
+                if flags["with_kwargs"]:
+                    res = hook(self, args, kwargs)
+                    if res is not None:
+                        if not (isinstance(res, tuple) and len(res) == 2):
+                            raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, "
+                                               f"new_kwargs), but got {res}.")
+                        args, kwargs = res
+                else:
+                    res = hook(self, args)
+                    if res is not None:
+                        args = res if isinstance(res, tuple) else (res,)
+        post = self.__dict__.get("_forward_hooks")
+        try:
+            out = self.forward(*args, **kwargs)
+        except Exception:
+            for hook, flags in list((post or {}).values()):
+                if flags["always_call"]:
+                    try:
+                        hook(self, args, kwargs, None) if flags["with_kwargs"] else hook(self, args, None)
+                    except Exception:
+                        pass
+            raise
+        if post:
+            for hook, flags in list(post.values()):
+                res = hook(self, args, kwargs, out) if flags["with_kwargs"] else hook(self, args, out)
+                if res is not None:
+                    out = res
+        return out if bw is None else bw.wrap_output(out)
+
     def __call__(self, *args, **kwargs):
         depth = _call_state.depth
         _call_state.depth = depth + 1
         try:
+            d = self.__dict__
+            if (d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks")
+                    or d.get("_backward_pre_hooks")):
+                return self._call_with_hooks(args, kwargs)
             return self.forward(*args, **kwargs)
         except ModuleShapeError as e:
             if depth == 0 and not e.named:

@@ -7,6 +7,12 @@ from .linear import Linear
 _FUSABLE_ACTS = (ReLU, Sigmoid, Tanh)
 
 
+def _hooked(m):
+    d = m.__dict__
+    return bool(d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks")
+                or d.get("_backward_pre_hooks"))
+
+
 class Sequential(Module):
     """Modules applied in order; accepts modules or one OrderedDict of named modules.
 
@@ -44,7 +50,8 @@ class Sequential(Module):
         i, n = 0, len(mods)
         while i < n:
             m = mods[i]
-            if (type(m) is Linear and i + 1 < n and type(mods[i + 1]) in _FUSABLE_ACTS):
+            if (type(m) is Linear and i + 1 < n and type(mods[i + 1]) in _FUSABLE_ACTS
+                    and not _hooked(m) and not _hooked(mods[i + 1])):   # a hook sees each layer's own call
                 x = m._forward_act(x, mods[i + 1]._fused)
                 i += 2
                 continue
