@@ -85,5 +85,6 @@ def vector_to_parameters(vec, parameters):
 
 
 from . import fusion, rnn  # noqa: E402,F401
+from .weight_norms import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm  # noqa: E402,F401
 from .fusion import (fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval,  # noqa: E402,F401
                      fuse_linear_bn_weights)
