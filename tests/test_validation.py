@@ -639,10 +639,13 @@ def test_public_api_makes_views_contiguous():
     np.testing.assert_allclose(F.conv2d(img, w).numpy(), ref.numpy(), rtol=1e-6)
     np.testing.assert_allclose(F.max_pool2d(img, 2).numpy(),
                                F.max_pool2d(lamina.tensor(np.ascontiguousarray(img.numpy())), 2).numpy())
-    # from_numpy refuses to share a strided array rather than misread it; tensor() copies.
+    # from_numpy shares a strided array with its strides (as torch) and every op reads it right;
+    # tensor() copies.
     s = rng.standard_normal((4, 8))[:, ::2]
-    with pytest.raises(ValueError, match="not C-contiguous"):
-        lamina.from_numpy(s)
+    shared = lamina.from_numpy(s)
+    assert not shared.is_contiguous()
+    np.testing.assert_allclose((shared @ shared.T).numpy(), s @ s.T, rtol=1e-12)
+    np.testing.assert_allclose(F.softmax(shared, -1).numpy(), np.exp(s) / np.exp(s).sum(-1, keepdims=True), rtol=1e-12)
     np.testing.assert_array_equal(lamina.tensor(s, dtype=f64).numpy(), s)
 
 
