@@ -33,3 +33,18 @@ get_device_name = _unavailable
 
 def synchronize(device=None) -> None:
     """Nothing to wait for: CPU work is synchronous."""
+
+
+class amp:
+    """`lamina.cuda.amp.autocast / GradScaler`: without CUDA both disable themselves with
+    PyTorch's warning (so `GradScaler(enabled=use_amp)` scripts run on the CPU unchanged)."""
+
+    @staticmethod
+    def autocast(enabled=True, dtype=None, cache_enabled=True):
+        from .amp import autocast
+        return autocast("cuda", dtype=dtype, enabled=enabled)
+
+    @staticmethod
+    def GradScaler(init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000, enabled=True):
+        from .amp import GradScaler
+        return GradScaler("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
