@@ -15,10 +15,10 @@ from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLo
                            PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss)
 from . import utils  # noqa: F401
 
-from .modules.conv import Conv1d, Conv2d, ConvTranspose2d  # noqa: F401
-from .modules.pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,  # noqa: F401
-                              MaxPool2d)
-from .normalization import (BatchNorm1d, BatchNorm2d, Dropout, Dropout2d, GroupNorm,  # noqa: F401
+from .modules.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d  # noqa: F401
+from .modules.pooling import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AvgPool1d, AvgPool2d, AvgPool3d,  # noqa: F401
+                              MaxPool1d, MaxPool2d, MaxPool3d)
+from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Dropout, Dropout2d, GroupNorm,  # noqa: F401
                             InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm)
 from .modules.resample import (PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d,  # noqa: F401
                                UpsamplingNearest2d)

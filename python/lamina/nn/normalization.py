@@ -294,6 +294,12 @@ class BatchNorm2d(_BatchNorm):
     _want = "4D"
 
 
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W), PyTorch's ``nn.BatchNorm3d``."""
+    _dims = (5,)
+    _want = "5D"
+
+
 class LayerNorm(Module):
     """Layer normalization over the trailing `normalized_shape` dims, PyTorch's ``nn.LayerNorm``.
 

@@ -1,4 +1,4 @@
-"""Conv1d / Conv2d layers with PyTorch's constructor signatures and default initialization."""
+"""Conv1d / Conv2d / Conv3d layers with PyTorch's constructor signatures and default initialization."""
 import math
 
 import numpy as np
@@ -62,7 +62,7 @@ class _ConvNd(Module):
     def _check(self, x):
         nd = self._nd
         if x.ndim not in (nd + 1, nd + 2):
-            want = "(C, L) or (N, C, L)" if nd == 1 else "(C, H, W) or (N, C, H, W)"
+            want = {1: "(C, L) or (N, C, L)", 2: "(C, H, W) or (N, C, H, W)", 3: "(C, D, H, W) or (N, C, D, H, W)"}[nd]
             raise ModuleShapeError(self, f"expected a {nd + 1}-D or {nd + 2}-D input {want}, "
                                          f"got shape {tuple(x.shape)}")
         c = x.shape[-nd - 1]
@@ -121,6 +121,23 @@ class Conv1d(_ConvNd):
         self._check(x)
         x, padding = self._padded(x)
         return _conv.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution over (N, C, D, H, W) or (C, D, H, W), PyTorch's ``nn.Conv3d`` (computed as
+    kD conv2d calls over depth slices, see lamina.ops.volume).
+
+    >>> import lamina
+    >>> tuple(lamina.nn.Conv3d(1, 2, 3, padding=1)(lamina.zeros(2, 1, 4, 5, 6)).shape)
+    (2, 2, 4, 5, 6)
+    """
+    _nd = 3
+
+    def forward(self, x):
+        from ...ops.volume import conv3d
+        self._check(x)
+        x, padding = self._padded(x)
+        return conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(Module):
