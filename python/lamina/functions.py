@@ -683,7 +683,8 @@ _METHODS = {
 def _install_methods():
     """Attach the methods tensor.py does not define itself (called once, at import)."""
     for name, fn in _METHODS.items():
-        if not hasattr(Tensor, name):
+        # the class's own attributes only: `type.__or__` (Tensor | None annotations) is not a method
+        if not _builtins.any(name in k.__dict__ for k in Tensor.__mro__ if k is not object):
             setattr(Tensor, name, fn)
 
 
@@ -2251,3 +2252,278 @@ for _name in ("acos", "acosh", "addbmm", "addmm", "asin", "asinh", "atan2", "ata
 _METHODS["swapaxes_"] = _reshape_inplace("swapaxes_", lambda x, a, b: x.transpose(a, b))
 _METHODS["swapdims_"] = _reshape_inplace("swapdims_", lambda x, a, b: x.transpose(a, b))
 del _name
+
+
+# ================================================================ small PyTorch functions and methods
+# Compositions of the ops above (so gradients come from them), with PyTorch's names.
+def fmod(input, other):
+    """input - trunc(input / other) * other: C's remainder, the sign of the dividend (PyTorch's fmod)."""
+    x = _need_tensor(input, "fmod")
+    if x.dtype.kind != "f":
+        o = other._data if isinstance(other, Tensor) else other
+        return Tensor._wrap(np.fmod(x._data, o))
+    return x - (x / other).trunc() * other
+
+
+def select(input, dim, index):
+    """The slice at `index` along dim, without that dim (a view)."""
+    x = _need_tensor(input, "select")
+    d = normalize_dim(dim, x.ndim, "select")
+    n = x.shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(x.shape)} at dimension {d}")
+    return x[(slice(None),) * d + (int(index),)]
+
+
+def unflatten(input, dim, sizes):
+    """Dim `dim` split into `sizes` (one of them may be -1)."""
+    x = _need_tensor(input, "unflatten")
+    d = normalize_dim(dim, x.ndim, "unflatten")
+    sizes = tuple(int(s) for s in sizes)
+    known = int(np.prod([s for s in sizes if s != -1], dtype=np.int64))
+    if sizes.count(-1) > 1 or (sizes.count(-1) == 0 and known != x.shape[d]) or \
+            (sizes.count(-1) == 1 and (known == 0 or x.shape[d] % known)):
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({x.shape[d]}) in the input tensor")
+    return x.reshape(*x.shape[:d], *sizes, *x.shape[d + 1:])
+
+
+def detach(input):
+    return _need_tensor(input, "detach").detach()
+
+
+def is_complex(input):
+    _need_tensor(input, "is_complex")
+    return False
+
+
+def float_power(input, exponent):
+    """input ** exponent computed in float64, as PyTorch's float_power."""
+    x = _need_tensor(input, "float_power").to(np.float64)
+    return x ** (exponent.to(np.float64) if isinstance(exponent, Tensor) else exponent)
+
+
+def cov(input, *, correction=1, fweights=None, aweights=None):
+    """Covariance of the rows (variables) over the columns (observations) of a 1-D or 2-D input."""
+    x = _need_tensor(input, "cov")
+    if fweights is not None or aweights is not None:
+        raise NotImplementedError("cov: fweights and aweights are not supported by lamina")
+    if x.ndim > 2:
+        raise ValueError(f"cov(): expected input to have two or fewer dimensions but got an input with {x.ndim} dimensions")
+    x = x.reshape(1, -1) if x.ndim < 2 else x
+    n = x.shape[1]
+    xc = x - x.mean(1, keepdim=True)
+    c = (xc @ xc.t()) / _builtins.max(n - correction, 0)
+    return c.reshape(()) if input.ndim < 2 else c
+
+
+def corrcoef(input):
+    """Pearson correlation coefficients of the rows, clipped to [-1, 1] as PyTorch's."""
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    d = c.diagonal().sqrt()
+    return (c / d.reshape(-1, 1) / d.reshape(1, -1)).clamp(-1, 1)
+
+
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The trapezoidal rule along dim, with sample points x or spacing dx (default 1)."""
+    y = _need_tensor(y, "trapezoid", "y")
+    d = normalize_dim(dim, y.ndim, "trapezoid")
+    n = y.shape[d]
+    if n == 0:
+        return y.sum(d)
+    a, b = y.narrow(d, 1, n - 1), y.narrow(d, 0, n - 1)
+    if x is not None:
+        xs = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=y.dtype))
+        if xs.ndim == 1:
+            shape = [1] * y.ndim
+            shape[d] = n - 1
+            dxs = (xs[1:] - xs[:-1]).reshape(*shape)
+        else:
+            dxs = xs.narrow(d, 1, n - 1) - xs.narrow(d, 0, n - 1)
+        return ((a + b) * dxs).sum(d) / 2
+    return (a + b).sum(d) * ((1.0 if dx is None else dx) / 2)
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    y = _need_tensor(y, "cumulative_trapezoid", "y")
+    d = normalize_dim(dim, y.ndim, "cumulative_trapezoid")
+    n = y.shape[d]
+    a, b = y.narrow(d, 1, n - 1), y.narrow(d, 0, n - 1)
+    if x is not None:
+        xs = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=y.dtype))
+        shape = [1] * y.ndim
+        shape[d] = n - 1
+        dxs = (xs[1:] - xs[:-1]).reshape(*shape) if xs.ndim == 1 else xs.narrow(d, 1, n - 1) - xs.narrow(d, 0, n - 1)
+        return ((a + b) * dxs / 2).cumsum(d)
+    return ((a + b) * ((1.0 if dx is None else dx) / 2)).cumsum(d)
+
+
+def chain_matmul(*matrices, out=None):
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    y = matrices[0]
+    for m in matrices[1:]:
+        y = y @ m
+    return y
+
+
+def combinations(input, r=2, with_replacement=False):
+    """The r-element combinations of a 1-D tensor's elements, one per row (itertools' order)."""
+    import itertools
+    x = _need_tensor(input, "combinations")
+    if x.ndim != 1:
+        raise ValueError(f"Expect a 1D vector, but got shape {list(x.shape)}")
+    pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    idx = np.array(list(pick(range(x.shape[0]), r)), dtype=np.int64).reshape(-1, r)
+    if idx.size == 0:
+        return Tensor._wrap(np.zeros((0,) if r != 1 else (0, 1), dtype=x.dtype))
+    return x[Tensor._wrap(idx)]
+
+
+def vander(x, N=None, increasing=False):
+    """Columns x^(N-1) ... x^0 (or increasing powers), as PyTorch's vander."""
+    x = _need_tensor(x, "vander", "x")
+    n = x.shape[0] if N is None else int(N)
+    powers = range(n) if increasing else range(n - 1, -1, -1)
+    cols = [x ** p if p else x * 0 + 1 for p in powers]
+    return stack(cols, 1) if cols else Tensor._wrap(np.zeros((x.shape[0], 0), x.dtype))
+
+
+def _window(name, length, periodic, dtype, values):
+    if int(length) != length or length < 0:
+        raise RuntimeError(f"{name} requires non-negative window length, got window_length={length}")
+    length = int(length)
+    dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    if length == 0:
+        return Tensor._wrap(np.zeros(0, dt))
+    if length == 1:
+        return Tensor._wrap(np.ones(1, dt))
+    n = length + 1 if periodic else length
+    return Tensor._wrap(np.asarray(values(n)[:length], dtype=dt))
+
+
+def hann_window(window_length, periodic=True, *, dtype=None, **kwargs):
+    return _window("hann_window", window_length, periodic, dtype,
+                   lambda n: 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / (n - 1)))
+
+
+def hamming_window(window_length, periodic=True, alpha=0.54, beta=0.46, *, dtype=None, **kwargs):
+    return _window("hamming_window", window_length, periodic, dtype,
+                   lambda n: alpha - beta * np.cos(2 * np.pi * np.arange(n) / (n - 1)))
+
+
+def blackman_window(window_length, periodic=True, *, dtype=None, **kwargs):
+    return _window("blackman_window", window_length, periodic, dtype,
+                   lambda n: 0.42 - 0.5 * np.cos(2 * np.pi * np.arange(n) / (n - 1))
+                   + 0.08 * np.cos(4 * np.pi * np.arange(n) / (n - 1)))
+
+
+def bartlett_window(window_length, periodic=True, *, dtype=None, **kwargs):
+    return _window("bartlett_window", window_length, periodic, dtype,
+                   lambda n: 1 - np.abs(2 * np.arange(n) / (n - 1) - 1))
+
+
+def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, **kwargs):
+    return _window("kaiser_window", window_length, periodic, dtype,
+                   lambda n: np.i0(beta * np.sqrt(np.clip(1 - (2 * np.arange(n) / (n - 1) - 1) ** 2, 0, None)))
+                   / np.i0(beta))
+
+
+def _logcumsumexp(self, dim):
+    d = normalize_dim(dim, self.ndim, "logcumsumexp")
+    m = self.detach().amax(d, keepdim=True) if self.numel() else self.detach()
+    m = m.masked_fill(m.isfinite().logical_not(), 0.0) if m.numel() else m
+    return (self - m).exp().cumsum(d).log() + m
+
+
+def logcumsumexp(input, dim):
+    return _logcumsumexp(_need_tensor(input, "logcumsumexp"), dim)
+
+
+def _index_put(self, indices, values, accumulate=False):
+    """out-of-place index_put: a copy of self with self[indices] = values (or += with accumulate)."""
+    idx = tuple(indices)
+    out = self.clone()
+    if accumulate:
+        flat = np.ravel_multi_index(tuple(np.broadcast_arrays(*[np.asarray(i._data if isinstance(i, Tensor) else i)
+                                                                  for i in idx])), self.shape[:len(idx)])
+        rest = int(np.prod(self.shape[len(idx):], dtype=np.int64))
+        src = values if isinstance(values, Tensor) else Tensor(np.asarray(values, dtype=self.dtype))
+        src = src.expand(*flat.shape, *self.shape[len(idx):]).reshape(-1, rest) if src.numel() != 1 or rest != 1 \
+            else src.reshape(1, 1).expand(flat.size, 1)
+        return index_add(out.reshape(-1, rest), 0, Tensor._wrap(flat.reshape(-1).astype(np.int64)),
+                         src).reshape(*self.shape)
+    out[idx] = values
+    return out
+
+
+def _apply_(self, fn):
+    """fn applied to every element in place (CPU, no autograd), as PyTorch's Tensor.apply_."""
+    if self.requires_grad:
+        raise RuntimeError("apply_ is only implemented on tensors that do not require grad")
+    _inplace.check_inplace(self, "apply_")
+    a = self._data
+    for i in np.ndindex(a.shape):
+        a[i] = fn(a[i].item())
+    _inplace.bump_version(self)
+    return self
+
+
+def _contains(self, element):
+    if isinstance(element, (Tensor, int, float, bool, np.number)):
+        return bool((self == element).any().item())
+    raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a {type(element)}.")
+
+
+_MORE_SMALL_METHODS = {
+    "fmod": fmod, "fmod_": _inplace_of("fmod_", fmod), "select": select, "unflatten": unflatten,
+    "float_power": float_power, "logcumsumexp": _logcumsumexp,
+    "reshape_as": lambda self, other: self.reshape(*other.shape),
+    "where": lambda self, condition, other: where(condition, self, other),
+    "transpose_": _reshape_inplace("transpose_", lambda x, a, b: x.transpose(a, b)),
+    "scatter_add_": _inplace_of("scatter_add_", scatter_add),
+    "index_put": _index_put, "index_put_": _inplace_of("index_put_", _index_put),
+    "square_": _inplace_of("square_", square), "log2": log2, "log10": log10,
+    "ndimension": lambda self: self.ndim, "nelement": lambda self: self.numel(),
+    "data_ptr": lambda self: int(self._data.ctypes.data), "get_device": lambda self: -1,
+    "is_pinned": lambda self, device=None: False, "pin_memory": lambda self, device=None: self,
+    "share_memory_": lambda self: self, "is_shared": lambda self: False,
+    "mT": property(lambda self: self.transpose(-2, -1)),
+    "H": property(lambda self: self.t() if self.ndim <= 2 else (_ for _ in ()).throw(
+        RuntimeError("tensor.H is only supported on matrices (2-D tensors)"))),
+    "mH": property(lambda self: self.transpose(-2, -1)),
+    "apply_": _apply_, "__contains__": _contains,
+    "__reversed__": lambda self: self if self.ndim == 0 else self.flip(0),
+}
+_METHODS.update(_MORE_SMALL_METHODS)
+__all__ += ["fmod", "select", "unflatten", "detach", "is_complex", "float_power", "cov", "corrcoef", "trapezoid",
+            "trapz", "cumulative_trapezoid", "chain_matmul", "combinations", "vander", "hann_window", "hamming_window",
+            "blackman_window", "bartlett_window", "kaiser_window", "logcumsumexp"]
+trapz = trapezoid
+
+
+def _shift(np_fn, name):
+    def f(self, other):
+        b = _t(other, self)
+        if self.dtype.kind not in "iu" or b.dtype.kind not in "iu":
+            raise TypeError(f"{name}: expected integer tensors, got {self.dtype} and {b.dtype}")
+        dt = _promotion.result_type((self, b), get_default_dtype())
+        return Tensor._wrap(np.asarray(np_fn(self._data.astype(dt), b._data.astype(dt))))
+    return f
+
+
+# The mask operators PyTorch code writes: ~m, m1 & m2, m1 | m2, m1 ^ m2 (bool / integer tensors),
+# and the integer shifts; Python scalars on either side.
+_METHODS.update({
+    "__invert__": bitwise_not,
+    "__and__": bitwise_and, "__rand__": lambda self, o: bitwise_and(self, o),
+    "__or__": bitwise_or, "__ror__": lambda self, o: bitwise_or(self, o),
+    "__xor__": bitwise_xor, "__rxor__": lambda self, o: bitwise_xor(self, o),
+    "__iand__": _inplace_of("__iand__", bitwise_and), "__ior__": _inplace_of("__ior__", bitwise_or),
+    "__ixor__": _inplace_of("__ixor__", bitwise_xor),
+    "__lshift__": _shift(np.left_shift, "__lshift__"), "__rshift__": _shift(np.right_shift, "__rshift__"),
+    "bitwise_left_shift": _shift(np.left_shift, "bitwise_left_shift"),
+    "bitwise_right_shift": _shift(np.right_shift, "bitwise_right_shift"),
+})
