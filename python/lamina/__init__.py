@@ -35,6 +35,7 @@ from . import autograd, nn, optim, models  # noqa: E402,F401
 from . import accelerator, amp, backends, cuda, jit, utils, data, datasets, distributed, onnx, transforms, signal, viz  # noqa: E402,F401
 from . import distributions  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401
+from . import multiprocessing, testing  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401
 from ._dtype_info import (are_deterministic_algorithms_enabled, can_cast, finfo, iinfo,  # noqa: E402,F401
                           is_deterministic_algorithms_warn_only_enabled, is_inference_mode_enabled, promote_types,

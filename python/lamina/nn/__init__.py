@@ -1,6 +1,6 @@
 """lamina.nn: layers, losses and containers with PyTorch's names and semantics."""
 from . import functional, init, parallel  # noqa: F401
-from .module import Module, ModuleShapeError, Parameter  # noqa: F401
+from .module import Buffer, Module, ModuleShapeError, Parameter  # noqa: F401
 from .modules.activation import (CELU, ELU, GELU, GLU, Hardshrink, Hardsigmoid, Hardswish,  # noqa: F401
                                  Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, PReLU, ReLU, ReLU6, SELU,
                                  Sigmoid, SiLU, Softmax, Softmin, Softplus, Softshrink, Softsign, Step,
@@ -18,7 +18,7 @@ from . import utils  # noqa: F401
 from .modules.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d  # noqa: F401
 from .modules.pooling import (AdaptiveAvgPool2d, AdaptiveAvgPool3d, AvgPool1d, AvgPool2d, AvgPool3d,  # noqa: F401
                               MaxPool1d, MaxPool2d, MaxPool3d)
-from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Dropout, Dropout2d, GroupNorm,  # noqa: F401
+from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, RMSNorm, Dropout, Dropout2d, GroupNorm,  # noqa: F401
                             InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm)
 from .modules.resample import (PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d,  # noqa: F401
                                UpsamplingNearest2d)

@@ -223,7 +223,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 
 # Normalization and dropout: the functional forms beside their modules (ops in lamina.ops.norm).
-from .normalization import (batch_norm, dropout, dropout1d, dropout2d, dropout3d, group_norm,  # noqa: E402,F401
+from .normalization import (batch_norm, dropout, dropout1d, dropout2d, dropout3d, group_norm, rms_norm,  # noqa: E402,F401
                             instance_norm, layer_norm)
 
 
@@ -242,3 +242,17 @@ def bilinear(input1, input2, weight, bias=None):
     if bias is not None:
         y = y + bias
     return y.reshape(*lead, O)
+
+
+# PyTorch's in-place spellings: F.relu_(x) is F.relu(x, inplace=True)
+def _inplace_alias(name):
+    def f(input, *args, **kwargs):
+        return globals()[name](input, *args, inplace=True, **kwargs)
+    f.__name__ = name + "_"
+    f.__doc__ = f"F.{name}(input, ..., inplace=True)"
+    return f
+
+
+for _name in ("relu", "elu", "leaky_relu", "hardtanh", "threshold", "selu", "celu"):
+    globals()[_name + "_"] = _inplace_alias(_name)
+del _name

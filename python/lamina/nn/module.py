@@ -56,6 +56,18 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class Buffer:
+    """``self.name = nn.Buffer(tensor, persistent=True)`` registers a buffer, as PyTorch's
+    nn.Buffer (the module keeps the tensor itself, not this wrapper)."""
+
+    def __init__(self, data=None, *, persistent=True):
+        if data is None:
+            data = Tensor._wrap(np.empty(0, dtype=np.float32))
+        if not isinstance(data, Tensor):
+            data = Tensor(data)
+        self.data, self.persistent = data, bool(persistent)
+
+
 def new_weight_and_bias(module, weight_shape, bias_size, bias, dtype):
     """Set module.weight (weight_shape) and module.bias ((bias_size,), or None without bias),
     uninitialized, in `dtype` or the default dtype: the layer's reset_parameters draws them."""
@@ -236,6 +248,13 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign attributes before Module.__init__() is called")
+        if isinstance(value, Buffer):
+            for d in (self._parameters, self._modules):
+                d.pop(name, None)
+            self.__dict__.pop(name, None)
+            self._buffers.pop(name, None)
+            self.register_buffer(name, value.data, persistent=value.persistent)
+            return
         params, modules, buffers = self._parameters, self._modules, self._buffers
         for d in (params, modules, buffers):
             d.pop(name, None)

@@ -96,6 +96,27 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return LayerNormFn.apply(input, weight, bias, int(np.prod(shape)), float(eps))
 
 
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2 over the trailing normalized_shape dims) + eps) * weight, PyTorch's
+    F.rms_norm (eps None: the dtype's machine epsilon, as PyTorch). A composition of
+    differentiable ops.
+
+    >>> import lamina, lamina.nn.functional as F
+    >>> F.rms_norm(lamina.tensor([[3.0, 4.0]]), (2,), eps=0.0).tolist()
+    [[0.8485281467437744, 1.1313709020614624]]
+    """
+    _check_float(input)
+    shape = _normalized_shape(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or input.ndim < len(shape):
+        raise ValueError(f"input: expected trailing dims {shape} (normalized_shape), got shape {tuple(input.shape)}")
+    _check_param(weight, "weight", shape, input.dtype)
+    if eps is None:
+        eps = float(np.finfo(input.dtype).eps)
+    dims = list(range(input.ndim - len(shape), input.ndim))
+    y = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
+    return y * weight if weight is not None else y
+
+
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """PyTorch's F.group_norm over (N, C, ...) with `num_groups` groups of channels."""
     _check_float(input)
@@ -327,6 +348,35 @@ class LayerNorm(Module):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
                 f"bias={self.has_bias}")
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalization over the trailing `normalized_shape` dims, PyTorch's
+    ``nn.RMSNorm`` (LLaMA-style transformer blocks).
+
+    >>> import lamina
+    >>> lamina.nn.RMSNorm(4)
+    RMSNorm((4,), eps=None, elementwise_affine=True)
+    """
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        _check_device(device)
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.eps, self.elementwise_affine = eps, bool(elementwise_affine)
+        dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+        self.register_parameter("weight", Parameter(np.ones(self.normalized_shape, dtype=dt))
+                                if self.elementwise_affine else None)
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            self.weight._data[...] = 1
+
+    def forward(self, x):
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class GroupNorm(Module):
