@@ -8,7 +8,7 @@ from ..tensor import Tensor, float32, float64
 
 from ..ops.activation import activation as _activation, log_softmax, softmax  # noqa: F401
 from ..ops import act_extra as _act_extra, conv as _conv, nn_extra as _nn_extra, pool as _pool
-from ..ops import attention as _attention, loss_extra as _loss_extra, resample as _resample, volume as _volume
+from ..ops import attention as _attention, loss_extra as _loss_extra, resample as _resample, volume as _volume, grid as _grid
 from ..ops.linalg import check_linear as _check_linear, linear_checked  # noqa: F401
 from ..ops.stats import vector_norm as _vector_norm
 from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, TargetRangeError,  # noqa: F401
@@ -17,7 +17,7 @@ from ..ops.loss import (BCEWithLogits, CrossEntropy, MSE, TargetDtypeError, Targ
 
 # A family module's public functional names are its __all__: a new op listed there is
 # F.<name> with no edit here (see README.md, "Adding an op").
-for _family in (_conv, _pool, _nn_extra, _act_extra, _resample, _attention, _loss_extra, _volume):
+for _family in (_conv, _pool, _nn_extra, _act_extra, _resample, _attention, _loss_extra, _volume, _grid):
     globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
 del _family
 
