@@ -71,19 +71,10 @@ def test_buffer_registers_as_torch():
     assert out[0] == out[1]
 
 
-def _square_into(rank, path):
-    with open(f"{path}.{rank}", "w") as f:
-        f.write(str(rank * rank))
-
-
-def _fail(rank):
-    if rank == 1:
-        raise ValueError("rank one fails")
-
-
 def test_multiprocessing_spawn_runs_each_rank_and_reports_failures(tmp_path):
     import lamina.multiprocessing as mp
-    mp.spawn(_square_into, args=(str(tmp_path / "out"),), nprocs=3)
+    from mp_targets import fail_on_rank_one, square_into
+    mp.spawn(square_into, args=(str(tmp_path / "out"),), nprocs=3)
     assert [int((tmp_path / f"out.{r}").read_text()) for r in range(3)] == [0, 1, 4]
     with pytest.raises(mp.ProcessRaisedException, match="rank one fails"):
-        mp.spawn(_fail, nprocs=2)
+        mp.spawn(fail_on_rank_one, nprocs=2)
