@@ -9,7 +9,7 @@
 // (conv_winograd.cpp; declarations at the end of this file): forward from C, K >= 16 on maps
 // >= 8x8, the backward pair from C, K >= 64 on maps >= 14x14 (measured). The forward and the
 // data gradient use F(4x4, 3x3) up to 64 channels, F(2x2, 3x3) above; the weight gradient
-// is always F(2x2) (F(4x4)'s would be ~4x less accurate).
+// too on Intel (measured there; its float32 error ~3x F(2x2)'s), else F(2x2).
 // Small-map forwards with K <= 16 compute y^T = col^T W^T so K fills the GEMM's 16-wide tile.
 //
 // Batching: images are processed in blocks of nb; nb = 1 when OH*OW >= 512, else enough images
@@ -25,7 +25,7 @@
 // E.g. LeNet C1 (1x28x28, 6@5x5 pad 2), float: 25*784*4 B = 78 KiB per thread.
 // The im2col row chunking caps a big map's column matrix at ~2 MiB per thread. Winograd:
 // see its blocks below (F(2x2): ~4 MiB per thread for a 128x56x56 layer, + 1 MiB for U,
-// + chunks * 16*K*C*sizeof(T) for the weight gradient's partial sums; U and the partials live in
+// + chunks * 16*K*C*sizeof(T) (F(4x4): 36*K*C) for the weight gradient's partial sums; U and the partials live in
 // buffers of the calling thread, kept across calls).
 #pragma once
 #include <cstdint>
@@ -128,5 +128,13 @@ void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int
                       const T* x, const T* U, const T* bias, T* y, Act act = Act::identity);
 // Tuning hook: the F(4x4) job's V budget in bytes (<= 0: the default, 2 MiB).
 void conv_winograd4_set_chunk_bytes(int64_t bytes);
+// The weight gradient dw (K, C, 3, 3) on the F(4x4) transforms: sum over tiles of
+// (A dy A^T) .* (B^T x B) per transform element (36 GEMMs (K, tiles) @ (tiles, C)), then
+// dw = G^T dU G. Deterministic: the same bits for any thread count.
+template <class T>
+void conv2d_winograd4_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h,
+                         int64_t pad_w, const T* x, const T* dy, T* dw);
+// Tuning hook: the F(4x4) weight gradient job's V budget in bytes (<= 0: the default).
+void conv_winograd4_set_dw_chunk_bytes(int64_t bytes);
 
 }  // namespace lamina

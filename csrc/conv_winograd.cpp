@@ -42,10 +42,21 @@ constexpr int64_t kWinoDwChunkBytes = int64_t(1) << 19;
 // 10.9 ms (tuning hook: conv_winograd4_set_chunk_bytes).
 constexpr int64_t kWino4ChunkBytes = int64_t(1) << 20;
 int64_t g_wino4_chunk_bytes = kWino4ChunkBytes;
-constexpr int64_t kWino4MinTiles = 64;  // but GEMMs of at least this many columns: 256x14x14 at 16 was 24 vs 20 ms
+constexpr int64_t kWino4MinTiles = 64;
+// The F(4x4) weight gradient's job: V (36, C, Tc) within this budget (Mdy as big beside it),
+// at least kWino4MinTiles tiles. Each GEMM sums Tc tiles in float (then jobs add into dU), so
+// shorter jobs are more accurate: 45x38 maps, 20 -> 24 channels, max error relative to
+// 1 + |dw| 2.7e-4 at 1 MiB (240 tiles a job), 1.1e-4 at 256 KiB (70), F(2x2) 6.2e-5. Time
+// alike on 64-channel maps (1 thread, ms 1 MiB vs 256 KiB: 32x32 N=32 11.7 / 11.7, 56x56 N=8
+// 9.7 / 9.8, 16x16 N=64 8.2 / 7.9).
+constexpr int64_t kWino4DwChunkBytes = int64_t(1) << 18;
+int64_t g_wino4_dw_chunk_bytes = kWino4DwChunkBytes;  // but GEMMs of at least this many columns: 256x14x14 at 16 was 24 vs 20 ms
 }  // namespace
 
 void conv_winograd4_set_chunk_bytes(int64_t bytes) { g_wino4_chunk_bytes = bytes > 0 ? bytes : kWino4ChunkBytes; }
+void conv_winograd4_set_dw_chunk_bytes(int64_t bytes) {
+  g_wino4_dw_chunk_bytes = bytes > 0 ? bytes : kWino4DwChunkBytes;
+}
 
 void conv_set_algo(ConvAlgo a) { g_algo.store(static_cast<int>(a)); }
 ConvAlgo conv_get_algo() { return static_cast<ConvAlgo>(g_algo.load()); }
@@ -274,6 +285,8 @@ void winograd4_input_transform_avx2(const float* x, int64_t C, int64_t H, int64_
 void winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
                                      int64_t ty1, int64_t tw, int64_t ldm, int64_t t0, const float* bias,
                                      float* y, float* rows);
+void winograd4_dy_transform_avx2(const float* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
+                                 int64_t ty1, int64_t tw, float* Mdy, int64_t ldm, int64_t t0);
 #endif
 
 template <class T>
@@ -343,6 +356,108 @@ void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int
   parallel_tasks(jobs, team_size(flops, 2e5), run_job);
 }
 
+template <class T>
+static void dy_transform4(const T* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
+                          int64_t tw, T* Mdy, int64_t ldm, int64_t t0, T* rows) {
+#if defined(LAMINA_X86)
+  if constexpr (sizeof(T) == 4)
+    if (active_isa() >= Isa::avx2) return winograd4_dy_transform_avx2(dy, K, OH, OW, ty0, ty1, tw, Mdy, ldm, t0);
+#endif
+  wino_portable::wino4_dy_transform<T>(dy, K, OH, OW, ty0, ty1, tw, Mdy, ldm, t0, rows);
+}
+
+// The weight gradient through the F(4x4) transforms (the transpose of conv2d_winograd4):
+// y = A^T (U .* V) A per tile makes dU[e] (K, C) = sum over tiles of Mdy[e] (K, T) @ V[e]^T
+// (T, C), Mdy = A dy A^T, and dw = G^T dU G (in double, once, at the end). Jobs are cut as in
+// the forward (by shape only); a fixed number of contiguous job ranges (chunks) each sum into
+// their own dU partial, added in chunk order: the same bits for any thread count.
+template <class T>
+void conv2d_winograd4_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h,
+                         int64_t pad_w, const T* x, const T* dy, T* dw) {
+  const int64_t OH = H + 2 * pad_h - 2, OW = W + 2 * pad_w - 2, USZ = 36 * K * C;
+  const int64_t th = (OH + 3) / 4, tw = (OW + 3) / 4, tiles = th * tw;
+  if (N == 0 || OH <= 0 || OW <= 0) {
+    std::fill(dw, dw + K * C * 9, T(0));
+    return;
+  }
+  const int64_t max_tiles =
+      std::max<int64_t>(kWino4MinTiles, g_wino4_dw_chunk_bytes / (36 * std::max(C, K) * int64_t(sizeof(T))));
+  int64_t nimg = 1, rpc = th;
+  if (tiles <= max_tiles) {
+    const int64_t groups = (N + max_tiles / tiles - 1) / (max_tiles / tiles);
+    nimg = (N + groups - 1) / groups;
+  } else {
+    rpc = std::max<int64_t>(1, max_tiles / tw);
+  }
+  const int64_t per_image = (th + rpc - 1) / rpc;
+  const int64_t jobs = nimg > 1 ? (N + nimg - 1) / nimg : N * per_image;
+  const int64_t Tmax = nimg > 1 ? nimg * tiles : rpc * tw, scratch = wino_portable::wino4_scratch(tw);
+  const double flops = 2.0 * 36 * K * C * tiles * N;
+  const int nt = static_cast<int>(std::min<int64_t>(team_size(flops, 2e5), jobs));
+  const int64_t nchunks = std::min<int64_t>(jobs, std::max(4, nt));  // fixed: same sums at 1..4 threads
+  static thread_local AlignedBuffer dU_buf;  // kept across calls (page faults otherwise)
+  T* dU = dU_buf.elems<T>(nchunks * USZ);
+
+  auto run_chunk = [&](int64_t c) {
+    const int64_t j0 = jobs * c / nchunks, j1 = jobs * (c + 1) / nchunks;
+    T* V = winograd_workspace<T>(36 * (C + K) * Tmax + scratch);
+    T* Mdy = V + 36 * C * Tmax;
+    T* rows = Mdy + 36 * K * Tmax;
+    for (int64_t job = j0; job < j1; ++job) {
+      const int64_t n0 = nimg > 1 ? job * nimg : job / per_image, n1 = nimg > 1 ? std::min(N, n0 + nimg) : n0 + 1;
+      const int64_t ty0 = nimg > 1 ? 0 : (job % per_image) * rpc, ty1 = std::min(th, ty0 + rpc);
+      const int64_t Tc = (n1 - n0) * (ty1 - ty0) * tw;
+      for (int64_t n = n0; n < n1; ++n) {
+        input_transform4(x + n * C * H * W, C, H, W, pad_h, pad_w, ty0, ty1, tw, V, Tc, (n - n0) * tiles, rows);
+        dy_transform4(dy + n * K * OH * OW, K, OH, OW, ty0, ty1, tw, Mdy, Tc, (n - n0) * tiles, rows);
+      }
+      // per e: dU[e] (K, C) (+)= Mdy[e] (K, Tc) @ V[e]^T (Tc, C)
+      gemm_strided_batched<T>(false, true, K, C, Tc, T(1), Mdy, Tc, K * Tc, V, Tc, C * Tc,
+                              job == j0 ? T(0) : T(1), dU + c * USZ, C, K * C, 36);
+    }
+  };
+  parallel_tasks(nchunks, nt, run_chunk);
+  // dw[k][c] = G^T (sum of the chunks' dU[k][c], in chunk order) G; threads take rows k.
+  static const double G[6][3] = {{1, 0, 0},
+                                 {-1.0 / 3, -1.0 / 3, -1.0 / 3},
+                                 {1.0 / 3, -1.0 / 3, 1.0 / 3},
+                                 {1.0 / 15, 2.0 / 15, 4.0 / 15},
+                                 {-16.0 / 15, 8.0 / 15, -4.0 / 15},
+                                 {0, 0, 1}};
+  // Per row k, vectorized along c: the chunks' sums (in double, chunk order), then G^T . G.
+  parallel_tasks(K, team_size(double(USZ) * (nchunks + 4), 1e5), [&](int64_t k) {
+    static thread_local std::vector<double> buf;
+    buf.resize(size_t(54 * C));
+    double* u = buf.data();       // u[e][c]
+    double* t = u + 36 * C;       // t[a][j][c] = (G^T u)[a][j] for a < 3, j < 6
+    for (int e = 0; e < 36; ++e) {
+      const T* src = dU + e * K * C + k * C;
+      double* ue = u + e * C;
+      for (int64_t c = 0; c < C; ++c) ue[c] = double(src[c]);
+      for (int64_t ch = 1; ch < nchunks; ++ch)
+        for (int64_t c = 0; c < C; ++c) ue[c] += double(src[ch * USZ + c]);
+    }
+    for (int a = 0; a < 3; ++a)
+      for (int j = 0; j < 6; ++j) {
+        double* ta = t + (a * 6 + j) * C;
+        for (int64_t c = 0; c < C; ++c) ta[c] = 0;
+        for (int r = 0; r < 6; ++r) {
+          const double g = G[r][a];
+          if (g == 0) continue;
+          const double* ur = u + (r * 6 + j) * C;
+          for (int64_t c = 0; c < C; ++c) ta[c] += g * ur[c];
+        }
+      }
+    for (int64_t c = 0; c < C; ++c)
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+          double acc = 0;
+          for (int j = 0; j < 6; ++j) acc += t[(a * 6 + j) * C + c] * G[j][b];
+          dw[(k * C + c) * 9 + a * 3 + b] = static_cast<T>(acc);
+        }
+  });
+}
+
 #define LAMINA_INSTANTIATE_WINOGRAD(T)                                                             \
   template void winograd_weights<T>(const T*, int64_t, int64_t, bool, T*);                          \
   template void conv2d_winograd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
@@ -351,7 +466,9 @@ void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int
                                       const T*, const T*, T*);                                      \
   template void winograd4_weights<T>(const T*, int64_t, int64_t, bool, T*);                         \
   template void conv2d_winograd4<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
-                                    const T*, const T*, const T*, T*, Act);
+                                    const T*, const T*, const T*, T*, Act);                        \
+  template void conv2d_winograd4_dw<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
+                                       const T*, const T*, T*);
 LAMINA_INSTANTIATE_WINOGRAD(float)
 LAMINA_INSTANTIATE_WINOGRAD(double)
 

@@ -3,6 +3,8 @@
 #if defined(LAMINA_X86)
 #include <immintrin.h>
 
+#include <algorithm>
+
 #define LAMINA_WINO_NS wino_avx2
 #include "conv_winograd_tf.h"
 #include "conv_winograd_f4_tf.h"
@@ -252,6 +254,58 @@ void winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int6
       }
     }
   }
+}
+namespace {
+// d[r] = A (a0 .. a3), the rows of conv_winograd_f4_tf.h's a6.
+inline void a6_regs(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 d[6]) {
+  const __m256 p = _mm256_add_ps(a0, a2), m = _mm256_add_ps(a1, a3);
+  d[0] = a0;
+  d[1] = _mm256_add_ps(p, m);
+  d[2] = _mm256_sub_ps(p, m);
+  d[3] = _mm256_fmadd_ps(_mm256_set1_ps(8.f), a3,
+                         _mm256_fmadd_ps(_mm256_set1_ps(4.f), a2, _mm256_fmadd_ps(_mm256_set1_ps(2.f), a1, a0)));
+  d[4] = _mm256_fnmadd_ps(_mm256_set1_ps(0.125f), a3,
+                          _mm256_fmadd_ps(_mm256_set1_ps(0.25f), a2, _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), a1, a0)));
+  d[5] = a3;
+}
+}  // namespace
+
+// wino4_dy_transform (conv_winograd_f4_tf.h) in registers, 8 tiles per step: the four dy rows
+// of a tile row are loaded as tile columns (tile_columns8: no scalar deinterleaving stores),
+// A runs along the rows, then along the columns, straight into Mdy (masked for the last tiles).
+void winograd4_dy_transform_avx2(const float* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
+                                 int64_t ty1, int64_t tw, float* Mdy, int64_t ldm, int64_t t0) {
+  const int64_t es = K * ldm;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t ty = ty0; ty < ty1; ++ty) {
+      float* m = Mdy + k * ldm + t0 + (ty - ty0) * tw;
+      for (int64_t tx = 0; tx < tw; tx += 8) {
+        __m256 c[4][6];  // c[o][p]: dy row o of the tiles, tile column p (p < 4 used)
+        for (int o = 0; o < 4; ++o) {
+          if (4 * ty + o < OH) {
+            tile_columns8(dy + (k * OH + 4 * ty + o) * OW, 4 * tx, OW, c[o]);
+          } else {
+            for (int p = 0; p < 4; ++p) c[o][p] = _mm256_setzero_ps();
+          }
+        }
+        __m256 r[4][6];  // r[p][i]: A along the rows, row i of 6, tile column p
+        for (int p = 0; p < 4; ++p) a6_regs(c[0][p], c[1][p], c[2][p], c[3][p], r[p]);
+        const int64_t n = tw - tx;
+        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(n, 8))),
+                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int i = 0; i < 6; ++i) {
+          __m256 d[6];  // A along the columns: Mdy[6i + j]
+          a6_regs(r[0][i], r[1][i], r[2][i], r[3][i], d);
+          for (int j = 0; j < 6; ++j) {
+            float* dst = m + (6 * i + j) * es + tx;
+            if (n >= 8)
+              _mm256_storeu_ps(dst, d[j]);
+            else
+              _mm256_maskstore_ps(dst, lanes, d[j]);
+          }
+        }
+      }
+    }
 }
 }  // namespace lamina
 #endif

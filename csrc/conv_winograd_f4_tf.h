@@ -47,6 +47,24 @@ inline void at4(T* __restrict d0, T* __restrict d1, T* __restrict d2, T* __restr
   }
 }
 
+// d0..d5 = A (s0..s3), n elements each: the adjoint of at4 (A = (A^T)^T, 6x4), for the
+// weight gradient's dy transform.
+template <class T>
+inline void a6(T* __restrict d0, T* __restrict d1, T* __restrict d2, T* __restrict d3, T* __restrict d4,
+               T* __restrict d5, const T* __restrict s0, const T* __restrict s1, const T* __restrict s2,
+               const T* __restrict s3, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T a0 = s0[i], a1 = s1[i], a2 = s2[i], a3 = s3[i];
+    const T p = a0 + a2, m = a1 + a3;
+    d0[i] = a0;
+    d1[i] = p + m;
+    d2[i] = p - m;
+    d3[i] = a0 + T(2) * a1 + T(4) * a2 + T(8) * a3;
+    d4[i] = a0 - T(0.5) * a1 + T(0.25) * a2 - T(0.125) * a3;
+    d5[i] = a3;
+  }
+}
+
 // q[s][t] = row[4t + s - pad] for t < n, zero where the index is outside [0, len).
 template <class T>
 inline void deinterleave4_padded(T* __restrict q0, T* __restrict q1, T* __restrict q2, T* __restrict q3,
@@ -150,6 +168,37 @@ void wino4_output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int64
       }
     }
   }
+}
+
+// The weight gradient's dy transform: Mdy[e] (K rows, ldm apart; es = K * ldm between the 36
+// matrices) = A dy A^T for the 4x4 dy tiles of tile rows [ty0, ty1) of one image dy (K, OH, OW),
+// zero beyond OH / OW; tile columns from t0 as in wino4_input_transform. Since y = A^T M A per
+// tile, this is dL/dM, and dL/dU[e] = sum over tiles of Mdy[e] * V[e].
+template <class T>
+void wino4_dy_transform(const T* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
+                        int64_t tw, T* Mdy, int64_t ldm, int64_t t0, T* rows) {
+  const int64_t es = K * ldm;
+  T* q[4];  // one dy row by phase: q[p][t] = column 4t + p (zero beyond OW)
+  for (int p = 0; p < 4; ++p) q[p] = rows + p * tw;
+  T* h[4][6];  // h[o][s]: dy row o of the tile after A along columns, column s of 6
+  for (int o = 0; o < 4; ++o)
+    for (int s = 0; s < 6; ++s) h[o][s] = rows + (4 + 6 * o + s) * tw;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t ty = ty0; ty < ty1; ++ty) {
+      for (int o = 0; o < 4; ++o) {
+        if (4 * ty + o >= OH) {
+          for (int s = 0; s < 6; ++s)
+            for (int64_t t = 0; t < tw; ++t) h[o][s][t] = T(0);
+          continue;
+        }
+        deinterleave4_padded(q[0], q[1], q[2], q[3], dy + (k * OH + 4 * ty + o) * OW, OW, 0, tw);
+        a6(h[o][0], h[o][1], h[o][2], h[o][3], h[o][4], h[o][5], q[0], q[1], q[2], q[3], tw);
+      }
+      T* m = Mdy + k * ldm + t0 + (ty - ty0) * tw;
+      for (int s = 0; s < 6; ++s)  // A along rows: Mdy[6r + s] = sum_o A[r][o] h[o][s]
+        a6(m + s * es, m + (6 + s) * es, m + (12 + s) * es, m + (18 + s) * es, m + (24 + s) * es,
+           m + (30 + s) * es, h[0][s], h[1][s], h[2][s], h[3][s], tw);
+    }
 }
 
 }  // namespace LAMINA_WINO_NS

@@ -254,7 +254,7 @@ def test_binding_validates_outputs():
 @pytest.mark.parametrize("hw,pad", [((16, 16), 1), ((15, 17), 0), ((14, 14), 2)])
 def test_winograd_route_matches_torch(hw, pad, dtype):
     """Deep 3x3 stride-1 layers take the Winograd path (forward and both gradients; 64 channels:
-    F(4x4) for y and dx, F(2x2) for dw)."""
+    F(4x4) for y, dx and, on Intel, dw)."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 64, *hw))
     w = rng.standard_normal((64, 64, 3, 3)) * 0.05

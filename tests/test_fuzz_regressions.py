@@ -184,7 +184,7 @@ def test_direct_weight_gradient_keeps_a_non_finite_input_to_the_taps_that_read_i
 def test_3x3_winograd_keeps_a_non_finite_value_to_what_reads_it(bad, dtype, algo, restore_conv_settings):
     # brk15's report: F(4x4, 3x3) mixes a 6x6 input tile into all 16 of its outputs, so one inf
     # gave 400 non-finite outputs where PyTorch has 144, and F(2x2) turned inf into NaN. The same
-    # holds for dy in the data gradient and for x, dy in the weight gradient (F(2x2) dw). The
+    # holds for dy in the data gradient and for x, dy in the weight gradient (F(4x4) dw). The
     # mid layer shape (64 channels, 3x3, pad 1) takes Winograd by the auto rule.
     torch = pytest.importorskip("torch")
     from lamina import _C

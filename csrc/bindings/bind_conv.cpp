@@ -224,4 +224,6 @@ void bind_conv(py::module_& m) {
         "transposes, 'vgather' vgatherdps, 'auto' the measured rule).");
   m.def("_conv_winograd4_set_chunk_bytes", [](int64_t bytes) { lamina::conv_winograd4_set_chunk_bytes(bytes); },
         py::arg("bytes"), "Tuning hook: the Winograd F(4x4) job's transformed-input budget (<= 0: default).");
+  m.def("_conv_winograd4_set_dw_chunk_bytes", [](int64_t bytes) { lamina::conv_winograd4_set_dw_chunk_bytes(bytes); },
+        py::arg("bytes"), "Tuning hook: the Winograd F(4x4) weight gradient job's transformed-input budget (<= 0: default).");
 }
