@@ -167,8 +167,8 @@ inline void bt6_regs(const __m256 a[6], __m256 d[6]) {
 // per step. rows: wino4_scratch(tw) floats.
 void winograd4_input_transform_avx2(const float* x, int64_t C, int64_t H, int64_t W, int64_t pad_h,
                                     int64_t pad_w, int64_t ty0, int64_t ty1, int64_t tw, float* V,
-                                    int64_t ldv, int64_t t0, float* rows) {
-  const int64_t tw8 = (tw + 7) / 8 * 8, es = C * ldv;
+                                    int64_t ldv, int64_t es, int64_t t0, float* rows) {
+  const int64_t tw8 = (tw + 7) / 8 * 8;
   float* h[6][6];  // h[i][j]: input row i after B along columns (tile column j), tw8 long
   for (int i = 0; i < 6; ++i)
     for (int j = 0; j < 6; ++j) h[i][j] = rows + (6 * i + j) * tw8;
@@ -230,9 +230,9 @@ inline void store_tiles8(float* row, int64_t i0, int64_t len, const __m256 u[4])
 // wino4_output_transform (conv_winograd_f4_tf.h) with the column pass and the store in
 // registers, 8 tiles per step (scalar interleaving stores cost as much as the transform).
 void winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
-                                     int64_t ty1, int64_t tw, int64_t ldm, int64_t t0, const float* bias,
+                                     int64_t ty1, int64_t tw, int64_t ldm, int64_t es, int64_t t0, const float* bias,
                                      float* y, float* rows) {
-  const int64_t es = K * ldm, tw8 = (tw + 7) / 8 * 8;
+  const int64_t tw8 = (tw + 7) / 8 * 8;
   float* a[4][6];  // a[o][s]: output row o of the tile after A^T along rows, column s; tw8 long
   for (int o = 0; o < 4; ++o)
     for (int s = 0; s < 6; ++s) a[o][s] = rows + (6 * o + s) * tw8;
@@ -274,8 +274,7 @@ inline void a6_regs(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 d[6]) {
 // of a tile row are loaded as tile columns (tile_columns8: no scalar deinterleaving stores),
 // A runs along the rows, then along the columns, straight into Mdy (masked for the last tiles).
 void winograd4_dy_transform_avx2(const float* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
-                                 int64_t ty1, int64_t tw, float* Mdy, int64_t ldm, int64_t t0) {
-  const int64_t es = K * ldm;
+                                 int64_t ty1, int64_t tw, float* Mdy, int64_t ldm, int64_t es, int64_t t0) {
   for (int64_t k = 0; k < K; ++k)
     for (int64_t ty = ty0; ty < ty1; ++ty) {
       float* m = Mdy + k * ldm + t0 + (ty - ty0) * tw;

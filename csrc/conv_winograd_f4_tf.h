@@ -115,8 +115,8 @@ inline int64_t wino4_scratch(int64_t tw) { return 48 * (tw + 8); }
 // [ty0, ty1) of one image x (C, H, W), patch (ty, tx) starting at (4 ty - pad_h, 4 tx - pad_w).
 template <class T>
 void wino4_input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w,
-                           int64_t ty0, int64_t ty1, int64_t tw, T* V, int64_t ldv, int64_t t0, T* rows) {
-  const int64_t n = tw + 1, es = C * ldv;
+                           int64_t ty0, int64_t ty1, int64_t tw, T* V, int64_t ldv, int64_t es, int64_t t0, T* rows) {
+  const int64_t n = tw + 1;
   T* q[4];  // one input row's columns by phase: q[s][t] = padded column 4t + s
   for (int s = 0; s < 4; ++s) q[s] = rows + s * n;
   T* h[6][6];  // h[i][j]: input row i after B along columns (tile column j of 6)
@@ -148,8 +148,7 @@ void wino4_input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t 
 // es = K * ldm between the 36 matrices), tile columns from t0 as in wino4_input_transform.
 template <class T>
 void wino4_output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
-                            int64_t tw, int64_t ldm, int64_t t0, const T* bias, T* y, T* rows) {
-  const int64_t es = K * ldm;
+                            int64_t tw, int64_t ldm, int64_t es, int64_t t0, const T* bias, T* y, T* rows) {
   T* a[4][6];  // a[o][s]: output row o of the tile after A^T along rows, column s of 6
   for (int o = 0; o < 4; ++o)
     for (int s = 0; s < 6; ++s) a[o][s] = rows + (6 * o + s) * tw;
@@ -176,8 +175,7 @@ void wino4_output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int64
 // tile, this is dL/dM, and dL/dU[e] = sum over tiles of Mdy[e] * V[e].
 template <class T>
 void wino4_dy_transform(const T* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
-                        int64_t tw, T* Mdy, int64_t ldm, int64_t t0, T* rows) {
-  const int64_t es = K * ldm;
+                        int64_t tw, T* Mdy, int64_t ldm, int64_t es, int64_t t0, T* rows) {
   T* q[4];  // one dy row by phase: q[p][t] = column 4t + p (zero beyond OW)
   for (int p = 0; p < 4; ++p) q[p] = rows + p * tw;
   T* h[4][6];  // h[o][s]: dy row o of the tile after A along columns, column s of 6
