@@ -123,8 +123,9 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
 // U (36, Kout, Cin) = G g G^T, flip_transpose as in winograd_weights.
 template <class T>
 void winograd4_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T* U);
+// Returns false when some y (before act) is inf or NaN: the caller recomputes y exactly.
 template <class T>
-void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
+bool conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
                       const T* x, const T* U, const T* bias, T* y, Act act = Act::identity);
 // Tuning hook: the F(4x4) job's V budget in bytes (<= 0: the default, 2 MiB).
 void conv_winograd4_set_chunk_bytes(int64_t bytes);

@@ -282,7 +282,7 @@ void winograd4_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T*
 void winograd4_input_transform_avx2(const float* x, int64_t C, int64_t H, int64_t W, int64_t pad_h,
                                     int64_t pad_w, int64_t ty0, int64_t ty1, int64_t tw, float* V,
                                     int64_t ldv, int64_t es, int64_t t0, float* rows);
-void winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
+bool winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
                                      int64_t ty1, int64_t tw, int64_t ldm, int64_t es, int64_t t0, const float* bias,
                                      float* y, float* rows);
 void winograd4_dy_transform_avx2(const float* dy, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
@@ -301,14 +301,14 @@ static void input_transform4(const T* x, int64_t C, int64_t H, int64_t W, int64_
 }
 
 template <class T>
-static void output_transform4(const T* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
+static bool output_transform4(const T* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
                               int64_t tw, int64_t ldm, int64_t es, int64_t t0, const T* bias, T* y, T* rows) {
 #if defined(LAMINA_X86)
   if constexpr (sizeof(T) == 4)
     if (active_isa() >= Isa::avx2)
       return winograd4_output_transform_avx2(M, K, OH, OW, ty0, ty1, tw, ldm, es, t0, bias, y, rows);
 #endif
-  wino_portable::wino4_output_transform<T>(M, K, OH, OW, ty0, ty1, tw, ldm, es, t0, bias, y, rows);
+  return wino_portable::wino4_output_transform<T>(M, K, OH, OW, ty0, ty1, tw, ldm, es, t0, bias, y, rows);
 }
 
 // Elements between the 36 transformed matrices of rows x ld: rounded up to 4 KiB plus one
@@ -323,10 +323,11 @@ static int64_t wino4_stride(int64_t rows, int64_t ld) {
 }
 
 template <class T>
-void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
+bool conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t pad_h, int64_t pad_w,
                       const T* x, const T* U, const T* bias, T* y, Act act) {
   const int64_t OH = H + 2 * pad_h - 2, OW = W + 2 * pad_w - 2;
-  if (N == 0 || OH <= 0 || OW <= 0) return;
+  if (N == 0 || OH <= 0 || OW <= 0) return true;
+  std::atomic<bool> finite{true};
   const int64_t th = (OH + 3) / 4, tw = (OW + 3) / 4, tiles = th * tw;
   // A job: V (36, C, Tc) within the chunk budget -- several whole images when one image's
   // tiles fit (the GEMMs get >= ~200 columns on small maps), else rows of one image's tiles.
@@ -358,13 +359,15 @@ void conv2d_winograd4(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int
     // per e: M[e] (K, Tc) = U[e] (K, C) @ V[e] (C, Tc)
     gemm_strided_batched<T>(false, false, K, Tc, C, T(1), U, C, K * C, V, Tc, esv, T(0), Mt, Tc, esm, 36);
     for (int64_t n = n0; n < n1; ++n) {
-      output_transform4(Mt, K, OH, OW, ty0, ty1, tw, Tc, esm, (n - n0) * tiles, bias, y + n * K * OH * OW, rows);
+      if (!output_transform4(Mt, K, OH, OW, ty0, ty1, tw, Tc, esm, (n - n0) * tiles, bias, y + n * K * OH * OW, rows))
+        finite.store(false, std::memory_order_relaxed);
       activate_rows(act, K, OH, OW, 4 * ty0, 4 * ty1, y + n * K * OH * OW);
     }
   };
 
   const double flops = 2.0 * 36 * K * C * tiles * N;
   parallel_tasks(jobs, team_size(flops, 2e5), run_job);
+  return finite.load();
 }
 
 template <class T>
@@ -477,7 +480,7 @@ void conv2d_winograd4_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, 
   template void conv2d_winograd_dw<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                       const T*, const T*, T*);                                      \
   template void winograd4_weights<T>(const T*, int64_t, int64_t, bool, T*);                         \
-  template void conv2d_winograd4<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
+  template bool conv2d_winograd4<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                     const T*, const T*, const T*, T*, Act);                        \
   template void conv2d_winograd4_dw<T>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                        const T*, const T*, T*);

@@ -229,13 +229,15 @@ inline void store_tiles8(float* row, int64_t i0, int64_t len, const __m256 u[4])
 
 // wino4_output_transform (conv_winograd_f4_tf.h) with the column pass and the store in
 // registers, 8 tiles per step (scalar interleaving stores cost as much as the transform).
-void winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
+// Returns whether every value written is finite.
+bool winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0,
                                      int64_t ty1, int64_t tw, int64_t ldm, int64_t es, int64_t t0, const float* bias,
                                      float* y, float* rows) {
   const int64_t tw8 = (tw + 7) / 8 * 8;
   float* a[4][6];  // a[o][s]: output row o of the tile after A^T along rows, column s; tw8 long
   for (int o = 0; o < 4; ++o)
     for (int s = 0; s < 6; ++s) a[o][s] = rows + (6 * o + s) * tw8;
+  __m256 chk = _mm256_setzero_ps();  // + (v - v): 0 while every v is finite, else NaN
   for (int64_t k = 0; k < K; ++k) {
     const __m256 bk = _mm256_set1_ps(bias ? bias[k] : 0.f);
     for (int64_t ty = ty0; ty < ty1; ++ty) {
@@ -251,9 +253,19 @@ void winograd4_output_transform_avx2(const float* M, int64_t K, int64_t OH, int6
           at4_regs(in, bk, u);
           store_tiles8(yrow, 4 * tx, OW, u);
         }
+        int64_t i = 0;  // the row just stored, from L1
+        for (; i + 8 <= OW; i += 8) {
+          const __m256 v = _mm256_loadu_ps(yrow + i);
+          chk = _mm256_add_ps(chk, _mm256_sub_ps(v, v));
+        }
+        if (i < OW) {
+          const __m256 v = load8_masked(yrow, i, OW);
+          chk = _mm256_add_ps(chk, _mm256_sub_ps(v, v));
+        }
       }
     }
   }
+  return _mm256_movemask_ps(_mm256_cmp_ps(chk, chk, _CMP_UNORD_Q)) == 0;
 }
 namespace {
 // d[r] = A (a0 .. a3), the rows of conv_winograd_f4_tf.h's a6.

@@ -145,15 +145,17 @@ void wino4_input_transform(const T* x, int64_t C, int64_t H, int64_t W, int64_t 
 }
 
 // y (K, OH, OW) rows of tile rows [ty0, ty1) = A^T M A (+ bias) from M[e] (K rows, ldm apart;
-// es = K * ldm between the 36 matrices), tile columns from t0 as in wino4_input_transform.
+// es between the 36 matrices), tile columns from t0 as in wino4_input_transform. Returns
+// whether every value written is finite (checked per row while it is in cache).
 template <class T>
-void wino4_output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
+bool wino4_output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int64_t ty0, int64_t ty1,
                             int64_t tw, int64_t ldm, int64_t es, int64_t t0, const T* bias, T* y, T* rows) {
   T* a[4][6];  // a[o][s]: output row o of the tile after A^T along rows, column s of 6
   for (int o = 0; o < 4; ++o)
     for (int s = 0; s < 6; ++s) a[o][s] = rows + (6 * o + s) * tw;
   T* u[4];  // one output row by phase: u[p][tx] = column 4 tx + p
   for (int p = 0; p < 4; ++p) u[p] = rows + (24 + p) * tw;
+  T chk = T(0);  // + (v - v): 0 while every v is finite, else NaN
   for (int64_t k = 0; k < K; ++k) {
     const T bk = bias ? bias[k] : T(0);
     for (int64_t ty = ty0; ty < ty1; ++ty) {
@@ -163,10 +165,13 @@ void wino4_output_transform(const T* M, int64_t K, int64_t OH, int64_t OW, int64
             m + (18 + s) * es, m + (24 + s) * es, m + (30 + s) * es, T(0), tw);
       for (int o = 0; o < 4 && 4 * ty + o < OH; ++o) {
         at4(u[0], u[1], u[2], u[3], a[o][0], a[o][1], a[o][2], a[o][3], a[o][4], a[o][5], bk, tw);
-        interleave4(y + (k * OH + 4 * ty + o) * OW, u[0], u[1], u[2], u[3], OW);
+        T* yrow = y + (k * OH + 4 * ty + o) * OW;
+        interleave4(yrow, u[0], u[1], u[2], u[3], OW);
+        for (int64_t i = 0; i < OW; ++i) chk += yrow[i] - yrow[i];
       }
     }
   }
+  return chk == T(0);
 }
 
 // The weight gradient's dy transform: Mdy[e] (K rows, ldm apart; es = K * ldm between the 36

@@ -249,3 +249,33 @@ def test_compiled_3x3_network_is_bitwise_eager():
         assert step(x, y) == loss.item()
     for pe, pc in zip(me.parameters(), mc.parameters()):
         np.testing.assert_array_equal(pe.data, pc.data)
+
+
+@pytest.mark.parametrize("pad", [(0, 0), (1, 1), (2, 1)])
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+@pytest.mark.parametrize("where", ["x", "dy", "w"])
+def test_winograd4_non_finite_operand_takes_the_exact_path(where, bad, pad):
+    """F(4x4) checks its outputs (y, dx rows; dw) instead of scanning the operands first: one
+    inf or NaN anywhere -- a map corner, the last row of a partial edge tile (13x11 maps: OH,
+    OW not multiples of 4) -- must still give the exact (im2col) path's y, dx, dw: the same
+    pattern of infs and NaNs (which, at a padded edge, is not PyTorch's: im2col multiplies
+    the padding's zeros), and its finite values within the F(4x4) bound."""
+    rng = np.random.default_rng(11)
+    N, C, H, W, K = 2, 6, 13, 11, 5
+    for pos in ((0, 0), (H - 1, W - 1), (H - 1, 0), (6, 5)):
+        x, w, b, dy = _case(rng, N, C, H, W, K, pad, np.float32)
+        if where == "x":
+            x[1, 2, pos[0], pos[1]] = bad
+        elif where == "dy":
+            dy[0, 3, min(pos[0], dy.shape[2] - 1), min(pos[1], dy.shape[3] - 1)] = bad
+        else:
+            w[3, 1, pos[0] % 3, pos[1] % 3] = bad
+        with np.errstate(invalid="ignore", over="ignore"):
+            got, ref = _run("winograd4", x, w, b, dy, pad), _run("im2col", x, w, b, dy, pad)
+        for name, g, r in zip(("y", "dx", "dw", "db"), got, ref):
+            reads = {"y": ("x", "w"), "dx": ("dy", "w"), "dw": ("x", "dy"), "db": ("dy",)}[name]
+            assert np.isfinite(r).all() != (where in reads), (name, pos)  # the bad value reached it
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(r), err_msg=f"{name} {pos}")
+            np.testing.assert_array_equal(np.isinf(g), np.isinf(r), err_msg=f"{name} {pos}")
+            fin = np.isfinite(r)
+            assert _rel_err(g[fin], r[fin].astype(np.float64)) <= 1e-4, (name, pos)
