@@ -116,7 +116,8 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
 // Same applicability as F(2x2); 36 GEMMs over 6x6-transformed tiles: 4x fewer multiplies than
 // im2col. Float32 error about 8x F(2x2)'s: ~1e-5 of 1 + |y| measured at C = 64 (F(2x2)
 // ~1.3e-6, im2col ~3e-7); tests/test_conv_winograd.py holds it to 3e-5.
-// Extra memory per thread: 36 * (C + K) * tiles * sizeof(T), tiles chosen so that
+// Extra memory per thread: 36 * (C + K) * tiles * sizeof(T) (+ up to 4 KiB per matrix: their
+// stride is staggered against L1 set conflicts), tiles chosen so that
 // 36*max(C,K)*tiles*sizeof(T) <= 1 MiB but tiles >= 64 (whole images per job when they fit,
 // else tile rows);
 // plus 36*K*C*sizeof(T) for U (kept across calls).

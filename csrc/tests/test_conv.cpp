@@ -297,11 +297,11 @@ int main() {
   }
   set_isa(cpu_supports_avx2_fma() ? Isa::avx2 : Isa::portable);
   // Weight gradients are chunk-ordered sums with a fixed chunk count: bit-identical at 1 and
-  // 2 threads, on the im2col path (small maps, several blocks) and the Winograd one.
-  for (int algo = 0; algo < 2; ++algo) {
+  // 2 threads, on the im2col path (small maps, several blocks) and the Winograd ones.
+  for (int algo = 0; algo < 3; ++algo) {
     ConvParams p;
     p.N = 9; p.C = 64; p.K = 64; p.H = 16; p.W = 15; p.KH = p.KW = 3; p.pad_h = p.pad_w = 1;
-    conv_set_algo(algo == 0 ? ConvAlgo::im2col : ConvAlgo::winograd);
+    conv_set_algo(algo == 0 ? ConvAlgo::im2col : algo == 1 ? ConvAlgo::winograd : ConvAlgo::winograd4);
     const size_t nx = p.N * p.C * p.H * p.W, nw = p.K * p.C * 9, ny = p.N * p.K * p.OH() * p.OW();
     auto x = randv<float>(nx, g), w = randv<float>(nw, g), dy = randv<float>(ny, g);
     std::vector<float> dw1(nw), dw2(nw), dx1(nx), dx2(nx);
