@@ -2527,3 +2527,32 @@ _METHODS.update({
     "bitwise_left_shift": _shift(np.left_shift, "bitwise_left_shift"),
     "bitwise_right_shift": _shift(np.right_shift, "bitwise_right_shift"),
 })
+
+
+def _decomp():
+    from .ops import decomp
+    return decomp
+
+
+def inverse(input):
+    return _decomp().inv(input)
+
+
+def det(input):
+    return _decomp().det(input)
+
+
+def logdet(input):
+    return _decomp().logdet(input)
+
+
+def slogdet(input):
+    return _decomp().slogdet(input)
+
+
+def cholesky(input, upper=False):
+    return _decomp().cholesky(input, upper=upper)
+
+
+_METHODS.update({"inverse": inverse, "det": det, "logdet": logdet, "slogdet": slogdet, "cholesky": cholesky})
+__all__ += ["inverse", "det", "logdet", "slogdet", "cholesky"]

@@ -1,5 +1,6 @@
-"""lamina.linalg: PyTorch's torch.linalg vector norms (matrix norms other than Frobenius are not
-provided)."""
+"""lamina.linalg: PyTorch's torch.linalg norms (matrix norms other than Frobenius are not
+provided), and inv, det, slogdet, solve, cholesky, eigh, eigvalsh with gradients (ops/decomp.py)."""
+from .ops.decomp import LinAlgError, cholesky, det, eigh, eigvalsh, inv, slogdet, solve  # noqa: F401
 from .ops.stats import vector_norm  # noqa: F401
 
 

@@ -17,6 +17,9 @@
   nn_extra    elu gelu silu pad embedding binary_cross_entropy
   act_extra   hardtanh/relu6 hardsigmoid hardswish selu celu softsign logsigmoid tanhshrink
               hardshrink softshrink threshold prelu (softmin glu composed)
+  decomp      linalg inv det slogdet solve cholesky eigh
+  grid        grid_sample (affine_grid composed)
+  volume      conv3d max/avg/adaptive pool3d (composed from the 2-D ops over depth slices)
 
 Each op is a Function registered in `registry` with its lowering, kernels and samples: eager
 autodiff, the graph compiler (lamina.graph) and tests/test_opinfo.py all read that one record.
@@ -37,7 +40,7 @@ from .pool import (AdaptiveAvgPool2dFn, AvgPool2dFn, MaxPool2dFn, adaptive_avg_p
                    avg_pool1d, avg_pool2d, max_pool1d, max_pool2d)
 from . import contract, index, math, stats  # noqa: F401,E402
 from .nn_extra import BinaryCrossEntropy, ELU, Embedding, GELU, Pad, SiLU  # noqa: F401
-from . import act_extra  # noqa: F401,E402
+from . import act_extra, decomp, grid, volume  # noqa: F401,E402
 from ..tensor import Function, Tensor, float32, float64, int64  # noqa: F401,E402
 
 _ACT_EPILOGUE = {None: "identity", "identity": "identity", "relu": "relu", "sigmoid": "sigmoid",
