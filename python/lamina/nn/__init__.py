@@ -7,8 +7,9 @@ from .modules.activation import (CELU, ELU, GELU, GLU, Hardshrink, Hardsigmoid, 
                                  Tanh, Tanhshrink, Threshold)
 from .modules.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
 from .modules.linear import Embedding, Flatten, Identity, Linear, Unflatten  # noqa: F401
-from .modules.padding import (ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,  # noqa: F401
-                              ReplicationPad1d, ReplicationPad2d, ZeroPad1d, ZeroPad2d)
+from .modules.padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d,  # noqa: F401
+                              ConstantPad2d, ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d,
+                              ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d, ZeroPad3d)
 from .modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,  # noqa: F401
                            L1Loss, MSELoss, NLLLoss, SmoothL1Loss, CosineEmbeddingLoss, GaussianNLLLoss,
                            HingeEmbeddingLoss, MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss,
@@ -28,3 +29,4 @@ from .modules.misc import (AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool
                            ConvTranspose1d, CosineSimilarity, Dropout1d, Dropout3d, EmbeddingBag, Fold, LocalResponseNorm, Mish,
                            PairwiseDistance, Softmax2d, Unfold)
 from .modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
+from .modules.misc import ChannelShuffle, DataParallel, LazyLinear, LPPool1d, LPPool2d, MaxUnpool1d, MaxUnpool2d  # noqa: F401,E402

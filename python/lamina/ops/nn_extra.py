@@ -16,7 +16,8 @@ from .loss import TargetRangeError, _as_target, _legacy_reduction, _reduce
 from .registry import BadSample, Sample, register
 
 # The public functional names: lamina.nn.functional re-exports every name listed here.
-__all__ = ["binary_cross_entropy", "elu", "embedding", "embedding_bag", "gelu", "local_response_norm", "mish", "pad", "silu"]
+__all__ = ["binary_cross_entropy", "channel_shuffle", "elu", "embedding", "embedding_bag", "gelu", "gumbel_softmax",
+           "lp_pool1d", "lp_pool2d", "max_unpool1d", "max_unpool2d", "pdist", "local_response_norm", "mish", "pad", "silu"]
 
 _F = (float32, float64)
 _erf = np.vectorize(math.erf, otypes=[np.float64])    # the test reference for exact GELU
@@ -561,3 +562,96 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                              f"got {w.shape}") from None
     loss = BinaryCrossEntropy.apply(input, target, w)
     return _reduce(loss, _legacy_reduction(size_average, reduce, reduction))
+
+
+
+# ---------------------------------------------------------------------------- small compositions
+def channel_shuffle(input, groups):
+    """(N, g*c, ...) -> channels reordered as (c, g): ShuffleNet's channel shuffle."""
+    if int(groups) <= 0 or input.shape[1] % int(groups):
+        raise ValueError(f"Number of channels must be divisible by groups. Got {input.shape[1]} channels and "
+                         f"{groups} groups.")
+    g = int(groups)
+    n, c = input.shape[0], input.shape[1]
+    rest = tuple(input.shape[2:])
+    return input.reshape(n, g, c // g, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+def pdist(input, p=2):
+    """The p-norm distances between each pair of rows of an (N, M) input, the upper triangle
+    flattened row by row (N (N - 1) / 2 values), as PyTorch's pdist."""
+    if input.ndim != 2:
+        raise ValueError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    n = input.shape[0]
+    i, j = np.triu_indices(n, 1)
+    if i.size == 0:
+        return input.sum(1)[:0]
+    d = input[Tensor._wrap(i.astype(np.int64))] - input[Tensor._wrap(j.astype(np.int64))]
+    return d.norm(p, 1)
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """Samples from the Gumbel-softmax distribution, PyTorch's draws (-log of exponential_
+    draws); hard=True returns one-hot vectors with the soft sample's gradient (straight-through)."""
+    from .activation import softmax
+    g = -logits.new_empty(tuple(logits.shape)).exponential_().log()
+    y = softmax((logits + g) / tau, dim)
+    if not hard:
+        return y
+    idx = y.detach().argmax(dim, keepdim=True)
+    onehot = logits.new_zeros(tuple(logits.shape)).scatter_(dim, idx, 1.0)
+    return onehot - y.detach() + y
+
+
+def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, nd):
+    from .pool import avg_pool1d, avg_pool2d
+    k = (kernel_size,) * nd if isinstance(kernel_size, int) else tuple(kernel_size)
+    pooled = (avg_pool1d if nd == 1 else avg_pool2d)(input ** norm_type, kernel_size, stride, 0, ceil_mode)
+    from ..functions import sign
+    from .activation import activation
+    return (sign(pooled) * activation(pooled.abs(), "relu")).mul(float(np.prod(k))) ** (1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum of x^p over each window)^(1/p), PyTorch's lp_pool1d."""
+    return _lp_pool(input, float(norm_type), kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum of x^p over each window)^(1/p), PyTorch's lp_pool2d."""
+    return _lp_pool(input, float(norm_type), kernel_size, stride, ceil_mode, 2)
+
+
+def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):
+    """Place each value at its max-pool index in a zero (N, C, *out) map (indices flat per plane)."""
+    k = (kernel_size,) * nd if isinstance(kernel_size, int) else tuple(kernel_size)
+    s = k if stride is None else ((stride,) * nd if isinstance(stride, int) else tuple(stride))
+    p = (padding,) * nd if isinstance(padding, int) else tuple(padding)
+    lead = tuple(input.shape[:-nd])
+    size = tuple(input.shape[-nd:])
+    if output_size is None:
+        out = tuple((size[d] - 1) * s[d] - 2 * p[d] + k[d] for d in range(nd))
+    else:
+        out = tuple(int(v) for v in tuple(output_size)[-nd:])
+    plane = int(np.prod(out))
+    idx = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+    if idx.size and (idx.min() < 0 or idx.max() >= plane):
+        raise ValueError(f"Found an invalid max index: {int(idx.max())} (output volumes are of size "
+                         f"{'x'.join(map(str, out))})")
+    flat_in = input.reshape(-1, int(np.prod(size)))
+    rows = flat_in.shape[0]
+    base = (np.arange(rows, dtype=np.int64) * plane)[:, None]
+    target = Tensor._wrap((idx.reshape(rows, -1).astype(np.int64) + base).reshape(-1))
+    zeros = Tensor._wrap(np.zeros(rows * plane, dtype=input.dtype))
+    from ..functions import index_add
+    return index_add(zeros, 0, target, flat_in.reshape(-1)).reshape(*lead, *out)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool1d(return_indices=True): values at their indices, zeros elsewhere."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool2d(return_indices=True): values at their indices, zeros elsewhere."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2)

@@ -280,3 +280,104 @@ class EmbeddingBag(Module):
         if self.padding_idx is not None:
             s += f", padding_idx={self.padding_idx}"
         return s
+
+
+class ChannelShuffle(Module):
+    """PyTorch's ``nn.ChannelShuffle(groups)``."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return F.channel_shuffle(x, self.groups)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
+
+
+class _MaxUnpool(Module):
+    _nd = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = stride if stride is not None else kernel_size
+
+    def forward(self, input, indices, output_size=None):
+        f = F.max_unpool1d if self._nd == 1 else F.max_unpool2d
+        return f(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpool):
+    """PyTorch's ``nn.MaxUnpool1d``."""
+    _nd = 1
+
+
+class MaxUnpool2d(_MaxUnpool):
+    """PyTorch's ``nn.MaxUnpool2d`` (SegNet-style decoders)."""
+    _nd = 2
+
+
+class _LPPool(Module):
+    _nd = 2
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
+        super().__init__()
+        self.norm_type, self.kernel_size, self.stride, self.ceil_mode = norm_type, kernel_size, stride, ceil_mode
+
+    def forward(self, x):
+        f = F.lp_pool1d if self._nd == 1 else F.lp_pool2d
+        return f(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+    def extra_repr(self):
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPool):
+    _nd = 1
+
+
+class LPPool2d(_LPPool):
+    _nd = 2
+
+
+class DataParallel(Module):
+    """PyTorch's ``nn.DataParallel`` on a machine without GPUs: the wrapped module runs as is
+    (PyTorch does the same when no device is available), reachable as ``.module``, so state
+    dicts carry the ``module.`` prefix PyTorch's do."""
+
+    def __init__(self, module, device_ids=None, output_device=None, dim=0):
+        super().__init__()
+        self.module = module
+        self.device_ids, self.output_device, self.dim = [], None, dim
+
+    def forward(self, *inputs, **kwargs):
+        return self.module(*inputs, **kwargs)
+
+
+class LazyLinear(Module):
+    """PyTorch's ``nn.LazyLinear(out_features)``: in_features is read from the first input; the
+    weight and bias are created then, with Linear's initial draws, and the module becomes a
+    Linear (as PyTorch's does)."""
+
+    def __init__(self, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        self.in_features, self.out_features, self._bias, self._dtype = 0, int(out_features), bool(bias), dtype
+
+    def forward(self, x):
+        from .linear import Linear
+        training = self.training
+        real = Linear(x.shape[-1], self.out_features, self._bias, dtype=self._dtype)
+        self.__dict__.clear()
+        self.__dict__.update(real.__dict__)
+        self.training = training
+        self.__class__ = Linear
+        return self(x)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self._bias}"

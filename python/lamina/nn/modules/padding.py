@@ -1,5 +1,5 @@
-"""Padding layers with PyTorch's names: ZeroPad / ConstantPad / ReflectionPad / ReplicationPad in
-1-D and 2-D, over F.pad (lamina.ops.nn_extra)."""
+"""Padding layers with PyTorch's names: ZeroPad / ConstantPad / ReflectionPad / ReplicationPad /
+CircularPad in 1-D, 2-D and 3-D, over F.pad (lamina.ops.nn_extra)."""
 from .. import functional as F
 from ..module import Module
 
@@ -73,3 +73,44 @@ class ReplicationPad1d(_Pad):
 class ReplicationPad2d(_Pad):
     _mode = "replicate"
     _sides = 4
+
+
+class ConstantPad3d(_Pad):
+    _sides = 6
+
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class ZeroPad3d(_Pad):
+    _sides = 6
+
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class ReflectionPad3d(_Pad):
+    _mode = "reflect"
+    _sides = 6
+
+
+class ReplicationPad3d(_Pad):
+    _mode = "replicate"
+    _sides = 6
+
+
+class CircularPad1d(_Pad):
+    _mode = "circular"
+
+
+class CircularPad2d(_Pad):
+    _mode = "circular"
+    _sides = 4
+
+
+class CircularPad3d(_Pad):
+    _mode = "circular"
+    _sides = 6
