@@ -68,3 +68,21 @@ def test_mask_operators_match_torch():
         ~lamina.tensor([1.0])
     with pytest.raises(TypeError):
         lamina.tensor([1.0]) & lamina.tensor([True])
+
+
+def test_legacy_constructors_and_typed_tensor_classes_match_torch():
+    torch = requires_torch()
+    cases = ["fw.Tensor(2, 3).shape", "fw.Tensor([1, 2]).tolist()", "str(fw.Tensor([1, 2]).dtype).split('.')[-1]",
+             "fw.Tensor().shape", "fw.Tensor(fw.Size([2, 1])).shape", "fw.FloatTensor([1, 2]).tolist()",
+             "str(fw.LongTensor([1.0, 2.0]).dtype).split('.')[-1]", "fw.ones(2).type(fw.LongTensor).tolist()",
+             "fw.ByteTensor([1]).tolist()", "fw.BoolTensor([1, 0]).tolist()", "fw.DoubleTensor(2).shape",
+             "isinstance(fw.ones(1), fw.FloatTensor)", "isinstance(fw.ones(1), fw.LongTensor)",
+             "fw.ones(2).new(3).shape", "fw.ones(2, dtype=fw.float64).new([1, 2]).tolist()",
+             "str(fw.tensor([1, 2]).dtype).split('.')[-1]", "fw.ones(2).type()"]
+    for c in cases:
+        got, want = eval(c, {"fw": lamina}), eval(c, {"fw": torch})
+        if hasattr(want, "__len__") and type(want).__name__ == "Size":
+            got, want = tuple(got), tuple(want)
+        if isinstance(want, str):
+            got, want = got.replace("lamina", "FW"), want.replace("torch", "FW")
+        assert got == want, c

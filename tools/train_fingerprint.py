@@ -46,8 +46,8 @@ def run(name, compiled, x_all, y_all):
     last = None
     for _ in range(epochs):
         for i in range(0, n - batch + 1, batch):   # whole batches only: one traced shape
-            xb = x[i:i + batch] if compiled else lamina.Tensor(x[i:i + batch])
-            yb = y[i:i + batch] if compiled else lamina.Tensor(y[i:i + batch])
+            xb = x[i:i + batch] if compiled else lamina.tensor(x[i:i + batch])
+            yb = y[i:i + batch] if compiled else lamina.tensor(y[i:i + batch])
             loss, _ = step(xb, yb)
             last = float(loss.item())
     return weights_hash(model), last

@@ -18,6 +18,8 @@ from . import _C  # noqa: E402
 from .tensor import (Tensor, bool_, enable_grad, float32, float64, get_default_dtype,  # noqa: E402,F401
                      int8, int16, int32, int64, is_grad_enabled, no_grad, set_default_dtype, uint8)
 from .tensor import Size, inference_mode, set_grad_enabled  # noqa: E402,F401
+from .tensor import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, IntTensor,  # noqa: E402,F401
+                     LongTensor, ShortTensor)
 from ._tensor_str import get_printoptions, set_printoptions  # noqa: E402,F401
 from . import _inplace  # noqa: E402,F401  (views and in-place writes for Tensor methods)
 from .factory import (arange, as_tensor, empty, eye, from_dlpack, from_numpy, full, full_like,  # noqa: E402,F401

@@ -172,6 +172,9 @@ def abort(message, code=1):
     sys.stderr.write(message.rstrip("\n") + "\n")
     sys.stderr.flush()
     if w is not None and w.comm is not None:
+        # MPI_Abort makes mpiexec kill every rank, and its output forwarding with them: give it a
+        # moment to pass the message on (under load the whole message was seen lost, 1 run in ~20)
+        time.sleep(0.25)
         w.comm.Abort(code)
     os._exit(code)
 

@@ -38,7 +38,11 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     (dtype('int64'), dtype('float32'))
     """
     _check_device(device)
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+    from .tensor import _as_array
+    t = Tensor._wrap(_as_array(data, dtype))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
 
 
 def from_numpy(a):

@@ -868,6 +868,50 @@ def _accumulate_leaf(t, g):
 
 
 # --------------------------------------------------------------------------- Tensor
+def _legacy_tensor_data(args, dtype):
+    if dtype is not None:
+        if len(args) != 1:
+            raise TypeError(f"Tensor(data, dtype=...): expected one data argument, got {len(args)}")
+        return _as_array(args[0], dtype)
+    dt = _default_dtype
+    if not args:
+        return np.zeros((0,), dt)
+    if isinstance(args[0], Size) or (all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+                                         for a in args)):
+        shape = tuple(int(a) for a in (args[0] if isinstance(args[0], Size) else args))
+        if any(d < 0 for d in shape):
+            raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+        return np.zeros(shape, dt)
+    if len(args) != 1:
+        raise TypeError(f"Tensor(): expected sizes (ints) or one data argument, got {args!r}")
+    data = args[0]
+    if isinstance(data, Tensor):
+        if data._data.dtype != dt:
+            raise TypeError(f"expected {dt} (the default dtype), got a {data._data.dtype} tensor; use "
+                            "lamina.tensor(t) or t.to(dtype)")
+        return data._data
+    return _as_array(data, dt)
+
+
+def _typed_tensor_class(dtype, name):
+    """lamina.FloatTensor & co: PyTorch's legacy typed constructors (sizes or data of that dtype),
+    also accepted by isinstance and by Tensor.type()."""
+    def new(cls, *args, device=None):
+        if args and not (isinstance(args[0], Size) or all(isinstance(a, (int, np.integer)) and
+                                                           not isinstance(a, (bool, np.bool_)) for a in args)):
+            if len(args) != 1:
+                raise TypeError(f"{name}(): expected sizes (ints) or one data argument, got {args!r}")
+            return Tensor._wrap(_as_array(args[0], dtype))
+        shape = tuple(int(a) for a in (args[0] if args and isinstance(args[0], Size) else args))
+        return Tensor._wrap(np.zeros(shape if args else (0,), dtype))
+
+    class _Meta(type):
+        def __instancecheck__(cls, obj):
+            return isinstance(obj, Tensor) and obj._data.dtype == dtype
+
+    return _Meta(name, (), {"__new__": new, "dtype": dtype, "__doc__": f"PyTorch's {name}: a {dtype} tensor."})
+
+
 def _as_array(data, dtype):
     if isinstance(data, Tensor):
         data = data._data
@@ -930,8 +974,11 @@ class Tensor:
         t._view_fn = None
         return t
 
-    def __init__(self, data, dtype=None, requires_grad=False):
-        self._data = _as_array(data, dtype)
+    def __init__(self, *args, dtype=None, requires_grad=False, device=None):
+        # PyTorch's legacy constructor: Tensor(2, 3) or Tensor(Size) is an uninitialized (here:
+        # zero) tensor of that shape, Tensor(data) a tensor of the default float dtype (Tensor([1,
+        # 2]) holds 1.0 and 2.0), Tensor() an empty one. lamina.tensor() keeps data's own dtype.
+        self._data = _legacy_tensor_data(args, dtype)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -1272,7 +1319,17 @@ class Tensor:
             return "lamina." + _TYPE_NAMES[self.dtype]
         if isinstance(dtype, str) and dtype.rsplit(".", 1)[-1] in _TYPE_DTYPES:
             dtype = _TYPE_DTYPES[dtype.rsplit(".", 1)[-1]]
+        elif isinstance(dtype, type) and isinstance(getattr(dtype, "dtype", None), np.dtype):
+            dtype = dtype.dtype         # lamina.LongTensor and the other typed classes
         return self.to(check_dtype(dtype))
+
+    def new(self, *args, **kwargs):
+        """PyTorch's legacy x.new(...): Tensor(...) in this tensor's dtype (sizes or data)."""
+        if args and not (isinstance(args[0], Size) or all(isinstance(a, (int, np.integer)) and
+                                                           not isinstance(a, (bool, np.bool_)) for a in args)):
+            return Tensor._wrap(_as_array(args[0], self._data.dtype))
+        shape = tuple(int(a) for a in (args[0] if args and isinstance(args[0], Size) else args))
+        return Tensor._wrap(np.zeros(shape if args else (0,), self._data.dtype))
 
     # ---- arithmetic (NumPy broadcasting; gradients reduced back in reduce_to_shape)
     def __add__(self, o):
@@ -1747,6 +1804,8 @@ def cmp_operand(a, o):
 _TYPE_NAMES = {float32: "FloatTensor", float64: "DoubleTensor", int64: "LongTensor", int32: "IntTensor",
                int16: "ShortTensor", int8: "CharTensor", uint8: "ByteTensor", bool_: "BoolTensor"}
 _TYPE_DTYPES = {v: k for k, v in _TYPE_NAMES.items()}
+FloatTensor, DoubleTensor, LongTensor, IntTensor, ShortTensor, CharTensor, ByteTensor, BoolTensor = (
+    _typed_tensor_class(dt, name) for dt, name in _TYPE_NAMES.items())
 
 
 def _derive(out, src, what):

@@ -64,7 +64,8 @@ class Buffer:
         if data is None:
             data = Tensor._wrap(np.empty(0, dtype=np.float32))
         if not isinstance(data, Tensor):
-            data = Tensor(data)
+            from ..factory import tensor
+            data = tensor(data)
         self.data, self.persistent = data, bool(persistent)
 
 

@@ -233,7 +233,7 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     holder = [] if return_indices else None
     y = _from4d(MaxPool2dFn.apply(x4, k, s, p, d, bool(ceil_mode), holder), lead, nd)
     if return_indices:
-        return y, Tensor(holder[0].reshape(y.shape))
+        return y, Tensor._wrap(np.ascontiguousarray(holder[0].reshape(y.shape)))
     return y
 
 
