@@ -986,7 +986,8 @@ class Tensor:
         # Pickle and deepcopy give a standalone tensor of the same class: the values, grad and
         # requires_grad travel; view links, version counter and graph do not (nor could the
         # view's function be pickled).
-        return (_rebuild_tensor, (type(self), np.ascontiguousarray(self._data), self.requires_grad,
+        # np.array, not np.ascontiguousarray: that one turns a 0-d array into shape (1,)
+        return (_rebuild_tensor, (type(self), np.array(self._data, order="C", copy=True), self.requires_grad,
                                   self.grad))
 
     @staticmethod
