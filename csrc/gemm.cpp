@@ -163,7 +163,16 @@ struct Problem {
   // c_scratch_for_aliased_c in gemm_config.h). The same operations on the same values in the
   // same order: only where the partial sums live changes, so the bits do not.
   bool c_scratch = false;
+  // Column panels shifted so that all but the first start on a cache line of C (see
+  // c_align_lead): the step's panel 0 holds the NR - shift columns before C's first line
+  // boundary (the rest of its tile padding), and panel p >= 1 starts at column p * NR - shift.
+  // Step widths (ncols) and panel offsets (jr) count the padding; col() and width() map them.
+  int64_t shift = 0;
 
+  int64_t col(int64_t jr) const { return jr == 0 ? 0 : jr - shift; }
+  int64_t width(int64_t jr, int64_t ncols) const {
+    return jr == 0 && shift ? kern.nr - shift : std::min<int64_t>(kern.nr, ncols - jr);
+  }
   const T* a_at(int64_t i, int64_t k) const { return transA ? A + k * lda + i : A + i * lda + k; }
   const T* b_at(int64_t k, int64_t j) const { return transB ? B + j * ldb + k : B + k * ldb + j; }
 };
@@ -213,20 +222,20 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
     const bool short_k = kcur * nlen * int64_t(sizeof(T)) <= kSmallBBytes;
     T* Bn = p.packB_near ? tl_pack_b_near.elems<T>(kcur * (short_k ? round_up(nlen, NR) : NR)) : nullptr;
     auto pack_near = [&](int64_t jr) {  // columns [jr, jr + NR) of the task's K block
-      pack_b(p.transB, kcur, std::min<int64_t>(NR, ncols - jr), NR, p.b_at(pc, jc + jr), p.ldb,
+      pack_b(p.transB, kcur, p.width(jr, ncols), NR, p.b_at(pc, jc + p.col(jr)), p.ldb,
              Bn + (short_k ? (jr - j0) * kcur : 0));
     };
     // (ir and jr are multiples of MR and NR: micro-panel offsets are ir * kcur and jr * K, with
     // no division per tile, which the run-time MR and NR would make an idiv.)
     auto tile = [&](int64_t jr, int64_t ir) {
-      const int64_t nv = std::min<int64_t>(NR, ncols - jr);
+      const int64_t nv = p.width(jr, ncols);
       const bool b_in_place = !p.packB && !p.packB_near && nv == NR;
       const T* b = p.packB_near ? Bn + (short_k ? (jr - j0) * kcur : 0)
-                   : b_in_place ? p.b_at(pc, jc + jr)
+                   : b_in_place ? p.b_at(pc, jc + p.col(jr))
                                 : Bp + jr * p.K + pc * NR;
       const int64_t b_rs = b_in_place ? p.ldb : NR;
       const int64_t mv = std::min<int64_t>(MR, mlen - ir);
-      T* c = scratch ? Cs + ir * lds + (jr - j0) : p.C + (i0 + ir) * p.ldc + jc + jr;
+      T* c = scratch ? Cs + ir * lds + (jr - j0) : p.C + (i0 + ir) * p.ldc + jc + p.col(jr);
       const bool packed = p.packA || mv < MR;
       const T* a = packed ? Ap + ir * kcur : p.a_at(i0 + ir, pc);
       const int TMR = p.kern.tail_mr;
@@ -241,7 +250,7 @@ void run_task(const Problem<T>& p, const T* Bp, const std::atomic<int>* ready, i
                                    : (half ? p.kern.half_strided : p.kern.strided);
         uk(kcur, a, a_rs, a_cs, b, b_rs, c, lds, p.alpha, beta, mv, nv);
       }
-      if (last && p.ep && !scratch) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + jr, mv, nv);
+      if (last && p.ep && !scratch) epilogue_tile(*p.ep, c, p.ldc, i0 + ir, jc + p.col(jr), mv, nv);
     };
     if (pc == 0)
       for (int64_t jr = j0; jr < j0 + nlen; jr += NR) wait_ready(ready[jr / NR]);
@@ -425,7 +434,7 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
                                                     : transB && g.tm == 1;
     // A row-major B packed whole: on CPUs where it pays (pack_b_by_rows), each pack task
     // copies `group` panels reading B row by row (see pack_b_panels).
-    const bool by_rows = !transB && q.packB && !q.packB_near && pack_b_by_rows();
+    const bool by_rows = !transB && q.packB && !q.packB_near && !q.shift && pack_b_by_rows();
     const int64_t group = by_rows ? std::max<int64_t>(1, kPackBRowBytes / (NR * int64_t(sizeof(T)))) : 1;
     const int64_t npacks = ceil_div(npanels, group);
     const int64_t ntasks = npacks + g.tm * g.tn;
@@ -442,8 +451,8 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
           pack_b_panels(q.K, (whole - p0) * NR, NR, q.b_at(0, jc + p0 * NR), ldb, Bp + p0 * q.K * NR);
         for (int64_t p = whole; p < p1; ++p)
           // in-place B still packs its ragged last panel; near-packed B is packed by the tasks
-          if (!q.packB_near && (q.packB || ncols - p * NR < NR))
-            pack_b(transB, q.K, std::min<int64_t>(NR, ncols - p * NR), NR, q.b_at(0, jc + p * NR),
+          if (!q.packB_near && (q.packB || q.width(p * NR, ncols) < NR))
+            pack_b(transB, q.K, q.width(p * NR, ncols), NR, q.b_at(0, jc + q.col(p * NR)),
                    ldb, Bp + p * q.K * NR);
         for (int64_t p = p0; p < p1; ++p) ready[size_t(p)].store(1, std::memory_order_release);
       }
@@ -458,31 +467,60 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     team_run(team, worker);
   };
 
+  // C's rows all start at the same offset into a cache line, not at its start (NumPy's
+  // 16-byte aligned arrays): the first step's column panels are shifted so that every tile but
+  // the first column's starts its rows on a line (Problem::shift, c_align_lead). Measured f32
+  // NN, 1 thread, Xeon, C 16 bytes past a line, thread CPU time, min of interleaved runs:
+  // 2048^3 124.6 -> 142.6 GF/s, 2048x1024x2048 130.9 -> 143.9 (C on a line: ~144); 1024^3
+  // within noise (+-1.5%), 256^3 -7% (one tile column more in eight), hence only wide N. A
+  // separate pass over the leading columns instead read A once more and did not pay.
+  // Only for alpha = 1 and beta 0 or 1 (every layer's call): otherwise an edge tile rounds
+  // alpha * sum and beta * C apart where a full tile fuses them, so moving the edge would move
+  // which columns get which bits.
+  const bool same_bits_anywhere = alpha == T(1) && (beta == T(0) || beta == T(1));
+  const int64_t lead = same_bits_anywhere ? c_align_lead<T>(C, ldc, N, NR) : 0;
+  const int64_t shift = lead > 0 ? NR - lead : 0;
+  if (shift) p.c_scratch = false;
+  // Columns [jc, jc + step width) per step; the first step's width counts the shift. With a
+  // shift, a step takes one panel more than NC rather than leave a sliver of a step (a whole
+  // pass over A) after it.
+  auto step_width = [&](int64_t jc, int64_t NC) {
+    const int64_t rest = jc == 0 ? N + shift : N - jc;
+    return shift && rest <= NC + NR ? rest : std::min(NC, rest);
+  };
   // Which operand stays in L2 while a task runs: see use_k_blocks_outside (gemm_config.h).
   // The K blocks are the same in either loop order, so the results are bit-identical.
   const bool k_blocks_outside = use_k_blocks_outside<T>(M, N, K, p.kc, NR, mc_max, p.packB, nt);
   if (!k_blocks_outside) {
     // One parallel region per jc; each task keeps its C block in cache across its K blocks.
     const int64_t NC = nc_for<T>(K, NR);
-    T* Bp = tl_pack_b.elems<T>(round_up(std::min<int64_t>(N, NC), NR) * K);
-    for (int64_t jc = 0; jc < N; jc += NC) panel_step(p, Bp, jc, std::min(NC, N - jc));
+    T* Bp = tl_pack_b.elems<T>(round_up(std::min(N + shift, NC + (shift ? NR : 0)), NR) * K);
+    for (int64_t jc = 0; jc < N;) {
+      Problem<T> q = p;
+      q.shift = jc == 0 ? shift : 0;
+      const int64_t width = step_width(jc, NC);
+      panel_step(q, Bp, jc, width);
+      jc += width - q.shift;
+    }
     return;
   }
   // BLIS order: per K block, a KC x NC block of B sized to L2 is packed once and reread from
   // L2 by every row block, and C streams instead.
   const int64_t NC = nc_block_for<T>(p.kc, NR);
-  T* Bp = tl_pack_b.elems<T>(round_up(std::min<int64_t>(N, NC), NR) * p.kc);
-  for (int64_t jc = 0; jc < N; jc += NC) {
+  T* Bp = tl_pack_b.elems<T>(round_up(std::min(N + shift, NC + (shift ? NR : 0)), NR) * p.kc);
+  for (int64_t jc = 0, width = 0; jc < N; jc += width - (jc == 0 ? shift : 0)) {
+    width = step_width(jc, NC);
     for (int64_t pc = 0; pc < K; pc += p.kc) {
       // The K block [pc, pc + kc) as a problem of its own: C = alpha op(A) op(B) + beta' C,
       // beta' = beta for the first block and 1 after, the epilogue after the last.
       Problem<T> q = p;
+      q.shift = jc == 0 ? shift : 0;
       q.K = std::min(p.kc, K - pc);
       q.A = transA ? A + pc * lda : A + pc;
       q.B = transB ? B + pc : B + pc * ldb;
       q.beta = pc == 0 ? beta : T(1);
       q.ep = pc + q.K == K ? ep : nullptr;
-      panel_step(q, Bp, jc, std::min(NC, N - jc));
+      panel_step(q, Bp, jc, width);
     }
   }
 }

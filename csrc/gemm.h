@@ -71,6 +71,7 @@ struct GemmPathOverride {
   int k_blocks_outside = -1;  // 1 / 0 forces the BLIS loop order (K blocks outside the tasks) / the full-K tasks
   int pack_b_near = -1;  // 1 / 0 forces each task to pack B one micro-panel at a time right before use / not
   int c_scratch = -1;    // 1 / 0 forces a task to accumulate its C block in a scratch buffer over its K blocks / not
+  int c_align = -1;      // 1 / 0 forces / forbids computing C's columns before its first 64-byte line boundary apart
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();

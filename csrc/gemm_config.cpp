@@ -109,6 +109,22 @@ bool c_scratch_for_aliased_c(int64_t ldc, int nt) {
 }
 
 template <class T>
+int64_t c_align_lead(const T* C, int64_t ldc, int64_t N, int NR) {
+  constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(C);
+  // (NR whole lines: a narrower tile cannot start every row on a line anyway)
+  if (addr % sizeof(T) != 0 || ldc % kLine != 0 || N <= kLine || NR % kLine != 0) return 0;
+  const int64_t lead = (kLine - int64_t(addr % 64 / sizeof(T))) % kLine;
+  if (path_override().c_align >= 0) return path_override().c_align != 0 ? lead : 0;
+  static const bool intel = intel_cpu();
+  // (f32 only: measured so; f64 keeps its tiles where they were)
+  return intel && sizeof(T) == 4 && active_isa() == Isa::avx512 &&
+                 N >= std::max<int64_t>(tuning::kCAlignMinN, 4 * NR)
+             ? lead
+             : 0;
+}
+
+template <class T>
 int64_t mc_for(const GemmKernel<T>& kern) {
   if (path_override().mc > 0) return path_override().mc;
   const int64_t kc = path_override().kc > 0 ? path_override().kc : cache_blocking().kc;
@@ -199,6 +215,7 @@ const GemmPathOverride& path_override() { return g_override; }
   template int64_t nc_block_for<T>(int64_t, int);                         \
   template bool use_k_blocks_outside<T>(int64_t, int64_t, int64_t, int64_t, int, int64_t, bool, int); \
   template int64_t mc_for<T>(const GemmKernel<T>&);                       \
+  template int64_t c_align_lead<T>(const T*, int64_t, int64_t, int);      \
   template bool c_scratch_for_aliased_c<T>(int64_t, int);                  \
   template bool c_block_stays_in_l2<T>(int64_t, int64_t, int64_t);         \
   template int kernel_candidates<T>(GemmKernel<T>*);                      \

@@ -28,6 +28,7 @@ constexpr int64_t kMaxSkinny = 4;             // M or N up to this goes through 
 constexpr int64_t kMaxMInPlaceB = 512;        // up to this M, row-major B is read in place (packing would not pay off)
 constexpr int64_t kShortTransK = 1024;        // a transposed A over K up to this is a Linear's dW (K = batch): see choose_kernel
 constexpr int64_t kPackBRowBytes = 1024;    // pack_b_by_rows: columns of B one pack task copies per row
+constexpr int64_t kCAlignMinN = 2048;         // c_align_lead: from this N (the shift costs a ragged tile column)
 constexpr int64_t kPackAMinK = 512;           // from this K, a row-major A is packed (f32 1 thread: K = 784 +3-5%, K = 120 -4%)
 // K-split: a small C over a long K (a conv weight gradient: Cout x Cin*kh*kw summed over
 // batch x pixels) has too few C tiles for two threads; such K is cut into fixed chunks whose
@@ -105,6 +106,16 @@ bool near_b_one_row_block();
 // measured, so unchanged.
 template <class T>
 bool c_scratch_for_aliased_c(int64_t ldc, int nt);
+// Intel with AVX-512: C's rows all start at the same offset into a 64-byte line (the row
+// stride a multiple of 64 bytes) but not at its start -- NumPy's 16-byte aligned arrays --
+// and N is wide. Returns how many leading columns (up to the first line boundary) gemm_impl
+// computes as a narrower first column panel, so every other tile's rows start on a line: an
+// unaligned 32-float tile row touches 3 lines instead of 2 at every K block, and its loads and
+// stores split. 0: none. The shifted tiles read the same K blocks in the same order, so the bits
+// do not change (for alpha = 1, beta 0 or 1: see gemm_impl). Measured on Intel only (see
+// gemm.cpp), so gated.
+template <class T>
+int64_t c_align_lead(const T* C, int64_t ldc, int64_t N, int NR);
 // MC: the kernel's preferred rows per task (measured per tile), capped so the A block fits.
 template <class T>
 int64_t mc_for(const GemmKernel<T>& kern);

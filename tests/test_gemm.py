@@ -335,6 +335,79 @@ def test_c_scratch_choice():
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
+def offset_c(M, N, ldc, dtype, offset, fill):
+    """An M x N view with row stride ldc whose first element lies `offset` elements past a
+    64-byte line (NumPy's own arrays are only 16-byte aligned), filled with `fill`."""
+    item = np.dtype(dtype).itemsize
+    raw = np.empty(M * ldc + 64 // item + offset, dtype)
+    start = (-raw.ctypes.data % 64) // item + offset
+    c = raw[start:start + M * ldc].reshape(M, ldc)[:, :N]
+    assert (c.ctypes.data - offset * item) % 64 == 0
+    c[...] = fill
+    return c
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_c_align_agrees(dtype, ta, tb):
+    # C's columns before its first 64-byte line computed as the first, narrower column panel
+    # (c_align=1: chosen on Intel with AVX-512 for wide N when every row starts at the same
+    # offset into a line) or not (0): the same K blocks in the same order, so the same bits
+    # (alpha = 1, beta 0 or 1: the shift is made only then), for every micro-kernel, every
+    # offset, over several ragged K blocks, at 1 and 2 threads; a per-column bias lands on the
+    # right columns; beta = 0 never reads C (NaN stays out). Other alpha and beta: the values.
+    rng = np.random.default_rng(15)
+    M, K, N = 101, 700, 300
+    line = 64 // np.dtype(dtype).itemsize
+    ldc = -(-N // line) * line + line
+    a = rand(rng, (K, M) if ta else (M, K), dtype)
+    b = rand(rng, (N, K) if tb else (K, N), dtype)
+    c0 = rand(rng, (M, N), dtype)
+    bias = rand(rng, (N,), dtype)
+    want = ref(a, b, ta, tb, 1.0, 1.0, c0, bias, "col", "relu")
+    want0 = ref(a, b, ta, tb)
+    want_ab = ref(a, b, ta, tb, 1.5, -0.5, c0)
+    for kernel in range(_C._gemm_kernel_count(np.dtype(dtype).name)):
+        for offset in (1, line // 2 + 1, line - 1):
+            outs, outs0 = [], []
+            for threads, align in itertools.product((1, 2), (-1, 0, 1)):
+                with gemm_setup(threads=threads, kernel=kernel, c_align=align, load_backoff=False):
+                    c = offset_c(M, N, ldc, dtype, offset, c0)
+                    _C.gemm(a, b, c, trans_a=ta, trans_b=tb, beta=1.0, bias=bias,
+                            bias_axis="col", act="relu")
+                    outs.append(c.copy())
+                    c = offset_c(M, N, ldc, dtype, offset, np.nan)
+                    _C.gemm(a, b, c, trans_a=ta, trans_b=tb)
+                    outs0.append(c.copy())
+                    c = offset_c(M, N, ldc, dtype, offset, c0)
+                    _C.gemm(a, b, c, trans_a=ta, trans_b=tb, alpha=1.5, beta=-0.5)
+                    check(c, want_ab, dtype, K)
+            check(outs[0], want, dtype, K)
+            check(outs0[0], want0, dtype, K)
+            assert all(np.array_equal(outs[0], o) for o in outs[1:]), (kernel, offset)
+            assert all(np.array_equal(outs0[0], o) for o in outs0[1:]), (kernel, offset)
+
+
+@pytest.mark.parametrize("N", [1024, 1040, 2100])
+def test_c_align_big(N):
+    # The big-product paths (K blocks outside the tasks at 1 thread, full-K tasks at 2) with the
+    # shifted first step: N = 1024 widens it by one panel, N = 1040 leaves a second step, N =
+    # 2100 a third one widened by one panel.
+    rng = np.random.default_rng(16)
+    a = rand(rng, (1024, 1024), np.float32)
+    b = rand(rng, (1024, N), np.float32)
+    want = ref(a, b, False, False)
+    for threads in (1, 2):
+        outs = []
+        for align in (-1, 0, 1):
+            with gemm_setup(threads=threads, c_align=align, load_backoff=False):
+                c = offset_c(1024, N, N, np.float32, 4, np.nan)
+                _C.gemm(a, b, c)
+                outs.append(c.copy())
+        check(outs[0], want, np.float32, 1024)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:]), threads
+
+
 @pytest.mark.parametrize("pack_a", [0, 1])
 @pytest.mark.parametrize("kernel", range(_C._gemm_kernel_count("float32")))
 def test_forced_paths(pack_a, kernel):
