@@ -868,42 +868,40 @@ def _accumulate_leaf(t, g):
 
 
 # --------------------------------------------------------------------------- Tensor
+def _legacy_array(args, dtype, what):
+    """PyTorch's legacy construction in `dtype`: zeros of the given sizes (ints or one Size; no
+    arguments: empty), or the one data argument converted."""
+    if args and isinstance(args[0], Size):
+        shape = tuple(int(a) for a in args[0])
+    elif all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in args):
+        shape = tuple(int(a) for a in args) if args else (0,)
+    else:
+        if len(args) != 1:
+            raise TypeError(f"{what}(): expected sizes (ints) or one data argument, got {args!r}")
+        return _as_array(args[0], dtype)
+    if any(d < 0 for d in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    return np.zeros(shape, dtype)
+
+
 def _legacy_tensor_data(args, dtype):
     if dtype is not None:
         if len(args) != 1:
             raise TypeError(f"Tensor(data, dtype=...): expected one data argument, got {len(args)}")
         return _as_array(args[0], dtype)
-    dt = _default_dtype
-    if not args:
-        return np.zeros((0,), dt)
-    if isinstance(args[0], Size) or (all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
-                                         for a in args)):
-        shape = tuple(int(a) for a in (args[0] if isinstance(args[0], Size) else args))
-        if any(d < 0 for d in shape):
-            raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
-        return np.zeros(shape, dt)
-    if len(args) != 1:
-        raise TypeError(f"Tensor(): expected sizes (ints) or one data argument, got {args!r}")
-    data = args[0]
-    if isinstance(data, Tensor):
-        if data._data.dtype != dt:
-            raise TypeError(f"expected {dt} (the default dtype), got a {data._data.dtype} tensor; use "
-                            "lamina.tensor(t) or t.to(dtype)")
-        return data._data
-    return _as_array(data, dt)
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        if args[0]._data.dtype != _default_dtype:
+            raise TypeError(f"expected {_default_dtype} (the default dtype), got a {args[0]._data.dtype} tensor; "
+                            "use lamina.tensor(t) or t.to(dtype)")
+        return args[0]._data
+    return _legacy_array(args, _default_dtype, "Tensor")
 
 
 def _typed_tensor_class(dtype, name):
     """lamina.FloatTensor & co: PyTorch's legacy typed constructors (sizes or data of that dtype),
     also accepted by isinstance and by Tensor.type()."""
     def new(cls, *args, device=None):
-        if args and not (isinstance(args[0], Size) or all(isinstance(a, (int, np.integer)) and
-                                                           not isinstance(a, (bool, np.bool_)) for a in args)):
-            if len(args) != 1:
-                raise TypeError(f"{name}(): expected sizes (ints) or one data argument, got {args!r}")
-            return Tensor._wrap(_as_array(args[0], dtype))
-        shape = tuple(int(a) for a in (args[0] if args and isinstance(args[0], Size) else args))
-        return Tensor._wrap(np.zeros(shape if args else (0,), dtype))
+        return Tensor._wrap(_legacy_array(args, dtype, name))
 
     class _Meta(type):
         def __instancecheck__(cls, obj):
@@ -1326,11 +1324,7 @@ class Tensor:
 
     def new(self, *args, **kwargs):
         """PyTorch's legacy x.new(...): Tensor(...) in this tensor's dtype (sizes or data)."""
-        if args and not (isinstance(args[0], Size) or all(isinstance(a, (int, np.integer)) and
-                                                           not isinstance(a, (bool, np.bool_)) for a in args)):
-            return Tensor._wrap(_as_array(args[0], self._data.dtype))
-        shape = tuple(int(a) for a in (args[0] if args and isinstance(args[0], Size) else args))
-        return Tensor._wrap(np.zeros(shape if args else (0,), self._data.dtype))
+        return Tensor._wrap(_legacy_array(args, self._data.dtype, "new"))
 
     # ---- arithmetic (NumPy broadcasting; gradients reduced back in reduce_to_shape)
     def __add__(self, o):

@@ -549,28 +549,6 @@ def _fold_array(cols, hw, b):
     return np.ascontiguousarray(xp[:, :, ph:ph + hw[0], pw:pw + hw[1]])
 
 
-class Unfold(Function):
-    @staticmethod
-    def forward(ctx, x, blocks):
-        ctx.hw, ctx.blocks = x.shape[2:], blocks
-        return _unfold_array(x, blocks)
-
-    @staticmethod
-    def backward(ctx, dy):
-        return _fold_array(dy, ctx.hw, ctx.blocks), None
-
-
-class Fold(Function):
-    @staticmethod
-    def forward(ctx, cols, hw, blocks):
-        ctx.blocks = blocks
-        return _fold_array(cols, hw, blocks)
-
-    @staticmethod
-    def backward(ctx, dy):
-        return _unfold_array(dy, ctx.blocks), None, None
-
-
 def _unfold_samples(dt):
     return [Sample((_x(dt, (2, 3, 5, 6)),), {"kernel_size": 2}, name="plain"),
             Sample((_x(dt, (1, 2, 7, 6)),), {"kernel_size": (3, 2), "dilation": (1, 2), "padding": 1,
@@ -590,16 +568,34 @@ def _fold_samples(dt):
                                BadSample((np.ones((1, 1, 2, 2), np.float32),), {"kernel_size": 3}, ValueError,
                                          "too small")],
           torch=lambda torch, x, **kw: torch.nn.functional.unfold(x, **kw))
-class UnfoldOp(Unfold):
-    pass
+class Unfold(Function):
+    @staticmethod
+    def forward(ctx, x, blocks):
+        ctx.hw, ctx.blocks = x.shape[2:], blocks
+        return _unfold_array(x, blocks)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _fold_array(dy, ctx.hw, ctx.blocks), None
 
 
 @register("fold", dtypes=_F, call=lambda x, **kw: fold(x, **kw), samples=_fold_samples,
           bad_samples=lambda: [BadSample((np.ones((1, 12, 19), np.float32),), {"output_size": (5, 6), "kernel_size": 2},
                                          ValueError, "sliding blocks")],
           torch=lambda torch, x, **kw: torch.nn.functional.fold(x, **kw))
-class FoldOp(Fold):
-    pass
+class Fold(Function):
+    @staticmethod
+    def forward(ctx, cols, hw, blocks):
+        ctx.blocks = blocks
+        return _fold_array(cols, hw, blocks)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _unfold_array(dy, ctx.blocks), None, None
+
+
+
+
 
 
 def _float_tensor(x, name, op):
@@ -628,8 +624,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
         raise ValueError(f"unfold: input {hw} (padding {b.padding}) is too small for kernel_size {b.kernel} "
                          f"with dilation {b.dilation}: no sliding block fits")
     if input.ndim == 3:
-        return UnfoldOp.apply(input.reshape(1, *input.shape), b).reshape(-1, grid[0] * grid[1])
-    return UnfoldOp.apply(input, b)
+        return Unfold.apply(input.reshape(1, *input.shape), b).reshape(-1, grid[0] * grid[1])
+    return Unfold.apply(input, b)
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
@@ -658,5 +654,5 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                          f"{input.ndim - 1} to match the calculated number of sliding blocks "
                          f"{grid[0]} * {grid[1]} = {grid[0] * grid[1]}, but got input.size({input.ndim - 1})={L}")
     if input.ndim == 2:
-        return FoldOp.apply(input.reshape(1, *input.shape), hw, b).reshape(-1, *hw)
-    return FoldOp.apply(input, hw, b)
+        return Fold.apply(input.reshape(1, *input.shape), hw, b).reshape(-1, *hw)
+    return Fold.apply(input, hw, b)

@@ -56,6 +56,10 @@ def _mats(dt, n=3, batch=(), seed=31, spd=False):
 
 
 # ---------------------------------------------------------------------------- inverse
+@register("linalg_inv", dtypes=_F, call=lambda A: inv(A),
+          samples=lambda dt: [Sample((_mats(dt),), name="3x3"), Sample((_mats(dt, 2, (2,)),), name="batched")],
+          bad_samples=lambda: [BadSample((np.ones((2, 3), np.float32),), error=ValueError, match="square")],
+          torch=lambda torch, A: torch.linalg.inv(A))
 class Inv(Function):
     @staticmethod
     def forward(ctx, A):
@@ -73,17 +77,11 @@ class Inv(Function):
         return -(_T(Y) @ dY @ _T(Y))
 
 
-@register("linalg_inv", dtypes=_F, call=lambda A: inv(A),
-          samples=lambda dt: [Sample((_mats(dt),), name="3x3"), Sample((_mats(dt, 2, (2,)),), name="batched")],
-          bad_samples=lambda: [BadSample((np.ones((2, 3), np.float32),), error=ValueError, match="square")],
-          torch=lambda torch, A: torch.linalg.inv(A))
-class InvOp(Inv):
-    pass
 
 
 def inv(A):
     """A^-1 of square (batches of) matrices."""
-    return InvOp.apply(_square(A, "inv"))
+    return Inv.apply(_square(A, "inv"))
 
 
 # ---------------------------------------------------------------------------- determinants
@@ -98,6 +96,12 @@ def _adjugate_T(A):
     return _T(adj * sign[..., None, None])
 
 
+@register("linalg_det", dtypes=_F, call=lambda A: det(A),
+          samples=lambda dt: [Sample((_mats(dt),), name="3x3"), Sample((_mats(dt, 2, (3,)),), name="batched"),
+                              # torch 2.13 gives a zero gradient here; the adjugate (what finite
+                              # differences give) is tested in tests/test_linalg_decomp.py
+                              Sample((np.array([[1.0, 2.0], [2.0, 4.0]], dt),), name="singular", grad=False)],
+          torch=lambda torch, A: torch.linalg.det(A))
 class Det(Function):
     @staticmethod
     def forward(ctx, A):
@@ -110,21 +114,16 @@ class Det(Function):
         return (np.asarray(dy)[..., None, None] * _adjugate_T(A.astype(np.float64))).astype(A.dtype)
 
 
-@register("linalg_det", dtypes=_F, call=lambda A: det(A),
-          samples=lambda dt: [Sample((_mats(dt),), name="3x3"), Sample((_mats(dt, 2, (3,)),), name="batched"),
-                              # torch 2.13 gives a zero gradient here; the adjugate (what finite
-                              # differences give) is tested in tests/test_linalg_decomp.py
-                              Sample((np.array([[1.0, 2.0], [2.0, 4.0]], dt),), name="singular", grad=False)],
-          torch=lambda torch, A: torch.linalg.det(A))
-class DetOp(Det):
-    pass
 
 
 def det(A):
     """det(A) of square (batches of) matrices."""
-    return DetOp.apply(_square(A, "det"))
+    return Det.apply(_square(A, "det"))
 
 
+@register("linalg_slogdet", dtypes=_F, call=lambda A: slogdet(A)[1],
+          samples=lambda dt: [Sample((_mats(dt),), name="3x3"), Sample((-_mats(dt, 2, (2,)),), name="batched")],
+          torch=lambda torch, A: torch.linalg.slogdet(A)[1])
 class Slogdet(Function):
     """(sign, log|det|) packed as one (2, ...) array; only log|det| carries a gradient."""
 
@@ -142,16 +141,11 @@ class Slogdet(Function):
         return np.asarray(dy[1])[..., None, None] * invT
 
 
-@register("linalg_slogdet", dtypes=_F, call=lambda A: slogdet(A)[1],
-          samples=lambda dt: [Sample((_mats(dt),), name="3x3"), Sample((-_mats(dt, 2, (2,)),), name="batched")],
-          torch=lambda torch, A: torch.linalg.slogdet(A)[1])
-class SlogdetOp(Slogdet):
-    pass
 
 
 def slogdet(A):
     """(sign, logabsdet) of square (batches of) matrices."""
-    packed = SlogdetOp.apply(_square(A, "slogdet"))
+    packed = Slogdet.apply(_square(A, "slogdet"))
     return _SlogdetResult(packed[0].detach(), packed[1])
 
 
@@ -165,6 +159,10 @@ def logdet(A):
 
 
 # ---------------------------------------------------------------------------- solve
+@register("linalg_solve", dtypes=_F, call=lambda A, B: solve(A, B),
+          samples=lambda dt: [Sample((_mats(dt), _mats(dt, 3, seed=5)[:, :2].copy()), name="matrix"),
+                              Sample((_mats(dt, 3, (2,)), np.arange(6.0).reshape(2, 3).astype(dt)), name="vector")],
+          torch=lambda torch, A, B: torch.linalg.solve(A, B))
 class Solve(Function):
     @staticmethod
     def forward(ctx, A, B, vector):
@@ -187,12 +185,6 @@ class Solve(Function):
         return dA, dB, None
 
 
-@register("linalg_solve", dtypes=_F, call=lambda A, B: solve(A, B),
-          samples=lambda dt: [Sample((_mats(dt), _mats(dt, 3, seed=5)[:, :2].copy()), name="matrix"),
-                              Sample((_mats(dt, 3, (2,)), np.arange(6.0).reshape(2, 3).astype(dt)), name="vector")],
-          torch=lambda torch, A, B: torch.linalg.solve(A, B))
-class SolveOp(Solve):
-    pass
 
 
 def solve(A, B, *, left=True):
@@ -208,7 +200,7 @@ def solve(A, B, *, left=True):
     if (B.shape[-1] if vector else B.shape[-2]) != n:
         raise ValueError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B "
                          f"({'x'.join(map(str, A.shape[-2:]))} and {'x'.join(map(str, B.shape))})")
-    return SolveOp.apply(A, B, vector)
+    return Solve.apply(A, B, vector)
 
 
 # ---------------------------------------------------------------------------- Cholesky
@@ -220,6 +212,10 @@ def _phi(X):
     return L
 
 
+@register("linalg_cholesky", dtypes=_F, call=lambda A: cholesky(A),
+          samples=lambda dt: [Sample((_mats(dt, spd=True),), name="spd", grad=False),
+                              Sample((_mats(dt, 2, (2,), spd=True),), name="batched", grad=False)],
+          torch=lambda torch, A: torch.linalg.cholesky(A))
 class Cholesky(Function):
     @staticmethod
     def forward(ctx, A):
@@ -239,22 +235,23 @@ class Cholesky(Function):
         return 0.5 * (S + _T(S))
 
 
-@register("linalg_cholesky", dtypes=_F, call=lambda A: cholesky(A),
-          samples=lambda dt: [Sample((_mats(dt, spd=True),), name="spd", grad=False),
-                              Sample((_mats(dt, 2, (2,), spd=True),), name="batched", grad=False)],
-          torch=lambda torch, A: torch.linalg.cholesky(A))
-class CholeskyOp(Cholesky):
-    pass
 
 
 def cholesky(A, *, upper=False):
     """The lower Cholesky factor L (A = L L^T) of symmetric positive-definite matrices (its
     transpose with upper=True). Only A's lower triangle is read, as PyTorch's."""
-    L = CholeskyOp.apply(_square(A, "cholesky"))
+    L = Cholesky.apply(_square(A, "cholesky"))
     return L.transpose(-1, -2) if upper else L
 
 
 # ---------------------------------------------------------------------------- symmetric eigendecomposition
+def _eigh_samples(dt):
+    return [Sample((_mats(dt, spd=True),), {"UPLO": "L"}, name="spd", grad=False),
+            Sample((_mats(dt, 3, (2,)) + _T(_mats(dt, 3, (2,))),), {"UPLO": "U"}, name="batched", grad=False)]
+
+
+@register("linalg_eigh", dtypes=_F, call=lambda A, UPLO="L": eigh(A, UPLO)[0], samples=_eigh_samples,
+          torch=lambda torch, A, UPLO="L": torch.linalg.eigh(A, UPLO)[0])
 class Eigh(Function):
     """(w, V) packed as one (.., n + 1, n) array: row 0 the ascending eigenvalues, then V."""
 
@@ -278,15 +275,6 @@ class Eigh(Function):
         return V @ M @ _T(V), None
 
 
-def _eigh_samples(dt):
-    return [Sample((_mats(dt, spd=True),), {"UPLO": "L"}, name="spd", grad=False),
-            Sample((_mats(dt, 3, (2,)) + _T(_mats(dt, 3, (2,))),), {"UPLO": "U"}, name="batched", grad=False)]
-
-
-@register("linalg_eigh", dtypes=_F, call=lambda A, UPLO="L": eigh(A, UPLO)[0], samples=_eigh_samples,
-          torch=lambda torch, A, UPLO="L": torch.linalg.eigh(A, UPLO)[0])
-class EighOp(Eigh):
-    pass
 
 
 _EighResult = namedtuple("eigh", ["eigenvalues", "eigenvectors"])
@@ -297,7 +285,7 @@ def eigh(A, UPLO="L"):
     lower (UPLO='L') or upper triangle. Eigenvectors are unique up to sign, as PyTorch's."""
     if UPLO not in ("L", "U"):
         raise ValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
-    packed = EighOp.apply(_square(A, "eigh"), UPLO)
+    packed = Eigh.apply(_square(A, "eigh"), UPLO)
     return _EighResult(packed[..., 0, :], packed[..., 1:, :])
 
 

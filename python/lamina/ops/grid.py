@@ -117,6 +117,21 @@ def _gather(img, yi, xi):
     return img[np.arange(N)[:, None], :, yi, xi].transpose(0, 2, 1)
 
 
+def _grid_samples(dt):
+    rng = np.random.default_rng(81)
+    x = rng.standard_normal((2, 3, 5, 4)).astype(dt)
+    # points off the pixel grid and the half-pixel boundaries (bilinear is not differentiable there)
+    grid = (rng.uniform(-1.3, 1.3, (2, 3, 4, 2)) + 0.0123).astype(dt)
+    return [Sample((x, grid), {"align_corners": False}, name="zeros"),
+            Sample((x, grid), {"padding_mode": "border", "align_corners": True}, name="border"),
+            Sample((x, grid), {"padding_mode": "reflection", "align_corners": False}, name="reflection"),
+            Sample((x, grid), {"mode": "nearest", "align_corners": False}, name="nearest", grad=False)]
+
+
+@register("grid_sample", dtypes=_F, call=lambda x, g, **kw: grid_sample(x, g, **kw), samples=_grid_samples,
+          bad_samples=lambda: [BadSample((np.ones((1, 1, 2, 2), np.float32), np.ones((1, 2, 2, 3), np.float32)),
+                                         error=ValueError, match="grid")],
+          torch=lambda torch, x, g, **kw: torch.nn.functional.grid_sample(x, g, **kw))
 class GridSample(Function):
     @staticmethod
     def forward(ctx, x, grid, mode, padding_mode, align_corners):
@@ -172,23 +187,6 @@ class GridSample(Function):
                 dgrid.reshape(gshape).astype(x.dtype) if ctx.needs_input_grad[1] else None, None, None, None)
 
 
-def _grid_samples(dt):
-    rng = np.random.default_rng(81)
-    x = rng.standard_normal((2, 3, 5, 4)).astype(dt)
-    # points off the pixel grid and the half-pixel boundaries (bilinear is not differentiable there)
-    grid = (rng.uniform(-1.3, 1.3, (2, 3, 4, 2)) + 0.0123).astype(dt)
-    return [Sample((x, grid), {"align_corners": False}, name="zeros"),
-            Sample((x, grid), {"padding_mode": "border", "align_corners": True}, name="border"),
-            Sample((x, grid), {"padding_mode": "reflection", "align_corners": False}, name="reflection"),
-            Sample((x, grid), {"mode": "nearest", "align_corners": False}, name="nearest", grad=False)]
-
-
-@register("grid_sample", dtypes=_F, call=lambda x, g, **kw: grid_sample(x, g, **kw), samples=_grid_samples,
-          bad_samples=lambda: [BadSample((np.ones((1, 1, 2, 2), np.float32), np.ones((1, 2, 2, 3), np.float32)),
-                                         error=ValueError, match="grid")],
-          torch=lambda torch, x, g, **kw: torch.nn.functional.grid_sample(x, g, **kw))
-class GridSampleOp(GridSample):
-    pass
 
 
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
@@ -220,4 +218,4 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     if input.dtype not in _F or grid.dtype != input.dtype:
         raise TypeError(f"grid_sample(): expected input and grid of the same float dtype, got {input.dtype} and "
                         f"{grid.dtype}")
-    return GridSampleOp.apply(input, grid, mode, padding_mode, bool(align_corners))
+    return GridSample.apply(input, grid, mode, padding_mode, bool(align_corners))
