@@ -260,16 +260,45 @@ class RNNBase(Module):
         if not batched:
             input = input.unsqueeze(0 if self.batch_first else 1)
         x = input.transpose(0, 1) if self.batch_first else input      # time-major (L, N, I)
-        n_states = 2 if self.mode == "LSTM" else 1
-        directions = 2 if self.bidirectional else 1
-        if hx is None:
-            zeros = Tensor._wrap(np.zeros((self.num_layers * directions, x.shape[1], self.hidden_size),
-                                          dtype=x.dtype))
-            states = [zeros] * n_states
-        else:
-            states = self._split_hx(hx, batched)
-        self._check_forward_args(x, states)
+        output, h_n = self._run_layers(x, self._initial_states(x, hx, batched))
+        output = output.transpose(0, 1) if self.batch_first else output
+        if not batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            h_n = [h.squeeze(1) for h in h_n]
+        return output, (tuple(h_n) if len(h_n) == 2 else h_n[0])
 
+    def _forward_packed(self, input, hx):
+        """forward on a PackedSequence: the batch is run in its sorted order, where the
+        sequences still running at step t are the first batch_sizes[t] rows; the others keep
+        their state. hx and the final states are in the caller's order, as PyTorch's."""
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        _need_tensor(data, "input.data", type(self).__name__)
+        bs = batch_sizes._data if isinstance(batch_sizes, Tensor) else np.asarray(batch_sizes)
+        x = _padded_from_packed(data, bs, 0.0, None)                  # (T, B, I), sorted order
+        states = self._initial_states(x, hx, True)
+        if hx is not None and sorted_indices is not None:
+            states = [s.index_select(1, sorted_indices) for s in states]
+        x, h_n = self._run_layers(x, states, bs)
+        if unsorted_indices is not None:
+            h_n = [h.index_select(1, unsorted_indices) for h in h_n]
+        output = PackedSequence(_packed_steps(x, bs), batch_sizes, sorted_indices, unsorted_indices)
+        return output, (tuple(h_n) if len(h_n) == 2 else h_n[0])
+
+    def _initial_states(self, x, hx, batched):
+        """The (layers * directions, N, H) state tensors: hx's, or zeros."""
+        if hx is None:
+            zeros = Tensor._wrap(np.zeros((self.num_layers * (2 if self.bidirectional else 1), x.shape[1],
+                                           self.hidden_size), dtype=x.dtype))
+            return [zeros] * (2 if self.mode == "LSTM" else 1)
+        return self._split_hx(hx, batched)
+
+    def _run_layers(self, x, states, batch_sizes=None):
+        """Every layer and direction over time-major x (L, N, I): the last layer's (L, N, H *
+        directions) output and the final states stacked per kind. With batch_sizes (a packed
+        batch), rows past each step's count keep their state and dropout sees the packed steps."""
+        self._check_forward_args(x, states)
+        n_states = len(states)
+        directions = 2 if self.bidirectional else 1
         step = _STEPS[self.mode]
         finals = [[] for _ in range(n_states)]     # per state kind: one (N, H) per layer and direction
         for layer in range(self.num_layers):
@@ -280,63 +309,18 @@ class RNNBase(Module):
                 w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
                 b_ih, b_hh = (getattr(self, names[2]), getattr(self, names[3])) if self.bias else (None, None)
                 state = tuple(s[k] for s in states) if n_states == 2 else states[0][k]
-                out, state = self._run_direction(step, x, state, w_ih, w_hh, b_ih, b_hh, direction == 1)
-                outs.append(out)
-                for kind, s in enumerate(state if n_states == 2 else (state,)):
-                    finals[kind].append(s)
-            x = outs[0] if directions == 1 else cat(outs, 2)
-            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
-
-        output = x.transpose(0, 1) if self.batch_first else x
-        h_n = [stack(f, 0) for f in finals]
-        if not batched:
-            output = output.squeeze(0 if self.batch_first else 1)
-            h_n = [h.squeeze(1) for h in h_n]
-        return output, (tuple(h_n) if n_states == 2 else h_n[0])
-
-    def _forward_packed(self, input, hx):
-        """forward on a PackedSequence: the batch is run in its sorted order, where the
-        sequences still running at step t are the first batch_sizes[t] rows; the others keep
-        their state. hx and the final states are in the caller's order, as PyTorch's."""
-        data, batch_sizes, sorted_indices, unsorted_indices = input
-        _need_tensor(data, "input.data", type(self).__name__)
-        bs = batch_sizes._data if isinstance(batch_sizes, Tensor) else np.asarray(batch_sizes)
-        x = _padded_from_packed(data, bs, 0.0, None)                  # (T, B, I), sorted order
-        n_states = 2 if self.mode == "LSTM" else 1
-        directions = 2 if self.bidirectional else 1
-        if hx is None:
-            zeros = Tensor._wrap(np.zeros((self.num_layers * directions, x.shape[1], self.hidden_size),
-                                          dtype=x.dtype))
-            states = [zeros] * n_states
-        else:
-            states = self._split_hx(hx, True)
-            if sorted_indices is not None:
-                states = [s.index_select(1, sorted_indices) for s in states]
-        self._check_forward_args(x, states)
-        step = _STEPS[self.mode]
-        finals = [[] for _ in range(n_states)]
-        for layer in range(self.num_layers):
-            outs = []
-            for direction in range(directions):
-                k = layer * directions + direction
-                names = self._all_weights[k]
-                w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
-                b_ih, b_hh = (getattr(self, names[2]), getattr(self, names[3])) if self.bias else (None, None)
-                state = tuple(s[k] for s in states) if n_states == 2 else states[0][k]
-                out, state = self._run_direction(step, x, state, w_ih, w_hh, b_ih, b_hh, direction == 1, bs)
+                out, state = self._run_direction(step, x, state, w_ih, w_hh, b_ih, b_hh, direction == 1, batch_sizes)
                 outs.append(out)
                 for kind, st in enumerate(state if n_states == 2 else (state,)):
                     finals[kind].append(st)
             x = outs[0] if directions == 1 else cat(outs, 2)
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
-                # on the packed steps only, as PyTorch (the same number of random draws)
-                x = _padded_from_packed(F.dropout(_packed_steps(x, bs), self.dropout, True), bs, 0.0, None)
-        h_n = [stack(f, 0) for f in finals]
-        if unsorted_indices is not None:
-            h_n = [h.index_select(1, unsorted_indices) for h in h_n]
-        output = PackedSequence(_packed_steps(x, bs), batch_sizes, sorted_indices, unsorted_indices)
-        return output, (tuple(h_n) if n_states == 2 else h_n[0])
+                if batch_sizes is None:
+                    x = F.dropout(x, self.dropout, True)
+                else:   # on the packed steps only, as PyTorch (the same number of random draws)
+                    x = _padded_from_packed(F.dropout(_packed_steps(x, batch_sizes), self.dropout, True),
+                                            batch_sizes, 0.0, None)
+        return x, [stack(f, 0) for f in finals]
 
     @staticmethod
     def _run_direction(step, x, state, w_ih, w_hh, b_ih, b_hh, reverse, batch_sizes=None):
