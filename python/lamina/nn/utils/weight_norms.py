@@ -79,15 +79,20 @@ def weight_norm(module, name="weight", dim=0):
     return module
 
 
-def remove_weight_norm(module, name="weight"):
-    """Fold g and v back into one parameter `name`."""
+def _remove(module, kind, name, what):
+    """Undo the reparametrization `kind` of parameter `name`: one plain parameter again."""
     hooks = module.__dict__.get("_forward_pre_hooks") or {}
     for k, (hook, _) in list(hooks.items()):
-        if isinstance(hook, WeightNorm) and hook.name == name:
+        if isinstance(hook, kind) and hook.name == name:
             hook.remove(module)
             del hooks[k]
             return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    raise ValueError(f"{what} of '{name}' not found in {module}")
+
+
+def remove_weight_norm(module, name="weight"):
+    """Fold g and v back into one parameter `name`."""
+    return _remove(module, WeightNorm, name, "weight_norm")
 
 
 def _normalize(x, eps):
@@ -170,10 +175,5 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
 
 
 def remove_spectral_norm(module, name="weight"):
-    hooks = module.__dict__.get("_forward_pre_hooks") or {}
-    for k, (hook, _) in list(hooks.items()):
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            hook.remove(module)
-            del hooks[k]
-            return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    """Replace weight_orig by the normalized weight as one parameter `name`."""
+    return _remove(module, SpectralNorm, name, "spectral_norm")
