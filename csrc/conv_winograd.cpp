@@ -245,14 +245,18 @@ void conv2d_winograd_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, i
 // transformed buffers (the memory traffic) shrink too. B^T, A^T: conv_winograd_f4_tf.h;
 //   G = [1 0 0; -1/3 -1/3 -1/3; 1/3 -1/3 1/3; 1/15 2/15 4/15; -16/15 8/15 -4/15; 0 0 1].
 
+// F(4x4, 3x3)'s filter transform G (above), read by the weight transform and by the weight
+// gradient's final G^T . G.
+static const double kWinograd4G[6][3] = {{1, 0, 0},
+                                         {-1.0 / 3, -1.0 / 3, -1.0 / 3},
+                                         {1.0 / 3, -1.0 / 3, 1.0 / 3},
+                                         {1.0 / 15, 2.0 / 15, 4.0 / 15},
+                                         {-16.0 / 15, 8.0 / 15, -4.0 / 15},
+                                         {0, 0, 1}};
+
 template <class T>
 void winograd4_weights(const T* w, int64_t K, int64_t C, bool flip_transpose, T* U) {
-  static const double G[6][3] = {{1, 0, 0},
-                                 {-1.0 / 3, -1.0 / 3, -1.0 / 3},
-                                 {1.0 / 3, -1.0 / 3, 1.0 / 3},
-                                 {1.0 / 15, 2.0 / 15, 4.0 / 15},
-                                 {-16.0 / 15, 8.0 / 15, -4.0 / 15},
-                                 {0, 0, 1}};
+  const auto& G = kWinograd4G;
   const int64_t Kout = flip_transpose ? C : K, Cin = flip_transpose ? K : C, es = Kout * Cin;
   constexpr int64_t kBlock = 16;  // input channels per step: 36 runs of 16 values, whole lines
   T u[36][kBlock];  // (the 36 streams are es apart, often a multiple of 4 KiB: one store per
@@ -433,12 +437,7 @@ void conv2d_winograd4_dw(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, 
   };
   parallel_tasks(nchunks, nt, run_chunk);
   // dw[k][c] = G^T (sum of the chunks' dU[k][c], in chunk order) G; threads take rows k.
-  static const double G[6][3] = {{1, 0, 0},
-                                 {-1.0 / 3, -1.0 / 3, -1.0 / 3},
-                                 {1.0 / 3, -1.0 / 3, 1.0 / 3},
-                                 {1.0 / 15, 2.0 / 15, 4.0 / 15},
-                                 {-16.0 / 15, 8.0 / 15, -4.0 / 15},
-                                 {0, 0, 1}};
+  const auto& G = kWinograd4G;
   // Per row k, vectorized along c: the chunks' sums (in double, chunk order), then G^T . G.
   parallel_tasks(K, team_size(double(USZ) * (nchunks + 4), 1e5), [&](int64_t k) {
     static thread_local std::vector<double> buf;

@@ -72,9 +72,26 @@ def test_buffer_registers_as_torch():
 
 
 def test_multiprocessing_spawn_runs_each_rank_and_reports_failures(tmp_path):
-    import lamina.multiprocessing as mp
-    from mp_targets import fail_on_rank_one, square_into
-    mp.spawn(square_into, args=(str(tmp_path / "out"),), nprocs=3)
+    # In a fresh interpreter: spawned children take the parent's sys.path, and other tests put the
+    # source tree's python/ on it, which would hand the children a lamina without its built _C.
+    import os
+    import subprocess
+    import sys
+    code = f"""
+import lamina.multiprocessing as mp
+from mp_targets import fail_on_rank_one, square_into
+mp.spawn(square_into, args=({str(tmp_path / 'out')!r},), nprocs=3)
+try:
+    mp.spawn(fail_on_rank_one, nprocs=2)
+except mp.ProcessRaisedException as e:
+    print("raised:", "rank one fails" in str(e), e.error_index)
+"""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ)
+    paths = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([here] + paths)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=here, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
     assert [int((tmp_path / f"out.{r}").read_text()) for r in range(3)] == [0, 1, 4]
-    with pytest.raises(mp.ProcessRaisedException, match="rank one fails"):
-        mp.spawn(fail_on_rank_one, nprocs=2)
+    assert "raised: True 1" in proc.stdout, proc.stdout + proc.stderr
