@@ -93,12 +93,7 @@ class Adamax(Optimizer):
             beta1, beta2 = (float(b) for b in group["betas"])
             lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
             for p, arr, g in self._grads_for_update(group):
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(arr)
-                    state["exp_inf"] = np.zeros_like(arr)
-                state["step"] += 1
+                state = self._counted_state(p, arr, ("exp_avg", "exp_inf"))
                 if wd != 0:
                     g = add_scaled(g, wd, arr)
                 exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
@@ -145,13 +140,7 @@ class NAdam(Optimizer):
             lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
             momentum_decay = float(group["momentum_decay"])
             for p, arr, g in self._grads_for_update(group):
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = 0
-                    state["mu_product"] = 1.0
-                    state["exp_avg"] = np.zeros_like(arr)
-                    state["exp_avg_sq"] = np.zeros_like(arr)
-                state["step"] += 1
+                state = self._counted_state(p, arr, ("exp_avg", "exp_avg_sq"), mu_product=1.0)
                 step = float(state["step"])
                 bias_correction2 = 1 - beta2 ** step
                 if wd != 0:
@@ -206,12 +195,7 @@ class RAdam(Optimizer):
             beta1, beta2 = (float(b) for b in group["betas"])
             lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
             for p, arr, g in self._grads_for_update(group):
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(arr)
-                    state["exp_avg_sq"] = np.zeros_like(arr)
-                state["step"] += 1
+                state = self._counted_state(p, arr, ("exp_avg", "exp_avg_sq"))
                 step = float(state["step"])
                 if wd != 0:
                     if group["decoupled_weight_decay"]:

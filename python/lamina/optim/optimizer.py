@@ -142,6 +142,18 @@ class Optimizer:
             items = [(p, arr, np.negative(g)) for p, arr, g in items]
         return items
 
+    def _counted_state(self, p, arr, zeros=(), **values):
+        """p's state for this step: made on its first step (step 0, then `values`, then a zero
+        buffer like arr per name in `zeros`, in PyTorch's key order), step counted up."""
+        state = self.state[p]
+        if "step" not in state:
+            state["step"] = 0
+            state.update(values)
+            for name in zeros:
+                state[name] = np.zeros_like(arr)
+        state["step"] += 1
+        return state
+
     def step(self, closure=None):
         raise NotImplementedError
 

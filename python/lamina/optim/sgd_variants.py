@@ -46,13 +46,7 @@ class ASGD(Optimizer):
             lr, lambd, alpha = float(group["lr"]), float(group["lambd"]), float(group["alpha"])
             t0, wd = float(group["t0"]), float(group["weight_decay"])
             for p, arr, g in self._grads_for_update(group):
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = 0
-                    state["eta"] = _float32(lr)
-                    state["mu"] = 1.0
-                    state["ax"] = np.zeros_like(arr)
-                state["step"] += 1
+                state = self._counted_state(p, arr, ("ax",), eta=_float32(lr), mu=1.0)
                 if wd != 0:
                     g = add_scaled(g, wd, arr)
                 eta = float(state["eta"])
