@@ -379,6 +379,14 @@ void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
     return;
   }
 
+  if constexpr (std::is_same_v<T, float>) {
+    const int force = path_override().amx;
+    if (force != 0 && !tl_amx_fallback && alpha == T(1) && (beta == T(0) || beta == T(1)) && amx_usable() &&
+        (force == 1 || use_amx(M, N, K)) &&
+        gemm_amx_f32(transA, transB, M, N, K, A, lda, B, ldb, beta != T(0), C, ldc, ep, max_threads))
+      return;
+  }
+
   if (path_override().ksplit && K >= kKSplitMinK && double(M) * double(N) <= kKSplitMaxMN) {
     gemm_ksplit(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, max_threads);
     return;

@@ -51,6 +51,12 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
 double fma_peak_gflops(double seconds);
 double fma_peak_gflops(double seconds, Isa isa);
 
+// Whether float32 GEMM runs on AMX tiles on this CPU (AMX-BF16, granted by the OS, AVX-512
+// the active ISA, LAMINA_GEMM_AMX not "0"): each value split exactly into three bfloat16
+// pieces, all nine products summed in float32 -- float32 accuracy at more than the FMA rate.
+// Operands holding inf, NaN or magnitudes below 2^-100 still take the FMA path.
+bool gemm_amx_available();
+
 // ---- testing / tuning hooks (not needed for normal use) ----
 // Forces a GEMM path so tests cover every code path regardless of shape: pack_a = 1 always
 // packs A, 0 lets the micro-kernel read A in place, -1 chooses by shape; kernel = i forces the
@@ -72,6 +78,7 @@ struct GemmPathOverride {
   int pack_b_near = -1;  // 1 / 0 forces each task to pack B one micro-panel at a time right before use / not
   int c_scratch = -1;    // 1 / 0 forces a task to accumulate its C block in a scratch buffer over its K blocks / not
   int c_align = -1;      // 1 / 0 forces / forbids computing C's columns before its first 64-byte line boundary apart
+  int amx = -1;          // 1 / 0 forces / forbids the AMX float32 path (where the CPU has it); -1 chooses by shape
 };
 void gemm_set_path_override(GemmPathOverride o);
 GemmPathOverride gemm_get_path_override();

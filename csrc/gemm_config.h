@@ -116,6 +116,9 @@ bool c_scratch_for_aliased_c(int64_t ldc, int nt);
 // gemm.cpp), so gated.
 template <class T>
 int64_t c_align_lead(const T* C, int64_t ldc, int64_t N, int NR);
+// The AMX float32 path (gemm_amx.cpp) for this shape, where amx_usable(). By shape only (never
+// the thread count), so the bits do not depend on how many threads run.
+bool use_amx(int64_t M, int64_t N, int64_t K);
 // MC: the kernel's preferred rows per task (measured per tile), capped so the A block fits.
 template <class T>
 int64_t mc_for(const GemmKernel<T>& kern);

@@ -48,5 +48,17 @@ void gemm_ksplit(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T al
                  int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                  const Epilogue<T>* ep, int max_threads);
 
+// gemm_amx.cpp: float32 through AMX bfloat16 tiles, each value split exactly into three
+// pieces (all nine products summed: float32 accuracy). amx_usable(): the CPU has AMX-BF16, the
+// OS granted the tile state, the active ISA is AVX-512, and LAMINA_GEMM_AMX is not "0".
+// gemm_amx_f32 computes C = op(A) op(B) (+ C when accumulate), then the epilogue; it returns
+// false, having written nothing, when A or B holds a value the split cannot carry (inf, NaN,
+// a nonzero magnitude below 2^-100).
+bool amx_usable();
+extern thread_local bool tl_amx_fallback;  // set while gemm_amx_f32 hands a block to the FMA path
+bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
+                  const Epilogue<float>* ep, int max_threads);
+
 }  // namespace gemm_detail
 }  // namespace lamina

@@ -597,3 +597,70 @@ def test_gemm_blocking_rejects_bad_input():
         _C.gemm_blocking(4, 4, 4, "float16")
     with pytest.raises(ValueError, match="m, n, k"):
         _C.gemm_blocking(-1, 4, 4)
+
+
+# ---- the AMX float32 path (where the CPU has it; elsewhere amx=1 is the FMA path) -------------
+AMX_SHAPES = [(128, 128, 64, False, False), (256, 300, 784, False, True), (300, 256, 100, True, False),
+              (97, 190, 33, True, True), (64, 256, 1500, False, False)]
+
+
+@pytest.mark.parametrize("m,n,k,ta,tb", AMX_SHAPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_amx_path_matches_reference_and_fma_path(m, n, k, ta, tb, threads):
+    rng = np.random.default_rng(m * 7 + n + k)
+    a = rand(rng, (k, m) if ta else (m, k), np.float32)
+    b = rand(rng, (n, k) if tb else (k, n), np.float32)
+    c0 = rand(rng, (m, n), np.float32)
+    bias = rand(rng, (n,), np.float32)
+    r = ref(a, b, ta, tb, beta=1.0, c0=c0, bias=bias, act="relu")
+    errs = {}
+    for amx in (0, 1):
+        c = c0.copy()
+        with gemm_setup(threads=threads, amx=amx):
+            _C.gemm(a, b, c, trans_a=ta, trans_b=tb, beta=1.0, bias=bias, act="relu")
+        check(c, r, np.float32, k)
+        errs[amx] = np.abs(c - r).max()
+    # float32 accuracy: the three-piece split keeps the FMA path's error, within a small factor
+    assert errs[1] <= max(3 * errs[0], 4e-7 * k ** 0.5), errs
+
+
+def test_amx_path_same_bits_for_any_thread_count():
+    rng = np.random.default_rng(5)
+    a, b = rand(rng, (256, 784), np.float32), rand(rng, (300, 784), np.float32)
+    out = []
+    for threads in (1, 2):
+        c = np.empty((256, 300), np.float32)
+        with gemm_setup(threads=threads, amx=1):
+            _C.gemm(a, b, c, trans_b=True)
+        out.append(c)
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan, 1e-37])
+@pytest.mark.parametrize("where", ["a", "b"])
+def test_amx_path_hands_unfit_values_to_fma_path(value, where):
+    """inf, NaN and magnitudes below 2^-100 cannot be split into bfloat16 pieces exactly: such
+    products take the FMA path, giving what float32 arithmetic gives, with C added once."""
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.5, 1, (200, 96)).astype(np.float32)
+    b = rng.uniform(0.5, 1, (96, 160)).astype(np.float32)
+    if where == "a":
+        a[150, 3] = value
+    else:
+        b[3, 130] = value
+    c0 = rng.uniform(-1, 1, (200, 160)).astype(np.float32)
+    c = c0.copy()
+    with gemm_setup(amx=1):
+        _C.gemm(a, b, c, beta=1.0)
+    want = c0.copy()
+    with gemm_setup(amx=0):
+        _C.gemm(a, b, want, beta=1.0)
+    np.testing.assert_allclose(c, want, rtol=1e-6, atol=0)
+    assert np.array_equal(np.isnan(c), np.isnan(want)) and np.array_equal(np.isinf(c), np.isinf(want))
+
+
+def test_cpu_info_reports_amx_path():
+    info = _C.cpu_info()
+    assert isinstance(info["gemm_amx"], bool)
+    if info["gemm_amx"]:
+        assert info["amx_tile"] and info["avx512_bf16"] and info["isa"] == "avx512"

@@ -191,6 +191,7 @@ py::dict cpu_info_dict() {
   d["isa_supported"] = supported;
   d["amx_tile"] = info.amx_tile;
   d["avx512_bf16"] = info.avx512_bf16;
+  d["gemm_amx"] = lamina::gemm_amx_available();  // float32 GEMM may run on AMX tiles
   d["family"] = info.family;
   d["model_number"] = info.model_number;
   // derived from vendor / family for the active ISA's vectors (see cpu.h), not measured
@@ -248,15 +249,15 @@ void bind_gemm(py::module_& m) {
   m.def("_gemm_set_path_override", [](int pack_a, int kernel, int pack_b, bool load_backoff,
                                        int kc, int mc, bool ksplit, int rows_first,
                                        int k_blocks_outside, int pack_b_near, int c_scratch,
-                                       int c_align) {
+                                       int c_align, int amx) {
     lamina::gemm_set_path_override({pack_a, kernel, pack_b, load_backoff ? 1 : 0, 1, kc, mc,
                                     ksplit ? 1 : 0, rows_first, k_blocks_outside, pack_b_near,
-                                    c_scratch, c_align});
+                                    c_scratch, c_align, amx});
   }, py::arg("pack_a") = -1, py::arg("kernel") = -1, py::arg("pack_b") = -1,
         py::arg("load_backoff") = true, py::arg("kc") = 0, py::arg("mc") = 0, py::arg("ksplit") = true,
         py::arg("rows_first") = -1, py::arg("k_blocks_outside") = -1, py::arg("pack_b_near") = -1, py::arg("c_scratch") = -1,
-        py::arg("c_align") = -1,
-        "Testing/tuning hook: force packing of A / B (1/0), the micro-kernel (index < _gemm_kernel_count()) and the K / M blocks (kc, mc > 0); -1 / 0 = auto; ksplit=False keeps a long-K small-C product on the tiled path; rows_first=1 / 0 splits C into tasks by rows / columns first; k_blocks_outside=1 / 0 forces the BLIS loop order (a KC x NC block of B per K block) / full-K tasks; pack_b_near=1 / 0 forces each task to pack B one micro-panel at a time right before use / not; c_scratch=1 / 0 forces each task to sum its C block over the K blocks in a scratch buffer with a padded row stride (then copied to C) / in C itself; c_align=1 / 0 forces / forbids computing the columns of C before its first 64-byte boundary as a strip of their own, so the other tiles' rows start on a cache line. "
+        py::arg("c_align") = -1, py::arg("amx") = -1,
+        "Testing/tuning hook: force packing of A / B (1/0), the micro-kernel (index < _gemm_kernel_count()) and the K / M blocks (kc, mc > 0); -1 / 0 = auto; ksplit=False keeps a long-K small-C product on the tiled path; rows_first=1 / 0 splits C into tasks by rows / columns first; k_blocks_outside=1 / 0 forces the BLIS loop order (a KC x NC block of B per K block) / full-K tasks; pack_b_near=1 / 0 forces each task to pack B one micro-panel at a time right before use / not; c_scratch=1 / 0 forces each task to sum its C block over the K blocks in a scratch buffer with a padded row stride (then copied to C) / in C itself; c_align=1 / 0 forces / forbids computing the columns of C before its first 64-byte boundary as a strip of their own, so the other tiles' rows start on a cache line; amx=1 / 0 forces / forbids the AMX float32 path (where the CPU and OS allow it). "
         "load_backoff=False keeps 2 threads even after slow joins.");
   m.def("_gemm_kernel_name", [](int64_t n, const std::string& dtype, int64_t m) {
     if (dtype == "float32") return std::string(lamina::gemm_kernel_name<float>(m, n));

@@ -1,0 +1,381 @@
+// Float32 GEMM on Intel AMX tiles (Sapphire Rapids and later), at float32 accuracy.
+//
+// Why: on these cores the AVX-512 FMA path tops out near 75% of the FMA peak (every f32
+// micro-kernel is limited by its broadcast loads; see tools/gemm_probes), while one AMX unit
+// multiplies bfloat16 tiles at ~13x the f32 FMA rate. Each float32 operand value x is split
+// exactly into three bfloat16 pieces, x = x0 + x1 + x2: x0 keeps the top 8 significant bits
+// (truncation), x1 the next 8 of the remainder, and x2 what is left, which has at most 8
+// significant bits and so is a bfloat16 too. All nine piece products a_i * b_j are summed:
+// each is exact in float32 (8 x 8 significant bits), and TDPBF16PS adds them into float32
+// accumulators with one rounding each, so the result carries float32 rounding like the FMA
+// path's (tests bound it against float64; the "bf16x9" scheme cuBLAS also uses to emulate
+// FP32). Nine tile products per k cost 9/13 of the AMX rate: still ~1.4x the FMA peak.
+//
+// What the split cannot carry, the caller's FMA path gets instead (gemm_amx_f32 returns false
+// having written nothing): infinities (inf * a zero piece of the other operand would make NaN),
+// NaN, and nonzero magnitudes below 2^-100 (their low pieces would be bfloat16 denormals, which
+// AMX reads as zero). Every value is checked while it is packed, and all of A and B are packed
+// before any of C is touched. Results that round to a float32 denormal come out as zero (AMX
+// flushes them), an absolute error below 2^-126.
+//
+// Layout: A is packed as 32-row blocks, B as 32-column blocks, both over the whole K in
+// 32-deep k blocks, piece by piece, each piece the two 16 x 64-byte tiles the kernel loads
+// (A: rows x 16 k pairs; B: 16 k pairs x columns, the pair of each column in one 32-bit word).
+// The kernel keeps a 32 x 32 block of C in four tiles over a range of k blocks.
+#include "gemm_internal.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <cstdio>
+
+#include "thread_team.h"
+#include "workspace.h"
+
+#if defined(LAMINA_X86) && defined(LAMINA_HAVE_AMX) && defined(__linux__)
+#define LAMINA_AMX_PATH 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "simd_transpose_avx512.h"
+#endif
+
+namespace lamina {
+namespace gemm_detail {
+
+#if defined(LAMINA_AMX_PATH)
+namespace {
+
+constexpr int64_t kBlk = 32;                 // C block rows / columns, k block depth
+constexpr int64_t kTileWords = 16 * 16;      // one 16 x 64-byte tile in 32-bit words
+constexpr int64_t kPieceWords = 2 * kTileWords;   // one piece of a 32 x 32 block: two tiles
+constexpr int64_t kBlockWords = 3 * kPieceWords;  // the three pieces of one k block
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+inline void load_tile_config() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  _tile_loadconfig(&cfg);
+}
+
+// ---- the exact three-way split --------------------------------------------------------------
+inline __m512 trunc_bf16(__m512 v) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0xFFFF0000u))));
+}
+inline void split3(__m512 v, __m512 p[3]) {
+  p[0] = trunc_bf16(v);
+  const __m512 r = _mm512_sub_ps(v, p[0]);  // exact: the low 16 significant bits of v
+  p[1] = trunc_bf16(r);
+  p[2] = _mm512_sub_ps(r, p[1]);            // exact, at most 8 significant bits
+}
+// Tracks whether any value met holds what the split cannot carry: inf / NaN (magnitude bits
+// >= 0x7F800000) or a nonzero magnitude below 2^-100 (bits below 27 << 23). Two lane-wise
+// max / min updates per vector; the verdict once per block.
+struct RangeCheck {
+  __m512i top = _mm512_setzero_si512();     // largest magnitude bits
+  __m512i low = _mm512_set1_epi32(-1);      // smallest (magnitude bits - 1): zero wraps to the top
+  void add(__m512 v) {
+    const __m512i mag = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF));
+    top = _mm512_max_epu32(top, mag);
+    low = _mm512_min_epu32(low, _mm512_sub_epi32(mag, _mm512_set1_epi32(1)));
+  }
+  bool bad() const {
+    return _mm512_reduce_max_epu32(top) >= 0x7F800000u || _mm512_reduce_min_epu32(low) < (27u << 23) - 1;
+  }
+};
+inline __mmask16 lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? 0 : __mmask16((1u << n) - 1); }
+
+// 32 consecutive k of one row (kv valid) -> per piece, 16 words, word w = (k 2w, k 2w+1).
+inline void words_along_row(const float* src, int64_t kv, RangeCheck& chk, __m512i out[3]) {
+  const __m512 v0 = _mm512_maskz_loadu_ps(lanes(kv), src);
+  const __m512 v1 = _mm512_maskz_loadu_ps(lanes(kv - 16), src + 16);
+  chk.add(v0);
+  chk.add(v1);
+  __m512 p0[3], p1[3];
+  split3(v0, p0);
+  split3(v1, p1);
+  for (int p = 0; p < 3; ++p) out[p] = (__m512i)_mm512_cvtne2ps_pbh(p1[p], p0[p]);  // exact
+}
+// Rows k and k+1 (row1 may be null: k+1 == K), 16 consecutive columns (nv valid) -> per piece,
+// 16 words, word j = (row k col j, row k+1 col j).
+inline void words_across_rows(const float* row0, const float* row1, int64_t nv, RangeCheck& chk, __m512i out[3]) {
+  const __m512 v0 = _mm512_maskz_loadu_ps(lanes(nv), row0);
+  const __m512 v1 = row1 ? _mm512_maskz_loadu_ps(lanes(nv), row1) : _mm512_setzero_ps();
+  chk.add(v0);
+  chk.add(v1);
+  __m512 p0[3], p1[3];
+  split3(v0, p0);
+  split3(v1, p1);
+  for (int p = 0; p < 3; ++p)  // (the pieces' low 16 bits are zero)
+    out[p] = _mm512_or_si512(_mm512_castps_si512(p1[p]), _mm512_srli_epi32(_mm512_castps_si512(p0[p]), 16));
+}
+inline void transpose_words(__m512i w[16]) {
+  __m512 f[16];
+  for (int i = 0; i < 16; ++i) f[i] = _mm512_castsi512_ps(w[i]);
+  avx512::transpose16(f);
+  for (int i = 0; i < 16; ++i) w[i] = _mm512_castps_si512(f[i]);
+}
+
+struct Operand {
+  const float* X;
+  int64_t ld;
+  bool k_inner;  // X's k index is contiguous (row-major A, transposed B)
+};
+
+// The block of 32 "outer" indices (A rows or B columns) [o0, o0 + ov) over k blocks
+// [kb0, kb0 + nkb) into dst; returns whether it held a value the split cannot carry.
+// tiles_by_outer: the tile rows are the outer index (A); else they are k pairs (B). Where the
+// operand's layout already gives the tile's rows the words go straight to dst; otherwise a
+// 16 x 16 word transpose per piece puts them there.
+bool pack_block(const Operand& op, int64_t o0, int64_t ov, int64_t K, int64_t kb0, int64_t nkb,
+                bool tiles_by_outer, uint32_t* dst) {
+  RangeCheck chk;
+  const bool transpose = op.k_inner != tiles_by_outer;
+  alignas(64) __m512i w[3][16];
+  for (int64_t kb = 0; kb < nkb; ++kb) {
+    const int64_t k0 = (kb0 + kb) * kBlk, kv = std::min<int64_t>(kBlk, K - k0);
+    uint32_t* blk = dst + kb * kBlockWords;
+    for (int64_t t = 0; t < 2; ++t) {
+      const int64_t ot = o0 + 16 * t, nv = std::min<int64_t>(16, ov - 16 * t);
+      uint32_t* tile = blk + t * kTileWords;
+      for (int x = 0; x < 16; ++x) {
+        __m512i o[3];
+        if (op.k_inner) {  // x: an outer index with 32 contiguous k
+          if (x < nv) words_along_row(op.X + (ot + x) * op.ld + k0, kv, chk, o);
+          else o[0] = o[1] = o[2] = _mm512_setzero_si512();
+        } else {  // x: a k pair, two rows of X across 16 contiguous outer indices
+          const int64_t k = k0 + 2 * x;
+          if (k < K && nv > 0)
+            words_across_rows(op.X + k * op.ld + ot, k + 1 < K ? op.X + (k + 1) * op.ld + ot : nullptr, nv, chk, o);
+          else o[0] = o[1] = o[2] = _mm512_setzero_si512();
+        }
+        if (transpose) {
+          for (int p = 0; p < 3; ++p) w[p][x] = o[p];
+        } else {
+          for (int p = 0; p < 3; ++p) _mm512_store_si512(tile + p * kPieceWords + 16 * x, o[p]);
+        }
+      }
+      if (transpose)
+        for (int p = 0; p < 3; ++p) {
+          transpose_words(w[p]);
+          for (int x = 0; x < 16; ++x) _mm512_store_si512(tile + p * kPieceWords + 16 * x, w[p][x]);
+        }
+    }
+  }
+  return chk.bad();
+}
+
+// C block (32 x 32 at C, row stride ldc floats) += the products of k blocks [0, nkb) of the
+// packed A rows and B columns. load_c: start from C, else from zero.
+// pf, pf_lines: cache lines to bring into L2 meanwhile (the next A panel), spread over the k blocks.
+void kernel_32x32(const uint32_t* Ap, const uint32_t* Bp, int64_t nkb, float* C, int64_t ldc, bool load_c,
+                  const char* pf = nullptr, int64_t pf_lines = 0) {
+  const int64_t pf_per_kb = nkb > 0 ? ceil_div(pf_lines, nkb) : 0;
+  const int64_t s = ldc * int64_t(sizeof(float));
+  if (load_c) {
+    _tile_loadd(0, C, s);
+    _tile_loadd(1, C + 16, s);
+    _tile_loadd(2, C + 16 * ldc, s);
+    _tile_loadd(3, C + 16 * ldc + 16, s);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int64_t kb = 0; kb < nkb; ++kb) {
+    const uint32_t* a = Ap + kb * kBlockWords;
+    const uint32_t* b = Bp + kb * kBlockWords;
+    for (int64_t l = kb * pf_per_kb, l1 = std::min(pf_lines, l + pf_per_kb); l < l1; ++l)
+      _mm_prefetch(pf + 64 * l, _MM_HINT_T1);
+    for (int i = 0; i < 3; ++i) {
+      _tile_loadd(4, a + i * kPieceWords, 64);
+      _tile_loadd(5, a + i * kPieceWords + kTileWords, 64);
+      for (int j = 0; j < 3; ++j) {
+        _tile_loadd(6, b + j * kPieceWords, 64);
+        _tile_loadd(7, b + j * kPieceWords + kTileWords, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+    }
+  }
+  _tile_stored(0, C, s);
+  _tile_stored(1, C + 16, s);
+  _tile_stored(2, C + 16 * ldc, s);
+  _tile_stored(3, C + 16 * ldc + 16, s);
+}
+
+// Whether rows [o0, o0 + ov) of an operand (its outer index; k over [0, K)) hold a value the
+// split cannot carry: read-only, for tasks that must know before their first K pass.
+bool any_unfit(const Operand& op, int64_t o0, int64_t ov, int64_t K) {
+  RangeCheck chk;
+  if (op.k_inner) {
+    for (int64_t o = o0; o < o0 + ov; ++o)
+      for (int64_t k = 0; k < K; k += 16) chk.add(_mm512_maskz_loadu_ps(lanes(K - k), op.X + o * op.ld + k));
+  } else {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t o = o0; o < o0 + ov; o += 16) chk.add(_mm512_maskz_loadu_ps(lanes(o0 + ov - o), op.X + k * op.ld + o));
+  }
+  return chk.bad();
+}
+
+thread_local AlignedBuffer tl_amx_a, tl_amx_b;  // a task's packed A slice / B group slice
+
+bool amx_supported() {
+  unsigned a, b, c, d;
+  if (!cpu_supports_avx512()) return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool avx512bw = b & (1u << 30), amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
+  if (!(avx512bw && amx_bf16 && amx_tile)) return false;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return false;  // AVX512_BF16
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  if ((xlo & (3u << 17)) != (3u << 17)) return false;  // the OS manages XTILECFG + XTILEDATA
+  // Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM, XTILEDATA).
+  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+// k blocks per pass over C: one pass (C loaded and stored once) up to K = 1024, where a
+// kernel's A slice is 192 KiB; longer K takes passes, C reloaded between them.
+constexpr int64_t kMaxPassBlocks = 32;
+// A task's packed B slices (its column blocks over one pass) stay in L2 while the A slices
+// of all its row blocks stream past them.
+constexpr int64_t kGroupBytes = int64_t(768) << 10;
+
+}  // namespace
+
+thread_local bool tl_amx_fallback = false;
+
+bool amx_usable() {
+  static const bool ok = [] {
+    const char* env = std::getenv("LAMINA_GEMM_AMX");
+    if (env && env[0] == '0') return false;
+    return amx_supported();
+  }();
+  return ok && active_isa() >= Isa::avx512;
+}
+
+bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
+                  const Epilogue<float>* ep, int max_threads) {
+  const int64_t nib = ceil_div(M, kBlk), njb = ceil_div(N, kBlk), nkb = ceil_div(K, kBlk);
+  const int64_t npass = ceil_div(nkb, kMaxPassBlocks), pass_blocks = ceil_div(nkb, npass);
+  const int64_t group = std::clamp<int64_t>(kGroupBytes / (pass_blocks * kBlockWords * 4), 1, njb);
+  const int nt = team_size(2.0 * double(M) * double(N) * double(K), tuning::kMinFlopsPerThread, max_threads);
+  const Operand opA{A, lda, !transA}, opB{B, ldb, transB};
+
+  // Tasks: groups of column blocks, times row chunks when there are too few groups for the
+  // team. Each task runs its C blocks over all of K in order, so which thread runs it does not
+  // change the bits.
+  const int64_t ngroups = ceil_div(njb, group);
+  const int64_t nchunks = std::min<int64_t>(nib, std::max<int64_t>(1, ceil_div(2 * nt, ngroups)));
+  const int64_t chunk_rows = ceil_div(nib, nchunks);  // in row blocks
+  const int64_t ntasks = ngroups * ceil_div(nib, chunk_rows);
+  const int team = int(std::min<int64_t>(nt, ntasks));
+
+  // The FMA path for C rows [i0, i1) x columns [j0, j1), which AMX has not touched.
+  auto fallback = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    Epilogue<float> e;
+    if (ep) {
+      e = *ep;
+      if (e.bias) e.bias += e.bias_axis == BiasAxis::per_row ? i0 : e.bias_axis == BiasAxis::per_col ? j0 : 0;
+    }
+    tl_amx_fallback = true;
+    gemm_impl<float>(transA, transB, i1 - i0, j1 - j0, K, 1.0f, transA ? A + i0 : A + i0 * lda, lda,
+                     transB ? B + j0 * ldb : B + j0, ldb, accumulate ? 1.0f : 0.0f, C + i0 * ldc + j0, ldc,
+                     ep ? &e : nullptr, 1);
+    tl_amx_fallback = false;
+  };
+
+  TaskShares tasks(ntasks, team);
+  team_run(team, [&](int me) {
+    uint32_t* const Bg = tl_amx_b.elems<uint32_t>(group * pass_blocks * kBlockWords);
+    uint32_t* const Aq = tl_amx_a.elems<uint32_t>(pass_blocks * kBlockWords);
+    alignas(64) float edge[kBlk * kBlk];
+    bool tiles_ready = false;
+    for (int64_t u; (u = tasks.claim(me)) >= 0;) {
+      const int64_t g = u % ngroups, rc = u / ngroups;
+      const int64_t ib0 = rc * chunk_rows, ib1 = std::min(nib, ib0 + chunk_rows);
+      const int64_t jb0 = g * group, jb1 = std::min(njb, jb0 + group);
+      const int64_t r0 = ib0 * kBlk, r1 = std::min(M, ib1 * kBlk), c0 = jb0 * kBlk, c1 = std::min(N, jb1 * kBlk);
+      // Over several passes a bad value met late would leave C half summed: look first.
+      if (npass > 1 && (any_unfit(opA, r0, r1 - r0, K) || any_unfit(opB, c0, c1 - c0, K))) {
+        fallback(r0, r1, c0, c1);
+        continue;
+      }
+      if (!tiles_ready) {
+        load_tile_config();
+        tiles_ready = true;
+      }
+      for (int64_t pass = 0; pass < npass; ++pass) {
+        const int64_t kb0 = pass * pass_blocks, nk = std::min(pass_blocks, nkb - kb0);
+        const bool first = pass == 0, last = pass + 1 == npass;
+        bool bad = false;
+        for (int64_t jb = jb0; jb < jb1; ++jb)
+          bad |= pack_block(opB, jb * kBlk, std::min(kBlk, N - jb * kBlk), K, kb0, nk, false,
+                            Bg + (jb - jb0) * nk * kBlockWords);
+        if (bad) {  // (one pass: nothing of this task written yet)
+          fallback(r0, r1, c0, c1);
+          break;
+        }
+        for (int64_t ib = ib0; ib < ib1; ++ib) {
+          const int64_t i0 = ib * kBlk, mv = std::min(kBlk, M - i0);
+          if (pack_block(opA, i0, mv, K, kb0, nk, true, Aq)) {  // rows from i0 on are untouched
+            fallback(i0, r1, c0, c1);
+            break;
+          }
+          for (int64_t jb = jb0; jb < jb1; ++jb) {
+            const int64_t j0 = jb * kBlk, nv = std::min(kBlk, N - j0);
+            const uint32_t* b = Bg + (jb - jb0) * nk * kBlockWords;
+            float* c = C + i0 * ldc + j0;
+            const bool load_c = !first || accumulate;
+            if (mv == kBlk && nv == kBlk) {
+              kernel_32x32(Aq, b, nk, c, ldc, load_c);
+            } else {  // a ragged block of C goes through a 32 x 32 copy
+              if (load_c) {
+                std::memset(edge, 0, sizeof edge);
+                for (int64_t i = 0; i < mv; ++i) std::memcpy(edge + i * kBlk, c + i * ldc, size_t(nv) * sizeof(float));
+              }
+              kernel_32x32(Aq, b, nk, edge, kBlk, load_c);
+              for (int64_t i = 0; i < mv; ++i) std::memcpy(c + i * ldc, edge + i * kBlk, size_t(nv) * sizeof(float));
+            }
+            if (last && ep) epilogue_tile(*ep, c, ldc, i0, j0, mv, nv);
+          }
+        }
+      }
+    }
+    if (tiles_ready) _tile_release();
+  });
+  return true;
+}
+
+#else  // no AMX in this build or on this OS
+
+thread_local bool tl_amx_fallback = false;
+bool amx_usable() { return false; }
+bool gemm_amx_f32(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
+                  bool, float*, int64_t, const Epilogue<float>*, int) {
+  return false;
+}
+
+#endif
+
+}  // namespace gemm_detail
+
+bool gemm_amx_available() { return gemm_detail::amx_usable(); }
+
+}  // namespace lamina
