@@ -97,29 +97,18 @@ struct RangeCheck {
 };
 inline __mmask16 lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? 0 : __mmask16((1u << n) - 1); }
 
-// 32 consecutive k of one row (kv valid) -> per piece, 16 words, word w = (k 2w, k 2w+1).
-inline void words_along_row(const float* src, int64_t kv, RangeCheck& chk, __m512i out[3]) {
-  const __m512 v0 = _mm512_maskz_loadu_ps(lanes(kv), src);
-  const __m512 v1 = _mm512_maskz_loadu_ps(lanes(kv - 16), src + 16);
-  chk.add(v0);
-  chk.add(v1);
-  __m512 p0[3], p1[3];
-  split3(v0, p0);
-  split3(v1, p1);
-  for (int p = 0; p < 3; ++p) out[p] = (__m512i)_mm512_cvtne2ps_pbh(p1[p], p0[p]);  // exact
-}
-// Rows k and k+1 (row1 may be null: k+1 == K), 16 consecutive columns (nv valid) -> per piece,
-// 16 words, word j = (row k col j, row k+1 col j).
-inline void words_across_rows(const float* row0, const float* row1, int64_t nv, RangeCheck& chk, __m512i out[3]) {
-  const __m512 v0 = _mm512_maskz_loadu_ps(lanes(nv), row0);
-  const __m512 v1 = row1 ? _mm512_maskz_loadu_ps(lanes(nv), row1) : _mm512_setzero_ps();
-  chk.add(v0);
-  chk.add(v1);
-  __m512 p0[3], p1[3];
-  split3(v0, p0);
-  split3(v1, p1);
-  for (int p = 0; p < 3; ++p)  // (the pieces' low 16 bits are zero)
-    out[p] = _mm512_or_si512(_mm512_castps_si512(p1[p]), _mm512_srli_epi32(_mm512_castps_si512(p0[p]), 16));
+// Pair words: word w of piece p holds the bfloat16 pieces of va[w] (low half) and vb[w] (high
+// half). The two k of a pair are k and k + 16 of a 32-deep k block, not neighbours: A and B
+// both pair them so, the sum over k does not care about the order, and the pairing is then a
+// shift and an or on whole vectors (the pieces' low 16 bits are zero) for either layout.
+inline void pair_words(__m512 va, __m512 vb, RangeCheck& chk, __m512i out[3]) {
+  chk.add(va);
+  chk.add(vb);
+  __m512 pa[3], pb[3];
+  split3(va, pa);
+  split3(vb, pb);
+  for (int p = 0; p < 3; ++p)
+    out[p] = _mm512_or_si512(_mm512_castps_si512(pb[p]), _mm512_srli_epi32(_mm512_castps_si512(pa[p]), 16));
 }
 inline void transpose_words(__m512i w[16]) {
   __m512 f[16];
@@ -143,6 +132,7 @@ bool pack_block(const Operand& op, int64_t o0, int64_t ov, int64_t K, int64_t kb
                 bool tiles_by_outer, uint32_t* dst) {
   RangeCheck chk;
   const bool transpose = op.k_inner != tiles_by_outer;
+  const __m512 zero = _mm512_setzero_ps();
   alignas(64) __m512i w[3][16];
   for (int64_t kb = 0; kb < nkb; ++kb) {
     const int64_t k0 = (kb0 + kb) * kBlk, kv = std::min<int64_t>(kBlk, K - k0);
@@ -151,16 +141,19 @@ bool pack_block(const Operand& op, int64_t o0, int64_t ov, int64_t K, int64_t kb
       const int64_t ot = o0 + 16 * t, nv = std::min<int64_t>(16, ov - 16 * t);
       uint32_t* tile = blk + t * kTileWords;
       for (int x = 0; x < 16; ++x) {
-        __m512i o[3];
-        if (op.k_inner) {  // x: an outer index with 32 contiguous k
-          if (x < nv) words_along_row(op.X + (ot + x) * op.ld + k0, kv, chk, o);
-          else o[0] = o[1] = o[2] = _mm512_setzero_si512();
-        } else {  // x: a k pair, two rows of X across 16 contiguous outer indices
-          const int64_t k = k0 + 2 * x;
-          if (k < K && nv > 0)
-            words_across_rows(op.X + k * op.ld + ot, k + 1 < K ? op.X + (k + 1) * op.ld + ot : nullptr, nv, chk, o);
-          else o[0] = o[1] = o[2] = _mm512_setzero_si512();
+        __m512 va = zero, vb = zero;
+        if (op.k_inner) {  // x: an outer index; its k0 .. k0 + 31 contiguous
+          if (x < nv) {
+            const float* src = op.X + (ot + x) * op.ld + k0;
+            va = _mm512_maskz_loadu_ps(lanes(kv), src);
+            vb = _mm512_maskz_loadu_ps(lanes(kv - 16), src + 16);
+          }
+        } else if (nv > 0) {  // x: the pair (k0 + x, k0 + x + 16), rows of X across 16 outer indices
+          if (x < kv) va = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x) * op.ld + ot);
+          if (x + 16 < kv) vb = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x + 16) * op.ld + ot);
         }
+        __m512i o[3];
+        pair_words(va, vb, chk, o);
         if (transpose) {
           for (int p = 0; p < 3; ++p) w[p][x] = o[p];
         } else {
@@ -177,12 +170,23 @@ bool pack_block(const Operand& op, int64_t o0, int64_t ov, int64_t K, int64_t kb
   return chk.bad();
 }
 
+// Cache lines [first, first + count) of a strided region (rows of row_lines lines, ld_bytes
+// apart): the source of the next A panel, brought into L2 while a kernel runs, so its packing
+// reads L2 instead of waiting on L3.
+struct Prefetch {
+  const char* base = nullptr;
+  int64_t ld_bytes = 0, row_lines = 1, first = 0, count = 0;
+  void issue(int64_t from, int64_t n) const {
+    for (int64_t l = first + from, end = first + std::min(count, from + n); l < end; ++l)
+      _mm_prefetch(base + (l / row_lines) * ld_bytes + 64 * (l % row_lines), _MM_HINT_T1);
+  }
+};
+
 // C block (32 x 32 at C, row stride ldc floats) += the products of k blocks [0, nkb) of the
 // packed A rows and B columns. load_c: start from C, else from zero.
-// pf, pf_lines: cache lines to bring into L2 meanwhile (the next A panel), spread over the k blocks.
 void kernel_32x32(const uint32_t* Ap, const uint32_t* Bp, int64_t nkb, float* C, int64_t ldc, bool load_c,
-                  const char* pf = nullptr, int64_t pf_lines = 0) {
-  const int64_t pf_per_kb = nkb > 0 ? ceil_div(pf_lines, nkb) : 0;
+                  const Prefetch& pf = Prefetch()) {
+  const int64_t pf_step = ceil_div(pf.count, std::max<int64_t>(nkb, 1));
   const int64_t s = ldc * int64_t(sizeof(float));
   if (load_c) {
     _tile_loadd(0, C, s);
@@ -198,8 +202,7 @@ void kernel_32x32(const uint32_t* Ap, const uint32_t* Bp, int64_t nkb, float* C,
   for (int64_t kb = 0; kb < nkb; ++kb) {
     const uint32_t* a = Ap + kb * kBlockWords;
     const uint32_t* b = Bp + kb * kBlockWords;
-    for (int64_t l = kb * pf_per_kb, l1 = std::min(pf_lines, l + pf_per_kb); l < l1; ++l)
-      _mm_prefetch(pf + 64 * l, _MM_HINT_T1);
+    if (pf.count) pf.issue(kb * pf_step, pf_step);
     for (int i = 0; i < 3; ++i) {
       _tile_loadd(4, a + i * kPieceWords, 64);
       _tile_loadd(5, a + i * kPieceWords + kTileWords, 64);
@@ -250,11 +253,16 @@ bool amx_supported() {
 }
 
 // k blocks per pass over C: one pass (C loaded and stored once) up to K = 1024, where a
-// kernel's A slice is 192 KiB; longer K takes passes, C reloaded between them.
+// kernel's A slice is 192 KiB; half that for tall A (kTallRowBlocks row blocks or more), whose
+// repacking per column group costs more than a second pass over C. Longer K takes more passes.
 constexpr int64_t kMaxPassBlocks = 32;
+constexpr int64_t kTallRowBlocks = 16;
 // A task's packed B slices (its column blocks over one pass) stay in L2 while the A slices
-// of all its row blocks stream past them.
-constexpr int64_t kGroupBytes = int64_t(768) << 10;
+// of all its row blocks stream past them. Measured f32 1 thread, Xeon with 2 MiB L2, thread
+// CPU time, best of interleaved runs (GFLOP/s, 768 KiB / 1152 KiB, one pass / passes of 16
+// k blocks for tall A): 1024^3 183 / 193 / 205-221; 256x300x784 NT 172 / 168-179;
+// 784x300x256 TN 170 / 171-186.
+constexpr int64_t kGroupBytes = int64_t(1152) << 10;
 
 }  // namespace
 
@@ -273,7 +281,8 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
                   int64_t lda, const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc,
                   const Epilogue<float>* ep, int max_threads) {
   const int64_t nib = ceil_div(M, kBlk), njb = ceil_div(N, kBlk), nkb = ceil_div(K, kBlk);
-  const int64_t npass = ceil_div(nkb, kMaxPassBlocks), pass_blocks = ceil_div(nkb, npass);
+  const int64_t max_pass = nib >= kTallRowBlocks ? kMaxPassBlocks / 2 : kMaxPassBlocks;
+  const int64_t npass = ceil_div(nkb, max_pass), pass_blocks = ceil_div(nkb, npass);
   const int64_t group = std::clamp<int64_t>(kGroupBytes / (pass_blocks * kBlockWords * 4), 1, njb);
   const int nt = team_size(2.0 * double(M) * double(N) * double(K), tuning::kMinFlopsPerThread, max_threads);
   const Operand opA{A, lda, !transA}, opB{B, ldb, transB};
@@ -282,7 +291,7 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
   // team. Each task runs its C blocks over all of K in order, so which thread runs it does not
   // change the bits.
   const int64_t ngroups = ceil_div(njb, group);
-  const int64_t nchunks = std::min<int64_t>(nib, std::max<int64_t>(1, ceil_div(2 * nt, ngroups)));
+  const int64_t nchunks = std::min<int64_t>(nib, ceil_div(nt, ngroups));
   const int64_t chunk_rows = ceil_div(nib, nchunks);  // in row blocks
   const int64_t ntasks = ngroups * ceil_div(nib, chunk_rows);
   const int team = int(std::min<int64_t>(nt, ntasks));
@@ -312,8 +321,9 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
       const int64_t ib0 = rc * chunk_rows, ib1 = std::min(nib, ib0 + chunk_rows);
       const int64_t jb0 = g * group, jb1 = std::min(njb, jb0 + group);
       const int64_t r0 = ib0 * kBlk, r1 = std::min(M, ib1 * kBlk), c0 = jb0 * kBlk, c1 = std::min(N, jb1 * kBlk);
-      // Over several passes a bad value met late would leave C half summed: look first.
-      if (npass > 1 && (any_unfit(opA, r0, r1 - r0, K) || any_unfit(opB, c0, c1 - c0, K))) {
+      // Over several passes a bad value met late would leave C half summed: with beta = 1 (C's
+      // old values needed) look first; with beta = 0 the FMA path simply redoes the whole block.
+      if (npass > 1 && accumulate && (any_unfit(opA, r0, r1 - r0, K) || any_unfit(opB, c0, c1 - c0, K))) {
         fallback(r0, r1, c0, c1);
         continue;
       }
@@ -328,23 +338,40 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
         for (int64_t jb = jb0; jb < jb1; ++jb)
           bad |= pack_block(opB, jb * kBlk, std::min(kBlk, N - jb * kBlk), K, kb0, nk, false,
                             Bg + (jb - jb0) * nk * kBlockWords);
-        if (bad) {  // (one pass: nothing of this task written yet)
+        if (bad) {  // (nothing written yet, or beta = 0 and overwritten)
           fallback(r0, r1, c0, c1);
           break;
         }
+        bool redone = false;
         for (int64_t ib = ib0; ib < ib1; ++ib) {
           const int64_t i0 = ib * kBlk, mv = std::min(kBlk, M - i0);
-          if (pack_block(opA, i0, mv, K, kb0, nk, true, Aq)) {  // rows from i0 on are untouched
-            fallback(i0, r1, c0, c1);
+          if (pack_block(opA, i0, mv, K, kb0, nk, true, Aq)) {
+            // One pass: the rows from i0 on are untouched. Several (beta = 0): redo the block.
+            fallback(npass == 1 ? i0 : r0, r1, c0, c1);
+            redone = true;
             break;
           }
+          // The next row block's source lines, a share per column block.
+          Prefetch next;
+          if (ib + 1 < ib1) {
+            const int64_t i1 = i0 + kBlk, rows1 = std::min(kBlk, M - i1);
+            const int64_t kspan = std::min(K, (kb0 + nk) * kBlk) - kb0 * kBlk;
+            if (!transA)
+              next = {reinterpret_cast<const char*>(A + i1 * lda + kb0 * kBlk), lda * 4, ceil_div(kspan * 4, 64), 0, 0};
+            else
+              next = {reinterpret_cast<const char*>(A + kb0 * kBlk * lda + i1), lda * 4, ceil_div(rows1 * 4, 64), 0, 0};
+            next.count = (transA ? kspan : rows1) * next.row_lines;
+          }
+          const int64_t pf_total = next.count, ncb = jb1 - jb0;
           for (int64_t jb = jb0; jb < jb1; ++jb) {
             const int64_t j0 = jb * kBlk, nv = std::min(kBlk, N - j0);
             const uint32_t* b = Bg + (jb - jb0) * nk * kBlockWords;
             float* c = C + i0 * ldc + j0;
             const bool load_c = !first || accumulate;
+            next.first = pf_total * (jb - jb0) / ncb;
+            next.count = pf_total * (jb - jb0 + 1) / ncb - next.first;
             if (mv == kBlk && nv == kBlk) {
-              kernel_32x32(Aq, b, nk, c, ldc, load_c);
+              kernel_32x32(Aq, b, nk, c, ldc, load_c, next);
             } else {  // a ragged block of C goes through a 32 x 32 copy
               if (load_c) {
                 std::memset(edge, 0, sizeof edge);
@@ -356,6 +383,7 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
             if (last && ep) epilogue_tile(*ep, c, ldc, i0, j0, mv, nv);
           }
         }
+        if (redone) break;
       }
     }
     if (tiles_ready) _tile_release();

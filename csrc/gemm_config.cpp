@@ -125,12 +125,12 @@ int64_t c_align_lead(const T* C, int64_t ldc, int64_t N, int NR) {
 }
 
 bool use_amx(int64_t M, int64_t N, int64_t K) {
-  // Measured f32 on Xeon (AMX), thread CPU time, min of interleaved runs, AMX vs the FMA path
-  // (GFLOP/s, 1 thread / 2 threads): 1024^3 193 vs 163 / 381 vs 286; 256x300x784 NT 168 vs
-  // 143 / 274 vs 230; 784x300x256 TN 159 vs 149 / 282 vs 286; 64x300x784 NT 125 vs 137 /
-  // 158 vs 140; narrow C loses (each 32 x 32 block pads, and packing three pieces per value
-  // is repaid only over enough C): 64x100x300 NT 70 vs 112, 6400x16x150 51 vs 122.
-  return M >= 64 && N >= 64 && K >= 64 && M * N >= 128 * 128;
+  // Measured f32 on Xeon (AMX), thread CPU time, best of interleaved runs, AMX vs the FMA path
+  // (GFLOP/s, 1 thread): 1024^3 221 vs 168; 512^3 209 vs 171; 256x300x784 NT 179 vs 151;
+  // 784x300x256 TN 186 vs 153; 256x784x300 NN 176 vs 174. Few rows lose: packing B's three
+  // pieces is repaid over only M / 32 row blocks (64x300x784 NT 121-132 vs 137-143), and
+  // narrow C pads its 32 x 32 blocks (64x100x300 NT 70 vs 112, 6400x16x150 51 vs 122).
+  return M >= 128 && N >= 64 && K >= 64 && M * N >= 128 * 128;
 }
 
 template <class T>
