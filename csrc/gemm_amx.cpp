@@ -283,13 +283,16 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
   const int64_t nib = ceil_div(M, kBlk), njb = ceil_div(N, kBlk), nkb = ceil_div(K, kBlk);
   const int64_t max_pass = nib >= kTallRowBlocks ? kMaxPassBlocks / 2 : kMaxPassBlocks;
   const int64_t npass = ceil_div(nkb, max_pass), pass_blocks = ceil_div(nkb, npass);
-  const int64_t group = std::clamp<int64_t>(kGroupBytes / (pass_blocks * kBlockWords * 4), 1, njb);
   const int nt = team_size(2.0 * double(M) * double(N) * double(K), tuning::kMinFlopsPerThread, max_threads);
   const Operand opA{A, lda, !transA}, opB{B, ldb, transB};
 
-  // Tasks: groups of column blocks, times row chunks when there are too few groups for the
-  // team. Each task runs its C blocks over all of K in order, so which thread runs it does not
-  // change the bits.
+  // Tasks: groups of column blocks, as many groups as the L2 budget asks, rounded up to a
+  // multiple of the team (3 groups on 2 threads would leave one idle for a third of the time),
+  // times row chunks when there are fewer groups than threads. Each task runs its C blocks over
+  // all of K in order, so how the work is cut and which thread runs it do not change the bits.
+  const int64_t widest = std::max<int64_t>(1, kGroupBytes / (pass_blocks * kBlockWords * 4));
+  const int64_t ngroups0 = std::min(njb, round_up(ceil_div(njb, widest), nt));
+  const int64_t group = ceil_div(njb, ngroups0);
   const int64_t ngroups = ceil_div(njb, group);
   const int64_t nchunks = std::min<int64_t>(nib, ceil_div(nt, ngroups));
   const int64_t chunk_rows = ceil_div(nib, nchunks);  // in row blocks
