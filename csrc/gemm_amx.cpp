@@ -110,12 +110,6 @@ inline void pair_words(__m512 va, __m512 vb, RangeCheck& chk, __m512i out[3]) {
   for (int p = 0; p < 3; ++p)
     out[p] = _mm512_or_si512(_mm512_castps_si512(pb[p]), _mm512_srli_epi32(_mm512_castps_si512(pa[p]), 16));
 }
-inline void transpose_words(__m512i w[16]) {
-  __m512 f[16];
-  for (int i = 0; i < 16; ++i) f[i] = _mm512_castsi512_ps(w[i]);
-  avx512::transpose16(f);
-  for (int i = 0; i < 16; ++i) w[i] = _mm512_castps_si512(f[i]);
-}
 
 struct Operand {
   const float* X;
@@ -126,45 +120,52 @@ struct Operand {
 // The block of 32 "outer" indices (A rows or B columns) [o0, o0 + ov) over k blocks
 // [kb0, kb0 + nkb) into dst; returns whether it held a value the split cannot carry.
 // tiles_by_outer: the tile rows are the outer index (A); else they are k pairs (B). Where the
-// operand's layout already gives the tile's rows the words go straight to dst; otherwise a
-// 16 x 16 word transpose per piece puts them there.
+// operand's layout already gives the tile's rows the words go straight to dst; otherwise two
+// 16 x 16 float transposes per 16 x 32 block put the values there first.
 bool pack_block(const Operand& op, int64_t o0, int64_t ov, int64_t K, int64_t kb0, int64_t nkb,
                 bool tiles_by_outer, uint32_t* dst) {
   RangeCheck chk;
   const bool transpose = op.k_inner != tiles_by_outer;
   const __m512 zero = _mm512_setzero_ps();
-  alignas(64) __m512i w[3][16];
   for (int64_t kb = 0; kb < nkb; ++kb) {
     const int64_t k0 = (kb0 + kb) * kBlk, kv = std::min<int64_t>(kBlk, K - k0);
     uint32_t* blk = dst + kb * kBlockWords;
     for (int64_t t = 0; t < 2; ++t) {
       const int64_t ot = o0 + 16 * t, nv = std::min<int64_t>(16, ov - 16 * t);
       uint32_t* tile = blk + t * kTileWords;
-      for (int x = 0; x < 16; ++x) {
-        __m512 va = zero, vb = zero;
-        if (op.k_inner) {  // x: an outer index; its k0 .. k0 + 31 contiguous
+      // Vector x of lo / hi: an outer index's k0 .. k0 + 15 / k0 + 16 .. k0 + 31 (k_inner),
+      // or rows k0 + x / k0 + 16 + x across 16 outer indices.
+      auto load = [&](int x, __m512& lo, __m512& hi) {
+        lo = hi = zero;
+        if (op.k_inner) {
           if (x < nv) {
             const float* src = op.X + (ot + x) * op.ld + k0;
-            va = _mm512_maskz_loadu_ps(lanes(kv), src);
-            vb = _mm512_maskz_loadu_ps(lanes(kv - 16), src + 16);
+            lo = _mm512_maskz_loadu_ps(lanes(kv), src);
+            hi = _mm512_maskz_loadu_ps(lanes(kv - 16), src + 16);
           }
-        } else if (nv > 0) {  // x: the pair (k0 + x, k0 + x + 16), rows of X across 16 outer indices
-          if (x < kv) va = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x) * op.ld + ot);
-          if (x + 16 < kv) vb = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x + 16) * op.ld + ot);
+        } else if (nv > 0) {
+          if (x < kv) lo = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x) * op.ld + ot);
+          if (x + 16 < kv) hi = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x + 16) * op.ld + ot);
         }
+      };
+      auto store = [&](int x, __m512 lo, __m512 hi) {
         __m512i o[3];
-        pair_words(va, vb, chk, o);
-        if (transpose) {
-          for (int p = 0; p < 3; ++p) w[p][x] = o[p];
-        } else {
-          for (int p = 0; p < 3; ++p) _mm512_store_si512(tile + p * kPieceWords + 16 * x, o[p]);
+        pair_words(lo, hi, chk, o);
+        for (int p = 0; p < 3; ++p) _mm512_store_si512(tile + p * kPieceWords + 16 * x, o[p]);
+      };
+      if (!transpose) {  // the loaded vectors are the tile rows already
+        for (int x = 0; x < 16; ++x) {
+          __m512 lo, hi;
+          load(x, lo, hi);
+          store(x, lo, hi);
         }
+      } else {  // two 16 x 16 float transposes make them so (before the split: 2 not 3)
+        __m512 lo[16], hi[16];
+        for (int x = 0; x < 16; ++x) load(x, lo[x], hi[x]);
+        avx512::transpose16(lo);
+        avx512::transpose16(hi);
+        for (int x = 0; x < 16; ++x) store(x, lo[x], hi[x]);
       }
-      if (transpose)
-        for (int p = 0; p < 3; ++p) {
-          transpose_words(w[p]);
-          for (int x = 0; x < 16; ++x) _mm512_store_si512(tile + p * kPieceWords + 16 * x, w[p][x]);
-        }
     }
   }
   return chk.bad();
