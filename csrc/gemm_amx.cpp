@@ -70,16 +70,9 @@ inline void load_tile_config() {
   _tile_loadconfig(&cfg);
 }
 
-// ---- the exact three-way split --------------------------------------------------------------
-inline __m512 trunc_bf16(__m512 v) {
-  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(int(0xFFFF0000u))));
-}
-inline void split3(__m512 v, __m512 p[3]) {
-  p[0] = trunc_bf16(v);
-  const __m512 r = _mm512_sub_ps(v, p[0]);  // exact: the low 16 significant bits of v
-  p[1] = trunc_bf16(r);
-  p[2] = _mm512_sub_ps(r, p[1]);            // exact, at most 8 significant bits
-}
+// ---- the exact three-way split (store_pair_words) -------------------------------------------
+// x0 = x with its low 16 bits cleared (truncation), r = x - x0 (exact: the low 16 significant
+// bits), x1 = r truncated likewise, x2 = r - x1 (exact, at most 8 significant bits).
 // Tracks whether any value met holds what the split cannot carry: inf / NaN (magnitude bits
 // >= 0x7F800000) or a nonzero magnitude below 2^-100 (bits below 27 << 23). Two lane-wise
 // max / min updates per vector; the verdict once per block.
@@ -97,18 +90,26 @@ struct RangeCheck {
 };
 inline __mmask16 lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? 0 : __mmask16((1u << n) - 1); }
 
-// Pair words: word w of piece p holds the bfloat16 pieces of va[w] (low half) and vb[w] (high
-// half). The two k of a pair are k and k + 16 of a 32-deep k block, not neighbours: A and B
-// both pair them so, the sum over k does not care about the order, and the pairing is then a
-// shift and an or on whole vectors (the pieces' low 16 bits are zero) for either layout.
-inline void pair_words(__m512 va, __m512 vb, RangeCheck& chk, __m512i out[3]) {
-  chk.add(va);
-  chk.add(vb);
-  __m512 pa[3], pb[3];
-  split3(va, pa);
-  split3(vb, pb);
-  for (int p = 0; p < 3; ++p)
-    out[p] = _mm512_or_si512(_mm512_castps_si512(pb[p]), _mm512_srli_epi32(_mm512_castps_si512(pa[p]), 16));
+// Pair words: word w of piece p holds the bfloat16 pieces of lo[w] (low half) and hi[w] (high
+// half), stored to dst + p * kPieceWords. The two k of a pair are k and k + 16 of a 32-deep k
+// block, not neighbours: A and B both pair them so, the sum over k does not care about the
+// order, and the pairing is then a shift and an or on whole vectors (the pieces' low 16 bits
+// are zero) for either layout. Written out without arrays so every value stays in a register.
+inline void store_pair_words(__m512 lo, __m512 hi, RangeCheck& chk, uint32_t* dst) {
+  chk.add(lo);
+  chk.add(hi);
+  const __m512i top16 = _mm512_set1_epi32(int(0xFFFF0000u));
+  const __m512i l0 = _mm512_and_si512(_mm512_castps_si512(lo), top16);
+  const __m512i h0 = _mm512_and_si512(_mm512_castps_si512(hi), top16);
+  const __m512 lr = _mm512_sub_ps(lo, _mm512_castsi512_ps(l0));  // exact
+  const __m512 hr = _mm512_sub_ps(hi, _mm512_castsi512_ps(h0));
+  const __m512i l1 = _mm512_and_si512(_mm512_castps_si512(lr), top16);
+  const __m512i h1 = _mm512_and_si512(_mm512_castps_si512(hr), top16);
+  const __m512i l2 = _mm512_castps_si512(_mm512_sub_ps(lr, _mm512_castsi512_ps(l1)));  // exact, 8 bits
+  const __m512i h2 = _mm512_castps_si512(_mm512_sub_ps(hr, _mm512_castsi512_ps(h1)));
+  _mm512_store_si512(dst, _mm512_or_si512(h0, _mm512_srli_epi32(l0, 16)));
+  _mm512_store_si512(dst + kPieceWords, _mm512_or_si512(h1, _mm512_srli_epi32(l1, 16)));
+  _mm512_store_si512(dst + 2 * kPieceWords, _mm512_or_si512(h2, _mm512_srli_epi32(l2, 16)));
 }
 
 struct Operand {
@@ -129,42 +130,47 @@ bool pack_block(const Operand& op, int64_t o0, int64_t ov, int64_t K, int64_t kb
   const __m512 zero = _mm512_setzero_ps();
   for (int64_t kb = 0; kb < nkb; ++kb) {
     const int64_t k0 = (kb0 + kb) * kBlk, kv = std::min<int64_t>(kBlk, K - k0);
+    const __mmask16 k_lo = lanes(kv), k_hi = lanes(kv - 16);
     uint32_t* blk = dst + kb * kBlockWords;
     for (int64_t t = 0; t < 2; ++t) {
       const int64_t ot = o0 + 16 * t, nv = std::min<int64_t>(16, ov - 16 * t);
+      const __mmask16 o_mask = lanes(nv);
       uint32_t* tile = blk + t * kTileWords;
       // Vector x of lo / hi: an outer index's k0 .. k0 + 15 / k0 + 16 .. k0 + 31 (k_inner),
       // or rows k0 + x / k0 + 16 + x across 16 outer indices.
-      auto load = [&](int x, __m512& lo, __m512& hi) {
-        lo = hi = zero;
-        if (op.k_inner) {
-          if (x < nv) {
-            const float* src = op.X + (ot + x) * op.ld + k0;
-            lo = _mm512_maskz_loadu_ps(lanes(kv), src);
-            hi = _mm512_maskz_loadu_ps(lanes(kv - 16), src + 16);
-          }
-        } else if (nv > 0) {
-          if (x < kv) lo = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x) * op.ld + ot);
-          if (x + 16 < kv) hi = _mm512_maskz_loadu_ps(lanes(nv), op.X + (k0 + x + 16) * op.ld + ot);
-        }
-      };
-      auto store = [&](int x, __m512 lo, __m512 hi) {
-        __m512i o[3];
-        pair_words(lo, hi, chk, o);
-        for (int p = 0; p < 3; ++p) _mm512_store_si512(tile + p * kPieceWords + 16 * x, o[p]);
-      };
       if (!transpose) {  // the loaded vectors are the tile rows already
         for (int x = 0; x < 16; ++x) {
-          __m512 lo, hi;
-          load(x, lo, hi);
-          store(x, lo, hi);
+          __m512 lo = zero, hi = zero;
+          if (op.k_inner) {
+            if (x < nv) {
+              const float* src = op.X + (ot + x) * op.ld + k0;
+              lo = _mm512_maskz_loadu_ps(k_lo, src);
+              hi = _mm512_maskz_loadu_ps(k_hi, src + 16);
+            }
+          } else {
+            if (x < kv) lo = _mm512_maskz_loadu_ps(o_mask, op.X + (k0 + x) * op.ld + ot);
+            if (x + 16 < kv) hi = _mm512_maskz_loadu_ps(o_mask, op.X + (k0 + x + 16) * op.ld + ot);
+          }
+          store_pair_words(lo, hi, chk, tile + 16 * x);
         }
-      } else {  // two 16 x 16 float transposes make them so (before the split: 2 not 3)
+      } else {  // two 16 x 16 float transposes make them so (before the split: 2, not 3)
         __m512 lo[16], hi[16];
-        for (int x = 0; x < 16; ++x) load(x, lo[x], hi[x]);
+        for (int x = 0; x < 16; ++x) {
+          lo[x] = hi[x] = zero;
+          if (op.k_inner) {
+            if (x < nv) {
+              const float* src = op.X + (ot + x) * op.ld + k0;
+              lo[x] = _mm512_maskz_loadu_ps(k_lo, src);
+              hi[x] = _mm512_maskz_loadu_ps(k_hi, src + 16);
+            }
+          } else {
+            if (x < kv) lo[x] = _mm512_maskz_loadu_ps(o_mask, op.X + (k0 + x) * op.ld + ot);
+            if (x + 16 < kv) hi[x] = _mm512_maskz_loadu_ps(o_mask, op.X + (k0 + x + 16) * op.ld + ot);
+          }
+        }
         avx512::transpose16(lo);
         avx512::transpose16(hi);
-        for (int x = 0; x < 16; ++x) store(x, lo[x], hi[x]);
+        for (int x = 0; x < 16; ++x) store_pair_words(lo[x], hi[x], chk, tile + 16 * x);
       }
     }
   }
@@ -264,6 +270,8 @@ constexpr int64_t kTallRowBlocks = 16;
 // k blocks for tall A): 1024^3 183 / 193 / 205-221; 256x300x784 NT 172 / 168-179;
 // 784x300x256 TN 170 / 171-186.
 constexpr int64_t kGroupBytes = int64_t(1152) << 10;
+// Up to this many row blocks (128 rows), all of A stays packed and B streams (stream_b).
+constexpr int64_t kStreamRowBlocks = 4;
 
 }  // namespace
 
@@ -291,11 +299,15 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
   // multiple of the team (3 groups on 2 threads would leave one idle for a third of the time),
   // times row chunks when there are fewer groups than threads. Each task runs its C blocks over
   // all of K in order, so how the work is cut and which thread runs it do not change the bits.
+  // Few rows (stream_b): every row block's A panel stays packed in L2 for the whole product
+  // and each task is one column block, packed and used at once, so B's pieces never leave L2
+  // between being written and read (grouped, a short A leaves them to the L3 round trip).
+  const bool stream_b = nib <= kStreamRowBlocks && npass == 1;
   const int64_t widest = std::max<int64_t>(1, kGroupBytes / (pass_blocks * kBlockWords * 4));
-  const int64_t ngroups0 = std::min(njb, round_up(ceil_div(njb, widest), nt));
+  const int64_t ngroups0 = stream_b ? njb : std::min(njb, round_up(ceil_div(njb, widest), nt));
   const int64_t group = ceil_div(njb, ngroups0);
   const int64_t ngroups = ceil_div(njb, group);
-  const int64_t nchunks = std::min<int64_t>(nib, ceil_div(nt, ngroups));
+  const int64_t nchunks = stream_b ? 1 : std::min<int64_t>(nib, ceil_div(nt, ngroups));
   const int64_t chunk_rows = ceil_div(nib, nchunks);  // in row blocks
   const int64_t ntasks = ngroups * ceil_div(nib, chunk_rows);
   const int team = int(std::min<int64_t>(nt, ntasks));
@@ -317,10 +329,49 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
   TaskShares tasks(ntasks, team);
   team_run(team, [&](int me) {
     uint32_t* const Bg = tl_amx_b.elems<uint32_t>(group * pass_blocks * kBlockWords);
-    uint32_t* const Aq = tl_amx_a.elems<uint32_t>(pass_blocks * kBlockWords);
+    uint32_t* const Aq = tl_amx_a.elems<uint32_t>((stream_b ? nib : 1) * pass_blocks * kBlockWords);
     alignas(64) float edge[kBlk * kBlk];
     bool tiles_ready = false;
+    int a_state = 0;  // stream_b: 0 A not packed yet, 1 packed, 2 holds a value the split cannot carry
+    // C block (i0, j0) += packed A panel x packed B block over nk k blocks; the epilogue after
+    // the last pass.
+    auto run_block = [&](const uint32_t* a, const uint32_t* b, int64_t i0, int64_t j0, int64_t nk, bool load_c,
+                         bool last, const Prefetch& pf) {
+      const int64_t mv = std::min(kBlk, M - i0), nv = std::min(kBlk, N - j0);
+      float* c = C + i0 * ldc + j0;
+      if (mv == kBlk && nv == kBlk) {
+        kernel_32x32(a, b, nk, c, ldc, load_c, pf);
+      } else {  // a ragged block of C goes through a 32 x 32 copy
+        if (load_c) {
+          std::memset(edge, 0, sizeof edge);
+          for (int64_t i = 0; i < mv; ++i) std::memcpy(edge + i * kBlk, c + i * ldc, size_t(nv) * sizeof(float));
+        }
+        kernel_32x32(a, b, nk, edge, kBlk, load_c);
+        for (int64_t i = 0; i < mv; ++i) std::memcpy(c + i * ldc, edge + i * kBlk, size_t(nv) * sizeof(float));
+      }
+      if (last && ep) epilogue_tile(*ep, c, ldc, i0, j0, mv, nv);
+    };
     for (int64_t u; (u = tasks.claim(me)) >= 0;) {
+      if (stream_b) {  // one column block over all rows and all of K (one pass)
+        const int64_t j0 = u * kBlk, j1 = std::min(N, j0 + kBlk);
+        if (a_state == 0) {
+          bool bad = false;
+          for (int64_t ib = 0; ib < nib; ++ib)
+            bad |= pack_block(opA, ib * kBlk, std::min(kBlk, M - ib * kBlk), K, 0, nkb, true, Aq + ib * nkb * kBlockWords);
+          a_state = bad ? 2 : 1;
+        }
+        if (a_state == 2 || pack_block(opB, j0, j1 - j0, K, 0, nkb, false, Bg)) {
+          fallback(0, M, j0, j1);  // (untouched so far)
+          continue;
+        }
+        if (!tiles_ready) {
+          load_tile_config();
+          tiles_ready = true;
+        }
+        for (int64_t ib = 0; ib < nib; ++ib)
+          run_block(Aq + ib * nkb * kBlockWords, Bg, ib * kBlk, j0, nkb, accumulate, true, Prefetch());
+        continue;
+      }
       const int64_t g = u % ngroups, rc = u / ngroups;
       const int64_t ib0 = rc * chunk_rows, ib1 = std::min(nib, ib0 + chunk_rows);
       const int64_t jb0 = g * group, jb1 = std::min(njb, jb0 + group);
@@ -368,23 +419,9 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
           }
           const int64_t pf_total = next.count, ncb = jb1 - jb0;
           for (int64_t jb = jb0; jb < jb1; ++jb) {
-            const int64_t j0 = jb * kBlk, nv = std::min(kBlk, N - j0);
-            const uint32_t* b = Bg + (jb - jb0) * nk * kBlockWords;
-            float* c = C + i0 * ldc + j0;
-            const bool load_c = !first || accumulate;
             next.first = pf_total * (jb - jb0) / ncb;
             next.count = pf_total * (jb - jb0 + 1) / ncb - next.first;
-            if (mv == kBlk && nv == kBlk) {
-              kernel_32x32(Aq, b, nk, c, ldc, load_c, next);
-            } else {  // a ragged block of C goes through a 32 x 32 copy
-              if (load_c) {
-                std::memset(edge, 0, sizeof edge);
-                for (int64_t i = 0; i < mv; ++i) std::memcpy(edge + i * kBlk, c + i * ldc, size_t(nv) * sizeof(float));
-              }
-              kernel_32x32(Aq, b, nk, edge, kBlk, load_c);
-              for (int64_t i = 0; i < mv; ++i) std::memcpy(c + i * ldc, edge + i * kBlk, size_t(nv) * sizeof(float));
-            }
-            if (last && ep) epilogue_tile(*ep, c, ldc, i0, j0, mv, nv);
+            run_block(Aq, Bg + (jb - jb0) * nk * kBlockWords, i0, jb * kBlk, nk, !first || accumulate, last, next);
           }
         }
         if (redone) break;

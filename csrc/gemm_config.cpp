@@ -125,12 +125,15 @@ int64_t c_align_lead(const T* C, int64_t ldc, int64_t N, int NR) {
 }
 
 bool use_amx(int64_t M, int64_t N, int64_t K) {
-  // Measured f32 on Xeon (AMX), thread CPU time, best of interleaved runs, AMX vs the FMA path
-  // (GFLOP/s, 1 thread): 1024^3 221 vs 168; 512^3 209 vs 171; 256x300x784 NT 179 vs 151;
-  // 784x300x256 TN 186 vs 153; 256x784x300 NN 176 vs 174. Few rows lose: packing B's three
-  // pieces is repaid over only M / 32 row blocks (64x300x784 NT 121-132 vs 137-143), and
-  // narrow C pads its 32 x 32 blocks (64x100x300 NT 70 vs 112, 6400x16x150 51 vs 122).
-  return M >= 128 && N >= 64 && K >= 64 && M * N >= 128 * 128;
+  // Measured f32 on Xeon (AMX), best of interleaved runs, AMX vs the FMA path vs torch
+  // (GFLOP/s, 1 thread thread-CPU time / 2 threads wall time): 1024^3 215 / 168 / 177 at 1;
+  // 256x300x784 NN 190 / 155 / 163 at 1, 364 / 273 / 258 at 2; 256x784x300 NT 188 / 160 / 179,
+  // 341 / 268 / 344; 64x300x784 NN 147 / 148 / 166 at 1, 292 / 242 / 263 at 2; 64x784x300 NT
+  // 141 / 140 / 165, 254 / 175 / 303. Short K and narrow C lose (each 32 x 32 block pays its
+  // tile stores, and packing three pieces per value is repaid over too few products):
+  // 64x300x100 NT 97 / 128 at 1, 154 / 199 at 2; 784x300x64 TN 230 / 269 at 2; 64x100x300 NN
+  // 109 / 125; 6400x16x150 51 / 122.
+  return M >= 64 && N >= 64 && K >= 128 && M * N >= 128 * 128;
 }
 
 template <class T>
