@@ -338,7 +338,9 @@ def main():
           f" OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}"
           f" loadavg={os.getloadavg()[0]:.2f} kernels (M=64/256): f32 N=300 '{_C._gemm_kernel_name(300, 'float32', 64)}',"
           f" N=6 '{_C._gemm_kernel_name(6, 'float32')}', N=16 '{_C._gemm_kernel_name(16, 'float32')}',"
-          f" f64 N=300 '{_C._gemm_kernel_name(300, 'float64', 64)}'")
+          f" f64 N=300 '{_C._gemm_kernel_name(300, 'float64', 64)}'"
+          + ("; f32 from 64x64x128: AMX tiles, bf16x9 (float32 accuracy)"
+             if hasattr(_C, "cpu_info") and _C.cpu_info().get("gemm_amx") else ""))
     peak = _C.fma_peak_gflops(0.3)
     print(f"FMA limit of one core (measured: FMA chains, no memory traffic): {peak:.1f} GFLOP/s float32"
           f" = {peak_clock(peak, _C.isa())}")

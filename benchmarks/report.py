@@ -1003,7 +1003,8 @@ def _cpu_facts(_C, smoke):
     return {
         "cpu_model": info["model"],
         "caches": f"L1d {c['l1d'] >> 10} KiB, L2 {c['l2'] >> 10} KiB, L3 {c['l3'] >> 20} MiB ({c['source']})",
-        "gemm_blocking": f"{blk['kernel']}: MR {blk['MR']} NR {blk['NR']} KC {blk['KC']} MC {blk['MC']} NC {blk['NC']}",
+        "gemm_blocking": f"{blk['kernel']}: MR {blk['MR']} NR {blk['NR']} KC {blk['KC']} MC {blk['MC']} NC {blk['NC']}"
+                         + ("; f32 from 64x64x128 on AMX tiles (bf16x9, float32 accuracy)" if info.get("gemm_amx") else ""),
         "fma_peak_gflops": _C.fma_peak_gflops(0.05 if smoke else 0.3),
     }
 
