@@ -2556,3 +2556,515 @@ def cholesky(input, upper=False):
 
 _METHODS.update({"inverse": inverse, "det": det, "logdet": logdet, "slogdet": slogdet, "cholesky": cholesky})
 __all__ += ["inverse", "det", "logdet", "slogdet", "cholesky"]
+
+
+# ================================================================ PyTorch names lamina lacked (parity31)
+# Aliases and compositions of the ops above (gradients come from them) and the elementwise ops
+# in lamina.ops.math (lgamma, digamma, i0, sinc: registered there with their derivatives).
+import math as _pymath  # noqa: E402
+
+e, pi, inf, nan, newaxis = _pymath.e, _pymath.pi, _pymath.inf, _pymath.nan, None
+lgamma = _unary_op(_math.Lgamma, "lgamma")
+digamma = _unary_op(_math.Digamma, "digamma")
+i0 = _unary_op(_math.I0, "i0")
+sinc = _unary_op(_math.Sinc, "sinc")
+absolute = abs
+fix = trunc
+
+
+def concat(tensors, dim=0):
+    from .ops import cat
+    return cat(tensors, dim)
+
+
+def concatenate(tensors, axis=0):
+    from .ops import cat
+    return cat(tensors, axis)
+
+
+def positive(input):
+    x = _need_tensor(input, "positive")
+    if x.dtype == np.bool_:
+        raise TypeError("The `+` operator, on a bool tensor is not supported.")
+    return x
+
+
+def ldexp(input, other):
+    """input * 2**other (a float result, as PyTorch's: integer inputs become the default dtype)."""
+    x = _need_tensor(input, "ldexp")
+    o = other if isinstance(other, Tensor) else Tensor._wrap(np.asarray(other))
+    dt = _promotion.result_type((x, o), get_default_dtype())
+    if np.dtype(dt).kind != "f":
+        dt = get_default_dtype()
+    return x.to(dt) * (2.0 ** o.to(dt))
+
+
+class _Frexp(tuple):
+    """(mantissa, exponent) with PyTorch's field names."""
+
+    @property
+    def mantissa(self):
+        return self[0]
+
+    @property
+    def exponent(self):
+        return self[1]
+
+
+def frexp(input):
+    """x = mantissa * 2**exponent, |mantissa| in [0.5, 1); exponent int32 (no gradient)."""
+    x = _need_tensor(input, "frexp")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"torch.frexp() only supports floating-point dtypes, got {x.dtype}")
+    m, ex = np.frexp(x._data)
+    return _Frexp((Tensor._wrap(np.asarray(m, x.dtype)), Tensor._wrap(np.asarray(ex, np.int32))))
+
+
+def _int_pair(np_fn, name):
+    def f(input, other):
+        x = _need_tensor(input, name)
+        o = _t(other, x)
+        if x.dtype.kind not in "iu" or o.dtype.kind not in "iu":
+            raise RuntimeError(f"{name}: expected integer tensors, got {x.dtype} and {o.dtype}")
+        dt = _promotion.result_type((x, o), get_default_dtype())
+        return Tensor._wrap(np.asarray(np_fn(x._data.astype(dt), o._data.astype(dt)), dt))
+    f.__name__ = name
+    return f
+
+
+gcd = _int_pair(np.gcd, "gcd")
+lcm = _int_pair(np.lcm, "lcm")
+
+
+def angle(input):
+    """The argument of a real number: 0 for x >= 0, pi for x < 0, NaN stays NaN; the gradient is
+    zero, as PyTorch's for real inputs (a `where` that always picks the constant)."""
+    x = _float(input, "angle")
+    with np.errstate(invalid="ignore"):
+        v = np.where(x._data < 0, np.pi, 0.0).astype(x.dtype)
+    v = np.where(np.isnan(x._data), x._data, v)
+    if not x.requires_grad:
+        return Tensor._wrap(v)
+    return _math.Where.apply(np.ones(x.shape, np.bool_), Tensor._wrap(v), x)
+
+
+def nextafter(input, other):
+    x = _need_tensor(input, "nextafter")
+    o = _t(other, x)
+    if x.dtype != o.dtype and not isinstance(other, (int, float)):
+        raise RuntimeError(f"nextafter: expected both inputs to have the same dtype, got {x.dtype} and {o.dtype}")
+    return Tensor._wrap(np.asarray(np.nextafter(x._data, o._data.astype(x.dtype)), x.dtype))
+
+
+def diagflat(input, offset=0):
+    """A square matrix with the flattened input on its `offset`-th diagonal."""
+    return diag(_need_tensor(input, "diagflat").reshape(-1), offset)
+
+
+def is_nonzero(input):
+    x = _need_tensor(input, "is_nonzero")
+    if x.numel() == 0:
+        raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+    if x.numel() > 1:
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    return bool(x._data.reshape(()) != 0)
+
+
+def is_same_size(input, other):
+    return tuple(_need_tensor(input, "is_same_size").shape) == tuple(_need_tensor(other, "is_same_size", "other").shape)
+
+
+def is_signed(input):
+    return _need_tensor(input, "is_signed").dtype.kind in "fi"
+
+
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
+    """obj as a tensor, sharing memory with a tensor or NumPy array when the dtype allows (and
+    copy is not True); copy=False where a copy is needed is an error, as in PyTorch."""
+    from .factory import _check_device, as_tensor
+    _check_device(device)
+    want = None if dtype is None else np.dtype(dtype)
+    if isinstance(obj, Tensor):
+        same = want is None or want == obj.dtype
+        if copy is False and not same:
+            raise ValueError("asarray: can't alias tensor with a different dtype (copy=False)")
+        out = obj if same and not copy else obj.to(want or obj.dtype).clone() if copy else obj.to(want)
+    elif isinstance(obj, np.ndarray) or hasattr(obj, "__array_interface__"):
+        a = np.asarray(obj)
+        if copy is False and want is not None and want != a.dtype:
+            raise ValueError("asarray: can't alias an array with a different dtype (copy=False)")
+        a = np.array(a, dtype=want, copy=True) if copy else a.astype(want or a.dtype, copy=False)
+        from .factory import from_numpy
+        out = from_numpy(a) if a.flags.c_contiguous and not a.strides.count(0) else from_numpy(a.copy())
+    else:
+        if copy is False:
+            raise ValueError(f"asarray: can't alias a {type(obj).__name__} (copy=False)")
+        out = as_tensor(obj, dtype=dtype)
+    if requires_grad:
+        out = out if out.requires_grad else out.detach().requires_grad_(True) if out is obj else out.requires_grad_(True)
+    return out
+
+
+def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
+    """A 1-D tensor sharing the memory of a Python buffer (bytes, bytearray, array.array, ...)."""
+    import warnings
+    dt = np.dtype(dtype)
+    nbytes = memoryview(buffer).nbytes
+    if offset < 0 or offset > nbytes - (0 if count == 0 else 1):
+        raise ValueError(f"both buffer length ({nbytes}) and offset ({offset}) must be greater than zero; "
+                         "offset must be less than the buffer length")
+    if count == -1 and (nbytes - offset) % dt.itemsize:
+        raise ValueError(f"buffer length ({nbytes - offset} after offset) must be a multiple of element size "
+                         f"({dt.itemsize})")
+    if count == 0 or (count == -1 and nbytes == offset):
+        raise ValueError("both buffer length and count must be greater than zero")
+    a = np.frombuffer(buffer, dtype=dt, count=count, offset=offset)
+    if not a.flags.writeable:
+        warnings.warn("The given buffer is not writable, and PyTorch does not support non-writable tensors. "
+                      "This means you can write to the underlying (supposedly non-writable) buffer using the "
+                      "tensor. You may want to copy the buffer to protect its data or make it writable before "
+                      "converting it to a tensor.", UserWarning, stacklevel=2)
+    t = Tensor._wrap(a)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
+    """An uninitialized (here: zero) tensor of `size` with the element strides `stride`."""
+    from .factory import _check_device
+    _check_device(device)
+    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape: {len(stride)} vs {len(size)}")
+    if _builtins.any(s < 0 for s in stride):
+        raise RuntimeError("empty_strided: negative strides are not supported")
+    dt = np.dtype(dtype) if dtype is not None else get_default_dtype()
+    extent = 0 if 0 in size else 1 + _builtins.sum((n - 1) * s for n, s in zip(size, stride))
+    base = np.zeros(extent, dt)
+    a = np.lib.stride_tricks.as_strided(base, size, tuple(s * dt.itemsize for s in stride)) if extent else \
+        np.zeros(size, dt)
+    t = Tensor._wrap(a)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+_MATMUL_PRECISION = ["highest"]
+
+
+def get_float32_matmul_precision():
+    return _MATMUL_PRECISION[0]
+
+
+def set_float32_matmul_precision(precision):
+    """Accepted for PyTorch code; lamina's float32 GEMM always computes in full float32 (no TF32 or
+    bf16 passes), which is what "highest" asks for."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid precision {precision!r}: expected 'highest', 'high' or 'medium'")
+    _MATMUL_PRECISION[0] = precision
+
+
+_INTEROP = [1]
+
+
+def get_num_interop_threads():
+    """lamina runs one op at a time (no inter-op pool): 1 unless set."""
+    return _INTEROP[0]
+
+
+def set_num_interop_threads(n):
+    if int(n) < 1:
+        raise RuntimeError("Number of inter-op threads must be positive")
+    _INTEROP[0] = int(n)
+
+
+class _Histogram(tuple):
+    @property
+    def hist(self):
+        return self[0]
+
+    @property
+    def bin_edges(self):
+        return self[1]
+
+
+def histogram(input, bins, *, range=None, weight=None, density=False):
+    """(hist, bin_edges) as PyTorch's: `bins` equal bins over `range` (default the input's min and
+    max, widened by 0.5 each side when they are equal) or the given edges; the last bin is closed."""
+    x = _need_tensor(input, "histogram")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"torch.histogram: input tensor and bins tensors should have the same dtype, "
+                           f"but got input {x.dtype}")
+    data = x._data.reshape(-1)
+    if isinstance(bins, Tensor):
+        edges = bins._data.astype(x.dtype)
+        if edges.ndim != 1 or edges.size < 1:
+            raise RuntimeError("torch.histogram(): bins tensor should have one dimension and at least 1 element")
+    else:
+        if int(bins) <= 0:
+            raise RuntimeError("torch.histogram(): bins must be > 0")
+        if range is not None:
+            lo, hi = float(range[0]), float(range[1])
+            if lo > hi:
+                raise RuntimeError(f"torch.histogram(): min should not exceed max, but got min {lo} max {hi}")
+        elif data.size:
+            lo, hi = float(data.min()), float(data.max())
+        else:
+            lo, hi = 0.0, 0.0
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        from .factory import linspace
+        edges = linspace(lo, hi, int(bins) + 1, dtype=x.dtype)._data
+    w = None if weight is None else weight._data.reshape(-1).astype(np.float64)
+    inside = (data >= edges[0]) & (data <= edges[-1])
+    idx = np.searchsorted(edges, data, side="right") - 1
+    idx = np.minimum(idx, edges.size - 2)
+    hist = np.bincount(idx[inside], weights=None if w is None else w[inside], minlength=edges.size - 1)
+    hist = hist[:edges.size - 1].astype(x.dtype)
+    if density:
+        hist = (hist / (hist.sum() * np.diff(edges))).astype(x.dtype)
+    return _Histogram((Tensor._wrap(hist), Tensor._wrap(np.array(edges, x.dtype))))
+
+
+__all__ += ["e", "pi", "inf", "nan", "newaxis", "lgamma", "digamma", "i0", "sinc", "absolute", "fix", "concat",
+            "concatenate", "positive", "ldexp", "frexp", "gcd", "lcm", "angle", "nextafter", "diagflat", "is_nonzero",
+            "is_same_size", "is_signed", "asarray", "frombuffer", "empty_strided", "get_float32_matmul_precision",
+            "set_float32_matmul_precision", "get_num_interop_threads", "set_num_interop_threads", "histogram",
+            "greater", "greater_equal", "less", "less_equal", "not_equal"]
+
+
+scatter_reduce = _index.scatter_reduce
+
+
+def masked_scatter(input, mask, source):
+    """input with the places where mask (broadcast to input) holds filled, in order, from
+    source's leading elements: a `where` over an index into source, so both get gradients."""
+    x = _need_tensor(input, "masked_scatter")
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_scatter_: expected BoolTensor for mask, got {m.dtype}")
+    if not isinstance(source, Tensor) or source.dtype != x.dtype:
+        raise RuntimeError("masked_scatter: expected self and source to have same dtypes but got "
+                           f"{x.dtype} and {getattr(source, 'dtype', type(source).__name__)}")
+    m = np.broadcast_to(m, x.shape)
+    need = int(m.sum())
+    if need > source.numel():
+        raise RuntimeError(f"masked_scatter: Number of elements of source < number of ones in mask "
+                           f"({source.numel()} < {need})")
+    if need == 0:
+        return x.clone()
+    pos = np.maximum(np.cumsum(m.reshape(-1)) - 1, 0).reshape(x.shape)
+    picked = source.reshape(-1)[_int64(pos)]
+    return where(Tensor._wrap(np.ascontiguousarray(m)), picked, x)
+
+
+def matrix_power(input, n):
+    """input @ input @ ... (n times) by repeated squaring; n = 0 the identity, n < 0 the inverse's power."""
+    x = _need_tensor(input, "matrix_power")
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they are "
+                           f"{x.shape[-2] if x.ndim >= 2 else 1} by {x.shape[-1] if x.ndim else 1} matrices")
+    n = int(n)
+    if n == 0:
+        eye = Tensor._wrap(np.broadcast_to(np.eye(x.shape[-1], dtype=x.dtype), x.shape).copy())
+        # PyTorch's identity still belongs to the graph (a zero gradient), as angle's result does
+        return _math.Where.apply(np.ones(x.shape, np.bool_), eye, x) if x.requires_grad else eye
+    if n < 0:
+        x, n = inverse(x), -n
+    result, base = None, x
+    while n:
+        if n & 1:
+            result = base if result is None else result @ base
+        n >>= 1
+        if n:
+            base = base @ base
+    return result
+
+
+def matrix_exp(input):
+    """exp(A) by scaling and squaring of a degree-18 Taylor polynomial (Horner form), so its
+    gradient is that of the matmuls: within rounding of PyTorch's Frechet derivative."""
+    x = _need_tensor(input, "matrix_exp")
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise RuntimeError("matrix_exp: expected a tensor of square matrices")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"matrix_exp: expected a floating-point tensor, got {x.dtype}")
+    if x.shape[-1] == 0 or x.numel() == 0:
+        return x.clone()
+    norm = float(np.abs(x._data).sum(-2).max()) if x.numel() else 0.0
+    s = _builtins.max(0, int(np.ceil(np.log2(norm / 0.5))) if norm > 0.5 else 0)
+    a = x * (0.5 ** s) if s else x
+    eye = Tensor._wrap(np.broadcast_to(np.eye(x.shape[-1], dtype=x.dtype), x.shape).copy())
+    y = eye
+    for k in range(18, 0, -1):          # I + A/1 (I + A/2 (I + ... (I + A/18)))
+        y = eye + (a @ y) * (1.0 / k)
+    for _ in range(s):
+        y = y @ y
+    return y
+
+
+def renorm(input, p, dim, maxnorm):
+    """Each slice along dim whose p-norm exceeds maxnorm scaled to norm maxnorm (PyTorch's
+    factor maxnorm / (norm + 1e-7)); differentiable through the norm, as PyTorch's."""
+    x = _need_tensor(input, "renorm")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"renorm: expected a floating-point tensor, got {x.dtype}")
+    if float(p) <= 0:
+        raise RuntimeError(f"renorm: non-positive-norm not supported, got p={p}")
+    if float(maxnorm) < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    d = normalize_dim(dim, x.ndim, "renorm")
+    others = [i for i in range(x.ndim) if i != d]
+    from .ops.stats import vector_norm
+    norms = vector_norm(x, float(p), others, True) if others else x.abs()
+    over = norms._data > maxnorm
+    factor = where(Tensor._wrap(over), float(maxnorm) / (norms + 1e-7), Tensor._wrap(np.ones((), x.dtype)))
+    return x * factor
+
+
+def split_with_sizes(input, split_sizes, dim=0):
+    return split(input, list(split_sizes), dim)
+
+
+def _resize_(self, *sizes, memory_format=None):
+    """Resize in place: the first elements (in order) kept, any new ones zero (PyTorch leaves them
+    uninitialized); not on a tensor that requires grad, as in PyTorch."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    sizes = tuple(int(s) for s in sizes)
+    if self.requires_grad:
+        raise RuntimeError("cannot resize variables that require grad")
+    if _builtins.any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(sizes)}")
+    _inplace.check_inplace(self, "resize_")
+    n = int(np.prod(sizes, dtype=np.int64))
+    if n == self.numel() and self._base is None:
+        self._data = self._data.reshape(sizes) if self._data.flags.c_contiguous else \
+            np.ascontiguousarray(self._data).reshape(sizes)
+    else:
+        if self._base is not None:
+            raise RuntimeError("resize_: lamina cannot resize a view")
+        flat = np.zeros(n, self.dtype)
+        old = self._data.reshape(-1)
+        k = _builtins.min(n, old.size)
+        flat[:k] = old[:k]
+        self._data = flat.reshape(sizes)
+    _inplace.bump_version(self)
+    return self
+
+
+def _log_normal_(self, mean=1.0, std=2.0, *, generator=None):
+    """exp(N(mean, std)) per element, drawn as PyTorch's CPU kernel draws them."""
+    return _serial_fill(self, "log_normal_", generator,
+                        lambda g: _pymath.exp(g._normal_one(float(mean), float(std))),
+                        std > 0 or _bad(f"log_normal_ expects std > 0.0, but found std={std}"))
+
+
+def _geometric_(self, p, *, generator=None):
+    """The number of Bernoulli(p) trials up to the first success: ceil(log(u) / log1p(-p))."""
+    ok = 0 < p < 1 or _bad(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    return _serial_fill(self, "geometric_", generator,
+                        lambda g: _pymath.ceil(_pymath.log(float(g._uniform01(1, np.float64)[0]))
+                                               / _pymath.log1p(-float(p))), ok, float_only=False)
+
+
+def _cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
+    """median + sigma * tan(pi * (u - 1/2))."""
+    return _serial_fill(self, "cauchy_", generator,
+                        lambda g: float(median) + float(sigma) * _pymath.tan(
+                            _pymath.pi * (float(g._uniform01(1, np.float64)[0]) - 0.5)), True)
+
+
+def _bad(msg):
+    raise RuntimeError(msg)
+
+
+def _serial_fill(self, name, generator, draw, ok, float_only=True):
+    _inplace.check_inplace(self, name)
+    if float_only and self.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point tensor, got {self.dtype}")
+    g = _random.generator_of(generator)
+    with g._lock:
+        values = [draw(g) for _ in range(self.numel())]
+    return _inplace.overwrite(self, np.asarray(values, dtype=np.float64).reshape(self.shape).astype(self.dtype), name)
+
+
+def _float_power_(self, exponent):
+    if self.dtype != np.float64:
+        raise RuntimeError(f"the base given to float_power_ has dtype {self.dtype} but the operation's result "
+                           "requires dtype Double")
+    return _inplace.apply_inplace(self, "float_power_", float_power, exponent)
+
+
+def _hardshrink(self, lambd=0.5):
+    from .tensor import _api     # ops.act_extra's (importing it here would close an import circle)
+    return _api.hardshrink(self, lambd)
+
+
+def _prelu(self, weight):
+    from .tensor import _api
+    return _api.prelu(self, weight)
+
+
+def _cumsum_(self, dim, *, dtype=None):
+    return _inplace.apply_inplace(self, "cumsum_", lambda x: cumsum(x, dim, dtype=dtype))
+
+
+class _Layout:
+    """torch.layout: lamina's tensors are all dense and strided."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __repr__(self):
+        return f"torch.{self._name}"
+
+    def __reduce__(self):
+        return (_layout_named, (self._name,))
+
+
+def _layout_named(name):
+    return globals()[name]
+
+
+layout = _Layout
+strided = _Layout("strided")
+
+
+_PARITY_METHODS = {
+    "absolute": abs, "ravel": lambda self: self.reshape(-1), "positive": positive, "renorm": renorm,
+    "prelu": _prelu, "hardshrink": _hardshrink, "sinc": sinc, "exp2": exp2, "lgamma": lgamma, "digamma": digamma,
+    "i0": i0, "fix": fix, "ldexp": ldexp, "frexp": frexp, "gcd": gcd, "lcm": lcm, "angle": angle,
+    "nextafter": nextafter, "diagflat": diagflat, "histogram": histogram,
+    "is_complex": lambda self: False, "is_signed": is_signed, "is_nonzero": is_nonzero,
+    "is_same_size": is_same_size, "is_cpu": property(lambda self: True), "is_sparse": property(lambda self: False),
+    "is_quantized": property(lambda self: False), "is_meta": property(lambda self: False),
+    "layout": property(lambda self: strided), "name": property(lambda self: None),
+    "scatter_reduce": scatter_reduce, "masked_scatter": masked_scatter, "split_with_sizes": split_with_sizes,
+    "resize_": _resize_, "resize_as_": lambda self, other: _resize_(self, tuple(other.shape)),
+    "matrix_power": matrix_power, "matrix_exp": matrix_exp, "cov": cov, "corrcoef": corrcoef,
+    "multinomial": lambda self, num_samples, replacement=False, *, generator=None:
+        _factory_multinomial(self, num_samples, replacement, generator),
+    "greater": gt, "greater_equal": ge, "less": lt, "less_equal": le, "not_equal": ne,
+    "log_normal_": _log_normal_, "geometric_": _geometric_, "cauchy_": _cauchy_,
+    "float_power_": _float_power_, "cumsum_": _cumsum_,
+    "divide_": _inplace_of("divide_", div), "true_divide_": _inplace_of("true_divide_", div),
+}
+
+
+def _factory_multinomial(self, num_samples, replacement, generator):
+    from .factory import multinomial
+    return multinomial(self, num_samples, replacement, generator=generator)
+
+
+# x.name_(...) = name(x, ...) written into x, for the names PyTorch has in place
+for _name, _fn in {"round": round, "trunc": trunc, "sign": sign, "rsqrt": rsqrt, "log1p": log1p, "log2": log2,
+                   "log10": log10, "expm1": expm1, "tan": tan, "exp2": exp2, "eq": eq, "ne": ne, "lt": lt, "le": le,
+                   "gt": gt, "ge": ge, "greater": gt, "greater_equal": ge, "less": lt, "less_equal": le,
+                   "not_equal": ne, "subtract": sub, "multiply": mul, "floor_divide": floor_divide,
+                   "remainder": remainder, "negative": neg, "lgamma": lgamma, "digamma": digamma, "i0": i0,
+                   "sinc": sinc, "fix": fix, "absolute": abs, "gcd": gcd, "lcm": lcm, "ldexp": ldexp,
+                   "nextafter": nextafter, "renorm": renorm, "scatter_reduce": scatter_reduce,
+                   "masked_scatter": masked_scatter, "exp": exp, "clamp": clamp}.items():
+    _PARITY_METHODS.setdefault(_name + "_", _inplace_of(_name + "_", _fn))
+del _name, _fn
+_METHODS.update({k: v for k, v in _PARITY_METHODS.items() if k not in _METHODS})
+__all__ += ["scatter_reduce", "masked_scatter", "matrix_power", "matrix_exp", "renorm", "split_with_sizes",
+            "layout", "strided"]

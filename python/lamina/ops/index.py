@@ -334,3 +334,115 @@ def repeat(input, *sizes):
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"repeat: sizes must be non-negative, got {sizes}")
     return Repeat.apply(input, sizes)
+
+
+# ---------------------------------------------------------------- scatter_reduce
+_REDUCE_AT = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}
+
+
+def _reduce_identity(reduce, dtype):
+    if reduce in ("sum", "mean"):
+        return 0
+    if reduce == "prod":
+        return 1
+    if np.dtype(dtype).kind == "f":
+        return -np.inf if reduce == "amax" else np.inf
+    info = np.iinfo(dtype)
+    return info.min if reduce == "amax" else info.max
+
+
+def _scatter_reduce_samples(dt):
+    r = _rng(73)
+    x = r.standard_normal((3, 4)).astype(dt)
+    src = r.standard_normal((2, 4)).astype(dt)
+    idx = np.array([[0, 1, 2, 0], [2, 1, 1, 0]])
+    return [Sample((x, src), {"dim": 0, "index": idx, "reduce": red, "include_self": inc}, name=f"{red}-{inc}")
+            for red in ("sum", "mean", "prod", "amax", "amin") for inc in (True, False)]
+
+
+@register("scatter_reduce", kernels=("numpy ufunc.at",), dtypes=_F,
+          call=lambda x, src, dim=0, index=None, reduce="sum", include_self=True:
+          x.scatter_reduce(dim, _wrap_index(index), src, reduce, include_self=include_self),
+          samples=_scatter_reduce_samples,
+          torch=lambda torch, x, src, dim=0, index=None, reduce="sum", include_self=True:
+          x.scatter_reduce(dim, torch.as_tensor(index), src, reduce, include_self=include_self))
+class ScatterReduce(Function):
+    """out = x with src reduced into out[index] along dim by sum / prod / mean / amax / amin
+    (include_self=False: the places written start from the reduction's identity instead of x).
+    Gradients as PyTorch's: sum passes dy through; mean divides it by each place's count; prod
+    multiplies by the product of the other operands (exact with zeros); amax / amin split it
+    evenly among the operands equal to the result."""
+
+    @staticmethod
+    def forward(ctx, x, src, dim, idx, reduce, include_self):
+        full = _full_index(idx, dim)
+        part = src[tuple(slice(0, s) for s in idx.shape)]
+        out = x.copy()
+        hit = np.zeros(x.shape, bool)
+        hit[full] = True
+        if not include_self:
+            out[hit] = _reduce_identity(reduce, x.dtype)
+        _REDUCE_AT[reduce].at(out, full, part)
+        count = None
+        if reduce == "mean":
+            count = np.where(hit & include_self, 1, 0).astype(x.dtype)
+            np.add.at(count, full, 1)
+            count = np.maximum(count, 1)
+            out = np.where(hit, out / count if x.dtype.kind == "f" else out // count, out).astype(x.dtype)
+        ctx.dim, ctx.idx, ctx.reduce, ctx.include_self = dim, idx, reduce, include_self
+        ctx.hit, ctx.count, ctx.src_shape = hit, count, src.shape
+        ctx.x, ctx.part, ctx.out = x, part, out
+        return out
+
+    @staticmethod
+    def backward(ctx, dy):
+        full, reduce, hit = _full_index(ctx.idx, ctx.dim), ctx.reduce, ctx.hit
+        x, part, out = ctx.x, ctx.part, ctx.out
+        own = ~hit | ctx.include_self          # where x takes part in the result
+        if reduce == "sum":
+            dx, dpart = np.where(own, dy, 0), dy[full]
+        elif reduce == "mean":
+            g = dy / ctx.count
+            dx, dpart = np.where(own, g, 0), g[full]
+        elif reduce == "prod":
+            # the product of the others at each place: total / v without zeros; with one zero,
+            # the zero's share is the product of the nonzeros and everyone else's is 0
+            zeros = np.where(own & (x == 0), 1, 0)
+            np.add.at(zeros, full, (part == 0).astype(np.int64))
+            nz = np.where(own & (x != 0), x, 1).astype(x.dtype)
+            np.multiply.at(nz, full, np.where(part == 0, 1, part))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dx = np.where(zeros == 0, out / np.where(x == 0, 1, x),
+                              np.where((zeros == 1) & (x == 0), nz, 0))
+                z, n = zeros[full], nz[full]
+                dpart = np.where(z == 0, out[full] / np.where(part == 0, 1, part),
+                                 np.where((z == 1) & (part == 0), n, 0))
+            dx, dpart = np.where(own, dx * dy, 0), dpart * dy[full]
+        else:
+            ties = np.where(own & (x == out), 1, 0).astype(dy.dtype)
+            np.add.at(ties, full, (part == out[full]).astype(dy.dtype))
+            g = dy / np.maximum(ties, 1)
+            dx = np.where(own & (x == out), g, 0)
+            dpart = np.where(part == out[full], g[full], 0)
+        dsrc = np.zeros(ctx.src_shape, dtype=dy.dtype)
+        dsrc[tuple(slice(0, s) for s in ctx.idx.shape)] = dpart
+        return dx.astype(dy.dtype), dsrc, None, None, None, None
+
+
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    """PyTorch's scatter_reduce: src reduced into input's places named by index along dim."""
+    op = "scatter_reduce"
+    reduce = {"max": "amax", "min": "amin"}.get(reduce, reduce)     # PyTorch takes these too
+    if reduce not in _REDUCE_AT:
+        raise RuntimeError(f"{op}(): reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    if not isinstance(src, Tensor):
+        raise TypeError(f"{op}(): argument 'src' must be Tensor, not {type(src).__name__}")
+    d = normalize_dim(dim, input.ndim, op)
+    idx = _index_array(index, op)
+    _check_gather_index(input.shape, idx, d, op)
+    if src.ndim != idx.ndim or any(i > s for i, s in zip(idx.shape, src.shape)):
+        raise RuntimeError(f"{op}: index shape {tuple(idx.shape)} must not exceed src shape {tuple(src.shape)}")
+    if src.dtype != input.dtype:
+        raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype")
+    idx = np.where(idx < 0, idx + input.shape[d], idx)
+    return ScatterReduce.apply(input, src, d, idx, reduce, bool(include_self))

@@ -198,3 +198,92 @@ class Atan2(Function):
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = a * a + b * b
             return (dy * b / r2).astype(dy.dtype), (dy * -a / r2).astype(dy.dtype)
+
+
+# ---------------------------------------------------------------- gamma family, i0, sinc
+# No SciPy (not a dependency): lgamma from C's lgamma through math.lgamma; digamma and trigamma
+# by the recurrence psi(x) = psi(x + 1) - 1/x up to x >= 16, then their asymptotic series (error
+# below 1e-16 there), and the reflection formulas for x < 0.5; i1 (i0's derivative) by its power
+# series, whose terms are all positive, so no cancellation.
+def _lgamma1(v):
+    return _pymath.inf if v <= 0 and v == _pymath.floor(v) else _pymath.lgamma(v)   # poles: +inf, as PyTorch
+
+
+def _lgamma(x):
+    return np.asarray(np.frompyfunc(_lgamma1, 1, 1)(x.astype(np.float64)), np.float64).astype(x.dtype) \
+        if x.size else x.copy()
+
+
+def _psi_series(x, order):
+    """digamma (order 0) or trigamma (order 1) for float64 x >= 0.5."""
+    acc = np.zeros_like(x)
+    x = x.copy()
+    for _ in range(16):
+        small = x < 16.0
+        if not small.any():
+            break
+        acc = np.where(small, acc + (-1.0 / x if order == 0 else 1.0 / (x * x)), acc)
+        x = np.where(small, x + 1.0, x)
+    r = 1.0 / (x * x)
+    if order == 0:
+        tail = np.log(x) - 0.5 / x - r * (1 / 12 - r * (1 / 120 - r * (1 / 252 - r * (1 / 240 - r * (1 / 132)))))
+    else:
+        tail = 1.0 / x + 0.5 * r + (r / x) * (1 / 6 - r * (1 / 30 - r * (1 / 42 - r * (1 / 30 - r * (5 / 66)))))
+    return acc + tail
+
+
+def _polygamma01(x, order):
+    """digamma / trigamma in x's dtype (computed in float64): PyTorch's values at the poles,
+    digamma(0) = -inf and NaN at the negative integers."""
+    x64 = np.asarray(x, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        low = x64 < 0.5
+        refl = np.where(low, 1.0 - x64, x64)
+        base = _psi_series(np.where(np.isfinite(refl), refl, 1.0), order)
+        base = np.where(np.isfinite(refl), base, np.log(refl) if order == 0 else 0.0)
+        s = np.sin(np.pi * x64)
+        if order == 0:
+            out = np.where(low, base - np.pi * np.cos(np.pi * x64) / s, base)
+            out = np.where(x64 == 0, -np.inf, out)
+        else:
+            out = np.where(low, np.pi * np.pi / (s * s) - base, base)
+            out = np.where(x64 == 0, np.inf, out)
+        out = np.where(low & (x64 == np.floor(x64)) & (x64 != 0), np.nan, out)
+    return out.astype(np.asarray(x).dtype)
+
+
+def _i1(x):
+    """The modified Bessel function I1 in float64: sum_k (x/2)^(2k+1) / (k! (k+1)!)."""
+    x64 = np.asarray(x, np.float64)
+    h = x64 / 2
+    term = h.copy()
+    total = h.copy()
+    for k in range(1, 1000):
+        term = term * (h * h) / (k * (k + 1))
+        total = total + term
+        if not np.any(np.abs(term) > 1e-17 * np.abs(total)):
+            break
+    return total
+
+
+def _sinc(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = (np.pi * x.astype(np.float64))
+        return np.where(x == 0, 1.0, np.sin(px) / px).astype(x.dtype)
+
+
+def _sinc_grad(x, y):
+    """(cos(pi x) pi x - sin(pi x)) / (pi x^2), 0 at 0 (PyTorch's)."""
+    px = np.pi * x.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (np.cos(px) * px - np.sin(px)) / (px * x)
+    return np.where(x == 0, 0.0, g).astype(x.dtype)
+
+
+Lgamma = _unary("lgamma", "Lgamma", _lgamma, lambda x, y: _polygamma01(x, 0), dict(seed=103, positive=True),
+                "lgamma'(x) = digamma(x)")
+Digamma = _unary("digamma", "Digamma", lambda x: _polygamma01(x, 0), lambda x, y: _polygamma01(x, 1),
+                 dict(seed=104), "digamma'(x) = trigamma(x) = polygamma(1, x)")
+I0 = _unary("i0", "I0", lambda x: np.i0(x.astype(np.float64)).astype(x.dtype),
+            lambda x, y: _i1(x).astype(x.dtype), dict(seed=105), "i0'(x) = i1(x)")
+Sinc = _unary("sinc", "Sinc", _sinc, lambda x, y: _sinc_grad(x, y), dict(seed=106), "sin(pi x) / (pi x), 1 at 0")
