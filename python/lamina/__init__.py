@@ -34,6 +34,7 @@ from .functions import _install_methods  # noqa: E402
 
 _install_methods()
 from . import autograd, nn, optim, models  # noqa: E402,F401
+from ._torch_nn import *  # noqa: E402,F401,F403  (torch.conv2d, torch.batch_norm, ...: ATen's signatures)
 from . import accelerator, amp, backends, cuda, jit, utils, data, datasets, distributed, onnx, transforms, signal, viz  # noqa: E402,F401
 from . import distributions  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401

@@ -224,7 +224,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 # Normalization and dropout: the functional forms beside their modules (ops in lamina.ops.norm).
 from .normalization import (batch_norm, dropout, dropout1d, dropout2d, dropout3d, group_norm, rms_norm,  # noqa: E402,F401
-                            instance_norm, layer_norm)
+                            instance_norm, layer_norm, alpha_dropout, feature_alpha_dropout)
 
 
 def bilinear(input1, input2, weight, bias=None):
@@ -256,3 +256,6 @@ def _inplace_alias(name):
 for _name in ("relu", "elu", "leaky_relu", "hardtanh", "threshold", "selu", "celu"):
     globals()[_name + "_"] = _inplace_alias(_name)
 del _name
+
+
+native_channel_shuffle = channel_shuffle  # noqa: F821  (PyTorch's name for the same op)

@@ -226,6 +226,45 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     return DropoutFn.apply(input, float(p), int(input.shape[-1] * input.shape[-2]))
 
 
+_SELU_ALPHA_PRIME = 1.7580993408473766   # -SELU's scale * alpha: the value SELU saturates to
+
+
+def _alpha_dropout(input, p, training, inplace, feature, name):
+    """PyTorch's alpha dropout: dropped units are set to SELU's saturation value -alpha', then an
+    affine map a * x + b restores zero mean and unit variance for SELU-normal input. The mask is
+    drawn as PyTorch's bernoulli_(1 - p) draws it (one per element, or one per (N, C) channel for
+    the feature form); p = 1 gives zeros, as there. A composition (x * noise + b), so the gradient
+    is dy * a at the kept units and 0 at the dropped ones."""
+    _check_p(p)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    _check_float(input)
+    if feature and input.ndim < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    if inplace:
+        return apply_inplace(input, name + "_", lambda x: _alpha_dropout(x, p, True, False, feature, name))
+    dt = input.dtype
+    if p == 1.0:
+        return input * Tensor._wrap(np.zeros((), dt))
+    from .. import random as _random
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2) if feature else tuple(input.shape)
+    keep = _random.default_generator().bernoulli(1.0 - p, int(np.prod(shape))).reshape(shape).astype(dt)
+    alpha = _SELU_ALPHA_PRIME
+    a = 1.0 / np.sqrt((alpha * alpha * p + 1) * (1 - p))
+    b = ((keep - 1) * (alpha * a) + alpha * a * p).astype(dt)
+    return input * Tensor._wrap((keep * a).astype(dt)) + Tensor._wrap(b)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Dropout that keeps SELU's self-normalizing mean 0 and variance 1 (PyTorch's F.alpha_dropout)."""
+    return _alpha_dropout(input, p, training, inplace, False, "alpha_dropout")
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """alpha_dropout of whole channels: one draw per (N, C) (PyTorch's F.feature_alpha_dropout)."""
+    return _alpha_dropout(input, p, training, inplace, True, "feature_alpha_dropout")
+
+
 # --------------------------------------------------------------------------- modules
 def _check_device(device):
     if device is not None and str(device) != "cpu":
@@ -478,6 +517,20 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class AlphaDropout(Dropout):
+    """Alpha dropout for SELU networks while training (PyTorch's nn.AlphaDropout); identity in eval."""
+
+    def forward(self, x):
+        return alpha_dropout(x, self.p, self.training, self.inplace)
+
+
+class FeatureAlphaDropout(Dropout):
+    """Alpha dropout of whole channels (PyTorch's nn.FeatureAlphaDropout)."""
+
+    def forward(self, x):
+        return feature_alpha_dropout(x, self.p, self.training, self.inplace)
 
 
 class Dropout2d(Dropout):

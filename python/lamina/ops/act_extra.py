@@ -12,7 +12,7 @@ import numpy as np
 from .._inplace import apply_inplace
 from ..tensor import Function, Tensor, float32, float64
 from .nn_extra import _float_input
-from .registry import BadSample, Sample, register
+from .registry import BadSample, Sample, export, register
 
 # The public functional names: lamina.nn.functional re-exports every name listed here.
 __all__ = ["celu", "glu", "hardshrink", "hardsigmoid", "hardswish", "hardtanh", "logsigmoid", "prelu", "relu6",
@@ -179,6 +179,7 @@ def tanhshrink(input):
     return TanhshrinkFn.apply(input)
 
 
+@export
 def hardshrink(input, lambd=0.5):
     """x where |x| > lambd, else 0."""
     _float_input(input, "hardshrink")
@@ -264,6 +265,7 @@ class PReLUFn(Function):
         return dx, dw.reshape(w.shape).astype(w.dtype, copy=False)
 
 
+@export
 def prelu(input, weight):
     """max(0, x) + weight * min(0, x), weight one slope or one per channel (dim 1)."""
     _float_input(input, "prelu")
@@ -274,3 +276,37 @@ def prelu(input, weight):
         raise ValueError(f"weight: prelu expected 1 slope or {channels} (one per channel), got shape "
                          f"{tuple(weight.shape)}")
     return PReLUFn.apply(input, weight)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    """Randomized leaky ReLU (PyTorch's F.rrelu). Training: each x <= 0 is multiplied by its own
+    slope drawn uniformly from [lower, upper] (one 53-bit uniform per such element, in order, as
+    PyTorch's CPU kernel draws them); eval: leaky_relu with slope (lower + upper) / 2. A
+    composition (x * slopes), so the gradient is dy times the slope used."""
+    if inplace:
+        return apply_inplace(input, "rrelu_", rrelu, lower, upper, training)
+    _float_input(input, "rrelu")
+    if not float(lower) <= float(upper):
+        raise RuntimeError(f"Lower bound should be less than or equal to the upper bound, got lower={lower}, "
+                           f"upper={upper}")
+    if not training:
+        from .activation import activation
+        return activation(input, "leaky_relu", (float(lower) + float(upper)) / 2)
+    from .. import random as _random
+    x = input._data
+    neg = x <= 0
+    slopes = np.ones(x.shape, np.float64)
+    g = _random.default_generator()
+    with g._lock:
+        u = g._uniform01(int(neg.sum()), np.float64)
+    # PyTorch takes the bounds in the input's dtype first (float32 rounds 0.1 before the draw)
+    lo, hi = (float(x.dtype.type(lower)), float(x.dtype.type(upper)))
+    slopes[neg] = u * (hi - lo) + lo
+    return input * Tensor._wrap(slopes.astype(x.dtype))
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+__all__ += ["rrelu", "rrelu_"]

@@ -199,3 +199,37 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     if x.ndim == 1:
         loss = loss[0]
     return _reduce(loss, _legacy_reduction(size_average, reduce, reduction))
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Per sample: sum over its target classes j (target's leading entries, up to the first -1)
+    and the non-target classes i of max(0, 1 - x[j] + x[i]), divided by the C classes (PyTorch's
+    multilabel_margin_loss); a composition, so the gradient is the hinge's (0 at the kink)."""
+    from .activation import activation
+    x = _float(input, "input")
+    t = np.asarray(target._data if isinstance(target, Tensor) else target)
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"multilabel_margin_loss: expected an int64 target, got {t.dtype}")
+    if x.ndim > 2 or t.shape != tuple(x.shape):
+        raise RuntimeError(f"multilabel_margin_loss: inconsistent target size: {list(t.shape)} for input of size: "
+                           f"{list(x.shape)}")
+    one = x.ndim < 2
+    x2 = x.reshape(1, -1) if one else x
+    t2 = t.reshape(tuple(x2.shape)).astype(np.int64)
+    n, c = x2.shape
+    valid = np.cumprod(t2 != -1, axis=1).astype(bool)          # entries before the first -1
+    if np.any(valid & ((t2 < 0) | (t2 >= c))):
+        raise RuntimeError(f"multilabel_margin_loss: target index out of range [0, {c})")
+    safe = np.where(valid, t2, 0)
+    is_target = np.zeros((n, c), bool)
+    rows = np.repeat(np.arange(n), c)[valid.reshape(-1)]
+    is_target[rows, t2[valid]] = True
+    xt = x2.gather(1, Tensor._wrap(safe))                                               # (n, c): x[y_j]
+    margins = 1 - xt.unsqueeze(2) + x2.unsqueeze(1)                                    # (n, j, i)
+    weight = (valid[:, :, None] & ~is_target[:, None, :]).astype(x.dtype)
+    loss = (activation(margins, "relu") * Tensor._wrap(weight)).sum((1, 2)) / c
+    loss = loss.reshape(()) if one else loss
+    return _reduce(loss, _legacy_reduction(size_average, reduce, reduction))
+
+
+__all__ += ["multilabel_margin_loss"]

@@ -17,7 +17,7 @@ from .registry import BadSample, Sample, register
 
 # The public functional names: lamina.nn.functional re-exports every name listed here.
 __all__ = ["binary_cross_entropy", "channel_shuffle", "elu", "embedding", "embedding_bag", "gelu", "gumbel_softmax",
-           "lp_pool1d", "lp_pool2d", "max_unpool1d", "max_unpool2d", "pdist", "local_response_norm", "mish", "pad", "silu"]
+           "lp_pool1d", "lp_pool2d", "max_unpool1d", "max_unpool2d", "max_unpool3d", "pdist", "local_response_norm", "mish", "pad", "silu"]
 
 _F = (float32, float64)
 _erf = np.vectorize(math.erf, otypes=[np.float64])    # the test reference for exact GELU
@@ -650,6 +650,11 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """The partial inverse of max_pool1d(return_indices=True): values at their indices, zeros elsewhere."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool3d(return_indices=True): values at their indices, zeros elsewhere."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3)
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):

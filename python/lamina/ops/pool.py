@@ -18,7 +18,8 @@ from ._window import _as_array, _check_float, _is_int, _tuple
 from .registry import BadSample, Sample, register
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_avg_pool1d",
-           "adaptive_max_pool2d", "adaptive_max_pool1d"]
+           "adaptive_max_pool2d", "adaptive_max_pool1d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+           "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices"]
 _F = (float32, float64)
 
 
@@ -334,3 +335,22 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
     if return_indices:
         return out[0].squeeze(-2), out[1].squeeze(-2)
     return out.squeeze(-2)
+
+
+# PyTorch's F.*_with_indices: the return_indices=True forms under their own names
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool1d(input, output_size, return_indices=True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool2d(input, output_size, return_indices=True)

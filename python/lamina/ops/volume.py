@@ -19,7 +19,8 @@ import numpy as np
 from ..tensor import Tensor
 from ._window import _is_int, _tuple
 
-__all__ = ["conv3d", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d"]
+__all__ = ["conv3d", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d", "adaptive_max_pool3d",
+           "adaptive_max_pool3d_with_indices", "max_pool3d_with_indices", "lp_pool3d"]
 
 
 def _volume(input, name):
@@ -112,7 +113,8 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     from .pool import max_pool2d
     from .shape import stack
     if return_indices:
-        raise NotImplementedError("max_pool3d: return_indices=True is not supported by lamina")
+        y = max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode)
+        return y, _max_pool3d_indices(input, kernel_size, stride, padding, dilation, tuple(y.shape[-3:]))
     if _volume(input, "max_pool3d"):
         return max_pool3d(input.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode).squeeze(0)
     k = _tuple(kernel_size, 3, "kernel_size", 1)
@@ -184,3 +186,78 @@ def adaptive_avg_pool3d(input, output_size):
     planes = [adaptive_avg_pool2d(input[:, :, a:b].mean(2), (oh, ow))
               for a, b in _adaptive_bounds(input.shape[2], od)]
     return stack(planes, 2)
+
+
+def _max_pool3d_indices(input, kernel_size, stride, padding, dilation, out):
+    """The flat (d, h, w) position in each input volume of every window's first maximum, as
+    PyTorch's max_pool3d(return_indices=True) gives them (NumPy; indices have no gradient)."""
+    k = _tuple(kernel_size, 3, "kernel_size", 1)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _tuple(stride, 3, "stride", 1)
+    p = _tuple(padding, 3, "padding", 0)
+    d = _tuple(dilation, 3, "dilation", 1)
+    x = input._data
+    size, lead = x.shape[-3:], x.ndim - 3
+    right = [max(0, (out[a] - 1) * s[a] + d[a] * (k[a] - 1) + 1 - size[a] - p[a]) for a in range(3)]
+    xp = np.pad(x, [(0, 0)] * lead + [(p[a], right[a]) for a in range(3)], constant_values=-np.inf)
+    best = np.full(x.shape[:-3] + tuple(out), -np.inf, x.dtype)
+    where_ = np.zeros(best.shape, np.int64)
+    grid = np.meshgrid(*(np.arange(o) for o in out), indexing="ij")
+    for kd in range(k[0]):
+        for kh in range(k[1]):
+            for kw in range(k[2]):
+                taps = (kd, kh, kw)
+                v = xp[(Ellipsis,) + tuple(slice(taps[a] * d[a], taps[a] * d[a] + s[a] * (out[a] - 1) + 1, s[a])
+                                           for a in range(3))]
+                z = [grid[a] * s[a] - p[a] + taps[a] * d[a] for a in range(3)]
+                # the first maximum in (d, h, w) order wins; a NaN is the maximum, as in PyTorch
+                upd = (v > best) | (np.isnan(v) & ~np.isnan(best))
+                best = np.where(upd, v, best)
+                where_ = np.where(upd, (z[0] * size[1] + z[1]) * size[2] + z[2], where_)
+    return Tensor._wrap(where_)
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Max pooling to a fixed (D, H, W) output, PyTorch's windows; indices are flat (d, h, w)
+    positions in each volume (the first maximum's). Each cell takes the max of its window."""
+    from .pool import _adaptive_bounds
+    from .shape import stack
+    if _volume(input, "adaptive_max_pool3d"):
+        out = adaptive_max_pool3d(input.unsqueeze(0), output_size, return_indices)
+        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
+    D, H, W = input.shape[2:]
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 3:
+        output_size = tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
+    od, oh, ow = _tuple(output_size, 3, "output_size", 1)
+    vals, idxs = [], []
+    vol = np.arange(D * H * W).reshape(D, H, W)
+    for ds, de in _adaptive_bounds(D, od):
+        for hs, he in _adaptive_bounds(H, oh):
+            for ws, we in _adaptive_bounds(W, ow):
+                win = input[:, :, ds:de, hs:he, ws:we]
+                v, i = win.reshape(*win.shape[:2], -1).max(-1)
+                vals.append(v)
+                if return_indices:
+                    idxs.append(vol[ds:de, hs:he, ws:we].reshape(-1)[i.numpy()])
+    y = stack(vals, -1).reshape(*input.shape[:2], od, oh, ow)
+    if not return_indices:
+        return y
+    return y, Tensor._wrap(np.stack(idxs, -1).reshape(*input.shape[:2], od, oh, ow).astype(np.int64))
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool3d(input, output_size, return_indices=True)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum of x^p over each window)^(1/p), PyTorch's lp_pool3d (avg_pool3d of x^p times the window size)."""
+    from ..functions import sign
+    from .activation import activation
+    k = _tuple(kernel_size, 3, "kernel_size", 1)
+    norm_type = float(norm_type)
+    pooled = avg_pool3d(input ** norm_type, kernel_size, stride, 0, ceil_mode)
+    return (sign(pooled) * activation(pooled.abs(), "relu")).mul(float(np.prod(k))) ** (1.0 / norm_type)

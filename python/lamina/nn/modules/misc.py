@@ -109,6 +109,10 @@ class AdaptiveMaxPool2d(_AdaptivePool):
     _fn = "adaptive_max_pool2d"
 
 
+class AdaptiveMaxPool3d(_AdaptivePool):
+    _fn = "adaptive_max_pool3d"
+
+
 class AdaptiveMaxPool1d(_AdaptivePool):
     _fn = "adaptive_max_pool1d"
 
@@ -305,7 +309,7 @@ class _MaxUnpool(Module):
         self.stride = stride if stride is not None else kernel_size
 
     def forward(self, input, indices, output_size=None):
-        f = F.max_unpool1d if self._nd == 1 else F.max_unpool2d
+        f = {1: F.max_unpool1d, 2: F.max_unpool2d, 3: F.max_unpool3d}[self._nd]
         return f(input, indices, self.kernel_size, self.stride, self.padding, output_size)
 
     def extra_repr(self):
@@ -330,7 +334,7 @@ class _LPPool(Module):
         self.norm_type, self.kernel_size, self.stride, self.ceil_mode = norm_type, kernel_size, stride, ceil_mode
 
     def forward(self, x):
-        f = F.lp_pool1d if self._nd == 1 else F.lp_pool2d
+        f = {1: F.lp_pool1d, 2: F.lp_pool2d, 3: F.lp_pool3d}[self._nd]
         return f(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
 
     def extra_repr(self):
@@ -344,6 +348,15 @@ class LPPool1d(_LPPool):
 
 class LPPool2d(_LPPool):
     _nd = 2
+
+
+class LPPool3d(_LPPool):
+    _nd = 3
+
+
+class MaxUnpool3d(_MaxUnpool):
+    """PyTorch's ``nn.MaxUnpool3d``."""
+    _nd = 3
 
 
 class DataParallel(Module):
@@ -381,3 +394,73 @@ class LazyLinear(Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self._bias}"
+
+
+class _LazyModule(Module):
+    """A module whose channel count is read from its first input (PyTorch's nn.Lazy*): the real
+    layer is built then, with its usual initial draws, and this module becomes it, as LazyLinear
+    does. `_build(channels)` makes the layer; `_channel_dim(x)` says where the channels are."""
+    _unbatched_ndim = None        # the input rank at which there is no batch dim (channels at 0)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self._args, self._kwargs = args, kwargs
+
+    def _channels(self, x):
+        return x.shape[0] if self._unbatched_ndim is not None and x.ndim == self._unbatched_ndim else x.shape[1]
+
+    def forward(self, *inputs, **kwargs):
+        training = self.training
+        real = self._build(int(self._channels(inputs[0])))
+        self.__dict__.clear()
+        self.__dict__.update(real.__dict__)
+        self.training = training
+        self.__class__ = type(real)
+        return self(*inputs, **kwargs)
+
+    def has_uninitialized_params(self):
+        return True
+
+    def extra_repr(self):
+        return ", ".join([repr(a) for a in self._args] + [f"{k}={v!r}" for k, v in self._kwargs.items()])
+
+
+def _lazy(name, make, unbatched_ndim=None, doc="", defaults=None):
+    def build(self, c):
+        return make()(c, *self._args, **{**(defaults or {}), **self._kwargs})
+    cls = type(name, (_LazyModule,), {"_build": build,
+                                      "_unbatched_ndim": unbatched_ndim, "__doc__": doc, "__module__": __name__})
+    return cls
+
+
+def _conv_cls(n):
+    from . import conv
+    return getattr(conv, n)
+
+
+def _norm_cls(n):
+    from .. import normalization
+    return getattr(normalization, n)
+
+
+# PyTorch's LazyInstanceNorm defaults differ from InstanceNorm's: affine and running statistics on
+_LAZY_INSTANCE = {"affine": True, "track_running_stats": True}
+LazyConv1d = _lazy("LazyConv1d", lambda: _conv_cls("Conv1d"), 2, "nn.Conv1d with in_channels from the first input.")
+LazyConv2d = _lazy("LazyConv2d", lambda: _conv_cls("Conv2d"), 3, "nn.Conv2d with in_channels from the first input.")
+LazyConv3d = _lazy("LazyConv3d", lambda: _conv_cls("Conv3d"), 4, "nn.Conv3d with in_channels from the first input.")
+LazyConvTranspose1d = _lazy("LazyConvTranspose1d", lambda: ConvTranspose1d, 2,
+                            "nn.ConvTranspose1d with in_channels from the first input.")
+LazyConvTranspose2d = _lazy("LazyConvTranspose2d", lambda: ConvTranspose2d, 3,
+                            "nn.ConvTranspose2d with in_channels from the first input.")
+LazyBatchNorm1d = _lazy("LazyBatchNorm1d", lambda: _norm_cls("BatchNorm1d"), None,
+                        "nn.BatchNorm1d with num_features from the first input's dim 1.")
+LazyBatchNorm2d = _lazy("LazyBatchNorm2d", lambda: _norm_cls("BatchNorm2d"), None,
+                        "nn.BatchNorm2d with num_features from the first input's dim 1.")
+LazyBatchNorm3d = _lazy("LazyBatchNorm3d", lambda: _norm_cls("BatchNorm3d"), None,
+                        "nn.BatchNorm3d with num_features from the first input's dim 1.")
+LazyInstanceNorm1d = _lazy("LazyInstanceNorm1d", lambda: _norm_cls("InstanceNorm1d"), None,
+                           "nn.InstanceNorm1d with num_features from the first input's dim 1.", _LAZY_INSTANCE)
+LazyInstanceNorm2d = _lazy("LazyInstanceNorm2d", lambda: _norm_cls("InstanceNorm2d"), None,
+                           "nn.InstanceNorm2d with num_features from the first input's dim 1.", _LAZY_INSTANCE)
+LazyInstanceNorm3d = _lazy("LazyInstanceNorm3d", lambda: _norm_cls("InstanceNorm3d"), None,
+                           "nn.InstanceNorm3d with num_features from the first input's dim 1.", _LAZY_INSTANCE)
