@@ -74,5 +74,8 @@ def test_3d_modules_match_torch():
         kw = {"dtype": torch.float64} if name == "BatchNorm3d" else {}
         tm, lm = getattr(torch.nn, name)(*args, **kw), getattr(lamina.nn, name)(*args, **({"dtype": lamina.float64} if kw else {}))
         _check(lm, tm)
-    with pytest.raises(NotImplementedError, match="return_indices"):
-        F.max_pool3d(lamina.tensor(X), 2, return_indices=True)
+    # return_indices (once refused here): PyTorch's values and flat (d, h, w) indices
+    got_v, got_i = F.max_pool3d(lamina.tensor(X), 2, return_indices=True)
+    want_v, want_i = torch.nn.functional.max_pool3d(torch.tensor(X), 2, return_indices=True)
+    np.testing.assert_array_equal(got_v.numpy(), want_v.numpy())
+    np.testing.assert_array_equal(got_i.numpy(), want_i.numpy())

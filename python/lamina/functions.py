@@ -2700,8 +2700,9 @@ def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
         if copy is False:
             raise ValueError(f"asarray: can't alias a {type(obj).__name__} (copy=False)")
         out = as_tensor(obj, dtype=dtype)
-    if requires_grad:
-        out = out if out.requires_grad else out.detach().requires_grad_(True) if out is obj else out.requires_grad_(True)
+    if requires_grad and not out.requires_grad:
+        # a new tensor on the same memory: the caller's own tensor is not changed
+        out = (out.detach() if out is obj else out).requires_grad_(True)
     return out
 
 
