@@ -664,3 +664,44 @@ def test_cpu_info_reports_amx_path():
     assert isinstance(info["gemm_amx"], bool)
     if info["gemm_amx"]:
         assert info["amx_tile"] and info["avx512_bf16"] and info["isa"] == "avx512"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_amx_path_random_shapes_strides_and_epilogues(seed):
+    """Random shapes, transposes, row strides, beta, epilogues and thread counts, some with an
+    inf / NaN / tiny value: the AMX path (where present) gives the FMA path's NaN and inf
+    pattern and float32-class error against float64."""
+    rng = np.random.default_rng(seed)
+    for _ in range(12):
+        M, N = (int(x) for x in rng.integers(1, 300, 2))
+        K = int(rng.integers(1, 1400))
+        ta, tb = bool(rng.integers(2)), bool(rng.integers(2))
+        pad = int(rng.integers(0, 3)) * 7
+        a = rng.standard_normal((K, M + pad) if ta else (M, K + pad)).astype(np.float32)[:, : (M if ta else K)]
+        b = rng.standard_normal((N, K + pad) if tb else (K, N + pad)).astype(np.float32)[:, : (K if tb else N)]
+        if rng.random() < 0.3:
+            t = a if rng.random() < 0.5 else b
+            t[tuple(int(rng.integers(0, s)) for s in t.shape)] = rng.choice([np.inf, -np.inf, np.nan, 1e-36])
+        beta = float(rng.choice([0.0, 1.0]))
+        c0 = rng.standard_normal((M, N)).astype(np.float32)
+        bias = rng.standard_normal(N).astype(np.float32) if rng.random() < 0.5 else None
+        act = str(rng.choice(["identity", "relu"]))
+        outs = []
+        for amx in (0, 1):
+            c = c0.copy()
+            with gemm_setup(threads=int(rng.integers(1, 3)), amx=amx):
+                _C.gemm(a, b, c, trans_a=ta, trans_b=tb, beta=beta, bias=bias, act=act)
+            outs.append(c)
+        fma, amx_out = outs
+        assert np.array_equal(np.isnan(fma), np.isnan(amx_out))
+        assert np.array_equal(np.where(np.isinf(fma), fma, 0), np.where(np.isinf(amx_out), amx_out, 0))
+        with np.errstate(all="ignore"):
+            pre = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64) + beta * c0
+            if bias is not None:
+                pre = pre + bias
+        r = np.maximum(pre, 0) if act == "relu" else pre
+        ok = np.isfinite(fma) & np.isfinite(r)
+        scale = np.abs(pre[ok]).max(initial=0) + 1e-30
+        e_fma = np.abs(fma[ok] - r[ok]).max(initial=0) / scale
+        e_amx = np.abs(amx_out[ok] - r[ok]).max(initial=0) / scale
+        assert e_amx <= max(4 * e_fma, 2e-7 * K ** 0.5), (M, N, K, ta, tb, e_amx, e_fma)
