@@ -11,30 +11,38 @@
 // path's (tests bound it against float64; the "bf16x9" scheme cuBLAS also uses to emulate
 // FP32). Nine tile products per k cost 9/13 of the AMX rate: still ~1.4x the FMA peak.
 //
-// What the split cannot carry, the caller's FMA path gets instead (gemm_amx_f32 returns false
-// having written nothing): infinities (inf * a zero piece of the other operand would make NaN),
-// NaN, and nonzero magnitudes below 2^-100 (their low pieces would be bfloat16 denormals, which
-// AMX reads as zero). Every value is checked while it is packed, and all of A and B are packed
-// before any of C is touched. Results that round to a float32 denormal come out as zero (AMX
-// flushes them), an absolute error below 2^-126.
+// What the split cannot carry goes to the FMA path instead: infinities (inf times a zero piece
+// of the other operand would make NaN), NaN, and nonzero magnitudes below 2^-100 (their low
+// pieces would be bfloat16 denormals, which AMX reads as zero). Every value is checked as it is
+// packed, and a block of C whose operands hold one is handed to the FMA path before any of it
+// is written (with beta = 1 and several K passes, its operands are scanned first), so C is
+// never summed twice. Results that round to a float32 denormal come out as zero (AMX flushes
+// them), an absolute error below 2^-126.
 //
-// Layout: A is packed as 32-row blocks, B as 32-column blocks, both over the whole K in
-// 32-deep k blocks, piece by piece, each piece the two 16 x 64-byte tiles the kernel loads
-// (A: rows x 16 k pairs; B: 16 k pairs x columns, the pair of each column in one 32-bit word).
-// The kernel keeps a 32 x 32 block of C in four tiles over a range of k blocks.
+// Layout: A is packed as 32-row panels, B as 32-column blocks, over 32-deep k blocks, piece by
+// piece, each piece the two 16 x 64-byte tiles the kernel loads (A: rows x 16 k pairs; B: 16 k
+// pairs x columns, each column's pair in one 32-bit word; a pair is k and k + 16 of its
+// block). The kernel keeps a 32 x 32 block of C in four tiles over a pass of k blocks. A task
+// is a group of column blocks whose packed B stays in L2 while the row panels of A are packed
+// and streamed past it; with few rows, all of A stays packed and B streams instead.
 #include "gemm_internal.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>
 
 #include "thread_team.h"
 #include "workspace.h"
 
 #if defined(LAMINA_X86) && defined(LAMINA_HAVE_AMX) && defined(__linux__)
 #define LAMINA_AMX_PATH 1
+// GCC 12's AVX-512 headers start some intrinsics from a self-initialised "undefined" vector,
+// which -Wmaybe-uninitialized reports once these flags inline them here (false positives).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
@@ -70,9 +78,7 @@ inline void load_tile_config() {
   _tile_loadconfig(&cfg);
 }
 
-// ---- the exact three-way split (store_pair_words) -------------------------------------------
-// x0 = x with its low 16 bits cleared (truncation), r = x - x0 (exact: the low 16 significant
-// bits), x1 = r truncated likewise, x2 = r - x1 (exact, at most 8 significant bits).
+// ---- the exact three-way split --------------------------------------------------------------
 // Tracks whether any value met holds what the split cannot carry: inf / NaN (magnitude bits
 // >= 0x7F800000) or a nonzero magnitude below 2^-100 (bits below 27 << 23). Two lane-wise
 // max / min updates per vector; the verdict once per block.
@@ -90,6 +96,8 @@ struct RangeCheck {
 };
 inline __mmask16 lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? 0 : __mmask16((1u << n) - 1); }
 
+// The split: x0 = x with its low 16 bits cleared (truncation), r = x - x0 (exact: the low 16
+// significant bits), x1 = r truncated likewise, x2 = r - x1 (exact, at most 8 significant bits).
 // Pair words: word w of piece p holds the bfloat16 pieces of lo[w] (low half) and hi[w] (high
 // half), stored to dst + p * kPieceWords. The two k of a pair are k and k + 16 of a 32-deep k
 // block, not neighbours: A and B both pair them so, the sum over k does not care about the

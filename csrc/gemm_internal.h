@@ -51,9 +51,10 @@ void gemm_ksplit(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T al
 // gemm_amx.cpp: float32 through AMX bfloat16 tiles, each value split exactly into three
 // pieces (all nine products summed: float32 accuracy). amx_usable(): the CPU has AMX-BF16, the
 // OS granted the tile state, the active ISA is AVX-512, and LAMINA_GEMM_AMX is not "0".
-// gemm_amx_f32 computes C = op(A) op(B) (+ C when accumulate), then the epilogue; it returns
-// false, having written nothing, when A or B holds a value the split cannot carry (inf, NaN,
-// a nonzero magnitude below 2^-100).
+// gemm_amx_f32 computes C = op(A) op(B) (+ C when accumulate), then the epilogue; blocks of C
+// whose operands hold a value the split cannot carry (inf, NaN, a nonzero magnitude below
+// 2^-100) it computes on the FMA path. Returns false (writing nothing) only in a build
+// without the AMX path.
 bool amx_usable();
 extern thread_local bool tl_amx_fallback;  // set while gemm_amx_f32 hands a block to the FMA path
 bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A,
