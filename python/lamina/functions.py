@@ -3069,3 +3069,30 @@ del _name, _fn
 _METHODS.update({k: v for k, v in _PARITY_METHODS.items() if k not in _METHODS})
 __all__ += ["scatter_reduce", "masked_scatter", "matrix_power", "matrix_exp", "renorm", "split_with_sizes",
             "layout", "strided"]
+
+
+# torch.exp_(x), torch.clamp_(x, 0, 1), ...: PyTorch's top-level in-place forms, each the Tensor
+# method of the same name (so autograd's version checks and the compiler see the method call).
+def _toplevel_inplace(name):
+    def fn(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"`input.{name}(...)`: {name[:-1]} in place, returning `input` (PyTorch's torch.{name})."
+    return fn
+
+
+_TOPLEVEL_INPLACE = [
+    "abs_", "acos_", "acosh_", "arccos_", "arccosh_", "arcsin_", "arcsinh_", "arctan_", "arctanh_", "asin_",
+    "asinh_", "atan_", "atanh_", "ceil_", "clamp_", "clamp_max_", "clamp_min_", "clip_", "cos_", "cosh_",
+    "deg2rad_", "detach_", "erf_", "erfc_", "exp2_", "exp_", "expm1_", "fill_", "fix_", "floor_", "frac_",
+    "gcd_", "i0_", "index_put_", "lcm_", "ldexp_", "log10_", "log1p_", "log2_", "log_", "logit_",
+    "nan_to_num_", "neg_", "negative_", "rad2deg_", "reciprocal_", "resize_as_", "round_", "rsqrt_",
+    "sigmoid_", "sin_", "sinc_", "sinh_", "sqrt_", "square_", "tan_", "tanh_", "trunc_", "xlogy_", "zero_",
+]
+for _name in _TOPLEVEL_INPLACE:
+    if _name not in globals():
+        globals()[_name] = _toplevel_inplace(_name)
+        __all__.append(_name)
+del _name
