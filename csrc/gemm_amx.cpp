@@ -185,23 +185,9 @@ bool pack_block(const Operand& op, int64_t o0, int64_t ov, int64_t K, int64_t kb
   return chk.bad();
 }
 
-// Cache lines [first, first + count) of a strided region (rows of row_lines lines, ld_bytes
-// apart): the source of the next A panel, brought into L2 while a kernel runs, so its packing
-// reads L2 instead of waiting on L3.
-struct Prefetch {
-  const char* base = nullptr;
-  int64_t ld_bytes = 0, row_lines = 1, first = 0, count = 0;
-  void issue(int64_t from, int64_t n) const {
-    for (int64_t l = first + from, end = first + std::min(count, from + n); l < end; ++l)
-      _mm_prefetch(base + (l / row_lines) * ld_bytes + 64 * (l % row_lines), _MM_HINT_T1);
-  }
-};
-
 // C block (32 x 32 at C, row stride ldc floats) += the products of k blocks [0, nkb) of the
 // packed A rows and B columns. load_c: start from C, else from zero.
-void kernel_32x32(const uint32_t* Ap, const uint32_t* Bp, int64_t nkb, float* C, int64_t ldc, bool load_c,
-                  const Prefetch& pf = Prefetch()) {
-  const int64_t pf_step = ceil_div(pf.count, std::max<int64_t>(nkb, 1));
+void kernel_32x32(const uint32_t* Ap, const uint32_t* Bp, int64_t nkb, float* C, int64_t ldc, bool load_c) {
   const int64_t s = ldc * int64_t(sizeof(float));
   if (load_c) {
     _tile_loadd(0, C, s);
@@ -217,7 +203,6 @@ void kernel_32x32(const uint32_t* Ap, const uint32_t* Bp, int64_t nkb, float* C,
   for (int64_t kb = 0; kb < nkb; ++kb) {
     const uint32_t* a = Ap + kb * kBlockWords;
     const uint32_t* b = Bp + kb * kBlockWords;
-    if (pf.count) pf.issue(kb * pf_step, pf_step);
     for (int i = 0; i < 3; ++i) {
       _tile_loadd(4, a + i * kPieceWords, 64);
       _tile_loadd(5, a + i * kPieceWords + kTileWords, 64);
@@ -344,11 +329,11 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
     // C block (i0, j0) += packed A panel x packed B block over nk k blocks; the epilogue after
     // the last pass.
     auto run_block = [&](const uint32_t* a, const uint32_t* b, int64_t i0, int64_t j0, int64_t nk, bool load_c,
-                         bool last, const Prefetch& pf) {
+                         bool last) {
       const int64_t mv = std::min(kBlk, M - i0), nv = std::min(kBlk, N - j0);
       float* c = C + i0 * ldc + j0;
       if (mv == kBlk && nv == kBlk) {
-        kernel_32x32(a, b, nk, c, ldc, load_c, pf);
+        kernel_32x32(a, b, nk, c, ldc, load_c);
       } else {  // a ragged block of C goes through a 32 x 32 copy
         if (load_c) {
           std::memset(edge, 0, sizeof edge);
@@ -377,7 +362,7 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
           tiles_ready = true;
         }
         for (int64_t ib = 0; ib < nib; ++ib)
-          run_block(Aq + ib * nkb * kBlockWords, Bg, ib * kBlk, j0, nkb, accumulate, true, Prefetch());
+          run_block(Aq + ib * nkb * kBlockWords, Bg, ib * kBlk, j0, nkb, accumulate, true);
         continue;
       }
       const int64_t g = u % ngroups, rc = u / ngroups;
@@ -414,23 +399,8 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
             redone = true;
             break;
           }
-          // The next row block's source lines, a share per column block.
-          Prefetch next;
-          if (ib + 1 < ib1) {
-            const int64_t i1 = i0 + kBlk, rows1 = std::min(kBlk, M - i1);
-            const int64_t kspan = std::min(K, (kb0 + nk) * kBlk) - kb0 * kBlk;
-            if (!transA)
-              next = {reinterpret_cast<const char*>(A + i1 * lda + kb0 * kBlk), lda * 4, ceil_div(kspan * 4, 64), 0, 0};
-            else
-              next = {reinterpret_cast<const char*>(A + kb0 * kBlk * lda + i1), lda * 4, ceil_div(rows1 * 4, 64), 0, 0};
-            next.count = (transA ? kspan : rows1) * next.row_lines;
-          }
-          const int64_t pf_total = next.count, ncb = jb1 - jb0;
-          for (int64_t jb = jb0; jb < jb1; ++jb) {
-            next.first = pf_total * (jb - jb0) / ncb;
-            next.count = pf_total * (jb - jb0 + 1) / ncb - next.first;
-            run_block(Aq, Bg + (jb - jb0) * nk * kBlockWords, i0, jb * kBlk, nk, !first || accumulate, last, next);
-          }
+          for (int64_t jb = jb0; jb < jb1; ++jb)
+            run_block(Aq, Bg + (jb - jb0) * nk * kBlockWords, i0, jb * kBlk, nk, !first || accumulate, last);
         }
         if (redone) break;
       }
