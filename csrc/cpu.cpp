@@ -52,6 +52,24 @@ bool cpu_supports_avx512() {
 #endif
 }
 
+bool cpu_supports_amx_bf16() {
+#if defined(LAMINA_X86)
+  if (!cpu_supports_avx512()) return false;
+  unsigned a, b, c, d;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool avx512bw = b & (1u << 30), amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
+  if (!(avx512bw && amx_bf16 && amx_tile)) return false;
+  __cpuid_count(7, 1, a, b, c, d);
+  if (!(a & (1u << 5))) return false;  // AVX512_BF16
+  // XGETBV: XTILECFG (bit 17) and XTILEDATA (bit 18) are OS-managed state.
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  return (xlo & (3u << 17)) == (3u << 17);
+#else
+  return false;
+#endif
+}
+
 static std::atomic<int> g_isa{-1};
 static std::atomic<int> g_threads{0};
 

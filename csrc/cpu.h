@@ -14,6 +14,10 @@ enum class Isa { portable = 0, avx2 = 1, avx512 = 2 };
 bool cpu_supports_avx2_fma();
 // ... and AVX-512F too, with the OS saving opmask and zmm state.
 bool cpu_supports_avx512();
+// ... and AMX-TILE + AMX-BF16 (with AVX512-BF16 and AVX512-BW), the OS managing the tile state
+// (XCR0 bits 17-18). Linux still hands each process the 8 KiB tile data only on request
+// (arch_prctl), which the AMX GEMM path (gemm_amx.cpp) makes.
+bool cpu_supports_amx_bf16();
 // The path kernels dispatch to. Starts as the best the CPU supports; LAMINA_ISA=portable
 // or LAMINA_ISA=avx2 in the environment, or set_isa(), caps it (tests compare the paths).
 Isa active_isa();
@@ -44,7 +48,7 @@ struct CpuInfo {
   char vendor[13] = {0};  // "GenuineIntel", "AuthenticAMD", ... ("" off x86)
   char model[64] = {0};   // the brand string, e.g. "AMD EPYC 7B13 64-Core Processor"
   CpuCaches caches;
-  bool amx_tile = false, avx512_bf16 = false;  // reported only (no kernel uses them yet)
+  bool amx_tile = false, avx512_bf16 = false;  // reported (kernels ask cpu_supports_amx_bf16)
   int family = 0, model_number = 0;  // CPUID leaf 1 display family / model (0 off x86)
 };
 const CpuInfo& cpu_info();

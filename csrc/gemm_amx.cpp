@@ -43,7 +43,6 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -238,19 +237,9 @@ bool any_unfit(const Operand& op, int64_t o0, int64_t ov, int64_t K) {
 
 thread_local AlignedBuffer tl_amx_a, tl_amx_b;  // a task's packed A slice / B group slice
 
-bool amx_supported() {
-  unsigned a, b, c, d;
-  if (!cpu_supports_avx512()) return false;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool avx512bw = b & (1u << 30), amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
-  if (!(avx512bw && amx_bf16 && amx_tile)) return false;
-  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return false;  // AVX512_BF16
-  unsigned xlo, xhi;
-  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
-  if ((xlo & (3u << 17)) != (3u << 17)) return false;  // the OS manages XTILECFG + XTILEDATA
-  // Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM, XTILEDATA).
-  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-}
+// The CPU and OS support it, and Linux grants this process the tile data
+// (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA).
+bool amx_supported() { return cpu_supports_amx_bf16() && syscall(SYS_arch_prctl, 0x1023, 18) == 0; }
 
 // k blocks per pass over C: one pass (C loaded and stored once) up to K = 1024, where a
 // kernel's A slice is 192 KiB; half that for tall A (kTallRowBlocks row blocks or more), whose

@@ -17,5 +17,8 @@ int main() {
   CHECK(set_isa(Isa::avx512) == cpu_supports_avx512());
   if (cpu_supports_avx512()) CHECK(active_isa() == Isa::avx512 && cpu_supports_avx2_fma());
   else CHECK(active_isa() != Isa::avx512);
+  // AMX-BF16 implies AVX-512 and agrees with the AMX / AVX512-BF16 bits cpu_info() reports.
+  if (cpu_supports_amx_bf16())
+    CHECK(cpu_supports_avx512() && cpu_info().amx_tile && cpu_info().avx512_bf16);
   TEST_MAIN_END();
 }
