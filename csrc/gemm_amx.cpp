@@ -235,7 +235,7 @@ bool any_unfit(const Operand& op, int64_t o0, int64_t ov, int64_t K) {
   return chk.bad();
 }
 
-thread_local AlignedBuffer tl_amx_a, tl_amx_b;  // a task's packed A slice / B group slice
+thread_local AlignedBuffer tl_amx_a, tl_amx_b;  // a thread's packed A panel (stream_b: all of A) / B group
 
 // The CPU and OS support it, and Linux grants this process the tile data
 // (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA).
@@ -301,11 +301,13 @@ bool gemm_amx_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, con
       e = *ep;
       if (e.bias) e.bias += e.bias_axis == BiasAxis::per_row ? i0 : e.bias_axis == BiasAxis::per_col ? j0 : 0;
     }
-    tl_amx_fallback = true;
+    struct Flag {  // (reset even if the FMA path throws)
+      Flag() { tl_amx_fallback = true; }
+      ~Flag() { tl_amx_fallback = false; }
+    } flag;
     gemm_impl<float>(transA, transB, i1 - i0, j1 - j0, K, 1.0f, transA ? A + i0 : A + i0 * lda, lda,
                      transB ? B + j0 * ldb : B + j0, ldb, accumulate ? 1.0f : 0.0f, C + i0 * ldc + j0, ldc,
                      ep ? &e : nullptr, 1);
-    tl_amx_fallback = false;
   };
 
   TaskShares tasks(ntasks, team);
