@@ -326,6 +326,11 @@ class MaxUnpool2d(_MaxUnpool):
     _nd = 2
 
 
+class MaxUnpool3d(_MaxUnpool):
+    """PyTorch's ``nn.MaxUnpool3d``."""
+    _nd = 3
+
+
 class _LPPool(Module):
     _nd = 2
 
@@ -351,11 +356,6 @@ class LPPool2d(_LPPool):
 
 
 class LPPool3d(_LPPool):
-    _nd = 3
-
-
-class MaxUnpool3d(_MaxUnpool):
-    """PyTorch's ``nn.MaxUnpool3d``."""
     _nd = 3
 
 
